@@ -1,0 +1,158 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+using WasteClassifier.Core.Inference;
+
+namespace WasteClassifier.Core.Imaging;
+
+/// <summary>
+/// Turns untrusted image bytes into a model's input tensor. The size is read from the header first
+/// (<see cref="Image.Identify(Configuration, Stream, out IImageFormat)"/>) and anything over the limits is refused before decoding.
+/// </summary>
+public static class ImageTensorWriter
+{
+    // Multi-frame formats decode their first frame only: one photo is one classification.
+    private static readonly Configuration DecoderConfiguration = CreateConfiguration();
+
+    private static Configuration CreateConfiguration()
+    {
+        var configuration = Configuration.Default.Clone();
+        configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First });
+        configuration.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
+        configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First });
+        return configuration;
+    }
+
+    /// <summary>Reads format and size from the header without decoding pixels.</summary>
+    public static ImageCheck Inspect(ReadOnlySpan<byte> bytes, ImageLimits limits)
+    {
+        if (bytes.IsEmpty) return ImageCheck.Refused(ImageErrors.Empty, "the file is empty");
+        IImageInfo? info;
+        IImageFormat? format;
+        try
+        {
+            using var stream = new MemoryStream(bytes.ToArray(), writable: false);
+            info = Image.Identify(DecoderConfiguration, stream, out format);
+        }
+        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException or IndexOutOfRangeException or ArgumentException)
+        {
+            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image header could not be read: {e.Message}");
+        }
+        if (info is null || format is null)
+            return ImageCheck.Refused(ImageErrors.NotAnImage, "the bytes are not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF, TGA, PBM)");
+        if (info.Width <= 0 || info.Height <= 0)
+            return ImageCheck.Refused(ImageErrors.Corrupt, "the image declares no pixels");
+        if (info.Width > limits.MaxSide || info.Height > limits.MaxSide || (long)info.Width * info.Height > limits.MaxPixels)
+            return ImageCheck.Refused(ImageErrors.TooManyPixels, $"the image is {info.Width}×{info.Height} pixels; the limit is {limits.MaxPixels:N0} pixels and {limits.MaxSide} per side");
+        return ImageCheck.Accepted(format.Name.ToLowerInvariant(), info.Width, info.Height);
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="bytes"/>, resizes as <paramref name="input"/> says and writes
+    /// 3 × Height × Width floats into <paramref name="destination"/>.
+    /// </summary>
+    public static ImageCheck Write(ReadOnlySpan<byte> bytes, ModelInputSpec input, Span<float> destination, ImageLimits limits, bool mirror = false)
+    {
+        var check = Inspect(bytes, limits);
+        if (!check.Ok) return check;
+        try
+        {
+            using var image = Image.Load<Rgb24>(DecoderConfiguration, bytes);
+            Resize(image, input, mirror);
+            CopyPixels(image, input, destination);
+            return check;
+        }
+        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException or IndexOutOfRangeException or ArgumentException)
+        {
+            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image could not be decoded: {e.Message}");
+        }
+    }
+
+    /// <summary>Decodes and resizes to <paramref name="input"/>'s size; for callers that derive several tensors (augmentation).</summary>
+    public static Image<Rgb24> LoadResized(ReadOnlySpan<byte> bytes, ModelInputSpec input, int width, int height)
+    {
+        var image = Image.Load<Rgb24>(DecoderConfiguration, bytes);
+        image.Mutate(x => x.AutoOrient().Resize(new ResizeOptions
+        {
+            Size = new Size(width, height),
+            Mode = input.Resize == "center_crop" ? ResizeMode.Crop : ResizeMode.Stretch,
+        }));
+        return image;
+    }
+
+    public static int TensorLength(ModelInputSpec input) => 3 * input.Width * input.Height;
+
+    private static void Resize(Image<Rgb24> image, ModelInputSpec input, bool mirror)
+    {
+        image.Mutate(x =>
+        {
+            x.AutoOrient().Resize(new ResizeOptions
+            {
+                Size = new Size(input.Width, input.Height),
+                Mode = input.Resize == "center_crop" ? ResizeMode.Crop : ResizeMode.Stretch,
+            });
+            if (mirror) x.Flip(FlipMode.Horizontal);
+        });
+    }
+
+    /// <summary>Writes an already-sized image: value = (pixel × scale − mean[c]) / std[c], in the card's layout and channel order.</summary>
+    public static void CopyPixels(Image<Rgb24> image, ModelInputSpec input, Span<float> destination)
+    {
+        int width = input.Width, height = input.Height, plane = width * height;
+        if (image.Width != width || image.Height != height) throw new ArgumentException("image is not at the model's input size");
+        if (destination.Length < 3 * plane) throw new ArgumentException("destination is smaller than one image tensor");
+
+        // Per output channel: which RGB component feeds it, and the affine transform to apply.
+        Span<int> source = stackalloc int[3];
+        Span<float> multiply = stackalloc float[3];
+        Span<float> add = stackalloc float[3];
+        for (var c = 0; c < 3; c++)
+        {
+            source[c] = input.ChannelOrder == ChannelOrder.Bgr ? 2 - c : c;
+            multiply[c] = input.Scale / input.Std[c];
+            add[c] = -input.Mean[c] / input.Std[c];
+        }
+
+        var nchw = input.Layout == TensorLayout.Nchw;
+        var pixels = System.Buffers.ArrayPool<Rgb24>.Shared.Rent(plane);
+        try
+        {
+            image.CopyPixelDataTo(pixels.AsSpan(0, plane));
+            WritePlanes(pixels.AsSpan(0, plane), destination, nchw, plane, source, multiply, add);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<Rgb24>.Shared.Return(pixels);
+        }
+    }
+
+    private static void WritePlanes(ReadOnlySpan<Rgb24> pixels, Span<float> output, bool nchw, int plane, ReadOnlySpan<int> source, ReadOnlySpan<float> multiply, ReadOnlySpan<float> add)
+    {
+        float m0 = multiply[0], m1 = multiply[1], m2 = multiply[2], a0 = add[0], a1 = add[1], a2 = add[2];
+        int s0 = source[0], s1 = source[1], s2 = source[2];
+        for (var i = 0; i < plane; i++)
+        {
+            var p = pixels[i];
+            float r0 = Component(p, s0), r1 = Component(p, s1), r2 = Component(p, s2);
+            if (nchw)
+            {
+                output[i] = r0 * m0 + a0;
+                output[plane + i] = r1 * m1 + a1;
+                output[2 * plane + i] = r2 * m2 + a2;
+            }
+            else
+            {
+                output[3 * i] = r0 * m0 + a0;
+                output[3 * i + 1] = r1 * m1 + a1;
+                output[3 * i + 2] = r2 * m2 + a2;
+            }
+        }
+    }
+
+    private static float Component(Rgb24 p, int index) => index switch { 0 => p.R, 1 => p.G, _ => p.B };
+}

@@ -1,0 +1,20 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Migrations.Postgres;
+
+/// <summary>Lets <c>dotnet ef</c> build the context for this provider without starting a host.</summary>
+public sealed class DesignTimeDbContextFactory : IDesignTimeDbContextFactory<ClassifierDbContext>
+{
+    public ClassifierDbContext CreateDbContext(string[] args)
+    {
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        var options = new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = DesignTimeConnectionString };
+        DatabaseExtensions.Configure(builder, options, Path.GetTempPath());
+        return new ClassifierDbContext(builder.Options);
+    }
+
+    // Only used to generate migrations; no connection is opened.
+    private const string DesignTimeConnectionString = "Host=localhost;Database=wasteclassifier;Username=postgres";
+}

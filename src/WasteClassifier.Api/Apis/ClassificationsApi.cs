@@ -1,0 +1,97 @@
+using System.Text;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>Submit images, then poll their classifications: <c>/v1/classifications</c>.</summary>
+public static class ClassificationsApi
+{
+    public const string ImageField = "image";
+    private const int MaxIdempotencyKeyLength = 128;
+
+    public static RouteGroupBuilder MapClassificationsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/classifications").WithTags("Classifications");
+        api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery();
+        api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings");
+        api.MapGet("/", ListAsync).WithName("ListClassifications").WithSummary("Classifications, newest first, filtered by source and status");
+        return api;
+    }
+
+    public static async Task<IResult> SubmitAsync(HttpRequest request, [FromServices] ClassificationSubmitter submitter, [FromServices] UploadOptions options, CancellationToken cancellationToken)
+    {
+        var key = request.Headers["Idempotency-Key"].ToString();
+        if (key.Length > MaxIdempotencyKeyLength)
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_idempotency_key", $"Idempotency-Key is limited to {MaxIdempotencyKeyLength} characters");
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ImageField, options, cancellationToken);
+        if (error is not null) return error;
+        var source = upload!.Form["source"].ToString();
+        if (SourceNames.Validate(source) is { } invalid) return invalid;
+
+        var result = await submitter.SubmitAsync(upload.Files, source.Length == 0 ? null : source, key.Length == 0 ? null : key, cancellationToken);
+        if (result.Items.Count == 0)
+        {
+            // Everything was refused: answer with the first reason, and the per-file list.
+            var first = result.Rejected[0];
+            var status = result.Rejected.All(r => r.Error == ClassificationSubmitter.FileTooLarge) ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
+            var message = result.Rejected.Count == 1 ? first.Message : $"none of the {result.Rejected.Count} files was accepted; see rejected";
+            return TypedResults.Json(new { error = first.Error, message, rejected = result.Rejected }, statusCode: status);
+        }
+        return TypedResults.Json(new { items = result.Items, rejected = result.Rejected, replayed = result.Replayed }, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    public static async Task<IResult> GetAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var row = await db.Classifications.Include(c => c.Image).AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
+        return row is null
+            ? ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}")
+            : TypedResults.Ok(ClassificationView.From(row));
+    }
+
+    public static async Task<IResult> ListAsync(ClassifierDbContext db, string? source, string? status, int? limit, string? cursor, CancellationToken cancellationToken)
+    {
+        var size = limit ?? 50;
+        if (size is < 1 or > 500) return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_limit", "limit must be between 1 and 500");
+        if (status is not null && !ClassificationStatus.All.Contains(status))
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_status", $"status must be one of {string.Join(", ", ClassificationStatus.All)}");
+
+        var query = db.Classifications.Include(c => c.Image).AsNoTracking();
+        if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
+        if (status is not null) query = query.Where(c => c.Status == status);
+        if (cursor is not null)
+        {
+            if (!TryDecodeCursor(cursor, out var after, out var afterId))
+                return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not one this API returned");
+            query = query.Where(c => c.CreatedAt < after || (c.CreatedAt == after && c.Id < afterId));
+        }
+        var rows = await query.OrderByDescending(c => c.CreatedAt).ThenByDescending(c => c.Id).Take(size + 1).ToListAsync(cancellationToken);
+        var next = rows.Count > size ? EncodeCursor(rows[size - 1]) : null;
+        return TypedResults.Ok(new ClassificationPage(rows.Take(size).Select(ClassificationView.From).ToList(), next));
+    }
+
+    private static string EncodeCursor(Classification row) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{row.CreatedAt.Ticks}:{row.Id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static bool TryDecodeCursor(string cursor, out DateTime createdAt, out Guid id)
+    {
+        createdAt = default;
+        id = default;
+        try
+        {
+            var padded = cursor.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - padded.Length % 4) % 4);
+            var parts = Encoding.UTF8.GetString(Convert.FromBase64String(padded)).Split(':');
+            if (parts.Length != 2 || !long.TryParse(parts[0], out var ticks) || !Guid.TryParse(parts[1], out id)) return false;
+            createdAt = new DateTime(ticks, DateTimeKind.Utc);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}

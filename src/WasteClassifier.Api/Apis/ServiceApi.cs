@@ -1,0 +1,115 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using WasteClassifier.Api.Stats;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>The original Flask API's routes, kept for its clients: /, /health, /classes, /predict, /stats.</summary>
+public static class ServiceApi
+{
+    private static readonly DateTime StartedAt = System.Diagnostics.Process.GetCurrentProcess().StartTime.ToUniversalTime();
+
+    public static void MapServiceApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("").WithTags("Service");
+        api.MapGet("/", Index).WithName("Index").WithSummary("What this service is and its endpoints");
+        api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store");
+        api.MapGet("/classes", Classes).WithName("Classes").WithSummary("The class names, in the model's output order");
+        api.MapPost("/predict", PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery();
+        api.MapGet("/stats", async (StatsService stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
+            .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker");
+    }
+
+    public static IResult Index() => TypedResults.Ok(new
+    {
+        name = "WasteClassifier",
+        description = "Classifies photographs of waste into nine classes through a queue of batched ONNX workers",
+        endpoints = new Dictionary<string, string>
+        {
+            ["POST /v1/classifications"] = "upload images (multipart field 'image', optional 'source', header Idempotency-Key); answers 202 with ids",
+            ["GET /v1/classifications/{id}"] = "status, result and timings of one classification",
+            ["GET /v1/classifications"] = "list, newest first (?source=&status=&limit=&cursor=)",
+            ["POST /predict"] = "classify one image and wait for the result (original API)",
+            ["GET /classes"] = "class names",
+            ["GET /health"] = "service health",
+            ["GET /stats"] = "statistics across all workers",
+        },
+    });
+
+    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelCatalog catalog, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var report = await health.CheckHealthAsync(cancellationToken);
+        var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = e.Value.Description });
+        var loaded = services.GetService<IModelProvider>()?.LoadedCard;
+        return TypedResults.Ok(new
+        {
+            status = report.Status == HealthStatus.Healthy ? "healthy" : report.Status == HealthStatus.Degraded ? "degraded" : "unhealthy",
+            uptime_seconds = Math.Round((DateTime.UtcNow - StartedAt).TotalSeconds, 1),
+            model_loaded = loaded is not null || services.GetService<IModelProvider>() is null && catalog.Card is not null,
+            model_version = loaded?.Version ?? catalog.Card?.Version,
+            components,
+            timestamp = DateTimeOffset.UtcNow,
+        });
+    }
+
+    private static string ComponentName(string check) => check.Contains("masstransit", StringComparison.OrdinalIgnoreCase) ? "broker" : check;
+
+    public static IResult Classes([FromServices] ModelCatalog catalog)
+    {
+        var labels = catalog.Labels;
+        return TypedResults.Ok(new { classes = labels, num_classes = labels.Count });
+    }
+
+    public static async Task<IResult> PredictAsync(HttpRequest request, [FromServices] ClassificationSubmitter submitter, [FromServices] UploadOptions options,
+        ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
+        if (error is not null) return error;
+        var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source: null, idempotencyKey: null, cancellationToken);
+        if (result.Items.Count == 0)
+        {
+            var rejected = result.Rejected[0];
+            var status = rejected.Error == ClassificationSubmitter.FileTooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
+            return TypedResults.Json(new { success = false, error = rejected.Error, message = rejected.Message }, statusCode: status);
+        }
+
+        var id = result.Items[0].Id;
+        var deadline = TimeSpan.FromSeconds(options.PredictTimeoutSeconds);
+        while (started.Elapsed < deadline)
+        {
+            var row = await db.Classifications.AsNoTracking().FirstAsync(c => c.Id == id, cancellationToken);
+            if (row.Status == ClassificationStatus.Completed)
+            {
+                return TypedResults.Ok(new
+                {
+                    success = true,
+                    id,
+                    predicted_class = row.PredictedClass,
+                    confidence = row.Confidence,
+                    confidence_percent = Math.Round(row.Confidence!.Value * 100, 2),
+                    all_predictions = Components.Classifying.ClassificationResultJson.Deserialize(row.AllPredictions),
+                    model_version = row.ModelVersion,
+                    latency_ms = Math.Round(started.Elapsed.TotalMilliseconds, 1),
+                    timestamp = DateTimeOffset.UtcNow,
+                });
+            }
+            if (row.Status == ClassificationStatus.Failed)
+                return TypedResults.Json(new { success = false, id, error = row.ErrorCode, message = row.Error }, statusCode: StatusCodes.Status422UnprocessableEntity);
+            await Task.Delay(20, cancellationToken);
+        }
+        return TypedResults.Json(new
+        {
+            success = false,
+            id,
+            error = "timeout",
+            message = $"no result within {options.PredictTimeoutSeconds} s; the image stays queued, poll {ClassificationSubmitter.UrlFor(id)}",
+            url = ClassificationSubmitter.UrlFor(id),
+        }, statusCode: StatusCodes.Status504GatewayTimeout);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using WasteClassifier.Api.Health;
+using WasteClassifier.Api.Stats;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Api.Extensions;
+
+public static class ApiExtensions
+{
+    /// <summary>
+    /// Everything the API process runs. With the in-memory transport (the embedded default) the worker runs in
+    /// this process too; with RabbitMQ it runs only if <c>Api:RunWorker</c> is true.
+    /// </summary>
+    public static void AddClassifierApi(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        var services = builder.Services;
+        var uploads = configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
+        services.AddSingleton(uploads);
+        services.Configure<FormOptions>(form => MultipartUploads.Configure(form, uploads));
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = uploads.MaxRequestBytes);
+        services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        });
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddClassifierDatabase(configuration);
+        services.AddClassifierObjectStore(configuration);
+        services.AddModelCatalog(configuration);
+        services.AddScoped<ClassificationSubmitter>();
+        services.AddScoped<ClassifyCommandSender>();
+        services.AddScoped<StatsService>();
+        services.AddHostedService<QueuedRepublisher>();
+
+        var runWorker = RunsWorker(configuration);
+        if (runWorker) services.AddClassificationWorker(configuration);
+        services.AddClassifierBus(configuration, bus =>
+        {
+            if (runWorker) bus.AddClassificationConsumers();
+        });
+
+        services.AddHealthChecks()
+            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
+            .AddCheck<ObjectStoreHealthCheck>("object_store", tags: ["ready"])
+            .AddCheck<ModelHealthCheck>("model", tags: ["ready"]);
+        services.AddOpenApi();
+    }
+
+    public static bool RunsWorker(IConfiguration configuration)
+    {
+        var transport = configuration[$"{MessagingOptions.Section}:Transport"] ?? MessagingTransports.InMemory;
+        return transport.Equals(MessagingTransports.InMemory, StringComparison.OrdinalIgnoreCase) || configuration.GetValue("Api:RunWorker", false);
+    }
+}

@@ -1,0 +1,105 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Apis;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Stats;
+
+/// <summary>
+/// Service-wide statistics computed from the database, so they cover every worker and survive restarts.
+/// PostgreSQL computes percentiles itself; the embedded SQLite database is small enough to sort in memory.
+/// </summary>
+public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
+{
+    private static readonly string[] LatencyColumns = ["queue_ms", "inference_ms", "total_ms"];
+
+    public async Task<ServiceStats> GetAsync(CancellationToken cancellationToken)
+    {
+        var counts = await db.Classifications.GroupBy(c => c.Status).Select(g => new { g.Key, Count = g.LongCount() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        var byStatus = ClassificationStatus.All.ToDictionary(s => s, s => counts.GetValueOrDefault(s));
+
+        var latency = new Dictionary<string, LatencySummary>();
+        foreach (var column in LatencyColumns)
+            latency[column.Replace("_ms", "")] = await SummarizeAsync(column, cancellationToken);
+
+        var now = clock.GetUtcNow().UtcDateTime;
+        var minuteAgo = now.AddMinutes(-1);
+        var lastMinute = await db.Classifications.LongCountAsync(c => c.Status == ClassificationStatus.Completed && c.CompletedAt >= minuteAgo, cancellationToken);
+
+        var perModel = await db.Classifications.Where(c => c.Status == ClassificationStatus.Completed && c.ModelVersion != null)
+            .GroupBy(c => c.ModelVersion!)
+            .Select(g => new ModelStats(g.Key, g.LongCount(), g.Average(c => c.InferenceMs), g.Average(c => c.TotalMs), g.Max(c => c.CompletedAt)))
+            .ToListAsync(cancellationToken);
+        var perWorker = await db.Classifications.Where(c => c.WorkerId != null && (c.Status == ClassificationStatus.Completed || c.Status == ClassificationStatus.Failed))
+            .GroupBy(c => c.WorkerId!)
+            .Select(g => new WorkerStats(g.Key, g.LongCount(c => c.Status == ClassificationStatus.Completed), g.LongCount(c => c.Status == ClassificationStatus.Failed),
+                g.Average(c => (double?)c.BatchSize), g.Average(c => c.InferenceMs), g.Max(c => c.CompletedAt)))
+            .ToListAsync(cancellationToken);
+        var classes = await db.Classifications.Where(c => c.Status == ClassificationStatus.Completed && c.PredictedClass != null)
+            .GroupBy(c => c.PredictedClass!).Select(g => new { g.Key, Count = g.LongCount() })
+            .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+
+        return new ServiceStats(
+            TotalPredictions: byStatus[ClassificationStatus.Completed],
+            Counts: byStatus,
+            LatencyMs: latency,
+            Throughput: new ThroughputStats(lastMinute, Math.Round(lastMinute / 60.0, 3)),
+            PerModelVersion: perModel.Select(m => m with { MeanInferenceMs = Round(m.MeanInferenceMs), MeanTotalMs = Round(m.MeanTotalMs), LastCompletedAt = Utc(m.LastCompletedAt) }).ToList(),
+            PerWorker: perWorker.Select(w => w with { MeanBatchSize = Round(w.MeanBatchSize), MeanInferenceMs = Round(w.MeanInferenceMs), LastCompletedAt = Utc(w.LastCompletedAt) }).ToList(),
+            ClassDistribution: classes,
+            GeneratedAt: ClassificationView.Utc(now));
+    }
+
+    private async Task<LatencySummary> SummarizeAsync(string column, CancellationToken cancellationToken)
+    {
+        var connection = db.Database.GetDbConnection();
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await using var command = connection.CreateCommand();
+            var filter = $"FROM classifications WHERE status = 'completed' AND {column} IS NOT NULL";
+            if (db.Database.IsNpgsql())
+            {
+                command.CommandText = $"SELECT count(*), min({column}), avg({column}), " +
+                    $"percentile_cont(0.5) WITHIN GROUP (ORDER BY {column}), percentile_cont(0.95) WITHIN GROUP (ORDER BY {column}), " +
+                    $"percentile_cont(0.99) WITHIN GROUP (ORDER BY {column}), max({column}) {filter}";
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                var count = reader.GetInt64(0);
+                return count == 0 ? LatencySummary.Empty
+                    : new LatencySummary(count, Read(reader, 1), Read(reader, 2), Read(reader, 3), Read(reader, 4), Read(reader, 5), Read(reader, 6));
+            }
+            command.CommandText = $"SELECT {column} {filter} ORDER BY {column}";
+            var values = new List<double>();
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+                while (await reader.ReadAsync(cancellationToken)) values.Add(reader.GetDouble(0));
+            return LatencySummary.FromSorted(values);
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    private static double? Read(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : LatencySummary.Round(Convert.ToDouble(reader.GetValue(ordinal)));
+
+    private static double? Round(double? value) => value is { } v ? LatencySummary.Round(v) : null;
+
+    private static DateTime? Utc(DateTime? value) => value is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : null;
+}
+
+public sealed record ServiceStats(
+    long TotalPredictions,
+    IReadOnlyDictionary<string, long> Counts,
+    IReadOnlyDictionary<string, LatencySummary> LatencyMs,
+    ThroughputStats Throughput,
+    IReadOnlyList<ModelStats> PerModelVersion,
+    IReadOnlyList<WorkerStats> PerWorker,
+    IReadOnlyDictionary<string, long> ClassDistribution,
+    DateTimeOffset GeneratedAt);
+
+public sealed record ThroughputStats(long CompletedLastMinute, double ImagesPerSecondLastMinute);
+
+public sealed record ModelStats(string ModelVersion, long Completed, double? MeanInferenceMs, double? MeanTotalMs, DateTime? LastCompletedAt);
+
+public sealed record WorkerStats(string WorkerId, long Completed, long Failed, double? MeanBatchSize, double? MeanInferenceMs, DateTime? LastCompletedAt);

@@ -1,0 +1,54 @@
+using WasteClassifier.Cli.Commands;
+
+namespace WasteClassifier.Cli;
+
+/// <summary>Picks the verb (one or more words, longest match first), parses its options and maps failures to exit codes.</summary>
+internal static class CommandDispatcher
+{
+    public const int UsageError = 2;
+
+    public static int Run(IReadOnlyList<ICommand> commands, string[] args)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            Console.Out.WriteLine(Overview(commands));
+            return args.Length == 0 ? UsageError : 0;
+        }
+
+        var command = commands
+            .OrderByDescending(c => c.Name.Split(' ').Length)
+            .FirstOrDefault(c => args.Take(c.Name.Split(' ').Length).SequenceEqual(c.Name.Split(' ')));
+        if (command is null) return Fail($"unknown verb '{args[0]}'\n\n{Overview(commands)}");
+
+        try
+        {
+            var arguments = new CommandArguments(args.Skip(command.Name.Split(' ').Length), command.ValueOptions, command.FlagOptions);
+            if (!arguments.Help) return command.Run(arguments);
+            Console.Out.WriteLine(command.Usage);
+            return 0;
+        }
+        catch (UsageException e)
+        {
+            return Fail($"{e.Message}\n\n{command.Usage}");
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+        {
+            return Fail(e.Message);
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"wastectl {command.Name} failed: {e}");
+            return 1;
+        }
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"wastectl: {message}");
+        return UsageError;
+    }
+
+    private static string Overview(IEnumerable<ICommand> commands) =>
+        "usage: wastectl <verb> [options]   (wastectl <verb> --help for a verb's options)\n\nverbs:\n" +
+        string.Join("\n", commands.Select(c => $"  {c.Name,-16}{c.Summary}"));
+}

@@ -1,0 +1,53 @@
+using System.Globalization;
+
+namespace WasteClassifier.Cli.Commands;
+
+/// <summary>Parsed <c>--name value</c> options and <c>--flag</c> switches of one verb.</summary>
+public sealed class CommandArguments
+{
+    private readonly Dictionary<string, string> values = [];
+    private readonly HashSet<string> flags = [];
+
+    /// <param name="valueOptions">Options that take a value.</param>
+    /// <param name="flagOptions">Switches without a value.</param>
+    public CommandArguments(IEnumerable<string> args, IReadOnlySet<string> valueOptions, IReadOnlySet<string> flagOptions)
+    {
+        using var e = args.GetEnumerator();
+        while (e.MoveNext())
+        {
+            var name = e.Current;
+            if (name is "--help" or "-h") { Help = true; continue; }
+            if (flagOptions.Contains(name)) { flags.Add(name); continue; }
+            if (!valueOptions.Contains(name)) throw new UsageException($"unknown option '{name}'");
+            if (!e.MoveNext() || e.Current.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"{name} needs a value");
+            values[name] = e.Current;
+        }
+    }
+
+    public bool Help { get; }
+
+    public bool Flag(string name) => flags.Contains(name);
+
+    public string? Optional(string name) => values.GetValueOrDefault(name);
+
+    public string Required(string name) => Optional(name) ?? throw new UsageException($"{name} is required");
+
+    public int Int(string name, int fallback, int min = 1) =>
+        Optional(name) is not { } text ? fallback
+        : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min ? v
+        : throw new UsageException($"{name} must be an integer ≥ {min}");
+
+    public float Float(string name, float fallback, float min = 0, float max = float.MaxValue) =>
+        Optional(name) is not { } text ? fallback
+        : float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
+        : throw new UsageException($"{name} must be a number in [{min}, {max}]");
+
+    public string Choice(string name, string fallback, params string[] choices) =>
+        Optional(name) is not { } text ? fallback
+        : choices.Contains(text) ? text
+        : throw new UsageException($"{name} must be one of: {string.Join(", ", choices)}");
+
+    /// <summary>An existing directory, or a usage error naming the option.</summary>
+    public static string ExistingDirectory(string path, string what) =>
+        Directory.Exists(path) ? Path.GetFullPath(path) : throw new UsageException($"{what} not found: {path}");
+}

@@ -1,0 +1,6 @@
+using WasteClassifier.Cli;
+using WasteClassifier.Cli.Commands;
+
+// Add a verb: implement ICommand under Commands/ and list it here.
+ICommand[] commands = [new TrainCommand(), new EvaluateCommand()];
+return CommandDispatcher.Run(commands, args);

@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Imaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Components.Classifying;
+
+/// <summary>
+/// Classifies one batch: marks rows processing, fetches images concurrently, decodes them in parallel,
+/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only.
+/// </summary>
+public sealed class ClassificationBatchProcessor(
+    ClassifierDbContext db,
+    IObjectStore store,
+    IModelProvider models,
+    WorkerOptions options,
+    TimeProvider clock,
+    ILogger<ClassificationBatchProcessor> logger)
+{
+    public const string MissingImage = "image_missing";
+
+    public async Task<BatchOutcome> ProcessAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
+    {
+        var rows = await ClaimRowsAsync(messages, cancellationToken);
+        if (rows.Count == 0) return new BatchOutcome(0, 0, 0);
+
+        using var lease = await models.AcquireAsync(cancellationToken);
+        var classifier = lease.Classifier;
+        var images = await Task.WhenAll(rows.Select(row => store.GetAsync(row.Image!.ObjectKey, cancellationToken)));
+
+        var input = classifier.Card.Input;
+        var length = ImageTensorWriter.TensorLength(input);
+        var tensor = ArrayPool<float>.Shared.Rent(rows.Count * length);
+        try
+        {
+            var checks = Decode(images, input, tensor, length);
+            var good = Enumerable.Range(0, rows.Count).Where(i => checks[i].Ok).ToArray();
+            CompactSlots(tensor, good, length);
+
+            var inference = Stopwatch.StartNew();
+            var probabilities = good.Length == 0 ? [] : classifier.Classify(tensor.AsMemory(0, good.Length * length), good.Length);
+            var inferenceMs = inference.Elapsed.TotalMilliseconds;
+
+            var completedAt = clock.GetUtcNow().UtcDateTime;
+            for (var k = 0; k < good.Length; k++)
+                Complete(rows[good[k]], classifier.Card.Labels, probabilities[k], classifier.Card.Version, inferenceMs, rows.Count, completedAt);
+            foreach (var i in Enumerable.Range(0, rows.Count).Where(i => !checks[i].Ok))
+                Fail(rows[i], checks[i].Error!, checks[i].Message!, completedAt);
+
+            // Every result in one round trip; the broker acknowledges the batch only after this commits.
+            await db.SaveChangesAsync(cancellationToken);
+            logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms",
+                rows.Count, classifier.Card.Version, good.Length, rows.Count - good.Length, inferenceMs);
+            return new BatchOutcome(rows.Count, good.Length, rows.Count - good.Length);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(tensor);
+        }
+    }
+
+    /// <summary>Loads the batch's rows and marks the unfinished ones processing; finished rows (redeliveries) are skipped.</summary>
+    private async Task<List<Classification>> ClaimRowsAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
+    {
+        var ids = messages.Select(m => m.ClassificationId).Distinct().ToList();
+        var rows = await db.Classifications.Include(c => c.Image).Where(c => ids.Contains(c.Id)).ToListAsync(cancellationToken);
+        foreach (var missing in ids.Except(rows.Select(r => r.Id)))
+            logger.LogWarning("No classification row {ClassificationId}; message dropped", missing);
+
+        var pending = rows.Where(r => !ClassificationStatus.IsFinal(r.Status)).OrderBy(r => ids.IndexOf(r.Id)).ToList();
+        if (pending.Count == 0) return pending;
+        var startedAt = clock.GetUtcNow().UtcDateTime;
+        foreach (var row in pending)
+        {
+            row.Status = ClassificationStatus.Processing;
+            row.StartedAt = startedAt;
+            row.WorkerId = options.Id;
+            row.Attempts++;
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        return pending;
+    }
+
+    private ImageCheck[] Decode(byte[]?[] images, Core.Inference.ModelInputSpec input, float[] tensor, int length)
+    {
+        var limits = new ImageLimits { MaxPixels = options.MaxPixels };
+        var checks = new ImageCheck[images.Length];
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.DecodeParallelism) };
+        Parallel.For(0, images.Length, parallel, i =>
+        {
+            checks[i] = images[i] is { } bytes
+                ? ImageTensorWriter.Write(bytes, input, tensor.AsSpan(i * length, length), limits)
+                : ImageCheck.Refused(MissingImage, "the image is no longer in the object store");
+        });
+        return checks;
+    }
+
+    /// <summary>Moves the decoded images to the front of the tensor so the model sees only good ones.</summary>
+    private static void CompactSlots(float[] tensor, int[] good, int length)
+    {
+        for (var k = 0; k < good.Length; k++)
+            if (good[k] != k) Array.Copy(tensor, good[k] * length, tensor, k * length, length);
+    }
+
+    private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)
+    {
+        var best = 0;
+        for (var i = 1; i < probabilities.Length; i++) if (probabilities[i] > probabilities[best]) best = i;
+        row.Status = ClassificationStatus.Completed;
+        row.PredictedClass = labels[best];
+        row.Confidence = Math.Round(probabilities[best], 6);
+        row.AllPredictions = ClassificationResultJson.Serialize(labels, probabilities);
+        row.ModelVersion = modelVersion;
+        row.ErrorCode = null;
+        row.Error = null;
+        SetTimings(row, inferenceMs, batchSize, completedAt);
+    }
+
+    private void Fail(Classification row, string code, string message, DateTime completedAt)
+    {
+        logger.LogWarning("Classification {ClassificationId} failed: {ErrorCode} {Error}", row.Id, code, message);
+        row.Status = ClassificationStatus.Failed;
+        row.ErrorCode = code;
+        row.Error = message;
+        SetTimings(row, inferenceMs: null, batchSize: null, completedAt);
+    }
+
+    private void SetTimings(Classification row, double? inferenceMs, int? batchSize, DateTime completedAt)
+    {
+        row.WorkerId = options.Id;
+        row.BatchSize = batchSize;
+        row.InferenceMs = inferenceMs is { } ms ? Math.Round(ms, 3) : null;
+        row.QueueMs = Math.Round(Math.Max(0, (row.StartedAt!.Value - row.CreatedAt).TotalMilliseconds), 3);
+        row.TotalMs = Math.Round(Math.Max(0, (completedAt - row.CreatedAt).TotalMilliseconds), 3);
+        row.CompletedAt = completedAt;
+    }
+}
+
+public sealed record BatchOutcome(int Processed, int Completed, int Failed);

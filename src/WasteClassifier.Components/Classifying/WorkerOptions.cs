@@ -1,0 +1,22 @@
+namespace WasteClassifier.Components.Classifying;
+
+/// <summary>Configuration section <c>Worker</c>.</summary>
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>Recorded on every result; defaults to host name + process id.</summary>
+    public string Id { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
+
+    /// <summary>Most messages handed to one inference call.</summary>
+    public int BatchSize { get; set; } = 16;
+
+    /// <summary>How long a partial batch waits for more messages before it runs.</summary>
+    public int BatchWaitMs { get; set; } = 25;
+
+    /// <summary>Threads decoding images of one batch; defaults to the core count.</summary>
+    public int DecodeParallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Largest accepted image, width × height, checked from the header before decoding.</summary>
+    public long MaxPixels { get; set; } = 40_000_000;
+}

@@ -1,0 +1,40 @@
+using WasteClassifier.Core.Imaging;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Core.Training;
+
+namespace WasteClassifier.Core.Evaluation;
+
+/// <summary>Runs a classifier end to end (bytes → tensor → model) over labelled image files.</summary>
+public static class ImageSetEvaluator
+{
+    private const int BatchSize = 16;
+
+    public static ClassificationReport Evaluate(IImageClassifier classifier, string datasetDirectory, IReadOnlyList<ManifestEntry> entries, Action<string> log)
+    {
+        var card = classifier.Card;
+        var tensorLength = ImageTensorWriter.TensorLength(card.Input);
+        var outcomes = new List<(int, int)>();
+        var tensors = new float[BatchSize * tensorLength];
+        for (var start = 0; start < entries.Count; start += BatchSize)
+        {
+            var batch = entries.Skip(start).Take(BatchSize).ToList();
+            var checks = new ImageCheck[batch.Count];
+            Parallel.For(0, batch.Count, i =>
+            {
+                var bytes = File.ReadAllBytes(Path.Combine(datasetDirectory, batch[i].Path));
+                checks[i] = ImageTensorWriter.Write(bytes, card.Input, tensors.AsSpan(i * tensorLength, tensorLength), ImageLimits.Default);
+            });
+            // Refused images are skipped (and said so): they are data problems, not model errors.
+            var accepted = Enumerable.Range(0, batch.Count).Where(i => checks[i].Ok).ToList();
+            foreach (var i in Enumerable.Range(0, batch.Count).Where(i => !checks[i].Ok)) log($"skipped {batch[i].Path}: {checks[i].Message}");
+            for (var k = 0; k < accepted.Count; k++)
+                if (accepted[k] != k) tensors.AsSpan(accepted[k] * tensorLength, tensorLength).CopyTo(tensors.AsSpan(k * tensorLength, tensorLength));
+
+            var probabilities = classifier.Classify(tensors.AsMemory(0, accepted.Count * tensorLength), accepted.Count);
+            for (var k = 0; k < accepted.Count; k++)
+                outcomes.Add((FeatureExtractionRunner.IndexOfLabel(card.Labels, batch[accepted[k]].Label), ClassificationMetrics.ArgMax(probabilities[k])));
+            if ((start / BatchSize + 1) % 20 == 0) log($"evaluated {Math.Min(start + BatchSize, entries.Count)}/{entries.Count}");
+        }
+        return ClassificationMetrics.Compute(card.Labels, outcomes);
+    }
+}

@@ -1,0 +1,59 @@
+namespace WasteClassifier.Core.Training;
+
+/// <summary>
+/// Extracted features on disk, one append-only file per backbone and view, keyed by the image's SHA-256:
+/// retraining only runs the backbone on images it has not seen. Record: 32 hash bytes, then the floats.
+/// Not thread-safe; one training run owns it.
+/// </summary>
+public sealed class FeatureCache(string directory, string backboneId, int featureWidth)
+{
+    private const int HashLength = 32;
+    private readonly Dictionary<string, Dictionary<string, float[]>> loaded = [];
+
+    public bool TryGet(string view, byte[] sha256, out float[] features) =>
+        ViewEntries(view).TryGetValue(Convert.ToHexString(sha256), out features!);
+
+    public void Add(string view, IReadOnlyList<(byte[] Sha256, float[] Features)> items)
+    {
+        var entries = ViewEntries(view);
+        var path = FilePath(view);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var stream = new FileStream(path, FileMode.Append, FileAccess.Write);
+        using var writer = new BinaryWriter(stream);
+        foreach (var (sha, features) in items)
+        {
+            if (features.Length != featureWidth) throw new ArgumentException($"expected {featureWidth} features, got {features.Length}");
+            writer.Write(sha);
+            foreach (var f in features) writer.Write(f);
+            entries[Convert.ToHexString(sha)] = features;
+        }
+    }
+
+    private string FilePath(string view) => Path.Combine(directory, backboneId, $"{view}.f{featureWidth}.bin");
+
+    private Dictionary<string, float[]> ViewEntries(string view)
+    {
+        if (loaded.TryGetValue(view, out var entries)) return entries;
+        entries = [];
+        var path = FilePath(view);
+        if (File.Exists(path))
+        {
+            var bytes = File.ReadAllBytes(path);
+            var record = HashLength + featureWidth * sizeof(float);
+            // A torn last record (interrupted run) is cut off so later appends stay aligned; it is recomputed.
+            if (bytes.Length % record != 0)
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Write);
+                stream.SetLength(bytes.Length - bytes.Length % record);
+            }
+            for (var offset = 0; offset + record <= bytes.Length; offset += record)
+            {
+                var features = new float[featureWidth];
+                Buffer.BlockCopy(bytes, offset + HashLength, features, 0, featureWidth * sizeof(float));
+                entries[Convert.ToHexString(bytes, offset, HashLength)] = features;
+            }
+        }
+        loaded[view] = entries;
+        return entries;
+    }
+}

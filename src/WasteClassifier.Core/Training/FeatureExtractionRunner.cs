@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+using WasteClassifier.Core.Inference;
+
+namespace WasteClassifier.Core.Training;
+
+/// <summary>Computes (or reads from the cache) every view's features for every image of a manifest.</summary>
+public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureCache cache, Action<string> log)
+{
+    private const int ImagesPerRun = 16;
+
+    public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views)
+    {
+        var images = entries.Select(e => LoadImage(datasetDirectory, e, labels)).ToList();
+        var missing = images.Where(i => views.Any(v => !cache.TryGet(v.Name, i.Sha256, out _))).ToList();
+        log($"{images.Count} images, {views.Count} views each; {images.Count - missing.Count} fully cached, {missing.Count} to extract");
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        for (var start = 0; start < missing.Count; start += ImagesPerRun)
+        {
+            ExtractMissing(missing.Skip(start).Take(ImagesPerRun).ToList(), views);
+            var done = Math.Min(start + ImagesPerRun, missing.Count);
+            if (done % (ImagesPerRun * 20) == 0 || done == missing.Count)
+                log($"extracted {done}/{missing.Count} images ({done / Math.Max(0.001, started.Elapsed.TotalSeconds):F1} images/s)");
+        }
+
+        return images.Select(i => new FeatureSample(i.Path, i.Label, i.Sha256, HoldOutSplit.IsHoldOut(i.Sha256),
+            views.ToDictionary(v => v.Name, v => cache.TryGet(v.Name, i.Sha256, out var f) ? f : throw new InvalidOperationException("feature missing after extraction"))))
+            .ToList();
+    }
+
+    private void ExtractMissing(IReadOnlyList<LoadedImage> batch, IReadOnlyList<FeatureView> views)
+    {
+        var input = extractor.Backbone.Input;
+        var tensorLength = 3 * input.Width * input.Height;
+        var jobs = batch.SelectMany(image => views.Where(v => !cache.TryGet(v.Name, image.Sha256, out _)).Select(v => (image, view: v))).ToList();
+        var tensors = new float[jobs.Count * tensorLength];
+        // Decoding and resizing cost about as much as the network; spread them over the cores.
+        Parallel.For(0, jobs.Count, j => jobs[j].view.Render(jobs[j].image.Bytes, input, tensors.AsSpan(j * tensorLength, tensorLength)));
+
+        var features = extractor.Extract(tensors, jobs.Count);
+        foreach (var group in jobs.Select((job, j) => (job, features: features[j])).GroupBy(x => x.job.view.Name))
+            cache.Add(group.Key, group.Select(x => (x.job.image.Sha256, x.features)).ToList());
+    }
+
+    private static LoadedImage LoadImage(string datasetDirectory, ManifestEntry entry, IReadOnlyList<string> labels)
+    {
+        var label = IndexOfLabel(labels, entry.Label);
+        var path = Path.Combine(datasetDirectory, entry.Path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"image listed in the manifest not found: {path}", path);
+        var bytes = File.ReadAllBytes(path);
+        return new LoadedImage(entry.Path, label, SHA256.HashData(bytes), bytes);
+    }
+
+    public static int IndexOfLabel(IReadOnlyList<string> labels, string label)
+    {
+        for (var i = 0; i < labels.Count; i++)
+            if (labels[i] == label) return i;
+        throw new InvalidDataException($"label '{label}' is not one of: {string.Join(", ", labels)}");
+    }
+
+    private sealed record LoadedImage(string Path, int Label, byte[] Sha256, byte[] Bytes);
+}

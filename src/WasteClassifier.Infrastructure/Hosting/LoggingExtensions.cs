@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Serilog;
+using Serilog.Formatting.Compact;
+
+namespace WasteClassifier.Infrastructure.Hosting;
+
+public static class LoggingExtensions
+{
+    /// <summary>
+    /// Serilog for every process: readable console in Development, compact JSON otherwise
+    /// (<c>Logging:Format=json|text</c> overrides). Properties pushed with LogContext (classification id,
+    /// message id, worker id) appear on every line.
+    /// </summary>
+    public static void UseClassifierLogging(this IHostBuilder host, string application) =>
+        host.UseSerilog((context, _, logger) => Configure(logger, context.Configuration, context.HostingEnvironment, application));
+
+    public static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, IHostEnvironment environment, string application)
+    {
+        logger.ReadFrom.Configuration(configuration)
+            .MinimumLevel.Override("Microsoft.AspNetCore", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.EntityFrameworkCore", Serilog.Events.LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .Enrich.WithProperty("Application", application);
+        var format = configuration["Logging:Format"] ?? (environment.IsDevelopment() ? "text" : "json");
+        return format == "json"
+            ? logger.WriteTo.Console(new CompactJsonFormatter())
+            : logger.WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}");
+    }
+}

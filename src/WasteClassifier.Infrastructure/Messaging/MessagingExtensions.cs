@@ -1,0 +1,45 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace WasteClassifier.Infrastructure.Messaging;
+
+public static class MessagingExtensions
+{
+    /// <summary>
+    /// Adds MassTransit on the configured transport. <paramref name="addConsumers"/> registers the consumers this
+    /// process runs (none for an API-only process, the classifier for a worker, both for the embedded default).
+    /// </summary>
+    public static IServiceCollection AddClassifierBus(this IServiceCollection services, IConfiguration configuration,
+        Action<IBusRegistrationConfigurator> addConsumers)
+    {
+        var options = configuration.GetSection(MessagingOptions.Section).Get<MessagingOptions>() ?? new MessagingOptions();
+        services.AddSingleton(options);
+        services.AddMassTransit(bus =>
+        {
+            bus.SetKebabCaseEndpointNameFormatter();
+            addConsumers(bus);
+            switch (options.Transport.ToLowerInvariant())
+            {
+                case MessagingTransports.InMemory:
+                    bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                    break;
+                case MessagingTransports.RabbitMq:
+                    var rabbit = options.RabbitMq;
+                    bus.UsingRabbitMq((context, cfg) =>
+                    {
+                        cfg.Host(rabbit.Host, rabbit.Port, rabbit.VirtualHost, host =>
+                        {
+                            host.Username(rabbit.Username);
+                            host.Password(rabbit.Password);
+                        });
+                        cfg.ConfigureEndpoints(context);
+                    });
+                    break;
+                default:
+                    throw new InvalidOperationException($"Messaging:Transport '{options.Transport}' is not supported; use inmemory or rabbitmq");
+            }
+        });
+        return services;
+    }
+}

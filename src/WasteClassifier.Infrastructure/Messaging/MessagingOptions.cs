@@ -1,0 +1,30 @@
+namespace WasteClassifier.Infrastructure.Messaging;
+
+/// <summary>Configuration section <c>Messaging</c>.</summary>
+public sealed class MessagingOptions
+{
+    public const string Section = "Messaging";
+
+    /// <summary><c>inmemory</c> (embedded default: API and worker in one process) or <c>rabbitmq</c>.</summary>
+    public string Transport { get; set; } = MessagingTransports.InMemory;
+
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+
+    /// <summary>Queue the API sends classify commands to and workers consume; change it to share a broker between deployments.</summary>
+    public string ClassifyQueue { get; set; } = WasteClassifier.Contracts.Messages.QueueNames.ClassifyImage;
+}
+
+public sealed class RabbitMqOptions
+{
+    public string Host { get; set; } = "localhost";
+    public ushort Port { get; set; } = 5672;
+    public string VirtualHost { get; set; } = "/";
+    public string Username { get; set; } = "guest";
+    public string Password { get; set; } = "guest";
+}
+
+public static class MessagingTransports
+{
+    public const string InMemory = "inmemory";
+    public const string RabbitMq = "rabbitmq";
+}

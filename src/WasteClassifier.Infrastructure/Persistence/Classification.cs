@@ -1,0 +1,37 @@
+namespace WasteClassifier.Infrastructure.Persistence;
+
+/// <summary>One request to classify one image, with its result and the latency figures of the run that produced it.</summary>
+public class Classification
+{
+    public Guid Id { get; set; }
+    public Guid ImageId { get; set; }
+    public StoredImage? Image { get; set; }
+    public string? Source { get; set; }
+    public string Status { get; set; } = ClassificationStatus.Queued;
+
+    /// <summary>Client-supplied key of the request that created this row, and the file's position in it.</summary>
+    public string? IdempotencyKey { get; set; }
+    public int IdempotencyIndex { get; set; }
+
+    public string? PredictedClass { get; set; }
+    public double? Confidence { get; set; }
+
+    /// <summary>JSON object {label: probability}.</summary>
+    public string? AllPredictions { get; set; }
+
+    public string? ModelVersion { get; set; }
+    public string? WorkerId { get; set; }
+    public string? ErrorCode { get; set; }
+    public string? Error { get; set; }
+
+    public int? BatchSize { get; set; }
+    public double? QueueMs { get; set; }
+    public double? InferenceMs { get; set; }
+    public double? TotalMs { get; set; }
+    public int Attempts { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+    public DateTime? PublishedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? CompletedAt { get; set; }
+}

@@ -1,0 +1,56 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace WasteClassifier.Infrastructure.Persistence;
+
+public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) : DbContext(options)
+{
+    public DbSet<StoredImage> Images => Set<StoredImage>();
+    public DbSet<Classification> Classifications => Set<Classification>();
+    public DbSet<ModelRecord> Models => Set<ModelRecord>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.Entity<StoredImage>(image =>
+        {
+            image.ToTable("images");
+            image.Property(i => i.ObjectKey).HasMaxLength(256);
+            image.Property(i => i.ContentHash).HasMaxLength(64);
+            image.Property(i => i.ContentType).HasMaxLength(128);
+            image.Property(i => i.FileName).HasMaxLength(256);
+            image.Property(i => i.Format).HasMaxLength(32);
+            image.HasIndex(i => i.ObjectKey).IsUnique();
+            image.HasIndex(i => i.ContentHash);
+        });
+
+        modelBuilder.Entity<Classification>(row =>
+        {
+            row.ToTable("classifications");
+            row.Property(c => c.Source).HasMaxLength(128);
+            row.Property(c => c.Status).HasMaxLength(16);
+            row.Property(c => c.IdempotencyKey).HasMaxLength(128);
+            row.Property(c => c.PredictedClass).HasMaxLength(64);
+            row.Property(c => c.ModelVersion).HasMaxLength(128);
+            row.Property(c => c.WorkerId).HasMaxLength(128);
+            row.Property(c => c.ErrorCode).HasMaxLength(64);
+            row.HasOne(c => c.Image).WithMany().HasForeignKey(c => c.ImageId);
+            // Listing is newest first, optionally by source or status; the id breaks ties for the cursor.
+            row.HasIndex(c => new { c.CreatedAt, c.Id });
+            row.HasIndex(c => new { c.Source, c.CreatedAt });
+            row.HasIndex(c => new { c.Status, c.CreatedAt });
+            row.HasIndex(c => c.CompletedAt);
+            // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats.
+            row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyIndex }).IsUnique();
+        });
+
+        modelBuilder.Entity<ModelRecord>(model =>
+        {
+            model.ToTable("models");
+            model.HasKey(m => m.Version);
+            model.Property(m => m.Version).HasMaxLength(128);
+            model.Property(m => m.ParentVersion).HasMaxLength(128);
+            model.Property(m => m.Status).HasMaxLength(16);
+            model.Property(m => m.ArtifactPrefix).HasMaxLength(256);
+            model.HasIndex(m => m.Status);
+        });
+    }
+}

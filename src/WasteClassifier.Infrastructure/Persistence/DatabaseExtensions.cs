@@ -1,0 +1,63 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Infrastructure.Hosting;
+
+namespace WasteClassifier.Infrastructure.Persistence;
+
+public static class DatabaseExtensions
+{
+    // Each provider has its own migrations assembly under the top-level migrations/ folder.
+    public const string PostgresMigrationsAssembly = "WasteClassifier.Migrations.Postgres";
+    public const string SqliteMigrationsAssembly = "WasteClassifier.Migrations.Sqlite";
+
+    public static IServiceCollection AddClassifierDatabase(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        var dataDirectory = ServiceOptions.From(configuration).ResolvedDataDirectory;
+        services.AddSingleton(options);
+        services.AddDbContext<ClassifierDbContext>(builder => Configure(builder, options, dataDirectory));
+        return services;
+    }
+
+    public static void Configure(DbContextOptionsBuilder builder, DatabaseOptions options, string dataDirectory)
+    {
+        switch (options.Provider.ToLowerInvariant())
+        {
+            case DatabaseProviders.Postgres:
+                var connectionString = options.ConnectionString
+                    ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres");
+                builder.UseNpgsql(connectionString, npgsql => npgsql
+                    .MigrationsAssembly(PostgresMigrationsAssembly)
+                    .EnableRetryOnFailure(maxRetryCount: 5, maxRetryDelay: TimeSpan.FromSeconds(5), errorCodesToAdd: null));
+                break;
+            case DatabaseProviders.Sqlite:
+                Directory.CreateDirectory(dataDirectory);
+                builder.UseSqlite(options.ConnectionString ?? $"Data Source={Path.Combine(dataDirectory, "wasteclassifier.db")};Default Timeout=30",
+                    sqlite => sqlite.MigrationsAssembly(SqliteMigrationsAssembly));
+                break;
+            default:
+                throw new InvalidOperationException($"Database:Provider '{options.Provider}' is not supported; use sqlite or postgres");
+        }
+        builder.UseSnakeCaseNamingConvention();
+    }
+
+    /// <summary>Applies pending migrations; API, worker and CLI call this at start when MigrateOnStartup is set.</summary>
+    public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        using var scope = services.CreateScope();
+        var options = scope.ServiceProvider.GetRequiredService<DatabaseOptions>();
+        if (!options.MigrateOnStartup) return;
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseExtensions));
+        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+        if (pending.Count > 0) logger.LogInformation("Applying {Count} migration(s): {Migrations}", pending.Count, pending);
+        await db.Database.MigrateAsync(cancellationToken);
+        if (db.Database.IsSqlite())
+        {
+            // Write-ahead logging lets the embedded API read while the in-process worker writes.
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+        }
+    }
+}

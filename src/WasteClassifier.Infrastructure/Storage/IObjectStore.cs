@@ -1,0 +1,19 @@
+namespace WasteClassifier.Infrastructure.Storage;
+
+/// <summary>Where image bytes live between the API and the workers: MinIO/S3 when distributed, a folder when embedded.</summary>
+public interface IObjectStore
+{
+    /// <summary>Creates the bucket when it is missing; called once at start.</summary>
+    Task EnsureReadyAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stores bytes under <paramref name="key"/>; writing the same key twice leaves one object.</summary>
+    Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken);
+
+    /// <summary>Returns the object's bytes, or null when no object has that key.</summary>
+    Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken);
+
+    Task DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>A cheap round trip for health checks; throws when the store cannot be reached.</summary>
+    Task CheckAsync(CancellationToken cancellationToken);
+}

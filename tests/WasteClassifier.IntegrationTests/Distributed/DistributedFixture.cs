@@ -1,0 +1,55 @@
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Distributed;
+
+/// <summary>
+/// The distributed deployment on real servers: an API-only process and two worker processes sharing RabbitMQ,
+/// PostgreSQL and the S3 server. Database, bucket and queue are unique to this fixture.
+/// </summary>
+public sealed class DistributedFixture : IAsyncLifetime
+{
+    public const string WorkerA = "worker-a";
+    public const string WorkerB = "worker-b";
+
+    private readonly List<WorkerProcess> _workers = [];
+    public ApiFactory Api { get; private set; } = null!;
+    public ClassifierClient Client { get; private set; } = null!;
+    public Dictionary<string, string?> Settings { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var services = await TestServices.GetAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..10];
+        Settings = new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = await TestServices.CreateDatabaseAsync("wc_e2e"),
+            ["Messaging:Transport"] = "rabbitmq",
+            ["Messaging:RabbitMq:Host"] = services.RabbitHost,
+            ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
+            ["Messaging:RabbitMq:Username"] = services.RabbitUser,
+            ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
+            ["Messaging:ClassifyQueue"] = $"classify-image-{suffix}",
+            ["ObjectStore:Provider"] = "minio",
+            ["ObjectStore:Endpoint"] = services.S3Endpoint,
+            ["ObjectStore:AccessKey"] = services.S3AccessKey,
+            ["ObjectStore:SecretKey"] = services.S3SecretKey,
+            ["ObjectStore:Bucket"] = $"wc-e2e-{suffix}",
+            // Small batches with a prefetch of two batches each, so both workers must take part.
+            ["Worker:BatchSize"] = "8",
+            ["Worker:BatchWaitMs"] = "25",
+            ["Model:InferenceThreads"] = "1",
+            ["Worker:DecodeParallelism"] = "1",
+        };
+        Api = new ApiFactory(Settings);
+        Client = new ClassifierClient(Api.CreateClient());
+        foreach (var id in new[] { WorkerA, WorkerB })
+            _workers.Add(await WorkerProcess.StartAsync(new Dictionary<string, string?>(Settings) { ["Worker:Id"] = id }));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in _workers) await worker.DisposeAsync();
+        if (Api is not null) await Api.DisposeAsync();
+    }
+}

@@ -1,0 +1,140 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.IntegrationTests.Embedded;
+
+/// <summary>Every refusal names the problem, and nothing is stored or queued for a refused file.</summary>
+[Collection(EmbeddedCollection.Name)]
+public sealed class BadInputTests(EmbeddedApiFixture fixture)
+{
+    private static readonly byte[] Garbage = Enumerable.Range(0, 5000).Select(i => (byte)(i * 7919 % 251)).ToArray();
+
+    [Fact]
+    public async Task Submit_NoFile_400NoFile()
+    {
+        using var form = new MultipartFormDataContent { { new StringContent("cam-1"), "source" } };
+        var (status, body) = await PostAsync("/v1/classifications", form);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("no_file", body["error"]!.GetValue<string>());
+        Assert.Contains("image", body["message"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Submit_NotMultipart_400()
+    {
+        var response = await fixture.Client.Http.PostAsJsonAsync("/v1/classifications", new { image = "x" });
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("expected_multipart", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("empty", "empty_file")]
+    [InlineData("garbage", "not_an_image")]
+    public async Task Submit_OneBadFile_400NamingTheProblemAndNothingStored(string kind, string error)
+    {
+        var before = await CountRowsAsync();
+        var bytes = kind == "empty" ? [] : Garbage;
+        var (response, body) = await fixture.Client.SubmitAsync([("photo.jpg", bytes)]);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(error, body["error"]!.GetValue<string>());
+        Assert.False(string.IsNullOrWhiteSpace(body["message"]!.GetValue<string>()));
+        Assert.Equal(before, await CountRowsAsync());
+    }
+
+    [Fact]
+    public async Task Submit_FileOverTheSizeLimit_413()
+    {
+        var big = new byte[EmbeddedApiFixture.MaxFileBytes + 1];
+        var (response, body) = await fixture.Client.SubmitAsync([("big.jpg", big)]);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("file_too_large", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Submit_HeaderDeclaresHugeImage_400ImageTooLarge()
+    {
+        var (response, body) = await fixture.Client.SubmitAsync([("bomb.png", GeneratedImages.PngHeader(30000, 30000))]);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("image_too_large", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Submit_MixedFiles_AcceptsTheGoodAndListsTheRefused()
+    {
+        var good = Dataset.Sample(perClass: 1)[0].Path;
+        var (response, body) = await fixture.Client.SubmitAsync([("good.jpg", File.ReadAllBytes(good)), ("../../etc/bad\u0001.jpg", Garbage), ("empty.jpg", [])]);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Single(body["items"]!.AsArray());
+        var rejected = body["rejected"]!.AsArray();
+        Assert.Equal([1, 2], rejected.Select(r => r!["index"]!.GetValue<int>()));
+        Assert.Equal("bad.jpg", rejected[0]!["filename"]!.GetValue<string>());
+        Assert.Equal(["not_an_image", "empty_file"], rejected.Select(r => r!["error"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Submit_TooManyFiles_400()
+    {
+        var (response, body) = await fixture.Client.SubmitAsync(Enumerable.Range(0, 41).Select(i => ($"{i}.jpg", Garbage)));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("too_many_files", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Submit_InvalidSource_400()
+    {
+        var (response, body) = await fixture.Client.SubmitAsync([("a.jpg", Garbage)], source: "bad source!");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_source", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Get_UnknownId_404()
+    {
+        var response = await fixture.Client.Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}");
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("not_found", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("status=done", "invalid_status")]
+    [InlineData("limit=0", "invalid_limit")]
+    [InlineData("cursor=%21%21", "invalid_cursor")]
+    public async Task List_BadQuery_400(string query, string error)
+    {
+        var response = await fixture.Client.Http.GetAsync($"/v1/classifications?{query}");
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(error, body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Predict_Garbage_400WithSuccessFalse()
+    {
+        using var form = ClassifierClient.Form([("x.jpg", Garbage)]);
+        var (status, body) = await PostAsync("/predict", form);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.False(body["success"]!.GetValue<bool>());
+        Assert.Equal("not_an_image", body["error"]!.GetValue<string>());
+    }
+
+    private async Task<(HttpStatusCode, JsonNode)> PostAsync(string url, HttpContent content)
+    {
+        var response = await fixture.Client.Http.PostAsync(url, content);
+        return (response.StatusCode, await ClassifierClient.ReadJsonAsync(response));
+    }
+
+    private async Task<int> CountRowsAsync()
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        return await db.Classifications.CountAsync() + await db.Images.CountAsync();
+    }
+}

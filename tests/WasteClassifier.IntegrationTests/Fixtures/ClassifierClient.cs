@@ -1,0 +1,74 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace WasteClassifier.IntegrationTests.Fixtures;
+
+/// <summary>What a client of the API does: submit multipart uploads, then poll until every classification is final.</summary>
+public sealed class ClassifierClient(HttpClient http)
+{
+    public HttpClient Http => http;
+
+    public static MultipartFormDataContent Form(IEnumerable<(string FileName, byte[] Content)> files, string? source = null, string field = "image")
+    {
+        var form = new MultipartFormDataContent();
+        foreach (var (name, content) in files)
+        {
+            var part = new ByteArrayContent(content);
+            part.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+            form.Add(part, field, name);
+        }
+        if (source is not null) form.Add(new StringContent(source), "source");
+        return form;
+    }
+
+    public async Task<(HttpResponseMessage Response, JsonNode Body)> SubmitAsync(IEnumerable<(string FileName, byte[] Content)> files, string? source = null, string? idempotencyKey = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/classifications") { Content = Form(files, source) };
+        if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
+        var response = await http.SendAsync(request);
+        return (response, await ReadJsonAsync(response));
+    }
+
+    public async Task<IReadOnlyList<Guid>> SubmitFilesAsync(IEnumerable<string> paths, string? source = null)
+    {
+        var (response, body) = await SubmitAsync(paths.Select(p => (Path.GetFileName(p), File.ReadAllBytes(p))), source);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
+        return body["items"]!.AsArray().Select(i => Guid.Parse(i!["id"]!.GetValue<string>())).ToList();
+    }
+
+    public async Task<JsonNode> GetAsync(Guid id) => (await http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}"))!;
+
+    /// <summary>Polls until every id is completed or failed, or fails the test after <paramref name="timeout"/>.</summary>
+    public async Task<IReadOnlyList<JsonNode>> WaitForAllAsync(IReadOnlyList<Guid> ids, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var results = new Dictionary<Guid, JsonNode>();
+        while (true)
+        {
+            foreach (var id in ids.Where(id => !results.ContainsKey(id)))
+            {
+                var row = await GetAsync(id);
+                if (row["status"]!.GetValue<string>() is "completed" or "failed") results[id] = row;
+            }
+            if (results.Count == ids.Count) return ids.Select(id => results[id]).ToList();
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{ids.Count - results.Count} of {ids.Count} classifications not final after {timeout}");
+            await Task.Delay(100);
+        }
+    }
+
+    public static async Task<JsonNode> ReadJsonAsync(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        try
+        {
+            return JsonNode.Parse(text) ?? new JsonObject();
+        }
+        catch (JsonException)
+        {
+            throw new Xunit.Sdk.XunitException($"expected JSON, got {(int)response.StatusCode}: {text}");
+        }
+    }
+}

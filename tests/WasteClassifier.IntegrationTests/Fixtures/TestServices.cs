@@ -1,0 +1,82 @@
+using DotNet.Testcontainers.Builders;
+using DotNet.Testcontainers.Containers;
+using Npgsql;
+using Testcontainers.PostgreSql;
+using Testcontainers.RabbitMq;
+
+namespace WasteClassifier.IntegrationTests.Fixtures;
+
+/// <summary>
+/// Endpoints of RabbitMQ, PostgreSQL and the S3 server: from WASTE_TEST_* environment variables when set,
+/// otherwise from containers started with Testcontainers when Docker is available.
+/// </summary>
+public static class TestServices
+{
+    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    public static bool FromEnvironment => Environment.GetEnvironmentVariable("WASTE_TEST_POSTGRES") is not null;
+
+    public static bool Available => FromEnvironment || DockerAvailable;
+
+    private static bool DockerAvailable =>
+        File.Exists("/var/run/docker.sock") || Environment.GetEnvironmentVariable("DOCKER_HOST") is not null;
+
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static Endpoints? _endpoints;
+
+    public sealed record Endpoints(string RabbitHost, ushort RabbitPort, string RabbitUser, string RabbitPassword,
+        string PostgresConnectionString, string S3Endpoint, string S3AccessKey, string S3SecretKey);
+
+    public static async Task<Endpoints> GetAsync()
+    {
+        await Gate.WaitAsync();
+        try
+        {
+            return _endpoints ??= FromEnvironment ? ReadEnvironment() : await StartContainersAsync();
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    /// <summary>A new, empty database for one fixture, so test classes never see each other's rows.</summary>
+    public static async Task<string> CreateDatabaseAsync(string prefix)
+    {
+        var endpoints = await GetAsync();
+        var name = $"{prefix}_{Guid.NewGuid():N}".ToLowerInvariant();
+        await using var connection = new NpgsqlConnection(endpoints.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await command.ExecuteNonQueryAsync();
+        return new NpgsqlConnectionStringBuilder(endpoints.PostgresConnectionString) { Database = name }.ConnectionString;
+    }
+
+    private static Endpoints ReadEnvironment()
+    {
+        string Get(string name, string fallback) => Environment.GetEnvironmentVariable(name) ?? fallback;
+        return new Endpoints(
+            Get("WASTE_TEST_RABBITMQ_HOST", "localhost"), ushort.Parse(Get("WASTE_TEST_RABBITMQ_PORT", "5672")),
+            Get("WASTE_TEST_RABBITMQ_USER", "guest"), Get("WASTE_TEST_RABBITMQ_PASSWORD", "guest"),
+            Get("WASTE_TEST_POSTGRES", ""),
+            Get("WASTE_TEST_S3_ENDPOINT", "localhost:9000"), Get("WASTE_TEST_S3_ACCESS_KEY", "S3RVER"), Get("WASTE_TEST_S3_SECRET_KEY", "S3RVER"));
+    }
+
+    private static async Task<Endpoints> StartContainersAsync()
+    {
+        var rabbit = new RabbitMqBuilder("rabbitmq:3.13-management").Build();
+        var postgres = new PostgreSqlBuilder("postgres:15").Build();
+        IContainer minio = new ContainerBuilder("minio/minio:RELEASE.2024-10-13T13-34-11Z")
+            .WithCommand("server", "/data")
+            .WithEnvironment("MINIO_ROOT_USER", "minioadmin")
+            .WithEnvironment("MINIO_ROOT_PASSWORD", "minioadmin")
+            .WithPortBinding(9000, true)
+            .WithWaitStrategy(Wait.ForUnixContainer().UntilHttpRequestIsSucceeded(r => r.ForPath("/minio/health/live").ForPort(9000)))
+            .Build();
+        await Task.WhenAll(rabbit.StartAsync(), postgres.StartAsync(), minio.StartAsync());
+        var amqp = new Uri(rabbit.GetConnectionString());
+        var credentials = amqp.UserInfo.Split(':');
+        return new Endpoints(amqp.Host, (ushort)amqp.Port, Uri.UnescapeDataString(credentials[0]), Uri.UnescapeDataString(credentials[1]),
+            postgres.GetConnectionString(), $"{minio.Hostname}:{minio.GetMappedPublicPort(9000)}", "minioadmin", "minioadmin");
+    }
+}

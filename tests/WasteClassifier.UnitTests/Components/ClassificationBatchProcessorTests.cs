@@ -1,0 +1,178 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Components.Classifying;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>The batch logic with fakes for the store and the model, on an in-memory SQLite database.</summary>
+public sealed class ClassificationBatchProcessorTests : IDisposable
+{
+    private static readonly string[] Labels = ["low", "middle", "high"];
+    private readonly SqliteConnection _connection = new("Data Source=:memory:");
+    private readonly ClassifierDbContext _db;
+    private readonly MemoryObjectStore _store = new();
+    private readonly RedChannelClassifier _classifier = new();
+
+    public ClassificationBatchProcessorTests()
+    {
+        _connection.Open();
+        _db = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
+        _db.Database.EnsureCreated();
+    }
+
+    [Fact]
+    public async Task Process_MixedBatch_GoodImagesClassifiedInOneCallAndBadOnesFailedWithReasons()
+    {
+        var messages = new[]
+        {
+            await AddAsync(TestImages.SolidPng(20, 10, new Rgb24(250, 0, 0))),
+            await AddAsync("garbage"u8.ToArray()),
+            await AddAsync(TestImages.SolidPng(16, 16, new Rgb24(10, 0, 0))),
+            await AddAsync(content: null),
+            await AddAsync(TestImages.SolidPng(8, 30, new Rgb24(120, 0, 0))),
+        };
+
+        var outcome = await Processor().ProcessAsync(messages, CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(5, 3, 2), outcome);
+        Assert.Equal([3], _classifier.BatchSizes);
+        var rows = await Rows(messages);
+        Assert.Equal(["high", null, "low", null, "middle"], rows.Select(r => r.PredictedClass));
+        Assert.Equal(["completed", "failed", "completed", "failed", "completed"], rows.Select(r => r.Status));
+        Assert.Equal([null, "not_an_image", null, "image_missing", null], rows.Select(r => r.ErrorCode));
+        Assert.All(rows, r => Assert.Equal("worker-1", r.WorkerId));
+        Assert.All(rows.Where(r => r.Status == "completed"), r =>
+        {
+            Assert.Equal("fake-1", r.ModelVersion);
+            Assert.Equal(5, r.BatchSize);
+            Assert.Equal(0.8, r.Confidence!.Value, 5);
+            Assert.Equal(3, ClassificationResultJson.Deserialize(r.AllPredictions).Count);
+            Assert.True(r.TotalMs >= r.QueueMs);
+        });
+    }
+
+    [Fact]
+    public async Task Process_RedeliveredFinishedRow_DoesNoWork()
+    {
+        var message = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        await Processor().ProcessAsync([message], CancellationToken.None);
+
+        var outcome = await Processor().ProcessAsync([message, message], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(0, 0, 0), outcome);
+        Assert.Single(_classifier.BatchSizes);
+        Assert.Equal(1, (await Rows([message])).Single().Attempts);
+    }
+
+    [Fact]
+    public async Task Process_MessageWithoutRow_IsDroppedAndTheRestCompletes()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var orphan = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "nowhere", SubmittedAt = DateTimeOffset.UtcNow };
+
+        var outcome = await Processor().ProcessAsync([orphan, good], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0), outcome);
+    }
+
+    private ClassificationBatchProcessor Processor() =>
+        new(_db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
+            TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
+
+    private async Task<ClassifyImage> AddAsync(byte[]? content)
+    {
+        var key = $"objects/{Guid.NewGuid():N}";
+        if (content is not null) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
+        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key, Format = "png", CreatedAt = DateTime.UtcNow };
+        var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5) };
+        _db.Classifications.Add(row);
+        await _db.SaveChangesAsync();
+        _db.ChangeTracker.Clear();
+        return new ClassifyImage { ClassificationId = row.Id, ObjectKey = key, SubmittedAt = DateTimeOffset.UtcNow };
+    }
+
+    private async Task<List<Classification>> Rows(IEnumerable<ClassifyImage> messages)
+    {
+        _db.ChangeTracker.Clear();
+        var ids = messages.Select(m => m.ClassificationId).ToList();
+        var rows = await _db.Classifications.AsNoTracking().Where(c => ids.Contains(c.Id)).ToListAsync();
+        return ids.Select(id => rows.Single(r => r.Id == id)).ToList();
+    }
+
+    public void Dispose()
+    {
+        _db.Dispose();
+        _connection.Dispose();
+    }
+
+    /// <summary>Picks a class from the red value of each image's first pixel, so a misplaced tensor slot shows up.</summary>
+    private sealed class RedChannelClassifier : IImageClassifier
+    {
+        public List<int> BatchSizes { get; } = [];
+
+        public ModelCard Card { get; } = new()
+        {
+            Version = "fake-1",
+            Labels = Labels,
+            Onnx = "fake.onnx",
+            Input = new ModelInputSpec { Width = 4, Height = 4 },
+        };
+
+        public float[][] Classify(ReadOnlyMemory<float> batch, int count)
+        {
+            BatchSizes.Add(count);
+            var length = 3 * 4 * 4;
+            return Enumerable.Range(0, count).Select(i =>
+            {
+                var red = batch.Span[i * length];
+                var best = red < 80 ? 0 : red < 200 ? 1 : 2;
+                return Enumerable.Range(0, 3).Select(k => k == best ? 0.8f : 0.1f).ToArray();
+            }).ToArray();
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class FixedModelProvider(IImageClassifier classifier) : IModelProvider
+    {
+        public ModelCard? LoadedCard => classifier.Card;
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => Task.FromResult(new ModelLease(new SharedModel(classifier)));
+    }
+
+    private sealed class MemoryObjectStore : IObjectStore
+    {
+        private readonly Dictionary<string, byte[]> _objects = [];
+
+        public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+        {
+            lock (_objects) _objects[key] = content.ToArray();
+            return Task.CompletedTask;
+        }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
+        {
+            lock (_objects) return Task.FromResult(_objects.GetValueOrDefault(key));
+        }
+
+        public Task DeleteAsync(string key, CancellationToken cancellationToken)
+        {
+            lock (_objects) _objects.Remove(key);
+            return Task.CompletedTask;
+        }
+
+        public Task CheckAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -2,5 +2,5 @@ using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 
 // Add a verb: implement ICommand under Commands/ and list it here.
-ICommand[] commands = [new TrainCommand(), new EvaluateCommand()];
+ICommand[] commands = [new TrainCommand(), new EvaluateCommand(), new MigrateCommand()];
 return CommandDispatcher.Run(commands, args);

@@ -20,6 +20,9 @@ public static class LoggingExtensions
         logger.ReadFrom.Configuration(configuration)
             .MinimumLevel.Override("Microsoft.AspNetCore", Serilog.Events.LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.EntityFrameworkCore", Serilog.Events.LogEventLevel.Warning)
+            // EF logs its probe of a missing migrations-history table as an error on every fresh database;
+            // failing commands still surface as exceptions in the code that issued them.
+            .MinimumLevel.Override("Microsoft.EntityFrameworkCore.Database.Command", Serilog.Events.LogEventLevel.Fatal)
             .Enrich.FromLogContext()
             .Enrich.WithProperty("Application", application);
         var format = configuration["Logging:Format"] ?? (environment.IsDevelopment() ? "text" : "json");

@@ -1,0 +1,46 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Cli.Commands;
+
+/// <summary>Applies pending database migrations, as the services do at start (for deployments that turn that off).</summary>
+public sealed class MigrateCommand : ICommand
+{
+    public string Name => "migrate";
+
+    public string Summary => "apply pending database migrations (configuration as for the services)";
+
+    public string Usage => """
+        wastectl migrate [--provider sqlite|postgres] [--connection STRING] [--data-directory DIR]
+
+          Reads Database__Provider / Database__ConnectionString / DataDirectory from the environment
+          like the API and worker; the options override them. Prints the migrations applied.
+        """;
+
+    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--provider", "--connection", "--data-directory" };
+
+    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string>();
+
+    public int Run(CommandArguments arguments)
+    {
+        if (arguments.Optional("--provider") is { } given && given is not (DatabaseProviders.Sqlite or DatabaseProviders.Postgres))
+            throw new UsageException($"--provider must be {DatabaseProviders.Sqlite} or {DatabaseProviders.Postgres}, not '{given}'");
+        var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = arguments.Optional("--provider"),
+            ["Database:ConnectionString"] = arguments.Optional("--connection"),
+            ["DataDirectory"] = arguments.Optional("--data-directory"),
+            ["Database:MigrateOnStartup"] = "true",
+        });
+        var services = ServiceConfiguration.Services(configuration);
+        services.AddClassifierDatabase(configuration);
+        using var provider = services.BuildServiceProvider();
+        using var scope = provider.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var pending = db.Database.GetPendingMigrations().ToList();
+        provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
+        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { provider = db.Database.ProviderName, applied = pending }));
+        return 0;
+    }
+}

@@ -1,3 +1,4 @@
+using WasteClassifier.Components;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Serilog;
 using WasteClassifier.Api.Apis;
@@ -9,12 +10,14 @@ builder.Services.AddSerilog((_, logger) => LoggingExtensions.Configure(logger, b
 builder.AddClassifierApi();
 
 var app = builder.Build();
-await app.Services.PrepareInfrastructureAsync();
+await app.Services.PrepareServiceAsync();
 
 app.UseSerilogRequestLogging();
 app.MapOpenApi();
 app.MapClassificationsApi();
 app.MapServiceApi();
+app.MapModelsApi();
+app.MapTrainingJobsApi();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
 

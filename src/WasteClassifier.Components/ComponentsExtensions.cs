@@ -4,31 +4,48 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Components;
 
 public static class ComponentsExtensions
 {
-    /// <summary>Services the classification consumer needs: options, the model provider and the batch processor.</summary>
-    public static IServiceCollection AddClassificationWorker(this IServiceCollection services, IConfiguration configuration)
-    {
-        services.AddSingleton(configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions());
-        services.AddModelCatalog(configuration);
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IModelProvider, DirectoryModelProvider>();
-        services.AddScoped<ClassificationBatchProcessor>();
-        services.AddHostedService<ModelWarmup>();
-        return services;
-    }
-
-    /// <summary>The configured model's card (labels, version) without loading the network; for API-only processes too.</summary>
-    public static IServiceCollection AddModelCatalog(this IServiceCollection services, IConfiguration configuration)
+    /// <summary>The model registry (rows + object-store files); every process that reads or changes models needs it.</summary>
+    public static IServiceCollection AddModelRegistry(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(configuration.GetSection(ModelOptions.Section).Get<ModelOptions>() ?? new ModelOptions());
-        services.TryAddSingleton<ModelCatalog>();
+        services.TryAddSingleton(ServiceOptions.From(configuration));
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddScoped<ModelRegistry>();
         return services;
     }
 
-    public static void AddClassificationConsumers(this IBusRegistrationConfigurator bus) =>
+    /// <summary>Services the classification consumer needs: options, the hot-swapping model provider and the batch processor.</summary>
+    public static IServiceCollection AddClassificationWorker(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddModelRegistry(configuration);
+        services.TryAddSingleton(configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions());
+        services.AddSingleton<RegistryModelProvider>();
+        services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<RegistryModelProvider>());
+        services.AddScoped<ClassificationBatchProcessor>();
+        services.AddHostedService<ModelWatcher>();
+        return services;
+    }
+
+    public static void AddClassificationConsumers(this IBusRegistrationConfigurator bus)
+    {
         bus.AddConsumer<ClassifyImageBatchConsumer, ClassifyImageBatchConsumerDefinition>();
+        bus.AddConsumer<ModelPromotedConsumer, ModelPromotedConsumerDefinition>();
+    }
+
+    /// <summary>
+    /// What every process does before serving: migrate the database, create the bucket, and register the bundled
+    /// model on first start.
+    /// </summary>
+    public static async Task PrepareServiceAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        await services.PrepareInfrastructureAsync(cancellationToken: cancellationToken);
+        using var scope = services.CreateScope();
+        await scope.ServiceProvider.GetRequiredService<ModelRegistry>().EnsureBundledAsync(cancellationToken);
+    }
 }

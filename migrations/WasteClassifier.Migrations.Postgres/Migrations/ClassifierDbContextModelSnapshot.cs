@@ -146,6 +146,54 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.ToTable("classifications", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<Guid?>("ClassificationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("classification_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid>("ImageId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("image_id");
+
+                    b.Property<string>("Label")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("label");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("origin");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("training_job_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_labelled_samples");
+
+                    b.HasIndex("ImageId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_labelled_samples_image_id");
+
+                    b.HasIndex("TrainingJobId")
+                        .HasDatabaseName("ix_labelled_samples_training_job_id");
+
+                    b.ToTable("labelled_samples", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.ModelRecord", b =>
                 {
                     b.Property<string>("Version")
@@ -154,6 +202,7 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnName("version");
 
                     b.Property<string>("ArtifactPrefix")
+                        .IsRequired()
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)")
                         .HasColumnName("artifact_prefix");
@@ -166,6 +215,16 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("MetricsJson")
+                        .HasColumnType("text")
+                        .HasColumnName("metrics_json");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("origin");
 
                     b.Property<string>("ParentVersion")
                         .HasMaxLength(128)
@@ -181,6 +240,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)")
                         .HasColumnName("status");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("training_job_id");
 
                     b.HasKey("Version")
                         .HasName("pk_models");
@@ -255,6 +318,97 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.ToTable("images", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.TrainingJob", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("BaselineMetricsJson")
+                        .HasColumnType("text")
+                        .HasColumnName("baseline_metrics_json");
+
+                    b.Property<string>("BaselineVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("baseline_version");
+
+                    b.Property<bool>("CancelRequested")
+                        .HasColumnType("boolean")
+                        .HasColumnName("cancel_requested");
+
+                    b.Property<string>("CandidateMetricsJson")
+                        .HasColumnType("text")
+                        .HasColumnName("candidate_metrics_json");
+
+                    b.Property<string>("CandidateVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("candidate_version");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("DataCountsJson")
+                        .HasColumnType("text")
+                        .HasColumnName("data_counts_json");
+
+                    b.Property<string>("DecisionJson")
+                        .HasColumnType("text")
+                        .HasColumnName("decision_json");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("text")
+                        .HasColumnName("error");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<DateTime?>("HeartbeatAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("heartbeat_at");
+
+                    b.Property<string>("OptionsJson")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("options_json");
+
+                    b.Property<double>("Percent")
+                        .HasColumnType("double precision")
+                        .HasColumnName("percent");
+
+                    b.Property<string>("Stage")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("stage");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<string>("TrainerId")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("trainer_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_training_jobs");
+
+                    b.HasIndex("Status", "CreatedAt")
+                        .HasDatabaseName("ix_training_jobs_status_created_at");
+
+                    b.ToTable("training_jobs", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.Classification", b =>
                 {
                     b.HasOne("WasteClassifier.Infrastructure.Persistence.StoredImage", "Image")
@@ -263,6 +417,18 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_classifications_images_image_id");
+
+                    b.Navigation("Image");
+                });
+
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
+                {
+                    b.HasOne("WasteClassifier.Infrastructure.Persistence.StoredImage", "Image")
+                        .WithMany()
+                        .HasForeignKey("ImageId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_labelled_samples_images_image_id");
 
                     b.Navigation("Image");
                 });

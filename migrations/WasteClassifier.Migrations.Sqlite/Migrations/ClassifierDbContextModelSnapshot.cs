@@ -141,6 +141,54 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.ToTable("classifications", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<Guid?>("ClassificationId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("classification_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<Guid>("ImageId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("image_id");
+
+                    b.Property<string>("Label")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("label");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("origin");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("training_job_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_labelled_samples");
+
+                    b.HasIndex("ImageId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_labelled_samples_image_id");
+
+                    b.HasIndex("TrainingJobId")
+                        .HasDatabaseName("ix_labelled_samples_training_job_id");
+
+                    b.ToTable("labelled_samples", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.ModelRecord", b =>
                 {
                     b.Property<string>("Version")
@@ -149,6 +197,7 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnName("version");
 
                     b.Property<string>("ArtifactPrefix")
+                        .IsRequired()
                         .HasMaxLength(256)
                         .HasColumnType("TEXT")
                         .HasColumnName("artifact_prefix");
@@ -161,6 +210,16 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("MetricsJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("metrics_json");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("origin");
 
                     b.Property<string>("ParentVersion")
                         .HasMaxLength(128)
@@ -176,6 +235,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasMaxLength(16)
                         .HasColumnType("TEXT")
                         .HasColumnName("status");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("training_job_id");
 
                     b.HasKey("Version")
                         .HasName("pk_models");
@@ -250,6 +313,97 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.ToTable("images", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.TrainingJob", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<string>("BaselineMetricsJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("baseline_metrics_json");
+
+                    b.Property<string>("BaselineVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("baseline_version");
+
+                    b.Property<bool>("CancelRequested")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cancel_requested");
+
+                    b.Property<string>("CandidateMetricsJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("candidate_metrics_json");
+
+                    b.Property<string>("CandidateVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("candidate_version");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("DataCountsJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("data_counts_json");
+
+                    b.Property<string>("DecisionJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("decision_json");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("finished_at");
+
+                    b.Property<DateTime?>("HeartbeatAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("heartbeat_at");
+
+                    b.Property<string>("OptionsJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("options_json");
+
+                    b.Property<double>("Percent")
+                        .HasColumnType("REAL")
+                        .HasColumnName("percent");
+
+                    b.Property<string>("Stage")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stage");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("status");
+
+                    b.Property<string>("TrainerId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("trainer_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_training_jobs");
+
+                    b.HasIndex("Status", "CreatedAt")
+                        .HasDatabaseName("ix_training_jobs_status_created_at");
+
+                    b.ToTable("training_jobs", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.Classification", b =>
                 {
                     b.HasOne("WasteClassifier.Infrastructure.Persistence.StoredImage", "Image")
@@ -258,6 +412,18 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_classifications_images_image_id");
+
+                    b.Navigation("Image");
+                });
+
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
+                {
+                    b.HasOne("WasteClassifier.Infrastructure.Persistence.StoredImage", "Image")
+                        .WithMany()
+                        .HasForeignKey("ImageId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_labelled_samples_images_image_id");
 
                     b.Navigation("Image");
                 });

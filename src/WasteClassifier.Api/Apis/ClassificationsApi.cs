@@ -37,7 +37,7 @@ public static class ClassificationsApi
         {
             // Everything was refused: answer with the first reason, and the per-file list.
             var first = result.Rejected[0];
-            var status = result.Rejected.All(r => r.Error == ClassificationSubmitter.FileTooLarge) ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
+            var status = result.Rejected.All(r => r.Error == ImageIntake.FileTooLarge) ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
             var message = result.Rejected.Count == 1 ? first.Message : $"none of the {result.Rejected.Count} files was accepted; see rejected";
             return TypedResults.Json(new { error = first.Error, message, rejected = result.Rejected }, statusCode: status);
         }

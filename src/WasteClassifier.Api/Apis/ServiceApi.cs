@@ -4,7 +4,6 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
-using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Apis;
@@ -19,7 +18,7 @@ public static class ServiceApi
         var api = app.MapGroup("").WithTags("Service");
         api.MapGet("/", Index).WithName("Index").WithSummary("What this service is and its endpoints");
         api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store");
-        api.MapGet("/classes", Classes).WithName("Classes").WithSummary("The class names, in the model's output order");
+        api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order");
         api.MapPost("/predict", PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery();
         api.MapGet("/stats", async (StatsService stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
             .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker");
@@ -41,8 +40,9 @@ public static class ServiceApi
         },
     });
 
-    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelCatalog catalog, IServiceProvider services, CancellationToken cancellationToken)
+    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, IServiceProvider services, CancellationToken cancellationToken)
     {
+        var active = await TryGetActiveAsync(registry, cancellationToken);
         var report = await health.CheckHealthAsync(cancellationToken);
         var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = e.Value.Description });
         var loaded = services.GetService<IModelProvider>()?.LoadedCard;
@@ -50,8 +50,9 @@ public static class ServiceApi
         {
             status = report.Status == HealthStatus.Healthy ? "healthy" : report.Status == HealthStatus.Degraded ? "degraded" : "unhealthy",
             uptime_seconds = Math.Round((DateTime.UtcNow - StartedAt).TotalSeconds, 1),
-            model_loaded = loaded is not null || services.GetService<IModelProvider>() is null && catalog.Card is not null,
-            model_version = loaded?.Version ?? catalog.Card?.Version,
+            // In-process worker: its loaded model. API-only process: whether the registry has an active model.
+            model_loaded = loaded is not null || services.GetService<IModelProvider>() is null && active is not null,
+            model_version = loaded?.Version ?? active?.Version,
             components,
             timestamp = DateTimeOffset.UtcNow,
         });
@@ -59,10 +60,23 @@ public static class ServiceApi
 
     private static string ComponentName(string check) => check.Contains("masstransit", StringComparison.OrdinalIgnoreCase) ? "broker" : check;
 
-    public static IResult Classes([FromServices] ModelCatalog catalog)
+    public static async Task<IResult> ClassesAsync([FromServices] ModelRegistry registry, CancellationToken cancellationToken)
     {
-        var labels = catalog.Labels;
+        var active = await registry.GetActiveAsync(cancellationToken);
+        var labels = active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels;
         return TypedResults.Ok(new { classes = labels, num_classes = labels.Count });
+    }
+
+    private static async Task<ModelRecord?> TryGetActiveAsync(ModelRegistry registry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await registry.GetActiveAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null; // the database check reports the outage
+        }
     }
 
     public static async Task<IResult> PredictAsync(HttpRequest request, [FromServices] ClassificationSubmitter submitter, [FromServices] UploadOptions options,
@@ -75,7 +89,7 @@ public static class ServiceApi
         if (result.Items.Count == 0)
         {
             var rejected = result.Rejected[0];
-            var status = rejected.Error == ClassificationSubmitter.FileTooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
+            var status = rejected.Error == ImageIntake.FileTooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
             return TypedResults.Json(new { success = false, error = rejected.Error, message = rejected.Message }, statusCode: status);
         }
 

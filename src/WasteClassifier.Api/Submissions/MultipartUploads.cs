@@ -7,7 +7,7 @@ public static class MultipartUploads
 {
     public sealed record Upload(IReadOnlyList<UploadedImage> Files, IFormCollection Form);
 
-    public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken)
+    public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken, bool filesRequired = true)
     {
         if (!request.HasFormContentType)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'"));
@@ -25,7 +25,7 @@ public static class MultipartUploads
         }
 
         var files = form.Files.GetFiles(field);
-        if (files.Count == 0)
+        if (files.Count == 0 && filesRequired)
         {
             var other = form.Files.Count > 0 ? $" (files were sent in '{string.Join("', '", form.Files.Select(f => f.Name).Distinct())}')" : "";
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", $"no file in the form field '{field}'{other}"));

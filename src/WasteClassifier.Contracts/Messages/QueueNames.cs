@@ -7,6 +7,7 @@ namespace WasteClassifier.Contracts.Messages;
 public static class QueueNames
 {
     public const string ClassifyImage = "classify-image";
+    public const string TrainModel = "train-model";
 
     public static Uri Address(string queue) => new($"queue:{queue}");
 }

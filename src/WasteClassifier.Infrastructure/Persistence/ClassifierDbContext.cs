@@ -7,6 +7,8 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
     public DbSet<StoredImage> Images => Set<StoredImage>();
     public DbSet<Classification> Classifications => Set<Classification>();
     public DbSet<ModelRecord> Models => Set<ModelRecord>();
+    public DbSet<TrainingJob> TrainingJobs => Set<TrainingJob>();
+    public DbSet<LabelledSample> LabelledSamples => Set<LabelledSample>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -50,7 +52,30 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             model.Property(m => m.ParentVersion).HasMaxLength(128);
             model.Property(m => m.Status).HasMaxLength(16);
             model.Property(m => m.ArtifactPrefix).HasMaxLength(256);
+            model.Property(m => m.Origin).HasMaxLength(16);
             model.HasIndex(m => m.Status);
+        });
+
+        modelBuilder.Entity<TrainingJob>(job =>
+        {
+            job.ToTable("training_jobs");
+            job.Property(j => j.Status).HasMaxLength(16);
+            job.Property(j => j.Stage).HasMaxLength(16);
+            job.Property(j => j.CandidateVersion).HasMaxLength(128);
+            job.Property(j => j.BaselineVersion).HasMaxLength(128);
+            job.Property(j => j.TrainerId).HasMaxLength(128);
+            job.HasIndex(j => new { j.Status, j.CreatedAt });
+        });
+
+        modelBuilder.Entity<LabelledSample>(sample =>
+        {
+            sample.ToTable("labelled_samples");
+            sample.Property(s => s.Label).HasMaxLength(64);
+            sample.Property(s => s.Origin).HasMaxLength(16);
+            sample.HasOne(s => s.Image).WithMany().HasForeignKey(s => s.ImageId);
+            // One label per image: a later correction replaces an earlier one.
+            sample.HasIndex(s => s.ImageId).IsUnique();
+            sample.HasIndex(s => s.TrainingJobId);
         });
     }
 }

@@ -1,3 +1,4 @@
+using WasteClassifier.Components;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using WasteClassifier.Infrastructure.Hosting;
@@ -18,7 +19,7 @@ public sealed class WorkerProcess : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Services.AddClassifierWorkerHost(builder.Configuration);
         var host = builder.Build();
-        await host.Services.PrepareInfrastructureAsync();
+        await host.Services.PrepareServiceAsync();
         await host.StartAsync();
         return new WorkerProcess(host);
     }

@@ -1,0 +1,70 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>The model registry: list versions, read a card and its metrics, promote or roll back.</summary>
+public static class ModelsApi
+{
+    public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/models").WithTags("Models");
+        api.MapGet("/", ListAsync).WithName("ListModels").WithSummary("Every registered model version, newest first");
+        api.MapGet("/{version}", GetAsync).WithName("GetModel").WithSummary("A model's card and hold-out metrics");
+        api.MapPost("/{version}/promote", PromoteAsync).WithName("PromoteModel").WithSummary("Make this version the active model; workers swap it in");
+        api.MapPost("/{version}/rollback", RollbackAsync).WithName("RollbackModel").WithSummary("Return to a version that was active before");
+        return api;
+    }
+
+    public sealed record ModelView(string Version, string Status, string Origin, string? ParentVersion, Guid? TrainingJobId,
+        double? Accuracy, double? MacroF1, DateTimeOffset CreatedAt, DateTimeOffset? PromotedAt, JsonElement? Card, JsonElement? Metrics);
+
+    public static async Task<IResult> ListAsync(ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var models = await db.Models.AsNoTracking().OrderByDescending(m => m.CreatedAt).ToListAsync(cancellationToken);
+        return TypedResults.Ok(new { items = models.Select(m => View(m, detailed: false)) });
+    }
+
+    public static async Task<IResult> GetAsync(string version, ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var model = await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Version == version, cancellationToken);
+        return model is null ? NotFound(version) : TypedResults.Ok(View(model, detailed: true));
+    }
+
+    public static async Task<IResult> PromoteAsync(string version, [FromServices] ModelRegistry registry, CancellationToken cancellationToken)
+    {
+        if (await registry.FindAsync(version, cancellationToken) is null) return NotFound(version);
+        var previous = await registry.PromoteAsync(version, cancellationToken);
+        return TypedResults.Ok(new { version, status = ModelStatus.Active, previous_version = previous });
+    }
+
+    public static async Task<IResult> RollbackAsync(string version, [FromServices] ModelRegistry registry, CancellationToken cancellationToken)
+    {
+        var model = await registry.FindAsync(version, cancellationToken);
+        if (model is null) return NotFound(version);
+        if (model.PromotedAt is null)
+            return ApiErrors.Result(StatusCodes.Status409Conflict, "never_active", $"model {version} was never active; promote it instead of rolling back to it");
+        var previous = await registry.PromoteAsync(version, cancellationToken);
+        return TypedResults.Ok(new { version, status = ModelStatus.Active, previous_version = previous });
+    }
+
+    private static IResult NotFound(string version) =>
+        ApiErrors.Result(StatusCodes.Status404NotFound, "model_not_found", $"no model version '{version}'");
+
+    private static ModelView View(ModelRecord m, bool detailed)
+    {
+        JsonElement? metrics = m.MetricsJson is null ? null : JsonDocument.Parse(m.MetricsJson).RootElement.Clone();
+        return new ModelView(m.Version, m.Status, m.Origin, m.ParentVersion, m.TrainingJobId,
+            Number(metrics, "accuracy"), Number(metrics, "macro_f1"),
+            ClassificationView.Utc(m.CreatedAt), m.PromotedAt is { } p ? ClassificationView.Utc(p) : null,
+            detailed ? JsonDocument.Parse(m.CardJson).RootElement.Clone() : null,
+            detailed ? metrics : null);
+    }
+
+    private static double? Number(JsonElement? json, string name) =>
+        json is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+}

@@ -1,0 +1,187 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>Queue retraining jobs with labelled uploads, watch them, cancel them; label results (<c>/v1/training-jobs</c>).</summary>
+public static class TrainingJobsApi
+{
+    public const string ImagesField = "images";
+
+    public static void MapTrainingJobsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/training-jobs").WithTags("Training");
+        api.MapPost("/", SubmitAsync).WithName("SubmitTrainingJob").WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') and queue a training job").DisableAntiforgery();
+        api.MapGet("/{id:guid}", GetAsync).WithName("GetTrainingJob").WithSummary("Status, progress, metrics beside the active model's, and the promotion decision");
+        api.MapGet("/", ListAsync).WithName("ListTrainingJobs").WithSummary("Training jobs, newest first");
+        api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched");
+
+        app.MapPut("/v1/classifications/{id:guid}/label", LabelAsync).WithTags("Training")
+            .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample");
+        app.MapPost("/retrain", RetrainAsync).WithTags("Service").WithName("Retrain")
+            .WithSummary("The original API's retrain: field 'images' (+ 'label' or 'labels'); queues a training job").DisableAntiforgery();
+    }
+
+    public sealed record LabelRequest(string? Label);
+
+    public static async Task<IResult> LabelAsync(Guid id, [FromBody] LabelRequest? request, ClassifierDbContext db, [FromServices] ModelRegistry registry,
+        TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var labels = await ValidLabelsAsync(registry, cancellationToken);
+        if (request?.Label is not { } label || !labels.Contains(label))
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"label must be one of: {string.Join(", ", labels)}");
+        var row = await db.Classifications.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
+        if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
+
+        var sample = await db.LabelledSamples.FirstOrDefaultAsync(s => s.ImageId == row.ImageId, cancellationToken);
+        if (sample is null)
+            db.LabelledSamples.Add(sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = row.ImageId, Label = label, Origin = SampleOrigin.Feedback });
+        sample.Label = label;
+        sample.Origin = SampleOrigin.Feedback;
+        sample.ClassificationId = id;
+        sample.CreatedAt = clock.GetUtcNow().UtcDateTime;
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Ok(new { id, label, predicted_class = row.PredictedClass, agrees = row.PredictedClass == label });
+    }
+
+    public static async Task<IResult> SubmitAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
+    {
+        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken);
+        if (error is not null) return error;
+        return TypedResults.Json(new
+        {
+            id = result!.Job.Id,
+            status = result.Job.Status,
+            url = $"/v1/training-jobs/{result.Job.Id}",
+            images_accepted = result.Accepted,
+            rejected = result.Rejected,
+        }, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    public static async Task<IResult> RetrainAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
+    {
+        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken);
+        if (error is not null) return error;
+        return TypedResults.Json(new
+        {
+            success = true,
+            message = "Retraining queued",
+            images_received = result!.Accepted,
+            job_id = result.Job.Id,
+            status_url = $"/v1/training-jobs/{result.Job.Id}",
+            rejected = result.Rejected,
+        }, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken)
+    {
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false);
+        if (error is not null) return (null, error);
+        var form = upload!.Form;
+        var labels = form["labels"].Select(l => l ?? "").ToList();
+        var single = form["label"].ToString();
+        if (upload.Files.Count > 0 && labels.Count == 0 && single.Length == 0)
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "missing_labels", "give a 'labels' field per file, in order, or one 'label' for all files"));
+        if (labels.Count > 0 && labels.Count != upload.Files.Count)
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "label_count_mismatch", $"{upload.Files.Count} files but {labels.Count} labels"));
+        if (!TryReadOptions(form, out var options, out var optionsError)) return (null, optionsError);
+        var perFile = labels.Count > 0 ? labels : upload.Files.Select(_ => single).ToList();
+        return await submitter.SubmitAsync(upload.Files, perFile, options!, cancellationToken);
+    }
+
+    private static bool TryReadOptions(IFormCollection form, out TrainingJobOptions? options, out IResult? error)
+    {
+        options = null;
+        error = null;
+        bool? Bool(string name) => form[name].ToString() is { Length: > 0 } v ? bool.TryParse(v, out var b) ? b : null : true;
+        int? Int(string name) => int.TryParse(form[name].ToString(), out var i) ? i : null;
+        var includeFeedback = Bool("include_feedback");
+        if (includeFeedback is null)
+        {
+            error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "include_feedback must be true or false");
+            return false;
+        }
+        var promote = form["promote"].ToString() is { Length: > 0 } p ? p : PromoteModes.Auto;
+        if (promote is not (PromoteModes.Auto or PromoteModes.Manual))
+        {
+            error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "promote must be auto or manual");
+            return false;
+        }
+        var epochs = Int("epochs");
+        if (epochs is < 1 or > 500)
+        {
+            error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "epochs must be between 1 and 500");
+            return false;
+        }
+        options = new TrainingJobOptions
+        {
+            IncludeFeedback = includeFeedback.Value,
+            BaseDataset = form["base_dataset"].ToString() is { Length: > 0 } d ? d : "",
+            Promote = promote,
+            Epochs = epochs,
+            Seed = Int("seed"),
+        };
+        return true;
+    }
+
+    public static async Task<IResult> GetAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var job = await db.TrainingJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        return job is null ? ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no training job with id {id}") : TypedResults.Ok(View(job));
+    }
+
+    public static async Task<IResult> ListAsync(ClassifierDbContext db, int? limit, CancellationToken cancellationToken)
+    {
+        var size = Math.Clamp(limit ?? 50, 1, 500);
+        var jobs = await db.TrainingJobs.AsNoTracking().OrderByDescending(j => j.CreatedAt).Take(size).ToListAsync(cancellationToken);
+        return TypedResults.Ok(new { items = jobs.Select(View) });
+    }
+
+    public static async Task<IResult> CancelAsync(Guid id, ClassifierDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var job = await db.TrainingJobs.FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no training job with id {id}");
+        if (TrainingJobStatus.IsFinal(job.Status))
+            return ApiErrors.Result(StatusCodes.Status409Conflict, "job_finished", $"the job already ended: {job.Status}");
+        job.CancelRequested = true;
+        if (job.Status == TrainingJobStatus.Queued)
+        {
+            // Not started: cancel now; the trainer skips it when its message arrives.
+            job.Status = TrainingJobStatus.Cancelled;
+            job.FinishedAt = clock.GetUtcNow().UtcDateTime;
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static async Task<IReadOnlyList<string>> ValidLabelsAsync(ModelRegistry registry, CancellationToken cancellationToken)
+    {
+        var active = await registry.GetActiveAsync(cancellationToken);
+        return active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels.Union(ModelRegistry.ProductClasses).ToList();
+    }
+
+    private static object View(TrainingJob job) => new
+    {
+        id = job.Id,
+        status = job.Status,
+        progress = new { stage = job.Stage, percent = Math.Round(job.Percent, 1) },
+        options = Json(job.OptionsJson),
+        cancel_requested = job.CancelRequested,
+        candidate_version = job.CandidateVersion,
+        baseline_version = job.BaselineVersion,
+        metrics = new { candidate = Json(job.CandidateMetricsJson), active = Json(job.BaselineMetricsJson) },
+        decision = Json(job.DecisionJson),
+        data_counts = Json(job.DataCountsJson),
+        error = job.Error,
+        created_at = ClassificationView.Utc(job.CreatedAt),
+        started_at = job.StartedAt is { } s ? ClassificationView.Utc(s) : (DateTimeOffset?)null,
+        finished_at = job.FinishedAt is { } f ? ClassificationView.Utc(f) : (DateTimeOffset?)null,
+    };
+
+    private static JsonElement? Json(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
+}

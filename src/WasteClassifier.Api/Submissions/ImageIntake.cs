@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Core.Imaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Api.Submissions;
+
+/// <summary>
+/// The way every uploaded image enters the system: checked (size, format, pixel count from the header), stored in the
+/// object store under its content hash (a retried upload never duplicates), and recorded as an image row (added to the
+/// context, not yet saved). Refused files are reported per file and leave no trace.
+/// </summary>
+public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, UploadOptions options, TimeProvider clock)
+{
+    public const string FileTooLarge = "file_too_large";
+
+    public sealed record Accepted(UploadedImage File, StoredImage Image);
+
+    public async Task<(IReadOnlyList<Accepted> Accepted, IReadOnlyList<RejectedImage> Rejected)> TakeAsync(IReadOnlyList<UploadedImage> files, CancellationToken cancellationToken)
+    {
+        var rejected = new List<RejectedImage>();
+        var checkedFiles = new List<(UploadedImage File, ImageCheck Check, string Hash)>();
+        var limits = new ImageLimits { MaxPixels = options.MaxPixels };
+        foreach (var file in files)
+        {
+            var refusal = Check(file, limits, out var check);
+            if (refusal is not null) rejected.Add(refusal);
+            else checkedFiles.Add((file, check, Convert.ToHexStringLower(SHA256.HashData(file.Content))));
+        }
+        if (checkedFiles.Count == 0) return ([], rejected);
+
+        // Store first: a row is only ever recorded for bytes that are already in the object store.
+        await Task.WhenAll(checkedFiles.DistinctBy(a => a.Hash).Select(a =>
+            store.PutAsync(ObjectKeyFor(a.Hash), a.File.Content, a.File.ContentType ?? "application/octet-stream", cancellationToken)));
+        var images = await FindOrAddImagesAsync(checkedFiles, cancellationToken);
+        return (checkedFiles.Select(a => new Accepted(a.File, images[a.Hash])).ToList(), rejected);
+    }
+
+    public static string ObjectKeyFor(string contentHash) => $"sha256/{contentHash[..2]}/{contentHash}";
+
+    private RejectedImage? Check(UploadedImage file, ImageLimits limits, out ImageCheck check)
+    {
+        check = ImageCheck.Refused(ImageErrors.Empty, "the file is empty");
+        var name = FileNames.Sanitize(file.FileName);
+        if (file.Length == 0) return new RejectedImage(file.Index, name, ImageErrors.Empty, "the file is empty");
+        if (file.Length > options.MaxFileBytes)
+            return new RejectedImage(file.Index, name, FileTooLarge, $"the file is {file.Length:N0} bytes; the limit is {options.MaxFileBytes:N0}");
+        check = ImageTensorWriter.Inspect(file.Content, limits);
+        return check.Ok ? null : new RejectedImage(file.Index, name, check.Error!, check.Message!);
+    }
+
+    private async Task<Dictionary<string, StoredImage>> FindOrAddImagesAsync(List<(UploadedImage File, ImageCheck Check, string Hash)> accepted, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var keys = accepted.Select(a => ObjectKeyFor(a.Hash)).Distinct().ToList();
+        var known = await db.Images.Where(i => keys.Contains(i.ObjectKey)).ToDictionaryAsync(i => i.ContentHash, cancellationToken);
+        foreach (var (file, check, hash) in accepted.DistinctBy(a => a.Hash).Where(a => !known.ContainsKey(a.Hash)))
+        {
+            var image = new StoredImage
+            {
+                Id = Guid.CreateVersion7(),
+                ObjectKey = ObjectKeyFor(hash),
+                ContentHash = hash,
+                SizeBytes = file.Content.Length,
+                ContentType = file.ContentType,
+                FileName = FileNames.Sanitize(file.FileName),
+                Format = check.Format!,
+                Width = check.Width,
+                Height = check.Height,
+                CreatedAt = now,
+            };
+            db.Images.Add(image);
+            known[hash] = image;
+        }
+        return known;
+    }
+}

@@ -1,0 +1,67 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Submissions;
+
+/// <summary>
+/// Queues a training job: stores its labelled images as samples (a later label for the same image replaces the
+/// earlier one), records the job and sends <see cref="TrainModel"/> to the trainer's queue.
+/// </summary>
+public sealed class TrainingJobSubmitter(
+    ClassifierDbContext db,
+    ImageIntake intake,
+    ModelRegistry registry,
+    ISendEndpointProvider sendEndpoints,
+    TrainingSettings settings,
+    TimeProvider clock,
+    ILogger<TrainingJobSubmitter> logger)
+{
+    public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected);
+
+    public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken)
+    {
+        var active = await registry.GetActiveAsync(cancellationToken);
+        var valid = (active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels).Union(ModelRegistry.ProductClasses).ToList();
+        var unknown = labels.Where(l => !valid.Contains(l)).Distinct().ToList();
+        if (unknown.Count > 0)
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"unknown label(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid: {string.Join(", ", valid)}"));
+        var dataset = options.BaseDataset.Length == 0 ? settings.BaseDataset : options.BaseDataset;
+        if (dataset != "none" && !settings.Datasets.ContainsKey(dataset))
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", $"base_dataset must be none or one of: {string.Join(", ", settings.Datasets.Keys)}"));
+        options = options with { BaseDataset = dataset };
+
+        var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
+        if (files.Count > 0 && accepted.Count == 0)
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, rejected[0].Error, $"none of the {files.Count} files was accepted: {rejected[0].Message}"));
+
+        var now = clock.GetUtcNow().UtcDateTime;
+        var job = new TrainingJob { Id = Guid.CreateVersion7(), OptionsJson = options.ToJson(), CreatedAt = now };
+        db.TrainingJobs.Add(job);
+        await AddSamplesAsync(accepted.Select(a => (a.Image, labels[a.File.Index])).ToList(), job.Id, now, cancellationToken);
+        await db.SaveChangesAsync(cancellationToken);
+
+        var endpoint = await sendEndpoints.GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+        await endpoint.Send(new TrainModel { TrainingJobId = job.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
+        logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s)", job.Id, accepted.Count);
+        return (new Result(job, accepted.Count, rejected), null);
+    }
+
+    private async Task AddSamplesAsync(List<(StoredImage Image, string Label)> samples, Guid jobId, DateTime now, CancellationToken cancellationToken)
+    {
+        var imageIds = samples.Select(s => s.Image.Id).ToList();
+        var existing = await db.LabelledSamples.Where(s => imageIds.Contains(s.ImageId)).ToDictionaryAsync(s => s.ImageId, cancellationToken);
+        foreach (var (image, label) in samples.DistinctBy(s => s.Image.Id))
+        {
+            if (!existing.TryGetValue(image.Id, out var sample))
+                db.LabelledSamples.Add(sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = label, Origin = SampleOrigin.Upload });
+            sample.Label = label;
+            sample.Origin = SampleOrigin.Upload;
+            sample.TrainingJobId = jobId;
+            sample.CreatedAt = now;
+        }
+    }
+}

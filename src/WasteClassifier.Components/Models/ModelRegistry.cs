@@ -1,0 +1,158 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Components.Models;
+
+/// <summary>
+/// The model registry: rows in the models table, files in the object store under <c>models/{version}/</c>.
+/// Exactly one version is active; promotion retires the previous one and announces <see cref="ModelPromoted"/>.
+/// </summary>
+public sealed partial class ModelRegistry(
+    ClassifierDbContext db,
+    IObjectStore store,
+    IPublishEndpoint publisher,
+    ModelOptions options,
+    TimeProvider clock,
+    ILogger<ModelRegistry> logger)
+{
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    private static partial Regex ValidVersion();
+
+    public static bool IsValidVersion(string version) => ValidVersion().IsMatch(version);
+
+    /// <summary>The product's classes, in the order the product uses them; shown when no model is registered yet.</summary>
+    public static readonly IReadOnlyList<string> ProductClasses =
+        ["cardboard", "food organics", "glass", "metal", "miscellaneous trash", "paper", "plastic", "textile trash", "vegetation"];
+
+    public static ModelCard ReadCard(ModelRecord record) =>
+        JsonSerializer.Deserialize<ModelCard>(record.CardJson, ModelCard.JsonOptions) ?? throw new InvalidDataException($"model {record.Version} has an empty card");
+
+    public static string PrefixFor(string version) => $"models/{version}/";
+
+    public Task<ModelRecord?> GetActiveAsync(CancellationToken cancellationToken) =>
+        db.Models.AsNoTracking().Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).FirstOrDefaultAsync(cancellationToken);
+
+    public Task<ModelRecord?> FindAsync(string version, CancellationToken cancellationToken) =>
+        db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Version == version, cancellationToken);
+
+    /// <summary>
+    /// Registers the model shipped with the service (models/default) on first start, as active when nothing is.
+    /// Safe to race: every API, worker and trainer process calls it.
+    /// </summary>
+    public async Task EnsureBundledAsync(CancellationToken cancellationToken)
+    {
+        var card = ModelCard.Load(options.Directory);
+        if (await db.Models.AnyAsync(m => m.Version == card.Version, cancellationToken)) return;
+        var hasActive = await db.Models.AnyAsync(m => m.Status == ModelStatus.Active, cancellationToken);
+        try
+        {
+            await RegisterAsync(card, ReadFiles(options.Directory, card), "bundled", trainingJobId: null,
+                card.Metrics?.GetRawText(), hasActive ? ModelStatus.Candidate : ModelStatus.Active, cancellationToken);
+            logger.LogInformation("Registered the bundled model {ModelVersion}", card.Version);
+        }
+        catch (DbUpdateException)
+        {
+            // Another process may have registered it first; anything else is a real failure.
+            db.ChangeTracker.Clear();
+            if (!await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, cancellationToken)) throw;
+        }
+    }
+
+    /// <summary>Uploads the files (card.json is written from <paramref name="card"/>) and records the version.</summary>
+    public async Task<ModelRecord> RegisterAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
+        string? metricsJson, string status, CancellationToken cancellationToken)
+    {
+        if (!IsValidVersion(card.Version)) throw new InvalidDataException($"model version '{card.Version}' must be 1–128 letters, digits, '.', '_' or '-'");
+        card.Validate(card.Version);
+        var prefix = PrefixFor(card.Version);
+        foreach (var (name, content) in files.Where(f => f.Key != ModelCard.FileName))
+            await store.PutAsync(prefix + SafeFileName(name), content, "application/octet-stream", cancellationToken);
+        var cardJson = JsonSerializer.Serialize(card, ModelCard.JsonOptions);
+        await store.PutAsync(prefix + ModelCard.FileName, System.Text.Encoding.UTF8.GetBytes(cardJson), "application/json", cancellationToken);
+
+        var now = clock.GetUtcNow().UtcDateTime;
+        var record = new ModelRecord
+        {
+            Version = card.Version,
+            ParentVersion = card.ParentVersion,
+            Status = status,
+            Origin = origin,
+            TrainingJobId = trainingJobId,
+            CardJson = cardJson,
+            MetricsJson = metricsJson,
+            ArtifactPrefix = prefix,
+            CreatedAt = now,
+            PromotedAt = status == ModelStatus.Active ? now : null,
+        };
+        db.Models.Add(record);
+        await db.SaveChangesAsync(cancellationToken);
+        return record;
+    }
+
+    /// <summary>Makes <paramref name="version"/> the active model and announces it; returns the version it replaced.</summary>
+    public async Task<string?> PromoteAsync(string version, CancellationToken cancellationToken)
+    {
+        var strategy = db.Database.CreateExecutionStrategy();
+        var previous = await strategy.ExecuteAsync(async () =>
+        {
+            db.ChangeTracker.Clear();
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
+                ?? throw new KeyNotFoundException($"no model version {version}");
+            var actives = await db.Models.Where(m => m.Status == ModelStatus.Active && m.Version != version).ToListAsync(cancellationToken);
+            foreach (var active in actives) active.Status = ModelStatus.Retired;
+            target.Status = ModelStatus.Active;
+            target.PromotedAt = clock.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return actives.FirstOrDefault()?.Version;
+        });
+        await publisher.Publish(new ModelPromoted { Version = version, PreviousVersion = previous, PromotedAt = clock.GetUtcNow() }, cancellationToken);
+        logger.LogInformation("Promoted model {ModelVersion} (was {PreviousVersion})", version, previous);
+        return previous;
+    }
+
+    /// <summary>Copies a version's files into <paramref name="cacheRoot"/>/{version} (once) and returns that folder.</summary>
+    public async Task<string> DownloadAsync(ModelRecord record, string cacheRoot, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(cacheRoot, record.Version);
+        if (File.Exists(Path.Combine(directory, ModelCard.FileName))) return directory;
+        var card = ReadCard(record);
+        // Download beside the final folder and rename, so a half-downloaded model is never loaded.
+        var staging = directory + ".partial-" + Guid.NewGuid().ToString("N");
+        Directory.CreateDirectory(staging);
+        foreach (var name in new[] { card.Head, card.Onnx }.OfType<string>())
+        {
+            var bytes = await store.GetAsync(record.ArtifactPrefix + SafeFileName(name), cancellationToken)
+                ?? throw new FileNotFoundException($"model {record.Version}: {name} is missing from the object store");
+            await File.WriteAllBytesAsync(Path.Combine(staging, SafeFileName(name)), bytes, cancellationToken);
+        }
+        await File.WriteAllTextAsync(Path.Combine(staging, ModelCard.FileName), record.CardJson, cancellationToken);
+        try
+        {
+            Directory.Move(staging, directory);
+        }
+        catch (IOException) when (Directory.Exists(directory))
+        {
+            Directory.Delete(staging, recursive: true); // another loader in this process won
+        }
+        return directory;
+    }
+
+    private static Dictionary<string, byte[]> ReadFiles(string directory, ModelCard card) =>
+        new[] { card.Head, card.Onnx }.OfType<string>().ToDictionary(name => name, name => File.ReadAllBytes(Path.Combine(directory, name)));
+
+    private static string SafeFileName(string name)
+    {
+        var file = Path.GetFileName(name);
+        if (file.Length == 0 || file != name) throw new InvalidDataException($"model file names must be plain file names, not '{name}'");
+        return file;
+    }
+}

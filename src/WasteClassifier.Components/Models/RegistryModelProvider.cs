@@ -1,0 +1,71 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Hosting;
+
+namespace WasteClassifier.Components.Models;
+
+/// <summary>
+/// Serves the registry's active model. A new version is downloaded and fully loaded first, then swapped in:
+/// a batch that already holds the old model finishes with it, the next batch gets the new one.
+/// </summary>
+public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOptions options, ServiceOptions service, ILogger<RegistryModelProvider> logger)
+    : IModelProvider, IDisposable
+{
+    private readonly SemaphoreSlim _switching = new(1, 1);
+    private SharedModel? _model;
+    private bool _disposed;
+
+    public ModelCard? LoadedCard => _model?.Classifier.Card;
+
+    public async Task<ModelLease> AcquireAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var model = _model;
+            if (model is null)
+            {
+                await RefreshAsync(cancellationToken);
+                continue;
+            }
+            if (model.TryAcquire()) return new ModelLease(model);
+            // Released by a swap between our read and acquire: read the new one.
+        }
+    }
+
+    /// <summary>Loads the registry's active version if it is not the one in use; returns true when it swapped.</summary>
+    public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
+    {
+        await _switching.WaitAsync(cancellationToken);
+        try
+        {
+            using var scope = scopes.CreateScope();
+            var registry = scope.ServiceProvider.GetRequiredService<ModelRegistry>();
+            var active = await registry.GetActiveAsync(cancellationToken)
+                ?? throw new InvalidOperationException("the model registry has no active model");
+            if (_model?.Classifier.Card.Version == active.Version) return false;
+
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
+            var classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
+            var previous = _model;
+            _model = new SharedModel(classifier);
+            previous?.Release();
+            logger.LogInformation("Now serving model {ModelVersion} (was {PreviousVersion}); loaded in {ElapsedMs} ms",
+                active.Version, previous?.Classifier.Card.Version, started.ElapsedMilliseconds);
+            return true;
+        }
+        finally
+        {
+            _switching.Release();
+        }
+    }
+
+    /// <summary>Drops the provider's reference; a batch still running keeps the model alive until it finishes.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _model?.Release();
+    }
+}

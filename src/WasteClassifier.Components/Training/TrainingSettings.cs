@@ -1,0 +1,28 @@
+namespace WasteClassifier.Components.Training;
+
+/// <summary>Configuration section <c>Training</c>.</summary>
+public sealed class TrainingSettings
+{
+    public const string Section = "Training";
+
+    /// <summary>Base datasets a job may name: name → folder holding manifest.csv (path,label). Relative to the working directory.</summary>
+    public Dictionary<string, string> Datasets { get; set; } = [];
+
+    /// <summary>The dataset used when a job names none (<c>none</c> for labelled samples only).</summary>
+    public string BaseDataset { get; set; } = "none";
+
+    /// <summary>Promotion gate: the candidate's hold-out macro-F1 may be at most this much below the active model's.</summary>
+    public double MaxMacroF1Drop { get; set; } = 0.01;
+
+    /// <summary>Promotion gate: no class the active model recognised may lose more recall than this.</summary>
+    public double MaxClassRecallDrop { get; set; } = 0.05;
+
+    /// <summary>A running job whose heartbeat is older than this is considered dead (its trainer crashed).</summary>
+    public int StaleAfterSeconds { get; set; } = 120;
+
+    /// <summary>Feature cache folder; defaults to {DataDirectory}/feature-cache.</summary>
+    public string? CacheDirectory { get; set; }
+
+    public string? ResolveDataset(string name) =>
+        name == "none" ? null : Datasets.TryGetValue(name, out var path) ? Path.GetFullPath(path) : throw new KeyNotFoundException(name);
+}

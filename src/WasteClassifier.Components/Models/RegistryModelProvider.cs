@@ -14,7 +14,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
 {
     private readonly SemaphoreSlim _switching = new(1, 1);
     private SharedModel? _model;
-    private bool _disposed;
+    private int _disposed;
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
 
@@ -22,7 +22,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     {
         while (true)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            ObjectDisposedException.ThrowIf(_disposed == 1, this);
             var model = _model;
             if (model is null)
             {
@@ -62,10 +62,15 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
         }
     }
 
-    /// <summary>Drops the provider's reference; a batch still running keeps the model alive until it finishes.</summary>
+    /// <summary>Serves <paramref name="model"/> without a registry (unit tests).</summary>
+    internal void UseForTests(SharedModel model) => _model = model;
+
+    /// <summary>
+    /// Drops the provider's reference once (the container disposes it under both of its registrations);
+    /// a batch still running keeps the model alive until it finishes.
+    /// </summary>
     public void Dispose()
     {
-        _disposed = true;
-        _model?.Release();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _model?.Release();
     }
 }

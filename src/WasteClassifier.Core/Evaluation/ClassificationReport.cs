@@ -18,7 +18,10 @@ public sealed record ClassificationReport(
     IReadOnlyList<string> Labels)
 {
     /// <summary>snake_case, as model cards use.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, ModelCard.JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
-    public JsonElement ToJsonElement() => JsonSerializer.SerializeToElement(this, ModelCard.JsonOptions);
+    public JsonElement ToJsonElement() => JsonSerializer.SerializeToElement(this, JsonOptions);
+
+    // Label names stay readable in the output.
+    private static readonly JsonSerializerOptions JsonOptions = new(ModelCard.JsonOptions) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 }

@@ -40,7 +40,7 @@ internal sealed class TrainableNetwork
                     foreach (var g in gradients[p]) g.Clear();
                     for (var k = p; k < batch.Length; k += Partitions)
                     {
-                        var dropout = new Random(HashCode.Combine(options.Seed, step, k));
+                        var dropout = new Random(DropoutSeed(options.Seed, step, k));
                         partLoss[p] += Backpropagate(x[batch[k]], y[batch[k]], classWeights[y[batch[k]]] / weightSum, options, dropout, gradients[p]);
                     }
                 });
@@ -87,6 +87,10 @@ internal sealed class TrainableNetwork
         }
         return loss;
     }
+
+    /// <summary>A fixed mix (HashCode.Combine is randomised per process, which broke reproducibility across runs).</summary>
+    private static int DropoutSeed(int seed, int step, int position) =>
+        unchecked((int)(((uint)seed * 2654435761u) ^ ((uint)step * 40503u + (uint)position * 2246822519u)));
 
     private static void ApplyActivationMask(float[] delta, float[] activation, float dropoutRate)
     {

@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
@@ -31,8 +32,11 @@ public static class TrainedModelWriter
         return card;
     }
 
+    /// <summary>The card options, but leaving readable characters (→, ') unescaped: cards are read by people too.</summary>
+    public static JsonSerializerOptions CardWriteOptions { get; } = new(ModelCard.JsonOptions) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static void SaveCard(string directory, ModelCard card) =>
-        File.WriteAllText(Path.Combine(directory, ModelCard.FileName), JsonSerializer.Serialize(card, ModelCard.JsonOptions) + Environment.NewLine);
+        File.WriteAllText(Path.Combine(directory, ModelCard.FileName), JsonSerializer.Serialize(card, CardWriteOptions) + Environment.NewLine);
 
     /// <summary>A report plus which split it was measured on and how (cached features, or end to end from image files).</summary>
     public static JsonElement Metrics(ClassificationReport report, string split, string method)
@@ -50,8 +54,7 @@ public static class TrainedModelWriter
         ImagesPerLabel = result.TrainingCounts,
         TrainingRows = result.TrainingRows,
         request.Augmentation,
-        request.Head.HeadType,
-        request.Head.Seed,
+        Backbone = request.Backbone.Id,
         Hyperparameters = request.Head,
     }, ModelCard.JsonOptions);
 }

@@ -22,6 +22,26 @@ public sealed class ModelLeaseTests
         Assert.False(model.TryAcquire());
     }
 
+    [Fact]
+    public void Dispose_ProviderTwiceWhileABatchHoldsALease_KeepsTheModelUntilTheBatchEnds()
+    {
+        // The container disposes the provider once per registration (concrete type and IModelProvider).
+        var classifier = new CountingClassifier();
+        var model = new SharedModel(classifier);
+        var provider = new RegistryModelProvider(null!, new ModelOptions(), new WasteClassifier.Infrastructure.Hosting.ServiceOptions(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<RegistryModelProvider>.Instance);
+        provider.UseForTests(model);
+        Assert.True(model.TryAcquire());
+        var lease = new ModelLease(model);
+
+        provider.Dispose();
+        provider.Dispose();
+        Assert.Equal(0, classifier.Disposals);
+
+        lease.Dispose();
+        Assert.Equal(1, classifier.Disposals);
+    }
+
     private sealed class CountingClassifier : IImageClassifier
     {
         public int Disposals { get; private set; }

@@ -13,9 +13,10 @@ public class BackboneGraphComposerTests
         var directory = Directory.CreateTempSubdirectory("composer-test").FullName;
         try
         {
-            var head = TinyHeads.Random(featureWidth: 512, hidden: 16, outputs: 9);
+            var backbone = BackboneDefinition.ResNet18MultiScale;
+            var head = TinyHeads.Random(featureWidth: backbone.FeatureWidth, hidden: 16, outputs: 9);
             File.WriteAllBytes(Path.Combine(directory, "head.onnx"), HeadOnnxExporter.ToOnnx(head).ToByteArray());
-            TrainedModelWriter.SaveCard(directory, CardFor(BackboneDefinition.ResNet18, "head.onnx"));
+            TrainedModelWriter.SaveCard(directory, CardFor(backbone, "head.onnx"));
             using var classifier = ModelLoader.Load(directory, new InferenceOptions { IntraOpThreads = 2 });
 
             const int count = 3;

@@ -41,7 +41,14 @@ public sealed class ModelLoaderTests : IClassFixture<DefaultModelFixture>
     // Hold-out images (never trained on), one per class with data.
     public static TheoryData<string, string> KnownImages => new()
     {
-        { "cardboard/trashnet-007265fc6423.jpg", "cardboard" },
+        { "cardboard/trashnet-082f4c295d3f.jpg", "cardboard" },
+        { "food-organics/wastemix-0768af7ea2b5.jpg", "food organics" },
+        { "glass/trashnet-03e8819898ab.jpg", "glass" },
+        { "metal/trashnet-0226d4f7a4ee.jpg", "metal" },
+        { "miscellaneous-trash/trashnet-2bed425a01de.jpg", "miscellaneous trash" },
+        { "paper/trashnet-01a251a85e00.jpg", "paper" },
+        { "plastic/trashnet-0983395728b1.jpg", "plastic" },
+        { "textile-trash/wastemix-09c438329694.jpg", "textile trash" },
     };
 
     [Fact]

@@ -1,0 +1,47 @@
+using WasteClassifier.Core.Evaluation;
+
+namespace WasteClassifier.Components.Training;
+
+/// <summary>Whether a candidate replaces the active model, and every reason for the answer.</summary>
+public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reasons);
+
+/// <summary>
+/// The promotion gate, applied to candidate and active model scored on the same hold-out: macro-F1 may not drop by
+/// more than <see cref="TrainingSettings.MaxMacroF1Drop"/>, and no class the active model recognised may lose more
+/// recall than <see cref="TrainingSettings.MaxClassRecallDrop"/>.
+/// </summary>
+public static class PromotionGate
+{
+    public static PromotionDecision Decide(ClassificationReport candidate, ClassificationReport? active, TrainingSettings settings, string promoteMode)
+    {
+        var refusals = new List<string>();
+        var notes = new List<string>();
+        if (active is null)
+        {
+            notes.Add("no active model to compare with");
+        }
+        else
+        {
+            var drop = active.MacroF1 - candidate.MacroF1;
+            if (drop > settings.MaxMacroF1Drop)
+                refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {settings.MaxMacroF1Drop:F4})");
+            else
+                notes.Add($"macro-F1 {candidate.MacroF1:F4} vs active {active.MacroF1:F4}");
+
+            foreach (var (label, before) in active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0))
+            {
+                var after = candidate.PerClass.TryGetValue(label, out var m) ? m.Recall : 0;
+                if (before.Recall - after > settings.MaxClassRecallDrop)
+                    refusals.Add($"recall of '{label}' falls from {before.Recall:F3} to {after:F3} (allowed drop {settings.MaxClassRecallDrop:F3})");
+            }
+            foreach (var (label, gained) in candidate.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0
+                && (!active.PerClass.TryGetValue(c.Key, out var before) || before.Recall == 0)))
+                notes.Add($"'{label}' is newly recognised (recall {gained.Recall:F3})");
+        }
+
+        if (refusals.Count > 0) return new PromotionDecision(false, refusals.Concat(notes).ToList());
+        if (promoteMode == PromoteModes.Manual)
+            return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);
+        return new PromotionDecision(true, ["passed the promotion gate", .. notes]);
+    }
+}

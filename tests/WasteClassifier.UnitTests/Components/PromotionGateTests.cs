@@ -1,0 +1,54 @@
+using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Evaluation;
+
+namespace WasteClassifier.UnitTests.Components;
+
+public sealed class PromotionGateTests
+{
+    private static readonly TrainingSettings Settings = new() { MaxMacroF1Drop = 0.01, MaxClassRecallDrop = 0.05 };
+
+    [Fact]
+    public void Decide_BetterCandidate_Promotes()
+    {
+        var decision = PromotionGate.Decide(Report(0.93, ("a", 0.9, 10), ("b", 0.95, 10)), Report(0.90, ("a", 0.9, 10), ("b", 0.9, 10)), Settings, PromoteModes.Auto);
+        Assert.True(decision.Promote);
+    }
+
+    [Fact]
+    public void Decide_MacroF1DropsTooMuch_RefusesAndSaysWhy()
+    {
+        var decision = PromotionGate.Decide(Report(0.30, ("a", 0.3, 10), ("b", 0.3, 10)), Report(0.90, ("a", 0.9, 10), ("b", 0.9, 10)), Settings, PromoteModes.Auto);
+        Assert.False(decision.Promote);
+        Assert.Contains(decision.Reasons, r => r.Contains("macro-F1") && r.Contains("below"));
+        Assert.Contains(decision.Reasons, r => r.Contains("recall of 'a'"));
+    }
+
+    [Fact]
+    public void Decide_OneClassLosesRecall_Refuses()
+    {
+        var decision = PromotionGate.Decide(Report(0.95, ("a", 0.80, 10), ("b", 1.0, 10)), Report(0.90, ("a", 0.90, 10), ("b", 0.9, 10)), Settings, PromoteModes.Auto);
+        Assert.False(decision.Promote);
+        Assert.Single(decision.Reasons, r => r.Contains("recall of 'a'"));
+    }
+
+    [Fact]
+    public void Decide_NewClassRecognised_PromotesAndNotesIt()
+    {
+        var decision = PromotionGate.Decide(Report(0.92, ("a", 0.9, 10), ("veg", 0.8, 5)), Report(0.90, ("a", 0.9, 10), ("veg", 0.0, 5)), Settings, PromoteModes.Auto);
+        Assert.True(decision.Promote);
+        Assert.Contains(decision.Reasons, r => r.Contains("'veg' is newly recognised"));
+    }
+
+    [Fact]
+    public void Decide_ManualMode_KeepsAPassingCandidate()
+    {
+        var decision = PromotionGate.Decide(Report(0.95, ("a", 0.95, 10)), Report(0.90, ("a", 0.9, 10)), Settings, PromoteModes.Manual);
+        Assert.False(decision.Promote);
+        Assert.Contains(decision.Reasons, r => r.Contains("promote=manual"));
+    }
+
+    private static ClassificationReport Report(double macroF1, params (string Label, double Recall, int Support)[] classes) =>
+        new(classes.Sum(c => c.Support), macroF1, macroF1,
+            classes.ToDictionary(c => c.Label, c => new ClassMetrics(c.Recall, c.Recall, c.Recall, c.Support)),
+            [], classes.Select(c => c.Label).ToList());
+}

@@ -2,5 +2,5 @@ using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 
 // Add a verb: implement ICommand under Commands/ and list it here.
-ICommand[] commands = [new TrainCommand(), new EvaluateCommand(), new MigrateCommand()];
+ICommand[] commands = [new TrainCommand(), new EvaluateCommand(), new MigrateCommand(), new LoadTestCommand()];
 return CommandDispatcher.Run(commands, args);

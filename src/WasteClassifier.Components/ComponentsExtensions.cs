@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
 using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Components;
@@ -31,6 +32,19 @@ public static class ComponentsExtensions
         services.AddHostedService<ModelWatcher>();
         return services;
     }
+
+    /// <summary>Services the training consumer needs.</summary>
+    public static IServiceCollection AddTrainer(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddModelRegistry(configuration);
+        services.TryAddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
+        services.AddScoped<TrainingDataLoader>();
+        services.AddScoped<TrainingJobRunner>();
+        return services;
+    }
+
+    public static void AddTrainerConsumers(this IBusRegistrationConfigurator bus) =>
+        bus.AddConsumer<TrainModelConsumer, TrainModelConsumerDefinition>();
 
     public static void AddClassificationConsumers(this IBusRegistrationConfigurator bus)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Api.Health;
 using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Submissions;
@@ -38,16 +39,19 @@ public static class ApiExtensions
         services.AddScoped<ImageIntake>();
         services.AddScoped<ClassificationSubmitter>();
         services.AddScoped<TrainingJobSubmitter>();
-        services.AddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
+        services.TryAddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
         services.AddScoped<ClassifyCommandSender>();
         services.AddScoped<StatsService>();
         services.AddHostedService<QueuedRepublisher>();
 
         var runWorker = RunsWorker(configuration);
+        var runTrainer = RunsTrainer(configuration);
         if (runWorker) services.AddClassificationWorker(configuration);
+        if (runTrainer) services.AddTrainer(configuration);
         services.AddClassifierBus(configuration, bus =>
         {
             if (runWorker) bus.AddClassificationConsumers();
+            if (runTrainer) bus.AddTrainerConsumers();
         });
 
         services.AddHealthChecks()
@@ -57,9 +61,11 @@ public static class ApiExtensions
         services.AddOpenApi();
     }
 
-    public static bool RunsWorker(IConfiguration configuration)
-    {
-        var transport = configuration[$"{MessagingOptions.Section}:Transport"] ?? MessagingTransports.InMemory;
-        return transport.Equals(MessagingTransports.InMemory, StringComparison.OrdinalIgnoreCase) || configuration.GetValue("Api:RunWorker", false);
-    }
+    public static bool RunsWorker(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunWorker", false);
+
+    public static bool RunsTrainer(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunTrainer", false);
+
+    // The in-memory bus lives in this process, so the embedded default must run every consumer here.
+    private static bool InMemory(IConfiguration configuration) =>
+        (configuration[$"{MessagingOptions.Section}:Transport"] ?? MessagingTransports.InMemory).Equals(MessagingTransports.InMemory, StringComparison.OrdinalIgnoreCase);
 }

@@ -11,6 +11,12 @@ public sealed class TrainingSettings
     /// <summary>The dataset used when a job names none (<c>none</c> for labelled samples only).</summary>
     public string BaseDataset { get; set; } = "none";
 
+    /// <summary>
+    /// The trusted dataset whose hold-out (with the labelled samples' hold-out) scores every candidate against the
+    /// active model, whatever data a job trains on; defaults to <see cref="BaseDataset"/>.
+    /// </summary>
+    public string? EvaluationDataset { get; set; }
+
     /// <summary>Promotion gate: the candidate's hold-out macro-F1 may be at most this much below the active model's.</summary>
     public double MaxMacroF1Drop { get; set; } = 0.01;
 

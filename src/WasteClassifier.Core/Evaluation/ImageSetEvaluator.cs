@@ -9,6 +9,36 @@ public static class ImageSetEvaluator
 {
     private const int BatchSize = 16;
 
+    /// <summary>
+    /// Scores images already in memory; each image's label is looked up by name in the classifier's labels
+    /// (<paramref name="labels"/> names the images' label indices), so models with different label orders compare fairly.
+    /// </summary>
+    public static ClassificationReport Evaluate(IImageClassifier classifier, IReadOnlyList<LabelledImage> images, IReadOnlyList<string> labels,
+        Action<string> log, CancellationToken cancellationToken = default)
+    {
+        var card = classifier.Card;
+        var tensorLength = ImageTensorWriter.TensorLength(card.Input);
+        var outcomes = new List<(int, int)>();
+        var tensors = new float[BatchSize * tensorLength];
+        var known = images.Where(i => card.Labels.Contains(labels[i.Label])).ToList();
+        if (known.Count < images.Count) log($"{images.Count - known.Count} image(s) carry labels model {card.Version} does not have; not scored");
+        for (var start = 0; start < known.Count; start += BatchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var batch = known.Skip(start).Take(BatchSize).ToList();
+            var checks = new ImageCheck[batch.Count];
+            Parallel.For(0, batch.Count, i => checks[i] = ImageTensorWriter.Write(batch[i].Bytes, card.Input, tensors.AsSpan(i * tensorLength, tensorLength), ImageLimits.Default));
+            var accepted = Enumerable.Range(0, batch.Count).Where(i => checks[i].Ok).ToList();
+            foreach (var i in Enumerable.Range(0, batch.Count).Where(i => !checks[i].Ok)) log($"skipped {batch[i].Path}: {checks[i].Message}");
+            for (var k = 0; k < accepted.Count; k++)
+                if (accepted[k] != k) tensors.AsSpan(accepted[k] * tensorLength, tensorLength).CopyTo(tensors.AsSpan(k * tensorLength, tensorLength));
+            var probabilities = classifier.Classify(tensors.AsMemory(0, accepted.Count * tensorLength), accepted.Count);
+            for (var k = 0; k < accepted.Count; k++)
+                outcomes.Add((FeatureExtractionRunner.IndexOfLabel(card.Labels, labels[batch[accepted[k]].Label]), ClassificationMetrics.ArgMax(probabilities[k])));
+        }
+        return ClassificationMetrics.Compute(card.Labels, outcomes);
+    }
+
     public static ClassificationReport Evaluate(IImageClassifier classifier, string datasetDirectory, IReadOnlyList<ManifestEntry> entries, Action<string> log)
     {
         var card = classifier.Card;

@@ -8,17 +8,26 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
 {
     private const int ImagesPerRun = 16;
 
-    public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views)
+    public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views) =>
+        Run(entries.Select(e => LoadImage(datasetDirectory, e, labels)).ToList(), views);
+
+    /// <summary>
+    /// Features of images already in memory (from any source). <paramref name="onProgress"/> receives the fraction
+    /// of images done; cancellation is checked between runs of the backbone.
+    /// </summary>
+    public IReadOnlyList<FeatureSample> Run(IReadOnlyList<LabelledImage> images, IReadOnlyList<FeatureView> views,
+        Action<double>? onProgress = null, CancellationToken cancellationToken = default)
     {
-        var images = entries.Select(e => LoadImage(datasetDirectory, e, labels)).ToList();
         var missing = images.Where(i => views.Any(v => !cache.TryGet(v.Name, i.Sha256, out _))).ToList();
         log($"{images.Count} images, {views.Count} views each; {images.Count - missing.Count} fully cached, {missing.Count} to extract");
 
         var started = System.Diagnostics.Stopwatch.StartNew();
         for (var start = 0; start < missing.Count; start += ImagesPerRun)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             ExtractMissing(missing.Skip(start).Take(ImagesPerRun).ToList(), views);
             var done = Math.Min(start + ImagesPerRun, missing.Count);
+            onProgress?.Invoke((double)done / missing.Count);
             if (done % (ImagesPerRun * 20) == 0 || done == missing.Count)
                 log($"extracted {done}/{missing.Count} images ({done / Math.Max(0.001, started.Elapsed.TotalSeconds):F1} images/s)");
         }
@@ -28,7 +37,7 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
             .ToList();
     }
 
-    private void ExtractMissing(IReadOnlyList<LoadedImage> batch, IReadOnlyList<FeatureView> views)
+    private void ExtractMissing(IReadOnlyList<LabelledImage> batch, IReadOnlyList<FeatureView> views)
     {
         var input = extractor.Backbone.Input;
         var tensorLength = 3 * input.Width * input.Height;
@@ -42,13 +51,13 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
             cache.Add(group.Key, group.Select(x => (x.job.image.Sha256, x.features)).ToList());
     }
 
-    private static LoadedImage LoadImage(string datasetDirectory, ManifestEntry entry, IReadOnlyList<string> labels)
+    private static LabelledImage LoadImage(string datasetDirectory, ManifestEntry entry, IReadOnlyList<string> labels)
     {
         var label = IndexOfLabel(labels, entry.Label);
         var path = Path.Combine(datasetDirectory, entry.Path);
         if (!File.Exists(path)) throw new FileNotFoundException($"image listed in the manifest not found: {path}", path);
         var bytes = File.ReadAllBytes(path);
-        return new LoadedImage(entry.Path, label, SHA256.HashData(bytes), bytes);
+        return new LabelledImage(entry.Path, label, SHA256.HashData(bytes), bytes);
     }
 
     public static int IndexOfLabel(IReadOnlyList<string> labels, string label)
@@ -57,6 +66,4 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
             if (labels[i] == label) return i;
         throw new InvalidDataException($"label '{label}' is not one of: {string.Join(", ", labels)}");
     }
-
-    private sealed record LoadedImage(string Path, int Label, byte[] Sha256, byte[] Bytes);
 }

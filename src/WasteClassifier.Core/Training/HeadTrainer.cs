@@ -9,7 +9,8 @@ public static class HeadTrainer
     /// <summary>Bias of labels with no training data: softmax gives them ~e⁻⁵⁰, so they are never predicted.</summary>
     public const float AbsentLabelBias = -50f;
 
-    public static HeadModel Train(IReadOnlyList<LabelledFeatures> samples, int labelCount, HeadTrainingOptions options, Action<string>? log = null)
+    public static HeadModel Train(IReadOnlyList<LabelledFeatures> samples, int labelCount, HeadTrainingOptions options, Action<string>? log = null,
+        Action<int, int>? onEpoch = null, CancellationToken cancellationToken = default)
     {
         if (samples.Count == 0) throw new ArgumentException("no training samples");
         var width = samples[0].Features.Length;
@@ -24,7 +25,7 @@ public static class HeadTrainer
 
         int[] sizes = options.HasHiddenLayer ? [width, options.HiddenUnits, present.Length] : [width, present.Length];
         var network = new TrainableNetwork(sizes, options.Seed);
-        network.Fit(inputs, targets, weights, options, log);
+        network.Fit(inputs, targets, weights, options, log, onEpoch, cancellationToken);
 
         var layers = network.ToLayers().ToList();
         layers[^1] = WidenOutput(layers[^1], present, labelCount);

@@ -18,7 +18,8 @@ internal sealed class TrainableNetwork
             layers.Add(new Layer(sizes[i], sizes[i + 1], relu: i + 2 < sizes.Count, random));
     }
 
-    public void Fit(float[][] x, int[] y, float[] classWeights, HeadTrainingOptions options, Action<string>? log)
+    public void Fit(float[][] x, int[] y, float[] classWeights, HeadTrainingOptions options, Action<string>? log,
+        Action<int, int>? onEpoch = null, CancellationToken cancellationToken = default)
     {
         var order = Enumerable.Range(0, x.Length).ToArray();
         var shuffle = new Random(options.Seed);
@@ -28,6 +29,8 @@ internal sealed class TrainableNetwork
         var step = 0;
         for (var epoch = 0; epoch < options.Epochs; epoch++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
+            onEpoch?.Invoke(epoch, options.Epochs);
             shuffle.Shuffle(order);
             var loss = 0.0;
             for (var start = 0; start < order.Length; start += options.BatchSize, step++)

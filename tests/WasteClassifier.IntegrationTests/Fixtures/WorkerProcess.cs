@@ -1,6 +1,7 @@
 using WasteClassifier.Components;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Worker;
 
@@ -17,6 +18,7 @@ public sealed class WorkerProcess : IAsyncDisposable
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", DisableDefaults = false });
         builder.Configuration.AddInMemoryCollection(settings);
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         builder.Services.AddClassifierWorkerHost(builder.Configuration);
         var host = builder.Build();
         await host.Services.PrepareServiceAsync();

@@ -1,0 +1,41 @@
+namespace WasteClassifier.Bench;
+
+/// <summary>Where the built services are, which servers to use and how long each phase runs; set by bench/run.sh.</summary>
+public sealed record BenchSettings
+{
+    public required string ApiDll { get; init; }
+    public required string WorkerDll { get; init; }
+    public required string Dataset { get; init; }
+    public required string OutputDirectory { get; init; }
+    public required string PostgresConnectionString { get; init; }
+    public string RabbitHost { get; init; } = "localhost";
+    public string S3Endpoint { get; init; } = "localhost:9000";
+    public string S3AccessKey { get; init; } = "S3RVER";
+    public string S3SecretKey { get; init; } = "S3RVER";
+    public TimeSpan PhaseDuration { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan MicroDuration { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Closed-loop users that keep the queue non-empty (a worker holds two batches of 16 in prefetch).</summary>
+    public int SaturationUsers { get; init; } = 96;
+
+    public static BenchSettings FromEnvironment(string[] args)
+    {
+        string Get(string name, string? fallback = null) =>
+            Environment.GetEnvironmentVariable(name) ?? fallback ?? throw new ArgumentException($"{name} is not set (bench/run.sh sets it)");
+        return new BenchSettings
+        {
+            ApiDll = Get("BENCH_API_DLL"),
+            WorkerDll = Get("BENCH_WORKER_DLL"),
+            Dataset = Get("BENCH_DATASET"),
+            OutputDirectory = Get("BENCH_OUT", args.FirstOrDefault() ?? "bench-results"),
+            PostgresConnectionString = Get("WASTE_TEST_POSTGRES"),
+            RabbitHost = Get("WASTE_TEST_RABBITMQ_HOST", "localhost"),
+            S3Endpoint = Get("WASTE_TEST_S3_ENDPOINT", "localhost:9000"),
+            S3AccessKey = Get("WASTE_TEST_S3_ACCESS_KEY", "S3RVER"),
+            S3SecretKey = Get("WASTE_TEST_S3_SECRET_KEY", "S3RVER"),
+            PhaseDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_SECONDS", "30"), System.Globalization.CultureInfo.InvariantCulture)),
+            MicroDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_MICRO_SECONDS", "5"), System.Globalization.CultureInfo.InvariantCulture)),
+            SaturationUsers = int.Parse(Get("BENCH_SATURATION_USERS", "96"), System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+}

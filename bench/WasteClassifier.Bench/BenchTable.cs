@@ -1,0 +1,61 @@
+using System.Text;
+using WasteClassifier.LoadTesting.Reporting;
+
+namespace WasteClassifier.Bench;
+
+/// <summary>Collects the figures of one benchmark run and prints them as a Markdown table with the ratios and targets.</summary>
+public sealed class BenchTable
+{
+    public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb);
+
+    public List<ModelBench.Result> Raw { get; } = [];
+    public List<DecodeBench.Result> Decode { get; } = [];
+    public List<Deployment> EndToEnd { get; } = [];
+
+    public string Render()
+    {
+        var md = new StringBuilder($"## Benchmark ({Environment.ProcessorCount} cores, {DateTime.UtcNow:u})\n\n| Measure | Images/s | Latency (ms) | Notes |\n|---|---:|---:|---|\n");
+        foreach (var r in Raw) md.Append($"| raw model, batch {r.BatchSize} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | preprocessed tensors |\n");
+        foreach (var d in Decode) md.Append($"| decode + resize, {d.Images}, {d.Threads} thread(s) | {F(d.ImagesPerS)} | {F(d.MsPerImage)} per image | |\n");
+        foreach (var e in EndToEnd)
+        {
+            foreach (var (label, phase) in new[] { ("saturation", e.Saturation), ("half saturation", e.Half) })
+            {
+                var r = phase.Report;
+                md.Append($"| e2e, {e.Workers} worker(s), {label} | {F(r.Throughput.SteadyCompletedPerS)} | p50 {F(r.LatencyMs.EndToEnd.P50)}, p95 {F(r.LatencyMs.EndToEnd.P95)} | " +
+                          $"{(r.Run.Users > 0 ? $"{r.Run.Users} users" : $"{F(r.Run.RatePerS)}/s offered")}, {r.Counts.Failed} failed; CPU: API {P(phase.ApiCpuShare)}, workers {P(phase.WorkerCpuShare)} of one core |\n");
+            }
+            if (e.Flood is { } flood)
+                md.Append($"| flood (200 users), {e.Workers} worker(s) | {F(flood.Report.Throughput.SteadyCompletedPerS)} | p50 {F(flood.Report.LatencyMs.EndToEnd.P50)}, p95 {F(flood.Report.LatencyMs.EndToEnd.P95)} | " +
+                          $"{flood.Report.Counts.Completed} completed, **{flood.Report.Counts.Failed} failed** {Reasons(flood.Report)}, {flood.Report.Counts.Throttled} throttled (retried) |\n");
+            md.Append($"| worker peak memory (VmHWM), {e.Workers} worker(s) | | | {F(e.WorkerPeakMb)} MB |\n");
+        }
+
+        double B(int size) => Raw.FirstOrDefault(r => r.BatchSize == size)?.ImagesPerS ?? double.NaN;
+        var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
+        var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
+        var e2e1 = one?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;
+        var e2e2 = two?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;
+        var b1Ms = 1000 / B(1);
+        var p95Half = one?.Half.Report.LatencyMs.EndToEnd.P95 ?? double.NaN;
+        var floodFailed = one?.Flood?.Report.Counts.Failed ?? -1;
+        var peak = EndToEnd.Select(e => e.WorkerPeakMb).DefaultIfEmpty(double.NaN).Max();
+        md.Append("\n| Ratio / target | Value | Target | Met |\n|---|---:|---:|---|\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 16 | {F(e2e1 / B(16))} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 1 | {F(e2e1 / B(1))} | > 1 | {Met(e2e1 > B(1))} |\n");
+        md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | (2 cores shared) | |\n");
+        md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
+        md.Append($"| flood failed requests | {floodFailed} | 0 | {Met(floodFailed == 0)} |\n");
+        md.Append($"| worker peak memory (MB) | {F(peak)} | < 500 | {Met(peak < 500)} |\n");
+        return md.ToString();
+    }
+
+    private static string Reasons(LoadReport report) =>
+        report.Counts.FailuresByReason.Count == 0 ? "" : "(" + string.Join(", ", report.Counts.FailuresByReason.Select(r => $"{r.Key}: {r.Value}")) + ")";
+
+    private static string Met(bool met) => met ? "yes" : "**no**";
+
+    private static string F(double? value) => MarkdownReport.F(value is { } v && double.IsFinite(v) ? v : null);
+
+    private static string P(double share) => $"{share * 100:F0} %";
+}

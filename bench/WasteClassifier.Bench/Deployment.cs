@@ -1,0 +1,87 @@
+using Npgsql;
+
+namespace WasteClassifier.Bench;
+
+/// <summary>One API process and N worker processes on a fresh database, bucket and queue; torn down on dispose.</summary>
+public sealed class Deployment : IDisposable
+{
+    private readonly List<ServiceProcess> _workers = [];
+
+    public required ServiceProcess Api { get; init; }
+    public required Uri Url { get; init; }
+    public IReadOnlyList<ServiceProcess> Workers => _workers;
+
+    public static async Task<Deployment> StartAsync(BenchSettings settings, int workers, int port, string logDirectory)
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..10];
+        var database = $"wc_bench_{suffix}";
+        await using (var connection = new NpgsqlConnection(settings.PostgresConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{database}\"", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        var environment = new Dictionary<string, string>
+        {
+            ["Database__Provider"] = "postgres",
+            ["Database__ConnectionString"] = new NpgsqlConnectionStringBuilder(settings.PostgresConnectionString) { Database = database }.ConnectionString,
+            ["Messaging__Transport"] = "rabbitmq",
+            ["Messaging__RabbitMq__Host"] = settings.RabbitHost,
+            ["Messaging__ClassifyQueue"] = $"classify-bench-{suffix}",
+            ["ObjectStore__Provider"] = "minio",
+            ["ObjectStore__Endpoint"] = settings.S3Endpoint,
+            ["ObjectStore__AccessKey"] = settings.S3AccessKey,
+            ["ObjectStore__SecretKey"] = settings.S3SecretKey,
+            ["ObjectStore__Bucket"] = $"wc-bench-{suffix}",
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        };
+        var url = new Uri($"http://127.0.0.1:{port}/");
+        var api = ServiceProcess.Start(settings.ApiDll, new Dictionary<string, string>(environment) { ["Urls"] = url.ToString().TrimEnd('/') },
+            Path.Combine(logDirectory, $"api-{workers}w.log"));
+        var deployment = new Deployment { Api = api, Url = url };
+        try
+        {
+            await WaitReadyAsync(url);
+            for (var i = 0; i < workers; i++)
+                deployment._workers.Add(ServiceProcess.Start(settings.WorkerDll,
+                    // The API has migrated the database already.
+                    new Dictionary<string, string>(environment) { ["Worker__Id"] = $"bench-worker-{i + 1}", ["Database__MigrateOnStartup"] = "false" },
+                    Path.Combine(logDirectory, $"worker-{workers}w-{i + 1}.log")));
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            if (deployment._workers.FirstOrDefault(w => w.HasExited) is { } dead)
+                throw new InvalidOperationException($"worker process {dead.Id} exited at start; see {logDirectory}");
+            return deployment;
+        }
+        catch
+        {
+            deployment.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task WaitReadyAsync(Uri url)
+    {
+        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                if ((await http.GetAsync("health/ready")).IsSuccessStatusCode) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // still starting
+            }
+            await Task.Delay(500);
+        }
+        throw new TimeoutException($"the API at {url} was not ready within 120 s");
+    }
+
+    public void Dispose()
+    {
+        foreach (var worker in _workers) worker.Dispose();
+        Api.Dispose();
+    }
+}

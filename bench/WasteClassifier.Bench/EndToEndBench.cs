@@ -1,0 +1,36 @@
+using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Reporting;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.Bench;
+
+/// <summary>Runs load phases against a deployment through its HTTP API, writing each phase's report.</summary>
+public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
+{
+    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare);
+
+    public async Task<Phase> RunAsync(Deployment deployment, string name, int users, double rate, TimeSpan duration, TimeSpan drain, string? profile = null)
+    {
+        var options = new LoadTestOptions
+        {
+            Target = deployment.Url,
+            Users = users,
+            Rate = rate,
+            Duration = duration,
+            Ramp = rate > 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Min(3, duration.TotalSeconds / 5)),
+            Drain = drain,
+            Profile = profile,
+            Source = $"bench-{name}",
+        };
+        var apiCpu = deployment.Api.CpuSeconds();
+        var workerCpu = deployment.Workers.Sum(w => w.CpuSeconds());
+        var started = DateTime.UtcNow;
+        await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source);
+        var result = await new LoadRunner(target, images, options, message => Console.Error.WriteLine($"  [{name}] {message}")).RunAsync();
+        var wall = (DateTime.UtcNow - started).TotalSeconds;
+        var report = LoadReport.From(result);
+        ReportFiles.Write(report, Path.Combine(settings.OutputDirectory, name));
+        return new Phase(name, report, (deployment.Api.CpuSeconds() - apiCpu) / wall, (deployment.Workers.Sum(w => w.CpuSeconds()) - workerCpu) / wall);
+    }
+}

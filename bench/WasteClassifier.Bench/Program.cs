@@ -1,0 +1,40 @@
+using WasteClassifier.Bench;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.LoadTesting.Images;
+
+// bench/run.sh builds everything, starts the servers and runs this; see the README's Performance section.
+var settings = BenchSettings.FromEnvironment(args);
+Directory.CreateDirectory(settings.OutputDirectory);
+var modelDirectory = Environment.GetEnvironmentVariable("Model__Directory") ?? Path.Combine(AppContext.BaseDirectory, "models", "default");
+var threads = int.TryParse(Environment.GetEnvironmentVariable("Model__InferenceThreads"), out var t) && t > 0 ? t : Environment.ProcessorCount;
+var dataset = ImageSet.FromFolder(settings.Dataset, 200);
+var table = new BenchTable();
+
+Console.Error.WriteLine($"raw model ({modelDirectory}, {threads} intra-op threads)");
+var raw = ModelBench.Run(modelDirectory, threads, dataset.All.Select(i => i.Content).ToList(), settings.MicroDuration, [1, 8, 16, 32]);
+table.Raw.AddRange(raw);
+
+Console.Error.WriteLine("decode + resize");
+var input = ModelCard.Load(modelDirectory).Input;
+table.Decode.AddRange(DecodeBench.Run("dataset", dataset.All.Take(64).Select(i => i.Content).ToList(), input, settings.MicroDuration));
+table.Decode.AddRange(DecodeBench.Run("1920x1080 JPEG", ImageSet.Generated(8, 1920, 1080).All.Select(i => i.Content).ToList(), input, settings.MicroDuration));
+
+var bench = new EndToEndBench(settings, dataset);
+var logs = Path.Combine(settings.OutputDirectory, "logs");
+Directory.CreateDirectory(logs);
+foreach (var workers in new[] { 1, 2 })
+{
+    Console.Error.WriteLine($"end to end, {workers} worker(s)");
+    using var deployment = await Deployment.StartAsync(settings, workers, 18_500 + workers, logs);
+    await bench.RunAsync(deployment, $"warmup-{workers}w", users: 16, rate: 0, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(60));
+    var saturation = await bench.RunAsync(deployment, $"saturation-{workers}w", settings.SaturationUsers, 0, settings.PhaseDuration, TimeSpan.FromSeconds(120));
+    var half = await bench.RunAsync(deployment, $"half-{workers}w", 0, saturation.Report.Throughput.SteadyCompletedPerS / 2, settings.PhaseDuration, TimeSpan.FromSeconds(120));
+    var flood = workers == 1
+        ? await bench.RunAsync(deployment, "flood-1w", 200, 0, settings.PhaseDuration, TimeSpan.FromSeconds(180), profile: "flood")
+        : null;
+    table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0)));
+}
+
+var text = table.Render();
+File.WriteAllText(Path.Combine(settings.OutputDirectory, "bench.md"), text);
+Console.Out.Write(text);

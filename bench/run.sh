@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The benchmark: builds Release, starts RabbitMQ, PostgreSQL and the S3 server on loopback (as the tests do), then measures
+# the raw model, decoding, and end to end through separate API and worker processes with 1 and 2 workers.
+# Prints a Markdown table (also in $BENCH_OUT/bench.md, with each phase's report.{json,md,html}).
+#   BENCH_SECONDS (30) per load phase, BENCH_MICRO_SECONDS (5) per micro-benchmark, BENCH_SATURATION_USERS (96).
+#   Service settings pass through, e.g. Model__InferenceThreads=1 Worker__DecodeParallelism=1 bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+export BENCH_OUT="${BENCH_OUT:-$root/bench/results/$(date +%Y%m%d-%H%M%S)}"
+export BENCH_DATASET="${BENCH_DATASET:-$root/../shared/datasets/waste-v1}"
+eval "$(bash tests/tooling/start-services.sh)"
+dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
+export BENCH_API_DLL="$root/src/WasteClassifier.Api/bin/Release/net10.0/WasteClassifier.Api.dll"
+export BENCH_WORKER_DLL="$root/src/WasteClassifier.Worker/bin/Release/net10.0/WasteClassifier.Worker.dll"
+mkdir -p "$BENCH_OUT"
+dotnet "$root/bench/WasteClassifier.Bench/bin/Release/net10.0/WasteClassifier.Bench.dll" "$@"
+echo "reports: $BENCH_OUT" >&2

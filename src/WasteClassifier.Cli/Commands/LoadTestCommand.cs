@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Text.Json;
+using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Reporting;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.Cli.Commands;
+
+/// <summary>Drives the API (or the classify queue) with a known load and writes report.json, report.md and report.html.</summary>
+public sealed class LoadTestCommand : ICommand
+{
+    public string Name => "loadtest";
+
+    public string Summary => "load the API or the classify queue; reports counts, throughput and latency";
+
+    public string Usage => """
+        wastectl loadtest (--target URL | --queue) [--profile NAME | --users N | --rate R] [options]
+
+          --target URL        the API, e.g. http://localhost:8080 (loopback only unless --allow-remote)
+          --queue             send ClassifyImage straight to the classify queue for images stored first
+                              (uses the services' configuration: Database__*, ObjectStore__*, Messaging__*)
+          --profile NAME      light, medium, heavy (10/50/100 users, as the original Locust runs) or flood (200)
+          --users N           closed loop: N users, each waiting for its result before the next image
+          --rate R            open loop: R images per second whatever the answers
+          --duration S        seconds of submitting (default 30); --ramp S to start users/rate gradually
+          --drain S           seconds to wait for outstanding results afterwards (default 60)
+          --max-requests N    never submit more than N images (default 100000)
+          --images DIR        send the .jpg/.png files under DIR (at most --image-limit, default 200)
+          --generate N        send N generated JPEGs (default 32) of --size WxH (default 640x480)
+          --poll-ms N         first poll after N ms, backing off to 1 s (default 100)
+          --out DIR           report folder (default loadtest-<time>)
+          --cleanup           delete the run's classifications, and images only it created, afterwards
+          --allow-remote      permit a target that is not this machine
+        Exit code 1 when any request failed.
+        """;
+
+    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
+    {
+        "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
+        "--images", "--image-limit", "--generate", "--size", "--poll-ms", "--out",
+    };
+
+    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote" };
+
+    public int Run(CommandArguments arguments) => RunAsync(arguments).GetAwaiter().GetResult();
+
+    private static async Task<int> RunAsync(CommandArguments arguments)
+    {
+        var options = LoadTestArguments.Parse(arguments);
+        var images = LoadTestArguments.Images(arguments);
+        var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
+        var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        var runStarted = DateTime.UtcNow;
+        Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
+
+        await using ILoadTarget target = options.Queue
+            ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
+            : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source);
+        var result = await new LoadRunner(target, images, options, Log.Info).RunAsync();
+        var report = LoadReport.From(result);
+        var files = ReportFiles.Write(report, output);
+        Log.Info($"report: {string.Join(", ", files)}");
+
+        if (arguments.Flag("--cleanup"))
+        {
+            await using var services = DeploymentServices.Build(configuration, withBus: false);
+            var removed = await RunCleanup.RemoveAsync(services, options.Source, runStarted, CancellationToken.None);
+            Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
+        }
+        Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
+        return report.Counts.Failed == 0 ? 0 : 1;
+    }
+}
+
+/// <summary>Turns loadtest's options into <see cref="LoadTestOptions"/> and an <see cref="ImageSet"/>.</summary>
+internal static class LoadTestArguments
+{
+    public static LoadTestOptions Parse(CommandArguments arguments)
+    {
+        var queue = arguments.Flag("--queue");
+        var target = arguments.Optional("--target");
+        if (queue == (target is not null)) throw new UsageException("give either --target URL or --queue");
+        Uri? uri = null;
+        if (target is not null && (!Uri.TryCreate(target.EndsWith('/') ? target : target + "/", UriKind.Absolute, out uri) || uri.Scheme is not ("http" or "https")))
+            throw new UsageException($"--target must be an http(s) URL, not '{target}'");
+
+        var profile = arguments.Optional("--profile");
+        if (profile is not null && !LoadProfiles.Users.ContainsKey(profile))
+            throw new UsageException($"--profile must be one of: {string.Join(", ", LoadProfiles.Users.Keys)}");
+        var rate = arguments.Float("--rate", 0, min: 0.01f);
+        var users = arguments.Int("--users", profile is null ? (rate > 0 ? 0 : 10) : LoadProfiles.Users[profile], min: 0);
+        if (rate > 0 && arguments.Optional("--users") is not null) throw new UsageException("--users and --rate exclude each other");
+
+        var options = new LoadTestOptions
+        {
+            Target = uri,
+            Queue = queue,
+            Profile = profile,
+            Users = rate > 0 ? 0 : users,
+            Rate = rate,
+            Duration = Seconds(arguments, "--duration", 30),
+            Ramp = Seconds(arguments, "--ramp", 0),
+            Drain = Seconds(arguments, "--drain", 60),
+            MaxRequests = arguments.Int("--max-requests", 100_000),
+            PollInterval = TimeSpan.FromMilliseconds(arguments.Int("--poll-ms", 100)),
+            AllowRemote = arguments.Flag("--allow-remote"),
+        };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        return options;
+    }
+
+    public static ImageSet Images(CommandArguments arguments)
+    {
+        if (arguments.Optional("--images") is { } folder)
+            return ImageSet.FromFolder(CommandArguments.ExistingDirectory(folder, "image folder"), arguments.Int("--image-limit", 200));
+        var size = (arguments.Optional("--size") ?? "640x480").Split('x');
+        if (size.Length != 2 || !int.TryParse(size[0], CultureInfo.InvariantCulture, out var width) || !int.TryParse(size[1], CultureInfo.InvariantCulture, out var height) || width < 8 || height < 8)
+            throw new UsageException("--size must be WIDTHxHEIGHT, e.g. 1920x1080");
+        return ImageSet.Generated(arguments.Int("--generate", 32), width, height);
+    }
+
+    private static TimeSpan Seconds(CommandArguments arguments, string name, float fallback) =>
+        TimeSpan.FromSeconds(arguments.Float(name, fallback, min: name == "--duration" ? 0.1f : 0));
+}

@@ -1,0 +1,69 @@
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Core.Training;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Components.Training;
+
+/// <summary>Gathers a job's training set: the base dataset's files plus labelled samples from the object store.</summary>
+public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore store, TrainingSettings settings)
+{
+    /// <summary>A job's data: its base dataset plus labelled samples, by content; a sample's label wins for the same bytes.</summary>
+    public async Task<IReadOnlyList<LabelledImage>> LoadAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var images = new Dictionary<string, LabelledImage>();
+        foreach (var image in await LoadDatasetAsync(options.BaseDataset, labels, cancellationToken)) Add(images, image);
+
+        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken)) Add(images, image);
+        return images.Values.ToList();
+    }
+
+    private async Task<List<LabelledImage>> LoadSamplesAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var samples = await db.LabelledSamples.AsNoTracking().Include(s => s.Image)
+            .Where(s => s.Origin == SampleOrigin.Upload || (options.IncludeFeedback && s.Origin == SampleOrigin.Feedback))
+            .ToListAsync(cancellationToken);
+        using var fetching = new SemaphoreSlim(8);
+        var fetched = await Task.WhenAll(samples.Select(async sample =>
+        {
+            await fetching.WaitAsync(cancellationToken);
+            try
+            {
+                return (sample, bytes: await store.GetAsync(sample.Image!.ObjectKey, cancellationToken));
+            }
+            finally
+            {
+                fetching.Release();
+            }
+        }));
+        return fetched.Where(f => f.bytes is not null && labels.Contains(f.sample.Label))
+            .Select(f => LabelledImage.From(f.sample.Image!.ObjectKey, FeatureExtractionRunner.IndexOfLabel(labels, f.sample.Label), f.bytes!))
+            .ToList();
+    }
+
+    /// <summary>
+    /// The fixed hold-out every candidate and the active model are scored on: the hold-out part of the trusted
+    /// evaluation dataset plus that of the labelled samples — never what a job brought as its own base data.
+    /// </summary>
+    public async Task<IReadOnlyList<LabelledImage>> LoadEvaluationHoldOutAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var images = new Dictionary<string, LabelledImage>();
+        foreach (var image in await LoadDatasetAsync(settings.EvaluationDataset ?? settings.BaseDataset, labels, cancellationToken)) Add(images, image);
+        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken)) Add(images, image);
+        return images.Values.Where(i => HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
+    }
+
+    private async Task<List<LabelledImage>> LoadDatasetAsync(string name, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var images = new List<LabelledImage>();
+        if (settings.ResolveDataset(name) is not { } directory) return images;
+        foreach (var entry in DatasetManifest.Read(directory))
+        {
+            var bytes = await File.ReadAllBytesAsync(Path.Combine(directory, entry.Path), cancellationToken);
+            images.Add(LabelledImage.From(entry.Path, FeatureExtractionRunner.IndexOfLabel(labels, entry.Label), bytes));
+        }
+        return images;
+    }
+
+    private static void Add(Dictionary<string, LabelledImage> images, LabelledImage image) => images[Convert.ToHexString(image.Sha256)] = image;
+}

@@ -1,0 +1,263 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Evaluation;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Core.Training;
+using WasteClassifier.Infrastructure.Hosting;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Components.Training;
+
+/// <summary>
+/// Runs one training job: features (cached by content hash and backbone) → head → candidate and active model scored
+/// on the same hold-out → candidate registered → promoted if the gate passes. Progress and a heartbeat go to the
+/// job row every few seconds; a cancel request stops the job before anything is registered.
+/// </summary>
+public sealed class TrainingJobRunner(
+    ClassifierDbContext db,
+    ModelRegistry registry,
+    TrainingDataLoader data,
+    TrainingSettings settings,
+    ModelOptions modelOptions,
+    ServiceOptions service,
+    IServiceScopeFactory scopes,
+    TimeProvider clock,
+    ILogger<TrainingJobRunner> logger)
+{
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(2);
+    private readonly string _trainerId = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
+
+    public async Task RunAsync(Guid jobId, CancellationToken shutdown)
+    {
+        if (!await ClaimAsync(jobId, shutdown)) return;
+        var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == jobId, shutdown);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        var progress = new TrainingProgress();
+        var heartbeat = HeartbeatAsync(jobId, progress, cancel);
+        try
+        {
+            var outcome = await TrainAsync(job, progress, cancel.Token);
+            await cancel.CancelAsync();
+            await heartbeat;
+            await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, outcome);
+            logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, outcome.CandidateVersion, outcome.Decision.Promote);
+        }
+        catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
+        {
+            await cancel.CancelAsync();
+            await heartbeat;
+            // The trainer is stopping: give the job back; the unacknowledged message brings it round again.
+            await db.TrainingJobs.Where(j => j.Id == jobId)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null), CancellationToken.None);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            await heartbeat;
+            await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
+            logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
+        }
+        catch (Exception e)
+        {
+            await cancel.CancelAsync();
+            await heartbeat;
+            await FinishAsync(jobId, TrainingJobStatus.Failed, e.Message, null);
+            logger.LogError(e, "Training job {TrainingJobId} failed", jobId);
+        }
+    }
+
+    private sealed record Outcome(string CandidateVersion, string? BaselineVersion, ClassificationReport Candidate, ClassificationReport? Baseline,
+        PromotionDecision Decision, IReadOnlyDictionary<string, int> Counts);
+
+    private async Task<Outcome> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
+    {
+        var options = TrainingJobOptions.FromJson(job.OptionsJson);
+        var active = await registry.GetActiveAsync(cancellationToken);
+        var activeCard = active is null ? null : ModelRegistry.ReadCard(active);
+        var labels = activeCard?.Labels ?? ModelRegistry.ProductClasses;
+        var backbone = BackboneDefinition.All.FirstOrDefault(b => b.Id == activeCard?.Backbone) ?? BackboneDefinition.ResNet18MultiScale;
+        var inference = modelOptions.ToInferenceOptions();
+
+        var images = await data.LoadAsync(options, labels, cancellationToken);
+        var training = images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
+        var holdOut = await data.LoadEvaluationHoldOutAsync(options, labels, cancellationToken);
+        if (training.Select(i => i.Label).Distinct().Count() < 2)
+            throw new InvalidDataException($"not enough labelled data: {training.Count} training image(s) over fewer than two labels");
+        var counts = labels.ToDictionary(l => l, l => training.Count(i => labels[i.Label] == l));
+        logger.LogInformation("Training job {TrainingJobId}: {Training} training and {HoldOut} hold-out images", job.Id, training.Count, holdOut.Count);
+
+        var views = FeatureView.ForAugmentation("flip");
+        var features = await Task.Run(() =>
+        {
+            using var extractor = FeatureExtractor.Create(backbone, inference);
+            var cache = new FeatureCache(settings.CacheDirectory ?? Path.Combine(service.ResolvedDataDirectory, "feature-cache"), backbone.Id, backbone.FeatureWidth);
+            return new FeatureExtractionRunner(extractor, cache, m => logger.LogDebug("{Message}", m))
+                .Run(training, views, done => progress.Report(TrainingStages.Features, done * 100), cancellationToken);
+        }, cancellationToken);
+
+        var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
+        var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();
+        var model = await Task.Run(() => HeadTrainer.Train(rows, labels.Count, head, null,
+            (epoch, epochs) => progress.Report(TrainingStages.Fitting, 100.0 * epoch / epochs), cancellationToken), cancellationToken);
+
+        progress.Report(TrainingStages.Evaluating, 0);
+        var version = $"{backbone.Id}-job-{clock.GetUtcNow():yyyyMMddHHmmss}-{job.Id.ToString("N")[^8..]}";
+        var headBytes = HeadOnnxExporter.ToOnnx(model).ToByteArray();
+        var card = new ModelCard
+        {
+            Version = version,
+            Description = $"{backbone.Id} features → {head.HeadType} head, training job {job.Id}",
+            Labels = labels,
+            Input = backbone.Input,
+            Backbone = backbone.Id,
+            Head = TrainedModelWriter.HeadFileName,
+            ParentVersion = active?.Version,
+            CreatedAt = clock.GetUtcNow(),
+            Training = JsonSerializer.SerializeToElement(new
+            {
+                TrainingJobId = job.Id,
+                BaseDataset = options.BaseDataset,
+                options.IncludeFeedback,
+                ImagesPerLabel = counts,
+                HoldOutImages = holdOut.Count,
+                Split = $"hold-out: first 4 bytes of the image's SHA-256 (big-endian) mod {HoldOutSplit.Buckets} == 0, never trained on",
+                Augmentation = "flip",
+                Hyperparameters = head,
+            }, ModelCard.JsonOptions),
+        };
+        var candidateReport = await EvaluateCandidateAsync(card, headBytes, holdOut, labels, cancellationToken);
+        progress.Report(TrainingStages.Evaluating, 50);
+        var baselineReport = active is null ? null : await EvaluateActiveAsync(active, holdOut, labels, cancellationToken);
+
+        progress.Report(TrainingStages.Registering, 0);
+        cancellationToken.ThrowIfCancellationRequested();
+        var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
+        card = card with { Metrics = metrics };
+        await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, "trained", job.Id,
+            metrics.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+
+        var decision = holdOut.Count == 0
+            ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
+            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote);
+        if (decision.Promote) await registry.PromoteAsync(version, CancellationToken.None);
+        return new Outcome(version, active?.Version, candidateReport, baselineReport, decision, counts);
+    }
+
+    private async Task<ClassificationReport> EvaluateCandidateAsync(ModelCard card, byte[] headBytes, IReadOnlyList<LabelledImage> holdOut,
+        IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(service.ResolvedDataDirectory, "training", card.Version);
+        Directory.CreateDirectory(directory);
+        await File.WriteAllBytesAsync(Path.Combine(directory, TrainedModelWriter.HeadFileName), headBytes, cancellationToken);
+        TrainedModelWriter.SaveCard(directory, card);
+        try
+        {
+            return await Task.Run(() =>
+            {
+                using var classifier = ModelLoader.Load(directory, modelOptions.ToInferenceOptions());
+                return ImageSetEvaluator.Evaluate(classifier, holdOut, labels, m => logger.LogInformation("{Message}", m), cancellationToken);
+            }, cancellationToken);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private async Task<ClassificationReport> EvaluateActiveAsync(ModelRecord active, IReadOnlyList<LabelledImage> holdOut, IReadOnlyList<string> labels,
+        CancellationToken cancellationToken)
+    {
+        var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
+        return await Task.Run(() =>
+        {
+            using var classifier = ModelLoader.Load(directory, modelOptions.ToInferenceOptions());
+            return ImageSetEvaluator.Evaluate(classifier, holdOut, labels, m => logger.LogInformation("{Message}", m), cancellationToken);
+        }, cancellationToken);
+    }
+
+    /// <summary>Takes a queued job (or one whose trainer died) unless another job is running somewhere.</summary>
+    private async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var staleBefore = now.AddSeconds(-settings.StaleAfterSeconds);
+        var claimed = await db.TrainingJobs
+            .Where(j => j.Id == jobId && !j.CancelRequested
+                && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
+            .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, TrainingJobStatus.Running)
+                .SetProperty(j => j.StartedAt, now)
+                .SetProperty(j => j.HeartbeatAt, now)
+                .SetProperty(j => j.TrainerId, _trainerId)
+                .SetProperty(j => j.Stage, TrainingStages.Features)
+                .SetProperty(j => j.Percent, 0), cancellationToken);
+        if (claimed == 1) return true;
+
+        var job = await db.TrainingJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
+        if (job is null || TrainingJobStatus.IsFinal(job.Status) || job.CancelRequested)
+        {
+            logger.LogInformation("Training job {TrainingJobId} is {Status}; nothing to run", jobId, job?.Status ?? "unknown");
+            if (job is { CancelRequested: true, Status: TrainingJobStatus.Queued }) await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled before it started", null);
+            return false;
+        }
+        throw new TrainerBusyException(jobId);
+    }
+
+    /// <summary>Every few seconds: store progress and the heartbeat, and turn a cancel request into cancellation.</summary>
+    private async Task HeartbeatAsync(Guid jobId, TrainingProgress progress, CancellationTokenSource cancel)
+    {
+        while (!cancel.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(HeartbeatInterval, cancel.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            try
+            {
+                using var scope = scopes.CreateScope();
+                var context = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+                var (stage, percent) = progress.Read();
+                var now = clock.GetUtcNow().UtcDateTime;
+                await context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running)
+                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, stage).SetProperty(j => j.Percent, percent).SetProperty(j => j.HeartbeatAt, now), CancellationToken.None);
+                if (await context.TrainingJobs.AnyAsync(j => j.Id == jobId && j.CancelRequested, CancellationToken.None)) await cancel.CancelAsync();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning("Training job {TrainingJobId}: heartbeat failed: {Reason}", jobId, e.Message);
+            }
+        }
+    }
+
+    private async Task FinishAsync(Guid jobId, string status, string? error, Outcome? outcome)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        db.ChangeTracker.Clear();
+        var job = await db.TrainingJobs.FirstAsync(j => j.Id == jobId);
+        job.Status = status;
+        job.Error = error;
+        job.FinishedAt = now;
+        job.HeartbeatAt = now;
+        if (outcome is not null)
+        {
+            job.Stage = null;
+            job.Percent = 100;
+            job.CandidateVersion = outcome.CandidateVersion;
+            job.BaselineVersion = outcome.BaselineVersion;
+            job.CandidateMetricsJson = outcome.Candidate.ToJson();
+            job.BaselineMetricsJson = outcome.Baseline?.ToJson();
+            job.DecisionJson = JsonSerializer.Serialize(new { promoted = outcome.Decision.Promote, reasons = outcome.Decision.Reasons });
+            job.DataCountsJson = JsonSerializer.Serialize(outcome.Counts);
+        }
+        await db.SaveChangesAsync();
+    }
+
+}

@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.LoadTesting;
+
+/// <summary>
+/// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
+/// whatever the answers). New submissions stop at the duration or the request bound; results still outstanding are
+/// awaited for the drain time, then the run ends whatever is left, so it always stops by itself.
+/// </summary>
+public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOptions options, Action<string>? progress = null)
+{
+    private static readonly TimeSpan MinRetryAfter = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(10);
+
+    private readonly ConcurrentQueue<RequestRecord> _records = new();
+    private readonly Stopwatch _clock = new();
+    private int _launched;
+    private int _inFlight;
+
+    public async Task<LoadRunResult> RunAsync(CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        await target.PrepareAsync(images, cancellationToken);
+        var startedAt = DateTimeOffset.UtcNow;
+        using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var hardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stopLaunching.CancelAfter(options.Duration);
+        hardStop.CancelAfter(options.Duration + options.Drain);
+        _clock.Start();
+        using var reporter = progress is null ? null : new Timer(_ => progress(Progress()), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+
+        var requests = options.ClosedLoop
+            ? ClosedLoopAsync(stopLaunching.Token, hardStop.Token)
+            : OpenLoopAsync(stopLaunching.Token, hardStop.Token);
+        await requests;
+        var elapsed = _clock.Elapsed;
+        progress?.Invoke(Progress());
+        return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList());
+    }
+
+    private string Progress()
+    {
+        var records = _records.ToArray();
+        return $"{_clock.Elapsed.TotalSeconds,6:F1} s: {records.Count(r => r.AcceptedS is not null)} accepted, " +
+               $"{records.Count(r => r.Outcome == RequestOutcome.Completed)} completed, {records.Count(r => r.Outcome == RequestOutcome.Failed)} failed, " +
+               $"{Volatile.Read(ref _inFlight)} in flight, {records.Sum(r => r.Throttled)} throttled";
+    }
+
+    private Task ClosedLoopAsync(CancellationToken stopLaunching, CancellationToken hardStop) =>
+        Task.WhenAll(Enumerable.Range(0, options.Users).Select(user => Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(options.Ramp * user / options.Users, stopLaunching);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            while (!stopLaunching.IsCancellationRequested && TryLaunch())
+                await ExecuteAsync(hardStop);
+        }, CancellationToken.None)));
+
+    private async Task OpenLoopAsync(CancellationToken stopLaunching, CancellationToken hardStop)
+    {
+        var running = new List<Task>();
+        using var slots = new SemaphoreSlim(options.MaxInFlight);
+        var launched = 0L;
+        try
+        {
+            while (!stopLaunching.IsCancellationRequested)
+            {
+                // Launch every arrival due by now: the integral of the (ramped) rate, so high rates need no fine timer.
+                var due = (long)Arrivals(_clock.Elapsed.TotalSeconds);
+                while (launched < due && TryLaunch())
+                {
+                    launched++;
+                    await slots.WaitAsync(stopLaunching);
+                    running.Add(Task.Run(async () =>
+                    {
+                        try { await ExecuteAsync(hardStop); }
+                        finally { slots.Release(); }
+                    }, CancellationToken.None));
+                }
+                if (Volatile.Read(ref _launched) >= options.MaxRequests) break;
+                await Task.Delay(5, stopLaunching);
+            }
+        }
+        catch (OperationCanceledException) when (stopLaunching.IsCancellationRequested)
+        {
+            // The duration is over: no more arrivals.
+        }
+        await Task.WhenAll(running);
+    }
+
+    /// <summary>Arrivals expected by <paramref name="t"/> seconds: the rate rises linearly over the ramp, then holds.</summary>
+    internal static double Arrivals(double t, double rate, double ramp) =>
+        ramp <= 0 ? rate * t
+        : t < ramp ? rate * t * t / (2 * ramp)
+        : rate * ramp / 2 + rate * (t - ramp);
+
+    private double Arrivals(double t) => Arrivals(t, options.Rate, options.Ramp.TotalSeconds);
+
+    private bool TryLaunch() => Interlocked.Increment(ref _launched) <= options.MaxRequests;
+
+    private async Task ExecuteAsync(CancellationToken hardStop)
+    {
+        var record = new RequestRecord { StartedS = Now() };
+        _records.Enqueue(record);
+        Interlocked.Increment(ref _inFlight);
+        try
+        {
+            var id = await SubmitAsync(record, hardStop);
+            if (id is null) return;
+            await WaitForResultAsync(record, id, hardStop);
+        }
+        catch (OperationCanceledException) when (hardStop.IsCancellationRequested)
+        {
+            record.Outcome = RequestOutcome.Unfinished;
+            record.Reason = record.AcceptedS is null ? "not_accepted_by_deadline" : "not_finished_by_deadline";
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async Task<string?> SubmitAsync(RequestRecord record, CancellationToken hardStop)
+    {
+        while (true)
+        {
+            var attempt = Now();
+            var answer = await target.SubmitAsync(images.Next(), hardStop);
+            switch (answer.Kind)
+            {
+                case ResponseKind.Accepted:
+                    record.AcceptedS = Now();
+                    record.SubmitMs = (record.AcceptedS.Value - attempt) * 1000;
+                    return answer.Id;
+                case ResponseKind.Throttled:
+                    record.Throttled++;
+                    await Task.Delay(Clamp(answer.RetryAfter), hardStop);
+                    break;
+                default:
+                    Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
+                    return null;
+            }
+        }
+    }
+
+    private async Task WaitForResultAsync(RequestRecord record, string id, CancellationToken hardStop)
+    {
+        var wait = options.PollInterval;
+        while (true)
+        {
+            await Task.Delay(wait, hardStop);
+            var answer = await target.PollAsync(id, hardStop);
+            switch (answer.Kind)
+            {
+                case ResponseKind.Completed:
+                    Finish(record, RequestOutcome.Completed, null, answer.Timings);
+                    return;
+                case ResponseKind.Failed:
+                    Finish(record, RequestOutcome.Failed, answer.Reason ?? "failed", answer.Timings);
+                    return;
+                case ResponseKind.Throttled:
+                    record.Throttled++;
+                    await Task.Delay(Clamp(answer.RetryAfter), hardStop);
+                    break;
+                default:
+                    wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
+                    break;
+            }
+        }
+    }
+
+    private void Finish(RequestRecord record, RequestOutcome outcome, string? reason, ServerTimings? server)
+    {
+        record.FinishedS = Now();
+        record.ClientMs = (record.FinishedS.Value - record.StartedS) * 1000;
+        record.Server = server;
+        record.Reason = reason;
+        record.Outcome = outcome;
+    }
+
+    private static TimeSpan Clamp(TimeSpan? retryAfter) =>
+        retryAfter is not { } value ? TimeSpan.FromSeconds(1) : value < MinRetryAfter ? MinRetryAfter : value > MaxRetryAfter ? MaxRetryAfter : value;
+
+    private double Now() => _clock.Elapsed.TotalSeconds;
+}

@@ -1,0 +1,58 @@
+namespace WasteClassifier.LoadTesting;
+
+/// <summary>What one load test does: where it sends, how hard, for how long, and where the report goes.</summary>
+public sealed record LoadTestOptions
+{
+    /// <summary>The API's base URL (HTTP mode); null in queue mode.</summary>
+    public Uri? Target { get; init; }
+
+    /// <summary>Send ClassifyImage straight to the classify queue for images stored beforehand (loads the workers alone).</summary>
+    public bool Queue { get; init; }
+
+    /// <summary>Closed loop: each user submits one image, waits for its result, then submits the next.</summary>
+    public int Users { get; init; }
+
+    /// <summary>Open loop: images per second, whatever the answers; 0 means closed loop.</summary>
+    public double Rate { get; init; }
+
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Users start (or the rate rises) evenly over this time.</summary>
+    public TimeSpan Ramp { get; init; } = TimeSpan.Zero;
+
+    /// <summary>After <see cref="Duration"/>, how long results still outstanding are awaited before they count as unfinished.</summary>
+    public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>No more submissions than this, whatever the duration.</summary>
+    public int MaxRequests { get; init; } = 100_000;
+
+    /// <summary>Open loop: most requests outstanding at once; arrivals beyond it wait.</summary>
+    public int MaxInFlight { get; init; } = 2_000;
+
+    /// <summary>First poll after this; later polls back off ×1.5 up to <see cref="MaxPollInterval"/>.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    public TimeSpan MaxPollInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Per HTTP call; a call that takes longer fails with reason <c>timeout</c>.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Permit a target that is not on this machine.</summary>
+    public bool AllowRemote { get; init; }
+
+    /// <summary>Tags every classification of the run (the <c>source</c> field), so it can be found and cleaned up.</summary>
+    public string Source { get; init; } = $"loadtest-{DateTime.UtcNow:yyyyMMddHHmmss}";
+
+    /// <summary>The profile name, for the report only.</summary>
+    public string? Profile { get; init; }
+
+    public bool ClosedLoop => Rate <= 0;
+
+    public void Validate()
+    {
+        if (Queue == (Target is not null)) throw new ArgumentException("give either a target URL or queue mode");
+        if (ClosedLoop && Users < 1) throw new ArgumentException("a closed-loop run needs at least one user");
+        if (Duration <= TimeSpan.Zero) throw new ArgumentException("duration must be positive");
+        if (Target is not null && !AllowRemote) TargetGuard.EnsureLoopback(Target);
+    }
+}

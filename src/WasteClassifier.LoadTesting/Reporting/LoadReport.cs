@@ -1,0 +1,35 @@
+using WasteClassifier.Api.Stats;
+
+namespace WasteClassifier.LoadTesting.Reporting;
+
+/// <summary>A run summarised: counts, throughput, latency percentiles, a per-second timeline and a latency histogram.</summary>
+public sealed record LoadReport(
+    RunInfo Run,
+    RequestCounts Counts,
+    ThroughputFigures Throughput,
+    LatencyFigures LatencyMs,
+    IReadOnlyList<TimelinePoint> Timeline,
+    IReadOnlyList<HistogramBin> EndToEndHistogram)
+{
+    public static LoadReport From(LoadRunResult result) => LoadReportBuilder.Build(result);
+}
+
+public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
+    string Source, DateTimeOffset StartedAt, double ElapsedS);
+
+/// <param name="Submitted">Requests started (each is one image).</param>
+/// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>
+/// <param name="Throttled">429/503 answers that were waited out and retried (not failures).</param>
+public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
+    IReadOnlyDictionary<string, int> FailuresByReason);
+
+/// <param name="SteadyCompletedPerS">Completions per second after the ramp and before the duration ended.</param>
+public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double SteadyCompletedPerS);
+
+/// <param name="EndToEnd">Server side, from the database: row created (upload accepted) to result written.</param>
+/// <param name="Client">As the client saw it: first submit attempt to seeing the final status (includes polling delay).</param>
+public sealed record LatencyFigures(LatencySummary Submit, LatencySummary QueueWait, LatencySummary Inference, LatencySummary EndToEnd, LatencySummary Client);
+
+public sealed record TimelinePoint(int Second, int Accepted, int Completed, int Failed, double? EndToEndP50Ms, double? EndToEndP95Ms);
+
+public sealed record HistogramBin(double FromMs, double ToMs, int Count);

@@ -1,0 +1,50 @@
+using System.Globalization;
+using System.Text;
+using WasteClassifier.Api.Stats;
+
+namespace WasteClassifier.LoadTesting.Reporting;
+
+/// <summary>The run as Markdown: first a row in the shape of the original Locust results, then the details.</summary>
+public static class MarkdownReport
+{
+    public const string LocustHeader = "| Users | Requests/s | Failures | Failure % | Mean (ms) | p95 (ms) |\n|---:|---:|---:|---:|---:|---:|\n";
+
+    /// <summary>One row: completed images per second, failures, and end-to-end mean and p95 (from the database).</summary>
+    public static string LocustRow(LoadReport report)
+    {
+        var who = report.Run.Users > 0 ? report.Run.Users.ToString(CultureInfo.InvariantCulture) : $"{F(report.Run.RatePerS)}/s open loop";
+        if (report.Run.Profile is { } profile) who += $" ({profile})";
+        var e2e = report.LatencyMs.EndToEnd;
+        return $"| {who} | {F(report.Throughput.CompletedPerS)} | {report.Counts.Failed} | {F(report.Counts.FailurePercent)} % | {F(e2e.Mean)} | {F(e2e.P95)} |\n";
+    }
+
+    public static string Render(LoadReport report)
+    {
+        var run = report.Run;
+        var c = report.Counts;
+        var md = new StringBuilder();
+        md.Append(CultureInfo.InvariantCulture, $"# Load test {run.Source}\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"{run.Mode} mode against {run.Target}, {F(run.DurationS)} s (ramp {F(run.RampS)} s), started {run.StartedAt:u}, ran {F(run.ElapsedS)} s.\n\n");
+        md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
+        md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
+        md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {F(report.Throughput.SteadyCompletedPerS)}/s.\n\n");
+        if (c.FailuresByReason.Count > 0)
+        {
+            md.Append("| Failure reason | Count |\n|---|---:|\n");
+            foreach (var (reason, count) in c.FailuresByReason) md.Append(CultureInfo.InvariantCulture, $"| {reason} | {count} |\n");
+            md.Append('\n');
+        }
+        md.Append("| Latency (ms) | n | mean | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        foreach (var (name, s) in Latencies(report.LatencyMs))
+            md.Append(CultureInfo.InvariantCulture, $"| {name} | {s.Count} | {F(s.Mean)} | {F(s.P50)} | {F(s.P95)} | {F(s.P99)} | {F(s.Max)} |\n");
+        return md.ToString();
+    }
+
+    public static IEnumerable<(string Name, LatencySummary Summary)> Latencies(LatencyFigures l) =>
+    [
+        ("submit", l.Submit), ("queue wait", l.QueueWait), ("inference (batch)", l.Inference), ("end to end", l.EndToEnd), ("client round trip", l.Client),
+    ];
+
+    public static string F(double? value) => value is { } v ? v.ToString(v >= 100 ? "F0" : "0.##", CultureInfo.InvariantCulture) : "–";
+}

@@ -1,0 +1,32 @@
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.LoadTesting;
+
+/// <summary>What happened to one image: times are seconds since the run started, durations milliseconds.</summary>
+public sealed class RequestRecord
+{
+    public double StartedS { get; set; }
+    public double? AcceptedS { get; set; }
+    public double? FinishedS { get; set; }
+
+    /// <summary>Duration of the submission that was accepted (throttled attempts excluded).</summary>
+    public double? SubmitMs { get; set; }
+
+    /// <summary>From the first submission attempt until the client saw the final status.</summary>
+    public double? ClientMs { get; set; }
+
+    public RequestOutcome Outcome { get; set; } = RequestOutcome.Unfinished;
+    public string? Reason { get; set; }
+
+    /// <summary>429/503 answers this request received and waited out.</summary>
+    public int Throttled { get; set; }
+
+    public ServerTimings? Server { get; set; }
+}
+
+public enum RequestOutcome
+{
+    Completed,
+    Failed,
+    Unfinished,
+}

@@ -1,0 +1,102 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using WasteClassifier.LoadTesting.Images;
+
+namespace WasteClassifier.LoadTesting.Targets;
+
+/// <summary>Behaves as a client of the API: multipart POST /v1/classifications, then GET /v1/classifications/{id}.</summary>
+public sealed class HttpLoadTarget(HttpClient http, string source) : ILoadTarget
+{
+    public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout) =>
+        new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = int.MaxValue })
+        {
+            BaseAddress = baseAddress,
+            Timeout = timeout,
+        };
+
+    public string Description => http.BaseAddress?.ToString() ?? "http";
+
+    public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
+    {
+        using var form = new MultipartFormDataContent();
+        var part = new ByteArrayContent(image.Content);
+        part.Headers.ContentType = new MediaTypeHeaderValue(image.ContentType);
+        form.Add(part, "image", image.FileName);
+        form.Add(new StringContent(source), "source");
+        return await SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = form }, ReadAccepted, cancellationToken);
+    }
+
+    public async Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
+    {
+        var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/classifications/{id}"), ReadClassification, cancellationToken);
+        // A failure of the GET itself (not a failed classification, which carries timings) is named as such.
+        return answer is { Kind: ResponseKind.Failed, Timings: null } ? answer with { Reason = $"poll_{answer.Reason}" } : answer;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        http.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task<TargetResponse> SendAsync(HttpRequestMessage request, Func<JsonElement, TargetResponse> read, CancellationToken cancellationToken)
+    {
+        using var _ = request;
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken);
+            if (response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable)
+                return new TargetResponse(ResponseKind.Throttled, RetryAfter: RetryAfter(response));
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            using var body = TryParse(text);
+            if (!response.IsSuccessStatusCode)
+                return TargetResponse.Fail($"http_{(int)response.StatusCode}" + (body?.RootElement.TryGetProperty("error", out var error) == true ? $"_{error}" : ""));
+            return body is null ? TargetResponse.Fail("invalid_json") : read(body.RootElement);
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return TargetResponse.Fail("timeout");
+        }
+        catch (HttpRequestException e)
+        {
+            return TargetResponse.Fail(e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant());
+        }
+    }
+
+    private static TargetResponse ReadAccepted(JsonElement body) =>
+        body.TryGetProperty("items", out var items) && items.GetArrayLength() > 0
+            ? new TargetResponse(ResponseKind.Accepted, Id: items[0].GetProperty("id").GetString())
+            : TargetResponse.Fail("rejected");
+
+    internal static TargetResponse ReadClassification(JsonElement body)
+    {
+        var status = body.GetProperty("status").GetString();
+        if (status is not ("completed" or "failed")) return TargetResponse.Pending;
+        var timings = body.TryGetProperty("timings", out var t) ? new ServerTimings(Number(t, "queue_ms"), Number(t, "inference_ms"), Number(t, "total_ms"), (int?)Number(t, "batch_size")) : null;
+        return status == "completed"
+            ? new TargetResponse(ResponseKind.Completed, Timings: timings)
+            : new TargetResponse(ResponseKind.Failed, Reason: body.TryGetProperty("error_code", out var code) ? code.GetString() ?? "failed" : "failed", Timings: timings);
+    }
+
+    private static double? Number(JsonElement parent, string name) =>
+        parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+
+    private static JsonDocument? TryParse(string text)
+    {
+        try
+        {
+            return text.Length == 0 ? null : JsonDocument.Parse(text);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
+        response.Headers.RetryAfter?.Delta
+        ?? (response.Headers.RetryAfter?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
+}

@@ -1,0 +1,39 @@
+using WasteClassifier.LoadTesting.Images;
+
+namespace WasteClassifier.LoadTesting.Targets;
+
+/// <summary>What the load tester talks to: the API over HTTP, or the classify queue and the database directly.</summary>
+public interface ILoadTarget : IAsyncDisposable
+{
+    /// <summary>Describes the target for the report, e.g. the URL.</summary>
+    string Description { get; }
+
+    /// <summary>Runs once before the clock starts (queue mode stores the images here).</summary>
+    Task PrepareAsync(ImageSet images, CancellationToken cancellationToken);
+
+    /// <summary>Answers <see cref="ResponseKind.Accepted"/> with the id, <see cref="ResponseKind.Throttled"/> or <see cref="ResponseKind.Failed"/>.</summary>
+    Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken);
+
+    /// <summary>Answers <see cref="ResponseKind.Pending"/>, a final kind with the server's timings, or <see cref="ResponseKind.Throttled"/>.</summary>
+    Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken);
+}
+
+public enum ResponseKind
+{
+    Accepted,
+    Pending,
+    Completed,
+    Failed,
+    Throttled,
+}
+
+/// <param name="Reason">Why a request failed: an HTTP status, an error code from the body or the server's row.</param>
+public sealed record TargetResponse(ResponseKind Kind, string? Id = null, string? Reason = null, TimeSpan? RetryAfter = null, ServerTimings? Timings = null)
+{
+    public static TargetResponse Pending { get; } = new(ResponseKind.Pending);
+
+    public static TargetResponse Fail(string reason) => new(ResponseKind.Failed, Reason: reason);
+}
+
+/// <summary>The server's own figures for one classification, as recorded in the database.</summary>
+public sealed record ServerTimings(double? QueueMs, double? InferenceMs, double? TotalMs, int? BatchSize);

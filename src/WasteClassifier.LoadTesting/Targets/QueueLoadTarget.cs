@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.LoadTesting.Images;
+
+namespace WasteClassifier.LoadTesting.Targets;
+
+/// <summary>
+/// Loads the workers alone: the images are stored once (as the API stores uploads), then each request records a
+/// queued row and sends ClassifyImage to the classify queue. Results are read from the database, many ids per query.
+/// </summary>
+public sealed class QueueLoadTarget(ServiceProvider services, string source, TimeSpan pollInterval) : ILoadTarget
+{
+    private readonly Dictionary<TestImage, StoredImage> _stored = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<Guid, TaskCompletionSource<TargetResponse>> _waiting = new();
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _poller;
+
+    public string Description => "queue";
+
+    public async Task PrepareAsync(ImageSet images, CancellationToken cancellationToken)
+    {
+        await services.GetRequiredService<IBusControl>().StartAsync(cancellationToken);
+        using var scope = services.CreateScope();
+        var uploads = images.All.Select((image, i) => new UploadedImage(i, image.FileName, image.ContentType, image.Content.Length, image.Content)).ToList();
+        var (accepted, rejected) = await scope.ServiceProvider.GetRequiredService<ImageIntake>().TakeAsync(uploads, cancellationToken);
+        if (rejected.Count > 0) throw new InvalidDataException($"{rejected.Count} image(s) refused by the intake, e.g. {rejected[0].Filename}: {rejected[0].Message}");
+        await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().SaveChangesAsync(cancellationToken);
+        foreach (var item in accepted) _stored[images.All[item.File.Index]] = item.Image;
+        _poller = Task.Run(() => PollLoopAsync(_stop.Token), CancellationToken.None);
+    }
+
+    public async Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
+    {
+        var stored = _stored[image];
+        using var scope = services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            ImageId = stored.Id,
+            Source = source,
+            Status = ClassificationStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+        };
+        try
+        {
+            db.Classifications.Add(row);
+            await db.SaveChangesAsync(cancellationToken);
+            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync([row], new Dictionary<Guid, string> { [stored.Id] = stored.ObjectKey }, cancellationToken);
+            return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return TargetResponse.Fail(e is DbUpdateException ? "database_error" : "send_error");
+        }
+    }
+
+    /// <summary>Waits for the poll loop's next query, which covers every id asked for since the last one.</summary>
+    public Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken) =>
+        _waiting.GetOrAdd(Guid.Parse(id), _ => new TaskCompletionSource<TargetResponse>(TaskCreationOptions.RunContinuationsAsynchronously)).Task.WaitAsync(cancellationToken);
+
+    private async Task PollLoopAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(pollInterval, cancellationToken);
+                var ids = _waiting.Keys.ToList();
+                if (ids.Count == 0) continue;
+                using var scope = services.CreateScope();
+                var rows = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking()
+                    .Where(c => ids.Contains(c.Id))
+                    .Select(c => new { c.Id, c.Status, c.ErrorCode, c.QueueMs, c.InferenceMs, c.TotalMs, c.BatchSize })
+                    .ToDictionaryAsync(c => c.Id, cancellationToken);
+                foreach (var id in ids)
+                {
+                    if (!_waiting.TryRemove(id, out var waiter)) continue;
+                    if (!rows.TryGetValue(id, out var row)) { waiter.TrySetResult(TargetResponse.Fail("row_missing")); continue; }
+                    var timings = new ServerTimings(row.QueueMs, row.InferenceMs, row.TotalMs, row.BatchSize);
+                    waiter.TrySetResult(row.Status switch
+                    {
+                        ClassificationStatus.Completed => new TargetResponse(ResponseKind.Completed, Timings: timings),
+                        ClassificationStatus.Failed => new TargetResponse(ResponseKind.Failed, Reason: row.ErrorCode ?? "failed", Timings: timings),
+                        _ => TargetResponse.Pending,
+                    });
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
+            {
+                // A failed query leaves the waiters in place; the next tick asks again.
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_poller is not null) await _poller;
+        await services.GetRequiredService<IBusControl>().StopAsync(CancellationToken.None);
+        await services.DisposeAsync();
+        _stop.Dispose();
+    }
+}

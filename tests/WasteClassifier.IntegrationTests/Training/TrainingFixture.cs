@@ -1,0 +1,37 @@
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Training;
+
+/// <summary>
+/// An embedded service (worker and trainer in process) whose training jobs use small base datasets, so a job takes
+/// seconds. The gate's margins are relaxed: a head trained on 20 images per class is compared with the default model
+/// trained on the whole dataset (a model trained on shuffled labels still falls far outside them).
+/// </summary>
+public sealed class TrainingFixture : IAsyncLifetime
+{
+    public static readonly string FeatureCache = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", "feature-cache");
+
+    public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+    public ApiFactory Factory { get; private set; } = null!;
+    public ClassifierClient Client { get; private set; } = null!;
+
+    public Task InitializeAsync()
+    {
+        Factory = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = DataDirectory,
+            ["Training:Datasets:small"] = SmallDatasets.Write(perClass: 20),
+            ["Training:Datasets:shuffled"] = SmallDatasets.Write(perClass: 20, shuffleLabels: true),
+            ["Training:BaseDataset"] = "small",
+            ["Training:MaxClassRecallDrop"] = "0.5",
+            ["Training:MaxMacroF1Drop"] = "0.2",
+            ["Training:CacheDirectory"] = FeatureCache,
+            ["Model:RefreshSeconds"] = "2",
+            ["Worker:Id"] = "training-worker",
+        });
+        Client = new ClassifierClient(Factory.CreateClient());
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await Factory.DisposeAsync();
+}

@@ -1,0 +1,149 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Training;
+
+/// <summary>Retraining in the embedded default: labelled uploads → queued job → candidate → gate → promotion → hot swap.</summary>
+public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
+{
+    private readonly TrainingFixture _fixture;
+    private HttpClient Http => _fixture.Client.Http;
+
+    public TrainingJobTests(TrainingFixture fixture) => _fixture = fixture;
+
+    [Fact]
+    public async Task Job_LabelledVegetation_RegistersACandidateThatOncePromotedPredictsVegetationWithoutDroppingClassifications()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        // Manual promotion: a head trained on this small base set is judged by people here, not by the gate.
+        var jobId = await TrainingJobClient.SubmitAsync(Http, Enumerable.Range(0, 40).Select(i => SyntheticVegetation.Jpeg(i)), "vegetation",
+            new Dictionary<string, string> { ["promote"] = "manual" });
+
+        // Classifications keep flowing while the job trains and the model is swapped.
+        var flowing = new List<Guid>();
+        var finished = TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(5));
+        var real = Dataset.Sample(perClass: 1).Select(s => s.Path).ToList();
+        while (!finished.IsCompleted)
+        {
+            flowing.AddRange(await _fixture.Client.SubmitFilesAsync(real.Take(2)));
+            await Task.Delay(300);
+        }
+        var (job, seen) = await finished;
+
+        Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+        Assert.False(job["decision"]!["promoted"]!.GetValue<bool>(), job.ToJsonString());
+        Assert.Contains(job["decision"]!["reasons"]!.AsArray(), r => r!.GetValue<string>().Contains("'vegetation' is newly recognised"));
+        Assert.Contains(seen, s => s.Stage is "features" or "fitting" or "evaluating");
+        var version = job["candidate_version"]!.GetValue<string>();
+        Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
+
+        var promote = await Http.PostAsync($"/v1/models/{version}/promote", null);
+        Assert.Equal(HttpStatusCode.OK, promote.StatusCode);
+        Assert.Equal(version, await TrainingJobClient.ActiveVersionAsync(Http));
+        flowing.AddRange(await _fixture.Client.SubmitFilesAsync(real));
+        Assert.True(job["metrics"]!["candidate"]!["per_class"]!["vegetation"]!["recall"]!.GetValue<double>() > 0.5);
+        Assert.Equal(0, job["metrics"]!["active"]!["per_class"]!["vegetation"]!["recall"]!.GetValue<double>());
+
+        var model = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{version}"))!;
+        Assert.Equal("active", model["status"]!.GetValue<string>());
+        Assert.Equal(before, model["parent_version"]!.GetValue<string>());
+        Assert.NotNull(model["metrics"]!["macro_f1"]);
+
+        var during = await _fixture.Client.WaitForAllAsync(flowing, TimeSpan.FromMinutes(1));
+        Assert.All(during, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
+
+        // New images like the labelled ones are now classified as vegetation, by the new version.
+        var fresh = await WaitForVersionAsync(version, Enumerable.Range(1000, 6).Select(i => SyntheticVegetation.Jpeg(i)).ToList());
+        Assert.True(fresh.Count(r => r["predicted_class"]!.GetValue<string>() == "vegetation") >= 5, string.Join(", ", fresh.Select(r => r["predicted_class"])));
+
+        // Roll back to the version that was active before; a candidate never active cannot be rolled back to.
+        Assert.Equal(HttpStatusCode.OK, (await Http.PostAsync($"/v1/models/{before}/rollback", null)).StatusCode);
+        Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.PostAsync("/v1/models/no-such-version/promote", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Job_ShuffledLabels_GateRefusesAndSaysWhy()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        var jobId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard",
+            new Dictionary<string, string> { ["base_dataset"] = "shuffled", ["include_feedback"] = "false" });
+
+        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(5));
+
+        Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+        Assert.False(job["decision"]!["promoted"]!.GetValue<bool>());
+        Assert.Contains(job["decision"]!["reasons"]!.AsArray(), r => r!.GetValue<string>().Contains("macro-F1"));
+        Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
+        var candidate = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{job["candidate_version"]!.GetValue<string>()}"))!;
+        Assert.Equal("candidate", candidate["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Cancel_RunningJob_EndsCancelledAndLeavesTheActiveModel()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        var jobId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = "500" });
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while ((await Http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!["status"]!.GetValue<string>() == "queued" && DateTime.UtcNow < deadline)
+            await Task.Delay(200);
+
+        var cancel = await Http.DeleteAsync($"/v1/training-jobs/{jobId}");
+        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(3));
+
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal("cancelled", job["status"]!.GetValue<string>());
+        Assert.Null(job["candidate_version"]);
+        Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
+        Assert.Equal(HttpStatusCode.Conflict, (await Http.DeleteAsync($"/v1/training-jobs/{jobId}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Label_UnknownLabel_400NamingTheValidOnes()
+    {
+        var ids = await _fixture.Client.SubmitFilesAsync([Dataset.Sample(1)[0].Path]);
+        var response = await Http.PutAsJsonAsync($"/v1/classifications/{ids[0]}/label", new { label = "banana" });
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("vegetation", body["message"]!.GetValue<string>());
+
+        var ok = await Http.PutAsJsonAsync($"/v1/classifications/{ids[0]}/label", new { label = "cardboard" });
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.PutAsJsonAsync($"/v1/classifications/{Guid.NewGuid()}/label", new { label = "cardboard" })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Submit_BadTrainingRequests_400()
+    {
+        using var mismatch = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(SyntheticVegetation.Jpeg(1)), "images", "a.jpg" },
+            { new StringContent("vegetation"), "labels" },
+            { new StringContent("glass"), "labels" },
+        };
+        var response = await Http.PostAsync("/v1/training-jobs", mismatch);
+        Assert.Equal("label_count_mismatch", (await ClassifierClient.ReadJsonAsync(response))["error"]!.GetValue<string>());
+
+        using var unknown = new MultipartFormDataContent { { new ByteArrayContent(SyntheticVegetation.Jpeg(1)), "images", "a.jpg" }, { new StringContent("banana"), "label" } };
+        Assert.Equal("invalid_label", (await ClassifierClient.ReadJsonAsync(await Http.PostAsync("/v1/training-jobs", unknown)))["error"]!.GetValue<string>());
+
+        using var dataset = new MultipartFormDataContent { { new StringContent("nope"), "base_dataset" } };
+        Assert.Equal("invalid_option", (await ClassifierClient.ReadJsonAsync(await Http.PostAsync("/v1/training-jobs", dataset)))["error"]!.GetValue<string>());
+    }
+
+    private async Task<IReadOnlyList<JsonNode>> WaitForVersionAsync(string version, IReadOnlyList<byte[]> images)
+    {
+        // The embedded worker swaps on ModelPromoted; allow the event a moment to arrive.
+        for (var attempt = 0; ; attempt++)
+        {
+            var (response, body) = await _fixture.Client.SubmitAsync(images.Select((b, i) => ($"veg-{i}.jpg", b)));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var ids = body["items"]!.AsArray().Select(i => Guid.Parse(i!["id"]!.GetValue<string>())).ToList();
+            var results = await _fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1));
+            if (results.All(r => r["model_version"]!.GetValue<string>() == version) || attempt == 5) return results;
+            await Task.Delay(1000);
+        }
+    }
+}

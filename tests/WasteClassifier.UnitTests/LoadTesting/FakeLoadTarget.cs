@@ -1,0 +1,42 @@
+using System.Collections.Concurrent;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.UnitTests.LoadTesting;
+
+/// <summary>
+/// A target of known behaviour: the n-th submission (1-based) is throttled once if <see cref="ThrottleEvery"/> divides n,
+/// fails if <see cref="FailEvery"/> divides n, otherwise completes on its second poll with total_ms = 10 × n.
+/// </summary>
+internal sealed class FakeLoadTarget : ILoadTarget
+{
+    private readonly ConcurrentDictionary<string, int> _polls = new();
+    private readonly ConcurrentDictionary<int, bool> _throttled = new();
+    private int _submissions;
+
+    public int FailEvery { get; init; } = int.MaxValue;
+    public int ThrottleEvery { get; init; } = int.MaxValue;
+    public bool NeverFinishes { get; init; }
+
+    public string Description => "fake";
+
+    public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
+    {
+        var n = Volatile.Read(ref _submissions) + 1;
+        if (n % ThrottleEvery == 0 && _throttled.TryAdd(n, true))
+            return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));
+        n = Interlocked.Increment(ref _submissions);
+        return Task.FromResult(n % FailEvery == 0 ? TargetResponse.Fail("boom") : new TargetResponse(ResponseKind.Accepted, Id: n.ToString()));
+    }
+
+    public Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
+    {
+        if (NeverFinishes || _polls.AddOrUpdate(id, 1, (_, p) => p + 1) < 2) return Task.FromResult(TargetResponse.Pending);
+        var n = int.Parse(id);
+        return Task.FromResult(new TargetResponse(ResponseKind.Completed, Timings: new ServerTimings(n, 5, 10.0 * n, 4)));
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

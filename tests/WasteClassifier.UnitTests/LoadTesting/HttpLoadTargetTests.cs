@@ -1,0 +1,64 @@
+using System.Net;
+using System.Text;
+using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Reporting;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.UnitTests.LoadTesting;
+
+public sealed class HttpLoadTargetTests
+{
+    /// <summary>An API double: every third POST is answered 503 with Retry-After once, GETs complete with timings.</summary>
+    private sealed class FakeApi : HttpMessageHandler
+    {
+        private int _posts;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Post)
+            {
+                Assert.Equal("/v1/classifications", request.RequestUri!.AbsolutePath);
+                Assert.Equal("multipart/form-data", request.Content!.Headers.ContentType!.MediaType);
+                if (Interlocked.Increment(ref _posts) % 3 == 0)
+                {
+                    var busy = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+                    busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(0));
+                    return Task.FromResult(busy);
+                }
+                return Task.FromResult(Json(HttpStatusCode.Accepted, $$"""{"items":[{"id":"{{Guid.NewGuid()}}","status":"queued"}],"rejected":[],"replayed":false}"""));
+            }
+            return Task.FromResult(Json(HttpStatusCode.OK,
+                """{"status":"completed","timings":{"queue_ms":12.5,"inference_ms":40,"total_ms":60.25,"batch_size":8},"error_code":null}"""));
+        }
+
+        private static HttpResponseMessage Json(HttpStatusCode status, string body) =>
+            new(status) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+    }
+
+    [Fact]
+    public async Task Run_ApiThrottlesSome_ThrottledAreRetriedNotFailed()
+    {
+        var http = new HttpClient(new FakeApi()) { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 2, MaxRequests = 12, PollInterval = TimeSpan.FromMilliseconds(5) };
+        await using var target = new HttpLoadTarget(http, "test");
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [1, 2], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(12, report.Counts.Completed);
+        Assert.Equal(0, report.Counts.Failed);
+        Assert.True(report.Counts.Throttled >= 5, $"throttled {report.Counts.Throttled}");
+        Assert.Equal(60.25, report.LatencyMs.EndToEnd.P99);
+        Assert.Equal(12.5, report.LatencyMs.QueueWait.Max);
+    }
+
+    [Fact]
+    public void ReadClassification_Failed_ReasonIsTheErrorCode()
+    {
+        using var body = System.Text.Json.JsonDocument.Parse("""{"status":"failed","error_code":"corrupt_image","timings":{"total_ms":3}}""");
+        var answer = HttpLoadTarget.ReadClassification(body.RootElement);
+        Assert.Equal(ResponseKind.Failed, answer.Kind);
+        Assert.Equal("corrupt_image", answer.Reason);
+        Assert.Equal(3, answer.Timings!.TotalMs);
+    }
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using WasteClassifier.Api.Stats;
+using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Reporting;
+
+namespace WasteClassifier.UnitTests.LoadTesting;
+
+public sealed class LoadRunnerTests
+{
+    private static readonly ImageSet Images = new([new TestImage("a.jpg", [1, 2, 3], "image/jpeg")]);
+
+    private static LoadTestOptions Options(int users = 0, double rate = 0, int maxRequests = 100_000, double durationS = 30, double drainS = 30) => new()
+    {
+        Target = new Uri("http://127.0.0.1:1/"),
+        Users = users,
+        Rate = rate,
+        MaxRequests = maxRequests,
+        Duration = TimeSpan.FromSeconds(durationS),
+        Drain = TimeSpan.FromSeconds(drainS),
+        PollInterval = TimeSpan.FromMilliseconds(5),
+        MaxPollInterval = TimeSpan.FromMilliseconds(10),
+    };
+
+    [Fact]
+    public async Task ClosedLoop_KnownRunOf40_CountsAndPercentilesMatch()
+    {
+        var target = new FakeLoadTarget { FailEvery = 10, ThrottleEvery = 7 };
+
+        var result = await new LoadRunner(target, Images, Options(users: 4, maxRequests: 40)).RunAsync();
+        var report = LoadReport.From(result);
+
+        Assert.Equal(40, report.Counts.Submitted);
+        Assert.Equal(36, report.Counts.Accepted);
+        Assert.Equal(36, report.Counts.Completed);
+        Assert.Equal(4, report.Counts.Failed);
+        Assert.Equal(new Dictionary<string, int> { ["boom"] = 4 }, report.Counts.FailuresByReason);
+        Assert.Equal(10.0, report.Counts.FailurePercent);
+        Assert.True(report.Counts.Throttled >= 4, $"throttled {report.Counts.Throttled}");
+        // Completed submissions are n = 1..40 without multiples of 10, each with total_ms = 10 n.
+        var expected = LatencySummary.FromSorted(Enumerable.Range(1, 40).Where(n => n % 10 != 0).Select(n => 10.0 * n).ToList());
+        Assert.Equal(expected, report.LatencyMs.EndToEnd);
+        Assert.Equal(36, report.LatencyMs.QueueWait.Count);
+        Assert.Equal(5, report.LatencyMs.Inference.P99);
+        Assert.Equal(36, report.EndToEndHistogram.Sum(b => b.Count));
+        Assert.Equal(36, report.Timeline.Sum(p => p.Completed));
+    }
+
+    [Fact]
+    public async Task OpenLoop_ResultsNeverArrive_StopsByItselfAfterDurationAndDrain()
+    {
+        var watch = Stopwatch.StartNew();
+
+        var result = await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, Options(rate: 50, durationS: 1, drainS: 0.5)).RunAsync();
+        var report = LoadReport.From(result);
+
+        Assert.InRange(watch.Elapsed.TotalSeconds, 1, 5);
+        Assert.InRange(report.Counts.Submitted, 30, 60);
+        Assert.Equal(report.Counts.Submitted, report.Counts.Unfinished);
+        Assert.Equal(report.Counts.Submitted, report.Counts.FailuresByReason["not_finished_by_deadline"]);
+        Assert.Equal(0, report.Counts.Completed);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_RequestBound_StopsLongBeforeDuration()
+    {
+        var watch = Stopwatch.StartNew();
+
+        var result = await new LoadRunner(new FakeLoadTarget(), Images, Options(users: 3, maxRequests: 9, durationS: 600)).RunAsync();
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10));
+        Assert.Equal(9, result.Records.Count);
+    }
+
+    [Theory]
+    [InlineData(1.0, 10, 0, 10)]
+    [InlineData(1.0, 10, 2, 2.5)]
+    [InlineData(4.0, 10, 2, 30)]
+    public void Arrivals_RampedRate_IntegratesTheRate(double t, double rate, double ramp, double expected) =>
+        Assert.Equal(expected, LoadRunner.Arrivals(t, rate, ramp), 6);
+}

@@ -2,5 +2,5 @@ using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 
 // Add a verb: implement ICommand under Commands/ and list it here.
-ICommand[] commands = [new TrainCommand(), new EvaluateCommand(), new MigrateCommand(), new LoadTestCommand()];
+ICommand[] commands = [new TrainCommand(), new EvaluateCommand(), new MigrateCommand(), new ModelsImportCommand(), new LoadTestCommand()];
 return CommandDispatcher.Run(commands, args);

@@ -8,8 +8,8 @@ namespace WasteClassifier.Api.Submissions;
 
 /// <summary>
 /// The way every uploaded image enters the system: checked (size, format, pixel count from the header), stored in the
-/// object store under its content hash (a retried upload never duplicates), and recorded as an image row (added to the
-/// context, not yet saved). Refused files are reported per file and leave no trace.
+/// object store under its content hash (a retried upload never duplicates), and recorded as an image row (saved at
+/// once, so concurrent uploads of the same bytes share one row). Refused files are reported per file and leave no trace.
 /// </summary>
 public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, UploadOptions options, TimeProvider clock)
 {
@@ -55,6 +55,7 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
         var now = clock.GetUtcNow().UtcDateTime;
         var keys = accepted.Select(a => ObjectKeyFor(a.Hash)).Distinct().ToList();
         var known = await db.Images.Where(i => keys.Contains(i.ObjectKey)).ToDictionaryAsync(i => i.ContentHash, cancellationToken);
+        var added = new List<StoredImage>();
         foreach (var (file, check, hash) in accepted.DistinctBy(a => a.Hash).Where(a => !known.ContainsKey(a.Hash)))
         {
             var image = new StoredImage
@@ -72,6 +73,24 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
             };
             db.Images.Add(image);
             known[hash] = image;
+            added.Add(image);
+        }
+        // Saved on their own: two uploads of the same bytes at once race for the content-hash key; the loser uses the winner's row.
+        for (var attempt = 1; added.Count > 0; attempt++)
+        {
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                break;
+            }
+            catch (DbUpdateException) when (attempt < 3)
+            {
+                foreach (var image in added) db.Entry(image).State = EntityState.Detached;
+                var winners = await db.Images.Where(i => keys.Contains(i.ObjectKey)).ToDictionaryAsync(i => i.ContentHash, cancellationToken);
+                foreach (var (hash, image) in winners) known[hash] = image;
+                added = added.Where(i => !winners.ContainsKey(i.ContentHash)).ToList();
+                db.Images.AddRange(added);
+            }
         }
         return known;
     }

@@ -11,7 +11,7 @@ public sealed class DistributedFixture : IAsyncLifetime
     public const string WorkerA = "worker-a";
     public const string WorkerB = "worker-b";
 
-    private readonly List<WorkerProcess> _workers = [];
+    private readonly List<ServiceProcess> _processes = [];
     public ApiFactory Api { get; private set; } = null!;
     public ClassifierClient Client { get; private set; } = null!;
     public Dictionary<string, string?> Settings { get; private set; } = null!;
@@ -40,16 +40,26 @@ public sealed class DistributedFixture : IAsyncLifetime
             ["Worker:BatchWaitMs"] = "25",
             ["Model:InferenceThreads"] = "1",
             ["Worker:DecodeParallelism"] = "1",
+            ["Model:RefreshSeconds"] = "30",
+            // Training jobs on a small base set (see Training/TrainingFixture for why the gate is relaxed).
+            ["Training:Datasets:small"] = SmallDatasets.Write(perClass: 20),
+            ["Training:BaseDataset"] = "small",
+            ["Training:MaxClassRecallDrop"] = "0.5",
+            ["Training:MaxMacroF1Drop"] = "0.2",
+            ["Training:CacheDirectory"] = Training.TrainingFixture.FeatureCache,
         };
         Api = new ApiFactory(Settings);
         Client = new ClassifierClient(Api.CreateClient());
         foreach (var id in new[] { WorkerA, WorkerB })
-            _workers.Add(await WorkerProcess.StartAsync(new Dictionary<string, string?>(Settings) { ["Worker:Id"] = id }));
+            _processes.Add(await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(Settings) { ["Worker:Id"] = id }));
     }
+
+    /// <summary>Adds a trainer process (src/WasteClassifier.Trainer's host) to the deployment.</summary>
+    public async Task StartTrainerAsync() => _processes.Add(await ServiceProcess.StartTrainerAsync(Settings));
 
     public async Task DisposeAsync()
     {
-        foreach (var worker in _workers) await worker.DisposeAsync();
+        foreach (var process in _processes) await process.DisposeAsync();
         if (Api is not null) await Api.DisposeAsync();
     }
 }

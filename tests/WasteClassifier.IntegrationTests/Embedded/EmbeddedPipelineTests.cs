@@ -76,6 +76,18 @@ public sealed class EmbeddedPipelineTests(EmbeddedApiFixture fixture)
     }
 
     [Fact]
+    public async Task Submit_SameImageManyTimesAtOnce_AllAcceptedAndSharingOneStoredImage()
+    {
+        var bytes = File.ReadAllBytes(Dataset.Sample(perClass: 1)[3].Path);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => fixture.Client.SubmitAsync([($"same-{i}.jpg", bytes)])));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Accepted, r.Response.StatusCode));
+        var ids = responses.Select(r => Guid.Parse(r.Body["items"]![0]!["id"]!.GetValue<string>())).ToList();
+        var results = await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1));
+        Assert.All(results, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
+    }
+
+    [Fact]
     public async Task List_BySourceWithCursor_PagesNewestFirstWithoutRepeats()
     {
         var source = $"cam-{Guid.NewGuid():N}"[..12];

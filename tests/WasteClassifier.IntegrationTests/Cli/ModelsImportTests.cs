@@ -1,0 +1,83 @@
+using Google.Protobuf;
+using Microsoft.Data.Sqlite;
+using WasteClassifier.Cli.Commands;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Core.Training;
+using static WasteClassifier.Core.Inference.OnnxGraphBuilder;
+
+namespace WasteClassifier.IntegrationTests.Cli;
+
+/// <summary><c>wastectl models import</c> against the embedded default's SQLite database and folder store.</summary>
+public sealed class ModelsImportTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("wastectl-import-test").FullName;
+
+    [Fact]
+    public void Import_ExternalNhwcClassifier_RegisteredAsACandidateThatLoads()
+    {
+        var (onnx, card) = WriteExternalModel("mobilenet-stub-1", labels: 9);
+
+        var exit = Run("--onnx", onnx, "--card", card, "--data-directory", _directory);
+
+        Assert.Equal(0, exit);
+        using var db = new SqliteConnection($"Data Source={Path.Combine(_directory, "wasteclassifier.db")}");
+        db.Open();
+        using var command = db.CreateCommand();
+        command.CommandText = "SELECT status, origin, artifact_prefix FROM models WHERE version = 'mobilenet-stub-1'";
+        using var reader = command.ExecuteReader();
+        Assert.True(reader.Read());
+        Assert.Equal(("candidate", "imported", "models/mobilenet-stub-1/"), (reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        var stored = Path.Combine(_directory, "objects", "waste-images", "models", "mobilenet-stub-1");
+        Assert.True(File.Exists(Path.Combine(stored, "classifier.onnx")));
+        using var loaded = ModelLoader.Load(stored, new InferenceOptions { IntraOpThreads = 1 });
+        Assert.Equal(9, loaded.Classify(new float[2 * 2 * 3], 1)[0].Length);
+
+        Assert.Equal(2, Run("--onnx", onnx, "--card", card, "--data-directory", _directory)); // already registered
+    }
+
+    [Fact]
+    public void Import_CardWithWrongLabelCount_RefusedBeforeRegistering()
+    {
+        var (onnx, card) = WriteExternalModel("mismatch-1", labels: 9, cardLabels: 3);
+        Assert.Equal(2, Run("--onnx", onnx, "--card", card, "--data-directory", _directory));
+        Assert.False(File.Exists(Path.Combine(_directory, "wasteclassifier.db")));
+    }
+
+    private static int Run(params string[] args)
+    {
+        var command = new ModelsImportCommand();
+        try
+        {
+            return command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+        }
+        catch (Exception e) when (e is UsageException or InvalidDataException)
+        {
+            return 2; // what the dispatcher answers for these
+        }
+    }
+
+    /// <summary>A stand-in for an exported MobileNetV2: NHWC 2×2 RGB/255 in, logits out.</summary>
+    private (string Onnx, string Card) WriteExternalModel(string version, int labels, int? cardLabels = null)
+    {
+        var graph = new Onnx.GraphProto { Name = "external" };
+        graph.Input.Add(BatchedFloat("pixels", 2, 2, 3));
+        graph.Output.Add(BatchedFloat("logits", labels));
+        graph.Initializer.Add(FloatTensor("w", Enumerable.Range(0, 12 * labels).Select(i => i % 7 * 0.1f).ToArray(), 12, labels));
+        graph.Node.Add(Node("Flatten", "flatten", ["pixels"], ["flat"], IntAttribute("axis", 1)));
+        graph.Node.Add(Node("MatMul", "scores", ["flat", "w"], ["logits"]));
+        var onnx = Path.Combine(_directory, "classifier.onnx");
+        File.WriteAllBytes(onnx, Model(graph, "test").ToByteArray());
+        var cardDirectory = Directory.CreateTempSubdirectory("card").FullName;
+        TrainedModelWriter.SaveCard(cardDirectory, new ModelCard
+        {
+            Version = version,
+            Labels = WasteLabels.All.Take(cardLabels ?? labels).ToList(),
+            Input = new ModelInputSpec { Width = 2, Height = 2, Layout = TensorLayout.Nhwc, Scale = 1 / 255f },
+            Onnx = "classifier.onnx",
+            OutputIsProbabilities = false,
+        });
+        return (onnx, Path.Combine(cardDirectory, ModelCard.FileName));
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}

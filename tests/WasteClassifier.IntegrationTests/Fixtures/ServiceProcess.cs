@@ -1,0 +1,41 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Components;
+using WasteClassifier.Trainer;
+using WasteClassifier.Worker;
+
+namespace WasteClassifier.IntegrationTests.Fixtures;
+
+/// <summary>A worker or trainer host built exactly as its Program builds it, with its own bus connection and settings.</summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private ServiceProcess(IHost host) => _host = host;
+
+    public static Task<ServiceProcess> StartWorkerAsync(IReadOnlyDictionary<string, string?> settings) =>
+        StartAsync(settings, (services, configuration) => services.AddClassifierWorkerHost(configuration));
+
+    public static Task<ServiceProcess> StartTrainerAsync(IReadOnlyDictionary<string, string?> settings) =>
+        StartAsync(settings, (services, configuration) => services.AddClassifierTrainerHost(configuration));
+
+    private static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection, IConfiguration> addHost)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development", DisableDefaults = false });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        addHost(builder.Services, builder.Configuration);
+        var host = builder.Build();
+        await host.Services.PrepareServiceAsync();
+        await host.StartAsync();
+        return new ServiceProcess(host);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.StopAsync(TimeSpan.FromSeconds(10));
+        _host.Dispose();
+    }
+}

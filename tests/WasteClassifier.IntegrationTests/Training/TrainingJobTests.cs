@@ -101,6 +101,26 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
     }
 
     [Fact]
+    public async Task Retrain_OriginalRoute_QueuesAJobAndAnswersInTheOldShapeWithItsId()
+    {
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(SyntheticVegetation.Jpeg(500)), "images", "leaf.jpg" },
+            { new StringContent("vegetation"), "label" },
+            { new StringContent("manual"), "promote" },
+        };
+        var response = await Http.PostAsync("/retrain", form);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.True(body["success"]!.GetValue<bool>());
+        Assert.Equal(1, body["images_received"]!.GetValue<int>());
+        var job = (await Http.GetFromJsonAsync<JsonNode>(body["status_url"]!.GetValue<string>()))!;
+        Assert.Equal(body["job_id"]!.GetValue<string>(), job["id"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Accepted, (await Http.DeleteAsync(body["status_url"]!.GetValue<string>())).StatusCode);
+    }
+
+    [Fact]
     public async Task Label_UnknownLabel_400NamingTheValidOnes()
     {
         var ids = await _fixture.Client.SubmitFilesAsync([Dataset.Sample(1)[0].Path]);

@@ -29,42 +29,24 @@ public static class ImageSetEvaluator
             var checks = new ImageCheck[batch.Count];
             Parallel.For(0, batch.Count, i => checks[i] = ImageTensorWriter.Write(batch[i].Bytes, card.Input, tensors.AsSpan(i * tensorLength, tensorLength), ImageLimits.Default));
             var accepted = Enumerable.Range(0, batch.Count).Where(i => checks[i].Ok).ToList();
+            // Refused images are skipped (and said so): they are data problems, not model errors.
             foreach (var i in Enumerable.Range(0, batch.Count).Where(i => !checks[i].Ok)) log($"skipped {batch[i].Path}: {checks[i].Message}");
             for (var k = 0; k < accepted.Count; k++)
                 if (accepted[k] != k) tensors.AsSpan(accepted[k] * tensorLength, tensorLength).CopyTo(tensors.AsSpan(k * tensorLength, tensorLength));
             var probabilities = classifier.Classify(tensors.AsMemory(0, accepted.Count * tensorLength), accepted.Count);
             for (var k = 0; k < accepted.Count; k++)
                 outcomes.Add((FeatureExtractionRunner.IndexOfLabel(card.Labels, labels[batch[accepted[k]].Label]), ClassificationMetrics.ArgMax(probabilities[k])));
+            if ((start / BatchSize + 1) % 20 == 0) log($"evaluated {Math.Min(start + BatchSize, known.Count)}/{known.Count}");
         }
         return ClassificationMetrics.Compute(card.Labels, outcomes);
     }
 
+    /// <summary>Scores the manifest's image files; labels are the classifier's own.</summary>
     public static ClassificationReport Evaluate(IImageClassifier classifier, string datasetDirectory, IReadOnlyList<ManifestEntry> entries, Action<string> log)
     {
-        var card = classifier.Card;
-        var tensorLength = ImageTensorWriter.TensorLength(card.Input);
-        var outcomes = new List<(int, int)>();
-        var tensors = new float[BatchSize * tensorLength];
-        for (var start = 0; start < entries.Count; start += BatchSize)
-        {
-            var batch = entries.Skip(start).Take(BatchSize).ToList();
-            var checks = new ImageCheck[batch.Count];
-            Parallel.For(0, batch.Count, i =>
-            {
-                var bytes = File.ReadAllBytes(Path.Combine(datasetDirectory, batch[i].Path));
-                checks[i] = ImageTensorWriter.Write(bytes, card.Input, tensors.AsSpan(i * tensorLength, tensorLength), ImageLimits.Default);
-            });
-            // Refused images are skipped (and said so): they are data problems, not model errors.
-            var accepted = Enumerable.Range(0, batch.Count).Where(i => checks[i].Ok).ToList();
-            foreach (var i in Enumerable.Range(0, batch.Count).Where(i => !checks[i].Ok)) log($"skipped {batch[i].Path}: {checks[i].Message}");
-            for (var k = 0; k < accepted.Count; k++)
-                if (accepted[k] != k) tensors.AsSpan(accepted[k] * tensorLength, tensorLength).CopyTo(tensors.AsSpan(k * tensorLength, tensorLength));
-
-            var probabilities = classifier.Classify(tensors.AsMemory(0, accepted.Count * tensorLength), accepted.Count);
-            for (var k = 0; k < accepted.Count; k++)
-                outcomes.Add((FeatureExtractionRunner.IndexOfLabel(card.Labels, batch[accepted[k]].Label), ClassificationMetrics.ArgMax(probabilities[k])));
-            if ((start / BatchSize + 1) % 20 == 0) log($"evaluated {Math.Min(start + BatchSize, entries.Count)}/{entries.Count}");
-        }
-        return ClassificationMetrics.Compute(card.Labels, outcomes);
+        var labels = classifier.Card.Labels;
+        var images = entries.Select(e => LabelledImage.From(e.Path, FeatureExtractionRunner.IndexOfLabel(labels, e.Label),
+            File.ReadAllBytes(Path.Combine(datasetDirectory, e.Path)))).ToList();
+        return Evaluate(classifier, images, labels, log);
     }
 }

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash tests/tooling/start-services.sh)"
+bash tests/tooling/audit.sh
 dotnet test WasteClassifier.sln --logger "console;verbosity=normal" "$@"

@@ -12,6 +12,9 @@ public sealed record BenchSettings
     public string S3Endpoint { get; init; } = "localhost:9000";
     public string S3AccessKey { get; init; } = "S3RVER";
     public string S3SecretKey { get; init; } = "S3RVER";
+    /// <summary><c>minio</c> (the S3 server, as deployed) or <c>filesystem</c> (a shared folder: the control without the S3 server).</summary>
+    public string ObjectStore { get; init; } = "minio";
+
     public TimeSpan PhaseDuration { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan MicroDuration { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -33,6 +36,7 @@ public sealed record BenchSettings
             S3Endpoint = Get("WASTE_TEST_S3_ENDPOINT", "localhost:9000"),
             S3AccessKey = Get("WASTE_TEST_S3_ACCESS_KEY", "S3RVER"),
             S3SecretKey = Get("WASTE_TEST_S3_SECRET_KEY", "S3RVER"),
+            ObjectStore = Get("BENCH_OBJECT_STORE", "minio"),
             PhaseDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_SECONDS", "30"), System.Globalization.CultureInfo.InvariantCulture)),
             MicroDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_MICRO_SECONDS", "5"), System.Globalization.CultureInfo.InvariantCulture)),
             SaturationUsers = int.Parse(Get("BENCH_SATURATION_USERS", "96"), System.Globalization.CultureInfo.InvariantCulture),

@@ -9,13 +9,19 @@ public sealed class BenchTable
     public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb);
 
     public List<ModelBench.Result> Raw { get; } = [];
+
+    /// <summary>The raw model measured again after the end-to-end phases: how much the machine's load drifted during the run.</summary>
+    public List<ModelBench.Result> RawAfter { get; } = [];
+
+    public string Setup { get; set; } = "";
     public List<DecodeBench.Result> Decode { get; } = [];
     public List<Deployment> EndToEnd { get; } = [];
 
     public string Render()
     {
-        var md = new StringBuilder($"## Benchmark ({Environment.ProcessorCount} cores, {DateTime.UtcNow:u})\n\n| Measure | Images/s | Latency (ms) | Notes |\n|---|---:|---:|---|\n");
+        var md = new StringBuilder($"## Benchmark ({Environment.ProcessorCount} cores, {DateTime.UtcNow:u}{Setup})\n\n| Measure | Images/s | Latency (ms) | Notes |\n|---|---:|---:|---|\n");
         foreach (var r in Raw) md.Append($"| raw model, batch {r.BatchSize} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | preprocessed tensors |\n");
+        foreach (var r in RawAfter) md.Append($"| raw model, batch {r.BatchSize}, after the e2e phases | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | same model, same run |\n");
         foreach (var d in Decode) md.Append($"| decode + resize, {d.Images}, {d.Threads} thread(s) | {F(d.ImagesPerS)} | {F(d.MsPerImage)} per image | |\n");
         foreach (var e in EndToEnd)
         {
@@ -23,7 +29,8 @@ public sealed class BenchTable
             {
                 var r = phase.Report;
                 md.Append($"| e2e, {e.Workers} worker(s), {label} | {F(r.Throughput.SteadyCompletedPerS)} | p50 {F(r.LatencyMs.EndToEnd.P50)}, p95 {F(r.LatencyMs.EndToEnd.P95)} | " +
-                          $"{(r.Run.Users > 0 ? $"{r.Run.Users} users" : $"{F(r.Run.RatePerS)}/s offered")}, {r.Counts.Failed} failed; CPU: API {P(phase.ApiCpuShare)}, workers {P(phase.WorkerCpuShare)} of one core |\n");
+                          $"{(r.Run.Users > 0 ? $"{r.Run.Users} users" : $"{F(r.Run.RatePerS)}/s offered")}, {r.Counts.Failed} failed, mean batch {F(phase.MeanBatchSize)}; " +
+                          $"CPU: API {P(phase.ApiCpuShare)}, workers {P(phase.WorkerCpuShare)} of one core |\n");
             }
             if (e.Flood is { } flood)
                 md.Append($"| flood (200 users), {e.Workers} worker(s) | {F(flood.Report.Throughput.SteadyCompletedPerS)} | p50 {F(flood.Report.LatencyMs.EndToEnd.P50)}, p95 {F(flood.Report.LatencyMs.EndToEnd.P95)} | " +
@@ -31,7 +38,15 @@ public sealed class BenchTable
             md.Append($"| worker peak memory (VmHWM), {e.Workers} worker(s) | | | {F(e.WorkerPeakMb)} MB |\n");
         }
 
-        double B(int size) => Raw.FirstOrDefault(r => r.BatchSize == size)?.ImagesPerS ?? double.NaN;
+        md.Append($"\nWhere the machine's CPU went in each phase (share of all {Environment.ProcessorCount} cores, whole phase including the drain):\n\n| Phase | " +
+                  string.Join(" | ", CpuUsage.Groups) + " | idle |\n|---|" + string.Concat(Enumerable.Repeat("---:|", CpuUsage.Groups.Length + 1)) + "\n");
+        foreach (var e in EndToEnd)
+            foreach (var phase in new[] { e.Saturation, e.Half, e.Flood }.OfType<EndToEndBench.Phase>())
+                md.Append($"| {phase.Name} | " + string.Join(" | ", CpuUsage.Groups.Select(g => P(phase.MachineCpu.GetValueOrDefault(g)))) +
+                          $" | {P(Math.Max(0, 1 - phase.MachineCpu.Values.Sum()))} |\n");
+
+        // Ratios use the mean of the raw figures measured before and after the end-to-end phases (the machine is shared).
+        double B(int size) => Raw.Concat(RawAfter).Where(r => r.BatchSize == size).Select(r => r.ImagesPerS).DefaultIfEmpty(double.NaN).Average();
         var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
         var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
         var e2e1 = one?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;

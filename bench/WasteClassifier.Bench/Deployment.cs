@@ -28,14 +28,25 @@ public sealed class Deployment : IDisposable
             ["Messaging__Transport"] = "rabbitmq",
             ["Messaging__RabbitMq__Host"] = settings.RabbitHost,
             ["Messaging__ClassifyQueue"] = $"classify-bench-{suffix}",
-            ["ObjectStore__Provider"] = "minio",
-            ["ObjectStore__Endpoint"] = settings.S3Endpoint,
-            ["ObjectStore__AccessKey"] = settings.S3AccessKey,
-            ["ObjectStore__SecretKey"] = settings.S3SecretKey,
-            ["ObjectStore__Bucket"] = $"wc-bench-{suffix}",
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            // Two workers on one machine would both claim the default metrics port.
+            ["Metrics__Port"] = "0",
         };
+        if (settings.ObjectStore == "filesystem")
+        {
+            // The control: API and workers share a local folder instead of the S3 server.
+            environment["ObjectStore__Provider"] = "filesystem";
+            environment["ObjectStore__Root"] = Path.Combine(Path.GetTempPath(), $"wc-bench-{suffix}");
+        }
+        else
+        {
+            environment["ObjectStore__Provider"] = "minio";
+            environment["ObjectStore__Endpoint"] = settings.S3Endpoint;
+            environment["ObjectStore__AccessKey"] = settings.S3AccessKey;
+            environment["ObjectStore__SecretKey"] = settings.S3SecretKey;
+            environment["ObjectStore__Bucket"] = $"wc-bench-{suffix}";
+        }
         var url = new Uri($"http://127.0.0.1:{port}/");
         var api = ServiceProcess.Start(settings.ApiDll, new Dictionary<string, string>(environment) { ["Urls"] = url.ToString().TrimEnd('/') },
             Path.Combine(logDirectory, $"api-{workers}w.log"));

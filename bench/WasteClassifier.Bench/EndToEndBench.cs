@@ -8,7 +8,7 @@ namespace WasteClassifier.Bench;
 /// <summary>Runs load phases against a deployment through its HTTP API, writing each phase's report.</summary>
 public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
 {
-    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare);
+    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare, IReadOnlyDictionary<string, double> MachineCpu, double MeanBatchSize);
 
     public async Task<Phase> RunAsync(Deployment deployment, string name, int users, double rate, TimeSpan duration, TimeSpan drain, string? profile = null)
     {
@@ -25,12 +25,16 @@ public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
         };
         var apiCpu = deployment.Api.CpuSeconds();
         var workerCpu = deployment.Workers.Sum(w => w.CpuSeconds());
+        var machine = CpuUsage.Take(deployment);
         var started = DateTime.UtcNow;
         await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source);
         var result = await new LoadRunner(target, images, options, message => Console.Error.WriteLine($"  [{name}] {message}")).RunAsync();
         var wall = (DateTime.UtcNow - started).TotalSeconds;
+        var machineShares = CpuUsage.Take(deployment).SharesSince(machine);
         var report = LoadReport.From(result);
         ReportFiles.Write(report, Path.Combine(settings.OutputDirectory, name));
-        return new Phase(name, report, (deployment.Api.CpuSeconds() - apiCpu) / wall, (deployment.Workers.Sum(w => w.CpuSeconds()) - workerCpu) / wall);
+        return new Phase(name, report, (deployment.Api.CpuSeconds() - apiCpu) / wall, (deployment.Workers.Sum(w => w.CpuSeconds()) - workerCpu) / wall, machineShares,
+            // The batch each image was classified in, as the worker recorded it.
+            result.Records.Select(r => r.Server?.BatchSize).OfType<int>().DefaultIfEmpty(0).Average());
     }
 }

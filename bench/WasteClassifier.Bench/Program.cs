@@ -8,7 +8,7 @@ Directory.CreateDirectory(settings.OutputDirectory);
 var modelDirectory = Environment.GetEnvironmentVariable("Model__Directory") ?? Path.Combine(AppContext.BaseDirectory, "models", "default");
 var threads = int.TryParse(Environment.GetEnvironmentVariable("Model__InferenceThreads"), out var t) && t > 0 ? t : Environment.ProcessorCount;
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
-var table = new BenchTable();
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}" };
 
 Console.Error.WriteLine($"raw model ({modelDirectory}, {threads} intra-op threads)");
 var raw = ModelBench.Run(modelDirectory, threads, dataset.All.Select(i => i.Content).ToList(), settings.MicroDuration, [1, 8, 16, 32]);
@@ -34,6 +34,9 @@ foreach (var workers in new[] { 1, 2 })
         : null;
     table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0)));
 }
+
+Console.Error.WriteLine("raw model again");
+table.RawAfter.AddRange(ModelBench.Run(modelDirectory, threads, dataset.All.Select(i => i.Content).ToList(), settings.MicroDuration, [1, 16]));
 
 var text = table.Render();
 File.WriteAllText(Path.Combine(settings.OutputDirectory, "bench.md"), text);

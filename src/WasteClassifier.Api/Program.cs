@@ -1,8 +1,13 @@
+using Prometheus;
+using Scalar.AspNetCore;
+using WasteClassifier.Api.Observability;
 using WasteClassifier.Components;
+using WasteClassifier.Components.Observability;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Serilog;
 using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Extensions;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Infrastructure.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -13,11 +18,24 @@ var app = builder.Build();
 await app.Services.PrepareServiceAsync();
 
 app.UseSerilogRequestLogging();
+// The web interface's files: revalidated on each load (ETag) so a deploy shows at once.
+app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Context.Response.Headers.CacheControl = "no-cache" });
+app.UseRouting();
+app.UseHttpMetrics();
+app.UseClassifierSecurity();
 app.MapOpenApi();
-app.MapClassificationsApi();
-app.MapServiceApi();
-app.MapModelsApi();
-app.MapTrainingJobsApi();
+// Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
+app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
+app.MapPrometheusMetrics(ApiMetrics.RefreshQueueGaugesAsync);
+// API keys and rate limits for every API route (Security/AccessPolicies.cs): map API endpoints on `api`.
+var api = app.MapGroup("").WithAccessRules();
+api.MapDashboardApi();
+api.MapClassificationsApi();
+api.MapUploadsApi();
+api.MapSourcesApi();
+api.MapServiceApi();
+api.MapModelsApi();
+api.MapTrainingJobsApi();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
 

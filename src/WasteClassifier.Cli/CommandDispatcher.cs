@@ -22,7 +22,7 @@ internal static class CommandDispatcher
 
         try
         {
-            var arguments = new CommandArguments(args.Skip(command.Name.Split(' ').Length), command.ValueOptions, command.FlagOptions);
+            var arguments = new CommandArguments(args.Skip(command.Name.Split(' ').Length), command.ValueOptions, command.FlagOptions, command.TakesPaths);
             if (!arguments.Help) return command.Run(arguments);
             Console.Out.WriteLine(command.Usage);
             return 0;

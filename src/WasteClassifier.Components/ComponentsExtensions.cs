@@ -29,6 +29,7 @@ public static class ComponentsExtensions
         services.AddSingleton<RegistryModelProvider>();
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<RegistryModelProvider>());
         services.AddScoped<ClassificationBatchProcessor>();
+        services.AddSingleton<ClassificationBatchScheduler>();
         services.AddHostedService<ModelWatcher>();
         return services;
     }
@@ -49,6 +50,7 @@ public static class ComponentsExtensions
     public static void AddClassificationConsumers(this IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<ClassifyImageBatchConsumer, ClassifyImageBatchConsumerDefinition>();
+        bus.AddConsumer<Reliability.ClassifyImageFaultConsumer, Reliability.ClassifyImageFaultConsumerDefinition>();
         bus.AddConsumer<ModelPromotedConsumer, ModelPromotedConsumerDefinition>();
     }
 

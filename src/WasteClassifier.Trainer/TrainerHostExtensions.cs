@@ -1,4 +1,5 @@
 using WasteClassifier.Components;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
@@ -13,6 +14,7 @@ public static class TrainerHostExtensions
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
         services.AddTrainer(configuration);
+        services.AddClassifierHealthChecks();
         services.AddClassifierBus(configuration, bus => bus.AddTrainerConsumers());
         return services;
     }

@@ -1,4 +1,5 @@
 using WasteClassifier.Components;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
@@ -13,6 +14,7 @@ public static class WorkerHostExtensions
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
         services.AddClassificationWorker(configuration);
+        services.AddClassifierHealthChecks();
         services.AddClassifierBus(configuration, bus => bus.AddClassificationConsumers());
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(configuration.GetValue("Worker:ShutdownTimeoutSeconds", 30)));
         return services;

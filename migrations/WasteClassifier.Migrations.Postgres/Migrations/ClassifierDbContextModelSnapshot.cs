@@ -53,6 +53,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<Guid?>("DuplicateOfId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("duplicate_of_id");
+
                     b.Property<string>("Error")
                         .HasColumnType("text")
                         .HasColumnName("error");
@@ -127,6 +131,9 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.HasIndex("CompletedAt")
                         .HasDatabaseName("ix_classifications_completed_at");
 
+                    b.HasIndex("DuplicateOfId")
+                        .HasDatabaseName("ix_classifications_duplicate_of_id");
+
                     b.HasIndex("ImageId")
                         .HasDatabaseName("ix_classifications_image_id");
 
@@ -143,7 +150,83 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_classifications_status_created_at");
 
+                    b.HasIndex("Source", "ImageId", "CreatedAt")
+                        .HasDatabaseName("ix_classifications_source_image_id_created_at");
+
                     b.ToTable("classifications", (string)null);
+                });
+
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.DirectUpload", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<Guid?>("ClassificationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("classification_id");
+
+                    b.Property<DateTime?>("CommittedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("committed_at");
+
+                    b.Property<string>("ContentType")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("content_type");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<long?>("DeclaredSize")
+                        .HasColumnType("bigint")
+                        .HasColumnName("declared_size");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("text")
+                        .HasColumnName("error");
+
+                    b.Property<string>("ErrorCode")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("error_code");
+
+                    b.Property<DateTime>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("FileName")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("file_name");
+
+                    b.Property<string>("ObjectKey")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("object_key");
+
+                    b.Property<string>("Source")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("source");
+
+                    b.Property<string>("Status")
+                        .IsConcurrencyToken()
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("Id")
+                        .HasName("pk_direct_uploads");
+
+                    b.HasIndex("Status", "ExpiresAt")
+                        .HasDatabaseName("ix_direct_uploads_status_expires_at");
+
+                    b.ToTable("direct_uploads", (string)null);
                 });
 
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>

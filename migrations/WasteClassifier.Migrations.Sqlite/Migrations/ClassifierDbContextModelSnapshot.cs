@@ -48,6 +48,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
 
+                    b.Property<Guid?>("DuplicateOfId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("duplicate_of_id");
+
                     b.Property<string>("Error")
                         .HasColumnType("TEXT")
                         .HasColumnName("error");
@@ -122,6 +126,9 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasIndex("CompletedAt")
                         .HasDatabaseName("ix_classifications_completed_at");
 
+                    b.HasIndex("DuplicateOfId")
+                        .HasDatabaseName("ix_classifications_duplicate_of_id");
+
                     b.HasIndex("ImageId")
                         .HasDatabaseName("ix_classifications_image_id");
 
@@ -138,7 +145,83 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_classifications_status_created_at");
 
+                    b.HasIndex("Source", "ImageId", "CreatedAt")
+                        .HasDatabaseName("ix_classifications_source_image_id_created_at");
+
                     b.ToTable("classifications", (string)null);
+                });
+
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.DirectUpload", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<Guid?>("ClassificationId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("classification_id");
+
+                    b.Property<DateTime?>("CommittedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("committed_at");
+
+                    b.Property<string>("ContentType")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("content_type");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long?>("DeclaredSize")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("declared_size");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error");
+
+                    b.Property<string>("ErrorCode")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error_code");
+
+                    b.Property<DateTime>("ExpiresAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("FileName")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("file_name");
+
+                    b.Property<string>("ObjectKey")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("object_key");
+
+                    b.Property<string>("Source")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source");
+
+                    b.Property<string>("Status")
+                        .IsConcurrencyToken()
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("status");
+
+                    b.HasKey("Id")
+                        .HasName("pk_direct_uploads");
+
+                    b.HasIndex("Status", "ExpiresAt")
+                        .HasDatabaseName("ix_direct_uploads_status_expires_at");
+
+                    b.ToTable("direct_uploads", (string)null);
                 });
 
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>

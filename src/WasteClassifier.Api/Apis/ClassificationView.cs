@@ -18,7 +18,8 @@ public sealed record ClassificationView(
     TimingsView Timings,
     string? Filename,
     DateTimeOffset CreatedAt,
-    DateTimeOffset? CompletedAt)
+    DateTimeOffset? CompletedAt,
+    Guid? DuplicateOf = null)
 {
     public static ClassificationView From(Classification row) => new(
         row.Id,
@@ -34,7 +35,8 @@ public sealed record ClassificationView(
         new TimingsView(row.QueueMs, row.InferenceMs, row.TotalMs, row.BatchSize),
         row.Image?.FileName,
         Utc(row.CreatedAt),
-        row.CompletedAt is { } completed ? Utc(completed) : null);
+        row.CompletedAt is { } completed ? Utc(completed) : null,
+        row.DuplicateOfId);
 
     // SQLite hands DateTime back without a kind; every stored time is UTC.
     public static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));

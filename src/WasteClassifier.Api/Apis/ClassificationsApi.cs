@@ -33,6 +33,7 @@ public static class ClassificationsApi
         if (SourceNames.Validate(source) is { } invalid) return invalid;
 
         var result = await submitter.SubmitAsync(upload.Files, source.Length == 0 ? null : source, key.Length == 0 ? null : key, cancellationToken);
+        Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {
             // Everything was refused: answer with the first reason, and the per-file list.

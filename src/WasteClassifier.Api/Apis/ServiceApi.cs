@@ -16,7 +16,7 @@ public static class ServiceApi
     public static void MapServiceApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("").WithTags("Service");
-        api.MapGet("/", Index).WithName("Index").WithSummary("What this service is and its endpoints");
+        api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON");
         api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store");
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order");
         api.MapPost("/predict", PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery();
@@ -24,7 +24,17 @@ public static class ServiceApi
             .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker");
     }
 
-    public static IResult Index() => TypedResults.Ok(new
+    /// <summary>The web interface for browsers; the original JSON for everything else (curl sends */*).</summary>
+    public static IResult Index(HttpContext context, IWebHostEnvironment environment)
+    {
+        context.Response.Headers.Vary = "Accept";
+        var accept = context.Request.GetTypedHeaders().Accept;
+        var wantsHtml = accept.Any(a => a.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase));
+        var page = environment.WebRootFileProvider.GetFileInfo("index.html");
+        return wantsHtml && page.Exists ? TypedResults.Stream(page.CreateReadStream(), "text/html; charset=utf-8") : Describe();
+    }
+
+    private static IResult Describe() => TypedResults.Ok(new
     {
         name = "WasteClassifier",
         description = "Classifies photographs of waste into nine classes through a queue of batched ONNX workers",
@@ -37,6 +47,11 @@ public static class ServiceApi
             ["GET /classes"] = "class names",
             ["GET /health"] = "service health",
             ["GET /stats"] = "statistics across all workers",
+            ["GET /stats/timeseries"] = "throughput, queue depth and latency percentiles over time (?minutes=&step_seconds=)",
+            ["GET /v1/models"] = "model versions with metrics; POST /v1/models/{version}/promote or /rollback",
+            ["POST /v1/training-jobs"] = "labelled uploads (field 'images' + 'labels'); GET to watch, DELETE to cancel",
+            ["GET /metrics"] = "Prometheus metrics",
+            ["GET /openapi/v1.json"] = "OpenAPI document; /scalar/v1 renders it",
         },
     });
 
@@ -86,6 +101,7 @@ public static class ServiceApi
         var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
         if (error is not null) return error;
         var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source: null, idempotencyKey: null, cancellationToken);
+        Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {
             var rejected = result.Rejected[0];

@@ -1,10 +1,12 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using WasteClassifier.Api.Health;
+using WasteClassifier.Api.Security;
+using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
@@ -42,7 +44,9 @@ public static class ApiExtensions
         services.TryAddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
         services.AddScoped<ClassifyCommandSender>();
         services.AddScoped<StatsService>();
+        services.AddScoped<TimeSeriesService>();
         services.AddHostedService<QueuedRepublisher>();
+        services.AddClassifierIngestion(configuration);
 
         var runWorker = RunsWorker(configuration);
         var runTrainer = RunsTrainer(configuration);
@@ -54,10 +58,8 @@ public static class ApiExtensions
             if (runTrainer) bus.AddTrainerConsumers();
         });
 
-        services.AddHealthChecks()
-            .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
-            .AddCheck<ObjectStoreHealthCheck>("object_store", tags: ["ready"])
-            .AddCheck<ModelHealthCheck>("model", tags: ["ready"]);
+        builder.AddClassifierSecurity();
+        services.AddClassifierHealthChecks();
         services.AddOpenApi();
     }
 

@@ -11,6 +11,7 @@ namespace WasteClassifier.Api.Stats;
 /// </summary>
 public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
 {
+    public const string UnspecifiedSource = "unspecified";
     private static readonly string[] LatencyColumns = ["queue_ms", "inference_ms", "total_ms"];
 
     public async Task<ServiceStats> GetAsync(CancellationToken cancellationToken)
@@ -39,6 +40,13 @@ public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
             .GroupBy(c => c.PredictedClass!).Select(g => new { g.Key, Count = g.LongCount() })
             .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
 
+        // What each camera or line sees: completed results per source and class (no source: "unspecified").
+        var bySource = await db.Classifications.Where(c => c.Status == ClassificationStatus.Completed && c.PredictedClass != null)
+            .GroupBy(c => new { c.Source, c.PredictedClass }).Select(g => new { g.Key.Source, g.Key.PredictedClass, Count = g.LongCount() })
+            .ToListAsync(cancellationToken);
+        var classesBySource = bySource.GroupBy(r => r.Source ?? UnspecifiedSource)
+            .ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, long>)g.ToDictionary(r => r.PredictedClass!, r => r.Count));
+
         return new ServiceStats(
             TotalPredictions: byStatus[ClassificationStatus.Completed],
             Counts: byStatus,
@@ -47,6 +55,7 @@ public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
             PerModelVersion: perModel.Select(m => m with { MeanInferenceMs = Round(m.MeanInferenceMs), MeanTotalMs = Round(m.MeanTotalMs), LastCompletedAt = Utc(m.LastCompletedAt) }).ToList(),
             PerWorker: perWorker.Select(w => w with { MeanBatchSize = Round(w.MeanBatchSize), MeanInferenceMs = Round(w.MeanInferenceMs), LastCompletedAt = Utc(w.LastCompletedAt) }).ToList(),
             ClassDistribution: classes,
+            ClassDistributionBySource: classesBySource,
             GeneratedAt: ClassificationView.Utc(now));
     }
 
@@ -96,6 +105,7 @@ public sealed record ServiceStats(
     IReadOnlyList<ModelStats> PerModelVersion,
     IReadOnlyList<WorkerStats> PerWorker,
     IReadOnlyDictionary<string, long> ClassDistribution,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> ClassDistributionBySource,
     DateTimeOffset GeneratedAt);
 
 public sealed record ThroughputStats(long CompletedLastMinute, double ImagesPerSecondLastMinute);

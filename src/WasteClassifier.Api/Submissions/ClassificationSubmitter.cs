@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Submissions;
@@ -11,6 +12,7 @@ public sealed class ClassificationSubmitter(
     ClassifierDbContext db,
     ImageIntake intake,
     ClassifyCommandSender sender,
+    DuplicateFrames duplicates,
     TimeProvider clock,
     ILogger<ClassificationSubmitter> logger)
 {
@@ -33,6 +35,7 @@ public sealed class ClassificationSubmitter(
             // Distinct timestamps keep "newest first" stable inside one request.
             CreatedAt = now.AddTicks(position * 10),
         }).ToList();
+        var toSend = await duplicates.MarkAsync(rows, null, cancellationToken);
         db.Classifications.AddRange(rows);
         try
         {
@@ -45,7 +48,7 @@ public sealed class ClassificationSubmitter(
             return await ReplayAsync(idempotencyKey, cancellationToken) ?? throw new InvalidOperationException("idempotency conflict without rows");
         }
 
-        await SendAsync(rows, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
+        await SendAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
         var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName))).ToList();
         logger.LogInformation("Accepted {Accepted} image(s), refused {Rejected}, source {Source}", items.Count, rejected.Count, source);
         return new SubmissionResult(items, rejected, false);
@@ -54,7 +57,7 @@ public sealed class ClassificationSubmitter(
     public static string UrlFor(Guid id) => $"/v1/classifications/{id}";
 
 
-    private async Task SendAsync(List<Classification> rows, Dictionary<Guid, string> objectKeys, CancellationToken cancellationToken)
+    private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, string> objectKeys, CancellationToken cancellationToken)
     {
         try
         {

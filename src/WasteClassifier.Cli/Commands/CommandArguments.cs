@@ -7,10 +7,12 @@ public sealed class CommandArguments
 {
     private readonly Dictionary<string, string> values = [];
     private readonly HashSet<string> flags = [];
+    private readonly List<string> paths = [];
 
     /// <param name="valueOptions">Options that take a value.</param>
     /// <param name="flagOptions">Switches without a value.</param>
-    public CommandArguments(IEnumerable<string> args, IReadOnlySet<string> valueOptions, IReadOnlySet<string> flagOptions)
+    /// <param name="takesPaths">Whether bare arguments are collected in <see cref="Paths"/> (otherwise they are refused).</param>
+    public CommandArguments(IEnumerable<string> args, IReadOnlySet<string> valueOptions, IReadOnlySet<string> flagOptions, bool takesPaths = false)
     {
         using var e = args.GetEnumerator();
         while (e.MoveNext())
@@ -18,6 +20,7 @@ public sealed class CommandArguments
             var name = e.Current;
             if (name is "--help" or "-h") { Help = true; continue; }
             if (flagOptions.Contains(name)) { flags.Add(name); continue; }
+            if (takesPaths && !name.StartsWith('-')) { paths.Add(name); continue; }
             if (!valueOptions.Contains(name)) throw new UsageException($"unknown option '{name}'");
             if (!e.MoveNext() || e.Current.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"{name} needs a value");
             values[name] = e.Current;
@@ -25,6 +28,9 @@ public sealed class CommandArguments
     }
 
     public bool Help { get; }
+
+    /// <summary>Bare arguments, in order (only for verbs that take paths).</summary>
+    public IReadOnlyList<string> Paths => paths;
 
     public bool Flag(string name) => flags.Contains(name);
 

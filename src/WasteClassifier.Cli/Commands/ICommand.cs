@@ -16,6 +16,9 @@ public interface ICommand
     /// <summary>Switches without a value.</summary>
     IReadOnlySet<string> FlagOptions { get; }
 
+    /// <summary>Whether bare arguments (files, globs) are allowed after the options; most verbs take none.</summary>
+    bool TakesPaths => false;
+
     /// <summary>Returns the process exit code; throws <see cref="UsageException"/> for bad arguments.</summary>
     int Run(CommandArguments arguments);
 }

@@ -3,7 +3,7 @@ using WasteClassifier.Infrastructure.Messaging;
 
 namespace WasteClassifier.Components.Classifying;
 
-/// <summary>Owns the classify queue's batch and concurrency settings.</summary>
+/// <summary>Owns the classify queue's prefetch and concurrency settings.</summary>
 public sealed class ClassifyImageBatchConsumerDefinition : ConsumerDefinition<ClassifyImageBatchConsumer>
 {
     private readonly WorkerOptions _options;
@@ -12,18 +12,19 @@ public sealed class ClassifyImageBatchConsumerDefinition : ConsumerDefinition<Cl
     {
         _options = options;
         EndpointName = messaging.ClassifyQueue;
-        // Room for the batch being classified and the next one filling up behind it.
-        ConcurrentMessageLimit = options.BatchSize * 2;
+        ConcurrentMessageLimit = MessagesInFlight(options);
     }
+
+    /// <summary>
+    /// One full batch per pipeline slot plus one waiting: a batch slot that frees up finds a full batch already here,
+    /// while no more is taken from the queue than this worker can start soon (other workers get the rest).
+    /// </summary>
+    public static int MessagesInFlight(WorkerOptions options) => Math.Max(1, options.BatchSize) * (Math.Max(1, options.PipelineDepth) + 1);
 
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator,
         IConsumerConfigurator<ClassifyImageBatchConsumer> consumerConfigurator, IRegistrationContext context)
     {
-        endpointConfigurator.PrefetchCount = _options.BatchSize * 2;
-        endpointConfigurator.UseMessageRetry(retry => retry.Intervals(200, 1000, 5000));
-        consumerConfigurator.Options<BatchOptions>(batch => batch
-            .SetMessageLimit(_options.BatchSize)
-            .SetTimeLimit(TimeSpan.FromMilliseconds(_options.BatchWaitMs))
-            .SetConcurrencyLimit(1));
+        endpointConfigurator.PrefetchCount = MessagesInFlight(_options);
+        endpointConfigurator.UseMessageRetry(retry => retry.Intervals(Reliability.RetryPolicies.ClassifyIntervalsMs));
     }
 }

@@ -11,8 +11,14 @@ public sealed class WorkerOptions
     /// <summary>Most messages handed to one inference call.</summary>
     public int BatchSize { get; set; } = 16;
 
-    /// <summary>How long a partial batch waits for more messages before it runs.</summary>
+    /// <summary>
+    /// How long a partial batch waits for more messages while another batch holds the model; a worker with nothing
+    /// else to do starts a batch at once.
+    /// </summary>
     public int BatchWaitMs { get; set; } = 25;
+
+    /// <summary>Batches in progress at once: the next is fetched and decoded while the current one is in the model.</summary>
+    public int PipelineDepth { get; set; } = 2;
 
     /// <summary>Threads decoding images of one batch; defaults to the core count.</summary>
     public int DecodeParallelism { get; set; } = Environment.ProcessorCount;

@@ -52,6 +52,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             var previous = _model;
             _model = new SharedModel(classifier);
             previous?.Release();
+            Observability.ClassifierMetrics.ServingModel(active.Version);
             logger.LogInformation("Now serving model {ModelVersion} (was {PreviousVersion}); loaded in {ElapsedMs} ms",
                 active.Version, previous?.Classifier.Card.Version, started.ElapsedMilliseconds);
             return true;

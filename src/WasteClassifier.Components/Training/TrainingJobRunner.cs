@@ -258,6 +258,7 @@ public sealed class TrainingJobRunner(
             job.DataCountsJson = JsonSerializer.Serialize(outcome.Counts);
         }
         await db.SaveChangesAsync();
+        Observability.ClassifierMetrics.TrainingJobFinished(status, job.StartedAt, now);
     }
 
 }

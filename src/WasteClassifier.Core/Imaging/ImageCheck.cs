@@ -15,4 +15,7 @@ public static class ImageErrors
     public const string NotAnImage = "not_an_image";
     public const string TooManyPixels = "image_too_large";
     public const string Corrupt = "corrupt_image";
+
+    /// <summary>A format variant the decoder cannot read (e.g. animated WebP in ImageSharp 2.1).</summary>
+    public const string Unsupported = "unsupported_image";
 }

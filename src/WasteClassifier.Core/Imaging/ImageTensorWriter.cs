@@ -39,9 +39,13 @@ public static class ImageTensorWriter
             using var stream = new MemoryStream(bytes.ToArray(), writable: false);
             info = Image.Identify(DecoderConfiguration, stream, out format);
         }
-        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException or IndexOutOfRangeException or ArgumentException)
+        catch (NotSupportedException e)
         {
-            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image header could not be read: {e.Message}");
+            return ImageCheck.Refused(ImageErrors.Unsupported, $"the image uses a variant this service cannot decode: {e.Message}");
+        }
+        catch (Exception e) when (IsDecoderFailure(e))
+        {
+            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image header could not be read: {Describe(e)}");
         }
         if (info is null || format is null)
             return ImageCheck.Refused(ImageErrors.NotAnImage, "the bytes are not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF, TGA, PBM)");
@@ -49,8 +53,22 @@ public static class ImageTensorWriter
             return ImageCheck.Refused(ImageErrors.Corrupt, "the image declares no pixels");
         if (info.Width > limits.MaxSide || info.Height > limits.MaxSide || (long)info.Width * info.Height > limits.MaxPixels)
             return ImageCheck.Refused(ImageErrors.TooManyPixels, $"the image is {info.Width}×{info.Height} pixels; the limit is {limits.MaxPixels:N0} pixels and {limits.MaxSide} per side");
+        // ImageSharp 2.1 refuses animated WebP in Identify (NotSupportedException above); a decoder that reads them decodes
+        // every frame at canvas size, so the pixel budget covers all frames: a small file cannot ask for frames × canvas.
+        var frames = format.Name.Equals("webp", StringComparison.OrdinalIgnoreCase) ? WebpFrames.Count(bytes) : 1;
+        if (frames > 1 && (long)info.Width * info.Height * frames > limits.MaxPixels)
+            return ImageCheck.Refused(ImageErrors.TooManyPixels, $"the animated image has {frames} frames of {info.Width}×{info.Height} pixels; all frames together are limited to {limits.MaxPixels:N0} pixels");
         return ImageCheck.Accepted(format.Name.ToLowerInvariant(), info.Width, info.Height);
     }
+
+    /// <summary>
+    /// Any decoder exception is this image's problem, not the batch's: a bug in a codec must fail one row, never the
+    /// worker. Only out-of-memory and cancellation pass through.
+    /// </summary>
+    private static bool IsDecoderFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
+
+    private static string Describe(Exception e) =>
+        e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     /// <summary>
     /// Decodes <paramref name="bytes"/>, resizes as <paramref name="input"/> says and writes
@@ -67,9 +85,9 @@ public static class ImageTensorWriter
             CopyPixels(image, input, destination);
             return check;
         }
-        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException or IndexOutOfRangeException or ArgumentException)
+        catch (Exception e) when (IsDecoderFailure(e))
         {
-            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image could not be decoded: {e.Message}");
+            return ImageCheck.Refused(ImageErrors.Corrupt, $"the image could not be decoded: {Describe(e)}");
         }
     }
 

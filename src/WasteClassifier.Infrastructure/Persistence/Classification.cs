@@ -30,6 +30,12 @@ public class Classification
     public double? TotalMs { get; set; }
     public int Attempts { get; set; }
 
+    /// <summary>
+    /// Set when the same bytes came from the same source within its duplicate window: this row is not classified but
+    /// takes the result of that earlier classification (copied once it is final).
+    /// </summary>
+    public Guid? DuplicateOfId { get; set; }
+
     public DateTime CreatedAt { get; set; }
     public DateTime? PublishedAt { get; set; }
     public DateTime? StartedAt { get; set; }

@@ -9,6 +9,7 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
     public DbSet<ModelRecord> Models => Set<ModelRecord>();
     public DbSet<TrainingJob> TrainingJobs => Set<TrainingJob>();
     public DbSet<LabelledSample> LabelledSamples => Set<LabelledSample>();
+    public DbSet<DirectUpload> DirectUploads => Set<DirectUpload>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -42,6 +43,23 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             row.HasIndex(c => c.CompletedAt);
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats.
             row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyIndex }).IsUnique();
+            // Duplicate frames: the earlier row of the same image from the same source, and the rows waiting on it.
+            row.HasIndex(c => new { c.Source, c.ImageId, c.CreatedAt });
+            row.HasIndex(c => c.DuplicateOfId);
+        });
+
+        modelBuilder.Entity<DirectUpload>(upload =>
+        {
+            upload.ToTable("direct_uploads");
+            upload.Property(u => u.ObjectKey).HasMaxLength(256);
+            upload.Property(u => u.FileName).HasMaxLength(256);
+            upload.Property(u => u.ContentType).HasMaxLength(128);
+            upload.Property(u => u.Source).HasMaxLength(128);
+            // Two commits of the same upload race on its status; the loser's whole commit rolls back.
+            upload.Property(u => u.Status).HasMaxLength(16).IsConcurrencyToken();
+            upload.Property(u => u.ErrorCode).HasMaxLength(64);
+            // The expiry sweep looks for pending uploads past their time.
+            upload.HasIndex(u => new { u.Status, u.ExpiresAt });
         });
 
         modelBuilder.Entity<ModelRecord>(model =>

@@ -31,6 +31,15 @@ public sealed class FileSystemObjectStore(string root) : IObjectStore
         return Task.CompletedTask;
     }
 
+    public Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    {
+        var file = new FileInfo(PathFor(key));
+        return Task.FromResult<long?>(file.Exists ? file.Length : null);
+    }
+
+    // No presigned URL: the folder is private to the service, so the API accepts the PUT itself.
+    public Task<Uri?> PresignPutAsync(string key, TimeSpan expiry, CancellationToken cancellationToken) => Task.FromResult<Uri?>(null);
+
     public Task CheckAsync(CancellationToken cancellationToken) =>
         Directory.Exists(root) ? Task.CompletedTask : throw new DirectoryNotFoundException($"object store folder {root} is missing");
 

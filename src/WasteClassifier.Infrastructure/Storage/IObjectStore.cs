@@ -16,4 +16,13 @@ public interface IObjectStore
 
     /// <summary>A cheap round trip for health checks; throws when the store cannot be reached.</summary>
     Task CheckAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A URL a client may PUT the object's bytes to directly until <paramref name="expiry"/> has passed, or null when
+    /// this store cannot be reached by clients (then the API serves the PUT itself).
+    /// </summary>
+    Task<Uri?> PresignPutAsync(string key, TimeSpan expiry, CancellationToken cancellationToken) => Task.FromResult<Uri?>(null);
+
+    /// <summary>The object's size in bytes without reading it, or null when no object has that key.</summary>
+    async Task<long?> SizeAsync(string key, CancellationToken cancellationToken) => (await GetAsync(key, cancellationToken))?.LongLength;
 }

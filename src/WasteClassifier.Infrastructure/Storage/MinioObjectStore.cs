@@ -5,7 +5,8 @@ using Minio.Exceptions;
 namespace WasteClassifier.Infrastructure.Storage;
 
 /// <summary>MinIO or any S3-compatible server, through the Minio client. Uses no object listing (s3rver's is incompatible).</summary>
-public sealed class MinioObjectStore(IMinioClient client, string bucket) : IObjectStore
+/// <param name="presigner">Signs URLs for clients; built with the endpoint clients reach (may differ from the service's own).</param>
+public sealed class MinioObjectStore(IMinioClient client, string bucket, IMinioClient? presigner = null) : IObjectStore
 {
     public async Task EnsureReadyAsync(CancellationToken cancellationToken)
     {
@@ -53,6 +54,29 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket) : IObje
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken) =>
         client.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(bucket).WithObject(key), cancellationToken);
+
+    public async Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var stat = await client.StatObjectAsync(new StatObjectArgs().WithBucket(bucket).WithObject(key), cancellationToken);
+            return stat.Size;
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public async Task<Uri?> PresignPutAsync(string key, TimeSpan expiry, CancellationToken cancellationToken)
+    {
+        // Signing is local (no round trip) because the client is built with a fixed region.
+        var url = await (presigner ?? client).PresignedPutObjectAsync(new PresignedPutObjectArgs()
+            .WithBucket(bucket)
+            .WithObject(key)
+            .WithExpiry((int)Math.Ceiling(expiry.TotalSeconds)));
+        return new Uri(url);
+    }
 
     public async Task CheckAsync(CancellationToken cancellationToken)
     {

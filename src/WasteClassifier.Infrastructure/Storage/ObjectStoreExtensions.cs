@@ -20,14 +20,15 @@ public static class ObjectStoreExtensions
             case ObjectStoreProviders.Minio:
                 services.AddSingleton<IObjectStore>(_ =>
                 {
-                    var client = new MinioClient()
-                        .WithEndpoint(options.Endpoint)
+                    IMinioClient Client(string endpoint, bool ssl) => new MinioClient()
+                        .WithEndpoint(endpoint)
                         .WithCredentials(options.AccessKey, options.SecretKey)
                         .WithRegion(options.Region)
-                        .WithSSL(options.UseSsl)
+                        .WithSSL(ssl)
                         .WithTimeout(30_000)
                         .Build();
-                    return new MinioObjectStore(client, options.Bucket);
+                    var presigner = string.IsNullOrEmpty(options.PublicEndpoint) ? null : Client(options.PublicEndpoint, options.PublicUseSsl ?? options.UseSsl);
+                    return new MinioObjectStore(Client(options.Endpoint, options.UseSsl), options.Bucket, presigner);
                 });
                 break;
             default:

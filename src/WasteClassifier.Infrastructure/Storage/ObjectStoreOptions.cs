@@ -17,6 +17,15 @@ public sealed class ObjectStoreOptions
     public string Region { get; set; } = "us-east-1";
     public string Bucket { get; set; } = "waste-images";
 
+    /// <summary>
+    /// host:port clients use to reach the S3 endpoint for presigned uploads, when it differs from <see cref="Endpoint"/>
+    /// (e.g. the service talks to <c>minio:9000</c> inside a cluster); the signature covers the host.
+    /// </summary>
+    public string? PublicEndpoint { get; set; }
+
+    /// <summary>Whether clients reach <see cref="PublicEndpoint"/> over TLS; defaults to <see cref="UseSsl"/>.</summary>
+    public bool? PublicUseSsl { get; set; }
+
     /// <summary>Folder for the filesystem provider; defaults to <c>{DataDirectory}/objects</c>.</summary>
     public string? Root { get; set; }
 }

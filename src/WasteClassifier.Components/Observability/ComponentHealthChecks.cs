@@ -1,10 +1,11 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 
-namespace WasteClassifier.Api.Health;
+namespace WasteClassifier.Components.Observability;
 
 public sealed class DatabaseHealthCheck(ClassifierDbContext db) : IHealthCheck
 {

@@ -1,0 +1,94 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Mvc;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Submissions;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>Per-source results: <c>GET /v1/sources</c> and <c>GET /v1/sources/{name}/composition</c>, as JSON or CSV.</summary>
+public static class SourcesApi
+{
+    private const string CompositionSuffix = "/composition";
+
+    public static RouteGroupBuilder MapSourcesApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/sources").WithTags("Sources");
+        api.MapGet("/", ListAsync).WithName("ListSources").WithSummary("Every source with its counts and first/last seen (JSON, or CSV with Accept: text/csv or ?format=csv)");
+        // Source names may contain '/', so the name is everything before the final "/composition".
+        api.MapGet("/{**path}", CompositionAsync).WithName("SourceComposition")
+            .WithSummary("/v1/sources/{name}/composition?from=&to=&bucket=minute|hour|day: counts and shares per class per time bucket and overall");
+        return api;
+    }
+
+    public static async Task<IResult> ListAsync(HttpRequest request, [FromServices] SourceReports reports, string? format, CancellationToken cancellationToken)
+    {
+        if (FormatError(format) is { } bad) return bad;
+        var sources = await reports.ListAsync(cancellationToken);
+        if (!WantsCsv(request, format)) return TypedResults.Ok(new { sources });
+        var csv = new StringBuilder("name,total,queued,processing,completed,failed,duplicates,first_seen,last_seen\n");
+        foreach (var s in sources)
+            csv.Append(CultureInfo.InvariantCulture, $"{Field(s.Name)},{s.Total},{s.Queued},{s.Processing},{s.Completed},{s.Failed},{s.Duplicates},{Time(s.FirstSeen)},{Time(s.LastSeen)}\n");
+        return Csv(csv, "sources.csv");
+    }
+
+    public static async Task<IResult> CompositionAsync(string path, HttpRequest request, [FromServices] SourceReports reports, [FromServices] TimeProvider clock,
+        string? from, string? to, string? bucket, string? format, CancellationToken cancellationToken)
+    {
+        if (!path.EndsWith(CompositionSuffix, StringComparison.Ordinal) || path.Length == CompositionSuffix.Length)
+            return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", "no such resource; see /v1/sources/{name}/composition");
+        var source = path[..^CompositionSuffix.Length];
+        if (SourceNames.Validate(source) is { } invalid) return invalid;
+        var size = bucket ?? "hour";
+        if (!SourceReports.Buckets.Contains(size))
+            return Bad("invalid_bucket", $"bucket must be one of {string.Join(", ", SourceReports.Buckets)}");
+        if (FormatError(format) is { } bad) return bad;
+        if (!TryTime(from, out var start)) return Bad("invalid_from", $"from '{from}' is not a time; use ISO 8601, e.g. 2026-11-28T08:00:00Z");
+        if (!TryTime(to, out var end)) return Bad("invalid_to", $"to '{to}' is not a time; use ISO 8601, e.g. 2026-11-28T09:00:00Z");
+        if (start is not null && end is not null && start >= end) return Bad("invalid_range", "from must be before to");
+
+        if (await reports.SpanAsync(source, cancellationToken) is not { } span)
+            return ApiErrors.Result(StatusCodes.Status404NotFound, "unknown_source", $"no classification has source '{source}'");
+        // Defaults: from the source's first image to just after its last (or now, when later).
+        var now = clock.GetUtcNow().UtcDateTime;
+        var until = end ?? (span.Last >= now ? span.Last.AddTicks(1) : now);
+        var composition = await reports.CompositionAsync(source, start ?? span.First, until, size, cancellationToken);
+        if (!WantsCsv(request, format)) return TypedResults.Ok(composition);
+
+        // Long format (one row per bucket and class), so a spreadsheet can pivot it; "overall" rows cover the whole range.
+        var csv = new StringBuilder("source,scope,bucket_start,bucket_end,class,count,share\n");
+        void Rows(string scope, SourceReports.Slice slice)
+        {
+            foreach (var (name, share) in slice.Classes)
+                csv.Append(CultureInfo.InvariantCulture, $"{Field(source)},{scope},{Time(slice.Start)},{Time(slice.End)},{Field(name)},{share.Count},{share.Share.ToString("0.######", CultureInfo.InvariantCulture)}\n");
+        }
+        foreach (var slice in composition.Buckets) Rows(size, slice);
+        Rows("overall", composition.Overall);
+        return Csv(csv, $"composition-{source.Replace('/', '_').Replace(':', '_')}.csv");
+    }
+
+    private static bool WantsCsv(HttpRequest request, string? format) =>
+        format is not null ? format == "csv" : request.Headers.Accept.Any(a => a?.Contains("text/csv", StringComparison.OrdinalIgnoreCase) == true);
+
+    private static IResult? FormatError(string? format) =>
+        format is null or "csv" or "json" ? null : Bad("invalid_format", "format must be json or csv");
+
+    private static IResult Csv(StringBuilder csv, string fileName) =>
+        TypedResults.File(Encoding.UTF8.GetBytes(csv.ToString()), "text/csv; charset=utf-8", fileName);
+
+    private static bool TryTime(string? text, out DateTime? value)
+    {
+        value = null;
+        if (string.IsNullOrEmpty(text)) return true;
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)) return false;
+        value = parsed.UtcDateTime;
+        return true;
+    }
+
+    private static string Time(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+
+    private static string Field(string value) =>
+        value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : $"\"{value.Replace("\"", "\"\"")}\"";
+
+    private static IResult Bad(string error, string message) => ApiErrors.Result(StatusCodes.Status400BadRequest, error, message);
+}

@@ -1,0 +1,210 @@
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Api.Ingestion;
+
+/// <summary>
+/// Direct-to-storage uploads: <see cref="CreateAsync"/> hands out upload ids with presigned PUT URLs, the client puts
+/// the bytes into the object store itself, and <see cref="CommitAsync"/> checks each staged object the way
+/// <see cref="ImageIntake"/> checks a multipart file, then records and queues it. A commit is atomic (the
+/// classification rows and the uploads' new status are saved together) and repeatable (a committed id answers
+/// with its classification again).
+/// </summary>
+public sealed class DirectUploads(
+    ClassifierDbContext db,
+    IObjectStore store,
+    ImageIntake intake,
+    ClassifyCommandSender sender,
+    DuplicateFrames duplicates,
+    UploadOptions uploads,
+    IngestionOptions options,
+    TimeProvider clock,
+    ILogger<DirectUploads> logger)
+{
+    public sealed record FileRequest(string? Filename, string? ContentType, long? Size);
+
+    public sealed record Created(DirectUpload Upload, Uri? PresignedUrl);
+
+    public sealed record CommitItem(Guid Id, string Status, Guid? ClassificationId, string? ClassificationStatus, string? Url,
+        Guid? DuplicateOf, string? Filename, string? Error, string? Message);
+
+    public const string Accepted = "accepted";
+    public const string Refused = "refused";
+
+    public static string StagingKeyFor(Guid id) => $"uploads/{id:N}";
+
+    public async Task<IReadOnlyList<Created>> CreateAsync(IReadOnlyList<FileRequest> files, string? source, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var expiry = TimeSpan.FromSeconds(Math.Max(1, options.UploadExpirySeconds));
+        var rows = files.Select(f =>
+        {
+            var id = Guid.NewGuid();
+            return new DirectUpload
+            {
+                Id = id,
+                ObjectKey = StagingKeyFor(id),
+                FileName = FileNames.Sanitize(f.Filename),
+                ContentType = f.ContentType,
+                DeclaredSize = f.Size,
+                Source = source,
+                CreatedAt = now,
+                ExpiresAt = now + expiry,
+            };
+        }).ToList();
+        var urls = await Task.WhenAll(rows.Select(r => store.PresignPutAsync(r.ObjectKey, expiry, cancellationToken)));
+        db.DirectUploads.AddRange(rows);
+        await db.SaveChangesAsync(cancellationToken);
+        return rows.Select((r, k) => new Created(r, urls[k])).ToList();
+    }
+
+    /// <summary>The API-served PUT for stores without presigned URLs (the embedded folder store).</summary>
+    public async Task<(bool Ok, int Status, string? Error, string? Message)> PutContentAsync(Guid id, byte[] content, CancellationToken cancellationToken)
+    {
+        var upload = await db.DirectUploads.AsNoTracking().FirstOrDefaultAsync(u => u.Id == id, cancellationToken);
+        if (upload is null) return (false, StatusCodes.Status404NotFound, "not_found", $"no upload with id {id}");
+        if (upload.Status != DirectUploadStatus.Pending || upload.ExpiresAt < clock.GetUtcNow().UtcDateTime)
+            return (false, StatusCodes.Status409Conflict, "upload_closed", $"upload {id} is {(upload.Status == DirectUploadStatus.Pending ? DirectUploadStatus.Expired : upload.Status)}; request a new one");
+        await store.PutAsync(upload.ObjectKey, content, upload.ContentType ?? "application/octet-stream", cancellationToken);
+        return (true, StatusCodes.Status200OK, null, null);
+    }
+
+    public async Task<IReadOnlyList<CommitItem>> CommitAsync(IReadOnlyList<Guid> ids, string? source, int? duplicateWindowSeconds, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var rows = await db.DirectUploads.Where(u => ids.Contains(u.Id)).ToDictionaryAsync(u => u.Id, cancellationToken);
+        var answers = new Dictionary<Guid, CommitItem>();
+        var refusals = new Dictionary<Guid, (string Error, string Message, bool Final)>();
+        var open = new List<DirectUpload>();
+        foreach (var id in ids)
+        {
+            if (!rows.TryGetValue(id, out var row)) refusals[id] = ("not_found", $"no upload with id {id}", false);
+            else if (row.Status == DirectUploadStatus.Refused) refusals[id] = (row.ErrorCode ?? "refused", row.Error ?? "the upload was refused", false);
+            else if (row.Status == DirectUploadStatus.Expired || (row.Status == DirectUploadStatus.Pending && row.ExpiresAt < now))
+                refusals[id] = ("upload_expired", $"upload {id} expired at {row.ExpiresAt:O}Z; request a new one", false);
+            else if (row.Status == DirectUploadStatus.Pending) open.Add(row);
+        }
+
+        // Sizes first (no download): a missing object is not an error of the upload yet, the client may still PUT it.
+        var sizes = await Task.WhenAll(open.Select(u => store.SizeAsync(u.ObjectKey, cancellationToken)));
+        var files = new List<(DirectUpload Upload, UploadedImage File)>();
+        using (var gate = new SemaphoreSlim(8))
+        {
+            var reads = open.Select(async (upload, k) =>
+            {
+                var size = sizes[k];
+                if (size is null) return (upload, null, ("not_uploaded", $"nothing has been uploaded for {upload.Id} yet; PUT the bytes to its URL first", false));
+                if (upload.DeclaredSize is { } declared && declared != size)
+                    return (upload, null, ("size_mismatch", $"{size:N0} bytes were uploaded for {upload.Id} but {declared:N0} were announced", false));
+                if (size > uploads.MaxFileBytes)
+                    return (upload, null, (ImageIntake.FileTooLarge, $"the file is {size:N0} bytes; the limit is {uploads.MaxFileBytes:N0}", true));
+                await gate.WaitAsync(cancellationToken);
+                try
+                {
+                    var bytes = await store.GetAsync(upload.ObjectKey, cancellationToken);
+                    return bytes is null
+                        ? (upload, null, ("not_uploaded", $"nothing has been uploaded for {upload.Id} yet; PUT the bytes to its URL first", false))
+                        : (upload, (byte[]?)bytes, default((string, string, bool)?));
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }).ToList();
+            foreach (var (upload, bytes, refusal) in await Task.WhenAll(reads))
+            {
+                if (refusal is { } r) refusals[upload.Id] = r;
+                else files.Add((upload, new UploadedImage(files.Count, upload.FileName, upload.ContentType, bytes!.LongLength, bytes)));
+            }
+        }
+
+        // The same checks, content-hash key and image rows as a multipart upload.
+        var (accepted, rejected) = files.Count == 0 ? ([], []) : await intake.TakeAsync(files.Select(f => f.File).ToList(), cancellationToken);
+        foreach (var r in rejected) refusals[files[r.Index].Upload.Id] = (r.Error, r.Message, true);
+
+        var created = accepted.Select((a, position) =>
+        {
+            var upload = files[a.File.Index].Upload;
+            var row = new Classification
+            {
+                Id = Guid.CreateVersion7(),
+                ImageId = a.Image.Id,
+                Source = source ?? upload.Source,
+                Status = ClassificationStatus.Queued,
+                // Distinct timestamps keep "newest first" stable inside one commit.
+                CreatedAt = now.AddTicks(position * 10),
+            };
+            return (Upload: upload, Row: row);
+        }).ToList();
+        var toSend = await duplicates.MarkAsync(created.Select(c => c.Row).ToList(), duplicateWindowSeconds, cancellationToken);
+
+        foreach (var (upload, row) in created)
+        {
+            upload.Status = DirectUploadStatus.Committed;
+            upload.ClassificationId = row.Id;
+            upload.CommittedAt = now;
+            db.Classifications.Add(row);
+        }
+        foreach (var upload in open.Where(u => refusals.TryGetValue(u.Id, out var r) && r.Final))
+        {
+            upload.Status = DirectUploadStatus.Refused;
+            upload.ErrorCode = refusals[upload.Id].Error;
+            upload.Error = refusals[upload.Id].Message;
+        }
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            // A concurrent commit of the same ids won: nothing of this one was saved; answer with the winner's outcome.
+            db.ChangeTracker.Clear();
+            logger.LogInformation("Concurrent commit of the same upload(s); answering with the stored outcome");
+            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+        }
+
+        if (toSend.Count > 0)
+        {
+            try
+            {
+                await sender.SendAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Could not send {Count} classify message(s); they stay queued for the re-publisher", toSend.Count);
+            }
+        }
+        // The bytes now live under their content hash (or were refused): the staged copies are no longer needed.
+        await Task.WhenAll(open.Where(u => u.Status != DirectUploadStatus.Pending).Select(u => DeleteStagedAsync(store, u.ObjectKey, logger, cancellationToken)));
+
+        foreach (var (upload, row) in created)
+            answers[upload.Id] = new CommitItem(upload.Id, Accepted, row.Id, row.Status, ClassificationSubmitter.UrlFor(row.Id), row.DuplicateOfId, upload.FileName, null, null);
+        var replayIds = rows.Values.Where(u => u.Status == DirectUploadStatus.Committed && !answers.ContainsKey(u.Id)).Select(u => u.ClassificationId!.Value).ToList();
+        var replayed = await db.Classifications.AsNoTracking().Where(c => replayIds.Contains(c.Id)).ToDictionaryAsync(c => c.Id, cancellationToken);
+        foreach (var upload in rows.Values.Where(u => u.Status == DirectUploadStatus.Committed && !answers.ContainsKey(u.Id)))
+        {
+            var row = replayed.GetValueOrDefault(upload.ClassificationId!.Value);
+            answers[upload.Id] = new CommitItem(upload.Id, Accepted, upload.ClassificationId, row?.Status, ClassificationSubmitter.UrlFor(upload.ClassificationId!.Value),
+                row?.DuplicateOfId, upload.FileName, null, null);
+        }
+        foreach (var (id, (error, message, _)) in refusals)
+            answers[id] = new CommitItem(id, Refused, null, null, null, null, rows.GetValueOrDefault(id)?.FileName, error, message);
+        logger.LogInformation("Committed {Accepted} direct upload(s), refused {Refused}, source {Source}", created.Count, refusals.Count, source);
+        return ids.Select(id => answers[id]).ToList();
+    }
+
+    public static async Task DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.DeleteAsync(key, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Best effort: a leftover staged object costs space, never correctness.
+            logger.LogWarning("Could not delete staged upload {Key}: {Reason}", key, e.Message);
+        }
+    }
+}

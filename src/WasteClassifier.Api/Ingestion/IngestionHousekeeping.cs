@@ -1,0 +1,88 @@
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.Api.Ingestion;
+
+/// <summary>
+/// Two small periodic jobs: duplicates whose original has become final take its result, and direct uploads never
+/// committed are removed (staged object deleted, row marked expired) once their URL can no longer be used.
+/// </summary>
+public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, IngestionOptions options, TimeProvider clock, ILogger<IngestionHousekeeping> logger) : BackgroundService
+{
+    // A PUT that started just before the URL expired may still be finishing.
+    private static readonly TimeSpan ExpiryGrace = TimeSpan.FromMinutes(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = TimeSpan.FromSeconds(Math.Max(0.1, options.HousekeepingIntervalSeconds));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(interval, stoppingToken);
+                await ResolveDuplicatesAsync(stoppingToken);
+                await ExpireUploadsAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Ingestion housekeeping failed: {Reason}", e.Message);
+            }
+        }
+    }
+
+    public async Task<int> ResolveDuplicatesAsync(CancellationToken cancellationToken)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var waiting = await db.Classifications
+            .Where(d => d.DuplicateOfId != null && (d.Status == ClassificationStatus.Queued || d.Status == ClassificationStatus.Processing))
+            .OrderBy(d => d.CreatedAt).Take(1000).ToListAsync(cancellationToken);
+        if (waiting.Count == 0) return 0;
+        var ids = waiting.Select(d => d.DuplicateOfId!.Value).Distinct().ToList();
+        var originals = await db.Classifications.AsNoTracking()
+            .Where(o => ids.Contains(o.Id) && (o.Status == ClassificationStatus.Completed || o.Status == ClassificationStatus.Failed))
+            .ToDictionaryAsync(o => o.Id, cancellationToken);
+        var now = clock.GetUtcNow().UtcDateTime;
+        var resolved = 0;
+        foreach (var duplicate in waiting)
+        {
+            if (!originals.TryGetValue(duplicate.DuplicateOfId!.Value, out var original)) continue;
+            DuplicateFrames.CopyResult(duplicate, original, now);
+            resolved++;
+        }
+        if (resolved > 0) await db.SaveChangesAsync(cancellationToken);
+        return resolved;
+    }
+
+    public async Task<int> ExpireUploadsAsync(CancellationToken cancellationToken)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
+        var before = clock.GetUtcNow().UtcDateTime - ExpiryGrace;
+        var expired = await db.DirectUploads.Where(u => u.Status == DirectUploadStatus.Pending && u.ExpiresAt < before)
+            .OrderBy(u => u.ExpiresAt).Take(200).ToListAsync(cancellationToken);
+        foreach (var upload in expired)
+        {
+            await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
+            upload.Status = DirectUploadStatus.Expired;
+        }
+        if (expired.Count == 0) return 0;
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            // A commit took one of them meanwhile; the next round retries the rest.
+            return 0;
+        }
+        logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
+        return expired.Count;
+    }
+}

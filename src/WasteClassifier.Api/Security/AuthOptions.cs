@@ -1,0 +1,50 @@
+using WasteClassifier.Infrastructure.Security;
+
+namespace WasteClassifier.Api.Security;
+
+/// <summary>Configuration section <c>Auth</c>: API keys (hashes only) and which endpoints need one.</summary>
+public sealed class AuthOptions
+{
+    public const string Section = "Auth";
+
+    /// <summary>Configured keys: a name (for logs and rate limits), the key's hash (see <c>wastectl keys hash</c>) and a role.</summary>
+    public List<ApiKeyEntry> Keys { get; set; } = [];
+
+    /// <summary>When true, submitting and reading classifications needs a key of any role; when false (default) they are open.</summary>
+    public bool RequireKeyForClassification { get; set; }
+
+    /// <summary>
+    /// With no keys configured (the embedded default), admin calls are allowed from loopback only, so a fresh install
+    /// works on its own machine and nothing on the network can retrain or promote. Any configured key turns this off.
+    /// </summary>
+    public bool AllowLoopbackAdminWithoutKeys { get; set; } = true;
+
+    public sealed class ApiKeyEntry
+    {
+        public string Name { get; set; } = "";
+        public string Hash { get; set; } = "";
+        public string Role { get; set; } = Roles.Client;
+    }
+
+    /// <summary>The usable keys; throws at start on a malformed entry, so a typo never silently opens or closes the API.</summary>
+    public IReadOnlyList<(string Name, string Role, byte[] Hash)> Validated()
+    {
+        var keys = new List<(string, string, byte[])>();
+        foreach (var (entry, index) in Keys.Select((k, i) => (k, i)))
+        {
+            var hash = ApiKeys.ParseHash(entry.Hash)
+                ?? throw new InvalidOperationException($"Auth:Keys:{index}:Hash must be a SHA-256 hex digest (wastectl keys hash); the key itself is never configured");
+            var role = entry.Role.Trim().ToLowerInvariant();
+            if (role is not (Roles.Admin or Roles.Client))
+                throw new InvalidOperationException($"Auth:Keys:{index}:Role must be '{Roles.Admin}' or '{Roles.Client}'");
+            keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? $"key-{index}" : entry.Name.Trim(), role, hash));
+        }
+        return keys;
+    }
+}
+
+public static class Roles
+{
+    public const string Admin = "admin";
+    public const string Client = "client";
+}

@@ -1,0 +1,133 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using WasteClassifier.Cli.Ingest;
+
+namespace WasteClassifier.Cli.Commands;
+
+/// <summary>Uploads a camera folder's images (existing and arriving) or a set of files to the API; resumable.</summary>
+public sealed class IngestCommand : ICommand
+{
+    public string Name => "ingest";
+
+    public string Summary => "upload a camera folder (watched) or files to the API; resumes without resending";
+
+    public string Usage => """
+        wastectl ingest --target URL --source NAME (--watch DIR | FILES/GLOBS...) [options]
+
+          --target URL        the API, e.g. http://sorter:8080
+          --source NAME       camera or line id recorded on every classification
+          --watch DIR         send DIR's files, then keep watching it for new ones (Ctrl+C to stop)
+          FILES/GLOBS         files, folders or globs ('*', '?', '**'); sent once
+          --once              with --watch: exit after the files that exist at start
+          --recursive         include subfolders
+          --state FILE        resume state (default DIR/.wastectl-ingest-<source>.jsonl; for files
+                              ~/.local/state/wastectl/ingest-<source>-<hash>.jsonl)
+          --concurrency N     requests in flight (default 4)
+          --batch N           files per request (default 16)
+          --settle-ms N       a file is sent once its size has not changed for N ms (default 1000)
+          --rescan S          with --watch: rescan the folder every S seconds (default 10)
+          --max-attempts N    tries per request on network errors, 5xx and 429 (default 8)
+          --timeout S         seconds to wait for one answer (default 100)
+          --delete-after      delete each file once the API accepted it
+          --archive DIR       move each accepted file into DIR instead
+          --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable)
+        Hidden files and partial names (.tmp, .part, .partial, .filepart) are skipped. Files the API refuses are
+        recorded as failed with the reason and not sent again. Exit code 1 when stopped by an error or when files
+        were left unsent (run it again to resume).
+        """;
+
+    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
+    {
+        "--target", "--source", "--watch", "--state", "--concurrency", "--batch", "--settle-ms", "--rescan",
+        "--max-attempts", "--timeout", "--archive", "--api-key",
+    };
+
+    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--once", "--recursive", "--delete-after" };
+
+    public bool TakesPaths => true;
+
+    public int Run(CommandArguments arguments)
+    {
+        var target = arguments.Required("--target");
+        if (!Uri.TryCreate(target.EndsWith('/') ? target : target + "/", UriKind.Absolute, out var baseAddress) || baseAddress.Scheme is not ("http" or "https"))
+            throw new UsageException($"--target must be an http(s) URL, e.g. http://localhost:8080 (got '{target}')");
+        var options = Parse(arguments);
+
+        using var http = new HttpClient { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        var key = arguments.Optional("--api-key") ?? Environment.GetEnvironmentVariable("WASTECTL_API_KEY");
+        if (!string.IsNullOrEmpty(key)) http.DefaultRequestHeaders.Add("X-Api-Key", key);
+
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            // First Ctrl+C stops cleanly (the summary is still printed); a second one kills the process.
+            e.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            Log.Info($"ingesting {(options.WatchDirectory is null ? $"{options.Paths.Count} path(s)" : options.WatchDirectory)} as source {options.Source} into {baseAddress} (state {options.StateFile})");
+            var summary = new Ingester(options, http, Log.Info).RunAsync(stop.Token).GetAwaiter().GetResult();
+            Log.Info($"done: {summary.Sent} sent, {summary.Refused} refused, {summary.Skipped} already sent, {summary.Deferred} left unsent, " +
+                     $"{summary.Retries} retries in {summary.Elapsed.TotalSeconds:0.0} s ({summary.Rate:0.0} files/s)");
+            foreach (var failure in summary.Failures) Log.Info($"refused {failure.Path}: {failure.Error}: {failure.Message}");
+            if (summary.FatalError is not null) Log.Info($"stopped: {summary.FatalError}");
+            Console.Out.WriteLine(JsonSerializer.Serialize(new
+            {
+                sent = summary.Sent,
+                refused = summary.Refused,
+                already_sent = summary.Skipped,
+                left_unsent = summary.Deferred,
+                retries = summary.Retries,
+                elapsed_seconds = Math.Round(summary.Elapsed.TotalSeconds, 1),
+                files_per_second = Math.Round(summary.Rate, 2),
+                error = summary.FatalError,
+                failures = summary.Failures.Select(f => new { path = f.Path, error = f.Error, message = f.Message }),
+            }));
+            return summary.FatalError is null && summary.Deferred == 0 ? 0 : 1;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    // XDG state folder: never the current directory (which may be a repository or a read-only share).
+    private static string StateHome() =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_STATE_HOME") is { Length: > 0 } xdg ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state"), "wastectl");
+
+    public static IngestOptions Parse(CommandArguments arguments)
+    {
+        var source = arguments.Required("--source");
+        var watch = arguments.Optional("--watch");
+        if (watch is null && arguments.Paths.Count == 0) throw new UsageException("give --watch DIR or files/globs to send");
+        if (watch is not null && arguments.Paths.Count > 0) throw new UsageException("give either --watch DIR or files/globs, not both");
+        if (arguments.Flag("--delete-after") && arguments.Optional("--archive") is not null) throw new UsageException("give --delete-after or --archive, not both");
+        var directory = watch is null ? null : CommandArguments.ExistingDirectory(watch, "--watch folder");
+        var safeSource = string.Concat(source.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
+        // Paths mode: one state file per source and set of arguments, so unrelated runs from one folder do not mix.
+        var defaultState = directory is not null
+            ? Path.Combine(directory, $".wastectl-ingest-{safeSource}.jsonl")
+            : Path.Combine(StateHome(), $"ingest-{safeSource}-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Environment.CurrentDirectory + "\n" + string.Join('\n', arguments.Paths))))[..8]}.jsonl");
+        return new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = directory,
+            Paths = arguments.Paths,
+            Once = arguments.Flag("--once") || directory is null,
+            Recursive = arguments.Flag("--recursive"),
+            StateFile = Path.GetFullPath(arguments.Optional("--state") ?? defaultState),
+            Concurrency = arguments.Int("--concurrency", 4),
+            BatchSize = arguments.Int("--batch", 16),
+            Settle = TimeSpan.FromMilliseconds(arguments.Int("--settle-ms", 1000, min: 0)),
+            Rescan = TimeSpan.FromSeconds(arguments.Int("--rescan", 10)),
+            MaxAttempts = arguments.Int("--max-attempts", 8),
+            RequestTimeout = TimeSpan.FromSeconds(arguments.Int("--timeout", 100)),
+            DeleteAfter = arguments.Flag("--delete-after"),
+            ArchiveDirectory = arguments.Optional("--archive") is { } archive ? Path.GetFullPath(archive) : null,
+        };
+    }
+}

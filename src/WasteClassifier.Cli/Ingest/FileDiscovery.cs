@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+
+namespace WasteClassifier.Cli.Ingest;
+
+/// <summary>Which files are candidates: globs expanded, and a folder's files minus those a writer has not finished naming.</summary>
+public static class FileDiscovery
+{
+    // Names uploaders use while a file is still being written (then renamed), and our own state file.
+    private static readonly string[] PartialSuffixes = [".tmp", ".part", ".partial", ".filepart", ".crdownload", ".swp"];
+
+    public static bool IsCandidate(string path)
+    {
+        var name = Path.GetFileName(path);
+        return name.Length > 0 && name[0] != '.' && !PartialSuffixes.Any(s => name.EndsWith(s, StringComparison.OrdinalIgnoreCase));
+    }
+
+    public static IEnumerable<string> ScanDirectory(string directory, bool recursive, string? exclude)
+    {
+        if (!Directory.Exists(directory)) return [];
+        var options = new EnumerationOptions { RecurseSubdirectories = recursive, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden };
+        return Directory.EnumerateFiles(directory, "*", options)
+            .Where(IsCandidate)
+            .Where(p => exclude is null || !Path.GetFullPath(p).StartsWith(exclude + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            .Select(Path.GetFullPath)
+            .Order(StringComparer.Ordinal);
+    }
+
+    /// <summary>Files, folders (their files) and globs: <c>*</c> and <c>?</c> within a name, <c>**</c> for any number of folders.</summary>
+    public static IReadOnlyList<string> Expand(IEnumerable<string> patterns, bool recursive)
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var pattern in patterns)
+        {
+            if (pattern.IndexOfAny(['*', '?']) < 0)
+            {
+                if (File.Exists(pattern)) found.Add(Path.GetFullPath(pattern));
+                else if (Directory.Exists(pattern)) found.UnionWith(ScanDirectory(pattern, recursive, null));
+                else throw new FileNotFoundException($"no such file or folder: {pattern}");
+                continue;
+            }
+            var normalized = pattern.Replace('\\', '/');
+            var parts = normalized.Split('/');
+            var literal = parts.TakeWhile(p => p.IndexOfAny(['*', '?']) < 0).ToList();
+            var root = literal.Count == 0 ? "." : string.Join('/', literal);
+            if (root.Length == 0) root = "/";
+            var rest = string.Join('/', parts.Skip(literal.Count));
+            var regex = new Regex("^" + Regex.Escape(rest).Replace(@"\*\*/", "(.*/)?").Replace(@"\*\*", ".*").Replace(@"\*", "[^/]*").Replace(@"\?", "[^/]") + "$");
+            var deep = rest.Contains('/') || rest.Contains("**");
+            if (!Directory.Exists(root)) continue;
+            foreach (var file in ScanDirectory(root, deep, null))
+            {
+                var relative = Path.GetRelativePath(Path.GetFullPath(root), file).Replace('\\', '/');
+                if (regex.IsMatch(relative)) found.Add(file);
+            }
+        }
+        return found.ToList();
+    }
+}

@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace WasteClassifier.Cli.Ingest;
+
+/// <summary>
+/// Sends one batch as one multipart <c>POST /v1/classifications</c> (field <c>image</c>, form field <c>source</c>) with an
+/// Idempotency-Key derived from the files, retrying network errors, timeouts, 5xx and 429 with exponential backoff
+/// (a Retry-After is honoured). Per-file refusals come back as outcomes; they are final and never retried.
+/// </summary>
+public sealed class IngestClient(HttpClient http, IngestOptions options, Action<string>? log = null)
+{
+    public enum Kind { Answered, TooLarge, GaveUp, Fatal }
+
+    public sealed record Result(Kind Kind, IReadOnlyList<IngestState.EntryFile> Outcomes, string? Reason = null);
+
+    public long Retries => Interlocked.Read(ref _retries);
+    private long _retries;
+
+    /// <summary>The same files (paths and versions) from the same source always give the same key.</summary>
+    public static string KeyFor(string source, IEnumerable<IngestFile> files)
+    {
+        var text = source + "\n" + string.Join("\n", files.Select(f => f.Key));
+        return "ingest-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..48];
+    }
+
+    public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
+    {
+        // Read once: a file that vanished meanwhile is answered here, the rest still go.
+        var present = new List<(IngestFile File, byte[] Bytes)>();
+        var outcomes = new List<IngestState.EntryFile>();
+        foreach (var file in files)
+        {
+            try
+            {
+                present.Add((file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                outcomes.Add(Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent"));
+            }
+        }
+        if (present.Count == 0) return new Result(Kind.Answered, outcomes);
+
+        for (var attempt = 1; ; attempt++)
+        {
+            TimeSpan? retryAfter = null;
+            string reason;
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(present) };
+                request.Headers.Add("Idempotency-Key", key);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(options.RequestTimeout);
+                using var response = await http.SendAsync(request, timeout.Token);
+                var text = await response.Content.ReadAsStringAsync(timeout.Token);
+                var status = (int)response.StatusCode;
+                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, outcomes.Concat(Map(present, Parse(text))).ToList());
+                var body = Parse(text);
+                if (body?["rejected"] is JsonArray && status is 400 or 413)
+                    return new Result(Kind.Answered, outcomes.Concat(Map(present, body)).ToList());
+                if (status == 413) return new Result(Kind.TooLarge, outcomes, Describe(status, body, text));
+                if (status == 429 || status >= 500)
+                {
+                    retryAfter = RetryAfter(response);
+                    reason = Describe(status, body, text);
+                }
+                else
+                {
+                    // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
+                    return new Result(Kind.Fatal, outcomes, Describe(status, body, text));
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                reason = e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message;
+            }
+
+            if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, outcomes, $"{reason} (after {attempt} tries)");
+            Interlocked.Increment(ref _retries);
+            var delay = retryAfter ?? Backoff(attempt);
+            log?.Invoke($"retrying a batch of {present.Count} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
+            await Task.Delay(delay, cancellationToken);
+        }
+    }
+
+    private TimeSpan Backoff(int attempt)
+    {
+        var exponential = options.RetryBase.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 20));
+        // Full jitter in [50 %, 100 %]: many ingesters retrying after one outage do not come back in step.
+        var jittered = Math.Min(exponential, options.RetryMax.TotalMilliseconds) * (0.5 + Random.Shared.NextDouble() / 2);
+        return TimeSpan.FromMilliseconds(jittered);
+    }
+
+    private TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        var header = response.Headers.RetryAfter;
+        var wait = header?.Delta ?? (header?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
+        if (wait is null) return null;
+        // Never wait longer than an hour on one header, nor less than nothing.
+        return TimeSpan.FromTicks(Math.Clamp(wait.Value.Ticks, 0, TimeSpan.FromHours(1).Ticks));
+    }
+
+    private MultipartFormDataContent Form(List<(IngestFile File, byte[] Bytes)> files)
+    {
+        var form = new MultipartFormDataContent();
+        foreach (var (file, bytes) in files)
+        {
+            var part = new ByteArrayContent(bytes);
+            part.Headers.ContentType = new MediaTypeHeaderValue(ContentTypeOf(file.Path));
+            form.Add(part, "image", Path.GetFileName(file.Path));
+        }
+        form.Add(new StringContent(options.Source), "source");
+        return form;
+    }
+
+    /// <summary>Accepted items come back in file order without the refused ones; refused ones carry their index.</summary>
+    private static IEnumerable<IngestState.EntryFile> Map(List<(IngestFile File, byte[] Bytes)> files, JsonNode? body)
+    {
+        var rejected = (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
+            .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
+        var items = (body?["items"] as JsonArray ?? []).Select(i => i?["id"]?.GetValue<string>()).ToList();
+        var replayed = body?["replayed"]?.GetValue<bool>() == true;
+        var next = 0;
+        for (var i = 0; i < files.Count; i++)
+        {
+            var file = files[i].File;
+            if (rejected.TryGetValue(i, out var refusal))
+                yield return Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message);
+            else if (next < items.Count)
+                yield return Entry(file, IngestState.Accepted, id: items[next++]);
+            else
+                // A replay lists only what the first request accepted, not why the others were refused.
+                yield return Entry(file, IngestState.Refused, error: replayed ? "refused_earlier" : "no_answer",
+                    message: replayed ? "refused by the original request of this batch" : "the API's answer did not cover this file");
+        }
+    }
+
+    private static IngestState.EntryFile Entry(IngestFile file, string outcome, string? id = null, string? error = null, string? message = null) =>
+        new(file.Path, file.Size, file.MtimeTicks, outcome, id, error, message);
+
+    private static JsonNode? Parse(string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string Describe(int status, JsonNode? body, string text)
+    {
+        var message = body?["message"]?.GetValue<string>() ?? (text.Length > 200 ? text[..200] : text);
+        var error = body?["error"]?.GetValue<string>();
+        return string.Create(CultureInfo.InvariantCulture, $"HTTP {status}{(error is null ? "" : $" {error}")}: {message}");
+    }
+
+    private static string ContentTypeOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".jpg" or ".jpeg" => "image/jpeg",
+        ".png" => "image/png",
+        ".bmp" => "image/bmp",
+        ".gif" => "image/gif",
+        ".webp" => "image/webp",
+        ".tif" or ".tiff" => "image/tiff",
+        _ => "application/octet-stream",
+    };
+}

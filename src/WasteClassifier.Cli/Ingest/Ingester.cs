@@ -1,0 +1,346 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+
+namespace WasteClassifier.Cli.Ingest;
+
+/// <summary>
+/// Gets a camera folder's images into the API: finds files (scan, watcher, periodic rescan), waits until each one's
+/// size and time have settled, groups them into multi-file requests sent with bounded concurrency, records every
+/// answer in <see cref="IngestState"/> and optionally deletes or archives what was accepted. Stopping it at any point
+/// and starting it again sends no file twice.
+/// </summary>
+public sealed class Ingester(IngestOptions options, HttpClient http, Action<string>? log = null)
+{
+    public sealed record Failure(string Path, string Error, string Message);
+
+    public sealed record Summary(int Sent, int Refused, int Skipped, int Deferred, long Retries, TimeSpan Elapsed, string? FatalError, IReadOnlyList<Failure> Failures)
+    {
+        public double Rate => Elapsed.TotalSeconds > 0 ? Sent / Elapsed.TotalSeconds : 0;
+    }
+
+    private readonly Action<string> _log = log ?? (_ => { });
+    private readonly ConcurrentDictionary<string, byte> _claimed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since)> _settling = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<Failure> _failures = new();
+    private readonly Channel<IngestFile> _ready = Channel.CreateUnbounded<IngestFile>();
+    private IngestState _state = null!;
+    private IngestClient _client = null!;
+    private int _sent, _refused, _skipped, _deferred, _inFlight;
+    private string? _fatal;
+
+    public async Task<Summary> RunAsync(CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var state = IngestState.Open(options.StateFile);
+        _state = state;
+        _client = new IngestClient(http, options, _log);
+        var stateFile = Path.GetFullPath(options.StateFile);
+        var archive = options.ArchiveDirectory is null ? null : Path.GetFullPath(options.ArchiveDirectory);
+        if (archive is not null) Directory.CreateDirectory(archive);
+
+        var sends = new List<Task>();
+        using var slots = new SemaphoreSlim(Math.Max(1, options.Concurrency));
+        // What the last run sent without an answer goes first, under its original key (the API replays it if it got there).
+        foreach (var (key, files) in state.Unanswered)
+        {
+            foreach (var f in files) _claimed[f.Path] = 1;
+            await slots.WaitAsync(run.Token).ConfigureAwait(false);
+            sends.Add(SendAsync(key, files, slots, run));
+        }
+
+        var progress = ReportProgressAsync(clock, run.Token);
+        var discovery = DiscoverAsync(stateFile, archive, run.Token);
+        try
+        {
+            await BatchAsync(slots, sends, run).ConfigureAwait(false);
+            await Task.WhenAll(sends).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (run.IsCancellationRequested)
+        {
+            // Stopped (Ctrl+C, or a fatal answer): whatever was in flight stays "sent" in the state file and is resent next time.
+        }
+        await run.CancelAsync();
+        await Task.WhenAll(sends.Select(Quietly)).ConfigureAwait(false);
+        await Quietly(discovery).ConfigureAwait(false);
+        await Quietly(progress).ConfigureAwait(false);
+        return new Summary(_sent, _refused, _skipped, _deferred, _client.Retries, clock.Elapsed, _fatal, _failures.ToList());
+    }
+
+    private async Task DiscoverAsync(string stateFile, string? archive, CancellationToken cancellationToken)
+    {
+        try
+        {
+            bool Wanted(string p) => p != stateFile && FileDiscovery.IsCandidate(p) && (archive is null || !p.StartsWith(archive + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+            IEnumerable<string> Scan() => options.WatchDirectory is null
+                ? FileDiscovery.Expand(options.Paths, options.Recursive)
+                : FileDiscovery.ScanDirectory(options.WatchDirectory, options.Recursive, archive);
+
+            using var watcher = options.Once || options.WatchDirectory is null ? null : Watch(options.WatchDirectory, Wanted);
+            foreach (var path in Scan().Where(Wanted)) Offer(path);
+            var lastScan = DateTime.UtcNow;
+            var tick = TimeSpan.FromMilliseconds(Math.Clamp(options.Settle.TotalMilliseconds / 4, 20, 250));
+            while (true)
+            {
+                Settle();
+                if ((options.Once || options.WatchDirectory is null) && _settling.IsEmpty)
+                {
+                    _ready.Writer.TryComplete();
+                    return;
+                }
+                if (!options.Once && options.WatchDirectory is not null && DateTime.UtcNow - lastScan >= options.Rescan)
+                {
+                    foreach (var path in Scan().Where(Wanted)) Offer(path);
+                    lastScan = DateTime.UtcNow;
+                }
+                await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            _ready.Writer.TryComplete();
+        }
+        catch (Exception e)
+        {
+            _ready.Writer.TryComplete(e);
+        }
+    }
+
+    private FileSystemWatcher Watch(string directory, Func<string, bool> wanted)
+    {
+        var watcher = new FileSystemWatcher(directory)
+        {
+            IncludeSubdirectories = options.Recursive,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
+            InternalBufferSize = 64 * 1024,
+        };
+        void OnEvent(object? _, FileSystemEventArgs e)
+        {
+            if (wanted(e.FullPath)) Offer(e.FullPath);
+        }
+        watcher.Created += OnEvent;
+        watcher.Changed += OnEvent;
+        watcher.Renamed += (s, e) => OnEvent(s, e);
+        // An overflow loses events; the periodic rescan finds those files.
+        watcher.Error += (_, e) => _log($"folder watcher: {e.GetException().Message}; relying on the periodic rescan");
+        watcher.EnableRaisingEvents = true;
+        return watcher;
+    }
+
+    private void Offer(string path)
+    {
+        if (_claimed.ContainsKey(path) || _settling.ContainsKey(path)) return;
+        _settling.TryAdd(path, (-1, -1, DateTime.UtcNow));
+    }
+
+    /// <summary>A file is ready once neither its size nor its time has changed for <see cref="IngestOptions.Settle"/>.</summary>
+    private void Settle()
+    {
+        var now = DateTime.UtcNow;
+        foreach (var (path, seen) in _settling)
+        {
+            var file = IngestFile.Stat(path);
+            if (file is null)
+            {
+                _settling.TryRemove(path, out _);
+                continue;
+            }
+            if (file.Size != seen.Size || file.MtimeTicks != seen.Mtime)
+            {
+                _settling[path] = (file.Size, file.MtimeTicks, now);
+                continue;
+            }
+            // Empty files are still being created; only a non-empty, settled file is taken.
+            if (now - seen.Since < options.Settle || file.Size == 0)
+            {
+                if (file.Size == 0 && (options.Once || options.WatchDirectory is null) && now - seen.Since >= options.Settle) _settling.TryRemove(path, out _);
+                continue;
+            }
+            _settling.TryRemove(path, out _);
+            if (_state.Answer(file) is { } answer)
+            {
+                if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
+                // Answered before a stop that came ahead of its clean-up: finish that now.
+                if (answer.Outcome == IngestState.Accepted) CleanUp(file);
+                continue;
+            }
+            if (_state.IsUnanswered(file) || !_claimed.TryAdd(path, 0)) continue;
+            _ready.Writer.TryWrite(file);
+        }
+    }
+
+    private async Task BatchAsync(SemaphoreSlim slots, List<Task> sends, CancellationTokenSource run)
+    {
+        var reader = _ready.Reader;
+        var batch = new List<IngestFile>();
+        long bytes = 0;
+        while (await reader.WaitToReadAsync(run.Token).ConfigureAwait(false))
+        {
+            var deadline = DateTime.UtcNow + options.BatchWait;
+            while (true)
+            {
+                while (batch.Count < options.BatchSize && bytes < options.MaxBatchBytes && reader.TryRead(out var file))
+                {
+                    batch.Add(file);
+                    bytes += file.Size;
+                }
+                var full = batch.Count >= options.BatchSize || bytes >= options.MaxBatchBytes;
+                var wait = deadline - DateTime.UtcNow;
+                if (full || wait <= TimeSpan.Zero || reader.Completion.IsCompleted) break;
+                // A partly filled batch waits a moment for the next frames.
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(run.Token);
+                timeout.CancelAfter(wait);
+                try
+                {
+                    if (!await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) break;
+                }
+                catch (OperationCanceledException) when (!run.IsCancellationRequested)
+                {
+                    break;
+                }
+            }
+            if (batch.Count == 0) continue;
+            var files = batch.ToList();
+            batch.Clear();
+            bytes = 0;
+            await slots.WaitAsync(run.Token).ConfigureAwait(false);
+            sends.Add(SendAsync(IngestClient.KeyFor(options.Source, files), files, slots, run, recordIntent: true));
+            sends.RemoveAll(t => t.IsCompletedSuccessfully);
+        }
+    }
+
+    private async Task SendAsync(string key, IReadOnlyList<IngestFile> files, SemaphoreSlim slots, CancellationTokenSource run, bool recordIntent = false)
+    {
+        Interlocked.Add(ref _inFlight, files.Count);
+        try
+        {
+            await SendOneAsync(key, files, run, recordIntent).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Add(ref _inFlight, -files.Count);
+            slots.Release();
+        }
+    }
+
+    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent)
+    {
+        // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
+        if (recordIntent) await _state.RecordSendAsync(key, files, run.Token).ConfigureAwait(false);
+        while (true)
+        {
+            var result = await _client.SendAsync(key, files, run.Token).ConfigureAwait(false);
+            switch (result.Kind)
+            {
+                case IngestClient.Kind.Answered:
+                    await _state.RecordDoneAsync(key, result.Outcomes, CancellationToken.None).ConfigureAwait(false);
+                    foreach (var outcome in result.Outcomes)
+                    {
+                        if (outcome.Outcome == IngestState.Accepted)
+                        {
+                            Interlocked.Increment(ref _sent);
+                            CleanUp(outcome.File);
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref _refused);
+                            _failures.Enqueue(new Failure(outcome.Path, outcome.Error ?? "refused", outcome.Message ?? ""));
+                        }
+                        _claimed.TryRemove(outcome.Path, out _);
+                    }
+                    return;
+                case IngestClient.Kind.TooLarge when files.Count > 1:
+                    // The request was over the API's body limit: close this batch unanswered and send it in halves.
+                    await _state.RecordDoneAsync(key, [], CancellationToken.None).ConfigureAwait(false);
+                    var half = files.Count / 2;
+                    foreach (var part in new[] { files.Take(half).ToList(), files.Skip(half).ToList() })
+                        await SendOneAsync(IngestClient.KeyFor(options.Source, part), part, run, recordIntent: true).ConfigureAwait(false);
+                    return;
+                case IngestClient.Kind.TooLarge:
+                    var single = files[0];
+                    await _state.RecordDoneAsync(key, [new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason)], CancellationToken.None).ConfigureAwait(false);
+                    Interlocked.Increment(ref _refused);
+                    _failures.Enqueue(new Failure(single.Path, "request_too_large", result.Reason ?? ""));
+                    _claimed.TryRemove(single.Path, out _);
+                    return;
+                case IngestClient.Kind.GaveUp when !options.Once && options.WatchDirectory is not null:
+                    // Watching: keep the batch (same key) and try again after a rescan period.
+                    _log($"batch of {files.Count} deferred: {result.Reason}");
+                    await Task.Delay(options.Rescan, run.Token).ConfigureAwait(false);
+                    continue;
+                case IngestClient.Kind.GaveUp:
+                    Interlocked.Add(ref _deferred, files.Count);
+                    _log($"batch of {files.Count} left for the next run: {result.Reason}");
+                    return;
+                default:
+                    _fatal = result.Reason;
+                    _log($"stopping: {result.Reason}");
+                    await run.CancelAsync().ConfigureAwait(false);
+                    return;
+            }
+        }
+    }
+
+    private void CleanUp(IngestFile file)
+    {
+        // Only the version that was sent: a file rewritten since is a new frame and stays.
+        if (!options.DeleteAfter && options.ArchiveDirectory is null) return;
+        if (IngestFile.Stat(file.Path) is not { } now || now.Key != file.Key) return;
+        try
+        {
+            if (options.DeleteAfter)
+            {
+                File.Delete(file.Path);
+                return;
+            }
+            var relative = options.WatchDirectory is null ? Path.GetFileName(file.Path) : Path.GetRelativePath(Path.GetFullPath(options.WatchDirectory), file.Path);
+            var target = Path.Combine(options.ArchiveDirectory!, relative);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            for (var n = 1; File.Exists(target); n++)
+                target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
+            File.Move(file.Path, target);
+        }
+        catch (IOException e)
+        {
+            _log($"could not {(options.DeleteAfter ? "delete" : "archive")} {file.Path}: {e.Message}");
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            _log($"could not {(options.DeleteAfter ? "delete" : "archive")} {file.Path}: {e.Message}");
+        }
+    }
+
+    private async Task ReportProgressAsync(Stopwatch clock, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.ProgressInterval, cancellationToken).ConfigureAwait(false);
+                _log(ProgressLine(clock.Elapsed));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The run ended.
+        }
+    }
+
+    public string ProgressLine(TimeSpan elapsed) =>
+        $"{_sent} sent, {_refused} refused, {_skipped} already sent, {_ready.Reader.Count + _settling.Count} waiting, {Volatile.Read(ref _inFlight)} in flight, " +
+        $"{_client.Retries} retries · {(elapsed.TotalSeconds > 0 ? _sent / elapsed.TotalSeconds : 0):0.0} files/s";
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancellation is how a run stops.
+        }
+    }
+}

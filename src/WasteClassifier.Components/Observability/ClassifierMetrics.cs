@@ -1,0 +1,87 @@
+using Prometheus;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Components.Observability;
+
+/// <summary>
+/// The service's Prometheus metrics. Process-wide statics (prometheus-net's default registry), so the batch processor,
+/// model provider and training runner each record with one call; every host exposes them on <c>/metrics</c>.
+/// </summary>
+public static class ClassifierMetrics
+{
+    private static readonly double[] LatencyBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+    public static readonly Counter ImagesAccepted = Metrics.CreateCounter(
+        "wasteclassifier_images_accepted_total", "Images accepted by the API and queued for classification");
+
+    public static readonly Counter ImagesRejected = Metrics.CreateCounter(
+        "wasteclassifier_images_rejected_total", "Uploaded files refused by the API, by reason", "reason");
+
+    public static readonly Counter ImagesClassified = Metrics.CreateCounter(
+        "wasteclassifier_images_classified_total", "Images classified by this worker, by model version", "model_version");
+
+    public static readonly Counter ImagesFailed = Metrics.CreateCounter(
+        "wasteclassifier_images_failed_total", "Images this worker could not classify, by reason", "reason");
+
+    public static readonly Histogram BatchSize = Metrics.CreateHistogram(
+        "wasteclassifier_batch_size", "Images per classified batch",
+        new HistogramConfiguration { Buckets = [1, 2, 4, 8, 12, 16, 24, 32, 64] });
+
+    public static readonly Histogram InferenceSeconds = Metrics.CreateHistogram(
+        "wasteclassifier_inference_duration_seconds", "One model call over a whole batch",
+        new HistogramConfiguration { Buckets = LatencyBucketsSeconds, LabelNames = ["model_version"] });
+
+    public static readonly Histogram EndToEndSeconds = Metrics.CreateHistogram(
+        "wasteclassifier_end_to_end_duration_seconds", "From upload accepted to result written, per image",
+        new HistogramConfiguration { Buckets = LatencyBucketsSeconds });
+
+    public static readonly Histogram QueueWaitSeconds = Metrics.CreateHistogram(
+        "wasteclassifier_queue_wait_duration_seconds", "From upload accepted to a worker claiming the image",
+        new HistogramConfiguration { Buckets = LatencyBucketsSeconds });
+
+    public static readonly Gauge ModelInUse = Metrics.CreateGauge(
+        "wasteclassifier_model_in_use", "1 for the model version this process serves", "model_version");
+
+    public static readonly Gauge Classifications = Metrics.CreateGauge(
+        "wasteclassifier_classifications", "Classification rows in the database by status (queued = queue depth), read at scrape", "status");
+
+    public static readonly Histogram TrainingJobSeconds = Metrics.CreateHistogram(
+        "wasteclassifier_training_job_duration_seconds", "Training jobs from start to finish, by final status",
+        new HistogramConfiguration { Buckets = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200], LabelNames = ["status"] });
+
+    private static readonly Lock ModelLock = new();
+    private static string? _modelVersion;
+
+    /// <summary>Records a committed batch from its rows: outcome counts, batch size, inference time and per-image latencies.</summary>
+    public static void RecordBatch(IReadOnlyCollection<Classification> rows, string modelVersion, double inferenceMs)
+    {
+        BatchSize.Observe(rows.Count);
+        var completed = 0;
+        foreach (var row in rows)
+        {
+            if (row.Status == ClassificationStatus.Completed) completed++;
+            else if (row.Status == ClassificationStatus.Failed) ImagesFailed.WithLabels(row.ErrorCode ?? "unknown").Inc();
+            if (row.TotalMs is { } total) EndToEndSeconds.Observe(total / 1000);
+            if (row.QueueMs is { } queue) QueueWaitSeconds.Observe(queue / 1000);
+        }
+        if (completed == 0) return;
+        ImagesClassified.WithLabels(modelVersion).Inc(completed);
+        InferenceSeconds.WithLabels(modelVersion).Observe(inferenceMs / 1000);
+    }
+
+    /// <summary>Moves the "in use" gauge to <paramref name="version"/> (the old version's series is removed).</summary>
+    public static void ServingModel(string version)
+    {
+        lock (ModelLock)
+        {
+            if (_modelVersion is { } previous && previous != version) ModelInUse.RemoveLabelled(previous);
+            ModelInUse.WithLabels(version).Set(1);
+            _modelVersion = version;
+        }
+    }
+
+    public static void TrainingJobFinished(string status, DateTime? startedAt, DateTime finishedAt)
+    {
+        if (startedAt is { } started) TrainingJobSeconds.WithLabels(status).Observe(Math.Max(0, (finishedAt - started).TotalSeconds));
+    }
+}

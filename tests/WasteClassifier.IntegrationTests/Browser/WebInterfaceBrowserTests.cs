@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using WasteClassifier.IntegrationTests.Fixtures;
+using Xunit.Abstractions;
+
+namespace WasteClassifier.IntegrationTests.Browser;
+
+/// <summary>
+/// The web interface in a real browser: the embedded API on a free loopback port, and tests/tooling/browser/ui-smoke.mjs
+/// driving headless chromium (drop images, see results, history, dashboard, models, API reference). The screenshots
+/// are kept under TestResults/screenshots at the repository root.
+/// </summary>
+public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
+{
+    public static string ScreenshotDirectory => Path.Combine(BrowserTooling.RepositoryRoot, "TestResults", "screenshots");
+
+    [BrowserFact]
+    public async Task WebInterface_DropImagesThenOpenEveryView_ResultsShowAndScreenshotsAreSaved()
+    {
+        Assert.Null(BrowserTooling.Missing());
+        var port = FreePort();
+        var dataDirectory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        await using var factory = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = dataDirectory,
+            ["Worker:Id"] = "browser-worker",
+        });
+        factory.UseKestrel(port);
+        factory.StartServer();
+
+        var images = Dataset.Sample(perClass: 1).Where(s => s.Label is "glass" or "cardboard").Select(s => s.Path).ToList();
+        if (Directory.Exists(ScreenshotDirectory)) Directory.Delete(ScreenshotDirectory, recursive: true);
+        var (exitCode, log) = await RunNodeAsync(Path.Combine(BrowserTooling.ToolingDirectory, "browser", "ui-smoke.mjs"),
+            ["--url", $"http://127.0.0.1:{port}", .. images.SelectMany(i => new[] { "--image", i }), "--out", ScreenshotDirectory], TimeSpan.FromMinutes(4));
+        output.WriteLine(log);
+
+        Assert.True(exitCode == 0, $"ui-smoke.mjs exited with {exitCode}:\n{log}");
+        Assert.Contains("[ui] results:", log);
+        foreach (var name in new[] { "classify", "history", "dashboard", "models", "api-reference", "classify-phone" })
+        {
+            var file = new FileInfo(Path.Combine(ScreenshotDirectory, $"{name}.png"));
+            Assert.True(file.Exists && file.Length > 5_000, $"{name}.png missing or empty");
+            var header = new byte[8];
+            await using (var stream = file.OpenRead()) await stream.ReadExactlyAsync(header);
+            Assert.Equal([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], header);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task<(int ExitCode, string Log)> RunNodeAsync(string script, IReadOnlyList<string> arguments, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = BrowserTooling.ToolingDirectory };
+        start.ArgumentList.Add(script);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            return (-1, $"timed out after {timeout}\n{await stdout}\n{await stderr}");
+        }
+        return (process.ExitCode, $"{await stdout}\n{await stderr}".Trim());
+    }
+}

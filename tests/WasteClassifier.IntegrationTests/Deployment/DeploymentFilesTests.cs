@@ -1,0 +1,95 @@
+using System.Text.RegularExpressions;
+using static WasteClassifier.IntegrationTests.Deployment.DeploymentTools;
+
+namespace WasteClassifier.IntegrationTests.Deployment;
+
+/// <summary>
+/// No Docker engine or cluster runs in CI, so the deployment files are checked for what can be checked: Compose parses
+/// and scales, kustomize renders, and every workload has probes, resource limits, a non-root user and pinned images.
+/// </summary>
+public sealed partial class DeploymentFilesTests
+{
+    private static readonly string[] Services = ["api", "worker", "trainer"];
+
+    [DeploymentFact]
+    public async Task Compose_Config_ParsesWithHealthChecksNamedVolumesAndAScalableWorker()
+    {
+        var yaml = await RunAsync("docker-compose", "-f", "docker-compose.yml", "config");
+        var compose = Documents(yaml).Single();
+        var services = (Dictionary<object, object>)compose["services"];
+        Assert.Superset(new HashSet<string>(["rabbitmq", "postgres", "minio", .. Services]), services.Keys.Select(k => (string)k).ToHashSet());
+        foreach (var (name, service) in services)
+        {
+            Assert.True(At(service, "healthcheck", "test") is not null, $"{name} has no health check");
+            var image = (string?)At(service, "image");
+            Assert.True(image is not null && IsPinned(image), $"{name}: image '{image}' is not pinned to a tag");
+        }
+        foreach (var name in Services) Assert.NotNull(At(services[name], "build"));
+        // --scale worker=N needs no fixed container name and no published host port.
+        Assert.Null(At(services["worker"], "container_name"));
+        Assert.Null(At(services["worker"], "ports"));
+        var volumes = ((Dictionary<object, object>)compose["volumes"]).Keys.Cast<string>().ToList();
+        Assert.Superset(new HashSet<string>(["postgres-data", "rabbitmq-data", "minio-data"]), volumes.ToHashSet());
+        // The management UI is published (long or short port syntax, depending on the docker-compose version).
+        Assert.Contains(List(At(services["rabbitmq"], "ports")), p => (At(p, "target") ?? p).ToString()!.Contains("15672"));
+    }
+
+    [DeploymentFact]
+    public async Task Kustomize_Render_EveryWorkloadHasProbesLimitsNonRootAndPinnedImages()
+    {
+        var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
+        var deployments = documents.Where(d => (string)d["kind"] == "Deployment").ToList();
+        Assert.Equal(Services.Order(), deployments.Select(d => (string)At(d, "metadata", "name")!).Order());
+        foreach (var deployment in deployments)
+        {
+            var name = (string)At(deployment, "metadata", "name")!;
+            Assert.Equal("true", At(deployment, "spec", "template", "spec", "securityContext", "runAsNonRoot")?.ToString());
+            var containers = List(At(deployment, "spec", "template", "spec", "containers")).ToList();
+            Assert.NotEmpty(containers);
+            foreach (var container in containers)
+            {
+                foreach (var probe in new[] { "livenessProbe", "readinessProbe" })
+                    Assert.True(At(container, probe) is not null, $"{name}: no {probe}");
+                foreach (var path in new[] { "requests/cpu", "requests/memory", "limits/cpu", "limits/memory" })
+                    Assert.True(At(container, ["resources", .. path.Split('/')]) is not null, $"{name}: no resources.{path.Replace('/', '.')}");
+                var image = (string)At(container, "image")!;
+                Assert.True(IsPinned(image), $"{name}: image '{image}' is not pinned");
+            }
+        }
+
+        var scaled = documents.Single(d => (string)d["kind"] == "ScaledObject");
+        Assert.Equal("worker", At(scaled, "spec", "scaleTargetRef", "name"));
+        var trigger = List(At(scaled, "spec", "triggers")).Single();
+        Assert.Equal("rabbitmq", At(trigger, "type"));
+        Assert.Equal("classify-image", At(trigger, "metadata", "queueName"));
+        Assert.Contains(documents, d => (string)d["kind"] == "PodDisruptionBudget" && (string?)At(d, "spec", "selector", "matchLabels", "app.kubernetes.io/component") == "worker");
+        Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string?)At(d, "metadata", "name") == "api");
+        Assert.All(documents.Where(d => (string)d["kind"] != "Namespace"), d => Assert.Equal("wasteclassifier", At(d, "metadata", "namespace")));
+    }
+
+    [Fact]
+    public void Dockerfiles_EveryService_IsMultiStageNonRootWithPinnedBaseImages()
+    {
+        foreach (var service in new[] { "Api", "Worker", "Trainer" })
+        {
+            var path = Path.Combine(Root, "src", $"WasteClassifier.{service}", "Dockerfile");
+            Assert.True(File.Exists(path), $"{path} is missing");
+            var text = File.ReadAllText(path);
+            var bases = FromLine().Matches(text).Select(m => m.Groups[1].Value).ToList();
+            Assert.True(bases.Count >= 2, $"{service}: not multi-stage");
+            Assert.All(bases, image => Assert.True(IsPinned(image) && PatchTag().IsMatch(image), $"{service}: base image {image} is not pinned to a patch version"));
+            var user = UserLine().Matches(text).LastOrDefault()?.Groups[1].Value;
+            Assert.True(user is not null && user != "root" && user != "0", $"{service}: the final stage does not switch to a non-root user");
+            Assert.Contains("HEALTHCHECK", text);
+        }
+    }
+
+    [GeneratedRegex(@"^FROM\s+(\S+)", RegexOptions.Multiline)]
+    private static partial Regex FromLine();
+
+    [GeneratedRegex(@":\d+\.\d+\.\d+")]
+    private static partial Regex PatchTag();
+
+    [GeneratedRegex(@"^USER\s+(\S+)", RegexOptions.Multiline)]
+    private static partial Regex UserLine();
+}

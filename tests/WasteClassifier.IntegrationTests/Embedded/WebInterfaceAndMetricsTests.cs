@@ -1,0 +1,105 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Embedded;
+
+/// <summary>What the web interface and Prometheus read from the API: content negotiation at /, static files, /metrics, time series.</summary>
+[Collection(EmbeddedCollection.Name)]
+public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
+{
+    [Fact]
+    public async Task Index_BrowserAcceptHeader_ServesTheWebInterfaceAndItsModules()
+    {
+        var page = await GetAsync("/", "text/html,application/xhtml+xml,*/*;q=0.8");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<title>WasteClassifier</title>", await page.Content.ReadAsStringAsync());
+        Assert.Contains("Accept", page.Headers.Vary);
+
+        foreach (var file in new[] { "/js/app.js", "/js/classify.js", "/js/dashboard.js", "/js/charts.js", "/css/app.css" })
+            Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.GetAsync(file)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Index_JsonOrAnyAccept_KeepsTheOriginalEndpointList()
+    {
+        foreach (var accept in new[] { "application/json", "*/*" })
+        {
+            var response = await GetAsync("/", accept);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            var body = await ClassifierClient.ReadJsonAsync(response);
+            Assert.Equal("WasteClassifier", body["name"]!.GetValue<string>());
+            Assert.NotNull(body["endpoints"]!["POST /v1/classifications"]);
+        }
+    }
+
+    [Fact]
+    public async Task Metrics_AfterClassifications_ExposeCountersHistogramsQueueDepthAndModelInUse()
+    {
+        var ids = await fixture.Client.SubmitFilesAsync(Dataset.Sample(perClass: 1).Take(2).Select(s => s.Path), source: "metrics-line");
+        var results = await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(2));
+        var version = results[0]["model_version"]!.GetValue<string>();
+
+        var response = await fixture.Client.Http.GetAsync("/metrics");
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(Counter(text, "wasteclassifier_images_accepted_total") >= 2, text);
+        Assert.True(Counter(text, $"wasteclassifier_images_classified_total{{model_version=\"{version}\"}}") >= 2);
+        Assert.True(Counter(text, "wasteclassifier_batch_size_count") >= 1);
+        Assert.True(Counter(text, "wasteclassifier_end_to_end_duration_seconds_count") >= 2);
+        Assert.Contains($"wasteclassifier_inference_duration_seconds_bucket{{model_version=\"{version}\",le=\"+Inf\"}}", text);
+        Assert.Equal(1, Counter(text, $"wasteclassifier_model_in_use{{model_version=\"{version}\"}}"));
+        Assert.Contains("wasteclassifier_classifications{status=\"queued\"}", text);
+        Assert.Contains("http_requests_received_total", text);
+        Assert.Contains("# TYPE wasteclassifier_training_job_duration_seconds histogram", text);
+    }
+
+    [Fact]
+    public async Task StatsTimeSeries_AfterClassifications_HasThroughputLatencyAndPerWorkerSeries()
+    {
+        var ids = await fixture.Client.SubmitFilesAsync(Dataset.Sample(perClass: 1).Take(3).Select(s => s.Path), source: "series-line");
+        await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(2));
+
+        var series = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/stats/timeseries?minutes=10&step_seconds=60"))!;
+        var points = series["points"]!.AsArray();
+        Assert.Equal(10, points.Count);
+        Assert.True(points.Sum(p => p!["completed"]!.GetValue<long>()) >= 3);
+        Assert.Contains(points, p => p!["p95_ms"] is not null && p["images_per_second"]!.GetValue<double>() > 0);
+        Assert.True(series["completed_per_worker"]!["embedded-worker"]!.AsArray().Sum(v => v!.GetValue<long>()) >= 3);
+        Assert.NotEmpty(series["completed_per_model_version"]!.AsObject());
+
+        var stats = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/stats"))!;
+        Assert.True(stats["class_distribution_by_source"]!["series-line"]!.AsObject().Sum(c => c.Value!.GetValue<long>()) >= 3);
+        Assert.NotNull(stats["latency_ms"]!["total"]); // the original fields stay
+
+        var invalid = await fixture.Client.Http.GetAsync("/stats/timeseries?minutes=1440&step_seconds=1");
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+    }
+
+    [Fact]
+    public async Task ApiReference_ScalarPage_ServesItsScriptLocally()
+    {
+        var page = await GetAsync("/scalar/v1", "text/html");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Contains("scalar.js", html);
+        Assert.DoesNotContain("cdn.jsdelivr.net", html);
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.GetAsync("/scalar/scalar.js")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.GetAsync("/openapi/v1.json")).StatusCode);
+    }
+
+    private Task<HttpResponseMessage> GetAsync(string path, string accept)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.ParseAdd(accept);
+        return fixture.Client.Http.SendAsync(request);
+    }
+
+    /// <summary>The value of one sample line ("name{labels} value") in Prometheus text; 0 when absent.</summary>
+    private static double Counter(string text, string series) =>
+        text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
+}

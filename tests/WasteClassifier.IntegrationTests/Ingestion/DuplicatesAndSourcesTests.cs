@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Ingestion;
+
+/// <summary>Duplicate frames within a source's window, and the per-source list and composition (JSON and CSV), embedded.</summary>
+[Collection(IngestionCollection.Name)]
+public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
+{
+    private ClassifierClient Client => fixture.Client;
+
+    [Fact]
+    public async Task Submit_SameFrameAgainWithinWindow_RecordedAsDuplicateWithTheEarlierResult()
+    {
+        var sample = Dataset.Sample(1);
+        var frame = (Path.GetFileName(sample[6].Path), File.ReadAllBytes(sample[6].Path));
+        var other = (Path.GetFileName(sample[7].Path), File.ReadAllBytes(sample[7].Path));
+
+        // The same bytes twice in one request, then again later; a different frame; the same bytes from another source.
+        var (_, firstBody) = await Client.SubmitAsync([frame, frame, other], IngestionFixture.DuplicateSource);
+        var first = firstBody["items"]!.AsArray().Select(i => Guid.Parse(i!["id"]!.GetValue<string>())).ToList();
+        var (_, laterBody) = await Client.SubmitAsync([frame], IngestionFixture.DuplicateSource);
+        var later = Guid.Parse(laterBody["items"]![0]!["id"]!.GetValue<string>());
+        var (_, elsewhereBody) = await Client.SubmitAsync([frame], "dup-elsewhere");
+        var elsewhere = Guid.Parse(elsewhereBody["items"]![0]!["id"]!.GetValue<string>());
+
+        var results = await Client.WaitForAllAsync([.. first, later, elsewhere], TimeSpan.FromSeconds(60));
+        var (original, inRequest, differentFrame, again, otherSource) = (results[0], results[1], results[2], results[3], results[4]);
+        Assert.All(results, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
+        Assert.Null(original["duplicate_of"]);
+        Assert.Null(differentFrame["duplicate_of"]);
+        Assert.Null(otherSource["duplicate_of"]);
+        foreach (var duplicate in new[] { inRequest, again })
+        {
+            Assert.Equal(first[0].ToString(), duplicate["duplicate_of"]!.GetValue<string>());
+            Assert.Equal(original["predicted_class"]!.GetValue<string>(), duplicate["predicted_class"]!.GetValue<string>());
+            Assert.Equal(original["confidence"]!.GetValue<double>(), duplicate["confidence"]!.GetValue<double>());
+            Assert.Null(duplicate["worker_id"]); // nothing ran for it
+        }
+
+        var row = await IngestionFixture.WaitForSourceAsync(Client.Http, IngestionFixture.DuplicateSource, 4, TimeSpan.FromSeconds(30));
+        Assert.Equal(2, row["duplicates"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Sources_ListAndComposition_AddUpAsJsonAndCsv()
+    {
+        const string source = "line/7:left";
+        var sample = Dataset.Sample(2);
+        var ids = await Client.SubmitFilesAsync(sample.Take(12).Select(s => s.Path), source);
+        await Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(60));
+
+        var list = (await Client.Http.GetFromJsonAsync<JsonNode>("/v1/sources"))!["sources"]!.AsArray();
+        var entry = list.Single(s => s!["name"]!.GetValue<string>() == source)!;
+        Assert.Equal(12, entry["total"]!.GetValue<long>());
+        Assert.Equal(12, entry["completed"]!.GetValue<long>());
+        Assert.True(DateTimeOffset.Parse(entry["first_seen"]!.GetValue<string>()) <= DateTimeOffset.Parse(entry["last_seen"]!.GetValue<string>()));
+
+        var sourcesCsv = await Client.Http.GetStringAsync("/v1/sources?format=csv");
+        Assert.StartsWith("name,total,queued,processing,completed,failed,duplicates,first_seen,last_seen\n", sourcesCsv);
+        Assert.Contains($"\n{source},12,0,0,12,0,0,", sourcesCsv);
+
+        var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"));
+        var json = (await Client.Http.GetFromJsonAsync<JsonNode>($"/v1/sources/{source}/composition?from={from}&bucket=minute"))!;
+        Assert.Equal("minute", json["bucket"]!.GetValue<string>());
+        Assert.Equal(12, json["overall"]!["classified"]!.GetValue<long>());
+        var perClass = json["overall"]!["classes"]!.AsObject();
+        Assert.Equal(12, perClass.Sum(c => c.Value!["count"]!.GetValue<long>()));
+        Assert.Equal(1.0, perClass.Sum(c => c.Value!["share"]!.GetValue<double>()), 3);
+        foreach (var bucket in json["buckets"]!.AsArray())
+            Assert.Equal(bucket!["classified"]!.GetValue<long>(), bucket["classes"]!.AsObject().Sum(c => c.Value!["count"]!.GetValue<long>()));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/sources/{source}/composition?bucket=hour");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/csv"));
+        var response = await Client.Http.SendAsync(request);
+        Assert.Equal("text/csv", response.Content.Headers.ContentType!.MediaType);
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("source,scope,bucket_start,bucket_end,class,count,share", lines[0]);
+        var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.All(rows, r => Assert.Equal(source, r[0]));
+        Assert.Equal(12, rows.Where(r => r[1] == "overall").Sum(r => int.Parse(r[5])));
+        Assert.Equal(12, rows.Where(r => r[1] == "hour").Sum(r => int.Parse(r[5])));
+    }
+
+    [Fact]
+    public async Task Composition_BadInput_ClearErrors()
+    {
+        var ids = await Client.SubmitFilesAsync([Dataset.Manifest[1200].Path], "bad-input-cam");
+        await Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(60));
+        var http = Client.Http;
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?bucket=week"), HttpStatusCode.BadRequest, "invalid_bucket", "minute, hour, day");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=yesterday"), HttpStatusCode.BadRequest, "invalid_from", "yesterday");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=soon"), HttpStatusCode.BadRequest, "invalid_to");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?format=xml"), HttpStatusCode.BadRequest, "invalid_format");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/no-such-camera/composition"), HttpStatusCode.NotFound, "unknown_source", "no-such-camera");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/whatever"), HttpStatusCode.NotFound, "not_found");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad%20name!/composition"), HttpStatusCode.BadRequest, "invalid_source");
+        // A range with nothing in it is an empty report, not an error.
+        var empty = (await http.GetFromJsonAsync<JsonNode>("/v1/sources/bad-input-cam/composition?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z"))!;
+        Assert.Equal(0, empty["overall"]!["total"]!.GetValue<long>());
+        Assert.Empty(empty["buckets"]!.AsArray());
+    }
+}

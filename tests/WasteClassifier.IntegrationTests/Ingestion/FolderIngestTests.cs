@@ -1,0 +1,196 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Cli.Ingest;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Ingestion;
+
+/// <summary><c>wastectl ingest</c>'s engine against the embedded API: arrivals, a stop halfway, refusals and retries.</summary>
+[Collection(IngestionCollection.Name)]
+public sealed class FolderIngestTests(IngestionFixture fixture)
+{
+    private static IngestOptions Options(string source, string folder, string state, bool once = false, string? archive = null) => new()
+    {
+        Source = source,
+        WatchDirectory = folder,
+        Once = once,
+        StateFile = state,
+        Concurrency = 3,
+        BatchSize = 8,
+        // Longer than any stall between a camera's two writes, even on a loaded 2-core CI machine.
+        Settle = TimeSpan.FromSeconds(2),
+        Rescan = TimeSpan.FromSeconds(1),
+        BatchWait = TimeSpan.FromMilliseconds(100),
+        RetryBase = TimeSpan.FromMilliseconds(50),
+        ArchiveDirectory = archive,
+        ProgressInterval = TimeSpan.FromSeconds(5),
+    };
+
+    [Fact]
+    public async Task Ingest_FolderWithArrivalsStoppedAndRestarted_EveryFileClassifiedExactlyOnce()
+    {
+        const string source = "ingest-restart";
+        var images = Dataset.Manifest.Where((_, i) => i % 7 == 0).Take(240).ToList();
+        var folder = IngestionFixture.TempFolder("watch");
+        var archive = IngestionFixture.TempFolder("archive");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var http = fixture.Client.Http;
+        // Two thirds exist at start; the rest arrive while the ingester runs, each written in two parts (a camera mid-write).
+        foreach (var (path, label) in images.Take(160)) File.Copy(path, Path.Combine(folder, NameOf(path, label)));
+        var writer = Task.Run(async () =>
+        {
+            foreach (var (path, label) in images.Skip(160))
+            {
+                var bytes = await File.ReadAllBytesAsync(path);
+                await using (var stream = new FileStream(Path.Combine(folder, NameOf(path, label)), FileMode.CreateNew))
+                {
+                    await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+                    await stream.FlushAsync();
+                    await Task.Delay(40);
+                    await stream.WriteAsync(bytes.AsMemory(bytes.Length / 2));
+                }
+                await Task.Delay(60);
+            }
+        });
+
+        // First run: stopped (as by Ctrl+C) with requests in flight once about a third is in.
+        using (var stop = new CancellationTokenSource())
+        {
+            var first = new Ingester(Options(source, folder, state, archive: archive), http).RunAsync(stop.Token);
+            await WaitForTotalAsync(http, source, 80, TimeSpan.FromSeconds(60));
+            await stop.CancelAsync();
+            var summary = await first;
+            Assert.Null(summary.FatalError);
+            Assert.InRange(summary.Sent, 1, images.Count - 1);
+        }
+
+        // Second run, same state file, while files keep arriving: it resumes and catches up.
+        using (var stop = new CancellationTokenSource())
+        {
+            var second = new Ingester(Options(source, folder, state, archive: archive), http).RunAsync(stop.Token);
+            await writer;
+            await WaitForTotalAsync(http, source, images.Count, TimeSpan.FromSeconds(90));
+            await Task.Delay(1500); // a late duplicate send would show up in the counts below
+            await stop.CancelAsync();
+            Assert.Null((await second).FatalError);
+        }
+
+        // A third, --once run finds nothing left to send.
+        var third = await new Ingester(Options(source, folder, state, once: true, archive: archive), http).RunAsync(CancellationToken.None);
+        Assert.Equal(0, third.Sent);
+        Assert.Equal(0, third.Refused);
+
+        var sourceRow = await IngestionFixture.WaitForSourceAsync(http, source, images.Count, TimeSpan.FromSeconds(120));
+        Assert.Equal(images.Count, sourceRow["total"]!.GetValue<long>());
+        Assert.Equal(images.Count, sourceRow["completed"]!.GetValue<long>());
+
+        // Exactly once per file: rows per content hash equal the files with that content.
+        var expected = images.GroupBy(i => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(i.Path)))).ToDictionary(g => g.Key, g => g.Count());
+        using (var scope = fixture.Factory.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            var actual = await db.Classifications.Where(c => c.Source == source).GroupBy(c => c.Image!.ContentHash)
+                .Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count);
+            Assert.Equal(expected.OrderBy(p => p.Key), actual.OrderBy(p => p.Key));
+        }
+
+        // Every accepted file was archived (none left behind, none lost), and the composition adds up.
+        Assert.DoesNotContain(Directory.EnumerateFiles(folder), FileDiscovery.IsCandidate);
+        Assert.Equal(images.Count, Directory.EnumerateFiles(archive).Count());
+        var composition = (await http.GetFromJsonAsync<JsonNode>($"/v1/sources/{source}/composition?bucket=minute"))!;
+        var overall = composition["overall"]!;
+        Assert.Equal(images.Count, overall["total"]!.GetValue<long>());
+        Assert.Equal(images.Count, overall["classes"]!.AsObject().Sum(c => c.Value!["count"]!.GetValue<long>()));
+        Assert.Equal(1.0, overall["classes"]!.AsObject().Sum(c => c.Value!["share"]!.GetValue<double>()), 3);
+        Assert.Equal(images.Count, composition["buckets"]!.AsArray().Sum(b => b!["total"]!.GetValue<long>()));
+    }
+
+    [Fact]
+    public async Task Ingest_RefusedFile_RecordedAsFailedWithReasonAndNotResent()
+    {
+        const string source = "ingest-refused";
+        var folder = IngestionFixture.TempFolder("refused");
+        var state = Path.Combine(folder, ".state.jsonl");
+        foreach (var (path, label) in Dataset.Sample(1).Take(2)) File.Copy(path, Path.Combine(folder, NameOf(path, label)));
+        await File.WriteAllTextAsync(Path.Combine(folder, "notes.jpg"), "this is not a photograph");
+        await File.WriteAllTextAsync(Path.Combine(folder, "frame.jpg.part"), "still being written");
+
+        var first = await new Ingester(Options(source, folder, state, once: true), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal(2, first.Sent);
+        var failure = Assert.Single(first.Failures);
+        Assert.EndsWith("notes.jpg", failure.Path);
+        Assert.Equal("not_an_image", failure.Error);
+
+        var second = await new Ingester(Options(source, folder, state, once: true), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal(0, second.Sent + second.Refused);
+        Assert.Equal(3, second.Skipped);
+    }
+
+    [Fact]
+    public async Task Ingest_ServerErrorsAndDroppedConnections_RetriedWithBackoffAndSentOnce()
+    {
+        const string source = "ingest-retry";
+        var folder = IngestionFixture.TempFolder("retry");
+        foreach (var (path, label) in Dataset.Sample(1).Skip(2).Take(3)) File.Copy(path, Path.Combine(folder, NameOf(path, label)));
+        // 503 with Retry-After, 429, then a dropped connection after the API stored the batch: the retry must replay, not resubmit.
+        var flaky = new FlakyHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(flaky) { BaseAddress = fixture.Client.Http.BaseAddress };
+
+        var options = Options(source, folder, Path.Combine(folder, ".state.jsonl"), once: true);
+        var summary = await new Ingester(new IngestOptions
+        {
+            Source = options.Source, WatchDirectory = folder, Once = true, StateFile = options.StateFile, Settle = options.Settle,
+            BatchWait = options.BatchWait, RetryBase = options.RetryBase, BatchSize = 16,
+        }, http).RunAsync(CancellationToken.None);
+
+        Assert.Equal(3, summary.Sent);
+        Assert.Equal(3, summary.Retries);
+        Assert.Equal(4, flaky.Calls);
+        var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 3, TimeSpan.FromSeconds(60));
+        Assert.Equal(3, row["total"]!.GetValue<long>());
+    }
+
+    private sealed class FlakyHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        public int Calls;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            switch (Interlocked.Increment(ref Calls))
+            {
+                case 1:
+                    var busy = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { Content = JsonContent.Create(new { error = "unavailable", message = "starting" }) };
+                    busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.Zero);
+                    return busy;
+                case 2:
+                    return new HttpResponseMessage(HttpStatusCode.TooManyRequests);
+                case 3:
+                    await base.SendAsync(request, cancellationToken);
+                    throw new HttpRequestException("connection reset by peer");
+                default:
+                    return await base.SendAsync(request, cancellationToken);
+            }
+        }
+    }
+
+    // Dataset file names repeat across classes.
+    private static string NameOf(string path, string label) => $"{label}-{Path.GetFileName(path)}";
+
+    private static async Task WaitForTotalAsync(HttpClient http, string source, int total, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var body = (await http.GetFromJsonAsync<JsonNode>("/v1/sources"))!;
+            var row = body["sources"]!.AsArray().FirstOrDefault(s => s!["name"]!.GetValue<string>() == source);
+            if (row is not null && row["total"]!.GetValue<long>() >= total) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{source}: fewer than {total} rows after {timeout}");
+            await Task.Delay(50);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using WasteClassifier.Components.Observability;
+
+namespace WasteClassifier.IntegrationTests.Observability;
+
+/// <summary>The worker's and trainer's small listener: probes and /metrics beside a generic host, answered from the host's own checks.</summary>
+public sealed class ObservabilityListenerTests
+{
+    [Fact]
+    public async Task Listener_OnConfiguredPort_ServesMetricsLivenessAndReadinessFromTheHostsChecks()
+    {
+        var port = FreePort();
+        var healthy = true;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
+        builder.Services.AddHealthChecks().AddCheck("broker", () => healthy ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy(), [ObservabilityExtensions.ReadyTag]);
+        builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            ClassifierMetrics.BatchSize.Observe(4);
+            var metrics = await http.GetAsync("/metrics");
+            Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+            Assert.Contains("wasteclassifier_batch_size_bucket", await metrics.Content.ReadAsStringAsync());
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+
+            healthy = false;
+            var notReady = await http.GetAsync("/health/ready");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+            Assert.Contains("\"broker\":\"unhealthy\"", await notReady.Content.ReadAsStringAsync());
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
+    public void AddObservabilityListener_PortZero_AddsNoListener()
+    {
+        var services = new ServiceCollection();
+        services.AddObservabilityListener(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = "0" }).Build(), defaultPort: 9091);
+        Assert.DoesNotContain(services, s => s.ImplementationType == typeof(ObservabilityListener));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,315 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Security;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Security;
+
+/// <summary>API keys, admin-only routes, the embedded default's loopback rule, rate limits and request limits.</summary>
+public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLifetime, IClassFixture<ApiSecurityTests.KeyedApi>
+{
+    /// <summary>One API with an admin and a client key, shared by the route tests (each API start costs seconds).</summary>
+    public sealed class KeyedApi : IAsyncLifetime
+    {
+        private readonly ApiSecurityTests _owner = new(null!);
+        public HttpClient Http { get; private set; } = null!;
+
+        public Task InitializeAsync()
+        {
+            Http = _owner.Start().CreateClient();
+            return Task.CompletedTask;
+        }
+
+        public Task DisposeAsync() => _owner.DisposeAsync();
+    }
+
+    private const string AdminKey = "wc_test-admin-key-0123456789abcdefghijklmnopqrstuv";
+    private const string ClientKey = "wc_test-client-key-0123456789abcdefghijklmnopqrstu";
+    private static readonly byte[] Garbage = Enumerable.Range(0, 3000).Select(i => (byte)(i * 7919 % 251)).ToArray();
+
+    private readonly List<IAsyncDisposable> _factories = [];
+    private readonly List<string> _directories = [];
+
+    /// <summary>Every admin route: none may run without an admin key once keys are configured.</summary>
+    public static TheoryData<string, string> AdminRoutes => new()
+    {
+        { "POST", "/v1/training-jobs" },
+        { "DELETE", $"/v1/training-jobs/{Guid.NewGuid()}" },
+        { "POST", "/retrain" },
+        { "PUT", $"/v1/classifications/{Guid.NewGuid()}/label" },
+        { "POST", "/v1/models/no-such-version/promote" },
+        { "POST", "/v1/models/no-such-version/rollback" },
+    };
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var factory in _factories) await factory.DisposeAsync();
+        foreach (var directory in _directories)
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
+    }
+
+    private ApiFactory Start(Dictionary<string, string?>? extra = null, bool keys = true)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        _directories.Add(directory);
+        var settings = new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = directory,
+            ["Uploads:MaxFileBytes"] = "1048576",
+            ["Uploads:MaxRequestBytes"] = "2097152",
+            ["Worker:Id"] = "security-worker",
+        };
+        if (keys)
+        {
+            settings["Auth:Keys:0:Name"] = "ops";
+            settings["Auth:Keys:0:Role"] = "admin";
+            settings["Auth:Keys:0:Hash"] = ApiKeys.Hash(AdminKey);
+            settings["Auth:Keys:1:Name"] = "line-3";
+            settings["Auth:Keys:1:Role"] = "client";
+            settings["Auth:Keys:1:Hash"] = ApiKeys.Hash(ClientKey)[ApiKeys.HashPrefix.Length..]; // bare hex works too
+        }
+        foreach (var (k, v) in extra ?? []) settings[k] = v;
+        var factory = new ApiFactory(settings);
+        _factories.Add(factory);
+        return factory;
+    }
+
+    private static HttpRequestMessage Request(string method, string url, string? key = null, bool bearer = false)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(method), url);
+        if (method is "POST" or "PUT")
+            request.Content = url.EndsWith("/label", StringComparison.Ordinal)
+                ? new StringContent("{\"label\":\"glass\"}", Encoding.UTF8, "application/json")
+                : ClassifierClient.Form([("x.jpg", Garbage)], field: url.Contains("training") || url.Contains("retrain") ? "images" : "image");
+        if (key is not null)
+        {
+            if (bearer) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            else request.Headers.Add("X-Api-Key", key);
+        }
+        return request;
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonNode Body, HttpResponseMessage Response)> SendAsync(HttpClient http, HttpRequestMessage request)
+    {
+        var response = await http.SendAsync(request);
+        return (response.StatusCode, await ClassifierClient.ReadJsonAsync(response), response);
+    }
+
+    [Theory]
+    [MemberData(nameof(AdminRoutes))]
+    public async Task AdminRoute_WithoutKey_401Json(string method, string url)
+    {
+        var http = keyed.Http;
+        var (status, body, response) = await SendAsync(http, Request(method, url));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal("unauthorized", body["error"]!.GetValue<string>());
+        Assert.Contains("admin", body.ToJsonString());
+        Assert.NotEmpty(response.Headers.WwwAuthenticate);
+    }
+
+    [Theory]
+    [MemberData(nameof(AdminRoutes))]
+    public async Task AdminRoute_ClientKey_403Json(string method, string url)
+    {
+        var http = keyed.Http;
+        var (status, body, _) = await SendAsync(http, Request(method, url, ClientKey));
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("forbidden", body["error"]!.GetValue<string>());
+        Assert.Contains("line-3", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [MemberData(nameof(AdminRoutes))]
+    public async Task AdminRoute_AdminKey_PassesToTheEndpoint(string method, string url)
+    {
+        var http = keyed.Http;
+        // X-Api-Key and Authorization: Bearer are both accepted.
+        foreach (var bearer in new[] { false, true })
+        {
+            var (status, _, _) = await SendAsync(http, Request(method, url, AdminKey, bearer));
+            Assert.NotEqual(HttpStatusCode.Unauthorized, status);
+            Assert.NotEqual(HttpStatusCode.Forbidden, status);
+        }
+    }
+
+    [Fact]
+    public async Task AnyRoute_WrongKey_401InvalidApiKey()
+    {
+        var http = Start(new() { ["Auth:RequireKeyForClassification"] = "true" }).CreateClient();
+        var (status, body, _) = await SendAsync(http, Request("GET", "/v1/classifications", "wc_wrong"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal("invalid_api_key", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Classification_KeyRequiredByConfiguration_NeedsAnyValidKey()
+    {
+        var http = Start(new() { ["Auth:RequireKeyForClassification"] = "true" }).CreateClient();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(http, Request("POST", "/v1/classifications"))).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(http, Request("GET", "/v1/classifications"))).Status);
+        // Past authorization: the garbage file is refused by the image check, not by the key check.
+        var (status, body, _) = await SendAsync(http, Request("POST", "/v1/classifications", ClientKey));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("not_an_image", body["error"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, Request("GET", "/v1/classifications", AdminKey))).Status);
+        // The description, class names and the original health check stay open for monitors.
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/classes")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Classification_OpenByDefault_NoKeyNeeded()
+    {
+        var http = keyed.Http;
+        var (status, body, _) = await SendAsync(http, Request("POST", "/v1/classifications"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("not_an_image", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task EmbeddedDefault_NoKeys_AdminFromLoopbackOnly()
+    {
+        var factory = Start(keys: false);
+        var local = factory.CreateClient();
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(local, Request("POST", "/v1/models/no-such-version/promote"))).Status);
+
+        // The same call arriving from the plant network (remote address) is refused.
+        var remote = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter>(new RemoteAddress()))).CreateClient();
+        var (status, body, _) = await SendAsync(remote, Request("POST", "/v1/models/no-such-version/promote"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("loopback", body["message"]!.GetValue<string>());
+        // Classification stays open to it.
+        Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(remote, Request("POST", "/v1/classifications"))).Status);
+    }
+
+    [Fact]
+    public async Task RateLimit_OverTheBurst_429WithRetryAfterAndJson()
+    {
+        var http = Start(new() { ["RateLimit:ExemptLoopback"] = "false", ["RateLimit:Burst"] = "3", ["RateLimit:PerSecond"] = "1" }).CreateClient();
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < 10 && limited is null; i++)
+        {
+            var response = await http.GetAsync("/classes");
+            if (response.StatusCode == HttpStatusCode.TooManyRequests) limited = response;
+        }
+        Assert.NotNull(limited);
+        Assert.True(limited.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        var body = await ClassifierClient.ReadJsonAsync(limited);
+        Assert.Equal("rate_limited", body["error"]!.GetValue<string>());
+        // Another key is another partition: still served.
+        var request = new HttpRequestMessage(HttpMethod.Get, "/classes");
+        request.Headers.Add("X-Api-Key", ClientKey);
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(request)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Keys_NeverLogged()
+    {
+        var output = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(TextWriter.Synchronized(output));
+        try
+        {
+            var http = Start(new() { ["Logging:Format"] = "json" }).CreateClient();
+            await SendAsync(http, Request("POST", "/v1/models/no-such-version/promote", AdminKey));
+            await SendAsync(http, Request("POST", "/v1/models/no-such-version/promote", ClientKey, bearer: true));
+            await SendAsync(http, Request("GET", "/v1/classifications", "wc_wrong-key-value"));
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+        var text = output.ToString();
+        Assert.DoesNotContain(AdminKey, text);
+        Assert.DoesNotContain(ClientKey, text);
+        Assert.DoesNotContain("wc_wrong-key-value", text);
+    }
+
+    [Fact]
+    public void MalformedKeyHash_StopsTheProcessAtStart()
+    {
+        var factory = Start(new() { ["Auth:Keys:0:Hash"] = "not-a-hash" });
+        var error = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+        Assert.Contains("Auth:Keys:0:Hash", error.ToString());
+    }
+
+    [Fact]
+    public async Task Body_OverTheRequestLimit_413()
+    {
+        // Kestrel enforces the whole-body limit (Uploads:MaxRequestBytes, 2 MB here); the in-memory test server would not.
+        var factory = Start();
+        factory.UseKestrel(0);
+        factory.StartServer();
+        using var http = factory.CreateClient(); // a real HTTP client for the Kestrel address
+        var files = Enumerable.Range(0, 3).Select(i => ($"{i}.jpg", new byte[900_000]));
+        var response = await http.PostAsync("/v1/classifications", ClassifierClient.Form(files));
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.True(response.StatusCode == HttpStatusCode.RequestEntityTooLarge, body.ToJsonString());
+        Assert.Equal("request_too_large", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task SlowUpload_BelowTheMinimumRate_ConnectionEndedWithinSeconds()
+    {
+        var factory = Start(new() { ["Uploads:MinBodyBytesPerSecond"] = "1000", ["Uploads:BodyGraceSeconds"] = "2" });
+        factory.UseKestrel(0);
+        factory.StartServer();
+        var address = factory.CreateClient().BaseAddress!;
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, address.Port);
+        var stream = tcp.GetStream();
+        var boundary = "slowboundary";
+        var head = $"POST /v1/classifications HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n" +
+                   $"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"slow.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        var started = DateTime.UtcNow;
+        var ended = false;
+        // A camera on a dying link: 10 bytes a second, far below the configured 1000 B/s.
+        while (DateTime.UtcNow - started < TimeSpan.FromSeconds(20))
+        {
+            try
+            {
+                await stream.WriteAsync(new byte[10]);
+                await Task.Delay(1000);
+                if (tcp.Client.Poll(0, SelectMode.SelectRead))
+                {
+                    var buffer = new byte[4096];
+                    var read = await stream.ReadAsync(buffer);
+                    ended = true;
+                    if (read > 0) Assert.StartsWith("HTTP/1.1 4", Encoding.ASCII.GetString(buffer, 0, read));
+                    break;
+                }
+            }
+            catch (IOException)
+            {
+                ended = true;
+                break;
+            }
+        }
+        Assert.True(ended, "the server kept a connection open that sent 10 bytes per second");
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15));
+    }
+
+    /// <summary>Makes every request look as if it came from another machine on the network.</summary>
+    private sealed class RemoteAddress : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use((context, nextMiddleware) =>
+            {
+                context.Connection.RemoteIpAddress = IPAddress.Parse("10.20.30.40");
+                return nextMiddleware(context);
+            });
+            next(app);
+        };
+    }
+}

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Classifying;
+using WasteClassifier.Contracts.Messages;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>How messages become batches: whatever waits when a batch slot frees up joins the next batch.</summary>
+public sealed class ClassificationBatchSchedulerTests
+{
+    [Fact]
+    public async Task Classify_MessagesArrivingWhileABatchRuns_JoinTheNextBatchesUpToTheSize()
+    {
+        var release = new TaskCompletionSource();
+        var sizes = new List<int>();
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 1, BatchWaitMs = 0 }, async (messages, _) =>
+        {
+            lock (sizes) sizes.Add(messages.Count);
+            await release.Task;
+        });
+
+        var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
+        await WaitUntilAsync(() => sizes.Count == 1);
+        var rest = Enumerable.Range(0, 20).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None)).ToList();
+        release.SetResult();
+        await Task.WhenAll(rest.Append(first)).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([1, 16, 4], sizes);
+    }
+
+    [Fact]
+    public async Task Classify_PipelineDepthTwo_RunsAtMostTwoBatchesAtOnce()
+    {
+        var running = 0;
+        var most = 0;
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 2, PipelineDepth = 2, BatchWaitMs = 0 }, async (_, _) =>
+        {
+            var now = Interlocked.Increment(ref running);
+            InterlockedMax(ref most, now);
+            await Task.Delay(20);
+            Interlocked.Decrement(ref running);
+        });
+
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None))).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(2, most);
+    }
+
+    [Fact]
+    public async Task Classify_BatchThrows_EveryMessageOfItFaultsAndLaterOnesStillRun()
+    {
+        var calls = 0;
+        var release = new TaskCompletionSource();
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 4, PipelineDepth = 1, BatchWaitMs = 0 }, async (_, _) =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                await release.Task;
+                throw new InvalidOperationException("database down");
+            }
+        });
+
+        var failing = new[] { scheduler.ClassifyAsync(Message(), null, CancellationToken.None) };
+        await WaitUntilAsync(() => Volatile.Read(ref calls) == 1);
+        var later = Enumerable.Range(0, 3).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None)).ToList();
+        release.SetResult();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing[0]);
+        await Task.WhenAll(later).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, calls);
+    }
+
+    private static ClassificationBatchScheduler Scheduler(WorkerOptions options, Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process) =>
+        new(process, options, NullLogger<ClassificationBatchScheduler>.Instance);
+
+    private static ClassifyImage Message() => new() { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 500 && !condition(); i++) await Task.Delay(10);
+        Assert.True(condition());
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current;
+        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
+        {
+        }
+    }
+}

@@ -74,7 +74,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             while (!stopLaunching.IsCancellationRequested)
             {
                 // Launch every arrival due by now: the integral of the (ramped) rate, so high rates need no fine timer.
-                var due = (long)Arrivals(_clock.Elapsed.TotalSeconds);
+                // Arrivals scheduled after the duration never happen, however late this loop wakes up.
+                var due = (long)Arrivals(Math.Min(_clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds));
                 while (launched < due && TryLaunch())
                 {
                     launched++;

@@ -38,6 +38,19 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
     }
 
     [Fact]
+    public async Task Message_ThatFailsEveryRetry_EndsInTheErrorQueueWithItsRowFailed()
+    {
+        // The folder store refuses this key with an exception on every read: a fault no retry can cure.
+        var ids = await QueueDirectlyAsync([($"test/../escape-{Guid.NewGuid():N}", null)]);
+
+        var result = (await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(2)))[0];
+
+        Assert.Equal("failed", result["status"]!.GetValue<string>());
+        Assert.Equal("processing_failed", result["error_code"]!.GetValue<string>());
+        Assert.Contains("ArgumentException", result["error"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Republisher_RowRecordedButNeverSent_IsSentAndCompleted()
     {
         var image = File.ReadAllBytes(Dataset.Sample(1)[1].Path);
@@ -79,8 +92,12 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
             var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key[5..], Format = "unknown", CreatedAt = DateTime.UtcNow };
             var row = new Classification
             {
-                Id = Guid.CreateVersion7(), ImageId = image.Id, Image = image, Status = ClassificationStatus.Queued,
-                CreatedAt = createdAt ?? DateTime.UtcNow, PublishedAt = send ? DateTime.UtcNow : null,
+                Id = Guid.CreateVersion7(),
+                ImageId = image.Id,
+                Image = image,
+                Status = ClassificationStatus.Queued,
+                CreatedAt = createdAt ?? DateTime.UtcNow,
+                PublishedAt = send ? DateTime.UtcNow : null,
             };
             db.Classifications.Add(row);
             rows.Add(row);

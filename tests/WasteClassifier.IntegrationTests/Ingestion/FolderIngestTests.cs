@@ -144,8 +144,14 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var options = Options(source, folder, Path.Combine(folder, ".state.jsonl"), once: true);
         var summary = await new Ingester(new IngestOptions
         {
-            Source = options.Source, WatchDirectory = folder, Once = true, StateFile = options.StateFile, Settle = options.Settle,
-            BatchWait = options.BatchWait, RetryBase = options.RetryBase, BatchSize = 16,
+            Source = options.Source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = options.StateFile,
+            Settle = options.Settle,
+            BatchWait = options.BatchWait,
+            RetryBase = options.RetryBase,
+            BatchSize = 16,
         }, http).RunAsync(CancellationToken.None);
 
         Assert.Equal(3, summary.Sent);

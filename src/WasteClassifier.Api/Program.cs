@@ -17,7 +17,11 @@ builder.AddClassifierApi();
 var app = builder.Build();
 await app.Services.PrepareServiceAsync();
 
-app.UseSerilogRequestLogging();
+app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
+    // Successful reads are what clients poll with; at Information they would be most of the log (and its cost).
+    error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
+    : HttpMethods.IsGet(http.Request.Method) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
+    : Serilog.Events.LogEventLevel.Information);
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.
 app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Context.Response.Headers.CacheControl = "no-cache" });
 app.UseRouting();

@@ -32,7 +32,7 @@ public static class TrainingJobsApi
     public static async Task<IResult> LabelAsync(Guid id, [FromBody] LabelRequest? request, ClassifierDbContext db, [FromServices] ModelRegistry registry,
         TimeProvider clock, CancellationToken cancellationToken)
     {
-        var labels = await ValidLabelsAsync(registry, cancellationToken);
+        var labels = await registry.ValidLabelsAsync(cancellationToken);
         if (request?.Label is not { } label || !labels.Contains(label))
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"label must be one of: {string.Join(", ", labels)}");
         var row = await db.Classifications.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
@@ -157,12 +157,6 @@ public static class TrainingJobsApi
         }
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
-    }
-
-    private static async Task<IReadOnlyList<string>> ValidLabelsAsync(ModelRegistry registry, CancellationToken cancellationToken)
-    {
-        var active = await registry.GetActiveAsync(cancellationToken);
-        return active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels.Union(ModelRegistry.ProductClasses).ToList();
     }
 
     private static object View(TrainingJob job) => new

@@ -24,8 +24,7 @@ public sealed class TrainingJobSubmitter(
 
     public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken)
     {
-        var active = await registry.GetActiveAsync(cancellationToken);
-        var valid = (active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels).Union(ModelRegistry.ProductClasses).ToList();
+        var valid = await registry.ValidLabelsAsync(cancellationToken);
         var unknown = labels.Where(l => !valid.Contains(l)).Distinct().ToList();
         if (unknown.Count > 0)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"unknown label(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid: {string.Join(", ", valid)}"));

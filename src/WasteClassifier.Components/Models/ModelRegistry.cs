@@ -31,6 +31,13 @@ public sealed partial class ModelRegistry(
     public static readonly IReadOnlyList<string> ProductClasses =
         ["cardboard", "food organics", "glass", "metal", "miscellaneous trash", "paper", "plastic", "textile trash", "vegetation"];
 
+    /// <summary>Labels an operator may give: the active model's plus the product's (a class new to the model, e.g. vegetation).</summary>
+    public async Task<IReadOnlyList<string>> ValidLabelsAsync(CancellationToken cancellationToken)
+    {
+        var active = await GetActiveAsync(cancellationToken);
+        return active is null ? ProductClasses : ReadCard(active).Labels.Union(ProductClasses).ToList();
+    }
+
     public static ModelCard ReadCard(ModelRecord record) =>
         JsonSerializer.Deserialize<ModelCard>(record.CardJson, ModelCard.JsonOptions) ?? throw new InvalidDataException($"model {record.Version} has an empty card");
 

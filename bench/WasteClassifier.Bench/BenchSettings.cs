@@ -21,6 +21,9 @@ public sealed record BenchSettings
     /// <summary>Closed-loop users that keep the queue non-empty (a worker holds two batches of 16 in prefetch).</summary>
     public int SaturationUsers { get; init; } = 96;
 
+    /// <summary>The worker counts of the end-to-end phases, e.g. only <c>1</c> for a quicker run while profiling.</summary>
+    public IReadOnlyList<int> WorkerCounts { get; init; } = [1, 2];
+
     public static BenchSettings FromEnvironment(string[] args)
     {
         string Get(string name, string? fallback = null) =>
@@ -40,6 +43,7 @@ public sealed record BenchSettings
             PhaseDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_SECONDS", "30"), System.Globalization.CultureInfo.InvariantCulture)),
             MicroDuration = TimeSpan.FromSeconds(double.Parse(Get("BENCH_MICRO_SECONDS", "5"), System.Globalization.CultureInfo.InvariantCulture)),
             SaturationUsers = int.Parse(Get("BENCH_SATURATION_USERS", "96"), System.Globalization.CultureInfo.InvariantCulture),
+            WorkerCounts = Get("BENCH_WORKERS", "1,2").Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToList(),
         };
     }
 }

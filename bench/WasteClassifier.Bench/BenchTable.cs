@@ -6,7 +6,7 @@ namespace WasteClassifier.Bench;
 /// <summary>Collects the figures of one benchmark run and prints them as a Markdown table with the ratios and targets.</summary>
 public sealed class BenchTable
 {
-    public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb);
+    public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb, double WorkerPeakAtStartMb);
 
     public List<ModelBench.Result> Raw { get; } = [];
 
@@ -35,7 +35,7 @@ public sealed class BenchTable
             if (e.Flood is { } flood)
                 md.Append($"| flood (200 users), {e.Workers} worker(s) | {F(flood.Report.Throughput.SteadyCompletedPerS)} | p50 {F(flood.Report.LatencyMs.EndToEnd.P50)}, p95 {F(flood.Report.LatencyMs.EndToEnd.P95)} | " +
                           $"{flood.Report.Counts.Completed} completed, **{flood.Report.Counts.Failed} failed** {Reasons(flood.Report)}, {flood.Report.Counts.Throttled} throttled (retried) |\n");
-            md.Append($"| worker peak memory (VmHWM), {e.Workers} worker(s) | | | {F(e.WorkerPeakMb)} MB |\n");
+            md.Append($"| worker peak memory (VmHWM), {e.Workers} worker(s) | | | {F(e.WorkerPeakMb)} MB ({F(e.WorkerPeakAtStartMb)} MB once started, before any load) |\n");
         }
 
         md.Append($"\nWhere the machine's CPU went in each phase (share of all {Environment.ProcessorCount} cores, whole phase including the drain):\n\n| Phase | " +

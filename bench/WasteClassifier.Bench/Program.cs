@@ -22,17 +22,18 @@ table.Decode.AddRange(DecodeBench.Run("1920x1080 JPEG", ImageSet.Generated(8, 19
 var bench = new EndToEndBench(settings, dataset);
 var logs = Path.Combine(settings.OutputDirectory, "logs");
 Directory.CreateDirectory(logs);
-foreach (var workers in new[] { 1, 2 })
+foreach (var workers in settings.WorkerCounts)
 {
     Console.Error.WriteLine($"end to end, {workers} worker(s)");
     using var deployment = await Deployment.StartAsync(settings, workers, 18_500 + workers, logs);
+    var peakAtStart = deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0);
     await bench.RunAsync(deployment, $"warmup-{workers}w", users: 16, rate: 0, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(60));
     var saturation = await bench.RunAsync(deployment, $"saturation-{workers}w", settings.SaturationUsers, 0, settings.PhaseDuration, TimeSpan.FromSeconds(120));
     var half = await bench.RunAsync(deployment, $"half-{workers}w", 0, saturation.Report.Throughput.SteadyCompletedPerS / 2, settings.PhaseDuration, TimeSpan.FromSeconds(120));
     var flood = workers == 1
         ? await bench.RunAsync(deployment, "flood-1w", 200, 0, settings.PhaseDuration, TimeSpan.FromSeconds(180), profile: "flood")
         : null;
-    table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0)));
+    table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0), peakAtStart));
 }
 
 Console.Error.WriteLine("raw model again");

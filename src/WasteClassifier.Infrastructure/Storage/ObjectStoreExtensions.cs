@@ -28,7 +28,8 @@ public static class ObjectStoreExtensions
                         .WithTimeout(30_000)
                         .Build();
                     var presigner = string.IsNullOrEmpty(options.PublicEndpoint) ? null : Client(options.PublicEndpoint, options.PublicUseSsl ?? options.UseSsl);
-                    return new MinioObjectStore(Client(options.Endpoint, options.UseSsl), options.Bucket, presigner);
+                    var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }) { Timeout = TimeSpan.FromSeconds(30) };
+                    return new MinioObjectStore(Client(options.Endpoint, options.UseSsl), options.Bucket, http, presigner);
                 });
                 break;
             default:

@@ -1,29 +1,56 @@
-using Minio;
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Storage;
 
-/// <summary>The MinIO adapter against the real S3 server.</summary>
+/// <summary>The MinIO adapter, wired as the services wire it, against the real S3 server.</summary>
 public sealed class MinioObjectStoreTests
 {
     [IntegrationFact]
     public async Task PutGetDelete_RoundTripsBytesAndReportsMissingObjects()
     {
-        var services = await TestServices.GetAsync();
-        var client = new MinioClient().WithEndpoint(services.S3Endpoint).WithCredentials(services.S3AccessKey, services.S3SecretKey).Build();
-        var store = new MinioObjectStore(client, $"wc-store-{Guid.NewGuid():N}"[..30]);
+        var store = await CreateStoreAsync($"wc-store-{Guid.NewGuid():N}"[..30]);
         var content = Enumerable.Range(0, 100_000).Select(i => (byte)i).ToArray();
 
         await store.EnsureReadyAsync(CancellationToken.None);
         await store.EnsureReadyAsync(CancellationToken.None); // idempotent
         await store.PutAsync("sha256/ab/abc", content, "image/jpeg", CancellationToken.None);
         await store.PutAsync("sha256/ab/abc", content, "image/jpeg", CancellationToken.None); // same key, one object
+        await store.PutAsync("sha256/ab/empty", ReadOnlyMemory<byte>.Empty, "not a content type", CancellationToken.None);
         await store.CheckAsync(CancellationToken.None);
 
         Assert.Equal(content, await store.GetAsync("sha256/ab/abc", CancellationToken.None));
+        Assert.Equal(100_000, await store.SizeAsync("sha256/ab/abc", CancellationToken.None));
+        Assert.Empty((await store.GetAsync("sha256/ab/empty", CancellationToken.None))!);
         Assert.Null(await store.GetAsync("sha256/ab/missing", CancellationToken.None));
         await store.DeleteAsync("sha256/ab/abc", CancellationToken.None);
         Assert.Null(await store.GetAsync("sha256/ab/abc", CancellationToken.None));
+    }
+
+    [IntegrationFact]
+    public async Task Get_BucketMissing_ThrowsInsteadOfReportingAMissingObject()
+    {
+        var store = await CreateStoreAsync($"wc-none-{Guid.NewGuid():N}"[..30]);
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => store.GetAsync("sha256/ab/abc", CancellationToken.None));
+        Assert.Equal(HttpStatusCode.NotFound, error.StatusCode);
+        Assert.Contains("NoSuchBucket", error.Message);
+    }
+
+    private static async Task<IObjectStore> CreateStoreAsync(string bucket)
+    {
+        var services = await TestServices.GetAsync();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ObjectStore:Provider"] = "minio",
+            ["ObjectStore:Endpoint"] = services.S3Endpoint,
+            ["ObjectStore:AccessKey"] = services.S3AccessKey,
+            ["ObjectStore:SecretKey"] = services.S3SecretKey,
+            ["ObjectStore:Bucket"] = bucket,
+        }).Build();
+        return new ServiceCollection().AddClassifierObjectStore(configuration).BuildServiceProvider().GetRequiredService<IObjectStore>();
     }
 }

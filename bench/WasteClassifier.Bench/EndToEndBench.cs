@@ -27,7 +27,7 @@ public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
         var workerCpu = deployment.Workers.Sum(w => w.CpuSeconds());
         var machine = CpuUsage.Take(deployment);
         var started = DateTime.UtcNow;
-        await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source);
+        await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source, options.LongPoll);
         var result = await new LoadRunner(target, images, options, message => Console.Error.WriteLine($"  [{name}] {message}")).RunAsync();
         var wall = (DateTime.UtcNow - started).TotalSeconds;
         var machineShares = CpuUsage.Take(deployment).SharesSince(machine);

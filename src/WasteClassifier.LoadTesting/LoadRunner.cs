@@ -154,10 +154,11 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
     private async Task WaitForResultAsync(RequestRecord record, string id, CancellationToken hardStop)
     {
-        var wait = options.PollInterval;
+        // A held poll returns when the result is there, so the next one follows at once.
+        var wait = target.PollsWait ? TimeSpan.Zero : options.PollInterval;
         while (true)
         {
-            await Task.Delay(wait, hardStop);
+            if (wait > TimeSpan.Zero) await Task.Delay(wait, hardStop);
             var answer = await target.PollAsync(id, hardStop);
             switch (answer.Kind)
             {
@@ -172,7 +173,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     await Task.Delay(Clamp(answer.RetryAfter), hardStop);
                     break;
                 default:
-                    wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
+                    if (!target.PollsWait) wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
                     break;
             }
         }

@@ -34,6 +34,12 @@ public sealed record LoadTestOptions
 
     public TimeSpan MaxPollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// HTTP mode: each poll asks the API to hold it this long until the result is there (<c>?wait=</c>), as a client
+    /// should; zero polls on <see cref="PollInterval"/> instead, as a client without long polling would.
+    /// </summary>
+    public TimeSpan LongPoll { get; init; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Per HTTP call; a call that takes longer fails with reason <c>timeout</c>.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -53,6 +59,8 @@ public sealed record LoadTestOptions
         if (Queue == (Target is not null)) throw new ArgumentException("give either a target URL or queue mode");
         if (ClosedLoop && Users < 1) throw new ArgumentException("a closed-loop run needs at least one user");
         if (Duration <= TimeSpan.Zero) throw new ArgumentException("duration must be positive");
+        // The API holds a poll for at most 30 s (ClassificationsApi.MaxWaitSeconds) and refuses longer waits.
+        if (LongPoll < TimeSpan.Zero || LongPoll > TimeSpan.FromSeconds(30)) throw new ArgumentException("long poll must be 0 to 30 s");
         if (Target is not null && !AllowRemote) TargetGuard.EnsureLoopback(Target);
     }
 }

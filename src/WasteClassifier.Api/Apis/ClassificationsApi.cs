@@ -12,12 +12,13 @@ public static class ClassificationsApi
 {
     public const string ImageField = "image";
     private const int MaxIdempotencyKeyLength = 128;
+    public const int MaxWaitSeconds = 30;
 
     public static RouteGroupBuilder MapClassificationsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/classifications").WithTags("Classifications");
         api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery();
-        api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings");
+        api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings; ?wait=S holds the request until it is finished (long polling)");
         api.MapGet("/", ListAsync).WithName("ListClassifications").WithSummary("Classifications, newest first, filtered by source and status");
         return api;
     }
@@ -45,13 +46,30 @@ public static class ClassificationsApi
         return TypedResults.Json(new { items = result.Items, rejected = result.Rejected, replayed = result.Replayed }, statusCode: StatusCodes.Status202Accepted);
     }
 
-    public static async Task<IResult> GetAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)
+    /// <param name="wait">Long polling: seconds (up to <see cref="MaxWaitSeconds"/>) to hold the request while the
+    /// classification is queued or processing; it answers as soon as it is finished, or with its state at the end.</param>
+    public static async Task<IResult> GetAsync(Guid id, string? wait, ClassifierDbContext db, [FromServices] ClassificationResultWaiter waiter, CancellationToken cancellationToken)
     {
-        var row = await db.Classifications.Include(c => c.Image).AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
-        return row is null
-            ? ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}")
-            : TypedResults.Ok(ClassificationView.From(row));
+        var waitFor = TimeSpan.Zero;
+        if (wait is not null)
+        {
+            if (!double.TryParse(wait, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds is < 0 or > MaxWaitSeconds)
+                return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_wait", $"wait must be a number of seconds from 0 to {MaxWaitSeconds}");
+            waitFor = TimeSpan.FromSeconds(seconds);
+        }
+
+        var row = await FindAsync(db, id, cancellationToken);
+        if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
+        if (waitFor > TimeSpan.Zero && !ClassificationStatus.IsFinal(row.Status))
+        {
+            await waiter.WaitAsync(id, waitFor, cancellationToken);
+            row = await FindAsync(db, id, cancellationToken) ?? row;
+        }
+        return TypedResults.Ok(ClassificationView.From(row));
     }
+
+    private static Task<Classification?> FindAsync(ClassifierDbContext db, Guid id, CancellationToken cancellationToken) =>
+        db.Classifications.Include(c => c.Image).AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
 
     public static async Task<IResult> ListAsync(ClassifierDbContext db, string? source, string? status, int? limit, string? cursor, CancellationToken cancellationToken)
     {

@@ -95,7 +95,7 @@ public static class ServiceApi
     }
 
     public static async Task<IResult> PredictAsync(HttpRequest request, [FromServices] ClassificationSubmitter submitter, [FromServices] UploadOptions options,
-        ClassifierDbContext db, CancellationToken cancellationToken)
+        [FromServices] ClassificationResultWaiter waiter, ClassifierDbContext db, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
@@ -131,7 +131,7 @@ public static class ServiceApi
             }
             if (row.Status == ClassificationStatus.Failed)
                 return TypedResults.Json(new { success = false, id, error = row.ErrorCode, message = row.Error }, statusCode: StatusCodes.Status422UnprocessableEntity);
-            await Task.Delay(20, cancellationToken);
+            await waiter.WaitAsync(id, deadline - started.Elapsed, cancellationToken);
         }
         return TypedResults.Json(new
         {

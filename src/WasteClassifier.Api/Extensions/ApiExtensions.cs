@@ -46,6 +46,8 @@ public static class ApiExtensions
         services.AddScoped<StatsService>();
         services.AddScoped<TimeSeriesService>();
         services.AddHostedService<QueuedRepublisher>();
+        services.AddSingleton<ClassificationResultWaiter>();
+        services.AddHostedService(provider => provider.GetRequiredService<ClassificationResultWaiter>());
         services.AddClassifierIngestion(configuration);
 
         var runWorker = RunsWorker(configuration);

@@ -28,7 +28,9 @@ public sealed class LoadTestCommand : ICommand
           --max-requests N    never submit more than N images (default 100000)
           --images DIR        send the .jpg/.png files under DIR (at most --image-limit, default 200)
           --generate N        send N generated JPEGs (default 32) of --size WxH (default 640x480)
-          --poll-ms N         first poll after N ms, backing off to 1 s (default 100)
+          --long-poll S       each poll asks the API to hold it up to S s until the result is there
+                              (default 20, at most 30); 0 polls on --poll-ms instead
+          --poll-ms N         without long polling: first poll after N ms, backing off to 1 s (default 100)
           --out DIR           report folder (default loadtest-<time>)
           --cleanup           delete the run's classifications, and images only it created, afterwards
           --allow-remote      permit a target that is not this machine
@@ -38,7 +40,7 @@ public sealed class LoadTestCommand : ICommand
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
     {
         "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
-        "--images", "--image-limit", "--generate", "--size", "--poll-ms", "--out",
+        "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out",
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote" };
@@ -56,7 +58,7 @@ public sealed class LoadTestCommand : ICommand
 
         await using ILoadTarget target = options.Queue
             ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
-            : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source);
+            : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll);
         var result = await new LoadRunner(target, images, options, Log.Info).RunAsync();
         var report = LoadReport.From(result);
         var files = ReportFiles.Write(report, output);
@@ -104,6 +106,7 @@ internal static class LoadTestArguments
             Drain = Seconds(arguments, "--drain", 60),
             MaxRequests = arguments.Int("--max-requests", 100_000),
             PollInterval = TimeSpan.FromMilliseconds(arguments.Int("--poll-ms", 100)),
+            LongPoll = Seconds(arguments, "--long-poll", 20),
             AllowRemote = arguments.Flag("--allow-remote"),
         };
         try

@@ -6,7 +6,8 @@ using WasteClassifier.LoadTesting.Images;
 namespace WasteClassifier.LoadTesting.Targets;
 
 /// <summary>Behaves as a client of the API: multipart POST /v1/classifications, then GET /v1/classifications/{id}.</summary>
-public sealed class HttpLoadTarget(HttpClient http, string source) : ILoadTarget
+/// <param name="longPoll">How long each GET asks the API to wait for the result (<c>?wait=</c>); zero for plain polling.</param>
+public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default) : ILoadTarget
 {
     public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout) =>
         new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = int.MaxValue })
@@ -16,6 +17,8 @@ public sealed class HttpLoadTarget(HttpClient http, string source) : ILoadTarget
         };
 
     public string Description => http.BaseAddress?.ToString() ?? "http";
+
+    public bool PollsWait => longPoll > TimeSpan.Zero;
 
     public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -31,7 +34,8 @@ public sealed class HttpLoadTarget(HttpClient http, string source) : ILoadTarget
 
     public async Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
     {
-        var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/classifications/{id}"), ReadClassification, cancellationToken);
+        var query = PollsWait ? FormattableString.Invariant($"?wait={longPoll.TotalSeconds:0.###}") : "";
+        var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/classifications/{id}{query}"), ReadClassification, cancellationToken);
         // A failure of the GET itself (not a failed classification, which carries timings) is named as such.
         return answer is { Kind: ResponseKind.Failed, Timings: null } ? answer with { Reason = $"poll_{answer.Reason}" } : answer;
     }

@@ -16,6 +16,9 @@ public interface ILoadTarget : IAsyncDisposable
 
     /// <summary>Answers <see cref="ResponseKind.Pending"/>, a final kind with the server's timings, or <see cref="ResponseKind.Throttled"/>.</summary>
     Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Whether a poll is held by the server until the result is there, so the next one may follow at once.</summary>
+    bool PollsWait => false;
 }
 
 public enum ResponseKind

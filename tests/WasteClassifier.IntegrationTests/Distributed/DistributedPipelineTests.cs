@@ -21,6 +21,9 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         foreach (var chunk in sample.Chunk(12))
             ids.AddRange(await _fixture.Client.SubmitFilesAsync(chunk.Select(s => s.Path), source: "line-1"));
 
+        // Long polling against PostgreSQL: one GET, held until a worker has written the result.
+        var first = (await _fixture.Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{ids[0]}?wait=30"))!;
+        Assert.Equal("completed", first["status"]!.GetValue<string>());
         var results = await _fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(3));
 
         Assert.All(results, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));

@@ -115,6 +115,18 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Equal(error, body["error"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("31")]
+    public async Task Get_BadWait_400InvalidWait(string wait)
+    {
+        var response = await fixture.Client.Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}?wait={wait}");
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_wait", body["error"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task Predict_Garbage_400WithSuccessFalse()
     {

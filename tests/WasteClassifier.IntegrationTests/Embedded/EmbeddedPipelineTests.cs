@@ -41,6 +41,21 @@ public sealed class EmbeddedPipelineTests(EmbeddedApiFixture fixture)
     }
 
     [Fact]
+    public async Task Get_WithWait_AnswersOnceTheResultIsThereInOneRequest()
+    {
+        var ids = await fixture.Client.SubmitFilesAsync(Dataset.Sample(perClass: 1).Take(3).Select(s => s.Path), source: "long-poll-line");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        var results = await Task.WhenAll(ids.Select(id => fixture.Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}?wait=30")));
+
+        Assert.All(results, r => Assert.Equal("completed", r!["status"]!.GetValue<string>()));
+        // Held until the result was there, not for the whole wait.
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(25), $"answered after {started.Elapsed}");
+        var missing = await fixture.Client.Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}?wait=5");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
     public async Task Predict_OneImage_AnswersInTheOriginalShape()
     {
         var (path, label) = Dataset.Sample(perClass: 1).First(s => s.Label == "glass");

@@ -52,6 +52,46 @@ public sealed class HttpLoadTargetTests
         Assert.Equal(12.5, report.LatencyMs.QueueWait.Max);
     }
 
+    /// <summary>Answers "queued" to the first GET of each id and "completed" to the next, recording the GETs' queries.</summary>
+    private sealed class LongPollApi : HttpMessageHandler
+    {
+        private readonly HashSet<string> _polledOnce = [];
+
+        public List<string> Queries { get; } = [];
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Post)
+                return Task.FromResult(Json($$"""{"items":[{"id":"{{Guid.NewGuid()}}","status":"queued"}]}"""));
+            lock (Queries)
+            {
+                Queries.Add(request.RequestUri!.Query);
+                var first = _polledOnce.Add(request.RequestUri.AbsolutePath);
+                return Task.FromResult(Json(first ? """{"status":"queued"}""" : """{"status":"completed","timings":{"total_ms":5}}"""));
+            }
+        }
+
+        private static HttpResponseMessage Json(string body) => new(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+    }
+
+    [Fact]
+    public async Task Run_LongPolling_AsksTheApiToWaitAndPollsAgainWithoutPause()
+    {
+        var api = new LongPollApi();
+        var http = new HttpClient(api) { BaseAddress = new Uri("http://localhost/") };
+        // A plain-polling pause this long would make the run take minutes.
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 2, MaxRequests = 6, PollInterval = TimeSpan.FromMinutes(1), LongPoll = TimeSpan.FromSeconds(20) };
+        await using var target = new HttpLoadTarget(http, "test", options.LongPoll);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [1, 2], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(6, report.Counts.Completed);
+        Assert.Equal(12, api.Queries.Count);
+        Assert.All(api.Queries, q => Assert.Equal("?wait=20", q));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(30), $"took {started.Elapsed}");
+    }
+
     [Fact]
     public void ReadClassification_Failed_ReasonIsTheErrorCode()
     {

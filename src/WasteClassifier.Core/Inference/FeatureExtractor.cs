@@ -21,8 +21,7 @@ public sealed class FeatureExtractor : IDisposable
     public static FeatureExtractor Create(BackboneDefinition backbone, InferenceOptions? options = null)
     {
         options ??= InferenceOptions.Default;
-        var model = BackboneGraphComposer.ComposeFeatureExtractor(backbone, options.BackbonesRoot);
-        var session = OnnxSessionFactory.Create(model.ToByteArray(), options);
+        var session = OnnxSessionFactory.Create(() => BackboneGraphComposer.ComposeFeatureExtractor(backbone, options.BackbonesRoot).ToByteArray(), options);
         return new FeatureExtractor(backbone, new BatchRunner(session, BackboneGraphComposer.ImageInput, BackboneGraphComposer.FeaturesOutput));
     }
 

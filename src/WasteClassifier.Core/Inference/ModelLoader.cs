@@ -11,11 +11,9 @@ public static class ModelLoader
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"model folder not found: {modelDirectory}");
         var card = ModelCard.Load(modelDirectory);
 
-        var (model, applySoftmax) = card.Backbone is not null
-            ? (ComposeBackboneModel(card, modelDirectory, options), false)
-            : (ReadFile(modelDirectory, card.Onnx!), !card.OutputIsProbabilities);
-
-        var session = OnnxSessionFactory.Create(model, options);
+        var applySoftmax = card.Backbone is null && !card.OutputIsProbabilities;
+        var session = OnnxSessionFactory.Create(
+            () => card.Backbone is not null ? ComposeBackboneModel(card, modelDirectory, options) : ReadFile(modelDirectory, card.Onnx!), options);
         try
         {
             var inputName = card.Input.Name ?? session.InputNames[0];

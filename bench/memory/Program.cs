@@ -13,8 +13,8 @@ using WasteClassifier.MemoryBench;
 // Model__InferenceThreads and Worker__DecodeParallelism (both default to the core count, as in the worker);
 // MEMORY_BENCH_CAMERA_BATCHES (0): batches of 16 camera-sized (1920×1080) JPEGs at the end;
 // MEMORY_BENCH_TRACE_LOAD=1: resident size every 20 ms while the model loads;
-// MEMORY_BENCH_TENSOR_POOL=full-batch: one full-batch tensor per batch in flight (FullBatchTensorPool) instead of
-// ArrayPool<float>.Shared, which ClassificationBatchProcessor rents from.
+// MEMORY_BENCH_TENSOR_POOL=shared: tensors from ArrayPool<float>.Shared sized to each batch, as the processor did before
+// it used BatchTensorPool (one full-batch tensor per batch in flight).
 var batchesPerPhase = args.Length > 0 && int.TryParse(args[0], out var n) && n > 0 ? n : 60;
 var modelOnlyMode = args.Contains("model-only");
 var root = FindRepositoryRoot();
@@ -27,7 +27,7 @@ var options = new InferenceOptions
 };
 var decodeParallelism = EnvInt("Worker__DecodeParallelism") ?? Environment.ProcessorCount;
 var cameraBatches = EnvInt("MEMORY_BENCH_CAMERA_BATCHES") ?? 0;
-var fullBatchTensorPool = Environment.GetEnvironmentVariable("MEMORY_BENCH_TENSOR_POOL") == "full-batch";
+var fullBatchTensorPool = Environment.GetEnvironmentVariable("MEMORY_BENCH_TENSOR_POOL") != "shared";
 var imagePaths = File.ReadLines(Path.Combine(datasetDirectory, "manifest.csv")).Skip(1)
     .Select(line => Path.Combine(datasetDirectory, line[..line.IndexOf(',')])).ToArray();
 var nextImage = 0;
@@ -36,7 +36,7 @@ Task<byte[]> FetchDatasetImage() =>
     File.ReadAllBytesAsync(imagePaths[(int)((uint)Interlocked.Increment(ref nextImage) * 7919u % (uint)imagePaths.Length)]);
 
 Console.WriteLine($"# memory bench: {batchesPerPhase} batches per phase, {options.IntraOpThreads} intra-op threads, decode parallelism {decodeParallelism}, " +
-    $"{imagePaths.Length} images, tensor pool {(fullBatchTensorPool ? "full-batch" : "ArrayPool<float>.Shared")}; {ProcessMemory.Settings()}");
+    $"{imagePaths.Length} images, tensor pool {(fullBatchTensorPool ? "BatchTensorPool (full batch)" : "ArrayPool<float>.Shared (batch-sized)")}; {ProcessMemory.Settings()}");
 var report = new PhaseReport();
 report.Start("start");
 report.End();
@@ -48,7 +48,7 @@ using var classifier = ModelLoader.Load(modelDirectory, options);
 loadTrace?.Print();
 report.End($"{loadWatch.ElapsedMilliseconds} ms");
 
-var tensorPool = fullBatchTensorPool ? new FullBatchTensorPool(16 * 3 * 224 * 224) : ArrayPool<float>.Shared;
+var tensorPool = fullBatchTensorPool ? new BatchTensorPool(maxRetained: 2) : ArrayPool<float>.Shared;
 var pipeline = new WorkerPipeline(classifier, decodeParallelism, tensorPool);
 var random = new Random(42);
 (string Name, int[] Sizes)[] phases =

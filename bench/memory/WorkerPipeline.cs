@@ -37,7 +37,8 @@ internal sealed class WorkerPipeline(OnnxImageClassifier classifier, int decodeP
         var images = await Task.WhenAll(Enumerable.Range(0, count).Select(_ => fetch()));
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
-        var tensor = tensorPool.Rent(count * length);
+        // As the worker does: the full batch's length from its pool; the shared pool gets each batch's own size (as before).
+        var tensor = tensorPool.Rent((tensorPool is BatchTensorPool ? 16 : count) * length);
         long inferenceTicks;
         try
         {

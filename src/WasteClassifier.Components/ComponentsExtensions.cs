@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Components;
@@ -28,6 +29,7 @@ public static class ComponentsExtensions
         services.TryAddSingleton(configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions());
         services.AddSingleton<RegistryModelProvider>();
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<RegistryModelProvider>());
+        services.TryAddSingleton(sp => new BatchTensorPool(maxRetained: Math.Max(1, sp.GetRequiredService<WorkerOptions>().PipelineDepth)));
         services.AddScoped<ClassificationBatchProcessor>();
         services.AddSingleton<ClassificationBatchScheduler>();
         services.AddHostedService<ModelWatcher>();

@@ -1,10 +1,10 @@
-using System.Buffers;
 using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Core.Imaging;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 
@@ -19,6 +19,7 @@ public sealed class ClassificationBatchProcessor(
     IObjectStore store,
     IModelProvider models,
     WorkerOptions options,
+    BatchTensorPool tensors,
     TimeProvider clock,
     ILogger<ClassificationBatchProcessor> logger)
 {
@@ -42,7 +43,8 @@ public sealed class ClassificationBatchProcessor(
 
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
-        var tensor = ArrayPool<float>.Shared.Rent(rows.Count * length);
+        // Always the full batch's length: one buffer per batch in flight serves every batch size.
+        var tensor = tensors.Rent(Math.Max(rows.Count, options.BatchSize) * length);
         try
         {
             phase.Restart();
@@ -85,7 +87,7 @@ public sealed class ClassificationBatchProcessor(
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(tensor);
+            tensors.Return(tensor);
         }
     }
 

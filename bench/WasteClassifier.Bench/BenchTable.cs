@@ -6,7 +6,7 @@ namespace WasteClassifier.Bench;
 /// <summary>Collects the figures of one benchmark run and prints them as a Markdown table with the ratios and targets.</summary>
 public sealed class BenchTable
 {
-    public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb, double WorkerPeakAtStartMb);
+    public sealed record Deployment(int Workers, EndToEndBench.Phase Saturation, EndToEndBench.Phase Half, EndToEndBench.Phase? Flood, double WorkerPeakMb, double WorkerPeakAtStartMb, EndToEndBench.Phase Warmup);
 
     public List<ModelBench.Result> Raw { get; } = [];
 
@@ -25,7 +25,7 @@ public sealed class BenchTable
         foreach (var d in Decode) md.Append($"| decode + resize, {d.Images}, {d.Threads} thread(s) | {F(d.ImagesPerS)} | {F(d.MsPerImage)} per image | |\n");
         foreach (var e in EndToEnd)
         {
-            foreach (var (label, phase) in new[] { ("saturation", e.Saturation), ("half saturation", e.Half) })
+            foreach (var (label, phase) in new[] { ("warm-up (fresh processes, not in the ratios)", e.Warmup), ("saturation", e.Saturation), ("half saturation", e.Half) })
             {
                 var r = phase.Report;
                 md.Append($"| e2e, {e.Workers} worker(s), {label} | {F(r.Throughput.SteadyCompletedPerS)} | p50 {F(r.LatencyMs.EndToEnd.P50)}, p95 {F(r.LatencyMs.EndToEnd.P95)} | " +

@@ -27,13 +27,13 @@ foreach (var workers in settings.WorkerCounts)
     Console.Error.WriteLine($"end to end, {workers} worker(s)");
     using var deployment = await Deployment.StartAsync(settings, workers, 18_500 + workers, logs);
     var peakAtStart = deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0);
-    await bench.RunAsync(deployment, $"warmup-{workers}w", users: 16, rate: 0, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(60));
+    var warmup = await bench.RunAsync(deployment, $"warmup-{workers}w", settings.SaturationUsers, rate: 0, settings.WarmupDuration, TimeSpan.FromSeconds(60));
     var saturation = await bench.RunAsync(deployment, $"saturation-{workers}w", settings.SaturationUsers, 0, settings.PhaseDuration, TimeSpan.FromSeconds(120));
     var half = await bench.RunAsync(deployment, $"half-{workers}w", 0, saturation.Report.Throughput.SteadyCompletedPerS / 2, settings.PhaseDuration, TimeSpan.FromSeconds(120));
     var flood = workers == 1
         ? await bench.RunAsync(deployment, "flood-1w", 200, 0, settings.PhaseDuration, TimeSpan.FromSeconds(180), profile: "flood")
         : null;
-    table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0), peakAtStart));
+    table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0), peakAtStart, warmup));
 }
 
 Console.Error.WriteLine("raw model again");

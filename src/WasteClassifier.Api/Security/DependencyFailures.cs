@@ -31,7 +31,8 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
     public static bool IsUnavailable(Exception e) => e switch
     {
         DbException or SocketException or TimeoutException or HttpRequestException or Minio.Exceptions.MinioException => true,
-        Microsoft.EntityFrameworkCore.DbUpdateException or InvalidOperationException when e.InnerException is { } inner => IsUnavailable(inner),
+        Microsoft.EntityFrameworkCore.DbUpdateException or InvalidOperationException or Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException
+            when e.InnerException is { } inner => IsUnavailable(inner),
         AggregateException aggregate => aggregate.InnerExceptions.Any(IsUnavailable),
         _ => false,
     };

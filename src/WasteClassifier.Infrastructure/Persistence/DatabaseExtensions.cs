@@ -21,13 +21,23 @@ public static class DatabaseExtensions
         return services;
     }
 
+    /// <summary>The connection string with <c>Maximum Pool Size</c> set to <paramref name="maxPoolSize"/> unless it sets one.</summary>
+    public static string WithPoolLimit(string connectionString, int maxPoolSize)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        var setsItsOwn = connectionString.Split(';').Select(part => part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal))
+            .Any(key => key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase));
+        if (!setsItsOwn && maxPoolSize > 0) builder.MaxPoolSize = maxPoolSize;
+        return builder.ConnectionString;
+    }
+
     public static void Configure(DbContextOptionsBuilder builder, DatabaseOptions options, string dataDirectory)
     {
         switch (options.Provider.ToLowerInvariant())
         {
             case DatabaseProviders.Postgres:
-                var connectionString = options.ConnectionString
-                    ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres");
+                var connectionString = WithPoolLimit(options.ConnectionString
+                    ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres"), options.MaxPoolSize);
                 builder.UseNpgsql(connectionString, npgsql => npgsql
                     .MigrationsAssembly(PostgresMigrationsAssembly)
                     .EnableRetryOnFailure(maxRetryCount: 5, maxRetryDelay: TimeSpan.FromSeconds(5), errorCodesToAdd: null));

@@ -13,6 +13,14 @@ public sealed class DatabaseOptions
 
     /// <summary>Apply pending migrations when a process starts (EF Core serialises concurrent migrators).</summary>
     public bool MigrateOnStartup { get; set; } = true;
+
+    /// <summary>
+    /// Postgres connections one process may hold, unless the connection string sets <c>Maximum Pool Size</c> itself.
+    /// Npgsql's default of 100 per process exceeds PostgreSQL's default <c>max_connections</c> (100) as soon as one API under
+    /// load and a worker are both busy: a cold API answering 96 users at once failed with "too many clients". Requests
+    /// beyond the pool wait for a connection (up to the connection string's <c>Timeout</c>, 15 s by default).
+    /// </summary>
+    public int MaxPoolSize { get; set; } = 30;
 }
 
 public static class DatabaseProviders

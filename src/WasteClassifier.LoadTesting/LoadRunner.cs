@@ -80,11 +80,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 {
                     launched++;
                     await slots.WaitAsync(stopLaunching);
-                    running.Add(Task.Run(async () =>
-                    {
-                        try { await ExecuteAsync(hardStop); }
-                        finally { slots.Release(); }
-                    }, CancellationToken.None));
+                    running.Add(Launch());
                 }
                 if (Volatile.Read(ref _launched) >= options.MaxRequests) break;
                 await Task.Delay(5, stopLaunching);
@@ -94,7 +90,21 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             // The duration is over: no more arrivals.
         }
+        // Arrivals due before the end still go out when this loop woke up late: on a busy machine its timer can be a second
+        // behind, and the run would otherwise send fewer than rate × duration.
+        var dueByEnd = (long)Arrivals(options.Duration.TotalSeconds);
+        while (launched < dueByEnd && TryLaunch() && slots.Wait(0))
+        {
+            launched++;
+            running.Add(Launch());
+        }
         await Task.WhenAll(running);
+
+        Task Launch() => Task.Run(async () =>
+        {
+            try { await ExecuteAsync(hardStop); }
+            finally { slots.Release(); }
+        }, CancellationToken.None);
     }
 
     /// <summary>Arrivals expected by <paramref name="t"/> seconds: the rate rises linearly over the ramp, then holds.</summary>

@@ -21,13 +21,25 @@ public static class DatabaseExtensions
         return services;
     }
 
-    /// <summary>The connection string with <c>Maximum Pool Size</c> set to <paramref name="maxPoolSize"/> unless it sets one.</summary>
-    public static string WithPoolLimit(string connectionString, int maxPoolSize)
+    /// <summary>
+    /// The connection string a service connects with: <paramref name="maxPoolSize"/> connections at most, statements
+    /// prepared once per connection, and no state reset when a connection goes back to the pool. Whatever the given string
+    /// sets itself is kept.
+    /// </summary>
+    /// <remarks>
+    /// Measured under saturation load (2 cores): PostgreSQL spent 4.4 CPU ms per image before and 2.2 after. Every request
+    /// opens and closes a pooled connection several times; each close queued a <c>DISCARD ALL</c> (6 per image), and every
+    /// statement was parsed and planned again. The services keep no session state (no SET, temporary tables or advisory
+    /// locks) that a reset would have to clear.
+    /// </remarks>
+    public static string ForService(string connectionString, int maxPoolSize)
     {
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
-        var setsItsOwn = connectionString.Split(';').Select(part => part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal))
-            .Any(key => key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase));
-        if (!setsItsOwn && maxPoolSize > 0) builder.MaxPoolSize = maxPoolSize;
+        var given = connectionString.Split(';').Select(part => part.Split('=')[0].Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant()).ToHashSet();
+        if (!given.Overlaps(["maximumpoolsize", "maxpoolsize"]) && maxPoolSize > 0) builder.MaxPoolSize = maxPoolSize;
+        if (!given.Contains("noresetonclose")) builder.NoResetOnClose = true;
+        if (!given.Contains("maxautoprepare")) builder.MaxAutoPrepare = 32;
+        if (!given.Contains("autoprepareminusages")) builder.AutoPrepareMinUsages = 2;
         return builder.ConnectionString;
     }
 
@@ -36,7 +48,7 @@ public static class DatabaseExtensions
         switch (options.Provider.ToLowerInvariant())
         {
             case DatabaseProviders.Postgres:
-                var connectionString = WithPoolLimit(options.ConnectionString
+                var connectionString = ForService(options.ConnectionString
                     ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres"), options.MaxPoolSize);
                 builder.UseNpgsql(connectionString, npgsql => npgsql
                     .MigrationsAssembly(PostgresMigrationsAssembly)

@@ -2,8 +2,8 @@
 # The benchmark: builds Release, starts RabbitMQ, PostgreSQL and the S3 server on loopback (as the tests do), then measures
 # the raw model, decoding, and end to end through separate API and worker processes with 1 and 2 workers.
 # Prints a Markdown table (also in $BENCH_OUT/bench.md, with each phase's report.{json,md,html}).
-#   BENCH_SECONDS (30) per load phase, BENCH_MICRO_SECONDS (5) per micro-benchmark, BENCH_SATURATION_USERS (96), BENCH_WORKERS (1,2),
-#   BENCH_WARMUP_SECONDS (30) of saturation load on each deployment before it is measured.
+#   BENCH_SECONDS (30) per load phase, BENCH_MICRO_SECONDS (5) per micro-benchmark, BENCH_SATURATION_USERS (192), BENCH_WORKERS (1,2),
+#   BENCH_WARMUP_SECONDS (45) of saturation load on each deployment before it is measured.
 #   Service settings pass through, e.g. Model__InferenceThreads=1 Worker__DecodeParallelism=1 bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,6 +13,9 @@ public sealed class BenchTable
     /// <summary>The raw model measured again after the end-to-end phases: how much the machine's load drifted during the run.</summary>
     public List<ModelBench.Result> RawAfter { get; } = [];
 
+    /// <summary>How the worker runs the model (its lanes); the other raw setting is one Run at a time over every core.</summary>
+    public ModelBench.Setting? WorkerSetting { get; set; }
+
     public string Setup { get; set; } = "";
     public List<DecodeBench.Result> Decode { get; } = [];
     public List<Deployment> EndToEnd { get; } = [];
@@ -20,8 +23,8 @@ public sealed class BenchTable
     public string Render()
     {
         var md = new StringBuilder($"## Benchmark ({Environment.ProcessorCount} cores, {DateTime.UtcNow:u}{Setup})\n\n| Measure | Images/s | Latency (ms) | Notes |\n|---|---:|---:|---|\n");
-        foreach (var r in Raw) md.Append($"| raw model, batch {r.BatchSize} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | preprocessed tensors |\n");
-        foreach (var r in RawAfter) md.Append($"| raw model, batch {r.BatchSize}, after the e2e phases | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | same model, same run |\n");
+        foreach (var r in Raw) md.Append($"| raw model, batch {r.BatchSize}, {r.Setting}{Role(r.Setting)} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | preprocessed tensors; {F(r.CpuMsPerImage)} CPU ms per image |\n");
+        foreach (var r in RawAfter) md.Append($"| raw model, batch {r.BatchSize}, {r.Setting}, after the e2e phases | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | same model, same run; {F(r.CpuMsPerImage)} CPU ms per image |\n");
         foreach (var d in Decode) md.Append($"| decode + resize, {d.Images}, {d.Threads} thread(s) | {F(d.ImagesPerS)} | {F(d.MsPerImage)} per image | |\n");
         foreach (var e in EndToEnd)
         {
@@ -46,7 +49,13 @@ public sealed class BenchTable
                           $" | {P(Math.Max(0, 1 - phase.MachineCpu.Values.Sum()))} |\n");
 
         // Ratios use the mean of the raw figures measured before and after the end-to-end phases (the machine is shared).
-        double B(int size) => Raw.Concat(RawAfter).Where(r => r.BatchSize == size).Select(r => r.ImagesPerS).DefaultIfEmpty(double.NaN).Average();
+        // Batch 16's ceiling is the better of the two settings; batch 1's reference is one Run at a time over every core,
+        // as a synchronous one-image server runs it (and the lower latency of the two).
+        double Mean(ModelBench.Setting setting, int size) =>
+            Raw.Concat(RawAfter).Where(r => r.BatchSize == size && r.Setting == setting).Select(r => r.ImagesPerS).DefaultIfEmpty(double.NaN).Average();
+        var settings = Raw.Select(r => r.Setting).Distinct().ToList();
+        var oneRun = settings.FirstOrDefault(s => s.Runs == 1) ?? new ModelBench.Setting(1, Environment.ProcessorCount);
+        double B(int size) => size == 1 ? Mean(oneRun, 1) : settings.Select(s => Mean(s, size)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
         var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
         var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
         var e2e1 = one?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;
@@ -56,8 +65,8 @@ public sealed class BenchTable
         var floodFailed = one?.Flood?.Report.Counts.Failed ?? -1;
         var peak = EndToEnd.Select(e => e.WorkerPeakMb).DefaultIfEmpty(double.NaN).Max();
         md.Append("\n| Ratio / target | Value | Target | Met |\n|---|---:|---:|---|\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 16 | {F(e2e1 / B(16))} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 1 | {F(e2e1 / B(1))} | > 1 | {Met(e2e1 > B(1))} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 16 (the better setting) | {F(e2e1 / B(16))} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}) | {F(e2e1 / B(1))} | > 1 | {Met(e2e1 > B(1))} |\n");
         md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | (2 cores shared) | |\n");
         md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
         md.Append($"| flood failed requests | {floodFailed} | 0 | {Met(floodFailed == 0)} |\n");
@@ -67,6 +76,8 @@ public sealed class BenchTable
 
     private static string Reasons(LoadReport report) =>
         report.Counts.FailuresByReason.Count == 0 ? "" : "(" + string.Join(", ", report.Counts.FailuresByReason.Select(r => $"{r.Key}: {r.Value}")) + ")";
+
+    private string Role(ModelBench.Setting setting) => setting == WorkerSetting ? " (the worker's setting)" : "";
 
     private static string Met(bool met) => met ? "yes" : "**no**";
 

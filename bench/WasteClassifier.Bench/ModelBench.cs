@@ -4,14 +4,25 @@ using WasteClassifier.Core.Inference;
 
 namespace WasteClassifier.Bench;
 
-/// <summary>The ceiling: the active model on already-preprocessed tensors, one Run per batch, as the worker calls it.</summary>
+/// <summary>
+/// The ceiling: the active model on already-preprocessed tensors, with <c>runs</c> Runs in flight at once on one session
+/// (each with <c>threads</c> intra-op threads), as a worker with that many lanes calls it.
+/// </summary>
 public static class ModelBench
 {
-    public sealed record Result(int BatchSize, double ImagesPerS, double MsPerBatch);
-
-    public static IReadOnlyList<Result> Run(string modelDirectory, int threads, IReadOnlyList<byte[]> images, TimeSpan perSize, int[] batchSizes)
+    public sealed record Setting(int Runs, int Threads, int MaxImagesPerRun = 0)
     {
-        using var classifier = ModelLoader.Load(modelDirectory, new InferenceOptions { IntraOpThreads = threads });
+        public override string ToString() => $"{Runs} Run{(Runs == 1 ? "" : "s")} × {Threads} thread{(Threads == 1 ? "" : "s")}" +
+                                             (MaxImagesPerRun > 0 ? $", ≤ {MaxImagesPerRun} images per Run" : "");
+    }
+
+    /// <param name="MsPerBatch">Wall time of one Run.</param>
+    /// <param name="CpuMsPerImage">The process's CPU time per image, all threads: what the model costs a machine whose cores are shared.</param>
+    public sealed record Result(Setting Setting, int BatchSize, double ImagesPerS, double MsPerBatch, double CpuMsPerImage);
+
+    public static IReadOnlyList<Result> Run(string modelDirectory, Setting setting, IReadOnlyList<byte[]> images, TimeSpan perSize, int[] batchSizes)
+    {
+        using var classifier = ModelLoader.Load(modelDirectory, new InferenceOptions { IntraOpThreads = setting.Threads, ConcurrentRuns = setting.Runs, MaxImagesPerRun = setting.MaxImagesPerRun });
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
         var max = batchSizes.Max();
@@ -22,17 +33,26 @@ public static class ModelBench
         var results = new List<Result>();
         foreach (var size in batchSizes)
         {
+            // ORT only reads the input, so the concurrent Runs share one tensor.
             var batch = tensor.AsMemory(0, size * length);
             classifier.Classify(batch, size); // warm-up: first Run of a shape allocates
+            var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             var runs = 0;
-            while (watch.Elapsed < perSize || runs < 3)
+            var loops = Enumerable.Range(0, setting.Runs).Select(_ => Task.Factory.StartNew(() =>
             {
-                classifier.Classify(batch, size);
-                runs++;
-            }
+                while (watch.Elapsed < perSize || Volatile.Read(ref runs) < 3 * setting.Runs)
+                {
+                    classifier.Classify(batch, size);
+                    Interlocked.Increment(ref runs);
+                }
+            }, TaskCreationOptions.LongRunning)).ToArray();
+            Task.WaitAll(loops);
             var seconds = watch.Elapsed.TotalSeconds;
-            results.Add(new Result(size, runs * size / seconds, seconds * 1000 / runs));
+            process.Refresh();
+            var cpuMs = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+            results.Add(new Result(setting, size, runs * size / seconds, seconds * 1000 * setting.Runs / runs, cpuMs / (runs * size)));
         }
         return results;
     }

@@ -1,4 +1,5 @@
 using WasteClassifier.Bench;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.LoadTesting.Images;
 
@@ -6,13 +7,29 @@ using WasteClassifier.LoadTesting.Images;
 var settings = BenchSettings.FromEnvironment(args);
 Directory.CreateDirectory(settings.OutputDirectory);
 var modelDirectory = Environment.GetEnvironmentVariable("Model__Directory") ?? Path.Combine(AppContext.BaseDirectory, "models", "default");
-var threads = int.TryParse(Environment.GetEnvironmentVariable("Model__InferenceThreads"), out var t) && t > 0 ? t : Environment.ProcessorCount;
+// Two settings of the raw model: one Run at a time over every core (a synchronous one-image server's best case at batch 1),
+// and the worker's lanes, configured as the worker is (Model__InferenceLanes, Model__InferenceThreads, Model__ImagesPerRun).
+var model = new ModelOptions
+{
+    InferenceLanes = EnvInt("Model__InferenceLanes") ?? 0,
+    InferenceThreads = EnvInt("Model__InferenceThreads") ?? 0,
+    ImagesPerRun = EnvInt("Model__ImagesPerRun") ?? new ModelOptions().ImagesPerRun,
+};
+var serving = model.ToInferenceOptions();
+var sequential = model.ToSequentialInferenceOptions();
+var oneRun = new ModelBench.Setting(1, sequential.IntraOpThreads);
+var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.IntraOpThreads, serving.MaxImagesPerRun);
+var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
 var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}" };
 
-Console.Error.WriteLine($"raw model ({modelDirectory}, {threads} intra-op threads)");
-var raw = ModelBench.Run(modelDirectory, threads, dataset.All.Select(i => i.Content).ToList(), settings.MicroDuration, [1, 8, 16, 32]);
-table.Raw.AddRange(raw);
+var images = dataset.All.Select(i => i.Content).ToList();
+foreach (var setting in settingsToMeasure)
+{
+    Console.Error.WriteLine($"raw model ({modelDirectory}, {setting})");
+    table.Raw.AddRange(ModelBench.Run(modelDirectory, setting, images, settings.MicroDuration, [1, 8, 16, 32]));
+}
+table.WorkerSetting = workerSetting;
 
 Console.Error.WriteLine("decode + resize");
 var input = ModelCard.Load(modelDirectory).Input;
@@ -37,8 +54,11 @@ foreach (var workers in settings.WorkerCounts)
 }
 
 Console.Error.WriteLine("raw model again");
-table.RawAfter.AddRange(ModelBench.Run(modelDirectory, threads, dataset.All.Select(i => i.Content).ToList(), settings.MicroDuration, [1, 16]));
+foreach (var setting in settingsToMeasure)
+    table.RawAfter.AddRange(ModelBench.Run(modelDirectory, setting, images, settings.MicroDuration, setting == oneRun ? [1, 16] : [16]));
 
 var text = table.Render();
 File.WriteAllText(Path.Combine(settings.OutputDirectory, "bench.md"), text);
 Console.Out.Write(text);
+
+static int? EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var value) && value >= 0 ? value : null;

@@ -26,7 +26,13 @@ public static class ComponentsExtensions
     public static IServiceCollection AddClassificationWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddModelRegistry(configuration);
-        services.TryAddSingleton(configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions());
+        services.TryAddSingleton(sp =>
+        {
+            var worker = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+            if (worker.PipelineDepth <= 0) worker.PipelineDepth = sp.GetRequiredService<ModelOptions>().ResolvedLanes + 1;
+            return worker;
+        });
+        services.TryAddSingleton<ModelLanes>();
         services.AddSingleton<RegistryModelProvider>();
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<RegistryModelProvider>());
         services.TryAddSingleton(sp => new BatchTensorPool(maxRetained: Math.Max(1, sp.GetRequiredService<WorkerOptions>().PipelineDepth)));

@@ -20,12 +20,11 @@ public sealed class ClassificationBatchProcessor(
     IModelProvider models,
     WorkerOptions options,
     BatchTensorPool tensors,
+    ModelLanes lanes,
     TimeProvider clock,
     ILogger<ClassificationBatchProcessor> logger)
 {
     public const string MissingImage = "image_missing";
-
-    private static readonly SemaphoreSlim ModelTurn = new(1, 1);
 
     public async Task<BatchOutcome> ProcessAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
@@ -53,10 +52,10 @@ public sealed class ClassificationBatchProcessor(
             var good = Enumerable.Range(0, rows.Count).Where(i => checks[i].Ok).ToArray();
             CompactSlots(tensor, good, length);
 
-            // Batches overlap (the next is fetched and decoded during this one's inference) but take the model in turn:
-            // waiting here is asynchronous, so it holds no thread-pool thread (2 on 2 cores), and the time recorded
-            // as inference is the model's alone.
-            await ModelTurn.WaitAsync(cancellationToken);
+            // Batches overlap (one is fetched and decoded while others are in the model), but no more run inference at
+            // once than the model has lanes: waiting here is asynchronous, so it holds no thread-pool thread (2 on 2 cores),
+            // and the time recorded as inference is the model's alone.
+            await lanes.WaitAsync(cancellationToken);
             float[][] probabilities;
             double inferenceMs;
             try
@@ -67,7 +66,7 @@ public sealed class ClassificationBatchProcessor(
             }
             finally
             {
-                ModelTurn.Release();
+                lanes.Release();
             }
 
             var completedAt = clock.GetUtcNow().UtcDateTime;

@@ -6,8 +6,8 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Forms batches from the messages waiting when a batch slot frees up, and runs up to
-/// <see cref="WorkerOptions.PipelineDepth"/> batches at once (inference itself is serialised in the model), so the next
-/// batch is claimed, fetched and decoded while the current one is in the model.
+/// <see cref="WorkerOptions.PipelineDepth"/> batches at once (no more in the model at once than it has lanes, see
+/// <see cref="ModelLanes"/>), so a batch is claimed, fetched and decoded while the others are in the model.
 /// </summary>
 /// <remarks>
 /// MassTransit's own Batch&lt;T&gt; closed a batch on its timer even while the previous one was still running; under

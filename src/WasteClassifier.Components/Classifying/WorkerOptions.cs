@@ -17,8 +17,11 @@ public sealed class WorkerOptions
     /// </summary>
     public int BatchWaitMs { get; set; } = 25;
 
-    /// <summary>Batches in progress at once: the next is fetched and decoded while the current one is in the model.</summary>
-    public int PipelineDepth { get; set; } = 2;
+    /// <summary>
+    /// Batches in progress at once: one more than the model's lanes, so a batch is fetched and decoded while the others
+    /// are in the model. 0 (the default) sets it from <c>Model:InferenceLanes</c>.
+    /// </summary>
+    public int PipelineDepth { get; set; }
 
     /// <summary>Threads decoding images of one batch; defaults to the core count.</summary>
     public int DecodeParallelism { get; set; } = Environment.ProcessorCount;

@@ -16,10 +16,37 @@ public sealed class ModelOptions
     /// <summary>How often a worker checks the registry for a newly promoted model (besides the ModelPromoted event).</summary>
     public int RefreshSeconds { get; set; } = 30;
 
-    /// <summary>ONNX Runtime intra-op threads; 0 means one per core.</summary>
+    /// <summary>
+    /// Batches a worker runs through the model at once; 0 means one per core. Each gets its own single-threaded ONNX Runtime
+    /// Run: on cores shared with the API, the database and decoding, a Run split over every core stalls whenever one of its
+    /// threads is preempted (measured on 2 cores beside one busy process: 21 images/s for one 2-thread Run, 29 for two
+    /// 1-thread Runs; 44 and 43 on idle cores). See bench/run.sh.
+    /// </summary>
+    public int InferenceLanes { get; set; }
+
+    /// <summary>ONNX Runtime intra-op threads per Run; 0 means the cores shared out among the lanes (serving) or all of them (training).</summary>
     public int InferenceThreads { get; set; }
 
+    /// <summary>
+    /// Most images per Run in a serving session: a batch of 16 goes through its lane as two Runs of 8, which halves the
+    /// activations each lane holds. On one thread a Run costs the same per image at any batch size (measured 46 CPU ms per
+    /// image at batch 1, 8 and 16). 0: the whole batch in one Run.
+    /// </summary>
+    public int ImagesPerRun { get; set; } = 8;
+
+    public int ResolvedLanes => InferenceLanes > 0 ? InferenceLanes : Environment.ProcessorCount;
+
+    /// <summary>The serving session: <see cref="ResolvedLanes"/> concurrent Runs.</summary>
     public InferenceOptions ToInferenceOptions() => new()
+    {
+        IntraOpThreads = InferenceThreads > 0 ? InferenceThreads : Math.Max(1, Environment.ProcessorCount / ResolvedLanes),
+        ConcurrentRuns = ResolvedLanes,
+        MaxImagesPerRun = ImagesPerRun,
+        BackbonesRoot = BackbonesDirectory,
+    };
+
+    /// <summary>For one caller running batch after batch (training, evaluation): one Run at a time over every core.</summary>
+    public InferenceOptions ToSequentialInferenceOptions() => new()
     {
         IntraOpThreads = InferenceThreads > 0 ? InferenceThreads : Environment.ProcessorCount,
         BackbonesRoot = BackbonesDirectory,

@@ -80,7 +80,7 @@ public sealed class TrainingJobRunner(
         var activeCard = active is null ? null : ModelRegistry.ReadCard(active);
         var labels = activeCard?.Labels ?? ModelRegistry.ProductClasses;
         var backbone = BackboneDefinition.All.FirstOrDefault(b => b.Id == activeCard?.Backbone) ?? BackboneDefinition.ResNet18MultiScale;
-        var inference = modelOptions.ToInferenceOptions();
+        var inference = modelOptions.ToSequentialInferenceOptions();
 
         var images = await data.LoadAsync(options, labels, cancellationToken);
         var training = images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
@@ -158,7 +158,7 @@ public sealed class TrainingJobRunner(
         {
             return await Task.Run(() =>
             {
-                using var classifier = ModelLoader.Load(directory, modelOptions.ToInferenceOptions());
+                using var classifier = ModelLoader.Load(directory, modelOptions.ToSequentialInferenceOptions());
                 return ImageSetEvaluator.Evaluate(classifier, holdOut, labels, m => logger.LogInformation("{Message}", m), cancellationToken);
             }, cancellationToken);
         }
@@ -174,7 +174,7 @@ public sealed class TrainingJobRunner(
         var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
         return await Task.Run(() =>
         {
-            using var classifier = ModelLoader.Load(directory, modelOptions.ToInferenceOptions());
+            using var classifier = ModelLoader.Load(directory, modelOptions.ToSequentialInferenceOptions());
             return ImageSetEvaluator.Evaluate(classifier, holdOut, labels, m => logger.LogInformation("{Message}", m), cancellationToken);
         }, cancellationToken);
     }

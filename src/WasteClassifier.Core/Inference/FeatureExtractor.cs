@@ -22,7 +22,7 @@ public sealed class FeatureExtractor : IDisposable
     {
         options ??= InferenceOptions.Default;
         var session = OnnxSessionFactory.Create(() => BackboneGraphComposer.ComposeFeatureExtractor(backbone, options.BackbonesRoot).ToByteArray(), options);
-        return new FeatureExtractor(backbone, new BatchRunner(session, BackboneGraphComposer.ImageInput, BackboneGraphComposer.FeaturesOutput));
+        return new FeatureExtractor(backbone, new BatchRunner(session, BackboneGraphComposer.ImageInput, BackboneGraphComposer.FeaturesOutput, options));
     }
 
     /// <summary>Returns <paramref name="count"/> rows of <see cref="BackboneDefinition.FeatureWidth"/> floats.</summary>

@@ -20,7 +20,7 @@ public static class ModelLoader
             var outputName = card.Output ?? session.OutputNames[0];
             if (!session.InputNames.Contains(inputName)) throw new InvalidDataException($"model {card.Version} has no input named '{inputName}'");
             if (!session.OutputNames.Contains(outputName)) throw new InvalidDataException($"model {card.Version} has no output named '{outputName}'");
-            var classifier = new OnnxImageClassifier(card, new BatchRunner(session, inputName, outputName), applySoftmax);
+            var classifier = new OnnxImageClassifier(card, new BatchRunner(session, inputName, outputName, options), applySoftmax);
             classifier.Validate();
             return classifier;
         }

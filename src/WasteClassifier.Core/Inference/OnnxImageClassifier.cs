@@ -2,7 +2,7 @@ namespace WasteClassifier.Core.Inference;
 
 /// <summary>
 /// One ONNX Runtime session that maps a batch of image tensors to probabilities over the card's labels.
-/// Safe to call from several threads; calls are serialised because each Run already uses every intra-op thread.
+/// Safe to call from several threads; at most <see cref="InferenceOptions.ConcurrentRuns"/> calls run at once, the rest wait.
 /// Create it with <see cref="ModelLoader"/>.
 /// </summary>
 public sealed class OnnxImageClassifier : IImageClassifier

@@ -85,7 +85,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
     private ClassificationBatchProcessor Processor() =>
         new(_db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
-            new BatchTensorPool(maxRetained: 2), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
+            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
 
     private async Task<ClassifyImage> AddAsync(byte[]? content)
     {

@@ -52,6 +52,30 @@ public sealed class ModelLoaderTests : IClassFixture<DefaultModelFixture>
     };
 
     [Fact]
+    public async Task Classify_TwoLanesRunningBatchesInChunks_GiveTheSequentialResults()
+    {
+        // Batches of 4 through Runs of at most 3 images: each batch is split 3 + 1.
+        using var lanes = ModelLoader.Load(TestPaths.DefaultModel, new InferenceOptions { IntraOpThreads = 1, ConcurrentRuns = 2, MaxImagesPerRun = 3 });
+        var length = ImageTensorWriter.TensorLength(lanes.Card.Input);
+        var batches = KnownImages.Select(row => (string)row[0]).Chunk(4).Select(paths =>
+        {
+            var tensor = new float[paths.Length * length];
+            for (var i = 0; i < paths.Length; i++)
+                ImageTensorWriter.Write(File.ReadAllBytes(Path.Combine(TestPaths.Dataset, paths[i])), lanes.Card.Input, tensor.AsSpan(i * length, length), ImageLimits.Default);
+            return (Tensor: tensor, Count: paths.Length);
+        }).ToArray();
+        var expected = batches.Select(b => classifier.Classify(b.Tensor, b.Count)).ToArray();
+
+        // Both batches in the model at once, several times over, on the two lanes of one session.
+        var results = await Task.WhenAll(batches.Select(b => Task.Run(() => Enumerable.Range(0, 3).Select(_ => lanes.Classify(b.Tensor, b.Count)).ToArray())));
+
+        for (var b = 0; b < batches.Length; b++)
+            foreach (var run in results[b])
+                for (var i = 0; i < batches[b].Count; i++)
+                    Assert.Equal(expected[b][i], run[i], (x, y) => Math.Abs(x - y) < 1e-4f);
+    }
+
+    [Fact]
     public void Load_CardListingEightLabels_ThrowsNamingBothCounts()
     {
         var directory = Directory.CreateTempSubdirectory("loader-test").FullName;

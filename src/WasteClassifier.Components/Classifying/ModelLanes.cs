@@ -1,0 +1,20 @@
+using WasteClassifier.Components.Models;
+
+namespace WasteClassifier.Components.Classifying;
+
+/// <summary>
+/// A worker's turns at the model: as many batches run inference at once as the model has lanes
+/// (<see cref="ModelOptions.InferenceLanes"/>); the others wait asynchronously, holding no thread-pool thread.
+/// </summary>
+public sealed class ModelLanes(ModelOptions options) : IDisposable
+{
+    private readonly SemaphoreSlim turns = new(options.ResolvedLanes, options.ResolvedLanes);
+
+    public int Count => options.ResolvedLanes;
+
+    public Task WaitAsync(CancellationToken cancellationToken) => turns.WaitAsync(cancellationToken);
+
+    public void Release() => turns.Release();
+
+    public void Dispose() => turns.Dispose();
+}

@@ -1,0 +1,42 @@
+using WasteClassifier.Components.Models;
+
+namespace WasteClassifier.UnitTests.Components;
+
+public sealed class ModelOptionsTests
+{
+    [Fact]
+    public void ToInferenceOptions_Defaults_OneSingleThreadedRunPerCore()
+    {
+        var options = new ModelOptions().ToInferenceOptions();
+
+        Assert.Equal(Environment.ProcessorCount, options.ConcurrentRuns);
+        Assert.Equal(1, options.IntraOpThreads);
+    }
+
+    [Fact]
+    public void ToInferenceOptions_OneLane_GetsEveryCore()
+    {
+        var options = new ModelOptions { InferenceLanes = 1 }.ToInferenceOptions();
+
+        Assert.Equal(1, options.ConcurrentRuns);
+        Assert.Equal(Environment.ProcessorCount, options.IntraOpThreads);
+    }
+
+    [Fact]
+    public void ToSequentialInferenceOptions_IgnoresLanes_OneRunOverEveryCore()
+    {
+        var options = new ModelOptions { InferenceLanes = 4 }.ToSequentialInferenceOptions();
+
+        Assert.Equal(1, options.ConcurrentRuns);
+        Assert.Equal(Environment.ProcessorCount, options.IntraOpThreads);
+    }
+
+    [Fact]
+    public void ToInferenceOptions_ThreadsSet_AreKeptPerLane()
+    {
+        var options = new ModelOptions { InferenceLanes = 2, InferenceThreads = 3 }.ToInferenceOptions();
+
+        Assert.Equal(2, options.ConcurrentRuns);
+        Assert.Equal(3, options.IntraOpThreads);
+    }
+}

@@ -19,25 +19,28 @@ public sealed class ClassificationBatchScheduler
 {
     private readonly Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process;
     private readonly WorkerOptions options;
+    private readonly int modelLanes;
     private readonly ILogger<ClassificationBatchScheduler> logger;
     private readonly Lock _gate = new();
     private readonly Queue<Pending> _waiting = new();
     private int _running;
 
-    public ClassificationBatchScheduler(IServiceScopeFactory scopes, WorkerOptions options, ILogger<ClassificationBatchScheduler> logger)
+    public ClassificationBatchScheduler(IServiceScopeFactory scopes, WorkerOptions options, ModelLanes lanes, ILogger<ClassificationBatchScheduler> logger)
         : this(async (messages, cancellationToken) =>
         {
             await using var scope = scopes.CreateAsyncScope();
             await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
-        }, options, logger)
+        }, options, lanes.Count, logger)
     {
     }
 
     /// <summary>With the batch's work given directly (tests).</summary>
-    internal ClassificationBatchScheduler(Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process, WorkerOptions options, ILogger<ClassificationBatchScheduler> logger)
+    internal ClassificationBatchScheduler(Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process, WorkerOptions options, int modelLanes,
+        ILogger<ClassificationBatchScheduler> logger)
     {
         this.process = process;
         this.options = options;
+        this.modelLanes = Math.Max(1, modelLanes);
         this.logger = logger;
     }
 
@@ -61,8 +64,9 @@ public sealed class ClassificationBatchScheduler
     {
         while (true)
         {
-            // While another batch holds the model, a partial batch may wait a little for more messages at no cost in latency.
-            if (OtherBatchRunning() && Waiting() < options.BatchSize && options.BatchWaitMs > 0)
+            // While the other batches hold every lane of the model, a partial batch would wait for a lane anyway: it may wait
+            // a little for more messages at no cost in latency. With a lane free it starts at once.
+            if (OtherBatchesHoldEveryLane() && Waiting() < options.BatchSize && options.BatchWaitMs > 0)
                 await WaitForMoreAsync(TimeSpan.FromMilliseconds(options.BatchWaitMs));
             var batch = Take();
             if (batch is null) return;
@@ -70,9 +74,9 @@ public sealed class ClassificationBatchScheduler
         }
     }
 
-    private bool OtherBatchRunning()
+    private bool OtherBatchesHoldEveryLane()
     {
-        lock (_gate) return _running > 1;
+        lock (_gate) return _running - 1 >= modelLanes;
     }
 
     private int Waiting()

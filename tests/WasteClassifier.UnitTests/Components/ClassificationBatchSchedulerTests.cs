@@ -45,6 +45,30 @@ public sealed class ClassificationBatchSchedulerTests
         Assert.Equal(2, most);
     }
 
+    [Theory]
+    [InlineData(2, false)]
+    [InlineData(1, true)]
+    public async Task Classify_MessageArrivingWhileABatchRuns_StartsAtOnceOnlyWhenALaneIsFree(int modelLanes, bool waitsForMore)
+    {
+        var release = new TaskCompletionSource();
+        var started = 0;
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 3_000 }, async (_, _) =>
+        {
+            Interlocked.Increment(ref started);
+            await release.Task;
+        }, modelLanes);
+
+        var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
+        await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
+        var second = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
+        await Task.Delay(500);
+
+        // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company (up to 3 s).
+        Assert.Equal(waitsForMore ? 1 : 2, Volatile.Read(ref started));
+        release.SetResult();
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     [Fact]
     public async Task Classify_BatchThrows_EveryMessageOfItFaultsAndLaterOnesStillRun()
     {
@@ -69,8 +93,8 @@ public sealed class ClassificationBatchSchedulerTests
         Assert.Equal(2, calls);
     }
 
-    private static ClassificationBatchScheduler Scheduler(WorkerOptions options, Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process) =>
-        new(process, options, NullLogger<ClassificationBatchScheduler>.Instance);
+    private static ClassificationBatchScheduler Scheduler(WorkerOptions options, Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process, int modelLanes = 1) =>
+        new(process, options, modelLanes, NullLogger<ClassificationBatchScheduler>.Instance);
 
     private static ClassifyImage Message() => new() { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
 

@@ -12,6 +12,8 @@ export BENCH_OUT="${BENCH_OUT:-$root/bench/results/$(date +%Y%m%d-%H%M%S)}"
 export BENCH_DATASET="${BENCH_DATASET:-$root/../shared/datasets/waste-v1}"
 eval "$(bash tests/tooling/start-services.sh)"
 dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
+# The build's compiler and MSBuild servers stay behind and use CPU for a while: stop them before measuring.
+dotnet build-server shutdown >/dev/null 2>&1 || true
 export BENCH_API_DLL="$root/src/WasteClassifier.Api/bin/Release/net10.0/WasteClassifier.Api.dll"
 export BENCH_WORKER_DLL="$root/src/WasteClassifier.Worker/bin/Release/net10.0/WasteClassifier.Worker.dll"
 mkdir -p "$BENCH_OUT"

@@ -61,7 +61,8 @@ public sealed class ClassificationBatchSchedulerTests
         var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
         await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
         var second = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
-        await Task.Delay(500);
+        // Well under the 3 s a waiting batch would take: polled, so a busy machine's slow thread start does not fail it.
+        for (var i = 0; i < 100 && Volatile.Read(ref started) < 2; i++) await Task.Delay(15);
 
         // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company (up to 3 s).
         Assert.Equal(waitsForMore ? 1 : 2, Volatile.Read(ref started));

@@ -15,7 +15,7 @@ public static class ComponentsExtensions
     /// <summary>The model registry (rows + object-store files); every process that reads or changes models needs it.</summary>
     public static IServiceCollection AddModelRegistry(this IServiceCollection services, IConfiguration configuration)
     {
-        services.TryAddSingleton(configuration.GetSection(ModelOptions.Section).Get<ModelOptions>() ?? new ModelOptions());
+        services.TryAddSingleton((configuration.GetSection(ModelOptions.Section).Get<ModelOptions>() ?? new ModelOptions()).Validated());
         services.TryAddSingleton(ServiceOptions.From(configuration));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddScoped<ModelRegistry>();

@@ -20,7 +20,7 @@ public sealed class ModelOptions
     /// Batches a worker runs through the model at once; 0 means one per core. Each gets its own single-threaded ONNX Runtime
     /// Run: on cores shared with the API, the database and decoding, a Run split over every core stalls whenever one of its
     /// threads is preempted (measured on 2 cores beside one busy process: 21 images/s for one 2-thread Run, 29 for two
-    /// 1-thread Runs; 44 and 43 on idle cores). See bench/run.sh.
+    /// 1-thread Runs; 35–44 for both on idle cores, from run to run). See bench/run.sh.
     /// </summary>
     public int InferenceLanes { get; set; }
 
@@ -33,6 +33,14 @@ public sealed class ModelOptions
     /// image at batch 1, 8 and 16). 0: the whole batch in one Run.
     /// </summary>
     public int ImagesPerRun { get; set; } = 8;
+
+    /// <summary>Refuses negative counts at start, naming the setting, instead of quietly serving with the defaults.</summary>
+    public ModelOptions Validated()
+    {
+        foreach (var (name, value) in new[] { (nameof(InferenceLanes), InferenceLanes), (nameof(InferenceThreads), InferenceThreads), (nameof(ImagesPerRun), ImagesPerRun) })
+            if (value < 0) throw new InvalidOperationException($"{Section}:{name} is {value}; it must be 0 (the default) or more");
+        return this;
+    }
 
     public int ResolvedLanes => InferenceLanes > 0 ? InferenceLanes : Environment.ProcessorCount;
 

@@ -39,4 +39,15 @@ public sealed class ModelOptionsTests
         Assert.Equal(2, options.ConcurrentRuns);
         Assert.Equal(3, options.IntraOpThreads);
     }
+
+    [Theory]
+    [InlineData(-1, 0, 8, "Model:InferenceLanes is -1")]
+    [InlineData(0, -2, 8, "Model:InferenceThreads is -2")]
+    [InlineData(0, 0, -8, "Model:ImagesPerRun is -8")]
+    public void Validated_NegativeCount_ThrowsNamingTheSetting(int lanes, int threads, int perRun, string expected)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => new ModelOptions { InferenceLanes = lanes, InferenceThreads = threads, ImagesPerRun = perRun }.Validated());
+
+        Assert.Contains(expected, error.Message);
+    }
 }

@@ -139,6 +139,7 @@ public sealed class DirectUploads(
             return (Upload: upload, Row: row);
         }).ToList();
         var toSend = await duplicates.MarkAsync(created.Select(c => c.Row).ToList(), duplicateWindowSeconds, cancellationToken);
+        ClassifyCommandSender.StampBeforeInsert(toSend, now);
 
         foreach (var (upload, row) in created)
         {
@@ -169,7 +170,7 @@ public sealed class DirectUploads(
         {
             try
             {
-                await sender.SendAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
+                await sender.SendStampedAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -36,6 +36,7 @@ public sealed class ClassificationSubmitter(
             CreatedAt = now.AddTicks(position * 10),
         }).ToList();
         var toSend = await duplicates.MarkAsync(rows, null, cancellationToken);
+        ClassifyCommandSender.StampBeforeInsert(toSend, now);
         db.Classifications.AddRange(rows);
         try
         {
@@ -61,7 +62,7 @@ public sealed class ClassificationSubmitter(
     {
         try
         {
-            await sender.SendAsync(rows, objectKeys, cancellationToken);
+            await sender.SendStampedAsync(rows, objectKeys, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

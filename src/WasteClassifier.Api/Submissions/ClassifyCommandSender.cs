@@ -6,13 +6,53 @@ using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Submissions;
 
-/// <summary>Sends <see cref="ClassifyImage"/> for recorded rows to the classify queue, then stamps them as sent.</summary>
+/// <summary>
+/// Sends <see cref="ClassifyImage"/> for recorded rows to the classify queue. <see cref="Classification.PublishedAt"/> tells
+/// the re-publisher which queued rows the broker has: new rows are stamped in their own insert and un-stamped if the send
+/// fails (<see cref="StampBeforeInsert"/>, <see cref="SendStampedAsync"/>), which spares an UPDATE per submission; rows
+/// sent again are stamped after the send (<see cref="SendAsync"/>).
+/// </summary>
 public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointProvider sendEndpoints, MessagingOptions messaging, TimeProvider clock)
 {
     public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="objectKeys"/>.</summary>
+    /// <summary>Marks new rows as sent before they are saved; <see cref="SendStampedAsync"/> must follow the insert.</summary>
+    public static void StampBeforeInsert(IEnumerable<Classification> rows, DateTime now)
+    {
+        foreach (var row in rows) row.PublishedAt = now;
+    }
+
+    /// <summary>
+    /// Sends rows saved with <see cref="StampBeforeInsert"/>. If the send fails, the stamps are cleared so that the
+    /// re-publisher sends the rows after <c>Republish:UnsentAfterSeconds</c>; should the process die between the insert
+    /// and the send, its rule for messages lost in transit (<c>Republish:StuckAfterSeconds</c>) sends them.
+    /// </summary>
+    public async Task SendStampedAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, string>? objectKeys, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendOnlyAsync(rows, objectKeys, cancellationToken);
+        }
+        catch
+        {
+            var ids = rows.Select(r => r.Id).ToList();
+            // Not the request's token: a cancelled request must still leave its rows to the re-publisher.
+            await db.Classifications.Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, (DateTime?)null), CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>Sends, then stamps the rows as sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="objectKeys"/>.</summary>
     public async Task SendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, string>? objectKeys, CancellationToken cancellationToken)
+    {
+        await SendOnlyAsync(rows, objectKeys, cancellationToken);
+        var ids = rows.Select(r => r.Id).ToList();
+        var sentAt = clock.GetUtcNow().UtcDateTime;
+        await db.Classifications.Where(c => ids.Contains(c.Id)).ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, sentAt), cancellationToken);
+    }
+
+    private async Task SendOnlyAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, string>? objectKeys, CancellationToken cancellationToken)
     {
         // A send waits for the broker connection while RabbitMQ is down; bounded, so a submission is answered (the row is
         // recorded and the re-publisher sends it later) instead of hanging until the client gives up.
@@ -33,8 +73,5 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
         {
             throw new TimeoutException($"the broker did not take the message(s) within {SendTimeout.TotalSeconds:F0} s");
         }
-        var ids = rows.Select(r => r.Id).ToList();
-        var sentAt = clock.GetUtcNow().UtcDateTime;
-        await db.Classifications.Where(c => ids.Contains(c.Id)).ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, sentAt), cancellationToken);
     }
 }

@@ -1,3 +1,4 @@
+using MassTransit;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -56,6 +57,7 @@ public static class ApiExtensions
         if (runTrainer) services.AddTrainer(configuration);
         services.AddClassifierBus(configuration, bus =>
         {
+            bus.AddConsumer<ClassificationsFinishedConsumer, ClassificationsFinishedConsumerDefinition>();
             if (runWorker) bus.AddClassificationConsumers();
             if (runTrainer) bus.AddTrainerConsumers();
         });

@@ -30,6 +30,8 @@ public sealed class ClassificationBatchScheduler
         {
             await using var scope = scopes.CreateAsyncScope();
             await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
+            await scope.ServiceProvider.GetRequiredService<ClassificationsFinishedNotifier>()
+                .NotifyAsync(messages.Select(m => m.ClassificationId).Distinct().ToList(), cancellationToken);
         }, options, lanes.Count, logger)
     {
     }

@@ -39,6 +39,11 @@ public static class ClassifierMetrics
         "wasteclassifier_queue_wait_duration_seconds", "From upload accepted to a worker claiming the image",
         new HistogramConfiguration { Buckets = LatencyBucketsSeconds });
 
+    public static readonly Counter WaitsAnswered = Metrics.CreateCounter(
+        "wasteclassifier_waits_answered_total",
+        "Waiting requests (long polls, /predict) answered because their result was final, by how this API learned it: " +
+        "event (a worker's ClassificationsFinished) or check (its own database check)", "by");
+
     public static readonly Gauge ModelInUse = Metrics.CreateGauge(
         "wasteclassifier_model_in_use", "1 for the model version this process serves", "model_version");
 

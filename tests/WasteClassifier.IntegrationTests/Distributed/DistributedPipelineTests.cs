@@ -1,5 +1,11 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Distributed;
@@ -59,5 +65,50 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.True(body["success"]!.GetValue<bool>(), body.ToJsonString());
         Assert.Equal(label, body["predicted_class"]!.GetValue<string>());
+    }
+
+    [IntegrationFact]
+    public async Task ClassificationsFinished_PublishedOnRabbitMq_AnswersTheApisWaitingRequest()
+    {
+        // An id with no row: the API's own database check never finds it final, so only the event can answer it.
+        var id = Guid.NewGuid();
+        var waiter = _fixture.Api.Services.GetRequiredService<ClassificationResultWaiter>();
+        var waited = Stopwatch.StartNew();
+        var waiting = waiter.WaitAsync(id, TimeSpan.FromSeconds(60), CancellationToken.None);
+
+        await _fixture.Api.Services.GetRequiredService<IBus>().Publish(new ClassificationsFinished { ClassificationIds = [id], FinishedAt = DateTimeOffset.UtcNow });
+        await waiting;
+
+        Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), $"answered after {waited.Elapsed.TotalSeconds:F1} s; the wait was 60 s");
+    }
+
+    [IntegrationFact]
+    public async Task Classify_WorkerProcess_AnnouncesTheFinishedClassification()
+    {
+        // A listener of our own on the same exchange the APIs' queues are bound to.
+        var announced = new ConcurrentBag<Guid>();
+        var listener = _fixture.Api.Services.GetRequiredService<IBus>().ConnectReceiveEndpoint(new TemporaryEndpointDefinition(), DefaultEndpointNameFormatter.Instance,
+            endpoint => endpoint.Handler<ClassificationsFinished>(context =>
+            {
+                foreach (var finished in context.Message.ClassificationIds) announced.Add(finished);
+                return Task.CompletedTask;
+            }));
+        await listener.Ready;
+        try
+        {
+            var (path, _) = Dataset.Sample(perClass: 1).First();
+            var id = (await _fixture.Client.SubmitFilesAsync([path])).Single();
+
+            var result = (await _fixture.Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}?wait=30"))!;
+
+            Assert.Equal("completed", result["status"]!.GetValue<string>());
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!announced.Contains(id) && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.Contains(id, announced);
+        }
+        finally
+        {
+            await listener.StopAsync();
+        }
     }
 }

@@ -52,7 +52,7 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var release = new TaskCompletionSource();
         var started = 0;
-        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 3_000 }, async (_, _) =>
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 8_000 }, async (_, _) =>
         {
             Interlocked.Increment(ref started);
             await release.Task;
@@ -61,13 +61,15 @@ public sealed class ClassificationBatchSchedulerTests
         var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
         await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
         var second = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
-        // Well under the 3 s a waiting batch would take: polled, so a busy machine's slow thread start does not fail it.
-        for (var i = 0; i < 100 && Volatile.Read(ref started) < 2; i++) await Task.Delay(15);
+        // Up to 2 s by the clock, well under the 8 s a waiting batch would take: polled, so a busy machine's slow thread
+        // start does not fail it (a count of short delays once ran past the wait on a loaded CI machine).
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (watch.Elapsed < TimeSpan.FromSeconds(2) && Volatile.Read(ref started) < 2) await Task.Delay(15);
 
-        // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company (up to 3 s).
+        // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company (up to 8 s).
         Assert.Equal(waitsForMore ? 1 : 2, Volatile.Read(ref started));
         release.SetResult();
-        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(20));
     }
 
     [Fact]

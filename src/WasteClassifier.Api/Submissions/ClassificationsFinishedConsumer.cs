@@ -8,21 +8,22 @@ public sealed class ClassificationsFinishedConsumer(ClassificationResultWaiter w
 {
     public Task Consume(ConsumeContext<ClassificationsFinished> context)
     {
-        waiter.Finished(context.Message.ClassificationIds);
+        // A malformed event answers nobody; the waiter's database check still does.
+        if (context.Message.ClassificationIds is { } ids) waiter.Finished(ids);
         return Task.CompletedTask;
     }
 }
 
 public sealed class ClassificationsFinishedConsumerDefinition : ConsumerDefinition<ClassificationsFinishedConsumer>
 {
-    // Every API process waits for its own requests: one auto-deleted queue per process, so the event fans out to all.
-    private static readonly string InstanceName = $"classifications-finished-{Guid.NewGuid().ToString("N")[..12]}";
-
     public ClassificationsFinishedConsumerDefinition()
     {
+        // Every API waits for its own requests: one auto-deleted queue per API (per bus, not per process: the tests host
+        // several APIs in one process, and a shared queue would split the events between them), so the event fans out to all.
+        var name = $"classifications-finished-{Guid.NewGuid().ToString("N")[..12]}";
         Endpoint(endpoint =>
         {
-            endpoint.Name = InstanceName;
+            endpoint.Name = name;
             endpoint.Temporary = true;
         });
     }

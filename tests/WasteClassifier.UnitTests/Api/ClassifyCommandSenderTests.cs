@@ -1,35 +1,29 @@
 using MassTransit;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
+
+using WasteClassifier.UnitTests.Support;
 
 namespace WasteClassifier.UnitTests.Api;
 
 /// <summary>New rows are saved already stamped as sent; a failed send must hand them back to the re-publisher.</summary>
 public sealed class ClassifyCommandSenderTests : IDisposable
 {
-    private readonly SqliteConnection _connection = new("Data Source=:memory:");
-    private readonly ClassifierDbContext _db;
+    private readonly InMemoryDatabase _database = new();
 
-    public ClassifyCommandSenderTests()
-    {
-        _connection.Open();
-        _db = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
-        _db.Database.EnsureCreated();
-    }
 
     [Fact]
     public async Task SendStamped_BrokerRefuses_StampsClearedAndTheErrorRaised()
     {
         var rows = await AddStampedRowsAsync(3);
-        var sender = new ClassifyCommandSender(_db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System);
+        var sender = new ClassifyCommandSender(Db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System);
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => sender.SendStampedAsync(rows, objectKeys: null, CancellationToken.None));
 
-        _db.ChangeTracker.Clear();
-        var stored = await _db.Classifications.AsNoTracking().ToListAsync();
+        Db.ChangeTracker.Clear();
+        var stored = await Db.Classifications.AsNoTracking().ToListAsync();
         Assert.Equal(3, stored.Count);
         Assert.All(stored, row => Assert.Null(row.PublishedAt));
     }
@@ -38,14 +32,14 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     public async Task SendStamped_RequestCancelled_StampsStillCleared()
     {
         var rows = await AddStampedRowsAsync(2);
-        var sender = new ClassifyCommandSender(_db, new RefusingSendEndpoints(new OperationCanceledException()), new MessagingOptions(), TimeProvider.System);
+        var sender = new ClassifyCommandSender(Db, new RefusingSendEndpoints(new OperationCanceledException()), new MessagingOptions(), TimeProvider.System);
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
 
         await Assert.ThrowsAsync<OperationCanceledException>(() => sender.SendStampedAsync(rows, objectKeys: null, cancelled.Token));
 
-        _db.ChangeTracker.Clear();
-        Assert.All(await _db.Classifications.AsNoTracking().ToListAsync(), row => Assert.Null(row.PublishedAt));
+        Db.ChangeTracker.Clear();
+        Assert.All(await Db.Classifications.AsNoTracking().ToListAsync(), row => Assert.Null(row.PublishedAt));
     }
 
     private async Task<List<Classification>> AddStampedRowsAsync(int count)
@@ -59,17 +53,15 @@ public sealed class ClassifyCommandSenderTests : IDisposable
             CreatedAt = now,
         }).ToList();
         ClassifyCommandSender.StampBeforeInsert(rows, now);
-        _db.Classifications.AddRange(rows);
-        await _db.SaveChangesAsync();
+        Db.Classifications.AddRange(rows);
+        await Db.SaveChangesAsync();
         Assert.All(rows, row => Assert.Equal(now, row.PublishedAt));
         return rows;
     }
 
-    public void Dispose()
-    {
-        _db.Dispose();
-        _connection.Dispose();
-    }
+    private ClassifierDbContext Db => _database.Context;
+
+    public void Dispose() => _database.Dispose();
 
     /// <summary>A broker that cannot be reached: every send endpoint lookup fails.</summary>
     private sealed class RefusingSendEndpoints(Exception? failure = null) : ISendEndpointProvider

@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
@@ -16,17 +15,10 @@ namespace WasteClassifier.UnitTests.Components;
 public sealed class ClassificationBatchProcessorTests : IDisposable
 {
     private static readonly string[] Labels = ["low", "middle", "high"];
-    private readonly SqliteConnection _connection = new("Data Source=:memory:");
-    private readonly ClassifierDbContext _db;
+    private readonly InMemoryDatabase _database = new();
     private readonly MemoryObjectStore _store = new();
     private readonly RedChannelClassifier _classifier = new();
 
-    public ClassificationBatchProcessorTests()
-    {
-        _connection.Open();
-        _db = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
-        _db.Database.EnsureCreated();
-    }
 
     [Fact]
     public async Task Process_MixedBatch_GoodImagesClassifiedInOneCallAndBadOnesFailedWithReasons()
@@ -84,7 +76,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     private ClassificationBatchProcessor Processor() =>
-        new(_db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
+        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
 
     private async Task<ClassifyImage> AddAsync(byte[]? content)
@@ -93,25 +85,23 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         if (content is not null) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
         var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key, Format = "png", CreatedAt = DateTime.UtcNow };
         var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5) };
-        _db.Classifications.Add(row);
-        await _db.SaveChangesAsync();
-        _db.ChangeTracker.Clear();
+        Db.Classifications.Add(row);
+        await Db.SaveChangesAsync();
+        Db.ChangeTracker.Clear();
         return new ClassifyImage { ClassificationId = row.Id, ObjectKey = key, SubmittedAt = DateTimeOffset.UtcNow };
     }
 
     private async Task<List<Classification>> Rows(IEnumerable<ClassifyImage> messages)
     {
-        _db.ChangeTracker.Clear();
+        Db.ChangeTracker.Clear();
         var ids = messages.Select(m => m.ClassificationId).ToList();
-        var rows = await _db.Classifications.AsNoTracking().Where(c => ids.Contains(c.Id)).ToListAsync();
+        var rows = await Db.Classifications.AsNoTracking().Where(c => ids.Contains(c.Id)).ToListAsync();
         return ids.Select(id => rows.Single(r => r.Id == id)).ToList();
     }
 
-    public void Dispose()
-    {
-        _db.Dispose();
-        _connection.Dispose();
-    }
+    private ClassifierDbContext Db => _database.Context;
+
+    public void Dispose() => _database.Dispose();
 
     /// <summary>Picks a class from the red value of each image's first pixel, so a misplaced tensor slot shows up.</summary>
     private sealed class RedChannelClassifier : IImageClassifier

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A quick A/B of one change, where bench/run.sh takes 17 minutes: one Release API and one worker process on a fresh
+# database, bucket and queue against the local servers, a warm-up, then one measured phase. Prints the CPU each process
+# spent per completed image and PostgreSQL's transactions and rows per image. Run it for each side of a change, in
+# turns, several times: the machine is shared, so only differences well beyond run-to-run spread mean anything.
+#
+#   bash bench/ab.sh LABEL [ENV=VALUE ...]      e.g. bash bench/ab.sh lanes1 Model__InferenceLanes=1
+#   AB_LOAD="--rate 20" bash bench/ab.sh half   (default AB_LOAD="--users 192"; AB_WARMUP=40 and AB_SECONDS=25 seconds)
+# Needs a Release build: dotnet build -c Release WasteClassifier.sln
+set -euo pipefail
+cd "$(dirname "$0")/.."
+label=${1:?usage: bash bench/ab.sh LABEL [ENV=VALUE ...]}; shift
+eval "$(bash tests/tooling/start-services.sh)"
+out=${TMPDIR:-/tmp}/wasteclassifier-ab-$label; rm -rf "$out"; mkdir -p "$out"
+admin="postgresql://postgres:postgres@localhost/postgres"
+db=wc_ab_$(date +%s)_$RANDOM
+psql "$admin" -qc "create database $db"
+port=18650
+common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POSTGRES};Database=$db;SSL Mode=Disable"
+  Messaging__Transport=rabbitmq Messaging__RabbitMq__Host=localhost Messaging__ClassifyQueue=classify-ab-$db
+  ObjectStore__Provider=minio ObjectStore__Endpoint=localhost:9000 ObjectStore__AccessKey=S3RVER ObjectStore__SecretKey=S3RVER
+  ObjectStore__Bucket=wc-ab-${db//_/-} DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
+(cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
+api=$!
+trap 'kill $api ${worker:-} 2>/dev/null || true' EXIT
+for _ in $(seq 1 60); do curl -sf http://127.0.0.1:$port/health/ready > /dev/null && break; sleep 1; done
+(cd src/WasteClassifier.Worker/bin/Release/net10.0 && exec env "${common[@]}" "$@" dotnet WasteClassifier.Worker.dll) > "$out/worker.log" 2>&1 &
+worker=$!
+sleep 8
+
+load() { dotnet src/WasteClassifier.Cli/bin/Release/net10.0/wastectl.dll loadtest --target http://127.0.0.1:$port $1 --duration $2 --drain 60 \
+  --images ../shared/datasets/waste-v1 --out "$out/$3" > "$out/$3.log" 2>&1; }
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }                     # user + system ticks (1/100 s)
+servers() { for p in $(pgrep -x postgres); do cpu "$p" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
+pgstat() { psql "$admin" -Atc "select xact_commit+xact_rollback, tup_fetched from pg_stat_database where datname='$db'"; }
+
+load "--users 96" "${AB_WARMUP:-40}" warmup
+a0=$(cpu $api); w0=$(cpu $worker); p0=$(servers); s0=$(cpu "$(pgrep -f s3rver | head -1)"); x0=$(pgstat); m0=$(awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat)
+load "${AB_LOAD:---users 192}" "${AB_SECONDS:-25}" measured
+a1=$(cpu $api); w1=$(cpu $worker); p1=$(servers); s1=$(cpu "$(pgrep -f s3rver | head -1)"); x1=$(pgstat); m1=$(awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat)
+python3 - "$out/measured/report.json" <<PY
+import json, sys
+r = json.load(open(sys.argv[1])); n = r["counts"]["completed"]; e = r["latency_ms"]["end_to_end"]
+x0, x1 = [int(v) for v in "$x0".split("|")], [int(v) for v in "$x1".split("|")]
+ms = lambda a, b: (b - a) * 10 / n
+print(f"$label: {n} completed, {r['throughput']['steady_completed_per_s']:.2f} images/s, e2e p50 {e['p50']:.0f} / p95 {e['p95']:.0f} ms; "
+      f"CPU ms per image: API {ms($a0, $a1):.1f}, worker {ms($w0, $w1):.1f}, PostgreSQL {ms($p0, $p1):.1f}, s3rver {ms($s0, $s1):.1f}, "
+      f"machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched")
+PY

@@ -71,7 +71,35 @@ public sealed class BenchTable
         md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
         md.Append($"| flood failed requests | {floodFailed} | 0 | {Met(floodFailed == 0)} |\n");
         md.Append($"| worker peak memory (MB) | {F(peak)} | < 500 | {Met(peak < 500)} |\n");
+        if (one is not null) AppendCpuBudget(md, one.Saturation, B(16), B(1), settings);
         return md.ToString();
+    }
+
+    /// <summary>
+    /// The throughput targets as CPU budgets: on fully busy cores, e2e images/s is the cores' milliseconds over what the
+    /// whole machine spends per image, and the model alone costs what the raw run measured. So the ratios follow from
+    /// how much the API, the servers and the worker's own work add to the model, set against what batching saves.
+    /// </summary>
+    private void AppendCpuBudget(StringBuilder md, EndToEndBench.Phase saturation, double rawBatch16, double rawBatch1, IReadOnlyList<ModelBench.Setting> settings)
+    {
+        double ModelMs(int size, Func<ModelBench.Setting, bool> setting) =>
+            Raw.Concat(RawAfter).Where(r => r.BatchSize == size && setting(r.Setting)).Select(r => r.CpuMsPerImage).DefaultIfEmpty(double.NaN).Average();
+        // The model's cost as the worker runs it (its lanes), else the first setting measured.
+        var served = WorkerSetting ?? settings[0];
+        var model16 = ModelMs(16, s => s == served);
+        var model1 = ModelMs(1, s => s.Runs == 1);
+        var cores = Environment.ProcessorCount * 1000.0;
+        var spent = CpuUsage.Groups.Sum(saturation.CpuMsPerImage);
+        md.Append($"\nThe throughput targets as CPU budgets ({saturation.Name}: each group's share of the {Environment.ProcessorCount} cores over its steady throughput, in CPU ms per image):\n\n" +
+                  "| Spent by | CPU ms per image |\n|---|---:|\n");
+        foreach (var group in CpuUsage.Groups) md.Append($"| {group} | {F(saturation.CpuMsPerImage(group))} |\n");
+        md.Append($"| **whole machine** | **{F(spent)}** |\n");
+        md.Append($"| the model alone, raw batch 16 ({served}), same run | {F(model16)} |\n");
+        md.Append($"| the model alone, raw batch 1 (1 Run), same run | {F(model1)} |\n");
+        md.Append($"\nBeyond the model the machine spent {F(spent - model16)} ms per image. " +
+                  $"e2e ≥ 0.8 × raw batch 16 allows at most {F(cores / (0.8 * rawBatch16))} ms per image in all, {F(cores / (0.8 * rawBatch16) - model16)} beyond the model; " +
+                  $"e2e > raw batch 1 allows less than {F(cores / rawBatch1)} ms, {F(cores / rawBatch1 - model16)} beyond the model " +
+                  $"(batching saves {F(model1 - model16)} ms per image of the model's own CPU).\n");
     }
 
     private static string Reasons(LoadReport report) =>

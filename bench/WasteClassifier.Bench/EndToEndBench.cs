@@ -8,7 +8,16 @@ namespace WasteClassifier.Bench;
 /// <summary>Runs load phases against a deployment through its HTTP API, writing each phase's report.</summary>
 public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
 {
-    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare, IReadOnlyDictionary<string, double> MachineCpu, double MeanBatchSize);
+    /// <param name="MachineCpu">Share of all cores each process group used over the whole phase, drain included.</param>
+    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare, IReadOnlyDictionary<string, double> MachineCpu, double MeanBatchSize)
+    {
+        /// <summary>
+        /// CPU milliseconds a group spent per image at the phase's steady throughput (the figure the ratios use): on cores
+        /// that stay busy to the end, as at saturation, the group's share of the phase over that throughput.
+        /// </summary>
+        public double CpuMsPerImage(string group) =>
+            MachineCpu.GetValueOrDefault(group) * Environment.ProcessorCount * 1000 / Report.Throughput.SteadyCompletedPerS;
+    }
 
     public async Task<Phase> RunAsync(Deployment deployment, string name, int users, double rate, TimeSpan duration, TimeSpan drain, string? profile = null)
     {

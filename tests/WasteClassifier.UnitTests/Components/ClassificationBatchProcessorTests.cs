@@ -75,6 +75,35 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(new BatchOutcome(1, 1, 0), outcome);
     }
 
+    [Fact]
+    public async Task Process_ShortReadThenWholeObject_ReadsAgainAndCompletes()
+    {
+        var message = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.ShortReadsLeft = 2;
+
+        var outcome = await Processor().ProcessAsync([message], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0), outcome);
+        Assert.Equal(0, _store.ShortReadsLeft);
+        Assert.Equal("high", (await Rows([message])).Single().PredictedClass);
+    }
+
+    [Fact]
+    public async Task Process_ObjectNeverWhole_FailsWithSizeMismatchAndTheRestCompletes()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var bad = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.ShortKeys.Add(bad.ObjectKey);
+
+        var outcome = await Processor().ProcessAsync([good, bad], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 1, 1), outcome);
+        var rows = await Rows([good, bad]);
+        Assert.Equal(["completed", "failed"], rows.Select(r => r.Status));
+        Assert.Equal(ClassificationBatchProcessor.SizeMismatch, rows[1].ErrorCode);
+        Assert.Contains("returned 0 bytes", rows[1].Error);
+    }
+
     private ClassificationBatchProcessor Processor() =>
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
@@ -83,7 +112,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         var key = $"objects/{Guid.NewGuid():N}";
         if (content is not null) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
-        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key, Format = "png", CreatedAt = DateTime.UtcNow };
+        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key, Format = "png", SizeBytes = content?.Length ?? 1, CreatedAt = DateTime.UtcNow };
         var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5) };
         Db.Classifications.Add(row);
         await Db.SaveChangesAsync();
@@ -144,6 +173,12 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         private readonly Dictionary<string, byte[]> _objects = [];
 
+        /// <summary>The next reads, of any object, return no bytes: an object being rewritten in place.</summary>
+        public int ShortReadsLeft { get; set; }
+
+        /// <summary>Objects that always read as no bytes.</summary>
+        public HashSet<string> ShortKeys { get; } = [];
+
         public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
@@ -154,7 +189,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
         public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
         {
-            lock (_objects) return Task.FromResult(_objects.GetValueOrDefault(key));
+            lock (_objects)
+            {
+                if (ShortKeys.Contains(key) || ShortReadsLeft > 0 && ShortReadsLeft-- > 0) return Task.FromResult<byte[]?>([]);
+                return Task.FromResult(_objects.GetValueOrDefault(key));
+            }
         }
 
         public Task DeleteAsync(string key, CancellationToken cancellationToken)

@@ -58,13 +58,12 @@ public static class ClassificationsApi
             waitFor = TimeSpan.FromSeconds(seconds);
         }
 
+        // Watched before the read, so a result announced between the two is not missed.
+        using var watch = waitFor > TimeSpan.Zero ? waiter.Watch(id) : null;
         var row = await FindAsync(db, id, cancellationToken);
         if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
-        if (waitFor > TimeSpan.Zero && !ClassificationStatus.IsFinal(row.Status))
-        {
-            await waiter.WaitAsync(id, waitFor, cancellationToken);
-            row = await FindAsync(db, id, cancellationToken) ?? row;
-        }
+        if (watch is not null && !ClassificationStatus.IsFinal(row.Status))
+            row = await watch.WaitAsync(waitFor, cancellationToken) ?? await FindAsync(db, id, cancellationToken) ?? row;
         return TypedResults.Ok(ClassificationView.From(row));
     }
 

@@ -113,7 +113,11 @@ public static class ServiceApi
         var deadline = TimeSpan.FromSeconds(options.PredictTimeoutSeconds);
         while (started.Elapsed < deadline)
         {
+            // Watched before the read, so a result announced between the two is not missed.
+            using var watch = waiter.Watch(id);
             var row = await db.Classifications.AsNoTracking().FirstAsync(c => c.Id == id, cancellationToken);
+            if (!ClassificationStatus.IsFinal(row.Status))
+                row = await watch.WaitAsync(deadline - started.Elapsed, cancellationToken) ?? row;
             if (row.Status == ClassificationStatus.Completed)
             {
                 return TypedResults.Ok(new
@@ -131,7 +135,6 @@ public static class ServiceApi
             }
             if (row.Status == ClassificationStatus.Failed)
                 return TypedResults.Json(new { success = false, id, error = row.ErrorCode, message = row.Error }, statusCode: StatusCodes.Status422UnprocessableEntity);
-            await waiter.WaitAsync(id, deadline - started.Elapsed, cancellationToken);
         }
         return TypedResults.Json(new
         {

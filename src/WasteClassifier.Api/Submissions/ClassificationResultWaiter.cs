@@ -7,48 +7,67 @@ namespace WasteClassifier.Api.Submissions;
 
 /// <summary>
 /// Lets requests wait until classifications are finished: long polling (<c>GET /v1/classifications/{id}?wait=</c>) and
-/// <c>/predict</c>. A waiting request is answered when a worker announces the result (<see cref="Finished"/>, fed by the
-/// ClassificationsFinished event), or when this process's own check of the database finds it final. The check covers
-/// what an event cannot: an id first waited for just after its event went by (checked on the next
-/// <see cref="CheckInterval"/>), and results nobody announced (a fault, a duplicate's copy, a lost event; every
-/// <see cref="FullCheckInterval"/>). One query answers every waiting request of this process together: with every
-/// waiting id checked every 50 ms, this loop cost the API and PostgreSQL about 0.5 CPU ms per image under load.
+/// <c>/predict</c>. A request starts a <see cref="Watch"/> before it reads the row, so a result announced between the read
+/// and the wait is not missed. A waiting request is answered when a worker announces the result (<see cref="FinishedAsync"/>,
+/// fed by the ClassificationsFinished event): the announced rows that someone waits for are read in one query and handed
+/// to their requests, which then need no read of their own. This process's own check of the database every
+/// <see cref="CheckInterval"/> covers results nobody announced (a duplicate's copy, a lost event). One query answers
+/// every waiting request of this process together.
 /// </summary>
 public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILogger<ClassificationResultWaiter> logger) : BackgroundService
 {
-    public static readonly TimeSpan CheckInterval = TimeSpan.FromMilliseconds(50);
-    public static readonly TimeSpan FullCheckInterval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(1);
 
     // Bounds one query's parameter list; more waiting ids are checked in several queries.
     private const int IdsPerQuery = 500;
 
     private readonly ConcurrentDictionary<Guid, Waiter> _waiting = new();
     private readonly SemaphoreSlim _wake = new(0);
-    private DateTime _lastFullCheck = DateTime.MinValue;
 
-    /// <summary>Completes when the classification is completed or failed, or when <paramref name="timeout"/> has passed.</summary>
-    public async Task WaitAsync(Guid id, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts waiting for <paramref name="id"/>. Start it before reading the row: a result announced after the read is
+    /// then caught. Dispose it when the request no longer waits.
+    /// </summary>
+    public ResultWatch Watch(Guid id)
     {
-        if (timeout <= TimeSpan.Zero) return;
-        var waiter = _waiting.GetOrAdd(id, _ => new Waiter());
-        waiter.KeepUntil(DateTime.UtcNow + timeout);
-        if (_wake.CurrentCount == 0) _wake.Release();
-        try
+        while (true)
         {
-            await waiter.Finished.Task.WaitAsync(timeout, cancellationToken);
-        }
-        catch (TimeoutException)
-        {
-            // Still running: the caller answers with the current state.
+            var waiter = _waiting.GetOrAdd(id, _ => new Waiter());
+            lock (waiter)
+            {
+                // Lost a race with the last watcher's Dispose, which took this entry out: start a fresh one.
+                if (waiter.Abandoned) continue;
+                waiter.Watchers++;
+            }
+            if (_wake.CurrentCount == 0) _wake.Release();
+            return new ResultWatch(this, id, waiter);
         }
     }
 
-    /// <summary>A worker committed these results: the requests waiting for them answer now.</summary>
-    public void Finished(IEnumerable<Guid> ids)
+    /// <summary>
+    /// A worker committed these results: the requests waiting for them answer now, with the rows read here in one query
+    /// (a request handed no row, because the read failed or found the row not final, reads it itself).
+    /// </summary>
+    public async Task FinishedAsync(IReadOnlyCollection<Guid> ids, CancellationToken cancellationToken)
     {
-        foreach (var id in ids)
-            if (_waiting.TryRemove(id, out var waiter) && waiter.Finished.TrySetResult())
-                ClassifierMetrics.WaitsAnswered.WithLabels("event").Inc();
+        var wanted = ids.Where(_waiting.ContainsKey).Distinct().ToList();
+        if (wanted.Count == 0) return;
+        var rows = new Dictionary<Guid, Classification>();
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            foreach (var chunk in wanted.Chunk(IdsPerQuery))
+            {
+                var found = await db.Classifications.Include(c => c.Image).AsNoTracking().Where(c => chunk.Contains(c.Id)).ToListAsync(cancellationToken);
+                foreach (var row in found.Where(r => ClassificationStatus.IsFinal(r.Status))) rows[row.Id] = row;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("Reading {Count} announced classifications failed; their requests read them themselves: {Reason}", wanted.Count, e.Message);
+        }
+        foreach (var id in wanted) Answer(id, rows.GetValueOrDefault(id), "event");
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -71,32 +90,22 @@ public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILog
 
     private async Task CheckAsync(CancellationToken cancellationToken)
     {
-        var now = DateTime.UtcNow;
-        foreach (var (id, waiter) in _waiting)
-            if (waiter.NoLongerWantedAt(now)) _waiting.TryRemove(new KeyValuePair<Guid, Waiter>(id, waiter));
-        var full = now - _lastFullCheck >= FullCheckInterval;
-        var due = _waiting.Where(w => full || !w.Value.CheckedOnce).ToList();
+        var due = _waiting.Keys.ToList();
         if (due.Count == 0) return;
-
         try
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-            foreach (var chunk in due.Chunk(IdsPerQuery))
+            foreach (var ids in due.Chunk(IdsPerQuery))
             {
-                var ids = chunk.Select(w => w.Key).ToList();
                 // By id alone, the status tested here: with the status in the query, PostgreSQL chose the status index and
                 // read every finished row of the table on each check, a cost that grew with the table.
                 var states = await db.Classifications.AsNoTracking()
                     .Where(c => ids.Contains(c.Id))
                     .Select(c => new { c.Id, c.Status })
                     .ToListAsync(cancellationToken);
-                foreach (var (_, waiter) in chunk) waiter.CheckedOnce = true;
-                foreach (var state in states.Where(s => ClassificationStatus.IsFinal(s.Status)))
-                    if (_waiting.TryRemove(state.Id, out var waiter) && waiter.Finished.TrySetResult())
-                        ClassifierMetrics.WaitsAnswered.WithLabels("check").Inc();
+                foreach (var state in states.Where(s => ClassificationStatus.IsFinal(s.Status))) Answer(state.Id, null, "check");
             }
-            if (full) _lastFullCheck = now;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -105,25 +114,64 @@ public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILog
         }
     }
 
-    private sealed class Waiter
+    private void Answer(Guid id, Classification? row, string by)
     {
-        private long _keepUntilTicks;
+        if (_waiting.TryRemove(id, out var waiter) && waiter.Finished.TrySetResult(row))
+            ClassifierMetrics.WaitsAnswered.WithLabels(by).Inc();
+    }
 
-        public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        /// <summary>Set once the database has been asked about it; until then it is checked on every tick.</summary>
-        public volatile bool CheckedOnce;
-
-        public void KeepUntil(DateTime until)
+    private void Release(Guid id, Waiter waiter)
+    {
+        lock (waiter)
         {
-            // Several requests may wait for one id; the entry lives as long as the longest of them.
-            var ticks = until.Ticks;
-            long current;
-            while ((current = Interlocked.Read(ref _keepUntilTicks)) < ticks && Interlocked.CompareExchange(ref _keepUntilTicks, ticks, current) != current)
+            if (--waiter.Watchers > 0 || waiter.Finished.Task.IsCompleted) return;
+            waiter.Abandoned = true;
+        }
+        _waiting.TryRemove(new KeyValuePair<Guid, Waiter>(id, waiter));
+    }
+
+    /// <summary>One request's wait for one classification; several requests may wait for the same id.</summary>
+    public sealed class ResultWatch : IDisposable
+    {
+        private readonly ClassificationResultWaiter _owner;
+        private readonly Guid _id;
+        private readonly Waiter _waiter;
+        private bool _disposed;
+
+        internal ResultWatch(ClassificationResultWaiter owner, Guid id, Waiter waiter) => (_owner, _id, _waiter) = (owner, id, waiter);
+
+        /// <summary>
+        /// Completes when the classification is final, with its row when the announcement brought it (otherwise null: read
+        /// it), or with null when <paramref name="timeout"/> has passed.
+        /// </summary>
+        public async Task<Classification?> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            if (timeout <= TimeSpan.Zero) return null;
+            try
             {
+                return await _waiter.Finished.Task.WaitAsync(timeout, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // Still running: the caller answers with the current state.
+                return null;
             }
         }
 
-        public bool NoLongerWantedAt(DateTime now) => Interlocked.Read(ref _keepUntilTicks) < now.Ticks;
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _owner.Release(_id, _waiter);
+        }
+    }
+
+    internal sealed class Waiter
+    {
+        public TaskCompletionSource<Classification?> Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Guarded by locking the waiter.
+        public int Watchers;
+        public bool Abandoned;
     }
 }

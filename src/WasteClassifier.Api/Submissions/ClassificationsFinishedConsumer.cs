@@ -6,11 +6,10 @@ namespace WasteClassifier.Api.Submissions;
 /// <summary>Hands a worker's <see cref="ClassificationsFinished"/> to this process's <see cref="ClassificationResultWaiter"/>.</summary>
 public sealed class ClassificationsFinishedConsumer(ClassificationResultWaiter waiter) : IConsumer<ClassificationsFinished>
 {
-    public Task Consume(ConsumeContext<ClassificationsFinished> context)
+    public async Task Consume(ConsumeContext<ClassificationsFinished> context)
     {
         // A malformed event answers nobody; the waiter's database check still does.
-        if (context.Message.ClassificationIds is { } ids) waiter.Finished(ids);
-        return Task.CompletedTask;
+        if (context.Message.ClassificationIds is { } ids) await waiter.FinishedAsync(ids, context.CancellationToken);
     }
 }
 

@@ -74,7 +74,8 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         var id = Guid.NewGuid();
         var waiter = _fixture.Api.Services.GetRequiredService<ClassificationResultWaiter>();
         var waited = Stopwatch.StartNew();
-        var waiting = waiter.WaitAsync(id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        using var watch = waiter.Watch(id);
+        var waiting = watch.WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
 
         await _fixture.Api.Services.GetRequiredService<IBus>().Publish(new ClassificationsFinished { ClassificationIds = [id], FinishedAt = DateTimeOffset.UtcNow });
         await waiting;

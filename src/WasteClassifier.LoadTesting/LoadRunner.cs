@@ -20,9 +20,13 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private int _launched;
     private int _inFlight;
 
+    private bool StampsUploads => options.UniqueUploads && !options.Queue;
+
     public async Task<LoadRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
         options.Validate();
+        if (StampsUploads && images.All.FirstOrDefault(i => !UniqueStamp.CanStamp(i.Content)) is { } unstampable)
+            throw new ArgumentException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; send the images unchanged instead");
         await target.PrepareAsync(images, cancellationToken);
         var startedAt = DateTimeOffset.UtcNow;
         using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -144,7 +148,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         while (true)
         {
             var attempt = Now();
-            var answer = await target.SubmitAsync(images.Next(), hardStop);
+            var image = images.Next();
+            if (StampsUploads) image = image with { Content = UniqueStamp.Apply(image.Content, Guid.NewGuid()) };
+            var answer = await target.SubmitAsync(image, hardStop);
             switch (answer.Kind)
             {
                 case ResponseKind.Accepted:

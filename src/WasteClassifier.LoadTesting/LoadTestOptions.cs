@@ -43,6 +43,13 @@ public sealed record LoadTestOptions
     /// <summary>Per HTTP call; a call that takes longer fails with reason <c>timeout</c>.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// HTTP mode: every upload is new content (<see cref="Images.UniqueStamp"/>), as a camera's frames are. When false the
+    /// images' bytes repeat, and from the second round on the API finds each one already recorded. Queue mode stores each
+    /// image once by design and ignores this.
+    /// </summary>
+    public bool UniqueUploads { get; init; } = true;
+
     /// <summary>Permit a target that is not on this machine.</summary>
     public bool AllowRemote { get; init; }
 

@@ -31,6 +31,8 @@ public sealed class LoadTestCommand : ICommand
           --long-poll S       each poll asks the API to hold it up to S s until the result is there
                               (default 20, at most 30); 0 polls on --poll-ms instead
           --poll-ms N         without long polling: first poll after N ms, backing off to 1 s (default 100)
+          --repeat-images     send the images' bytes unchanged (HTTP mode); by default each upload carries a
+                              unique comment (pixels unchanged), so every upload is new content, as camera frames are
           --out DIR           report folder (default loadtest-<time>)
           --cleanup           delete the run's classifications, and images only it created, afterwards
           --allow-remote      permit a target that is not this machine
@@ -43,7 +45,7 @@ public sealed class LoadTestCommand : ICommand
         "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out",
     };
 
-    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote" };
+    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images" };
 
     public int Run(CommandArguments arguments) => RunAsync(arguments).GetAwaiter().GetResult();
 
@@ -108,6 +110,7 @@ internal static class LoadTestArguments
             PollInterval = TimeSpan.FromMilliseconds(arguments.Int("--poll-ms", 100)),
             LongPoll = Seconds(arguments, "--long-poll", 20),
             AllowRemote = arguments.Flag("--allow-remote"),
+            UniqueUploads = !arguments.Flag("--repeat-images"),
         };
         try
         {

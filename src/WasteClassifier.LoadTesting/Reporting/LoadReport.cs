@@ -14,8 +14,9 @@ public sealed record LoadReport(
     public static LoadReport From(LoadRunResult result) => LoadReportBuilder.Build(result);
 }
 
+/// <param name="UniqueUploads">Every upload was new content (HTTP mode), rather than the images' bytes repeating.</param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
-    string Source, DateTimeOffset StartedAt, double ElapsedS);
+    string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads);
 
 /// <param name="Submitted">Requests started (each is one image).</param>
 /// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>

@@ -24,7 +24,9 @@ public static class MarkdownReport
         var c = report.Counts;
         var md = new StringBuilder();
         md.Append(CultureInfo.InvariantCulture, $"# Load test {run.Source}\n\n");
-        md.Append(CultureInfo.InvariantCulture, $"{run.Mode} mode against {run.Target}, {F(run.DurationS)} s (ramp {F(run.RampS)} s), started {run.StartedAt:u}, ran {F(run.ElapsedS)} s.\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"{run.Mode} mode against {run.Target}, {F(run.DurationS)} s (ramp {F(run.RampS)} s), started {run.StartedAt:u}, ran {F(run.ElapsedS)} s");
+        if (run.Mode == "http") md.Append(run.UniqueUploads ? "; every upload new content" : "; the images' bytes repeat (the API reuses its records of them)");
+        md.Append(".\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
         md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
         md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");

@@ -18,12 +18,16 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public int ThrottleEvery { get; init; } = int.MaxValue;
     public bool NeverFinishes { get; init; }
 
+    /// <summary>The bytes of every submission, throttled ones included.</summary>
+    public ConcurrentQueue<byte[]> Contents { get; } = new();
+
     public string Description => "fake";
 
     public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {
+        Contents.Enqueue(image.Content);
         var n = Volatile.Read(ref _submissions) + 1;
         if (n % ThrottleEvery == 0 && _throttled.TryAdd(n, true))
             return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));

@@ -43,7 +43,7 @@ public sealed class HttpLoadTargetTests
         var options = new LoadTestOptions { Target = http.BaseAddress, Users = 2, MaxRequests = 12, PollInterval = TimeSpan.FromMilliseconds(5) };
         await using var target = new HttpLoadTarget(http, "test");
 
-        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [1, 2], "image/jpeg")]), options).RunAsync());
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
 
         Assert.Equal(12, report.Counts.Completed);
         Assert.Equal(0, report.Counts.Failed);
@@ -84,7 +84,7 @@ public sealed class HttpLoadTargetTests
         await using var target = new HttpLoadTarget(http, "test", options.LongPoll);
         var started = System.Diagnostics.Stopwatch.StartNew();
 
-        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [1, 2], "image/jpeg")]), options).RunAsync());
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
 
         Assert.Equal(6, report.Counts.Completed);
         Assert.Equal(12, api.Queries.Count);

@@ -8,7 +8,7 @@ namespace WasteClassifier.UnitTests.LoadTesting;
 
 public sealed class LoadRunnerTests
 {
-    private static readonly ImageSet Images = new([new TestImage("a.jpg", [1, 2, 3], "image/jpeg")]);
+    private static readonly ImageSet Images = new([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]);
 
     private static LoadTestOptions Options(int users = 0, double rate = 0, int maxRequests = 100_000, double durationS = 30, double drainS = 30) => new()
     {
@@ -70,6 +70,39 @@ public sealed class LoadRunnerTests
 
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10));
         Assert.Equal(9, result.Records.Count);
+    }
+
+    [Fact]
+    public async Task HttpMode_ByDefault_EveryUploadIsNewContent()
+    {
+        var target = new FakeLoadTarget();
+
+        await new LoadRunner(target, Images, Options(users: 2, maxRequests: 10)).RunAsync();
+
+        Assert.Equal(10, target.Contents.Count);
+        Assert.Equal(10, target.Contents.Select(Convert.ToHexString).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task HttpMode_RepeatImages_SendsTheBytesUnchanged()
+    {
+        var target = new FakeLoadTarget();
+
+        await new LoadRunner(target, Images, Options(users: 2, maxRequests: 10) with { UniqueUploads = false }).RunAsync();
+
+        Assert.All(target.Contents, content => Assert.Equal(Images.All[0].Content, content));
+    }
+
+    [Fact]
+    public async Task HttpMode_ImageThatCannotBeStamped_RefusedBeforeAnythingIsSent()
+    {
+        var target = new FakeLoadTarget();
+        var images = new ImageSet([new TestImage("a.gif", [0x47, 0x49, 0x46, 0x38, 0x39], "image/gif")]);
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => new LoadRunner(target, images, Options(users: 1, maxRequests: 1)).RunAsync());
+
+        Assert.Contains("a.gif", error.Message);
+        Assert.Empty(target.Contents);
     }
 
     [Theory]

@@ -18,7 +18,7 @@ public sealed class ReportFilesTests
             Profile = "light",
             PollInterval = TimeSpan.FromMilliseconds(5),
         };
-        var result = await new LoadRunner(new FakeLoadTarget { FailEvery = 5 }, new ImageSet([new TestImage("a.jpg", [1], "image/jpeg")]), options).RunAsync();
+        var result = await new LoadRunner(new FakeLoadTarget { FailEvery = 5 }, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync();
         var folder = Path.Combine(Path.GetTempPath(), "wc-report-" + Guid.NewGuid().ToString("N"));
 
         var files = ReportFiles.Write(LoadReport.From(result), folder);

@@ -16,11 +16,33 @@ public sealed class ClassificationSubmitter(
     TimeProvider clock,
     ILogger<ClassificationSubmitter> logger)
 {
+    // Saves tried before a lost race is reported as an error; each loser finds the winner's rows on the next try.
+    private const int SaveAttempts = 3;
+
     public async Task<SubmissionResult> SubmitAsync(IReadOnlyList<UploadedImage> files, string? source, string? idempotencyKey, CancellationToken cancellationToken)
     {
         if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, cancellationToken) is { } replay) return replay;
 
-        var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await RecordAndSendAsync(files, source, idempotencyKey, cancellationToken);
+            }
+            catch (DbUpdateException) when (attempt < SaveAttempts)
+            {
+                // New images and their rows are saved in one transaction, which fails when a concurrent request won a race:
+                // it recorded the same bytes first (the next attempt finds its image row) or used the same idempotency key
+                // (answer with its rows).
+                db.ChangeTracker.Clear();
+                if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, cancellationToken) is { } winner) return winner;
+            }
+        }
+    }
+
+    private async Task<SubmissionResult> RecordAndSendAsync(IReadOnlyList<UploadedImage> files, string? source, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        var (accepted, rejected) = await intake.TakeAsync(files, saveNewImages: false, cancellationToken);
         if (accepted.Count == 0) return new SubmissionResult([], rejected, false);
 
         var now = clock.GetUtcNow().UtcDateTime;
@@ -38,16 +60,8 @@ public sealed class ClassificationSubmitter(
         var toSend = await duplicates.MarkAsync(rows, null, cancellationToken);
         ClassifyCommandSender.StampBeforeInsert(toSend, now);
         db.Classifications.AddRange(rows);
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException) when (idempotencyKey is not null)
-        {
-            // A concurrent request with the same key won the race: answer with its rows.
-            db.ChangeTracker.Clear();
-            return await ReplayAsync(idempotencyKey, cancellationToken) ?? throw new InvalidOperationException("idempotency conflict without rows");
-        }
+        // New image rows (added by the intake) and the classifications: one round trip, one transaction.
+        await db.SaveChangesAsync(cancellationToken);
 
         await SendAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
         var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName))).ToList();
@@ -56,7 +70,6 @@ public sealed class ClassificationSubmitter(
     }
 
     public static string UrlFor(Guid id) => $"/v1/classifications/{id}";
-
 
     private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, string> objectKeys, CancellationToken cancellationToken)
     {

@@ -17,7 +17,16 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
 
     public sealed record Accepted(UploadedImage File, StoredImage Image);
 
-    public async Task<(IReadOnlyList<Accepted> Accepted, IReadOnlyList<RejectedImage> Rejected)> TakeAsync(IReadOnlyList<UploadedImage> files, CancellationToken cancellationToken)
+    public Task<(IReadOnlyList<Accepted> Accepted, IReadOnlyList<RejectedImage> Rejected)> TakeAsync(IReadOnlyList<UploadedImage> files, CancellationToken cancellationToken) =>
+        TakeAsync(files, saveNewImages: true, cancellationToken);
+
+    /// <param name="saveNewImages">
+    /// False: new image rows are only added to the context, for the caller to save together with its own rows in one
+    /// transaction. A concurrent upload of the same bytes then makes the caller's save fail (DbUpdateException); after
+    /// clearing the context, taking the files again finds that upload's image row.
+    /// </param>
+    public async Task<(IReadOnlyList<Accepted> Accepted, IReadOnlyList<RejectedImage> Rejected)> TakeAsync(IReadOnlyList<UploadedImage> files, bool saveNewImages,
+        CancellationToken cancellationToken)
     {
         var rejected = new List<RejectedImage>();
         var checkedFiles = new List<(UploadedImage File, ImageCheck Check, string Hash)>();
@@ -33,7 +42,7 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
         // Store first: a row is only ever recorded for bytes that are already in the object store.
         await Task.WhenAll(checkedFiles.DistinctBy(a => a.Hash).Select(a =>
             store.PutAsync(ObjectKeyFor(a.Hash), a.File.Content, a.File.ContentType ?? "application/octet-stream", cancellationToken)));
-        var images = await FindOrAddImagesAsync(checkedFiles, cancellationToken);
+        var images = await FindOrAddImagesAsync(checkedFiles, saveNewImages, cancellationToken);
         return (checkedFiles.Select(a => new Accepted(a.File, images[a.Hash])).ToList(), rejected);
     }
 
@@ -50,7 +59,8 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
         return check.Ok ? null : new RejectedImage(file.Index, name, check.Error!, check.Message!);
     }
 
-    private async Task<Dictionary<string, StoredImage>> FindOrAddImagesAsync(List<(UploadedImage File, ImageCheck Check, string Hash)> accepted, CancellationToken cancellationToken)
+    private async Task<Dictionary<string, StoredImage>> FindOrAddImagesAsync(List<(UploadedImage File, ImageCheck Check, string Hash)> accepted, bool save,
+        CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var keys = accepted.Select(a => ObjectKeyFor(a.Hash)).Distinct().ToList();
@@ -76,7 +86,7 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
             added.Add(image);
         }
         // Saved on their own: two uploads of the same bytes at once race for the content-hash key; the loser uses the winner's row.
-        for (var attempt = 1; added.Count > 0; attempt++)
+        for (var attempt = 1; save && added.Count > 0; attempt++)
         {
             try
             {

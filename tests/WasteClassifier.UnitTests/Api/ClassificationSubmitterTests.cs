@@ -1,0 +1,125 @@
+using System.Security.Cryptography;
+using MassTransit;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>
+/// A new image and its classification are recorded in one save (one transaction); when a concurrent upload of the same
+/// bytes recorded the image first, the submission uses that upload's image row.
+/// </summary>
+public sealed class ClassificationSubmitterTests : IDisposable
+{
+    private readonly SqliteConnection _connection = new("Data Source=:memory:");
+    private readonly SaveCounter _saves = new();
+    private readonly byte[] _png = TestImages.SolidPng(32, 32, new Rgb24(10, 200, 10));
+
+    public ClassificationSubmitterTests()
+    {
+        _connection.Open();
+        using var db = NewContext();
+        db.Database.EnsureCreated();
+    }
+
+    [Fact]
+    public async Task Submit_NewImage_ImageAndClassificationSavedTogether()
+    {
+        await using var db = NewContext(_saves);
+
+        var result = await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        Assert.Single(result.Items);
+        Assert.Equal(1, _saves.Count);
+        await using var check = NewContext();
+        var row = await check.Classifications.Include(c => c.Image).SingleAsync();
+        Assert.Equal(Hash(_png), row.Image!.ContentHash);
+    }
+
+    [Fact]
+    public async Task Submit_SameBytesRecordedConcurrently_UsesTheWinnersImageRow()
+    {
+        var winner = new ConcurrentUploadFirst(this);
+        await using var db = NewContext(winner);
+
+        var result = await Submitter(db).SubmitAsync([Upload()], source: "line-1", idempotencyKey: null, CancellationToken.None);
+
+        Assert.Single(result.Items);
+        await using var check = NewContext();
+        var image = await check.Images.SingleAsync();
+        Assert.Equal(winner.ImageId, image.Id);
+        var row = await check.Classifications.SingleAsync();
+        Assert.Equal(result.Items[0].Id, row.Id);
+        Assert.Equal(winner.ImageId, row.ImageId);
+    }
+
+    private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
+        db,
+        new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), TimeProvider.System),
+        new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
+        new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
+        TimeProvider.System,
+        NullLogger<ClassificationSubmitter>.Instance);
+
+    private UploadedImage Upload() => new(0, "a.png", "image/png", _png.Length, _png);
+
+    private static string Hash(byte[] content) => Convert.ToHexStringLower(SHA256.HashData(content));
+
+    private ClassifierDbContext NewContext(params IInterceptor[] interceptors) =>
+        new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().AddInterceptors(interceptors).Options);
+
+    public void Dispose() => _connection.Dispose();
+
+    private sealed class SaveCounter : SaveChangesInterceptor
+    {
+        public int Count { get; private set; }
+
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            Count++;
+            return ValueTask.FromResult(result);
+        }
+    }
+
+    /// <summary>Just before the submission's first save, another request records the same bytes.</summary>
+    private sealed class ConcurrentUploadFirst(ClassificationSubmitterTests test) : SaveChangesInterceptor
+    {
+        public Guid? ImageId { get; private set; }
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (ImageId is not null) return result;
+            ImageId = Guid.NewGuid();
+            var hash = Hash(test._png);
+            await using var other = test.NewContext();
+            other.Images.Add(new StoredImage
+            {
+                Id = ImageId.Value,
+                ObjectKey = ImageIntake.ObjectKeyFor(hash),
+                ContentHash = hash,
+                SizeBytes = test._png.Length,
+                Format = "png",
+                CreatedAt = DateTime.UtcNow,
+            });
+            await other.SaveChangesAsync(cancellationToken);
+            return result;
+        }
+    }
+
+    /// <summary>The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.</summary>
+    private sealed class RefusingSendEndpoints : ISendEndpointProvider
+    {
+        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
+
+        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,40 @@
+using WasteClassifier.Infrastructure.Storage;
+
+namespace WasteClassifier.UnitTests.Support;
+
+/// <summary>An object store in memory, which can also serve short reads (an object being rewritten in place).</summary>
+internal sealed class MemoryObjectStore : IObjectStore
+{
+    private readonly Dictionary<string, byte[]> _objects = [];
+
+    /// <summary>The next reads, of any object, return no bytes: an object being rewritten in place.</summary>
+    public int ShortReadsLeft { get; set; }
+
+    /// <summary>Objects that always read as no bytes.</summary>
+    public HashSet<string> ShortKeys { get; } = [];
+
+    public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+    {
+        lock (_objects) _objects[key] = content.ToArray();
+        return Task.CompletedTask;
+    }
+
+    public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        lock (_objects)
+        {
+            if (ShortKeys.Contains(key) || ShortReadsLeft > 0 && ShortReadsLeft-- > 0) return Task.FromResult<byte[]?>([]);
+            return Task.FromResult(_objects.GetValueOrDefault(key));
+        }
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        lock (_objects) _objects.Remove(key);
+        return Task.CompletedTask;
+    }
+
+    public Task CheckAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

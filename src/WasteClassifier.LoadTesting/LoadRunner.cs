@@ -20,12 +20,10 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private int _launched;
     private int _inFlight;
 
-    private bool StampsUploads => options.UniqueUploads && !options.Queue;
-
     public async Task<LoadRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
         options.Validate();
-        if (StampsUploads && images.All.FirstOrDefault(i => !UniqueStamp.CanStamp(i.Content)) is { } unstampable)
+        if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
             throw new ArgumentException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; send the images unchanged instead");
         await target.PrepareAsync(images, cancellationToken);
         var startedAt = DateTimeOffset.UtcNow;
@@ -149,7 +147,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             var attempt = Now();
             var image = images.Next();
-            if (StampsUploads) image = image with { Content = UniqueStamp.Apply(image.Content, Guid.NewGuid()) };
+            if (options.StampsUploads) image = image with { Content = UniqueStamp.Apply(image.Content, Guid.NewGuid()) };
             var answer = await target.SubmitAsync(image, hardStop);
             switch (answer.Kind)
             {

@@ -50,6 +50,9 @@ public sealed record LoadTestOptions
     /// </summary>
     public bool UniqueUploads { get; init; } = true;
 
+    /// <summary>Whether this run stamps its uploads: <see cref="UniqueUploads"/> in HTTP mode.</summary>
+    public bool StampsUploads => UniqueUploads && !Queue;
+
     /// <summary>Permit a target that is not on this machine.</summary>
     public bool AllowRemote { get; init; }
 

@@ -53,7 +53,7 @@ public sealed class LoadTestCommand : ICommand
     {
         var options = LoadTestArguments.Parse(arguments);
         var images = LoadTestArguments.Images(arguments);
-        if (options.UniqueUploads && !options.Queue && images.All.FirstOrDefault(i => !UniqueStamp.CanStamp(i.Content)) is { } unstampable)
+        if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
             throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; pass --repeat-images to send it unchanged");
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());

@@ -19,6 +19,9 @@ public sealed class ImageSet
 
     public IReadOnlyList<TestImage> All => _images;
 
+    /// <summary>The first image <see cref="UniqueStamp"/> cannot stamp (neither JPEG nor PNG), if any.</summary>
+    public TestImage? FirstUnstampable() => _images.FirstOrDefault(i => !UniqueStamp.CanStamp(i.Content));
+
     public TestImage Next() => _images[(int)((uint)Interlocked.Increment(ref _next) % (uint)_images.Count)];
 
     /// <summary>Up to <paramref name="limit"/> images from <paramref name="folder"/> (recursively), spread evenly over its sorted files.</summary>

@@ -34,7 +34,7 @@ internal static class LoadReportBuilder
 
         var run = new RunInfo(options.Queue ? "queue" : "http", result.Target, options.Profile, options.ClosedLoop ? options.Users : 0,
             options.ClosedLoop ? 0 : options.Rate, duration, options.Ramp.TotalSeconds, options.Drain.TotalSeconds, options.Source, result.StartedAt,
-            Round(result.Elapsed.TotalSeconds), options.UniqueUploads && !options.Queue);
+            Round(result.Elapsed.TotalSeconds), options.StampsUploads);
         return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()));
     }
 

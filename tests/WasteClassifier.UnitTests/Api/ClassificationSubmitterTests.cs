@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using MassTransit;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -64,6 +63,7 @@ public sealed class ClassificationSubmitterTests : IDisposable
     private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
         db,
         new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), TimeProvider.System),
+        // The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.
         new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
         new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
         TimeProvider.System,
@@ -113,13 +113,5 @@ public sealed class ClassificationSubmitterTests : IDisposable
             await other.SaveChangesAsync(cancellationToken);
             return result;
         }
-    }
-
-    /// <summary>The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.</summary>
-    private sealed class RefusingSendEndpoints : ISendEndpointProvider
-    {
-        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
-
-        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
     }
 }

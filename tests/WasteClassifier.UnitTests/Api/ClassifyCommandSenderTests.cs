@@ -1,4 +1,3 @@
-using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Messaging;
@@ -62,12 +61,4 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     private ClassifierDbContext Db => _database.Context;
 
     public void Dispose() => _database.Dispose();
-
-    /// <summary>A broker that cannot be reached: every send endpoint lookup fails.</summary>
-    private sealed class RefusingSendEndpoints(Exception? failure = null) : ISendEndpointProvider
-    {
-        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(failure ?? new InvalidOperationException("broker unreachable"));
-
-        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
-    }
 }

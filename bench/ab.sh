@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 label=${1:?usage: bash bench/ab.sh LABEL [ENV=VALUE ...]}; shift
-eval "$(bash tests/tooling/start-services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
+services="$(bash tests/tooling/start-services.sh)"
+eval "$services"
 out=${TMPDIR:-/tmp}/wasteclassifier-ab-$label; rm -rf "$out"; mkdir -p "$out"
 admin="postgresql://postgres:postgres@localhost/postgres"
 db=wc_ab_$(date +%s)_$RANDOM
@@ -22,7 +24,8 @@ common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POS
   ObjectStore__Bucket=wc-ab-${db//_/-} DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
 (cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
 api=$!
-trap 'kill $api ${worker:-} 2>/dev/null || true' EXIT
+# The servers outlive the run: drop its database on the way out (the queue goes at the next start-services.sh).
+trap 'kill $api ${worker:-} 2>/dev/null || true; sleep 1; psql "$admin" -qc "drop database if exists $db with (force)" || true' EXIT
 for _ in $(seq 1 60); do curl -sf http://127.0.0.1:$port/health/ready > /dev/null && break; sleep 1; done
 (cd src/WasteClassifier.Worker/bin/Release/net10.0 && exec env "${common[@]}" "$@" dotnet WasteClassifier.Worker.dll) > "$out/worker.log" 2>&1 &
 worker=$!

@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 root="$(pwd)"
 export BENCH_OUT="${BENCH_OUT:-$root/bench/results/$(date +%Y%m%d-%H%M%S)}"
 export BENCH_DATASET="${BENCH_DATASET:-$root/../shared/datasets/waste-v1}"
-eval "$(bash tests/tooling/start-services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
+services="$(bash tests/tooling/start-services.sh)"
+eval "$services"
 dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
 # The build's compiler and MSBuild servers stay behind and use CPU for a while: stop them before measuring.
 dotnet build-server shutdown >/dev/null 2>&1 || true

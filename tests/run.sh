@@ -3,6 +3,8 @@
 # Endpoints already set in WASTE_TEST_* variables are used as they are (e.g. servers you run yourself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(bash tests/tooling/start-services.sh)"
+# Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
+services="$(bash tests/tooling/start-services.sh)"
+eval "$services"
 bash tests/tooling/audit.sh
 dotnet test WasteClassifier.sln --logger "console;verbosity=normal" "$@"

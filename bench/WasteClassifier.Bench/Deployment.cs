@@ -9,6 +9,8 @@ public sealed class Deployment : IDisposable
     private readonly List<ServiceProcess> _workers = [];
 
     public required ServiceProcess Api { get; init; }
+    public required string AdminConnectionString { get; init; }
+    public required string Database { get; init; }
     public required Uri Url { get; init; }
     public IReadOnlyList<ServiceProcess> Workers => _workers;
 
@@ -65,7 +67,7 @@ public sealed class Deployment : IDisposable
         var url = new Uri($"http://127.0.0.1:{port}/");
         var api = ServiceProcess.Start(settings.ApiDll, new Dictionary<string, string>(environment) { ["Urls"] = url.ToString().TrimEnd('/') },
             Path.Combine(logDirectory, $"api-{workers}w.log"));
-        var deployment = new Deployment { Api = api, Url = url };
+        var deployment = new Deployment { Api = api, Url = url, AdminConnectionString = settings.PostgresConnectionString, Database = database };
         try
         {
             await WaitReadyAsync(url);
@@ -109,5 +111,10 @@ public sealed class Deployment : IDisposable
     {
         foreach (var worker in _workers) worker.Dispose();
         Api.Dispose();
+        // The servers outlive the benchmark: drop its database (the queue goes at the next start-services.sh).
+        using var connection = new NpgsqlConnection(AdminConnectionString);
+        connection.Open();
+        using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{Database}\" WITH (FORCE)", connection);
+        drop.ExecuteNonQuery();
     }
 }

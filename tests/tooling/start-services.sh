@@ -16,6 +16,22 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >&2
 }
 
+# Queues and exchanges that the integration tests, bench/run.sh and bench/ab.sh declare under unique names, left behind
+# by runs that did not end cleanly. Only idle ones go; thousands of them once made RabbitMQ's restart hang.
+remove_stale_test_queues() {
+  command -v rabbitmqctl >/dev/null || return 0
+  local pattern='^classify-(image-[0-9a-f]{10}|bench-[0-9a-f]{10}|ab-wc_ab_[0-9_]+|prof-[a-z0-9_]+)(-faults)?(_error|_skipped)?$'
+  local removed
+  removed=$(as_root rabbitmqctl -q eval "P = \"$pattern\",
+    Qs = [Q || Q <- rabbit_amqqueue:list(), {resource, _, queue, N} <- [amqqueue:get_name(Q)],
+               re:run(N, P, [{capture, none}]) =:= match, rabbit_amqqueue:consumers(Q) =:= []],
+    [rabbit_amqqueue:delete(Q, false, false, <<\"start-services\">>) || Q <- Qs],
+    Xs = [R || X <- rabbit_exchange:list(), {resource, _, exchange, N} = R <- [element(2, X)], re:run(N, P, [{capture, none}]) =:= match],
+    [rabbit_exchange:delete(R, false, <<\"start-services\">>) || R <- Xs],
+    length(Qs)." 2>/dev/null) || { log "could not list RabbitMQ's queues; stale test queues left"; return 0; }
+  [ "$removed" = 0 ] || log "removed $removed idle test queues left by earlier runs"
+}
+
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
@@ -32,11 +48,18 @@ if [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
       log "installing rabbitmq-server"
       apt_install rabbitmq-server
     fi
-    # The Debian package may start it as a service; otherwise start it detached.
-    port_open 5672 || as_root rabbitmq-server -detached >&2 || true
-    wait_port 5672 RabbitMQ 90
+    # The Debian package may start it as a service; otherwise start it detached, as its own user, with every file handle
+    # the hard limit allows: `su` resets the soft limit to 1024, and a broker that must recover more queues than it has
+    # handles hangs at boot.
+    port_open 5672 || as_root su rabbitmq -s /bin/sh -c \
+      'ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached' >&2 || true
+    if ! wait_port 5672 RabbitMQ 180; then
+      tail -n 20 /var/log/rabbitmq/rabbit@*.log >&2 2>/dev/null || true
+      exit 1
+    fi
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true
   fi
+  remove_stale_test_queues
   echo "export WASTE_TEST_RABBITMQ_HOST=localhost WASTE_TEST_RABBITMQ_PORT=5672 WASTE_TEST_RABBITMQ_USER=guest WASTE_TEST_RABBITMQ_PASSWORD=guest"
 fi
 

@@ -61,5 +61,8 @@ public sealed class DistributedFixture : IAsyncLifetime
     {
         foreach (var process in _processes) await process.DisposeAsync();
         if (Api is not null) await Api.DisposeAsync();
+        if (Settings is null) return;
+        await TestServices.DeleteClassifyQueuesAsync(Settings["Messaging:ClassifyQueue"]!);
+        await TestServices.DropDatabaseAsync(Settings["Database:ConnectionString"]!);
     }
 }

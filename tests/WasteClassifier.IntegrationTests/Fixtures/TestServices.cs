@@ -1,6 +1,7 @@
 using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Containers;
 using Npgsql;
+using RabbitMQ.Client;
 using Testcontainers.PostgreSql;
 using Testcontainers.RabbitMq;
 
@@ -50,6 +51,47 @@ public static class TestServices
         await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
         await command.ExecuteNonQueryAsync();
         return new NpgsqlConnectionStringBuilder(endpoints.PostgresConnectionString) { Database = name }.ConnectionString;
+    }
+
+    /// <summary>
+    /// Drops a database made by <see cref="CreateDatabaseAsync"/> when its fixture ends. The servers outlive the test run,
+    /// so whatever a fixture leaves behind piles up run after run.
+    /// </summary>
+    public static async Task DropDatabaseAsync(string connectionString)
+    {
+        var database = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        await using var connection = new NpgsqlConnection((await GetAsync()).PostgresConnectionString);
+        await connection.OpenAsync();
+        // FORCE: a worker process that has not quite exited may still hold a connection.
+        await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>
+    /// Deletes a fixture's classify queue when it ends, with the fault queue beside it and the error and skipped queues
+    /// MassTransit may have added, and their exchanges. Thousands of leftover durable queues once made RabbitMQ hang at boot.
+    /// </summary>
+    public static async Task DeleteClassifyQueuesAsync(string classifyQueue)
+    {
+        var endpoints = await GetAsync();
+        var factory = new ConnectionFactory
+        {
+            HostName = endpoints.RabbitHost,
+            Port = endpoints.RabbitPort,
+            UserName = endpoints.RabbitUser,
+            Password = endpoints.RabbitPassword,
+        };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        foreach (var queue in new[] { classifyQueue, $"{classifyQueue}-faults" })
+        {
+            foreach (var name in new[] { queue, $"{queue}_error", $"{queue}_skipped" })
+            {
+                // RabbitMQ answers both for names that do not exist.
+                await channel.QueueDeleteAsync(name, ifUnused: false, ifEmpty: false);
+                await channel.ExchangeDeleteAsync(name, ifUnused: false);
+            }
+        }
     }
 
     private static Endpoints ReadEnvironment()

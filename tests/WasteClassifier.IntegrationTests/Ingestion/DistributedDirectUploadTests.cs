@@ -13,22 +13,26 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
 {
     private ApiFactory _api = null!;
     private ClassifierClient _client = null!;
+    private string? _queue;
+    private string? _database;
 
     public async Task InitializeAsync()
     {
         if (!TestServices.Available && !TestServices.IsCi) return;
         var services = await TestServices.GetAsync();
         var suffix = Guid.NewGuid().ToString("N")[..10];
+        _queue = $"classify-image-{suffix}";
+        _database = await TestServices.CreateDatabaseAsync("wc_uploads");
         _api = new ApiFactory(new Dictionary<string, string?>
         {
             ["Database:Provider"] = "postgres",
-            ["Database:ConnectionString"] = await TestServices.CreateDatabaseAsync("wc_uploads"),
+            ["Database:ConnectionString"] = _database,
             ["Messaging:Transport"] = "rabbitmq",
             ["Messaging:RabbitMq:Host"] = services.RabbitHost,
             ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
             ["Messaging:RabbitMq:Username"] = services.RabbitUser,
             ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-            ["Messaging:ClassifyQueue"] = $"classify-image-{suffix}",
+            ["Messaging:ClassifyQueue"] = _queue,
             ["ObjectStore:Provider"] = "minio",
             ["ObjectStore:Endpoint"] = services.S3Endpoint,
             ["ObjectStore:AccessKey"] = services.S3AccessKey,
@@ -47,6 +51,8 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (_api is not null) await _api.DisposeAsync();
+        if (_queue is not null) await TestServices.DeleteClassifyQueuesAsync(_queue);
+        if (_database is not null) await TestServices.DropDatabaseAsync(_database);
     }
 
     [IntegrationFact]

@@ -160,5 +160,7 @@ public sealed class FaultHarness : IAsyncDisposable
     {
         foreach (var worker in Workers) await worker.DisposeAsync();
         if (Api is not null) await Api.DisposeAsync();
+        await TestServices.DeleteClassifyQueuesAsync(Settings["Messaging:ClassifyQueue"]!);
+        await TestServices.DropDatabaseAsync(Settings["Database:ConnectionString"]!);
     }
 }

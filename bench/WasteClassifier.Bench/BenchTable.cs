@@ -10,8 +10,13 @@ public sealed class BenchTable
 
     public List<ModelBench.Result> Raw { get; } = [];
 
-    /// <summary>The raw model measured again after the end-to-end phases: how much the machine's load drifted during the run.</summary>
-    public List<ModelBench.Result> RawAfter { get; } = [];
+    /// <summary>
+    /// The raw model's batch 1 and 16 measured again between the deployments and after the last: how much the machine's
+    /// load drifted during the run. <c>When</c> says where in the run.
+    /// </summary>
+    public List<(string When, ModelBench.Result Result)> RawAgain { get; } = [];
+
+    private IEnumerable<ModelBench.Result> AllRaw => Raw.Concat(RawAgain.Select(r => r.Result));
 
     /// <summary>How the worker runs the model (its lanes); the other raw setting is one Run at a time over every core.</summary>
     public ModelBench.Setting? WorkerSetting { get; set; }
@@ -24,7 +29,7 @@ public sealed class BenchTable
     {
         var md = new StringBuilder($"## Benchmark ({Environment.ProcessorCount} cores, {DateTime.UtcNow:u}{Setup})\n\n| Measure | Images/s | Latency (ms) | Notes |\n|---|---:|---:|---|\n");
         foreach (var r in Raw) md.Append($"| raw model, batch {r.BatchSize}, {r.Setting}{Role(r.Setting)} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | preprocessed tensors; {F(r.CpuMsPerImage)} CPU ms per image |\n");
-        foreach (var r in RawAfter) md.Append($"| raw model, batch {r.BatchSize}, {r.Setting}, after the e2e phases | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | same model, same run; {F(r.CpuMsPerImage)} CPU ms per image |\n");
+        foreach (var (when, r) in RawAgain) md.Append($"| raw model, batch {r.BatchSize}, {r.Setting}, {when} | {F(r.ImagesPerS)} | {F(r.MsPerBatch)} per batch | same model, same run; {F(r.CpuMsPerImage)} CPU ms per image |\n");
         foreach (var d in Decode) md.Append($"| decode + resize, {d.Images}, {d.Threads} thread(s) | {F(d.ImagesPerS)} | {F(d.MsPerImage)} per image | |\n");
         foreach (var e in EndToEnd)
         {
@@ -48,14 +53,15 @@ public sealed class BenchTable
                 md.Append($"| {phase.Name} | " + string.Join(" | ", CpuUsage.Groups.Select(g => P(phase.MachineCpu.GetValueOrDefault(g)))) +
                           $" | {P(Math.Max(0, 1 - phase.MachineCpu.Values.Sum()))} |\n");
 
-        // Ratios use the mean of the raw figures measured before and after the end-to-end phases (the machine is shared).
+        // Ratios use the median of the raw figures measured before, between and after the end-to-end phases: the machine is
+        // shared, and one disturbed measurement (too slow, which flatters the ratios) then does not move them.
         // Batch 16's ceiling is the better of the two settings; batch 1's reference is one Run at a time over every core,
         // as a synchronous one-image server runs it (and the lower latency of the two).
-        double Mean(ModelBench.Setting setting, int size) =>
-            Raw.Concat(RawAfter).Where(r => r.BatchSize == size && r.Setting == setting).Select(r => r.ImagesPerS).DefaultIfEmpty(double.NaN).Average();
+        double Median(ModelBench.Setting setting, int size) =>
+            MedianOf(AllRaw.Where(r => r.BatchSize == size && r.Setting == setting).Select(r => r.ImagesPerS).ToList());
         var settings = Raw.Select(r => r.Setting).Distinct().ToList();
         var oneRun = settings.FirstOrDefault(s => s.Runs == 1) ?? new ModelBench.Setting(1, Environment.ProcessorCount);
-        double B(int size) => size == 1 ? Mean(oneRun, 1) : settings.Select(s => Mean(s, size)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+        double B(int size) => size == 1 ? Median(oneRun, 1) : settings.Select(s => Median(s, size)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
         var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
         var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
         var e2e1 = one?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;
@@ -82,10 +88,10 @@ public sealed class BenchTable
     /// </summary>
     private void AppendCpuBudget(StringBuilder md, EndToEndBench.Phase saturation, double rawBatch16, double rawBatch1, IReadOnlyList<ModelBench.Setting> settings)
     {
-        // The lower of the figures before and after the e2e phases: a disturbance on the shared machine only adds to them
-        // (one run measured 41.4 before and 52.1 after).
+        // The lowest of the figures before, between and after the e2e phases: a disturbance on the shared machine only adds
+        // to them (one run measured 41.4 before and 52.1 after).
         double ModelMs(int size, Func<ModelBench.Setting, bool> setting) =>
-            Raw.Concat(RawAfter).Where(r => r.BatchSize == size && setting(r.Setting)).Select(r => r.CpuMsPerImage).DefaultIfEmpty(double.NaN).Min();
+            AllRaw.Where(r => r.BatchSize == size && setting(r.Setting)).Select(r => r.CpuMsPerImage).DefaultIfEmpty(double.NaN).Min();
         // The model's cost as the worker runs it (its lanes), else the first setting measured.
         var served = WorkerSetting ?? settings[0];
         var model16 = ModelMs(16, s => s == served);
@@ -102,6 +108,15 @@ public sealed class BenchTable
                   $"e2e ≥ 0.8 × raw batch 16 allows at most {F(cores / (0.8 * rawBatch16))} ms per image in all, {F(cores / (0.8 * rawBatch16) - model16)} beyond the model; " +
                   $"e2e > raw batch 1 allows less than {F(cores / rawBatch1)} ms, {F(cores / rawBatch1 - model16)} beyond the model " +
                   $"(batching saves {F(model1 - model16)} ms per image of the model's own CPU).\n");
+    }
+
+    /// <summary>The middle value, or the mean of the middle two; NaN for none.</summary>
+    public static double MedianOf(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return double.NaN;
+        var sorted = values.Order().ToList();
+        var middle = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 
     private static string Reasons(LoadReport report) =>

@@ -39,8 +39,17 @@ table.Decode.AddRange(DecodeBench.Run("1920x1080 JPEG", ImageSet.Generated(8, 19
 var bench = new EndToEndBench(settings, dataset);
 var logs = Path.Combine(settings.OutputDirectory, "logs");
 Directory.CreateDirectory(logs);
+// Raw batch 1 and 16 again between the deployments and after the last, for the ratios' medians.
+void MeasureRawAgain(string when)
+{
+    Console.Error.WriteLine($"raw model again, {when}");
+    foreach (var setting in settingsToMeasure)
+        table.RawAgain.AddRange(ModelBench.Run(modelDirectory, setting, images, settings.MicroDuration, setting == oneRun ? [1, 16] : [16]).Select(r => (when, r)));
+}
+
 foreach (var workers in settings.WorkerCounts)
 {
+    if (workers != settings.WorkerCounts[0]) MeasureRawAgain($"before the {workers}-worker phases");
     Console.Error.WriteLine($"end to end, {workers} worker(s)");
     using var deployment = await Deployment.StartAsync(settings, workers, 18_500 + workers, logs);
     var peakAtStart = deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0);
@@ -53,9 +62,7 @@ foreach (var workers in settings.WorkerCounts)
     table.EndToEnd.Add(new BenchTable.Deployment(workers, saturation, half, flood, deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0), peakAtStart, warmup));
 }
 
-Console.Error.WriteLine("raw model again");
-foreach (var setting in settingsToMeasure)
-    table.RawAfter.AddRange(ModelBench.Run(modelDirectory, setting, images, settings.MicroDuration, setting == oneRun ? [1, 16] : [16]));
+MeasureRawAgain("after the e2e phases");
 
 var text = table.Render();
 File.WriteAllText(Path.Combine(settings.OutputDirectory, "bench.md"), text);

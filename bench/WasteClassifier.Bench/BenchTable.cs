@@ -61,7 +61,14 @@ public sealed class BenchTable
             MedianOf(AllRaw.Where(r => r.BatchSize == size && r.Setting == setting).Select(r => r.ImagesPerS).ToList());
         var settings = Raw.Select(r => r.Setting).Distinct().ToList();
         var oneRun = settings.FirstOrDefault(s => s.Runs == 1) ?? new ModelBench.Setting(1, Environment.ProcessorCount);
-        double B(int size) => size == 1 ? Median(oneRun, 1) : settings.Select(s => Median(s, size)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+        var better16 = settings.MaxBy(s => Median(s, 16) is var m && double.IsFinite(m) ? m : 0) ?? oneRun;
+        double B(int size) => size == 1 ? Median(oneRun, 1) : Median(better16, size);
+        // The ratio against each raw figure on its own: how far the noise of this run reaches.
+        string Spread(ModelBench.Setting setting, int size, double e2e)
+        {
+            var ratios = AllRaw.Where(r => r.BatchSize == size && r.Setting == setting).Select(r => e2e / r.ImagesPerS).ToList();
+            return ratios.Count < 2 ? "" : $"{F(ratios.Min())}–{F(ratios.Max())}";
+        }
         var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
         var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
         var e2e1 = one?.Saturation.Report.Throughput.SteadyCompletedPerS ?? double.NaN;
@@ -70,13 +77,13 @@ public sealed class BenchTable
         var p95Half = one?.Half.Report.LatencyMs.EndToEnd.P95 ?? double.NaN;
         var floodFailed = one?.Flood?.Report.Counts.Failed ?? -1;
         var peak = EndToEnd.Select(e => e.WorkerPeakMb).DefaultIfEmpty(double.NaN).Max();
-        md.Append("\n| Ratio / target | Value | Target | Met |\n|---|---:|---:|---|\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 16 (the better setting) | {F(e2e1 / B(16))} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}) | {F(e2e1 / B(1))} | > 1 | {Met(e2e1 > B(1))} |\n");
-        md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | (2 cores shared) | |\n");
-        md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
-        md.Append($"| flood failed requests | {floodFailed} | 0 | {Met(floodFailed == 0)} |\n");
-        md.Append($"| worker peak memory (MB) | {F(peak)} | < 500 | {Met(peak < 500)} |\n");
+        md.Append("\n| Ratio / target | Value | Against each raw figure | Target | Met |\n|---|---:|---:|---:|---|\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 16 ({better16}, the better setting) | {F(e2e1 / B(16))} | {Spread(better16, 16, e2e1)} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}) | {F(e2e1 / B(1))} | {Spread(oneRun, 1, e2e1)} | > 1 | {Met(e2e1 > B(1))} |\n");
+        md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | | (2 cores shared) | |\n");
+        md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
+        md.Append($"| flood failed requests | {floodFailed} | | 0 | {Met(floodFailed == 0)} |\n");
+        md.Append($"| worker peak memory (MB) | {F(peak)} | | < 500 | {Met(peak < 500)} |\n");
         if (one is not null) AppendCpuBudget(md, one.Saturation, B(16), B(1), settings);
         return md.ToString();
     }

@@ -17,16 +17,22 @@ apt_install() {
 }
 
 # Queues and exchanges that the integration tests, bench/run.sh and bench/ab.sh declare under unique names, left behind
-# by runs that did not end cleanly. Only idle ones go; thousands of them once made RabbitMQ's restart hang.
+# by runs that did not end cleanly; thousands of them once made RabbitMQ's restart hang. A name's queue, fault queue,
+# error and skipped queues go together, and only when none of them has a consumer (a run in progress keeps its own).
 remove_stale_test_queues() {
   command -v rabbitmqctl >/dev/null || return 0
-  local pattern='^classify-(image-[0-9a-f]{10}|bench-[0-9a-f]{10}|ab-wc_ab_[0-9_]+|prof-[a-z0-9_]+)(-faults)?(_error|_skipped)?$'
-  local removed
-  removed=$(as_root rabbitmqctl -q eval "P = \"$pattern\",
-    Qs = [Q || Q <- rabbit_amqqueue:list(), {resource, _, queue, N} <- [amqqueue:get_name(Q)],
-               re:run(N, P, [{capture, none}]) =:= match, rabbit_amqqueue:consumers(Q) =:= []],
+  local pattern='^classify-(image-[0-9a-f]{10}|bench-[0-9a-f]{10}|ab-wc_ab_[0-9_]+)(-faults)?(_error|_skipped)?$'
+  local removed ctl=(rabbitmqctl)
+  # Never prompts: without root or password-less sudo the leftovers stay, and the tests still run.
+  [ "$(id -u)" = 0 ] || ctl=(sudo -n rabbitmqctl)
+  removed=$("${ctl[@]}" -q eval "P = \"$pattern\",
+    Base = fun(N) -> iolist_to_binary(re:replace(N, \"(-faults)?(_error|_skipped)?$\", \"\")) end,
+    Stale = fun(N) -> re:run(N, P, [{capture, none}]) =:= match end,
+    Named = [{N, Q} || Q <- rabbit_amqqueue:list(), {resource, _, queue, N} <- [amqqueue:get_name(Q)]],
+    Busy = [Base(N) || {N, Q} <- Named, rabbit_amqqueue:consumers(Q) =/= []],
+    Qs = [Q || {N, Q} <- Named, Stale(N), not lists:member(Base(N), Busy)],
     [rabbit_amqqueue:delete(Q, false, false, <<\"start-services\">>) || Q <- Qs],
-    Xs = [R || X <- rabbit_exchange:list(), {resource, _, exchange, N} = R <- [element(2, X)], re:run(N, P, [{capture, none}]) =:= match],
+    Xs = [R || X <- rabbit_exchange:list(), {resource, _, exchange, N} = R <- [element(2, X)], Stale(N), not lists:member(Base(N), Busy)],
     [rabbit_exchange:delete(R, false, <<\"start-services\">>) || R <- Xs],
     length(Qs)." 2>/dev/null) || { log "could not list RabbitMQ's queues; stale test queues left"; return 0; }
   [ "$removed" = 0 ] || log "removed $removed idle test queues left by earlier runs"

@@ -44,6 +44,7 @@ public sealed class Deployment : IDisposable
             ["Database__ConnectionString"] = ServiceConnectionString(settings.PostgresConnectionString, database),
             ["Messaging__Transport"] = "rabbitmq",
             ["Messaging__RabbitMq__Host"] = settings.RabbitHost,
+            // tests/tooling/start-services.sh removes leftovers by this shape: classify-bench- and 10 hex digits.
             ["Messaging__ClassifyQueue"] = $"classify-bench-{suffix}",
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
@@ -111,10 +112,18 @@ public sealed class Deployment : IDisposable
     {
         foreach (var worker in _workers) worker.Dispose();
         Api.Dispose();
-        // The servers outlive the benchmark: drop its database (the queue goes at the next start-services.sh).
-        using var connection = new NpgsqlConnection(AdminConnectionString);
-        connection.Open();
-        using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{Database}\" WITH (FORCE)", connection);
-        drop.ExecuteNonQuery();
+        // The servers outlive the benchmark: drop its database (the queue goes at the next start-services.sh). A failure
+        // here is only reported: thrown from Dispose, it would hide whatever ended the run.
+        try
+        {
+            using var connection = new NpgsqlConnection(AdminConnectionString);
+            connection.Open();
+            using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{Database}\" WITH (FORCE)", connection);
+            drop.ExecuteNonQuery();
+        }
+        catch (NpgsqlException e)
+        {
+            Console.Error.WriteLine($"could not drop the benchmark's database {Database}: {e.Message}");
+        }
     }
 }

@@ -16,7 +16,8 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >&2
 }
 
-# Queues and exchanges that the integration tests, bench/run.sh and bench/ab.sh declare under unique names, left behind
+# Queues and exchanges that the integration tests (TestServices.ClassifyQueue), bench/run.sh (Deployment.cs) and
+# bench/ab.sh declare under unique names, left behind
 # by runs that did not end cleanly; thousands of them once made RabbitMQ's restart hang. A name's queue, fault queue,
 # error and skipped queues go together, and only when none of them has a consumer (a run in progress keeps its own).
 remove_stale_test_queues() {

@@ -19,7 +19,7 @@ public sealed class DistributedFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var services = await TestServices.GetAsync();
-        var suffix = Guid.NewGuid().ToString("N")[..10];
+        var suffix = TestServices.NewSuffix();
         Settings = new Dictionary<string, string?>
         {
             ["Database:Provider"] = "postgres",
@@ -29,7 +29,7 @@ public sealed class DistributedFixture : IAsyncLifetime
             ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
             ["Messaging:RabbitMq:Username"] = services.RabbitUser,
             ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-            ["Messaging:ClassifyQueue"] = $"classify-image-{suffix}",
+            ["Messaging:ClassifyQueue"] = TestServices.ClassifyQueue(suffix),
             ["ObjectStore:Provider"] = "minio",
             ["ObjectStore:Endpoint"] = services.S3Endpoint,
             ["ObjectStore:AccessKey"] = services.S3AccessKey,

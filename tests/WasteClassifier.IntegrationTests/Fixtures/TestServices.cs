@@ -67,6 +67,15 @@ public static class TestServices
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>A fixture's own name part, for its queue and bucket: 10 hex digits.</summary>
+    public static string NewSuffix() => Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>
+    /// A fixture's own classify queue. tests/tooling/start-services.sh knows this shape (classify-image- and the 10 hex
+    /// digits of <see cref="NewSuffix"/>) to remove the queues an interrupted run left behind: change both together.
+    /// </summary>
+    public static string ClassifyQueue(string suffix) => $"classify-image-{suffix}";
+
     /// <summary>
     /// Deletes a fixture's classify queue when it ends, with the fault queue beside it and the error and skipped queues
     /// MassTransit may have added, and their exchanges. Thousands of leftover durable queues once made RabbitMQ hang at boot.

@@ -20,8 +20,8 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     {
         if (!TestServices.Available && !TestServices.IsCi) return;
         var services = await TestServices.GetAsync();
-        var suffix = Guid.NewGuid().ToString("N")[..10];
-        _queue = $"classify-image-{suffix}";
+        var suffix = TestServices.NewSuffix();
+        _queue = TestServices.ClassifyQueue(suffix);
         _database = await TestServices.CreateDatabaseAsync("wc_uploads");
         _api = new ApiFactory(new Dictionary<string, string?>
         {

@@ -22,7 +22,7 @@ public sealed class FaultHarness : IAsyncDisposable
     public static async Task<FaultHarness> StartAsync(int workers)
     {
         var services = await TestServices.GetAsync();
-        var suffix = Guid.NewGuid().ToString("N")[..10];
+        var suffix = TestServices.NewSuffix();
         var harness = new FaultHarness
         {
             Settings = new Dictionary<string, string?>
@@ -34,7 +34,7 @@ public sealed class FaultHarness : IAsyncDisposable
                 ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
                 ["Messaging:RabbitMq:Username"] = services.RabbitUser,
                 ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-                ["Messaging:ClassifyQueue"] = $"classify-image-{suffix}",
+                ["Messaging:ClassifyQueue"] = TestServices.ClassifyQueue(suffix),
                 ["ObjectStore:Provider"] = "minio",
                 ["ObjectStore:Endpoint"] = services.S3Endpoint,
                 ["ObjectStore:AccessKey"] = services.S3AccessKey,

@@ -5,6 +5,7 @@
 # turns, several times: the machine is shared, so only differences well beyond run-to-run spread mean anything.
 #
 #   bash bench/ab.sh LABEL [ENV=VALUE ...]      e.g. bash bench/ab.sh lanes1 Model__InferenceLanes=1
+#   bash bench/ab.sh 4k GLIBC_TUNABLES=         (the services run as the Dockerfiles set them; this measures without huge pages)
 #   AB_LOAD="--rate 20" bash bench/ab.sh half   (default AB_LOAD="--users 192"; AB_WARMUP=40 and AB_SECONDS=25 seconds)
 # Needs a Release build: dotnet build -c Release WasteClassifier.sln
 set -euo pipefail
@@ -21,7 +22,7 @@ port=18650
 common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POSTGRES};Database=$db;SSL Mode=Disable"
   Messaging__Transport=rabbitmq Messaging__RabbitMq__Host=localhost Messaging__ClassifyQueue=classify-ab-$db
   ObjectStore__Provider=minio ObjectStore__Endpoint=localhost:9000 ObjectStore__AccessKey=S3RVER ObjectStore__SecretKey=S3RVER
-  ObjectStore__Bucket=wc-ab-${db//_/-} DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
+  ObjectStore__Bucket=wc-ab-${db//_/-} GLIBC_TUNABLES=glibc.malloc.hugetlb=1 DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
 (cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
 api=$!
 # The servers outlive the run: drop its database on the way out (the queue goes at the next start-services.sh).

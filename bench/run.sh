@@ -16,6 +16,9 @@ eval "$services"
 dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
 # The build's compiler and MSBuild servers stay behind and use CPU for a while: stop them before measuring.
 dotnet build-server shutdown >/dev/null 2>&1 || true
+# As the Dockerfiles deploy them: ONNX Runtime's buffers on transparent huge pages, for the raw model figures measured in
+# this process and for the services it starts alike. GLIBC_TUNABLES= (empty) measures without.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}"
 export BENCH_API_DLL="$root/src/WasteClassifier.Api/bin/Release/net10.0/WasteClassifier.Api.dll"
 export BENCH_WORKER_DLL="$root/src/WasteClassifier.Worker/bin/Release/net10.0/WasteClassifier.Worker.dll"
 mkdir -p "$BENCH_OUT"

@@ -21,7 +21,8 @@ var oneRun = new ModelBench.Setting(1, sequential.IntraOpThreads);
 var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.IntraOpThreads, serving.MaxImagesPerRun);
 var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
-var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}" };
+var hugePages = NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) ? "on" : "off";
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}" };
 
 var images = dataset.All.Select(i => i.Content).ToList();
 foreach (var setting in settingsToMeasure)

@@ -7,4 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dotnet build bench/memory/WasteClassifier.MemoryBench.csproj -c Release -v q -nologo >&2
+# As the Dockerfiles deploy the worker (GLIBC_TUNABLES= measures without).
+export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}"
 exec dotnet bench/memory/bin/Release/net10.0/WasteClassifier.MemoryBench.dll "$@"

@@ -50,6 +50,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
             var classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
             var previous = _model;
+            if (previous is null) LogPageSize();
             _model = new SharedModel(classifier);
             previous?.Release();
             Observability.ClassifierMetrics.ServingModel(active.Version);
@@ -61,6 +62,19 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
         {
             _switching.Release();
         }
+    }
+
+    /// <summary>Says once, at the first load, whether the model's per-Run buffers get huge pages (a deployment setting).</summary>
+    private void LogPageSize()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var mode = NativeHeap.TransparentHugePagesMode();
+        if (!NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")))
+            logger.LogInformation("Model buffers use 4 KB pages: GLIBC_TUNABLES={Tunable} (set in the Dockerfiles) saves about 5 % of the CPU per image", NativeHeap.HugePagesTunable);
+        else if (mode == "never")
+            logger.LogInformation("GLIBC_TUNABLES asks for huge pages, but this host's transparent huge pages are off (never)");
+        else
+            logger.LogInformation("Model buffers use transparent huge pages (host mode {TransparentHugePages})", mode ?? "unknown");
     }
 
     /// <summary>Serves <paramref name="model"/> without a registry (unit tests).</summary>

@@ -36,6 +36,40 @@ public sealed class NativeHeapTests
         }
     }
 
+    [Theory]
+    [InlineData("glibc.malloc.hugetlb=1", true)]
+    [InlineData("glibc.malloc.trim_threshold=131072:glibc.malloc.hugetlb=1", true)]
+    [InlineData("glibc.malloc.hugetlb=2", false)] // reserved hugetlbfs pages: a different setting, rarely available
+    [InlineData("glibc.malloc.hugetlb=0", false)]
+    [InlineData("glibc.malloc.hugetlb=10", false)]
+    [InlineData("", false)]
+    [InlineData(null, false)]
+    public void HugePagesRequested_ReadsTheTunableAmongOthers(string? tunables, bool expected) =>
+        Assert.Equal(expected, NativeHeap.HugePagesRequested(tunables));
+
+    [Theory]
+    [InlineData("always [madvise] never\n", "madvise")]
+    [InlineData("[always] madvise never\n", "always")]
+    [InlineData("always madvise [never]\n", "never")]
+    [InlineData("garbled\n", null)]
+    public void TransparentHugePagesMode_IsTheBracketedWord(string content, string? expected)
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, content);
+            Assert.Equal(expected, NativeHeap.TransparentHugePagesMode(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void TransparentHugePagesMode_WithoutTheFile_IsUnknown() =>
+        Assert.Null(NativeHeap.TransparentHugePagesMode(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "enabled")));
+
     // glibc's chunk header, the word before the pointer malloc returns: size with flag bits; 0x2 is IS_MMAPPED.
     private static bool IsMappedOnItsOwn(IntPtr block) => (Marshal.ReadInt64(block, -8) & 0x2) != 0;
 

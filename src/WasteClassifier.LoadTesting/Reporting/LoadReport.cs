@@ -24,7 +24,10 @@ public sealed record RunInfo(string Mode, string Target, string? Profile, int Us
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
     IReadOnlyDictionary<string, int> FailuresByReason);
 
-/// <param name="SteadyCompletedPerS">Completions per second after the ramp and before the duration ended.</param>
+/// <param name="SteadyCompletedPerS">
+/// Completions per second after the ramp and before the duration ended, as the slope of completions over time (results
+/// arrive a batch at a time; see LoadReportBuilder.SteadyRate).
+/// </param>
 public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double SteadyCompletedPerS);
 
 /// <param name="EndToEnd">Server side, from the database: row created (upload accepted) to result written.</param>

@@ -1,0 +1,35 @@
+using WasteClassifier.LoadTesting.Reporting;
+
+namespace WasteClassifier.UnitTests.LoadTesting;
+
+/// <summary>The steady throughput the reports and the benchmark use, from completions that arrive a batch at a time.</summary>
+public sealed class SteadyRateTests
+{
+    [Theory]
+    [InlineData(0.05)]
+    [InlineData(0.2)]
+    [InlineData(0.35)]
+    public void BatchesOf16Every400Ms_IsTheirRate_WhereverTheWindowCutsThem(double firstBatchAt)
+    {
+        // 40 images/s; a count of the batches inside 27 s gives 67 or 68 batches: 39.7 or 40.3 images/s.
+        var finishes = Enumerable.Range(0, 100).Select(j => firstBatchAt + 0.4 * j).Where(t => t <= 27)
+            .SelectMany(t => Enumerable.Repeat(t, 16)).ToList();
+
+        Assert.Equal(40.0, LoadReportBuilder.SteadyRate(finishes, 27), 6);
+    }
+
+    [Fact]
+    public void SingleImagesEvery50Ms_Is20PerSecond()
+    {
+        var finishes = Enumerable.Range(0, 540).Select(k => 0.01 + 0.05 * k).ToList();
+
+        Assert.Equal(20.0, LoadReportBuilder.SteadyRate(finishes, 27), 6);
+    }
+
+    [Theory]
+    [InlineData(new double[0], 0)]
+    [InlineData(new[] { 3.0 }, 0.1)]
+    [InlineData(new[] { 3.0, 3.0, 3.0 }, 0.3)]
+    public void TooFewDistinctTimes_IsTheCountOverTheWindow(double[] finishes, double expected) =>
+        Assert.Equal(expected, LoadReportBuilder.SteadyRate(finishes, 10), 6);
+}

@@ -42,7 +42,8 @@ public static class NativeHeap
     /// not here.
     /// </summary>
     public static bool HugePagesRequested(string? tunables) =>
-        tunables is not null && tunables.Split(':').Any(t => t.Trim() == HugePagesTunable);
+        // glibc applies the entries in order, so the last setting of the tunable is the one in force.
+        tunables?.Split(':').Select(t => t.Trim()).LastOrDefault(t => t.StartsWith("glibc.malloc.hugetlb=", StringComparison.Ordinal)) == HugePagesTunable;
 
     /// <summary>The host's transparent huge page mode (<c>always</c>, <c>madvise</c> or <c>never</c>); null where it cannot be read.</summary>
     public static string? TransparentHugePagesMode(string path = "/sys/kernel/mm/transparent_hugepage/enabled")

@@ -41,6 +41,8 @@ public sealed class NativeHeapTests
     [InlineData("glibc.malloc.trim_threshold=131072:glibc.malloc.hugetlb=1", true)]
     [InlineData("glibc.malloc.hugetlb=2", false)] // reserved hugetlbfs pages: a different setting, rarely available
     [InlineData("glibc.malloc.hugetlb=0", false)]
+    [InlineData("glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0", false)]
+    [InlineData("glibc.malloc.hugetlb=0:glibc.malloc.hugetlb=1", true)]
     [InlineData("glibc.malloc.hugetlb=10", false)]
     [InlineData("", false)]
     [InlineData(null, false)]

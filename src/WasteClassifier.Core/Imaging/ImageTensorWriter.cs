@@ -74,13 +74,15 @@ public static class ImageTensorWriter
     /// Decodes <paramref name="bytes"/>, resizes as <paramref name="input"/> says and writes
     /// 3 × Height × Width floats into <paramref name="destination"/>.
     /// </summary>
-    public static ImageCheck Write(ReadOnlySpan<byte> bytes, ModelInputSpec input, Span<float> destination, ImageLimits limits, bool mirror = false)
+    /// <param name="scaledDecode">False decodes every pixel of a large JPEG too: the reference that the benchmark and tests compare with.</param>
+    public static ImageCheck Write(ReadOnlySpan<byte> bytes, ModelInputSpec input, Span<float> destination, ImageLimits limits, bool mirror = false,
+        bool scaledDecode = true)
     {
         var check = Inspect(bytes, limits);
         if (!check.Ok) return check;
         try
         {
-            using var image = Image.Load<Rgb24>(DecoderConfiguration, bytes);
+            using var image = scaledDecode ? Decode(bytes, input.Width, input.Height, limits) : Image.Load<Rgb24>(DecoderConfiguration, bytes);
             Resize(image, input, mirror);
             CopyPixels(image, input, destination);
             return check;
@@ -94,7 +96,7 @@ public static class ImageTensorWriter
     /// <summary>Decodes and resizes to <paramref name="input"/>'s size; for callers that derive several tensors (augmentation).</summary>
     public static Image<Rgb24> LoadResized(ReadOnlySpan<byte> bytes, ModelInputSpec input, int width, int height)
     {
-        var image = Image.Load<Rgb24>(DecoderConfiguration, bytes);
+        var image = Decode(bytes, width, height, ImageLimits.Default);
         image.Mutate(x => x.AutoOrient().Resize(new ResizeOptions
         {
             Size = new Size(width, height),
@@ -104,6 +106,10 @@ public static class ImageTensorWriter
     }
 
     public static int TensorLength(ModelInputSpec input) => 3 * input.Width * input.Height;
+
+    /// <summary>Decodes for a resize to <paramref name="width"/> × <paramref name="height"/>: large JPEGs at a reduced scale, the rest in full.</summary>
+    private static Image<Rgb24> Decode(ReadOnlySpan<byte> bytes, int width, int height, ImageLimits limits) =>
+        ScaledJpegDecoder.TryDecode(bytes, width, height, limits) ?? Image.Load<Rgb24>(DecoderConfiguration, bytes);
 
     private static void Resize(Image<Rgb24> image, ModelInputSpec input, bool mirror)
     {

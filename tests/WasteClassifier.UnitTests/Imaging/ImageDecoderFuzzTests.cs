@@ -5,7 +5,9 @@ using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 using WasteClassifier.Core.Imaging;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.UnitTests.Support;
@@ -114,11 +116,18 @@ public sealed class ImageDecoderFuzzTests(ITestOutputHelper output)
         using var deep = rgb.CloneAs<Rgba64>();
         using var animated = rgb.CloneAs<Rgba32>();
         animated.Frames.AddFrame(animated.Frames.RootFrame);
+        // At least twice the input on both sides: decoded at a reduced scale by libjpeg-turbo (ScaledJpegDecoder).
+        using var large = rgb.Clone(x => x.Resize(96, 80));
+        using var turned = large.Clone();
+        turned.Metadata.ExifProfile = new ExifProfile();
+        turned.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
         return
         [
             Encode(s => rgb.SaveAsJpeg(s, new JpegEncoder { Quality = 80 })),
             Encode(s => rgb.SaveAsJpeg(s, new JpegEncoder { ColorType = JpegColorType.YCbCrRatio420 })),
             Encode(s => gray.SaveAsJpeg(s, new JpegEncoder { ColorType = JpegColorType.Luminance })),
+            Encode(s => large.SaveAsJpeg(s, new JpegEncoder { ColorType = JpegColorType.YCbCrRatio420 })),
+            Encode(s => turned.SaveAsJpeg(s, new JpegEncoder { Quality = 80 })),
             Encode(s => rgb.SaveAsPng(s)),
             Encode(s => deep.SaveAsPng(s, new PngEncoder { BitDepth = PngBitDepth.Bit16 })),
             Encode(s => animated.SaveAsGif(s, new GifEncoder())),

@@ -7,6 +7,7 @@
 #   bash bench/ab.sh LABEL [ENV=VALUE ...]      e.g. bash bench/ab.sh lanes1 Model__InferenceLanes=1
 #   bash bench/ab.sh 4k GLIBC_TUNABLES=         (the services run as the Dockerfiles set them; this measures without huge pages)
 #   AB_LOAD="--rate 20" bash bench/ab.sh half   (default AB_LOAD="--users 192"; AB_WARMUP=40 and AB_SECONDS=25 seconds)
+#   AB_IMAGES="--generate 32 --size 1920x1080" bash bench/ab.sh camera   (default: the dataset's images)
 # Needs a Release build: dotnet build -c Release WasteClassifier.sln
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ worker=$!
 sleep 8
 
 load() { dotnet src/WasteClassifier.Cli/bin/Release/net10.0/wastectl.dll loadtest --target http://127.0.0.1:$port $1 --duration $2 --drain 60 \
-  --images ../shared/datasets/waste-v1 --out "$out/$3" > "$out/$3.log" 2>&1; }
+  ${AB_IMAGES:---images ../shared/datasets/waste-v1} --out "$out/$3" > "$out/$3.log" 2>&1; }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }                     # user + system ticks (1/100 s)
 servers() { for p in $(pgrep -x postgres); do cpu "$p" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
 pgstat() { psql "$admin" -Atc "select xact_commit+xact_rollback, tup_fetched from pg_stat_database where datname='$db'"; }

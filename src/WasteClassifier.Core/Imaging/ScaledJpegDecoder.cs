@@ -16,6 +16,10 @@ public static class ScaledJpegDecoder
     // Scales with dedicated IDCTs in libjpeg-turbo, smallest first.
     private static readonly float[] Scales = [1 / 8f, 1 / 4f, 1 / 2f];
 
+    // Set when this platform has no libSkiaSharp (Directory.Build.targets keeps the served platforms' only): every
+    // image is then decoded in full, without paying for the failed load again.
+    private static volatile bool _unavailable;
+
     /// <summary>
     /// The image at the smallest scale that still covers <paramref name="width"/> × <paramref name="height"/> once oriented,
     /// with its EXIF orientation carried over for <c>AutoOrient</c>. Null when the bytes are not a JPEG, no scale below 1
@@ -27,7 +31,7 @@ public static class ScaledJpegDecoder
     /// </param>
     public static Image<Rgb24>? TryDecode(ReadOnlySpan<byte> bytes, int width, int height, ImageLimits limits)
     {
-        if (!IsJpeg(bytes)) return null;
+        if (_unavailable || !IsJpeg(bytes)) return null;
         try
         {
             using var data = SKData.CreateCopy(bytes);
@@ -51,6 +55,11 @@ public static class ScaledJpegDecoder
                 image.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)origin);
             }
             return image;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or TypeInitializationException)
+        {
+            _unavailable = true;
+            return null;
         }
         catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
         {

@@ -1,0 +1,134 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using WasteClassifier.Api.Submissions;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>The multipart reader: files of the field read whole into arrays of their size, other fields as the form reader gave them.</summary>
+public sealed class MultipartUploadsTests
+{
+    private static readonly UploadOptions Options = new();
+
+    [Fact]
+    public async Task ReadAsync_FilesAndFields_ReadsEveryFileOfTheFieldWhole()
+    {
+        // Over 64 KB, where ASP.NET's form reader went through a temporary file, and over the first pooled buffer.
+        var frame = Bytes(300_000, seed: 1);
+        var small = Bytes(10, seed: 2);
+        using var content = new MultipartFormDataContent
+        {
+            { File(frame, "image/jpeg"), "image", "frame.jpg" },
+            { new StringContent("line-3"), "source" },
+            { File(Bytes(500, seed: 3), "image/png"), "thumbnail", "thumb.png" },
+            { File(small, "image/png"), "image", "small.png" },
+        };
+
+        var (upload, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        Assert.Null(error);
+        Assert.Equal(["frame.jpg", "small.png"], upload!.Files.Select(f => f.FileName));
+        Assert.Equal([0, 1], upload.Files.Select(f => f.Index));
+        Assert.Equal(frame, upload.Files[0].Content);
+        Assert.Equal(small, upload.Files[1].Content);
+        Assert.Equal([300_000L, 10L], upload.Files.Select(f => f.Length));
+        Assert.Equal(["image/jpeg", "image/png"], upload.Files.Select(f => f.ContentType));
+        Assert.Equal("line-3", upload.Form["source"].ToString());
+    }
+
+    [Fact]
+    public async Task ReadAsync_FileOverTheLimit_KeepsItsLengthOnly()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(5000, seed: 4), "image/jpeg"), "image", "big.jpg" } };
+
+        var (upload, _) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", new UploadOptions { MaxFileBytes = 1000 }, CancellationToken.None);
+
+        Assert.Equal(5000, upload!.Files[0].Length);
+        Assert.Empty(upload.Files[0].Content);
+    }
+
+    [Fact]
+    public async Task ReadAsync_FilesInAnotherField_AnswersNoFileNamingThatField()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(100, seed: 5), "image/jpeg"), "photo", "a.jpg" } };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("no_file", answer.Value!.Error);
+        Assert.Contains("'photo'", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_MoreFilesThanAllowed_AnswersTooManyFiles()
+    {
+        using var content = new MultipartFormDataContent();
+        for (var i = 0; i < 4; i++) content.Add(File(Bytes(10, seed: i), "image/png"), "image", $"{i}.png");
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", new UploadOptions { MaxFilesPerRequest = 3 }, CancellationToken.None);
+
+        Assert.Equal("too_many_files", Assert.IsType<JsonHttpResult<ApiError>>(error).Value!.Error);
+    }
+
+    [Fact]
+    public async Task ReadAsync_CutOffBody_AnswersMalformedRequest()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(1000, seed: 6), "image/jpeg"), "image", "a.jpg" } };
+        var request = await RequestAsync(content);
+        var whole = ((MemoryStream)request.Body).ToArray();
+        request.Body = new MemoryStream(whole[..(whole.Length / 2)]);
+
+        var (_, error) = await MultipartUploads.ReadAsync(request, "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("malformed_request", answer.Value!.Error);
+    }
+
+    [Fact]
+    public async Task ReadAsync_MultipartWithoutBoundary_AnswersMalformedRequest()
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = "multipart/form-data";
+        request.Body = new MemoryStream([1, 2, 3]);
+
+        var (_, error) = await MultipartUploads.ReadAsync(request, "image", Options, CancellationToken.None);
+
+        Assert.Equal("malformed_request", Assert.IsType<JsonHttpResult<ApiError>>(error).Value!.Error);
+    }
+
+    [Fact]
+    public async Task ReadAsync_UrlEncodedForm_ReadsItsFieldsAndFindsNoFile()
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = "application/x-www-form-urlencoded";
+        request.Body = new MemoryStream("source=line-3"u8.ToArray());
+
+        var (upload, error) = await MultipartUploads.ReadAsync(request, "image", Options, CancellationToken.None, filesRequired: false);
+
+        Assert.Null(error);
+        Assert.Empty(upload!.Files);
+        Assert.Equal("line-3", upload.Form["source"].ToString());
+    }
+
+    private static ByteArrayContent File(byte[] bytes, string contentType) => new(bytes) { Headers = { ContentType = new MediaTypeHeaderValue(contentType) } };
+
+    private static byte[] Bytes(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    private static async Task<HttpRequest> RequestAsync(MultipartFormDataContent content)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = content.Headers.ContentType!.ToString();
+        var body = new MemoryStream();
+        await content.CopyToAsync(body);
+        body.Position = 0;
+        request.Body = body;
+        return request;
+    }
+}

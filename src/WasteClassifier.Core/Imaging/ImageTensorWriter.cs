@@ -12,7 +12,7 @@ namespace WasteClassifier.Core.Imaging;
 
 /// <summary>
 /// Turns untrusted image bytes into a model's input tensor. The size is read from the header first
-/// (<see cref="Image.Identify(Configuration, Stream, out IImageFormat)"/>) and anything over the limits is refused before decoding.
+/// (<see cref="Image.Identify(Configuration, byte[], out IImageFormat)"/>) and anything over the limits is refused before decoding.
 /// </summary>
 public static class ImageTensorWriter
 {
@@ -29,15 +29,14 @@ public static class ImageTensorWriter
     }
 
     /// <summary>Reads format and size from the header without decoding pixels.</summary>
-    public static ImageCheck Inspect(ReadOnlySpan<byte> bytes, ImageLimits limits)
+    public static ImageCheck Inspect(byte[] bytes, ImageLimits limits)
     {
-        if (bytes.IsEmpty) return ImageCheck.Refused(ImageErrors.Empty, "the file is empty");
+        if (bytes.Length == 0) return ImageCheck.Refused(ImageErrors.Empty, "the file is empty");
         IImageInfo? info;
         IImageFormat? format;
         try
         {
-            using var stream = new MemoryStream(bytes.ToArray(), writable: false);
-            info = Image.Identify(DecoderConfiguration, stream, out format);
+            info = Image.Identify(DecoderConfiguration, bytes, out format);
         }
         catch (NotSupportedException e)
         {
@@ -75,7 +74,7 @@ public static class ImageTensorWriter
     /// 3 × Height × Width floats into <paramref name="destination"/>.
     /// </summary>
     /// <param name="scaledDecode">False decodes every pixel of a large JPEG too: the reference that the benchmark and tests compare with.</param>
-    public static ImageCheck Write(ReadOnlySpan<byte> bytes, ModelInputSpec input, Span<float> destination, ImageLimits limits, bool mirror = false,
+    public static ImageCheck Write(byte[] bytes, ModelInputSpec input, Span<float> destination, ImageLimits limits, bool mirror = false,
         bool scaledDecode = true)
     {
         var check = Inspect(bytes, limits);

@@ -1,3 +1,5 @@
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Distributed;
@@ -50,6 +52,10 @@ public sealed class DistributedFixture : IAsyncLifetime
         };
         Api = new ApiFactory(Settings);
         Client = new ClassifierClient(Api.CreateClient());
+        // The host starts the bus in the background: wait until the API's receive endpoints (e.g. for ClassificationsFinished)
+        // are bound, or a test's first event can go to an exchange with no queue yet.
+        var bus = await Api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
+        if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
         foreach (var id in new[] { WorkerA, WorkerB })
             _processes.Add(await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(Settings) { ["Worker:Id"] = id }));
     }

@@ -17,16 +17,16 @@ public static class MultipartUploads
         try
         {
             var boundary = Boundary(request.ContentType);
-            var (files, fileFields, form) = boundary is null
-                ? ([], [], await request.ReadFormAsync(cancellationToken)) // url-encoded: fields only
+            var (files, fileCount, fileFields, form) = boundary is null
+                ? ([], 0, [], await request.ReadFormAsync(cancellationToken)) // url-encoded: fields only
                 : await ReadSectionsAsync(request.Body, boundary, field, options, cancellationToken);
-            if (files.Count == 0 && filesRequired)
+            if (fileCount == 0 && filesRequired)
             {
                 var other = fileFields.Count > 0 ? $" (files were sent in '{string.Join("', '", fileFields.Distinct())}')" : "";
                 return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", $"no file in the form field '{field}'{other}"));
             }
-            if (files.Count > options.MaxFilesPerRequest)
-                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "too_many_files", $"{files.Count} files in one request; the limit is {options.MaxFilesPerRequest}"));
+            if (fileCount > options.MaxFilesPerRequest)
+                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "too_many_files", $"{fileCount} files in one request; the limit is {options.MaxFilesPerRequest}"));
             return (new Upload(files, form), null);
         }
         catch (Exception e) when (e is InvalidDataException or BadHttpRequestException or IOException)
@@ -48,13 +48,15 @@ public static class MultipartUploads
     /// form reader would first copy every file over 64 KB to a temporary file and back (a camera frame is 0.2–1 MB): that
     /// was 40 % of the API's CPU under camera load.
     /// </summary>
-    private static async Task<(List<UploadedImage> Files, List<string> OtherFileFields, IFormCollection Form)> ReadSectionsAsync(Stream body, string boundary,
+    /// <returns>The files read (at most <see cref="UploadOptions.MaxFilesPerRequest"/>) and how many the field had.</returns>
+    private static async Task<(List<UploadedImage> Files, int FileCount, List<string> OtherFileFields, IFormCollection Form)> ReadSectionsAsync(Stream body, string boundary,
         string field, UploadOptions options, CancellationToken cancellationToken)
     {
         var limits = new FormOptions();
         Configure(limits, options);
         var reader = new MultipartReader(boundary, body) { BodyLengthLimit = limits.MultipartBodyLengthLimit };
         var files = new List<UploadedImage>();
+        var fileCount = 0;
         var otherFileFields = new List<string>();
         var fields = new KeyValueAccumulator();
         var sections = 0;
@@ -67,6 +69,12 @@ public static class MultipartUploads
             var name = HeaderUtilities.RemoveQuotes(disposition.Name).ToString();
             if (disposition.IsFileDisposition())
             {
+                // Past the file limit the request is refused: count the rest without holding them in memory.
+                if (name.Equals(field, StringComparison.OrdinalIgnoreCase) && ++fileCount > options.MaxFilesPerRequest)
+                {
+                    await section.Body.DrainAsync(cancellationToken);
+                    continue;
+                }
                 if (!name.Equals(field, StringComparison.OrdinalIgnoreCase))
                 {
                     otherFileFields.Add(name);
@@ -88,7 +96,7 @@ public static class MultipartUploads
                 throw new InvalidDataException($"Unrecognized Content-Disposition for this section: {section.ContentDisposition}");
             }
         }
-        return (files, otherFileFields, new FormCollection(fields.GetResults()));
+        return (files, fileCount, otherFileFields, new FormCollection(fields.GetResults()));
     }
 
     /// <summary>

@@ -170,7 +170,7 @@ public sealed class DirectUploads(
         {
             try
             {
-                await sender.SendStampedAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
+                await sender.SendStampedAsync(toSend, OutgoingImage.Of(accepted), cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

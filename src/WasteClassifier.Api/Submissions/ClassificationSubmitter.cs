@@ -63,7 +63,7 @@ public sealed class ClassificationSubmitter(
         // New image rows (added by the intake) and the classifications: one round trip, one transaction.
         await db.SaveChangesAsync(cancellationToken);
 
-        await SendAsync(toSend, accepted.Select(a => a.Image).DistinctBy(i => i.Id).ToDictionary(i => i.Id, i => i.ObjectKey), cancellationToken);
+        await SendAsync(toSend, OutgoingImage.Of(accepted), cancellationToken);
         var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName))).ToList();
         logger.LogInformation("Accepted {Accepted} image(s), refused {Rejected}, source {Source}", items.Count, rejected.Count, source);
         return new SubmissionResult(items, rejected, false);
@@ -71,11 +71,11 @@ public sealed class ClassificationSubmitter(
 
     public static string UrlFor(Guid id) => $"/v1/classifications/{id}";
 
-    private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, string> objectKeys, CancellationToken cancellationToken)
+    private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, OutgoingImage> images, CancellationToken cancellationToken)
     {
         try
         {
-            await sender.SendStampedAsync(rows, objectKeys, cancellationToken);
+            await sender.SendStampedAsync(rows, images, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -58,7 +58,7 @@ public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguratio
         if (recover && rows.Count < 500) _recoveredInMemoryQueue = true;
         if (rows.Count == 0) return 0;
 
-        await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync(rows, objectKeys: null, cancellationToken);
+        await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync(rows, images: null, cancellationToken);
         logger.LogInformation("Re-published {Count} queued classification(s)", rows.Count);
         return rows.Count;
     }

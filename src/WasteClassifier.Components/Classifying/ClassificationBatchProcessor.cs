@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
@@ -11,7 +12,7 @@ using WasteClassifier.Infrastructure.Storage;
 namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
-/// Classifies one batch: marks rows processing, fetches images concurrently, decodes them in parallel,
+/// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
 /// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
@@ -42,7 +43,8 @@ public sealed class ClassificationBatchProcessor(
         using var lease = await models.AcquireAsync(cancellationToken);
         var classifier = lease.Classifier;
         phase.Restart();
-        var images = await Task.WhenAll(rows.Select(row => FetchAsync(row.Image!, cancellationToken)));
+        var carried = CarriedImages(messages);
+        var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
 
         var input = classifier.Card.Input;
@@ -85,8 +87,9 @@ public sealed class ClassificationBatchProcessor(
             await db.SaveChangesAsync(cancellationToken);
             Observability.ClassifierMetrics.RecordBatch(rows, classifier.Card.Version, inferenceMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
-                "(claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms)",
-                rows.Count, classifier.Card.Version, good.Length, rows.Count - good.Length, inferenceMs, claimMs, fetchMs, decodeMs, phase.Elapsed.TotalMilliseconds);
+                "(claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms; {Carried} image(s) carried in their messages)",
+                rows.Count, classifier.Card.Version, good.Length, rows.Count - good.Length, inferenceMs, claimMs, fetchMs, decodeMs, phase.Elapsed.TotalMilliseconds,
+                carried.Count);
             return new BatchOutcome(rows.Count, good.Length, rows.Count - good.Length);
         }
         finally
@@ -115,6 +118,28 @@ public sealed class ClassificationBatchProcessor(
         }
         await db.SaveChangesAsync(cancellationToken);
         return pending;
+    }
+
+    private static Dictionary<Guid, byte[]> CarriedImages(IReadOnlyList<ClassifyImage> messages)
+    {
+        var carried = new Dictionary<Guid, byte[]>();
+        foreach (var message in messages)
+            if (message.ImageBytes is { Length: > 0 } bytes) carried.TryAdd(message.ClassificationId, bytes);
+        return carried;
+    }
+
+    /// <summary>
+    /// The bytes the message carried when they are the recorded image's (same length and SHA-256), else the object store's
+    /// copy: a message must not make a row's result about other bytes than the image it records.
+    /// </summary>
+    private async Task<byte[]?> ReadAsync(Classification row, byte[]? carried, CancellationToken cancellationToken)
+    {
+        var image = row.Image!;
+        if (carried is null) return await FetchAsync(image, cancellationToken);
+        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return carried;
+        logger.LogWarning("Classification {ClassificationId}: the message carried {Length} bytes that are not image {ImageId}; reading the object store",
+            row.Id, carried.Length, image.Id);
+        return await FetchAsync(image, cancellationToken);
     }
 
     /// <summary>

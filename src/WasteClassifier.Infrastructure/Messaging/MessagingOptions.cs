@@ -12,6 +12,13 @@ public sealed class MessagingOptions
 
     /// <summary>Queue the API sends classify commands to and workers consume; change it to share a broker between deployments.</summary>
     public string ClassifyQueue { get; set; } = WasteClassifier.Contracts.Messages.QueueNames.ClassifyImage;
+
+    /// <summary>
+    /// Images up to this many bytes travel inside their ClassifyImage message as well as to the object store, so workers skip
+    /// the store's GET for them; larger ones (camera frames) are only read from the store. 0 turns it off. Each such message is
+    /// up to a third larger than the image (base64): mind RabbitMQ's memory if a large backlog can build up.
+    /// </summary>
+    public int InlineImageBytes { get; set; } = 64 * 1024;
 }
 
 public sealed class RabbitMqOptions

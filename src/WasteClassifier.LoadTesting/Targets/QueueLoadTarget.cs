@@ -10,7 +10,7 @@ namespace WasteClassifier.LoadTesting.Targets;
 
 /// <summary>
 /// Loads the workers alone: the images are stored once (as the API stores uploads), then each request records a
-/// queued row and sends ClassifyImage to the classify queue. Results are read from the database, many ids per query.
+/// queued row and sends ClassifyImage to the classify queue, carrying the image as the API's messages do. Results are read from the database, many ids per query.
 /// </summary>
 public sealed class QueueLoadTarget(ServiceProvider services, string source, TimeSpan pollInterval) : ILoadTarget
 {
@@ -50,7 +50,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         {
             db.Classifications.Add(row);
             await db.SaveChangesAsync(cancellationToken);
-            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync([row], new Dictionary<Guid, string> { [stored.Id] = stored.ObjectKey }, cancellationToken);
+            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync([row], new Dictionary<Guid, OutgoingImage> { [stored.Id] = new(stored.ObjectKey, image.Content) }, cancellationToken);
             return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Distributed;
@@ -65,6 +67,28 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.True(body["success"]!.GetValue<bool>(), body.ToJsonString());
         Assert.Equal(label, body["predicted_class"]!.GetValue<string>());
+    }
+
+    [IntegrationFact]
+    public async Task ClassifyImage_CarryingItsImage_IsClassifiedFromTheMessageOverRabbitMq()
+    {
+        // Recorded but never put in the object store: only the bytes that crossed RabbitMQ can be classified.
+        var bytes = Dataset.Sample(perClass: 1).Select(s => File.ReadAllBytes(s.Path)).MinBy(b => b.Length)!;
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var image = new StoredImage { Id = Guid.CreateVersion7(), ObjectKey = $"test/only-in-the-message/{hash}", ContentHash = hash, SizeBytes = bytes.Length, Format = "jpeg", CreatedAt = DateTime.UtcNow };
+        var row = new Classification { Id = Guid.CreateVersion7(), ImageId = image.Id, Image = image, Status = ClassificationStatus.Queued, CreatedAt = DateTime.UtcNow };
+        using (var scope = _fixture.Api.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            db.Classifications.Add(row);
+            await db.SaveChangesAsync();
+            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>()
+                .SendAsync([row], new Dictionary<Guid, OutgoingImage> { [image.Id] = new(image.ObjectKey, bytes) }, CancellationToken.None);
+        }
+
+        var result = (await _fixture.Client.WaitForAllAsync([row.Id], TimeSpan.FromMinutes(1)))[0];
+
+        Assert.Equal("completed", result["status"]!.GetValue<string>());
     }
 
     [IntegrationFact]

@@ -1,5 +1,9 @@
+using MassTransit;
+using MassTransit.Testing;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 
@@ -19,7 +23,7 @@ public sealed class ClassifyCommandSenderTests : IDisposable
         var rows = await AddStampedRowsAsync(3);
         var sender = new ClassifyCommandSender(Db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System);
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => sender.SendStampedAsync(rows, objectKeys: null, CancellationToken.None));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => sender.SendStampedAsync(rows, images: null, CancellationToken.None));
 
         Db.ChangeTracker.Clear();
         var stored = await Db.Classifications.AsNoTracking().ToListAsync();
@@ -35,10 +39,48 @@ public sealed class ClassifyCommandSenderTests : IDisposable
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
 
-        await Assert.ThrowsAsync<OperationCanceledException>(() => sender.SendStampedAsync(rows, objectKeys: null, cancelled.Token));
+        await Assert.ThrowsAsync<OperationCanceledException>(() => sender.SendStampedAsync(rows, images: null, cancelled.Token));
 
         Db.ChangeTracker.Clear();
         Assert.All(await Db.Classifications.AsNoTracking().ToListAsync(), row => Assert.Null(row.PublishedAt));
+    }
+
+    [Fact]
+    public async Task Send_SmallImagesAtHand_TravelInTheMessage_LargeOnesAndUnknownOnesDoNot()
+    {
+        var rows = await AddStampedRowsAsync(3);
+        byte[] small = [1, 2, 3, 4], large = new byte[17];
+        var images = new Dictionary<Guid, OutgoingImage>
+        {
+            [rows[0].ImageId] = new(rows[0].Image!.ObjectKey, small),
+            [rows[1].ImageId] = new(rows[1].Image!.ObjectKey, large),
+        };
+        await using var provider = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 16 }, TimeProvider.System);
+
+        await sender.SendAsync(rows, images, CancellationToken.None);
+
+        var sent = harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message).ToDictionary(m => m.ClassificationId);
+        Assert.Equal(small, sent[rows[0].Id].ImageBytes);
+        Assert.Null(sent[rows[1].Id].ImageBytes);
+        Assert.Null(sent[rows[2].Id].ImageBytes);
+        Assert.Equal(rows.Select(r => r.Image!.ObjectKey), rows.Select(r => sent[r.Id].ObjectKey));
+    }
+
+    [Fact]
+    public async Task Send_InliningTurnedOff_NoMessageCarriesBytes()
+    {
+        var rows = await AddStampedRowsAsync(1);
+        await using var provider = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 0 }, TimeProvider.System);
+
+        await sender.SendAsync(rows, new Dictionary<Guid, OutgoingImage> { [rows[0].ImageId] = new(rows[0].Image!.ObjectKey, [1, 2, 3]) }, CancellationToken.None);
+
+        Assert.Null(harness.Sent.Select<ClassifyImage>().Single().Context.Message.ImageBytes);
     }
 
     private async Task<List<Classification>> AddStampedRowsAsync(int count)

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
@@ -104,15 +105,46 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Contains("returned 0 bytes", rows[1].Error);
     }
 
+    [Fact]
+    public async Task Process_ImageCarriedInTheMessage_ClassifiedWithoutReadingTheStore()
+    {
+        var image = TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0));
+        var message = await AddAsync(image, stored: false) with { ImageBytes = image };
+
+        var outcome = await Processor().ProcessAsync([message], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0), outcome);
+        Assert.Equal(0, _store.Reads);
+        Assert.Equal("high", (await Rows([message])).Single().PredictedClass);
+    }
+
+    [Fact]
+    public async Task Process_MessageCarriesOtherBytesThanItsImage_TheStoresCopyIsClassified()
+    {
+        var own = TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0));
+        var message = await AddAsync(own);
+        // Same length, other pixels: only the hash tells them apart.
+        var other = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        Assert.Equal(own.Length, other.Length);
+
+        var outcome = await Processor().ProcessAsync([message with { ImageBytes = other }], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0), outcome);
+        Assert.Equal(1, _store.Reads);
+        Assert.Equal("high", (await Rows([message])).Single().PredictedClass);
+    }
+
     private ClassificationBatchProcessor Processor() =>
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
 
-    private async Task<ClassifyImage> AddAsync(byte[]? content)
+    /// <param name="stored">False records the image without putting it in the store.</param>
+    private async Task<ClassifyImage> AddAsync(byte[]? content, bool stored = true)
     {
         var key = $"objects/{Guid.NewGuid():N}";
-        if (content is not null) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
-        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = key, Format = "png", SizeBytes = content?.Length ?? 1, CreatedAt = DateTime.UtcNow };
+        if (content is not null && stored) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
+        var hash = content is null ? key : Convert.ToHexStringLower(SHA256.HashData(content));
+        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "png", SizeBytes = content?.Length ?? 1, CreatedAt = DateTime.UtcNow };
         var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5) };
         Db.Classifications.Add(row);
         await Db.SaveChangesAsync();

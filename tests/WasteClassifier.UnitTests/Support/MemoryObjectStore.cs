@@ -21,10 +21,14 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.CompletedTask;
     }
 
+    /// <summary>How many reads were made, of any object.</summary>
+    public int Reads { get; private set; }
+
     public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         lock (_objects)
         {
+            Reads++;
             if (ShortKeys.Contains(key) || ShortReadsLeft > 0 && ShortReadsLeft-- > 0) return Task.FromResult<byte[]?>([]);
             return Task.FromResult(_objects.GetValueOrDefault(key));
         }

@@ -81,8 +81,8 @@ public static class ImageTensorWriter
         if (!check.Ok) return check;
         try
         {
-            using var image = scaledDecode ? Decode(bytes, input.Width, input.Height, limits) : Image.Load<Rgb24>(DecoderConfiguration, bytes);
-            Resize(image, input, mirror);
+            var decoded = scaledDecode ? Decode(bytes, input.Width, input.Height, limits) : Image.Load<Rgb24>(DecoderConfiguration, bytes);
+            using var image = Fit(decoded, input, input.Width, input.Height, mirror);
             CopyPixels(image, input, destination);
             return check;
         }
@@ -95,13 +95,7 @@ public static class ImageTensorWriter
     /// <summary>Decodes and resizes to <paramref name="input"/>'s size; for callers that derive several tensors (augmentation).</summary>
     public static Image<Rgb24> LoadResized(ReadOnlySpan<byte> bytes, ModelInputSpec input, int width, int height)
     {
-        var image = Decode(bytes, width, height, ImageLimits.Default);
-        image.Mutate(x => x.AutoOrient().Resize(new ResizeOptions
-        {
-            Size = new Size(width, height),
-            Mode = input.Resize == "center_crop" ? ResizeMode.Crop : ResizeMode.Stretch,
-        }));
-        return image;
+        return Fit(Decode(bytes, width, height, ImageLimits.Default), input, width, height, mirror: false);
     }
 
     public static int TensorLength(ModelInputSpec input) => 3 * input.Width * input.Height;
@@ -110,17 +104,33 @@ public static class ImageTensorWriter
     private static Image<Rgb24> Decode(ReadOnlySpan<byte> bytes, int width, int height, ImageLimits limits) =>
         ScaledJpegDecoder.TryDecode(bytes, width, height, limits) ?? Image.Load<Rgb24>(DecoderConfiguration, bytes);
 
-    private static void Resize(Image<Rgb24> image, ModelInputSpec input, bool mirror)
+    /// <summary>
+    /// Turns a decoded image upright and to <paramref name="width"/> × <paramref name="height"/>, mirrored if asked. Returns
+    /// the same image, changed in place, or a new one, in which case <paramref name="image"/> is disposed.
+    /// </summary>
+    private static Image<Rgb24> Fit(Image<Rgb24> image, ModelInputSpec input, int width, int height, bool mirror)
     {
-        image.Mutate(x =>
+        try
         {
-            x.AutoOrient().Resize(new ResizeOptions
+            if (image.Metadata.ExifProfile is not null) image.Mutate(x => x.AutoOrient());
+            // Stretching (the default) takes the faster copy of ImageSharp's bicubic resize; cropping, ImageSharp's own.
+            if (input.Resize != "center_crop" && BicubicStretch.Resize(image, width, height) is { } resized)
             {
-                Size = new Size(input.Width, input.Height),
-                Mode = input.Resize == "center_crop" ? ResizeMode.Crop : ResizeMode.Stretch,
-            });
-            if (mirror) x.Flip(FlipMode.Horizontal);
-        });
+                image.Dispose();
+                image = resized;
+            }
+            else
+            {
+                image.Mutate(x => x.Resize(new ResizeOptions { Size = new Size(width, height), Mode = input.Resize == "center_crop" ? ResizeMode.Crop : ResizeMode.Stretch }));
+            }
+            if (mirror) image.Mutate(x => x.Flip(FlipMode.Horizontal));
+            return image;
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Writes an already-sized image: value = (pixel × scale − mean[c]) / std[c], in the card's layout and channel order.</summary>

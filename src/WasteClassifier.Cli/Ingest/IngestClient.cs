@@ -54,6 +54,9 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(present) };
                 request.Headers.Add("Idempotency-Key", key);
+                // A batch over the API's request limit is refused on its headers, before its body is sent, and the 413 cannot
+                // be lost to the connection reset that refusing a body in flight can cause.
+                request.Headers.ExpectContinue = true;
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(options.RequestTimeout);
                 using var response = await http.SendAsync(request, timeout.Token);

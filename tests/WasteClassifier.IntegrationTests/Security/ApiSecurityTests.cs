@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Cli.Ingest;
 using WasteClassifier.Infrastructure.Security;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -259,6 +260,74 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.True(response.StatusCode == HttpStatusCode.RequestEntityTooLarge, body.ToJsonString());
         Assert.Equal("request_too_large", body["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Ingest_BatchOverTheRequestLimit_AnsweredTooLargeBeforeItsBodyIsSent()
+    {
+        var factory = Start(keys: false);
+        factory.UseKestrel(0);
+        factory.StartServer();
+        var recorder = new BodyRecorder();
+        using var http = factory.CreateDefaultClient(recorder);
+        var folder = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        _directories.Add(folder);
+        Directory.CreateDirectory(folder);
+        var files = Enumerable.Range(0, 3).Select(i =>
+        {
+            var path = Path.Combine(folder, $"{i}.jpg");
+            File.WriteAllBytes(path, new byte[900_000]);
+            return new IngestFile(path, 900_000, File.GetLastWriteTimeUtc(path).Ticks);
+        }).ToList();
+        var client = new IngestClient(http, new IngestOptions { Source = "line-9", StateFile = Path.Combine(folder, "state.jsonl"), MaxAttempts = 1 });
+
+        var result = await client.SendAsync(IngestClient.KeyFor("line-9", files), files, CancellationToken.None);
+
+        // The ingester then sends the batch in halves. With Expect: 100-continue the API refuses on the headers: the
+        // 2.7 MB are never sent, and the 413 cannot be lost to a connection reset while they are.
+        Assert.True(result.Kind == IngestClient.Kind.TooLarge, $"{result.Kind}: {result.Reason}");
+        Assert.Equal(1, recorder.Requests);
+        Assert.Equal(0, recorder.BodiesSent);
+    }
+
+    /// <summary>Counts requests and the request bodies actually written to the connection.</summary>
+    private sealed class BodyRecorder : DelegatingHandler
+    {
+        private int _requests, _bodiesSent;
+
+        public int Requests => _requests;
+        public int BodiesSent => _bodiesSent;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _requests);
+            if (request.Content is { } content) request.Content = new Recorded(content, () => Interlocked.Increment(ref _bodiesSent));
+            return base.SendAsync(request, cancellationToken);
+        }
+
+        private sealed class Recorded : HttpContent
+        {
+            private readonly HttpContent _inner;
+            private readonly Action _sent;
+
+            public Recorded(HttpContent inner, Action sent)
+            {
+                (_inner, _sent) = (inner, sent);
+                foreach (var header in inner.Headers) Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+
+            protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+            {
+                _sent();
+                return _inner.CopyToAsync(stream);
+            }
+
+            protected override bool TryComputeLength(out long length)
+            {
+                length = _inner.Headers.ContentLength ?? -1;
+                return length >= 0;
+            }
+        }
     }
 
     [Fact]

@@ -60,12 +60,20 @@ public static class ClassificationsApi
 
         // Watched before the read, so a result announced between the two is not missed.
         using var watch = waitFor > TimeSpan.Zero ? waiter.Watch(id) : null;
-        var row = await FindAsync(db, id, cancellationToken);
-        if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
-        if (watch is not null && !ClassificationStatus.IsFinal(row.Status))
-            row = await watch.WaitAsync(waitFor, cancellationToken) ?? await FindAsync(db, id, cancellationToken) ?? row;
-        return TypedResults.Ok(ClassificationView.From(row));
+        Classification? row = null;
+        // A row this process queued and nobody has announced finished exists and is not final: no need to read it first
+        // (a client that submits and then polls).
+        if (watch is null || !waiter.IsQueuedHere(id))
+        {
+            row = await FindAsync(db, id, cancellationToken);
+            if (row is null) return NotFound(id);
+            if (watch is null || ClassificationStatus.IsFinal(row.Status)) return TypedResults.Ok(ClassificationView.From(row));
+        }
+        row = await watch.WaitAsync(waitFor, cancellationToken) ?? await FindAsync(db, id, cancellationToken) ?? row;
+        return row is null ? NotFound(id) : TypedResults.Ok(ClassificationView.From(row));
     }
+
+    private static IResult NotFound(Guid id) => ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
 
     private static Task<Classification?> FindAsync(ClassifierDbContext db, Guid id, CancellationToken cancellationToken) =>
         db.Classifications.Include(c => c.Image).AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);

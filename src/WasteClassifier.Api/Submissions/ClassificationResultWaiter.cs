@@ -21,8 +21,31 @@ public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILog
     // Bounds one query's parameter list; more waiting ids are checked in several queries.
     private const int IdsPerQuery = 500;
 
+    // Rows this process recorded as queued that no worker has announced yet, with when (Environment.TickCount64). A long
+    // poll for one of them need not read it first: it exists and is not final. Dropped when announced or answered, and
+    // after QueuedLifetime (an event that never came), so a stale entry costs at most a wait for the next check.
+    private static readonly TimeSpan QueuedLifetime = TimeSpan.FromMinutes(10);
+    private const int MaxQueued = 100_000;
+
     private readonly ConcurrentDictionary<Guid, Waiter> _waiting = new();
+    private readonly ConcurrentDictionary<Guid, long> _queuedHere = new();
     private readonly SemaphoreSlim _wake = new(0);
+
+    /// <summary>This process recorded these rows as queued; call it before their ClassifyImage is sent.</summary>
+    public void RecordQueued(IEnumerable<Guid> ids)
+    {
+        var now = Environment.TickCount64;
+        foreach (var id in ids) _queuedHere[id] = now;
+        if (_queuedHere.Count <= MaxQueued) return;
+        foreach (var (id, at) in _queuedHere)
+            if (now - at > QueuedLifetime.TotalMilliseconds) _queuedHere.TryRemove(id, out _);
+        // Still too many young ones (nobody polls, events lost): forget them all; requests then read their rows again.
+        if (_queuedHere.Count > MaxQueued) _queuedHere.Clear();
+    }
+
+    /// <summary>Whether this process recorded <paramref name="id"/> as queued and no result has been announced for it since.</summary>
+    public bool IsQueuedHere(Guid id) =>
+        _queuedHere.TryGetValue(id, out var at) && Environment.TickCount64 - at <= QueuedLifetime.TotalMilliseconds;
 
     /// <summary>
     /// Starts waiting for <paramref name="id"/>. Start it before reading the row: a result announced after the read is
@@ -50,6 +73,8 @@ public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILog
     /// </summary>
     public async Task FinishedAsync(IReadOnlyCollection<Guid> ids, CancellationToken cancellationToken)
     {
+        // First: a request that starts watching after this must read its row, which may be final by now.
+        foreach (var id in ids) _queuedHere.TryRemove(id, out _);
         var wanted = ids.Where(_waiting.ContainsKey).Distinct().ToList();
         if (wanted.Count == 0) return;
         var rows = new Dictionary<Guid, Classification>();
@@ -116,6 +141,7 @@ public sealed class ClassificationResultWaiter(IServiceScopeFactory scopes, ILog
 
     private void Answer(Guid id, Classification? row, string by)
     {
+        _queuedHere.TryRemove(id, out _);
         if (_waiting.TryRemove(id, out var waiter) && waiter.Finished.TrySetResult(row))
             ClassifierMetrics.WaitsAnswered.WithLabels(by).Inc();
     }

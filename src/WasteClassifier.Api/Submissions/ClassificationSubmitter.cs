@@ -13,6 +13,7 @@ public sealed class ClassificationSubmitter(
     ImageIntake intake,
     ClassifyCommandSender sender,
     DuplicateFrames duplicates,
+    ClassificationResultWaiter waiter,
     TimeProvider clock,
     ILogger<ClassificationSubmitter> logger)
 {
@@ -62,6 +63,8 @@ public sealed class ClassificationSubmitter(
         db.Classifications.AddRange(rows);
         // New image rows (added by the intake) and the classifications: one round trip, one transaction.
         await db.SaveChangesAsync(cancellationToken);
+        // Before the send, so no worker can announce them first: this process's long polls need not read them.
+        waiter.RecordQueued(toSend.Select(r => r.Id));
 
         await SendAsync(toSend, OutgoingImage.Of(accepted), cancellationToken);
         var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName))).ToList();

@@ -30,6 +30,19 @@ public sealed class ClassificationResultWaiterTests : IDisposable
     }
 
     [Fact]
+    public async Task IsQueuedHere_RecordedRow_UntilItsResultIsAnnounced()
+    {
+        var (queued, other) = (Guid.NewGuid(), Guid.NewGuid());
+
+        _waiter.RecordQueued([queued]);
+
+        Assert.True(_waiter.IsQueuedHere(queued));
+        Assert.False(_waiter.IsQueuedHere(other));
+        await _waiter.FinishedAsync([queued], CancellationToken.None);
+        Assert.False(_waiter.IsQueuedHere(queued));
+    }
+
+    [Fact]
     public async Task FinishedAsync_AnnouncedFinalRow_EveryRequestWaitingForItGetsTheRow()
     {
         var id = await AddAsync(ClassificationStatus.Completed);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
@@ -21,6 +22,8 @@ public sealed class ClassificationSubmitterTests : IDisposable
     private readonly SqliteConnection _connection = new("Data Source=:memory:");
     private readonly SaveCounter _saves = new();
     private readonly byte[] _png = TestImages.SolidPng(32, 32, new Rgb24(10, 200, 10));
+    private readonly ClassificationResultWaiter _waiter =
+        new(new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(), NullLogger<ClassificationResultWaiter>.Instance);
 
     public ClassificationSubmitterTests()
     {
@@ -41,6 +44,8 @@ public sealed class ClassificationSubmitterTests : IDisposable
         await using var check = NewContext();
         var row = await check.Classifications.Include(c => c.Image).SingleAsync();
         Assert.Equal(Hash(_png), row.Image!.ContentHash);
+        // This process's long polls for it can skip their first read until a result is announced.
+        Assert.True(_waiter.IsQueuedHere(row.Id));
     }
 
     [Fact]
@@ -66,6 +71,7 @@ public sealed class ClassificationSubmitterTests : IDisposable
         // The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.
         new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
         new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
+        _waiter,
         TimeProvider.System,
         NullLogger<ClassificationSubmitter>.Instance);
 

@@ -44,6 +44,7 @@ load "--users 96" "${AB_WARMUP:-40}" warmup
 a0=$(cpu $api); w0=$(cpu $worker); p0=$(servers); s0=$(cpu "$(pgrep -f s3rver | head -1)"); r0=$(broker); x0=$(pgstat); m0=$(awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat)
 load "${AB_LOAD:---users 192}" "${AB_SECONDS:-25}" measured
 a1=$(cpu $api); w1=$(cpu $worker); p1=$(servers); s1=$(cpu "$(pgrep -f s3rver | head -1)"); r1=$(broker); x1=$(pgstat); m1=$(awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat)
+hwm=$(awk '/^VmHWM/{print int($2/1024)}' /proc/$worker/status)
 python3 - "$out/measured/report.json" <<PY
 import json, sys
 r = json.load(open(sys.argv[1])); n = r["counts"]["completed"]; e = r["latency_ms"]["end_to_end"]
@@ -51,5 +52,6 @@ x0, x1 = [int(v) for v in "$x0".split("|")], [int(v) for v in "$x1".split("|")]
 ms = lambda a, b: (b - a) * 10 / n
 print(f"$label: {n} completed, {r['throughput']['steady_completed_per_s']:.2f} images/s, e2e p50 {e['p50']:.0f} / p95 {e['p95']:.0f} ms; "
       f"CPU ms per image: API {ms($a0, $a1):.1f}, worker {ms($w0, $w1):.1f}, PostgreSQL {ms($p0, $p1):.1f}, s3rver {ms($s0, $s1):.1f}, RabbitMQ {ms($r0, $r1):.1f}, "
-      f"machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched")
+      f"machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched; "
+      f"worker peak memory $hwm MB")
 PY

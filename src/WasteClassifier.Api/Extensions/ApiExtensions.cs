@@ -39,6 +39,7 @@ public static class ApiExtensions
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
         services.AddModelRegistry(configuration);
+        services.AddSingleton<SeenContentHashes>();
         services.AddScoped<ImageIntake>();
         services.AddScoped<ClassificationSubmitter>();
         services.AddScoped<TrainingJobSubmitter>();

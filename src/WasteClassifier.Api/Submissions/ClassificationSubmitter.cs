@@ -30,8 +30,9 @@ public sealed class ClassificationSubmitter(
             {
                 return await RecordAndSendAsync(files, source, idempotencyKey, cancellationToken);
             }
-            catch (DbUpdateException) when (attempt < SaveAttempts)
+            catch (DbUpdateException e) when (attempt < SaveAttempts)
             {
+                logger.LogDebug(e, "Save {Attempt} lost a race for an image row or idempotency key; trying again", attempt);
                 // New images and their rows are saved in one transaction, which fails when a concurrent request won a race:
                 // it recorded the same bytes first (the next attempt finds its image row) or used the same idempotency key
                 // (answer with its rows).

@@ -11,7 +11,7 @@ namespace WasteClassifier.Api.Submissions;
 /// object store under its content hash (a retried upload never duplicates), and recorded as an image row (saved at
 /// once, so concurrent uploads of the same bytes share one row). Refused files are reported per file and leave no trace.
 /// </summary>
-public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, UploadOptions options, TimeProvider clock)
+public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, UploadOptions options, SeenContentHashes seen, TimeProvider clock)
 {
     public const string FileTooLarge = "file_too_large";
 
@@ -64,7 +64,13 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var keys = accepted.Select(a => ObjectKeyFor(a.Hash)).Distinct().ToList();
-        var known = await db.Images.Where(i => keys.Contains(i.ObjectKey)).ToDictionaryAsync(i => i.ContentHash, cancellationToken);
+        // Only hashes this process has met may already have a row worth reading first; see SeenContentHashes.
+        var lookUp = accepted.Select(a => a.Hash).Distinct().Where(seen.Contains).Select(ObjectKeyFor).ToList();
+        var known = lookUp.Count == 0
+            ? []
+            : await db.Images.Where(i => lookUp.Contains(i.ObjectKey)).ToDictionaryAsync(i => i.ContentHash, cancellationToken);
+        // Before the save: if it loses a race, the retry reads the winner's row.
+        foreach (var (_, _, hash) in accepted) seen.Add(hash);
         var added = new List<StoredImage>();
         foreach (var (file, check, hash) in accepted.DistinctBy(a => a.Hash).Where(a => !known.ContainsKey(a.Hash)))
         {

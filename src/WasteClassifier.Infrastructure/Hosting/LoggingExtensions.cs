@@ -23,6 +23,9 @@ public static class LoggingExtensions
             // EF logs its probe of a missing migrations-history table as an error on every fresh database;
             // failing commands still surface as exceptions in the code that issued them.
             .MinimumLevel.Override("Microsoft.EntityFrameworkCore.Database.Command", Serilog.Events.LogEventLevel.Fatal)
+            // Likewise a failed save, which the API expects when another process recorded the same image first (it
+            // retries with that row; see SeenContentHashes).
+            .MinimumLevel.Override("Microsoft.EntityFrameworkCore.Update", Serilog.Events.LogEventLevel.Fatal)
             .Enrich.FromLogContext()
             .Enrich.WithProperty("Application", application);
         var format = configuration["Logging:Format"] ?? (environment.IsDevelopment() ? "text" : "json");

@@ -25,6 +25,7 @@ public static class DeploymentServices
         services.AddSingleton(configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions());
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
+        services.AddSingleton<SeenContentHashes>();
         services.AddScoped<ImageIntake>();
         if (withBus)
         {

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using MassTransit;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Contracts.Messages;
@@ -89,6 +90,38 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         var result = (await _fixture.Client.WaitForAllAsync([row.Id], TimeSpan.FromMinutes(1)))[0];
 
         Assert.Equal("completed", result["status"]!.GetValue<string>());
+    }
+
+    [IntegrationFact]
+    public async Task Submit_BytesRecordedElsewhereAndManyCopiesAtOnce_AllShareOneImageRowInPostgreSql()
+    {
+        // The image row was recorded by another API process: this one has not met the bytes, so it inserts first, loses to
+        // the unique object key in PostgreSQL and retries with that row. Eight copies at once then race for it too.
+        var bytes = Dataset.Sample(perClass: 1).Select(s => File.ReadAllBytes(s.Path)).MaxBy(b => b.Length)!;
+        bytes = [.. bytes, .. Guid.NewGuid().ToByteArray()];   // bytes after the JPEG's end: new content, same picture
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var recorded = new StoredImage { Id = Guid.CreateVersion7(), ObjectKey = ImageIntake.ObjectKeyFor(hash), ContentHash = hash, SizeBytes = bytes.Length, Format = "jpeg", CreatedAt = DateTime.UtcNow };
+        using (var scope = _fixture.Api.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            db.Images.Add(recorded);
+            await db.SaveChangesAsync();
+        }
+
+        var first = await _fixture.Client.SubmitAsync([("elsewhere.jpg", bytes)]);
+        var copies = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => _fixture.Client.SubmitAsync([($"copy-{i}.jpg", bytes)])));
+
+        var responses = copies.Prepend(first).ToList();
+        Assert.All(responses, r => Assert.Equal(System.Net.HttpStatusCode.Accepted, r.Response.StatusCode));
+        var ids = responses.Select(r => Guid.Parse(r.Body["items"]![0]!["id"]!.GetValue<string>())).ToList();
+        var results = await _fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(2));
+        Assert.All(results, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
+        using (var scope = _fixture.Api.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            Assert.Equal(recorded.Id, (await db.Images.Where(i => i.ContentHash == hash).SingleAsync()).Id);
+            Assert.Equal(ids.Count, await db.Classifications.CountAsync(c => c.ImageId == recorded.Id));
+        }
     }
 
     [IntegrationFact]

@@ -22,6 +22,7 @@ public sealed class ClassificationSubmitterTests : IDisposable
     private readonly SqliteConnection _connection = new("Data Source=:memory:");
     private readonly SaveCounter _saves = new();
     private readonly byte[] _png = TestImages.SolidPng(32, 32, new Rgb24(10, 200, 10));
+    private readonly SeenContentHashes _seen = new();
     private readonly ClassificationResultWaiter _waiter =
         new(new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(), NullLogger<ClassificationResultWaiter>.Instance);
 
@@ -49,6 +50,64 @@ public sealed class ClassificationSubmitterTests : IDisposable
     }
 
     [Fact]
+    public async Task Submit_NewImage_NoLookupBeforeTheInsert()
+    {
+        var commands = new CommandLog();
+        await using var db = NewContext(commands);
+
+        await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        // Bytes this process has never met go straight to the insert: one round trip.
+        Assert.DoesNotContain(commands.Texts, text => text.TrimStart().StartsWith("SELECT", StringComparison.OrdinalIgnoreCase) && text.Contains("\"images\""));
+        Assert.True(_seen.Contains(Hash(_png)));
+    }
+
+    [Fact]
+    public async Task Submit_SameBytesTwice_SecondReusesTheImageRowWithoutAFailedSave()
+    {
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+        await using var db = NewContext(_saves);
+
+        await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        Assert.Equal(1, _saves.Count);
+        Assert.Equal(0, _saves.Failed);
+        await using var check = NewContext();
+        var image = await check.Images.SingleAsync();
+        Assert.All(await check.Classifications.ToListAsync(), row => Assert.Equal(image.Id, row.ImageId));
+    }
+
+    [Fact]
+    public async Task Submit_BytesAnotherProcessRecorded_FirstSaveFailsAndTheRetryUsesItsRow()
+    {
+        // Recorded by another API process (or before a restart): this one has not met the hash, so it inserts first.
+        var hash = Hash(_png);
+        var existing = Guid.NewGuid();
+        await using (var other = NewContext())
+        {
+            other.Images.Add(new StoredImage
+            {
+                Id = existing,
+                ObjectKey = ImageIntake.ObjectKeyFor(hash),
+                ContentHash = hash,
+                SizeBytes = _png.Length,
+                Format = "png",
+                CreatedAt = DateTime.UtcNow,
+            });
+            await other.SaveChangesAsync();
+        }
+        await using var db = NewContext(_saves);
+
+        var result = await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        Assert.Single(result.Items);
+        Assert.Equal(1, _saves.Failed);
+        await using var check = NewContext();
+        Assert.Equal(existing, (await check.Images.SingleAsync()).Id);
+        Assert.Equal(existing, (await check.Classifications.SingleAsync()).ImageId);
+    }
+
+    [Fact]
     public async Task Submit_SameBytesRecordedConcurrently_UsesTheWinnersImageRow()
     {
         var winner = new ConcurrentUploadFirst(this);
@@ -67,7 +126,7 @@ public sealed class ClassificationSubmitterTests : IDisposable
 
     private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
         db,
-        new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), TimeProvider.System),
+        new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),
         // The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.
         new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
         new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
@@ -88,9 +147,29 @@ public sealed class ClassificationSubmitterTests : IDisposable
     {
         public int Count { get; private set; }
 
+        public int Failed { get; private set; }
+
+        public override Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
+        {
+            Failed++;
+            return Task.CompletedTask;
+        }
+
         public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
         {
             Count++;
+            return ValueTask.FromResult(result);
+        }
+    }
+
+    private sealed class CommandLog : DbCommandInterceptor
+    {
+        public List<string> Texts { get; } = [];
+
+        public override ValueTask<InterceptionResult<System.Data.Common.DbDataReader>> ReaderExecutingAsync(System.Data.Common.DbCommand command, CommandEventData eventData,
+            InterceptionResult<System.Data.Common.DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            Texts.Add(command.CommandText);
             return ValueTask.FromResult(result);
         }
     }

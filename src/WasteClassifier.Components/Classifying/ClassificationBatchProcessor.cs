@@ -109,6 +109,13 @@ public sealed class ClassificationBatchProcessor(
         var pending = rows.Where(r => !ClassificationStatus.IsFinal(r.Status)).OrderBy(r => ids.IndexOf(r.Id)).ToList();
         if (pending.Count == 0) return pending;
         var startedAt = clock.GetUtcNow().UtcDateTime;
+        // One statement for the batch rather than an UPDATE per row.
+        var pendingIds = pending.Select(r => r.Id).ToList();
+        await db.Classifications.Where(c => pendingIds.Contains(c.Id)).ExecuteUpdateAsync(set => set
+            .SetProperty(c => c.Status, ClassificationStatus.Processing)
+            .SetProperty(c => c.StartedAt, startedAt)
+            .SetProperty(c => c.WorkerId, options.Id)
+            .SetProperty(c => c.Attempts, c => c.Attempts + 1), cancellationToken);
         foreach (var row in pending)
         {
             row.Status = ClassificationStatus.Processing;
@@ -116,7 +123,9 @@ public sealed class ClassificationBatchProcessor(
             row.WorkerId = options.Id;
             row.Attempts++;
         }
-        await db.SaveChangesAsync(cancellationToken);
+        // The tracked rows now match the database: the results' save writes only what the batch changes next.
+        db.ChangeTracker.DetectChanges();
+        db.ChangeTracker.AcceptAllChanges();
         return pending;
     }
 

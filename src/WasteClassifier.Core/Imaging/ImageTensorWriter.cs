@@ -16,6 +16,13 @@ namespace WasteClassifier.Core.Imaging;
 /// </summary>
 public static class ImageTensorWriter
 {
+    /// <summary>
+    /// Raised whenever the pixels this class produces change for some input (a decoder, a resize, a crop), so that
+    /// features extracted from older pixels are not trained on (see <c>FeatureCache</c>). 2: large JPEGs decoded at a
+    /// reduced scale and the SIMD resize.
+    /// </summary>
+    public const int PixelsVersion = 2;
+
     // Multi-frame formats decode their first frame only: one photo is one classification.
     private static readonly Configuration DecoderConfiguration = CreateConfiguration();
 

@@ -1,11 +1,14 @@
+using WasteClassifier.Core.Imaging;
+
 namespace WasteClassifier.Core.Training;
 
 /// <summary>
 /// Extracted features on disk, one append-only file per backbone and view, keyed by the image's SHA-256:
 /// retraining only runs the backbone on images it has not seen. Record: 32 hash bytes, then the floats.
-/// Not thread-safe; one training run owns it.
+/// Files are also named by the preprocessing's <see cref="ImageTensorWriter.PixelsVersion"/>: features of pixels that the
+/// service no longer produces are deleted, not trained on. Not thread-safe; one training run owns it.
 /// </summary>
-public sealed class FeatureCache(string directory, string backboneId, int featureWidth)
+public sealed class FeatureCache(string directory, string backboneId, int featureWidth, int pixelsVersion = ImageTensorWriter.PixelsVersion)
 {
     private const int HashLength = 32;
     private readonly Dictionary<string, Dictionary<string, float[]>> loaded = [];
@@ -29,12 +32,23 @@ public sealed class FeatureCache(string directory, string backboneId, int featur
         }
     }
 
-    private string FilePath(string view) => Path.Combine(directory, backboneId, $"{view}.f{featureWidth}.bin");
+    private string FilePath(string view) => Path.Combine(directory, backboneId, $"{view}.f{featureWidth}.p{pixelsVersion}.bin");
+
+    // Earlier versions' files of this view (before versions were named, "{view}.f{width}.bin").
+    private void DeleteStale(string view)
+    {
+        var folder = Path.Combine(directory, backboneId);
+        if (!Directory.Exists(folder)) return;
+        var current = FilePath(view);
+        foreach (var path in Directory.EnumerateFiles(folder, $"{view}.f{featureWidth}.*bin"))
+            if (path != current) File.Delete(path);
+    }
 
     private Dictionary<string, float[]> ViewEntries(string view)
     {
         if (loaded.TryGetValue(view, out var entries)) return entries;
         entries = [];
+        DeleteStale(view);
         var path = FilePath(view);
         if (File.Exists(path))
         {

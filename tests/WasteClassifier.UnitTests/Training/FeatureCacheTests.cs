@@ -28,5 +28,19 @@ public sealed class FeatureCacheTests : IDisposable
         Assert.False(new FeatureCache(directory, "other", 2).TryGet("full", sha, out _));
     }
 
+    [Fact]
+    public void TryGet_FeaturesOfOlderPixels_MissAndTheirFileIsDeleted()
+    {
+        var sha = new byte[32];
+        new FeatureCache(directory, "backbone", 2, pixelsVersion: 1).Add("full", [(sha, [1f, 2f])]);
+        // A file from before versions were named.
+        File.WriteAllBytes(Path.Combine(directory, "backbone", "full.f2.bin"), [.. sha, .. new byte[8]]);
+        new FeatureCache(directory, "backbone", 2, pixelsVersion: 1).Add("full-flip", [(sha, [3f, 4f])]);
+
+        Assert.False(new FeatureCache(directory, "backbone", 2, pixelsVersion: 2).TryGet("full", sha, out _));
+
+        Assert.Equal(["full-flip.f2.p1.bin"], Directory.GetFiles(Path.Combine(directory, "backbone")).Select(Path.GetFileName));
+    }
+
     public void Dispose() => Directory.Delete(directory, recursive: true);
 }

@@ -111,13 +111,15 @@ public static class ServiceApi
 
         var id = result.Items[0].Id;
         var deadline = TimeSpan.FromSeconds(options.PredictTimeoutSeconds);
-        while (started.Elapsed < deadline)
+        for (var pass = 0; started.Elapsed < deadline; pass++)
         {
-            // Watched before the read, so a result announced between the two is not missed.
+            // Watched before the read, so a result announced between the two is not missed. On the first pass a row this
+            // process just queued, and nobody has announced, exists and is not final: it need not be read (as in a long poll).
             using var watch = waiter.Watch(id);
-            var row = await db.Classifications.AsNoTracking().FirstAsync(c => c.Id == id, cancellationToken);
-            if (!ClassificationStatus.IsFinal(row.Status))
+            var row = pass == 0 && waiter.IsQueuedHere(id) ? null : await db.Classifications.AsNoTracking().FirstAsync(c => c.Id == id, cancellationToken);
+            if (row is null || !ClassificationStatus.IsFinal(row.Status))
                 row = await watch.WaitAsync(deadline - started.Elapsed, cancellationToken) ?? row;
+            if (row is null) continue;
             if (row.Status == ClassificationStatus.Completed)
             {
                 return TypedResults.Ok(new

@@ -71,6 +71,34 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Predict_NoWorkerOnItsQueue_AnswersTimeoutAndTheImageStaysQueued()
+    {
+        // A second API on a queue that no worker reads: /predict waits out its timeout (its first wait without reading the
+        // row it has just queued), answers 504 and leaves the row queued for a worker to come.
+        var queue = TestServices.ClassifyQueue(TestServices.NewSuffix());
+        await using var api = new ApiFactory(new Dictionary<string, string?>(_fixture.Settings) { ["Messaging:ClassifyQueue"] = queue, ["Uploads:PredictTimeoutSeconds"] = "2" });
+        try
+        {
+            var client = new ClassifierClient(api.CreateClient());
+            var (path, _) = Dataset.Sample(perClass: 1)[0];
+            using var form = ClassifierClient.Form([(Path.GetFileName(path), File.ReadAllBytes(path))]);
+            var waited = Stopwatch.StartNew();
+            var response = await client.Http.PostAsync("/predict", form);
+            var body = await ClassifierClient.ReadJsonAsync(response);
+
+            Assert.Equal(System.Net.HttpStatusCode.GatewayTimeout, response.StatusCode);
+            Assert.Equal("timeout", body["error"]!.GetValue<string>());
+            Assert.True(waited.Elapsed >= TimeSpan.FromSeconds(2), $"answered after {waited.Elapsed.TotalSeconds:F1} s");
+            var row = (await client.Http.GetFromJsonAsync<JsonNode>(body["url"]!.GetValue<string>()))!;
+            Assert.Equal("queued", row["status"]!.GetValue<string>());
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(queue);
+        }
+    }
+
+    [IntegrationFact]
     public async Task ClassifyImage_CarryingItsImage_IsClassifiedFromTheMessageOverRabbitMq()
     {
         // Recorded but never put in the object store: only the bytes that crossed RabbitMQ can be classified.

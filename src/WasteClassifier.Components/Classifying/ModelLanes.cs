@@ -12,6 +12,9 @@ public sealed class ModelLanes(ModelOptions options) : IDisposable
 
     public int Count => options.ResolvedLanes;
 
+    /// <summary>Whether every lane is running a batch right now.</summary>
+    public bool AllBusy => turns.CurrentCount == 0;
+
     public Task WaitAsync(CancellationToken cancellationToken) => turns.WaitAsync(cancellationToken);
 
     public void Release() => turns.Release();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Classifying;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
 
 namespace WasteClassifier.UnitTests.Components;
@@ -52,11 +53,12 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var release = new TaskCompletionSource();
         var started = 0;
+        var lanes = Lanes(modelLanes);
         var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 8_000 }, async (_, _) =>
         {
             Interlocked.Increment(ref started);
-            await release.Task;
-        }, modelLanes);
+            await HoldALaneAsync(lanes, release.Task);
+        }, lanes);
 
         var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
         await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
@@ -70,6 +72,34 @@ public sealed class ClassificationBatchSchedulerTests
         Assert.Equal(waitsForMore ? 1 : 2, Volatile.Read(ref started));
         release.SetResult();
         await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
+    public async Task Classify_BatchWaitingForCompany_StartsWhenTheLaneFreesUpNotAtTheEndOfTheWait()
+    {
+        var releaseFirst = new TaskCompletionSource();
+        var sizes = new List<int>();
+        var lanes = Lanes(1);
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 2, BatchWaitMs = 60_000 }, async (messages, _) =>
+        {
+            int call;
+            lock (sizes)
+            {
+                sizes.Add(messages.Count);
+                call = sizes.Count;
+            }
+            await HoldALaneAsync(lanes, call == 1 ? releaseFirst.Task : Task.CompletedTask);
+        }, lanes);
+
+        var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
+        await WaitUntilAsync(() => lanes.AllBusy);
+        var waiting = Enumerable.Range(0, 3).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None)).ToList();
+        await Task.Delay(50);
+        releaseFirst.SetResult();
+
+        // Far sooner than the 60 s wait: the three that gathered while the lane was busy go together once it is free.
+        await Task.WhenAll(waiting.Append(first)).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([1, 3], sizes);
     }
 
     [Fact]
@@ -96,8 +126,25 @@ public sealed class ClassificationBatchSchedulerTests
         Assert.Equal(2, calls);
     }
 
-    private static ClassificationBatchScheduler Scheduler(WorkerOptions options, Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process, int modelLanes = 1) =>
-        new(process, options, modelLanes, NullLogger<ClassificationBatchScheduler>.Instance);
+    private static ClassificationBatchScheduler Scheduler(WorkerOptions options, Func<IReadOnlyList<ClassifyImage>, CancellationToken, Task> process,
+        ModelLanes? lanes = null) =>
+        new(process, options, lanes ?? Lanes(1), NullLogger<ClassificationBatchScheduler>.Instance);
+
+    private static ModelLanes Lanes(int count) => new(new ModelOptions { InferenceLanes = count });
+
+    /// <summary>What the batch processor does around inference: holds one of the model's lanes while it runs.</summary>
+    private static async Task HoldALaneAsync(ModelLanes lanes, Task inference)
+    {
+        await lanes.WaitAsync(CancellationToken.None);
+        try
+        {
+            await inference;
+        }
+        finally
+        {
+            lanes.Release();
+        }
+    }
 
     private static ClassifyImage Message() => new() { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
 

@@ -82,8 +82,9 @@ public sealed class ClassificationBatchScheduler
 
     /// <summary>
     /// Until a lane frees up, a full batch waits, or the limit passes. Ending when a lane frees matters at low load: a batch
-    /// that kept waiting (as it did until the limit) made every image of it 25 ms later for nothing, and the larger,
-    /// slower batches that formed meanwhile kept both lanes busy (p95 at half saturation 71–87 ms, 40–45 without the wait).
+    /// that kept waiting (as it did until the limit) made every image of it up to 25 ms later for nothing, and the larger,
+    /// slower batches that formed meanwhile kept both lanes busy (bench/run.sh, p95 at half saturation: 93 ms before,
+    /// 35–42 after).
     /// </summary>
     private async Task WaitForMoreAsync(TimeSpan limit)
     {

@@ -53,7 +53,7 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var release = new TaskCompletionSource();
         var started = 0;
-        var lanes = Lanes(modelLanes);
+        using var lanes = Lanes(modelLanes);
         var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 8_000 }, async (_, _) =>
         {
             Interlocked.Increment(ref started);
@@ -79,7 +79,7 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var releaseFirst = new TaskCompletionSource();
         var sizes = new List<int>();
-        var lanes = Lanes(1);
+        using var lanes = Lanes(1);
         var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 2, BatchWaitMs = 60_000 }, async (messages, _) =>
         {
             int call;

@@ -1,8 +1,10 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Core.Inference;
 
 namespace WasteClassifier.Core.Imaging;
 
@@ -37,8 +39,64 @@ public static class BicubicStretch
             target.Dispose();
             return null;
         }
-        Resize(MemoryMarshal.AsBytes(sourceMemory.Span), source.Width, source.Height, MemoryMarshal.AsBytes(targetMemory.Span), width, height);
+        var rounded = ArrayPool<byte>.Shared.Rent(3 * height);
+        try
+        {
+            var sink = new ImageColumns(MemoryMarshal.Cast<Rgb24, byte>(targetMemory.Span), width, rounded);
+            Resize(MemoryMarshal.AsBytes(sourceMemory.Span), source.Width, source.Height, width, height, ref sink);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rounded);
+        }
         return target;
+    }
+
+    /// <summary>
+    /// Resizes to <paramref name="input"/>'s size and writes the model's input values straight into
+    /// <paramref name="tensor"/>: the same values as <see cref="Resize(Image{Rgb24}, int, int)"/> followed by
+    /// <see cref="ImageTensorWriter.CopyPixels"/>, without the resized image in between. False when <see cref="Supports"/> says no.
+    /// </summary>
+    public static bool ResizeInto(Image<Rgb24> source, ModelInputSpec input, Span<float> tensor)
+    {
+        if (!Supports(source.Width, source.Height) || !source.DangerousTryGetSinglePixelMemory(out var sourceMemory)) return false;
+        if (tensor.Length < ImageTensorWriter.TensorLength(input)) throw new ArgumentException("destination is smaller than one image tensor");
+        var sink = new TensorColumns(tensor, new PixelNormalization(input));
+        Resize(MemoryMarshal.AsBytes(sourceMemory.Span), source.Width, source.Height, input.Width, input.Height, ref sink);
+        return true;
+    }
+
+    /// <summary>Receives the target's columns, top to bottom, as interleaved RGB floats not yet rounded.</summary>
+    private interface IColumnSink
+    {
+        void Write(int x, Span<float> column);
+    }
+
+    /// <summary>Rounds each column into an interleaved RGB image.</summary>
+    private readonly ref struct ImageColumns(Span<byte> target, int width, byte[] rounded) : IColumnSink
+    {
+        private readonly Span<byte> _target = target;
+
+        public void Write(int x, Span<float> column)
+        {
+            ToBytes(column, rounded);
+            var pixels = MemoryMarshal.Cast<byte, Rgb24>(rounded.AsSpan(0, column.Length));
+            var output = MemoryMarshal.Cast<byte, Rgb24>(_target);
+            for (var y = 0; y < pixels.Length; y++) output[y * width + x] = pixels[y];
+        }
+    }
+
+    /// <summary>Rounds each column as the image would hold it, then writes the model's values for its pixels.</summary>
+    private readonly ref struct TensorColumns(Span<float> tensor, PixelNormalization normalization) : IColumnSink
+    {
+        private readonly Span<float> _tensor = tensor;
+
+        public void Write(int x, Span<float> column)
+        {
+            RoundInPlace(column);
+            for (int y = 0, at = 0; at < column.Length; y++, at += 3)
+                normalization.Write(_tensor, x, y, column[at], column[at + 1], column[at + 2]);
+        }
     }
 
     /// <summary>
@@ -46,14 +104,14 @@ public static class BicubicStretch
     /// columns, each a weighted sum of rows of the transposed intermediate, so both passes run over contiguous memory in SIMD
     /// vectors. Only the intermediate (source width × target height pixels) is held, as floats.
     /// </summary>
-    private static void Resize(ReadOnlySpan<byte> source, int sourceWidth, int sourceHeight, Span<byte> target, int width, int height)
+    private static void Resize<TSink>(ReadOnlySpan<byte> source, int sourceWidth, int sourceHeight, int width, int height, ref TSink sink)
+        where TSink : IColumnSink, allows ref struct
     {
         var rows = Kernels.For(sourceHeight, height);
         var columns = Kernels.For(sourceWidth, width);
         int sourceRow = sourceWidth * 3, targetColumn = height * 3;
         var floats = ArrayPool<float>.Shared;
         float[] transposed = floats.Rent(sourceWidth * targetColumn), line = floats.Rent(Math.Max(sourceRow, targetColumn));
-        var rounded = ArrayPool<byte>.Shared.Rent(targetColumn);
         try
         {
             // Pass 1: target row y, stored as column y of the intermediate ([source column][target row]).
@@ -64,21 +122,17 @@ public static class BicubicStretch
                 var pixels = MemoryMarshal.Cast<float, Vector3>(line.AsSpan(0, sourceRow));
                 for (var x = 0; x < sourceWidth; x++) intermediate[x * height + y] = pixels[x];
             }
-            // Pass 2: target column x, rounded, stored as column x of the target ([target row][target column]).
-            var output = MemoryMarshal.Cast<byte, Rgb24>(target);
+            // Pass 2: target column x.
             for (var x = 0; x < width; x++)
             {
                 WeightedSum(transposed, targetColumn, columns.First[x], columns.Weights(x), line);
-                ToBytes(line.AsSpan(0, targetColumn), rounded);
-                var pixels = MemoryMarshal.Cast<byte, Rgb24>(rounded.AsSpan(0, targetColumn));
-                for (var y = 0; y < height; y++) output[y * width + x] = pixels[y];
+                sink.Write(x, line.AsSpan(0, targetColumn));
             }
         }
         finally
         {
             floats.Return(transposed);
             floats.Return(line);
-            ArrayPool<byte>.Shared.Return(rounded);
         }
     }
 
@@ -168,6 +222,20 @@ public static class BicubicStretch
         for (; i < floats.Length; i++) bytes[i] = (byte)Math.Clamp(floats[i] + 0.5f, 0f, 255f);
     }
 
+    /// <summary>The whole numbers <see cref="ToBytes"/> would give, kept as floats.</summary>
+    private static void RoundInPlace(Span<float> values)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var (half, zero, max) = (new Vector<float>(0.5f), Vector<float>.Zero, new Vector<float>(255f));
+            var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
+            for (var v = 0; v < vectors.Length; v++) vectors[v] = Vector.Floor(Vector.Min(Vector.Max(vectors[v] + half, zero), max));
+            i = vectors.Length * Vector<float>.Count;
+        }
+        for (; i < values.Length; i++) values[i] = (byte)Math.Clamp(values[i] + 0.5f, 0f, 255f);
+    }
+
     /// <summary>ImageSharp's <c>ResizeKernelMap</c> for one axis: for each target index, the first source index and the weights.</summary>
     private sealed class Kernels
     {
@@ -190,7 +258,20 @@ public static class BicubicStretch
 
         public ReadOnlySpan<float> Weights(int index) => _weights.AsSpan(index * _diameter, _lengths[index]);
 
+        // Photos come in a few sizes (a camera's frames, a dataset's), and a map cost a tenth of the resize in a profile of the
+        // worker: kept once computed, for up to CacheLimit pairs of lengths (typically 8 KB each).
+        private const int CacheLimit = 64;
+        private static readonly ConcurrentDictionary<(int Source, int Target), Kernels> Cache = new();
+
         public static Kernels For(int sourceLength, int targetLength)
+        {
+            if (Cache.TryGetValue((sourceLength, targetLength), out var cached)) return cached;
+            var kernels = Compute(sourceLength, targetLength);
+            if (Cache.Count < CacheLimit) Cache.TryAdd((sourceLength, targetLength), kernels);
+            return kernels;
+        }
+
+        private static Kernels Compute(int sourceLength, int targetLength)
         {
             var ratio = (double)sourceLength / targetLength;
             var scale = Math.Max(1, ratio);

@@ -88,10 +88,19 @@ public static class ImageTensorWriter
         if (!check.Ok) return check;
         try
         {
-            var decoded = scaledDecode ? Decode(bytes, input.Width, input.Height, limits) : Image.Load<Rgb24>(DecoderConfiguration, bytes);
-            using var image = Fit(decoded, input, input.Width, input.Height, mirror);
-            CopyPixels(image, input, destination);
-            return check;
+            var image = DecodeUpright(bytes, input.Width, input.Height, limits, scaledDecode);
+            try
+            {
+                // The worker's path: stretched straight into the tensor, without a resized image in between.
+                if (!mirror && input.Resize != "center_crop" && BicubicStretch.ResizeInto(image, input, destination)) return check;
+                image = Fit(image, input, input.Width, input.Height, mirror);
+                CopyPixels(image, input, destination);
+                return check;
+            }
+            finally
+            {
+                image.Dispose();
+            }
         }
         catch (Exception e) when (IsDecoderFailure(e))
         {
@@ -102,24 +111,38 @@ public static class ImageTensorWriter
     /// <summary>Decodes and resizes to <paramref name="input"/>'s size; for callers that derive several tensors (augmentation).</summary>
     public static Image<Rgb24> LoadResized(ReadOnlySpan<byte> bytes, ModelInputSpec input, int width, int height)
     {
-        return Fit(Decode(bytes, width, height, ImageLimits.Default), input, width, height, mirror: false);
+        return Fit(DecodeUpright(bytes, width, height, ImageLimits.Default), input, width, height, mirror: false);
     }
 
     public static int TensorLength(ModelInputSpec input) => 3 * input.Width * input.Height;
 
-    /// <summary>Decodes for a resize to <paramref name="width"/> × <paramref name="height"/>: large JPEGs at a reduced scale, the rest in full.</summary>
-    private static Image<Rgb24> Decode(ReadOnlySpan<byte> bytes, int width, int height, ImageLimits limits) =>
-        ScaledJpegDecoder.TryDecode(bytes, width, height, limits) ?? Image.Load<Rgb24>(DecoderConfiguration, bytes);
+    /// <summary>
+    /// Decodes for a resize to <paramref name="width"/> × <paramref name="height"/> (large JPEGs at a reduced scale unless
+    /// <paramref name="scaledDecode"/> is false, the rest in full) and turns the image as its EXIF orientation says.
+    /// </summary>
+    private static Image<Rgb24> DecodeUpright(ReadOnlySpan<byte> bytes, int width, int height, ImageLimits limits, bool scaledDecode = true)
+    {
+        var image = (scaledDecode ? ScaledJpegDecoder.TryDecode(bytes, width, height, limits) : null) ?? Image.Load<Rgb24>(DecoderConfiguration, bytes);
+        try
+        {
+            if (image.Metadata.ExifProfile is not null) image.Mutate(x => x.AutoOrient());
+            return image;
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
-    /// Turns a decoded image upright and to <paramref name="width"/> × <paramref name="height"/>, mirrored if asked. Returns
+    /// Resizes an upright image to <paramref name="width"/> × <paramref name="height"/>, mirrored if asked. Returns
     /// the same image, changed in place, or a new one, in which case <paramref name="image"/> is disposed.
     /// </summary>
     private static Image<Rgb24> Fit(Image<Rgb24> image, ModelInputSpec input, int width, int height, bool mirror)
     {
         try
         {
-            if (image.Metadata.ExifProfile is not null) image.Mutate(x => x.AutoOrient());
             // Stretching (the default) takes the faster copy of ImageSharp's bicubic resize; cropping, ImageSharp's own.
             if (input.Resize != "center_crop" && BicubicStretch.Resize(image, width, height) is { } resized)
             {
@@ -147,52 +170,23 @@ public static class ImageTensorWriter
         if (image.Width != width || image.Height != height) throw new ArgumentException("image is not at the model's input size");
         if (destination.Length < 3 * plane) throw new ArgumentException("destination is smaller than one image tensor");
 
-        // Per output channel: which RGB component feeds it, and the affine transform to apply.
-        Span<int> source = stackalloc int[3];
-        Span<float> multiply = stackalloc float[3];
-        Span<float> add = stackalloc float[3];
-        for (var c = 0; c < 3; c++)
-        {
-            source[c] = input.ChannelOrder == ChannelOrder.Bgr ? 2 - c : c;
-            multiply[c] = input.Scale / input.Std[c];
-            add[c] = -input.Mean[c] / input.Std[c];
-        }
-
-        var nchw = input.Layout == TensorLayout.Nchw;
+        var normalization = new PixelNormalization(input);
         var pixels = System.Buffers.ArrayPool<Rgb24>.Shared.Rent(plane);
         try
         {
             image.CopyPixelDataTo(pixels.AsSpan(0, plane));
-            WritePlanes(pixels.AsSpan(0, plane), destination, nchw, plane, source, multiply, add);
+            for (var y = 0; y < height; y++)
+            {
+                for (var x = 0; x < width; x++)
+                {
+                    var p = pixels[y * width + x];
+                    normalization.Write(destination, x, y, p.R, p.G, p.B);
+                }
+            }
         }
         finally
         {
             System.Buffers.ArrayPool<Rgb24>.Shared.Return(pixels);
         }
     }
-
-    private static void WritePlanes(ReadOnlySpan<Rgb24> pixels, Span<float> output, bool nchw, int plane, ReadOnlySpan<int> source, ReadOnlySpan<float> multiply, ReadOnlySpan<float> add)
-    {
-        float m0 = multiply[0], m1 = multiply[1], m2 = multiply[2], a0 = add[0], a1 = add[1], a2 = add[2];
-        int s0 = source[0], s1 = source[1], s2 = source[2];
-        for (var i = 0; i < plane; i++)
-        {
-            var p = pixels[i];
-            float r0 = Component(p, s0), r1 = Component(p, s1), r2 = Component(p, s2);
-            if (nchw)
-            {
-                output[i] = r0 * m0 + a0;
-                output[plane + i] = r1 * m1 + a1;
-                output[2 * plane + i] = r2 * m2 + a2;
-            }
-            else
-            {
-                output[3 * i] = r0 * m0 + a0;
-                output[3 * i + 1] = r1 * m1 + a1;
-                output[3 * i + 2] = r2 * m2 + a2;
-            }
-        }
-    }
-
-    private static float Component(Rgb24 p, int index) => index switch { 0 => p.R, 1 => p.G, _ => p.B };
 }

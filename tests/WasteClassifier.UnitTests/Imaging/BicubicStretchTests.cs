@@ -2,6 +2,7 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 using WasteClassifier.Core.Imaging;
+using WasteClassifier.Core.Inference;
 
 namespace WasteClassifier.UnitTests.Imaging;
 
@@ -43,6 +44,44 @@ public class BicubicStretchTests
         using var actual = BicubicStretch.Resize(source, 224, 224);
 
         Assert.Equal((0, 0.0), Compare(expected, actual!));
+    }
+
+    [Theory]
+    [InlineData(384, 288, TensorLayout.Nchw, ChannelOrder.Rgb)] // the dataset's photos, the default card
+    [InlineData(333, 517, TensorLayout.Nhwc, ChannelOrder.Bgr)]
+    [InlineData(100, 60, TensorLayout.Nchw, ChannelOrder.Bgr)] // enlarged
+    [InlineData(7, 5, TensorLayout.Nhwc, ChannelOrder.Rgb)]
+    public void ResizeInto_AnyLayout_WritesExactlyTheResizedImagesValues(int sourceWidth, int sourceHeight, TensorLayout layout, ChannelOrder order)
+    {
+        var input = new ModelInputSpec
+        {
+            Width = 224,
+            Height = 160,
+            Layout = layout,
+            ChannelOrder = order,
+            Scale = 1 / 255f,
+            Mean = [0.485f, 0.456f, 0.406f],
+            Std = [0.229f, 0.224f, 0.225f],
+        };
+        using var source = Noise(sourceWidth, sourceHeight, seed: sourceWidth);
+        using var resized = BicubicStretch.Resize(source, input.Width, input.Height);
+        var expected = new float[ImageTensorWriter.TensorLength(input)];
+        ImageTensorWriter.CopyPixels(resized!, input, expected);
+        var actual = new float[expected.Length];
+
+        Assert.True(BicubicStretch.ResizeInto(source, input, actual));
+
+        Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void ResizeInto_SourceOverTheLimit_WritesNothing()
+    {
+        using var source = new Image<Rgb24>(1025, 1024);
+        var tensor = new float[3 * 224 * 224];
+
+        Assert.False(BicubicStretch.ResizeInto(source, new ModelInputSpec(), tensor));
+        Assert.All(tensor, v => Assert.Equal(0f, v));
     }
 
     [Fact]

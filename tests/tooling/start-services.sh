@@ -39,6 +39,18 @@ remove_stale_test_queues() {
   [ "$removed" = 0 ] || log "removed $removed idle test queues left by earlier runs"
 }
 
+# Buckets that the integration tests (wc-e2e-, wc-fault-, wc-up-, wc-store-), bench/run.sh (wc-bench-) and bench/ab.sh
+# (wc-ab-) create under unique names in the local s3rver, which keeps them as folders: a benchmark's holds 0.3–0.5 GB of
+# images, and a day of benchmarking left 14 GB. A bucket folder's time is when it was created (its objects go into
+# subfolders), so one older than WASTE_S3_KEEP_MINUTES (360) belongs to a run that has ended.
+remove_stale_test_buckets() {
+  local data=$1 removed
+  [ -d "$data" ] || return 0
+  removed=$(find "$data" -mindepth 1 -maxdepth 1 -type d -mmin +"${WASTE_S3_KEEP_MINUTES:-360}" \
+    -regextype posix-extended -regex '.*/wc-(e2e|fault|up|store|bench|ab)-[0-9a-z-]+' -print -exec rm -rf {} + | wc -l) || true
+  [ "$removed" = 0 ] || log "removed $removed test buckets left by earlier runs from s3rver's folder"
+}
+
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
@@ -82,9 +94,10 @@ if [ -z "${WASTE_TEST_POSTGRES:-}" ]; then
 fi
 
 if [ -z "${WASTE_TEST_S3_ENDPOINT:-}" ]; then
+  data="${TMPDIR:-/tmp}/wasteclassifier-s3"
+  remove_stale_test_buckets "$data"
   if ! port_open 9000; then
     log "starting s3rver"
-    data="${TMPDIR:-/tmp}/wasteclassifier-s3"
     mkdir -p "$data"
     nohup "$here/node_modules/.bin/s3rver" -d "$data" -a 127.0.0.1 -p 9000 --silent > "${TMPDIR:-/tmp}/wasteclassifier-s3rver.log" 2>&1 &
     wait_port 9000 s3rver 30

@@ -259,15 +259,18 @@ public static class BicubicStretch
         public ReadOnlySpan<float> Weights(int index) => _weights.AsSpan(index * _diameter, _lengths[index]);
 
         // Photos come in a few sizes (a camera's frames, a dataset's), and a map cost a tenth of the resize in a profile of the
-        // worker: kept once computed, for up to CacheLimit pairs of lengths (typically 8 KB each).
+        // worker: kept once computed, for up to CacheLimit pairs of lengths. Only maps of up to CachedWeightsLimit weights
+        // are kept (a dataset photo's take 2,016): an upload's extreme aspect ratio (16,384 × 64 pixels needs 66,080) must
+        // not make the worker hold megabytes for good. At most 4 MB in all.
         private const int CacheLimit = 64;
+        private const int CachedWeightsLimit = 16 * 1024;
         private static readonly ConcurrentDictionary<(int Source, int Target), Kernels> Cache = new();
 
         public static Kernels For(int sourceLength, int targetLength)
         {
             if (Cache.TryGetValue((sourceLength, targetLength), out var cached)) return cached;
             var kernels = Compute(sourceLength, targetLength);
-            if (Cache.Count < CacheLimit) Cache.TryAdd((sourceLength, targetLength), kernels);
+            if (kernels._weights.Length <= CachedWeightsLimit && Cache.Count < CacheLimit) Cache.TryAdd((sourceLength, targetLength), kernels);
             return kernels;
         }
 

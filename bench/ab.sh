@@ -33,8 +33,9 @@ for _ in $(seq 1 60); do curl -sf http://127.0.0.1:$port/health/ready > /dev/nul
 worker=$!
 sleep 8
 
-load() { dotnet src/WasteClassifier.Cli/bin/Release/net10.0/wastectl.dll loadtest --target http://127.0.0.1:$port $1 --duration $2 --drain 60 \
-  ${AB_IMAGES:---images ../shared/datasets/waste-v1} --out "$out/$3" > "$out/$3.log" 2>&1; }
+# The load generator's own CPU (user and system seconds, its whole run) goes to $out/NAME.cpu: it shares the cores too.
+load() { local TIMEFORMAT='%U %S'; { time dotnet src/WasteClassifier.Cli/bin/Release/net10.0/wastectl.dll loadtest --target http://127.0.0.1:$port $1 \
+  --duration $2 --drain 60 ${AB_IMAGES:---images ../shared/datasets/waste-v1} --out "$out/$3" > "$out/$3.log" 2>&1; } 2> "$out/$3.cpu"; }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }                     # user + system ticks (1/100 s)
 servers() { for p in $(pgrep -x postgres); do cpu "$p" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
 broker() { for p in $(pgrep -x beam.smp); do cpu "$p" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
@@ -45,13 +46,14 @@ a0=$(cpu $api); w0=$(cpu $worker); p0=$(servers); s0=$(cpu "$(pgrep -f s3rver | 
 load "${AB_LOAD:---users 192}" "${AB_SECONDS:-25}" measured
 a1=$(cpu $api); w1=$(cpu $worker); p1=$(servers); s1=$(cpu "$(pgrep -f s3rver | head -1)"); r1=$(broker); x1=$(pgstat); m1=$(awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat)
 hwm=$(awk '/^VmHWM/{print int($2/1024)}' /proc/$worker/status)
-python3 - "$out/measured/report.json" <<PY
+python3 - "$out/measured/report.json" "$out/measured.cpu" <<PY
 import json, sys
 r = json.load(open(sys.argv[1])); n = r["counts"]["completed"]; e = r["latency_ms"]["end_to_end"]
+loadgen = sum(float(v) for v in open(sys.argv[2]).read().split()) * 1000 / n
 x0, x1 = [int(v) for v in "$x0".split("|")], [int(v) for v in "$x1".split("|")]
 ms = lambda a, b: (b - a) * 10 / n
 print(f"$label: {n} completed, {r['throughput']['steady_completed_per_s']:.2f} images/s, e2e p50 {e['p50']:.0f} / p95 {e['p95']:.0f} ms; "
       f"CPU ms per image: API {ms($a0, $a1):.1f}, worker {ms($w0, $w1):.1f}, PostgreSQL {ms($p0, $p1):.1f}, s3rver {ms($s0, $s1):.1f}, RabbitMQ {ms($r0, $r1):.1f}, "
-      f"machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched; "
+      f"load generator {loadgen:.2f} (its whole run), machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched; "
       f"worker peak memory $hwm MB")
 PY

@@ -12,6 +12,12 @@ public sealed class ModelLanes(ModelOptions options) : IDisposable
 
     public int Count => options.ResolvedLanes;
 
+    /// <summary>
+    /// Whether a Run does all its work on the thread that calls it (one intra-op thread per lane, the default): that
+    /// thread's CPU time is then the model's.
+    /// </summary>
+    public bool RunOnCallingThread { get; } = options.ToInferenceOptions().IntraOpThreads == 1;
+
     /// <summary>Whether every lane is running a batch right now.</summary>
     public bool AllBusy => turns.CurrentCount == 0;
 

@@ -30,6 +30,12 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
         Assert.True(Counter(text, "wasteclassifier_batch_size_count") >= 1);
         Assert.True(Counter(text, "wasteclassifier_end_to_end_duration_seconds_count") >= 2);
         Assert.Contains($"wasteclassifier_inference_duration_seconds_bucket{{model_version=\"{version}\",le=\"+Inf\"}}", text);
+        if (OperatingSystem.IsLinux())
+        {
+            // The model's CPU time: some, and no more than the same calls' wall time.
+            var cpu = Counter(text, $"wasteclassifier_inference_cpu_seconds_total{{model_version=\"{version}\"}}");
+            Assert.InRange(cpu, 1e-6, Counter(text, $"wasteclassifier_inference_duration_seconds_sum{{model_version=\"{version}\"}}") + 0.001);
+        }
         Assert.Equal(1, Counter(text, $"wasteclassifier_model_in_use{{model_version=\"{version}\"}}"));
         Assert.Contains("wasteclassifier_classifications{status=\"queued\"}", text);
         Assert.Contains("http_requests_received_total", text);

@@ -114,10 +114,17 @@ public sealed class BenchTable
         md.Append($"| **whole machine** | **{F(spent)}** |\n");
         md.Append($"| the model alone, raw batch 16 ({served}), same run | {F(model16)} |\n");
         md.Append($"| the model alone, raw batch 1 (1 Run), same run | {F(model1)} |\n");
+        if (saturation.WorkerModel is { Images: > 0 } inside)
+            md.Append($"| the model inside the worker(s), CPU of its calls (their /metrics) | {F(inside.CpuMsPerImage)} |\n");
         md.Append($"\nBeyond the model the machine spent {F(spent - model16)} ms per image. " +
                   $"e2e ≥ 0.8 × raw batch 16 allows at most {F(cores / (0.8 * rawBatch16))} ms per image in all, {F(cores / (0.8 * rawBatch16) - model16)} beyond the model; " +
                   $"e2e > raw batch 1 allows less than {F(cores / rawBatch1)} ms, {F(cores / rawBatch1 - model16)} beyond the model " +
                   $"(batching saves {F(model1 - model16)} ms per image of the model's own CPU).\n");
+        // Contention between the model and everything beside it shows here: as CPU above the raw figure (caches, memory
+        // bandwidth), or as waiting for a core, which costs latency but no throughput on busy cores.
+        if (saturation.WorkerModel is { Images: > 0 } model)
+            md.Append($"Inside the worker(s) the model's calls cost {F(model.CpuMsPerImage)} CPU ms per image, {F(model.CpuMsPerImage / model16)} × its raw batch-16 figure; " +
+                      $"they took {F(model.WallMsPerImage)} ms of wall time per image, {P(model.WaitingShare)} of it waiting for a core.\n");
     }
 
     /// <summary>The middle value, or the mean of the middle two; NaN for none.</summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Npgsql;
 
@@ -48,8 +49,8 @@ public sealed class Deployment : IDisposable
             ["Messaging__ClassifyQueue"] = $"classify-bench-{suffix}",
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            // Two workers on one machine would both claim the default metrics port.
-            ["Metrics__Port"] = "0",
+            // Each worker gets a metrics port of its own (below); the API serves /metrics on its own port.
+            ["Metrics__Host"] = "127.0.0.1",
         };
         if (settings.ObjectStore == "filesystem")
         {
@@ -73,10 +74,19 @@ public sealed class Deployment : IDisposable
         {
             await WaitReadyAsync(url);
             for (var i = 0; i < workers; i++)
+            {
+                // As deployed, each worker has its metrics listener: the benchmark reads the model's own time there.
+                var metricsPort = port + 100 + i;
                 deployment._workers.Add(ServiceProcess.Start(settings.WorkerDll,
                     // The API has migrated the database already.
-                    new Dictionary<string, string>(environment) { ["Worker__Id"] = $"bench-worker-{i + 1}", ["Database__MigrateOnStartup"] = "false" },
-                    Path.Combine(logDirectory, $"worker-{workers}w-{i + 1}.log")));
+                    new Dictionary<string, string>(environment)
+                    {
+                        ["Worker__Id"] = $"bench-worker-{i + 1}",
+                        ["Database__MigrateOnStartup"] = "false",
+                        ["Metrics__Port"] = metricsPort.ToString(CultureInfo.InvariantCulture),
+                    },
+                    Path.Combine(logDirectory, $"worker-{workers}w-{i + 1}.log"), new Uri($"http://127.0.0.1:{metricsPort}/metrics")));
+            }
             await Task.Delay(TimeSpan.FromSeconds(3));
             if (deployment._workers.FirstOrDefault(w => w.HasExited) is { } dead)
                 throw new InvalidOperationException($"worker process {dead.Id} exited at start; see {logDirectory}");

@@ -9,7 +9,9 @@ namespace WasteClassifier.Bench;
 public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
 {
     /// <param name="MachineCpu">Share of all cores each process group used over the whole phase, drain included.</param>
-    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare, IReadOnlyDictionary<string, double> MachineCpu, double MeanBatchSize)
+    /// <param name="WorkerModel">The model calls' own time in the workers over the phase; null where they do not count it.</param>
+    public sealed record Phase(string Name, LoadReport Report, double ApiCpuShare, double WorkerCpuShare, IReadOnlyDictionary<string, double> MachineCpu, double MeanBatchSize,
+        WorkerModelTime? WorkerModel)
     {
         /// <summary>
         /// CPU milliseconds a group spent per image at the phase's steady throughput (the figure the ratios use): on cores
@@ -35,15 +37,18 @@ public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
         var apiCpu = deployment.Api.CpuSeconds();
         var workerCpu = deployment.Workers.Sum(w => w.CpuSeconds());
         var machine = CpuUsage.Take(deployment);
+        var metricsUrls = deployment.Workers.Select(w => w.MetricsUrl).OfType<Uri>().ToList();
+        var model = await WorkerModelTime.ScrapeAsync(metricsUrls);
         var started = DateTime.UtcNow;
         await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source, options.LongPoll);
         var result = await new LoadRunner(target, images, options, message => Console.Error.WriteLine($"  [{name}] {message}")).RunAsync();
         var wall = (DateTime.UtcNow - started).TotalSeconds;
         var machineShares = CpuUsage.Take(deployment).SharesSince(machine);
+        var modelSince = model is not null && await WorkerModelTime.ScrapeAsync(metricsUrls) is { } modelAfter ? modelAfter.Since(model) : null;
         var report = LoadReport.From(result);
         ReportFiles.Write(report, Path.Combine(settings.OutputDirectory, name));
         return new Phase(name, report, (deployment.Api.CpuSeconds() - apiCpu) / wall, (deployment.Workers.Sum(w => w.CpuSeconds()) - workerCpu) / wall, machineShares,
             // The batch each image was classified in, as the worker recorded it.
-            result.Records.Select(r => r.Server?.BatchSize).OfType<int>().DefaultIfEmpty(0).Average());
+            result.Records.Select(r => r.Server?.BatchSize).OfType<int>().DefaultIfEmpty(0).Average(), modelSince);
     }
 }

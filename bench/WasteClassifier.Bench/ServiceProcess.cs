@@ -16,9 +16,12 @@ public sealed class ServiceProcess : IDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>Its Prometheus endpoint, where it has one of its own (a worker's listener).</summary>
+    public Uri? MetricsUrl { get; private init; }
+
     public bool HasExited => _process.HasExited;
 
-    public static ServiceProcess Start(string dll, IReadOnlyDictionary<string, string> environment, string logFile)
+    public static ServiceProcess Start(string dll, IReadOnlyDictionary<string, string> environment, string logFile, Uri? metricsUrl = null)
     {
         var start = new ProcessStartInfo("dotnet", [dll])
         {
@@ -33,7 +36,7 @@ public sealed class ServiceProcess : IDisposable
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new ServiceProcess(process, log);
+        return new ServiceProcess(process, log) { MetricsUrl = metricsUrl };
     }
 
     /// <summary>Peak resident memory (VmHWM) in MB, from /proc; null where there is no /proc.</summary>

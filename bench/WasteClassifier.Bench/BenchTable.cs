@@ -123,7 +123,7 @@ public sealed class BenchTable
         // Contention between the model and everything beside it shows here: as CPU above the raw figure (caches, memory
         // bandwidth), or as waiting for a core, which costs latency but no throughput on busy cores.
         if (saturation.WorkerModel is { Images: > 0 } model)
-            md.Append($"Inside the worker(s) the model's calls cost {F(model.CpuMsPerImage)} CPU ms per image, {F(model.CpuMsPerImage / model16)} × its raw batch-16 figure; " +
+            md.Append($"Inside the worker(s) the model's calls cost {F(model.CpuMsPerImage)} CPU ms per image, {F(model.CpuMsPerImage / model16)} × its raw batch-16 figure above (the lowest of the run's); " +
                       $"they took {F(model.WallMsPerImage)} ms of wall time per image, {P(model.WaitingShare)} of it waiting for a core.\n");
     }
 

@@ -134,6 +134,19 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal("high", (await Rows([message])).Single().PredictedClass);
     }
 
+    [Fact]
+    public async Task Process_ModelThrows_RowsStayMarkedProcessingForTheRedelivery()
+    {
+        var message = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        _classifier.Failure = new InvalidOperationException("model crashed");
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Processor().ProcessAsync([message], CancellationToken.None));
+
+        var row = (await Rows([message])).Single();
+        Assert.Equal(("processing", 1, "worker-1"), (row.Status, row.Attempts, row.WorkerId));
+        Assert.NotNull(row.StartedAt);
+    }
+
     private ClassificationBatchProcessor Processor() =>
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
@@ -177,8 +190,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             Input = new ModelInputSpec { Width = 4, Height = 4 },
         };
 
+        public Exception? Failure { get; set; }
+
         public float[][] Classify(ReadOnlyMemory<float> batch, int count)
         {
+            if (Failure is not null) throw Failure;
             BatchSizes.Add(count);
             var length = 3 * 4 * 4;
             return Enumerable.Range(0, count).Select(i =>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
@@ -102,35 +101,14 @@ public sealed class ClassificationBatchProcessor(
         }
     }
 
-    /// <summary>Loads the batch's rows and marks the unfinished ones processing; finished rows (redeliveries) are skipped.</summary>
+    /// <summary>Marks the batch's unfinished rows processing and loads them; finished rows (redeliveries) are skipped.</summary>
     private async Task<List<Classification>> ClaimRowsAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
         var ids = messages.Select(m => m.ClassificationId).Distinct().ToList();
-        var rows = await db.Classifications.Include(c => c.Image).Where(c => ids.Contains(c.Id)).ToListAsync(cancellationToken);
-        foreach (var missing in ids.Except(rows.Select(r => r.Id)))
+        var claim = await db.ClaimAsync(ids, options.Id, clock.GetUtcNow().UtcDateTime, cancellationToken);
+        foreach (var missing in claim.Missing)
             logger.LogWarning("No classification row {ClassificationId}; message dropped", missing);
-
-        var pending = rows.Where(r => !ClassificationStatus.IsFinal(r.Status)).OrderBy(r => ids.IndexOf(r.Id)).ToList();
-        if (pending.Count == 0) return pending;
-        var startedAt = clock.GetUtcNow().UtcDateTime;
-        // One statement for the batch rather than an UPDATE per row.
-        var pendingIds = pending.Select(r => r.Id).ToList();
-        await db.Classifications.Where(c => pendingIds.Contains(c.Id)).ExecuteUpdateAsync(set => set
-            .SetProperty(c => c.Status, ClassificationStatus.Processing)
-            .SetProperty(c => c.StartedAt, startedAt)
-            .SetProperty(c => c.WorkerId, options.Id)
-            .SetProperty(c => c.Attempts, c => c.Attempts + 1), cancellationToken);
-        foreach (var row in pending)
-        {
-            row.Status = ClassificationStatus.Processing;
-            row.StartedAt = startedAt;
-            row.WorkerId = options.Id;
-            row.Attempts++;
-        }
-        // The tracked rows now match the database: the results' save writes only what the batch changes next.
-        db.ChangeTracker.DetectChanges();
-        db.ChangeTracker.AcceptAllChanges();
-        return pending;
+        return claim.Claimed.OrderBy(r => ids.IndexOf(r.Id)).ToList();
     }
 
     private static Dictionary<Guid, byte[]> CarriedImages(IReadOnlyList<ClassifyImage> messages)

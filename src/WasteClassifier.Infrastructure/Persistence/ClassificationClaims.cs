@@ -1,0 +1,133 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Npgsql;
+
+namespace WasteClassifier.Infrastructure.Persistence;
+
+/// <summary>A worker's claim of a batch: the rows it marked processing, and the ids that have no row at all.</summary>
+public sealed record ClassificationClaim(IReadOnlyList<Classification> Claimed, IReadOnlyList<Guid> Missing);
+
+/// <summary>
+/// Claims a batch of classifications for a worker: every unfinished row among the ids is marked processing (start time,
+/// worker, one more attempt) and returned tracked, with its image, so the results' save writes only what changes next.
+/// Finished rows (redeliveries) are left alone.
+/// </summary>
+public static class ClassificationClaims
+{
+    public static Task<ClassificationClaim> ClaimAsync(this ClassifierDbContext db, IReadOnlyCollection<Guid> ids, string workerId, DateTime startedAt,
+        CancellationToken cancellationToken) =>
+        db.Database.IsNpgsql()
+            ? ClaimInOneStatementAsync(db, ids, workerId, startedAt, cancellationToken)
+            : ClaimByReadThenUpdateAsync(db, ids, workerId, startedAt, cancellationToken);
+
+    /// <summary>Any provider: the rows are read, then the unfinished ones updated in one statement (two round trips).</summary>
+    private static async Task<ClassificationClaim> ClaimByReadThenUpdateAsync(ClassifierDbContext db, IReadOnlyCollection<Guid> ids, string workerId,
+        DateTime startedAt, CancellationToken cancellationToken)
+    {
+        var rows = await db.Classifications.Include(c => c.Image).Where(c => ids.Contains(c.Id)).ToListAsync(cancellationToken);
+        var missing = ids.Except(rows.Select(r => r.Id)).ToList();
+        var pending = rows.Where(r => !ClassificationStatus.IsFinal(r.Status)).ToList();
+        if (pending.Count == 0) return new ClassificationClaim(pending, missing);
+        var pendingIds = pending.Select(r => r.Id).ToList();
+        await db.Classifications.Where(c => pendingIds.Contains(c.Id)).ExecuteUpdateAsync(set => set
+            .SetProperty(c => c.Status, ClassificationStatus.Processing)
+            .SetProperty(c => c.StartedAt, startedAt)
+            .SetProperty(c => c.WorkerId, workerId)
+            .SetProperty(c => c.Attempts, c => c.Attempts + 1), cancellationToken);
+        foreach (var row in pending)
+        {
+            row.Status = ClassificationStatus.Processing;
+            row.StartedAt = startedAt;
+            row.WorkerId = workerId;
+            row.Attempts++;
+        }
+        // The tracked rows now match the database.
+        db.ChangeTracker.DetectChanges();
+        db.ChangeTracker.AcceptAllChanges();
+        return new ClassificationClaim(pending, missing);
+    }
+
+    /// <summary>
+    /// PostgreSQL: one <c>UPDATE … FROM images … RETURNING</c> marks the rows and reads them back with their images, one
+    /// round trip instead of two. At low load a batch is one image, so that is a round trip less on each image's path:
+    /// at half saturation (bench/ab.sh, three pairs in turns) a lone image's claim took a median 1.3–2.6 ms against 2.8–3.6.
+    /// </summary>
+    private static async Task<ClassificationClaim> ClaimInOneStatementAsync(ClassifierDbContext db, IReadOnlyCollection<Guid> ids, string workerId,
+        DateTime startedAt, CancellationToken cancellationToken)
+    {
+        var classificationType = db.Model.FindEntityType(typeof(Classification))!;
+        var imageType = db.Model.FindEntityType(typeof(StoredImage))!;
+        var classificationColumns = classificationType.GetProperties().ToList();
+        var imageColumns = imageType.GetProperties().ToList();
+        string Column(IEntityType type, string property) => type.FindProperty(property)!.GetColumnName();
+        var returning = string.Join(", ", classificationColumns.Select(p => $"c.{p.GetColumnName()}").Concat(imageColumns.Select(p => $"i.{p.GetColumnName()}")));
+        var sql = $"""
+            UPDATE {classificationType.GetTableName()} AS c
+            SET {Column(classificationType, nameof(Classification.Status))} = @processing,
+                {Column(classificationType, nameof(Classification.StartedAt))} = @started_at,
+                {Column(classificationType, nameof(Classification.WorkerId))} = @worker_id,
+                {Column(classificationType, nameof(Classification.Attempts))} = c.{Column(classificationType, nameof(Classification.Attempts))} + 1
+            FROM {imageType.GetTableName()} AS i
+            WHERE i.{Column(imageType, nameof(StoredImage.Id))} = c.{Column(classificationType, nameof(Classification.ImageId))}
+              AND c.{Column(classificationType, nameof(Classification.Id))} = ANY(@ids)
+              AND c.{Column(classificationType, nameof(Classification.Status))} <> ALL(@final)
+            RETURNING {returning}
+            """;
+
+        var claimed = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+        {
+            await db.Database.OpenConnectionAsync(cancellationToken);
+            try
+            {
+                await using var command = new NpgsqlCommand(sql, (NpgsqlConnection)db.Database.GetDbConnection());
+                command.Parameters.AddWithValue("processing", ClassificationStatus.Processing);
+                command.Parameters.AddWithValue("started_at", startedAt);
+                command.Parameters.AddWithValue("worker_id", workerId);
+                command.Parameters.AddWithValue("ids", ids.ToArray());
+                command.Parameters.AddWithValue("final", new[] { ClassificationStatus.Completed, ClassificationStatus.Failed });
+                var rows = new List<Classification>();
+                var images = new Dictionary<Guid, StoredImage>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var row = Materialize<Classification>(reader, classificationColumns, 0);
+                    var image = Materialize<StoredImage>(reader, imageColumns, classificationColumns.Count);
+                    // Rows of the same image share one instance: the context tracks one per key.
+                    row.Image = images.TryGetValue(image.Id, out var known) ? known : images[image.Id] = image;
+                    rows.Add(row);
+                }
+                return rows;
+            }
+            finally
+            {
+                await db.Database.CloseConnectionAsync();
+            }
+        });
+        db.AttachRange(claimed);
+
+        // Rare (a redelivery of finished rows, or a row deleted since): tell the missing rows from the finished ones.
+        var notClaimed = ids.Except(claimed.Select(r => r.Id)).ToList();
+        var missing = notClaimed.Count == 0
+            ? []
+            : notClaimed.Except(await db.Classifications.Where(c => notClaimed.Contains(c.Id)).Select(c => c.Id).ToListAsync(cancellationToken)).ToList();
+        return new ClassificationClaim(claimed, missing);
+    }
+
+    /// <summary>
+    /// An entity from its columns in the reader, starting at <paramref name="offset"/>, converted as EF Core would: every
+    /// mapped property is set, so the tracked row holds what an EF Core query would have given.
+    /// </summary>
+    private static T Materialize<T>(DbDataReader reader, IReadOnlyList<IProperty> properties, int offset)
+    {
+        var entity = Activator.CreateInstance<T>();
+        for (var k = 0; k < properties.Count; k++)
+        {
+            var property = properties[k];
+            var value = reader.IsDBNull(offset + k) ? null : reader.GetValue(offset + k);
+            if (value is not null && property.GetTypeMapping().Converter is { } converter) value = converter.ConvertFromProvider(value);
+            property.PropertyInfo!.SetValue(entity, value);
+        }
+        return entity;
+    }
+}

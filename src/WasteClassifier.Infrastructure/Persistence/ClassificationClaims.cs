@@ -1,6 +1,8 @@
 using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
 using Npgsql;
 
 namespace WasteClassifier.Infrastructure.Persistence;
@@ -60,15 +62,18 @@ public static class ClassificationClaims
         var imageType = db.Model.FindEntityType(typeof(StoredImage))!;
         var classificationColumns = classificationType.GetProperties().ToList();
         var imageColumns = imageType.GetProperties().ToList();
-        string Column(IEntityType type, string property) => type.FindProperty(property)!.GetColumnName();
-        var returning = string.Join(", ", classificationColumns.Select(p => $"c.{p.GetColumnName()}").Concat(imageColumns.Select(p => $"i.{p.GetColumnName()}")));
+        // Names as the model maps them, quoted as EF Core quotes them in its own SQL.
+        var sqlHelper = db.GetService<ISqlGenerationHelper>();
+        string Column(IEntityType type, string property) => sqlHelper.DelimitIdentifier(type.FindProperty(property)!.GetColumnName());
+        var returning = string.Join(", ", classificationColumns.Select(p => $"c.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")
+            .Concat(imageColumns.Select(p => $"i.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")));
         var sql = $"""
-            UPDATE {classificationType.GetTableName()} AS c
+            UPDATE {sqlHelper.DelimitIdentifier(classificationType.GetTableName()!)} AS c
             SET {Column(classificationType, nameof(Classification.Status))} = @processing,
                 {Column(classificationType, nameof(Classification.StartedAt))} = @started_at,
                 {Column(classificationType, nameof(Classification.WorkerId))} = @worker_id,
                 {Column(classificationType, nameof(Classification.Attempts))} = c.{Column(classificationType, nameof(Classification.Attempts))} + 1
-            FROM {imageType.GetTableName()} AS i
+            FROM {sqlHelper.DelimitIdentifier(imageType.GetTableName()!)} AS i
             WHERE i.{Column(imageType, nameof(StoredImage.Id))} = c.{Column(classificationType, nameof(Classification.ImageId))}
               AND c.{Column(classificationType, nameof(Classification.Id))} = ANY(@ids)
               AND c.{Column(classificationType, nameof(Classification.Status))} <> ALL(@final)

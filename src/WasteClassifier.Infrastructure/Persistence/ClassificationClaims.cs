@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
@@ -58,27 +59,7 @@ public static class ClassificationClaims
     private static async Task<ClassificationClaim> ClaimInOneStatementAsync(ClassifierDbContext db, IReadOnlyCollection<Guid> ids, string workerId,
         DateTime startedAt, CancellationToken cancellationToken)
     {
-        var classificationType = db.Model.FindEntityType(typeof(Classification))!;
-        var imageType = db.Model.FindEntityType(typeof(StoredImage))!;
-        var classificationColumns = classificationType.GetProperties().ToList();
-        var imageColumns = imageType.GetProperties().ToList();
-        // Names as the model maps them, quoted as EF Core quotes them in its own SQL.
-        var sqlHelper = db.GetService<ISqlGenerationHelper>();
-        string Column(IEntityType type, string property) => sqlHelper.DelimitIdentifier(type.FindProperty(property)!.GetColumnName());
-        var returning = string.Join(", ", classificationColumns.Select(p => $"c.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")
-            .Concat(imageColumns.Select(p => $"i.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")));
-        var sql = $"""
-            UPDATE {sqlHelper.DelimitIdentifier(classificationType.GetTableName()!)} AS c
-            SET {Column(classificationType, nameof(Classification.Status))} = @processing,
-                {Column(classificationType, nameof(Classification.StartedAt))} = @started_at,
-                {Column(classificationType, nameof(Classification.WorkerId))} = @worker_id,
-                {Column(classificationType, nameof(Classification.Attempts))} = c.{Column(classificationType, nameof(Classification.Attempts))} + 1
-            FROM {sqlHelper.DelimitIdentifier(imageType.GetTableName()!)} AS i
-            WHERE i.{Column(imageType, nameof(StoredImage.Id))} = c.{Column(classificationType, nameof(Classification.ImageId))}
-              AND c.{Column(classificationType, nameof(Classification.Id))} = ANY(@ids)
-              AND c.{Column(classificationType, nameof(Classification.Status))} <> ALL(@final)
-            RETURNING {returning}
-            """;
+        var (sql, classificationColumns, imageColumns) = Statements.GetValue(db.Model, _ => ClaimStatement.For(db));
 
         var claimed = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
         {
@@ -117,6 +98,39 @@ public static class ClassificationClaims
             ? []
             : notClaimed.Except(await db.Classifications.Where(c => notClaimed.Contains(c.Id)).Select(c => c.Id).ToListAsync(cancellationToken)).ToList();
         return new ClassificationClaim(claimed, missing);
+    }
+
+    // The claim's SQL and column lists, built once per EF Core model (one per process) rather than for every batch.
+    private static readonly ConditionalWeakTable<IModel, ClaimStatement> Statements = new();
+
+    /// <summary>The one-statement claim's SQL, and the mapped properties of the columns it returns, in their order.</summary>
+    private sealed record ClaimStatement(string Sql, IReadOnlyList<IProperty> ClassificationColumns, IReadOnlyList<IProperty> ImageColumns)
+    {
+        public static ClaimStatement For(ClassifierDbContext db)
+        {
+            var classificationType = db.Model.FindEntityType(typeof(Classification))!;
+            var imageType = db.Model.FindEntityType(typeof(StoredImage))!;
+            var classificationColumns = classificationType.GetProperties().ToList();
+            var imageColumns = imageType.GetProperties().ToList();
+            // Names as the model maps them, quoted as EF Core quotes them in its own SQL.
+            var sqlHelper = db.GetService<ISqlGenerationHelper>();
+            string Column(IEntityType type, string property) => sqlHelper.DelimitIdentifier(type.FindProperty(property)!.GetColumnName());
+            var returning = string.Join(", ", classificationColumns.Select(p => $"c.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")
+                .Concat(imageColumns.Select(p => $"i.{sqlHelper.DelimitIdentifier(p.GetColumnName())}")));
+            var sql = $"""
+                UPDATE {sqlHelper.DelimitIdentifier(classificationType.GetTableName()!)} AS c
+                SET {Column(classificationType, nameof(Classification.Status))} = @processing,
+                    {Column(classificationType, nameof(Classification.StartedAt))} = @started_at,
+                    {Column(classificationType, nameof(Classification.WorkerId))} = @worker_id,
+                    {Column(classificationType, nameof(Classification.Attempts))} = c.{Column(classificationType, nameof(Classification.Attempts))} + 1
+                FROM {sqlHelper.DelimitIdentifier(imageType.GetTableName()!)} AS i
+                WHERE i.{Column(imageType, nameof(StoredImage.Id))} = c.{Column(classificationType, nameof(Classification.ImageId))}
+                  AND c.{Column(classificationType, nameof(Classification.Id))} = ANY(@ids)
+                  AND c.{Column(classificationType, nameof(Classification.Status))} <> ALL(@final)
+                RETURNING {returning}
+                """;
+            return new ClaimStatement(sql, classificationColumns, imageColumns);
+        }
     }
 
     /// <summary>

@@ -1,9 +1,11 @@
 using System.Data.Common;
+using System.Reflection;
 using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 using Npgsql;
 
 namespace WasteClassifier.Infrastructure.Persistence;
@@ -71,7 +73,7 @@ public static class ClassificationClaims
                 command.Parameters.AddWithValue("started_at", startedAt);
                 command.Parameters.AddWithValue("worker_id", workerId);
                 command.Parameters.AddWithValue("ids", ids.ToArray());
-                command.Parameters.AddWithValue("final", new[] { ClassificationStatus.Completed, ClassificationStatus.Failed });
+                command.Parameters.AddWithValue("final", ClassificationStatus.Final.ToArray());
                 var rows = new List<Classification>();
                 var images = new Dictionary<Guid, StoredImage>();
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -103,8 +105,8 @@ public static class ClassificationClaims
     // The claim's SQL and column lists, built once per EF Core model (one per process) rather than for every batch.
     private static readonly ConditionalWeakTable<IModel, ClaimStatement> Statements = new();
 
-    /// <summary>The one-statement claim's SQL, and the mapped properties of the columns it returns, in their order.</summary>
-    private sealed record ClaimStatement(string Sql, IReadOnlyList<IProperty> ClassificationColumns, IReadOnlyList<IProperty> ImageColumns)
+    /// <summary>The one-statement claim's SQL, and the entity properties its returned columns fill, in their order.</summary>
+    private sealed record ClaimStatement(string Sql, IReadOnlyList<ReturnedColumn> ClassificationColumns, IReadOnlyList<ReturnedColumn> ImageColumns)
     {
         public static ClaimStatement For(ClassifierDbContext db)
         {
@@ -129,23 +131,31 @@ public static class ClassificationClaims
                   AND c.{Column(classificationType, nameof(Classification.Status))} <> ALL(@final)
                 RETURNING {returning}
                 """;
-            return new ClaimStatement(sql, classificationColumns, imageColumns);
+            return new ClaimStatement(sql, classificationColumns.Select(ReturnedColumn.Of).ToList(), imageColumns.Select(ReturnedColumn.Of).ToList());
         }
+    }
+
+    /// <summary>A mapped property filled from a returned column, with EF Core's conversion from the column's value, if any.</summary>
+    private sealed record ReturnedColumn(PropertyInfo Property, ValueConverter? Converter)
+    {
+        // Every mapped property is a CLR property here; a shadow property would need the change tracker to set it.
+        public static ReturnedColumn Of(IProperty property) => new(
+            property.PropertyInfo ?? throw new NotSupportedException($"{property.DeclaringType.DisplayName()}.{property.Name} is a shadow property"),
+            property.GetTypeMapping().Converter);
     }
 
     /// <summary>
     /// An entity from its columns in the reader, starting at <paramref name="offset"/>, converted as EF Core would: every
     /// mapped property is set, so the tracked row holds what an EF Core query would have given.
     /// </summary>
-    private static T Materialize<T>(DbDataReader reader, IReadOnlyList<IProperty> properties, int offset)
+    private static T Materialize<T>(DbDataReader reader, IReadOnlyList<ReturnedColumn> columns, int offset)
     {
         var entity = Activator.CreateInstance<T>();
-        for (var k = 0; k < properties.Count; k++)
+        for (var k = 0; k < columns.Count; k++)
         {
-            var property = properties[k];
             var value = reader.IsDBNull(offset + k) ? null : reader.GetValue(offset + k);
-            if (value is not null && property.GetTypeMapping().Converter is { } converter) value = converter.ConvertFromProvider(value);
-            property.PropertyInfo!.SetValue(entity, value);
+            if (value is not null && columns[k].Converter is { } converter) value = converter.ConvertFromProvider(value);
+            columns[k].Property.SetValue(entity, value);
         }
         return entity;
     }

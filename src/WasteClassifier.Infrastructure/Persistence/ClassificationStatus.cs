@@ -10,5 +10,8 @@ public static class ClassificationStatus
 
     public static readonly IReadOnlyList<string> All = [Queued, Processing, Completed, Failed];
 
+    /// <summary>The states a row never leaves: <see cref="IsFinal"/> in code, this list in SQL (the worker's claim).</summary>
+    public static readonly IReadOnlyList<string> Final = [Completed, Failed];
+
     public static bool IsFinal(string status) => status is Completed or Failed;
 }

@@ -10,8 +10,9 @@ public static class ClassificationStatus
 
     public static readonly IReadOnlyList<string> All = [Queued, Processing, Completed, Failed];
 
-    /// <summary>The states a row never leaves: <see cref="IsFinal"/> in code, this list in SQL (the worker's claim).</summary>
+    /// <summary>The states a row never leaves; SQL takes this list (the worker's claim), code asks <see cref="IsFinal"/>.</summary>
     public static readonly IReadOnlyList<string> Final = [Completed, Failed];
 
-    public static bool IsFinal(string status) => status is Completed or Failed;
+    // From the one list, so a new final state cannot be final in code but not in the claim's SQL.
+    public static bool IsFinal(string status) => Final.Contains(status);
 }

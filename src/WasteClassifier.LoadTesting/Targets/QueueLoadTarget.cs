@@ -48,9 +48,11 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         };
         try
         {
+            // As the API records and sends an upload: stamped as sent in its insert, so no UPDATE follows the send.
+            ClassifyCommandSender.StampBeforeInsert([row], row.CreatedAt);
             db.Classifications.Add(row);
             await db.SaveChangesAsync(cancellationToken);
-            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync([row], new Dictionary<Guid, OutgoingImage> { [stored.Id] = new(stored.ObjectKey, image.Content) }, cancellationToken);
+            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync([row], new Dictionary<Guid, OutgoingImage> { [stored.Id] = new(stored.ObjectKey, image.Content) }, cancellationToken);
             return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -1,8 +1,12 @@
 using WasteClassifier.Cli.Commands;
+using WasteClassifier.LoadTesting;
 
 namespace WasteClassifier.IntegrationTests.Cli;
 
-/// <summary><c>wastectl loadtest</c> refuses what it cannot send as asked before it sends anything.</summary>
+/// <summary>
+/// <c>wastectl loadtest</c> turns its arguments into a run (profiles, open or closed loop) and refuses what it cannot send
+/// as asked, naming the argument, before it sends anything.
+/// </summary>
 public sealed class LoadTestCommandTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("wastectl-loadtest-test").FullName;
@@ -19,6 +23,61 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains("not-really.jpg", error.Message);
         Assert.Contains("--repeat-images", error.Message);
         Assert.False(Directory.Exists(Path.Combine(_directory, "out")));
+    }
+
+    [Theory]
+    [InlineData("light", 10)]
+    [InlineData("medium", 50)]
+    [InlineData("heavy", 100)]
+    [InlineData("flood", 200)]
+    public void Parse_Profile_IsTheOriginalRunsUserCount(string profile, int users)
+    {
+        var options = Parse("--target", "http://localhost:8080", "--profile", profile);
+
+        Assert.Equal(users, options.Users);
+        Assert.True(options.ClosedLoop);
+        Assert.Equal(profile, options.Profile);
+    }
+
+    [Fact]
+    public void Parse_RateInQueueMode_IsAnOpenLoopWithoutUsers()
+    {
+        var options = Parse("--queue", "--rate", "20", "--duration", "45", "--ramp", "5");
+
+        Assert.True(options.Queue);
+        Assert.Null(options.Target);
+        Assert.False(options.ClosedLoop);
+        Assert.Equal(0, options.Users);
+        Assert.Equal(20, options.Rate);
+        Assert.Equal(TimeSpan.FromSeconds(45), options.Duration);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.Ramp);
+    }
+
+    [Theory]
+    [InlineData("give either --target URL or --queue")]
+    [InlineData("give either --target URL or --queue", "--queue", "--target", "http://localhost:8080")]
+    [InlineData("--target must be an http(s) URL", "--target", "ftp://localhost/")]
+    [InlineData("--profile must be one of: light, medium, heavy, flood", "--target", "http://localhost:8080", "--profile", "huge")]
+    [InlineData("--users and --rate exclude each other", "--target", "http://localhost:8080", "--users", "5", "--rate", "3")]
+    [InlineData("--users must be an integer", "--target", "http://localhost:8080", "--users", "many")]
+    [InlineData("--duration must be a number in [0.1,", "--target", "http://localhost:8080", "--duration", "0")]
+    [InlineData("long poll must be 0 to 30 s", "--target", "http://localhost:8080", "--long-poll", "45")]
+    [InlineData("192.0.2.10 is not this machine; pass --allow-remote", "--target", "http://192.0.2.10:8080")]
+    public void Parse_BadArguments_RefusedNamingTheProblem(string expected, params string[] args)
+    {
+        var error = Assert.Throws<UsageException>(() => Parse(args));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Parse_RemoteTargetWithAllowRemote_Accepted() =>
+        Assert.Equal("192.0.2.10", Parse("--target", "http://192.0.2.10:8080", "--allow-remote").Target!.Host);
+
+    private static LoadTestOptions Parse(params string[] args)
+    {
+        var command = new LoadTestCommand();
+        return LoadTestArguments.Parse(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

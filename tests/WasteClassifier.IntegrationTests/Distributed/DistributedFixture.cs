@@ -20,23 +20,8 @@ public sealed class DistributedFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var services = await TestServices.GetAsync();
-        var suffix = TestServices.NewSuffix();
-        Settings = new Dictionary<string, string?>
+        Settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("e2e"))
         {
-            ["Database:Provider"] = "postgres",
-            ["Database:ConnectionString"] = await TestServices.CreateDatabaseAsync("wc_e2e"),
-            ["Messaging:Transport"] = "rabbitmq",
-            ["Messaging:RabbitMq:Host"] = services.RabbitHost,
-            ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
-            ["Messaging:RabbitMq:Username"] = services.RabbitUser,
-            ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-            ["Messaging:ClassifyQueue"] = TestServices.ClassifyQueue(suffix),
-            ["ObjectStore:Provider"] = "minio",
-            ["ObjectStore:Endpoint"] = services.S3Endpoint,
-            ["ObjectStore:AccessKey"] = services.S3AccessKey,
-            ["ObjectStore:SecretKey"] = services.S3SecretKey,
-            ["ObjectStore:Bucket"] = $"wc-e2e-{suffix}",
             // Small batches with a prefetch of two batches each, so both workers must take part.
             ["Worker:BatchSize"] = "8",
             ["Worker:BatchWaitMs"] = "25",

@@ -71,6 +71,33 @@ public static class TestServices
     public static string NewSuffix() => Guid.NewGuid().ToString("N")[..10];
 
     /// <summary>
+    /// Settings that put a deployment on the real servers with a database, classify queue and bucket of its own:
+    /// <c>wc_{name}_…</c>, <see cref="ClassifyQueue"/> and <c>wc-{name}-…</c> (start-services.sh removes old buckets by that
+    /// shape). Whoever asks drops the database and queue when done (<see cref="DropDatabaseAsync"/>, <see cref="DeleteClassifyQueuesAsync"/>).
+    /// </summary>
+    public static async Task<Dictionary<string, string?>> DeploymentSettingsAsync(string name)
+    {
+        var endpoints = await GetAsync();
+        var suffix = NewSuffix();
+        return new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = await CreateDatabaseAsync($"wc_{name}"),
+            ["Messaging:Transport"] = "rabbitmq",
+            ["Messaging:RabbitMq:Host"] = endpoints.RabbitHost,
+            ["Messaging:RabbitMq:Port"] = endpoints.RabbitPort.ToString(),
+            ["Messaging:RabbitMq:Username"] = endpoints.RabbitUser,
+            ["Messaging:RabbitMq:Password"] = endpoints.RabbitPassword,
+            ["Messaging:ClassifyQueue"] = ClassifyQueue(suffix),
+            ["ObjectStore:Provider"] = "minio",
+            ["ObjectStore:Endpoint"] = endpoints.S3Endpoint,
+            ["ObjectStore:AccessKey"] = endpoints.S3AccessKey,
+            ["ObjectStore:SecretKey"] = endpoints.S3SecretKey,
+            ["ObjectStore:Bucket"] = $"wc-{name}-{suffix}",
+        };
+    }
+
+    /// <summary>
     /// A fixture's own classify queue. tests/tooling/start-services.sh knows this shape (classify-image- and the 10 hex
     /// digits of <see cref="NewSuffix"/>) to remove the queues an interrupted run left behind: change both together.
     /// </summary>

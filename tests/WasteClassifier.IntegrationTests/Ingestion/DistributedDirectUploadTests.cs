@@ -19,25 +19,11 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         if (!TestServices.Available && !TestServices.IsCi) return;
-        var services = await TestServices.GetAsync();
-        var suffix = TestServices.NewSuffix();
-        _queue = TestServices.ClassifyQueue(suffix);
-        _database = await TestServices.CreateDatabaseAsync("wc_uploads");
-        _api = new ApiFactory(new Dictionary<string, string?>
+        var settings = await TestServices.DeploymentSettingsAsync("up");
+        _queue = settings["Messaging:ClassifyQueue"];
+        _database = settings["Database:ConnectionString"];
+        _api = new ApiFactory(new Dictionary<string, string?>(settings)
         {
-            ["Database:Provider"] = "postgres",
-            ["Database:ConnectionString"] = _database,
-            ["Messaging:Transport"] = "rabbitmq",
-            ["Messaging:RabbitMq:Host"] = services.RabbitHost,
-            ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
-            ["Messaging:RabbitMq:Username"] = services.RabbitUser,
-            ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-            ["Messaging:ClassifyQueue"] = _queue,
-            ["ObjectStore:Provider"] = "minio",
-            ["ObjectStore:Endpoint"] = services.S3Endpoint,
-            ["ObjectStore:AccessKey"] = services.S3AccessKey,
-            ["ObjectStore:SecretKey"] = services.S3SecretKey,
-            ["ObjectStore:Bucket"] = $"wc-up-{suffix}",
             // One process keeps the test short; the worker still takes its messages from RabbitMQ.
             ["Api:RunWorker"] = "true",
             ["Worker:Id"] = "uploads-worker",

@@ -1,3 +1,7 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Embedded;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
@@ -6,13 +10,17 @@ using WasteClassifier.LoadTesting.Targets;
 
 namespace WasteClassifier.IntegrationTests.LoadTesting;
 
-/// <summary>The load tester against the real API (embedded default): a run of known size is counted exactly.</summary>
+/// <summary>
+/// The load tester against the real API (embedded default): a run of known size is counted exactly, and its cleanup
+/// removes what the run created.
+/// </summary>
 [Collection(EmbeddedCollection.Name)]
 public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
 {
     [Fact]
-    public async Task ClosedLoop_TwelveImages_AllCompletedWithServerTimingsAndReports()
+    public async Task ClosedLoop_TwelveImages_AllCompletedWithServerTimingsReportsAndCleanup()
     {
+        var runStarted = DateTime.UtcNow;
         var client = fixture.Factory.CreateClient();
         var options = new LoadTestOptions
         {
@@ -37,5 +45,16 @@ public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
         Assert.True(report.LatencyMs.Client.P50 >= report.LatencyMs.EndToEnd.P50, "the client sees a result after the server writes it");
         var folder = Path.Combine(fixture.DataDirectory, "report");
         Assert.All(ReportFiles.Write(report, folder), f => Assert.True(File.Exists(f)));
+
+        // Every upload was new content (stamped), so the run created twelve images, each with its object.
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var keys = await db.Classifications.Where(c => c.Source == options.Source).Select(c => c.Image!.ObjectKey).ToListAsync();
+        Assert.Equal(12, keys.Distinct().Count());
+        var removed = await RunCleanup.RemoveAsync(fixture.Factory.Services, options.Source, runStarted, CancellationToken.None);
+        Assert.Equal(new RunCleanup.Removed(12, 12), removed);
+        Assert.False(await db.Classifications.AnyAsync(c => c.Source == options.Source));
+        var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
+        foreach (var key in keys) Assert.Null(await store.GetAsync(key, CancellationToken.None));
     }
 }

@@ -21,25 +21,10 @@ public sealed class FaultHarness : IAsyncDisposable
 
     public static async Task<FaultHarness> StartAsync(int workers)
     {
-        var services = await TestServices.GetAsync();
-        var suffix = TestServices.NewSuffix();
         var harness = new FaultHarness
         {
-            Settings = new Dictionary<string, string?>
+            Settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("fault"))
             {
-                ["Database:Provider"] = "postgres",
-                ["Database:ConnectionString"] = await TestServices.CreateDatabaseAsync("wc_fault"),
-                ["Messaging:Transport"] = "rabbitmq",
-                ["Messaging:RabbitMq:Host"] = services.RabbitHost,
-                ["Messaging:RabbitMq:Port"] = services.RabbitPort.ToString(),
-                ["Messaging:RabbitMq:Username"] = services.RabbitUser,
-                ["Messaging:RabbitMq:Password"] = services.RabbitPassword,
-                ["Messaging:ClassifyQueue"] = TestServices.ClassifyQueue(suffix),
-                ["ObjectStore:Provider"] = "minio",
-                ["ObjectStore:Endpoint"] = services.S3Endpoint,
-                ["ObjectStore:AccessKey"] = services.S3AccessKey,
-                ["ObjectStore:SecretKey"] = services.S3SecretKey,
-                ["ObjectStore:Bucket"] = $"wc-fault-{suffix}",
                 ["Worker:BatchSize"] = "8",
                 ["Worker:DecodeParallelism"] = "1",
                 ["Model:InferenceThreads"] = "1",

@@ -1,0 +1,111 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Reporting;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.IntegrationTests.LoadTesting;
+
+/// <summary>
+/// <c>wastectl loadtest --queue --cleanup</c> on the real servers: ClassifyImage straight to RabbitMQ for a worker, with
+/// no API in between, results read from PostgreSQL, and afterwards only what the run created removed.
+/// </summary>
+public sealed class QueueLoadTestTests : IAsyncLifetime
+{
+    private Dictionary<string, string?> _settings = null!;
+    private ServiceProcess? _worker;
+
+    public async Task InitializeAsync()
+    {
+        _settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("e2e"))
+        {
+            ["Model:InferenceThreads"] = "1",
+            ["Worker:DecodeParallelism"] = "1",
+        };
+        // The worker migrates the database and creates the bucket before it consumes.
+        _worker = await ServiceProcess.StartWorkerAsync(_settings);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_worker is not null) await _worker.DisposeAsync();
+        if (_settings is null) return;
+        await TestServices.DeleteClassifyQueuesAsync(_settings["Messaging:ClassifyQueue"]!);
+        await TestServices.DropDatabaseAsync(_settings["Database:ConnectionString"]!);
+    }
+
+    [IntegrationFact]
+    public async Task QueueMode_RunOf12_AllCompletedWithServerTimings_CleanupRemovesOnlyWhatTheRunAloneCreated()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();
+        var images = ImageSet.Generated(3, 320, 240);
+        await using var deployment = DeploymentServices.Build(configuration, withBus: false);
+        // One of the run's three images was stored before the run: the cleanup must keep it.
+        var earlier = await StoreAsync(deployment, images.All[0]);
+        var runStarted = DateTime.UtcNow;
+        var options = new LoadTestOptions
+        {
+            Queue = true,
+            Users = 4,
+            MaxRequests = 12,
+            Duration = TimeSpan.FromSeconds(60),
+            Drain = TimeSpan.FromSeconds(60),
+            PollInterval = TimeSpan.FromMilliseconds(50),
+            Source = "loadtest-queue",
+        };
+
+        LoadRunResult result;
+        await using (var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval))
+            result = await new LoadRunner(target, images, options).RunAsync();
+        var report = LoadReport.From(result);
+
+        Assert.Equal(12, report.Counts.Submitted);
+        Assert.Equal(12, report.Counts.Completed);
+        Assert.Equal(0, report.Counts.Failed);
+        Assert.Equal(12, report.LatencyMs.QueueWait.Count);
+        Assert.Equal(12, report.LatencyMs.Inference.Count);
+        Assert.True(report.LatencyMs.Inference.P50 > 0);
+        Assert.True(report.LatencyMs.EndToEnd.P50 >= report.LatencyMs.Inference.P50, "end to end includes the inference");
+
+        using var scope = deployment.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var created = await db.Images.Where(i => i.Id != earlier).OrderBy(i => i.ObjectKey).ToListAsync();
+        Assert.Equal(2, created.Count);
+        // A camera sent the same bytes as one of the run's images while it ran: that image is no longer the run's alone.
+        var (shared, runOnly) = (created[0], created[1]);
+        db.Classifications.Add(new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            ImageId = shared.Id,
+            Source = "line-2",
+            Status = ClassificationStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+        });
+        await db.SaveChangesAsync();
+
+        var removed = await RunCleanup.RemoveAsync(deployment, options.Source, runStarted, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(12, 1), removed);
+        Assert.Equal("line-2", (await db.Classifications.AsNoTracking().SingleAsync()).Source);
+        Assert.Equal(new[] { earlier, shared.Id }.Order(), (await db.Images.AsNoTracking().Select(i => i.Id).ToListAsync()).Order());
+        var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
+        Assert.Null(await store.GetAsync(runOnly.ObjectKey, CancellationToken.None));
+        Assert.NotNull(await store.GetAsync(shared.ObjectKey, CancellationToken.None));
+        Assert.NotNull(await store.GetAsync((await db.Images.AsNoTracking().SingleAsync(i => i.Id == earlier)).ObjectKey, CancellationToken.None));
+    }
+
+    /// <summary>Stores an image and records its row, as an upload before the run would.</summary>
+    private static async Task<Guid> StoreAsync(IServiceProvider deployment, TestImage image)
+    {
+        using var scope = deployment.CreateScope();
+        var upload = new UploadedImage(0, image.FileName, image.ContentType, image.Content.Length, image.Content);
+        var (accepted, _) = await scope.ServiceProvider.GetRequiredService<ImageIntake>().TakeAsync([upload], CancellationToken.None);
+        return Assert.Single(accepted).Image.Id;
+    }
+}

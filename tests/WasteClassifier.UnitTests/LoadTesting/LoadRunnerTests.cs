@@ -73,6 +73,22 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task ClosedLoop_Ramp_UsersStartEvenlyOverIt()
+    {
+        // Four users over a 4 s ramp start at 0, 1, 2 and 3 s; launching stops at 1.5 s, so the last two never start.
+        var options = Options(users: 4, durationS: 1.5, drainS: 5) with { Ramp = TimeSpan.FromSeconds(4) };
+
+        var result = await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync();
+
+        // Each user's requests follow one another, so the requests in flight at a moment are the users started by then.
+        var records = result.Records.Where(r => r.FinishedS is not null).ToList();
+        int InFlightAt(double t) => records.Count(r => r.StartedS <= t && t < r.FinishedS);
+        Assert.NotEmpty(records);
+        Assert.All(records.Where(r => r.StartedS < 1.0), r => Assert.Equal(1, InFlightAt(r.StartedS)));
+        Assert.All(records, r => Assert.InRange(InFlightAt(r.StartedS), 1, 2));
+    }
+
+    [Fact]
     public async Task HttpMode_ByDefault_EveryUploadIsNewContent()
     {
         var target = new FakeLoadTarget();

@@ -17,9 +17,9 @@ public static class HtmlReport
         html.Append(TablesAsHtml(MarkdownReport.Render(report)));
         html.Append(SvgChart.Lines("Throughput over time", "seconds", "images / s", xs,
         [
-            new("accepted", "#4e79a7", report.Timeline.Select(p => (double?)p.Accepted).ToList()),
-            new("completed", "#59a14f", report.Timeline.Select(p => (double?)p.Completed).ToList()),
-            new("failed", "#e15759", report.Timeline.Select(p => (double?)p.Failed).ToList()),
+            new("accepted", "#4e79a7", report.Timeline.Select(p => p.Rate(p.Accepted)).ToList()),
+            new("completed", "#59a14f", report.Timeline.Select(p => p.Rate(p.Completed)).ToList()),
+            new("failed", "#e15759", report.Timeline.Select(p => p.Rate(p.Failed)).ToList()),
         ]));
         html.Append(SvgChart.Lines("End-to-end latency over time", "seconds", "ms", xs,
         [

@@ -34,6 +34,17 @@ public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS
 /// <param name="Client">As the client saw it: first submit attempt to seeing the final status (includes polling delay).</param>
 public sealed record LatencyFigures(LatencySummary Submit, LatencySummary QueueWait, LatencySummary Inference, LatencySummary EndToEnd, LatencySummary Client);
 
-public sealed record TimelinePoint(int Second, int Accepted, int Completed, int Failed, double? EndToEndP50Ms, double? EndToEndP95Ms);
+/// <summary>
+/// What happened in one second of the run: <see cref="DurationS"/> is 1, except for the last second, cut short where the
+/// run's last event fell.
+/// </summary>
+public sealed record TimelinePoint(int Second, double DurationS, int Accepted, int Completed, int Failed, double? EndToEndP50Ms, double? EndToEndP95Ms)
+{
+    /// <summary>A second shorter than this holds too few events to show as a rate.</summary>
+    public const double MinRateDurationS = 0.2;
+
+    /// <summary>Events per second in this point's time, or null where it is too short to say.</summary>
+    public double? Rate(int count) => DurationS >= MinRateDurationS ? Math.Round(count / DurationS, 3) : null;
+}
 
 public sealed record HistogramBin(double FromMs, double ToMs, int Count);

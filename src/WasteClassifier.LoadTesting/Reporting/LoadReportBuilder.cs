@@ -74,7 +74,7 @@ internal static class LoadReportBuilder
         {
             var finished = records.Where(r => r.FinishedS is { } f && (int)f == s).ToList();
             var e2e = finished.Where(r => r.Outcome == RequestOutcome.Completed).Select(r => r.Server?.TotalMs).OfType<double>().Order().ToList();
-            points.Add(new TimelinePoint(s, records.Count(r => r.AcceptedS is { } a && (int)a == s),
+            points.Add(new TimelinePoint(s, Round(Math.Min(1, seconds - s)), records.Count(r => r.AcceptedS is { } a && (int)a == s),
                 finished.Count(r => r.Outcome == RequestOutcome.Completed), finished.Count(r => r.Outcome == RequestOutcome.Failed),
                 e2e.Count == 0 ? null : LatencySummary.Percentile(e2e, 0.50), e2e.Count == 0 ? null : LatencySummary.Percentile(e2e, 0.95)));
         }

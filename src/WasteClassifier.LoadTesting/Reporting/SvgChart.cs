@@ -7,7 +7,8 @@ namespace WasteClassifier.LoadTesting.Reporting;
 /// <summary>Minimal inline SVG charts (no scripts, no external files): line charts and a bar histogram.</summary>
 public static class SvgChart
 {
-    private const int Width = 760, Height = 260, Left = 60, Right = 20, Top = 30, Bottom = 40;
+    // The title's line, then the legend's line (Top - 10), then the plot.
+    private const int Width = 760, Height = 270, Left = 60, Right = 20, Top = 44, Bottom = 40;
 
     public sealed record Series(string Name, string Colour, IReadOnlyList<double?> Values);
 
@@ -20,7 +21,7 @@ public static class SvgChart
         {
             var points = xs.Zip(s.Values).Where(p => p.Second is not null).Select(p => $"{X(p.First, xMax)},{Y(p.Second!.Value, yMax)}");
             svg.Append(CultureInfo.InvariantCulture, $"<polyline fill=\"none\" stroke=\"{s.Colour}\" stroke-width=\"2\" points=\"{string.Join(' ', points)}\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + 10 + index * 170}\" y=\"{Top - 8}\" fill=\"{s.Colour}\" font-size=\"12\">■ {WebUtility.HtmlEncode(s.Name)}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + 10 + index * 170}\" y=\"{Top - 10}\" fill=\"{s.Colour}\" font-size=\"12\">■ {WebUtility.HtmlEncode(s.Name)}</text>");
         }
         return svg.Append("</svg>").ToString();
     }

@@ -24,6 +24,8 @@ public sealed record RunInfo(string Mode, string Target, string? Profile, int Us
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
     IReadOnlyDictionary<string, int> FailuresByReason);
 
+/// <param name="AcceptedPerS">Images accepted per second until the last was accepted (at most the duration).</param>
+/// <param name="CompletedPerS">Images completed per second until the last completed (the drain included).</param>
 /// <param name="SteadyCompletedPerS">
 /// Completions per second after the ramp and before the duration ended, as the slope of completions over time (results
 /// arrive a batch at a time; see LoadReportBuilder.SteadyRate).

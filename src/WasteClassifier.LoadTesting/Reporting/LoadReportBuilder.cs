@@ -20,10 +20,12 @@ internal static class LoadReportBuilder
             records.Count == 0 ? 0 : Math.Round(100.0 * failed / records.Count, 3), failures);
 
         var duration = options.Duration.TotalSeconds;
+        // Over the time each kind of event went on: a run ended by its request bound sends for less than its duration.
+        var lastAccept = counts.Accepted == 0 ? duration : Math.Min(duration, Math.Max(records.Max(r => r.AcceptedS ?? 0), 1e-3));
         var lastFinish = completed.Count == 0 ? duration : Math.Max(completed.Max(r => r.FinishedS!.Value), 1e-3);
         var steadyFrom = Math.Min(options.Ramp.TotalSeconds, duration / 2);
         var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= duration).ToList(), duration - steadyFrom);
-        var throughput = new ThroughputFigures(Round(counts.Accepted / duration), Round(completed.Count / lastFinish), Round(steady));
+        var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / lastFinish), Round(steady));
 
         var latency = new LatencyFigures(
             Summary(records.Select(r => r.SubmitMs)),

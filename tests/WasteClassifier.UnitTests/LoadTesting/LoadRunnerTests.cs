@@ -92,6 +92,18 @@ public sealed class LoadRunnerTests
         Assert.Null(last.Rate(last.Completed));
     }
 
+    [Fact]
+    public void Throughput_RunEndedByItsRequestBound_RatesOverTheTimeItRan()
+    {
+        // Five images accepted by 2.15 s and completed by 2.25 s, in a run that was allowed 30 s.
+        var records = new[] { 0.5, 1.5, 1.6, 2.1, 2.25 }.Select(Completed).ToList();
+
+        var throughput = LoadReport.From(new LoadRunResult(Options(users: 1, maxRequests: 5), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(2.25), records)).Throughput;
+
+        Assert.Equal(Math.Round(5 / 2.15, 3), throughput.AcceptedPerS);
+        Assert.Equal(Math.Round(5 / 2.25, 3), throughput.CompletedPerS);
+    }
+
     private static RequestRecord Completed(double finishedS) => new()
     {
         StartedS = finishedS - 0.1,

@@ -22,37 +22,23 @@ public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
     {
         var runStarted = DateTime.UtcNow;
         var client = fixture.Factory.CreateClient();
-        var options = new LoadTestOptions
-        {
-            Target = client.BaseAddress,
-            Users = 4,
-            MaxRequests = 12,
-            Duration = TimeSpan.FromSeconds(60),
-            Drain = TimeSpan.FromSeconds(60),
-            PollInterval = TimeSpan.FromMilliseconds(50),
-            Source = "loadtest-embedded",
-        };
+        var options = KnownRun.Options("loadtest-embedded", client.BaseAddress);
         await using var target = new HttpLoadTarget(client, options.Source);
 
         var report = LoadReport.From(await new LoadRunner(target, ImageSet.Generated(3, 320, 240), options).RunAsync());
 
-        Assert.Equal(12, report.Counts.Submitted);
-        Assert.Equal(12, report.Counts.Completed);
-        Assert.Equal(0, report.Counts.Failed);
-        Assert.Equal(12, report.LatencyMs.EndToEnd.Count);
-        Assert.Equal(12, report.LatencyMs.Inference.Count);
-        Assert.True(report.LatencyMs.EndToEnd.P50 > 0);
+        KnownRun.AssertAllCompleted(report);
         Assert.True(report.LatencyMs.Client.P50 >= report.LatencyMs.EndToEnd.P50, "the client sees a result after the server writes it");
         var folder = Path.Combine(fixture.DataDirectory, "report");
         Assert.All(ReportFiles.Write(report, folder), f => Assert.True(File.Exists(f)));
 
-        // Every upload was new content (stamped), so the run created twelve images, each with its object.
+        // Every upload was new content (stamped), so the run created an image, with its object, per upload.
         using var scope = fixture.Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var keys = await db.Classifications.Where(c => c.Source == options.Source).Select(c => c.Image!.ObjectKey).ToListAsync();
-        Assert.Equal(12, keys.Distinct().Count());
+        Assert.Equal(KnownRun.Images, keys.Distinct().Count());
         var removed = await RunCleanup.RemoveAsync(fixture.Factory.Services, options.Source, runStarted, CancellationToken.None);
-        Assert.Equal(new RunCleanup.Removed(12, 12), removed);
+        Assert.Equal(new RunCleanup.Removed(KnownRun.Images, KnownRun.Images), removed);
         Assert.False(await db.Classifications.AnyAsync(c => c.Source == options.Source));
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
         foreach (var key in keys) Assert.Null(await store.GetAsync(key, CancellationToken.None));

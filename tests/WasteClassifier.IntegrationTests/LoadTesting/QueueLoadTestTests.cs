@@ -49,29 +49,14 @@ public sealed class QueueLoadTestTests : IAsyncLifetime
         // One of the run's three images was stored before the run: the cleanup must keep it.
         var earlier = await StoreAsync(deployment, images.All[0]);
         var runStarted = DateTime.UtcNow;
-        var options = new LoadTestOptions
-        {
-            Queue = true,
-            Users = 4,
-            MaxRequests = 12,
-            Duration = TimeSpan.FromSeconds(60),
-            Drain = TimeSpan.FromSeconds(60),
-            PollInterval = TimeSpan.FromMilliseconds(50),
-            Source = "loadtest-queue",
-        };
+        var options = KnownRun.Options("loadtest-queue");
 
         LoadRunResult result;
         await using (var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval))
             result = await new LoadRunner(target, images, options).RunAsync();
         var report = LoadReport.From(result);
 
-        Assert.Equal(12, report.Counts.Submitted);
-        Assert.Equal(12, report.Counts.Completed);
-        Assert.Equal(0, report.Counts.Failed);
-        Assert.Equal(12, report.LatencyMs.QueueWait.Count);
-        Assert.Equal(12, report.LatencyMs.Inference.Count);
-        Assert.True(report.LatencyMs.Inference.P50 > 0);
-        Assert.True(report.LatencyMs.EndToEnd.P50 >= report.LatencyMs.Inference.P50, "end to end includes the inference");
+        KnownRun.AssertAllCompleted(report);
 
         using var scope = deployment.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -91,7 +76,7 @@ public sealed class QueueLoadTestTests : IAsyncLifetime
 
         var removed = await RunCleanup.RemoveAsync(deployment, options.Source, runStarted, CancellationToken.None);
 
-        Assert.Equal(new RunCleanup.Removed(12, 1), removed);
+        Assert.Equal(new RunCleanup.Removed(KnownRun.Images, 1), removed);
         Assert.Equal("line-2", (await db.Classifications.AsNoTracking().SingleAsync()).Source);
         Assert.Equal(new[] { earlier, shared.Id }.Order(), (await db.Images.AsNoTracking().Select(i => i.Id).ToListAsync()).Order());
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();

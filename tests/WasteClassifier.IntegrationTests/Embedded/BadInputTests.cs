@@ -59,7 +59,7 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     [Fact]
     public async Task Submit_HeaderDeclaresHugeImage_400ImageTooLarge()
     {
-        var (response, body) = await fixture.Client.SubmitAsync([("bomb.png", GeneratedImages.PngHeader(30000, 30000))]);
+        var (response, body) = await fixture.Client.SubmitAsync([("bomb.png", HostileImages.PngHeaderOnly(30000, 30000))]);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("image_too_large", body["error"]!.GetValue<string>());
     }

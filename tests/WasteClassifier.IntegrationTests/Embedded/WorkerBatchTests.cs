@@ -21,7 +21,7 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
         var objects = new List<(string Key, byte[]? Content)>(good.Select(g => ($"test/{Guid.NewGuid():N}", (byte[]?)g)))
         {
             ($"test/{Guid.NewGuid():N}", "not an image at all"u8.ToArray()),
-            ($"test/{Guid.NewGuid():N}", GeneratedImages.PngHeader(30000, 30000)),
+            ($"test/{Guid.NewGuid():N}", HostileImages.PngHeaderOnly(30000, 30000)),
             ($"test/{Guid.NewGuid():N}", null), // never stored: missing object
             ($"test/{Guid.NewGuid():N}", truncated),
         };

@@ -32,7 +32,7 @@ public static class BadImageCorpus
             new("random bytes named .jpg", "random.jpg", "image/jpeg", Random(20_000, seed: 1), "not_an_image"),
             new("truncated JPEG", "truncated.jpg", "image/jpeg", photo[..(photo.Length / 3)], null),
             new("truncated PNG", "truncated.png", "image/png", png[..(png.Length / 2)], null),
-            new("PNG declaring 30000x30000", "bomb.png", "image/png", GeneratedImages.PngHeader(30000, 30000), "image_too_large", "image_too_large"),
+            new("PNG declaring 30000x30000", "bomb.png", "image/png", HostileImages.PngHeaderOnly(30000, 30000), "image_too_large", "image_too_large"),
             new("huge EXIF", "exif.jpg", "image/jpeg", HugeExifJpeg(), null),
             new("CMYK JPEG", "cmyk.jpg", "image/jpeg", Jpeg(Gradient<Rgb24>(200, 150), JpegColorType.Cmyk), null),
             new("16-bit PNG", "deep.png", "image/png", SixteenBitPng(), null),

@@ -8,42 +8,19 @@ namespace WasteClassifier.IntegrationTests.Ingestion;
 /// The embedded default in its own data folder, with a duplicate window for the source <see cref="DuplicateSource"/>
 /// and fast housekeeping; shared by the ingestion tests (each uses its own source names).
 /// </summary>
-public sealed class IngestionFixture : IAsyncLifetime
+public sealed class IngestionFixture() : EmbeddedFixture("ingest-")
 {
     public const string DuplicateSource = "dup-cam";
 
-    public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", "ingest-" + Guid.NewGuid().ToString("N"));
-    public ApiFactory Factory { get; private set; } = null!;
-    public ClassifierClient Client { get; private set; } = null!;
-
-    public Task InitializeAsync()
+    protected override IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>
     {
-        Factory = new ApiFactory(new Dictionary<string, string?>
-        {
-            ["DataDirectory"] = DataDirectory,
-            ["Uploads:MaxFileBytes"] = (2 * 1024 * 1024).ToString(),
-            ["Uploads:MaxFilesPerRequest"] = "40",
-            ["Worker:Id"] = "ingest-worker",
-            ["Republish:IntervalSeconds"] = "1",
-            [$"Ingestion:DuplicateWindows:{DuplicateSource}"] = "300",
-            ["Ingestion:HousekeepingIntervalSeconds"] = "0.2",
-        });
-        Client = new ClassifierClient(Factory.CreateClient());
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Factory.DisposeAsync();
-        try
-        {
-            Directory.Delete(DataDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // SQLite may still hold the file for a moment; the temp folder is disposable anyway.
-        }
-    }
+        ["Uploads:MaxFileBytes"] = (2 * 1024 * 1024).ToString(),
+        ["Uploads:MaxFilesPerRequest"] = "40",
+        ["Worker:Id"] = "ingest-worker",
+        ["Republish:IntervalSeconds"] = "1",
+        [$"Ingestion:DuplicateWindows:{DuplicateSource}"] = "300",
+        ["Ingestion:HousekeepingIntervalSeconds"] = "0.2",
+    };
 
     /// <summary>A temp folder outside the repository (never the dataset itself).</summary>
     public static string TempFolder(string name)

@@ -7,31 +7,19 @@ namespace WasteClassifier.IntegrationTests.Training;
 /// seconds. The gate's margins are relaxed: a head trained on 20 images per class is compared with the default model
 /// trained on the whole dataset (a model trained on shuffled labels still falls far outside them).
 /// </summary>
-public sealed class TrainingFixture : IAsyncLifetime
+public sealed class TrainingFixture() : EmbeddedFixture("")
 {
     public static readonly string FeatureCache = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", "feature-cache");
 
-    public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
-    public ApiFactory Factory { get; private set; } = null!;
-    public ClassifierClient Client { get; private set; } = null!;
-
-    public Task InitializeAsync()
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
-        Factory = new ApiFactory(new Dictionary<string, string?>
-        {
-            ["DataDirectory"] = DataDirectory,
-            ["Training:Datasets:small"] = SmallDatasets.Write(perClass: 20),
-            ["Training:Datasets:shuffled"] = SmallDatasets.Write(perClass: 20, shuffleLabels: true),
-            ["Training:BaseDataset"] = "small",
-            ["Training:MaxClassRecallDrop"] = "0.5",
-            ["Training:MaxMacroF1Drop"] = "0.2",
-            ["Training:CacheDirectory"] = FeatureCache,
-            ["Model:RefreshSeconds"] = "2",
-            ["Worker:Id"] = "training-worker",
-        });
-        Client = new ClassifierClient(Factory.CreateClient());
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync() => await Factory.DisposeAsync();
+        ["Training:Datasets:small"] = SmallDatasets.Write(perClass: 20),
+        ["Training:Datasets:shuffled"] = SmallDatasets.Write(perClass: 20, shuffleLabels: true),
+        ["Training:BaseDataset"] = "small",
+        ["Training:MaxClassRecallDrop"] = "0.5",
+        ["Training:MaxMacroF1Drop"] = "0.2",
+        ["Training:CacheDirectory"] = FeatureCache,
+        ["Model:RefreshSeconds"] = "2",
+        ["Worker:Id"] = "training-worker",
+    };
 }

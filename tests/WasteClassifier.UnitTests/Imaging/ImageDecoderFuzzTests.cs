@@ -136,7 +136,7 @@ public sealed class ImageDecoderFuzzTests(ITestOutputHelper output)
             Encode(s => rgb.SaveAsWebp(s, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless })),
             Encode(s => rgb.SaveAsTiff(s)),
             Encode(s => rgb.SaveAsTga(s)),
-            TestImages.PngHeaderOnly(30000, 30000),
+            HostileImages.PngHeaderOnly(30000, 30000),
         ];
     }
 

@@ -87,7 +87,7 @@ public class ImageTensorWriterTests
     [Fact]
     public void Inspect_PngDeclaring30000Square_RefusedBeforeDecoding()
     {
-        var bomb = TestImages.PngHeaderOnly(30000, 30000);
+        var bomb = HostileImages.PngHeaderOnly(30000, 30000);
 
         var check = ImageTensorWriter.Inspect(bomb, ImageLimits.Default);
 

@@ -1,22 +1,25 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace WasteClassifier.IntegrationTests.Fixtures;
+namespace WasteClassifier.Testing;
 
-/// <summary>Hostile images made by the tests themselves.</summary>
-public static class GeneratedImages
+/// <summary>Hostile images made by the tests themselves; linked into both test projects.</summary>
+public static class HostileImages
 {
-    /// <summary>A PNG whose header declares <paramref name="width"/>×<paramref name="height"/> pixels but carries none: a decompression bomb's calling card.</summary>
-    public static byte[] PngHeader(int width, int height)
+    /// <summary>
+    /// A PNG of a signature, an IHDR declaring <paramref name="width"/>×<paramref name="height"/> pixels and IEND, with no
+    /// pixels at all: a decompression bomb's calling card.
+    /// </summary>
+    public static byte[] PngHeaderOnly(int width, int height)
     {
         using var png = new MemoryStream();
-        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; // bit depth
-        ihdr[9] = 2; // colour type: RGB
-        WriteChunk(png, "IHDR", ihdr);
+        png.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var header = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(header, width);
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), height);
+        header[8] = 8; // bit depth
+        header[9] = 2; // colour type: RGB
+        WriteChunk(png, "IHDR", header);
         WriteChunk(png, "IEND", []);
         return png.ToArray();
     }

@@ -1,0 +1,34 @@
+namespace WasteClassifier.IntegrationTests.Fixtures;
+
+/// <summary>
+/// The embedded default (in-memory bus, SQLite, filesystem store, in-process worker) in a fresh data folder, with the
+/// settings a derived fixture adds; the folder goes when the fixture does.
+/// </summary>
+public abstract class EmbeddedFixture(string folderPrefix) : IAsyncLifetime
+{
+    public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", folderPrefix + Guid.NewGuid().ToString("N"));
+    public ApiFactory Factory { get; private set; } = null!;
+    public ClassifierClient Client { get; private set; } = null!;
+
+    protected abstract IReadOnlyDictionary<string, string?> Settings { get; }
+
+    public Task InitializeAsync()
+    {
+        Factory = new ApiFactory(new Dictionary<string, string?>(Settings) { ["DataDirectory"] = DataDirectory });
+        Client = new ClassifierClient(Factory.CreateClient());
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Factory.DisposeAsync();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // SQLite may still hold the file for a moment; the temp folder is disposable anyway.
+        }
+    }
+}

@@ -8,6 +8,7 @@
 #   bash bench/ab.sh 4k GLIBC_TUNABLES=         (the services run as the Dockerfiles set them; this measures without huge pages)
 #   AB_LOAD="--rate 20" bash bench/ab.sh half   (default AB_LOAD="--users 192"; AB_WARMUP=40 and AB_SECONDS=25 seconds)
 #   AB_IMAGES="--generate 32 --size 1920x1080" bash bench/ab.sh camera   (default: the dataset's images)
+#   BENCH_SERVERS_SCHED=normal bash bench/ab.sh normal   (default batch, as bench/run.sh: see bench/servers-scheduling.sh)
 # Needs a Release build: dotnet build -c Release WasteClassifier.sln
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ label=${1:?usage: bash bench/ab.sh LABEL [ENV=VALUE ...]}; shift
 # Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
 services="$(bash tests/tooling/start-services.sh)"
 eval "$services"
+bash bench/servers-scheduling.sh "${BENCH_SERVERS_SCHED:-batch}"
 out=${TMPDIR:-/tmp}/wasteclassifier-ab-$label; rm -rf "$out"; mkdir -p "$out"
 admin="postgresql://postgres:postgres@localhost/postgres"
 db=wc_ab_$(date +%s)_$RANDOM
@@ -27,7 +29,7 @@ common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POS
 (cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
 api=$!
 # The servers outlive the run: drop its database on the way out (the queue goes at the next start-services.sh).
-trap 'kill $api ${worker:-} 2>/dev/null || true; sleep 1; psql "$admin" -qc "drop database if exists $db with (force)" || true' EXIT
+trap 'kill $api ${worker:-} 2>/dev/null || true; bash bench/servers-scheduling.sh normal || true; sleep 1; psql "$admin" -qc "drop database if exists $db with (force)" || true' EXIT
 for _ in $(seq 1 60); do curl -sf http://127.0.0.1:$port/health/ready > /dev/null && break; sleep 1; done
 (cd src/WasteClassifier.Worker/bin/Release/net10.0 && exec env "${common[@]}" "$@" dotnet WasteClassifier.Worker.dll) > "$out/worker.log" 2>&1 &
 worker=$!

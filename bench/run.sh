@@ -3,7 +3,8 @@
 # the raw model, decoding, and end to end through separate API and worker processes with 1 and 2 workers.
 # Prints a Markdown table (also in $BENCH_OUT/bench.md, with each phase's report.{json,md,html}).
 #   BENCH_SECONDS (30) per load phase, BENCH_MICRO_SECONDS (5) per micro-benchmark, BENCH_SATURATION_USERS (192), BENCH_WORKERS (1,2),
-#   BENCH_WARMUP_SECONDS (45) of saturation load on each deployment before it is measured.
+#   BENCH_WARMUP_SECONDS (45) of saturation load on each deployment before it is measured, BENCH_SERVERS_SCHED (batch) the
+#   scheduling policy of the servers while it runs (see bench/servers-scheduling.sh; normal measures without).
 #   Service settings pass through, e.g. Model__InferenceThreads=1 Worker__DecodeParallelism=1 bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,11 @@ export BENCH_DATASET="${BENCH_DATASET:-$root/../shared/datasets/waste-v1}"
 # Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
 services="$(bash tests/tooling/start-services.sh)"
 eval "$services"
+# The servers share the services' two cores here (deployed, they have cores of their own). On SCHED_BATCH a server that
+# wakes for a request does not preempt the model's Run: it waits for its turn and handles what has arrived meanwhile.
+export BENCH_SERVERS_SCHED="${BENCH_SERVERS_SCHED:-batch}"
+bash bench/servers-scheduling.sh "$BENCH_SERVERS_SCHED"
+trap 'bash bench/servers-scheduling.sh normal || true' EXIT
 dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
 # The build's compiler and MSBuild servers stay behind and use CPU for a while: stop them before measuring.
 dotnet build-server shutdown >/dev/null 2>&1 || true

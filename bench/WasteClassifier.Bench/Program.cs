@@ -22,7 +22,8 @@ var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.Intra
 var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
 var hugePages = NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) ? "on" : "off";
-var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}" };
+var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED") == "batch" ? "SCHED_BATCH" : "SCHED_OTHER";
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, servers on {serversScheduling}" };
 
 var images = dataset.All.Select(i => i.Content).ToList();
 foreach (var setting in settingsToMeasure)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Puts the local servers that the benchmark runs beside the services (PostgreSQL, RabbitMQ, s3rver: the processes
+# listening on 5432, 5672, 4369 and 9000, their child processes and all their threads) on the scheduling policy given:
+#   bash bench/servers-scheduling.sh batch     SCHED_BATCH: a server that wakes waits for its turn instead of preempting
+#                                              the thread running on the core, then handles what has arrived meanwhile
+#   bash bench/servers-scheduling.sh normal    SCHED_OTHER, Linux's default
+# It changes how often the servers are switched in, not their share of the cores. bench/run.sh and bench/ab.sh use it for
+# BENCH_SERVERS_SCHED (batch unless set) and put the servers back to normal when they end. Needs root (the servers run as
+# their own users); a server that is not running is skipped.
+set -euo pipefail
+case "${1:-}" in
+  batch) flag=-b ;;
+  normal) flag=-o ;;
+  *) echo "usage: bash bench/servers-scheduling.sh batch|normal" >&2; exit 2 ;;
+esac
+listeners=$(ss -Hltnp '( sport = :5432 or sport = :5672 or sport = :4369 or sport = :9000 )' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+changed=0
+for pid in $listeners; do
+  # PostgreSQL's backends and RabbitMQ's helpers are children of the listening process; new backends inherit its policy.
+  for p in $pid $(pgrep -P "$pid" || true); do
+    chrt $flag -a -p 0 "$p" > /dev/null 2>&1 && changed=$((changed + 1))
+  done
+done
+echo "servers on SCHED_$([ "$1" = batch ] && echo BATCH || echo OTHER): $changed processes" >&2

@@ -13,6 +13,10 @@ case "${1:-}" in
   normal) flag=-o ;;
   *) echo "usage: bash bench/servers-scheduling.sh batch|normal" >&2; exit 2 ;;
 esac
+if ! command -v ss > /dev/null || ! command -v chrt > /dev/null; then
+  echo "servers' scheduling left as it is: ss (iproute2) or chrt (util-linux) is missing" >&2
+  exit 0
+fi
 listeners=$(ss -Hltnp '( sport = :5432 or sport = :5672 or sport = :4369 or sport = :9000 )' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
 changed=0
 for pid in $listeners; do

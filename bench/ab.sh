@@ -16,7 +16,7 @@ label=${1:?usage: bash bench/ab.sh LABEL [ENV=VALUE ...]}; shift
 # Assigned first: `eval "$(…)"` alone would carry on, without endpoints, when a server did not start.
 services="$(bash tests/tooling/start-services.sh)"
 eval "$services"
-bash bench/servers-scheduling.sh "${BENCH_SERVERS_SCHED:-batch}"
+bash bench/servers-scheduling.sh "${BENCH_SERVERS_SCHED:-batch}" > /dev/null
 out=${TMPDIR:-/tmp}/wasteclassifier-ab-$label; rm -rf "$out"; mkdir -p "$out"
 admin="postgresql://postgres:postgres@localhost/postgres"
 db=wc_ab_$(date +%s)_$RANDOM

@@ -22,8 +22,14 @@ var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.Intra
 var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
 var hugePages = NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) ? "on" : "off";
-var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED") == "batch" ? "SCHED_BATCH" : "SCHED_OTHER";
-var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, servers on {serversScheduling}" };
+// As bench/servers-scheduling.sh applied it: when it could change nothing, the servers kept whatever policy they had.
+var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED") switch
+{
+    "batch" => "servers on SCHED_BATCH",
+    "normal" => "servers on SCHED_OTHER",
+    _ => "servers' scheduling not set",
+};
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, {serversScheduling}" };
 
 var images = dataset.All.Select(i => i.Content).ToList();
 foreach (var setting in settingsToMeasure)

@@ -47,7 +47,7 @@ public static class ComponentsExtensions
     public static IServiceCollection AddTrainer(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddModelRegistry(configuration);
-        services.TryAddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
+        services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<TrainingDataLoader>();
         services.AddScoped<TrainingJobRunner>();
         return services;

@@ -19,7 +19,7 @@ public static class TrainingJobsApi
         api.MapPost("/", SubmitAsync).WithName("SubmitTrainingJob").WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') and queue a training job").DisableAntiforgery();
         api.MapGet("/{id:guid}", GetAsync).WithName("GetTrainingJob").WithSummary("Status, progress, metrics beside the active model's, and the promotion decision");
         api.MapGet("/", ListAsync).WithName("ListTrainingJobs").WithSummary("Training jobs, newest first");
-        api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched");
+        api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched (409 once the job is registering its candidate)");
 
         app.MapPut("/v1/classifications/{id:guid}/label", LabelAsync).WithTags("Training")
             .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample");
@@ -148,15 +148,26 @@ public static class TrainingJobsApi
         if (job is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no training job with id {id}");
         if (TrainingJobStatus.IsFinal(job.Status))
             return ApiErrors.Result(StatusCodes.Status409Conflict, "job_finished", $"the job already ended: {job.Status}");
-        job.CancelRequested = true;
         if (job.Status == TrainingJobStatus.Queued)
         {
             // Not started: cancel now; the trainer skips it when its message arrives.
+            job.CancelRequested = true;
             job.Status = TrainingJobStatus.Cancelled;
             job.FinishedAt = clock.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(cancellationToken);
+            return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
         }
-        await db.SaveChangesAsync(cancellationToken);
-        return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
+        // Running: the request is taken only while the job can still honour it. The trainer marks the job as registering in
+        // one statement with its last read of the request, so exactly one of the two statements wins.
+        var requested = await db.TrainingJobs
+            .Where(j => j.Id == id && j.Status == TrainingJobStatus.Running && j.Stage != TrainingStages.Registering)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true), cancellationToken);
+        await db.Entry(job).ReloadAsync(cancellationToken);
+        if (requested == 1) return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
+        return TrainingJobStatus.IsFinal(job.Status)
+            ? ApiErrors.Result(StatusCodes.Status409Conflict, "job_finished", $"the job already ended: {job.Status}")
+            : ApiErrors.Result(StatusCodes.Status409Conflict, "job_registering",
+                "the job is registering its candidate model and can no longer be cancelled; roll back or leave the candidate unpromoted instead");
     }
 
     private static object View(TrainingJob job) => new

@@ -43,7 +43,7 @@ public static class ApiExtensions
         services.AddScoped<ImageIntake>();
         services.AddScoped<ClassificationSubmitter>();
         services.AddScoped<TrainingJobSubmitter>();
-        services.TryAddSingleton(configuration.GetSection(TrainingSettings.Section).Get<TrainingSettings>() ?? new TrainingSettings());
+        services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<ClassifyCommandSender>();
         services.AddScoped<StatsService>();
         services.AddScoped<TimeSeriesService>();

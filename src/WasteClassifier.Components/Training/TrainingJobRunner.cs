@@ -28,7 +28,6 @@ public sealed class TrainingJobRunner(
     TimeProvider clock,
     ILogger<TrainingJobRunner> logger)
 {
-    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(2);
     private readonly string _trainerId = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
 
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
@@ -55,8 +54,9 @@ public sealed class TrainingJobRunner(
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null), CancellationToken.None);
             throw;
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e) when (cancel.IsCancellationRequested || e is CancelRequestedException)
         {
+            await cancel.CancelAsync();
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
             logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
@@ -135,6 +135,10 @@ public sealed class TrainingJobRunner(
 
         progress.Report(TrainingStages.Registering, 0);
         cancellationToken.ThrowIfCancellationRequested();
+        // The point of no return. The heartbeat sees a cancel request only every few seconds (later still when the process is
+        // busy), so the request is read once more, in the statement that marks the job as registering; from then on the API
+        // answers a cancel request with 409, and the job ends as it would have without one.
+        if (!await EnterRegisteringAsync(job.Id)) throw new CancelRequestedException();
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
         await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, "trained", job.Id,
@@ -207,6 +211,13 @@ public sealed class TrainingJobRunner(
         throw new TrainerBusyException(jobId);
     }
 
+    /// <summary>A cancel request found by the runner itself rather than by the heartbeat.</summary>
+    private sealed class CancelRequestedException : OperationCanceledException;
+
+    private async Task<bool> EnterRegisteringAsync(Guid jobId) =>
+        await db.TrainingJobs.Where(j => j.Id == jobId && !j.CancelRequested)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None) == 1;
+
     /// <summary>Every few seconds: store progress and the heartbeat, and turn a cancel request into cancellation.</summary>
     private async Task HeartbeatAsync(Guid jobId, TrainingProgress progress, CancellationTokenSource cancel)
     {
@@ -214,7 +225,7 @@ public sealed class TrainingJobRunner(
         {
             try
             {
-                await Task.Delay(HeartbeatInterval, cancel.Token);
+                await Task.Delay(TimeSpan.FromSeconds(settings.HeartbeatSeconds), cancel.Token);
             }
             catch (OperationCanceledException)
             {

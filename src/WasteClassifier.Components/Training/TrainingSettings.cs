@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace WasteClassifier.Components.Training;
 
 /// <summary>Configuration section <c>Training</c>.</summary>
@@ -23,11 +25,31 @@ public sealed class TrainingSettings
     /// <summary>Promotion gate: no class the active model recognised may lose more recall than this.</summary>
     public double MaxClassRecallDrop { get; set; } = 0.05;
 
+    /// <summary>How often a running job stores its progress and heartbeat and reads cancel requests.</summary>
+    public int HeartbeatSeconds { get; set; } = 2;
+
     /// <summary>A running job whose heartbeat is older than this is considered dead (its trainer crashed).</summary>
     public int StaleAfterSeconds { get; set; } = 120;
 
     /// <summary>Feature cache folder; defaults to {DataDirectory}/feature-cache.</summary>
     public string? CacheDirectory { get; set; }
+
+    /// <summary>The <c>Training</c> section of <paramref name="configuration"/>, <see cref="Validated"/>.</summary>
+    public static TrainingSettings From(IConfiguration configuration) =>
+        (configuration.GetSection(Section).Get<TrainingSettings>() ?? new TrainingSettings()).Validated();
+
+    /// <summary>
+    /// Refuses heartbeat timings that would break the job table at start, naming the setting: a heartbeat that is not
+    /// positive, or one so slow that a running job would look dead to the other trainers.
+    /// </summary>
+    public TrainingSettings Validated()
+    {
+        if (HeartbeatSeconds < 1) throw new InvalidOperationException($"{Section}:{nameof(HeartbeatSeconds)} is {HeartbeatSeconds}; it must be 1 or more");
+        if (StaleAfterSeconds <= HeartbeatSeconds)
+            throw new InvalidOperationException(
+                $"{Section}:{nameof(StaleAfterSeconds)} is {StaleAfterSeconds}; it must be more than {Section}:{nameof(HeartbeatSeconds)} ({HeartbeatSeconds})");
+        return this;
+    }
 
     public string? ResolveDataset(string name) =>
         name == "none" ? null : Datasets.TryGetValue(name, out var path) ? Path.GetFullPath(path) : throw new KeyNotFoundException(name);

@@ -7,7 +7,7 @@ namespace WasteClassifier.IntegrationTests.Training;
 /// seconds. The gate's margins are relaxed: a head trained on 20 images per class is compared with the default model
 /// trained on the whole dataset (a model trained on shuffled labels still falls far outside them).
 /// </summary>
-public sealed class TrainingFixture() : EmbeddedFixture("")
+public class TrainingFixture() : EmbeddedFixture("")
 {
     public static readonly string FeatureCache = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", "feature-cache");
 
@@ -21,5 +21,18 @@ public sealed class TrainingFixture() : EmbeddedFixture("")
         ["Training:CacheDirectory"] = FeatureCache,
         ["Model:RefreshSeconds"] = "2",
         ["Worker:Id"] = "training-worker",
+    };
+}
+
+/// <summary>
+/// As <see cref="TrainingFixture"/>, with a heartbeat too slow to see a cancel request while a job runs: what a trainer
+/// too busy to run its heartbeat looks like.
+/// </summary>
+public sealed class SlowHeartbeatTrainingFixture : TrainingFixture
+{
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
+    {
+        ["Training:HeartbeatSeconds"] = "3600",
+        ["Training:StaleAfterSeconds"] = "7200",
     };
 }

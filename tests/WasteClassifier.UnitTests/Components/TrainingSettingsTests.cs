@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Configuration;
+using WasteClassifier.Components.Training;
+
+namespace WasteClassifier.UnitTests.Components;
+
+public sealed class TrainingSettingsTests
+{
+    [Theory]
+    [InlineData("0", "120", "Training:HeartbeatSeconds is 0")]
+    [InlineData("-5", "120", "Training:HeartbeatSeconds is -5")]
+    [InlineData("30", "30", "Training:StaleAfterSeconds is 30; it must be more than Training:HeartbeatSeconds (30)")]
+    public void From_HeartbeatThatCannotKeepAJobAlive_ThrowsNamingTheSetting(string heartbeat, string staleAfter, string expected)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Training:HeartbeatSeconds"] = heartbeat, ["Training:StaleAfterSeconds"] = staleAfter })
+            .Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => TrainingSettings.From(configuration));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void From_NoSection_DefaultsThatPassTheirOwnCheck()
+    {
+        var settings = TrainingSettings.From(new ConfigurationBuilder().Build());
+
+        Assert.Equal(2, settings.HeartbeatSeconds);
+        Assert.Equal(120, settings.StaleAfterSeconds);
+    }
+}

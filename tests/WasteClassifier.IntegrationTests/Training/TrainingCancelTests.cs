@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Components.Training;
@@ -21,15 +19,10 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
     public async Task Cancel_RequestTheHeartbeatNeverReads_JobEndsCancelledWithoutACandidate()
     {
         var before = await TrainingJobClient.ActiveVersionAsync(Http);
-        var jobId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = "200" });
-        var deadline = DateTime.UtcNow.AddMinutes(3);
-        while ((await Http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!["status"]!.GetValue<string>() == "queued" && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
 
-        var cancel = await Http.DeleteAsync($"/v1/training-jobs/{jobId}");
-        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(3));
+        var (cancel, job) = await TrainingJobClient.CancelOnceRunningAsync(Http, epochs: 200);
 
-        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, cancel);
         Assert.Equal("cancelled", job["status"]!.GetValue<string>());
         Assert.Null(job["candidate_version"]);
         Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));

@@ -27,6 +27,21 @@ public static class TrainingJobClient
         return Guid.Parse(body["id"]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// Submits a job long enough to cancel (<paramref name="epochs"/>), asks to cancel it as soon as a trainer has taken it,
+    /// and waits for it to end: the cancel request's answer and the job's final view.
+    /// </summary>
+    public static async Task<(HttpStatusCode Cancel, JsonNode Job)> CancelOnceRunningAsync(HttpClient http, int epochs)
+    {
+        var jobId = await SubmitAsync(http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = epochs.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while ((await http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!["status"]!.GetValue<string>() == "queued" && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        var cancel = await http.DeleteAsync($"/v1/training-jobs/{jobId}");
+        var (job, _) = await WaitAsync(http, jobId, TimeSpan.FromMinutes(3));
+        return (cancel.StatusCode, job);
+    }
+
     /// <summary>Polls until the job ends; returns the final view and every (stage, percent) seen on the way.</summary>
     public static async Task<(JsonNode Job, List<(string? Stage, double Percent)> Seen)> WaitAsync(HttpClient http, Guid id, TimeSpan timeout)
     {

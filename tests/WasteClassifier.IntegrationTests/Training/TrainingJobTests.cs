@@ -85,19 +85,14 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
     public async Task Cancel_RunningJob_EndsCancelledAndLeavesTheActiveModel()
     {
         var before = await TrainingJobClient.ActiveVersionAsync(Http);
-        var jobId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = "500" });
-        var deadline = DateTime.UtcNow.AddMinutes(3);
-        while ((await Http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!["status"]!.GetValue<string>() == "queued" && DateTime.UtcNow < deadline)
-            await Task.Delay(200);
 
-        var cancel = await Http.DeleteAsync($"/v1/training-jobs/{jobId}");
-        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(3));
+        var (cancel, job) = await TrainingJobClient.CancelOnceRunningAsync(Http, epochs: 500);
 
-        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, cancel);
         Assert.Equal("cancelled", job["status"]!.GetValue<string>());
         Assert.Null(job["candidate_version"]);
         Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
-        Assert.Equal(HttpStatusCode.Conflict, (await Http.DeleteAsync($"/v1/training-jobs/{jobId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await Http.DeleteAsync($"/v1/training-jobs/{job["id"]!.GetValue<string>()}")).StatusCode);
     }
 
     [Fact]

@@ -148,22 +148,18 @@ public static class TrainingJobsApi
         if (job is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no training job with id {id}");
         if (TrainingJobStatus.IsFinal(job.Status))
             return ApiErrors.Result(StatusCodes.Status409Conflict, "job_finished", $"the job already ended: {job.Status}");
-        if (job.Status == TrainingJobStatus.Queued)
-        {
-            // Not started: cancel now; the trainer skips it when its message arrives.
-            job.CancelRequested = true;
-            job.Status = TrainingJobStatus.Cancelled;
-            job.FinishedAt = clock.GetUtcNow().UtcDateTime;
-            await db.SaveChangesAsync(cancellationToken);
-            return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
-        }
-        // Running: the request is taken only while the job can still honour it. The trainer marks the job as registering in
-        // one statement with its last read of the request, so exactly one of the two statements wins.
-        var requested = await db.TrainingJobs
-            .Where(j => j.Id == id && j.Status == TrainingJobStatus.Running && j.Stage != TrainingStages.Registering)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true), cancellationToken);
+        // Each case is one conditional statement, so a trainer that claims the job, or marks it as registering, at the same
+        // moment either comes first or second, never in between. Not started: cancelled now (the trainer skips it when its
+        // message arrives). Running: the request is taken only while the job can still honour it; the trainer reads it once
+        // more in the statement that marks the job as registering.
+        var now = clock.GetUtcNow().UtcDateTime;
+        var taken = await db.TrainingJobs.Where(j => j.Id == id && j.Status == TrainingJobStatus.Queued)
+                        .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true).SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
+                            .SetProperty(j => j.FinishedAt, (DateTime?)now), cancellationToken) == 1
+                    || await db.TrainingJobs.Where(j => j.Id == id && j.Status == TrainingJobStatus.Running && j.Stage != TrainingStages.Registering)
+                        .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true), cancellationToken) == 1;
         await db.Entry(job).ReloadAsync(cancellationToken);
-        if (requested == 1) return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
+        if (taken) return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
         return TrainingJobStatus.IsFinal(job.Status)
             ? ApiErrors.Result(StatusCodes.Status409Conflict, "job_finished", $"the job already ended: {job.Status}")
             : ApiErrors.Result(StatusCodes.Status409Conflict, "job_registering",

@@ -32,32 +32,48 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
     public async Task Cancel_JobRegisteringItsCandidate_409AndTheJobIsLeftAsItWas()
     {
         // A job past its last check: running, registering (no heartbeat, so it holds no other job back).
-        var jobId = Guid.NewGuid();
-        using (var scope = fixture.Factory.Services.CreateScope())
-        {
-            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-            db.TrainingJobs.Add(new TrainingJob
-            {
-                Id = jobId,
-                Status = TrainingJobStatus.Running,
-                Stage = TrainingStages.Registering,
-                OptionsJson = "{}",
-                CreatedAt = DateTime.UtcNow,
-                StartedAt = DateTime.UtcNow,
-            });
-            await db.SaveChangesAsync();
-        }
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, TrainingStages.Registering);
 
         var response = await Http.DeleteAsync($"/v1/training-jobs/{jobId}");
 
         Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.Equal("job_registering", body["error"]!.GetValue<string>());
-        using (var scope = fixture.Factory.Services.CreateScope())
-        {
-            var row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId);
-            Assert.False(row.CancelRequested);
-            Assert.Equal(TrainingJobStatus.Running, row.Status);
-        }
+        var row = await ReadJobAsync(jobId);
+        Assert.False(row.CancelRequested);
+        Assert.Equal(TrainingJobStatus.Running, row.Status);
+    }
+
+    [Fact]
+    public async Task Cancel_QueuedJob_CancelledAtOnceAndNeverRun()
+    {
+        // Queued, its message not sent: as a job waiting behind another looks.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Queued, stage: null);
+
+        var response = await Http.DeleteAsync($"/v1/training-jobs/{jobId}");
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal("cancelled", body["status"]!.GetValue<string>());
+        var row = await ReadJobAsync(jobId);
+        Assert.True(row.CancelRequested);
+        Assert.NotNull(row.FinishedAt);
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.DeleteAsync($"/v1/training-jobs/{Guid.NewGuid()}")).StatusCode);
+    }
+
+    private async Task<Guid> RecordJobAsync(string status, string? stage)
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var job = new TrainingJob { Id = Guid.NewGuid(), Status = status, Stage = stage, OptionsJson = "{}", CreatedAt = DateTime.UtcNow };
+        db.TrainingJobs.Add(job);
+        await db.SaveChangesAsync();
+        return job.Id;
+    }
+
+    private async Task<TrainingJob> ReadJobAsync(Guid id)
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        return await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
     }
 }

@@ -6,12 +6,14 @@ namespace WasteClassifier.UnitTests.LoadTesting;
 
 /// <summary>
 /// A target of known behaviour: the n-th submission (1-based) is throttled once if <see cref="ThrottleEvery"/> divides n,
-/// fails if <see cref="FailEvery"/> divides n, otherwise completes on its second poll with total_ms = 10 × n.
+/// fails if <see cref="FailEvery"/> divides n, otherwise completes on its second poll with total_ms = 10 × n. Numbering and
+/// throttling are decided together, so concurrent users see exactly that sequence.
 /// </summary>
 internal sealed class FakeLoadTarget : ILoadTarget
 {
     private readonly ConcurrentDictionary<string, int> _polls = new();
-    private readonly ConcurrentDictionary<int, bool> _throttled = new();
+    private readonly Lock _gate = new();
+    private readonly HashSet<int> _throttled = [];
     private int _submissions;
 
     public int FailEvery { get; init; } = int.MaxValue;
@@ -28,10 +30,14 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {
         Contents.Enqueue(image.Content);
-        var n = Volatile.Read(ref _submissions) + 1;
-        if (n % ThrottleEvery == 0 && _throttled.TryAdd(n, true))
-            return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));
-        n = Interlocked.Increment(ref _submissions);
+        int n;
+        lock (_gate)
+        {
+            n = _submissions + 1;
+            if (n % ThrottleEvery == 0 && _throttled.Add(n))
+                return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));
+            _submissions = n;
+        }
         return Task.FromResult(n % FailEvery == 0 ? TargetResponse.Fail("boom") : new TargetResponse(ResponseKind.Accepted, Id: n.ToString()));
     }
 

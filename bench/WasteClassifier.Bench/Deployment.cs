@@ -13,6 +13,9 @@ public sealed class Deployment : IDisposable
     public required string AdminConnectionString { get; init; }
     public required string Database { get; init; }
     public required Uri Url { get; init; }
+
+    /// <summary>The folder the filesystem control (<c>BENCH_OBJECT_STORE=filesystem</c>) stores objects in; null on the S3 server.</summary>
+    public string? ObjectFolder { get; init; }
     public IReadOnlyList<ServiceProcess> Workers => _workers;
 
     /// <summary>
@@ -52,11 +55,13 @@ public sealed class Deployment : IDisposable
             // Each worker gets a metrics port of its own (below); the API serves /metrics on its own port.
             ["Metrics__Host"] = "127.0.0.1",
         };
+        string? objectFolder = null;
         if (settings.ObjectStore == "filesystem")
         {
             // The control: API and workers share a local folder instead of the S3 server.
             environment["ObjectStore__Provider"] = "filesystem";
-            environment["ObjectStore__Root"] = Path.Combine(Path.GetTempPath(), $"wc-bench-{suffix}");
+            objectFolder = Path.Combine(Path.GetTempPath(), $"wc-bench-{suffix}");
+            environment["ObjectStore__Root"] = objectFolder;
         }
         else
         {
@@ -69,7 +74,7 @@ public sealed class Deployment : IDisposable
         var url = new Uri($"http://127.0.0.1:{port}/");
         var api = ServiceProcess.Start(settings.ApiDll, new Dictionary<string, string>(environment) { ["Urls"] = url.ToString().TrimEnd('/') },
             Path.Combine(logDirectory, $"api-{workers}w.log"));
-        var deployment = new Deployment { Api = api, Url = url, AdminConnectionString = settings.PostgresConnectionString, Database = database };
+        var deployment = new Deployment { Api = api, Url = url, AdminConnectionString = settings.PostgresConnectionString, Database = database, ObjectFolder = objectFolder };
         try
         {
             await WaitReadyAsync(url);
@@ -134,6 +139,15 @@ public sealed class Deployment : IDisposable
         catch (NpgsqlException e)
         {
             Console.Error.WriteLine($"could not drop the benchmark's database {Database}: {e.Message}");
+        }
+        // The filesystem control's objects (0.3–0.5 GB a run); the S3 server's buckets go at the next start-services.sh.
+        try
+        {
+            if (ObjectFolder is not null && Directory.Exists(ObjectFolder)) Directory.Delete(ObjectFolder, recursive: true);
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"could not remove the benchmark's object folder {ObjectFolder}: {e.Message}");
         }
     }
 }

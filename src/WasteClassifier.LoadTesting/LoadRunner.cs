@@ -8,7 +8,8 @@ namespace WasteClassifier.LoadTesting;
 /// <summary>
 /// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
 /// whatever the answers). New submissions stop at the duration or the request bound; results still outstanding are
-/// awaited for the drain time, then the run ends whatever is left, so it always stops by itself.
+/// awaited for the drain time, then the run ends whatever is left, so it always stops by itself. Cancelling the token
+/// passed to <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
 /// </summary>
 public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOptions options, Action<string>? progress = null)
 {
@@ -19,6 +20,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private readonly Stopwatch _clock = new();
     private int _launched;
     private int _inFlight;
+    private int _arrivalsDelayed;
+    private int _arrivalsNotSent;
+    private CancellationToken _interrupted;
 
     public async Task<LoadRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
@@ -26,6 +30,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
             throw new ArgumentException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; send the images unchanged instead");
         await target.PrepareAsync(images, cancellationToken);
+        _interrupted = cancellationToken;
         var startedAt = DateTimeOffset.UtcNow;
         using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var hardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -40,7 +45,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         await requests;
         var elapsed = _clock.Elapsed;
         progress?.Invoke(Progress());
-        return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList());
+        return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList(),
+            _arrivalsDelayed, _arrivalsNotSent, cancellationToken.IsCancellationRequested);
     }
 
     private string Progress()
@@ -78,13 +84,16 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 // Launch every arrival due by now: the integral of the (ramped) rate, so high rates need no fine timer.
                 // Arrivals scheduled after the duration never happen, however late this loop wakes up.
                 var due = (long)Arrivals(Math.Min(_clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds));
-                while (launched < due && TryLaunch())
+                while (launched < due && !RequestBoundReached())
                 {
-                    launched++;
+                    // Counted before it is launched, so an arrival still waiting for a slot when the duration ends is not.
+                    if (slots.CurrentCount == 0) _arrivalsDelayed++;
                     await slots.WaitAsync(stopLaunching);
+                    if (!TryLaunch()) { slots.Release(); break; }
+                    launched++;
                     running.Add(Launch());
                 }
-                if (Volatile.Read(ref _launched) >= options.MaxRequests) break;
+                if (RequestBoundReached()) break;
                 await Task.Delay(5, stopLaunching);
             }
         }
@@ -94,9 +103,16 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         }
         // Arrivals due before the end still go out when this loop woke up late: on a busy machine its timer can be a second
         // behind, and the run would otherwise send fewer than rate × duration.
-        var dueByEnd = (long)Arrivals(options.Duration.TotalSeconds);
-        while (launched < dueByEnd && TryLaunch() && slots.Wait(0))
+        // An interrupted run sends nothing more. An arrival with no free slot is not sent: it is counted instead.
+        var dueByEnd = _interrupted.IsCancellationRequested ? launched : (long)Arrivals(options.Duration.TotalSeconds);
+        while (launched < dueByEnd && !RequestBoundReached())
         {
+            if (!slots.Wait(0))
+            {
+                _arrivalsNotSent = (int)(dueByEnd - launched);
+                break;
+            }
+            if (!TryLaunch()) { slots.Release(); break; }
             launched++;
             running.Add(Launch());
         }
@@ -119,6 +135,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
     private bool TryLaunch() => Interlocked.Increment(ref _launched) <= options.MaxRequests;
 
+    private bool RequestBoundReached() => Volatile.Read(ref _launched) >= options.MaxRequests;
+
     private async Task ExecuteAsync(CancellationToken hardStop)
     {
         var record = new RequestRecord { StartedS = Now() };
@@ -133,7 +151,13 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         catch (OperationCanceledException) when (hardStop.IsCancellationRequested)
         {
             record.Outcome = RequestOutcome.Unfinished;
-            record.Reason = record.AcceptedS is null ? "not_accepted_by_deadline" : "not_finished_by_deadline";
+            record.Reason = _interrupted.IsCancellationRequested ? "interrupted"
+                : record.AcceptedS is null ? "not_accepted_by_deadline" : "not_finished_by_deadline";
+        }
+        catch (Exception e)
+        {
+            // A target that throws (an answer it could not read, a bug) fails this request, not the whole run and its report.
+            Finish(record, RequestOutcome.Failed, $"exception_{e.GetType().Name}", null);
         }
         finally
         {

@@ -56,8 +56,11 @@ public sealed record LoadTestOptions
     /// <summary>Permit a target that is not on this machine.</summary>
     public bool AllowRemote { get; init; }
 
-    /// <summary>Tags every classification of the run (the <c>source</c> field), so it can be found and cleaned up.</summary>
-    public string Source { get; init; } = $"loadtest-{DateTime.UtcNow:yyyyMMddHHmmss}";
+    /// <summary>
+    /// Tags every classification of the run (the <c>source</c> field), so it can be found and cleaned up. The random part
+    /// keeps two runs started in the same second apart: one's cleanup never removes the other's rows.
+    /// </summary>
+    public string Source { get; init; } = $"loadtest-{DateTime.UtcNow:yyyyMMddHHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
 
     /// <summary>The profile name, for the report only.</summary>
     public string? Profile { get; init; }

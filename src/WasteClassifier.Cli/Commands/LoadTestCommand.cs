@@ -1,5 +1,7 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -34,9 +36,10 @@ public sealed class LoadTestCommand : ICommand
           --repeat-images     send the images' bytes unchanged (HTTP mode); by default each upload carries a
                               unique comment (pixels unchanged), so every upload is new content, as camera frames are
           --out DIR           report folder (default loadtest-<time>)
-          --cleanup           delete the run's classifications, and images only it created, afterwards
-          --allow-remote      permit a target that is not this machine
-        Exit code 1 when any request failed.
+          --cleanup           delete the run's classifications, and images only it created, afterwards (also after
+                              Ctrl+C); reaches the database and object store directly, configured as for --queue
+          --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
+        Ctrl+C ends the run early and still writes the report. Exit code 1 when any request failed or the run was cut short.
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -55,27 +58,80 @@ public sealed class LoadTestCommand : ICommand
         var images = LoadTestArguments.Images(arguments);
         if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
             throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; pass --repeat-images to send it unchanged");
-        var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
+        var cleanup = arguments.Flag("--cleanup");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
+        if ((options.Queue || cleanup) && !options.AllowRemote)
+        {
+            try
+            {
+                TargetGuard.EnsureLocalDeployment(configuration, usesBus: options.Queue);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message);
+            }
+        }
+        var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 
-        await using ILoadTarget target = options.Queue
-            ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
-            : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll);
-        var result = await new LoadRunner(target, images, options, Log.Info).RunAsync();
-        var report = LoadReport.From(result);
-        var files = ReportFiles.Write(report, output);
-        Log.Info($"report: {string.Join(", ", files)}");
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            // The first Ctrl+C ends the run early: the report is still written and the cleanup still done. A second one kills the process.
+            e.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        LoadReport? report = null;
+        IReadOnlyList<Guid> storedImages = [];
+        try
+        {
+            await using ILoadTarget target = options.Queue
+                ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
+                : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll);
+            try
+            {
+                report = LoadReport.From(await new LoadRunner(target, images, options, Log.Info).RunAsync(stop.Token));
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                Log.Info("interrupted before the load started");
+            }
+            finally
+            {
+                if (target is QueueLoadTarget queue) storedImages = queue.PreparedImageIds;
+            }
+            if (report is not null) Log.Info($"report: {string.Join(", ", ReportFiles.Write(report, output))}");
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+            // Also after a failed or interrupted run: whatever it stored is removed when asked.
+            if (cleanup) await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);
+        }
+        if (report is null) return 1;
+        Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
+        return report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
+    }
 
-        if (arguments.Flag("--cleanup"))
+    private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
+    {
+        try
         {
             await using var services = DeploymentServices.Build(configuration, withBus: false);
-            var removed = await RunCleanup.RemoveAsync(services, options.Source, runStarted, CancellationToken.None);
+            var removed = await RunCleanup.RemoveAsync(services, source, runStarted, CancellationToken.None, storedImages);
             Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
+            if (accepted > 0 && removed.Classifications == 0)
+                Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
+                         $"and remove source {source} again");
         }
-        Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
-        return report.Counts.Failed == 0 ? 0 : 1;
+        catch (Exception e) when (e is DbException or InvalidOperationException or IOException)
+        {
+            // The report is written by now; say what was left, and where, rather than fail without it.
+            Log.Info($"cleanup failed ({e.Message}); the run's classifications carry source {source}");
+        }
     }
 }
 
@@ -94,6 +150,8 @@ internal static class LoadTestArguments
         var profile = arguments.Optional("--profile");
         if (profile is not null && !LoadProfiles.Users.ContainsKey(profile))
             throw new UsageException($"--profile must be one of: {string.Join(", ", LoadProfiles.Users.Keys)}");
+        if (profile is not null && (arguments.Optional("--users") ?? arguments.Optional("--rate")) is not null)
+            throw new UsageException("--profile sets the number of users: give either --profile or --users/--rate");
         var rate = arguments.Float("--rate", 0, min: 0.01f);
         var users = arguments.Int("--users", profile is null ? (rate > 0 ? 0 : 10) : LoadProfiles.Users[profile], min: 0);
         if (rate > 0 && arguments.Optional("--users") is not null) throw new UsageException("--users and --rate exclude each other");

@@ -15,14 +15,17 @@ public sealed record LoadReport(
 }
 
 /// <param name="UniqueUploads">Every upload was new content (HTTP mode), rather than the images' bytes repeating.</param>
+/// <param name="Interrupted">Cancelled (Ctrl+C) before the duration and drain were over; requests still open then count as unfinished.</param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
-    string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads);
+    string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted);
 
 /// <param name="Submitted">Requests started (each is one image).</param>
 /// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>
 /// <param name="Throttled">429/503 answers that were waited out and retried (not failures).</param>
+/// <param name="ArrivalsDelayed">Open loop: arrivals sent late because the most requests allowed were outstanding.</param>
+/// <param name="ArrivalsNotSent">Open loop: arrivals due before the end never sent, for the same reason (not in Submitted).</param>
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
-    IReadOnlyDictionary<string, int> FailuresByReason);
+    IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0);
 
 /// <param name="AcceptedPerS">Images accepted per second until the last was accepted (at most the duration).</param>
 /// <param name="CompletedPerS">Images completed per second until the last completed (the drain included).</param>

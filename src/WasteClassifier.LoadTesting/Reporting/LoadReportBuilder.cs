@@ -17,7 +17,7 @@ internal static class LoadReportBuilder
         var failed = records.Count - completed.Count;
         var counts = new RequestCounts(records.Count, records.Count(r => r.AcceptedS is not null), completed.Count, failed,
             records.Count(r => r.Outcome == RequestOutcome.Unfinished), records.Sum(r => r.Throttled),
-            records.Count == 0 ? 0 : Math.Round(100.0 * failed / records.Count, 3), failures);
+            records.Count == 0 ? 0 : Math.Round(100.0 * failed / records.Count, 3), failures, result.ArrivalsDelayed, result.ArrivalsNotSent);
 
         var duration = options.Duration.TotalSeconds;
         // Over the time each kind of event went on: a run ended by its request bound sends for less than its duration.
@@ -36,7 +36,7 @@ internal static class LoadReportBuilder
 
         var run = new RunInfo(options.Queue ? "queue" : "http", result.Target, options.Profile, options.ClosedLoop ? options.Users : 0,
             options.ClosedLoop ? 0 : options.Rate, duration, options.Ramp.TotalSeconds, options.Drain.TotalSeconds, options.Source, result.StartedAt,
-            Round(result.Elapsed.TotalSeconds), options.StampsUploads);
+            Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted);
         return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()));
     }
 

@@ -26,10 +26,12 @@ public static class MarkdownReport
         md.Append(CultureInfo.InvariantCulture, $"# Load test {run.Source}\n\n");
         md.Append(CultureInfo.InvariantCulture, $"{run.Mode} mode against {run.Target}, {F(run.DurationS)} s (ramp {F(run.RampS)} s), started {run.StartedAt:u}, ran {F(run.ElapsedS)} s");
         if (run.Mode == "http") md.Append(run.UniqueUploads ? "; every upload new content" : "; the images' bytes repeat (the API reuses its records of them)");
-        md.Append(".\n\n");
+        md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then count as unfinished).\n\n" : ".\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
         md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
         md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
+        if (c.ArrivalsDelayed > 0 || c.ArrivalsNotSent > 0)
+            md.Append(CultureInfo.InvariantCulture, $"The open loop fell behind its rate: {c.ArrivalsDelayed} arrivals waited for one of the requests allowed in flight, {c.ArrivalsNotSent} due before the end were not sent.\n");
         md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {F(report.Throughput.SteadyCompletedPerS)}/s.\n\n");
         if (c.FailuresByReason.Count > 0)
         {

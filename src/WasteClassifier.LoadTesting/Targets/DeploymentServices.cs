@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
@@ -18,9 +19,11 @@ public static class DeploymentServices
     {
         var services = new ServiceCollection();
         services.AddSingleton(configuration);
+        // Logs go to stderr: the CLI keeps stdout for its JSON summary.
         services.AddLogging(builder => (logging ?? (b => b.AddSimpleConsole(o => o.SingleLine = true)
             .AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning)
-            .AddFilter("MassTransit", LogLevel.Warning)))(builder));
+            .AddFilter("MassTransit", LogLevel.Warning)
+            .Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace)))(builder));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions());
         services.AddClassifierDatabase(configuration);

@@ -70,19 +70,28 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         }
     }
 
-    private static TargetResponse ReadAccepted(JsonElement body) =>
-        body.TryGetProperty("items", out var items) && items.GetArrayLength() > 0
-            ? new TargetResponse(ResponseKind.Accepted, Id: items[0].GetProperty("id").GetString())
-            : TargetResponse.Fail("rejected");
+    // A 2xx answer this client cannot read (another service on the port, a proxy's page) fails the request as
+    // invalid_response; it never throws out of the run.
+    internal static TargetResponse ReadAccepted(JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("items", out var items) || items.ValueKind != JsonValueKind.Array)
+            return TargetResponse.Fail("invalid_response");
+        if (items.GetArrayLength() == 0) return TargetResponse.Fail("rejected");
+        return items[0].ValueKind == JsonValueKind.Object && items[0].TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String
+            ? new TargetResponse(ResponseKind.Accepted, Id: id.GetString())
+            : TargetResponse.Fail("invalid_response");
+    }
 
     internal static TargetResponse ReadClassification(JsonElement body)
     {
-        var status = body.GetProperty("status").GetString();
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("status", out var statusValue) || statusValue.ValueKind != JsonValueKind.String)
+            return TargetResponse.Fail("invalid_response");
+        var status = statusValue.GetString();
         if (status is not ("completed" or "failed")) return TargetResponse.Pending;
-        var timings = body.TryGetProperty("timings", out var t) ? new ServerTimings(Number(t, "queue_ms"), Number(t, "inference_ms"), Number(t, "total_ms"), (int?)Number(t, "batch_size")) : null;
+        var timings = body.TryGetProperty("timings", out var t) && t.ValueKind == JsonValueKind.Object ? new ServerTimings(Number(t, "queue_ms"), Number(t, "inference_ms"), Number(t, "total_ms"), (int?)Number(t, "batch_size")) : null;
         return status == "completed"
             ? new TargetResponse(ResponseKind.Completed, Timings: timings)
-            : new TargetResponse(ResponseKind.Failed, Reason: body.TryGetProperty("error_code", out var code) ? code.GetString() ?? "failed" : "failed", Timings: timings);
+            : new TargetResponse(ResponseKind.Failed, Reason: body.TryGetProperty("error_code", out var code) && code.ValueKind == JsonValueKind.String ? code.GetString() : "failed", Timings: timings);
     }
 
     private static double? Number(JsonElement parent, string name) =>

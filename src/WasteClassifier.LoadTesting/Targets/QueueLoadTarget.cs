@@ -21,6 +21,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
 
     public string Description => "queue";
 
+    /// <summary>The image rows this target stored or found for the run's images, used or not: candidates for the cleanup.</summary>
+    public IReadOnlyList<Guid> PreparedImageIds => _stored.Values.Select(i => i.Id).ToList();
+
     public async Task PrepareAsync(ImageSet images, CancellationToken cancellationToken)
     {
         await services.GetRequiredService<IBusControl>().StartAsync(cancellationToken);
@@ -96,9 +99,10 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             {
                 return;
             }
-            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
+            catch (Exception)
             {
-                // A failed query leaves the waiters in place; the next tick asks again.
+                // A failed query (the database restarting, a dropped connection) leaves the waiters in place; the next tick
+                // asks again. Were the loop to end, every later request would wrongly count as unfinished.
             }
         }
     }

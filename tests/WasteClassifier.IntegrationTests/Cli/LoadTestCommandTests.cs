@@ -59,6 +59,8 @@ public sealed class LoadTestCommandTests : IDisposable
     [InlineData("--target must be an http(s) URL", "--target", "ftp://localhost/")]
     [InlineData("--profile must be one of: light, medium, heavy, flood", "--target", "http://localhost:8080", "--profile", "huge")]
     [InlineData("--users and --rate exclude each other", "--target", "http://localhost:8080", "--users", "5", "--rate", "3")]
+    [InlineData("give either --profile or --users/--rate", "--target", "http://localhost:8080", "--profile", "heavy", "--users", "5")]
+    [InlineData("give either --profile or --users/--rate", "--target", "http://localhost:8080", "--profile", "flood", "--rate", "10")]
     [InlineData("--users must be an integer", "--target", "http://localhost:8080", "--users", "many")]
     [InlineData("--duration must be a number in [0.1,", "--target", "http://localhost:8080", "--duration", "0")]
     [InlineData("long poll must be 0 to 30 s", "--target", "http://localhost:8080", "--long-poll", "45")]

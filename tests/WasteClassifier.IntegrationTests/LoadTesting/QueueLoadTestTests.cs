@@ -85,6 +85,29 @@ public sealed class QueueLoadTestTests : IAsyncLifetime
         Assert.NotNull(await store.GetAsync((await db.Images.AsNoTracking().SingleAsync(i => i.Id == earlier)).ObjectKey, CancellationToken.None));
     }
 
+    [IntegrationFact]
+    public async Task QueueMode_ImagesStoredButNeverSent_CleanupRemovesThemToo()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();
+        var runStarted = DateTime.UtcNow;
+        // Three images stored before the clock starts, one request: two of them are never classified.
+        var options = KnownRun.Options("loadtest-queue-unused") with { Users = 1, MaxRequests = 1 };
+
+        IReadOnlyList<Guid> stored;
+        await using (var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval))
+        {
+            Assert.Equal(1, LoadReport.From(await new LoadRunner(target, ImageSet.Generated(3, 320, 240), options).RunAsync()).Counts.Completed);
+            stored = target.PreparedImageIds;
+        }
+        await using var deployment = DeploymentServices.Build(configuration, withBus: false);
+
+        var removed = await RunCleanup.RemoveAsync(deployment, options.Source, runStarted, CancellationToken.None, stored);
+
+        Assert.Equal(new RunCleanup.Removed(1, 3), removed);
+        using var scope = deployment.CreateScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Images.AnyAsync());
+    }
+
     /// <summary>Stores an image and records its row, as an upload before the run would.</summary>
     private static async Task<Guid> StoreAsync(IServiceProvider deployment, TestImage image)
     {

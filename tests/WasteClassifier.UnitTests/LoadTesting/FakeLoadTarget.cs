@@ -20,6 +20,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public int ThrottleEvery { get; init; } = int.MaxValue;
     public bool NeverFinishes { get; init; }
 
+    /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
+    public int ThrowEvery { get; init; } = int.MaxValue;
+
     /// <summary>The bytes of every submission, throttled ones included.</summary>
     public ConcurrentQueue<byte[]> Contents { get; } = new();
 
@@ -45,6 +48,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
     {
         if (NeverFinishes || _polls.AddOrUpdate(id, 1, (_, p) => p + 1) < 2) return Task.FromResult(TargetResponse.Pending);
         var n = int.Parse(id);
+        if (n % ThrowEvery == 0) throw new InvalidOperationException($"cannot read the answer for {n}");
         return Task.FromResult(new TargetResponse(ResponseKind.Completed, Timings: new ServerTimings(n, 5, 10.0 * n, 4)));
     }
 

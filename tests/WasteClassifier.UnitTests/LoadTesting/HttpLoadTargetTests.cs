@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -100,5 +101,28 @@ public sealed class HttpLoadTargetTests
         Assert.Equal(ResponseKind.Failed, answer.Kind);
         Assert.Equal("corrupt_image", answer.Reason);
         Assert.Equal(3, answer.Timings!.TotalMs);
+    }
+
+    [Theory]
+    [InlineData("""[]""")]
+    [InlineData("""{"items":{"id":"x"}}""")]
+    [InlineData("""{"items":[{"status":"queued"}]}""")]
+    [InlineData("""{"items":[{"id":42}]}""")]
+    public void ReadAccepted_AnswerOfAnotherShape_FailsAsInvalidResponse(string body) =>
+        Assert.Equal(TargetResponse.Fail("invalid_response"), HttpLoadTarget.ReadAccepted(JsonDocument.Parse(body).RootElement));
+
+    [Theory]
+    [InlineData("""{"id":"x"}""")]
+    [InlineData("""{"status":3}""")]
+    [InlineData("\"completed\"")]
+    public void ReadClassification_AnswerOfAnotherShape_FailsAsInvalidResponse(string body) =>
+        Assert.Equal(TargetResponse.Fail("invalid_response"), HttpLoadTarget.ReadClassification(JsonDocument.Parse(body).RootElement));
+
+    [Fact]
+    public void ReadClassification_FailedWithoutTimings_KeepsItsErrorCode()
+    {
+        var answer = HttpLoadTarget.ReadClassification(JsonDocument.Parse("""{"status":"failed","timings":null,"error_code":"not_an_image"}""").RootElement);
+
+        Assert.Equal(new TargetResponse(ResponseKind.Failed, Reason: "not_an_image"), answer);
     }
 }

@@ -56,11 +56,56 @@ public sealed class LoadRunnerTests
         var result = await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, Options(rate: 50, durationS: 1, drainS: 0.5)).RunAsync();
         var report = LoadReport.From(result);
 
-        Assert.InRange(watch.Elapsed.TotalSeconds, 1, 5);
-        Assert.InRange(report.Counts.Submitted, 30, 60);
+        // Bounded by duration and drain (1.5 s); the upper limit leaves room for a stalled machine.
+        Assert.InRange(watch.Elapsed.TotalSeconds, 1, 60);
+        // 50 images/s for 1 s: every arrival due by the end is sent, however late the loop woke up.
+        Assert.Equal(50, report.Counts.Submitted);
+        Assert.Equal(0, report.Counts.ArrivalsDelayed);
         Assert.Equal(report.Counts.Submitted, report.Counts.Unfinished);
         Assert.Equal(report.Counts.Submitted, report.Counts.FailuresByReason["not_finished_by_deadline"]);
         Assert.Equal(0, report.Counts.Completed);
+    }
+
+    [Fact]
+    public async Task OpenLoop_MaxInFlightReached_LateAndUnsentArrivalsCounted()
+    {
+        // The drain outlasts the catch-up at the end by far: slots freed by unfinished requests would let more arrivals out.
+        var options = Options(rate: 50, durationS: 1, drainS: 5) with { MaxInFlight = 5 };
+
+        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, options).RunAsync());
+
+        // Five requests hold every slot to the end: the sixth arrival waits for one until the duration is over, and the
+        // 45 arrivals due by then (the sixth included) are never sent.
+        Assert.Equal(5, report.Counts.Submitted);
+        Assert.Equal(1, report.Counts.ArrivalsDelayed);
+        Assert.Equal(45, report.Counts.ArrivalsNotSent);
+        Assert.Contains("45 due before the end were not sent", MarkdownReport.Render(report));
+    }
+
+    [Fact]
+    public async Task Run_TargetThrows_ThatRequestFailsAndTheRunGoesOn()
+    {
+        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget { ThrowEvery = 4 }, Images, Options(users: 2, maxRequests: 12)).RunAsync());
+
+        Assert.Equal(12, report.Counts.Submitted);
+        Assert.Equal(9, report.Counts.Completed);
+        Assert.Equal(new Dictionary<string, int> { ["exception_InvalidOperationException"] = 3 }, report.Counts.FailuresByReason);
+    }
+
+    [Fact]
+    public async Task Run_Cancelled_EndsEarlyAndReportsWhatItMeasured()
+    {
+        using var interrupt = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var watch = Stopwatch.StartNew();
+
+        var result = await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, Options(users: 3, durationS: 600, drainS: 600)).RunAsync(interrupt.Token);
+        var report = LoadReport.From(result);
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+        Assert.True(report.Run.Interrupted);
+        Assert.Equal(3, report.Counts.Submitted);
+        Assert.Equal(new Dictionary<string, int> { ["interrupted"] = 3 }, report.Counts.FailuresByReason);
+        Assert.Contains("**interrupted**", MarkdownReport.Render(report));
     }
 
     [Fact]

@@ -236,9 +236,7 @@ public sealed class TrainingJobRunner(
                 using var scope = scopes.CreateScope();
                 var context = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
                 var (stage, percent) = progress.Read();
-                var now = clock.GetUtcNow().UtcDateTime;
-                await context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running)
-                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, stage).SetProperty(j => j.Percent, percent).SetProperty(j => j.HeartbeatAt, now), CancellationToken.None);
+                await StoreHeartbeatAsync(context, jobId, stage, percent, clock.GetUtcNow().UtcDateTime);
                 if (await context.TrainingJobs.AnyAsync(j => j.Id == jobId && j.CancelRequested, CancellationToken.None)) await cancel.CancelAsync();
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -247,6 +245,18 @@ public sealed class TrainingJobRunner(
             }
         }
     }
+
+    /// <summary>
+    /// Stores the heartbeat and the progress read just before. A job marked as registering keeps that stage: the progress
+    /// may have been read before the job entered it, and the API refuses cancel requests by that mark alone, so writing an
+    /// earlier stage back would let it accept a request the job will never honour.
+    /// </summary>
+    internal static Task<int> StoreHeartbeatAsync(ClassifierDbContext context, Guid jobId, string stage, double percent, DateTime now) =>
+        context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Stage, j => j.Stage == TrainingStages.Registering ? j.Stage : stage)
+                .SetProperty(j => j.Percent, j => j.Stage == TrainingStages.Registering ? j.Percent : percent)
+                .SetProperty(j => j.HeartbeatAt, now), CancellationToken.None);
 
     private async Task FinishAsync(Guid jobId, string status, string? error, Outcome? outcome)
     {

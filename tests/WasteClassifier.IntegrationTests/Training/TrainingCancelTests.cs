@@ -45,6 +45,22 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
     }
 
     [Fact]
+    public async Task Heartbeat_ProgressReadBeforeTheJobRegistered_LeavesItRegistering()
+    {
+        // The heartbeat read "evaluating", then the job marked itself registering, then the heartbeat's UPDATE ran.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, TrainingStages.Registering);
+        var beat = DateTime.UtcNow;
+        using (var scope = fixture.Factory.Services.CreateScope())
+            Assert.Equal(1, await TrainingJobRunner.StoreHeartbeatAsync(scope.ServiceProvider.GetRequiredService<ClassifierDbContext>(), jobId, TrainingStages.Evaluating, 90, beat));
+
+        var row = await ReadJobAsync(jobId);
+        Assert.Equal(TrainingStages.Registering, row.Stage);
+        Assert.Equal(beat, row.HeartbeatAt!.Value, TimeSpan.FromMilliseconds(1));
+        // So the API still refuses a cancel request the job would never honour.
+        Assert.Equal(HttpStatusCode.Conflict, (await Http.DeleteAsync($"/v1/training-jobs/{jobId}")).StatusCode);
+    }
+
+    [Fact]
     public async Task Cancel_QueuedJob_CancelledAtOnceAndNeverRun()
     {
         // Queued, its message not sent: as a job waiting behind another looks.

@@ -68,6 +68,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             {
                 return;
             }
+            // A user due at or after the end never starts, even when its timer fires before the run's own stop timer.
+            if (_clock.Elapsed >= options.Duration) return;
             while (!stopLaunching.IsCancellationRequested && TryLaunch())
                 await ExecuteAsync(hardStop);
         }, CancellationToken.None)));

@@ -30,8 +30,8 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         foreach (var chunk in sample.Chunk(12))
             ids.AddRange(await _fixture.Client.SubmitFilesAsync(chunk.Select(s => s.Path), source: "line-1"));
 
-        // Long polling against PostgreSQL: one GET, held until a worker has written the result.
-        var first = (await _fixture.Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{ids[0]}?wait=30"))!;
+        // Long polling against PostgreSQL: a GET held until a worker has written the result.
+        var first = await _fixture.Client.LongPollUntilFinalAsync(ids[0], TimeSpan.FromMinutes(3));
         Assert.Equal("completed", first["status"]!.GetValue<string>());
         var results = await _fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(3));
 
@@ -185,10 +185,10 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
             var (path, _) = Dataset.Sample(perClass: 1).First();
             var id = (await _fixture.Client.SubmitFilesAsync([path])).Single();
 
-            var result = (await _fixture.Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}?wait=30"))!;
+            var result = await _fixture.Client.LongPollUntilFinalAsync(id, TimeSpan.FromMinutes(3));
 
             Assert.Equal("completed", result["status"]!.GetValue<string>());
-            var deadline = DateTime.UtcNow.AddSeconds(10);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!announced.Contains(id) && DateTime.UtcNow < deadline) await Task.Delay(50);
             Assert.Contains(id, announced);
         }

@@ -40,6 +40,21 @@ public sealed class ClassifierClient(HttpClient http)
 
     public async Task<JsonNode> GetAsync(Guid id) => (await http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}"))!;
 
+    /// <summary>
+    /// Long polls (<c>?wait=30</c>, the API's longest hold) until the classification is completed or failed: one request
+    /// when the machine keeps up, more when it stalls past a hold. Fails the test after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<JsonNode> LongPollUntilFinalAsync(Guid id, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var row = (await http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{id}?wait=30"))!;
+            if (row["status"]!.GetValue<string>() is "completed" or "failed") return row;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"classification {id} not final after {timeout}");
+        }
+    }
+
     /// <summary>Polls until every id is completed or failed, or fails the test after <paramref name="timeout"/>.</summary>
     public async Task<IReadOnlyList<JsonNode>> WaitForAllAsync(IReadOnlyList<Guid> ids, TimeSpan timeout)
     {

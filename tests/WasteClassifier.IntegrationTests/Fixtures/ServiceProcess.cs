@@ -1,3 +1,4 @@
+using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -30,6 +31,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         var host = builder.Build();
         await host.Services.PrepareServiceAsync();
         await host.StartAsync();
+        // MassTransit starts the bus in the background: wait until this process consumes, or a test's messages can all go
+        // to the processes that started first.
+        var bus = await host.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
+        if (bus != BusHealthStatus.Healthy)
+        {
+            await host.StopAsync();
+            host.Dispose();
+            throw new InvalidOperationException($"the service's bus is {bus} after 60 s");
+        }
         return new ServiceProcess(host);
     }
 

@@ -54,7 +54,8 @@ public sealed class ClassificationBatchSchedulerTests
         var release = new TaskCompletionSource();
         var started = 0;
         using var lanes = Lanes(modelLanes);
-        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 8_000 }, async (_, _) =>
+        // A wait far longer than any stall of the machine: only a lane freeing up ends it.
+        var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 600_000 }, async (_, _) =>
         {
             Interlocked.Increment(ref started);
             await HoldALaneAsync(lanes, release.Task);
@@ -63,12 +64,13 @@ public sealed class ClassificationBatchSchedulerTests
         var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
         await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
         var second = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
-        // Up to 2 s by the clock, well under the 8 s a waiting batch would take: polled, so a busy machine's slow thread
-        // start does not fail it (a count of short delays once ran past the wait on a loaded CI machine).
+        // Polled by the clock, so a busy machine's slow thread start does not fail it: up to 60 s for the second batch to
+        // start where it should, 2 s of watching it not start where it must wait.
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (watch.Elapsed < TimeSpan.FromSeconds(2) && Volatile.Read(ref started) < 2) await Task.Delay(15);
+        var observe = TimeSpan.FromSeconds(waitsForMore ? 2 : 60);
+        while (watch.Elapsed < observe && Volatile.Read(ref started) < 2) await Task.Delay(15);
 
-        // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company (up to 8 s).
+        // One lane busy of two: the lone message takes the free lane. The only lane busy: it waits for company.
         Assert.Equal(waitsForMore ? 1 : 2, Volatile.Read(ref started));
         release.SetResult();
         await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(20));

@@ -6,7 +6,10 @@ namespace WasteClassifier.Core.Training;
 /// Extracted features on disk, one append-only file per backbone and view, keyed by the image's SHA-256:
 /// retraining only runs the backbone on images it has not seen. Record: 32 hash bytes, then the floats.
 /// Files are also named by the preprocessing's <see cref="ImageTensorWriter.PixelsVersion"/>: features of pixels that the
-/// service no longer produces are deleted, not trained on. Not thread-safe; one training run owns it.
+/// service no longer produces are deleted, not trained on. An instance is not thread-safe (one training run owns it), but
+/// several may share the folder (trainer replicas on one volume, jobs in one process): each read and append of a file
+/// holds an exclusive lock on it: .NET appends at the end it found when it opened the file, so two appenders at once
+/// overwrote each other's records. A torn record is likewise only cut off while no one writes.
 /// </summary>
 public sealed class FeatureCache(string directory, string backboneId, int featureWidth, int pixelsVersion = ImageTensorWriter.PixelsVersion)
 {
@@ -21,6 +24,7 @@ public sealed class FeatureCache(string directory, string backboneId, int featur
         var entries = ViewEntries(view);
         var path = FilePath(view);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var exclusive = LockFile(path);
         using var stream = new FileStream(path, FileMode.Append, FileAccess.Write);
         using var writer = new BinaryWriter(stream);
         foreach (var (sha, features) in items)
@@ -29,6 +33,24 @@ public sealed class FeatureCache(string directory, string backboneId, int featur
             writer.Write(sha);
             foreach (var f in features) writer.Write(f);
             entries[Convert.ToHexString(sha)] = features;
+        }
+    }
+
+    // .NET takes FileShare.None as an advisory lock (flock on Unix), between processes and within one: a second opener
+    // fails at once, so wait for the holder, whose appends take milliseconds.
+    private static FileStream LockFile(string path)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(10);
+            }
         }
     }
 
@@ -41,7 +63,11 @@ public sealed class FeatureCache(string directory, string backboneId, int featur
         if (!Directory.Exists(folder)) return;
         var current = FilePath(view);
         foreach (var path in Directory.EnumerateFiles(folder, $"{view}.f{featureWidth}.*bin"))
-            if (path != current) File.Delete(path);
+            if (path != current)
+            {
+                File.Delete(path);
+                File.Delete(path + ".lock");
+            }
     }
 
     private Dictionary<string, float[]> ViewEntries(string view)
@@ -52,6 +78,7 @@ public sealed class FeatureCache(string directory, string backboneId, int featur
         var path = FilePath(view);
         if (File.Exists(path))
         {
+            using var exclusive = LockFile(path);
             var bytes = File.ReadAllBytes(path);
             var record = HashLength + featureWidth * sizeof(float);
             // A torn last record (interrupted run) is cut off so later appends stay aligned; it is recomputed.

@@ -15,6 +15,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 {
     private static readonly TimeSpan MinRetryAfter = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan UnheldPollPause = TimeSpan.FromMilliseconds(100);
 
     private readonly ConcurrentQueue<RequestRecord> _records = new();
     private readonly Stopwatch _clock = new();
@@ -199,6 +200,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         while (true)
         {
             if (wait > TimeSpan.Zero) await Task.Delay(wait, hardStop);
+            var asked = Now();
             var answer = await target.PollAsync(id, hardStop);
             switch (answer.Kind)
             {
@@ -214,6 +216,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     break;
                 default:
                     if (!target.PollsWait) wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
+                    // A held poll answered "not yet" long before its wait was up was not held (a server or proxy that
+                    // ignores ?wait=): pause before the next one rather than ask again at once, in a busy loop.
+                    else wait = Now() - asked < options.LongPoll.TotalSeconds / 2 ? UnheldPollPause : TimeSpan.Zero;
                     break;
             }
         }

@@ -94,6 +94,27 @@ public sealed class HttpLoadTargetTests
     }
 
     [Fact]
+    public async Task Run_ApiIgnoresTheWait_PollsArePacedNotABusyLoop()
+    {
+        // Answers "queued" at once to the first five GETs, as a server or proxy that drops ?wait= would.
+        var gets = 0;
+        var http = new HttpClient(new ScriptedApi((request, _) => Task.FromResult(request.Method == HttpMethod.Post
+            ? Answer(HttpStatusCode.Accepted, Queued)
+            : Answer(HttpStatusCode.OK, Interlocked.Increment(ref gets) <= 5 ? """{"status":"queued"}""" : """{"status":"completed","timings":{"total_ms":5}}"""))))
+        { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 1, MaxRequests = 1, LongPoll = TimeSpan.FromSeconds(20) };
+        await using var target = new HttpLoadTarget(http, "test", options.LongPoll);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(1, report.Counts.Completed);
+        Assert.Equal(6, gets);
+        // Five unheld answers, each followed by a pause of 100 ms (a lower bound: a slow machine only adds to it).
+        Assert.True(started.Elapsed >= TimeSpan.FromMilliseconds(450), $"took {started.Elapsed}");
+    }
+
+    [Fact]
     public void ReadClassification_Failed_ReasonIsTheErrorCode()
     {
         using var body = System.Text.Json.JsonDocument.Parse("""{"status":"failed","error_code":"corrupt_image","timings":{"total_ms":3}}""");
@@ -124,5 +145,49 @@ public sealed class HttpLoadTargetTests
         var answer = HttpLoadTarget.ReadClassification(JsonDocument.Parse("""{"status":"failed","timings":null,"error_code":"not_an_image"}""").RootElement);
 
         Assert.Equal(new TargetResponse(ResponseKind.Failed, Reason: "not_an_image"), answer);
+    }
+
+    /// <summary>Answers each request with what the test says: a status and body, or an exception.</summary>
+    private sealed class ScriptedApi(Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> answer) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => answer(request, cancellationToken);
+    }
+
+    private static HttpResponseMessage Answer(HttpStatusCode status, string body = "") =>
+        new(status) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+
+    private static readonly string Queued = $$"""{"items":[{"id":"{{Guid.Empty}}","status":"queued"}]}""";
+
+    public static TheoryData<string, Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>>> Failures => new()
+    {
+        { "http_500_internal_error", (_, _) => Task.FromResult(Answer(HttpStatusCode.InternalServerError, """{"error":"internal_error","message":"boom"}""")) },
+        { "http_413", (_, _) => Task.FromResult(Answer(HttpStatusCode.RequestEntityTooLarge, "<html>too large</html>")) },
+        { "invalid_json", (_, _) => Task.FromResult(Answer(HttpStatusCode.Accepted, "<html>a proxy's page</html>")) },
+        { "connection_connectionerror", (_, _) => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused") },
+        { "timeout", async (_, cancel) => { await Task.Delay(TimeSpan.FromMinutes(5), cancel); return Answer(HttpStatusCode.Accepted); } },
+        {
+            "poll_http_404_not_found", (request, _) => Task.FromResult(request.Method == HttpMethod.Post
+                ? Answer(HttpStatusCode.Accepted, Queued)
+                : Answer(HttpStatusCode.NotFound, """{"error":"not_found","message":"no such classification"}"""))
+        },
+        {
+            "not_an_image", (request, _) => Task.FromResult(request.Method == HttpMethod.Post
+                ? Answer(HttpStatusCode.Accepted, Queued)
+                : Answer(HttpStatusCode.OK, """{"status":"failed","error_code":"not_an_image","timings":{"total_ms":3}}"""))
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Failures))]
+    public async Task Run_RequestFails_CountedUnderItsReason(string reason, Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> answer)
+    {
+        var http = new HttpClient(new ScriptedApi(answer)) { BaseAddress = new Uri("http://localhost/"), Timeout = TimeSpan.FromMilliseconds(200) };
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 1, MaxRequests = 2, LongPoll = TimeSpan.Zero, PollInterval = TimeSpan.FromMilliseconds(5) };
+        await using var target = new HttpLoadTarget(http, "test");
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(new Dictionary<string, int> { [reason] = 2 }, report.Counts.FailuresByReason);
+        Assert.Equal(2, report.Counts.Failed);
     }
 }

@@ -10,8 +10,11 @@ namespace WasteClassifier.IntegrationTests.Distributed;
 /// </summary>
 public sealed class DistributedFixture : IAsyncLifetime
 {
-    public const string WorkerA = "worker-a";
-    public const string WorkerB = "worker-b";
+    // Unique per fixture: a worker's ModelPromoted queue is named by its id, and two fixtures run at once.
+    private readonly string _workerSuffix = Guid.NewGuid().ToString("N")[..6];
+
+    public string WorkerA => $"worker-a-{_workerSuffix}";
+    public string WorkerB => $"worker-b-{_workerSuffix}";
 
     private readonly List<ServiceProcess> _processes = [];
     public ApiFactory Api { get; private set; } = null!;

@@ -40,7 +40,7 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
         Assert.True(correct >= sample.Count * 0.9, $"{correct} of {sample.Count} correct");
         Assert.All(results, r => Assert.InRange(r["all_predictions"]!.AsObject().Sum(p => p.Value!.GetValue<double>()), 0.999, 1.001));
         var workers = results.Select(r => r["worker_id"]!.GetValue<string>()).ToHashSet();
-        Assert.Equal([DistributedFixture.WorkerA, DistributedFixture.WorkerB], workers.Order());
+        Assert.Equal([_fixture.WorkerA, _fixture.WorkerB], workers.Order());
 
         var stats = (await _fixture.Client.Http.GetFromJsonAsync<JsonNode>("/stats"))!;
         Assert.Equal(sample.Count, stats["counts"]!["completed"]!.GetValue<long>());

@@ -48,6 +48,6 @@ public sealed class DistributedRetrainingTests : IAsyncLifetime
         Assert.All(results, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
         Assert.All(results, r => Assert.Contains(r["model_version"]!.GetValue<string>(), new[] { before, version }));
         var workersOnNewVersion = results.Where(r => r["model_version"]!.GetValue<string>() == version).Select(r => r["worker_id"]!.GetValue<string>()).ToHashSet();
-        Assert.Equal([DistributedFixture.WorkerA, DistributedFixture.WorkerB], workersOnNewVersion.Order());
+        Assert.Equal([_fixture.WorkerA, _fixture.WorkerB], workersOnNewVersion.Order());
     }
 }

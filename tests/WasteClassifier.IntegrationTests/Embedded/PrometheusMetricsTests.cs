@@ -3,8 +3,8 @@ using WasteClassifier.IntegrationTests.Fixtures;
 namespace WasteClassifier.IntegrationTests.Embedded;
 
 /// <summary>
-/// Prometheus metrics are process-wide (static), and the test process hosts several services at once: these run in a
-/// collection of their own, with nothing beside them, against a fresh embedded host.
+/// Prometheus metrics (static) and memory are process-wide, and the test process hosts several services at once: tests
+/// that measure them run in a collection of their own, with nothing beside them, against a fresh embedded host.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ProcessMetricsCollection

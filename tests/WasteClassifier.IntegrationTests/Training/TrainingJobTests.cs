@@ -25,10 +25,12 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
         var flowing = new List<Guid>();
         var finished = TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(5));
         var real = Dataset.Sample(perClass: 1).Select(s => s.Path).ToList();
-        while (!finished.IsCompleted)
+        // Paced and capped: on a slow machine a job trains for longer, and an unbounded flow would leave a backlog that the
+        // wait below measures instead.
+        while (!finished.IsCompleted && flowing.Count < 120)
         {
             flowing.AddRange(await _fixture.Client.SubmitFilesAsync(real.Take(2)));
-            await Task.Delay(300);
+            await Task.Delay(500);
         }
         var (job, seen) = await finished;
 
@@ -51,7 +53,7 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
         Assert.Equal(before, model["parent_version"]!.GetValue<string>());
         Assert.NotNull(model["metrics"]!["macro_f1"]);
 
-        var during = await _fixture.Client.WaitForAllAsync(flowing, TimeSpan.FromMinutes(1));
+        var during = await _fixture.Client.WaitForAllAsync(flowing, TimeSpan.FromMinutes(5));
         Assert.All(during, r => Assert.Equal("completed", r["status"]!.GetValue<string>()));
 
         // New images like the labelled ones are now classified as vegetation, by the new version.

@@ -2,6 +2,8 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
+using WasteClassifier.Infrastructure.Hosting;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -118,6 +120,15 @@ public sealed class LoadTestCommand : ICommand
 
     private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
+        // The embedded default keeps its SQLite file under its own DataDirectory: name it, rather than create an empty one here.
+        var database = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        var sqliteFile = Path.Combine(ServiceOptions.From(configuration).ResolvedDataDirectory, "wasteclassifier.db");
+        if (string.Equals(database.Provider, DatabaseProviders.Sqlite, StringComparison.OrdinalIgnoreCase) && database.ConnectionString is null && !File.Exists(sqliteFile))
+        {
+            Log.Info($"cleanup: no database at {sqliteFile}; set DataDirectory to the API's (`dotnet run --project src/WasteClassifier.Api` " +
+                     $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. The run's classifications carry source {source}");
+            return;
+        }
         try
         {
             await using var services = DeploymentServices.Build(configuration, withBus: false);

@@ -120,10 +120,7 @@ public sealed class LoadTestCommand : ICommand
 
     private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
-        // The embedded default keeps its SQLite file under its own DataDirectory: name it, rather than create an empty one here.
-        var database = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
-        var sqliteFile = Path.Combine(ServiceOptions.From(configuration).ResolvedDataDirectory, "wasteclassifier.db");
-        if (string.Equals(database.Provider, DatabaseProviders.Sqlite, StringComparison.OrdinalIgnoreCase) && database.ConnectionString is null && !File.Exists(sqliteFile))
+        if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
             Log.Info($"cleanup: no database at {sqliteFile}; set DataDirectory to the API's (`dotnet run --project src/WasteClassifier.Api` " +
                      $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. The run's classifications carry source {source}");
@@ -202,6 +199,18 @@ internal static class LoadTestArguments
         if (size.Length != 2 || !int.TryParse(size[0], CultureInfo.InvariantCulture, out var width) || !int.TryParse(size[1], CultureInfo.InvariantCulture, out var height) || width < 8 || height < 8)
             throw new UsageException("--size must be WIDTHxHEIGHT, e.g. 1920x1080");
         return ImageSet.Generated(arguments.Int("--generate", 32), width, height);
+    }
+
+    /// <summary>
+    /// The embedded default's SQLite file when the configuration points at one that does not exist (the embedded default
+    /// keeps it under its own DataDirectory): the cleanup names it rather than create an empty database. Null otherwise.
+    /// </summary>
+    public static string? MissingEmbeddedDatabase(IConfiguration configuration)
+    {
+        var database = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        if (!string.Equals(database.Provider, DatabaseProviders.Sqlite, StringComparison.OrdinalIgnoreCase) || database.ConnectionString is not null) return null;
+        var file = Path.Combine(ServiceOptions.From(configuration).ResolvedDataDirectory, "wasteclassifier.db");
+        return File.Exists(file) ? null : file;
     }
 
     private static TimeSpan Seconds(CommandArguments arguments, string name, float fallback) =>

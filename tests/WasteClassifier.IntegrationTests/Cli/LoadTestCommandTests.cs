@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.LoadTesting;
 
@@ -70,6 +71,20 @@ public sealed class LoadTestCommandTests : IDisposable
         var error = Assert.Throws<UsageException>(() => Parse(args));
 
         Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void MissingEmbeddedDatabase_NamesTheFileOnlyWhenItIsNotThere()
+    {
+        static IConfiguration Settings(params (string Key, string Value)[] settings) =>
+            new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value))).Build();
+        var expected = Path.Combine(_directory, "wasteclassifier.db");
+
+        Assert.Equal(expected, LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
+        File.WriteAllBytes(expected, []);
+        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
+        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:Provider", "postgres"))));
+        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:ConnectionString", "Data Source=x.db"))));
     }
 
     [Fact]

@@ -20,6 +20,7 @@ public sealed class LoadTestCommand : ICommand
 
     public string Usage => """
         wastectl loadtest (--target URL | --queue) [--profile NAME | --users N | --rate R] [options]
+        wastectl loadtest --cleanup --source loadtest-…   remove an earlier run afterwards (the source its report names)
 
           --target URL        the API, e.g. http://localhost:8080 (loopback only unless --allow-remote)
           --queue             send ClassifyImage straight to the classify queue for images stored first
@@ -47,7 +48,7 @@ public sealed class LoadTestCommand : ICommand
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
     {
         "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
-        "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out",
+        "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source",
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images" };
@@ -56,6 +57,7 @@ public sealed class LoadTestCommand : ICommand
 
     private static async Task<int> RunAsync(CommandArguments arguments)
     {
+        if (arguments.Optional("--source") is { } earlierRun) return await CleanUpEarlierRunAsync(arguments, earlierRun);
         var options = LoadTestArguments.Parse(arguments);
         var images = LoadTestArguments.Images(arguments);
         if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
@@ -118,12 +120,42 @@ public sealed class LoadTestCommand : ICommand
         return report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
     }
 
+    private static async Task<int> CleanUpEarlierRunAsync(CommandArguments arguments, string source)
+    {
+        if (!arguments.Flag("--cleanup") || arguments.Flag("--queue") || arguments.Optional("--target") is not null)
+            throw new UsageException("--source names an earlier run to remove: give it with --cleanup alone (no --target or --queue)");
+        if (!source.StartsWith(RunCleanup.SourcePrefix, StringComparison.Ordinal))
+            throw new UsageException($"--source must be a load test's source ({RunCleanup.SourcePrefix}…), not '{source}'");
+        var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        if (!arguments.Flag("--allow-remote"))
+        {
+            try
+            {
+                TargetGuard.EnsureLocalDeployment(configuration, usesBus: false);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message);
+            }
+        }
+        if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
+            throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
+        await using var services = DeploymentServices.Build(configuration, withBus: false);
+        if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
+        {
+            Log.Info($"cleanup: no classification carries source {source} in the database configured here");
+            return 1;
+        }
+        Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
+        return 0;
+    }
+
     private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
         if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
             Log.Info($"cleanup: no database at {sqliteFile}; set DataDirectory to the API's (`dotnet run --project src/WasteClassifier.Api` " +
-                     $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. The run's classifications carry source {source}");
+                     $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. Then remove the run with --cleanup --source {source}");
             return;
         }
         try
@@ -133,12 +165,12 @@ public sealed class LoadTestCommand : ICommand
             Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
             if (accepted > 0 && removed.Classifications == 0)
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
-                         $"and remove source {source} again");
+                         $"and remove the run with --cleanup --source {source}");
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or IOException)
         {
             // The report is written by now; say what was left, and where, rather than fail without it.
-            Log.Info($"cleanup failed ({e.Message}); the run's classifications carry source {source}");
+            Log.Info($"cleanup failed ({e.Message}); remove the run later with --cleanup --source {source}");
         }
     }
 }

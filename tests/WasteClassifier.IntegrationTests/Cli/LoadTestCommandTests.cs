@@ -73,6 +73,19 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains(expected, error.Message);
     }
 
+    [Theory]
+    [InlineData("give it with --cleanup alone", "--source", "loadtest-20261130-abc123")]
+    [InlineData("give it with --cleanup alone", "--cleanup", "--source", "loadtest-20261130-abc123", "--target", "http://localhost:8080")]
+    [InlineData("--source must be a load test's source (loadtest-…), not 'line-3'", "--cleanup", "--source", "line-3")]
+    public void Run_CleanupOfAnEarlierRun_RefusesWhatItCannotDoSafely(string expected, params string[] args)
+    {
+        var command = new LoadTestCommand();
+
+        var error = Assert.Throws<UsageException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+
+        Assert.Contains(expected, error.Message);
+    }
+
     [Fact]
     public void MissingEmbeddedDatabase_NamesTheFileOnlyWhenItIsNotThere()
     {

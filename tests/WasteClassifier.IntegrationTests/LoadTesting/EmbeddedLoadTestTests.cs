@@ -43,4 +43,20 @@ public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
         foreach (var key in keys) Assert.Null(await store.GetAsync(key, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task EarlierRun_RemovedByItsSourceAlone_OnlyALoadTestsSource()
+    {
+        var client = fixture.Factory.CreateClient();
+        var options = KnownRun.Options("loadtest-embedded-earlier", client.BaseAddress);
+        await using (var target = new HttpLoadTarget(client, options.Source))
+            KnownRun.AssertAllCompleted(LoadReport.From(await new LoadRunner(target, ImageSet.Generated(3, 320, 240), options).RunAsync()));
+
+        // As `wastectl loadtest --cleanup --source …` does for a run that could not clean up after itself.
+        var removed = await RunCleanup.RemoveEarlierRunAsync(fixture.Factory.Services, options.Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(KnownRun.Images, KnownRun.Images), removed);
+        Assert.Null(await RunCleanup.RemoveEarlierRunAsync(fixture.Factory.Services, options.Source, CancellationToken.None));
+        await Assert.ThrowsAsync<ArgumentException>(() => RunCleanup.RemoveEarlierRunAsync(fixture.Factory.Services, "line-3", CancellationToken.None));
+    }
 }

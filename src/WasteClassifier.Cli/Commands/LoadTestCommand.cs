@@ -65,17 +65,7 @@ public sealed class LoadTestCommand : ICommand
         var cleanup = arguments.Flag("--cleanup");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
         // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
-        if ((options.Queue || cleanup) && !options.AllowRemote)
-        {
-            try
-            {
-                TargetGuard.EnsureLocalDeployment(configuration, usesBus: options.Queue);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
-        }
+        if ((options.Queue || cleanup) && !options.AllowRemote) EnsureLocalServers(configuration, usesBus: options.Queue);
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
@@ -120,6 +110,18 @@ public sealed class LoadTestCommand : ICommand
         return report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
     }
 
+    private static void EnsureLocalServers(IConfiguration configuration, bool usesBus)
+    {
+        try
+        {
+            TargetGuard.EnsureLocalDeployment(configuration, usesBus);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
     private static async Task<int> CleanUpEarlierRunAsync(CommandArguments arguments, string source)
     {
         if (!arguments.Flag("--cleanup") || arguments.Flag("--queue") || arguments.Optional("--target") is not null)
@@ -127,17 +129,7 @@ public sealed class LoadTestCommand : ICommand
         if (!source.StartsWith(RunCleanup.SourcePrefix, StringComparison.Ordinal))
             throw new UsageException($"--source must be a load test's source ({RunCleanup.SourcePrefix}…), not '{source}'");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
-        if (!arguments.Flag("--allow-remote"))
-        {
-            try
-            {
-                TargetGuard.EnsureLocalDeployment(configuration, usesBus: false);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
-        }
+        if (!arguments.Flag("--allow-remote")) EnsureLocalServers(configuration, usesBus: false);
         if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
         await using var services = DeploymentServices.Build(configuration, withBus: false);

@@ -50,6 +50,7 @@ public static class ComponentsExtensions
         services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<TrainingDataLoader>();
         services.AddScoped<TrainingJobRunner>();
+        services.AddHostedService<TrainingJobSweeper>();
         return services;
     }
 

@@ -142,7 +142,8 @@ public static class TrainingJobsApi
         return TypedResults.Ok(new { items = jobs.Select(View) });
     }
 
-    public static async Task<IResult> CancelAsync(Guid id, ClassifierDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+    public static async Task<IResult> CancelAsync(Guid id, ClassifierDbContext db, TimeProvider clock, [FromServices] TrainingSettings settings,
+        CancellationToken cancellationToken)
     {
         var job = await db.TrainingJobs.FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no training job with id {id}");
@@ -158,6 +159,8 @@ public static class TrainingJobsApi
                             .SetProperty(j => j.FinishedAt, (DateTime?)now), cancellationToken) == 1
                     || await db.TrainingJobs.Where(j => j.Id == id && j.Status == TrainingJobStatus.Running && j.Stage != TrainingStages.Registering)
                         .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true), cancellationToken) == 1;
+        // A running job whose trainer stopped beating has no one to honour the request: it ends now.
+        if (taken) await TrainingJobRunner.CancelAbandonedAsync(db, id, now.AddSeconds(-settings.StaleAfterSeconds), now);
         await db.Entry(job).ReloadAsync(cancellationToken);
         if (taken) return TypedResults.Json(View(job), statusCode: StatusCodes.Status202Accepted);
         return TrainingJobStatus.IsFinal(job.Status)

@@ -43,10 +43,30 @@ public sealed class TrainingJobSubmitter(
         await AddSamplesAsync(accepted.Select(a => (a.Image, labels[a.File.Index])).ToList(), job.Id, now, cancellationToken);
         await db.SaveChangesAsync(cancellationToken);
 
-        var endpoint = await sendEndpoints.GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
-        await endpoint.Send(new TrainModel { TrainingJobId = job.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
+        await SendAsync(job.Id, cancellationToken);
         logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s)", job.Id, accepted.Count);
         return (new Result(job, accepted.Count, rejected), null);
+    }
+
+    /// <summary>
+    /// The job is recorded, so it is accepted whatever the broker does: a send that fails or outlasts
+    /// <see cref="ClassifyCommandSender.SendTimeout"/> (RabbitMQ down) is left to the trainers' sweeper, which sends
+    /// queued jobs whose message never came.
+    /// </summary>
+    private async Task SendAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ClassifyCommandSender.SendTimeout);
+        try
+        {
+            var endpoint = await sendEndpoints.GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+            await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = clock.GetUtcNow() }, timeout.Token);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Training job {TrainingJobId} is queued but its message was not sent ({Reason}); a trainer's sweeper sends it once the broker is back and no other job runs (checked every {Seconds} s)",
+                jobId, e.Message, settings.SweepSeconds);
+        }
     }
 
     private async Task AddSamplesAsync(List<(StoredImage Image, string Label)> samples, Guid jobId, DateTime now, CancellationToken cancellationToken)

@@ -104,26 +104,46 @@ public sealed partial class ModelRegistry(
     }
 
     /// <summary>Makes <paramref name="version"/> the active model and announces it; returns the version it replaced.</summary>
-    public async Task<string?> PromoteAsync(string version, CancellationToken cancellationToken)
+    public async Task<string?> PromoteAsync(string version, CancellationToken cancellationToken) =>
+        (await PromoteCoreAsync(version, requireActive: false, expectedActive: null, cancellationToken)).Previous;
+
+    /// <summary>
+    /// As <see cref="PromoteAsync"/>, only while <paramref name="expectedActive"/> is still the active model (null: while
+    /// none is). A candidate judged against one model must not replace another that an operator promoted or rolled back
+    /// to meanwhile. Returns false, changing nothing, when the active model is another.
+    /// </summary>
+    public async Task<bool> PromoteReplacingAsync(string version, string? expectedActive, CancellationToken cancellationToken) =>
+        (await PromoteCoreAsync(version, requireActive: true, expectedActive, cancellationToken)).Promoted;
+
+    private async Task<(bool Promoted, string? Previous)> PromoteCoreAsync(string version, bool requireActive, string? expectedActive,
+        CancellationToken cancellationToken)
     {
         var strategy = db.Database.CreateExecutionStrategy();
-        var previous = await strategy.ExecuteAsync(async () =>
+        var (promoted, previous) = await strategy.ExecuteAsync(async () =>
         {
             db.ChangeTracker.Clear();
             await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            // Two promotions at once would each retire the same old model and leave both targets active.
+            await ClusterLocks.TakeAsync(db, ClusterLocks.ModelPromotions, cancellationToken);
             var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
                 ?? throw new KeyNotFoundException($"no model version {version}");
-            var actives = await db.Models.Where(m => m.Status == ModelStatus.Active && m.Version != version).ToListAsync(cancellationToken);
-            foreach (var active in actives) active.Status = ModelStatus.Retired;
+            var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
+            if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
+            foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
             target.Status = ModelStatus.Active;
             target.PromotedAt = clock.GetUtcNow().UtcDateTime;
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return actives.FirstOrDefault()?.Version;
+            return (true, actives.FirstOrDefault(m => m.Version != version)?.Version);
         });
+        if (!promoted)
+        {
+            logger.LogInformation("Model {ModelVersion} not promoted: the active model is {ActiveVersion}, not {ExpectedVersion}", version, previous, expectedActive);
+            return (false, previous);
+        }
         await publisher.Publish(new ModelPromoted { Version = version, PreviousVersion = previous, PromotedAt = clock.GetUtcNow() }, cancellationToken);
         logger.LogInformation("Promoted model {ModelVersion} (was {PreviousVersion})", version, previous);
-        return previous;
+        return (true, previous);
     }
 
     /// <summary>Copies a version's files into <paramref name="cacheRoot"/>/{version} (once) and returns that folder.</summary>

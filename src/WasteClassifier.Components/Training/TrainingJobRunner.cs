@@ -28,6 +28,7 @@ public sealed class TrainingJobRunner(
     TimeProvider clock,
     ILogger<TrainingJobRunner> logger)
 {
+    private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private readonly string _trainerId = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
 
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
@@ -49,7 +50,8 @@ public sealed class TrainingJobRunner(
         {
             await cancel.CancelAsync();
             await heartbeat;
-            // The trainer is stopping: give the job back; the unacknowledged message brings it round again.
+            // The trainer is stopping: give the job back. RabbitMQ delivers the unacknowledged message again; where it is lost
+            // with the process (the in-memory bus), the sweeper sends the job again.
             await db.TrainingJobs.Where(j => j.Id == jobId)
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null), CancellationToken.None);
             throw;
@@ -71,7 +73,10 @@ public sealed class TrainingJobRunner(
     }
 
     private sealed record Outcome(string CandidateVersion, string? BaselineVersion, ClassificationReport Candidate, ClassificationReport? Baseline,
-        PromotionDecision Decision, IReadOnlyDictionary<string, int> Counts);
+        PromotionDecision Decision, DataCounts Counts);
+
+    /// <summary>The job's <c>data_counts</c>: images trained on per label, hold-out images, and the images left out as unreadable.</summary>
+    private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable);
 
     private async Task<Outcome> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
     {
@@ -85,19 +90,24 @@ public sealed class TrainingJobRunner(
         var images = await data.LoadAsync(options, labels, cancellationToken);
         var training = images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
         var holdOut = await data.LoadEvaluationHoldOutAsync(options, labels, cancellationToken);
-        if (training.Select(i => i.Label).Distinct().Count() < 2)
-            throw new InvalidDataException($"not enough labelled data: {training.Count} training image(s) over fewer than two labels");
-        var counts = labels.ToDictionary(l => l, l => training.Count(i => labels[i.Label] == l));
+        RequireTwoLabels(training.Select(i => i.Label).ToList());
         logger.LogInformation("Training job {TrainingJobId}: {Training} training and {HoldOut} hold-out images", job.Id, training.Count, holdOut.Count);
 
         var views = FeatureView.ForAugmentation("flip");
-        var features = await Task.Run(() =>
+        var (features, unreadable) = await Task.Run(() =>
         {
             using var extractor = FeatureExtractor.Create(backbone, inference);
             var cache = new FeatureCache(settings.CacheDirectory ?? Path.Combine(service.ResolvedDataDirectory, "feature-cache"), backbone.Id, backbone.FeatureWidth);
-            return new FeatureExtractionRunner(extractor, cache, m => logger.LogDebug("{Message}", m))
-                .Run(training, views, done => progress.Report(TrainingStages.Features, done * 100), cancellationToken);
+            var runner = new FeatureExtractionRunner(extractor, cache, m => logger.LogDebug("{Message}", m));
+            var samples = runner.Run(training, views, done => progress.Report(TrainingStages.Features, done * 100), cancellationToken);
+            return (samples, runner.Unreadable);
         }, cancellationToken);
+        // A labelled image that will not decode (it passed the upload's header check) is left out and named in the job,
+        // rather than failing this job and every later one that includes it.
+        foreach (var image in unreadable)
+            logger.LogWarning("Training job {TrainingJobId}: left out {Path}, which would not decode: {Reason}", job.Id, image.Path, image.Reason);
+        RequireTwoLabels(features.Select(f => f.Label).ToList());
+        var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable);
 
         var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
         var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();
@@ -122,7 +132,7 @@ public sealed class TrainingJobRunner(
                 TrainingJobId = job.Id,
                 BaseDataset = options.BaseDataset,
                 options.IncludeFeedback,
-                ImagesPerLabel = counts,
+                ImagesPerLabel = counts.Training,
                 HoldOutImages = holdOut.Count,
                 Split = $"hold-out: first 4 bytes of the image's SHA-256 (big-endian) mod {HoldOutSplit.Buckets} == 0, never trained on",
                 Augmentation = "flip",
@@ -147,8 +157,18 @@ public sealed class TrainingJobRunner(
         var decision = holdOut.Count == 0
             ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
             : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote);
-        if (decision.Promote) await registry.PromoteAsync(version, CancellationToken.None);
+        // The gate compared the candidate with the model active when the job began; if an operator promoted or rolled
+        // back to another meanwhile, that choice stands and the candidate stays a candidate.
+        if (decision.Promote && !await registry.PromoteReplacingAsync(version, active?.Version, CancellationToken.None))
+            decision = new PromotionDecision(false, [.. decision.Reasons,
+                $"not promoted: the active model changed from {active?.Version ?? "none"} while the job ran, and the candidate was not compared with the new one"]);
         return new Outcome(version, active?.Version, candidateReport, baselineReport, decision, counts);
+    }
+
+    private static void RequireTwoLabels(IReadOnlyList<int> trainingLabels)
+    {
+        if (trainingLabels.Distinct().Count() < 2)
+            throw new InvalidDataException($"not enough labelled data: {trainingLabels.Count} readable training image(s) over fewer than two labels");
     }
 
     private async Task<ClassificationReport> EvaluateCandidateAsync(ModelCard card, byte[] headBytes, IReadOnlyList<LabelledImage> holdOut,
@@ -183,33 +203,70 @@ public sealed class TrainingJobRunner(
         }, cancellationToken);
     }
 
-    /// <summary>Takes a queued job (or one whose trainer died) unless another job is running somewhere.</summary>
+    /// <summary>
+    /// Takes a queued job (or one whose trainer died) unless another job is running somewhere. A message for a job that
+    /// needs nothing more (finished, running with a live trainer, cancelled) is answered and dropped; the
+    /// <see cref="TrainingJobSweeper"/> sends a job again whenever it is due and its message is gone.
+    /// </summary>
     private async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var staleBefore = now.AddSeconds(-settings.StaleAfterSeconds);
-        var claimed = await db.TrainingJobs
-            .Where(j => j.Id == jobId && !j.CancelRequested
-                && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
-            .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, TrainingJobStatus.Running)
-                .SetProperty(j => j.StartedAt, now)
-                .SetProperty(j => j.HeartbeatAt, now)
-                .SetProperty(j => j.TrainerId, _trainerId)
-                .SetProperty(j => j.Stage, TrainingStages.Features)
-                .SetProperty(j => j.Percent, 0), cancellationToken);
+        var strategy = db.Database.CreateExecutionStrategy();
+        var claimed = await strategy.ExecuteAsync(async () =>
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            // "No other job running" is read from other rows than the one written: without the lock two trainers
+            // claiming two jobs at the same moment would both see none.
+            await ClusterLocks.TakeAsync(db, ClusterLocks.TrainingJobClaims, cancellationToken);
+            var rows = await db.TrainingJobs
+                .Where(j => j.Id == jobId && !j.CancelRequested
+                    && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
+                .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.Status, TrainingJobStatus.Running)
+                    .SetProperty(j => j.StartedAt, now)
+                    .SetProperty(j => j.HeartbeatAt, now)
+                    .SetProperty(j => j.TrainerId, _trainerId)
+                    .SetProperty(j => j.Stage, TrainingStages.Features)
+                    .SetProperty(j => j.Percent, 0), cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return rows;
+        });
         if (claimed == 1) return true;
 
         var job = await db.TrainingJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
-        if (job is null || TrainingJobStatus.IsFinal(job.Status) || job.CancelRequested)
+        var trainerAlive = job is { Status: TrainingJobStatus.Running } && job.HeartbeatAt >= staleBefore;
+        if (job is null || TrainingJobStatus.IsFinal(job.Status) || trainerAlive)
         {
-            logger.LogInformation("Training job {TrainingJobId} is {Status}; nothing to run", jobId, job?.Status ?? "unknown");
-            if (job is { CancelRequested: true, Status: TrainingJobStatus.Queued }) await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled before it started", null);
+            // A duplicate message (re-sent by a sweeper, redelivered by the broker): the job's own trainer has it.
+            logger.LogInformation("Training job {TrainingJobId} is {Status}{Trainer}; nothing to run", jobId, job?.Status ?? "unknown",
+                trainerAlive ? $" on {job!.TrainerId}" : "");
+            return false;
+        }
+        if (job.CancelRequested)
+        {
+            if (await CancelAbandonedAsync(db, jobId, staleBefore, now) == 1) logger.LogInformation("Training job {TrainingJobId} cancelled before it ran (again)", jobId);
             return false;
         }
         throw new TrainerBusyException(jobId);
     }
+
+    /// <summary>
+    /// Ends a job whose cancel request no trainer will honour: still queued, or running with a trainer that stopped
+    /// beating. Returns the rows changed (0 when a live trainer holds the job, or it already ended).
+    /// </summary>
+    public static Task<int> CancelAbandonedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, DateTime now) =>
+        context.TrainingJobs
+            .Where(j => (jobId == null || j.Id == jobId) && j.CancelRequested
+                && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
+                .SetProperty(j => j.Error, j => j.Status == TrainingJobStatus.Queued
+                    ? "cancelled before it started"
+                    : "cancelled on request; its trainer stopped before it finished, and the active model is untouched")
+                .SetProperty(j => j.Stage, (string?)null)
+                .SetProperty(j => j.FinishedAt, now), CancellationToken.None);
 
     /// <summary>A cancel request found by the runner itself rather than by the heartbeat.</summary>
     private sealed class CancelRequestedException : OperationCanceledException;
@@ -276,7 +333,7 @@ public sealed class TrainingJobRunner(
             job.CandidateMetricsJson = outcome.Candidate.ToJson();
             job.BaselineMetricsJson = outcome.Baseline?.ToJson();
             job.DecisionJson = JsonSerializer.Serialize(new { promoted = outcome.Decision.Promote, reasons = outcome.Decision.Reasons });
-            job.DataCountsJson = JsonSerializer.Serialize(outcome.Counts);
+            job.DataCountsJson = JsonSerializer.Serialize(outcome.Counts, SnakeCase);
         }
         await db.SaveChangesAsync();
         Observability.ClassifierMetrics.TrainingJobFinished(status, job.StartedAt, now);

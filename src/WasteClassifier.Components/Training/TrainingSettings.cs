@@ -31,6 +31,12 @@ public sealed class TrainingSettings
     /// <summary>A running job whose heartbeat is older than this is considered dead (its trainer crashed).</summary>
     public int StaleAfterSeconds { get; set; } = 120;
 
+    /// <summary>
+    /// How often each trainer ends cancel requests no trainer will honour and, while no job runs, sends a job whose
+    /// message was lost again (<see cref="TrainingJobSweeper"/>).
+    /// </summary>
+    public int SweepSeconds { get; set; } = 30;
+
     /// <summary>Feature cache folder; defaults to {DataDirectory}/feature-cache.</summary>
     public string? CacheDirectory { get; set; }
 
@@ -48,9 +54,13 @@ public sealed class TrainingSettings
         if (StaleAfterSeconds <= HeartbeatSeconds)
             throw new InvalidOperationException(
                 $"{Section}:{nameof(StaleAfterSeconds)} is {StaleAfterSeconds}; it must be more than {Section}:{nameof(HeartbeatSeconds)} ({HeartbeatSeconds})");
+        if (SweepSeconds < 1) throw new InvalidOperationException($"{Section}:{nameof(SweepSeconds)} is {SweepSeconds}; it must be 1 or more");
         return this;
     }
 
     public string? ResolveDataset(string name) =>
-        name == "none" ? null : Datasets.TryGetValue(name, out var path) ? Path.GetFullPath(path) : throw new KeyNotFoundException(name);
+        name == "none" ? null
+        : Datasets.TryGetValue(name, out var path) ? Path.GetFullPath(path)
+        : throw new KeyNotFoundException($"dataset '{name}' is not configured on this trainer: set {Section}__{nameof(Datasets)}__{name} to its folder"
+            + $" (configured: {(Datasets.Count == 0 ? "none" : string.Join(", ", Datasets.Keys))})");
 }

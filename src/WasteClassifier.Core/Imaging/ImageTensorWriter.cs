@@ -71,9 +71,9 @@ public static class ImageTensorWriter
     /// Any decoder exception is this image's problem, not the batch's: a bug in a codec must fail one row, never the
     /// worker. Only out-of-memory and cancellation pass through.
     /// </summary>
-    private static bool IsDecoderFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
+    internal static bool IsDecoderFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
 
-    private static string Describe(Exception e) =>
+    internal static string Describe(Exception e) =>
         e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     /// <summary>

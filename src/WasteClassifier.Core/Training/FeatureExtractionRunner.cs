@@ -1,12 +1,21 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.Core.Inference;
 
 namespace WasteClassifier.Core.Training;
 
-/// <summary>Computes (or reads from the cache) every view's features for every image of a manifest.</summary>
+/// <summary>
+/// Computes (or reads from the cache) every view's features for every image of a manifest. An image that will not
+/// decode is left out and listed in <see cref="Unreadable"/>: one bad labelled upload must not fail every later job.
+/// </summary>
 public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureCache cache, Action<string> log)
 {
     private const int ImagesPerRun = 16;
+    private readonly ConcurrentDictionary<string, UnreadableImage> _unreadable = new();
+
+    /// <summary>The images the runs so far left out because they would not decode, with the decoder's reason.</summary>
+    public IReadOnlyList<UnreadableImage> Unreadable => _unreadable.Values.OrderBy(u => u.Path, StringComparer.Ordinal).ToList();
 
     public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views) =>
         Run(entries.Select(e => LoadImage(datasetDirectory, e, labels)).ToList(), views);
@@ -32,7 +41,8 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
                 log($"extracted {done}/{missing.Count} images ({done / Math.Max(0.001, started.Elapsed.TotalSeconds):F1} images/s)");
         }
 
-        return images.Select(i => new FeatureSample(i.Path, i.Label, i.Sha256, HoldOutSplit.IsHoldOut(i.Sha256),
+        if (!_unreadable.IsEmpty) log($"{_unreadable.Count} image(s) left out: they would not decode");
+        return images.Where(i => !_unreadable.ContainsKey(i.Path)).Select(i => new FeatureSample(i.Path, i.Label, i.Sha256, HoldOutSplit.IsHoldOut(i.Sha256),
             views.ToDictionary(v => v.Name, v => cache.TryGet(v.Name, i.Sha256, out var f) ? f : throw new InvalidOperationException("feature missing after extraction"))))
             .ToList();
     }
@@ -44,10 +54,29 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
         var jobs = batch.SelectMany(image => views.Where(v => !cache.TryGet(v.Name, image.Sha256, out _)).Select(v => (image, view: v))).ToList();
         var tensors = new float[jobs.Count * tensorLength];
         // Decoding and resizing cost about as much as the network; spread them over the cores.
-        Parallel.For(0, jobs.Count, j => jobs[j].view.Render(jobs[j].image.Bytes, input, tensors.AsSpan(j * tensorLength, tensorLength)));
+        Parallel.For(0, jobs.Count, j =>
+        {
+            try
+            {
+                jobs[j].view.Render(jobs[j].image.Bytes, input, tensors.AsSpan(j * tensorLength, tensorLength));
+            }
+            catch (Exception e) when (ImageTensorWriter.IsDecoderFailure(e))
+            {
+                _unreadable.TryAdd(jobs[j].image.Path, new UnreadableImage(jobs[j].image.Path, ImageTensorWriter.Describe(e)));
+            }
+        });
 
-        var features = extractor.Extract(tensors, jobs.Count);
-        foreach (var group in jobs.Select((job, j) => (job, features: features[j])).GroupBy(x => x.job.view.Name))
+        // Only the images every view of which rendered go through the network: their tensors move up over the gaps.
+        var rendered = new List<(LabelledImage image, FeatureView view)>(jobs.Count);
+        for (var j = 0; j < jobs.Count; j++)
+        {
+            if (_unreadable.ContainsKey(jobs[j].image.Path)) continue;
+            if (rendered.Count != j) tensors.AsSpan(j * tensorLength, tensorLength).CopyTo(tensors.AsSpan(rendered.Count * tensorLength, tensorLength));
+            rendered.Add(jobs[j]);
+        }
+        if (rendered.Count == 0) return;
+        var features = extractor.Extract(tensors.AsMemory(0, rendered.Count * tensorLength), rendered.Count);
+        foreach (var group in rendered.Select((job, j) => (job, features: features[j])).GroupBy(x => x.job.view.Name))
             cache.Add(group.Key, group.Select(x => (x.job.image.Sha256, x.features)).ToList());
     }
 
@@ -67,3 +96,6 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
         throw new InvalidDataException($"label '{label}' is not one of: {string.Join(", ", labels)}");
     }
 }
+
+/// <summary>A training image that would not decode, and why.</summary>
+public sealed record UnreadableImage(string Path, string Reason);

@@ -36,3 +36,15 @@ public sealed class SlowHeartbeatTrainingFixture : TrainingFixture
         ["Training:StaleAfterSeconds"] = "7200",
     };
 }
+
+/// <summary>
+/// As <see cref="TrainingFixture"/>, with the trainer's sweeper never coming round by itself: the tests run its passes, so
+/// they know which one did what.
+/// </summary>
+public sealed class ManualSweepTrainingFixture : TrainingFixture
+{
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
+    {
+        ["Training:SweepSeconds"] = "86400",
+    };
+}

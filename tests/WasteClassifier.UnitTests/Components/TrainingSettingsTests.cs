@@ -21,6 +21,27 @@ public sealed class TrainingSettingsTests
     }
 
     [Fact]
+    public void From_SweepSecondsBelowOne_ThrowsNamingTheSetting()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Training:SweepSeconds"] = "0" }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => TrainingSettings.From(configuration));
+
+        Assert.Contains("Training:SweepSeconds is 0", error.Message);
+    }
+
+    [Fact]
+    public void ResolveDataset_NotConfigured_SaysWhatToSet()
+    {
+        var settings = new TrainingSettings { Datasets = { ["waste-v1"] = "/datasets/waste-v1" } };
+
+        var error = Assert.Throws<KeyNotFoundException>(() => settings.ResolveDataset("waste-v2"));
+
+        Assert.Contains("Training__Datasets__waste-v2", error.Message);
+        Assert.Contains("configured: waste-v1", error.Message);
+    }
+
+    [Fact]
     public void From_NoSection_DefaultsThatPassTheirOwnCheck()
     {
         var settings = TrainingSettings.From(new ConfigurationBuilder().Build());

@@ -1,0 +1,72 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Components.Training;
+
+/// <summary>
+/// The job table, not the queue, is the record of what must run: a <see cref="TrainModel"/> message can be lost (the
+/// in-memory bus of the embedded default dies with its process; the broker was down when the API sent it; it waited
+/// behind a long job until its retries ran out; its trainer was killed). Every <c>Training:SweepSeconds</c>, on each
+/// trainer, this ends the cancel requests no trainer will honour and, while no job runs anywhere, sends the next due
+/// job again: the oldest queued one, or one whose trainer stopped beating. A duplicate costs nothing: the claim
+/// takes a job once, and a message for a job already taken is dropped.
+/// </summary>
+public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSettings settings, TimeProvider clock, ILogger<TrainingJobSweeper> logger)
+    : BackgroundService
+{
+    /// <summary>A job queued less than this long ago may still have its first message on the way (the API's send waits 5 s at most).</summary>
+    public static readonly TimeSpan FirstMessageGrace = TimeSpan.FromMinutes(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(settings.SweepSeconds), clock, stoppingToken);
+                await SweepAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Sweeping training jobs failed: {Reason}", e.Message);
+            }
+        }
+    }
+
+    /// <summary>One pass; returns the job it sent again, if any.</summary>
+    public async Task<Guid?> SweepAsync(CancellationToken cancellationToken)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var staleBefore = now.AddSeconds(-settings.StaleAfterSeconds);
+
+        var cancelled = await TrainingJobRunner.CancelAbandonedAsync(db, jobId: null, staleBefore, now);
+        if (cancelled > 0) logger.LogInformation("Ended {Count} training job(s) cancelled while no trainer ran them", cancelled);
+
+        // One job runs at a time: while one does, the others' messages wait in the queue or in their retries.
+        if (await db.TrainingJobs.AnyAsync(j => j.Status == TrainingJobStatus.Running && j.HeartbeatAt >= staleBefore, cancellationToken)) return null;
+        var queuedBefore = now - FirstMessageGrace;
+        var due = await db.TrainingJobs.AsNoTracking()
+            .Where(j => !j.CancelRequested
+                && ((j.Status == TrainingJobStatus.Queued && j.CreatedAt < queuedBefore)
+                    || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
+            .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.Status }).FirstOrDefaultAsync(cancellationToken);
+        if (due is null) return null;
+
+        var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+        await endpoint.Send(new TrainModel { TrainingJobId = due.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
+        logger.LogInformation("Sent training job {TrainingJobId} ({Status}) again: no job was running and its message was gone", due.Id,
+            due.Status == TrainingJobStatus.Queued ? "queued" : "its trainer stopped");
+        return due.Id;
+    }
+}

@@ -1,0 +1,40 @@
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Core.Training;
+using WasteClassifier.Testing;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Training;
+
+public sealed class FeatureExtractionRunnerTests : IDisposable
+{
+    private readonly string cacheDirectory = Directory.CreateTempSubdirectory("feature-runner-test").FullName;
+
+    [Fact]
+    public void Run_AnImageThatWillNotDecode_IsLeftOutAndNamedWhileTheOthersGetFeatures()
+    {
+        // A PNG whose header passes the upload's check but which has no pixel data: what a half-written labelled upload is.
+        var unreadable = LabelledImage.From("uploads/broken.png", 1, HostileImages.PngHeaderOnly(64, 64));
+        var good = Enumerable.Range(0, 3)
+            .Select(i => LabelledImage.From($"uploads/good-{i}.png", i % 2, TestImages.SplitPng(64, 48, new Rgb24((byte)(40 * i), 90, 200), new Rgb24(10, (byte)(60 * i), 30))))
+            .ToList();
+        var backbone = BackboneDefinition.ResNet18;
+        using var extractor = FeatureExtractor.Create(backbone);
+        var runner = new FeatureExtractionRunner(extractor, new FeatureCache(cacheDirectory, backbone.Id, backbone.FeatureWidth), _ => { });
+
+        var samples = runner.Run([good[0], unreadable, good[1], good[2]], FeatureView.ForAugmentation("flip"));
+
+        Assert.Equal(good.Select(g => g.Path), samples.Select(s => s.Path));
+        Assert.All(samples, s => Assert.Equal(2, s.Views.Count));
+        var left = Assert.Single(runner.Unreadable);
+        Assert.Equal("uploads/broken.png", left.Path);
+        Assert.False(string.IsNullOrWhiteSpace(left.Reason));
+        // Each good image's features are its own, not a neighbour's moved into the gap the broken one left.
+        using var alone = FeatureExtractor.Create(backbone);
+        var reference = new FeatureExtractionRunner(alone, new FeatureCache(Path.Combine(cacheDirectory, "reference"), backbone.Id, backbone.FeatureWidth), _ => { })
+            .Run([good[2]], [FeatureView.Original]);
+        Assert.Equal(reference[0].Original, samples[2].Original, (a, b) => Math.Abs(a - b) < 1e-4f);
+    }
+
+    public void Dispose() => Directory.Delete(cacheDirectory, recursive: true);
+}

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
@@ -12,7 +13,8 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
-/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only.
+/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only; a row claimed
+/// again meanwhile (a duplicate delivery) keeps the later claim's result.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
     ClassifierDbContext db,
@@ -87,17 +89,49 @@ public sealed class ClassificationBatchProcessor(
 
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
-            await db.SaveChangesAsync(cancellationToken);
-            Observability.ClassifierMetrics.RecordBatch(rows, classifier.Card.Version, inferenceMs, inferenceCpuMs);
+            var superseded = await SaveResultsAsync(cancellationToken);
+            var saved = superseded.Count == 0 ? rows : rows.Where(r => !superseded.Contains(r.Id)).ToList();
+            var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
+            Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
                 "({InferenceCpuMs:F1} CPU ms; claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms; {Carried} image(s) carried in their messages)",
-                rows.Count, classifier.Card.Version, good.Length, rows.Count - good.Length, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
+                rows.Count, classifier.Card.Version, completed, saved.Count - completed, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
                 phase.Elapsed.TotalMilliseconds, carried.Count);
-            return new BatchOutcome(rows.Count, good.Length, rows.Count - good.Length);
+            return new BatchOutcome(saved.Count, completed, saved.Count - completed) { Superseded = superseded.ToList() };
         }
         finally
         {
             tensors.Return(tensor);
+        }
+    }
+
+    /// <summary>
+    /// Saves the batch's results, except for rows claimed again since this batch claimed them (a duplicate delivery, or a
+    /// redelivery while this worker was still at work): their attempt count, the concurrency token, no longer matches, and
+    /// the later claim's result is the one kept, whichever finishes first. Their ids are returned. The save is one
+    /// transaction, so each such row costs one more try of it, paid only when a duplicate raced.
+    /// </summary>
+    private async Task<HashSet<Guid>> SaveResultsAsync(CancellationToken cancellationToken)
+    {
+        var superseded = new HashSet<Guid>();
+        while (true)
+        {
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                return superseded;
+            }
+            catch (DbUpdateConcurrencyException e) when (e.Entries.Count > 0 && e.Entries.All(entry => entry.Entity is Classification))
+            {
+                foreach (var entry in e.Entries)
+                {
+                    var row = (Classification)entry.Entity;
+                    logger.LogWarning("Classification {ClassificationId} was claimed again while this batch held claim {Attempt}; this result is dropped",
+                        row.Id, row.Attempts);
+                    entry.State = EntityState.Detached;
+                    superseded.Add(row.Id);
+                }
+            }
         }
     }
 
@@ -211,4 +245,17 @@ public sealed class ClassificationBatchProcessor(
     }
 }
 
-public sealed record BatchOutcome(int Processed, int Completed, int Failed);
+/// <summary>
+/// Rows a batch finished (of them completed and failed), and the ids whose results it dropped because a later claim of
+/// the same row holds it (<see cref="Superseded"/>: they are neither counted nor announced).
+/// </summary>
+public sealed record BatchOutcome(int Processed, int Completed, int Failed)
+{
+    public IReadOnlyList<Guid> Superseded { get; init; } = [];
+
+    // By value, the ids included: a record compares a list by reference.
+    public bool Equals(BatchOutcome? other) =>
+        other is not null && (Processed, Completed, Failed) == (other.Processed, other.Completed, other.Failed) && Superseded.SequenceEqual(other.Superseded);
+
+    public override int GetHashCode() => HashCode.Combine(Processed, Completed, Failed, Superseded.Count);
+}

@@ -16,7 +16,8 @@ public sealed record ClassificationClaim(IReadOnlyList<Classification> Claimed, 
 /// <summary>
 /// Claims a batch of classifications for a worker: every unfinished row among the ids is marked processing (start time,
 /// worker, one more attempt) and returned tracked, with its image, so the results' save writes only what changes next.
-/// Finished rows (redeliveries) are left alone.
+/// Finished rows (redeliveries) are left alone. A row still processing is claimed again (its worker may have died); the
+/// attempt count, a concurrency token, then lets only the latest claim's result be saved.
 /// </summary>
 public static class ClassificationClaims
 {
@@ -26,20 +27,29 @@ public static class ClassificationClaims
             ? ClaimInOneStatementAsync(db, ids, workerId, startedAt, cancellationToken)
             : ClaimByReadThenUpdateAsync(db, ids, workerId, startedAt, cancellationToken);
 
-    /// <summary>Any provider: the rows are read, then the unfinished ones updated in one statement (two round trips).</summary>
+    /// <summary>
+    /// Any provider without a retrying execution strategy (SQLite): the rows are read, then the unfinished ones updated in
+    /// one statement, both in one transaction. Microsoft.Data.Sqlite begins it IMMEDIATE, taking the write lock before the
+    /// read, so no other claim or result commits between the two: without it two claims could read the same count (and
+    /// neither's result save match it), and a row completed meanwhile was marked processing again.
+    /// </summary>
     private static async Task<ClassificationClaim> ClaimByReadThenUpdateAsync(ClassifierDbContext db, IReadOnlyCollection<Guid> ids, string workerId,
         DateTime startedAt, CancellationToken cancellationToken)
     {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var rows = await db.Classifications.Include(c => c.Image).Where(c => ids.Contains(c.Id)).ToListAsync(cancellationToken);
         var missing = ids.Except(rows.Select(r => r.Id)).ToList();
         var pending = rows.Where(r => !ClassificationStatus.IsFinal(r.Status)).ToList();
         if (pending.Count == 0) return new ClassificationClaim(pending, missing);
         var pendingIds = pending.Select(r => r.Id).ToList();
-        await db.Classifications.Where(c => pendingIds.Contains(c.Id)).ExecuteUpdateAsync(set => set
+        var final = ClassificationStatus.Final;
+        // Not final, as in PostgreSQL's statement: the lock makes it redundant, but a claim must never reopen a result.
+        await db.Classifications.Where(c => pendingIds.Contains(c.Id) && !final.Contains(c.Status)).ExecuteUpdateAsync(set => set
             .SetProperty(c => c.Status, ClassificationStatus.Processing)
             .SetProperty(c => c.StartedAt, startedAt)
             .SetProperty(c => c.WorkerId, workerId)
             .SetProperty(c => c.Attempts, c => c.Attempts + 1), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
         foreach (var row in pending)
         {
             row.Status = ClassificationStatus.Processing;

@@ -1,4 +1,7 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -23,6 +26,117 @@ public sealed class ClassificationClaimsTests
 
     [Fact]
     public Task Claim_OnSqlite_ReturnsRowsAsEfCoreReadsThemAndTheSaveWritesOnlyChanges() => WithDatabaseAsync(DatabaseProviders.Sqlite, ClaimedRowsAreTrackedAsync);
+
+    [IntegrationFact]
+    public Task Save_OnPostgres_OlderClaimSavesLast_IsRefusedAndTheLaterClaimsResultKept() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, OlderClaimCannotOverwriteAsync);
+
+    [Fact]
+    public Task Save_OnSqlite_OlderClaimSavesLast_IsRefusedAndTheLaterClaimsResultKept() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, OlderClaimCannotOverwriteAsync);
+
+    [Fact]
+    public async Task Claim_OnSqlite_ResultCommittedBetweenReadAndUpdate_IsNeverReopened()
+    {
+        var race = new CommitBeforeClaimUpdate();
+        await WithDatabaseAsync(DatabaseProviders.Sqlite, async newContext =>
+        {
+            await using (var db = newContext())
+            {
+                race.Id = Add(db, Image("e"), ClassificationStatus.Queued, attempts: 0);
+                await db.SaveChangesAsync();
+            }
+
+            await using (var db = newContext())
+            {
+                var claim = await db.ClaimAsync([race.Id], "worker-7", StartedAt, CancellationToken.None);
+                Assert.True(race.Tried);
+                await using var reader = newContext();
+                var row = await reader.Classifications.AsNoTracking().SingleAsync(c => c.Id == race.Id);
+                if (race.Committed)
+                {
+                    // The other worker's result came first: it stays, and this claim holds nothing.
+                    Assert.Equal((ClassificationStatus.Completed, "glass", 0), (row.Status, row.PredictedClass, row.Attempts));
+                }
+                else
+                {
+                    // The claim held the write lock from its read on, so the other commit waited: a clean claim.
+                    Assert.Equal((ClassificationStatus.Processing, 1, "worker-7"), (row.Status, row.Attempts, row.WorkerId));
+                    Assert.Equal([race.Id], claim.Claimed.Select(r => r.Id));
+                }
+            }
+        }, race);
+    }
+
+    /// <summary>
+    /// Two claims of one row (a duplicate delivery while the first worker still runs): the older claim's save, coming
+    /// last, must not replace the later claim's result; it fails as a concurrency conflict, which the worker drops.
+    /// </summary>
+    private static async Task OlderClaimCannotOverwriteAsync(Func<ClassifierDbContext> newContext)
+    {
+        Guid id;
+        await using (var db = newContext())
+        {
+            id = Add(db, Image("f"), ClassificationStatus.Queued, attempts: 0);
+            await db.SaveChangesAsync();
+        }
+
+        await using var older = newContext();
+        await using var later = newContext();
+        var olderRow = (await older.ClaimAsync([id], "worker-old", StartedAt, CancellationToken.None)).Claimed.Single();
+        var laterRow = (await later.ClaimAsync([id], "worker-new", StartedAt.AddSeconds(1), CancellationToken.None)).Claimed.Single();
+        Assert.Equal((1, 2), (olderRow.Attempts, laterRow.Attempts));
+
+        laterRow.Status = ClassificationStatus.Completed;
+        laterRow.PredictedClass = "glass";
+        await later.SaveChangesAsync();
+        olderRow.Status = ClassificationStatus.Failed;
+        olderRow.ErrorCode = "corrupt_image";
+        olderRow.WorkerId = "worker-old";
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => older.SaveChangesAsync());
+
+        await using (var db = newContext())
+        {
+            var saved = await db.Classifications.AsNoTracking().SingleAsync(c => c.Id == id);
+            Assert.Equal((ClassificationStatus.Completed, "glass", (string?)null, "worker-new", 2),
+                (saved.Status, saved.PredictedClass, saved.ErrorCode, saved.WorkerId, saved.Attempts));
+        }
+    }
+
+    /// <summary>
+    /// Right before the claim's UPDATE, another worker's result is committed on its own connection (waiting at most a
+    /// second for SQLite's lock): the window between the read-then-update claim's two statements.
+    /// </summary>
+    private sealed class CommitBeforeClaimUpdate : DbCommandInterceptor
+    {
+        public Guid Id { get; set; }
+        public bool Tried { get; private set; }
+        public bool Committed { get; private set; }
+
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            // Once, at the claim's UPDATE (migrations run before the row exists).
+            if (Id == Guid.Empty || Tried || !command.CommandText.TrimStart().StartsWith("UPDATE", StringComparison.OrdinalIgnoreCase)) return result;
+            Tried = true;
+            var connection = new SqliteConnectionStringBuilder(command.Connection!.ConnectionString) { DefaultTimeout = 1 };
+            await using var other = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>()
+                .UseSqlite(connection.ConnectionString).UseSnakeCaseNamingConvention().Options);
+            try
+            {
+                await other.Classifications.Where(c => c.Id == Id).ExecuteUpdateAsync(set => set
+                    .SetProperty(c => c.Status, ClassificationStatus.Completed)
+                    .SetProperty(c => c.PredictedClass, "glass"), cancellationToken);
+                Committed = true;
+            }
+            catch (SqliteException e) when (e.SqliteErrorCode == SQLitePCL.raw.SQLITE_BUSY)
+            {
+                // The claim holds the write lock.
+            }
+            return result;
+        }
+    }
 
     private static async Task ClaimMarksTheUnfinishedRowsAsync(Func<ClassifierDbContext> newContext)
     {
@@ -138,7 +252,8 @@ public sealed class ClassificationClaimsTests
     }
 
     /// <summary>A fresh, migrated database of the provider, configured as the services configure theirs, for one test.</summary>
-    private static async Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test)
+    private static async Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test,
+        IInterceptor? interceptor = null)
     {
         var folder = Directory.CreateTempSubdirectory("wc-claims-");
         var options = new DatabaseOptions { Provider = provider };
@@ -147,6 +262,7 @@ public sealed class ClassificationClaimsTests
         {
             var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
             DatabaseExtensions.Configure(builder, options, folder.FullName);
+            if (interceptor is not null) builder.AddInterceptors(interceptor);
             return new ClassifierDbContext(builder.Options);
         }
         try
@@ -157,7 +273,7 @@ public sealed class ClassificationClaimsTests
         finally
         {
             if (options.ConnectionString is { } connectionString) await TestServices.DropDatabaseAsync(connectionString);
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            SqliteConnection.ClearAllPools();
             folder.Delete(recursive: true);
         }
     }

@@ -66,6 +66,29 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_RowClaimedAgainAndFinishedWhileTheBatchRuns_ItsResultIsDroppedAndTheRestSaved()
+    {
+        var taken = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var kept = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        // A duplicate delivery claims the row while this batch fetches its image, and saves its result first.
+        _store.BeforeRead = async key =>
+        {
+            if (key != taken.ObjectKey) return;
+            await using var other = _database.NewContext();
+            var row = (await other.ClaimAsync([taken.ClassificationId], "worker-2", DateTime.UtcNow, CancellationToken.None)).Claimed.Single();
+            (row.Status, row.PredictedClass, row.CompletedAt) = (ClassificationStatus.Completed, "middle", DateTime.UtcNow);
+            await other.SaveChangesAsync();
+        };
+
+        var outcome = await Processor().ProcessAsync([taken, kept], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0) { Superseded = [taken.ClassificationId] }, outcome);
+        var rows = await Rows([taken, kept]);
+        Assert.Equal(("completed", "middle", "worker-2", 2), (rows[0].Status, rows[0].PredictedClass, rows[0].WorkerId, rows[0].Attempts));
+        Assert.Equal(("completed", "low", "worker-1", 1), (rows[1].Status, rows[1].PredictedClass, rows[1].WorkerId, rows[1].Attempts));
+    }
+
+    [Fact]
     public async Task Process_MessageWithoutRow_IsDroppedAndTheRestCompletes()
     {
         var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));

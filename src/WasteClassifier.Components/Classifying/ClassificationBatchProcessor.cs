@@ -37,9 +37,18 @@ public sealed class ClassificationBatchProcessor(
     {
         // Phase timings go into the batch's log line: where a slow batch spends its time.
         var phase = Stopwatch.StartNew();
-        var rows = await ClaimRowsAsync(messages, cancellationToken);
-        if (rows.Count == 0) return new BatchOutcome(0, 0, 0);
+        var claimed = await ClaimRowsAsync(messages, cancellationToken);
+        if (claimed.Count == 0) return new BatchOutcome(0, 0, 0);
         var claimMs = phase.Elapsed.TotalMilliseconds;
+
+        // Rows claimed too often were failed by the claim itself: no image is read for them, and no model is needed.
+        var rows = claimed.Where(r => r.Status == ClassificationStatus.Processing).ToList();
+        if (rows.Count < claimed.Count)
+        {
+            var now = clock.GetUtcNow().UtcDateTime;
+            foreach (var row in claimed.Where(r => r.Status != ClassificationStatus.Processing)) GaveUp(row, now);
+            if (rows.Count == 0) return await SaveAsync(claimed, cancellationToken);
+        }
 
         using var lease = await models.AcquireAsync(cancellationToken);
         var classifier = lease.Classifier;
@@ -90,7 +99,7 @@ public sealed class ClassificationBatchProcessor(
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
             var superseded = await SaveResultsAsync(cancellationToken);
-            var saved = superseded.Count == 0 ? rows : rows.Where(r => !superseded.Contains(r.Id)).ToList();
+            var saved = superseded.Count == 0 ? claimed : claimed.Where(r => !superseded.Contains(r.Id)).ToList();
             var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
             Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
@@ -103,6 +112,15 @@ public sealed class ClassificationBatchProcessor(
         {
             tensors.Return(tensor);
         }
+    }
+
+    /// <summary>A batch with nothing to classify: only rows the claim failed for too many attempts.</summary>
+    private async Task<BatchOutcome> SaveAsync(List<Classification> claimed, CancellationToken cancellationToken)
+    {
+        var superseded = await SaveResultsAsync(cancellationToken);
+        var saved = claimed.Where(r => !superseded.Contains(r.Id)).ToList();
+        Observability.ClassifierMetrics.RecordRows(saved);
+        return new BatchOutcome(saved.Count, 0, saved.Count) { Superseded = superseded.ToList() };
     }
 
     /// <summary>
@@ -135,11 +153,14 @@ public sealed class ClassificationBatchProcessor(
         }
     }
 
-    /// <summary>Marks the batch's unfinished rows processing and loads them; finished rows (redeliveries) are skipped.</summary>
+    /// <summary>
+    /// Marks the batch's unfinished rows processing (or failed, when claimed too often) and loads them; finished rows
+    /// (redeliveries) are skipped.
+    /// </summary>
     private async Task<List<Classification>> ClaimRowsAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
         var ids = messages.Select(m => m.ClassificationId).Distinct().ToList();
-        var claim = await db.ClaimAsync(ids, options.Id, clock.GetUtcNow().UtcDateTime, cancellationToken);
+        var claim = await db.ClaimAsync(ids, options.Id, clock.GetUtcNow().UtcDateTime, options.MaxAttempts, cancellationToken);
         foreach (var missing in claim.Missing)
             logger.LogWarning("No classification row {ClassificationId}; message dropped", missing);
         return claim.Claimed.OrderBy(r => ids.IndexOf(r.Id)).ToList();
@@ -231,6 +252,12 @@ public sealed class ClassificationBatchProcessor(
         row.Status = ClassificationStatus.Failed;
         row.ErrorCode = code;
         row.Error = message;
+        SetTimings(row, inferenceMs: null, batchSize: null, completedAt);
+    }
+
+    private void GaveUp(Classification row, DateTime completedAt)
+    {
+        logger.LogWarning("Classification {ClassificationId} failed: {ErrorCode} {Error}", row.Id, row.ErrorCode, row.Error);
         SetTimings(row, inferenceMs: null, batchSize: null, completedAt);
     }
 

@@ -26,6 +26,13 @@ public sealed class WorkerOptions
     /// <summary>Threads decoding images of one batch; defaults to the core count.</summary>
     public int DecodeParallelism { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// Claims of one row before it is failed (<c>too_many_attempts</c>) instead of processed: a batch that stops its worker
+    /// (out of memory, a native crash) is otherwise redelivered for ever. Every try claims the row, the in-process retries
+    /// of a transient fault included (up to 7 in one delivery), so the default leaves them whole and a few redeliveries more.
+    /// </summary>
+    public int MaxAttempts { get; set; } = 10;
+
     /// <summary>Largest accepted image, width × height, checked from the header before decoding.</summary>
     public long MaxPixels { get; set; } = 40_000_000;
 }

@@ -14,6 +14,7 @@ namespace WasteClassifier.IntegrationTests.Persistence;
 public sealed class ClassificationClaimsTests
 {
     private static readonly DateTime StartedAt = new(2026, 11, 29, 12, 0, 0, DateTimeKind.Utc);
+    private const int MaxAttempts = 3;
 
     [IntegrationFact]
     public Task Claim_OnPostgres_MarksTheUnfinishedRowsAndReportsTheMissing() => WithDatabaseAsync(DatabaseProviders.Postgres, ClaimMarksTheUnfinishedRowsAsync);
@@ -35,6 +36,12 @@ public sealed class ClassificationClaimsTests
     public Task Save_OnSqlite_OlderClaimSavesLast_IsRefusedAndTheLaterClaimsResultKept() =>
         WithDatabaseAsync(DatabaseProviders.Sqlite, OlderClaimCannotOverwriteAsync);
 
+    [IntegrationFact]
+    public Task Claim_OnPostgres_RowClaimedMaxAttemptsTimes_IsFailedInsteadOfClaimed() => WithDatabaseAsync(DatabaseProviders.Postgres, GivesUpAfterMaxAttemptsAsync);
+
+    [Fact]
+    public Task Claim_OnSqlite_RowClaimedMaxAttemptsTimes_IsFailedInsteadOfClaimed() => WithDatabaseAsync(DatabaseProviders.Sqlite, GivesUpAfterMaxAttemptsAsync);
+
     [Fact]
     public async Task Claim_OnSqlite_ResultCommittedBetweenReadAndUpdate_IsNeverReopened()
     {
@@ -49,7 +56,7 @@ public sealed class ClassificationClaimsTests
 
             await using (var db = newContext())
             {
-                var claim = await db.ClaimAsync([race.Id], "worker-7", StartedAt, CancellationToken.None);
+                var claim = await db.ClaimAsync([race.Id], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
                 Assert.True(race.Tried);
                 await using var reader = newContext();
                 var row = await reader.Classifications.AsNoTracking().SingleAsync(c => c.Id == race.Id);
@@ -68,6 +75,38 @@ public sealed class ClassificationClaimsTests
         }, race);
     }
 
+    private static async Task GivesUpAfterMaxAttemptsAsync(Func<ClassifierDbContext> newContext)
+    {
+        Guid last, exhausted;
+        await using (var db = newContext())
+        {
+            // Redelivered after its batch stopped the worker each time: one claim left, and none.
+            last = Add(db, Image("g"), ClassificationStatus.Processing, attempts: MaxAttempts - 1);
+            exhausted = Add(db, Image("h"), ClassificationStatus.Processing, attempts: MaxAttempts);
+            await db.SaveChangesAsync();
+        }
+
+        await using (var db = newContext())
+        {
+            var claim = await db.ClaimAsync([last, exhausted], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
+            var returned = claim.Claimed.ToDictionary(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, MaxAttempts, (string?)null), (returned[last].Status, returned[last].Attempts, returned[last].ErrorCode));
+            Assert.Equal((ClassificationStatus.Failed, MaxAttempts + 1, ClassificationClaims.TooManyAttempts, StartedAt),
+                (returned[exhausted].Status, returned[exhausted].Attempts, returned[exhausted].ErrorCode, returned[exhausted].CompletedAt));
+            Assert.Equal(ClassificationClaims.TooManyAttemptsMessage(MaxAttempts), returned[exhausted].Error);
+            Assert.Equal(EntityState.Unchanged, db.Entry(returned[exhausted]).State);
+        }
+
+        await using (var db = newContext())
+        {
+            var rows = await db.Classifications.AsNoTracking().ToDictionaryAsync(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, MaxAttempts, null, null), (rows[last].Status, rows[last].Attempts, rows[last].ErrorCode, rows[last].CompletedAt));
+            Assert.Equal((ClassificationStatus.Failed, MaxAttempts + 1, ClassificationClaims.TooManyAttempts, StartedAt, "worker-7"),
+                (rows[exhausted].Status, rows[exhausted].Attempts, rows[exhausted].ErrorCode, rows[exhausted].CompletedAt, rows[exhausted].WorkerId));
+            Assert.Contains("claimed 3 times", rows[exhausted].Error);
+        }
+    }
+
     /// <summary>
     /// Two claims of one row (a duplicate delivery while the first worker still runs): the older claim's save, coming
     /// last, must not replace the later claim's result; it fails as a concurrency conflict, which the worker drops.
@@ -83,8 +122,8 @@ public sealed class ClassificationClaimsTests
 
         await using var older = newContext();
         await using var later = newContext();
-        var olderRow = (await older.ClaimAsync([id], "worker-old", StartedAt, CancellationToken.None)).Claimed.Single();
-        var laterRow = (await later.ClaimAsync([id], "worker-new", StartedAt.AddSeconds(1), CancellationToken.None)).Claimed.Single();
+        var olderRow = (await older.ClaimAsync([id], "worker-old", StartedAt, MaxAttempts, CancellationToken.None)).Claimed.Single();
+        var laterRow = (await later.ClaimAsync([id], "worker-new", StartedAt.AddSeconds(1), MaxAttempts, CancellationToken.None)).Claimed.Single();
         Assert.Equal((1, 2), (olderRow.Attempts, laterRow.Attempts));
 
         laterRow.Status = ClassificationStatus.Completed;
@@ -155,7 +194,7 @@ public sealed class ClassificationClaimsTests
 
         await using (var db = newContext())
         {
-            var claim = await db.ClaimAsync([queued, processing, completed, failed, missing], "worker-7", StartedAt, CancellationToken.None);
+            var claim = await db.ClaimAsync([queued, processing, completed, failed, missing], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
 
             Assert.Equal(new[] { queued, processing }.Order(), claim.Claimed.Select(r => r.Id).Order());
             Assert.Equal([missing], claim.Missing);
@@ -193,7 +232,7 @@ public sealed class ClassificationClaimsTests
 
         await using (var db = newContext())
         {
-            var row = (await db.ClaimAsync([id], "worker-7", StartedAt, CancellationToken.None)).Claimed.Single();
+            var row = (await db.ClaimAsync([id], "worker-7", StartedAt, MaxAttempts, CancellationToken.None)).Claimed.Single();
             await using (var reader = newContext())
             {
                 // Every column, the image's included, as EF Core's own query materializes it.

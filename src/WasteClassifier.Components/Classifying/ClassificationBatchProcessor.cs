@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
@@ -98,7 +97,7 @@ public sealed class ClassificationBatchProcessor(
 
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
-            var superseded = await SaveResultsAsync(cancellationToken);
+            var superseded = await SaveResultsAsync(claimed, cancellationToken);
             var saved = superseded.Count == 0 ? claimed : claimed.Where(r => !superseded.Contains(r.Id)).ToList();
             var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
             Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
@@ -117,40 +116,23 @@ public sealed class ClassificationBatchProcessor(
     /// <summary>A batch with nothing to classify: only rows the claim failed for too many attempts.</summary>
     private async Task<BatchOutcome> SaveAsync(List<Classification> claimed, CancellationToken cancellationToken)
     {
-        var superseded = await SaveResultsAsync(cancellationToken);
+        var superseded = await SaveResultsAsync(claimed, cancellationToken);
         var saved = claimed.Where(r => !superseded.Contains(r.Id)).ToList();
         Observability.ClassifierMetrics.RecordRows(saved);
         return new BatchOutcome(saved.Count, 0, saved.Count) { Superseded = superseded.ToList() };
     }
 
     /// <summary>
-    /// Saves the batch's results, except for rows claimed again since this batch claimed them (a duplicate delivery, or a
-    /// redelivery while this worker was still at work): their attempt count, the concurrency token, no longer matches, and
-    /// the later claim's result is the one kept, whichever finishes first. Their ids are returned. The save is one
-    /// transaction, so each such row costs one more try of it, paid only when a duplicate raced.
+    /// Saves the batch's results but those of rows claimed again meanwhile (a duplicate delivery, or a redelivery while this
+    /// worker was still at work): the later claim's result is the one kept. Their ids are returned.
     /// </summary>
-    private async Task<HashSet<Guid>> SaveResultsAsync(CancellationToken cancellationToken)
+    private async Task<IReadOnlySet<Guid>> SaveResultsAsync(List<Classification> claimed, CancellationToken cancellationToken)
     {
-        var superseded = new HashSet<Guid>();
-        while (true)
-        {
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-                return superseded;
-            }
-            catch (DbUpdateConcurrencyException e) when (e.Entries.Count > 0 && e.Entries.All(entry => entry.Entity is Classification))
-            {
-                foreach (var entry in e.Entries)
-                {
-                    var row = (Classification)entry.Entity;
-                    logger.LogWarning("Classification {ClassificationId} was claimed again while this batch held claim {Attempt}; this result is dropped",
-                        row.Id, row.Attempts);
-                    entry.State = EntityState.Detached;
-                    superseded.Add(row.Id);
-                }
-            }
-        }
+        var superseded = await db.SaveClaimedResultsAsync(cancellationToken);
+        foreach (var row in claimed.Where(r => superseded.Contains(r.Id)))
+            logger.LogWarning("Classification {ClassificationId} was claimed again while this batch held claim {Attempt}; this result is dropped",
+                row.Id, row.Attempts);
+        return superseded;
     }
 
     /// <summary>

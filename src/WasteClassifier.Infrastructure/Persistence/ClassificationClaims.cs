@@ -38,6 +38,33 @@ public static class ClassificationClaims
             : ClaimByReadThenUpdateAsync(db, ids, workerId, startedAt, maxAttempts, cancellationToken);
 
     /// <summary>
+    /// Saves a batch's results, except for rows claimed again since this context claimed them: their attempt count, the
+    /// concurrency token, no longer matches, so the later claim's result is the one kept, whichever finishes first. Returns
+    /// those rows' ids (detached, unsaved). The save is one transaction, refused whole at the first such row, so each one
+    /// costs one more try of it, paid only when a duplicate raced.
+    /// </summary>
+    public static async Task<IReadOnlySet<Guid>> SaveClaimedResultsAsync(this ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        var superseded = new HashSet<Guid>();
+        while (true)
+        {
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                return superseded;
+            }
+            catch (DbUpdateConcurrencyException e) when (e.Entries.Count > 0 && e.Entries.All(entry => entry.Entity is Classification))
+            {
+                foreach (var entry in e.Entries)
+                {
+                    superseded.Add(((Classification)entry.Entity).Id);
+                    entry.State = EntityState.Detached;
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Any provider without a retrying execution strategy (SQLite): the rows are read, then the unfinished ones updated in
     /// one statement, both in one transaction. Microsoft.Data.Sqlite begins it IMMEDIATE, taking the write lock before the
     /// read, so no other claim or result commits between the two: without it two claims could read the same count (and

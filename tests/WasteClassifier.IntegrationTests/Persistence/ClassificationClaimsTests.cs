@@ -37,6 +37,14 @@ public sealed class ClassificationClaimsTests
         WithDatabaseAsync(DatabaseProviders.Sqlite, OlderClaimCannotOverwriteAsync);
 
     [IntegrationFact]
+    public Task SaveClaimedResults_OnPostgres_RowsClaimedAgain_AreLeftToTheLaterClaimAndTheRestSaved() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, SupersededRowsAreDroppedAsync);
+
+    [Fact]
+    public Task SaveClaimedResults_OnSqlite_RowsClaimedAgain_AreLeftToTheLaterClaimAndTheRestSaved() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, SupersededRowsAreDroppedAsync);
+
+    [IntegrationFact]
     public Task Claim_OnPostgres_RowClaimedMaxAttemptsTimes_IsFailedInsteadOfClaimed() => WithDatabaseAsync(DatabaseProviders.Postgres, GivesUpAfterMaxAttemptsAsync);
 
     [Fact]
@@ -139,6 +147,43 @@ public sealed class ClassificationClaimsTests
             var saved = await db.Classifications.AsNoTracking().SingleAsync(c => c.Id == id);
             Assert.Equal((ClassificationStatus.Completed, "glass", (string?)null, "worker-new", 2),
                 (saved.Status, saved.PredictedClass, saved.ErrorCode, saved.WorkerId, saved.Attempts));
+        }
+    }
+
+    /// <summary>
+    /// A batch of four whose first and third rows were claimed again by a duplicate delivery, one of them finished by it
+    /// already: the batch's save, as the worker makes it, keeps the later claims' rows and saves its own two.
+    /// </summary>
+    private static async Task SupersededRowsAreDroppedAsync(Func<ClassifierDbContext> newContext)
+    {
+        List<Guid> ids;
+        await using (var db = newContext())
+        {
+            ids = Enumerable.Range(0, 4).Select(i => Add(db, Image($"{(char)('i' + i)}"), ClassificationStatus.Queued, attempts: 0)).ToList();
+            await db.SaveChangesAsync();
+        }
+
+        await using var older = newContext();
+        var batch = (await older.ClaimAsync(ids, "worker-old", StartedAt, MaxAttempts, CancellationToken.None)).Claimed;
+        await using (var later = newContext())
+        {
+            var taken = (await later.ClaimAsync([ids[0], ids[2]], "worker-new", StartedAt.AddSeconds(1), MaxAttempts, CancellationToken.None)).Claimed;
+            var finished = taken.Single(r => r.Id == ids[2]);
+            (finished.Status, finished.PredictedClass) = (ClassificationStatus.Completed, "glass");
+            await later.SaveChangesAsync();
+        }
+        foreach (var row in batch) (row.Status, row.PredictedClass) = (ClassificationStatus.Completed, "metal");
+
+        var superseded = await older.SaveClaimedResultsAsync(CancellationToken.None);
+
+        Assert.Equal(new[] { ids[0], ids[2] }.Order(), superseded.Order());
+        await using (var db = newContext())
+        {
+            var rows = await db.Classifications.AsNoTracking().ToDictionaryAsync(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, (string?)null, "worker-new", 2), (rows[ids[0]].Status, rows[ids[0]].PredictedClass, rows[ids[0]].WorkerId, rows[ids[0]].Attempts));
+            Assert.Equal((ClassificationStatus.Completed, "glass", "worker-new", 2), (rows[ids[2]].Status, rows[ids[2]].PredictedClass, rows[ids[2]].WorkerId, rows[ids[2]].Attempts));
+            foreach (var id in new[] { ids[1], ids[3] })
+                Assert.Equal((ClassificationStatus.Completed, "metal", "worker-old", 1), (rows[id].Status, rows[id].PredictedClass, rows[id].WorkerId, rows[id].Attempts));
         }
     }
 

@@ -26,10 +26,11 @@ public static class ComponentsExtensions
     public static IServiceCollection AddClassificationWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddModelRegistry(configuration);
+        // Validated here, so a bad setting stops the process before it serves.
+        var worker = (configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions()).Validated();
         services.TryAddSingleton(sp =>
         {
-            var worker = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
-            if (worker.PipelineDepth <= 0) worker.PipelineDepth = sp.GetRequiredService<ModelOptions>().ResolvedLanes + 1;
+            if (worker.PipelineDepth == 0) worker.PipelineDepth = sp.GetRequiredService<ModelOptions>().ResolvedLanes + 1;
             return worker;
         });
         services.TryAddSingleton<ModelLanes>();

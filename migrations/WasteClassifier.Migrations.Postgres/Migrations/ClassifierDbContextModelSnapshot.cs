@@ -34,6 +34,7 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnName("all_predictions");
 
                     b.Property<int>("Attempts")
+                        .IsConcurrencyToken()
                         .HasColumnType("integer")
                         .HasColumnName("attempts");
 

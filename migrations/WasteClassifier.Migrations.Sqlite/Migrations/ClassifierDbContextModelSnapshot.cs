@@ -29,6 +29,7 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnName("all_predictions");
 
                     b.Property<int>("Attempts")
+                        .IsConcurrencyToken()
                         .HasColumnType("INTEGER")
                         .HasColumnName("attempts");
 

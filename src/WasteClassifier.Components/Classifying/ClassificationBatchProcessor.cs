@@ -12,7 +12,8 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
-/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only.
+/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only; a row claimed
+/// again meanwhile (a duplicate delivery) keeps the later claim's result.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
     ClassifierDbContext db,
@@ -35,9 +36,18 @@ public sealed class ClassificationBatchProcessor(
     {
         // Phase timings go into the batch's log line: where a slow batch spends its time.
         var phase = Stopwatch.StartNew();
-        var rows = await ClaimRowsAsync(messages, cancellationToken);
-        if (rows.Count == 0) return new BatchOutcome(0, 0, 0);
+        var claimed = await ClaimRowsAsync(messages, cancellationToken);
+        if (claimed.Count == 0) return new BatchOutcome(0, 0, 0);
         var claimMs = phase.Elapsed.TotalMilliseconds;
+
+        // Rows claimed too often were failed by the claim itself: no image is read for them, and no model is needed.
+        var rows = claimed.Where(r => r.Status == ClassificationStatus.Processing).ToList();
+        if (rows.Count < claimed.Count)
+        {
+            var now = clock.GetUtcNow().UtcDateTime;
+            foreach (var row in claimed.Where(r => r.Status != ClassificationStatus.Processing)) GaveUp(row, now);
+            if (rows.Count == 0) return await SaveAsync(claimed, cancellationToken);
+        }
 
         using var lease = await models.AcquireAsync(cancellationToken);
         var classifier = lease.Classifier;
@@ -87,13 +97,15 @@ public sealed class ClassificationBatchProcessor(
 
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
-            await db.SaveChangesAsync(cancellationToken);
-            Observability.ClassifierMetrics.RecordBatch(rows, classifier.Card.Version, inferenceMs, inferenceCpuMs);
+            var superseded = await SaveResultsAsync(claimed, cancellationToken);
+            var saved = superseded.Count == 0 ? claimed : claimed.Where(r => !superseded.Contains(r.Id)).ToList();
+            var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
+            Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
                 "({InferenceCpuMs:F1} CPU ms; claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms; {Carried} image(s) carried in their messages)",
-                rows.Count, classifier.Card.Version, good.Length, rows.Count - good.Length, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
+                rows.Count, classifier.Card.Version, completed, saved.Count - completed, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
                 phase.Elapsed.TotalMilliseconds, carried.Count);
-            return new BatchOutcome(rows.Count, good.Length, rows.Count - good.Length);
+            return new BatchOutcome(saved.Count, completed, saved.Count - completed) { Superseded = superseded.ToList() };
         }
         finally
         {
@@ -101,11 +113,36 @@ public sealed class ClassificationBatchProcessor(
         }
     }
 
-    /// <summary>Marks the batch's unfinished rows processing and loads them; finished rows (redeliveries) are skipped.</summary>
+    /// <summary>A batch with nothing to classify: only rows the claim failed for too many attempts.</summary>
+    private async Task<BatchOutcome> SaveAsync(List<Classification> claimed, CancellationToken cancellationToken)
+    {
+        var superseded = await SaveResultsAsync(claimed, cancellationToken);
+        var saved = claimed.Where(r => !superseded.Contains(r.Id)).ToList();
+        Observability.ClassifierMetrics.RecordRows(saved);
+        return new BatchOutcome(saved.Count, 0, saved.Count) { Superseded = superseded.ToList() };
+    }
+
+    /// <summary>
+    /// Saves the batch's results but those of rows claimed again meanwhile (a duplicate delivery, or a redelivery while this
+    /// worker was still at work): the later claim's result is the one kept. Their ids are returned.
+    /// </summary>
+    private async Task<IReadOnlySet<Guid>> SaveResultsAsync(List<Classification> claimed, CancellationToken cancellationToken)
+    {
+        var superseded = await db.SaveClaimedResultsAsync(cancellationToken);
+        foreach (var row in claimed.Where(r => superseded.Contains(r.Id)))
+            logger.LogWarning("Classification {ClassificationId} was claimed again while this batch held claim {Attempt}; this result is dropped",
+                row.Id, row.Attempts);
+        return superseded;
+    }
+
+    /// <summary>
+    /// Marks the batch's unfinished rows processing (or failed, when claimed too often) and loads them; finished rows
+    /// (redeliveries) are skipped.
+    /// </summary>
     private async Task<List<Classification>> ClaimRowsAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
         var ids = messages.Select(m => m.ClassificationId).Distinct().ToList();
-        var claim = await db.ClaimAsync(ids, options.Id, clock.GetUtcNow().UtcDateTime, cancellationToken);
+        var claim = await db.ClaimAsync(ids, options.Id, clock.GetUtcNow().UtcDateTime, options.MaxAttempts, cancellationToken);
         foreach (var missing in claim.Missing)
             logger.LogWarning("No classification row {ClassificationId}; message dropped", missing);
         return claim.Claimed.OrderBy(r => ids.IndexOf(r.Id)).ToList();
@@ -200,6 +237,12 @@ public sealed class ClassificationBatchProcessor(
         SetTimings(row, inferenceMs: null, batchSize: null, completedAt);
     }
 
+    private void GaveUp(Classification row, DateTime completedAt)
+    {
+        logger.LogWarning("Classification {ClassificationId} failed: {ErrorCode} {Error}", row.Id, row.ErrorCode, row.Error);
+        SetTimings(row, inferenceMs: null, batchSize: null, completedAt);
+    }
+
     private void SetTimings(Classification row, double? inferenceMs, int? batchSize, DateTime completedAt)
     {
         row.WorkerId = options.Id;
@@ -211,4 +254,17 @@ public sealed class ClassificationBatchProcessor(
     }
 }
 
-public sealed record BatchOutcome(int Processed, int Completed, int Failed);
+/// <summary>
+/// Rows a batch finished (of them completed and failed), and the ids whose results it dropped because a later claim of
+/// the same row holds it (<see cref="Superseded"/>: they are neither counted nor announced).
+/// </summary>
+public sealed record BatchOutcome(int Processed, int Completed, int Failed)
+{
+    public IReadOnlyList<Guid> Superseded { get; init; } = [];
+
+    // By value, the ids included: a record compares a list by reference.
+    public bool Equals(BatchOutcome? other) =>
+        other is not null && (Processed, Completed, Failed) == (other.Processed, other.Completed, other.Failed) && Superseded.SequenceEqual(other.Superseded);
+
+    public override int GetHashCode() => HashCode.Combine(Processed, Completed, Failed, Superseded.Count);
+}

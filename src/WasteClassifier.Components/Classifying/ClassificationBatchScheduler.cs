@@ -29,9 +29,10 @@ public sealed class ClassificationBatchScheduler
         : this(async (messages, cancellationToken) =>
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
+            var outcome = await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
+            // A superseded row's result is announced by the claim that wrote it.
             await scope.ServiceProvider.GetRequiredService<ClassificationsFinishedNotifier>()
-                .NotifyAsync(messages.Select(m => m.ClassificationId).Distinct().ToList(), cancellationToken);
+                .NotifyAsync(messages.Select(m => m.ClassificationId).Distinct().Except(outcome.Superseded).ToList(), cancellationToken);
         }, options, lanes, logger)
     {
     }

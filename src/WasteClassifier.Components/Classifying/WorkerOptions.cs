@@ -26,6 +26,38 @@ public sealed class WorkerOptions
     /// <summary>Threads decoding images of one batch; defaults to the core count.</summary>
     public int DecodeParallelism { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// Claims of one row before it is failed (<c>too_many_attempts</c>) instead of processed: a batch that stops its worker
+    /// (out of memory, a native crash) is otherwise redelivered for ever. Every try claims the row, the in-process retries
+    /// of a transient fault included (up to 7 in one delivery), so the default leaves them whole and a few redeliveries more.
+    /// </summary>
+    public int MaxAttempts { get; set; } = 10;
+
     /// <summary>Largest accepted image, width × height, checked from the header before decoding.</summary>
     public long MaxPixels { get; set; } = 40_000_000;
+
+    // The column that records it.
+    private const int MaxIdLength = 128;
+
+    /// <summary>
+    /// Refuses at start, naming the setting, what would stall or break every batch: a batch size of 0 took no message
+    /// (each waited for ever), a negative one stopped the scheduler; no decode thread, pixel or attempt allowed fails
+    /// everything; an id longer than its column fails every claim.
+    /// </summary>
+    public WorkerOptions Validated()
+    {
+        foreach (var (name, value, least) in new (string, long, long)[]
+        {
+            (nameof(BatchSize), BatchSize, 1), (nameof(DecodeParallelism), DecodeParallelism, 1), (nameof(MaxAttempts), MaxAttempts, 1),
+            (nameof(MaxPixels), MaxPixels, 1), (nameof(BatchWaitMs), BatchWaitMs, 0), (nameof(PipelineDepth), PipelineDepth, 0),
+        })
+        {
+            if (value < least)
+                throw new InvalidOperationException($"{Section}:{name} is {value}; it must be {least} or more" +
+                    (name == nameof(PipelineDepth) ? " (0, the default: one more than Model:InferenceLanes)" : ""));
+        }
+        if (string.IsNullOrWhiteSpace(Id) || Id.Length > MaxIdLength)
+            throw new InvalidOperationException($"{Section}:Id '{Id}' must be 1 to {MaxIdLength} characters, not blank");
+        return this;
+    }
 }

@@ -146,31 +146,68 @@ public sealed partial class ModelRegistry(
         return (true, previous);
     }
 
-    /// <summary>Copies a version's files into <paramref name="cacheRoot"/>/{version} (once) and returns that folder.</summary>
+    /// <summary>
+    /// Copies a version's files into <paramref name="cacheRoot"/>/{version} (once) and returns that folder. A download that
+    /// fails leaves no staging folder behind (ModelWatcher tries again every 30 s: each try left one more, for good), and
+    /// one that a process ended mid-way is removed by a later download.
+    /// </summary>
     public async Task<string> DownloadAsync(ModelRecord record, string cacheRoot, CancellationToken cancellationToken)
     {
+        const string staged = ".partial-";
         var directory = Path.Combine(cacheRoot, record.Version);
         if (File.Exists(Path.Combine(directory, ModelCard.FileName))) return directory;
         var card = ReadCard(record);
+        RemoveAbandoned();
         // Download beside the final folder and rename, so a half-downloaded model is never loaded.
-        var staging = directory + ".partial-" + Guid.NewGuid().ToString("N");
-        Directory.CreateDirectory(staging);
-        foreach (var name in new[] { card.Head, card.Onnx }.OfType<string>())
-        {
-            var bytes = await store.GetAsync(record.ArtifactPrefix + SafeFileName(name), cancellationToken)
-                ?? throw new FileNotFoundException($"model {record.Version}: {name} is missing from the object store");
-            await File.WriteAllBytesAsync(Path.Combine(staging, SafeFileName(name)), bytes, cancellationToken);
-        }
-        await File.WriteAllTextAsync(Path.Combine(staging, ModelCard.FileName), record.CardJson, cancellationToken);
+        var staging = directory + staged + Guid.NewGuid().ToString("N");
         try
         {
-            Directory.Move(staging, directory);
+            Directory.CreateDirectory(staging);
+            foreach (var name in new[] { card.Head, card.Onnx }.OfType<string>())
+            {
+                var bytes = await store.GetAsync(record.ArtifactPrefix + SafeFileName(name), cancellationToken)
+                    ?? throw new FileNotFoundException($"model {record.Version}: {name} is missing from the object store");
+                await File.WriteAllBytesAsync(Path.Combine(staging, SafeFileName(name)), bytes, cancellationToken);
+            }
+            await File.WriteAllTextAsync(Path.Combine(staging, ModelCard.FileName), record.CardJson, cancellationToken);
+            try
+            {
+                Directory.Move(staging, directory);
+            }
+            catch (IOException) when (Directory.Exists(directory))
+            {
+                // Another loader in this process won; its copy is used.
+            }
         }
-        catch (IOException) when (Directory.Exists(directory))
+        finally
         {
-            Directory.Delete(staging, recursive: true); // another loader in this process won
+            // Moved, it is gone; otherwise (the race lost, the object missing, the disk full, cancelled) it goes now.
+            if (Directory.Exists(staging)) Remove(staging);
         }
         return directory;
+
+        // Staging folders of downloads that a process ended mid-way (killed, crashed). One in progress, perhaps in another
+        // process sharing the cache, is written to as it goes; only folders untouched for a while are taken.
+        void RemoveAbandoned()
+        {
+            if (!Directory.Exists(cacheRoot)) return;
+            var before = clock.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(10);
+            foreach (var folder in Directory.EnumerateDirectories(cacheRoot, "*" + staged + "*"))
+                if (Directory.GetLastWriteTimeUtc(folder) < before) Remove(folder);
+        }
+
+        // Best effort: a folder left behind costs disk, not the download.
+        void Remove(string folder)
+        {
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not remove the model download folder {Folder}: {Reason}", folder, e.Message);
+            }
+        }
     }
 
     private static Dictionary<string, byte[]> ReadFiles(string directory, ModelCard card) =>

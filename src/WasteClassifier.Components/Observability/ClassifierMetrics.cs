@@ -65,6 +65,16 @@ public static class ClassifierMetrics
     /// <summary>Records a committed batch from its rows: outcome counts, batch size, inference time (and CPU time) and per-image latencies.</summary>
     public static void RecordBatch(IReadOnlyCollection<Classification> rows, string modelVersion, double inferenceMs, double? inferenceCpuMs = null)
     {
+        var completed = RecordRows(rows);
+        if (completed == 0) return;
+        ImagesClassified.WithLabels(modelVersion).Inc(completed);
+        InferenceSeconds.WithLabels(modelVersion).Observe(inferenceMs / 1000);
+        if (inferenceCpuMs is { } cpu) InferenceCpuSeconds.WithLabels(modelVersion).Inc(cpu / 1000);
+    }
+
+    /// <summary>Records a committed batch's rows without the model's figures (none ran: every row failed before it); returns how many completed.</summary>
+    public static int RecordRows(IReadOnlyCollection<Classification> rows)
+    {
         BatchSize.Observe(rows.Count);
         var completed = 0;
         foreach (var row in rows)
@@ -74,10 +84,7 @@ public static class ClassifierMetrics
             if (row.TotalMs is { } total) EndToEndSeconds.Observe(total / 1000);
             if (row.QueueMs is { } queue) QueueWaitSeconds.Observe(queue / 1000);
         }
-        if (completed == 0) return;
-        ImagesClassified.WithLabels(modelVersion).Inc(completed);
-        InferenceSeconds.WithLabels(modelVersion).Observe(inferenceMs / 1000);
-        if (inferenceCpuMs is { } cpu) InferenceCpuSeconds.WithLabels(modelVersion).Inc(cpu / 1000);
+        return completed;
     }
 
     /// <summary>Moves the "in use" gauge to <paramref name="version"/> (the old version's series is removed).</summary>

@@ -35,6 +35,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             row.Property(c => c.ModelVersion).HasMaxLength(128);
             row.Property(c => c.WorkerId).HasMaxLength(128);
             row.Property(c => c.ErrorCode).HasMaxLength(64);
+            // Every claim adds one: a result saved with the claim's count overwrites nothing written by a later claim of
+            // the same row (a duplicate delivery), and a save that finds another count is dropped (ClassificationBatchProcessor).
+            row.Property(c => c.Attempts).IsConcurrencyToken();
             row.HasOne(c => c.Image).WithMany().HasForeignKey(c => c.ImageId);
             // Listing is newest first, optionally by source or status; the id breaks ties for the cursor.
             row.HasIndex(c => new { c.CreatedAt, c.Id });

@@ -1,4 +1,7 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -11,6 +14,7 @@ namespace WasteClassifier.IntegrationTests.Persistence;
 public sealed class ClassificationClaimsTests
 {
     private static readonly DateTime StartedAt = new(2026, 11, 29, 12, 0, 0, DateTimeKind.Utc);
+    private const int MaxAttempts = 3;
 
     [IntegrationFact]
     public Task Claim_OnPostgres_MarksTheUnfinishedRowsAndReportsTheMissing() => WithDatabaseAsync(DatabaseProviders.Postgres, ClaimMarksTheUnfinishedRowsAsync);
@@ -23,6 +27,200 @@ public sealed class ClassificationClaimsTests
 
     [Fact]
     public Task Claim_OnSqlite_ReturnsRowsAsEfCoreReadsThemAndTheSaveWritesOnlyChanges() => WithDatabaseAsync(DatabaseProviders.Sqlite, ClaimedRowsAreTrackedAsync);
+
+    [IntegrationFact]
+    public Task Save_OnPostgres_OlderClaimSavesLast_IsRefusedAndTheLaterClaimsResultKept() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, OlderClaimCannotOverwriteAsync);
+
+    [Fact]
+    public Task Save_OnSqlite_OlderClaimSavesLast_IsRefusedAndTheLaterClaimsResultKept() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, OlderClaimCannotOverwriteAsync);
+
+    [IntegrationFact]
+    public Task SaveClaimedResults_OnPostgres_RowsClaimedAgain_AreLeftToTheLaterClaimAndTheRestSaved() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, SupersededRowsAreDroppedAsync);
+
+    [Fact]
+    public Task SaveClaimedResults_OnSqlite_RowsClaimedAgain_AreLeftToTheLaterClaimAndTheRestSaved() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, SupersededRowsAreDroppedAsync);
+
+    [IntegrationFact]
+    public Task Claim_OnPostgres_RowClaimedMaxAttemptsTimes_IsFailedInsteadOfClaimed() => WithDatabaseAsync(DatabaseProviders.Postgres, GivesUpAfterMaxAttemptsAsync);
+
+    [Fact]
+    public Task Claim_OnSqlite_RowClaimedMaxAttemptsTimes_IsFailedInsteadOfClaimed() => WithDatabaseAsync(DatabaseProviders.Sqlite, GivesUpAfterMaxAttemptsAsync);
+
+    [Fact]
+    public async Task Claim_OnSqlite_ResultCommittedBetweenReadAndUpdate_IsNeverReopened()
+    {
+        var race = new CommitBeforeClaimUpdate();
+        await WithDatabaseAsync(DatabaseProviders.Sqlite, async newContext =>
+        {
+            await using (var db = newContext())
+            {
+                race.Id = Add(db, Image("e"), ClassificationStatus.Queued, attempts: 0);
+                await db.SaveChangesAsync();
+            }
+
+            await using (var db = newContext())
+            {
+                var claim = await db.ClaimAsync([race.Id], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
+                Assert.True(race.Tried);
+                await using var reader = newContext();
+                var row = await reader.Classifications.AsNoTracking().SingleAsync(c => c.Id == race.Id);
+                if (race.Committed)
+                {
+                    // The other worker's result came first: it stays, and this claim holds nothing.
+                    Assert.Equal((ClassificationStatus.Completed, "glass", 0), (row.Status, row.PredictedClass, row.Attempts));
+                }
+                else
+                {
+                    // The claim held the write lock from its read on, so the other commit waited: a clean claim.
+                    Assert.Equal((ClassificationStatus.Processing, 1, "worker-7"), (row.Status, row.Attempts, row.WorkerId));
+                    Assert.Equal([race.Id], claim.Claimed.Select(r => r.Id));
+                }
+            }
+        }, race);
+    }
+
+    private static async Task GivesUpAfterMaxAttemptsAsync(Func<ClassifierDbContext> newContext)
+    {
+        Guid last, exhausted;
+        await using (var db = newContext())
+        {
+            // Redelivered after its batch stopped the worker each time: one claim left, and none.
+            last = Add(db, Image("g"), ClassificationStatus.Processing, attempts: MaxAttempts - 1);
+            exhausted = Add(db, Image("h"), ClassificationStatus.Processing, attempts: MaxAttempts);
+            await db.SaveChangesAsync();
+        }
+
+        await using (var db = newContext())
+        {
+            var claim = await db.ClaimAsync([last, exhausted], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
+            var returned = claim.Claimed.ToDictionary(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, MaxAttempts, (string?)null), (returned[last].Status, returned[last].Attempts, returned[last].ErrorCode));
+            Assert.Equal((ClassificationStatus.Failed, MaxAttempts + 1, ClassificationClaims.TooManyAttempts, StartedAt),
+                (returned[exhausted].Status, returned[exhausted].Attempts, returned[exhausted].ErrorCode, returned[exhausted].CompletedAt));
+            Assert.Equal(ClassificationClaims.TooManyAttemptsMessage(MaxAttempts), returned[exhausted].Error);
+            Assert.Equal(EntityState.Unchanged, db.Entry(returned[exhausted]).State);
+        }
+
+        await using (var db = newContext())
+        {
+            var rows = await db.Classifications.AsNoTracking().ToDictionaryAsync(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, MaxAttempts, null, null), (rows[last].Status, rows[last].Attempts, rows[last].ErrorCode, rows[last].CompletedAt));
+            Assert.Equal((ClassificationStatus.Failed, MaxAttempts + 1, ClassificationClaims.TooManyAttempts, StartedAt, "worker-7"),
+                (rows[exhausted].Status, rows[exhausted].Attempts, rows[exhausted].ErrorCode, rows[exhausted].CompletedAt, rows[exhausted].WorkerId));
+            Assert.Contains("claimed 3 times", rows[exhausted].Error);
+        }
+    }
+
+    /// <summary>
+    /// Two claims of one row (a duplicate delivery while the first worker still runs): the older claim's save, coming
+    /// last, must not replace the later claim's result; it fails as a concurrency conflict, which the worker drops.
+    /// </summary>
+    private static async Task OlderClaimCannotOverwriteAsync(Func<ClassifierDbContext> newContext)
+    {
+        Guid id;
+        await using (var db = newContext())
+        {
+            id = Add(db, Image("f"), ClassificationStatus.Queued, attempts: 0);
+            await db.SaveChangesAsync();
+        }
+
+        await using var older = newContext();
+        await using var later = newContext();
+        var olderRow = (await older.ClaimAsync([id], "worker-old", StartedAt, MaxAttempts, CancellationToken.None)).Claimed.Single();
+        var laterRow = (await later.ClaimAsync([id], "worker-new", StartedAt.AddSeconds(1), MaxAttempts, CancellationToken.None)).Claimed.Single();
+        Assert.Equal((1, 2), (olderRow.Attempts, laterRow.Attempts));
+
+        laterRow.Status = ClassificationStatus.Completed;
+        laterRow.PredictedClass = "glass";
+        await later.SaveChangesAsync();
+        olderRow.Status = ClassificationStatus.Failed;
+        olderRow.ErrorCode = "corrupt_image";
+        olderRow.WorkerId = "worker-old";
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => older.SaveChangesAsync());
+
+        await using (var db = newContext())
+        {
+            var saved = await db.Classifications.AsNoTracking().SingleAsync(c => c.Id == id);
+            Assert.Equal((ClassificationStatus.Completed, "glass", (string?)null, "worker-new", 2),
+                (saved.Status, saved.PredictedClass, saved.ErrorCode, saved.WorkerId, saved.Attempts));
+        }
+    }
+
+    /// <summary>
+    /// A batch of four whose first and third rows were claimed again by a duplicate delivery, one of them finished by it
+    /// already: the batch's save, as the worker makes it, keeps the later claims' rows and saves its own two.
+    /// </summary>
+    private static async Task SupersededRowsAreDroppedAsync(Func<ClassifierDbContext> newContext)
+    {
+        List<Guid> ids;
+        await using (var db = newContext())
+        {
+            ids = Enumerable.Range(0, 4).Select(i => Add(db, Image($"{(char)('i' + i)}"), ClassificationStatus.Queued, attempts: 0)).ToList();
+            await db.SaveChangesAsync();
+        }
+
+        await using var older = newContext();
+        var batch = (await older.ClaimAsync(ids, "worker-old", StartedAt, MaxAttempts, CancellationToken.None)).Claimed;
+        await using (var later = newContext())
+        {
+            var taken = (await later.ClaimAsync([ids[0], ids[2]], "worker-new", StartedAt.AddSeconds(1), MaxAttempts, CancellationToken.None)).Claimed;
+            var finished = taken.Single(r => r.Id == ids[2]);
+            (finished.Status, finished.PredictedClass) = (ClassificationStatus.Completed, "glass");
+            await later.SaveChangesAsync();
+        }
+        foreach (var row in batch) (row.Status, row.PredictedClass) = (ClassificationStatus.Completed, "metal");
+
+        var superseded = await older.SaveClaimedResultsAsync(CancellationToken.None);
+
+        Assert.Equal(new[] { ids[0], ids[2] }.Order(), superseded.Order());
+        await using (var db = newContext())
+        {
+            var rows = await db.Classifications.AsNoTracking().ToDictionaryAsync(r => r.Id);
+            Assert.Equal((ClassificationStatus.Processing, (string?)null, "worker-new", 2), (rows[ids[0]].Status, rows[ids[0]].PredictedClass, rows[ids[0]].WorkerId, rows[ids[0]].Attempts));
+            Assert.Equal((ClassificationStatus.Completed, "glass", "worker-new", 2), (rows[ids[2]].Status, rows[ids[2]].PredictedClass, rows[ids[2]].WorkerId, rows[ids[2]].Attempts));
+            foreach (var id in new[] { ids[1], ids[3] })
+                Assert.Equal((ClassificationStatus.Completed, "metal", "worker-old", 1), (rows[id].Status, rows[id].PredictedClass, rows[id].WorkerId, rows[id].Attempts));
+        }
+    }
+
+    /// <summary>
+    /// Right before the claim's UPDATE, another worker's result is committed on its own connection (waiting at most a
+    /// second for SQLite's lock): the window between the read-then-update claim's two statements.
+    /// </summary>
+    private sealed class CommitBeforeClaimUpdate : DbCommandInterceptor
+    {
+        public Guid Id { get; set; }
+        public bool Tried { get; private set; }
+        public bool Committed { get; private set; }
+
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            // Once, at the claim's UPDATE (migrations run before the row exists).
+            if (Id == Guid.Empty || Tried || !command.CommandText.TrimStart().StartsWith("UPDATE", StringComparison.OrdinalIgnoreCase)) return result;
+            Tried = true;
+            var connection = new SqliteConnectionStringBuilder(command.Connection!.ConnectionString) { DefaultTimeout = 1 };
+            await using var other = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>()
+                .UseSqlite(connection.ConnectionString).UseSnakeCaseNamingConvention().Options);
+            try
+            {
+                await other.Classifications.Where(c => c.Id == Id).ExecuteUpdateAsync(set => set
+                    .SetProperty(c => c.Status, ClassificationStatus.Completed)
+                    .SetProperty(c => c.PredictedClass, "glass"), cancellationToken);
+                Committed = true;
+            }
+            catch (SqliteException e) when (e.SqliteErrorCode == SQLitePCL.raw.SQLITE_BUSY)
+            {
+                // The claim holds the write lock.
+            }
+            return result;
+        }
+    }
 
     private static async Task ClaimMarksTheUnfinishedRowsAsync(Func<ClassifierDbContext> newContext)
     {
@@ -41,7 +239,7 @@ public sealed class ClassificationClaimsTests
 
         await using (var db = newContext())
         {
-            var claim = await db.ClaimAsync([queued, processing, completed, failed, missing], "worker-7", StartedAt, CancellationToken.None);
+            var claim = await db.ClaimAsync([queued, processing, completed, failed, missing], "worker-7", StartedAt, MaxAttempts, CancellationToken.None);
 
             Assert.Equal(new[] { queued, processing }.Order(), claim.Claimed.Select(r => r.Id).Order());
             Assert.Equal([missing], claim.Missing);
@@ -79,7 +277,7 @@ public sealed class ClassificationClaimsTests
 
         await using (var db = newContext())
         {
-            var row = (await db.ClaimAsync([id], "worker-7", StartedAt, CancellationToken.None)).Claimed.Single();
+            var row = (await db.ClaimAsync([id], "worker-7", StartedAt, MaxAttempts, CancellationToken.None)).Claimed.Single();
             await using (var reader = newContext())
             {
                 // Every column, the image's included, as EF Core's own query materializes it.
@@ -138,7 +336,8 @@ public sealed class ClassificationClaimsTests
     }
 
     /// <summary>A fresh, migrated database of the provider, configured as the services configure theirs, for one test.</summary>
-    private static async Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test)
+    private static async Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test,
+        IInterceptor? interceptor = null)
     {
         var folder = Directory.CreateTempSubdirectory("wc-claims-");
         var options = new DatabaseOptions { Provider = provider };
@@ -147,6 +346,7 @@ public sealed class ClassificationClaimsTests
         {
             var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
             DatabaseExtensions.Configure(builder, options, folder.FullName);
+            if (interceptor is not null) builder.AddInterceptors(interceptor);
             return new ClassifierDbContext(builder.Options);
         }
         try
@@ -157,7 +357,7 @@ public sealed class ClassificationClaimsTests
         finally
         {
             if (options.ConnectionString is { } connectionString) await TestServices.DropDatabaseAsync(connectionString);
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            SqliteConnection.ClearAllPools();
             folder.Delete(recursive: true);
         }
     }

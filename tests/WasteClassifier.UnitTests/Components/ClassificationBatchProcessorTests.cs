@@ -16,6 +16,7 @@ namespace WasteClassifier.UnitTests.Components;
 public sealed class ClassificationBatchProcessorTests : IDisposable
 {
     private static readonly string[] Labels = ["low", "middle", "high"];
+    private const int MaxAttempts = 3;
     private readonly InMemoryDatabase _database = new();
     private readonly MemoryObjectStore _store = new();
     private readonly RedChannelClassifier _classifier = new();
@@ -63,6 +64,62 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(new BatchOutcome(0, 0, 0), outcome);
         Assert.Single(_classifier.BatchSizes);
         Assert.Equal(1, (await Rows([message])).Single().Attempts);
+    }
+
+    [Fact]
+    public async Task Process_RowClaimedAgainAndFinishedWhileTheBatchRuns_ItsResultIsDroppedAndTheRestSaved()
+    {
+        var taken = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var kept = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        // A duplicate delivery claims the row while this batch fetches its image, and saves its result first.
+        _store.BeforeRead = async key =>
+        {
+            if (key != taken.ObjectKey) return;
+            await using var other = _database.NewContext();
+            var row = (await other.ClaimAsync([taken.ClassificationId], "worker-2", DateTime.UtcNow, MaxAttempts, CancellationToken.None)).Claimed.Single();
+            (row.Status, row.PredictedClass, row.CompletedAt) = (ClassificationStatus.Completed, "middle", DateTime.UtcNow);
+            await other.SaveChangesAsync();
+        };
+
+        var outcome = await Processor().ProcessAsync([taken, kept], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 1, 0) { Superseded = [taken.ClassificationId] }, outcome);
+        var rows = await Rows([taken, kept]);
+        Assert.Equal(("completed", "middle", "worker-2", 2), (rows[0].Status, rows[0].PredictedClass, rows[0].WorkerId, rows[0].Attempts));
+        Assert.Equal(("completed", "low", "worker-1", 1), (rows[1].Status, rows[1].PredictedClass, rows[1].WorkerId, rows[1].Attempts));
+    }
+
+    [Fact]
+    public async Task Process_RowClaimedMaxAttemptsTimes_FailedWithoutReadingItsImageAndTheRestClassified()
+    {
+        var exhausted = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: MaxAttempts);
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), attempts: MaxAttempts - 1);
+
+        var outcome = await Processor().ProcessAsync([exhausted, good], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 1, 1), outcome);
+        Assert.Equal(1, _store.Reads);
+        Assert.Equal([1], _classifier.BatchSizes);
+        var rows = await Rows([exhausted, good]);
+        Assert.Equal(("failed", ClassificationClaims.TooManyAttempts, MaxAttempts + 1, "worker-1"), (rows[0].Status, rows[0].ErrorCode, rows[0].Attempts, rows[0].WorkerId));
+        Assert.NotNull(rows[0].TotalMs);
+        Assert.Equal(("completed", "low", MaxAttempts), (rows[1].Status, rows[1].PredictedClass, rows[1].Attempts));
+    }
+
+    [Fact]
+    public async Task Process_EveryRowClaimedMaxAttemptsTimes_FailedWithoutTheModel()
+    {
+        var exhausted = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: MaxAttempts);
+        // The model is never reached: its failure would fail the batch.
+        _classifier.Failure = new InvalidOperationException("this batch stops the worker");
+
+        var outcome = await Processor().ProcessAsync([exhausted], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal(0, _store.Reads);
+        var row = (await Rows([exhausted])).Single();
+        Assert.Equal(("failed", ClassificationClaims.TooManyAttempts), (row.Status, row.ErrorCode));
+        Assert.Contains($"claimed {MaxAttempts} times", row.Error);
     }
 
     [Fact]
@@ -148,17 +205,25 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     private ClassificationBatchProcessor Processor() =>
-        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2 },
+        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = MaxAttempts },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
 
     /// <param name="stored">False records the image without putting it in the store.</param>
-    private async Task<ClassifyImage> AddAsync(byte[]? content, bool stored = true)
+    /// <param name="attempts">Claims the row has had already.</param>
+    private async Task<ClassifyImage> AddAsync(byte[]? content, bool stored = true, int attempts = 0)
     {
         var key = $"objects/{Guid.NewGuid():N}";
         if (content is not null && stored) await _store.PutAsync(key, content, "image/png", CancellationToken.None);
         var hash = content is null ? key : Convert.ToHexStringLower(SHA256.HashData(content));
         var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "png", SizeBytes = content?.Length ?? 1, CreatedAt = DateTime.UtcNow };
-        var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5) };
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            Image = image,
+            CreatedAt = DateTime.UtcNow.AddMilliseconds(-5),
+            Status = attempts > 0 ? ClassificationStatus.Processing : ClassificationStatus.Queued,
+            Attempts = attempts,
+        };
         Db.Classifications.Add(row);
         await Db.SaveChangesAsync();
         Db.ChangeTracker.Clear();

@@ -12,11 +12,15 @@ public sealed class InMemoryDatabase : IDisposable
     public InMemoryDatabase()
     {
         _connection.Open();
-        Context = new ClassifierDbContext(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
+        Context = NewContext();
         Context.Database.EnsureCreated();
     }
 
     public ClassifierDbContext Context { get; }
+
+    /// <summary>Another context on the same database (another worker's, say); the caller disposes it.</summary>
+    public ClassifierDbContext NewContext() =>
+        new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
 
     public void Dispose()
     {

@@ -24,13 +24,17 @@ internal sealed class MemoryObjectStore : IObjectStore
     /// <summary>How many reads were made, of any object.</summary>
     public int Reads { get; private set; }
 
-    public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
+    /// <summary>Runs before a read, given its key: something else that happens while a batch is being fetched.</summary>
+    public Func<string, Task>? BeforeRead { get; set; }
+
+    public async Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
+        if (BeforeRead is { } before) await before(key);
         lock (_objects)
         {
             Reads++;
-            if (ShortKeys.Contains(key) || ShortReadsLeft > 0 && ShortReadsLeft-- > 0) return Task.FromResult<byte[]?>([]);
-            return Task.FromResult(_objects.GetValueOrDefault(key));
+            if (ShortKeys.Contains(key) || ShortReadsLeft > 0 && ShortReadsLeft-- > 0) return [];
+            return _objects.GetValueOrDefault(key);
         }
     }
 

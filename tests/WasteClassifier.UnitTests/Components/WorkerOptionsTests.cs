@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Components;
+using WasteClassifier.Components.Classifying;
+
+namespace WasteClassifier.UnitTests.Components;
+
+public sealed class WorkerOptionsTests
+{
+    [Fact]
+    public void Validated_Defaults_AreAccepted() => new WorkerOptions().Validated();
+
+    [Theory]
+    [InlineData("BatchSize", "0", "Worker:BatchSize is 0; it must be 1 or more")]
+    [InlineData("BatchSize", "-4", "Worker:BatchSize is -4; it must be 1 or more")]
+    [InlineData("BatchWaitMs", "-1", "Worker:BatchWaitMs is -1; it must be 0 or more")]
+    [InlineData("PipelineDepth", "-1", "Worker:PipelineDepth is -1; it must be 0 or more")]
+    [InlineData("DecodeParallelism", "0", "Worker:DecodeParallelism is 0; it must be 1 or more")]
+    [InlineData("MaxAttempts", "0", "Worker:MaxAttempts is 0; it must be 1 or more")]
+    [InlineData("MaxPixels", "0", "Worker:MaxPixels is 0; it must be 1 or more")]
+    [InlineData("Id", " ", "Worker:Id ' ' must be 1 to 128 characters")]
+    public void AddClassificationWorker_SettingThatWouldStallEveryBatch_RefusedNamingIt(string setting, string value, string expected)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [$"Worker:{setting}"] = value }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddClassificationWorker(configuration));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Validated_IdLongerThanItsColumn_Refused()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => new WorkerOptions { Id = new string('w', 129) }.Validated());
+
+        Assert.Contains("Worker:Id", error.Message);
+    }
+
+    [Fact]
+    public void AddClassificationWorker_PipelineDepthZero_IsOneMoreThanTheLanes()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Worker:PipelineDepth"] = "0",
+            ["Model:InferenceLanes"] = "3",
+        }).Build();
+
+        using var services = new ServiceCollection().AddClassificationWorker(configuration).BuildServiceProvider();
+
+        Assert.Equal(4, services.GetRequiredService<WorkerOptions>().PipelineDepth);
+    }
+}

@@ -83,7 +83,7 @@ public static class MultipartUploads
                 }
                 var fileName = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).ToString();
                 var (content, length) = await ReadFileAsync(section.Body, options.MaxFileBytes, cancellationToken);
-                files.Add(new UploadedImage(files.Count, fileName, section.ContentType, length, content));
+                files.Add(new UploadedImage(files.Count, fileName, MediaTypeOf(section.ContentType), length, content));
             }
             else if (disposition.IsFormDisposition())
             {
@@ -98,6 +98,16 @@ public static class MultipartUploads
         }
         return (files, fileCount, otherFileFields, new FormCollection(fields.GetResults()));
     }
+
+    /// <summary>
+    /// The part's media type without parameters, or null when it has none that fits <c>images.content_type</c>: a longer
+    /// header made the insert fail on PostgreSQL (22001), for every retry of the request.
+    /// </summary>
+    public static string? MediaTypeOf(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var type) && type.MediaType.Value is { Length: > 0 and <= MaxContentTypeLength } mediaType ? mediaType : null;
+
+    /// <summary>The length of <c>images.content_type</c>.</summary>
+    public const int MaxContentTypeLength = 128;
 
     /// <summary>
     /// The file's bytes and length. Over <paramref name="maxBytes"/> only the length is kept (the intake refuses the file

@@ -116,9 +116,22 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Theory]
+    [InlineData(-1L)]
+    [InlineData(long.MaxValue)]
+    public async Task List_CursorWithTicksOutOfRange_400InvalidCursor(long ticks)
+    {
+        var cursor = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{ticks}:{Guid.NewGuid()}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var response = await fixture.Client.Http.GetAsync($"/v1/classifications?cursor={cursor}");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal("invalid_cursor", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("abc")]
     [InlineData("-1")]
     [InlineData("31")]
+    [InlineData("NaN")]
     public async Task Get_BadWait_400InvalidWait(string wait)
     {
         var response = await fixture.Client.Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}?wait={wait}");

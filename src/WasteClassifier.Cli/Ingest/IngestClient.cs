@@ -30,9 +30,9 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
 
     public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
     {
-        // Read once: a file that vanished meanwhile is answered here, the rest still go. A vanished file is still sent, empty
-        // (the API refuses it), so every file keeps its position in the batch: the indices of an answer, and of a replay
-        // after a restart that finds a file gone, always name the same files.
+        // Read once: a file that vanished meanwhile or cannot be read is answered here, the rest still go. Such a file is
+        // still sent, empty (the API refuses it), so every file keeps its position in the batch: the indices of an answer,
+        // and of a replay after a restart that finds a file gone, always name the same files.
         var parts = new List<(IngestFile File, byte[]? Bytes)>();
         var outcomes = new List<IngestState.EntryFile>();
         foreach (var file in files)
@@ -45,6 +45,13 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             {
                 parts.Add((file, null));
                 outcomes.Add(Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent"));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // One unreadable file (permissions, an I/O error) is that file's answer; thrown, it failed its whole batch,
+                // and the run, on every restart.
+                parts.Add((file, null));
+                outcomes.Add(Entry(file, IngestState.Refused, error: "file_unreadable", message: $"the file could not be read: {e.Message}"));
             }
         }
         var present = parts.Count(p => p.Bytes is not null);
@@ -146,7 +153,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         for (var i = 0; i < files.Count; i++)
         {
             var (file, bytes) = files[i];
-            // Already answered as missing.
+            // Already answered: missing or unreadable.
             if (bytes is null) continue;
             if (rejected.TryGetValue(i, out var refusal))
                 yield return Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message);

@@ -200,6 +200,32 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Equal(2, row["total"]!.GetValue<long>());
     }
 
+    [Fact]
+    public async Task Send_UnreadableFileInBatch_ThatFileRefusedAndTheOthersSent()
+    {
+        const string source = "ingest-unreadable";
+        var folder = IngestionFixture.TempFolder("unreadable");
+        var good = Dataset.Sample(1).Take(2).Select((s, i) =>
+        {
+            var copy = Path.Combine(folder, $"{i}.jpg");
+            File.Copy(s.Path, copy);
+            return copy;
+        }).ToList();
+        // Unreadable even for root: reading a folder throws UnauthorizedAccessException, as a file without read permission does.
+        var unreadable = Path.Combine(folder, "locked.jpg");
+        Directory.CreateDirectory(unreadable);
+        var files = new[] { IngestFile.Stat(good[0])!, new IngestFile(unreadable, 1000, 0), IngestFile.Stat(good[1])! };
+        var client = new IngestClient(fixture.Client.Http, new IngestOptions { Source = source, StateFile = Path.Combine(folder, ".state.jsonl") });
+
+        var result = await client.SendAsync(IngestClient.KeyFor(source, files), files, CancellationToken.None);
+
+        Assert.Equal(IngestClient.Kind.Answered, result.Kind);
+        var byPath = result.Outcomes.ToDictionary(o => o.Path);
+        Assert.Equal(IngestState.Refused, byPath[unreadable].Outcome);
+        Assert.Equal("file_unreadable", byPath[unreadable].Error);
+        Assert.All(good, g => Assert.Equal(IngestState.Accepted, byPath[g].Outcome));
+    }
+
     private sealed class AnswerLostOnceHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
     {
         public int Calls;

@@ -94,6 +94,47 @@ public sealed class MultipartUploadsTests
     }
 
     [Fact]
+    public async Task ReadAsync_TooManyFormValues_400NotTooLarge()
+    {
+        using var content = new MultipartFormDataContent();
+        for (var i = 0; i < 1025; i++) content.Add(new StringContent("x"), $"field{i}");
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        // A few kilobytes: it was answered "request body is over the limit of 268,435,456 bytes".
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("form_limit_exceeded", answer.Value!.Error);
+        Assert.Contains("1024", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_SectionHeaderLineOverItsLimit_400Malformed()
+    {
+        var file = File(Bytes(10, seed: 9), "image/jpeg");
+        file.Headers.Add("X-Camera", new string('x', 20_000));
+        using var content = new MultipartFormDataContent { { file, "image", "a.jpg" } };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("malformed_request", answer.Value!.Error);
+    }
+
+    [Fact]
+    public async Task ReadAsync_BodyOverTheRequestLimit_413()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(5000, seed: 10), "image/jpeg"), "image", "a.jpg" } };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", new UploadOptions { MaxRequestBytes = 2000 }, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(413, answer.StatusCode);
+        Assert.Equal("request_too_large", answer.Value!.Error);
+    }
+
+    [Fact]
     public async Task ReadAsync_CutOffBody_AnswersMalformedRequest()
     {
         using var content = new MultipartFormDataContent { { File(Bytes(1000, seed: 6), "image/jpeg"), "image", "a.jpg" } };

@@ -53,7 +53,8 @@ public static class ClassificationsApi
         var waitFor = TimeSpan.Zero;
         if (wait is not null)
         {
-            if (!double.TryParse(wait, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds is < 0 or > MaxWaitSeconds)
+            if (!double.TryParse(wait, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+                || !double.IsFinite(seconds) || seconds is < 0 or > MaxWaitSeconds) // NaN passes the range check
                 return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_wait", $"wait must be a number of seconds from 0 to {MaxWaitSeconds}");
             waitFor = TimeSpan.FromSeconds(seconds);
         }
@@ -112,6 +113,8 @@ public static class ClassificationsApi
             padded += new string('=', (4 - padded.Length % 4) % 4);
             var parts = Encoding.UTF8.GetString(Convert.FromBase64String(padded)).Split(':');
             if (parts.Length != 2 || !long.TryParse(parts[0], out var ticks) || !Guid.TryParse(parts[1], out id)) return false;
+            // Out of DateTime's range the constructor throws: a forged cursor, not a server error.
+            if (ticks is < 0 || ticks > DateTime.MaxValue.Ticks) return false;
             createdAt = new DateTime(ticks, DateTimeKind.Utc);
             return true;
         }

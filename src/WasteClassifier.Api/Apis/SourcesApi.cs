@@ -52,7 +52,12 @@ public static class SourcesApi
         // Defaults: from the source's first image to just after its last (or now, when later).
         var now = clock.GetUtcNow().UtcDateTime;
         var until = end ?? (span.Last >= now ? span.Last.AddTicks(1) : now);
-        var composition = await reports.CompositionAsync(source, start ?? span.First, until, size, cancellationToken);
+        var since = start ?? span.First;
+        var buckets = Math.Ceiling((until - since) / SourceReports.StepOf(size));
+        if (buckets > SourceReports.MaxBuckets)
+            return Bad("invalid_range", string.Create(CultureInfo.InvariantCulture,
+                $"{since:O} to {until:O} spans {buckets:N0} {size} buckets; the limit is {SourceReports.MaxBuckets:N0}: narrow from/to or use a larger bucket"));
+        var composition = await reports.CompositionAsync(source, since, until, size, cancellationToken);
         if (!WantsCsv(request, format)) return TypedResults.Ok(composition);
 
         // Long format (one row per bucket and class), so a spreadsheet can pivot it; "overall" rows cover the whole range.

@@ -99,7 +99,15 @@ public static class TrainingJobsApi
         options = null;
         error = null;
         bool? Bool(string name) => form[name].ToString() is { Length: > 0 } v ? bool.TryParse(v, out var b) ? b : null : true;
-        int? Int(string name) => int.TryParse(form[name].ToString(), out var i) ? i : null;
+        // Absent: null. Present but not a whole number: false, so it is refused instead of silently ignored.
+        bool TryInt(string name, out int? value)
+        {
+            value = null;
+            if (form[name].ToString() is not { Length: > 0 } text) return true;
+            if (!int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var number)) return false;
+            value = number;
+            return true;
+        }
         var includeFeedback = Bool("include_feedback");
         if (includeFeedback is null)
         {
@@ -112,10 +120,14 @@ public static class TrainingJobsApi
             error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "promote must be auto or manual");
             return false;
         }
-        var epochs = Int("epochs");
-        if (epochs is < 1 or > 500)
+        if (!TryInt("epochs", out var epochs) || epochs is < 1 or > 500)
         {
             error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "epochs must be between 1 and 500");
+            return false;
+        }
+        if (!TryInt("seed", out var seed))
+        {
+            error = ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", "seed must be a whole number");
             return false;
         }
         options = new TrainingJobOptions
@@ -124,7 +136,7 @@ public static class TrainingJobsApi
             BaseDataset = form["base_dataset"].ToString() is { Length: > 0 } d ? d : "",
             Promote = promote,
             Epochs = epochs,
-            Seed = Int("seed"),
+            Seed = seed,
         };
         return true;
     }

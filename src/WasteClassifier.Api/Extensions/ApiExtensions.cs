@@ -29,6 +29,8 @@ public static class ApiExtensions
         services.AddSingleton(uploads);
         services.Configure<FormOptions>(form => MultipartUploads.Configure(form, uploads));
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = uploads.MaxRequestBytes);
+        // In every environment, so Security/BadRequests can answer a parameter that does not bind with the API's error JSON.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
         services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;

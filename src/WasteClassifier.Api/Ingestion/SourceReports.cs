@@ -12,6 +12,11 @@ public sealed class SourceReports(ClassifierDbContext db)
 {
     public static readonly IReadOnlyList<string> Buckets = ["minute", "hour", "day"];
 
+    /// <summary>The most buckets one composition may span: a source's whole history in minutes could be millions.</summary>
+    public const int MaxBuckets = 10_000;
+
+    public static TimeSpan StepOf(string bucket) => bucket switch { "minute" => TimeSpan.FromMinutes(1), "hour" => TimeSpan.FromHours(1), _ => TimeSpan.FromDays(1) };
+
     public sealed record SourceSummary(string Name, long Total, long Queued, long Processing, long Completed, long Failed, long Duplicates,
         DateTimeOffset FirstSeen, DateTimeOffset LastSeen);
 
@@ -77,7 +82,7 @@ public sealed class SourceReports(ClassifierDbContext db)
 
         var counts = groups.Select(g => new Counted(new DateTime(g.Year, g.Month, g.Day, g.Hour, g.Minute, 0, DateTimeKind.Utc), g.Status, g.PredictedClass, g.Duplicate, g.Count)).ToList();
         var classes = counts.Where(c => c.Status == ClassificationStatus.Completed && c.Class is not null).Select(c => c.Class!).Distinct().Order(StringComparer.Ordinal).ToList();
-        var step = bucket switch { "minute" => TimeSpan.FromMinutes(1), "hour" => TimeSpan.FromHours(1), _ => TimeSpan.FromDays(1) };
+        var step = StepOf(bucket);
         var slices = counts.GroupBy(c => c.Start).OrderBy(g => g.Key).Select(g => SliceOf(g.Key, g.Key + step, g.ToList(), classes)).ToList();
         return new Composition(source, Utc(from), Utc(to), bucket, classes, SliceOf(from, to, counts, classes), slices);
     }

@@ -26,14 +26,38 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
             await ApiErrors.Result(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
                 "the database or object store is unavailable; nothing was accepted, retry shortly").ExecuteAsync(context);
         }
+        catch (Exception e) when (IsDataError(e) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            // A bug (a value the schema refuses), not an outage: the same request would fail again, so no Retry-After.
+            logger.LogError(e, "{Method} {Path} failed: the database refused the data", context.Request.Method, context.Request.Path);
+            context.Response.Clear();
+            await ApiErrors.Result(StatusCodes.Status500InternalServerError, "internal_error",
+                "the database refused to store this request; nothing was accepted, and retrying it will not help").ExecuteAsync(context);
+        }
     }
 
     public static bool IsUnavailable(Exception e) => e switch
     {
+        _ when IsDataError(e) => false,
         DbException or SocketException or TimeoutException or HttpRequestException or Minio.Exceptions.MinioException => true,
         Microsoft.EntityFrameworkCore.DbUpdateException or InvalidOperationException or Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException
             when e.InnerException is { } inner => IsUnavailable(inner),
         AggregateException aggregate => aggregate.InnerExceptions.Any(IsUnavailable),
         _ => false,
     };
+
+    /// <summary>
+    /// The database refused the data itself (PostgreSQL classes 22 data exception and 23 integrity constraint violation;
+    /// SQLite constraint and type mismatch errors): a request that will never succeed, not an unavailable database.
+    /// </summary>
+    public static bool IsDataError(Exception e) => e switch
+    {
+        Npgsql.PostgresException postgres => postgres.SqlState.StartsWith("22", StringComparison.Ordinal) || postgres.SqlState.StartsWith("23", StringComparison.Ordinal),
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is SqliteConstraint or SqliteMismatch,
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsDataError),
+        _ => e.InnerException is { } inner && IsDataError(inner),
+    };
+
+    private const int SqliteConstraint = 19;
+    private const int SqliteMismatch = 20;
 }

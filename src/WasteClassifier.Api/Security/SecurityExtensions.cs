@@ -35,9 +35,13 @@ public static class SecurityExtensions
         });
     }
 
-    /// <summary>After UseRouting: 503 for unreachable dependencies, who is calling, whether they are over their rate, whether they may.</summary>
+    /// <summary>
+    /// After UseRouting: JSON for requests refused before their handler, 503 for unreachable dependencies, who is calling,
+    /// whether they are over their rate, whether they may.
+    /// </summary>
     public static void UseClassifierSecurity(this IApplicationBuilder app)
     {
+        app.UseMiddleware<BadRequests>();
         app.UseMiddleware<DependencyFailures>();
         app.UseAuthentication();
         // Before authorization, so a flood of unauthorised calls is throttled too.

@@ -55,7 +55,8 @@ public sealed class ClassificationSubmitter(
             Source = source,
             Status = ClassificationStatus.Queued,
             IdempotencyKey = idempotencyKey,
-            IdempotencyIndex = position,
+            // The file's position in the request, not among the accepted: a replay can then say which files these were.
+            IdempotencyIndex = a.File.Index,
             // Distinct timestamps keep "newest first" stable inside one request.
             CreatedAt = now.AddTicks(position * 10),
         }).ToList();
@@ -68,7 +69,7 @@ public sealed class ClassificationSubmitter(
         waiter.RecordQueued(toSend.Select(r => r.Id));
 
         await SendAsync(toSend, OutgoingImage.Of(accepted), cancellationToken);
-        var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName))).ToList();
+        var items = rows.Select((row, k) => new AcceptedImage(row.Id, row.Status, UrlFor(row.Id), FileNames.Sanitize(accepted[k].File.FileName), accepted[k].File.Index)).ToList();
         logger.LogInformation("Accepted {Accepted} image(s), refused {Rejected}, source {Source}", items.Count, rejected.Count, source);
         return new SubmissionResult(items, rejected, false);
     }
@@ -93,6 +94,6 @@ public sealed class ClassificationSubmitter(
         var rows = await db.Classifications.Include(c => c.Image).AsNoTracking()
             .Where(c => c.IdempotencyKey == idempotencyKey).OrderBy(c => c.IdempotencyIndex).ToListAsync(cancellationToken);
         if (rows.Count == 0) return null;
-        return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.Image?.FileName)).ToList(), [], true);
+        return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.Image?.FileName, r.IdempotencyIndex)).ToList(), [], true);
     }
 }

@@ -31,12 +31,21 @@ public static class MultipartUploads
         }
         catch (Exception e) when (e is InvalidDataException or BadHttpRequestException or IOException)
         {
-            var tooLarge = e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } || e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase);
-            return tooLarge
-                ? (null, ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, "request_too_large", $"the request body is over the limit of {options.MaxRequestBytes:N0} bytes"))
-                : (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "malformed_request", $"the multipart body could not be read: {e.Message}"));
+            // Only the body's size is a 413: the other limits (form values, header lines) were once answered as one too.
+            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } || IsBodyLengthLimit(e))
+                return (null, ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, "request_too_large", $"the request body is over the limit of {options.MaxRequestBytes:N0} bytes"));
+            if (e is FormLimitException)
+                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "form_limit_exceeded", e.Message));
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "malformed_request", $"the multipart body could not be read: {e.Message}"));
         }
     }
+
+    /// <summary>MultipartReader's <see cref="MultipartReader.BodyLengthLimit"/> has no exception type of its own, only this message.</summary>
+    private static bool IsBodyLengthLimit(Exception e) =>
+        e is InvalidDataException && e.Message.StartsWith("Multipart body length limit", StringComparison.Ordinal);
+
+    /// <summary>A form limit of this reader's own (value count, value length): the request is refused, but it is not too large.</summary>
+    private sealed class FormLimitException(string message) : IOException(message);
 
     private static string? Boundary(string? contentType) =>
         MediaTypeHeaderValue.TryParse(contentType, out var type) && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
@@ -62,8 +71,8 @@ public static class MultipartUploads
         var sections = 0;
         while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
         {
-            // The form reader's limits and messages, so clients see the same answers.
-            if (++sections > limits.ValueCountLimit) throw new InvalidDataException($"Form value count limit {limits.ValueCountLimit} exceeded.");
+            // The form reader's limits.
+            if (++sections > limits.ValueCountLimit) throw new FormLimitException($"more than {limits.ValueCountLimit} form fields and files in one request");
             if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition))
                 throw new InvalidDataException("Form section has no Content-Disposition header, or one that cannot be read.");
             var name = HeaderUtilities.RemoveQuotes(disposition.Name).ToString();
@@ -83,12 +92,12 @@ public static class MultipartUploads
                 }
                 var fileName = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).ToString();
                 var (content, length) = await ReadFileAsync(section.Body, options.MaxFileBytes, cancellationToken);
-                files.Add(new UploadedImage(files.Count, fileName, section.ContentType, length, content));
+                files.Add(new UploadedImage(files.Count, fileName, MediaTypeOf(section.ContentType), length, content));
             }
             else if (disposition.IsFormDisposition())
             {
                 var value = await new FormMultipartSection(section, disposition).GetValueAsync(cancellationToken);
-                if (value.Length > limits.ValueLengthLimit) throw new InvalidDataException($"Form value length limit {limits.ValueLengthLimit} exceeded.");
+                if (value.Length > limits.ValueLengthLimit) throw new FormLimitException($"the form field '{name}' is longer than {limits.ValueLengthLimit:N0} characters");
                 fields.Append(name, value);
             }
             else
@@ -98,6 +107,16 @@ public static class MultipartUploads
         }
         return (files, fileCount, otherFileFields, new FormCollection(fields.GetResults()));
     }
+
+    /// <summary>
+    /// The part's media type without parameters, or null when it has none that fits <c>images.content_type</c>: a longer
+    /// header made the insert fail on PostgreSQL (22001), for every retry of the request.
+    /// </summary>
+    public static string? MediaTypeOf(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var type) && type.MediaType.Value is { Length: > 0 and <= MaxContentTypeLength } mediaType ? mediaType : null;
+
+    /// <summary>The length of <c>images.content_type</c>.</summary>
+    public const int MaxContentTypeLength = 128;
 
     /// <summary>
     /// The file's bytes and length. Over <paramref name="maxBytes"/> only the length is kept (the intake refuses the file

@@ -6,6 +6,7 @@ public sealed record UploadedImage(int Index, string? FileName, string? ContentT
 /// <summary>A file the API refused, and why; nothing was stored or queued for it.</summary>
 public sealed record RejectedImage(int Index, string? Filename, string Error, string Message);
 
-public sealed record AcceptedImage(Guid Id, string Status, string Url, string? Filename);
+/// <summary>An accepted file; <see cref="Index"/> is its position among the request's files, as a refusal's is.</summary>
+public sealed record AcceptedImage(Guid Id, string Status, string Url, string? Filename, int Index);
 
 public sealed record SubmissionResult(IReadOnlyList<AcceptedImage> Items, IReadOnlyList<RejectedImage> Rejected, bool Replayed);

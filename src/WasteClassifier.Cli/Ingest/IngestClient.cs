@@ -30,21 +30,32 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
 
     public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
     {
-        // Read once: a file that vanished meanwhile is answered here, the rest still go.
-        var present = new List<(IngestFile File, byte[] Bytes)>();
+        // Read once: a file that vanished meanwhile or cannot be read is answered here, the rest still go. Such a file is
+        // still sent, empty (the API refuses it), so every file keeps its position in the batch: the indices of an answer,
+        // and of a replay after a restart that finds a file gone, always name the same files.
+        var parts = new List<(IngestFile File, byte[]? Bytes)>();
         var outcomes = new List<IngestState.EntryFile>();
         foreach (var file in files)
         {
             try
             {
-                present.Add((file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
+                parts.Add((file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
+                parts.Add((file, null));
                 outcomes.Add(Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent"));
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // One unreadable file (permissions, an I/O error) is that file's answer; thrown, it failed its whole batch,
+                // and the run, on every restart.
+                parts.Add((file, null));
+                outcomes.Add(Entry(file, IngestState.Refused, error: "file_unreadable", message: $"the file could not be read: {e.Message}"));
+            }
         }
-        if (present.Count == 0) return new Result(Kind.Answered, outcomes);
+        var present = parts.Count(p => p.Bytes is not null);
+        if (present == 0) return new Result(Kind.Answered, outcomes);
 
         for (var attempt = 1; ; attempt++)
         {
@@ -52,7 +63,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             string reason;
             try
             {
-                using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(present) };
+                using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(parts) };
                 request.Headers.Add("Idempotency-Key", key);
                 // A batch over the API's request limit is refused on its headers, before its body is sent, and the 413 cannot
                 // be lost to the connection reset that refusing a body in flight can cause.
@@ -62,10 +73,10 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 using var response = await http.SendAsync(request, timeout.Token);
                 var text = await response.Content.ReadAsStringAsync(timeout.Token);
                 var status = (int)response.StatusCode;
-                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, outcomes.Concat(Map(present, Parse(text))).ToList());
+                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, outcomes.Concat(Map(parts, Parse(text))).ToList());
                 var body = Parse(text);
                 if (body?["rejected"] is JsonArray && status is 400 or 413)
-                    return new Result(Kind.Answered, outcomes.Concat(Map(present, body)).ToList());
+                    return new Result(Kind.Answered, outcomes.Concat(Map(parts, body)).ToList());
                 if (status == 413) return new Result(Kind.TooLarge, outcomes, Describe(status, body, text));
                 if (status == 429 || status >= 500)
                 {
@@ -86,7 +97,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, outcomes, $"{reason} (after {attempt} tries)");
             Interlocked.Increment(ref _retries);
             var delay = retryAfter ?? Backoff(attempt);
-            log?.Invoke($"retrying a batch of {present.Count} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
+            log?.Invoke($"retrying a batch of {present} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
             await Task.Delay(delay, cancellationToken);
         }
     }
@@ -108,12 +119,12 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         return TimeSpan.FromTicks(Math.Clamp(wait.Value.Ticks, 0, TimeSpan.FromHours(1).Ticks));
     }
 
-    private MultipartFormDataContent Form(List<(IngestFile File, byte[] Bytes)> files)
+    private MultipartFormDataContent Form(List<(IngestFile File, byte[]? Bytes)> files)
     {
         var form = new MultipartFormDataContent();
         foreach (var (file, bytes) in files)
         {
-            var part = new ByteArrayContent(bytes);
+            var part = new ByteArrayContent(bytes ?? []);
             part.Headers.ContentType = new MediaTypeHeaderValue(ContentTypeOf(file.Path));
             form.Add(part, "image", Path.GetFileName(file.Path));
         }
@@ -121,23 +132,35 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         return form;
     }
 
-    /// <summary>Accepted items come back in file order without the refused ones; refused ones carry their index.</summary>
-    private static IEnumerable<IngestState.EntryFile> Map(List<(IngestFile File, byte[] Bytes)> files, JsonNode? body)
+    /// <summary>
+    /// Items and refusals carry the index of their file in the request. A replay lists only what the original request
+    /// accepted, so a file whose index it does not list was refused then; matching by position instead would give a refused
+    /// file the id of the next accepted one (and clean it up unclassified).
+    /// </summary>
+    private static IEnumerable<IngestState.EntryFile> Map(List<(IngestFile File, byte[]? Bytes)> files, JsonNode? body)
     {
         var rejected = (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
             .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
-        var items = (body?["items"] as JsonArray ?? []).Select(i => i?["id"]?.GetValue<string>()).ToList();
+        var list = (body?["items"] as JsonArray ?? []).Where(i => i is not null).ToList();
         var replayed = body?["replayed"]?.GetValue<bool>() == true;
-        var next = 0;
+        var items = list.All(i => i!["index"] is not null)
+            ? list.ToDictionary(i => i!["index"]!.GetValue<int>(), i => i!["id"]?.GetValue<string>())
+            // An API from before items carried their index: their order is the files' order, which identifies them unless a
+            // replay left refused files out.
+            : !replayed || list.Count == files.Count
+                ? Enumerable.Range(0, files.Count).Where(i => !rejected.ContainsKey(i)).Zip(list, (i, item) => (i, item)).ToDictionary(p => p.i, p => p.item!["id"]?.GetValue<string>())
+                : [];
         for (var i = 0; i < files.Count; i++)
         {
-            var file = files[i].File;
+            var (file, bytes) = files[i];
+            // Already answered: missing or unreadable.
+            if (bytes is null) continue;
             if (rejected.TryGetValue(i, out var refusal))
                 yield return Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message);
-            else if (next < items.Count)
-                yield return Entry(file, IngestState.Accepted, id: items[next++]);
+            else if (items.TryGetValue(i, out var id))
+                yield return Entry(file, IngestState.Accepted, id: id);
             else
-                // A replay lists only what the first request accepted, not why the others were refused.
+                // A replay does not say why the others were refused.
                 yield return Entry(file, IngestState.Refused, error: replayed ? "refused_earlier" : "no_answer",
                     message: replayed ? "refused by the original request of this batch" : "the API's answer did not cover this file");
         }

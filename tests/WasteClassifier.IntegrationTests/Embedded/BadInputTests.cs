@@ -116,15 +116,71 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Theory]
+    [InlineData(-1L)]
+    [InlineData(long.MaxValue)]
+    public async Task List_CursorWithTicksOutOfRange_400InvalidCursor(long ticks)
+    {
+        var cursor = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{ticks}:{Guid.NewGuid()}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var response = await fixture.Client.Http.GetAsync($"/v1/classifications?cursor={cursor}");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal("invalid_cursor", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("abc")]
     [InlineData("-1")]
     [InlineData("31")]
+    [InlineData("NaN")]
     public async Task Get_BadWait_400InvalidWait(string wait)
     {
         var response = await fixture.Client.Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}?wait={wait}");
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("invalid_wait", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("/v1/classifications?limit=abc", "invalid_limit", "limit")]
+    [InlineData("/v1/training-jobs?limit=abc", "invalid_limit", "limit")]
+    [InlineData("/stats/timeseries?minutes=abc", "invalid_minutes", "minutes")]
+    [InlineData("/stats/timeseries?step_seconds=1.5", "invalid_step_seconds", "step_seconds")]
+    public async Task Get_TypedParameterThatDoesNotBind_400JsonNamingIt(string url, string error, string parameter)
+    {
+        var response = await fixture.Client.Http.GetAsync(url);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(error, body["error"]!.GetValue<string>());
+        Assert.StartsWith(parameter + " ", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("{not json", "application/json", HttpStatusCode.BadRequest, "invalid_json")]
+    [InlineData("label=glass", "text/plain", HttpStatusCode.UnsupportedMediaType, "expected_json")]
+    public async Task Label_BodyNotJson_JsonError(string text, string contentType, HttpStatusCode status, string error)
+    {
+        using var content = new StringContent(text, System.Text.Encoding.UTF8, contentType);
+        var response = await fixture.Client.Http.PutAsync($"/v1/classifications/{Guid.NewGuid()}/label", content);
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal(error, (await ClassifierClient.ReadJsonAsync(response))["error"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("epochs")]
+    [InlineData("seed")]
+    public async Task TrainingJob_OptionNotANumber_400InvalidOption(string option)
+    {
+        // The garbage file keeps the request from queueing a job if the option were ignored (then: 400 not_an_image).
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(Garbage), "images", "a.jpg" },
+            { new StringContent("glass"), "label" },
+            { new StringContent("abc"), option },
+        };
+        var (status, body) = await PostAsync("/v1/training-jobs", form);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("invalid_option", body["error"]!.GetValue<string>());
+        Assert.StartsWith(option + " ", body["message"]!.GetValue<string>());
     }
 
     [Fact]

@@ -42,6 +42,21 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Submit_PartContentTypeLongerThanItsColumn_AcceptedOnPostgres()
+    {
+        // Multipart, not a direct upload, but on this class's PostgreSQL: SQLite does not enforce varchar lengths.
+        var image = Dataset.Sample(1)[^1].Path;
+        var type = new System.Net.Http.Headers.MediaTypeHeaderValue("image/jpeg");
+        type.Parameters.Add(new System.Net.Http.Headers.NameValueHeaderValue("camera", new string('x', 300)));
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(File.ReadAllBytes(image)) { Headers = { ContentType = type } }, "image", "long-type.jpg" } };
+
+        var response = await _client.Http.PostAsync("/v1/classifications", form);
+
+        // It was a 503 with Retry-After: the insert failed (22001) on every retry.
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+    }
+
+    [IntegrationFact]
     public async Task Upload_PresignedPutToS3ThenCommit_ClassifiedOnPostgres()
     {
         var files = Dataset.Sample(1).Skip(3).Take(4).Select(i => (Name: Path.GetFileName(i.Path), Bytes: File.ReadAllBytes(i.Path))).ToList();

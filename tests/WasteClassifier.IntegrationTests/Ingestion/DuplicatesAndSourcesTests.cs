@@ -95,6 +95,8 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=yesterday"), HttpStatusCode.BadRequest, "invalid_from", "yesterday");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=soon"), HttpStatusCode.BadRequest, "invalid_to");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range");
+        // Years in minutes (until now, as without from and to on a long history): over the 10,000 buckets one answer may span.
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2020-01-01T00:00:00Z&bucket=minute"), HttpStatusCode.BadRequest, "invalid_range", "10,000");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?format=xml"), HttpStatusCode.BadRequest, "invalid_format");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/no-such-camera/composition"), HttpStatusCode.NotFound, "unknown_source", "no-such-camera");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/whatever"), HttpStatusCode.NotFound, "not_found");

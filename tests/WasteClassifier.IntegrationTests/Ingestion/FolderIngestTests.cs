@@ -163,6 +163,82 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Equal(3, row["total"]!.GetValue<long>());
     }
 
+    [Fact]
+    public async Task Ingest_ReplayOfBatchWithRefusedFile_RefusedFileKeptAndOthersMappedByIndex()
+    {
+        const string source = "ingest-replay-refused";
+        var folder = IngestionFixture.TempFolder("replay-refused");
+        var good = Dataset.Sample(1).Skip(5).Take(2).ToList();
+        // Sent in name order: good, garbage, good.
+        File.Copy(good[0].Path, Path.Combine(folder, "a.jpg"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "b.jpg"), "this is not a photograph");
+        File.Copy(good[1].Path, Path.Combine(folder, "c.jpg"));
+        // The first answer (202, b refused) is lost; the retry gets the replay, which lists only a and c.
+        var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(lossy) { BaseAddress = fixture.Client.Http.BaseAddress };
+
+        var summary = await new Ingester(new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = Path.Combine(folder, ".state.jsonl"),
+            Settle = TimeSpan.FromMilliseconds(200),
+            BatchWait = TimeSpan.FromSeconds(30),
+            RetryBase = TimeSpan.FromMilliseconds(50),
+            DeleteAfter = true,
+        }, http).RunAsync(CancellationToken.None);
+
+        Assert.Equal(2, lossy.Calls);
+        Assert.Equal(2, summary.Sent);
+        var failure = Assert.Single(summary.Failures);
+        Assert.EndsWith("b.jpg", failure.Path);
+        Assert.Equal("refused_earlier", failure.Error);
+        // Only the classified files were deleted.
+        Assert.Equal(["b.jpg"], Directory.EnumerateFiles(folder).Select(Path.GetFileName).Where(n => !n!.StartsWith('.')).ToList());
+        var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 2, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, row["total"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Send_UnreadableFileInBatch_ThatFileRefusedAndTheOthersSent()
+    {
+        const string source = "ingest-unreadable";
+        var folder = IngestionFixture.TempFolder("unreadable");
+        var good = Dataset.Sample(1).Take(2).Select((s, i) =>
+        {
+            var copy = Path.Combine(folder, $"{i}.jpg");
+            File.Copy(s.Path, copy);
+            return copy;
+        }).ToList();
+        // Unreadable even for root: reading a folder throws UnauthorizedAccessException, as a file without read permission does.
+        var unreadable = Path.Combine(folder, "locked.jpg");
+        Directory.CreateDirectory(unreadable);
+        var files = new[] { IngestFile.Stat(good[0])!, new IngestFile(unreadable, 1000, 0), IngestFile.Stat(good[1])! };
+        var client = new IngestClient(fixture.Client.Http, new IngestOptions { Source = source, StateFile = Path.Combine(folder, ".state.jsonl") });
+
+        var result = await client.SendAsync(IngestClient.KeyFor(source, files), files, CancellationToken.None);
+
+        Assert.Equal(IngestClient.Kind.Answered, result.Kind);
+        var byPath = result.Outcomes.ToDictionary(o => o.Path);
+        Assert.Equal(IngestState.Refused, byPath[unreadable].Outcome);
+        Assert.Equal("file_unreadable", byPath[unreadable].Error);
+        Assert.All(good, g => Assert.Equal(IngestState.Accepted, byPath[g].Outcome));
+    }
+
+    private sealed class AnswerLostOnceHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        public int Calls;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            if (Interlocked.Increment(ref Calls) > 1) return response;
+            response.Dispose();
+            throw new HttpRequestException("connection reset by peer");
+        }
+    }
+
     private sealed class FlakyHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
     {
         public int Calls;

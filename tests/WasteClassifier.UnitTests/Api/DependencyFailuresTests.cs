@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using WasteClassifier.Api.Security;
 
@@ -14,5 +15,27 @@ public sealed class DependencyFailuresTests
 
         Assert.True(DependencyFailures.IsUnavailable(exhausted));
         Assert.False(DependencyFailures.IsUnavailable(new RetryLimitExceededException("retries exceeded", new ArgumentException("bug"))));
+    }
+
+    [Theory]
+    [InlineData("22001")] // value too long for type character varying(128)
+    [InlineData("23505")] // unique violation
+    public void IsUnavailable_PostgresDataOrConstraintError_False(string sqlState)
+    {
+        var saveFailed = new DbUpdateException("save failed", new Npgsql.PostgresException("refused", "ERROR", "ERROR", sqlState));
+
+        // The same request would fail again: a 500, not a 503 the client retries for ever.
+        Assert.False(DependencyFailures.IsUnavailable(saveFailed));
+        Assert.True(DependencyFailures.IsDataError(saveFailed));
+        Assert.True(DependencyFailures.IsUnavailable(new DbUpdateException("save failed", new Npgsql.PostgresException("too many clients", "FATAL", "FATAL", "53300"))));
+    }
+
+    [Fact]
+    public void IsUnavailable_SqliteConstraintError_False()
+    {
+        var saveFailed = new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("UNIQUE constraint failed", 19));
+
+        Assert.False(DependencyFailures.IsUnavailable(saveFailed));
+        Assert.True(DependencyFailures.IsUnavailable(new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("database is locked", 5))));
     }
 }

@@ -37,6 +37,25 @@ public sealed class MultipartUploadsTests
     }
 
     [Fact]
+    public async Task ReadAsync_ContentTypeWithLongParameters_KeepsTheMediaTypeOnly()
+    {
+        var withParameters = new MediaTypeHeaderValue("image/jpeg");
+        withParameters.Parameters.Add(new NameValueHeaderValue("camera", new string('x', 300)));
+        var overlong = new MediaTypeHeaderValue("image/" + new string('y', 200));
+        using var content = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(Bytes(10, seed: 7)) { Headers = { ContentType = withParameters } }, "image", "a.jpg" },
+            { new ByteArrayContent(Bytes(10, seed: 8)) { Headers = { ContentType = overlong } }, "image", "b.jpg" },
+        };
+
+        var (upload, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        Assert.Null(error);
+        // images.content_type is varchar(128): a longer value made the insert fail.
+        Assert.Equal(["image/jpeg", null], upload!.Files.Select(f => f.ContentType));
+    }
+
+    [Fact]
     public async Task ReadAsync_FileOverTheLimit_KeepsItsLengthOnly()
     {
         using var content = new MultipartFormDataContent { { File(Bytes(5000, seed: 4), "image/jpeg"), "image", "big.jpg" } };
@@ -72,6 +91,47 @@ public sealed class MultipartUploadsTests
         var answer = Assert.IsType<JsonHttpResult<ApiError>>(error).Value!;
         Assert.Equal("too_many_files", answer.Error);
         Assert.StartsWith("4 files in one request; the limit is 3", answer.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_TooManyFormValues_400NotTooLarge()
+    {
+        using var content = new MultipartFormDataContent();
+        for (var i = 0; i < 1025; i++) content.Add(new StringContent("x"), $"field{i}");
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        // A few kilobytes: it was answered "request body is over the limit of 268,435,456 bytes".
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("form_limit_exceeded", answer.Value!.Error);
+        Assert.Contains("1024", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_SectionHeaderLineOverItsLimit_400Malformed()
+    {
+        var file = File(Bytes(10, seed: 9), "image/jpeg");
+        file.Headers.Add("X-Camera", new string('x', 20_000));
+        using var content = new MultipartFormDataContent { { file, "image", "a.jpg" } };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("malformed_request", answer.Value!.Error);
+    }
+
+    [Fact]
+    public async Task ReadAsync_BodyOverTheRequestLimit_413()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(5000, seed: 10), "image/jpeg"), "image", "a.jpg" } };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", new UploadOptions { MaxRequestBytes = 2000 }, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(413, answer.StatusCode);
+        Assert.Equal("request_too_large", answer.Value!.Error);
     }
 
     [Fact]

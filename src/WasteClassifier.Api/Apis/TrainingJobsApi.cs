@@ -2,8 +2,10 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Apis;
@@ -29,6 +31,10 @@ public static class TrainingJobsApi
 
     public sealed record LabelRequest(string? Label);
 
+    /// <summary>Failures that say the image itself cannot be read (not a passing outage): such an image teaches nothing.</summary>
+    private static readonly HashSet<string?> UnusableImageErrors =
+        [ImageErrors.Empty, ImageErrors.NotAnImage, ImageErrors.Corrupt, ImageErrors.TooManyPixels, ImageErrors.Unsupported, ClassificationBatchProcessor.MissingImage];
+
     public static async Task<IResult> LabelAsync(Guid id, [FromBody] LabelRequest? request, ClassifierDbContext db, [FromServices] ModelRegistry registry,
         TimeProvider clock, CancellationToken cancellationToken)
     {
@@ -37,6 +43,9 @@ public static class TrainingJobsApi
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"label must be one of: {string.Join(", ", labels)}");
         var row = await db.Classifications.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
         if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");
+        if (row.Status == ClassificationStatus.Failed && UnusableImageErrors.Contains(row.ErrorCode))
+            return ApiErrors.Result(StatusCodes.Status409Conflict, "image_unusable",
+                $"this classification failed with {row.ErrorCode}: its image cannot be read, so it cannot become a training sample");
 
         var sample = await db.LabelledSamples.FirstOrDefaultAsync(s => s.ImageId == row.ImageId, cancellationToken);
         if (sample is null)

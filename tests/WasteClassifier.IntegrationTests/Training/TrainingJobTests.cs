@@ -141,6 +141,21 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
     }
 
     [Fact]
+    public async Task Label_ImageThatFailedToDecode_409AndNoSample()
+    {
+        // Passes the upload's header check, has no pixel data: the worker fails it as corrupt.
+        var (_, body) = await _fixture.Client.SubmitAsync([("no-pixels.png", HostileImages.PngHeaderOnly(80, 60))]);
+        var id = Guid.Parse(body["items"]![0]!["id"]!.GetValue<string>());
+        var result = Assert.Single(await _fixture.Client.WaitForAllAsync([id], TimeSpan.FromMinutes(2)));
+        Assert.Equal("corrupt_image", result["error_code"]!.GetValue<string>());
+
+        var response = await Http.PutAsJsonAsync($"/v1/classifications/{id}/label", new { label = "cardboard" });
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        Assert.Equal("image_unusable", (await ClassifierClient.ReadJsonAsync(response))["error"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Submit_BadTrainingRequests_400()
     {
         using var mismatch = new MultipartFormDataContent

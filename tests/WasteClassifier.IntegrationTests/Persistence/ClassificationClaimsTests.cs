@@ -336,29 +336,6 @@ public sealed class ClassificationClaimsTests
     }
 
     /// <summary>A fresh, migrated database of the provider, configured as the services configure theirs, for one test.</summary>
-    private static async Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test,
-        IInterceptor? interceptor = null)
-    {
-        var folder = Directory.CreateTempSubdirectory("wc-claims-");
-        var options = new DatabaseOptions { Provider = provider };
-        if (provider == DatabaseProviders.Postgres) options.ConnectionString = await TestServices.CreateDatabaseAsync("wc_claims");
-        ClassifierDbContext NewContext()
-        {
-            var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
-            DatabaseExtensions.Configure(builder, options, folder.FullName);
-            if (interceptor is not null) builder.AddInterceptors(interceptor);
-            return new ClassifierDbContext(builder.Options);
-        }
-        try
-        {
-            await using (var db = NewContext()) await db.Database.MigrateAsync();
-            await test(NewContext);
-        }
-        finally
-        {
-            if (options.ConnectionString is { } connectionString) await TestServices.DropDatabaseAsync(connectionString);
-            SqliteConnection.ClearAllPools();
-            folder.Delete(recursive: true);
-        }
-    }
+    private static Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test, IInterceptor? interceptor = null) =>
+        ProviderDatabases.WithDatabaseAsync(provider, "wc-claims", test, interceptor);
 }

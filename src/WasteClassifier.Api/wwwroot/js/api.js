@@ -2,7 +2,13 @@
 async function request(url, options = {}) {
   const response = await fetch(url, { headers: { Accept: 'application/json', ...options.headers }, ...options });
   const text = await response.text();
-  const body = text ? JSON.parse(text) : null;
+  // A proxy's or the server's HTML error page is not JSON: say what happened rather than "SyntaxError".
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    if (response.ok) throw new Error(`${url} answered something other than JSON`);
+  }
   if (!response.ok) {
     const error = new Error(body?.message ?? `${response.status} ${response.statusText}`);
     error.status = response.status;

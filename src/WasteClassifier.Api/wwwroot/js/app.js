@@ -11,7 +11,7 @@ const views = {
   classify: {},
   history: { show: showHistory },
   dashboard: { show: showDashboard, hide: hideDashboard },
-  models: { show: () => { showModels(); showTraining(); }, hide: hideTraining },
+  models: { show: () => Promise.all([showModels(), showTraining()]), hide: hideTraining },
 };
 let current = null;
 

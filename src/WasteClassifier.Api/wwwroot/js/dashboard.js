@@ -38,7 +38,10 @@ function render(stats, series) {
     kpi('Queue depth', num(counts.queued ?? 0), `· ${num(counts.processing ?? 0)} processing`),
     kpi('p95 end to end', ms(stats.latency_ms?.total?.p95)),
     kpi('Failed', num(counts.failed)),
-    kpi('Workers', num(stats.per_worker?.length ?? 0)));
+    // Every worker id ever seen stays in per_worker (each restart or pod is a new id): count those that finished
+    // something in the last five minutes.
+    kpi('Active workers', num((stats.per_worker ?? []).filter(w => w.last_completed_at && Date.now() - Date.parse(w.last_completed_at) < 5 * 60_000).length),
+      `· ${num(stats.per_worker?.length ?? 0)} seen`));
 
   const times = series.points.map(p => p.t);
   const values = key => series.points.map(p => p[key]);

@@ -16,7 +16,7 @@ export function initHistory() {
   document.getElementById('history-more').addEventListener('click', () => load(false));
 }
 
-export function showHistory() { load(true); }
+export function showHistory() { return load(true); }
 
 async function load(reset) {
   const form = document.getElementById('history-filters');

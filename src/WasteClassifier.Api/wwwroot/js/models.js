@@ -5,7 +5,7 @@ import { confusionMatrix } from './charts.js';
 
 let selected = null;
 
-export function showModels() { loadModels(); }
+export function showModels() { return loadModels(); }
 
 export async function loadModels() {
   const { items } = await getJson('/v1/models');

@@ -20,9 +20,10 @@ export function initTraining() {
 }
 
 export function showTraining() {
-  loadJobs();
   clearInterval(timer);
-  timer = setInterval(() => { if (!document.hidden) loadJobs(); }, 3000);
+  // Refreshes keep going through a passing failure; the first load's error reaches the router's toast.
+  timer = setInterval(() => { if (!document.hidden) loadJobs().catch(() => {}); }, 3000);
+  return loadJobs();
 }
 
 export function hideTraining() { clearInterval(timer); timer = null; }

@@ -71,7 +71,11 @@ export function toast(message, isError = false) {
 /** Label <select> with the service's classes; resolves once /classes answered. */
 let classesPromise;
 export function classes() {
-  classesPromise ??= fetch('/classes', { headers: { Accept: 'application/json' } }).then(r => r.json()).then(b => b.classes);
+  // A failed answer is not kept: the next call asks again.
+  classesPromise ??= fetch('/classes', { headers: { Accept: 'application/json' } })
+    .then(r => { if (!r.ok) throw new Error(`/classes answered ${r.status}`); return r.json(); })
+    .then(b => b.classes)
+    .catch(e => { classesPromise = null; throw e; });
   return classesPromise;
 }
 export function fillSelect(select, values, placeholder) {

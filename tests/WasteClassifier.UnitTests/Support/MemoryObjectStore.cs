@@ -38,6 +38,18 @@ internal sealed class MemoryObjectStore : IObjectStore
         }
     }
 
+    public async Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken)
+    {
+        var content = await GetAsync(key, cancellationToken);
+        return content?.LongLength > maxBytes ? throw new ObjectTooLargeException(key, maxBytes) : content;
+    }
+
+    /// <summary>A size look-up, not a read: as the real stores' (a HEAD, a file's length).</summary>
+    public Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    {
+        lock (_objects) return Task.FromResult(_objects.GetValueOrDefault(key)?.LongLength);
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         lock (_objects) _objects.Remove(key);

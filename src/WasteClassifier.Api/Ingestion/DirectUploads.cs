@@ -139,6 +139,16 @@ public sealed class DirectUploads(
             }
         }
 
+        // A concurrent commit of the same id may have taken (and deleted) its object since this one read the row: that is
+        // no reason to PUT again. Start over, as after a lost save race, to answer with that commit's outcome.
+        var missing = open.Where(u => refusals.TryGetValue(u.Id, out var r) && r.Error == NotUploadedError).Select(u => u.Id).ToList();
+        if (missing.Count > 0 && await db.DirectUploads.AnyAsync(u => missing.Contains(u.Id) && u.Status != DirectUploadStatus.Pending, cancellationToken))
+        {
+            db.ChangeTracker.Clear();
+            logger.LogInformation("Upload(s) committed concurrently while this commit checked them; answering with the stored outcome");
+            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+        }
+
         // The same checks, content-hash key and image rows as a multipart upload.
         var (accepted, rejected) = files.Count == 0 ? ([], []) : await intake.TakeAsync(files.Select(f => f.File).ToList(), cancellationToken);
         foreach (var r in rejected) refusals[files[r.Index].Upload.Id] = (r.Error, r.Message, true);
@@ -217,7 +227,9 @@ public sealed class DirectUploads(
 
     private readonly record struct StagedRead(DirectUpload Upload, byte[]? Content, (string Error, string Message, bool Final)? Refusal);
 
-    private static (string Error, string Message, bool Final) NotUploaded(Guid id) => ("not_uploaded", $"nothing has been uploaded for {id} yet; PUT the bytes to its URL first", false);
+    private const string NotUploadedError = "not_uploaded";
+
+    private static (string Error, string Message, bool Final) NotUploaded(Guid id) => (NotUploadedError, $"nothing has been uploaded for {id} yet; PUT the bytes to its URL first", false);
 
     // Not final: the upload stays pending, so the client can PUT its file once more and commit again.
     private static (string Error, string Message, bool Final) Changed(Guid id, long size) =>

@@ -67,6 +67,30 @@ public sealed class DirectUploadsTests : IDisposable
             Assert.Equal(larger.Length, (await check.Images.SingleAsync()).SizeBytes);
     }
 
+    [Fact]
+    public async Task Commit_SameUploadCommittedConcurrentlyDuringItsSizeCheck_AnswersWithThatClassification()
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(10, 200, 10)));
+        var key = DirectUploads.StagingKeyFor(id);
+        DirectUploads.CommitItem? other = null;
+        // This commit has read the row as pending; the other one commits the upload and deletes its staged object.
+        _store.BeforeSize = async k =>
+        {
+            if (k != key) return;
+            _store.BeforeSize = null;
+            other = Assert.Single((await CommitAsync([id])).Items);
+        };
+
+        var item = Assert.Single((await CommitAsync([id])).Items);
+
+        Assert.Equal(DirectUploads.Accepted, other?.Status);
+        // It was a 400 not_uploaded ("PUT the bytes first"): a client doing so would have the image classified twice.
+        Assert.Equal(DirectUploads.Accepted, item.Status);
+        Assert.Equal(other!.ClassificationId, item.ClassificationId);
+        await using var check = _database.NewContext();
+        Assert.Single(await check.Classifications.ToListAsync());
+    }
+
     private async Task<Guid> UploadAsync(byte[] content)
     {
         await using var db = _database.NewContext();

@@ -44,10 +44,14 @@ internal sealed class MemoryObjectStore : IObjectStore
         return content?.LongLength > maxBytes ? throw new ObjectTooLargeException(key, maxBytes) : content;
     }
 
+    /// <summary>Runs before a size look-up, given its key.</summary>
+    public Func<string, Task>? BeforeSize { get; set; }
+
     /// <summary>A size look-up, not a read: as the real stores' (a HEAD, a file's length).</summary>
-    public Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    public async Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
     {
-        lock (_objects) return Task.FromResult(_objects.GetValueOrDefault(key)?.LongLength);
+        if (BeforeSize is { } before) await before(key);
+        lock (_objects) return _objects.GetValueOrDefault(key)?.LongLength;
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)

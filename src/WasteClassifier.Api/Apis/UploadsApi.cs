@@ -84,7 +84,9 @@ public static class UploadsApi
         var source = body.Source ?? "";
         if (SourceNames.Validate(source) is { } invalid) return invalid;
 
-        var items = await uploads.CommitAsync(ids, source.Length == 0 ? null : source, body.DuplicateWindowSeconds, cancellationToken);
+        var outcome = await uploads.CommitAsync(ids, source.Length == 0 ? null : source, body.DuplicateWindowSeconds, cancellationToken);
+        if (outcome.TooLarge is { } tooLarge) return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, tooLarge.Error, tooLarge.Message);
+        var items = outcome.Items;
         var accepted = items.Count(i => i.Status == DirectUploads.Accepted);
         if (accepted == 0)
         {

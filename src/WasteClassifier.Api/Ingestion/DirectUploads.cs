@@ -30,8 +30,12 @@ public sealed class DirectUploads(
     public sealed record CommitItem(Guid Id, string Status, Guid? ClassificationId, string? ClassificationStatus, string? Url,
         Guid? DuplicateOf, string? Filename, string? Error, string? Message);
 
+    /// <summary>The items, or why the whole commit was refused (413: it would hold more than a request may).</summary>
+    public sealed record CommitOutcome(IReadOnlyList<CommitItem> Items, ApiError? TooLarge = null);
+
     public const string Accepted = "accepted";
     public const string Refused = "refused";
+    public const string CommitTooLarge = "commit_too_large";
 
     public static string StagingKeyFor(Guid id) => $"uploads/{id:N}";
 
@@ -71,7 +75,7 @@ public sealed class DirectUploads(
         return (true, StatusCodes.Status200OK, null, null);
     }
 
-    public async Task<IReadOnlyList<CommitItem>> CommitAsync(IReadOnlyList<Guid> ids, string? source, int? duplicateWindowSeconds, CancellationToken cancellationToken)
+    public async Task<CommitOutcome> CommitAsync(IReadOnlyList<Guid> ids, string? source, int? duplicateWindowSeconds, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var rows = await db.DirectUploads.Where(u => ids.Contains(u.Id)).ToDictionaryAsync(u => u.Id, cancellationToken);
@@ -89,24 +93,39 @@ public sealed class DirectUploads(
 
         // Sizes first (no download): a missing object is not an error of the upload yet, the client may still PUT it.
         var sizes = await Task.WhenAll(open.Select(u => store.SizeAsync(u.ObjectKey, cancellationToken)));
+        var toRead = new List<(DirectUpload Upload, long Size)>();
+        foreach (var (upload, size) in open.Zip(sizes))
+        {
+            if (size is null) refusals[upload.Id] = NotUploaded(upload.Id);
+            else if (upload.DeclaredSize is { } declared && declared != size)
+                refusals[upload.Id] = ("size_mismatch", $"{size:N0} bytes were uploaded for {upload.Id} but {declared:N0} were announced", false);
+            else if (size > uploads.MaxFileBytes)
+                refusals[upload.Id] = (ImageIntake.FileTooLarge, $"the file is {size:N0} bytes; the limit is {uploads.MaxFileBytes:N0}", true);
+            else toRead.Add((upload, size.Value));
+        }
+        // The images are held in memory together, as a multipart request's are: the same limit, checked before any read.
+        var total = toRead.Sum(r => r.Size);
+        if (total > uploads.MaxRequestBytes)
+            return new CommitOutcome([], new ApiError(CommitTooLarge,
+                $"the {toRead.Count} uploads to check hold {total:N0} bytes; one commit may hold at most {uploads.MaxRequestBytes:N0}: commit them in smaller groups"));
+
         var files = new List<(DirectUpload Upload, UploadedImage File)>();
         using (var gate = new SemaphoreSlim(8))
         {
-            var reads = open.Select(async (upload, k) =>
+            var reads = toRead.Select(async r =>
             {
-                var size = sizes[k];
-                if (size is null) return (upload, null, ("not_uploaded", $"nothing has been uploaded for {upload.Id} yet; PUT the bytes to its URL first", false));
-                if (upload.DeclaredSize is { } declared && declared != size)
-                    return (upload, null, ("size_mismatch", $"{size:N0} bytes were uploaded for {upload.Id} but {declared:N0} were announced", false));
-                if (size > uploads.MaxFileBytes)
-                    return (upload, null, (ImageIntake.FileTooLarge, $"the file is {size:N0} bytes; the limit is {uploads.MaxFileBytes:N0}", true));
                 await gate.WaitAsync(cancellationToken);
                 try
                 {
-                    var bytes = await store.GetAsync(upload.ObjectKey, cancellationToken);
-                    return bytes is null
-                        ? (upload, null, ("not_uploaded", $"nothing has been uploaded for {upload.Id} yet; PUT the bytes to its URL first", false))
-                        : (upload, (byte[]?)bytes, default((string, string, bool)?));
+                    // Never more than was checked: the presigned URL still works, so the object may have been rewritten since.
+                    var bytes = await store.GetAsync(r.Upload.ObjectKey, r.Size, cancellationToken);
+                    return bytes is null ? new StagedRead(r.Upload, null, NotUploaded(r.Upload.Id))
+                        : bytes.LongLength != r.Size ? new StagedRead(r.Upload, null, Changed(r.Upload.Id, r.Size))
+                        : new StagedRead(r.Upload, bytes, null);
+                }
+                catch (ObjectTooLargeException)
+                {
+                    return new StagedRead(r.Upload, null, Changed(r.Upload.Id, r.Size));
                 }
                 finally
                 {
@@ -118,6 +137,16 @@ public sealed class DirectUploads(
                 if (refusal is { } r) refusals[upload.Id] = r;
                 else files.Add((upload, new UploadedImage(files.Count, upload.FileName, upload.ContentType, bytes!.LongLength, bytes)));
             }
+        }
+
+        // A concurrent commit of the same id may have taken (and deleted) its object since this one read the row: that is
+        // no reason to PUT again. Start over, as after a lost save race, to answer with that commit's outcome.
+        var missing = open.Where(u => refusals.TryGetValue(u.Id, out var r) && r.Error == NotUploadedError).Select(u => u.Id).ToList();
+        if (missing.Count > 0 && await db.DirectUploads.AnyAsync(u => missing.Contains(u.Id) && u.Status != DirectUploadStatus.Pending, cancellationToken))
+        {
+            db.ChangeTracker.Clear();
+            logger.LogInformation("Upload(s) committed concurrently while this commit checked them; answering with the stored outcome");
+            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
         }
 
         // The same checks, content-hash key and image rows as a multipart upload.
@@ -193,8 +222,18 @@ public sealed class DirectUploads(
         foreach (var (id, (error, message, _)) in refusals)
             answers[id] = new CommitItem(id, Refused, null, null, null, null, rows.GetValueOrDefault(id)?.FileName, error, message);
         logger.LogInformation("Committed {Accepted} direct upload(s), refused {Refused}, source {Source}", created.Count, refusals.Count, source);
-        return ids.Select(id => answers[id]).ToList();
+        return new CommitOutcome(ids.Select(id => answers[id]).ToList());
     }
+
+    private readonly record struct StagedRead(DirectUpload Upload, byte[]? Content, (string Error, string Message, bool Final)? Refusal);
+
+    private const string NotUploadedError = "not_uploaded";
+
+    private static (string Error, string Message, bool Final) NotUploaded(Guid id) => (NotUploadedError, $"nothing has been uploaded for {id} yet; PUT the bytes to its URL first", false);
+
+    // Not final: the upload stays pending, so the client can PUT its file once more and commit again.
+    private static (string Error, string Message, bool Final) Changed(Guid id, long size) =>
+        ("upload_changed", $"the object of {id} was rewritten while it was being committed (it was {size:N0} bytes when checked); PUT it once more and commit again", false);
 
     public static async Task DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
     {

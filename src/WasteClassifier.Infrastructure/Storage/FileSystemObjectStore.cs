@@ -25,6 +25,21 @@ public sealed class FileSystemObjectStore(string root) : IObjectStore
         return File.Exists(path) ? await File.ReadAllBytesAsync(path, cancellationToken) : null;
     }
 
+    public async Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken)
+    {
+        FileStream file;
+        try
+        {
+            file = new FileStream(PathFor(key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 1, useAsync: true);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        // A PUT writes aside and renames, so the open file keeps the length it has now.
+        await using (file) return await BoundedReads.ReadAsync(file, file.Length, maxBytes, key, cancellationToken);
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         File.Delete(PathFor(key));

@@ -12,6 +12,12 @@ public interface IObjectStore
     /// <summary>Returns the object's bytes, or null when no object has that key.</summary>
     Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// As <see cref="GetAsync(string, CancellationToken)"/>, but throws <see cref="ObjectTooLargeException"/> rather than
+    /// read more than <paramref name="maxBytes"/>: for objects a client can rewrite (a direct upload's presigned PUT).
+    /// </summary>
+    Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken);
+
     Task DeleteAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>A cheap round trip for health checks; throws when the store cannot be reached.</summary>

@@ -42,13 +42,20 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
         await EnsureSuccessAsync(response, "PUT", key, cancellationToken);
     }
 
-    public async Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
+    public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => GetAsync(key, maxBytes: null, cancellationToken);
+
+    public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => GetAsync(key, (long?)maxBytes, cancellationToken);
+
+    private async Task<byte[]?> GetAsync(string key, long? maxBytes, CancellationToken cancellationToken)
     {
         var url = await client.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(bucket).WithObject(key).WithExpiry(RequestUrlExpirySeconds));
         using var response = await SendAsync(new HttpRequestMessage(HttpMethod.Get, url), cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound && await ErrorCodeAsync(response, cancellationToken) == "NoSuchKey") return null;
         await EnsureSuccessAsync(response, "GET", key, cancellationToken);
-        return await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        if (maxBytes is not { } max) return await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        // The body is only streamed (ResponseHeadersRead): an object over the bound is refused on its Content-Length.
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        return await BoundedReads.ReadAsync(body, response.Content.Headers.ContentLength, max, key, cancellationToken);
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken) =>

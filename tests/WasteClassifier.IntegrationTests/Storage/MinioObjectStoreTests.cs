@@ -31,6 +31,19 @@ public sealed class MinioObjectStoreTests
     }
 
     [IntegrationFact]
+    public async Task GetBounded_ObjectOverTheBound_RefusedOnItsLength()
+    {
+        var store = await CreateStoreAsync($"wc-bound-{Guid.NewGuid():N}"[..30]);
+        await store.EnsureReadyAsync(CancellationToken.None);
+        var content = Enumerable.Range(0, 100_000).Select(i => (byte)i).ToArray();
+        await store.PutAsync("uploads/abc", content, "image/jpeg", CancellationToken.None);
+
+        Assert.Equal(content, await store.GetAsync("uploads/abc", 100_000, CancellationToken.None));
+        await Assert.ThrowsAsync<ObjectTooLargeException>(() => store.GetAsync("uploads/abc", 99_999, CancellationToken.None));
+        Assert.Null(await store.GetAsync("uploads/missing", 100_000, CancellationToken.None));
+    }
+
+    [IntegrationFact]
     public async Task Get_BucketMissing_ThrowsInsteadOfReportingAMissingObject()
     {
         var store = await CreateStoreAsync($"wc-none-{Guid.NewGuid():N}"[..30]);

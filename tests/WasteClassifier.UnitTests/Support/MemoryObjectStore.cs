@@ -38,6 +38,22 @@ internal sealed class MemoryObjectStore : IObjectStore
         }
     }
 
+    public async Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken)
+    {
+        var content = await GetAsync(key, cancellationToken);
+        return content?.LongLength > maxBytes ? throw new ObjectTooLargeException(key, maxBytes) : content;
+    }
+
+    /// <summary>Runs before a size look-up, given its key.</summary>
+    public Func<string, Task>? BeforeSize { get; set; }
+
+    /// <summary>A size look-up, not a read: as the real stores' (a HEAD, a file's length).</summary>
+    public async Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    {
+        if (BeforeSize is { } before) await before(key);
+        lock (_objects) return _objects.GetValueOrDefault(key)?.LongLength;
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         lock (_objects) _objects.Remove(key);

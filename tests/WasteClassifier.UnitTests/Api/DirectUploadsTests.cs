@@ -1,0 +1,122 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>Committing direct uploads: what one commit may hold in memory, and objects rewritten or committed meanwhile.</summary>
+public sealed class DirectUploadsTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly MemoryObjectStore _store = new();
+    private readonly SeenContentHashes _seen = new();
+    private readonly UploadOptions _limits = new();
+
+    [Fact]
+    public async Task Commit_UploadsOverTheRequestLimit_RefusedWholeBeforeAnyRead()
+    {
+        var first = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+        var second = TestImages.SolidPng(32, 32, new Rgb24(10, 10, 200));
+        _limits.MaxRequestBytes = first.Length + second.Length - 1;
+        Guid[] ids = [await UploadAsync(first), await UploadAsync(second)];
+
+        var outcome = await CommitAsync(ids);
+
+        Assert.Equal(DirectUploads.CommitTooLarge, outcome.TooLarge?.Error);
+        Assert.Contains(_limits.MaxRequestBytes.ToString("N0"), outcome.TooLarge!.Message);
+        Assert.Equal(0, _store.Reads);
+        await using (var check = _database.NewContext())
+        {
+            Assert.All(await check.DirectUploads.ToListAsync(), u => Assert.Equal(DirectUploadStatus.Pending, u.Status));
+            Assert.Empty(await check.Classifications.ToListAsync());
+        }
+        // Nothing was done: the same uploads, committed in smaller groups, go through.
+        foreach (var id in ids) Assert.Equal(DirectUploads.Accepted, Assert.Single((await CommitAsync([id])).Items).Status);
+    }
+
+    [Fact]
+    public async Task Commit_ObjectRewrittenLargerAfterItsSizeCheck_RefusedAsChangedAndCommittableAgain()
+    {
+        var checkedBytes = TestImages.SolidPng(16, 16, new Rgb24(10, 200, 10));
+        var larger = TestImages.SplitPng(256, 256, new Rgb24(10, 200, 10), new Rgb24(200, 10, 10));
+        Assert.True(larger.Length > checkedBytes.Length);
+        var id = await UploadAsync(checkedBytes);
+        var key = DirectUploads.StagingKeyFor(id);
+        // The presigned URL is still valid: the client PUTs again between the commit's size check and its read.
+        _store.BeforeRead = async k =>
+        {
+            if (k != key) return;
+            _store.BeforeRead = null;
+            await _store.PutAsync(key, larger, "image/png", CancellationToken.None);
+        };
+
+        var refused = Assert.Single((await CommitAsync([id])).Items);
+
+        Assert.Equal(DirectUploads.Refused, refused.Status);
+        Assert.Equal("upload_changed", refused.Error);
+        await using (var check = _database.NewContext()) Assert.Empty(await check.Classifications.ToListAsync());
+        // Still pending: committed again, the object is checked at its new size.
+        var accepted = Assert.Single((await CommitAsync([id])).Items);
+        Assert.Equal(DirectUploads.Accepted, accepted.Status);
+        await using (var check = _database.NewContext())
+            Assert.Equal(larger.Length, (await check.Images.SingleAsync()).SizeBytes);
+    }
+
+    [Fact]
+    public async Task Commit_SameUploadCommittedConcurrentlyDuringItsSizeCheck_AnswersWithThatClassification()
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(10, 200, 10)));
+        var key = DirectUploads.StagingKeyFor(id);
+        DirectUploads.CommitItem? other = null;
+        // This commit has read the row as pending; the other one commits the upload and deletes its staged object.
+        _store.BeforeSize = async k =>
+        {
+            if (k != key) return;
+            _store.BeforeSize = null;
+            other = Assert.Single((await CommitAsync([id])).Items);
+        };
+
+        var item = Assert.Single((await CommitAsync([id])).Items);
+
+        Assert.Equal(DirectUploads.Accepted, other?.Status);
+        // It was a 400 not_uploaded ("PUT the bytes first"): a client doing so would have the image classified twice.
+        Assert.Equal(DirectUploads.Accepted, item.Status);
+        Assert.Equal(other!.ClassificationId, item.ClassificationId);
+        await using var check = _database.NewContext();
+        Assert.Single(await check.Classifications.ToListAsync());
+    }
+
+    private async Task<Guid> UploadAsync(byte[] content)
+    {
+        await using var db = _database.NewContext();
+        var created = await Uploads(db).CreateAsync([new DirectUploads.FileRequest("a.png", "image/png", null)], "line-1", CancellationToken.None);
+        var id = created[0].Upload.Id;
+        await _store.PutAsync(DirectUploads.StagingKeyFor(id), content, "image/png", CancellationToken.None);
+        return id;
+    }
+
+    private async Task<DirectUploads.CommitOutcome> CommitAsync(IReadOnlyList<Guid> ids)
+    {
+        await using var db = _database.NewContext();
+        return await Uploads(db).CommitAsync(ids, source: null, duplicateWindowSeconds: null, CancellationToken.None);
+    }
+
+    private DirectUploads Uploads(ClassifierDbContext db) => new(
+        db,
+        _store,
+        new ImageIntake(db, _store, _limits, _seen, TimeProvider.System),
+        // The broker is away: the rows stay recorded for the re-publisher.
+        new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
+        new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
+        _limits,
+        new IngestionOptions(),
+        TimeProvider.System,
+        NullLogger<DirectUploads>.Instance);
+
+    public void Dispose() => _database.Dispose();
+}

@@ -222,6 +222,9 @@ public sealed class DirectUploads(
         foreach (var (id, (error, message, _)) in refusals)
             answers[id] = new CommitItem(id, Refused, null, null, null, null, rows.GetValueOrDefault(id)?.FileName, error, message);
         logger.LogInformation("Committed {Accepted} direct upload(s), refused {Refused}, source {Source}", created.Count, refusals.Count, source);
+        // As a multipart upload counts its files; a repeated commit stores nothing new and counts nothing.
+        Components.Observability.ClassifierMetrics.ImagesAccepted.Inc(created.Count);
+        foreach (var (_, (error, _, _)) in refusals) Components.Observability.ClassifierMetrics.ImagesRejected.WithLabels(error).Inc();
         return new CommitOutcome(ids.Select(id => answers[id]).ToList());
     }
 

@@ -42,6 +42,17 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
         Assert.Contains("# TYPE wasteclassifier_training_job_duration_seconds histogram", text);
     }
 
+    [Fact]
+    public async Task Metrics_DirectUploadCommit_CountsItsImagesAsAccepted()
+    {
+        var before = Counter(await fixture.Client.Http.GetStringAsync("/metrics"), "wasteclassifier_images_accepted_total");
+        var files = Dataset.Sample(perClass: 1).Skip(2).Take(2).Select(s => (Path.GetFileName(s.Path), File.ReadAllBytes(s.Path))).ToList();
+
+        await Ingestion.DirectUploadFlow.RunAsync(fixture.Client.Http, fixture.Client.Http, files, "metrics-direct");
+
+        Assert.Equal(before + 2, Counter(await fixture.Client.Http.GetStringAsync("/metrics"), "wasteclassifier_images_accepted_total"));
+    }
+
     private static double Counter(string text, string series) =>
         text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
             .Select(l => double.Parse(l[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();

@@ -12,6 +12,9 @@ public static class DatabaseExtensions
     public const string PostgresMigrationsAssembly = "WasteClassifier.Migrations.Postgres";
     public const string SqliteMigrationsAssembly = "WasteClassifier.Migrations.Sqlite";
 
+    /// <summary>The embedded default's database file, under DataDirectory.</summary>
+    public const string SqliteFileName = "wasteclassifier.db";
+
     public static IServiceCollection AddClassifierDatabase(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
@@ -58,7 +61,7 @@ public static class DatabaseExtensions
                 break;
             case DatabaseProviders.Sqlite:
                 Directory.CreateDirectory(dataDirectory);
-                builder.UseSqlite(options.ConnectionString ?? $"Data Source={Path.Combine(dataDirectory, "wasteclassifier.db")};Default Timeout=30",
+                builder.UseSqlite(options.ConnectionString ?? $"Data Source={Path.Combine(dataDirectory, SqliteFileName)};Default Timeout=30",
                     sqlite => sqlite.MigrationsAssembly(SqliteMigrationsAssembly));
                 break;
             default:

@@ -28,8 +28,24 @@ internal static class ServiceConfiguration
             .AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning)
             // EF logs its probe of a missing migrations-history table as an error on every fresh database.
             .AddFilter("Microsoft.EntityFrameworkCore.Database.Command", LogLevel.None)
+            // A connection that fails is the verb's failure: the dispatcher reports it in one line, not as a log entry too.
+            .AddFilter("Microsoft.EntityFrameworkCore.Database.Connection", LogLevel.None)
             .Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
         return services;
+    }
+
+    /// <summary>The database settings as a usage error naming the one that is wrong, before anything connects.</summary>
+    public static void CheckDatabase(IConfiguration configuration)
+    {
+        try
+        {
+            (configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions()).Validated();
+        }
+        catch (InvalidOperationException e)
+        {
+            // Also a value that does not bind (e.g. Database__MaxPoolSize=many).
+            throw new UsageException(e.Message);
+        }
     }
 
     /// <summary>
@@ -50,6 +66,7 @@ internal static class ServiceConfiguration
     /// </summary>
     public static void RequireExistingDatabase(IConfiguration configuration)
     {
+        CheckDatabase(configuration);
         if (MissingEmbeddedDatabase(configuration) is { } file)
             throw new UsageException($"no database at {file}: set --data-directory (or DataDirectory) to the deployment's data folder " +
                                      "(`dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data) or Database__* as the API's");

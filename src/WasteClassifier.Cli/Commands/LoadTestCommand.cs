@@ -63,6 +63,7 @@ public sealed class LoadTestCommand : ICommand
         var cleanup = arguments.Flag("--cleanup");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
         // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
+        if (options.Queue || cleanup) ServiceConfiguration.CheckDatabase(configuration);
         if ((options.Queue || cleanup) && !options.AllowRemote) EnsureLocalServers(configuration, usesBus: options.Queue);
         // Queue mode stores its images in the deployment's database; a missing embedded one is the wrong folder, not a new deployment.
         if (options.Queue && ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
@@ -130,6 +131,7 @@ public sealed class LoadTestCommand : ICommand
         if (!source.StartsWith(RunCleanup.SourcePrefix, StringComparison.Ordinal))
             throw new UsageException($"--source must be a load test's source ({RunCleanup.SourcePrefix}…), not '{source}'");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        ServiceConfiguration.CheckDatabase(configuration);
         if (!arguments.Flag("--allow-remote")) EnsureLocalServers(configuration, usesBus: false);
         if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");

@@ -17,7 +17,8 @@ public static class DatabaseExtensions
 
     public static IServiceCollection AddClassifierDatabase(this IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        // Checked here, not at the first query: startup retries what fails there, as if a server were still coming up.
+        var options = (configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions()).Validated();
         var dataDirectory = ServiceOptions.From(configuration).ResolvedDataDirectory;
         services.AddSingleton(options);
         // Pooled: a request takes a reset context instead of building one and its internal services (measured: EF Core was
@@ -50,11 +51,10 @@ public static class DatabaseExtensions
 
     public static void Configure(DbContextOptionsBuilder builder, DatabaseOptions options, string dataDirectory)
     {
-        switch (options.Provider.ToLowerInvariant())
+        switch (options.Validated().Provider.ToLowerInvariant())
         {
             case DatabaseProviders.Postgres:
-                var connectionString = ForService(options.ConnectionString
-                    ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres"), options.MaxPoolSize);
+                var connectionString = ForService(options.ConnectionString!, options.MaxPoolSize);
                 builder.UseNpgsql(connectionString, npgsql => npgsql
                     .MigrationsAssembly(PostgresMigrationsAssembly)
                     .EnableRetryOnFailure(maxRetryCount: 5, maxRetryDelay: TimeSpan.FromSeconds(5), errorCodesToAdd: null));

@@ -35,11 +35,29 @@ internal static class CommandDispatcher
         {
             return Fail(e.Message);
         }
+        catch (Exception e) when (IsServerFailure(e))
+        {
+            // A database or server that cannot be reached or used: its own words say what to fix; a stack trace would bury them.
+            Console.Error.WriteLine($"wastectl {command.Name} failed: {Messages(e)}");
+            return 1;
+        }
         catch (Exception e)
         {
             Console.Error.WriteLine($"wastectl {command.Name} failed: {e}");
             return 1;
         }
+    }
+
+    private static bool IsServerFailure(Exception e) =>
+        Chain(e).Any(x => x is System.Data.Common.DbException or System.Net.Sockets.SocketException);
+
+    /// <summary>The exception's message and its inner ones', on one line.</summary>
+    private static string Messages(Exception e) =>
+        string.Join(": ", Chain(e).Select(x => x.Message.ReplaceLineEndings(" ").Trim().TrimEnd('.')).Distinct());
+
+    private static IEnumerable<Exception> Chain(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException) yield return e;
     }
 
     private static int Fail(string message)

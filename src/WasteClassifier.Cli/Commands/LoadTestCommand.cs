@@ -2,8 +2,6 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
-using WasteClassifier.Infrastructure.Hosting;
-using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -65,7 +63,11 @@ public sealed class LoadTestCommand : ICommand
         var cleanup = arguments.Flag("--cleanup");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
         // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
+        if (options.Queue || cleanup) ServiceConfiguration.CheckDatabase(configuration);
         if ((options.Queue || cleanup) && !options.AllowRemote) EnsureLocalServers(configuration, usesBus: options.Queue);
+        // Queue mode stores its images in the deployment's database; a missing embedded one is the wrong folder, not a new deployment.
+        if (options.Queue && ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
+            throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
@@ -129,8 +131,9 @@ public sealed class LoadTestCommand : ICommand
         if (!source.StartsWith(RunCleanup.SourcePrefix, StringComparison.Ordinal))
             throw new UsageException($"--source must be a load test's source ({RunCleanup.SourcePrefix}…), not '{source}'");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        ServiceConfiguration.CheckDatabase(configuration);
         if (!arguments.Flag("--allow-remote")) EnsureLocalServers(configuration, usesBus: false);
-        if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
+        if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
         await using var services = DeploymentServices.Build(configuration, withBus: false);
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
@@ -144,7 +147,7 @@ public sealed class LoadTestCommand : ICommand
 
     private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
-        if (LoadTestArguments.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
+        if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
             Log.Info($"cleanup: no database at {sqliteFile}; set DataDirectory to the API's (`dotnet run --project src/WasteClassifier.Api` " +
                      $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. Then remove the run with --cleanup --source {source}");
@@ -223,18 +226,6 @@ internal static class LoadTestArguments
         if (size.Length != 2 || !int.TryParse(size[0], CultureInfo.InvariantCulture, out var width) || !int.TryParse(size[1], CultureInfo.InvariantCulture, out var height) || width < 8 || height < 8)
             throw new UsageException("--size must be WIDTHxHEIGHT, e.g. 1920x1080");
         return ImageSet.Generated(arguments.Int("--generate", 32), width, height);
-    }
-
-    /// <summary>
-    /// The embedded default's SQLite file when the configuration points at one that does not exist (the embedded default
-    /// keeps it under its own DataDirectory): the cleanup names it rather than create an empty database. Null otherwise.
-    /// </summary>
-    public static string? MissingEmbeddedDatabase(IConfiguration configuration)
-    {
-        var database = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
-        if (!string.Equals(database.Provider, DatabaseProviders.Sqlite, StringComparison.OrdinalIgnoreCase) || database.ConnectionString is not null) return null;
-        var file = Path.Combine(ServiceOptions.From(configuration).ResolvedDataDirectory, "wasteclassifier.db");
-        return File.Exists(file) ? null : file;
     }
 
     private static TimeSpan Seconds(CommandArguments arguments, string name, float fallback) =>

@@ -33,6 +33,10 @@ public sealed class MigrateCommand : ICommand
             ["DataDirectory"] = arguments.Optional("--data-directory"),
             ["Database:MigrateOnStartup"] = "true",
         });
+        if (string.Equals(configuration["Database:Provider"], DatabaseProviders.Postgres, StringComparison.OrdinalIgnoreCase)
+            && string.IsNullOrWhiteSpace(configuration["Database:ConnectionString"]))
+            throw new UsageException("--provider postgres needs --connection STRING (or Database__ConnectionString)");
+        ServiceConfiguration.CheckDatabase(configuration);
         var services = ServiceConfiguration.Services(configuration);
         services.AddClassifierDatabase(configuration);
         using var provider = services.BuildServiceProvider();

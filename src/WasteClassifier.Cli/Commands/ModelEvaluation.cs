@@ -17,7 +17,8 @@ internal static class ModelEvaluation
         Log.Info($"evaluating model {classifier.Card.Version} on {entries.Count} images ({split})");
         var started = System.Diagnostics.Stopwatch.StartNew();
         var report = ImageSetEvaluator.Evaluate(classifier, datasetDirectory, entries, Log.Info);
-        Log.Info($"accuracy {report.Accuracy:P2}, macro-F1 {report.MacroF1:F4} ({entries.Count / started.Elapsed.TotalSeconds:F1} images/s)");
+        var notScored = report.NotScored > 0 ? $"; {report.NotScored} image(s) not scored" : "";
+        Log.Info($"accuracy {report.Accuracy:P2}, macro-F1 {report.MacroF1:F4} over {report.Count} image(s){notScored} ({entries.Count / started.Elapsed.TotalSeconds:F1} images/s)");
         return report;
     }
 }

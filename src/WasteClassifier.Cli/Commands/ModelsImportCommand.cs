@@ -24,7 +24,8 @@ public sealed class ModelsImportCommand : ICommand
           --onnx FILE     the classifier graph: image tensor in, one score per label out
           --card FILE     its card.json: labels in output order and the input spec (see models/README.md)
           --version NAME  override the card's version
-          --data-directory DIR  the embedded default's data folder (when not set in the environment)
+          --data-directory DIR  the embedded default's data folder (when not set in the environment); its database
+                          must exist: `dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data
         The model is loaded and run once before it is registered, so a card that does not fit the graph is refused.
         Reads the deployment's configuration from the environment like the services (Database__*, ObjectStore__*).
         Promote it afterwards with POST /v1/models/{version}/promote.
@@ -46,6 +47,7 @@ public sealed class ModelsImportCommand : ICommand
         Verify(card, onnxPath);
 
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?> { ["DataDirectory"] = arguments.Optional("--data-directory") });
+        ServiceConfiguration.RequireExistingDatabase(configuration);
         var services = ServiceConfiguration.Services(configuration);
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);

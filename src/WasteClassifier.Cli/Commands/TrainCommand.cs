@@ -1,3 +1,5 @@
+using System.Globalization;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Core.Training;
 
@@ -16,7 +18,7 @@ public sealed class TrainCommand : ICommand
           --out DIR              model folder to write (card.json, head.onnx)
           --holdout-only-eval    do not train: re-score the model already in --out on the hold-out and update its card
           --validate             tuning run: train without a validation bucket, print its score, write nothing
-          --version NAME         card version (default: resnet18-<head>-<yyyyMMdd>)
+          --version NAME         card version (default: resnet18-<head>-<yyyyMMddHHmmss>, UTC)
           --backbone ID          resnet18-imagenet-multiscale (default) or resnet18-imagenet
           --head mlp|softmax     head type (default mlp)
           --augment none|flip|crops   training views per image (default flip)
@@ -45,6 +47,9 @@ public sealed class TrainCommand : ICommand
         var output = validate ? arguments.Optional("--out") : Path.GetFullPath(arguments.Required("--out"));
         var inference = new InferenceOptions { IntraOpThreads = arguments.Int("--threads", Environment.ProcessorCount) };
         if (!File.Exists(Path.Combine(data, DatasetManifest.FileName))) throw new UsageException($"no {DatasetManifest.FileName} in {data}");
+        // Checked before training: every process registers the bundled card at start and refuses one the registry cannot store.
+        if (arguments.Optional("--version") is { } given && !ModelRegistry.IsValidVersion(given))
+            throw new UsageException($"version '{given}' must be 1–128 letters, digits, '.', '_' or '-'");
 
         if (arguments.Flag("--holdout-only-eval"))
         {
@@ -71,11 +76,18 @@ public sealed class TrainCommand : ICommand
             return 0;
         }
 
-        var version = arguments.Optional("--version") ?? $"resnet18-{request.Head.HeadType}-{DateTime.UtcNow:yyyyMMdd}";
+        var version = arguments.Optional("--version") ?? DefaultVersion(request.Head.HeadType, DateTime.UtcNow);
         TrainedModelWriter.Write(output!, version, request, result);
         Log.Info($"wrote {output}; checking it end to end");
         return RescoreHoldOut(output!, data, inference);
     }
+
+    /// <summary>
+    /// To the second: the registry skips a version it already has, so a second run the same day into the same folder
+    /// must not reuse the first one's name for different weights.
+    /// </summary>
+    internal static string DefaultVersion(string headType, DateTime utcNow) =>
+        $"resnet18-{headType}-{utcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture)}";
 
     /// <summary>Scores the written model from image files through the composed graph and records that in its card.</summary>
     private static int RescoreHoldOut(string modelDirectory, string data, InferenceOptions inference)

@@ -1,4 +1,7 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Components.Models;
@@ -7,12 +10,34 @@ using WasteClassifier.Infrastructure.Storage;
 
 namespace WasteClassifier.Components.Observability;
 
+/// <summary>
+/// Reads the classifications table (no rows: <c>LIMIT 0</c>), so a database that accepts connections but lacks the
+/// schema (migrations not applied) is not ready: every request would fail there.
+/// </summary>
 public sealed class DatabaseHealthCheck(ClassifierDbContext db) : IHealthCheck
 {
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        await db.Database.CanConnectAsync(cancellationToken)
-            ? HealthCheckResult.Healthy(db.Database.ProviderName)
-            : HealthCheckResult.Unhealthy("cannot connect to the database");
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var entity = db.Model.FindEntityType(typeof(Classification))!;
+        var table = db.GetService<ISqlGenerationHelper>().DelimitIdentifier(entity.GetTableName()!, entity.GetSchema());
+        try
+        {
+            // One statement on the context's connection, outside EF's retry strategy: a probe answers now; the next one tries again.
+            await db.Database.OpenConnectionAsync(cancellationToken);
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.CommandText = $"SELECT 1 FROM {table} LIMIT 0";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return HealthCheckResult.Healthy(db.Database.ProviderName);
+        }
+        catch (DbException e)
+        {
+            return HealthCheckResult.Unhealthy($"the database cannot be queried: {e.Message}");
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
 }
 
 public sealed class ObjectStoreHealthCheck(IObjectStore store) : IHealthCheck

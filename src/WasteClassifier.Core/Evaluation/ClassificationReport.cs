@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using WasteClassifier.Core.Inference;
 
 namespace WasteClassifier.Core.Evaluation;
@@ -17,6 +18,13 @@ public sealed record ClassificationReport(
     int[][] ConfusionMatrix,
     IReadOnlyList<string> Labels)
 {
+    /// <summary>
+    /// Images given but left out of <see cref="Count"/>: labelled with a class the model does not have, or not a usable
+    /// image. Written only when some were.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int NotScored { get; init; }
+
     /// <summary>snake_case, as model cards use.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 

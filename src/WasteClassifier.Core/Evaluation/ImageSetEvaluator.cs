@@ -38,15 +38,18 @@ public static class ImageSetEvaluator
                 outcomes.Add((FeatureExtractionRunner.IndexOfLabel(card.Labels, labels[batch[accepted[k]].Label]), ClassificationMetrics.ArgMax(probabilities[k])));
             if ((start / BatchSize + 1) % 20 == 0) log($"evaluated {Math.Min(start + BatchSize, known.Count)}/{known.Count}");
         }
-        return ClassificationMetrics.Compute(card.Labels, outcomes);
+        return ClassificationMetrics.Compute(card.Labels, outcomes) with { NotScored = images.Count - outcomes.Count };
     }
 
-    /// <summary>Scores the manifest's image files; labels are the classifier's own.</summary>
+    /// <summary>
+    /// Scores the manifest's image files. Labels are looked up by name as above: an image whose class the model does not
+    /// have is not scored (and counted), rather than failing the whole evaluation.
+    /// </summary>
     public static ClassificationReport Evaluate(IImageClassifier classifier, string datasetDirectory, IReadOnlyList<ManifestEntry> entries, Action<string> log)
     {
-        var labels = classifier.Card.Labels;
-        var images = entries.Select(e => LabelledImage.From(e.Path, FeatureExtractionRunner.IndexOfLabel(labels, e.Label),
-            File.ReadAllBytes(Path.Combine(datasetDirectory, e.Path)))).ToList();
+        var labels = entries.Select(e => e.Label).Distinct().ToList();
+        var index = labels.Select((label, i) => (label, i)).ToDictionary(p => p.label, p => p.i);
+        var images = entries.Select(e => LabelledImage.From(e.Path, index[e.Label], File.ReadAllBytes(Path.Combine(datasetDirectory, e.Path)))).ToList();
         return Evaluate(classifier, images, labels, log);
     }
 }

@@ -12,9 +12,13 @@ public static class DatabaseExtensions
     public const string PostgresMigrationsAssembly = "WasteClassifier.Migrations.Postgres";
     public const string SqliteMigrationsAssembly = "WasteClassifier.Migrations.Sqlite";
 
+    /// <summary>The embedded default's database file, under DataDirectory.</summary>
+    public const string SqliteFileName = "wasteclassifier.db";
+
     public static IServiceCollection AddClassifierDatabase(this IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        // Checked here, not at the first query: startup retries what fails there, as if a server were still coming up.
+        var options = (configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions()).Validated();
         var dataDirectory = ServiceOptions.From(configuration).ResolvedDataDirectory;
         services.AddSingleton(options);
         // Pooled: a request takes a reset context instead of building one and its internal services (measured: EF Core was
@@ -47,18 +51,17 @@ public static class DatabaseExtensions
 
     public static void Configure(DbContextOptionsBuilder builder, DatabaseOptions options, string dataDirectory)
     {
-        switch (options.Provider.ToLowerInvariant())
+        switch (options.Validated().Provider.ToLowerInvariant())
         {
             case DatabaseProviders.Postgres:
-                var connectionString = ForService(options.ConnectionString
-                    ?? throw new InvalidOperationException("Database:ConnectionString is required when Database:Provider is postgres"), options.MaxPoolSize);
+                var connectionString = ForService(options.ConnectionString!, options.MaxPoolSize);
                 builder.UseNpgsql(connectionString, npgsql => npgsql
                     .MigrationsAssembly(PostgresMigrationsAssembly)
                     .EnableRetryOnFailure(maxRetryCount: 5, maxRetryDelay: TimeSpan.FromSeconds(5), errorCodesToAdd: null));
                 break;
             case DatabaseProviders.Sqlite:
                 Directory.CreateDirectory(dataDirectory);
-                builder.UseSqlite(options.ConnectionString ?? $"Data Source={Path.Combine(dataDirectory, "wasteclassifier.db")};Default Timeout=30",
+                builder.UseSqlite(options.ConnectionString ?? $"Data Source={Path.Combine(dataDirectory, SqliteFileName)};Default Timeout=30",
                     sqlite => sqlite.MigrationsAssembly(SqliteMigrationsAssembly));
                 break;
             default:

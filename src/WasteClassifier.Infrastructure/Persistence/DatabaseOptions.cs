@@ -1,3 +1,7 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
 namespace WasteClassifier.Infrastructure.Persistence;
 
 /// <summary>Configuration section <c>Database</c>.</summary>
@@ -21,6 +25,32 @@ public sealed class DatabaseOptions
     /// beyond the pool wait for a connection (up to the connection string's <c>Timeout</c>, 15 s by default).
     /// </summary>
     public int MaxPoolSize { get; set; } = 30;
+
+    /// <summary>
+    /// Refuses, naming the setting, a provider or connection string nothing could connect with: otherwise the first use of
+    /// the database fails with the driver's parse error and a stack trace.
+    /// </summary>
+    public DatabaseOptions Validated()
+    {
+        var provider = Provider.ToLowerInvariant();
+        if (provider is not (DatabaseProviders.Sqlite or DatabaseProviders.Postgres))
+            throw new InvalidOperationException($"{Section}:Provider '{Provider}' is not supported; use sqlite or postgres");
+        if (provider == DatabaseProviders.Postgres && string.IsNullOrWhiteSpace(ConnectionString))
+            throw new InvalidOperationException($"{Section}:ConnectionString is required when {Section}:Provider is postgres");
+        if (ConnectionString is null) return this;
+        try
+        {
+            _ = provider == DatabaseProviders.Postgres
+                ? new NpgsqlConnectionStringBuilder(ConnectionString)
+                : (DbConnectionStringBuilder)new SqliteConnectionStringBuilder(ConnectionString);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // The driver's message names the keyword or position; the string itself is not repeated, as it may hold a password.
+            throw new InvalidOperationException($"{Section}:ConnectionString is not a valid {provider} connection string: {e.Message}", e);
+        }
+        return this;
+    }
 }
 
 public static class DatabaseProviders

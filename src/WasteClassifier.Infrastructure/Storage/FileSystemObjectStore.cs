@@ -55,8 +55,27 @@ public sealed class FileSystemObjectStore(string root) : IObjectStore
     // No presigned URL: the folder is private to the service, so the API accepts the PUT itself.
     public Task<Uri?> PresignPutAsync(string key, TimeSpan expiry, CancellationToken cancellationToken) => Task.FromResult<Uri?>(null);
 
-    public Task CheckAsync(CancellationToken cancellationToken) =>
-        Directory.Exists(root) ? Task.CompletedTask : throw new DirectoryNotFoundException($"object store folder {root} is missing");
+    /// <summary>
+    /// Writes and deletes a one-byte file: a folder that exists on a read-only or full volume cannot store an upload.
+    /// The name is unique, so concurrent probes never meet, and it lies at the root, beside the service's key folders.
+    /// </summary>
+    public async Task CheckAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"object store folder {root} is missing");
+        var probe = Path.Combine(root, $".health-{Guid.NewGuid():N}");
+        try
+        {
+            await File.WriteAllBytesAsync(probe, [0], cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"object store folder {root} cannot be written: {e.Message}", e);
+        }
+        finally
+        {
+            File.Delete(probe);
+        }
+    }
 
     private string PathFor(string key)
     {

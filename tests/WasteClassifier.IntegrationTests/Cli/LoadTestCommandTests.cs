@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.LoadTesting;
 
@@ -93,11 +94,11 @@ public sealed class LoadTestCommandTests : IDisposable
             new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value))).Build();
         var expected = Path.Combine(_directory, "wasteclassifier.db");
 
-        Assert.Equal(expected, LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
+        Assert.Equal(expected, ServiceConfiguration.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
         File.WriteAllBytes(expected, []);
-        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
-        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:Provider", "postgres"))));
-        Assert.Null(LoadTestArguments.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:ConnectionString", "Data Source=x.db"))));
+        Assert.Null(ServiceConfiguration.MissingEmbeddedDatabase(Settings(("DataDirectory", _directory))));
+        Assert.Null(ServiceConfiguration.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:Provider", "postgres"))));
+        Assert.Null(ServiceConfiguration.MissingEmbeddedDatabase(Settings(("DataDirectory", Path.Combine(_directory, "elsewhere")), ("Database:ConnectionString", "Data Source=x.db"))));
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public sealed class ModelsImportTests : IDisposable
     public void Import_ExternalNhwcClassifier_RegisteredAsACandidateThatLoads()
     {
         var (onnx, card) = WriteExternalModel("mobilenet-stub-1", labels: 9);
+        Migrate();
 
         var exit = Run("--onnx", onnx, "--card", card, "--data-directory", _directory);
 
@@ -43,12 +44,36 @@ public sealed class ModelsImportTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_directory, "wasteclassifier.db")));
     }
 
-    private static int Run(params string[] args)
+    [Fact]
+    public void Import_NoDatabaseInTheDataDirectory_RefusedNamingTheFileInsteadOfCreatingOne()
+    {
+        var (onnx, card) = WriteExternalModel("elsewhere-1", labels: 9);
+        var dataDirectory = Path.Combine(_directory, "data");
+
+        var error = Assert.Throws<UsageException>(() => Import("--onnx", onnx, "--card", card, "--data-directory", dataDirectory));
+
+        Assert.Contains(Path.Combine(dataDirectory, "wasteclassifier.db"), error.Message);
+        Assert.Contains("--data-directory", error.Message);
+        Assert.False(Directory.Exists(dataDirectory));
+    }
+
+    private void Migrate()
+    {
+        var command = new MigrateCommand();
+        Assert.Equal(0, command.Run(new CommandArguments(["--data-directory", _directory], command.ValueOptions, command.FlagOptions)));
+    }
+
+    private static int Import(params string[] args)
     {
         var command = new ModelsImportCommand();
+        return command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+    }
+
+    private static int Run(params string[] args)
+    {
         try
         {
-            return command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+            return Import(args);
         }
         catch (Exception e) when (e is UsageException or InvalidDataException)
         {

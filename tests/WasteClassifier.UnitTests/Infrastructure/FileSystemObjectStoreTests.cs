@@ -2,14 +2,15 @@ using WasteClassifier.Infrastructure.Storage;
 
 namespace WasteClassifier.UnitTests.Infrastructure;
 
+/// <summary>The folder store's bounded reads, and its readiness check: the folder must take a file, not merely exist.</summary>
 public sealed class FileSystemObjectStoreTests : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", $"store-{Guid.NewGuid():N}");
+    private readonly string _directory = Directory.CreateTempSubdirectory("fs-store-test").FullName;
 
     [Fact]
     public async Task GetBounded_WithinAndOverTheBound_ReadsOrRefusesAndReportsMissingObjects()
     {
-        var store = new FileSystemObjectStore(_root);
+        var store = new FileSystemObjectStore(_directory);
         await store.EnsureReadyAsync(CancellationToken.None);
         var content = Enumerable.Range(0, 1000).Select(i => (byte)i).ToArray();
         await store.PutAsync("uploads/abc", content, "image/png", CancellationToken.None);
@@ -21,8 +22,28 @@ public sealed class FileSystemObjectStoreTests : IDisposable
         Assert.Null(await store.GetAsync("elsewhere/missing", 1000, CancellationToken.None));
     }
 
-    public void Dispose()
+    [Fact]
+    public async Task Check_WritableFolder_PassesAndLeavesNothingBehind()
     {
-        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+        await new FileSystemObjectStore(_directory).CheckAsync(CancellationToken.None);
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_directory));
     }
+
+    [SkippableFact]
+    public async Task Check_FolderThatExistsButTakesNoFile_Fails()
+    {
+        // procfs: a folder in which nobody, root included, can create a file, as on a read-only or full volume.
+        Skip.IfNot(OperatingSystem.IsLinux() && Directory.Exists("/proc/self"), "needs Linux procfs");
+
+        var error = await Assert.ThrowsAsync<IOException>(() => new FileSystemObjectStore("/proc/self").CheckAsync(CancellationToken.None));
+
+        Assert.Contains("/proc/self cannot be written", error.Message);
+    }
+
+    [Fact]
+    public async Task Check_MissingFolder_Fails() =>
+        await Assert.ThrowsAsync<DirectoryNotFoundException>(() => new FileSystemObjectStore(Path.Combine(_directory, "gone")).CheckAsync(CancellationToken.None));
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

@@ -1,0 +1,60 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using WasteClassifier.Components.Observability;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Observability;
+
+/// <summary>The readiness check of the database: ready only when the schema is there, not merely when it accepts connections.</summary>
+public sealed class ComponentHealthChecksTests
+{
+    [Fact]
+    public async Task Database_SqliteWithoutMigrations_NotReadyUntilMigrated()
+    {
+        var folder = Directory.CreateTempSubdirectory("wc-health-");
+        try
+        {
+            await AssertNotReadyUntilMigratedAsync(new DatabaseOptions { Provider = DatabaseProviders.Sqlite }, folder.FullName);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [IntegrationFact]
+    public async Task Database_PostgresWithoutMigrations_NotReadyUntilMigrated()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health");
+        try
+        {
+            await AssertNotReadyUntilMigratedAsync(new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, Path.GetTempPath());
+        }
+        finally
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    private static async Task AssertNotReadyUntilMigratedAsync(DatabaseOptions options, string dataDirectory)
+    {
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, options, dataDirectory);
+        await using var db = new ClassifierDbContext(builder.Options);
+        // An empty database, as with Database__MigrateOnStartup=false (SQLite creates its file on the first open).
+        await db.Database.OpenConnectionAsync();
+        await db.Database.CloseConnectionAsync();
+        Assert.True(await db.Database.CanConnectAsync()); // what the check used to settle for
+
+        var before = await new DatabaseHealthCheck(db).CheckHealthAsync(new HealthCheckContext());
+        await db.Database.MigrateAsync();
+        var after = await new DatabaseHealthCheck(db).CheckHealthAsync(new HealthCheckContext());
+
+        Assert.Equal(HealthStatus.Unhealthy, before.Status);
+        Assert.Contains("classifications", before.Description);
+        Assert.Equal(HealthStatus.Healthy, after.Status);
+    }
+}

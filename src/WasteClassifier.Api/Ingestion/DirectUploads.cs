@@ -222,9 +222,10 @@ public sealed class DirectUploads(
         foreach (var (id, (error, message, _)) in refusals)
             answers[id] = new CommitItem(id, Refused, null, null, null, null, rows.GetValueOrDefault(id)?.FileName, error, message);
         logger.LogInformation("Committed {Accepted} direct upload(s), refused {Refused}, source {Source}", created.Count, refusals.Count, source);
-        // As a multipart upload counts its files; a repeated commit stores nothing new and counts nothing.
+        // As a multipart upload counts its files. Only what this commit decided counts: a repeated commit stores
+        // nothing new, and a refusal that is not final (not uploaded yet, expired, unknown id) refuses no image.
         Components.Observability.ClassifierMetrics.ImagesAccepted.Inc(created.Count);
-        foreach (var (_, (error, _, _)) in refusals) Components.Observability.ClassifierMetrics.ImagesRejected.WithLabels(error).Inc();
+        foreach (var (error, _, _) in refusals.Values.Where(r => r.Final)) Components.Observability.ClassifierMetrics.ImagesRejected.WithLabels(error).Inc();
         return new CommitOutcome(ids.Select(id => answers[id]).ToList());
     }
 

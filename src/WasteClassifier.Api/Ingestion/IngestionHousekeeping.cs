@@ -55,7 +55,9 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             DuplicateFrames.CopyResult(duplicate, original, now);
             resolved++;
         }
-        if (resolved > 0) await db.SaveChangesAsync(cancellationToken);
+        // A duplicate a worker claimed meanwhile (the re-publisher sends stuck ones) is that worker's to finish: its
+        // attempt count no longer matches, and the rest are saved without it.
+        if (resolved > 0) resolved -= (await db.SaveClaimedResultsAsync(cancellationToken)).Count;
         return resolved;
     }
 

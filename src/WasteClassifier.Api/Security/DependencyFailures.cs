@@ -48,16 +48,22 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
 
     /// <summary>
     /// The database refused the data itself (PostgreSQL classes 22 data exception and 23 integrity constraint violation;
-    /// SQLite constraint and type mismatch errors): a request that will never succeed, not an unavailable database.
+    /// SQLite constraint and type mismatch errors): a request that will never succeed, not an unavailable database. A
+    /// unique violation is not one: it is two requests racing for the same row (two labels of one image), and the
+    /// retry finds the row the other wrote.
     /// </summary>
     public static bool IsDataError(Exception e) => e switch
     {
-        Npgsql.PostgresException postgres => postgres.SqlState.StartsWith("22", StringComparison.Ordinal) || postgres.SqlState.StartsWith("23", StringComparison.Ordinal),
-        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is SqliteConstraint or SqliteMismatch,
+        Npgsql.PostgresException postgres => postgres.SqlState != Npgsql.PostgresErrorCodes.UniqueViolation
+            && (postgres.SqlState.StartsWith("22", StringComparison.Ordinal) || postgres.SqlState.StartsWith("23", StringComparison.Ordinal)),
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode == SqliteMismatch
+            || (sqlite.SqliteErrorCode == SqliteConstraint && sqlite.SqliteExtendedErrorCode is not (SqliteConstraintUnique or SqliteConstraintPrimaryKey)),
         AggregateException aggregate => aggregate.InnerExceptions.Any(IsDataError),
         _ => e.InnerException is { } inner && IsDataError(inner),
     };
 
     private const int SqliteConstraint = 19;
     private const int SqliteMismatch = 20;
+    private const int SqliteConstraintPrimaryKey = 1555;
+    private const int SqliteConstraintUnique = 2067;
 }

@@ -37,13 +37,16 @@ public sealed class TimeSeriesService(ClassifierDbContext db, TimeProvider clock
                     Version: r.IsDBNull(3) ? null : r.GetString(3), Count: r.GetInt64(4)), cancellationToken);
 
             // Queue depth at a step's end: waiting when the window began, plus arrivals, less starts (a row never
-            // started but finished, e.g. refused, "starts" when it finishes).
+            // started but finished, e.g. refused, "starts" when it finishes). Only rows unfinished now or finished in the
+            // window can have waited or started in it: that filter is what the status and completed_at indexes serve,
+            // so a refresh never scans the table's whole history.
             const string Started = "coalesce(started_at, completed_at)";
+            const string LiveInWindow = "(status IN ('queued', 'processing') OR completed_at >= @from)";
             var waitingAtStart = (await window.QueryAsync(connection,
-                $"SELECT count(*) FROM classifications WHERE created_at < @from AND ({Started} IS NULL OR {Started} >= @from)",
+                $"SELECT count(*) FROM classifications WHERE {LiveInWindow} AND created_at < @from AND ({Started} IS NULL OR {Started} >= @from)",
                 r => r.GetInt64(0), cancellationToken)).Single();
-            var arrivals = await window.CountByStepAsync(connection, "created_at", cancellationToken);
-            var starts = await window.CountByStepAsync(connection, Started, cancellationToken);
+            var arrivals = await window.CountByStepAsync(connection, "created_at", "1 = 1", cancellationToken);
+            var starts = await window.CountByStepAsync(connection, Started, LiveInWindow, cancellationToken);
 
             var latencies = await window.LatencyPercentilesAsync(connection, cancellationToken);
 
@@ -107,8 +110,8 @@ public sealed class TimeSeriesService(ClassifierDbContext db, TimeProvider clock
             return rows;
         }
 
-        public async Task<Dictionary<int, long>> CountByStepAsync(DbConnection connection, string column, CancellationToken cancellationToken) =>
-            (await QueryAsync(connection, $"SELECT {Step(column)}, count(*) FROM classifications WHERE {column} >= @from AND {column} < @end GROUP BY 1",
+        public async Task<Dictionary<int, long>> CountByStepAsync(DbConnection connection, string column, string filter, CancellationToken cancellationToken) =>
+            (await QueryAsync(connection, $"SELECT {Step(column)}, count(*) FROM classifications WHERE {filter} AND {column} >= @from AND {column} < @end GROUP BY 1",
                 r => (Step: r.GetInt32(0), Count: r.GetInt64(1)), cancellationToken)).ToDictionary(r => r.Step, r => r.Count);
 
         public async Task<Dictionary<int, (double? P50, double? P95, double? P99)>> LatencyPercentilesAsync(DbConnection connection, CancellationToken cancellationToken)

@@ -36,8 +36,9 @@ public sealed class TrainingJobRunner(
         if (!await ClaimAsync(jobId, shutdown)) return;
         var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == jobId, shutdown);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        using var lostJob = new CancellationTokenSource();
         var progress = new TrainingProgress();
-        var heartbeat = HeartbeatAsync(jobId, progress, cancel);
+        var heartbeat = HeartbeatAsync(jobId, progress, cancel, lostJob);
         try
         {
             var outcome = await TrainAsync(job, progress, cancel.Token);
@@ -52,9 +53,16 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             // The trainer is stopping: give the job back. RabbitMQ delivers the unacknowledged message again; where it is lost
             // with the process (the in-memory bus), the sweeper sends the job again.
-            await db.TrainingJobs.Where(j => j.Id == jobId)
+            await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null), CancellationToken.None);
             throw;
+        }
+        catch (OperationCanceledException e) when (e is TakenOverException || lostJob.IsCancellationRequested)
+        {
+            // This trainer's heartbeat went stale and another trainer took the job over (or it was ended): the row is not ours.
+            await cancel.CancelAsync();
+            await heartbeat;
+            logger.LogWarning("Training job {TrainingJobId} is no longer this trainer's (its heartbeat went stale, and another trainer took it over or it was ended); this run stops without writing to it", jobId);
         }
         catch (OperationCanceledException e) when (cancel.IsCancellationRequested || e is CancelRequestedException)
         {
@@ -148,7 +156,9 @@ public sealed class TrainingJobRunner(
         // The point of no return. The heartbeat sees a cancel request only every few seconds (later still when the process is
         // busy), so the request is read once more, in the statement that marks the job as registering; from then on the API
         // answers a cancel request with 409, and the job ends as it would have without one.
-        if (!await EnterRegisteringAsync(job.Id)) throw new CancelRequestedException();
+        if (!await EnterRegisteringAsync(job.Id))
+            throw await db.TrainingJobs.AnyAsync(j => j.Id == job.Id && j.TrainerId == _trainerId, CancellationToken.None)
+                ? new CancelRequestedException() : new TakenOverException();
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
         await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, "trained", job.Id,
@@ -271,12 +281,15 @@ public sealed class TrainingJobRunner(
     /// <summary>A cancel request found by the runner itself rather than by the heartbeat.</summary>
     private sealed class CancelRequestedException : OperationCanceledException;
 
+    /// <summary>The job row names another trainer: this one's heartbeat went stale and the job was taken over.</summary>
+    private sealed class TakenOverException : OperationCanceledException;
+
     private async Task<bool> EnterRegisteringAsync(Guid jobId) =>
-        await db.TrainingJobs.Where(j => j.Id == jobId && !j.CancelRequested)
+        await db.TrainingJobs.Where(j => j.Id == jobId && !j.CancelRequested && j.TrainerId == _trainerId)
             .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None) == 1;
 
     /// <summary>Every few seconds: store progress and the heartbeat, and turn a cancel request into cancellation.</summary>
-    private async Task HeartbeatAsync(Guid jobId, TrainingProgress progress, CancellationTokenSource cancel)
+    private async Task HeartbeatAsync(Guid jobId, TrainingProgress progress, CancellationTokenSource cancel, CancellationTokenSource lostJob)
     {
         while (!cancel.IsCancellationRequested)
         {
@@ -293,7 +306,12 @@ public sealed class TrainingJobRunner(
                 using var scope = scopes.CreateScope();
                 var context = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
                 var (stage, percent) = progress.Read();
-                await StoreHeartbeatAsync(context, jobId, stage, percent, clock.GetUtcNow().UtcDateTime);
+                if (await StoreHeartbeatAsync(context, jobId, _trainerId, stage, percent, clock.GetUtcNow().UtcDateTime) == 0)
+                {
+                    await lostJob.CancelAsync();
+                    await cancel.CancelAsync();
+                    return;
+                }
                 if (await context.TrainingJobs.AnyAsync(j => j.Id == jobId && j.CancelRequested, CancellationToken.None)) await cancel.CancelAsync();
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -304,12 +322,13 @@ public sealed class TrainingJobRunner(
     }
 
     /// <summary>
-    /// Stores the heartbeat and the progress read just before. A job marked as registering keeps that stage: the progress
-    /// may have been read before the job entered it, and the API refuses cancel requests by that mark alone, so writing an
-    /// earlier stage back would let it accept a request the job will never honour.
+    /// Stores the heartbeat and the progress read just before, while the job is still running on
+    /// <paramref name="trainerId"/> (0 rows: it was taken over or ended). A job marked as registering keeps that stage: the
+    /// progress may have been read before the job entered it, and the API refuses cancel requests by that mark alone, so
+    /// writing an earlier stage back would let it accept a request the job will never honour.
     /// </summary>
-    internal static Task<int> StoreHeartbeatAsync(ClassifierDbContext context, Guid jobId, string stage, double percent, DateTime now) =>
-        context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running)
+    internal static Task<int> StoreHeartbeatAsync(ClassifierDbContext context, Guid jobId, string trainerId, string stage, double percent, DateTime now) =>
+        context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running && j.TrainerId == trainerId)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Stage, j => j.Stage == TrainingStages.Registering ? j.Stage : stage)
                 .SetProperty(j => j.Percent, j => j.Stage == TrainingStages.Registering ? j.Percent : percent)
@@ -320,6 +339,12 @@ public sealed class TrainingJobRunner(
         var now = clock.GetUtcNow().UtcDateTime;
         db.ChangeTracker.Clear();
         var job = await db.TrainingJobs.FirstAsync(j => j.Id == jobId);
+        if (job.TrainerId != _trainerId || TrainingJobStatus.IsFinal(job.Status))
+        {
+            // Taken over by another trainer, or ended (cancelled as abandoned) while this one's heartbeat was stale.
+            logger.LogWarning("Training job {TrainingJobId} is now {Status} on {TrainerId}; this trainer's outcome ({Outcome}) is not written", jobId, job.Status, job.TrainerId, status);
+            return;
+        }
         job.Status = status;
         job.Error = error;
         job.FinishedAt = now;

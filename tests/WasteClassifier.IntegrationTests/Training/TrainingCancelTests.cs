@@ -51,7 +51,12 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
         var jobId = await RecordJobAsync(TrainingJobStatus.Running, TrainingStages.Registering);
         var beat = DateTime.UtcNow;
         using (var scope = fixture.Factory.Services.CreateScope())
-            Assert.Equal(1, await TrainingJobRunner.StoreHeartbeatAsync(scope.ServiceProvider.GetRequiredService<ClassifierDbContext>(), jobId, TrainingStages.Evaluating, 90, beat));
+        {
+            var context = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            // A trainer whose job was taken over (its heartbeat went stale) stores nothing, and learns so from the 0.
+            Assert.Equal(0, await TrainingJobRunner.StoreHeartbeatAsync(context, jobId, "another-trainer", TrainingStages.Evaluating, 90, beat.AddSeconds(-1)));
+            Assert.Equal(1, await TrainingJobRunner.StoreHeartbeatAsync(context, jobId, RecordedTrainer, TrainingStages.Evaluating, 90, beat));
+        }
 
         var row = await ReadJobAsync(jobId);
         Assert.Equal(TrainingStages.Registering, row.Stage);
@@ -77,11 +82,21 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
         Assert.Equal(HttpStatusCode.NotFound, (await Http.DeleteAsync($"/v1/training-jobs/{Guid.NewGuid()}")).StatusCode);
     }
 
+    private const string RecordedTrainer = "recorded-trainer";
+
     private async Task<Guid> RecordJobAsync(string status, string? stage)
     {
         using var scope = fixture.Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        var job = new TrainingJob { Id = Guid.NewGuid(), Status = status, Stage = stage, OptionsJson = "{}", CreatedAt = DateTime.UtcNow };
+        var job = new TrainingJob
+        {
+            Id = Guid.NewGuid(),
+            Status = status,
+            Stage = stage,
+            OptionsJson = "{}",
+            CreatedAt = DateTime.UtcNow,
+            TrainerId = status == TrainingJobStatus.Running ? RecordedTrainer : null,
+        };
         db.TrainingJobs.Add(job);
         await db.SaveChangesAsync();
         return job.Id;

@@ -19,7 +19,7 @@ public sealed class DependencyFailuresTests
 
     [Theory]
     [InlineData("22001")] // value too long for type character varying(128)
-    [InlineData("23505")] // unique violation
+    [InlineData("23502")] // not-null violation
     public void IsUnavailable_PostgresDataOrConstraintError_False(string sqlState)
     {
         var saveFailed = new DbUpdateException("save failed", new Npgsql.PostgresException("refused", "ERROR", "ERROR", sqlState));
@@ -31,9 +31,17 @@ public sealed class DependencyFailuresTests
     }
 
     [Fact]
+    public void IsUnavailable_UniqueViolation_TrueAsTwoRequestsRacedForOneRow()
+    {
+        // Two labels of one image at once: the loser's retry finds the winner's row, so 503 with Retry-After, not 500.
+        Assert.True(DependencyFailures.IsUnavailable(new DbUpdateException("save failed", new Npgsql.PostgresException("duplicate key", "ERROR", "ERROR", "23505"))));
+        Assert.True(DependencyFailures.IsUnavailable(new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("UNIQUE constraint failed", 19, 2067))));
+    }
+
+    [Fact]
     public void IsUnavailable_SqliteConstraintError_False()
     {
-        var saveFailed = new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("UNIQUE constraint failed", 19));
+        var saveFailed = new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("NOT NULL constraint failed", 19, 1299));
 
         Assert.False(DependencyFailures.IsUnavailable(saveFailed));
         Assert.True(DependencyFailures.IsUnavailable(new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("database is locked", 5))));

@@ -50,8 +50,7 @@ public static class SourcesApi
         if (await reports.SpanAsync(source, cancellationToken) is not { } span)
             return ApiErrors.Result(StatusCodes.Status404NotFound, "unknown_source", $"no classification has source '{source}'");
         // Defaults: from the source's first image to just after its last (or now, when later).
-        var now = clock.GetUtcNow().UtcDateTime;
-        var until = end ?? (span.Last >= now ? span.Last.AddTicks(1) : now);
+        var until = end ?? SourceReports.DefaultEnd(span.Last, clock.GetUtcNow().UtcDateTime);
         var since = start ?? span.First;
         var buckets = Math.Ceiling((until - since) / SourceReports.StepOf(size));
         if (buckets > SourceReports.MaxBuckets)

@@ -15,6 +15,13 @@ public sealed class SourceReports(ClassifierDbContext db)
     /// <summary>The most buckets one composition may span: a source's whole history in minutes could be millions.</summary>
     public const int MaxBuckets = 10_000;
 
+    /// <summary>
+    /// The end of a composition that names none: now, or just after the source's last image when that is later (the
+    /// clock of this API behind another's). "Just after" is a microsecond: PostgreSQL keeps microseconds, and Npgsql
+    /// rounds one tick more back onto the last image, which the range's open end then left out.
+    /// </summary>
+    public static DateTime DefaultEnd(DateTime lastImage, DateTime now) => lastImage >= now ? lastImage.AddMicroseconds(1) : now;
+
     public static TimeSpan StepOf(string bucket) => bucket switch { "minute" => TimeSpan.FromMinutes(1), "hour" => TimeSpan.FromHours(1), _ => TimeSpan.FromDays(1) };
 
     public sealed record SourceSummary(string Name, long Total, long Queued, long Processing, long Completed, long Failed, long Duplicates,

@@ -33,29 +33,51 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
         }
     }
 
-    public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
-    {
-        var url = await client.PresignedPutObjectAsync(new PresignedPutObjectArgs().WithBucket(bucket).WithObject(key).WithExpiry(RequestUrlExpirySeconds));
-        using var body = new ReadOnlyMemoryContent(content);
-        body.Headers.ContentType = MediaTypeHeaderValue.TryParse(contentType, out var type) ? type : new MediaTypeHeaderValue("application/octet-stream");
-        using var response = await SendAsync(new HttpRequestMessage(HttpMethod.Put, url) { Content = body }, cancellationToken);
-        await EnsureSuccessAsync(response, "PUT", key, cancellationToken);
-    }
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken) =>
+        WithDeadlineAsync("PUT", key, async deadline =>
+        {
+            var url = await client.PresignedPutObjectAsync(new PresignedPutObjectArgs().WithBucket(bucket).WithObject(key).WithExpiry(RequestUrlExpirySeconds));
+            using var body = new ReadOnlyMemoryContent(content);
+            body.Headers.ContentType = MediaTypeHeaderValue.TryParse(contentType, out var type) ? type : new MediaTypeHeaderValue("application/octet-stream");
+            using var response = await SendAsync(new HttpRequestMessage(HttpMethod.Put, url) { Content = body }, deadline);
+            await EnsureSuccessAsync(response, "PUT", key, deadline);
+            return true;
+        }, cancellationToken);
 
     public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => GetAsync(key, maxBytes: null, cancellationToken);
 
     public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => GetAsync(key, (long?)maxBytes, cancellationToken);
 
-    private async Task<byte[]?> GetAsync(string key, long? maxBytes, CancellationToken cancellationToken)
+    private Task<byte[]?> GetAsync(string key, long? maxBytes, CancellationToken cancellationToken) =>
+        WithDeadlineAsync("GET", key, async deadline =>
+        {
+            var url = await client.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(bucket).WithObject(key).WithExpiry(RequestUrlExpirySeconds));
+            using var response = await SendAsync(new HttpRequestMessage(HttpMethod.Get, url), deadline);
+            if (response.StatusCode == HttpStatusCode.NotFound && await ErrorCodeAsync(response, deadline) == "NoSuchKey") return null;
+            await EnsureSuccessAsync(response, "GET", key, deadline);
+            if (maxBytes is not { } max) return await response.Content.ReadAsByteArrayAsync(deadline);
+            // The body is only streamed (ResponseHeadersRead): an object over the bound is refused on its Content-Length.
+            await using var body = await response.Content.ReadAsStreamAsync(deadline);
+            return await BoundedReads.ReadAsync(body, response.Content.Headers.ContentLength, max, key, deadline);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Runs one request, its body included, within the client's timeout. HttpClient.Timeout covers a request only until
+    /// its headers arrive (ResponseHeadersRead): a server that sent them and then stalled held the read, and with it a
+    /// worker's whole batch, for ever.
+    /// </summary>
+    private async Task<T> WithDeadlineAsync<T>(string method, string key, Func<CancellationToken, Task<T>> request, CancellationToken cancellationToken)
     {
-        var url = await client.PresignedGetObjectAsync(new PresignedGetObjectArgs().WithBucket(bucket).WithObject(key).WithExpiry(RequestUrlExpirySeconds));
-        using var response = await SendAsync(new HttpRequestMessage(HttpMethod.Get, url), cancellationToken);
-        if (response.StatusCode == HttpStatusCode.NotFound && await ErrorCodeAsync(response, cancellationToken) == "NoSuchKey") return null;
-        await EnsureSuccessAsync(response, "GET", key, cancellationToken);
-        if (maxBytes is not { } max) return await response.Content.ReadAsByteArrayAsync(cancellationToken);
-        // The body is only streamed (ResponseHeadersRead): an object over the bound is refused on its Content-Length.
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        return await BoundedReads.ReadAsync(body, response.Content.Headers.ContentLength, max, key, cancellationToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(http.Timeout);
+        try
+        {
+            return await request(deadline.Token);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"object store {method} {key} did not finish within {http.Timeout.TotalSeconds:F0} s", e);
+        }
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken) =>

@@ -99,11 +99,7 @@ public sealed class TimeSeriesService(ClassifierDbContext db, TimeProvider clock
 
         public async Task<List<T>> QueryAsync<T>(DbConnection connection, string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken)
         {
-            await using var command = connection.CreateCommand();
-            command.CommandText = sql;
-            Add(command, "from", From);
-            Add(command, "end", End);
-            Add(command, "step", (double)StepSeconds);
+            await using var command = Command(connection, sql);
             var rows = new List<T>();
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken)) rows.Add(read(reader));
@@ -134,11 +130,7 @@ public sealed class TimeSeriesService(ClassifierDbContext db, TimeProvider clock
                     result[current] = (LatencySummary.Percentile(values, 0.50), LatencySummary.Percentile(values, 0.95), LatencySummary.Percentile(values, 0.99));
                 values.Clear();
             }
-            await using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {Step("completed_at")} AS step, total_ms FROM classifications WHERE {Completed} ORDER BY step, total_ms";
-            Add(command, "from", From);
-            Add(command, "end", End);
-            Add(command, "step", (double)StepSeconds);
+            await using var command = Command(connection, $"SELECT {Step("completed_at")} AS step, total_ms FROM classifications WHERE {Completed} ORDER BY step, total_ms");
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -149,6 +141,17 @@ public sealed class TimeSeriesService(ClassifierDbContext db, TimeProvider clock
             }
             Flush();
             return result;
+        }
+
+        /// <summary>A command over the window: @from, @end and @step (seconds) bound.</summary>
+        private DbCommand Command(DbConnection connection, string sql)
+        {
+            var command = connection.CreateCommand();
+            command.CommandText = sql;
+            Add(command, "from", From);
+            Add(command, "end", End);
+            Add(command, "step", (double)StepSeconds);
+            return command;
         }
 
         private void Add(DbCommand command, string name, object value)

@@ -305,19 +305,7 @@ public sealed class ClassificationClaimsTests
         }
     }
 
-    private static StoredImage Image(string name) => new()
-    {
-        Id = Guid.NewGuid(),
-        ObjectKey = $"sha256/{name}{name}/{name}",
-        ContentHash = new string(name[0], 64),
-        SizeBytes = 1234,
-        ContentType = "image/jpeg",
-        FileName = $"{name}.jpg",
-        Format = "jpeg",
-        Width = 640,
-        Height = 480,
-        CreatedAt = StartedAt.AddMinutes(-5),
-    };
+    private static StoredImage Image(string name) => TestRows.Image(name, StartedAt.AddMinutes(-5));
 
     private static Guid Add(ClassifierDbContext db, StoredImage image, string status, int attempts)
     {

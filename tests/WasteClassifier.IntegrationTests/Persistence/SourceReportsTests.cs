@@ -21,19 +21,7 @@ public sealed class SourceReportsTests
         var last = new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc).AddTicks(1_234_560);
         await using (var db = newContext())
         {
-            var image = new StoredImage
-            {
-                Id = Guid.NewGuid(),
-                ObjectKey = "sha256/aa/a",
-                ContentHash = new string('a', 64),
-                SizeBytes = 1,
-                ContentType = "image/jpeg",
-                FileName = "a.jpg",
-                Format = "jpeg",
-                Width = 1,
-                Height = 1,
-                CreatedAt = last,
-            };
+            var image = TestRows.Image("a", last);
             foreach (var created in new[] { last.AddMinutes(-5), last })
                 db.Classifications.Add(new Classification
                 {

@@ -24,19 +24,7 @@ public sealed class TimeSeriesServiceTests
         // Five one-minute steps, 11:56–12:01; "now" is half-way through the last.
         await using (var db = newContext())
         {
-            var image = new StoredImage
-            {
-                Id = Guid.NewGuid(),
-                ObjectKey = "sha256/aa/a",
-                ContentHash = new string('a', 64),
-                SizeBytes = 1,
-                ContentType = "image/jpeg",
-                FileName = "a.jpg",
-                Format = "jpeg",
-                Width = 1,
-                Height = 1,
-                CreatedAt = At(11, 0),
-            };
+            var image = TestRows.Image("a", At(11, 0));
             void Add(string created, string? started, string? completed, string status, string? worker = null, double? totalMs = null) =>
                 db.Classifications.Add(new Classification
                 {

@@ -33,8 +33,10 @@ public sealed class IngestCommand : ICommand
           --archive DIR       move each accepted file into DIR instead
           --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable)
         Hidden files and partial names (.tmp, .part, .partial, .filepart) are skipped. Files the API refuses are
-        recorded as failed with the reason and not sent again. Exit code 1 when stopped by an error or when files
-        were left unsent (run it again to resume).
+        recorded as failed with the reason and not sent again. A file that cannot be read (locked, permissions, an
+        I/O error) is not recorded: watching, it is tried again with a growing pause (30 s at most); in a single
+        pass it is reported as unreadable and the next run tries it again. Exit code 1 when stopped by an error or
+        when files were left unsent or unreadable (run it again to resume).
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -70,9 +72,10 @@ public sealed class IngestCommand : ICommand
         {
             Log.Info($"ingesting {(options.WatchDirectory is null ? $"{options.Paths.Count} path(s)" : options.WatchDirectory)} as source {options.Source} into {baseAddress} (state {options.StateFile})");
             var summary = new Ingester(options, http, Log.Info).RunAsync(stop.Token).GetAwaiter().GetResult();
-            Log.Info($"done: {summary.Sent} sent, {summary.Refused} refused, {summary.Skipped} already sent, {summary.Deferred} left unsent, " +
+            Log.Info($"done: {summary.Sent} sent, {summary.Refused} refused, {summary.Skipped} already sent, {summary.Deferred} left unsent, {summary.Unreadable.Count} unreadable, " +
                      $"{summary.Retries} retries in {summary.Elapsed.TotalSeconds:0.0} s ({summary.Rate:0.0} files/s)");
             foreach (var failure in summary.Failures) Log.Info($"refused {failure.Path}: {failure.Error}: {failure.Message}");
+            foreach (var failure in summary.Unreadable) Log.Info($"not sent {failure.Path}: {failure.Error}: {failure.Message} (the next run tries again)");
             if (summary.FatalError is not null) Log.Info($"stopped: {summary.FatalError}");
             Console.Out.WriteLine(JsonSerializer.Serialize(new
             {
@@ -80,19 +83,25 @@ public sealed class IngestCommand : ICommand
                 refused = summary.Refused,
                 already_sent = summary.Skipped,
                 left_unsent = summary.Deferred,
+                unreadable = summary.Unreadable.Count,
                 retries = summary.Retries,
                 elapsed_seconds = Math.Round(summary.Elapsed.TotalSeconds, 1),
                 files_per_second = Math.Round(summary.Rate, 2),
                 error = summary.FatalError,
                 failures = summary.Failures.Select(f => new { path = f.Path, error = f.Error, message = f.Message }),
+                unreadable_files = summary.Unreadable.Select(f => new { path = f.Path, error = f.Error, message = f.Message }),
             }));
-            return summary.FatalError is null && summary.Deferred == 0 ? 0 : 1;
+            return ExitCode(summary);
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
         }
     }
+
+    /// <summary>1 unless every file found was answered: stopped by an error, or files left unsent or unreadable.</summary>
+    public static int ExitCode(Ingester.Summary summary) =>
+        summary.FatalError is null && summary.Deferred == 0 && summary.Unreadable.Count == 0 ? 0 : 1;
 
     // XDG state folder: never the current directory (which may be a repository or a read-only share).
     private static string StateHome() =>

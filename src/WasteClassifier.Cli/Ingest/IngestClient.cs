@@ -28,34 +28,49 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         return "ingest-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..48];
     }
 
-    public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
+    /// <summary>
+    /// A file of a batch as read: its bytes, or none because it is gone (answered here as <c>file_missing</c>) or could
+    /// not be read (<see cref="Unreadable"/> says why: permissions, a lock, an I/O error). A read error is not a verdict
+    /// on the file: it gets no answer here and is tried again later.
+    /// </summary>
+    public sealed record Part(IngestFile File, byte[]? Bytes, string? Unreadable = null);
+
+    public static async Task<IReadOnlyList<Part>> ReadAsync(IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
     {
-        // Read once: a file that vanished meanwhile or cannot be read is answered here, the rest still go. Such a file is
-        // still sent, empty (the API refuses it), so every file keeps its position in the batch: the indices of an answer,
-        // and of a replay after a restart that finds a file gone, always name the same files.
-        var parts = new List<(IngestFile File, byte[]? Bytes)>();
-        var outcomes = new List<IngestState.EntryFile>();
+        var parts = new List<Part>(files.Count);
         foreach (var file in files)
         {
             try
             {
-                parts.Add((file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
+                parts.Add(new Part(file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
-                parts.Add((file, null));
-                outcomes.Add(Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent"));
+                parts.Add(new Part(file, null));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // One unreadable file (permissions, an I/O error) is that file's answer; thrown, it failed its whole batch,
-                // and the run, on every restart.
-                parts.Add((file, null));
-                outcomes.Add(Entry(file, IngestState.Refused, error: "file_unreadable", message: $"the file could not be read: {e.Message}"));
+                parts.Add(new Part(file, null, e.Message));
             }
         }
+        return parts;
+    }
+
+    public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken) =>
+        await SendAsync(key, await ReadAsync(files, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// A file that is gone or unreadable is still sent, empty (the API refuses it), so every file keeps its position in the
+    /// batch: the indices of an answer, and of a replay after a restart that finds a file gone, always name the same files.
+    /// A gone file is answered <c>file_missing</c>; an unreadable one gets no outcome unless a replay says it was accepted.
+    /// </summary>
+    public async Task<Result> SendAsync(string key, IReadOnlyList<Part> parts, CancellationToken cancellationToken)
+    {
+        var outcomes = parts.Where(p => p.Bytes is null && p.Unreadable is null)
+            .Select(p => Entry(p.File, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent")).ToList();
         var present = parts.Count(p => p.Bytes is not null);
-        if (present == 0) return new Result(Kind.Answered, outcomes);
+        // An unreadable file's placeholder still goes: a replay of an earlier send that carried its bytes answers for it.
+        if (outcomes.Count == parts.Count) return new Result(Kind.Answered, outcomes);
 
         for (var attempt = 1; ; attempt++)
         {
@@ -119,10 +134,10 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         return TimeSpan.FromTicks(Math.Clamp(wait.Value.Ticks, 0, TimeSpan.FromHours(1).Ticks));
     }
 
-    private MultipartFormDataContent Form(List<(IngestFile File, byte[]? Bytes)> files)
+    private MultipartFormDataContent Form(IReadOnlyList<Part> files)
     {
         var form = new MultipartFormDataContent();
-        foreach (var (file, bytes) in files)
+        foreach (var (file, bytes, _) in files)
         {
             var part = new ByteArrayContent(bytes ?? []);
             part.Headers.ContentType = new MediaTypeHeaderValue(ContentTypeOf(file.Path));
@@ -137,7 +152,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     /// accepted, so a file whose index it does not list was refused then; matching by position instead would give a refused
     /// file the id of the next accepted one (and clean it up unclassified).
     /// </summary>
-    private static IEnumerable<IngestState.EntryFile> Map(List<(IngestFile File, byte[]? Bytes)> files, JsonNode? body)
+    private static IEnumerable<IngestState.EntryFile> Map(IReadOnlyList<Part> files, JsonNode? body)
     {
         var rejected = (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
             .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
@@ -152,9 +167,14 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 : [];
         for (var i = 0; i < files.Count; i++)
         {
-            var (file, bytes) = files[i];
-            // Already answered: missing or unreadable.
-            if (bytes is null) continue;
+            var (file, bytes, unreadable) = files[i];
+            if (bytes is null)
+            {
+                // Unreadable now, but a replay of a request that carried its bytes accepted it: that answer stands. Its other
+                // answers are about the empty placeholder, not the file (a missing one was answered already).
+                if (unreadable is not null && items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
+                continue;
+            }
             if (rejected.TryGetValue(i, out var refusal))
                 yield return Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message);
             else if (items.TryGetValue(i, out var id))

@@ -33,7 +33,10 @@ public sealed class IngestOptions
     /// <summary>Tries per request before it is left for later (the next rescan, or the next run).</summary>
     public int MaxAttempts { get; init; } = 8;
 
+    /// <summary>First pause before a request is retried; it doubles up to <see cref="RetryMax"/>. Watching, a file that
+    /// could not be read is read again on the same schedule (without giving up).</summary>
     public TimeSpan RetryBase { get; init; } = TimeSpan.FromMilliseconds(500);
+
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(100);
 

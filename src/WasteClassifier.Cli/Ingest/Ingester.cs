@@ -14,7 +14,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 {
     public sealed record Failure(string Path, string Error, string Message);
 
-    public sealed record Summary(int Sent, int Refused, int Skipped, int Deferred, long Retries, TimeSpan Elapsed, string? FatalError, IReadOnlyList<Failure> Failures)
+    /// <summary><see cref="Unreadable"/>: files not sent because they could not be read; not recorded, so the next run tries them again.</summary>
+    public sealed record Summary(int Sent, int Refused, int Skipped, int Deferred, long Retries, TimeSpan Elapsed, string? FatalError, IReadOnlyList<Failure> Failures,
+        IReadOnlyList<Failure> Unreadable)
     {
         public double Rate => Elapsed.TotalSeconds > 0 ? Sent / Elapsed.TotalSeconds : 0;
     }
@@ -24,6 +26,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since)> _settling = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<Failure> _failures = new();
+    // Files whose last read failed, with when to try again (watching; MaxValue: being tried, or a single pass).
+    private readonly ConcurrentDictionary<string, (int Tries, string Reason, DateTime RetryAt)> _unreadable = new(StringComparer.Ordinal);
     private readonly Channel<IngestFile> _ready = Channel.CreateUnbounded<IngestFile>();
     private IngestState _state = null!;
     private IngestClient _client = null!;
@@ -66,7 +70,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         await Task.WhenAll(sends.Select(Quietly)).ConfigureAwait(false);
         await Quietly(discovery).ConfigureAwait(false);
         await Quietly(progress).ConfigureAwait(false);
-        return new Summary(_sent, _refused, _skipped, _deferred, _client.Retries, clock.Elapsed, _fatal, _failures.ToList());
+        var unreadable = _unreadable.OrderBy(u => u.Key, StringComparer.Ordinal).Select(u => new Failure(u.Key, "file_unreadable", u.Value.Reason)).ToList();
+        return new Summary(_sent, _refused, _skipped, _deferred, _client.Retries, clock.Elapsed, _fatal, _failures.ToList(), unreadable);
     }
 
     private async Task DiscoverAsync(string stateFile, string? archive, CancellationToken cancellationToken)
@@ -84,6 +89,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             var tick = TimeSpan.FromMilliseconds(Math.Clamp(options.Settle.TotalMilliseconds / 4, 20, 250));
             while (true)
             {
+                if (!_unreadable.IsEmpty) RetryUnreadable();
                 Settle();
                 if ((options.Once || options.WatchDirectory is null) && _settling.IsEmpty)
                 {
@@ -145,6 +151,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             if (file is null)
             {
                 _settling.TryRemove(path, out _);
+                _unreadable.TryRemove(path, out _);
                 continue;
             }
             if (file.Size != seen.Size || file.MtimeTicks != seen.Mtime)
@@ -161,6 +168,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             _settling.TryRemove(path, out _);
             if (_state.Answer(file) is { } answer)
             {
+                _unreadable.TryRemove(path, out _);
                 if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
                 // Answered before a stop that came ahead of its clean-up: finish that now.
                 if (answer.Outcome == IngestState.Accepted) CleanUp(file);
@@ -225,17 +233,32 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
     }
 
-    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent)
+    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent) =>
+        await SendOneAsync(key, await IngestClient.ReadAsync(files, run.Token).ConfigureAwait(false), run, recordIntent).ConfigureAwait(false);
+
+    private async Task SendOneAsync(string key, IReadOnlyList<IngestClient.Part> parts, CancellationTokenSource run, bool recordIntent)
     {
+        if (recordIntent && parts.Any(p => p.Unreadable is not null))
+        {
+            // Read before the batch is recorded, so a file that cannot be read now is left out of it (and its key): sent
+            // later, its bytes go under a key no earlier request used, and no replay can answer for it with a placeholder's refusal.
+            foreach (var part in parts.Where(p => p.Unreadable is not null)) ReadFailed(part.File, part.Unreadable!);
+            parts = parts.Where(p => p.Unreadable is null).ToList();
+            if (parts.Count == 0) return;
+            key = IngestClient.KeyFor(options.Source, parts.Select(p => p.File));
+        }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
-        if (recordIntent) await _state.RecordSendAsync(key, files, run.Token).ConfigureAwait(false);
+        if (recordIntent) await _state.RecordSendAsync(key, parts.Select(p => p.File).ToList(), run.Token).ConfigureAwait(false);
         while (true)
         {
-            var result = await _client.SendAsync(key, files, run.Token).ConfigureAwait(false);
+            var result = await _client.SendAsync(key, parts, run.Token).ConfigureAwait(false);
             switch (result.Kind)
             {
                 case IngestClient.Kind.Answered:
                     await _state.RecordDoneAsync(key, result.Outcomes, CancellationToken.None).ConfigureAwait(false);
+                    // A resent batch's file that cannot be read now, and that no replay answered for: tried again later.
+                    foreach (var part in parts.Where(p => p.Unreadable is not null && !result.Outcomes.Any(o => o.Path == p.File.Path)))
+                        ReadFailed(part.File, part.Unreadable!);
                     foreach (var outcome in result.Outcomes)
                     {
                         if (outcome.Outcome == IngestState.Accepted)
@@ -249,17 +272,18 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                             _failures.Enqueue(new Failure(outcome.Path, outcome.Error ?? "refused", outcome.Message ?? ""));
                         }
                         _claimed.TryRemove(outcome.Path, out _);
+                        if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
                     }
                     return;
-                case IngestClient.Kind.TooLarge when files.Count > 1:
+                case IngestClient.Kind.TooLarge when parts.Count > 1:
                     // The request was over the API's body limit: close this batch unanswered and send it in halves.
                     await _state.RecordDoneAsync(key, [], CancellationToken.None).ConfigureAwait(false);
-                    var half = files.Count / 2;
-                    foreach (var part in new[] { files.Take(half).ToList(), files.Skip(half).ToList() })
-                        await SendOneAsync(IngestClient.KeyFor(options.Source, part), part, run, recordIntent: true).ConfigureAwait(false);
+                    var half = parts.Count / 2;
+                    foreach (var part in new[] { parts.Take(half).ToList(), parts.Skip(half).ToList() })
+                        await SendOneAsync(IngestClient.KeyFor(options.Source, part.Select(p => p.File)), part, run, recordIntent: true).ConfigureAwait(false);
                     return;
                 case IngestClient.Kind.TooLarge:
-                    var single = files[0];
+                    var single = parts[0].File;
                     await _state.RecordDoneAsync(key, [new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason)], CancellationToken.None).ConfigureAwait(false);
                     Interlocked.Increment(ref _refused);
                     _failures.Enqueue(new Failure(single.Path, "request_too_large", result.Reason ?? ""));
@@ -267,12 +291,12 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     return;
                 case IngestClient.Kind.GaveUp when !options.Once && options.WatchDirectory is not null:
                     // Watching: keep the batch (same key) and try again after a rescan period.
-                    _log($"batch of {files.Count} deferred: {result.Reason}");
+                    _log($"batch of {parts.Count} deferred: {result.Reason}");
                     await Task.Delay(options.Rescan, run.Token).ConfigureAwait(false);
                     continue;
                 case IngestClient.Kind.GaveUp:
-                    Interlocked.Add(ref _deferred, files.Count);
-                    _log($"batch of {files.Count} left for the next run: {result.Reason}");
+                    Interlocked.Add(ref _deferred, parts.Count);
+                    _log($"batch of {parts.Count} left for the next run: {result.Reason}");
                     return;
                 default:
                     _fatal = result.Reason;
@@ -280,6 +304,47 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     await run.CancelAsync().ConfigureAwait(false);
                     return;
             }
+        }
+    }
+
+    private bool Watching => !options.Once && options.WatchDirectory is not null;
+
+    /// <summary>
+    /// A read error (a lock, a file being replaced, a flaky mount, permissions) is not a verdict on the file, so it is never
+    /// recorded. Watching, the file stays claimed and is offered again after a backoff that doubles up to
+    /// <see cref="IngestOptions.RetryMax"/>, for as long as the run lasts: a watcher nobody restarts must not give up on a
+    /// frame for good. A single pass reports it as not sent; the next run tries again.
+    /// </summary>
+    private void ReadFailed(IngestFile file, string reason)
+    {
+        var tries = (_unreadable.TryGetValue(file.Path, out var before) ? before.Tries : 0) + 1;
+        if (!Watching)
+        {
+            _unreadable[file.Path] = (tries, reason, DateTime.MaxValue);
+            _log($"not sent {file.Path}: could not be read: {reason} (the next run tries again)");
+            return;
+        }
+        var delay = ReadBackoff(tries);
+        _unreadable[file.Path] = (tries, reason, DateTime.UtcNow + delay);
+        // Logged when it starts and once the backoff is at its longest, not on every try of a file that stays unreadable.
+        if (tries == 1)
+            _log($"could not read {file.Path}: {reason}; trying again in {delay.TotalSeconds:0.#} s, then less often (every {options.RetryMax.TotalSeconds:0.#} s at most)");
+        else if (delay >= options.RetryMax && ReadBackoff(tries - 1) < options.RetryMax)
+            _log($"still cannot read {file.Path} after {tries} tries: {reason}; trying again every {delay.TotalSeconds:0.#} s");
+    }
+
+    private TimeSpan ReadBackoff(int tries) =>
+        TimeSpan.FromMilliseconds(Math.Min(options.RetryBase.TotalMilliseconds * Math.Pow(2, Math.Min(tries - 1, 20)), options.RetryMax.TotalMilliseconds));
+
+    private void RetryUnreadable()
+    {
+        var now = DateTime.UtcNow;
+        foreach (var (path, unreadable) in _unreadable)
+        {
+            if (unreadable.RetryAt > now) continue;
+            _unreadable[path] = unreadable with { RetryAt = DateTime.MaxValue };
+            _claimed.TryRemove(path, out _);
+            Offer(path);
         }
     }
 
@@ -330,6 +395,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     public string ProgressLine(TimeSpan elapsed) =>
         $"{_sent} sent, {_refused} refused, {_skipped} already sent, {_ready.Reader.Count + _settling.Count} waiting, {Volatile.Read(ref _inFlight)} in flight, " +
+        (_unreadable.IsEmpty ? "" : $"{_unreadable.Count} unreadable, ") +
         $"{_client.Retries} retries · {(elapsed.TotalSeconds > 0 ? _sent / elapsed.TotalSeconds : 0):0.0} files/s";
 
     private static async Task Quietly(Task task)

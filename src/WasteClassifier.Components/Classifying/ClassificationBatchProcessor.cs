@@ -12,8 +12,8 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
-/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only; a row claimed
-/// again meanwhile (a duplicate delivery) keeps the later claim's result.
+/// runs ONE inference call, and writes every result in one SaveChanges. A bad image, or one the object store refuses for
+/// good, fails its own row only; a row claimed again meanwhile (a duplicate delivery) keeps the later claim's result.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
     ClassifierDbContext db,
@@ -27,6 +27,7 @@ public sealed class ClassificationBatchProcessor(
 {
     public const string MissingImage = "image_missing";
     public const string SizeMismatch = "image_size_mismatch";
+    public const string UnreadableImage = "image_unreadable";
 
     // Reads of an object whose length differs from the accepted upload's, before the image is failed.
     private const int FetchAttempts = 3;
@@ -160,11 +161,11 @@ public sealed class ClassificationBatchProcessor(
     /// The bytes the message carried when they are the recorded image's (same length and SHA-256), else the object store's
     /// copy: a message must not make a row's result about other bytes than the image it records.
     /// </summary>
-    private async Task<byte[]?> ReadAsync(Classification row, byte[]? carried, CancellationToken cancellationToken)
+    private async Task<Fetched> ReadAsync(Classification row, byte[]? carried, CancellationToken cancellationToken)
     {
         var image = row.Image!;
         if (carried is null) return await FetchAsync(image, cancellationToken);
-        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return carried;
+        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return new Fetched(carried);
         logger.LogWarning("Classification {ClassificationId}: the message carried {Length} bytes that are not image {ImageId}; reading the object store",
             row.Id, carried.Length, image.Id);
         return await FetchAsync(image, cancellationToken);
@@ -174,21 +175,32 @@ public sealed class ClassificationBatchProcessor(
     /// The image's bytes, read again while their length differs from the upload's. A store that rewrites an object in place
     /// serves a short read while the same bytes are uploaded again (content-addressed keys): s3rver, which stands in for
     /// MinIO in the tests and the benchmark, did so once in about 20 load runs, failing an accepted image as empty.
+    /// An answer that will not change for this object (403 AccessDenied, say) fails its row alone: thrown, it failed the
+    /// whole batch, whose retries and redeliveries (regrouped with it) ended its neighbours failed too. Anything a retry may
+    /// get through (a timeout, 5xx, SlowDown, a lost connection) still fails the batch, which is retried.
     /// </summary>
-    private async Task<byte[]?> FetchAsync(StoredImage image, CancellationToken cancellationToken)
+    private async Task<Fetched> FetchAsync(StoredImage image, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var bytes = await store.GetAsync(image.ObjectKey, cancellationToken);
+            byte[]? bytes;
+            try
+            {
+                bytes = await store.GetAsync(image.ObjectKey, cancellationToken);
+            }
+            catch (Exception e) when (ObjectStoreErrors.IsPermanent(e))
+            {
+                return new Fetched(null, ObjectStoreErrors.Describe(e));
+            }
             // Rows from before sizes were recorded have 0: nothing to compare.
-            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return bytes;
+            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return new Fetched(bytes);
             logger.LogWarning("Object {ObjectKey} read {Length} bytes, {Expected} expected (attempt {Attempt}); reading it again",
                 image.ObjectKey, bytes.Length, image.SizeBytes, attempt);
             await Task.Delay(RefetchDelay, clock, cancellationToken);
         }
     }
 
-    private ImageCheck[] Decode(byte[]?[] images, List<Classification> rows, Core.Inference.ModelInputSpec input, float[] tensor, int length)
+    private ImageCheck[] Decode(Fetched[] images, List<Classification> rows, Core.Inference.ModelInputSpec input, float[] tensor, int length)
     {
         var limits = new ImageLimits { MaxPixels = options.MaxPixels };
         var checks = new ImageCheck[images.Length];
@@ -198,10 +210,11 @@ public sealed class ClassificationBatchProcessor(
             var expected = rows[i].Image!.SizeBytes;
             checks[i] = images[i] switch
             {
-                null => ImageCheck.Refused(MissingImage, "the image is no longer in the object store"),
-                { } bytes when expected > 0 && bytes.Length != expected =>
+                { Refusal: { } refusal } => ImageCheck.Refused(UnreadableImage, $"the object store refused to return the image: {refusal}"),
+                { Bytes: null } => ImageCheck.Refused(MissingImage, "the image is no longer in the object store"),
+                { Bytes: { } bytes } when expected > 0 && bytes.Length != expected =>
                     ImageCheck.Refused(SizeMismatch, $"the object store returned {bytes.Length} bytes of the {expected} accepted"),
-                { } bytes => ImageTensorWriter.Write(bytes, input, tensor.AsSpan(i * length, length), limits),
+                { Bytes: { } bytes } => ImageTensorWriter.Write(bytes, input, tensor.AsSpan(i * length, length), limits),
             };
         });
         return checks;
@@ -213,6 +226,9 @@ public sealed class ClassificationBatchProcessor(
         for (var k = 0; k < good.Length; k++)
             if (good[k] != k) Array.Copy(tensor, good[k] * length, tensor, k * length, length);
     }
+
+    /// <summary>A row's image (null: no object has its key), or the store's answer when it refused the object for good.</summary>
+    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null);
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)
     {

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -160,6 +161,41 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(["completed", "failed"], rows.Select(r => r.Status));
         Assert.Equal(ClassificationBatchProcessor.SizeMismatch, rows[1].ErrorCode);
         Assert.Contains("returned 0 bytes", rows[1].Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreRefusesOneObjectForGood_ThatRowFailsUnreadableAndTheRestCompletes()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var other = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)));
+        _store.BeforeRead = key => key == refused.ObjectKey
+            ? throw new ObjectStoreResponseException($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied")
+            : Task.CompletedTask;
+
+        var outcome = await Processor().ProcessAsync([good, refused, other], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(3, 2, 1), outcome);
+        Assert.Equal([2], _classifier.BatchSizes);
+        var rows = await Rows([good, refused, other]);
+        Assert.Equal([("completed", "low"), ("failed", null), ("completed", "middle")], rows.Select(r => (r.Status, r.PredictedClass)));
+        Assert.Equal(ClassificationBatchProcessor.UnreadableImage, rows[1].ErrorCode);
+        Assert.Contains("answered 403 AccessDenied", rows[1].Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreFailsOneObjectForNow_TheBatchFailsForARetryAndNothingIsSaved()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var slow = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => key == slow.ObjectKey
+            ? throw new ObjectStoreResponseException($"object store GET {key} answered 503 SlowDown", HttpStatusCode.ServiceUnavailable, "SlowDown")
+            : Task.CompletedTask;
+
+        await Assert.ThrowsAsync<ObjectStoreResponseException>(() => Processor().ProcessAsync([good, slow], CancellationToken.None));
+
+        Assert.Empty(_classifier.BatchSizes);
+        Assert.All(await Rows([good, slow]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
     }
 
     [Fact]

@@ -13,7 +13,8 @@ namespace WasteClassifier.Components.Classifying;
 /// <summary>
 /// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
 /// runs ONE inference call, and writes every result in one SaveChanges. A bad image, or one the object store refuses for
-/// good, fails its own row only; a row claimed again meanwhile (a duplicate delivery) keeps the later claim's result.
+/// good, fails its own row only; a row claimed again meanwhile (a duplicate delivery) keeps the later claim's result. Rows
+/// claimed often without a result (their batches probably stopped the worker) are classified alone, after the rest is saved.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
     ClassifierDbContext db,
@@ -33,6 +34,10 @@ public sealed class ClassificationBatchProcessor(
     private const int FetchAttempts = 3;
     private static readonly TimeSpan RefetchDelay = TimeSpan.FromMilliseconds(100);
 
+    // Claims after which a row without a result is a suspect (see ClassifySuspectsApartAsync): a first claim, and one retry
+    // or duplicate delivery, are ordinary.
+    private const int SuspectAfterClaims = 2;
+
     public async Task<BatchOutcome> ProcessAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
         // Phase timings go into the batch's log line: where a slow batch spends its time.
@@ -51,9 +56,57 @@ public sealed class ClassificationBatchProcessor(
         }
 
         using var lease = await models.AcquireAsync(cancellationToken);
-        var classifier = lease.Classifier;
-        phase.Restart();
         var carried = CarriedImages(messages);
+        // The normal case: no suspect, the whole batch in one pass (one Run, one save).
+        return rows.Exists(IsSuspect)
+            ? await ClassifySuspectsApartAsync(claimed, rows, lease.Classifier, carried, phase, claimMs, cancellationToken)
+            : await ClassifyAsync(claimed, rows, lease.Classifier, carried, carried.Count, phase, claimMs, cancellationToken);
+    }
+
+    private static bool IsSuspect(Classification row) => row.Attempts > SuspectAfterClaims;
+
+    /// <summary>
+    /// A batch holding suspects: rows claimed more than <see cref="SuspectAfterClaims"/> times without a result, whose
+    /// earlier batches most likely stopped their worker (a native crash or out of memory on one image). Redeliveries
+    /// regroup such an image with the same neighbours, and each claim counts, so it took them all to too_many_attempts.
+    /// The other rows are classified and saved first, then each suspect alone and saved at once: an image that stops the
+    /// worker takes down only itself and the suspects not reached yet, and the rows already final are skipped next time.
+    /// </summary>
+    private async Task<BatchOutcome> ClassifySuspectsApartAsync(List<Classification> claimed, List<Classification> rows, IImageClassifier classifier,
+        Dictionary<Guid, byte[]> carried, Stopwatch phase, double claimMs, CancellationToken cancellationToken)
+    {
+        var suspects = rows.Where(IsSuspect).ToList();
+        var fresh = rows.Where(r => !IsSuspect(r)).ToList();
+        // The rows this first pass saves: the fresh ones and those the claim failed for too many attempts.
+        var others = claimed.Where(r => !suspects.Contains(r)).ToList();
+        var outcome = fresh.Count > 0
+            ? await ClassifyAsync(others, fresh, classifier, carried, fresh.Count(r => carried.ContainsKey(r.Id)), phase, claimMs, cancellationToken)
+            : others.Count > 0 ? await SaveAsync(others, cancellationToken) : new BatchOutcome(0, 0, 0);
+
+        // A suspect that stops the worker stops those after it too. The redelivery claims them once more and takes them in
+        // the other order, so the ones not reached come first and the one that stopped the worker comes last.
+        if (suspects.Max(r => r.Attempts) % 2 == 0) suspects.Reverse();
+        foreach (var suspect in suspects)
+        {
+            logger.LogWarning("Classification {ClassificationId} was claimed {Attempts} times without a result (its batch may have stopped a worker); " +
+                "classifying it alone", suspect.Id, suspect.Attempts);
+            var alone = await ClassifyAsync([suspect], [suspect], classifier, carried, carried.ContainsKey(suspect.Id) ? 1 : 0, phase, claimMs: 0, cancellationToken);
+            outcome = new BatchOutcome(outcome.Processed + alone.Processed, outcome.Completed + alone.Completed, outcome.Failed + alone.Failed)
+            {
+                Superseded = [.. outcome.Superseded, .. alone.Superseded],
+            };
+        }
+        return outcome;
+    }
+
+    /// <summary>
+    /// One pass: fetches and decodes <paramref name="rows"/>' images, runs the model once over the good ones and saves the
+    /// results with those of the other rows in <paramref name="saving"/> (failed by the claim).
+    /// </summary>
+    private async Task<BatchOutcome> ClassifyAsync(List<Classification> saving, List<Classification> rows, IImageClassifier classifier,
+        Dictionary<Guid, byte[]> carried, int carriedCount, Stopwatch phase, double claimMs, CancellationToken cancellationToken)
+    {
+        phase.Restart();
         var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
 
@@ -98,14 +151,14 @@ public sealed class ClassificationBatchProcessor(
 
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
-            var superseded = await SaveResultsAsync(claimed, cancellationToken);
-            var saved = superseded.Count == 0 ? claimed : claimed.Where(r => !superseded.Contains(r.Id)).ToList();
+            var superseded = await SaveResultsAsync(saving, cancellationToken);
+            var saved = superseded.Count == 0 ? saving : saving.Where(r => !superseded.Contains(r.Id)).ToList();
             var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
             Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
                 "({InferenceCpuMs:F1} CPU ms; claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms; {Carried} image(s) carried in their messages)",
                 rows.Count, classifier.Card.Version, completed, saved.Count - completed, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
-                phase.Elapsed.TotalMilliseconds, carried.Count);
+                phase.Elapsed.TotalMilliseconds, carriedCount);
             return new BatchOutcome(saved.Count, completed, saved.Count - completed) { Superseded = superseded.ToList() };
         }
         finally

@@ -12,8 +12,9 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Classifies one batch: marks rows processing, takes images from their messages or fetches them concurrently, decodes them in parallel,
-/// runs ONE inference call, and writes every result in one SaveChanges. A bad image fails its own row only; a row claimed
-/// again meanwhile (a duplicate delivery) keeps the later claim's result.
+/// runs ONE inference call, and writes every result in one SaveChanges. A bad image, or one the object store refuses for
+/// good, fails its own row only; a row claimed again meanwhile (a duplicate delivery) keeps the later claim's result. Rows
+/// claimed often without a result (their batches probably stopped the worker) are classified alone, after the rest is saved.
 /// </summary>
 public sealed class ClassificationBatchProcessor(
     ClassifierDbContext db,
@@ -27,10 +28,15 @@ public sealed class ClassificationBatchProcessor(
 {
     public const string MissingImage = "image_missing";
     public const string SizeMismatch = "image_size_mismatch";
+    public const string UnreadableImage = "image_unreadable";
 
     // Reads of an object whose length differs from the accepted upload's, before the image is failed.
     private const int FetchAttempts = 3;
     private static readonly TimeSpan RefetchDelay = TimeSpan.FromMilliseconds(100);
+
+    // Claims after which a row without a result is a suspect (see ClassifySuspectsApartAsync): a first claim, and one retry
+    // or duplicate delivery, are ordinary.
+    private const int SuspectAfterClaims = 2;
 
     public async Task<BatchOutcome> ProcessAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
@@ -50,9 +56,57 @@ public sealed class ClassificationBatchProcessor(
         }
 
         using var lease = await models.AcquireAsync(cancellationToken);
-        var classifier = lease.Classifier;
-        phase.Restart();
         var carried = CarriedImages(messages);
+        // The normal case: no suspect, the whole batch in one pass (one Run, one save).
+        return rows.Exists(IsSuspect)
+            ? await ClassifySuspectsApartAsync(claimed, rows, lease.Classifier, carried, phase, claimMs, cancellationToken)
+            : await ClassifyAsync(claimed, rows, lease.Classifier, carried, carried.Count, phase, claimMs, cancellationToken);
+    }
+
+    private static bool IsSuspect(Classification row) => row.Attempts > SuspectAfterClaims;
+
+    /// <summary>
+    /// A batch holding suspects: rows claimed more than <see cref="SuspectAfterClaims"/> times without a result, whose
+    /// earlier batches most likely stopped their worker (a native crash or out of memory on one image). Redeliveries
+    /// regroup such an image with the same neighbours, and each claim counts, so it took them all to too_many_attempts.
+    /// The other rows are classified and saved first, then each suspect alone and saved at once: an image that stops the
+    /// worker takes down only itself and the suspects not reached yet, and the rows already final are skipped next time.
+    /// </summary>
+    private async Task<BatchOutcome> ClassifySuspectsApartAsync(List<Classification> claimed, List<Classification> rows, IImageClassifier classifier,
+        Dictionary<Guid, byte[]> carried, Stopwatch phase, double claimMs, CancellationToken cancellationToken)
+    {
+        var suspects = rows.Where(IsSuspect).ToList();
+        var fresh = rows.Where(r => !IsSuspect(r)).ToList();
+        // The rows this first pass saves: the fresh ones and those the claim failed for too many attempts.
+        var others = claimed.Where(r => !suspects.Contains(r)).ToList();
+        var outcome = fresh.Count > 0
+            ? await ClassifyAsync(others, fresh, classifier, carried, fresh.Count(r => carried.ContainsKey(r.Id)), phase, claimMs, cancellationToken)
+            : others.Count > 0 ? await SaveAsync(others, cancellationToken) : new BatchOutcome(0, 0, 0);
+
+        // A suspect that stops the worker stops those after it too. The redelivery claims them once more and takes them in
+        // the other order, so the ones not reached come first and the one that stopped the worker comes last.
+        if (suspects.Max(r => r.Attempts) % 2 == 0) suspects.Reverse();
+        foreach (var suspect in suspects)
+        {
+            logger.LogWarning("Classification {ClassificationId} was claimed {Attempts} times without a result (its batch may have stopped a worker); " +
+                "classifying it alone", suspect.Id, suspect.Attempts);
+            var alone = await ClassifyAsync([suspect], [suspect], classifier, carried, carried.ContainsKey(suspect.Id) ? 1 : 0, phase, claimMs: 0, cancellationToken);
+            outcome = new BatchOutcome(outcome.Processed + alone.Processed, outcome.Completed + alone.Completed, outcome.Failed + alone.Failed)
+            {
+                Superseded = [.. outcome.Superseded, .. alone.Superseded],
+            };
+        }
+        return outcome;
+    }
+
+    /// <summary>
+    /// One pass: fetches and decodes <paramref name="rows"/>' images, runs the model once over the good ones and saves the
+    /// results with those of the other rows in <paramref name="saving"/> (failed by the claim).
+    /// </summary>
+    private async Task<BatchOutcome> ClassifyAsync(List<Classification> saving, List<Classification> rows, IImageClassifier classifier,
+        Dictionary<Guid, byte[]> carried, int carriedCount, Stopwatch phase, double claimMs, CancellationToken cancellationToken)
+    {
+        phase.Restart();
         var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
 
@@ -97,14 +151,14 @@ public sealed class ClassificationBatchProcessor(
 
             // Every result in one round trip; the broker acknowledges the batch only after this commits.
             phase.Restart();
-            var superseded = await SaveResultsAsync(claimed, cancellationToken);
-            var saved = superseded.Count == 0 ? claimed : claimed.Where(r => !superseded.Contains(r.Id)).ToList();
+            var superseded = await SaveResultsAsync(saving, cancellationToken);
+            var saved = superseded.Count == 0 ? saving : saving.Where(r => !superseded.Contains(r.Id)).ToList();
             var completed = saved.Count(r => r.Status == ClassificationStatus.Completed);
             Observability.ClassifierMetrics.RecordBatch(saved, classifier.Card.Version, inferenceMs, inferenceCpuMs);
             logger.LogInformation("Classified batch of {BatchSize} with {ModelVersion}: {Completed} completed, {Failed} failed, inference {InferenceMs:F1} ms " +
                 "({InferenceCpuMs:F1} CPU ms; claim {ClaimMs:F0}, fetch {FetchMs:F0}, decode {DecodeMs:F0}, save {SaveMs:F0} ms; {Carried} image(s) carried in their messages)",
                 rows.Count, classifier.Card.Version, completed, saved.Count - completed, inferenceMs, inferenceCpuMs, claimMs, fetchMs, decodeMs,
-                phase.Elapsed.TotalMilliseconds, carried.Count);
+                phase.Elapsed.TotalMilliseconds, carriedCount);
             return new BatchOutcome(saved.Count, completed, saved.Count - completed) { Superseded = superseded.ToList() };
         }
         finally
@@ -160,11 +214,11 @@ public sealed class ClassificationBatchProcessor(
     /// The bytes the message carried when they are the recorded image's (same length and SHA-256), else the object store's
     /// copy: a message must not make a row's result about other bytes than the image it records.
     /// </summary>
-    private async Task<byte[]?> ReadAsync(Classification row, byte[]? carried, CancellationToken cancellationToken)
+    private async Task<Fetched> ReadAsync(Classification row, byte[]? carried, CancellationToken cancellationToken)
     {
         var image = row.Image!;
         if (carried is null) return await FetchAsync(image, cancellationToken);
-        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return carried;
+        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return new Fetched(carried);
         logger.LogWarning("Classification {ClassificationId}: the message carried {Length} bytes that are not image {ImageId}; reading the object store",
             row.Id, carried.Length, image.Id);
         return await FetchAsync(image, cancellationToken);
@@ -174,21 +228,32 @@ public sealed class ClassificationBatchProcessor(
     /// The image's bytes, read again while their length differs from the upload's. A store that rewrites an object in place
     /// serves a short read while the same bytes are uploaded again (content-addressed keys): s3rver, which stands in for
     /// MinIO in the tests and the benchmark, did so once in about 20 load runs, failing an accepted image as empty.
+    /// An answer that will not change for this object (403 AccessDenied, say) fails its row alone: thrown, it failed the
+    /// whole batch, whose retries and redeliveries (regrouped with it) ended its neighbours failed too. Anything a retry may
+    /// get through (a timeout, 5xx, SlowDown, a lost connection) still fails the batch, which is retried.
     /// </summary>
-    private async Task<byte[]?> FetchAsync(StoredImage image, CancellationToken cancellationToken)
+    private async Task<Fetched> FetchAsync(StoredImage image, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var bytes = await store.GetAsync(image.ObjectKey, cancellationToken);
+            byte[]? bytes;
+            try
+            {
+                bytes = await store.GetAsync(image.ObjectKey, cancellationToken);
+            }
+            catch (Exception e) when (ObjectStoreErrors.IsPermanent(e))
+            {
+                return new Fetched(null, ObjectStoreErrors.Describe(e));
+            }
             // Rows from before sizes were recorded have 0: nothing to compare.
-            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return bytes;
+            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return new Fetched(bytes);
             logger.LogWarning("Object {ObjectKey} read {Length} bytes, {Expected} expected (attempt {Attempt}); reading it again",
                 image.ObjectKey, bytes.Length, image.SizeBytes, attempt);
             await Task.Delay(RefetchDelay, clock, cancellationToken);
         }
     }
 
-    private ImageCheck[] Decode(byte[]?[] images, List<Classification> rows, Core.Inference.ModelInputSpec input, float[] tensor, int length)
+    private ImageCheck[] Decode(Fetched[] images, List<Classification> rows, Core.Inference.ModelInputSpec input, float[] tensor, int length)
     {
         var limits = new ImageLimits { MaxPixels = options.MaxPixels };
         var checks = new ImageCheck[images.Length];
@@ -198,10 +263,11 @@ public sealed class ClassificationBatchProcessor(
             var expected = rows[i].Image!.SizeBytes;
             checks[i] = images[i] switch
             {
-                null => ImageCheck.Refused(MissingImage, "the image is no longer in the object store"),
-                { } bytes when expected > 0 && bytes.Length != expected =>
+                { Refusal: { } refusal } => ImageCheck.Refused(UnreadableImage, $"the object store refused to return the image: {refusal}"),
+                { Bytes: null } => ImageCheck.Refused(MissingImage, "the image is no longer in the object store"),
+                { Bytes: { } bytes } when expected > 0 && bytes.Length != expected =>
                     ImageCheck.Refused(SizeMismatch, $"the object store returned {bytes.Length} bytes of the {expected} accepted"),
-                { } bytes => ImageTensorWriter.Write(bytes, input, tensor.AsSpan(i * length, length), limits),
+                { Bytes: { } bytes } => ImageTensorWriter.Write(bytes, input, tensor.AsSpan(i * length, length), limits),
             };
         });
         return checks;
@@ -213,6 +279,9 @@ public sealed class ClassificationBatchProcessor(
         for (var k = 0; k < good.Length; k++)
             if (good[k] != k) Array.Copy(tensor, good[k] * length, tensor, k * length, length);
     }
+
+    /// <summary>A row's image (null: no object has its key), or the store's answer when it refused the object for good.</summary>
+    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null);
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)
     {

@@ -123,7 +123,7 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
     {
         if (response.IsSuccessStatusCode) return;
         var code = await ErrorCodeAsync(response, cancellationToken);
-        throw new HttpRequestException($"object store {method} {key} answered {(int)response.StatusCode} {code}".TrimEnd(), null, response.StatusCode);
+        throw new ObjectStoreResponseException($"object store {method} {key} answered {(int)response.StatusCode} {code}".TrimEnd(), response.StatusCode, code);
     }
 
     /// <summary>The S3 error code (e.g. NoSuchKey, NoSuchBucket, AccessDenied) from an error response's XML body.</summary>

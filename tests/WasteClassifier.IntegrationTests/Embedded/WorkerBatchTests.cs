@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -42,14 +43,32 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
     [Fact]
     public async Task Message_ThatFailsEveryRetry_EndsInTheErrorQueueWithItsRowFailed()
     {
-        // The folder store refuses this key with an exception on every read: a fault no retry can cure.
-        var ids = await QueueDirectlyAsync([($"test/../escape-{Guid.NewGuid():N}", null)]);
+        // A socket where the image should be: every read fails with an IOException, as a failing disk's would. An I/O error
+        // may pass, so the batch is retried; this one never does, a fault no retry can cure.
+        var key = $"test/socket-{Guid.NewGuid():N}";
+        BindSocketAt(key);
+        var ids = await QueueDirectlyAsync([(key, null)]);
 
         var result = (await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(2)))[0];
 
         Assert.Equal("failed", result["status"]!.GetValue<string>());
         Assert.Equal("processing_failed", result["error_code"]!.GetValue<string>());
-        Assert.Contains("ArgumentException", result["error"]!.GetValue<string>());
+        Assert.Contains("IOException", result["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Batch_WithAKeyTheStoreRefuses_FailsThatRowUnreadableWithoutRetriesAndCompletesTheRest()
+    {
+        // The folder store refuses a key that would leave its folder on every read: no retry changes that.
+        var good = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
+        var ids = await QueueDirectlyAsync([($"test/../escape-{Guid.NewGuid():N}", null), ($"test/{Guid.NewGuid():N}", good)]);
+
+        // Well within the retries' 35 s: the row is failed at once.
+        var results = await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(20));
+
+        Assert.Equal(("failed", "image_unreadable"), (results[0]["status"]!.GetValue<string>(), results[0]["error_code"]!.GetValue<string>()));
+        Assert.Contains("invalid object key", results[0]["error"]!.GetValue<string>());
+        Assert.Equal("completed", results[1]["status"]!.GetValue<string>());
     }
 
     [Fact]
@@ -77,6 +96,20 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
         using var scope = fixture.Factory.Services.CreateScope();
         var row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.SingleAsync(c => c.Id == ids[0]);
         Assert.Equal(1, row.Attempts);
+    }
+
+    /// <summary>Puts a Unix socket where the folder store keeps <paramref name="key"/>.</summary>
+    private void BindSocketAt(string key)
+    {
+        var options = fixture.Factory.Services.GetRequiredService<ObjectStoreOptions>();
+        var path = Path.Combine(options.Root ?? Path.Combine(fixture.DataDirectory, "objects"), options.Bucket, key);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Bound on a short path (a socket's is limited to 108 bytes), then moved into place before the socket is closed:
+        // closing it deletes the file it bound.
+        var bound = Path.Combine(Path.GetTempPath(), $"wc-{Guid.NewGuid():N}"[..15]);
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(bound));
+        File.Move(bound, path);
     }
 
     private Task<List<Guid>> QueueDirectlyAsync(IReadOnlyList<(string Key, byte[]? Content)> objects) => RecordAsync(fixture, objects, send: true);

@@ -48,19 +48,50 @@ public sealed class MinioObjectStoreTests
     {
         var store = await CreateStoreAsync($"wc-none-{Guid.NewGuid():N}"[..30]);
 
-        var error = await Assert.ThrowsAsync<HttpRequestException>(() => store.GetAsync("sha256/ab/abc", CancellationToken.None));
-        Assert.Equal(HttpStatusCode.NotFound, error.StatusCode);
+        var error = await Assert.ThrowsAsync<ObjectStoreResponseException>(() => store.GetAsync("sha256/ab/abc", CancellationToken.None));
+        Assert.Equal((HttpStatusCode.NotFound, "NoSuchBucket"), (error.StatusCode, error.ErrorCode));
         Assert.Contains("NoSuchBucket", error.Message);
+        // About the bucket, not the object: a worker pointed at the wrong bucket retries rather than failing every image.
+        Assert.False(ObjectStoreErrors.IsPermanent(error));
     }
 
-    private static async Task<IObjectStore> CreateStoreAsync(string bucket)
+    [IntegrationFact]
+    public async Task Get_KeyTheStoreCannotName_FailsForGood()
+    {
+        var store = await CreateStoreAsync($"wc-name-{Guid.NewGuid():N}"[..30]);
+        await store.EnsureReadyAsync(CancellationToken.None);
+
+        // S3 keys hold at most 1,024 bytes.
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => store.GetAsync("sha256/ab/" + new string('a', 1100), CancellationToken.None));
+
+        Assert.True(ObjectStoreErrors.IsPermanent(error), error.ToString());
+    }
+
+    [IntegrationFact]
+    public async Task Get_UnknownAccessKey_Answered403ThatIsNotAboutTheObject()
+    {
+        var bucket = $"wc-auth-{Guid.NewGuid():N}"[..30];
+        var store = await CreateStoreAsync(bucket);
+        await store.EnsureReadyAsync(CancellationToken.None);
+        await store.PutAsync("sha256/ab/abc", new byte[] { 1, 2, 3 }, "image/jpeg", CancellationToken.None);
+        // s3rver checks the access key, not a V4 signature: an unknown key stands for any credential error.
+        var misconfigured = await CreateStoreAsync(bucket, accessKey: "NOT-A-KEY");
+
+        var error = await Assert.ThrowsAsync<ObjectStoreResponseException>(() => misconfigured.GetAsync("sha256/ab/abc", CancellationToken.None));
+
+        Assert.Equal((HttpStatusCode.Forbidden, "InvalidAccessKeyId"), (error.StatusCode, error.ErrorCode));
+        // A worker with a wrong key must not fail every image it takes: its batches fail and are retried.
+        Assert.False(ObjectStoreErrors.IsPermanent(error));
+    }
+
+    private static async Task<IObjectStore> CreateStoreAsync(string bucket, string? accessKey = null)
     {
         var services = await TestServices.GetAsync();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ObjectStore:Provider"] = "minio",
             ["ObjectStore:Endpoint"] = services.S3Endpoint,
-            ["ObjectStore:AccessKey"] = services.S3AccessKey,
+            ["ObjectStore:AccessKey"] = accessKey ?? services.S3AccessKey,
             ["ObjectStore:SecretKey"] = services.S3SecretKey,
             ["ObjectStore:Bucket"] = bucket,
         }).Build();

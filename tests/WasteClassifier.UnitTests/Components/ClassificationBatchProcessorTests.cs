@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -123,6 +124,86 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_NoRowClaimedMoreThanTwice_OneModelCallGetsTheWholeBatch()
+    {
+        var messages = new[]
+        {
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0))),
+            // Claimed once before: a retry or a duplicate delivery, not a suspect.
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: 1),
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0))),
+        };
+
+        var outcome = await Processor().ProcessAsync(messages, CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(3, 3, 0), outcome);
+        Assert.Equal([3], _classifier.BatchSizes);
+        Assert.All(await Rows(messages), r => Assert.Equal(("completed", 3), (r.Status, r.BatchSize)));
+    }
+
+    [Fact]
+    public async Task Process_RowClaimedMoreThanTwice_ClassifiedAloneAfterTheRestOfTheBatchIsSaved()
+    {
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        // Claimed twice before without a result: its batches probably stopped the worker.
+        var suspect = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: 2);
+        var last = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)), attempts: 1);
+        List<(string Status, int? BatchSize)>? whileTheSuspectRuns = null;
+        _classifier.OnClassify = reds =>
+        {
+            if (reds is not [250]) return;
+            using var other = _database.NewContext();
+            var ids = new[] { first.ClassificationId, last.ClassificationId, suspect.ClassificationId };
+            whileTheSuspectRuns = ids.Select(id => other.Classifications.AsNoTracking().Single(c => c.Id == id)).Select(r => (r.Status, r.BatchSize)).ToList();
+        };
+
+        var outcome = await Processor().ProcessAsync([first, suspect, last], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(3, 3, 0), outcome);
+        Assert.Equal([[10, 120], [250]], _classifier.Reds);
+        // Had the suspect stopped the worker, its neighbours were already final.
+        Assert.Equal([("completed", 2), ("completed", 2), ("processing", null)], whileTheSuspectRuns);
+        var rows = await Rows([first, suspect, last]);
+        Assert.Equal([("low", 2), ("high", 1), ("middle", 2)], rows.Select(r => (r.PredictedClass, r.BatchSize)));
+    }
+
+    [Fact]
+    public async Task Process_SuspectStopsItsBatchEachTime_OnlyItEndsTooManyAttempts()
+    {
+        const int maxAttempts = 10;
+        var messages = new[]
+        {
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), attempts: 2),
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: 2),
+            await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)), attempts: 2),
+        };
+        // The middle image stops the worker (thrown here: either way its batch ends without a result and is redelivered).
+        _classifier.OnClassify = reds =>
+        {
+            if (reds.Contains(250)) throw new InvalidOperationException("native crash in the model");
+        };
+
+        var deliveries = 0;
+        while (true)
+        {
+            deliveries++;
+            try
+            {
+                await Processor(maxAttempts).ProcessAsync(messages, CancellationToken.None);
+                break;
+            }
+            catch (InvalidOperationException) when (deliveries < maxAttempts)
+            {
+            }
+        }
+
+        var rows = await Rows(messages);
+        Assert.Equal([("completed", null), ("failed", ClassificationClaims.TooManyAttempts), ("completed", null)], rows.Select(r => (r.Status, r.ErrorCode)));
+        // The first one before the crash, the last on the next delivery, which takes the suspects the other way round.
+        Assert.Equal([3, 4], [rows[0].Attempts, rows[2].Attempts]);
+    }
+
+    [Fact]
     public async Task Process_MessageWithoutRow_IsDroppedAndTheRestCompletes()
     {
         var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
@@ -160,6 +241,41 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(["completed", "failed"], rows.Select(r => r.Status));
         Assert.Equal(ClassificationBatchProcessor.SizeMismatch, rows[1].ErrorCode);
         Assert.Contains("returned 0 bytes", rows[1].Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreRefusesOneObjectForGood_ThatRowFailsUnreadableAndTheRestCompletes()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var other = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)));
+        _store.BeforeRead = key => key == refused.ObjectKey
+            ? throw new ObjectStoreResponseException($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied")
+            : Task.CompletedTask;
+
+        var outcome = await Processor().ProcessAsync([good, refused, other], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(3, 2, 1), outcome);
+        Assert.Equal([2], _classifier.BatchSizes);
+        var rows = await Rows([good, refused, other]);
+        Assert.Equal([("completed", "low"), ("failed", null), ("completed", "middle")], rows.Select(r => (r.Status, r.PredictedClass)));
+        Assert.Equal(ClassificationBatchProcessor.UnreadableImage, rows[1].ErrorCode);
+        Assert.Contains("answered 403 AccessDenied", rows[1].Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreFailsOneObjectForNow_TheBatchFailsForARetryAndNothingIsSaved()
+    {
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var slow = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => key == slow.ObjectKey
+            ? throw new ObjectStoreResponseException($"object store GET {key} answered 503 SlowDown", HttpStatusCode.ServiceUnavailable, "SlowDown")
+            : Task.CompletedTask;
+
+        await Assert.ThrowsAsync<ObjectStoreResponseException>(() => Processor().ProcessAsync([good, slow], CancellationToken.None));
+
+        Assert.Empty(_classifier.BatchSizes);
+        Assert.All(await Rows([good, slow]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
     }
 
     [Fact]
@@ -204,8 +320,8 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.NotNull(row.StartedAt);
     }
 
-    private ClassificationBatchProcessor Processor() =>
-        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = MaxAttempts },
+    private ClassificationBatchProcessor Processor(int maxAttempts = MaxAttempts) =>
+        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
 
     /// <param name="stored">False records the image without putting it in the store.</param>
@@ -247,6 +363,12 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         public List<int> BatchSizes { get; } = [];
 
+        /// <summary>Each call's images, by the red value of their first pixel.</summary>
+        public List<float[]> Reds { get; } = [];
+
+        /// <summary>Runs inside each call, given its images' red values: what happens while the model runs.</summary>
+        public Action<float[]>? OnClassify { get; set; }
+
         public ModelCard Card { get; } = new()
         {
             Version = "fake-1",
@@ -260,8 +382,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         public float[][] Classify(ReadOnlyMemory<float> batch, int count)
         {
             if (Failure is not null) throw Failure;
-            BatchSizes.Add(count);
             var length = 3 * 4 * 4;
+            var reds = Enumerable.Range(0, count).Select(i => batch.Span[i * length]).ToArray();
+            OnClassify?.Invoke(reds);
+            BatchSizes.Add(count);
+            Reds.Add(reds);
             return Enumerable.Range(0, count).Select(i =>
             {
                 var red = batch.Span[i * length];

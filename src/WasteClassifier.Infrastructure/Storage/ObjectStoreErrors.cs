@@ -1,0 +1,44 @@
+using System.Collections.Frozen;
+using System.Net;
+using Minio.Exceptions;
+
+namespace WasteClassifier.Infrastructure.Storage;
+
+/// <summary>
+/// An S3 server's error answer: still an <see cref="HttpRequestException"/> with its status, and the S3 error code of its
+/// body (e.g. AccessDenied, NoSuchBucket), which tells an answer about the object from one about the request or the bucket.
+/// </summary>
+public sealed class ObjectStoreResponseException(string message, HttpStatusCode statusCode, string? errorCode)
+    : HttpRequestException(message, null, statusCode)
+{
+    public string? ErrorCode { get; } = errorCode;
+}
+
+/// <summary>Tells a read that will fail again for the same object from one that a retry may get through.</summary>
+public static class ObjectStoreErrors
+{
+    // 4xx answers about the request, the credentials, the clock or the bucket rather than the object: one worker with a
+    // wrong key, bucket or clock would otherwise fail every image it takes, at once, while the other workers could read them.
+    private static readonly FrozenSet<string> NotAboutTheObject = FrozenSet.Create(StringComparer.Ordinal,
+        "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed", "ExpiredToken", "NoSuchBucket", "RequestTimeout", "SlowDown",
+        "AccountProblem", "AllAccessDisabled");
+
+    /// <summary>
+    /// Whether the store's answer will not change by asking again: a 4xx about the object (e.g. 403 AccessDenied, a 400 for
+    /// a key it refuses), a key the client or the folder store cannot use, or a file this process may not read. Timeouts,
+    /// 408, 429, 5xx (503 SlowDown included), connection failures and cancellation are not: they may pass on a retry.
+    /// </summary>
+    public static bool IsPermanent(Exception e) => e switch
+    {
+        ObjectStoreResponseException { ErrorCode: { } code } when NotAboutTheObject.Contains(code) => false,
+        HttpRequestException { StatusCode: { } status } => (int)status is >= 400 and < 500 and not 408 and not 429,
+        InvalidObjectNameException or ArgumentException or UnauthorizedAccessException or PathTooLongException or ObjectTooLargeException => true,
+        _ => false,
+    };
+
+    /// <summary>
+    /// The store's answer in a sentence a client may read: a file error's message would name the server's folders, so only
+    /// its kind is given.
+    /// </summary>
+    public static string Describe(Exception e) => e is IOException or UnauthorizedAccessException ? e.GetType().Name : e.Message;
+}

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
@@ -109,6 +110,9 @@ public sealed class ClassificationBatchProcessor(
         phase.Restart();
         var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
+        if (DeniedEverything(images))
+            throw new ObjectStoreAccessException("the object store answered 403 to every image this batch asked it for: this worker's credentials " +
+                "or the bucket's policy may not let it read; the batch is retried rather than its images failed");
 
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
@@ -243,10 +247,10 @@ public sealed class ClassificationBatchProcessor(
             }
             catch (Exception e) when (ObjectStoreErrors.IsPermanent(e))
             {
-                return new Fetched(null, ObjectStoreErrors.Describe(e));
+                return new Fetched(null, ObjectStoreErrors.Describe(e), Denied: e is HttpRequestException { StatusCode: HttpStatusCode.Forbidden });
             }
             // Rows from before sizes were recorded have 0: nothing to compare.
-            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return new Fetched(bytes);
+            if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return new Fetched(bytes, Answered: true);
             logger.LogWarning("Object {ObjectKey} read {Length} bytes, {Expected} expected (attempt {Attempt}); reading it again",
                 image.ObjectKey, bytes.Length, image.SizeBytes, attempt);
             await Task.Delay(RefetchDelay, clock, cancellationToken);
@@ -280,8 +284,28 @@ public sealed class ClassificationBatchProcessor(
             if (good[k] != k) Array.Copy(tensor, good[k] * length, tensor, k * length, length);
     }
 
-    /// <summary>A row's image (null: no object has its key), or the store's answer when it refused the object for good.</summary>
-    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null);
+    /// <summary>
+    /// A row's image (null: no object has its key), or the store's answer when it refused the object for good.
+    /// <see cref="Answered"/>: the store served this read (the object or its absence); <see cref="Denied"/>: it answered 403.
+    /// </summary>
+    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null, bool Denied = false, bool Answered = false);
+
+    /// <summary>
+    /// A 403 is about one object only when the store served another read of the same pass: a worker whose credentials or
+    /// bucket policy do not allow reading gets 403 for every object, and failing them all at once would lose images that a
+    /// retry (another worker, a fixed policy) could read. S3 also answers 403 for a missing key without list permission.
+    /// A lone image's 403 is therefore retried like a transient error, and ends failed only when its retries run out.
+    /// </summary>
+    private static bool DeniedEverything(Fetched[] images)
+    {
+        var denied = false;
+        foreach (var image in images)
+        {
+            if (image.Answered) return false;
+            denied |= image.Denied;
+        }
+        return denied;
+    }
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)
     {

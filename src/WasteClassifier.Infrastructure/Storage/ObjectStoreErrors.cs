@@ -42,3 +42,6 @@ public static class ObjectStoreErrors
     /// </summary>
     public static string Describe(Exception e) => e is IOException or UnauthorizedAccessException ? e.GetType().Name : e.Message;
 }
+
+/// <summary>The object store refused every read of a batch (403): about the reader's access, not the objects; retried.</summary>
+public sealed class ObjectStoreAccessException(string message) : Exception(message);

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
@@ -69,6 +71,10 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
         Assert.Equal(("failed", "image_unreadable"), (results[0]["status"]!.GetValue<string>(), results[0]["error_code"]!.GetValue<string>()));
         Assert.Contains("invalid object key", results[0]["error"]!.GetValue<string>());
         Assert.Equal("completed", results[1]["status"]!.GetValue<string>());
+        // An image nobody can read teaches nothing: labelling it would fail every training job that reads it.
+        var label = await fixture.Client.Http.PutAsJsonAsync($"/v1/classifications/{ids[0]}/label", new { label = "cardboard" });
+        Assert.Equal(HttpStatusCode.Conflict, label.StatusCode);
+        Assert.Equal("image_unusable", (await ClassifierClient.ReadJsonAsync(label))["error"]!.GetValue<string>());
     }
 
     [Fact]

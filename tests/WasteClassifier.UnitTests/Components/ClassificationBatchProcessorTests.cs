@@ -264,6 +264,35 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAnswers403ToEveryObject_TheBatchFailsForARetryAndNothingIsSaved()
+    {
+        // Every read refused: the worker's credentials or the bucket's policy, not the images. Failing them all at once would
+        // lose images another worker, or this one once its access is mended, could read.
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var second = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key =>
+            throw new ObjectStoreResponseException($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied");
+
+        await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
+
+        Assert.Empty(_classifier.BatchSizes);
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+    }
+
+    [Fact]
+    public async Task Process_StoreRefusesAKeyItCannotNameInALoneImage_ThatRowFailsUnreadable()
+    {
+        // A key the client cannot use is about that object whatever the other reads do.
+        var only = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        _store.BeforeRead = key => throw new ObjectStoreResponseException($"object store GET {key} answered 400 InvalidArgument", HttpStatusCode.BadRequest, "InvalidArgument");
+
+        var outcome = await Processor().ProcessAsync([only], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal(ClassificationBatchProcessor.UnreadableImage, (await Rows([only])).Single().ErrorCode);
+    }
+
+    [Fact]
     public async Task Process_StoreFailsOneObjectForNow_TheBatchFailsForARetryAndNothingIsSaved()
     {
         var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));

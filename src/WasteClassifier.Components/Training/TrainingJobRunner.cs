@@ -25,6 +25,7 @@ public sealed class TrainingJobRunner(
     ModelOptions modelOptions,
     ServiceOptions service,
     IServiceScopeFactory scopes,
+    TrainingJobSweeper sweeper,
     TimeProvider clock,
     ILogger<TrainingJobRunner> logger)
 {
@@ -46,6 +47,7 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, outcome);
             logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, outcome.CandidateVersion, outcome.Decision.Promote);
+            await SendNextJobAsync(jobId, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
@@ -70,6 +72,7 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
             logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
+            await SendNextJobAsync(jobId, shutdown);
         }
         catch (Exception e)
         {
@@ -77,8 +80,33 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Failed, e.Message, null);
             logger.LogError(e, "Training job {TrainingJobId} failed", jobId);
+            await SendNextJobAsync(jobId, shutdown);
         }
     }
+
+    /// <summary>
+    /// A job has ended here: the next due one is sent at once, rather than after the sweeper's next pass. Trainers that found
+    /// this job running acknowledged the messages of the jobs waiting behind it, so nothing else would start them sooner.
+    /// A send that fails is left to the sweeper.
+    /// </summary>
+    private async Task SendNextJobAsync(Guid endedJobId, CancellationToken shutdown)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        timeout.CancelAfter(NextJobSendTimeout);
+        try
+        {
+            if (await sweeper.SendNextAsync(timeout.Token) is { } next)
+                logger.LogInformation("Training job {TrainingJobId} ended; sent the next one, {NextTrainingJobId}", endedJobId, next);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Training job {TrainingJobId} ended, but the next job was not sent ({Reason}); the sweeper sends it within {Seconds} s",
+                endedJobId, e.Message, settings.SweepSeconds);
+        }
+    }
+
+    /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
+    private static readonly TimeSpan NextJobSendTimeout = TimeSpan.FromSeconds(10);
 
     private sealed record Outcome(string CandidateVersion, string? BaselineVersion, ClassificationReport Candidate, ClassificationReport? Baseline,
         PromotionDecision Decision, DataCounts Counts);
@@ -215,8 +243,9 @@ public sealed class TrainingJobRunner(
 
     /// <summary>
     /// Takes a queued job (or one whose trainer died) unless another job is running somewhere. A message for a job that
-    /// needs nothing more (finished, running with a live trainer, cancelled) is answered and dropped; the
-    /// <see cref="TrainingJobSweeper"/> sends a job again whenever it is due and its message is gone.
+    /// needs nothing more (finished, running with a live trainer, cancelled), or that must wait behind another job, is
+    /// answered and dropped: the trainer whose job ends sends the next one, and the <see cref="TrainingJobSweeper"/> sends a
+    /// job again whenever it is due and its message is gone.
     /// </summary>
     private async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
     {
@@ -259,7 +288,12 @@ public sealed class TrainingJobRunner(
             if (await CancelAbandonedAsync(db, jobId, staleBefore, now) == 1) logger.LogInformation("Training job {TrainingJobId} cancelled before it ran (again)", jobId);
             return false;
         }
-        throw new TrainerBusyException(jobId);
+        // Another job runs. Acknowledged rather than retried: the job row, not this message, records that it must run.
+        var running = await db.TrainingJobs.AsNoTracking().Where(j => j.Status == TrainingJobStatus.Running && j.HeartbeatAt >= staleBefore)
+            .Select(j => new { j.Id, j.TrainerId }).FirstOrDefaultAsync(cancellationToken);
+        logger.LogInformation("Training job {TrainingJobId} waits: job {RunningJobId} is running on {TrainerId}; the trainer whose job ends sends it (or the sweeper)",
+            jobId, running?.Id, running?.TrainerId);
+        return false;
     }
 
     /// <summary>

@@ -12,8 +12,9 @@ namespace WasteClassifier.Components.Training;
 /// The job table, not the queue, is the record of what must run: a <see cref="TrainModel"/> message can be lost (the
 /// in-memory bus of the embedded default dies with its process; the broker was down when the API sent it; a trainer
 /// acknowledged it while another job ran, and that job's trainer was killed; its trainer was killed). Every
-/// <c>Training:SweepSeconds</c>, on each trainer, this ends the cancel requests no trainer will honour and, while no job
-/// runs anywhere, sends the next due job again: the oldest queued one, or one whose trainer stopped beating. A trainer
+/// <c>Training:SweepSeconds</c>, on each trainer, this ends the cancel requests no trainer will honour, fails the jobs
+/// whose trainer stopped <c>Training:MaxAttempts</c> times and, while no job runs anywhere, sends the next due job again:
+/// the oldest queued one, or one whose trainer stopped beating (taken over, one more attempt). A trainer
 /// whose job ends does the same at once (<see cref="SendNextAsync"/>). A duplicate costs nothing: the claim takes a job
 /// once, and a message for a job already taken is dropped.
 /// </summary>
@@ -62,6 +63,10 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
 
         var cancelled = await TrainingJobRunner.CancelAbandonedAsync(db, jobId: null, staleBefore, now);
         if (cancelled > 0) logger.LogInformation("Ended {Count} training job(s) cancelled while no trainer ran them", cancelled);
+        var exhausted = await TrainingJobRunner.FailExhaustedAsync(db, jobId: null, staleBefore, settings.MaxAttempts, now);
+        if (exhausted > 0)
+            logger.LogWarning("Failed {Count} training job(s) whose trainer stopped {MaxAttempts} times without finishing (Training:MaxAttempts); not sent again",
+                exhausted, settings.MaxAttempts);
 
         // One job runs at a time: while one does, the others wait queued, and its trainer sends the next when it ends.
         if (await db.TrainingJobs.AnyAsync(j => j.Status == TrainingJobStatus.Running && j.HeartbeatAt >= staleBefore, cancellationToken)) return null;

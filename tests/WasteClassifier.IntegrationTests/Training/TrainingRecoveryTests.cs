@@ -42,14 +42,49 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
     public async Task Sweep_RunningJobWhoseTrainerStopped_IsTakenOver()
     {
         var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1),
-            options: """{"base_dataset":"not-configured"}""");
+            options: """{"base_dataset":"not-configured"}""", attempts: 1);
 
         Assert.Equal(jobId, await Sweeper.SweepAsync(CancellationToken.None));
 
         var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(2));
         Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(2, job["attempts"]!.GetValue<int>());
         var row = await ReadJobAsync(jobId);
         Assert.NotEqual("dead-trainer", row.TrainerId);
+    }
+
+    [Fact]
+    public async Task Sweep_RunningJobWhoseTrainerStoppedMaxAttemptsTimes_IsFailedNamingTheAttemptsAndNotSent()
+    {
+        // Claimed three times (Training:MaxAttempts), and each time its trainer stopped beating: a job that kills its trainer.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 3);
+
+        Assert.Null(await Sweeper.SweepAsync(CancellationToken.None));
+
+        var job = (await Http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!;
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(3, job["attempts"]!.GetValue<int>());
+        Assert.Equal("its trainer stopped 3 times without finishing (Training:MaxAttempts is 3); last trainer dead-trainer; not tried again",
+            job["error"]!.GetValue<string>());
+        Assert.NotNull(job["finished_at"]);
+    }
+
+    [Fact]
+    public async Task TrainModel_RedeliveredForAJobWhoseTrainerStoppedMaxAttemptsTimes_FailsItInsteadOfRunningIt()
+    {
+        // The broker redelivers the message of a job whose trainer died, for the third time: it is not run a fourth.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 3);
+        using (var scope = fixture.Factory.Services.CreateScope())
+        {
+            var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+            await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = DateTimeOffset.UtcNow });
+        }
+
+        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromSeconds(30));
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(3, job["attempts"]!.GetValue<int>());
+        Assert.StartsWith("its trainer stopped 3 times without finishing", job["error"]!.GetValue<string>());
+        Assert.Equal("dead-trainer", (await ReadJobAsync(jobId)).TrainerId);
     }
 
     [Fact]
@@ -178,7 +213,8 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         }
     }
 
-    private async Task<Guid> RecordJobAsync(string status, TimeSpan createdAgo, TimeSpan? heartbeatAgo = null, string options = "{}", bool cancelRequested = false)
+    private async Task<Guid> RecordJobAsync(string status, TimeSpan createdAgo, TimeSpan? heartbeatAgo = null, string options = "{}", bool cancelRequested = false,
+        int attempts = 0)
     {
         using var scope = fixture.Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -194,6 +230,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             HeartbeatAt = now - heartbeatAgo,
             TrainerId = status == TrainingJobStatus.Running ? "dead-trainer" : null,
             CancelRequested = cancelRequested,
+            Attempts = attempts,
         };
         db.TrainingJobs.Add(job);
         await db.SaveChangesAsync();

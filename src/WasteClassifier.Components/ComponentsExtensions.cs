@@ -51,7 +51,9 @@ public static class ComponentsExtensions
         services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<TrainingDataLoader>();
         services.AddScoped<TrainingJobRunner>();
-        services.AddHostedService<TrainingJobSweeper>();
+        // One instance: the background pass, and the runner's call when a job ends.
+        services.AddSingleton<TrainingJobSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<TrainingJobSweeper>());
         return services;
     }
 

@@ -409,6 +409,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
                     b.Property<string>("BaselineMetricsJson")
                         .HasColumnType("text")
                         .HasColumnName("baseline_metrics_json");

@@ -404,6 +404,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("id");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
                     b.Property<string>("BaselineMetricsJson")
                         .HasColumnType("TEXT")
                         .HasColumnName("baseline_metrics_json");

@@ -198,6 +198,7 @@ public static class TrainingJobsApi
         progress = new { stage = job.Stage, percent = Math.Round(job.Percent, 1) },
         options = Json(job.OptionsJson),
         cancel_requested = job.CancelRequested,
+        attempts = job.Attempts,
         candidate_version = job.CandidateVersion,
         baseline_version = job.BaselineVersion,
         metrics = new { candidate = Json(job.CandidateMetricsJson), active = Json(job.BaselineMetricsJson) },

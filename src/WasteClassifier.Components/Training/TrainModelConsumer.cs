@@ -20,12 +20,9 @@ public sealed class TrainModelConsumerDefinition : ConsumerDefinition<TrainModel
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator,
         IConsumerConfigurator<TrainModelConsumer> consumerConfigurator, IRegistrationContext context)
     {
+        // No retry while another trainer runs a job: the runner acknowledges such a message (the job stays queued, and the
+        // trainer whose job ends sends it). Held in a retry instead, it outlived RabbitMQ's consumer_timeout (30 min), and
+        // the broker closed the channel.
         endpointConfigurator.PrefetchCount = 1;
-        // While another trainer runs a job, wait and try again rather than fail the job.
-        endpointConfigurator.UseMessageRetry(retry =>
-        {
-            retry.Handle<TrainerBusyException>();
-            retry.Interval(360, TimeSpan.FromSeconds(10));
-        });
     }
 }

@@ -25,6 +25,7 @@ public sealed class TrainingJobRunner(
     ModelOptions modelOptions,
     ServiceOptions service,
     IServiceScopeFactory scopes,
+    TrainingJobSweeper sweeper,
     TimeProvider clock,
     ILogger<TrainingJobRunner> logger)
 {
@@ -46,15 +47,15 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, outcome);
             logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, outcome.CandidateVersion, outcome.Decision.Promote);
+            await SendNextJobAsync(jobId, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
             await cancel.CancelAsync();
             await heartbeat;
-            // The trainer is stopping: give the job back. RabbitMQ delivers the unacknowledged message again; where it is lost
+            // The trainer is stopping: give the job back, and this claim with it. RabbitMQ delivers the unacknowledged message again; where it is lost
             // with the process (the in-memory bus), the sweeper sends the job again.
-            await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null), CancellationToken.None);
+            await GiveBackAsync(db, jobId, _trainerId);
             throw;
         }
         catch (OperationCanceledException e) when (e is TakenOverException || lostJob.IsCancellationRequested)
@@ -70,6 +71,7 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
             logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
+            await SendNextJobAsync(jobId, shutdown);
         }
         catch (Exception e)
         {
@@ -77,8 +79,33 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Failed, e.Message, null);
             logger.LogError(e, "Training job {TrainingJobId} failed", jobId);
+            await SendNextJobAsync(jobId, shutdown);
         }
     }
+
+    /// <summary>
+    /// A job has ended here: the next due one is sent at once, rather than after the sweeper's next pass. Trainers that found
+    /// this job running acknowledged the messages of the jobs waiting behind it, so nothing else would start them sooner.
+    /// A send that fails is left to the sweeper.
+    /// </summary>
+    private async Task SendNextJobAsync(Guid endedJobId, CancellationToken shutdown)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        timeout.CancelAfter(NextJobSendTimeout);
+        try
+        {
+            if (await sweeper.SendNextAsync(timeout.Token) is { } next)
+                logger.LogInformation("Training job {TrainingJobId} ended; sent the next one, {NextTrainingJobId}", endedJobId, next);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Training job {TrainingJobId} ended, but the next job was not sent ({Reason}); the sweeper sends it within {Seconds} s",
+                endedJobId, e.Message, settings.SweepSeconds);
+        }
+    }
+
+    /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
+    private static readonly TimeSpan NextJobSendTimeout = TimeSpan.FromSeconds(10);
 
     private sealed record Outcome(string CandidateVersion, string? BaselineVersion, ClassificationReport Candidate, ClassificationReport? Baseline,
         PromotionDecision Decision, DataCounts Counts);
@@ -214,36 +241,17 @@ public sealed class TrainingJobRunner(
     }
 
     /// <summary>
-    /// Takes a queued job (or one whose trainer died) unless another job is running somewhere. A message for a job that
-    /// needs nothing more (finished, running with a live trainer, cancelled) is answered and dropped; the
-    /// <see cref="TrainingJobSweeper"/> sends a job again whenever it is due and its message is gone.
+    /// Takes a queued job (or one whose trainer died, fewer than <c>Training:MaxAttempts</c> times) unless another job is
+    /// running somewhere. A message for a job that needs nothing more (finished, running with a live trainer, cancelled), or
+    /// that must wait behind another job, is answered and dropped: the trainer whose job ends sends the next one, and the
+    /// <see cref="TrainingJobSweeper"/> sends a job again whenever it is due and its message is gone. A job whose trainers
+    /// stopped <c>Training:MaxAttempts</c> times is failed instead.
     /// </summary>
     private async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var staleBefore = now.AddSeconds(-settings.StaleAfterSeconds);
-        var strategy = db.Database.CreateExecutionStrategy();
-        var claimed = await strategy.ExecuteAsync(async () =>
-        {
-            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-            // "No other job running" is read from other rows than the one written: without the lock two trainers
-            // claiming two jobs at the same moment would both see none.
-            await ClusterLocks.TakeAsync(db, ClusterLocks.TrainingJobClaims, cancellationToken);
-            var rows = await db.TrainingJobs
-                .Where(j => j.Id == jobId && !j.CancelRequested
-                    && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
-                .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
-                .ExecuteUpdateAsync(s => s
-                    .SetProperty(j => j.Status, TrainingJobStatus.Running)
-                    .SetProperty(j => j.StartedAt, now)
-                    .SetProperty(j => j.HeartbeatAt, now)
-                    .SetProperty(j => j.TrainerId, _trainerId)
-                    .SetProperty(j => j.Stage, TrainingStages.Features)
-                    .SetProperty(j => j.Percent, 0), cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-            return rows;
-        });
-        if (claimed == 1) return true;
+        if (await TryClaimAsync(db, jobId, _trainerId, now, staleBefore, settings.MaxAttempts, cancellationToken) == 1) return true;
 
         var job = await db.TrainingJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
         var trainerAlive = job is { Status: TrainingJobStatus.Running } && job.HeartbeatAt >= staleBefore;
@@ -259,8 +267,76 @@ public sealed class TrainingJobRunner(
             if (await CancelAbandonedAsync(db, jobId, staleBefore, now) == 1) logger.LogInformation("Training job {TrainingJobId} cancelled before it ran (again)", jobId);
             return false;
         }
-        throw new TrainerBusyException(jobId);
+        if (job.Status == TrainingJobStatus.Running && job.Attempts >= settings.MaxAttempts)
+        {
+            // A message for a job whose trainers kept stopping (redelivered by the broker when the last one died).
+            if (await FailExhaustedAsync(db, jobId, staleBefore, settings.MaxAttempts, now) == 1)
+                logger.LogWarning("Training job {TrainingJobId} failed: its trainer stopped {Attempts} times without finishing; last trainer {TrainerId}", jobId, job.Attempts, job.TrainerId);
+            return false;
+        }
+        // Another job runs. Acknowledged rather than retried: the job row, not this message, records that it must run.
+        var running = await db.TrainingJobs.AsNoTracking().Where(j => j.Status == TrainingJobStatus.Running && j.HeartbeatAt >= staleBefore)
+            .Select(j => new { j.Id, j.TrainerId }).FirstOrDefaultAsync(cancellationToken);
+        logger.LogInformation("Training job {TrainingJobId} waits: job {RunningJobId} is running on {TrainerId}; the trainer whose job ends sends it (or the sweeper)",
+            jobId, running?.Id, running?.TrainerId);
+        return false;
     }
+
+    /// <summary>
+    /// A trainer that is stopping gives its running job back (queued again), and its claim with it: the job did not stop
+    /// that trainer, so a graceful stop (a deployment's rolling restart) counts against no <c>Training:MaxAttempts</c>.
+    /// </summary>
+    internal static Task<int> GiveBackAsync(ClassifierDbContext context, Guid jobId, string trainerId) =>
+        context.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == trainerId && j.Status == TrainingJobStatus.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null)
+                // Never below 0: a job claimed before attempts were counted holds none.
+                .SetProperty(j => j.Attempts, j => j.Attempts > 0 ? j.Attempts - 1 : 0), CancellationToken.None);
+
+    /// <summary>
+    /// The claim: marks the job running on <paramref name="trainerId"/>, one more attempt, if it is queued, or running with a
+    /// heartbeat older than <paramref name="staleBefore"/> and claimed fewer than <paramref name="maxAttempts"/> times, and
+    /// no other job runs with a fresh heartbeat. Returns the rows changed (1: claimed).
+    /// </summary>
+    internal static Task<int> TryClaimAsync(ClassifierDbContext db, Guid jobId, string trainerId, DateTime now, DateTime staleBefore, int maxAttempts,
+        CancellationToken cancellationToken) =>
+        db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            // "No other job running" is read from other rows than the one written: without the lock two trainers
+            // claiming two jobs at the same moment would both see none.
+            await ClusterLocks.TakeAsync(db, ClusterLocks.TrainingJobClaims, cancellationToken);
+            var rows = await db.TrainingJobs
+                .Where(j => j.Id == jobId && !j.CancelRequested
+                    && (j.Status == TrainingJobStatus.Queued
+                        || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts < maxAttempts)))
+                .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.Status, TrainingJobStatus.Running)
+                    .SetProperty(j => j.StartedAt, now)
+                    .SetProperty(j => j.HeartbeatAt, now)
+                    .SetProperty(j => j.TrainerId, trainerId)
+                    .SetProperty(j => j.Stage, TrainingStages.Features)
+                    .SetProperty(j => j.Percent, 0)
+                    .SetProperty(j => j.Attempts, j => j.Attempts + 1), cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return rows;
+        });
+
+    /// <summary>
+    /// Fails a job whose trainer stopped beating (out of memory, a crash) after it had been claimed
+    /// <paramref name="maxAttempts"/> times, rather than have it taken over once more: a job that kills its trainer would
+    /// otherwise be sent again for ever. A cancel request is left to <see cref="CancelAbandonedAsync"/>. Returns the rows changed.
+    /// </summary>
+    public static Task<int> FailExhaustedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts, DateTime now) =>
+        context.TrainingJobs
+            .Where(j => (jobId == null || j.Id == jobId) && !j.CancelRequested
+                && j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts >= maxAttempts)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, TrainingJobStatus.Failed)
+                .SetProperty(j => j.Error, j => "its trainer stopped " + j.Attempts.ToString() + " times without finishing (Training:MaxAttempts is "
+                    + maxAttempts.ToString() + "); last trainer " + (j.TrainerId ?? "unknown") + "; not tried again")
+                .SetProperty(j => j.Stage, (string?)null)
+                .SetProperty(j => j.FinishedAt, now), CancellationToken.None);
 
     /// <summary>
     /// Ends a job whose cancel request no trainer will honour: still queued, or running with a trainer that stopped

@@ -10,11 +10,13 @@ namespace WasteClassifier.Components.Training;
 
 /// <summary>
 /// The job table, not the queue, is the record of what must run: a <see cref="TrainModel"/> message can be lost (the
-/// in-memory bus of the embedded default dies with its process; the broker was down when the API sent it; it waited
-/// behind a long job until its retries ran out; its trainer was killed). Every <c>Training:SweepSeconds</c>, on each
-/// trainer, this ends the cancel requests no trainer will honour and, while no job runs anywhere, sends the next due
-/// job again: the oldest queued one, or one whose trainer stopped beating. A duplicate costs nothing: the claim
-/// takes a job once, and a message for a job already taken is dropped.
+/// in-memory bus of the embedded default dies with its process; the broker was down when the API sent it; a trainer
+/// acknowledged it while another job ran, and that job's trainer was killed; its trainer was killed). Every
+/// <c>Training:SweepSeconds</c>, on each trainer, this ends the cancel requests no trainer will honour, fails the jobs
+/// whose trainer stopped <c>Training:MaxAttempts</c> times and, while no job runs anywhere, sends the next due job again:
+/// the oldest queued one, or one whose trainer stopped beating (taken over, one more attempt). A trainer
+/// whose job ends does the same at once (<see cref="SendNextAsync"/>). A duplicate costs nothing: the claim takes a job
+/// once, and a message for a job already taken is dropped.
 /// </summary>
 public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSettings settings, TimeProvider clock, ILogger<TrainingJobSweeper> logger)
     : BackgroundService
@@ -43,7 +45,16 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
     }
 
     /// <summary>One pass; returns the job it sent again, if any.</summary>
-    public async Task<Guid?> SweepAsync(CancellationToken cancellationToken)
+    public Task<Guid?> SweepAsync(CancellationToken cancellationToken) => SweepAsync(afterJobEnded: false, cancellationToken);
+
+    /// <summary>
+    /// The same pass, for a trainer whose job has just ended: a queued job is due however recently it was queued (by this
+    /// clock or an API's), since a trainer that found the ended job running acknowledged its message. Returns the job it
+    /// sent, if any.
+    /// </summary>
+    public Task<Guid?> SendNextAsync(CancellationToken cancellationToken) => SweepAsync(afterJobEnded: true, cancellationToken);
+
+    private async Task<Guid?> SweepAsync(bool afterJobEnded, CancellationToken cancellationToken)
     {
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -52,21 +63,26 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
 
         var cancelled = await TrainingJobRunner.CancelAbandonedAsync(db, jobId: null, staleBefore, now);
         if (cancelled > 0) logger.LogInformation("Ended {Count} training job(s) cancelled while no trainer ran them", cancelled);
+        var exhausted = await TrainingJobRunner.FailExhaustedAsync(db, jobId: null, staleBefore, settings.MaxAttempts, now);
+        if (exhausted > 0)
+            logger.LogWarning("Failed {Count} training job(s) whose trainer stopped {MaxAttempts} times without finishing (Training:MaxAttempts); not sent again",
+                exhausted, settings.MaxAttempts);
 
-        // One job runs at a time: while one does, the others' messages wait in the queue or in their retries.
+        // One job runs at a time: while one does, the others wait queued, and its trainer sends the next when it ends.
         if (await db.TrainingJobs.AnyAsync(j => j.Status == TrainingJobStatus.Running && j.HeartbeatAt >= staleBefore, cancellationToken)) return null;
         var queuedBefore = now - FirstMessageGrace;
         var due = await db.TrainingJobs.AsNoTracking()
             .Where(j => !j.CancelRequested
-                && ((j.Status == TrainingJobStatus.Queued && j.CreatedAt < queuedBefore)
+                && ((j.Status == TrainingJobStatus.Queued && (afterJobEnded || j.CreatedAt < queuedBefore))
                     || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
             .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.Status }).FirstOrDefaultAsync(cancellationToken);
         if (due is null) return null;
 
         var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
         await endpoint.Send(new TrainModel { TrainingJobId = due.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
-        logger.LogInformation("Sent training job {TrainingJobId} ({Status}) again: no job was running and its message was gone", due.Id,
-            due.Status == TrainingJobStatus.Queued ? "queued" : "its trainer stopped");
+        logger.LogInformation("Sent training job {TrainingJobId} ({Status}) again: {Reason}", due.Id,
+            due.Status == TrainingJobStatus.Queued ? "queued" : "its trainer stopped",
+            afterJobEnded ? "the job before it ended" : "no job was running and its message was gone");
         return due.Id;
     }
 }

@@ -37,6 +37,12 @@ public sealed class TrainingSettings
     /// </summary>
     public int SweepSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// Claims of one job before a trainer that stops beating on it again fails it instead of having it taken over: a job
+    /// that kills its trainer (out of memory, a crash) would otherwise be sent again for ever.
+    /// </summary>
+    public int MaxAttempts { get; set; } = 3;
+
     /// <summary>Feature cache folder; defaults to {DataDirectory}/feature-cache.</summary>
     public string? CacheDirectory { get; set; }
 
@@ -46,7 +52,8 @@ public sealed class TrainingSettings
 
     /// <summary>
     /// Refuses heartbeat timings that would break the job table at start, naming the setting: a heartbeat that is not
-    /// positive, or one so slow that a running job would look dead to the other trainers.
+    /// positive, or one so slow that a running job would look dead to the other trainers; and a <see cref="MaxAttempts"/>
+    /// below 1 (a job is claimed at least once).
     /// </summary>
     public TrainingSettings Validated()
     {
@@ -55,6 +62,7 @@ public sealed class TrainingSettings
             throw new InvalidOperationException(
                 $"{Section}:{nameof(StaleAfterSeconds)} is {StaleAfterSeconds}; it must be more than {Section}:{nameof(HeartbeatSeconds)} ({HeartbeatSeconds})");
         if (SweepSeconds < 1) throw new InvalidOperationException($"{Section}:{nameof(SweepSeconds)} is {SweepSeconds}; it must be 1 or more");
+        if (MaxAttempts < 1) throw new InvalidOperationException($"{Section}:{nameof(MaxAttempts)} is {MaxAttempts}; it must be 1 or more");
         return this;
     }
 

@@ -33,6 +33,12 @@ public class TrainingJob
     public string? DataCountsJson { get; set; }
 
     public string? TrainerId { get; set; }
+
+    /// <summary>
+    /// Claims of the job by a trainer (one each time a trainer takes it, a stale job taken over included; a trainer that
+    /// stops gracefully gives its claim back). A job whose trainers stopped <c>Training:MaxAttempts</c> times is failed.
+    /// </summary>
+    public int Attempts { get; set; }
     public DateTime CreatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? HeartbeatAt { get; set; }

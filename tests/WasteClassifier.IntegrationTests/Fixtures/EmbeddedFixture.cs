@@ -19,6 +19,12 @@ public abstract class EmbeddedFixture(string folderPrefix) : IAsyncLifetime
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Another process of the same deployment, as far as one in this test process can be: the same settings and data folder
+    /// (database, objects), with a bus, worker, trainer and sweeper of its own. The caller disposes it.
+    /// </summary>
+    public ApiFactory AnotherProcess() => new(new Dictionary<string, string?>(Settings) { ["DataDirectory"] = DataDirectory });
+
     public async Task DisposeAsync()
     {
         await Factory.DisposeAsync();

@@ -1,11 +1,14 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -39,14 +42,49 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
     public async Task Sweep_RunningJobWhoseTrainerStopped_IsTakenOver()
     {
         var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1),
-            options: """{"base_dataset":"not-configured"}""");
+            options: """{"base_dataset":"not-configured"}""", attempts: 1);
 
         Assert.Equal(jobId, await Sweeper.SweepAsync(CancellationToken.None));
 
         var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(2));
         Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(2, job["attempts"]!.GetValue<int>());
         var row = await ReadJobAsync(jobId);
         Assert.NotEqual("dead-trainer", row.TrainerId);
+    }
+
+    [Fact]
+    public async Task Sweep_RunningJobWhoseTrainerStoppedMaxAttemptsTimes_IsFailedNamingTheAttemptsAndNotSent()
+    {
+        // Claimed three times (Training:MaxAttempts), and each time its trainer stopped beating: a job that kills its trainer.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 3);
+
+        Assert.Null(await Sweeper.SweepAsync(CancellationToken.None));
+
+        var job = (await Http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!;
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(3, job["attempts"]!.GetValue<int>());
+        Assert.Equal("its trainer stopped 3 times without finishing (Training:MaxAttempts is 3); last trainer dead-trainer; not tried again",
+            job["error"]!.GetValue<string>());
+        Assert.NotNull(job["finished_at"]);
+    }
+
+    [Fact]
+    public async Task TrainModel_RedeliveredForAJobWhoseTrainerStoppedMaxAttemptsTimes_FailsItInsteadOfRunningIt()
+    {
+        // The broker redelivers the message of a job whose trainer died, for the third time: it is not run a fourth.
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 3);
+        using (var scope = fixture.Factory.Services.CreateScope())
+        {
+            var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+            await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = DateTimeOffset.UtcNow });
+        }
+
+        var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromSeconds(30));
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(3, job["attempts"]!.GetValue<int>());
+        Assert.StartsWith("its trainer stopped 3 times without finishing", job["error"]!.GetValue<string>());
+        Assert.Equal("dead-trainer", (await ReadJobAsync(jobId)).TrainerId);
     }
 
     [Fact]
@@ -64,6 +102,39 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             await EndAsync(running);
             await EndAsync(waiting);
         }
+    }
+
+    [Fact]
+    public async Task TrainModel_WhileAnotherTrainerRunsAJob_IsAcknowledgedAndTheJobStartsAsSoonAsThatOneEnds()
+    {
+        // Two trainers on one database, as two trainer processes reading one queue each get a message; neither sweeper
+        // comes round by itself here, so only the trainer whose job ends can start the waiting one.
+        await using var second = fixture.AnotherProcess();
+        var secondHttp = second.CreateClient();
+        await second.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(30));
+        var consumed = new TrainModelOutcomes();
+        using var observing = second.Services.GetRequiredService<IBus>().ConnectConsumeObserver(consumed);
+
+        var first = await TrainingJobClient.SubmitAsync(Http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = "500", ["promote"] = "manual" });
+        Assert.True(await WaitWhileQueuedAsync(first) == "running", (await ReadJobAsync(first)).Error);
+        // No labelled data at all: once a trainer takes it, it fails at once.
+        var waiting = await TrainingJobClient.SubmitAsync(secondHttp, [], "cardboard",
+            new Dictionary<string, string> { ["base_dataset"] = "none", ["include_feedback"] = "false" });
+
+        // The second trainer answered its message (acknowledged, not held in a retry) while the first job ran, and the job
+        // still waits in the table.
+        var fault = await consumed.For(waiting).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null(fault);
+        Assert.Equal(TrainingJobStatus.Queued, (await ReadJobAsync(waiting)).Status);
+        Assert.Equal(TrainingJobStatus.Running, (await ReadJobAsync(first)).Status);
+
+        var (firstJob, _) = await TrainingJobClient.WaitAsync(Http, first, TimeSpan.FromMinutes(5));
+        var (waitingJob, _) = await TrainingJobClient.WaitAsync(Http, waiting, TimeSpan.FromMinutes(1));
+        Assert.Equal("succeeded", firstJob["status"]!.GetValue<string>());
+        Assert.Equal("failed", waitingJob["status"]!.GetValue<string>());
+        Assert.Contains("not enough labelled data", waitingJob["error"]!.GetValue<string>());
+        var gap = waitingJob["started_at"]!.GetValue<DateTimeOffset>() - firstJob["finished_at"]!.GetValue<DateTimeOffset>();
+        Assert.InRange(gap, TimeSpan.Zero, TimeSpan.FromSeconds(20));
     }
 
     [Fact]
@@ -106,7 +177,44 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         Assert.Single(models, m => m!["status"]!.GetValue<string>() == "active");
     }
 
-    private async Task<Guid> RecordJobAsync(string status, TimeSpan createdAgo, TimeSpan? heartbeatAgo = null, string options = "{}", bool cancelRequested = false)
+    private async Task<string> WaitWhileQueuedAsync(Guid jobId)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            var status = (await ReadJobAsync(jobId)).Status;
+            if (status != TrainingJobStatus.Queued || DateTime.UtcNow > deadline) return status;
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>How each trainer's consumer answered a <see cref="TrainModel"/>: null when it returned (the message is acknowledged), else its exception.</summary>
+    private sealed class TrainModelOutcomes : IConsumeObserver
+    {
+        private readonly ConcurrentDictionary<Guid, TaskCompletionSource<Exception?>> _outcomes = new();
+
+        public Task<Exception?> For(Guid jobId) => Outcome(jobId).Task;
+
+        private TaskCompletionSource<Exception?> Outcome(Guid jobId) =>
+            _outcomes.GetOrAdd(jobId, _ => new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public Task PreConsume<T>(ConsumeContext<T> context) where T : class => Task.CompletedTask;
+
+        public Task PostConsume<T>(ConsumeContext<T> context) where T : class
+        {
+            if (context.Message is TrainModel message) Outcome(message.TrainingJobId).TrySetResult(null);
+            return Task.CompletedTask;
+        }
+
+        public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception) where T : class
+        {
+            if (context.Message is TrainModel message) Outcome(message.TrainingJobId).TrySetResult(exception);
+            return Task.CompletedTask;
+        }
+    }
+
+    private async Task<Guid> RecordJobAsync(string status, TimeSpan createdAgo, TimeSpan? heartbeatAgo = null, string options = "{}", bool cancelRequested = false,
+        int attempts = 0)
     {
         using var scope = fixture.Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -122,6 +230,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             HeartbeatAt = now - heartbeatAgo,
             TrainerId = status == TrainingJobStatus.Running ? "dead-trainer" : null,
             CancelRequested = cancelRequested,
+            Attempts = attempts,
         };
         db.TrainingJobs.Add(job);
         await db.SaveChangesAsync();

@@ -30,6 +30,18 @@ public sealed class TrainingSettingsTests
         Assert.Contains("Training:SweepSeconds is 0", error.Message);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    public void From_MaxAttemptsBelowOne_ThrowsNamingTheSetting(string maxAttempts)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Training:MaxAttempts"] = maxAttempts }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => TrainingSettings.From(configuration));
+
+        Assert.Contains($"Training:MaxAttempts is {maxAttempts}; it must be 1 or more", error.Message);
+    }
+
     [Fact]
     public void ResolveDataset_NotConfigured_SaysWhatToSet()
     {
@@ -48,5 +60,6 @@ public sealed class TrainingSettingsTests
 
         Assert.Equal(2, settings.HeartbeatSeconds);
         Assert.Equal(120, settings.StaleAfterSeconds);
+        Assert.Equal(3, settings.MaxAttempts);
     }
 }

@@ -1,0 +1,124 @@
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// A trainer's claim of a training job on the real PostgreSQL and on SQLite: each claim counts an attempt, and a job whose
+/// trainer stopped <c>Training:MaxAttempts</c> times is failed, naming the attempts, instead of being taken over again.
+/// </summary>
+public sealed class TrainingJobClaimsTests
+{
+    private static readonly DateTime Now = new(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc);
+    private static readonly DateTime StaleBefore = Now.AddSeconds(-120);
+    private const int MaxAttempts = 3;
+
+    [IntegrationFact]
+    public Task Claim_OnPostgres_EachClaimCountsAnAttempt() => WithDatabaseAsync(DatabaseProviders.Postgres, EachClaimCountsAsync);
+
+    [Fact]
+    public Task Claim_OnSqlite_EachClaimCountsAnAttempt() => WithDatabaseAsync(DatabaseProviders.Sqlite, EachClaimCountsAsync);
+
+    [IntegrationFact]
+    public Task Claim_OnPostgres_StaleJobClaimedMaxAttemptsTimes_IsFailedNamingTheAttemptsInsteadOfTakenOver() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, GivesUpAfterMaxAttemptsAsync);
+
+    [Fact]
+    public Task Claim_OnSqlite_StaleJobClaimedMaxAttemptsTimes_IsFailedNamingTheAttemptsInsteadOfTakenOver() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, GivesUpAfterMaxAttemptsAsync);
+
+    [IntegrationFact]
+    public Task GiveBack_OnPostgres_TrainerStoppingGracefully_QueuesTheJobAndTakesBackItsAttempt() => WithDatabaseAsync(DatabaseProviders.Postgres, GiveBackAsync);
+
+    [Fact]
+    public Task GiveBack_OnSqlite_TrainerStoppingGracefully_QueuesTheJobAndTakesBackItsAttempt() => WithDatabaseAsync(DatabaseProviders.Sqlite, GiveBackAsync);
+
+    private static async Task GiveBackAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Taken over once already (attempt 2), then its trainer is stopped (SIGTERM): a rolling restart is not the job's doing.
+        var id = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 2, "trainer-a");
+
+        await using (var db = newContext()) Assert.Equal(0, await TrainingJobRunner.GiveBackAsync(db, id, "trainer-b"));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.GiveBackAsync(db, id, "trainer-a"));
+
+        Assert.Equal((TrainingJobStatus.Queued, 1, "trainer-a"), await ReadAsync(newContext, id));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        Assert.Equal((TrainingJobStatus.Running, 2, "trainer-b"), await ReadAsync(newContext, id));
+    }
+
+    private static async Task EachClaimCountsAsync(Func<ClassifierDbContext> newContext)
+    {
+        var id = await AddAsync(newContext, TrainingJobStatus.Queued, heartbeatAt: null, attempts: 0, trainerId: null);
+
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-a", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        Assert.Equal((TrainingJobStatus.Running, 1, "trainer-a"), await ReadAsync(newContext, id));
+
+        // A live trainer keeps it; once its heartbeat is stale, another takes it over: one more attempt.
+        await using (var db = newContext())
+            Assert.Equal(0, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now.AddSeconds(60), StaleBefore.AddSeconds(60), MaxAttempts, CancellationToken.None));
+        var later = Now.AddMinutes(10);
+        await using (var db = newContext())
+            Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", later, later.AddSeconds(-120), MaxAttempts, CancellationToken.None));
+        Assert.Equal((TrainingJobStatus.Running, 2, "trainer-b"), await ReadAsync(newContext, id));
+    }
+
+    private static async Task GivesUpAfterMaxAttemptsAsync(Func<ClassifierDbContext> newContext)
+    {
+        var exhausted = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts, "dead-trainer");
+        var belowLimit = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts - 1, "dead-trainer");
+        var cancelled = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts, "dead-trainer", cancelRequested: true);
+
+        // Nothing else runs, yet the job is not taken over a fourth time.
+        await using (var db = newContext()) Assert.Equal(0, await TrainingJobRunner.TryClaimAsync(db, exhausted, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(db, jobId: null, StaleBefore, MaxAttempts, Now));
+
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == exhausted);
+            Assert.Equal((TrainingJobStatus.Failed, MaxAttempts, (string?)null, (DateTime?)Now), (row.Status, row.Attempts, row.Stage, row.FinishedAt));
+            Assert.Equal("its trainer stopped 3 times without finishing (Training:MaxAttempts is 3); last trainer dead-trainer; not tried again", row.Error);
+        }
+        // Below the limit it is taken over as before; a cancel request is left to end it as cancelled.
+        Assert.Equal((TrainingJobStatus.Running, MaxAttempts - 1, "dead-trainer"), await ReadAsync(newContext, belowLimit));
+        Assert.Equal((TrainingJobStatus.Running, MaxAttempts, "dead-trainer"), await ReadAsync(newContext, cancelled));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, belowLimit, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        Assert.Equal((TrainingJobStatus.Running, MaxAttempts, "trainer-b"), await ReadAsync(newContext, belowLimit));
+
+        // A live trainer's job is never failed, however many attempts it took to get there.
+        await using (var db = newContext()) Assert.Equal(0, await TrainingJobRunner.FailExhaustedAsync(db, belowLimit, StaleBefore, MaxAttempts, Now));
+    }
+
+    private static async Task<Guid> AddAsync(Func<ClassifierDbContext> newContext, string status, DateTime? heartbeatAt, int attempts, string? trainerId,
+        bool cancelRequested = false)
+    {
+        await using var db = newContext();
+        var job = new TrainingJob
+        {
+            Id = Guid.CreateVersion7(),
+            Status = status,
+            Stage = status == TrainingJobStatus.Running ? TrainingStages.Fitting : null,
+            OptionsJson = "{}",
+            CreatedAt = Now.AddHours(-1),
+            StartedAt = heartbeatAt,
+            HeartbeatAt = heartbeatAt,
+            TrainerId = trainerId,
+            Attempts = attempts,
+            CancelRequested = cancelRequested,
+        };
+        db.TrainingJobs.Add(job);
+        await db.SaveChangesAsync();
+        return job.Id;
+    }
+
+    private static async Task<(string Status, int Attempts, string? TrainerId)> ReadAsync(Func<ClassifierDbContext> newContext, Guid id)
+    {
+        await using var db = newContext();
+        var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
+        return (row.Status, row.Attempts, row.TrainerId);
+    }
+
+    private static Task WithDatabaseAsync(string provider, Func<Func<ClassifierDbContext>, Task> test) =>
+        ProviderDatabases.WithDatabaseAsync(provider, "wc-training-claims", test);
+}

@@ -22,6 +22,8 @@ var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.Intra
 var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
 var hugePages = NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) ? "on" : "off";
+// As bench/run.sh passes it to the services (and the Dockerfiles set it): the runtime's own gen 0 size depends on the CPU's cache.
+var gen0Budget = Environment.GetEnvironmentVariable("DOTNET_GCGen0MaxBudget") is { Length: > 0 } budget ? $"at most {budget} bytes" : "the runtime's";
 // As bench/servers-scheduling.sh applied it: when it could change nothing, the servers kept whatever policy they had.
 var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED") switch
 {
@@ -29,7 +31,7 @@ var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED"
     "normal" => "servers on SCHED_OTHER",
     _ => "servers' scheduling not set",
 };
-var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, {serversScheduling}" };
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, gen 0 budget: {gen0Budget}, {serversScheduling}" };
 
 var images = dataset.All.Select(i => i.Content).ToList();
 foreach (var setting in settingsToMeasure)

@@ -81,6 +81,9 @@ public sealed partial class DeploymentFilesTests
             var user = UserLine().Matches(text).LastOrDefault()?.Groups[1].Value;
             Assert.True(user is not null && user != "root" && user != "0", $"{service}: the final stage does not switch to a non-root user");
             Assert.Contains("HEALTHCHECK", text);
+            // Environment-only settings the services' memory and CPU figures depend on (README, Configuration).
+            Assert.Contains("DOTNET_GCGen0MaxBudget=0x1000000", text);
+            Assert.Contains("GLIBC_TUNABLES=glibc.malloc.hugetlb=1", text);
         }
     }
 

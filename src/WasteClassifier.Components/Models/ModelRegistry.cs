@@ -155,19 +155,26 @@ public sealed partial class ModelRegistry(
     {
         const string staged = ".partial-";
         var directory = Path.Combine(cacheRoot, record.Version);
-        if (File.Exists(Path.Combine(directory, ModelCard.FileName))) return directory;
         var card = ReadCard(record);
+        var artifacts = new[] { card.Head, card.Onnx }.OfType<string>().Select(SafeFileName).ToList();
+        if (File.Exists(Path.Combine(directory, ModelCard.FileName)))
+        {
+            if (artifacts.All(name => File.Exists(Path.Combine(directory, name)))) return directory;
+            // A copy that lost a file (deleted by hand, a disk fault) would fail every load: it is fetched again.
+            logger.LogWarning("The cached copy of model {ModelVersion} in {Folder} lacks a file; downloading it again", record.Version, directory);
+            Remove(directory);
+        }
         RemoveAbandoned();
         // Download beside the final folder and rename, so a half-downloaded model is never loaded.
         var staging = directory + staged + Guid.NewGuid().ToString("N");
         try
         {
             Directory.CreateDirectory(staging);
-            foreach (var name in new[] { card.Head, card.Onnx }.OfType<string>())
+            foreach (var name in artifacts)
             {
-                var bytes = await store.GetAsync(record.ArtifactPrefix + SafeFileName(name), cancellationToken)
+                var bytes = await store.GetAsync(record.ArtifactPrefix + name, cancellationToken)
                     ?? throw new FileNotFoundException($"model {record.Version}: {name} is missing from the object store");
-                await File.WriteAllBytesAsync(Path.Combine(staging, SafeFileName(name)), bytes, cancellationToken);
+                await File.WriteAllBytesAsync(Path.Combine(staging, name), bytes, cancellationToken);
             }
             await File.WriteAllTextAsync(Path.Combine(staging, ModelCard.FileName), record.CardJson, cancellationToken);
             try
@@ -191,7 +198,9 @@ public sealed partial class ModelRegistry(
         void RemoveAbandoned()
         {
             if (!Directory.Exists(cacheRoot)) return;
-            var before = clock.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(10);
+            // Against the machine's clock, which stamps the folders, not the injected one: a host whose clock ran ahead (a
+            // test's) took another host's download in progress for abandoned and emptied it, leaving a card without its head.
+            var before = DateTime.UtcNow - TimeSpan.FromMinutes(10);
             foreach (var folder in Directory.EnumerateDirectories(cacheRoot, "*" + staged + "*"))
                 if (Directory.GetLastWriteTimeUtc(folder) < before) Remove(folder);
         }

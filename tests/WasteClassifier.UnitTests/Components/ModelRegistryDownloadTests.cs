@@ -57,8 +57,43 @@ public sealed class ModelRegistryDownloadTests : IAsyncLifetime
         Assert.Equal([ModelCard.FileName, "model.onnx"], Directory.EnumerateFiles(directory).Select(Path.GetFileName).Order());
     }
 
-    private ModelRegistry Registry() =>
-        new(_database.Context, _store, _bus.GetRequiredService<IBus>(), new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+    [Fact]
+    public async Task Download_HostWhoseClockRunsAhead_LeavesAnotherHostsDownloadInProgressAlone()
+    {
+        // File times are the machine's: a host with a clock hours ahead (tests run such hosts beside others) once took a
+        // download in progress for abandoned, emptied it, and the cache kept a card without its model.
+        var record = Record("v2");
+        await _store.PutAsync(record.ArtifactPrefix + "model.onnx", new byte[] { 1, 2, 3 }, "application/octet-stream", CancellationToken.None);
+        var inProgress = _cache.CreateSubdirectory("v1.partial-0123456789abcdef0123456789abcdef");
+        File.WriteAllBytes(Path.Combine(inProgress.FullName, "model.onnx"), [1]);
+        var ahead = new ClockAhead(TimeSpan.FromHours(3));
+
+        await Registry(ahead).DownloadAsync(record, _cache.FullName, CancellationToken.None);
+
+        Assert.True(File.Exists(Path.Combine(inProgress.FullName, "model.onnx")));
+    }
+
+    [Fact]
+    public async Task Download_CachedCopyLackingItsModelFile_IsDownloadedAgain()
+    {
+        var record = Record("v2");
+        await _store.PutAsync(record.ArtifactPrefix + "model.onnx", new byte[] { 1, 2, 3 }, "application/octet-stream", CancellationToken.None);
+        var broken = _cache.CreateSubdirectory("v2");
+        File.WriteAllText(Path.Combine(broken.FullName, ModelCard.FileName), record.CardJson);
+
+        var directory = await Registry().DownloadAsync(record, _cache.FullName, CancellationToken.None);
+
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(Path.Combine(directory, "model.onnx")));
+        Assert.Equal(["v2"], _cache.EnumerateDirectories().Select(d => d.Name));
+    }
+
+    private sealed class ClockAhead(TimeSpan offset) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + offset;
+    }
+
+    private ModelRegistry Registry(TimeProvider? clock = null) =>
+        new(_database.Context, _store, _bus.GetRequiredService<IBus>(), new ModelOptions(), clock ?? TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 
     private static ModelRecord Record(string version) => new()
     {

@@ -198,8 +198,8 @@ public sealed partial class ModelRegistry(
         void RemoveAbandoned()
         {
             if (!Directory.Exists(cacheRoot)) return;
-            // Against the machine's clock, which stamps the folders, not the injected one: a host whose clock ran ahead (a
-            // test's) took another host's download in progress for abandoned and emptied it, leaving a card without its head.
+            // Against the machine's clock, which stamps the folders, not the injected one: a host whose clock runs ahead would
+            // take another host's download in progress for abandoned and empty it mid-way.
             var before = DateTime.UtcNow - TimeSpan.FromMinutes(10);
             foreach (var folder in Directory.EnumerateDirectories(cacheRoot, "*" + staged + "*"))
                 if (Directory.GetLastWriteTimeUtc(folder) < before) Remove(folder);

@@ -60,8 +60,8 @@ public sealed class ModelRegistryDownloadTests : IAsyncLifetime
     [Fact]
     public async Task Download_HostWhoseClockRunsAhead_LeavesAnotherHostsDownloadInProgressAlone()
     {
-        // File times are the machine's: a host with a clock hours ahead (tests run such hosts beside others) once took a
-        // download in progress for abandoned, emptied it, and the cache kept a card without its model.
+        // File times are the machine's: a host whose clock runs hours ahead must not take another host's download in
+        // progress for abandoned.
         var record = Record("v2");
         await _store.PutAsync(record.ArtifactPrefix + "model.onnx", new byte[] { 1, 2, 3 }, "application/octet-stream", CancellationToken.None);
         var inProgress = _cache.CreateSubdirectory("v1.partial-0123456789abcdef0123456789abcdef");

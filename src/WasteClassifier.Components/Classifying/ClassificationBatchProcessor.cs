@@ -24,6 +24,7 @@ public sealed class ClassificationBatchProcessor(
     WorkerOptions options,
     BatchTensorPool tensors,
     ModelLanes lanes,
+    LastServedObject served,
     TimeProvider clock,
     ILogger<ClassificationBatchProcessor> logger)
 {
@@ -110,9 +111,10 @@ public sealed class ClassificationBatchProcessor(
         phase.Restart();
         var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
-        if (DeniedEverything(images))
-            throw new ObjectStoreAccessException("the object store answered 403 to every image this batch asked it for: this worker's credentials " +
-                "or the bucket's policy may not let it read; the batch is retried rather than its images failed");
+        if (ServedKey(images, rows) is { } key) served.Key = key;
+        else if (DeniedEverything(images) && await ReadAccessDoubtAsync(cancellationToken) is { } doubt)
+            throw new ObjectStoreAccessException($"the object store answered 403 to every image this batch asked it for, and {doubt}: this worker's " +
+                "credentials or the bucket's policy may not let it read; the batch is retried rather than its images failed");
 
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
@@ -290,11 +292,20 @@ public sealed class ClassificationBatchProcessor(
     /// </summary>
     private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null, bool Denied = false, bool Answered = false);
 
+    /// <summary>The key of an object the store served in this pass, if any: kept for <see cref="ReadAccessDoubtAsync"/>.</summary>
+    private static string? ServedKey(Fetched[] images, List<Classification> rows)
+    {
+        for (var i = 0; i < images.Length; i++)
+            if (images[i] is { Answered: true, Bytes: not null }) return rows[i].Image!.ObjectKey;
+        return null;
+    }
+
     /// <summary>
-    /// A 403 is about one object only when the store served another read of the same pass: a worker whose credentials or
+    /// A 403 is about one object when the store served another read of the same pass: a worker whose credentials or
     /// bucket policy do not allow reading gets 403 for every object, and failing them all at once would lose images that a
     /// retry (another worker, a fixed policy) could read. S3 also answers 403 for a missing key without list permission.
-    /// A lone image's 403 is therefore retried like a transient error, and ends failed only when its retries run out.
+    /// A pass refused throughout (a lone image, or the only one not carried in its message) asks
+    /// <see cref="ReadAccessDoubtAsync"/>; unless that clears the worker, it is retried like a transient error.
     /// </summary>
     private static bool DeniedEverything(Fetched[] images)
     {
@@ -305,6 +316,41 @@ public sealed class ClassificationBatchProcessor(
             denied |= image.Denied;
         }
         return denied;
+    }
+
+    /// <summary>
+    /// After a pass whose every store read was refused (403): null when the store still serves this worker the object it
+    /// served last (a HEAD needs the same permission as a read), so the refusals are about those objects and their rows
+    /// fail; else why the worker's own access stays in doubt and the batch is retried: no object served yet (a fresh
+    /// worker), that object refused too, gone (404 says nothing about access) or not reached. The probe's own errors
+    /// never fail a row.
+    /// </summary>
+    private async Task<string?> ReadAccessDoubtAsync(CancellationToken cancellationToken)
+    {
+        if (served.Key is not { } key)
+        {
+            logger.LogWarning("The object store answered 403 to every image of this batch, and this worker has no object it read before to check " +
+                "its own access with; the batch is retried");
+            return "this worker has read no object yet to check its access with";
+        }
+        try
+        {
+            if (await store.SizeAsync(key, cancellationToken) is not null)
+            {
+                logger.LogWarning("The object store answered 403 to every image of this batch but still serves object {ObjectKey}, which this " +
+                    "worker read before: the refusals are about those images, whose rows fail with {ErrorCode}", key, UnreadableImage);
+                return null;
+            }
+            logger.LogWarning("The object store answered 403 to every image of this batch, and object {ObjectKey}, which this worker read " +
+                "before, is gone: its access cannot be checked; the batch is retried", key);
+            return $"object {key}, which this worker read before, is gone";
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "The object store answered 403 to every image of this batch, and checking object {ObjectKey}, which this worker " +
+                "read before, failed too; the batch is retried", key);
+            return $"checking object {key}, which this worker read before, failed too ({ObjectStoreErrors.Describe(e)})";
+        }
     }
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)

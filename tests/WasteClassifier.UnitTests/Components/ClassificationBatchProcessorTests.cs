@@ -21,6 +21,8 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     private readonly InMemoryDatabase _database = new();
     private readonly MemoryObjectStore _store = new();
     private readonly RedChannelClassifier _classifier = new();
+    // One per worker process: shared by every batch the test runs.
+    private readonly LastServedObject _served = new();
 
 
     [Fact]
@@ -280,6 +282,96 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageButStillServesAnObjectItServedBefore_ThatRowFailsUnreadable()
+    {
+        var earlier = await ServedEarlierAsync();
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => key == refused.ObjectKey ? throw Denied(key) : Task.CompletedTask;
+        var probed = new List<string>();
+        _store.BeforeSize = key =>
+        {
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal([earlier.ObjectKey], probed);
+        var row = (await Rows([refused])).Single();
+        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (row.Status, row.ErrorCode));
+        Assert.Contains("answered 403 AccessDenied", row.Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToTheOnlyImageReadFromItWhileItsNeighboursAreCarried_ThatRowFailsAloneAndTheRestComplete()
+    {
+        await ServedEarlierAsync();
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var high = TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0));
+        var first = await AddAsync(low, stored: false) with { ImageBytes = low };
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var last = await AddAsync(high, stored: false) with { ImageBytes = high };
+        _store.BeforeRead = key => key == refused.ObjectKey ? throw Denied(key) : Task.CompletedTask;
+
+        var outcome = await Processor().ProcessAsync([first, refused, last], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(3, 2, 1), outcome);
+        var rows = await Rows([first, refused, last]);
+        Assert.Equal([("completed", null), ("failed", ClassificationBatchProcessor.UnreadableImage), ("completed", null)],
+            rows.Select(r => (r.Status, r.ErrorCode)));
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageAndToTheObjectItServedBefore_TheBatchFailsForARetryAndNothingIsSaved()
+    {
+        await ServedEarlierAsync();
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        // The worker's access was withdrawn since: every object is refused now.
+        _store.BeforeRead = key => throw Denied(key);
+        _store.BeforeSize = key => throw Denied(key);
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+
+        Assert.Contains("failed too", error.Message);
+        var row = (await Rows([refused])).Single();
+        Assert.Equal(("processing", null), (row.Status, row.ErrorCode));
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageAndTheObjectItServedBeforeIsGone_TheBatchFailsForARetry()
+    {
+        var earlier = await ServedEarlierAsync();
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
+        _store.BeforeRead = key => throw Denied(key);
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+
+        Assert.Contains("is gone", error.Message);
+        Assert.Equal(("processing", null), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageOnAWorkerItServedNothingYet_TheBatchFailsForARetry()
+    {
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => throw Denied(key);
+        var probes = 0;
+        _store.BeforeSize = _ =>
+        {
+            probes++;
+            return Task.CompletedTask;
+        };
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+
+        Assert.Contains("read no object yet", error.Message);
+        Assert.Equal(0, probes);
+        Assert.Equal(("processing", null), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+    }
+
+    [Fact]
     public async Task Process_StoreRefusesAKeyItCannotNameInALoneImage_ThatRowFailsUnreadable()
     {
         // A key the client cannot use is about that object whatever the other reads do.
@@ -349,9 +441,21 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.NotNull(row.StartedAt);
     }
 
+    /// <summary>A batch whose image the store served this worker, classified before the test's own.</summary>
+    private async Task<ClassifyImage> ServedEarlierAsync()
+    {
+        var earlier = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([earlier], CancellationToken.None));
+        return earlier;
+    }
+
+    private static ObjectStoreResponseException Denied(string key) =>
+        new($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied");
+
     private ClassificationBatchProcessor Processor(int maxAttempts = MaxAttempts) =>
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
-            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
+            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _served, TimeProvider.System,
+            NullLogger<ClassificationBatchProcessor>.Instance);
 
     /// <param name="stored">False records the image without putting it in the store.</param>
     /// <param name="attempts">Claims the row has had already.</param>

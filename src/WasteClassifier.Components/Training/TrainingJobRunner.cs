@@ -325,18 +325,33 @@ public sealed class TrainingJobRunner(
     /// <summary>
     /// Fails a job whose trainer stopped beating (out of memory, a crash) after it had been claimed
     /// <paramref name="maxAttempts"/> times, rather than have it taken over once more: a job that kills its trainer would
-    /// otherwise be sent again for ever. A cancel request is left to <see cref="CancelAbandonedAsync"/>. Returns the rows changed.
+    /// otherwise be sent again for ever. A cancel request is left to <see cref="CancelAbandonedAsync"/>. Records each failed
+    /// job's duration, as a job that ends in its runner does. Returns the rows changed.
     /// </summary>
-    public static Task<int> FailExhaustedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts, DateTime now) =>
-        context.TrainingJobs
-            .Where(j => (jobId == null || j.Id == jobId) && !j.CancelRequested
-                && j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts >= maxAttempts)
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, TrainingJobStatus.Failed)
-                .SetProperty(j => j.Error, j => "its trainer stopped " + j.Attempts.ToString() + " times without finishing (Training:MaxAttempts is "
-                    + maxAttempts.ToString() + "); last trainer " + (j.TrainerId ?? "unknown") + "; not tried again")
-                .SetProperty(j => j.Stage, (string?)null)
-                .SetProperty(j => j.FinishedAt, now), CancellationToken.None);
+    public static async Task<int> FailExhaustedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts, DateTime now)
+    {
+        var exhausted = await Exhausted(context, jobId, staleBefore, maxAttempts)
+            .Select(j => new { j.Id, j.StartedAt, j.CreatedAt }).ToListAsync(CancellationToken.None);
+        var failed = 0;
+        foreach (var job in exhausted)
+        {
+            // One row at a time, under the same conditions: of two trainers failing the job at once (sweepers, a claim), only
+            // the one whose update changes it records its duration.
+            if (await Exhausted(context, job.Id, staleBefore, maxAttempts).ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.Status, TrainingJobStatus.Failed)
+                    .SetProperty(j => j.Error, j => "its trainer stopped " + j.Attempts.ToString() + " times without finishing (Training:MaxAttempts is "
+                        + maxAttempts.ToString() + "); last trainer " + (j.TrainerId ?? "unknown") + "; not tried again")
+                    .SetProperty(j => j.Stage, (string?)null)
+                    .SetProperty(j => j.FinishedAt, now), CancellationToken.None) == 0) continue;
+            failed++;
+            Observability.ClassifierMetrics.TrainingJobFinished(TrainingJobStatus.Failed, job.StartedAt ?? job.CreatedAt, now);
+        }
+        return failed;
+    }
+
+    private static IQueryable<TrainingJob> Exhausted(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts) =>
+        context.TrainingJobs.Where(j => (jobId == null || j.Id == jobId) && !j.CancelRequested
+            && j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts >= maxAttempts);
 
     /// <summary>
     /// Ends a job whose cancel request no trainer will honour: still queued, or running with a trainer that stopped

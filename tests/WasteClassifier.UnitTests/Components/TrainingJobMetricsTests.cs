@@ -1,0 +1,89 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Observability;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>
+/// A job failed for its trainers' stopping (by a sweeper or by a claim) is recorded in
+/// <c>wasteclassifier_training_job_duration_seconds</c> as failed, as a job that ends in its runner is. The histogram is a
+/// process-wide static: nothing else in this test process records failed training jobs, and these tests run one at a time.
+/// </summary>
+public sealed class TrainingJobMetricsTests : IDisposable
+{
+    private static readonly DateTime Now = new(2026, 3, 1, 12, 0, 0, DateTimeKind.Utc);
+    private readonly InMemoryDatabase _database = new();
+
+    private static (long Count, double Sum) Failed()
+    {
+        var failed = ClassifierMetrics.TrainingJobSeconds.WithLabels(TrainingJobStatus.Failed);
+        return (failed.Count, failed.Sum);
+    }
+
+    [Fact]
+    public async Task Sweep_JobWhoseTrainerStoppedMaxAttemptsTimes_RecordsItsDurationAsFailed()
+    {
+        await AddExhaustedAsync(startedAgo: TimeSpan.FromSeconds(600));
+        await using var services = new ServiceCollection().AddScoped(_ => _database.NewContext()).BuildServiceProvider();
+        var sweeper = new TrainingJobSweeper(services.GetRequiredService<IServiceScopeFactory>(), new TrainingSettings(), new FixedClock(Now),
+            NullLogger<TrainingJobSweeper>.Instance);
+        var before = Failed();
+
+        Assert.Null(await sweeper.SweepAsync(CancellationToken.None));
+
+        var after = Failed();
+        Assert.Equal(1, after.Count - before.Count);
+        Assert.Equal(600, after.Sum - before.Sum, precision: 3);
+    }
+
+    [Fact]
+    public async Task FailExhausted_ByTheClaimThenBySweepers_RecordsTheJobOnce()
+    {
+        var jobId = await AddExhaustedAsync(startedAgo: TimeSpan.FromSeconds(300));
+        var staleBefore = Now.AddSeconds(-120);
+        var before = Failed();
+
+        // The claim fails the job its message named; two trainers' sweepers come round after it.
+        Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(_database.Context, jobId, staleBefore, maxAttempts: 3, Now));
+        Assert.Equal(0, await TrainingJobRunner.FailExhaustedAsync(_database.Context, jobId: null, staleBefore, maxAttempts: 3, Now));
+        using (var other = _database.NewContext())
+            Assert.Equal(0, await TrainingJobRunner.FailExhaustedAsync(other, jobId: null, staleBefore, maxAttempts: 3, Now));
+
+        var after = Failed();
+        Assert.Equal(1, after.Count - before.Count);
+        Assert.Equal(300, after.Sum - before.Sum, precision: 3);
+        Assert.Equal(TrainingJobStatus.Failed, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId)).Status);
+    }
+
+    /// <summary>A job claimed three times (Training:MaxAttempts' default) whose last trainer stopped beating 10 s after it took the job.</summary>
+    private async Task<Guid> AddExhaustedAsync(TimeSpan startedAgo)
+    {
+        var job = new TrainingJob
+        {
+            Id = Guid.NewGuid(),
+            Status = TrainingJobStatus.Running,
+            Stage = TrainingStages.Fitting,
+            OptionsJson = "{}",
+            CreatedAt = Now - startedAgo - TimeSpan.FromMinutes(5),
+            StartedAt = Now - startedAgo,
+            HeartbeatAt = Now - startedAgo + TimeSpan.FromSeconds(10),
+            TrainerId = "dead-trainer",
+            Attempts = 3,
+        };
+        _database.Context.TrainingJobs.Add(job);
+        await _database.Context.SaveChangesAsync();
+        _database.Context.ChangeTracker.Clear();
+        return job.Id;
+    }
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => new(now);
+    }
+
+    public void Dispose() => _database.Dispose();
+}

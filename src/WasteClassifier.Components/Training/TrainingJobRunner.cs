@@ -30,7 +30,7 @@ public sealed class TrainingJobRunner(
     ILogger<TrainingJobRunner> logger)
 {
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-    private readonly string _trainerId = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
+    private readonly string _trainerId = settings.TrainerId;
 
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
     {

@@ -43,6 +43,15 @@ public sealed class TrainingSettings
     /// </summary>
     public int MaxAttempts { get; set; } = 3;
 
+    /// <summary>
+    /// This trainer's name on the jobs it runs: only the trainer that claimed a job stores its heartbeat, registers its
+    /// candidate and writes its end. Defaults to host name + process id; it must differ between trainers sharing a database.
+    /// </summary>
+    public string TrainerId { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant();
+
+    // The column that records it.
+    private const int MaxTrainerIdLength = 128;
+
     /// <summary>Feature cache folder; defaults to {DataDirectory}/feature-cache.</summary>
     public string? CacheDirectory { get; set; }
 
@@ -52,8 +61,8 @@ public sealed class TrainingSettings
 
     /// <summary>
     /// Refuses heartbeat timings that would break the job table at start, naming the setting: a heartbeat that is not
-    /// positive, or one so slow that a running job would look dead to the other trainers; and a <see cref="MaxAttempts"/>
-    /// below 1 (a job is claimed at least once).
+    /// positive, or one so slow that a running job would look dead to the other trainers; a <see cref="MaxAttempts"/>
+    /// below 1 (a job is claimed at least once); and a <see cref="TrainerId"/> its column cannot hold, which fails every claim.
     /// </summary>
     public TrainingSettings Validated()
     {
@@ -63,6 +72,8 @@ public sealed class TrainingSettings
                 $"{Section}:{nameof(StaleAfterSeconds)} is {StaleAfterSeconds}; it must be more than {Section}:{nameof(HeartbeatSeconds)} ({HeartbeatSeconds})");
         if (SweepSeconds < 1) throw new InvalidOperationException($"{Section}:{nameof(SweepSeconds)} is {SweepSeconds}; it must be 1 or more");
         if (MaxAttempts < 1) throw new InvalidOperationException($"{Section}:{nameof(MaxAttempts)} is {MaxAttempts}; it must be 1 or more");
+        if (string.IsNullOrWhiteSpace(TrainerId) || TrainerId.Length > MaxTrainerIdLength)
+            throw new InvalidOperationException($"{Section}:{nameof(TrainerId)} '{TrainerId}' must be 1 to {MaxTrainerIdLength} characters, not blank");
         return this;
     }
 

@@ -21,9 +21,15 @@ public abstract class EmbeddedFixture(string folderPrefix) : IAsyncLifetime
 
     /// <summary>
     /// Another process of the same deployment, as far as one in this test process can be: the same settings and data folder
-    /// (database, objects), with a bus, worker, trainer and sweeper of its own. The caller disposes it.
+    /// (database, objects), with a bus, worker, trainer and sweeper of its own, and <paramref name="overrides"/> (its own
+    /// trainer id, say). The caller disposes it.
     /// </summary>
-    public ApiFactory AnotherProcess() => new(new Dictionary<string, string?>(Settings) { ["DataDirectory"] = DataDirectory });
+    public ApiFactory AnotherProcess(IReadOnlyDictionary<string, string?>? overrides = null)
+    {
+        var settings = new Dictionary<string, string?>(Settings) { ["DataDirectory"] = DataDirectory };
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
+        return new ApiFactory(settings);
+    }
 
     public async Task DisposeAsync()
     {

@@ -39,12 +39,15 @@ public sealed class SlowHeartbeatTrainingFixture : TrainingFixture
 
 /// <summary>
 /// As <see cref="TrainingFixture"/>, with the trainer's sweeper never coming round by itself: the tests run its passes, so
-/// they know which one did what.
+/// they know which one did what. Its trainer is <see cref="TrainerId"/>; another process's trainer needs an id of its own.
 /// </summary>
 public sealed class ManualSweepTrainingFixture : TrainingFixture
 {
+    public const string TrainerId = "trainer-a";
+
     protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
     {
         ["Training:SweepSeconds"] = "86400",
+        ["Training:TrainerId"] = TrainerId,
     };
 }

@@ -107,9 +107,10 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
     [Fact]
     public async Task TrainModel_WhileAnotherTrainerRunsAJob_IsAcknowledgedAndTheJobStartsAsSoonAsThatOneEnds()
     {
-        // Two trainers on one database, as two trainer processes reading one queue each get a message; neither sweeper
-        // comes round by itself here, so only the trainer whose job ends can start the waiting one.
-        await using var second = fixture.AnotherProcess();
+        // Two trainers on one database, each with an id of its own, as two trainer processes reading one queue each get a
+        // message; neither sweeper comes round by itself here, so only the trainer whose job ends can start the waiting one.
+        const string secondTrainer = "trainer-b";
+        await using var second = fixture.AnotherProcess(new Dictionary<string, string?> { ["Training:TrainerId"] = secondTrainer });
         var secondHttp = second.CreateClient();
         await second.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(30));
         var consumed = new TrainModelOutcomes();
@@ -117,6 +118,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
 
         var first = await TrainingJobClient.SubmitAsync(Http, [], "cardboard", new Dictionary<string, string> { ["epochs"] = "500", ["promote"] = "manual" });
         Assert.True(await WaitWhileQueuedAsync(first) == "running", (await ReadJobAsync(first)).Error);
+        Assert.Equal(ManualSweepTrainingFixture.TrainerId, (await ReadJobAsync(first)).TrainerId);
         // No labelled data at all: once a trainer takes it, it fails at once.
         var waiting = await TrainingJobClient.SubmitAsync(secondHttp, [], "cardboard",
             new Dictionary<string, string> { ["base_dataset"] = "none", ["include_feedback"] = "false" });
@@ -128,6 +130,14 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         Assert.Equal(TrainingJobStatus.Queued, (await ReadJobAsync(waiting)).Status);
         Assert.Equal(TrainingJobStatus.Running, (await ReadJobAsync(first)).Status);
 
+        // A copy of the running job's message reaches the second trainer too (a sweeper's resend, a redelivery): the job
+        // stays the first trainer's, whose heartbeat, registration and end are written only while the row names it.
+        await (await second.Services.GetRequiredService<IBus>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel)))
+            .Send(new TrainModel { TrainingJobId = first, QueuedAt = DateTimeOffset.UtcNow });
+        Assert.Null(await consumed.For(first).WaitAsync(TimeSpan.FromSeconds(30)));
+        var running = await ReadJobAsync(first);
+        Assert.Equal((TrainingJobStatus.Running, ManualSweepTrainingFixture.TrainerId, 1), (running.Status, running.TrainerId, running.Attempts));
+
         var (firstJob, _) = await TrainingJobClient.WaitAsync(Http, first, TimeSpan.FromMinutes(5));
         var (waitingJob, _) = await TrainingJobClient.WaitAsync(Http, waiting, TimeSpan.FromMinutes(1));
         Assert.Equal("succeeded", firstJob["status"]!.GetValue<string>());
@@ -135,6 +145,9 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         Assert.Contains("not enough labelled data", waitingJob["error"]!.GetValue<string>());
         var gap = waitingJob["started_at"]!.GetValue<DateTimeOffset>() - firstJob["finished_at"]!.GetValue<DateTimeOffset>();
         Assert.InRange(gap, TimeSpan.Zero, TimeSpan.FromSeconds(20));
+        // Each in-memory bus reaches its own process's trainer only: the first trainer sent the waiting job to itself.
+        Assert.Equal(ManualSweepTrainingFixture.TrainerId, (await ReadJobAsync(first)).TrainerId);
+        Assert.Equal(ManualSweepTrainingFixture.TrainerId, (await ReadJobAsync(waiting)).TrainerId);
     }
 
     [Fact]

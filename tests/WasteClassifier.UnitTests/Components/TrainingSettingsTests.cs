@@ -42,6 +42,34 @@ public sealed class TrainingSettingsTests
         Assert.Contains($"Training:MaxAttempts is {maxAttempts}; it must be 1 or more", error.Message);
     }
 
+    [Theory]
+    [InlineData(" ")]
+    [InlineData("")]
+    public void From_BlankTrainerId_ThrowsNamingTheSetting(string trainerId)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Training:TrainerId"] = trainerId }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => TrainingSettings.From(configuration));
+
+        Assert.Contains($"Training:TrainerId '{trainerId}' must be 1 to 128 characters", error.Message);
+    }
+
+    [Fact]
+    public void Validated_TrainerIdLongerThanItsColumn_ThrowsNamingTheSetting()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => new TrainingSettings { TrainerId = new string('t', 129) }.Validated());
+
+        Assert.Contains("Training:TrainerId", error.Message);
+    }
+
+    [Fact]
+    public void From_TrainerIdSet_IsThatId()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Training:TrainerId"] = "trainer-7" }).Build();
+
+        Assert.Equal("trainer-7", TrainingSettings.From(configuration).TrainerId);
+    }
+
     [Fact]
     public void ResolveDataset_NotConfigured_SaysWhatToSet()
     {
@@ -61,5 +89,6 @@ public sealed class TrainingSettingsTests
         Assert.Equal(2, settings.HeartbeatSeconds);
         Assert.Equal(120, settings.StaleAfterSeconds);
         Assert.Equal(3, settings.MaxAttempts);
+        Assert.Equal($"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant(), settings.TrainerId);
     }
 }

@@ -16,13 +16,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >&2
 }
 
-# Queues and exchanges that the integration tests (TestServices.ClassifyQueue), bench/run.sh (Deployment.cs) and
+# Queues and exchanges that the integration tests (TestServices.ClassifyQueue, TrainQueue), bench/run.sh (Deployment.cs) and
 # bench/ab.sh declare under unique names, left behind
 # by runs that did not end cleanly; thousands of them once made RabbitMQ's restart hang. A name's queue, fault queue,
 # error and skipped queues go together, and only when none of them has a consumer (a run in progress keeps its own).
 remove_stale_test_queues() {
   command -v rabbitmqctl >/dev/null || return 0
-  local pattern='^classify-(image-[0-9a-f]{10}|bench-[0-9a-f]{10}|ab-wc_ab_[0-9_]+)(-faults)?(_error|_skipped)?$'
+  local pattern='^(classify-(image-[0-9a-f]{10}|bench-[0-9a-f]{10}|ab-wc_ab_[0-9_]+)|train-model-[0-9a-f]{10})(-faults)?(_error|_skipped)?$'
   local removed ctl=(rabbitmqctl)
   # Never prompts: without root or password-less sudo the leftovers stay, and the tests still run.
   [ "$(id -u)" = 0 ] || ctl=(sudo -n rabbitmqctl)

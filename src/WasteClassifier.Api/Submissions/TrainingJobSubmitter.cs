@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Submissions;
@@ -16,6 +17,7 @@ public sealed class TrainingJobSubmitter(
     ImageIntake intake,
     ModelRegistry registry,
     ISendEndpointProvider sendEndpoints,
+    MessagingOptions messaging,
     TrainingSettings settings,
     TimeProvider clock,
     ILogger<TrainingJobSubmitter> logger)
@@ -59,7 +61,7 @@ public sealed class TrainingJobSubmitter(
         timeout.CancelAfter(ClassifyCommandSender.SendTimeout);
         try
         {
-            var endpoint = await sendEndpoints.GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+            var endpoint = await sendEndpoints.GetSendEndpoint(QueueNames.Address(messaging.TrainQueue));
             await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = clock.GetUtcNow() }, timeout.Token);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)

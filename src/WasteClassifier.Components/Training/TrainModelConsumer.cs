@@ -1,5 +1,6 @@
 using MassTransit;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Messaging;
 
 namespace WasteClassifier.Components.Training;
 
@@ -11,9 +12,9 @@ public sealed class TrainModelConsumer(TrainingJobRunner runner) : IConsumer<Tra
 
 public sealed class TrainModelConsumerDefinition : ConsumerDefinition<TrainModelConsumer>
 {
-    public TrainModelConsumerDefinition()
+    public TrainModelConsumerDefinition(MessagingOptions messaging)
     {
-        EndpointName = QueueNames.TrainModel;
+        EndpointName = messaging.TrainQueue;
         ConcurrentMessageLimit = 1;
     }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Components.Training;
@@ -18,8 +19,8 @@ namespace WasteClassifier.Components.Training;
 /// whose job ends does the same at once (<see cref="SendNextAsync"/>). A duplicate costs nothing: the claim takes a job
 /// once, and a message for a job already taken is dropped.
 /// </summary>
-public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSettings settings, TimeProvider clock, ILogger<TrainingJobSweeper> logger)
-    : BackgroundService
+public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSettings settings, MessagingOptions messaging, TimeProvider clock,
+    ILogger<TrainingJobSweeper> logger) : BackgroundService
 {
     /// <summary>A job queued less than this long ago may still have its first message on the way (the API's send waits 5 s at most).</summary>
     public static readonly TimeSpan FirstMessageGrace = TimeSpan.FromMinutes(1);
@@ -78,7 +79,7 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
             .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.Status }).FirstOrDefaultAsync(cancellationToken);
         if (due is null) return null;
 
-        var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+        var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(messaging.TrainQueue));
         await endpoint.Send(new TrainModel { TrainingJobId = due.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
         logger.LogInformation("Sent training job {TrainingJobId} ({Status}) again: {Reason}", due.Id,
             due.Status == TrainingJobStatus.Queued ? "queued" : "its trainer stopped",

@@ -13,6 +13,9 @@ public sealed class MessagingOptions
     /// <summary>Queue the API sends classify commands to and workers consume; change it to share a broker between deployments.</summary>
     public string ClassifyQueue { get; set; } = WasteClassifier.Contracts.Messages.QueueNames.ClassifyImage;
 
+    /// <summary>Queue the API and the trainers send training jobs to and trainers consume; change it to share a broker between deployments.</summary>
+    public string TrainQueue { get; set; } = WasteClassifier.Contracts.Messages.QueueNames.TrainModel;
+
     /// <summary>
     /// Images up to this many bytes travel inside their ClassifyImage message as well as to the object store, so workers skip
     /// the store's GET for them; larger ones (camera frames) are only read from the store. 0 turns it off. Each such message is

@@ -57,6 +57,7 @@ public sealed class DistributedFixture : IAsyncLifetime
         if (Api is not null) await Api.DisposeAsync();
         if (Settings is null) return;
         await TestServices.DeleteClassifyQueuesAsync(Settings["Messaging:ClassifyQueue"]!);
+        await TestServices.DeleteTrainQueueAsync(Settings["Messaging:TrainQueue"]!);
         await TestServices.DropDatabaseAsync(Settings["Database:ConnectionString"]!);
     }
 }

@@ -16,6 +16,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     private ServiceProcess(IHost host) => _host = host;
 
+    /// <summary>The host's services, e.g. its bus to observe what it consumes.</summary>
+    public IServiceProvider Services => _host.Services;
+
     public static Task<ServiceProcess> StartWorkerAsync(IReadOnlyDictionary<string, string?> settings) =>
         StartAsync(settings, (services, configuration) => services.AddClassifierWorkerHost(configuration));
 

@@ -71,9 +71,10 @@ public static class TestServices
     public static string NewSuffix() => Guid.NewGuid().ToString("N")[..10];
 
     /// <summary>
-    /// Settings that put a deployment on the real servers with a database, classify queue and bucket of its own:
-    /// <c>wc_{name}_…</c>, <see cref="ClassifyQueue"/> and <c>wc-{name}-…</c> (start-services.sh removes old buckets by that
-    /// shape). Whoever asks drops the database and queue when done (<see cref="DropDatabaseAsync"/>, <see cref="DeleteClassifyQueuesAsync"/>).
+    /// Settings that put a deployment on the real servers with a database, classify and train queues and bucket of its own:
+    /// <c>wc_{name}_…</c>, <see cref="ClassifyQueue"/>, <see cref="TrainQueue"/> and <c>wc-{name}-…</c> (start-services.sh
+    /// removes old buckets by that shape). Whoever asks drops the database and queues when done (<see cref="DropDatabaseAsync"/>,
+    /// <see cref="DeleteClassifyQueuesAsync"/>, and <see cref="DeleteTrainQueueAsync"/> where the deployment trains).
     /// </summary>
     public static async Task<Dictionary<string, string?>> DeploymentSettingsAsync(string name)
     {
@@ -89,6 +90,7 @@ public static class TestServices
             ["Messaging:RabbitMq:Username"] = endpoints.RabbitUser,
             ["Messaging:RabbitMq:Password"] = endpoints.RabbitPassword,
             ["Messaging:ClassifyQueue"] = ClassifyQueue(suffix),
+            ["Messaging:TrainQueue"] = TrainQueue(suffix),
             ["ObjectStore:Provider"] = "minio",
             ["ObjectStore:Endpoint"] = endpoints.S3Endpoint,
             ["ObjectStore:AccessKey"] = endpoints.S3AccessKey,
@@ -103,11 +105,19 @@ public static class TestServices
     /// </summary>
     public static string ClassifyQueue(string suffix) => $"classify-image-{suffix}";
 
+    /// <summary>A fixture's own train queue; start-services.sh knows this shape too (train-model- and 10 hex digits).</summary>
+    public static string TrainQueue(string suffix) => $"train-model-{suffix}";
+
     /// <summary>
     /// Deletes a fixture's classify queue when it ends, with the fault queue beside it and the error and skipped queues
     /// MassTransit may have added, and their exchanges. Thousands of leftover durable queues once made RabbitMQ hang at boot.
     /// </summary>
-    public static async Task DeleteClassifyQueuesAsync(string classifyQueue)
+    public static Task DeleteClassifyQueuesAsync(string classifyQueue) => DeleteQueuesAsync(classifyQueue, $"{classifyQueue}-faults");
+
+    /// <summary>Deletes a fixture's train queue when it ends, with the error and skipped queues MassTransit may have added, and their exchanges.</summary>
+    public static Task DeleteTrainQueueAsync(string trainQueue) => DeleteQueuesAsync(trainQueue);
+
+    private static async Task DeleteQueuesAsync(params string[] queues)
     {
         var endpoints = await GetAsync();
         var factory = new ConnectionFactory
@@ -119,7 +129,7 @@ public static class TestServices
         };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
-        foreach (var queue in new[] { classifyQueue, $"{classifyQueue}-faults" })
+        foreach (var queue in queues)
         {
             foreach (var name in new[] { queue, $"{queue}_error", $"{queue}_skipped" })
             {

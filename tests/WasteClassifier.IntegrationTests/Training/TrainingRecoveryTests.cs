@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
@@ -9,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -76,7 +76,8 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 3);
         using (var scope = fixture.Factory.Services.CreateScope())
         {
-            var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel));
+            var queue = scope.ServiceProvider.GetRequiredService<MessagingOptions>().TrainQueue;
+            var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(queue));
             await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = DateTimeOffset.UtcNow });
         }
 
@@ -132,7 +133,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
 
         // A copy of the running job's message reaches the second trainer too (a sweeper's resend, a redelivery): the job
         // stays the first trainer's, whose heartbeat, registration and end are written only while the row names it.
-        await (await second.Services.GetRequiredService<IBus>().GetSendEndpoint(QueueNames.Address(QueueNames.TrainModel)))
+        await (await second.Services.GetRequiredService<IBus>().GetSendEndpoint(QueueNames.Address(second.Services.GetRequiredService<MessagingOptions>().TrainQueue)))
             .Send(new TrainModel { TrainingJobId = first, QueuedAt = DateTimeOffset.UtcNow });
         Assert.Null(await consumed.For(first).WaitAsync(TimeSpan.FromSeconds(30)));
         var running = await ReadJobAsync(first);
@@ -198,31 +199,6 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             var status = (await ReadJobAsync(jobId)).Status;
             if (status != TrainingJobStatus.Queued || DateTime.UtcNow > deadline) return status;
             await Task.Delay(100);
-        }
-    }
-
-    /// <summary>How each trainer's consumer answered a <see cref="TrainModel"/>: null when it returned (the message is acknowledged), else its exception.</summary>
-    private sealed class TrainModelOutcomes : IConsumeObserver
-    {
-        private readonly ConcurrentDictionary<Guid, TaskCompletionSource<Exception?>> _outcomes = new();
-
-        public Task<Exception?> For(Guid jobId) => Outcome(jobId).Task;
-
-        private TaskCompletionSource<Exception?> Outcome(Guid jobId) =>
-            _outcomes.GetOrAdd(jobId, _ => new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously));
-
-        public Task PreConsume<T>(ConsumeContext<T> context) where T : class => Task.CompletedTask;
-
-        public Task PostConsume<T>(ConsumeContext<T> context) where T : class
-        {
-            if (context.Message is TrainModel message) Outcome(message.TrainingJobId).TrySetResult(null);
-            return Task.CompletedTask;
-        }
-
-        public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception) where T : class
-        {
-            if (context.Message is TrainModel message) Outcome(message.TrainingJobId).TrySetResult(exception);
-            return Task.CompletedTask;
         }
     }
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
 
@@ -18,7 +19,7 @@ public sealed class TrainingJobSubmitterTests
         var store = new MemoryObjectStore();
         var registry = new ModelRegistry(db, store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
         var submitter = new TrainingJobSubmitter(db, new ImageIntake(db, store, new UploadOptions(), new SeenContentHashes(), TimeProvider.System), registry,
-            new RefusingSendEndpoints(), new TrainingSettings(), TimeProvider.System, NullLogger<TrainingJobSubmitter>.Instance);
+            new RefusingSendEndpoints(), new MessagingOptions(), new TrainingSettings(), TimeProvider.System, NullLogger<TrainingJobSubmitter>.Instance);
 
         var (result, error) = await submitter.SubmitAsync([], [], new TrainingJobOptions(), CancellationToken.None);
 

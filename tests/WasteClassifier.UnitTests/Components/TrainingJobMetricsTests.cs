@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Observability;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
 
@@ -29,7 +30,7 @@ public sealed class TrainingJobMetricsTests : IDisposable
     {
         await AddExhaustedAsync(startedAgo: TimeSpan.FromSeconds(600));
         await using var services = new ServiceCollection().AddScoped(_ => _database.NewContext()).BuildServiceProvider();
-        var sweeper = new TrainingJobSweeper(services.GetRequiredService<IServiceScopeFactory>(), new TrainingSettings(), new FixedClock(Now),
+        var sweeper = new TrainingJobSweeper(services.GetRequiredService<IServiceScopeFactory>(), new TrainingSettings(), new MessagingOptions(), new FixedClock(Now),
             NullLogger<TrainingJobSweeper>.Instance);
         var before = Failed();
 

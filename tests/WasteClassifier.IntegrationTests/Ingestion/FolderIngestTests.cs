@@ -384,6 +384,57 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Equal(2, row["total"]!.GetValue<long>());
     }
 
+    [Fact]
+    public async Task Ingest_WatchedFileWrittenAsPartThenRenamed_SentOnceUnderItsFinalName()
+    {
+        const string source = "ingest-rename";
+        var folder = IngestionFixture.TempFolder("rename");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(12).First().Path);
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            // No rescan during the test: only the watcher's rename event can find the file.
+            Rescan = TimeSpan.FromMinutes(10),
+            BatchWait = TimeSpan.FromMilliseconds(100),
+            ProgressInterval = TimeSpan.FromMilliseconds(100),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await WaitForLogAsync(log, l => l.Contains(" sent,", StringComparison.Ordinal));
+        // A camera writes under a partial name, pausing longer than the settle time midway, then renames it.
+        var part = Path.Combine(folder, "x.jpg.part");
+        await using (var stream = new FileStream(part, FileMode.CreateNew))
+        {
+            await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+            await stream.FlushAsync();
+            await Task.Delay(600);
+            await stream.WriteAsync(bytes.AsMemory(bytes.Length / 2));
+        }
+        await Task.Delay(600);
+        File.Move(part, Path.Combine(folder, "x.jpg"));
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal));
+        await Task.Delay(1500); // a second send would show up below
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Null(summary.FatalError);
+        Assert.Equal((1, 0), (summary.Sent, summary.Refused));
+        var request = Assert.Single(recorder.Requests);
+        var file = Assert.Single(request);
+        Assert.Equal("x.jpg", file.Name);
+        Assert.Equal(bytes, file.Bytes);
+        var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 1, TimeSpan.FromSeconds(60));
+        Assert.Equal(1, row["total"]!.GetValue<long>());
+    }
+
     private static async Task WaitForLogAsync(ConcurrentQueue<string> log, Func<string, bool> line)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -403,6 +454,21 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var held = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.None);
         Assert.Throws<IOException>(() => File.ReadAllBytes(path));
         return held;
+    }
+
+    /// <summary>Records the files of every request (name and bytes, in order).</summary>
+    private sealed class RecordingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        public ConcurrentQueue<IReadOnlyList<(string Name, byte[] Bytes)>> Requests { get; } = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var files = new List<(string, byte[])>();
+            foreach (var part in request.Content as MultipartFormDataContent ?? [])
+                if (part.Headers.ContentDisposition?.FileName is { } name) files.Add((name.Trim('"'), await part.ReadAsByteArrayAsync(cancellationToken)));
+            Requests.Enqueue(files);
+            return await base.SendAsync(request, cancellationToken);
+        }
     }
 
     private sealed class AnswerLostOnceHandler(HttpMessageHandler inner) : DelegatingHandler(inner)

@@ -56,21 +56,21 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         return parts;
     }
 
+    /// <summary>Sends <paramref name="files"/> as a batch that may have been sent before under <paramref name="key"/>.</summary>
     public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken) =>
-        await SendAsync(key, await ReadAsync(files, cancellationToken), cancellationToken);
+        await SendAsync(key, await ReadAsync(files, cancellationToken), mayReplay: true, cancellationToken);
 
     /// <summary>
     /// A file that is gone or unreadable is still sent, empty (the API refuses it), so every file keeps its position in the
     /// batch: the indices of an answer, and of a replay after a restart that finds a file gone, always name the same files.
-    /// A gone file is answered <c>file_missing</c>; an unreadable one gets no outcome unless a replay says it was accepted.
+    /// A file the answer names accepted is accepted, gone or not (a replay answers for the bytes an earlier send carried);
+    /// otherwise a gone file is answered <c>file_missing</c> and an unreadable one gets no outcome. <paramref name="mayReplay"/>:
+    /// the batch may have reached the API before under this key; only a batch that cannot have is answered without asking.
     /// </summary>
-    public async Task<Result> SendAsync(string key, IReadOnlyList<Part> parts, CancellationToken cancellationToken)
+    public async Task<Result> SendAsync(string key, IReadOnlyList<Part> parts, bool mayReplay, CancellationToken cancellationToken)
     {
-        var outcomes = parts.Where(p => p.Bytes is null && p.Unreadable is null)
-            .Select(p => Entry(p.File, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent")).ToList();
         var present = parts.Count(p => p.Bytes is not null);
-        // An unreadable file's placeholder still goes: a replay of an earlier send that carried its bytes answers for it.
-        if (outcomes.Count == parts.Count) return new Result(Kind.Answered, outcomes);
+        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return new Result(Kind.Answered, Map(parts, null).ToList());
 
         for (var attempt = 1; ; attempt++)
         {
@@ -88,11 +88,11 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 using var response = await http.SendAsync(request, timeout.Token);
                 var text = await response.Content.ReadAsStringAsync(timeout.Token);
                 var status = (int)response.StatusCode;
-                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, outcomes.Concat(Map(parts, Parse(text))).ToList());
+                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, Map(parts, Parse(text)).ToList());
                 var body = Parse(text);
                 if (body?["rejected"] is JsonArray && status is 400 or 413)
-                    return new Result(Kind.Answered, outcomes.Concat(Map(parts, body)).ToList());
-                if (status == 413) return new Result(Kind.TooLarge, outcomes, Describe(status, body, text));
+                    return new Result(Kind.Answered, Map(parts, body).ToList());
+                if (status == 413) return new Result(Kind.TooLarge, [], Describe(status, body, text));
                 if (status == 429 || status >= 500)
                 {
                     retryAfter = RetryAfter(response);
@@ -101,7 +101,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 else
                 {
                     // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
-                    return new Result(Kind.Fatal, outcomes, Describe(status, body, text));
+                    return new Result(Kind.Fatal, [], Describe(status, body, text));
                 }
             }
             catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -109,7 +109,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 reason = e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message;
             }
 
-            if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, outcomes, $"{reason} (after {attempt} tries)");
+            if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, [], $"{reason} (after {attempt} tries)");
             Interlocked.Increment(ref _retries);
             var delay = retryAfter ?? Backoff(attempt);
             log?.Invoke($"retrying a batch of {present} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
@@ -170,9 +170,10 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             var (file, bytes, unreadable) = files[i];
             if (bytes is null)
             {
-                // Unreadable now, but a replay of a request that carried its bytes accepted it: that answer stands. Its other
-                // answers are about the empty placeholder, not the file (a missing one was answered already).
-                if (unreadable is not null && items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
+                // Gone or unreadable now, but a replay of a request that carried its bytes accepted it: that answer stands.
+                // Any other answer is about the empty placeholder, not the file.
+                if (items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
+                else if (unreadable is null) yield return Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent");
                 continue;
             }
             if (rejected.TryGetValue(i, out var refusal))

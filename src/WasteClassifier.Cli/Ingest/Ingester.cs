@@ -249,9 +249,11 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
         if (recordIntent) await _state.RecordSendAsync(key, parts.Select(p => p.File).ToList(), run.Token).ConfigureAwait(false);
+        // A batch resent from the state file, or tried before in this run, may have reached the API: its replay answers for it.
+        var mayReplay = !recordIntent;
         while (true)
         {
-            var result = await _client.SendAsync(key, parts, run.Token).ConfigureAwait(false);
+            var result = await _client.SendAsync(key, parts, mayReplay, run.Token).ConfigureAwait(false);
             switch (result.Kind)
             {
                 case IngestClient.Kind.Answered:
@@ -293,6 +295,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     // Watching: keep the batch (same key) and try again after a rescan period.
                     _log($"batch of {parts.Count} deferred: {result.Reason}");
                     await Task.Delay(options.Rescan, run.Token).ConfigureAwait(false);
+                    mayReplay = true;
                     continue;
                 case IngestClient.Kind.GaveUp:
                     Interlocked.Add(ref _deferred, parts.Count);

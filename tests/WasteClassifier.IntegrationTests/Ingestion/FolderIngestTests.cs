@@ -384,6 +384,56 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Equal(2, row["total"]!.GetValue<long>());
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Ingest_FilesGoneBeforeAnUnansweredBatchIsResent_RecordedAcceptedWithTheIdsTheReplayGives(int gone)
+    {
+        var source = $"ingest-gone-resent-{gone}";
+        var folder = IngestionFixture.TempFolder("gone-resent");
+        var state = Path.Combine(folder, ".state.jsonl");
+        var samples = Dataset.Sample(3).Skip(10).Take(2).ToList();
+        var paths = new[] { Path.Combine(folder, "a.jpg"), Path.Combine(folder, "b.jpg") };
+        File.Copy(samples[0].Path, paths[0]);
+        File.Copy(samples[1].Path, paths[1]);
+        IngestOptions Once(int maxAttempts) => new()
+        {
+            Source = source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            BatchWait = TimeSpan.FromSeconds(30),
+            MaxAttempts = maxAttempts,
+        };
+
+        // First run: the API accepts the batch but its answer is lost, and with one try the batch is left for the next run.
+        var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
+        using (var http = new HttpClient(lossy) { BaseAddress = fixture.Client.Http.BaseAddress })
+        {
+            var first = await new Ingester(Once(maxAttempts: 1), http).RunAsync(CancellationToken.None);
+            Assert.Equal((1, 0, 2), (lossy.Calls, first.Sent, first.Deferred));
+        }
+
+        // Gone before the next run (moved away by hand, or the camera's own clean-up): the replay still says they were accepted.
+        foreach (var path in paths.TakeLast(gone)) File.Delete(path);
+        var second = await new Ingester(Once(maxAttempts: 8), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Empty(second.Failures);
+        Assert.Equal((2, 0), (second.Sent, second.Refused));
+        var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 2, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, row["total"]!.GetValue<long>());
+        // The state file names each file with the id of the row the original request made.
+        var done = File.ReadLines(state).Select(l => JsonNode.Parse(l)!).Last(e => e["op"]!.GetValue<string>() == IngestState.OpDone);
+        var recorded = done["files"]!.AsArray().ToDictionary(f => f!["path"]!.GetValue<string>(), f => (Outcome: f!["outcome"]!.GetValue<string>(), Id: f["id"]?.GetValue<string>()));
+        Assert.Equal(paths.Order(), recorded.Keys.Order());
+        Assert.All(recorded.Values, r => Assert.Equal(IngestState.Accepted, r.Outcome));
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var ids = await db.Classifications.Where(c => c.Source == source).Select(c => c.Id).ToListAsync();
+        Assert.Equal(ids.Select(i => i.ToString()).Order(), recorded.Values.Select(r => r.Id).Order());
+    }
+
     [Fact]
     public async Task Ingest_WatchedFileWrittenAsPartThenRenamed_SentOnceUnderItsFinalName()
     {

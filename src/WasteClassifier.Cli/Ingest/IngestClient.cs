@@ -29,91 +29,146 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     }
 
     /// <summary>
-    /// A file of a batch as read: its bytes, or none because it is gone (answered here as <c>file_missing</c>) or could
-    /// not be read (<see cref="Unreadable"/> says why: permissions, a lock, an I/O error). A read error is not a verdict
-    /// on the file: it gets no answer here and is tried again later.
+    /// A file of a batch as read: its bytes, or none because it is gone (answered <c>file_missing</c>), because it is no
+    /// longer the version the batch names (<see cref="Changed"/>, answered <c>file_changed</c>), or because it could not be
+    /// read (<see cref="Unreadable"/> says why: permissions, a lock, an I/O error). A read error is not a verdict on the
+    /// file: it gets no answer here and is tried again later.
     /// </summary>
-    public sealed record Part(IngestFile File, byte[]? Bytes, string? Unreadable = null);
+    public sealed record Part(IngestFile File, byte[]? Bytes, string? Unreadable = null, bool Changed = false);
 
-    public static async Task<IReadOnlyList<Part>> ReadAsync(IReadOnlyList<IngestFile> files, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<Part>> ReadAsync(IReadOnlyList<IngestFile> files, CancellationToken cancellationToken) =>
+        await ReadAsync(files, null, cancellationToken);
+
+    private static async Task<IReadOnlyList<Part>> ReadAsync(IReadOnlyList<IngestFile> files, byte[]?[]? hashes, CancellationToken cancellationToken)
     {
         var parts = new List<Part>(files.Count);
-        foreach (var file in files)
-        {
-            try
-            {
-                parts.Add(new Part(file, await File.ReadAllBytesAsync(file.Path, cancellationToken)));
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-            {
-                parts.Add(new Part(file, null));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                parts.Add(new Part(file, null, e.Message));
-            }
-        }
+        for (var i = 0; i < files.Count; i++) parts.Add(await ReadAsync(files[i], hashes?[i], cancellationToken));
         return parts;
+    }
+
+    /// <summary>
+    /// The batch's key names each file's version (path, size, time), and the API answers a key it knows with what the
+    /// first request under it carried: the bytes of another version must never go under it. So the file's size and time
+    /// are checked after the read, and its content against <paramref name="hash"/> where an earlier try read it (a
+    /// rewrite can keep both).
+    /// </summary>
+    private static async Task<Part> ReadAsync(IngestFile file, byte[]? hash, CancellationToken cancellationToken)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = await File.ReadAllBytesAsync(file.Path, cancellationToken);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return new Part(file, null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new Part(file, null, e.Message);
+        }
+        if (IngestFile.Stat(file.Path) is not { } now) return new Part(file, null);
+        return now.Size != file.Size || now.MtimeTicks != file.MtimeTicks || bytes.Length != file.Size || (hash is not null && !SHA256.HashData(bytes).AsSpan().SequenceEqual(hash))
+            ? new Part(file, null, Changed: true)
+            : new Part(file, bytes);
+    }
+
+    /// <summary>
+    /// The files of one request. Their bytes are read for a try and let go when it fails, so a batch that keeps failing (the
+    /// API away, a watcher trying it again every rescan) holds only what identifies each file: the version its key names
+    /// and, once read, a SHA-256 of its content. Each try reads the files again and sends only what is still that version.
+    /// </summary>
+    public sealed class Batch
+    {
+        private readonly IngestFile[] _files;
+        private readonly byte[]?[] _hashes;
+        private IReadOnlyList<Part>? _parts;
+
+        /// <summary>A batch of files just read: the first try sends these bytes.</summary>
+        public Batch(IReadOnlyList<Part> parts)
+        {
+            _files = parts.Select(p => p.File).ToArray();
+            _hashes = new byte[]?[_files.Length];
+            _parts = parts;
+        }
+
+        public IReadOnlyList<IngestFile> Files => _files;
+
+        /// <summary>The files as read for the latest try; null between tries.</summary>
+        public IReadOnlyList<Part>? Parts => _parts;
+
+        public async Task<IReadOnlyList<Part>> ReadAsync(CancellationToken cancellationToken) =>
+            _parts ??= await IngestClient.ReadAsync(_files, _hashes, cancellationToken);
+
+        /// <summary>After a failed try: keeps each file's content hash (computed only here, never on a first try that succeeds), drops its bytes.</summary>
+        public void Release()
+        {
+            if (_parts is null) return;
+            for (var i = 0; i < _parts.Count; i++)
+                if (_parts[i].Bytes is { } bytes) _hashes[i] ??= SHA256.HashData(bytes);
+            _parts = null;
+        }
     }
 
     /// <summary>Sends <paramref name="files"/> as a batch that may have been sent before under <paramref name="key"/>.</summary>
     public async Task<Result> SendAsync(string key, IReadOnlyList<IngestFile> files, CancellationToken cancellationToken) =>
-        await SendAsync(key, await ReadAsync(files, cancellationToken), mayReplay: true, cancellationToken);
+        await SendAsync(key, new Batch(await ReadAsync(files, cancellationToken)), mayReplay: true, cancellationToken);
 
     /// <summary>
-    /// A file that is gone or unreadable is still sent, empty (the API refuses it), so every file keeps its position in the
-    /// batch: the indices of an answer, and of a replay after a restart that finds a file gone, always name the same files.
-    /// A file the answer names accepted is accepted, gone or not (a replay answers for the bytes an earlier send carried);
-    /// otherwise a gone file is answered <c>file_missing</c> and an unreadable one gets no outcome. <paramref name="mayReplay"/>:
-    /// the batch may have reached the API before under this key; only a batch that cannot have is answered without asking.
+    /// A file that is gone, changed or unreadable is still sent, empty (the API refuses it), so every file keeps its position
+    /// in the batch: the indices of an answer, and of a replay after a restart that finds a file gone, always name the same
+    /// files. A file the answer names accepted is accepted, gone or not (a replay answers for the bytes an earlier send
+    /// carried); otherwise a gone file is answered <c>file_missing</c>, a changed one <c>file_changed</c>, and an unreadable
+    /// one gets no outcome. <paramref name="mayReplay"/>: the batch may have reached the API before under this key; only a
+    /// batch that cannot have is answered without asking. Bytes are read for each try (see <see cref="Batch"/>).
     /// </summary>
-    public async Task<Result> SendAsync(string key, IReadOnlyList<Part> parts, bool mayReplay, CancellationToken cancellationToken)
+    public async Task<Result> SendAsync(string key, Batch batch, bool mayReplay, CancellationToken cancellationToken)
     {
-        var present = parts.Count(p => p.Bytes is not null);
-        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return new Result(Kind.Answered, Map(parts, null).ToList());
-
         for (var attempt = 1; ; attempt++)
         {
-            TimeSpan? retryAfter = null;
-            string reason;
-            try
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(parts) };
-                request.Headers.Add("Idempotency-Key", key);
-                // A batch over the API's request limit is refused on its headers, before its body is sent, and the 413 cannot
-                // be lost to the connection reset that refusing a body in flight can cause.
-                request.Headers.ExpectContinue = true;
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                timeout.CancelAfter(options.RequestTimeout);
-                using var response = await http.SendAsync(request, timeout.Token);
-                var text = await response.Content.ReadAsStringAsync(timeout.Token);
-                var status = (int)response.StatusCode;
-                if (response.StatusCode == HttpStatusCode.Accepted) return new Result(Kind.Answered, Map(parts, Parse(text)).ToList());
-                var body = Parse(text);
-                if (body?["rejected"] is JsonArray && status is 400 or 413)
-                    return new Result(Kind.Answered, Map(parts, body).ToList());
-                if (status == 413) return new Result(Kind.TooLarge, [], Describe(status, body, text));
-                if (status == 429 || status >= 500)
-                {
-                    retryAfter = RetryAfter(response);
-                    reason = Describe(status, body, text);
-                }
-                else
-                {
-                    // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
-                    return new Result(Kind.Fatal, [], Describe(status, body, text));
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-            {
-                reason = e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message;
-            }
-
+            var (done, retryAfter, reason) = await TryAsync(key, batch, mayReplay || attempt > 1, cancellationToken);
+            if (done is { Kind: Kind.Answered }) return done;
+            // Nothing of this try's bytes outlives it: the wait below, a watcher's wait for its next try and the halves of a
+            // batch over the API's limit hold none.
+            batch.Release();
+            if (done is not null) return done;
             if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, [], $"{reason} (after {attempt} tries)");
             Interlocked.Increment(ref _retries);
             var delay = retryAfter ?? Backoff(attempt);
-            log?.Invoke($"retrying a batch of {present} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
+            log?.Invoke($"retrying a batch of {batch.Files.Count} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
             await Task.Delay(delay, cancellationToken);
+        }
+    }
+
+    /// <summary>One try: a result, or why it failed and may be tried again.</summary>
+    private async Task<(Result? Done, TimeSpan? RetryAfter, string Reason)> TryAsync(string key, Batch batch, bool mayReplay, CancellationToken cancellationToken)
+    {
+        var parts = await batch.ReadAsync(cancellationToken);
+        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return (new Result(Kind.Answered, Map(parts, null).ToList()), null, "");
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(parts) };
+            request.Headers.Add("Idempotency-Key", key);
+            // A batch over the API's request limit is refused on its headers, before its body is sent, and the 413 cannot
+            // be lost to the connection reset that refusing a body in flight can cause.
+            request.Headers.ExpectContinue = true;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.RequestTimeout);
+            using var response = await http.SendAsync(request, timeout.Token);
+            var text = await response.Content.ReadAsStringAsync(timeout.Token);
+            var status = (int)response.StatusCode;
+            if (response.StatusCode == HttpStatusCode.Accepted) return (new Result(Kind.Answered, Map(parts, Parse(text)).ToList()), null, "");
+            var body = Parse(text);
+            if (body?["rejected"] is JsonArray && status is 400 or 413)
+                return (new Result(Kind.Answered, Map(parts, body).ToList()), null, "");
+            if (status == 413) return (new Result(Kind.TooLarge, [], Describe(status, body, text)), null, "");
+            // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
+            if (status != 429 && status < 500) return (new Result(Kind.Fatal, [], Describe(status, body, text)), null, "");
+            return (null, RetryAfter(response), Describe(status, body, text));
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return (null, null, e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message);
         }
     }
 
@@ -137,7 +192,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     private MultipartFormDataContent Form(IReadOnlyList<Part> files)
     {
         var form = new MultipartFormDataContent();
-        foreach (var (file, bytes, _) in files)
+        foreach (var (file, bytes, _, _) in files)
         {
             var part = new ByteArrayContent(bytes ?? []);
             part.Headers.ContentType = new MediaTypeHeaderValue(ContentTypeOf(file.Path));
@@ -167,12 +222,15 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 : [];
         for (var i = 0; i < files.Count; i++)
         {
-            var (file, bytes, unreadable) = files[i];
+            var (file, bytes, unreadable, changed) = files[i];
             if (bytes is null)
             {
-                // Gone or unreadable now, but a replay of a request that carried its bytes accepted it: that answer stands.
-                // Any other answer is about the empty placeholder, not the file.
+                // Gone, changed or unreadable now, but a replay of a request that carried its bytes accepted it: that answer
+                // stands. Any other answer is about the empty placeholder, not the file.
                 if (items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
+                else if (changed)
+                    yield return Entry(file, IngestState.Refused, error: "file_changed",
+                        message: "the file was replaced before this batch was sent again; its new version is a file of its own");
                 else if (unreadable is null) yield return Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent");
                 continue;
             }

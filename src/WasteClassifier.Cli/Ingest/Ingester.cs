@@ -233,33 +233,33 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
     }
 
-    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent) =>
-        await SendOneAsync(key, await IngestClient.ReadAsync(files, run.Token).ConfigureAwait(false), run, recordIntent).ConfigureAwait(false);
-
-    private async Task SendOneAsync(string key, IReadOnlyList<IngestClient.Part> parts, CancellationTokenSource run, bool recordIntent)
+    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent)
     {
-        if (recordIntent && parts.Any(p => p.Unreadable is not null))
+        var batch = new IngestClient.Batch(await IngestClient.ReadAsync(files, run.Token).ConfigureAwait(false));
+        if (recordIntent && batch.Parts!.Any(p => p.Unreadable is not null || p.Changed))
         {
             // Read before the batch is recorded, so a file that cannot be read now is left out of it (and its key): sent
             // later, its bytes go under a key no earlier request used, and no replay can answer for it with a placeholder's refusal.
-            foreach (var part in parts.Where(p => p.Unreadable is not null)) ReadFailed(part.File, part.Unreadable!);
-            parts = parts.Where(p => p.Unreadable is null).ToList();
-            if (parts.Count == 0) return;
-            key = IngestClient.KeyFor(options.Source, parts.Select(p => p.File));
+            // So is one that changed since it settled (still being written): it settles again and goes under its new version's key.
+            foreach (var part in batch.Parts!.Where(p => p.Unreadable is not null || p.Changed)) ReadFailed(part.File, part.Unreadable ?? "it changed after it was found");
+            var kept = batch.Parts!.Where(p => p.Unreadable is null && !p.Changed).ToList();
+            if (kept.Count == 0) return;
+            batch = new IngestClient.Batch(kept);
+            key = IngestClient.KeyFor(options.Source, batch.Files);
         }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
-        if (recordIntent) await _state.RecordSendAsync(key, parts.Select(p => p.File).ToList(), run.Token).ConfigureAwait(false);
+        if (recordIntent) await _state.RecordSendAsync(key, batch.Files, run.Token).ConfigureAwait(false);
         // A batch resent from the state file, or tried before in this run, may have reached the API: its replay answers for it.
         var mayReplay = !recordIntent;
         while (true)
         {
-            var result = await _client.SendAsync(key, parts, mayReplay, run.Token).ConfigureAwait(false);
+            var result = await _client.SendAsync(key, batch, mayReplay, run.Token).ConfigureAwait(false);
             switch (result.Kind)
             {
                 case IngestClient.Kind.Answered:
                     await _state.RecordDoneAsync(key, result.Outcomes, CancellationToken.None).ConfigureAwait(false);
                     // A resent batch's file that cannot be read now, and that no replay answered for: tried again later.
-                    foreach (var part in parts.Where(p => p.Unreadable is not null && !result.Outcomes.Any(o => o.Path == p.File.Path)))
+                    foreach (var part in (batch.Parts ?? []).Where(p => p.Unreadable is not null && !result.Outcomes.Any(o => o.Path == p.File.Path)))
                         ReadFailed(part.File, part.Unreadable!);
                     foreach (var outcome in result.Outcomes)
                     {
@@ -277,29 +277,30 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                         if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
                     }
                     return;
-                case IngestClient.Kind.TooLarge when parts.Count > 1:
-                    // The request was over the API's body limit: close this batch unanswered and send it in halves.
+                case IngestClient.Kind.TooLarge when batch.Files.Count > 1:
+                    // The request was over the API's body limit: close this batch unanswered and send it in halves, each read
+                    // again when its turn comes (no bytes wait on the other half's tries).
                     await _state.RecordDoneAsync(key, [], CancellationToken.None).ConfigureAwait(false);
-                    var half = parts.Count / 2;
-                    foreach (var part in new[] { parts.Take(half).ToList(), parts.Skip(half).ToList() })
-                        await SendOneAsync(IngestClient.KeyFor(options.Source, part.Select(p => p.File)), part, run, recordIntent: true).ConfigureAwait(false);
+                    var half = batch.Files.Count / 2;
+                    foreach (var part in new[] { batch.Files.Take(half).ToList(), batch.Files.Skip(half).ToList() })
+                        await SendOneAsync(IngestClient.KeyFor(options.Source, part), part, run, recordIntent: true).ConfigureAwait(false);
                     return;
                 case IngestClient.Kind.TooLarge:
-                    var single = parts[0].File;
+                    var single = batch.Files[0];
                     await _state.RecordDoneAsync(key, [new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason)], CancellationToken.None).ConfigureAwait(false);
                     Interlocked.Increment(ref _refused);
                     _failures.Enqueue(new Failure(single.Path, "request_too_large", result.Reason ?? ""));
                     _claimed.TryRemove(single.Path, out _);
                     return;
                 case IngestClient.Kind.GaveUp when !options.Once && options.WatchDirectory is not null:
-                    // Watching: keep the batch (same key) and try again after a rescan period.
-                    _log($"batch of {parts.Count} deferred: {result.Reason}");
+                    // Watching: keep the batch (same key; its files only, read again for the next try) and try again after a rescan period.
+                    _log($"batch of {batch.Files.Count} deferred: {result.Reason}");
                     await Task.Delay(options.Rescan, run.Token).ConfigureAwait(false);
                     mayReplay = true;
                     continue;
                 case IngestClient.Kind.GaveUp:
-                    Interlocked.Add(ref _deferred, parts.Count);
-                    _log($"batch of {parts.Count} left for the next run: {result.Reason}");
+                    Interlocked.Add(ref _deferred, batch.Files.Count);
+                    _log($"batch of {batch.Files.Count} left for the next run: {result.Reason}");
                     return;
                 default:
                     _fatal = result.Reason;

@@ -485,6 +485,204 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Equal(1, row["total"]!.GetValue<long>());
     }
 
+    public enum Between { Unchanged, RewrittenInPlace, Deleted }
+
+    [Theory]
+    [InlineData(Between.Unchanged)]
+    [InlineData(Between.RewrittenInPlace)]
+    [InlineData(Between.Deleted)]
+    public async Task Send_FileChangedBetweenTries_ReadAgainAndSentOnlyIfStillTheVersionItsKeyNames(Between between)
+    {
+        var source = $"ingest-between-tries-{between.ToString().ToLowerInvariant()}";
+        var folder = IngestionFixture.TempFolder("between-tries");
+        var paths = Dataset.Sample(1).Skip(2).Take(2).Select((s, i) =>
+        {
+            var copy = Path.Combine(folder, $"{i}.jpg");
+            File.Copy(s.Path, copy);
+            return copy;
+        }).ToList();
+        var files = paths.Select(p => IngestFile.Stat(p)!).ToList();
+        var original = await File.ReadAllBytesAsync(paths[1]);
+        // The first try fails; before it does, the second file changes. Rewritten in place keeps its size and time, so only
+        // its content tells the versions apart.
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () =>
+        {
+            if (between == Between.Deleted) File.Delete(paths[1]);
+            if (between != Between.RewrittenInPlace) return;
+            var rewritten = original.ToArray();
+            rewritten[^10] ^= 0xff;
+            File.WriteAllBytes(paths[1], rewritten);
+            File.SetLastWriteTimeUtc(paths[1], new DateTime(files[1].MtimeTicks, DateTimeKind.Utc));
+        });
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var client = new IngestClient(http, new IngestOptions { Source = source, StateFile = Path.Combine(folder, ".state.jsonl"), RetryBase = TimeSpan.FromMilliseconds(50) });
+
+        var result = await client.SendAsync(IngestClient.KeyFor(source, files), files, CancellationToken.None);
+
+        Assert.Equal(IngestClient.Kind.Answered, result.Kind);
+        Assert.Equal(2, recorder.Requests.Count);
+        var retry = recorder.Requests.Last();
+        Assert.Equal(await File.ReadAllBytesAsync(paths[0]), retry[0].Bytes);
+        var byPath = result.Outcomes.ToDictionary(o => o.Path);
+        Assert.Equal(IngestState.Accepted, byPath[paths[0]].Outcome);
+        if (between == Between.Unchanged)
+        {
+            Assert.Equal(original, retry[1].Bytes);
+            Assert.Equal(IngestState.Accepted, byPath[paths[1]].Outcome);
+            return;
+        }
+        // The version the key names is gone: the retry carries an empty placeholder in its place, never other bytes.
+        Assert.Empty(retry[1].Bytes);
+        Assert.Equal((IngestState.Refused, between == Between.Deleted ? "file_missing" : "file_changed"), (byPath[paths[1]].Outcome, byPath[paths[1]].Error));
+    }
+
+    [Fact]
+    public async Task Ingest_WatchedBatchRetriedAfterAFileWasReplaced_OldVersionAnsweredChangedAndNewOneSentOnItsOwn()
+    {
+        const string source = "ingest-replaced-while-deferred";
+        var folder = IngestionFixture.TempFolder("replaced-deferred");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var samples = Dataset.Sample(1).Skip(3).Take(3).Select(s => s.Path).ToList();
+        var a = Path.Combine(folder, "a.jpg");
+        var b = Path.Combine(folder, "b.jpg");
+        File.Copy(samples[0], a);
+        File.Copy(samples[1], b);
+        // The first request fails and the batch waits for the next try (one try per request); meanwhile b is replaced.
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () => File.WriteAllBytes(b, File.ReadAllBytes(samples[2])));
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            Rescan = TimeSpan.FromSeconds(1),
+            // Both files in the first request.
+            BatchSize = 2,
+            BatchWait = TimeSpan.FromSeconds(3),
+            MaxAttempts = 1,
+            ProgressInterval = TimeSpan.FromMilliseconds(100),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await WaitForLogAsync(log, l => l.StartsWith("2 sent, 1 refused,", StringComparison.Ordinal));
+        await Task.Delay(1500); // a later send would show up below
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Null(summary.FatalError);
+        Assert.Equal((2, 1), (summary.Sent, summary.Refused));
+        var failure = Assert.Single(summary.Failures);
+        Assert.Equal((b, "file_changed"), (failure.Path, failure.Error));
+        // Deferred, then resent: a's bytes and an empty placeholder for the b that was replaced; the new b on its own.
+        Assert.Equal(3, recorder.Requests.Count);
+        var resent = recorder.Requests.ElementAt(1).ToDictionary(p => p.Name, p => p.Bytes);
+        Assert.Equal(["a.jpg", "b.jpg"], resent.Keys.Order());
+        Assert.Equal(await File.ReadAllBytesAsync(a), resent["a.jpg"]);
+        Assert.Empty(resent["b.jpg"]);
+        Assert.Equal(await File.ReadAllBytesAsync(b), Assert.Single(recorder.Requests.ElementAt(2)).Bytes);
+        // Classified: a and the new b, once each; the old b's bytes never went.
+        await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 2, TimeSpan.FromSeconds(60));
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var hashes = await db.Classifications.Where(c => c.Source == source).Select(c => c.Image!.ContentHash).ToListAsync();
+        Assert.Equal(new[] { samples[0], samples[2] }.Select(p => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(p)))).Order(), hashes.Order());
+    }
+
+    [Fact]
+    public async Task Ingest_FileReplacedBeforeAnUnansweredBatchIsResent_NewVersionNotSentUnderTheOldKeyAndClassifiedOnce()
+    {
+        const string source = "ingest-replaced-before-resend";
+        var folder = IngestionFixture.TempFolder("replaced-resend");
+        var state = Path.Combine(folder, ".state.jsonl");
+        var samples = Dataset.Sample(3).Skip(14).Take(3).Select(s => s.Path).ToList();
+        var a = Path.Combine(folder, "a.jpg");
+        var b = Path.Combine(folder, "b.jpg");
+        File.Copy(samples[0], a);
+        File.Copy(samples[1], b);
+        IngestOptions Once(int maxAttempts) => new()
+        {
+            Source = source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            BatchWait = TimeSpan.FromSeconds(30),
+            MaxAttempts = maxAttempts,
+        };
+
+        // First run: the one try fails before the API sees it, and the batch is left for the next run.
+        var failing = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () => { });
+        using (var http = new HttpClient(failing) { BaseAddress = fixture.Client.Http.BaseAddress })
+            Assert.Equal(2, (await new Ingester(Once(maxAttempts: 1), http).RunAsync(CancellationToken.None)).Deferred);
+        File.WriteAllBytes(b, File.ReadAllBytes(samples[2]));
+
+        // Second run resends the batch under its key: a, and an empty placeholder for the b it named. Third run: the new b.
+        var second = await new Ingester(Once(maxAttempts: 8), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((1, 1), (second.Sent, second.Refused));
+        Assert.Equal((b, "file_changed"), (second.Failures.Single().Path, second.Failures.Single().Error));
+        var third = await new Ingester(Once(maxAttempts: 8), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((1, 0, 1), (third.Sent, third.Refused, third.Skipped));
+
+        await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 2, TimeSpan.FromSeconds(60));
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var hashes = await db.Classifications.Where(c => c.Source == source).Select(c => c.Image!.ContentHash).ToListAsync();
+        Assert.Equal(new[] { samples[0], samples[2] }.Select(p => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(p)))).Order(), hashes.Order());
+    }
+
+    [Fact]
+    public async Task Ingest_WatchedFileRewrittenAfterItSettled_SentOnceAsItsNewVersion()
+    {
+        const string source = "ingest-rewritten-after-settling";
+        var folder = IngestionFixture.TempFolder("rewritten-settled");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var samples = Dataset.Sample(3).Skip(17).Take(2).Select(s => s.Path).ToList();
+        var x = Path.Combine(folder, "x.jpg");
+        File.Copy(samples[0], x);
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            // The settled file waits in a batch that is not full: time to rewrite it before it is read.
+            BatchWait = TimeSpan.FromSeconds(3),
+            Rescan = TimeSpan.FromSeconds(1),
+            RetryBase = TimeSpan.FromMilliseconds(50),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await WaitForLogAsync(log, l => l.Contains(" 1 waiting,", StringComparison.Ordinal));
+        await WaitForLogAsync(log, l => l.Contains(" 0 waiting, 0 in flight,", StringComparison.Ordinal));
+        Assert.Empty(recorder.Requests);
+        File.WriteAllBytes(x, File.ReadAllBytes(samples[1]));
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal));
+        await Task.Delay(1500); // a second send would show up below
+        await stop.CancelAsync();
+        var summary = await run;
+
+        // Only the new version went, once, and it is the version its answer is recorded for (a later run skips it).
+        Assert.Equal(await File.ReadAllBytesAsync(samples[1]), Assert.Single(Assert.Single(recorder.Requests)).Bytes);
+        Assert.Equal((1, 0), (summary.Sent, summary.Refused));
+        var done = File.ReadLines(state).Select(l => JsonNode.Parse(l)!).Single(e => e["op"]!.GetValue<string>() == IngestState.OpDone);
+        var answered = Assert.Single(done["files"]!.AsArray())!;
+        Assert.Equal(IngestFile.Stat(x)!.Key, $"{answered["path"]}|{answered["size"]}|{answered["mtime"]}");
+        Assert.Contains(log, l => l.StartsWith($"could not read {x}: it changed after it was found", StringComparison.Ordinal));
+        await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 1, TimeSpan.FromSeconds(60));
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var hashes = await db.Classifications.Where(c => c.Source == source).Select(c => c.Image!.ContentHash).ToListAsync();
+        Assert.Equal([Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(samples[1])))], hashes);
+    }
+
     private static async Task WaitForLogAsync(ConcurrentQueue<string> log, Func<string, bool> line)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -506,8 +704,11 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         return held;
     }
 
-    /// <summary>Records the files of every request (name and bytes, in order).</summary>
-    private sealed class RecordingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    /// <summary>
+    /// Records the files of every request (name and bytes, in order). With <c>onFirstRequest</c>, the first request runs it
+    /// and is answered 503 without reaching the API.
+    /// </summary>
+    private sealed class RecordingHandler(HttpMessageHandler inner, Action? onFirstRequest = null) : DelegatingHandler(inner)
     {
         public ConcurrentQueue<IReadOnlyList<(string Name, byte[] Bytes)>> Requests { get; } = new();
 
@@ -517,7 +718,11 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
             foreach (var part in request.Content as MultipartFormDataContent ?? [])
                 if (part.Headers.ContentDisposition?.FileName is { } name) files.Add((name.Trim('"'), await part.ReadAsByteArrayAsync(cancellationToken)));
             Requests.Enqueue(files);
-            return await base.SendAsync(request, cancellationToken);
+            if (onFirstRequest is null || Requests.Count > 1) return await base.SendAsync(request, cancellationToken);
+            onFirstRequest();
+            var busy = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { Content = JsonContent.Create(new { error = "unavailable", message = "starting" }) };
+            busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.Zero);
+            return busy;
         }
     }
 

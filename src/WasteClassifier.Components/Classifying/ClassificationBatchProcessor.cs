@@ -320,8 +320,7 @@ public sealed class ClassificationBatchProcessor(
 
     /// <summary>
     /// After a pass whose every store read was refused (403): null when the store still serves this worker the object it
-    /// served last (a HEAD needs the same permission as a read), so the refusals are about those objects and their rows
-    /// fail; else why the worker's own access stays in doubt and the batch is retried: no object served yet (a fresh
+    /// served last, so the refusals are about those objects and their rows fail; else why the worker's own access stays in doubt and the batch is retried: no object served yet (a fresh
     /// worker), that object refused too, gone (404 says nothing about access) or not reached. The probe's own errors
     /// never fail a row.
     /// </summary>
@@ -335,7 +334,9 @@ public sealed class ClassificationBatchProcessor(
         }
         try
         {
-            if (await store.SizeAsync(key, cancellationToken) is not null)
+            // Read the way the images are (not a HEAD): some refusals hit reads alone, such as a withdrawn KMS key or a policy
+            // on presigned requests. One object's bytes, on a path taken only when a whole batch was refused.
+            if (await store.GetAsync(key, cancellationToken) is not null)
             {
                 logger.LogWarning("The object store answered 403 to every image of this batch but still serves object {ObjectKey}, which this " +
                     "worker read before: the refusals are about those images, whose rows fail with {ErrorCode}", key, UnreadableImage);

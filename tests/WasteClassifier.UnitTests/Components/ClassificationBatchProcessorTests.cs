@@ -286,10 +286,10 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         var earlier = await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        _store.BeforeRead = key => key == refused.ObjectKey ? throw Denied(key) : Task.CompletedTask;
         var probed = new List<string>();
-        _store.BeforeSize = key =>
+        _store.BeforeRead = key =>
         {
+            if (key == refused.ObjectKey) throw Denied(key);
             probed.Add(key);
             return Task.CompletedTask;
         };
@@ -327,9 +327,9 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        // The worker's access was withdrawn since: every object is refused now.
+        // The worker's reads were withdrawn since (a KMS key, a policy on presigned requests): every read is refused now,
+        // though the store still answers a HEAD.
         _store.BeforeRead = key => throw Denied(key);
-        _store.BeforeSize = key => throw Denied(key);
 
         var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
@@ -344,7 +344,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var earlier = await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
-        _store.BeforeRead = key => throw Denied(key);
+        _store.BeforeRead = key => key == refused.ObjectKey ? throw Denied(key) : Task.CompletedTask;
 
         var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
@@ -356,12 +356,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     public async Task Process_StoreAnswers403ToALoneImageOnAWorkerItServedNothingYet_TheBatchFailsForARetry()
     {
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        _store.BeforeRead = key => throw Denied(key);
         var probes = 0;
-        _store.BeforeSize = _ =>
+        _store.BeforeRead = key =>
         {
-            probes++;
-            return Task.CompletedTask;
+            if (key != refused.ObjectKey) probes++;
+            throw Denied(key);
         };
 
         var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));

@@ -355,19 +355,32 @@ public sealed class TrainingJobRunner(
 
     /// <summary>
     /// Ends a job whose cancel request no trainer will honour: still queued, or running with a trainer that stopped
-    /// beating. Returns the rows changed (0 when a live trainer holds the job, or it already ended).
+    /// beating. Records the duration of each that had started, as a job cancelled in its runner does. Returns the rows
+    /// changed (0 when a live trainer holds the job, or it already ended).
     /// </summary>
-    public static Task<int> CancelAbandonedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, DateTime now) =>
-        context.TrainingJobs
-            .Where(j => (jobId == null || j.Id == jobId) && j.CancelRequested
-                && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
-                .SetProperty(j => j.Error, j => j.Status == TrainingJobStatus.Queued
-                    ? "cancelled before it started"
-                    : "cancelled on request; its trainer stopped before it finished, and the active model is untouched")
-                .SetProperty(j => j.Stage, (string?)null)
-                .SetProperty(j => j.FinishedAt, now), CancellationToken.None);
+    public static async Task<int> CancelAbandonedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, DateTime now)
+    {
+        var abandoned = await Abandoned(context, jobId, staleBefore).Select(j => new { j.Id, j.StartedAt }).ToListAsync(CancellationToken.None);
+        var cancelled = 0;
+        foreach (var job in abandoned)
+        {
+            // One row at a time, under the same conditions, as in FailExhaustedAsync: only the update that ends the job records it.
+            if (await Abandoned(context, job.Id, staleBefore).ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
+                    .SetProperty(j => j.Error, j => j.Status == TrainingJobStatus.Queued
+                        ? "cancelled before it started"
+                        : "cancelled on request; its trainer stopped before it finished, and the active model is untouched")
+                    .SetProperty(j => j.Stage, (string?)null)
+                    .SetProperty(j => j.FinishedAt, now), CancellationToken.None) == 0) continue;
+            cancelled++;
+            Observability.ClassifierMetrics.TrainingJobFinished(TrainingJobStatus.Cancelled, job.StartedAt, now);
+        }
+        return cancelled;
+    }
+
+    private static IQueryable<TrainingJob> Abandoned(ClassifierDbContext context, Guid? jobId, DateTime staleBefore) =>
+        context.TrainingJobs.Where(j => (jobId == null || j.Id == jobId) && j.CancelRequested
+            && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)));
 
     /// <summary>A cancel request found by the runner itself rather than by the heartbeat.</summary>
     private sealed class CancelRequestedException : OperationCanceledException;

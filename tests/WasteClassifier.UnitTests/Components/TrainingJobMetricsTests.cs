@@ -10,19 +10,23 @@ using WasteClassifier.UnitTests.Support;
 namespace WasteClassifier.UnitTests.Components;
 
 /// <summary>
-/// A job failed for its trainers' stopping (by a sweeper or by a claim) is recorded in
-/// <c>wasteclassifier_training_job_duration_seconds</c> as failed, as a job that ends in its runner is. The histogram is a
-/// process-wide static: nothing else in this test process records failed training jobs, and these tests run one at a time.
+/// A job failed for its trainers' stopping (by a sweeper or by a claim), or cancelled while its trainer was gone, is recorded
+/// in <c>wasteclassifier_training_job_duration_seconds</c>, as a job that ends in its runner is. The histogram is a
+/// process-wide static: nothing else in this test process records failed or cancelled training jobs, and these tests run
+/// apart from every other.
 /// </summary>
+[Collection(nameof(TrainingJobMetricsTests))]
 public sealed class TrainingJobMetricsTests : IDisposable
 {
     private static readonly DateTime Now = new(2026, 3, 1, 12, 0, 0, DateTimeKind.Utc);
     private readonly InMemoryDatabase _database = new();
 
-    private static (long Count, double Sum) Failed()
+    private static (long Count, double Sum) Failed() => Recorded(TrainingJobStatus.Failed);
+
+    private static (long Count, double Sum) Recorded(string status)
     {
-        var failed = ClassifierMetrics.TrainingJobSeconds.WithLabels(TrainingJobStatus.Failed);
-        return (failed.Count, failed.Sum);
+        var recorded = ClassifierMetrics.TrainingJobSeconds.WithLabels(status);
+        return (recorded.Count, recorded.Sum);
     }
 
     [Fact]
@@ -60,8 +64,26 @@ public sealed class TrainingJobMetricsTests : IDisposable
         Assert.Equal(TrainingJobStatus.Failed, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId)).Status);
     }
 
+    [Fact]
+    public async Task CancelAbandoned_RunningJobWhoseTrainerStopped_RecordsItsDurationAsCancelledOnce()
+    {
+        var jobId = await AddExhaustedAsync(startedAgo: TimeSpan.FromSeconds(450), cancelRequested: true);
+        var staleBefore = Now.AddSeconds(-120);
+        var before = Recorded(TrainingJobStatus.Cancelled);
+
+        // The API's DELETE ends the job; a sweeper comes round after it.
+        Assert.Equal(1, await TrainingJobRunner.CancelAbandonedAsync(_database.Context, jobId, staleBefore, Now));
+        using (var other = _database.NewContext())
+            Assert.Equal(0, await TrainingJobRunner.CancelAbandonedAsync(other, jobId: null, staleBefore, Now));
+
+        var after = Recorded(TrainingJobStatus.Cancelled);
+        Assert.Equal(1, after.Count - before.Count);
+        Assert.Equal(450, after.Sum - before.Sum, precision: 3);
+        Assert.Equal(TrainingJobStatus.Cancelled, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId)).Status);
+    }
+
     /// <summary>A job claimed three times (Training:MaxAttempts' default) whose last trainer stopped beating 10 s after it took the job.</summary>
-    private async Task<Guid> AddExhaustedAsync(TimeSpan startedAgo)
+    private async Task<Guid> AddExhaustedAsync(TimeSpan startedAgo, bool cancelRequested = false)
     {
         var job = new TrainingJob
         {
@@ -74,6 +96,7 @@ public sealed class TrainingJobMetricsTests : IDisposable
             HeartbeatAt = Now - startedAgo + TimeSpan.FromSeconds(10),
             TrainerId = "dead-trainer",
             Attempts = 3,
+            CancelRequested = cancelRequested,
         };
         _database.Context.TrainingJobs.Add(job);
         await _database.Context.SaveChangesAsync();
@@ -88,3 +111,6 @@ public sealed class TrainingJobMetricsTests : IDisposable
 
     public void Dispose() => _database.Dispose();
 }
+
+[CollectionDefinition(nameof(TrainingJobMetricsTests), DisableParallelization = true)]
+public sealed class TrainingJobMetricsCollection;

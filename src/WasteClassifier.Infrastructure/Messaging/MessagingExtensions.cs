@@ -13,7 +13,7 @@ public static class MessagingExtensions
     public static IServiceCollection AddClassifierBus(this IServiceCollection services, IConfiguration configuration,
         Action<IBusRegistrationConfigurator> addConsumers)
     {
-        var options = configuration.GetSection(MessagingOptions.Section).Get<MessagingOptions>() ?? new MessagingOptions();
+        var options = (configuration.GetSection(MessagingOptions.Section).Get<MessagingOptions>() ?? new MessagingOptions()).Validated();
         services.AddSingleton(options);
         services.AddMassTransit(bus =>
         {

@@ -22,6 +22,25 @@ public sealed class MessagingOptions
     /// up to a third larger than the image (base64): mind RabbitMQ's memory if a large backlog can build up.
     /// </summary>
     public int InlineImageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// Checks the queue names at start: two consumers on one queue would take each other's messages (the training
+    /// queue's prefetch of 1 would then throttle classification), and a blank name is a broker error at first use.
+    /// </summary>
+    public MessagingOptions Validated()
+    {
+        static void Check(string name, string value)
+        {
+            // RabbitMQ's limit for a queue name is 255 bytes.
+            if (string.IsNullOrWhiteSpace(value) || System.Text.Encoding.UTF8.GetByteCount(value) > 255)
+                throw new InvalidOperationException($"Messaging:{name} must be a queue name of 1 to 255 bytes, not '{value}'");
+        }
+        Check(nameof(ClassifyQueue), ClassifyQueue);
+        Check(nameof(TrainQueue), TrainQueue);
+        if (TrainQueue == ClassifyQueue || TrainQueue == $"{ClassifyQueue}-faults")
+            throw new InvalidOperationException($"Messaging:TrainQueue '{TrainQueue}' must differ from Messaging:ClassifyQueue and its fault queue");
+        return this;
+    }
 }
 
 public sealed class RabbitMqOptions

@@ -28,6 +28,27 @@ public sealed class TrainQueueTests : IDisposable
         Assert.Equal("train-model", QueueNames.TrainModel);
     }
 
+    [Theory]
+    [InlineData("classify-image", "classify-image")]
+    [InlineData("classify-image", "classify-image-faults")]
+    [InlineData("classify-image", " ")]
+    [InlineData("", "train-model")]
+    public void Validated_QueueNamesThatWouldCollideOrAreBlank_ThrowNamingTheSetting(string classifyQueue, string trainQueue)
+    {
+        var options = new MessagingOptions { ClassifyQueue = classifyQueue, TrainQueue = trainQueue };
+
+        var error = Assert.Throws<InvalidOperationException>(() => options.Validated());
+
+        Assert.Contains(classifyQueue == "" ? "Messaging:ClassifyQueue" : "Messaging:TrainQueue", error.Message);
+    }
+
+    [Fact]
+    public void Validated_DefaultsAndATestDeploymentsNames_Pass()
+    {
+        new MessagingOptions().Validated();
+        new MessagingOptions { ClassifyQueue = "classify-image-0123456789", TrainQueue = "train-model-0123456789" }.Validated();
+    }
+
     [Fact]
     public void Consumer_ReadsTheConfiguredQueue()
     {

@@ -16,6 +16,12 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
 {
     public enum Kind { Answered, TooLarge, GaveUp, Fatal }
 
+    /// <summary>The error recorded for a file gone before the API took it.</summary>
+    public const string FileMissing = "file_missing";
+
+    /// <summary>The error recorded for a file replaced before its batch was sent again (its new version is a file of its own).</summary>
+    public const string FileChanged = "file_changed";
+
     public sealed record Result(Kind Kind, IReadOnlyList<IngestState.EntryFile> Outcomes, string? Reason = null);
 
     public long Retries => Interlocked.Read(ref _retries);
@@ -229,9 +235,9 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 // stands. Any other answer is about the empty placeholder, not the file.
                 if (items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
                 else if (changed)
-                    yield return Entry(file, IngestState.Refused, error: "file_changed",
+                    yield return Entry(file, IngestState.Refused, error: FileChanged,
                         message: "the file was replaced before this batch was sent again; its new version is a file of its own");
-                else if (unreadable is null) yield return Entry(file, IngestState.Refused, error: "file_missing", message: "the file disappeared before it was sent");
+                else if (unreadable is null) yield return Entry(file, IngestState.Refused, error: FileMissing, message: "the file disappeared before it was sent");
                 continue;
             }
             if (rejected.TryGetValue(i, out var refusal))

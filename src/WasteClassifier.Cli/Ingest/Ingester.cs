@@ -166,7 +166,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 continue;
             }
             _settling.TryRemove(path, out _);
-            if (_state.Answer(file) is { } answer)
+            // A file recorded as gone is here again (a sync tool that deletes and recreates it, times kept): the API never took
+            // it, so it is sent.
+            if (_state.Answer(file) is { } answer && answer.Error != IngestClient.FileMissing)
             {
                 _unreadable.TryRemove(path, out _);
                 if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
@@ -275,6 +277,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                         }
                         _claimed.TryRemove(outcome.Path, out _);
                         if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
+                        if (outcome.Error == IngestClient.FileChanged) NewVersionFound(outcome.Path);
                     }
                     return;
                 case IngestClient.Kind.TooLarge when batch.Files.Count > 1:
@@ -312,6 +315,22 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     }
 
     private bool Watching => !options.Once && options.WatchDirectory is not null;
+
+    /// <summary>
+    /// A file replaced while its batch was resent: the old version was answered <c>file_changed</c>, and the new one is a
+    /// file of its own, whose events came while the path was claimed. Watching, it settles and goes now; a single pass's
+    /// discovery may be over, so it is left for the next run and counted as such (exit code 1).
+    /// </summary>
+    private void NewVersionFound(string path)
+    {
+        if (Watching)
+        {
+            Offer(path);
+            return;
+        }
+        Interlocked.Increment(ref _deferred);
+        _log($"left for the next run: the new version of {path}, replaced while its batch was resent");
+    }
 
     /// <summary>
     /// A read error (a lock, a file being replaced, a flaky mount, permissions) is not a verdict on the file, so it is never

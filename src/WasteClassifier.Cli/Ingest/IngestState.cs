@@ -12,7 +12,18 @@ public sealed record IngestFile(string Path, long Size, long MtimeTicks)
     public static IngestFile? Stat(string path)
     {
         var info = new FileInfo(path);
-        return info.Exists ? new IngestFile(info.FullName, info.Length, info.LastWriteTimeUtc.Ticks) : null;
+        if (!info.Exists) return null;
+        // A symbolic link whose target is gone is listed as a file but cannot be read: there is nothing to send, and
+        // answering it (file_missing) on every rescan would fill the state file.
+        try
+        {
+            if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true }) return null;
+        }
+        catch (IOException)
+        {
+            return null; // a link cycle, or a link removed meanwhile
+        }
+        return new IngestFile(info.FullName, info.Length, info.LastWriteTimeUtc.Ticks);
     }
 }
 

@@ -166,9 +166,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 continue;
             }
             _settling.TryRemove(path, out _);
-            // A file recorded as gone is here again (a sync tool that deletes and recreates it, times kept): the API never took
-            // it, so it is sent.
-            if (_state.Answer(file) is { } answer && answer.Error != IngestClient.FileMissing)
+            // A file recorded as gone is here again (a sync tool that deletes and recreates it, times kept), or one recorded as
+            // replaced has a new version of the same size and time: the API never took those bytes, so they are sent.
+            if (_state.Answer(file) is { } answer && answer.Error is not (IngestClient.FileMissing or IngestClient.FileChanged))
             {
                 _unreadable.TryRemove(path, out _);
                 if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);

@@ -677,6 +677,84 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
     }
 
     [Fact]
+    public async Task Ingest_BrokenSymbolicLink_NeitherSentNorAnsweredOnAnyRun()
+    {
+        const string source = "ingest-broken-link";
+        var folder = IngestionFixture.TempFolder("broken-link");
+        var state = Path.Combine(folder, ".state.jsonl");
+        File.Copy(Dataset.Sample(3).Skip(22).First().Path, Path.Combine(folder, "a.jpg"));
+        File.CreateSymbolicLink(Path.Combine(folder, "b.jpg"), Path.Combine(folder, "gone.jpg"));
+        IngestOptions Once() => new()
+        {
+            Source = source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            BatchWait = TimeSpan.FromSeconds(1),
+        };
+
+        var first = await new Ingester(Once(), fixture.Client.Http).RunAsync(CancellationToken.None);
+        var second = await new Ingester(Once(), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        // Listed as a file, but there is nothing to read: not answered (file_missing) on every run or rescan.
+        Assert.Equal((1, 0), (first.Sent, first.Refused));
+        Assert.Equal((0, 0, 1), (second.Sent, second.Refused, second.Skipped));
+    }
+
+    [Fact]
+    public async Task Ingest_WatchedFileReplacedBetweenTriesKeepingSizeAndTime_NewVersionSent()
+    {
+        const string source = "ingest-replaced-same-identity";
+        var folder = IngestionFixture.TempFolder("replaced-same-identity");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var samples = Dataset.Manifest.Skip(2100).Take(3).Select(s => s.Path).ToList();
+        var b = Path.Combine(folder, "b.jpg");
+        File.Copy(samples[0], Path.Combine(folder, "a.jpg"));
+        File.Copy(samples[1], b);
+        var replaced = File.ReadAllBytes(b);
+        replaced[replaced.Length / 2] ^= 0x01;
+        // The first try fails before the API sees it; meanwhile b gets other bytes of the same length, its time put back.
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () =>
+        {
+            var time = File.GetLastWriteTimeUtc(b);
+            File.WriteAllBytes(b, replaced);
+            File.SetLastWriteTimeUtc(b, time);
+        });
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            // a and b go in one batch; b's new version waits in the next for a third file.
+            BatchSize = 2,
+            BatchWait = TimeSpan.FromSeconds(30),
+            RetryBase = TimeSpan.FromMilliseconds(50),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        // The retry reads b again: same size and time, other content, so b is answered file_changed and a sent.
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent, 1 refused,", StringComparison.Ordinal));
+        File.Copy(samples[2], Path.Combine(folder, "c.jpg"));
+        await WaitForLogAsync(log, l => l.StartsWith("3 sent,", StringComparison.Ordinal));
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Equal((3, 1), (summary.Sent, summary.Refused));
+        Assert.Equal((b, IngestClient.FileChanged), (summary.Failures.Single().Path, summary.Failures.Single().Error));
+        // The new version went once, after the request that carried b's placeholder.
+        var requests = recorder.Requests.ToList();
+        Assert.Equal(3, requests.Count);
+        Assert.Empty(requests[1].Single(f => f.Name == "b.jpg").Bytes);
+        Assert.Equal(replaced, requests[2].Single(f => f.Name == "b.jpg").Bytes);
+    }
+
+    [Fact]
     public async Task Ingest_WatchedFileRewrittenAfterItSettled_SentOnceAsItsNewVersion()
     {
         const string source = "ingest-rewritten-after-settling";

@@ -360,7 +360,7 @@ public sealed class TrainingJobRunner(
     /// </summary>
     public static async Task<int> CancelAbandonedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, DateTime now)
     {
-        var abandoned = await Abandoned(context, jobId, staleBefore).Select(j => new { j.Id, j.StartedAt }).ToListAsync(CancellationToken.None);
+        var abandoned = await Abandoned(context, jobId, staleBefore).Select(j => new { j.Id, j.Status, j.StartedAt }).ToListAsync(CancellationToken.None);
         var cancelled = 0;
         foreach (var job in abandoned)
         {
@@ -373,7 +373,9 @@ public sealed class TrainingJobRunner(
                     .SetProperty(j => j.Stage, (string?)null)
                     .SetProperty(j => j.FinishedAt, now), CancellationToken.None) == 0) continue;
             cancelled++;
-            Observability.ClassifierMetrics.TrainingJobFinished(TrainingJobStatus.Cancelled, job.StartedAt, now);
+            // A queued job has no duration, even one a stopping trainer gave back after it had started.
+            if (job.Status == TrainingJobStatus.Running)
+                Observability.ClassifierMetrics.TrainingJobFinished(TrainingJobStatus.Cancelled, job.StartedAt, now);
         }
         return cancelled;
     }

@@ -31,14 +31,16 @@ public sealed class MessagingOptions
     {
         static void Check(string name, string value)
         {
-            // RabbitMQ's limit for a queue name is 255 bytes.
-            if (string.IsNullOrWhiteSpace(value) || System.Text.Encoding.UTF8.GetByteCount(value) > 255)
-                throw new InvalidOperationException($"Messaging:{name} must be a queue name of 1 to 255 bytes, not '{value}'");
+            // RabbitMQ's limit for a queue name is 255 bytes, and MassTransit adds up to 15 for the queues it derives.
+            if (string.IsNullOrWhiteSpace(value) || System.Text.Encoding.UTF8.GetByteCount(value) > 240)
+                throw new InvalidOperationException($"Messaging:{name} must be a queue name of 1 to 240 bytes, not '{value}'");
         }
         Check(nameof(ClassifyQueue), ClassifyQueue);
         Check(nameof(TrainQueue), TrainQueue);
-        if (TrainQueue == ClassifyQueue || TrainQueue == $"{ClassifyQueue}-faults")
-            throw new InvalidOperationException($"Messaging:TrainQueue '{TrainQueue}' must differ from Messaging:ClassifyQueue and its fault queue");
+        static string[] Derived(string queue) => [queue, $"{queue}-faults", $"{queue}_error", $"{queue}_skipped", $"{queue}-faults_error", $"{queue}-faults_skipped"];
+        if (Derived(ClassifyQueue).Intersect(Derived(TrainQueue)).Any())
+            throw new InvalidOperationException($"Messaging:TrainQueue '{TrainQueue}' must differ from Messaging:ClassifyQueue '{ClassifyQueue}' " +
+                "and the queues derived from it (-faults, _error, _skipped)");
         return this;
     }
 }

@@ -31,6 +31,8 @@ public sealed class TrainQueueTests : IDisposable
     [Theory]
     [InlineData("classify-image", "classify-image")]
     [InlineData("classify-image", "classify-image-faults")]
+    [InlineData("classify-image", "classify-image_error")]
+    [InlineData("train-model_skipped", "train-model")]
     [InlineData("classify-image", " ")]
     [InlineData("", "train-model")]
     public void Validated_QueueNamesThatWouldCollideOrAreBlank_ThrowNamingTheSetting(string classifyQueue, string trainQueue)

@@ -82,6 +82,20 @@ public sealed class TrainingJobMetricsTests : IDisposable
         Assert.Equal(TrainingJobStatus.Cancelled, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId)).Status);
     }
 
+    [Fact]
+    public async Task CancelAbandoned_QueuedJobAStoppingTrainerGaveBack_RecordsNoDuration()
+    {
+        var jobId = await AddExhaustedAsync(startedAgo: TimeSpan.FromSeconds(450), cancelRequested: true);
+        // Given back by a trainer stopping gracefully: queued again, its start kept.
+        await _database.Context.TrainingJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued));
+        var before = Recorded(TrainingJobStatus.Cancelled);
+
+        Assert.Equal(1, await TrainingJobRunner.CancelAbandonedAsync(_database.Context, jobId, Now.AddSeconds(-120), Now));
+
+        Assert.Equal(before, Recorded(TrainingJobStatus.Cancelled));
+        Assert.Equal(TrainingJobStatus.Cancelled, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == jobId)).Status);
+    }
+
     /// <summary>A job claimed three times (Training:MaxAttempts' default) whose last trainer stopped beating 10 s after it took the job.</summary>
     private async Task<Guid> AddExhaustedAsync(TimeSpan startedAgo, bool cancelRequested = false)
     {

@@ -353,16 +353,7 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         File.Copy(samples[0].Path, Path.Combine(folder, "a.jpg"));
         var locked = Path.Combine(folder, "b.jpg");
         File.Copy(samples[1].Path, locked);
-        IngestOptions Once(int maxAttempts) => new()
-        {
-            Source = source,
-            WatchDirectory = folder,
-            Once = true,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            BatchWait = TimeSpan.FromSeconds(30),
-            MaxAttempts = maxAttempts,
-        };
+        IngestOptions Once(int maxAttempts) => SinglePass(source, folder, state, maxAttempts);
 
         // First run: the API stores the batch but its answer is lost, and with one try the batch is left for the next run.
         var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
@@ -396,16 +387,7 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var paths = new[] { Path.Combine(folder, "a.jpg"), Path.Combine(folder, "b.jpg") };
         File.Copy(samples[0].Path, paths[0]);
         File.Copy(samples[1].Path, paths[1]);
-        IngestOptions Once(int maxAttempts) => new()
-        {
-            Source = source,
-            WatchDirectory = folder,
-            Once = true,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            BatchWait = TimeSpan.FromSeconds(30),
-            MaxAttempts = maxAttempts,
-        };
+        IngestOptions Once(int maxAttempts) => SinglePass(source, folder, state, maxAttempts);
 
         // First run: the API accepts the batch but its answer is lost, and with one try the batch is left for the next run.
         var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
@@ -602,21 +584,9 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var b = Path.Combine(folder, "b.jpg");
         File.Copy(samples[0], a);
         File.Copy(samples[1], b);
-        IngestOptions Once(int maxAttempts) => new()
-        {
-            Source = source,
-            WatchDirectory = folder,
-            Once = true,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            BatchWait = TimeSpan.FromSeconds(30),
-            MaxAttempts = maxAttempts,
-        };
+        IngestOptions Once(int maxAttempts) => SinglePass(source, folder, state, maxAttempts);
 
-        // First run: the one try fails before the API sees it, and the batch is left for the next run.
-        var failing = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () => { });
-        using (var http = new HttpClient(failing) { BaseAddress = fixture.Client.Http.BaseAddress })
-            Assert.Equal(2, (await new Ingester(Once(maxAttempts: 1), http).RunAsync(CancellationToken.None)).Deferred);
+        await LeaveUnansweredAsync(Once(maxAttempts: 1), files: 2);
         File.WriteAllBytes(b, File.ReadAllBytes(samples[2]));
 
         // Second run resends the batch under its key: a, and an empty placeholder for the b it named. Third run: the new b.
@@ -646,21 +616,9 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var b = Path.Combine(folder, "b.jpg");
         File.Copy(samples[0], a);
         File.Copy(samples[1], b);
-        IngestOptions Once(int maxAttempts) => new()
-        {
-            Source = source,
-            WatchDirectory = folder,
-            Once = true,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            BatchWait = TimeSpan.FromSeconds(30),
-            MaxAttempts = maxAttempts,
-        };
+        IngestOptions Once(int maxAttempts) => SinglePass(source, folder, state, maxAttempts);
 
-        // First run: the one try fails before the API sees it, and the batch is left for the next run.
-        var failing = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () => { });
-        using (var http = new HttpClient(failing) { BaseAddress = fixture.Client.Http.BaseAddress })
-            Assert.Equal(2, (await new Ingester(Once(maxAttempts: 1), http).RunAsync(CancellationToken.None)).Deferred);
+        await LeaveUnansweredAsync(Once(maxAttempts: 1), files: 2);
 
         // b is away when the batch is resent: the API, which never took it, answers for a alone, and b is recorded missing.
         var moved = Path.Combine(away, "b.jpg");
@@ -810,6 +768,26 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var hashes = await db.Classifications.Where(c => c.Source == source).Select(c => c.Image!.ContentHash).ToListAsync();
         Assert.Equal(samples.Skip(1).Select(p => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(p)))).Order(), hashes.Order());
+    }
+
+    /// <summary>A single pass over <paramref name="folder"/> that sends what it finds in one batch.</summary>
+    private static IngestOptions SinglePass(string source, string folder, string state, int maxAttempts) => new()
+    {
+        Source = source,
+        WatchDirectory = folder,
+        Once = true,
+        StateFile = state,
+        Settle = TimeSpan.FromMilliseconds(200),
+        BatchWait = TimeSpan.FromSeconds(30),
+        MaxAttempts = maxAttempts,
+    };
+
+    /// <summary>A first run whose one try fails before the API sees it: its batch stays recorded as sent, for the next run to resend.</summary>
+    private async Task LeaveUnansweredAsync(IngestOptions options, int files)
+    {
+        var failing = new RecordingHandler(fixture.Factory.Server.CreateHandler(), onFirstRequest: () => { });
+        using var http = new HttpClient(failing) { BaseAddress = fixture.Client.Http.BaseAddress };
+        Assert.Equal(files, (await new Ingester(options, http).RunAsync(CancellationToken.None)).Deferred);
     }
 
     private static async Task WaitForLogAsync(ConcurrentQueue<string> log, Func<string, bool> line)

@@ -673,18 +673,8 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         });
         using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
         var log = new ConcurrentQueue<string>();
-        var options = new IngestOptions
-        {
-            Source = source,
-            WatchDirectory = folder,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            // a and b go in one batch; b's new version waits in the next for a third file.
-            BatchSize = 2,
-            BatchWait = TimeSpan.FromSeconds(30),
-            RetryBase = TimeSpan.FromMilliseconds(50),
-            ProgressInterval = TimeSpan.FromMilliseconds(50),
-        };
+        // a and b go in one batch; b's new version waits in the next for a third file.
+        var options = WatchInPairs(source, folder, state);
 
         using var stop = new CancellationTokenSource();
         var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
@@ -716,20 +706,8 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
         using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
         var log = new ConcurrentQueue<string>();
-        var options = new IngestOptions
-        {
-            Source = source,
-            WatchDirectory = folder,
-            StateFile = state,
-            Settle = TimeSpan.FromMilliseconds(200),
-            // The settled file waits in a batch of two until a second file comes, however slow the machine: time to rewrite
-            // it before it is read. The batch wait only bounds the test if something goes wrong.
-            BatchSize = 2,
-            BatchWait = TimeSpan.FromSeconds(30),
-            Rescan = TimeSpan.FromSeconds(1),
-            RetryBase = TimeSpan.FromMilliseconds(50),
-            ProgressInterval = TimeSpan.FromMilliseconds(50),
-        };
+        // The settled file waits in its batch until a second file comes, however slow the machine: time to rewrite it first.
+        var options = WatchInPairs(source, folder, state);
 
         using var stop = new CancellationTokenSource();
         var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
@@ -768,6 +746,23 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         var hashes = await db.Classifications.Where(c => c.Source == source).Select(c => c.Image!.ContentHash).ToListAsync();
         Assert.Equal(expected, hashes.Order());
     }
+
+    /// <summary>
+    /// Watching <paramref name="folder"/>, files sent two to a request: a batch waits for its second file (the 30-second
+    /// batch wait only bounds a test that goes wrong), so a test decides when a batch is read. Retries and progress are fast.
+    /// </summary>
+    private static IngestOptions WatchInPairs(string source, string folder, string state) => new()
+    {
+        Source = source,
+        WatchDirectory = folder,
+        StateFile = state,
+        Settle = TimeSpan.FromMilliseconds(200),
+        BatchSize = 2,
+        BatchWait = TimeSpan.FromSeconds(30),
+        Rescan = TimeSpan.FromSeconds(1),
+        RetryBase = TimeSpan.FromMilliseconds(50),
+        ProgressInterval = TimeSpan.FromMilliseconds(50),
+    };
 
     /// <summary>A single pass over <paramref name="folder"/> that sends what it finds in one batch.</summary>
     private static IngestOptions SinglePass(string source, string folder, string state, int maxAttempts) => new()

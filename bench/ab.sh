@@ -25,7 +25,7 @@ port=18650
 common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POSTGRES};Database=$db;SSL Mode=Disable"
   Messaging__Transport=rabbitmq Messaging__RabbitMq__Host=localhost Messaging__ClassifyQueue=classify-ab-$db
   ObjectStore__Provider=minio ObjectStore__Endpoint=localhost:9000 ObjectStore__AccessKey=S3RVER ObjectStore__SecretKey=S3RVER
-  ObjectStore__Bucket=wc-ab-${db//_/-} GLIBC_TUNABLES=glibc.malloc.hugetlb=1 DOTNET_GCGen0MaxBudget=0x1000000 DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
+  ObjectStore__Bucket=wc-ab-${db//_/-} GLIBC_TUNABLES=glibc.malloc.hugetlb=1 DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
 (cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
 api=$!
 # The servers outlive the run: drop its database on the way out (the queue goes at the next start-services.sh).

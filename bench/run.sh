@@ -26,10 +26,7 @@ dotnet build-server shutdown >/dev/null 2>&1 || true
 # As the Dockerfiles deploy them: ONNX Runtime's buffers on transparent huge pages, for the raw model figures measured in
 # this process and for the services it starts alike. GLIBC_TUNABLES= (empty) measures without.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}"
-# Gen 0 capped at 16 MiB, as the Dockerfiles deploy the services (the runtime reads it from the environment only); without it
-# the runtime sizes gen 0 from the largest cache the CPU reports. DOTNET_GCGen0MaxBudget= (empty) measures without.
-export DOTNET_GCGen0MaxBudget="${DOTNET_GCGen0MaxBudget-0x1000000}"
-[ -n "$DOTNET_GCGen0MaxBudget" ] || unset DOTNET_GCGen0MaxBudget
+# Gen 0 is capped at 16 MiB by the build (runtimeconfig.json); DOTNET_GCGen0MaxBudget=0 measures with the runtime's own size.
 export BENCH_API_DLL="$root/src/WasteClassifier.Api/bin/Release/net10.0/WasteClassifier.Api.dll"
 export BENCH_WORKER_DLL="$root/src/WasteClassifier.Worker/bin/Release/net10.0/WasteClassifier.Worker.dll"
 mkdir -p "$BENCH_OUT"

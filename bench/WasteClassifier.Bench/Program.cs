@@ -22,8 +22,8 @@ var workerSetting = new ModelBench.Setting(serving.ConcurrentRuns, serving.Intra
 var settingsToMeasure = workerSetting == oneRun ? [oneRun] : new[] { oneRun, workerSetting };
 var dataset = ImageSet.FromFolder(settings.Dataset, 200);
 var hugePages = NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) ? "on" : "off";
-// As bench/run.sh passes it to the services (and the Dockerfiles set it): the runtime's own gen 0 size depends on the CPU's cache.
-var gen0Budget = Environment.GetEnvironmentVariable("DOTNET_GCGen0MaxBudget") is { Length: > 0 } budget ? $"at most {budget} bytes" : "the runtime's";
+// The build's cap, or DOTNET_GCGen0MaxBudget, which the services started by this run inherit too.
+var gen0Budget = $"at most {ManagedHeap.Gen0MaxBudgetBytes() / (1024 * 1024)} MiB";
 // As bench/servers-scheduling.sh applied it: when it could change nothing, the servers kept whatever policy they had.
 var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED") switch
 {

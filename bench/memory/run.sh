@@ -9,6 +9,4 @@ cd "$(dirname "$0")/../.."
 dotnet build bench/memory/WasteClassifier.MemoryBench.csproj -c Release -v q -nologo >&2
 # As the Dockerfiles deploy the worker (GLIBC_TUNABLES= measures without).
 export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}"
-export DOTNET_GCGen0MaxBudget="${DOTNET_GCGen0MaxBudget-0x1000000}"
-[ -n "$DOTNET_GCGen0MaxBudget" ] || unset DOTNET_GCGen0MaxBudget
 exec dotnet bench/memory/bin/Release/net10.0/WasteClassifier.MemoryBench.dll "$@"

@@ -75,13 +75,11 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             logger.LogInformation("GLIBC_TUNABLES asks for huge pages, but this host's transparent huge pages are off (never)");
         else
             logger.LogInformation("Model buffers use transparent huge pages (host mode {TransparentHugePages})", mode ?? "unknown");
-        // The runtime reads it from the environment only; without it gen 0 grows with the CPU's largest cache (80 MiB on a 504 MB L3).
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Gen0BudgetVariable)))
-            logger.LogInformation("Generation 0 is sized by the runtime from the CPU's cache: {Variable}=0x1000000 (set in the Dockerfiles) caps it at 16 MiB",
-                Gen0BudgetVariable);
+        // The build caps gen 0 in runtimeconfig.json; an override (or a runtimeconfig without it) lets it grow with the CPU's cache.
+        if (ManagedHeap.Gen0MaxBudgetBytes() is var gen0 and > ManagedHeap.Gen0MaxBudgetCapBytes)
+            logger.LogInformation("Generation 0 may grow to {Gen0MiB} MiB between collections (DOTNET_GCGen0MaxBudget, or a runtimeconfig.json " +
+                "without the build's 16 MiB cap): up to that much more garbage held in this process", gen0 / (1024 * 1024));
     }
-
-    private const string Gen0BudgetVariable = "DOTNET_GCGen0MaxBudget";
 
     /// <summary>Serves <paramref name="model"/> without a registry (unit tests).</summary>
     internal void UseForTests(SharedModel model) => _model = model;

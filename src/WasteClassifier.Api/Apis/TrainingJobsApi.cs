@@ -199,6 +199,9 @@ public static class TrainingJobsApi
         options = Json(job.OptionsJson),
         cancel_requested = job.CancelRequested,
         attempts = job.Attempts,
+        // Which trainer took it last (Training:TrainerId) and when it last said it was alive: what an operator looks at
+        // for a job that seems stuck.
+        trainer_id = job.TrainerId,
         candidate_version = job.CandidateVersion,
         baseline_version = job.BaselineVersion,
         metrics = new { candidate = Json(job.CandidateMetricsJson), active = Json(job.BaselineMetricsJson) },
@@ -207,6 +210,7 @@ public static class TrainingJobsApi
         error = job.Error,
         created_at = ClassificationView.Utc(job.CreatedAt),
         started_at = job.StartedAt is { } s ? ClassificationView.Utc(s) : (DateTimeOffset?)null,
+        heartbeat_at = job.HeartbeatAt is { } h ? ClassificationView.Utc(h) : (DateTimeOffset?)null,
         finished_at = job.FinishedAt is { } f ? ClassificationView.Utc(f) : (DateTimeOffset?)null,
     };
 

@@ -18,6 +18,8 @@ public sealed class DistributedTrainersTests : IAsyncLifetime
     private ApiFactory _api = null!;
     private HttpClient _http = null!;
 
+    private static readonly string[] TrainerIds = ["trainer-a", "trainer-b"];
+
     public async Task InitializeAsync()
     {
         _settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("train"))
@@ -32,7 +34,7 @@ public sealed class DistributedTrainersTests : IAsyncLifetime
         _http = _api.CreateClient();
         var bus = await _api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
         if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
-        foreach (var id in new[] { "trainer-a", "trainer-b" })
+        foreach (var id in TrainerIds)
             _trainers.Add(await ServiceProcess.StartTrainerAsync(new Dictionary<string, string?>(_settings) { ["Training:TrainerId"] = id }));
     }
 
@@ -71,6 +73,9 @@ public sealed class DistributedTrainersTests : IAsyncLifetime
             Assert.Equal("failed", waitingJob["status"]!.GetValue<string>());
             Assert.Contains("not enough labelled data", waitingJob["error"]!.GetValue<string>());
             Assert.Equal(1, waitingJob["attempts"]!.GetValue<int>());
+            // Each job names the trainer that ran it (either may take the one sent when the first ended).
+            Assert.Contains(firstJob["trainer_id"]!.GetValue<string>(), TrainerIds);
+            Assert.Contains(waitingJob["trainer_id"]!.GetValue<string>(), TrainerIds);
             // Sent by the trainer whose job ended, not a day later by a sweeper.
             var gap = waitingJob["started_at"]!.GetValue<DateTimeOffset>() - firstJob["finished_at"]!.GetValue<DateTimeOffset>();
             Assert.InRange(gap, TimeSpan.Zero, TimeSpan.FromSeconds(20));

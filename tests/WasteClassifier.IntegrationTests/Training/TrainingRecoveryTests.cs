@@ -86,6 +86,9 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         Assert.Equal(3, job["attempts"]!.GetValue<int>());
         Assert.StartsWith("its trainer stopped 3 times without finishing", job["error"]!.GetValue<string>());
         Assert.Equal("dead-trainer", (await ReadJobAsync(jobId)).TrainerId);
+        // The API shows the operator which trainer had it and when it last beat.
+        Assert.Equal("dead-trainer", job["trainer_id"]!.GetValue<string>());
+        Assert.InRange(DateTimeOffset.UtcNow - job["heartbeat_at"]!.GetValue<DateTimeOffset>(), TimeSpan.FromMinutes(59), TimeSpan.FromMinutes(65));
     }
 
     [Fact]

@@ -37,7 +37,7 @@ public static class ComponentsExtensions
         services.AddSingleton<RegistryModelProvider>();
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<RegistryModelProvider>());
         services.TryAddSingleton(sp => new BatchTensorPool(maxRetained: Math.Max(1, sp.GetRequiredService<WorkerOptions>().PipelineDepth)));
-        services.TryAddSingleton<LastServedObject>();
+        services.TryAddSingleton<AccessProbeKeys>();
         services.AddScoped<ClassificationBatchProcessor>();
         services.AddScoped<ClassificationsFinishedNotifier>();
         services.AddSingleton<ClassificationBatchScheduler>();

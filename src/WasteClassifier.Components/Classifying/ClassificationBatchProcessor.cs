@@ -24,7 +24,7 @@ public sealed class ClassificationBatchProcessor(
     WorkerOptions options,
     BatchTensorPool tensors,
     ModelLanes lanes,
-    LastServedObject served,
+    AccessProbeKeys probes,
     TimeProvider clock,
     ILogger<ClassificationBatchProcessor> logger)
 {
@@ -111,10 +111,15 @@ public sealed class ClassificationBatchProcessor(
         phase.Restart();
         var images = await Task.WhenAll(rows.Select(row => ReadAsync(row, carried.GetValueOrDefault(row.Id), cancellationToken)));
         var fetchMs = phase.Elapsed.TotalMilliseconds;
-        if (ServedKey(images, rows) is { } key) served.Key = key;
-        else if (DeniedEverything(images) && await ReadAccessDoubtAsync(cancellationToken) is { } doubt)
-            throw new ObjectStoreAccessException($"the object store answered 403 to every image this batch asked it for, and {doubt}: this worker's " +
-                "credentials or the bucket's policy may not let it read; the batch is retried rather than its images failed");
+        if (ServedKey(images, rows) is { } key) probes.Served = key;
+        else
+        {
+            if (DeniedEverything(images) && await ReadAccessDoubtAsync(images, rows, cancellationToken) is { } doubt)
+                throw new ObjectStoreAccessException($"the object store answered 403 to every image this batch asked it for, and {doubt}: this worker's " +
+                    "credentials or the bucket's policy may not let it read; the batch is retried rather than its images failed");
+            // For a later batch refused throughout, while the store has served this worker nothing: one write per batch.
+            if (CarriedKey(images, rows) is { } carriedKey) probes.Carried = carriedKey;
+        }
 
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
@@ -224,7 +229,7 @@ public sealed class ClassificationBatchProcessor(
     {
         var image = row.Image!;
         if (carried is null) return await FetchAsync(image, cancellationToken);
-        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return new Fetched(carried);
+        if (carried.Length == image.SizeBytes && Convert.ToHexStringLower(SHA256.HashData(carried)) == image.ContentHash) return new Fetched(carried, Carried: true);
         logger.LogWarning("Classification {ClassificationId}: the message carried {Length} bytes that are not image {ImageId}; reading the object store",
             row.Id, carried.Length, image.Id);
         return await FetchAsync(image, cancellationToken);
@@ -288,9 +293,10 @@ public sealed class ClassificationBatchProcessor(
 
     /// <summary>
     /// A row's image (null: no object has its key), or the store's answer when it refused the object for good.
-    /// <see cref="Answered"/>: the store served this read (the object or its absence); <see cref="Denied"/>: it answered 403.
+    /// <see cref="Answered"/>: the store served this read (the object or its absence); <see cref="Denied"/>: it answered 403;
+    /// <see cref="Carried"/>: the image's own bytes came in its message, and the store was not asked.
     /// </summary>
-    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null, bool Denied = false, bool Answered = false);
+    private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null, bool Denied = false, bool Answered = false, bool Carried = false);
 
     /// <summary>The key of an object the store served in this pass, if any: kept for <see cref="ReadAccessDoubtAsync"/>.</summary>
     private static string? ServedKey(Fetched[] images, List<Classification> rows)
@@ -298,6 +304,27 @@ public sealed class ClassificationBatchProcessor(
         for (var i = 0; i < images.Length; i++)
             if (images[i] is { Answered: true, Bytes: not null }) return rows[i].Image!.ObjectKey;
         return null;
+    }
+
+    /// <summary>
+    /// The key of an image this pass took from its message and was not refused, if any: for <see cref="ReadAccessDoubtAsync"/>.
+    /// </summary>
+    private static string? CarriedKey(Fetched[] images, List<Classification> rows)
+    {
+        for (var i = 0; i < images.Length; i++)
+            if (images[i].Carried && rows[i].Image!.ObjectKey is var key && !RefusedIn(images, rows, key)) return key;
+        return null;
+    }
+
+    /// <summary>
+    /// Whether this pass was refused <paramref name="key"/>: two rows of one image (content-addressed keys), one carried
+    /// and the other not, share a refused object, which cannot tell the worker's access from the image's.
+    /// </summary>
+    private static bool RefusedIn(Fetched[] images, List<Classification> rows, string key)
+    {
+        for (var i = 0; i < images.Length; i++)
+            if (images[i].Refusal is not null && rows[i].Image!.ObjectKey == key) return true;
+        return false;
     }
 
     /// <summary>
@@ -319,18 +346,22 @@ public sealed class ClassificationBatchProcessor(
     }
 
     /// <summary>
-    /// After a pass whose every store read was refused (403): null when the store still serves this worker the object it
-    /// served last, so the refusals are about those objects and their rows fail; else why the worker's own access stays in doubt and the batch is retried: no object served yet (a fresh
-    /// worker), that object refused too, gone (404 says nothing about access) or not reached. The probe's own errors
-    /// never fail a row.
+    /// After a pass whose every store read was refused (403): null when the store still serves this worker another object,
+    /// so the refusals are about those objects and their rows fail; else why the worker's own access stays in doubt and the
+    /// batch is retried: no object to check with, that object refused too, gone (404 says nothing about access) or not
+    /// reached. The object checked is the one the store served this worker last (a read with these credentials succeeded),
+    /// else that of an image that came in its message (the API stores every image before it sends its message), one of
+    /// this pass first; never one this pass was refused. The probe's own errors never fail a row.
     /// </summary>
-    private async Task<string?> ReadAccessDoubtAsync(CancellationToken cancellationToken)
+    private async Task<string?> ReadAccessDoubtAsync(Fetched[] images, List<Classification> rows, CancellationToken cancellationToken)
     {
-        if (served.Key is not { } key)
+        if (ProbeObject(images, rows) is not var (key, what))
         {
-            logger.LogWarning("The object store answered 403 to every image of this batch, and this worker has no object it read before to check " +
-                "its own access with; the batch is retried");
-            return "this worker has read no object yet to check its access with";
+            var reason = probes.Served is null && probes.Carried is null && !Array.Exists(images, f => f.Carried)
+                ? "this worker has read no object yet, and no image has come in its message, to check its access with"
+                : "the only objects this worker could check its access with are among those refused";
+            logger.LogWarning("The object store answered 403 to every image of this batch, and {Reason}; the batch is retried", reason);
+            return reason;
         }
         try
         {
@@ -338,20 +369,30 @@ public sealed class ClassificationBatchProcessor(
             // on presigned requests. One object's bytes, on a path taken only when a whole batch was refused.
             if (await store.GetAsync(key, cancellationToken) is not null)
             {
-                logger.LogWarning("The object store answered 403 to every image of this batch but still serves object {ObjectKey}, which this " +
-                    "worker read before: the refusals are about those images, whose rows fail with {ErrorCode}", key, UnreadableImage);
+                logger.LogWarning("The object store answered 403 to every image of this batch but still serves object {ObjectKey}, {ProbeObject}: " +
+                    "the refusals are about those images, whose rows fail with {ErrorCode}", key, what, UnreadableImage);
                 return null;
             }
-            logger.LogWarning("The object store answered 403 to every image of this batch, and object {ObjectKey}, which this worker read " +
-                "before, is gone: its access cannot be checked; the batch is retried", key);
-            return $"object {key}, which this worker read before, is gone";
+            logger.LogWarning("The object store answered 403 to every image of this batch, and object {ObjectKey}, {ProbeObject}, is gone: " +
+                "its access cannot be checked; the batch is retried", key, what);
+            return $"object {key}, {what}, is gone";
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            logger.LogWarning(e, "The object store answered 403 to every image of this batch, and checking object {ObjectKey}, which this worker " +
-                "read before, failed too; the batch is retried", key);
-            return $"checking object {key}, which this worker read before, failed too ({ObjectStoreErrors.Describe(e)})";
+            logger.LogWarning(e, "The object store answered 403 to every image of this batch, and checking object {ObjectKey}, {ProbeObject}, " +
+                "failed too; the batch is retried", key, what);
+            return $"checking object {key}, {what}, failed too ({ObjectStoreErrors.Describe(e)})";
         }
+    }
+
+    /// <summary>The object <see cref="ReadAccessDoubtAsync"/> reads, and what it is to this worker; null when there is none.</summary>
+    private (string Key, string What)? ProbeObject(Fetched[] images, List<Classification> rows)
+    {
+        if (probes.Served is { } served && !RefusedIn(images, rows, served)) return (served, "which this worker read before");
+        if (CarriedKey(images, rows) is { } key) return (key, "the stored copy of an image that came in its message in this batch");
+        if (probes.Carried is { } carried && !RefusedIn(images, rows, carried))
+            return (carried, "the stored copy of an image that came in its message in an earlier batch");
+        return null;
     }
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)

@@ -78,7 +78,7 @@ public sealed class SuspectBatchTests(DefaultModelFixture model) : IClassFixture
             {
                 var processor = new ClassificationBatchProcessor(db, store, new FixedModelProvider(observed),
                     new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = MaxAttempts }, new BatchTensorPool(maxRetained: 1), lanes,
-                    new LastServedObject(), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
+                    new AccessProbeKeys(), TimeProvider.System, NullLogger<ClassificationBatchProcessor>.Instance);
                 outcome = await processor.ProcessAsync(messages, CancellationToken.None);
             }
 

@@ -22,7 +22,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     private readonly MemoryObjectStore _store = new();
     private readonly RedChannelClassifier _classifier = new();
     // One per worker process: shared by every batch the test runs.
-    private readonly LastServedObject _served = new();
+    private readonly AccessProbeKeys _probes = new();
 
 
     [Fact]
@@ -371,6 +371,97 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAnswers403ToTheOnlyImageNotCarriedOnAFreshWorkerButServesACarriedOnesObject_ThatRowFailsAloneAndTheRestComplete()
+    {
+        // The API stores every image before it sends its message: a carried image's object shows the worker may read.
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var carried = await AddAsync(low) with { ImageBytes = low };
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key == refused.ObjectKey) throw Denied(key);
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([carried, refused], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 1, 1), outcome);
+        Assert.Equal([carried.ObjectKey], probed);
+        var rows = await Rows([carried, refused]);
+        Assert.Equal([("completed", null), ("failed", ClassificationBatchProcessor.UnreadableImage)], rows.Select(r => (r.Status, r.ErrorCode)));
+        Assert.Contains("answered 403 AccessDenied", rows[1].Error);
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToTheOnlyImageNotCarriedOnAFreshWorkerAndToACarriedOnesObject_TheBatchFailsForARetry()
+    {
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var carried = await AddAsync(low) with { ImageBytes = low };
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key != refused.ObjectKey) probed.Add(key);
+            throw Denied(key);
+        };
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+
+        Assert.Equal([carried.ObjectKey], probed);
+        Assert.Contains($"checking object {carried.ObjectKey}, the stored copy of an image that came in its message in this batch, failed too", error.Message);
+        Assert.Empty(_classifier.BatchSizes);
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageOnAWorkerGivenOnlyCarriedImagesBefore_ThatRowFailsUnreadable()
+    {
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var earlier = await AddAsync(low) with { ImageBytes = low };
+        Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([earlier], CancellationToken.None));
+        Assert.Equal(0, _store.Reads);
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key == refused.ObjectKey) throw Denied(key);
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal([earlier.ObjectKey], probed);
+        var row = (await Rows([refused])).Single();
+        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (row.Status, row.ErrorCode));
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToAnImageAnotherRowOfTheBatchCarried_ThatObjectIsNotTheCheckAndTheBatchFailsForARetry()
+    {
+        // Two classifications of one image (content-addressed), the re-publisher's message without its bytes: the carried
+        // row's object is the refused one, which says nothing about the worker's access.
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var carried = await AddAsync(low) with { ImageBytes = low };
+        var refused = await AnotherRowOfAsync(carried);
+        var reads = 0;
+        _store.BeforeRead = key =>
+        {
+            reads++;
+            throw Denied(key);
+        };
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+
+        Assert.Equal(1, reads);
+        Assert.Contains("the only objects this worker could check its access with are among those refused", error.Message);
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+    }
+
+    [Fact]
     public async Task Process_StoreRefusesAKeyItCannotNameInALoneImage_ThatRowFailsUnreadable()
     {
         // A key the client cannot use is about that object whatever the other reads do.
@@ -453,7 +544,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
     private ClassificationBatchProcessor Processor(int maxAttempts = MaxAttempts) =>
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
-            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _served, TimeProvider.System,
+            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
             NullLogger<ClassificationBatchProcessor>.Instance);
 
     /// <param name="stored">False records the image without putting it in the store.</param>
@@ -476,6 +567,17 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         await Db.SaveChangesAsync();
         Db.ChangeTracker.Clear();
         return new ClassifyImage { ClassificationId = row.Id, ObjectKey = key, SubmittedAt = DateTimeOffset.UtcNow };
+    }
+
+    /// <summary>A second classification of the image <paramref name="message"/> classifies, sent without its bytes.</summary>
+    private async Task<ClassifyImage> AnotherRowOfAsync(ClassifyImage message)
+    {
+        var imageId = (await Db.Classifications.AsNoTracking().SingleAsync(c => c.Id == message.ClassificationId)).ImageId;
+        var row = new Classification { Id = Guid.CreateVersion7(), ImageId = imageId, CreatedAt = DateTime.UtcNow.AddMilliseconds(-5), Status = ClassificationStatus.Queued };
+        Db.Classifications.Add(row);
+        await Db.SaveChangesAsync();
+        Db.ChangeTracker.Clear();
+        return new ClassifyImage { ClassificationId = row.Id, ObjectKey = message.ObjectKey, SubmittedAt = DateTimeOffset.UtcNow };
     }
 
     private async Task<List<Classification>> Rows(IEnumerable<ClassifyImage> messages)

@@ -55,13 +55,14 @@ public sealed class BenchTable
 
         // Ratios use the median of the raw figures measured before, between and after the end-to-end phases: the machine is
         // shared, and one disturbed measurement (too slow, which flatters the ratios) then does not move them.
-        // Batch 16's ceiling is the better of the two settings; batch 1's reference is one Run at a time over every core,
-        // as a synchronous one-image server runs it (and the lower latency of the two).
+        // Batch 16's ceiling is the best of the settings; batch 1's reference is one Run at a time over every core, as a
+        // synchronous one-image server runs it (and the lower latency), with idle threads asleep or spinning, whichever was faster.
         double Median(ModelBench.Setting setting, int size) =>
             MedianOf(AllRaw.Where(r => r.BatchSize == size && r.Setting == setting).Select(r => r.ImagesPerS).ToList());
+        double Finite(double value) => double.IsFinite(value) ? value : 0;
         var settings = Raw.Select(r => r.Setting).Distinct().ToList();
-        var oneRun = settings.FirstOrDefault(s => s.Runs == 1) ?? new ModelBench.Setting(1, Environment.ProcessorCount);
-        var better16 = settings.MaxBy(s => Median(s, 16) is var m && double.IsFinite(m) ? m : 0) ?? oneRun;
+        var oneRun = settings.Where(s => s.Runs == 1).MaxBy(s => Finite(Median(s, 1))) ?? new ModelBench.Setting(1, Environment.ProcessorCount);
+        var better16 = settings.MaxBy(s => Finite(Median(s, 16))) ?? oneRun;
         double B(int size) => size == 1 ? Median(oneRun, 1) : Median(better16, size);
         // The ratio against each raw figure on its own: how far the noise of this run reaches.
         string Spread(ModelBench.Setting setting, int size, double e2e)
@@ -78,8 +79,8 @@ public sealed class BenchTable
         var floodFailed = one?.Flood?.Report.Counts.Failed ?? -1;
         var peak = EndToEnd.Select(e => e.WorkerPeakMb).DefaultIfEmpty(double.NaN).Max();
         md.Append("\n| Ratio / target | Value | Against each raw figure | Target | Met |\n|---|---:|---:|---:|---|\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 16 ({better16}, the better setting) | {F(e2e1 / B(16))} | {Spread(better16, 16, e2e1)} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}) | {F(e2e1 / B(1))} | {Spread(oneRun, 1, e2e1)} | > 1 | {Met(e2e1 > B(1))} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 16 ({better16}, the best setting) | {F(e2e1 / B(16))} | {Spread(better16, 16, e2e1)} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}, the faster one-Run setting) | {F(e2e1 / B(1))} | {Spread(oneRun, 1, e2e1)} | > 1 | {Met(e2e1 > B(1))} |\n");
         md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | | (2 cores shared) | |\n");
         md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
         md.Append($"| flood failed requests | {floodFailed} | | 0 | {Met(floodFailed == 0)} |\n");

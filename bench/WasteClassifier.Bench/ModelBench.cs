@@ -10,10 +10,12 @@ namespace WasteClassifier.Bench;
 /// </summary>
 public static class ModelBench
 {
-    public sealed record Setting(int Runs, int Threads, int MaxImagesPerRun = 0)
+    /// <param name="SpinIdleThreads">Idle intra-op threads spin (ONNX Runtime's default) instead of sleeping (the worker's setting).</param>
+    public sealed record Setting(int Runs, int Threads, int MaxImagesPerRun = 0, bool SpinIdleThreads = false)
     {
         public override string ToString() => $"{Runs} Run{(Runs == 1 ? "" : "s")} × {Threads} thread{(Threads == 1 ? "" : "s")}" +
-                                             (MaxImagesPerRun > 0 ? $", ≤ {MaxImagesPerRun} images per Run" : "");
+                                             (MaxImagesPerRun > 0 ? $", ≤ {MaxImagesPerRun} images per Run" : "") +
+                                             (SpinIdleThreads ? ", idle threads spinning" : "");
     }
 
     /// <param name="MsPerBatch">Wall time of one Run.</param>
@@ -22,7 +24,13 @@ public static class ModelBench
 
     public static IReadOnlyList<Result> Run(string modelDirectory, Setting setting, IReadOnlyList<byte[]> images, TimeSpan perSize, int[] batchSizes)
     {
-        using var classifier = ModelLoader.Load(modelDirectory, new InferenceOptions { IntraOpThreads = setting.Threads, ConcurrentRuns = setting.Runs, MaxImagesPerRun = setting.MaxImagesPerRun });
+        using var classifier = ModelLoader.Load(modelDirectory, new InferenceOptions
+        {
+            IntraOpThreads = setting.Threads,
+            ConcurrentRuns = setting.Runs,
+            MaxImagesPerRun = setting.MaxImagesPerRun,
+            SpinIdleThreads = setting.SpinIdleThreads,
+        });
         var input = classifier.Card.Input;
         var length = ImageTensorWriter.TensorLength(input);
         var max = batchSizes.Max();

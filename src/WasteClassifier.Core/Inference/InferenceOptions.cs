@@ -18,6 +18,12 @@ public sealed record InferenceOptions
     /// </summary>
     public int MaxImagesPerRun { get; init; }
 
+    /// <summary>
+    /// Whether a Run's idle intra-op threads spin between operators (ONNX Runtime's default) rather than sleep. Spinning
+    /// answers a lone image sooner on cores of its own, and burns the CPU that a worker's neighbours on shared cores need.
+    /// </summary>
+    public bool SpinIdleThreads { get; init; }
+
     /// <summary>Folder holding the shipped backbones (one sub-folder each).</summary>
     public string BackbonesRoot { get; init; } = DefaultBackbonesRoot;
 

@@ -23,7 +23,7 @@ internal static class OnnxSessionFactory
         };
         // The worker shares its cores with the API, the database and the broker: idle intra-op threads sleep instead of
         // spinning, so the CPU time they would burn goes to fetching, decoding and saving.
-        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.SpinIdleThreads ? "1" : "0");
         var session = CreateFromBytes(buildModel, sessionOptions);
         // The serialized graph (62 MB) is garbage now. Left to the GC it stayed in the heap under load, where gen-2
         // collections are rare (none in 80 batches; measured: VmHWM 397–406 → 334–341 MB in bench/memory).

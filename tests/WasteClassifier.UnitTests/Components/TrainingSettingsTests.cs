@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using WasteClassifier.Components.Training;
+using WasteClassifier.UnitTests.Support;
 
 namespace WasteClassifier.UnitTests.Components;
 
@@ -90,5 +91,23 @@ public sealed class TrainingSettingsTests
         Assert.Equal(120, settings.StaleAfterSeconds);
         Assert.Equal(3, settings.MaxAttempts);
         Assert.Equal($"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant(), settings.TrainerId);
+    }
+
+    [Theory]
+    [InlineData("WasteClassifier.Api")]
+    [InlineData("WasteClassifier.Trainer")]
+    public void AppSettings_DefaultDataset_IsTheSharedDatasetFromTheProjectFolder(string project)
+    {
+        // dotnet run starts the Web and Worker SDKs' projects in their own folder (RunWorkingDirectory), which is where the
+        // shipped appsettings.json's relative dataset path resolves: a path written from the repository root failed every
+        // training job of the embedded default with "no manifest.csv".
+        var folder = Path.Combine(TestPaths.RepositoryRoot, "src", project);
+        var configuration = new ConfigurationBuilder().SetBasePath(folder).AddJsonFile("appsettings.json").Build();
+        var settings = TrainingSettings.From(configuration);
+
+        var path = Path.GetFullPath(Path.Combine(folder, settings.Datasets[settings.BaseDataset]));
+
+        Assert.Equal(TestPaths.Dataset, path);
+        Assert.True(File.Exists(Path.Combine(path, "manifest.csv")), $"no manifest.csv in {path}");
     }
 }

@@ -34,6 +34,9 @@ public sealed partial class DeploymentFilesTests
         Assert.Superset(new HashSet<string>(["postgres-data", "rabbitmq-data", "minio-data"]), volumes.ToHashSet());
         // The management UI is published (long or short port syntax, depending on the docker-compose version).
         Assert.Contains(List(At(services["rabbitmq"], "ports")), p => (At(p, "target") ?? p).ToString()!.Contains("15672"));
+        // Clients outside the Compose network can use the API's presigned upload URLs: signed for a published endpoint.
+        Assert.Contains(List(At(services["minio"], "ports")), p => (At(p, "target") ?? p).ToString()!.Contains("9000"));
+        Assert.Equal("localhost:9000", At(services["api"], "environment", "ObjectStore__PublicEndpoint"));
     }
 
     [DeploymentFact]
@@ -64,6 +67,9 @@ public sealed partial class DeploymentFilesTests
         var trigger = List(At(scaled, "spec", "triggers")).Single();
         Assert.Equal("rabbitmq", At(trigger, "type"));
         Assert.Equal("classify-image", At(trigger, "metadata", "queueName"));
+        // KEDA must watch the queue the workers consume: the configmap names it too, so a rename changes both.
+        var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
+        Assert.Equal(At(trigger, "metadata", "queueName"), At(config, "data", "Messaging__ClassifyQueue"));
         Assert.Contains(documents, d => (string)d["kind"] == "PodDisruptionBudget" && (string?)At(d, "spec", "selector", "matchLabels", "app.kubernetes.io/component") == "worker");
         Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string?)At(d, "metadata", "name") == "api");
         Assert.All(documents.Where(d => (string)d["kind"] != "Namespace"), d => Assert.Equal("wasteclassifier", At(d, "metadata", "namespace")));

@@ -7,14 +7,14 @@ namespace WasteClassifier.Components.Classifying;
 /// </summary>
 public sealed class AccessProbeKeys
 {
-    private volatile string? _served;
-    private volatile string? _carried;
+    private string? _served;
+    private string? _carried;
 
     /// <summary>The object the store served this worker last; null until it has served one. Preferred: a read with these credentials succeeded.</summary>
     public string? Served
     {
-        get => _served;
-        set => _served = value;
+        get => Volatile.Read(ref _served);
+        set => Volatile.Write(ref _served, value);
     }
 
     /// <summary>
@@ -23,7 +23,17 @@ public sealed class AccessProbeKeys
     /// </summary>
     public string? Carried
     {
-        get => _carried;
-        set => _carried = value;
+        get => Volatile.Read(ref _carried);
+        set => Volatile.Write(ref _carried, value);
+    }
+
+    /// <summary>
+    /// Drops <paramref name="key"/> wherever it is kept (the object is gone, so it can check nothing any more), unless a
+    /// batch has replaced it meanwhile.
+    /// </summary>
+    public void Forget(string key)
+    {
+        Interlocked.CompareExchange(ref _served, null, key);
+        Interlocked.CompareExchange(ref _carried, null, key);
     }
 }

@@ -348,51 +348,55 @@ public sealed class ClassificationBatchProcessor(
     /// <summary>
     /// After a pass whose every store read was refused (403): null when the store still serves this worker another object,
     /// so the refusals are about those objects and their rows fail; else why the worker's own access stays in doubt and the
-    /// batch is retried: no object to check with, that object refused too, gone (404 says nothing about access) or not
-    /// reached. The object checked is the one the store served this worker last (a read with these credentials succeeded),
-    /// else that of an image that came in its message (the API stores every image before it sends its message), one of
-    /// this pass first; never one this pass was refused. The probe's own errors never fail a row.
+    /// batch is retried: no object to check with, that object refused too, or not reached. The objects checked, in turn
+    /// until one answers: that of an image this pass took from its message (stored by the API moments ago, as the refused
+    /// images were: a refusal of new objects alone, such as a rotated encryption key, shows there too), the one the store
+    /// served this worker last (a read with these credentials succeeded), then that of an image an earlier batch took from
+    /// its message; never one this pass was refused. One that is gone (404 says nothing about access) is forgotten and the
+    /// next is tried. The probe's own errors never fail a row.
     /// </summary>
     private async Task<string?> ReadAccessDoubtAsync(Fetched[] images, List<Classification> rows, CancellationToken cancellationToken)
     {
-        if (ProbeObject(images, rows) is not var (key, what))
+        var gone = new List<string>();
+        foreach (var (key, what) in ProbeObjects(images, rows))
         {
-            var reason = probes.Served is null && probes.Carried is null && !Array.Exists(images, f => f.Carried)
+            try
+            {
+                // Read the way the images are (not a HEAD): some refusals hit reads alone, such as a withdrawn KMS key or a
+                // policy on presigned requests. One object's bytes, on a path taken only when a whole batch was refused.
+                if (await store.GetAsync(key, cancellationToken) is not null)
+                {
+                    logger.LogWarning("The object store answered 403 to every image this batch asked it for but serves object {ObjectKey}, {ProbeObject}: " +
+                        "the refusals are about those images, whose rows fail with {ErrorCode}", key, what, UnreadableImage);
+                    return null;
+                }
+                logger.LogInformation("Object {ObjectKey}, {ProbeObject}, is gone: it can no longer check this worker's access", key, what);
+                probes.Forget(key);
+                gone.Add(key);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning(e, "The object store answered 403 to every image this batch asked it for, and checking object {ObjectKey}, {ProbeObject}, " +
+                    "failed too; the batch is retried", key, what);
+                return $"checking object {key}, {what}, failed too ({ObjectStoreErrors.Describe(e)})";
+            }
+        }
+        var reason = gone.Count > 0 ? $"the objects it could check its access with are gone ({string.Join(", ", gone)})"
+            : probes.Served is null && probes.Carried is null && !Array.Exists(images, f => f.Carried)
                 ? "this worker has read no object yet, and no image has come in its message, to check its access with"
                 : "the only objects this worker could check its access with are among those refused";
-            logger.LogWarning("The object store answered 403 to every image of this batch, and {Reason}; the batch is retried", reason);
-            return reason;
-        }
-        try
-        {
-            // Read the way the images are (not a HEAD): some refusals hit reads alone, such as a withdrawn KMS key or a policy
-            // on presigned requests. One object's bytes, on a path taken only when a whole batch was refused.
-            if (await store.GetAsync(key, cancellationToken) is not null)
-            {
-                logger.LogWarning("The object store answered 403 to every image of this batch but still serves object {ObjectKey}, {ProbeObject}: " +
-                    "the refusals are about those images, whose rows fail with {ErrorCode}", key, what, UnreadableImage);
-                return null;
-            }
-            logger.LogWarning("The object store answered 403 to every image of this batch, and object {ObjectKey}, {ProbeObject}, is gone: " +
-                "its access cannot be checked; the batch is retried", key, what);
-            return $"object {key}, {what}, is gone";
-        }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
-        {
-            logger.LogWarning(e, "The object store answered 403 to every image of this batch, and checking object {ObjectKey}, {ProbeObject}, " +
-                "failed too; the batch is retried", key, what);
-            return $"checking object {key}, {what}, failed too ({ObjectStoreErrors.Describe(e)})";
-        }
+        logger.LogWarning("The object store answered 403 to every image this batch asked it for, and {Reason}; the batch is retried", reason);
+        return reason;
     }
 
-    /// <summary>The object <see cref="ReadAccessDoubtAsync"/> reads, and what it is to this worker; null when there is none.</summary>
-    private (string Key, string What)? ProbeObject(Fetched[] images, List<Classification> rows)
+    /// <summary>The objects <see cref="ReadAccessDoubtAsync"/> may read, in its order, and what each is to this worker.</summary>
+    private IEnumerable<(string Key, string What)> ProbeObjects(Fetched[] images, List<Classification> rows)
     {
-        if (probes.Served is { } served && !RefusedIn(images, rows, served)) return (served, "which this worker read before");
-        if (CarriedKey(images, rows) is { } key) return (key, "the stored copy of an image that came in its message in this batch");
-        if (probes.Carried is { } carried && !RefusedIn(images, rows, carried))
-            return (carried, "the stored copy of an image that came in its message in an earlier batch");
-        return null;
+        var fresh = CarriedKey(images, rows);
+        if (fresh is not null) yield return (fresh, "the stored copy of an image that came in its message in this batch");
+        if (probes.Served is { } served && served != fresh && !RefusedIn(images, rows, served)) yield return (served, "which this worker read before");
+        if (probes.Carried is { } carried && carried != fresh && carried != probes.Served && !RefusedIn(images, rows, carried))
+            yield return (carried, "the stored copy of an image that came in its message in an earlier batch");
     }
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)

@@ -348,8 +348,58 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
         var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
-        Assert.Contains("is gone", error.Message);
+        Assert.Contains($"the objects it could check its access with are gone ({earlier.ObjectKey})", error.Message);
         Assert.Equal(("processing", null), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+        // Forgotten: a later batch refused throughout does not read it again.
+        Assert.Null(_probes.Served);
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageAndTheObjectItServedBeforeIsGoneButACarriedOneIsServed_ThatRowFailsUnreadable()
+    {
+        // The served object was removed (a load test's clean-up): the next object the worker knows is tried.
+        var low = TestImages.SolidPng(8, 8, new Rgb24(60, 0, 0));
+        var carried = await AddAsync(low) with { ImageBytes = low };
+        Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([carried], CancellationToken.None));
+        var earlier = await ServedEarlierAsync();
+        await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key == refused.ObjectKey) throw Denied(key);
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal([earlier.ObjectKey, carried.ObjectKey], probed);
+        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403ToNewObjectsOnlyWhileStillServingOneItServedBefore_TheBatchFailsForARetry()
+    {
+        // A refusal of what was stored lately (a rotated or withdrawn encryption key) spares the old object the worker read
+        // before: this batch's carried image, stored as the refused one was, is checked first, and is refused too.
+        var earlier = await ServedEarlierAsync();
+        var low = TestImages.SolidPng(8, 8, new Rgb24(60, 0, 0));
+        var carried = await AddAsync(low) with { ImageBytes = low };
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key != refused.ObjectKey) probed.Add(key);
+            return key == earlier.ObjectKey ? Task.CompletedTask : throw Denied(key);
+        };
+
+        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+
+        Assert.Equal([carried.ObjectKey], probed);
+        Assert.Contains("in this batch, failed too", error.Message);
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
     }
 
     [Fact]

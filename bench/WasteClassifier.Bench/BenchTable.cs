@@ -88,7 +88,7 @@ public sealed class BenchTable
         // What decoding large JPEGs at a reduced scale saves on camera frames (one thread each, same run).
         double CameraMs(bool scaled) => Decode.FirstOrDefault(d => d.Threads == 1 && d.Images.StartsWith("1920x1080") && d.Images.Contains("every pixel") != scaled)?.MsPerImage ?? double.NaN;
         md.Append($"| camera frame decode + resize, every pixel ÷ scaled | {F(CameraMs(false) / CameraMs(true))} | | | |\n");
-        if (one is not null) AppendCpuBudget(md, one.Saturation, B(16), B(1), settings);
+        if (one is not null) AppendCpuBudget(md, one.Saturation, B(16), B(1), oneRun, settings);
         return md.ToString();
     }
 
@@ -97,7 +97,8 @@ public sealed class BenchTable
     /// whole machine spends per image, and the model alone costs what the raw run measured. So the ratios follow from
     /// how much the API, the servers and the worker's own work add to the model, set against what batching saves.
     /// </summary>
-    private void AppendCpuBudget(StringBuilder md, EndToEndBench.Phase saturation, double rawBatch16, double rawBatch1, IReadOnlyList<ModelBench.Setting> settings)
+    private void AppendCpuBudget(StringBuilder md, EndToEndBench.Phase saturation, double rawBatch16, double rawBatch1, ModelBench.Setting batch1Setting,
+        IReadOnlyList<ModelBench.Setting> settings)
     {
         // The lowest of the figures before, between and after the e2e phases: a disturbance on the shared machine only adds
         // to them (one run measured 41.4 before and 52.1 after).
@@ -106,7 +107,8 @@ public sealed class BenchTable
         // The model's cost as the worker runs it (its lanes), else the first setting measured.
         var served = WorkerSetting ?? settings[0];
         var model16 = ModelMs(16, s => s == served);
-        var model1 = ModelMs(1, s => s.Runs == 1);
+        // The same setting as batch 1's reference, whose images/s the batch-1 target uses.
+        var model1 = ModelMs(1, s => s == batch1Setting);
         var cores = Environment.ProcessorCount * 1000.0;
         var spent = CpuUsage.Groups.Sum(saturation.CpuMsPerImage);
         md.Append($"\nThe throughput targets as CPU budgets ({saturation.Name}: each group's share of the {Environment.ProcessorCount} cores over its steady throughput, in CPU ms per image):\n\n" +
@@ -114,7 +116,7 @@ public sealed class BenchTable
         foreach (var group in CpuUsage.Groups) md.Append($"| {group} | {F(saturation.CpuMsPerImage(group))} |\n");
         md.Append($"| **whole machine** | **{F(spent)}** |\n");
         md.Append($"| the model alone, raw batch 16 ({served}), same run | {F(model16)} |\n");
-        md.Append($"| the model alone, raw batch 1 (1 Run), same run | {F(model1)} |\n");
+        md.Append($"| the model alone, raw batch 1 ({batch1Setting}), same run | {F(model1)} |\n");
         if (saturation.WorkerModel is { Images: > 0 } inside)
             md.Append($"| the model inside the worker(s), CPU of its calls (their /metrics) | {F(inside.CpuMsPerImage)} |\n");
         md.Append($"\nBeyond the model the machine spent {F(spent - model16)} ms per image. " +

@@ -67,6 +67,10 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     /// <summary>Says once, at the first load, whether the model's per-Run buffers get huge pages and gen 0 is capped (deployment settings).</summary>
     private void LogPageSize()
     {
+        // The build caps gen 0 in runtimeconfig.json; an override (or a runtimeconfig without it) lets it grow with the CPU's cache.
+        if (ManagedHeap.Gen0MaxBudgetBytes() is var gen0 and > ManagedHeap.Gen0MaxBudgetCapBytes)
+            logger.LogInformation("Generation 0 may grow to {Gen0MiB} MiB between collections (DOTNET_GCGen0MaxBudget, or a runtimeconfig.json " +
+                "without the build's 16 MiB cap): up to that much more garbage held in this process", gen0 / (1024 * 1024));
         if (!OperatingSystem.IsLinux()) return;
         var mode = NativeHeap.TransparentHugePagesMode();
         if (!NativeHeap.HugePagesRequested(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")))
@@ -75,10 +79,6 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             logger.LogInformation("GLIBC_TUNABLES asks for huge pages, but this host's transparent huge pages are off (never)");
         else
             logger.LogInformation("Model buffers use transparent huge pages (host mode {TransparentHugePages})", mode ?? "unknown");
-        // The build caps gen 0 in runtimeconfig.json; an override (or a runtimeconfig without it) lets it grow with the CPU's cache.
-        if (ManagedHeap.Gen0MaxBudgetBytes() is var gen0 and > ManagedHeap.Gen0MaxBudgetCapBytes)
-            logger.LogInformation("Generation 0 may grow to {Gen0MiB} MiB between collections (DOTNET_GCGen0MaxBudget, or a runtimeconfig.json " +
-                "without the build's 16 MiB cap): up to that much more garbage held in this process", gen0 / (1024 * 1024));
     }
 
     /// <summary>Serves <paramref name="model"/> without a registry (unit tests).</summary>

@@ -7,7 +7,7 @@ using YamlDotNet.Serialization;
 
 namespace WasteClassifier.IntegrationTests.Deployment;
 
-/// <summary>A test that needs docker-compose and kubectl; skipped outside CI when missing, failed on CI (start-services.sh installs them).</summary>
+/// <summary>A test that needs docker-compose and kubectl; skipped outside CI when missing, failed on CI (start-services.sh installs docker-compose; kubectl must be on the PATH).</summary>
 public sealed class DeploymentFactAttribute : FactAttribute
 {
     public DeploymentFactAttribute()

@@ -286,13 +286,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         var earlier = await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        var probed = new List<string>();
-        _store.BeforeRead = key =>
-        {
-            if (key == refused.ObjectKey) throw Denied(key);
-            probed.Add(key);
-            return Task.CompletedTask;
-        };
+        var probed = RefuseOnly(refused);
 
         var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
 
@@ -364,13 +358,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var earlier = await ServedEarlierAsync();
         await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        var probed = new List<string>();
-        _store.BeforeRead = key =>
-        {
-            if (key == refused.ObjectKey) throw Denied(key);
-            probed.Add(key);
-            return Task.CompletedTask;
-        };
+        var probed = RefuseOnly(refused);
 
         var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
 
@@ -427,13 +415,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
         var carried = await AddAsync(low) with { ImageBytes = low };
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        var probed = new List<string>();
-        _store.BeforeRead = key =>
-        {
-            if (key == refused.ObjectKey) throw Denied(key);
-            probed.Add(key);
-            return Task.CompletedTask;
-        };
+        var probed = RefuseOnly(refused);
 
         var outcome = await Processor().ProcessAsync([carried, refused], CancellationToken.None);
 
@@ -473,13 +455,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([earlier], CancellationToken.None));
         Assert.Equal(0, _store.Reads);
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
-        var probed = new List<string>();
-        _store.BeforeRead = key =>
-        {
-            if (key == refused.ObjectKey) throw Denied(key);
-            probed.Add(key);
-            return Task.CompletedTask;
-        };
+        var probed = RefuseOnly(refused);
 
         var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
 
@@ -587,6 +563,19 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var earlier = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
         Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([earlier], CancellationToken.None));
         return earlier;
+    }
+
+    /// <summary>The store answers 403 for <paramref name="refused"/>'s object and serves every other; returns the other keys read, in order.</summary>
+    private List<string> RefuseOnly(ClassifyImage refused)
+    {
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            if (key == refused.ObjectKey) throw Denied(key);
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+        return probed;
     }
 
     private static ObjectStoreResponseException Denied(string key) =>

@@ -288,12 +288,8 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         var probed = RefuseOnly(refused);
 
-        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
+        var row = await ProcessRefusedAloneAsync(refused, probed, earlier.ObjectKey);
 
-        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
-        Assert.Equal([earlier.ObjectKey], probed);
-        var row = (await Rows([refused])).Single();
-        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (row.Status, row.ErrorCode));
         Assert.Contains("answered 403 AccessDenied", row.Error);
     }
 
@@ -360,11 +356,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         var probed = RefuseOnly(refused);
 
-        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
-
-        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
-        Assert.Equal([earlier.ObjectKey, carried.ObjectKey], probed);
-        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+        await ProcessRefusedAloneAsync(refused, probed, earlier.ObjectKey, carried.ObjectKey);
     }
 
     [Fact]
@@ -457,12 +449,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         var probed = RefuseOnly(refused);
 
-        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
-
-        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
-        Assert.Equal([earlier.ObjectKey], probed);
-        var row = (await Rows([refused])).Single();
-        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (row.Status, row.ErrorCode));
+        await ProcessRefusedAloneAsync(refused, probed, earlier.ObjectKey);
     }
 
     [Fact]
@@ -563,6 +550,21 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var earlier = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
         Assert.Equal(new BatchOutcome(1, 1, 0), await Processor().ProcessAsync([earlier], CancellationToken.None));
         return earlier;
+    }
+
+    /// <summary>
+    /// Processes <paramref name="refused"/> alone and checks that its row failed <c>image_unreadable</c> after the access
+    /// check read exactly <paramref name="expectedProbes"/>, in order; returns the row.
+    /// </summary>
+    private async Task<Classification> ProcessRefusedAloneAsync(ClassifyImage refused, List<string> probed, params string[] expectedProbes)
+    {
+        var outcome = await Processor().ProcessAsync([refused], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal(expectedProbes, probed);
+        var row = (await Rows([refused])).Single();
+        Assert.Equal(("failed", ClassificationBatchProcessor.UnreadableImage), (row.Status, row.ErrorCode));
+        return row;
     }
 
     /// <summary>The store answers 403 for <paramref name="refused"/>'s object and serves every other; returns the other keys read, in order.</summary>

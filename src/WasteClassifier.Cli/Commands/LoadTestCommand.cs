@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
+using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -22,7 +23,8 @@ public sealed class LoadTestCommand : ICommand
 
           --target URL        the API, e.g. http://localhost:8080 (loopback only unless --allow-remote)
           --queue             send ClassifyImage straight to the classify queue for images stored first
-                              (uses the services' configuration: Database__*, ObjectStore__*, Messaging__*)
+                              (uses the services' configuration: Database__*, ObjectStore__*, Messaging__*;
+                              RabbitMQ only, Messaging__Transport=rabbitmq)
           --profile NAME      light, medium, heavy (10/50/100 users, as the original Locust runs) or flood (200)
           --users N           closed loop: N users, each waiting for its result before the next image
           --rate R            open loop: R images per second whatever the answers
@@ -62,6 +64,7 @@ public sealed class LoadTestCommand : ICommand
             throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; pass --repeat-images to send it unchanged");
         var cleanup = arguments.Flag("--cleanup");
         var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        if (options.Queue) RequireBroker(configuration);
         // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
         if (options.Queue || cleanup) ServiceConfiguration.CheckDatabase(configuration);
         if ((options.Queue || cleanup) && !options.AllowRemote) EnsureLocalServers(configuration, usesBus: options.Queue);
@@ -110,6 +113,18 @@ public sealed class LoadTestCommand : ICommand
         if (report is null) return 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
         return report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Queue mode sends to the workers' RabbitMQ. With the in-memory transport (the embedded default) its bus would be this
+    /// process's own, which no worker reads: every message would be lost and every request unfinished.
+    /// </summary>
+    internal static void RequireBroker(IConfiguration configuration)
+    {
+        var transport = (configuration.GetSection(MessagingOptions.Section).Get<MessagingOptions>() ?? new MessagingOptions()).Transport;
+        if (!string.Equals(transport, MessagingTransports.RabbitMq, StringComparison.OrdinalIgnoreCase))
+            throw new UsageException($"--queue sends to the workers' broker: set Messaging__Transport=rabbitmq and Messaging__RabbitMq__* as the workers' " +
+                                     $"(the transport here is '{transport}', a bus inside this process that no worker reads); load the embedded default with --target");
     }
 
     private static void EnsureLocalServers(IConfiguration configuration, bool usesBus)

@@ -87,6 +87,24 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains(expected, error.Message);
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("inmemory")]
+    [InlineData("InMemory")]
+    public void QueueMode_TransportNotRabbitMq_RefusedNamingTheSetting(string? transport)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(transport is null ? [] : [KeyValuePair.Create("Messaging:Transport", (string?)transport)]).Build();
+
+        // The CLI's own in-memory bus has no worker: every message would be lost.
+        var error = Assert.Throws<UsageException>(() => LoadTestCommand.RequireBroker(configuration));
+
+        Assert.Contains("Messaging__Transport=rabbitmq", error.Message);
+    }
+
+    [Fact]
+    public void QueueMode_RabbitMq_Accepted() =>
+        LoadTestCommand.RequireBroker(new ConfigurationBuilder().AddInMemoryCollection([KeyValuePair.Create("Messaging:Transport", (string?)"rabbitmq")]).Build());
+
     [Fact]
     public void MissingEmbeddedDatabase_NamesTheFileOnlyWhenItIsNotThere()
     {

@@ -28,10 +28,12 @@ public sealed record RequestCounts(int Submitted, int Accepted, int Completed, i
     IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0);
 
 /// <param name="AcceptedPerS">Images accepted per second until the last was accepted (at most the duration).</param>
-/// <param name="CompletedPerS">Images completed per second until the last completed (the drain included).</param>
+/// <param name="CompletedPerS">
+/// Images completed per second until the last completed (the drain included) or sending stopped, whichever was later.
+/// </param>
 /// <param name="SteadyCompletedPerS">
 /// Completions per second after the ramp and before the duration ended, as the slope of completions over time (results
-/// arrive a batch at a time; see LoadReportBuilder.SteadyRate).
+/// arrive a batch at a time), or the count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate).
 /// </param>
 public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double SteadyCompletedPerS);
 

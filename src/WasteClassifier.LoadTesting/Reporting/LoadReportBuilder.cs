@@ -22,10 +22,17 @@ internal static class LoadReportBuilder
         var duration = options.Duration.TotalSeconds;
         // Over the time each kind of event went on: a run ended by its request bound sends for less than its duration.
         var lastAccept = counts.Accepted == 0 ? duration : Math.Min(duration, Math.Max(records.Max(r => r.AcceptedS ?? 0), 1e-3));
-        var lastFinish = completed.Count == 0 ? duration : Math.Max(completed.Max(r => r.FinishedS!.Value), 1e-3);
+        // Completions over the later of the last one and the time sending stopped: dividing by the last completion alone
+        // made a stall at 10 s of a 30 s open-loop run look three times as fast as it was. Sending stopped at the duration
+        // (sooner when interrupted), or at the last launch when the request bound ended the run.
+        var sendingStopped = records.Count > 0 && records.Count >= options.MaxRequests
+            ? records.Max(r => r.StartedS)
+            : Math.Min(duration, result.Elapsed.TotalSeconds);
+        var lastFinish = completed.Count == 0 ? duration : completed.Max(r => r.FinishedS!.Value);
+        var completedOver = Math.Max(Math.Max(lastFinish, sendingStopped), 1e-3);
         var steadyFrom = Math.Min(options.Ramp.TotalSeconds, duration / 2);
-        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= duration).ToList(), duration - steadyFrom);
-        var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / lastFinish), Round(steady));
+        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= duration).ToList(), steadyFrom, duration);
+        var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / completedOver), Round(steady));
 
         var latency = new LatencyFigures(
             Summary(records.Select(r => r.SubmitMs)),
@@ -40,19 +47,31 @@ internal static class LoadReportBuilder
         return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()));
     }
 
+    /// <summary>Finish times closer than this to the previous one are one moment: a batch's results reach the client within milliseconds.</summary>
+    internal const double SameMomentS = 0.01;
+
     /// <summary>
     /// Completions per second in the steady window: the slope of a least-squares line through (finish time, completions so
     /// far). Results arrive a batch at a time (16 at once at saturation), so a plain count in the window moves in steps of a
     /// whole batch, depending on where the window's edges fall between batches: 16 / 27 s = 0.59 images/s (1.4 %) in the
     /// benchmark, where four phases in two runs all counted exactly 70 batches. The slope measures the rate between
-    /// batches (for evenly spaced batches of equal size it is exactly their size over their spacing). Fewer than two
-    /// distinct finish times fall back to the count over the window.
+    /// batches (for evenly spaced batches of equal size it is exactly their size over their spacing).
+    /// The slope only sees the completions, not the window around them: a stall at either edge, or a few completions close
+    /// together (two 5 ms apart are 200/s), would pass for a high rate. So it is kept only for at least three moments (see
+    /// <see cref="SameMomentS"/>) and neither edge of the window empty for longer than three times the median spacing of
+    /// consecutive moments; otherwise the rate is the count over the window.
     /// </summary>
-    internal static double SteadyRate(IReadOnlyList<double> finishTimes, double windowSeconds)
+    internal static double SteadyRate(IReadOnlyList<double> finishTimes, double windowFrom, double windowTo)
     {
-        var fallback = finishTimes.Count / Math.Max(1e-3, windowSeconds);
-        if (finishTimes.Count < 2) return fallback;
+        var fallback = finishTimes.Count / Math.Max(1e-3, windowTo - windowFrom);
         var times = finishTimes.Order().ToList();
+        var moments = new List<double>();
+        for (var k = 0; k < times.Count; k++)
+            if (k == 0 || times[k] - times[k - 1] >= SameMomentS) moments.Add(times[k]);
+        if (moments.Count < 3) return fallback;
+        var spacings = moments.Zip(moments.Skip(1), (a, b) => b - a).Order().ToList();
+        var median = spacings.Count % 2 == 1 ? spacings[spacings.Count / 2] : (spacings[spacings.Count / 2 - 1] + spacings[spacings.Count / 2]) / 2;
+        if (moments[0] - windowFrom > 3 * median || windowTo - times[^1] > 3 * median) return fallback;
         var meanTime = times.Average();
         var meanCount = (times.Count + 1) / 2.0; // the k-th completion (1-based) has k completed so far
         double covariance = 0, variance = 0;

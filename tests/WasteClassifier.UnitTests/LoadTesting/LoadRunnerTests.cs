@@ -150,6 +150,18 @@ public sealed class LoadRunnerTests
         Assert.Equal(Math.Round(5 / 2.25, 3), throughput.CompletedPerS);
     }
 
+    [Fact]
+    public void Throughput_OpenLoopStallsAfter10Of30s_CompletedPerSIsOverTheDuration()
+    {
+        // 20 images/s completed for 10 s, then nothing until the 30 s duration and its drain were over.
+        var records = Enumerable.Range(0, 200).Select(k => Completed(0.05 + 0.05 * k)).ToList();
+
+        var report = LoadReport.From(new LoadRunResult(Options(rate: 20), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(60), records));
+
+        Assert.Equal(Math.Round(200 / 30.0, 3), report.Throughput.CompletedPerS);
+        Assert.Equal(Math.Round(200 / 30.0, 3), report.Throughput.SteadyCompletedPerS);
+    }
+
     private static RequestRecord Completed(double finishedS) => new()
     {
         StartedS = finishedS - 0.1,

@@ -15,7 +15,7 @@ public sealed class SteadyRateTests
         var finishes = Enumerable.Range(0, 100).Select(j => firstBatchAt + 0.4 * j).Where(t => t <= 27)
             .SelectMany(t => Enumerable.Repeat(t, 16)).ToList();
 
-        Assert.Equal(40.0, LoadReportBuilder.SteadyRate(finishes, 27), 6);
+        Assert.Equal(40.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 6);
     }
 
     [Fact]
@@ -23,13 +23,44 @@ public sealed class SteadyRateTests
     {
         var finishes = Enumerable.Range(0, 540).Select(k => 0.01 + 0.05 * k).ToList();
 
-        Assert.Equal(20.0, LoadReportBuilder.SteadyRate(finishes, 27), 6);
+        Assert.Equal(20.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 6);
     }
+
+    [Fact]
+    public void BatchesSeenOverAFewMilliseconds_AreStillTheirRate()
+    {
+        // As a client sees them: a batch's 16 results a fraction of a millisecond apart, not at one instant.
+        var finishes = Enumerable.Range(0, 67).SelectMany(j => Enumerable.Range(0, 16).Select(i => 0.2 + 0.4 * j + 0.0003 * i)).ToList();
+
+        Assert.Equal(40.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 1);
+    }
+
+    [Fact]
+    public void StallAtTheEnd_IsTheCountOverTheWindow()
+    {
+        // 20 images/s for 10 s, then nothing for the rest of the 27 s window: the slope alone says 20/s.
+        var finishes = Enumerable.Range(0, 200).Select(k => 0.01 + 0.05 * k).ToList();
+
+        Assert.Equal(200 / 27.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 6);
+    }
+
+    [Fact]
+    public void StallAtTheStart_IsTheCountOverTheWindow()
+    {
+        var finishes = Enumerable.Range(0, 140).Select(k => 20.01 + 0.05 * k).ToList();
+
+        Assert.Equal(140 / 27.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 6);
+    }
+
+    [Fact]
+    public void TwoCompletions5MsApart_IsTheCountOverTheWindow() =>
+        // The slope through them is 200/s.
+        Assert.Equal(0.2, LoadReportBuilder.SteadyRate([3.0, 3.005], 0, 10), 6);
 
     [Theory]
     [InlineData(new double[0], 0)]
     [InlineData(new[] { 3.0 }, 0.1)]
     [InlineData(new[] { 3.0, 3.0, 3.0 }, 0.3)]
     public void TooFewDistinctTimes_IsTheCountOverTheWindow(double[] finishes, double expected) =>
-        Assert.Equal(expected, LoadReportBuilder.SteadyRate(finishes, 10), 6);
+        Assert.Equal(expected, LoadReportBuilder.SteadyRate(finishes, 0, 10), 6);
 }

@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.LoadTesting.Images;
 
@@ -26,14 +27,30 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
 
     public async Task PrepareAsync(ImageSet images, CancellationToken cancellationToken)
     {
+        // Every image is checked before any is stored: the intake stores the good ones of a set it partly refuses, and a
+        // run that stops there would leave them behind.
+        var refused = images.All.Select(i => (Image: i, Refusal: Refusal(i))).Where(r => r.Refusal is not null).ToList();
+        if (refused.Count > 0)
+            throw new InvalidDataException($"{refused.Count} image(s) the API would refuse, e.g. {refused[0].Image.FileName}: {refused[0].Refusal}; nothing was stored");
         await services.GetRequiredService<IBusControl>().StartAsync(cancellationToken);
         using var scope = services.CreateScope();
         var uploads = images.All.Select((image, i) => new UploadedImage(i, image.FileName, image.ContentType, image.Content.Length, image.Content)).ToList();
-        var (accepted, rejected) = await scope.ServiceProvider.GetRequiredService<ImageIntake>().TakeAsync(uploads, cancellationToken);
-        if (rejected.Count > 0) throw new InvalidDataException($"{rejected.Count} image(s) refused by the intake, e.g. {rejected[0].Filename}: {rejected[0].Message}");
-        await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().SaveChangesAsync(cancellationToken);
+        // Not cancelled midway (it takes seconds): objects would be left stored without the rows the cleanup finds them by.
+        var (accepted, rejected) = await scope.ServiceProvider.GetRequiredService<ImageIntake>().TakeAsync(uploads, CancellationToken.None);
+        // Recorded before anything else can fail, so the cleanup sees what was stored.
         foreach (var item in accepted) _stored[images.All[item.File.Index]] = item.Image;
+        if (rejected.Count > 0) throw new InvalidDataException($"{rejected.Count} image(s) refused by the intake, e.g. {rejected[0].Filename}: {rejected[0].Message}");
+        cancellationToken.ThrowIfCancellationRequested();
         _poller = Task.Run(() => PollLoopAsync(_stop.Token), CancellationToken.None);
+    }
+
+    /// <summary>Why the API's intake would refuse the image (its own checks: empty, too large, unreadable header, too many pixels), or null.</summary>
+    private string? Refusal(TestImage image)
+    {
+        var uploads = services.GetRequiredService<UploadOptions>();
+        if (image.Content.Length > uploads.MaxFileBytes) return $"the file is {image.Content.Length:N0} bytes; the limit is {uploads.MaxFileBytes:N0}";
+        var check = ImageTensorWriter.Inspect(image.Content, new ImageLimits { MaxPixels = uploads.MaxPixels });
+        return check.Ok ? null : check.Message;
     }
 
     public async Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)

@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.LoadTesting.Images;
+using WasteClassifier.LoadTesting.Targets;
+
+namespace WasteClassifier.IntegrationTests.LoadTesting;
+
+/// <summary>
+/// Queue mode's target on the real servers, without a worker: what it stores before the run and what it records when a
+/// send fails.
+/// </summary>
+public sealed class QueueLoadTargetTests : IAsyncLifetime
+{
+    private Dictionary<string, string?> _settings = null!;
+
+    public async Task InitializeAsync()
+    {
+        _settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("qtarget"))
+        {
+            // 320×240 images pass, 640×480 ones are refused.
+            ["Uploads:MaxPixels"] = "100000",
+        };
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        await deployment.MigrateDatabaseAsync();
+        await deployment.GetRequiredService<IObjectStore>().EnsureReadyAsync(CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_settings is null) return;
+        await TestServices.DeleteClassifyQueuesAsync(_settings["Messaging:ClassifyQueue"]!);
+        await TestServices.DropDatabaseAsync(_settings["Database:ConnectionString"]!);
+    }
+
+    [IntegrationFact]
+    public async Task Prepare_OneImageTheApiWouldRefuse_NothingStored()
+    {
+        var good = ImageSet.Generated(2, 320, 240).All;
+        var tooLarge = ImageSet.Generated(1, 640, 480, seed: 99).All[0];
+        var images = new ImageSet([good[0], tooLarge, good[1]]);
+
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-refused", TimeSpan.FromMilliseconds(50));
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => target.PrepareAsync(images, CancellationToken.None));
+
+        Assert.Contains(tooLarge.FileName, error.Message);
+        // The good images were not stored either: neither rows nor objects are left for a cleanup to miss.
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using var scope = deployment.CreateScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Images.AnyAsync());
+        var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
+        foreach (var image in good)
+            Assert.Null(await store.GetAsync(ImageIntake.ObjectKeyFor(Convert.ToHexStringLower(SHA256.HashData(image.Content))), CancellationToken.None));
+    }
+
+    private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();
+}

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Persistence;
@@ -19,6 +20,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<TargetResponse>> _waiting = new();
     private readonly CancellationTokenSource _stop = new();
     private Task? _poller;
+    private int _sendFailureLogged;
 
     public string Description => "queue";
 
@@ -72,13 +74,25 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             ClassifyCommandSender.StampBeforeInsert([row], row.CreatedAt);
             db.Classifications.Add(row);
             await db.SaveChangesAsync(cancellationToken);
-            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync([row], new Dictionary<Guid, OutgoingImage> { [stored.Id] = new(stored.ObjectKey, image.Content) }, cancellationToken);
-            return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return TargetResponse.Fail(e is DbUpdateException ? "database_error" : "send_error");
+            return TargetResponse.Fail("database_error");
         }
+        try
+        {
+            await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync([row], new Dictionary<Guid, OutgoingImage> { [stored.Id] = new(stored.ObjectKey, image.Content) }, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The row stays queued, as the API leaves an upload whose send failed: the API's re-publisher sends it later
+            // and a worker classifies it (and a send that timed out may have reached the broker after all). So it counts
+            // as accepted and is followed until the deadline like any other; counted failed, the report would say one
+            // thing and the workers do another.
+            if (Interlocked.Exchange(ref _sendFailureLogged, 1) == 0)
+                services.GetRequiredService<ILogger<QueueLoadTarget>>().LogWarning(e, "Could not send a classify message; its row stays queued for the API's re-publisher and is awaited like the others");
+        }
+        return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
     }
 
     /// <summary>Waits for the poll loop's next query, which covers every id asked for since the last one.</summary>

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using RabbitMQ.Client;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
@@ -56,6 +57,31 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
         foreach (var image in good)
             Assert.Null(await store.GetAsync(ImageIntake.ObjectKeyFor(Convert.ToHexStringLower(SHA256.HashData(image.Content))), CancellationToken.None));
+    }
+
+    [IntegrationFact]
+    public async Task Submit_SendFails_AcceptedAndItsRowLeftQueuedForTheRepublisher()
+    {
+        // The broker refuses the send: the classify queue's name is taken by an exchange of another type than the bus declares.
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        await using (var connection = await factory.CreateConnectionAsync())
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(_settings["Messaging:ClassifyQueue"]!, ExchangeType.Topic, durable: false, autoDelete: true);
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-unsent", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+
+        var answer = await target.SubmitAsync(images.All[0], CancellationToken.None);
+
+        // The API's re-publisher sends the row later and a worker classifies it: the report must follow it, not call it failed.
+        Assert.Equal(ResponseKind.Accepted, answer.Kind);
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using var scope = deployment.CreateScope();
+        var row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
+        Assert.Equal(Guid.Parse(answer.Id!), row.Id);
+        Assert.Equal(ClassificationStatus.Queued, row.Status);
+        Assert.Null(row.PublishedAt);
     }
 
     private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();

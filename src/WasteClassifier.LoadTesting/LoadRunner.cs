@@ -7,14 +7,15 @@ namespace WasteClassifier.LoadTesting;
 
 /// <summary>
 /// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
-/// whatever the answers). New submissions stop at the duration or the request bound; results still outstanding are
-/// awaited for the drain time, then the run ends whatever is left, so it always stops by itself. Cancelling the token
-/// passed to <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
+/// whatever the answers). New submissions stop at the duration or the request bound (a submission throttled after that is
+/// not retried: it ends unfinished, reason <c>throttled</c>); results still outstanding are awaited for the drain time,
+/// then the run ends whatever is left, so it always stops by itself. Cancelling the token passed to
+/// <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
 /// </summary>
 public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOptions options, Action<string>? progress = null)
 {
     private static readonly TimeSpan MinRetryAfter = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan UnheldPollPause = TimeSpan.FromMilliseconds(100);
 
     private readonly ConcurrentQueue<RequestRecord> _records = new();
@@ -72,7 +73,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             // A user due at or after the end never starts, even when its timer fires before the run's own stop timer.
             if (_clock.Elapsed >= options.Duration) return;
             while (!stopLaunching.IsCancellationRequested && TryLaunch())
-                await ExecuteAsync(hardStop);
+                await ExecuteAsync(stopLaunching, hardStop);
         }, CancellationToken.None)));
 
     private async Task OpenLoopAsync(CancellationToken stopLaunching, CancellationToken hardStop)
@@ -123,7 +124,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
         Task Launch() => Task.Run(async () =>
         {
-            try { await ExecuteAsync(hardStop); }
+            try { await ExecuteAsync(stopLaunching, hardStop); }
             finally { slots.Release(); }
         }, CancellationToken.None);
     }
@@ -140,18 +141,19 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
     private bool RequestBoundReached() => Volatile.Read(ref _launched) >= options.MaxRequests;
 
-    private async Task ExecuteAsync(CancellationToken hardStop)
+    private async Task ExecuteAsync(CancellationToken stopLaunching, CancellationToken hardStop)
     {
         var record = new RequestRecord { StartedS = Now() };
         _records.Enqueue(record);
         Interlocked.Increment(ref _inFlight);
         try
         {
-            var id = await SubmitAsync(record, hardStop);
+            var id = await SubmitAsync(record, stopLaunching, hardStop);
             if (id is null) return;
             await WaitForResultAsync(record, id, hardStop);
         }
-        catch (OperationCanceledException) when (hardStop.IsCancellationRequested)
+        // An interruption cancels the tokens linked to it one after the other: a wait on the first may end before the second is.
+        catch (OperationCanceledException) when (hardStop.IsCancellationRequested || _interrupted.IsCancellationRequested)
         {
             record.Outcome = RequestOutcome.Unfinished;
             record.Reason = _interrupted.IsCancellationRequested ? "interrupted"
@@ -168,7 +170,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         }
     }
 
-    private async Task<string?> SubmitAsync(RequestRecord record, CancellationToken hardStop)
+    private async Task<string?> SubmitAsync(RequestRecord record, CancellationToken stopLaunching, CancellationToken hardStop)
     {
         while (true)
         {
@@ -183,8 +185,18 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     record.SubmitMs = (record.AcceptedS.Value - attempt) * 1000;
                     return answer.Id;
                 case ResponseKind.Throttled:
+                    // Once launching has stopped, a throttled submission is not retried: retried through the drain, it would be
+                    // accepted after the duration (and counted in the accepted rate over the duration). It ends not accepted.
+                    if (stopLaunching.IsCancellationRequested) return NotRetried(record);
                     record.Throttled++;
-                    await Task.Delay(Clamp(answer.RetryAfter), hardStop);
+                    try
+                    {
+                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), stopLaunching);
+                    }
+                    catch (OperationCanceledException) when (!_interrupted.IsCancellationRequested && !hardStop.IsCancellationRequested)
+                    {
+                        return NotRetried(record);
+                    }
                     break;
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
@@ -212,7 +224,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     return;
                 case ResponseKind.Throttled:
                     record.Throttled++;
-                    await Task.Delay(Clamp(answer.RetryAfter), hardStop);
+                    await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), hardStop);
                     break;
                 default:
                     if (!target.PollsWait) wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
@@ -233,8 +245,20 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         record.Outcome = outcome;
     }
 
-    private static TimeSpan Clamp(TimeSpan? retryAfter) =>
-        retryAfter is not { } value ? TimeSpan.FromSeconds(1) : value < MinRetryAfter ? MinRetryAfter : value > MaxRetryAfter ? MaxRetryAfter : value;
+    private static string? NotRetried(RequestRecord record)
+    {
+        record.Outcome = RequestOutcome.Unfinished;
+        record.Reason = "throttled";
+        return null;
+    }
+
+    /// <summary>
+    /// The server's Retry-After, however long: the wait ends anyway when the run stops waiting (at the duration for a
+    /// submission, at the hard stop for a poll). Never longer than the run itself, which keeps a far-off date within
+    /// Task.Delay's limit (49 days).
+    /// </summary>
+    internal static TimeSpan RetryDelay(TimeSpan? retryAfter, TimeSpan runLength) =>
+        retryAfter is not { } value ? DefaultRetryAfter : value < MinRetryAfter ? MinRetryAfter : value > runLength ? runLength : value;
 
     private double Now() => _clock.Elapsed.TotalSeconds;
 }

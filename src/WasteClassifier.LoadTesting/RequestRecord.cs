@@ -18,7 +18,7 @@ public sealed class RequestRecord
     public RequestOutcome Outcome { get; set; } = RequestOutcome.Unfinished;
     public string? Reason { get; set; }
 
-    /// <summary>429/503 answers this request received and waited out.</summary>
+    /// <summary>429/503 answers this request received and waited out (not one that ended it after submissions stopped).</summary>
     public int Throttled { get; set; }
 
     public ServerTimings? Server { get; set; }

@@ -21,7 +21,10 @@ public sealed record RunInfo(string Mode, string Target, string? Profile, int Us
 
 /// <param name="Submitted">Requests started (each is one image).</param>
 /// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>
-/// <param name="Throttled">429/503 answers that were waited out and retried (not failures).</param>
+/// <param name="Throttled">
+/// 429/503 answers that were waited out and retried (not failures); one answering a submission after submissions stopped
+/// is not retried and ends the request instead (reason <c>throttled</c>).
+/// </param>
 /// <param name="ArrivalsDelayed">Open loop: arrivals sent late because the most requests allowed were outstanding.</param>
 /// <param name="ArrivalsNotSent">Open loop: arrivals due before the end never sent, for the same reason (not in Submitted).</param>
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,

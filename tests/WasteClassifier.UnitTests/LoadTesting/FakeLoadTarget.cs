@@ -20,6 +20,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public int ThrottleEvery { get; init; } = int.MaxValue;
     public bool NeverFinishes { get; init; }
 
+    /// <summary>Every submission is throttled, with this Retry-After.</summary>
+    public TimeSpan? AlwaysThrottles { get; init; }
+
     /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
     public int ThrowEvery { get; init; } = int.MaxValue;
 
@@ -33,6 +36,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {
         Contents.Enqueue(image.Content);
+        if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));
         int n;
         lock (_gate)
         {

@@ -83,6 +83,30 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task OpenLoop_ThrottledWhenTheDurationEnds_NotRetriedThroughTheDrain()
+    {
+        var watch = Stopwatch.StartNew();
+
+        var result = await new LoadRunner(new FakeLoadTarget { AlwaysThrottles = TimeSpan.FromMilliseconds(100) }, Images, Options(rate: 10, durationS: 1, drainS: 60)).RunAsync();
+        var report = LoadReport.From(result);
+
+        // Retried through the drain, they would be accepted after the duration, or end only at its end.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
+        Assert.Equal(10, report.Counts.Submitted);
+        Assert.Equal(0, report.Counts.Accepted);
+        Assert.Equal(new Dictionary<string, int> { ["throttled"] = 10 }, report.Counts.FailuresByReason);
+        Assert.Equal(10, report.Counts.Unfinished);
+    }
+
+    [Theory]
+    [InlineData(null, 1000)]
+    [InlineData(5.0, 100)]
+    [InlineData(30_000.0, 30_000)]
+    [InlineData(1e12, 90_000)]
+    public void RetryDelay_RetryAfterHonouredUpToTheRunsLength(double? retryAfterMs, double expectedMs) =>
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedMs), LoadRunner.RetryDelay(retryAfterMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null, TimeSpan.FromSeconds(90)));
+
+    [Fact]
     public async Task Run_TargetThrows_ThatRequestFailsAndTheRunGoesOn()
     {
         var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget { ThrowEvery = 4 }, Images, Options(users: 2, maxRequests: 12)).RunAsync());

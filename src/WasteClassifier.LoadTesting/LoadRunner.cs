@@ -17,6 +17,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private static readonly TimeSpan MinRetryAfter = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan UnheldPollPause = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MinUnavailablePause = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxUnavailablePause = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentQueue<RequestRecord> _records = new();
     private readonly Stopwatch _clock = new();
@@ -209,30 +211,48 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     {
         // A held poll returns when the result is there, so the next one follows at once.
         var wait = target.PollsWait ? TimeSpan.Zero : options.PollInterval;
-        while (true)
+        // Set while the polls go unanswered: the reason the request fails with if they still are at the deadline.
+        string? unavailable = null;
+        var unavailablePause = MinUnavailablePause;
+        try
         {
-            if (wait > TimeSpan.Zero) await Task.Delay(wait, hardStop);
-            var asked = Now();
-            var answer = await target.PollAsync(id, hardStop);
-            switch (answer.Kind)
+            while (true)
             {
-                case ResponseKind.Completed:
-                    Finish(record, RequestOutcome.Completed, null, answer.Timings);
-                    return;
-                case ResponseKind.Failed:
-                    Finish(record, RequestOutcome.Failed, answer.Reason ?? "failed", answer.Timings);
-                    return;
-                case ResponseKind.Throttled:
-                    record.Throttled++;
-                    await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), hardStop);
-                    break;
-                default:
-                    if (!target.PollsWait) wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
-                    // A held poll answered "not yet" long before its wait was up was not held (a server or proxy that
-                    // ignores ?wait=): pause before the next one rather than ask again at once, in a busy loop.
-                    else wait = Now() - asked < options.LongPoll.TotalSeconds / 2 ? UnheldPollPause : TimeSpan.Zero;
-                    break;
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, hardStop);
+                var asked = Now();
+                var answer = await target.PollAsync(id, hardStop);
+                if (answer.Kind != ResponseKind.Unavailable) (unavailable, unavailablePause) = (null, MinUnavailablePause);
+                switch (answer.Kind)
+                {
+                    case ResponseKind.Completed:
+                        Finish(record, RequestOutcome.Completed, null, answer.Timings);
+                        return;
+                    case ResponseKind.Failed:
+                        Finish(record, RequestOutcome.Failed, answer.Reason ?? "failed", answer.Timings);
+                        return;
+                    case ResponseKind.Throttled:
+                        record.Throttled++;
+                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), hardStop);
+                        break;
+                    case ResponseKind.Unavailable:
+                        // A restarting API, or its proxy: the server may still complete the request, so ask again after a
+                        // short pause, backing off, until the deadline.
+                        unavailable = answer.Reason ?? "poll_unavailable";
+                        await Task.Delay(unavailablePause, hardStop);
+                        unavailablePause = TimeSpan.FromTicks(Math.Min(MaxUnavailablePause.Ticks, unavailablePause.Ticks * 2));
+                        break;
+                    default:
+                        if (!target.PollsWait) wait = TimeSpan.FromTicks(Math.Min(options.MaxPollInterval.Ticks, (long)(wait.Ticks * 1.5)));
+                        // A held poll answered "not yet" long before its wait was up was not held (a server or proxy that
+                        // ignores ?wait=): pause before the next one rather than ask again at once, in a busy loop.
+                        else wait = Now() - asked < options.LongPoll.TotalSeconds / 2 ? UnheldPollPause : TimeSpan.Zero;
+                        break;
+                }
             }
+        }
+        catch (OperationCanceledException) when (unavailable is not null && hardStop.IsCancellationRequested && !_interrupted.IsCancellationRequested)
+        {
+            Finish(record, RequestOutcome.Failed, unavailable, null);
         }
     }
 

@@ -29,7 +29,9 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         part.Headers.ContentType = new MediaTypeHeaderValue(image.ContentType);
         form.Add(part, "image", image.FileName);
         form.Add(new StringContent(source), "source");
-        return await SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = form }, ReadAccepted, cancellationToken);
+        var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = form }, ReadAccepted, cancellationToken);
+        // Not sent again: the upload may have been accepted before the answer was lost.
+        return answer.Kind == ResponseKind.Unavailable ? answer with { Kind = ResponseKind.Failed } : answer;
     }
 
     public async Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
@@ -37,7 +39,7 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         var query = PollsWait ? FormattableString.Invariant($"?wait={longPoll.TotalSeconds:0.###}") : "";
         var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/classifications/{id}{query}"), ReadClassification, cancellationToken);
         // A failure of the GET itself (not a failed classification, which carries timings) is named as such.
-        return answer is { Kind: ResponseKind.Failed, Timings: null } ? answer with { Reason = $"poll_{answer.Reason}" } : answer;
+        return answer is { Kind: ResponseKind.Failed or ResponseKind.Unavailable, Timings: null } ? answer with { Reason = $"poll_{answer.Reason}" } : answer;
     }
 
     public ValueTask DisposeAsync()
@@ -57,16 +59,23 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             using var body = TryParse(text);
             if (!response.IsSuccessStatusCode)
-                return TargetResponse.Fail($"http_{(int)response.StatusCode}" + (body?.RootElement.TryGetProperty("error", out var error) == true ? $"_{error}" : ""));
+            {
+                var reason = $"http_{(int)response.StatusCode}" + (body?.RootElement.TryGetProperty("error", out var error) == true ? $"_{error}" : "");
+                // A proxy's answer while the API behind it restarts or is slow: not the API's verdict.
+                return response.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout
+                    ? new TargetResponse(ResponseKind.Unavailable, Reason: reason)
+                    : TargetResponse.Fail(reason);
+            }
             return body is null ? TargetResponse.Fail("invalid_json") : read(body.RootElement);
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return TargetResponse.Fail("timeout");
+            return new TargetResponse(ResponseKind.Unavailable, Reason: "timeout");
         }
         catch (HttpRequestException e)
         {
-            return TargetResponse.Fail(e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant());
+            return new TargetResponse(ResponseKind.Unavailable,
+                Reason: e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant());
         }
     }
 

@@ -14,7 +14,10 @@ public interface ILoadTarget : IAsyncDisposable
     /// <summary>Answers <see cref="ResponseKind.Accepted"/> with the id, <see cref="ResponseKind.Throttled"/> or <see cref="ResponseKind.Failed"/>.</summary>
     Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken);
 
-    /// <summary>Answers <see cref="ResponseKind.Pending"/>, a final kind with the server's timings, or <see cref="ResponseKind.Throttled"/>.</summary>
+    /// <summary>
+    /// Answers <see cref="ResponseKind.Pending"/>, a final kind with the server's timings, <see cref="ResponseKind.Throttled"/>,
+    /// or <see cref="ResponseKind.Unavailable"/>.
+    /// </summary>
     Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken);
 
     /// <summary>Whether a poll is held by the server until the result is there, so the next one may follow at once.</summary>
@@ -28,6 +31,9 @@ public enum ResponseKind
     Completed,
     Failed,
     Throttled,
+
+    /// <summary>No answer this time (a connection error, a timeout, a 502/504 from a restarting API or its proxy): a poll asks again.</summary>
+    Unavailable,
 }
 
 /// <param name="Reason">Why a request failed: an HTTP status, an error code from the body or the server's row.</param>

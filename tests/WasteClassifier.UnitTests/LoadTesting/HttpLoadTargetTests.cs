@@ -177,6 +177,67 @@ public sealed class HttpLoadTargetTests
         },
     };
 
+    /// <summary>No answer from the API: its proxy's 502 or 504, or a connection refused or dropped while it restarts.</summary>
+    private static HttpResponseMessage Unavailable(string what) => what switch
+    {
+        "502" => Answer(HttpStatusCode.BadGateway, "<html>bad gateway</html>"),
+        "504" => Answer(HttpStatusCode.GatewayTimeout),
+        "refused" => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused"),
+        _ => throw new HttpRequestException(HttpRequestError.ResponseEnded, "ended"),
+    };
+
+    [Theory]
+    [InlineData("502")]
+    [InlineData("504")]
+    [InlineData("refused")]
+    [InlineData("dropped")]
+    public async Task Run_PollsUnansweredAWhile_AskedAgainUntilTheResultComes(string what)
+    {
+        // The API restarts while the images are classified: each one's first two polls get no answer from it.
+        var polls = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var http = new HttpClient(new ScriptedApi((request, _) => Task.FromResult(request.Method == HttpMethod.Post
+            ? Answer(HttpStatusCode.Accepted, $$"""{"items":[{"id":"{{Guid.NewGuid()}}","status":"queued"}]}""")
+            : polls.AddOrUpdate(request.RequestUri!.AbsolutePath, 1, (_, n) => n + 1) <= 2 ? Unavailable(what) : Answer(HttpStatusCode.OK, """{"status":"completed","timings":{"total_ms":5}}"""))))
+        { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 1, MaxRequests = 2, LongPoll = TimeSpan.Zero, PollInterval = TimeSpan.FromMilliseconds(5) };
+        await using var target = new HttpLoadTarget(http, "test");
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
+
+        Assert.True(report.Counts.Completed == 2, $"{what}: {string.Join(", ", report.Counts.FailuresByReason)}");
+        Assert.All(polls.Values, n => Assert.Equal(3, n));
+    }
+
+    [Fact]
+    public async Task Run_PollsUnansweredUntilTheDeadline_FailWithTheLastReason()
+    {
+        var gets = 0;
+        var http = new HttpClient(new ScriptedApi((request, _) => Task.FromResult(request.Method == HttpMethod.Post
+            ? Answer(HttpStatusCode.Accepted, Queued)
+            : Interlocked.Increment(ref gets) == 1 ? Answer(HttpStatusCode.GatewayTimeout) : Answer(HttpStatusCode.BadGateway))))
+        { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions
+        {
+            Target = http.BaseAddress,
+            Users = 1,
+            MaxRequests = 1,
+            Duration = TimeSpan.FromSeconds(0.5),
+            Drain = TimeSpan.FromSeconds(1),
+            LongPoll = TimeSpan.Zero,
+            PollInterval = TimeSpan.FromMilliseconds(5),
+        };
+        await using var target = new HttpLoadTarget(http, "test");
+
+        var result = await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync();
+        var report = LoadReport.From(result);
+
+        // Asked again until the run's deadline (1.5 s), then failed as the last poll did, not as unfinished.
+        Assert.Equal(new Dictionary<string, int> { ["poll_http_502"] = 1 }, report.Counts.FailuresByReason);
+        Assert.Equal(0, report.Counts.Unfinished);
+        Assert.True(gets > 2, $"{gets} polls");
+        Assert.True(result.Records[0].FinishedS >= 1.4, $"failed at {result.Records[0].FinishedS} s");
+    }
+
     [Theory]
     [MemberData(nameof(Failures))]
     public async Task Run_RequestFails_CountedUnderItsReason(string reason, Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> answer)

@@ -38,7 +38,7 @@ public sealed class LoadTestCommand : ICommand
           --poll-ms N         without long polling: first poll after N ms, backing off to 1 s (default 100)
           --repeat-images     send the images' bytes unchanged (HTTP mode); by default each upload carries a
                               unique comment (pixels unchanged), so every upload is new content, as camera frames are
-          --out DIR           report folder (default loadtest-<time>)
+          --out DIR           report folder (default loadtest-<time>), created and checked before the load
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
@@ -72,6 +72,8 @@ public sealed class LoadTestCommand : ICommand
         if (options.Queue && ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
+        var outputCreated = !Directory.Exists(output);
+        PrepareOutput(output);
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 
@@ -107,6 +109,7 @@ public sealed class LoadTestCommand : ICommand
         finally
         {
             Console.CancelKeyPress -= onCancel;
+            if (report is null && outputCreated) RemoveIfEmpty(output);
             // Also after a failed or interrupted run: whatever it stored is removed when asked.
             if (cleanup) await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);
         }
@@ -125,6 +128,33 @@ public sealed class LoadTestCommand : ICommand
         if (!string.Equals(transport, MessagingTransports.RabbitMq, StringComparison.OrdinalIgnoreCase))
             throw new UsageException($"--queue sends to the workers' broker: set Messaging__Transport=rabbitmq and Messaging__RabbitMq__* as the workers' " +
                                      $"(the transport here is '{transport}', a bus inside this process that no worker reads); load the embedded default with --target");
+    }
+
+    /// <summary>The report folder, created and written to before the load: a bad --out found after the run lost its report.</summary>
+    internal static void PrepareOutput(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            using (File.Create(Path.Combine(folder, $".write-check-{Guid.NewGuid():N}"), 1, FileOptions.DeleteOnClose)) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--out {folder} cannot hold the report: {e.Message}");
+        }
+    }
+
+    /// <summary>A report folder this run created and never wrote to (it failed or was stopped before its load) is not left behind.</summary>
+    private static void RemoveIfEmpty(string folder)
+    {
+        try
+        {
+            if (!Directory.EnumerateFileSystemEntries(folder).Any()) Directory.Delete(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only tidying.
+        }
     }
 
     private static void EnsureLocalServers(IConfiguration configuration, bool usesBus)

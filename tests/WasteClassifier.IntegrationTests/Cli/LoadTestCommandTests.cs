@@ -28,6 +28,22 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Theory]
+    [InlineData("report")]
+    [InlineData("report/inside")]
+    public void Run_OutThatCannotBeAFolder_RefusedBeforeTheLoad(string output)
+    {
+        // A file stands where the folder (or its parent) would be.
+        File.WriteAllText(Path.Combine(_directory, "report"), "an earlier report's text");
+        var command = new LoadTestCommand();
+        string[] args = ["--target", "http://127.0.0.1:1", "--users", "1", "--max-requests", "1", "--duration", "1", "--generate", "1", "--out", Path.Combine(_directory, output)];
+
+        // Found after the run, it would lose the report.
+        var error = Assert.Throws<UsageException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+
+        Assert.Contains($"--out {Path.Combine(_directory, output)} cannot hold the report", error.Message);
+    }
+
+    [Theory]
     [InlineData("light", 10)]
     [InlineData("medium", 50)]
     [InlineData("heavy", 100)]

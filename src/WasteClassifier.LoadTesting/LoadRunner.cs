@@ -132,7 +132,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     }
 
     /// <summary>Arrivals expected by <paramref name="t"/> seconds: the rate rises linearly over the ramp, then holds.</summary>
-    internal static double Arrivals(double t, double rate, double ramp) =>
+    public static double Arrivals(double t, double rate, double ramp) =>
         ramp <= 0 ? rate * t
         : t < ramp ? rate * t * t / (2 * ramp)
         : rate * ramp / 2 + rate * (t - ramp);

@@ -67,11 +67,15 @@ public sealed record LoadTestOptions
 
     public bool ClosedLoop => Rate <= 0;
 
+    /// <summary>The longest duration, ramp or drain: a week keeps the run's timers (up to duration + drain) within their limit of 49 days.</summary>
+    public static readonly TimeSpan MaxSpan = TimeSpan.FromDays(7);
+
     public void Validate()
     {
         if (Queue == (Target is not null)) throw new ArgumentException("give either a target URL or queue mode");
         if (ClosedLoop && Users < 1) throw new ArgumentException("a closed-loop run needs at least one user");
         if (Duration <= TimeSpan.Zero) throw new ArgumentException("duration must be positive");
+        if (Duration > MaxSpan || Ramp > MaxSpan || Drain > MaxSpan) throw new ArgumentException($"duration, ramp and drain must each be at most {MaxSpan.TotalSeconds} s");
         // The API holds a poll for at most 30 s (ClassificationsApi.MaxWaitSeconds) and refuses longer waits.
         if (LongPoll < TimeSpan.Zero || LongPoll > TimeSpan.FromSeconds(30)) throw new ArgumentException("long poll must be 0 to 30 s");
         if (Target is not null && !AllowRemote) TargetGuard.EnsureLoopback(Target);

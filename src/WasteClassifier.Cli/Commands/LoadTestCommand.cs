@@ -28,8 +28,9 @@ public sealed class LoadTestCommand : ICommand
           --profile NAME      light, medium, heavy (10/50/100 users, as the original Locust runs) or flood (200)
           --users N           closed loop: N users, each waiting for its result before the next image
           --rate R            open loop: R images per second whatever the answers
-          --duration S        seconds of submitting (default 30); --ramp S to start users/rate gradually
+          --duration S        seconds of submitting (default 30); --ramp S (shorter) to start users/rate gradually
           --drain S           seconds to wait for outstanding results afterwards (default 60)
+                              (duration, ramp and drain: at most a week each)
           --max-requests N    never submit more than N images (default 100000)
           --images DIR        send the .jpg/.png files under DIR (at most --image-limit, default 200)
           --generate N        send N generated JPEGs (default 32) of --size WxH (default 640x480)
@@ -260,6 +261,12 @@ internal static class LoadTestArguments
         {
             throw new UsageException(e.Message);
         }
+        // Runs that could not go as asked: users due to start after the duration never do (the report would still name
+        // them all), a rate never reaches its value, or not one image is due.
+        if (options.Ramp > TimeSpan.Zero && options.Ramp >= options.Duration)
+            throw new UsageException($"--ramp must be shorter than --duration: {(options.ClosedLoop ? "users due to start after the duration never would" : "the rate would never reach --rate")}");
+        if (!options.ClosedLoop && LoadRunner.Arrivals(options.Duration.TotalSeconds, options.Rate, options.Ramp.TotalSeconds) < 1)
+            throw new UsageException($"--rate {rate.ToString(CultureInfo.InvariantCulture)} for {options.Duration.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s sends no image: rate × duration must come to at least one");
         return options;
     }
 
@@ -273,6 +280,7 @@ internal static class LoadTestArguments
         return ImageSet.Generated(arguments.Int("--generate", 32), width, height);
     }
 
+    // Bounded: a larger value overflowed TimeSpan or the run's timers, with a stack trace.
     private static TimeSpan Seconds(CommandArguments arguments, string name, float fallback) =>
-        TimeSpan.FromSeconds(arguments.Float(name, fallback, min: name == "--duration" ? 0.1f : 0));
+        TimeSpan.FromSeconds(arguments.Float(name, fallback, min: name == "--duration" ? 0.1f : 0, max: (float)LoadTestOptions.MaxSpan.TotalSeconds));
 }

@@ -83,6 +83,14 @@ public sealed class LoadTestCommandTests : IDisposable
     [InlineData("--duration must be a number in [0.1,", "--target", "http://localhost:8080", "--duration", "0")]
     [InlineData("long poll must be 0 to 30 s", "--target", "http://localhost:8080", "--long-poll", "45")]
     [InlineData("192.0.2.10 is not this machine; pass --allow-remote", "--target", "http://192.0.2.10:8080")]
+    [InlineData("--ramp must be shorter than --duration: users due to start after the duration never would", "--target", "http://localhost:8080", "--users", "50", "--duration", "10", "--ramp", "10")]
+    [InlineData("--ramp must be shorter than --duration: the rate would never reach --rate", "--target", "http://localhost:8080", "--rate", "5", "--duration", "10", "--ramp", "20")]
+    [InlineData("--rate 0.01 for 30 s sends no image", "--target", "http://localhost:8080", "--rate", "0.01", "--duration", "30")]
+    [InlineData("--rate 0.1 for 14 s sends no image", "--target", "http://localhost:8080", "--rate", "0.1", "--duration", "14", "--ramp", "10")]
+    [InlineData("--duration must be a number in [0.1, 604800]", "--target", "http://localhost:8080", "--duration", "5000000")]
+    [InlineData("--drain must be a number in [0, 604800]", "--target", "http://localhost:8080", "--drain", "1e30")]
+    [InlineData("--ramp must be a number in [0, 604800]", "--target", "http://localhost:8080", "--ramp", "5000000")]
+    [InlineData("--long-poll must be a number in [0, 604800]", "--target", "http://localhost:8080", "--long-poll", "1e30")]
     public void Parse_BadArguments_RefusedNamingTheProblem(string expected, params string[] args)
     {
         var error = Assert.Throws<UsageException>(() => Parse(args));

@@ -245,6 +245,18 @@ public sealed class LoadRunnerTests
         Assert.Empty(target.Contents);
     }
 
+    [Fact]
+    public async Task Run_DurationBeyondTheLongestSpan_RefusedBeforeAnythingIsSent()
+    {
+        var target = new FakeLoadTarget();
+
+        // 60 days: beyond what the run's timers take (49 days), which threw from inside the run.
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => new LoadRunner(target, Images, Options(users: 1, durationS: 60 * 86400)).RunAsync());
+
+        Assert.Contains("at most 604800 s", error.Message);
+        Assert.Empty(target.Contents);
+    }
+
     [Theory]
     [InlineData(1.0, 10, 0, 10)]
     [InlineData(1.0, 10, 2, 2.5)]

@@ -2,6 +2,6 @@ namespace WasteClassifier.LoadTesting;
 
 /// <param name="ArrivalsDelayed">Open loop: arrivals that waited for one of <see cref="LoadTestOptions.MaxInFlight"/> slots (sent late, in a burst).</param>
 /// <param name="ArrivalsNotSent">Open loop: arrivals due before the end that were never sent, every slot being taken.</param>
-/// <param name="Interrupted">The run was cancelled (Ctrl+C) before its duration and drain were over.</param>
+/// <param name="Interrupted">The run was cancelled (Ctrl+C or SIGTERM) before its duration and drain were over.</param>
 public sealed record LoadRunResult(LoadTestOptions Options, string Target, DateTimeOffset StartedAt, TimeSpan Elapsed, IReadOnlyList<RequestRecord> Records,
     int ArrivalsDelayed = 0, int ArrivalsNotSent = 0, bool Interrupted = false);

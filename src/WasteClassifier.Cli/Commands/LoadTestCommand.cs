@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using WasteClassifier.Infrastructure.Messaging;
@@ -43,7 +44,7 @@ public sealed class LoadTestCommand : ICommand
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
-        Ctrl+C ends the run early and still writes the report. Exit code 1 when any request failed or the run was cut short.
+        Ctrl+C (or SIGTERM) ends the run early and still writes the report. Exit code 1 when any request failed or the run was cut short.
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -86,6 +87,13 @@ public sealed class LoadTestCommand : ICommand
             stop.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (a timeout, kill, docker stop) ends the run as the first Ctrl+C does, so the report is written and the
+        // cleanup done; a second one ends the process.
+        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        });
         LoadReport? report = null;
         IReadOnlyList<Guid> storedImages = [];
         try
@@ -110,6 +118,7 @@ public sealed class LoadTestCommand : ICommand
         finally
         {
             Console.CancelKeyPress -= onCancel;
+            onTerminate.Dispose();
             if (report is null && outputCreated) RemoveIfEmpty(output);
             // Also after a failed or interrupted run: whatever it stored is removed when asked.
             if (cleanup) await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);

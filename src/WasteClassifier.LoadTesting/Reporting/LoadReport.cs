@@ -15,7 +15,7 @@ public sealed record LoadReport(
 }
 
 /// <param name="UniqueUploads">Every upload was new content (HTTP mode), rather than the images' bytes repeating.</param>
-/// <param name="Interrupted">Cancelled (Ctrl+C) before the duration and drain were over; requests still open then count as unfinished.</param>
+/// <param name="Interrupted">Cancelled (Ctrl+C or SIGTERM) before the duration and drain were over; requests still open then count as unfinished.</param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
     string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted);
 

@@ -1,3 +1,8 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
@@ -41,6 +46,41 @@ public sealed class LoadTestCommandTests : IDisposable
         var error = Assert.Throws<UsageException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
 
         Assert.Contains($"--out {Path.Combine(_directory, output)} cannot hold the report", error.Message);
+    }
+
+    [Fact]
+    public async Task Run_Sigterm_EndsTheRunAndStillWritesTheReport()
+    {
+        // A target that takes the upload's connection and never answers: the request stays in flight until the signal.
+        using var api = new TcpListener(IPAddress.Loopback, 0);
+        api.Start();
+        var output = Path.Combine(_directory, "out");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
+                     "--users", "1", "--duration", "600", "--generate", "1", "--size", "64x48", "--out", output })
+            start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            using var upload = await api.AcceptTcpClientAsync(timeout.Token);
+
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync(timeout.Token);
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+
+        // As after Ctrl+C: exit 1 (cut short) and the report of what was measured, not a process killed without one.
+        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {await stderr}");
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "report.json")));
+        Assert.True(report.RootElement.GetProperty("run").GetProperty("interrupted").GetBoolean());
+        Assert.Equal(1, report.RootElement.GetProperty("counts").GetProperty("failures_by_reason").GetProperty("interrupted").GetInt32());
+        Assert.Contains("\"report\"", await stdout);
     }
 
     [Theory]

@@ -92,9 +92,10 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 var due = (long)Arrivals(Math.Min(_clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds));
                 while (launched < due && !RequestBoundReached())
                 {
-                    // Counted before it is launched, so an arrival still waiting for a slot when the duration ends is not.
-                    if (slots.CurrentCount == 0) _arrivalsDelayed++;
+                    // Counted once it has its slot: one still waiting when the duration ends is counted as not sent, not here too.
+                    var delayed = slots.CurrentCount == 0;
                     await slots.WaitAsync(stopLaunching);
+                    if (delayed) _arrivalsDelayed++;
                     if (!TryLaunch()) { slots.Release(); break; }
                     launched++;
                     running.Add(Launch());

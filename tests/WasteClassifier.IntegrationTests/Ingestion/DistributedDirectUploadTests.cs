@@ -57,6 +57,33 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Submit_LongFileNameCutInsideASurrogatePair_AcceptedOnPostgres()
+    {
+        // 200 UTF-16 units end between the emoji's halves; half a pair is not UTF-8, which Npgsql refuses to send.
+        var name = new string('a', 199) + "\U0001F600.jpg";
+        var image = File.ReadAllBytes(Dataset.Sample(1)[^2].Path);
+        using var form = new MultipartFormDataContent();
+        var part = new ByteArrayContent(image);
+        part.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/jpeg");
+        // filename* (RFC 5987), as a browser sends a name outside ASCII.
+        part.Headers.ContentDisposition = new System.Net.Http.Headers.ContentDispositionHeaderValue("form-data") { Name = "\"image\"", FileNameStar = name };
+        form.Add(part);
+
+        var response = await _client.Http.PostAsync("/v1/classifications", form);
+
+        // It was an empty 500, after the submitter had stored the image again on each retry.
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
+        Assert.Equal(new string('a', 199), body["items"]![0]!["filename"]!.GetValue<string>());
+
+        // A direct upload keeps its announced name the same way.
+        var created = await _client.Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = name } } });
+        var upload = await ClassifierClient.ReadJsonAsync(created);
+        Assert.True(created.StatusCode == HttpStatusCode.Created, upload.ToJsonString());
+        Assert.Equal(new string('a', 199), upload["uploads"]![0]!["filename"]!.GetValue<string>());
+    }
+
+    [IntegrationFact]
     public async Task Upload_PresignedPutToS3ThenCommit_ClassifiedOnPostgres()
     {
         var files = Dataset.Sample(1).Skip(3).Take(4).Select(i => (Name: Path.GetFileName(i.Path), Bytes: File.ReadAllBytes(i.Path))).ToList();

@@ -22,4 +22,16 @@ public sealed class FileNamesTests
     {
         Assert.Equal(200, FileNames.Sanitize(new string('x', 1000) + ".jpg")!.Length);
     }
+
+    [Theory]
+    [InlineData("\U0001F600")] // a surrogate pair: 200 UTF-16 units would end between its halves
+    [InlineData("e\u0301")] // e and a combining accent: one character on screen
+    public void Sanitize_LongNameWithACharacterAcrossTheLimit_CutBeforeIt(string character)
+    {
+        var name = FileNames.Sanitize(new string('a', 199) + character + ".jpg")!;
+
+        Assert.Equal(new string('a', 199), name);
+        // Half a surrogate pair is not UTF-8: PostgreSQL's driver refused to send it, and the whole request failed.
+        Assert.Equal(name, System.Text.Encoding.UTF8.GetString(new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetBytes(name)));
+    }
 }

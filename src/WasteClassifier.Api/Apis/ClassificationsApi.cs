@@ -86,6 +86,9 @@ public static class ClassificationsApi
         if (status is not null && !ClassificationStatus.All.Contains(status))
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_status", $"status must be one of {string.Join(", ", ClassificationStatus.All)}");
 
+        // As a submission checks it: a NUL reached PostgreSQL, which refused the query (500).
+        if (source is not null && SourceNames.Validate(source) is { } invalid) return invalid;
+
         var query = db.Classifications.Include(c => c.Image).AsNoTracking();
         if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
         if (status is not null) query = query.Where(c => c.Status == status);

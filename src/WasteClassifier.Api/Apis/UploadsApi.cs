@@ -59,7 +59,10 @@ public static class UploadsApi
             if (f.Size > limits.MaxFileBytes)
                 return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, ImageIntake.FileTooLarge,
                     $"files[{i}] ({f.Filename}) is {f.Size:N0} bytes; the limit is {limits.MaxFileBytes:N0}");
-            if (f.ContentType is { Length: > 128 }) return Bad("invalid_content_type", $"files[{i}].content_type is longer than 128 characters");
+            // Parsed as a multipart part's type is: a NUL or other bytes no header may hold made PostgreSQL refuse the row (500).
+            if (f.ContentType is { Length: > 0 } given && MultipartUploads.MediaTypeOf(given) is null)
+                return Bad("invalid_content_type", $"files[{i}].content_type must be a media type such as image/jpeg, at most {MultipartUploads.MaxContentTypeLength} characters");
+            files[i] = f with { ContentType = MultipartUploads.MediaTypeOf(f.ContentType) };
         }
         var source = body.Source ?? "";
         if (SourceNames.Validate(source) is { } invalid) return invalid;

@@ -107,6 +107,8 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     [InlineData("status=done", "invalid_status")]
     [InlineData("limit=0", "invalid_limit")]
     [InlineData("cursor=%21%21", "invalid_cursor")]
+    [InlineData("source=%00", "invalid_source")]
+    [InlineData("source=bad%20source!", "invalid_source")]
     public async Task List_BadQuery_400(string query, string error)
     {
         var response = await fixture.Client.Http.GetAsync($"/v1/classifications?{query}");

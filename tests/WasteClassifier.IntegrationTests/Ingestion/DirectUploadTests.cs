@@ -43,6 +43,9 @@ public sealed class DirectUploadTests(IngestionFixture fixture)
         await ExpectErrorAsync(await Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = "big.jpg", size = 3 * 1024 * 1024 } } }),
             HttpStatusCode.RequestEntityTooLarge, "file_too_large", "big.jpg");
         await ExpectErrorAsync(await Http.PostAsJsonAsync("/v1/uploads", new { count = 1, source = "bad source!" }), HttpStatusCode.BadRequest, "invalid_source");
+        await ExpectErrorAsync(await Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { content_type = "image/jpeg\u0000" } } }), HttpStatusCode.BadRequest,
+            "invalid_content_type", "files[0]");
+        await ExpectErrorAsync(await Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { content_type = "jpeg" } } }), HttpStatusCode.BadRequest, "invalid_content_type");
 
         await ExpectErrorAsync(await Http.PostAsJsonAsync("/v1/uploads/commit", new { ids = Array.Empty<Guid>() }), HttpStatusCode.BadRequest, "no_ids");
         var unknown = Guid.NewGuid();

@@ -84,6 +84,23 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task ClientStringsWithNul_400OnPostgres()
+    {
+        // PostgreSQL refuses NUL in text (22021): both reached it and answered 500.
+        var list = await _client.Http.GetAsync("/v1/classifications?source=%00");
+        Assert.Equal(HttpStatusCode.BadRequest, list.StatusCode);
+        Assert.Equal("invalid_source", (await ClassifierClient.ReadJsonAsync(list))["error"]!.GetValue<string>());
+
+        var created = await _client.Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = "a.jpg", content_type = "image/jpeg\u0000" } } });
+        Assert.Equal(HttpStatusCode.BadRequest, created.StatusCode);
+        Assert.Equal("invalid_content_type", (await ClassifierClient.ReadJsonAsync(created))["error"]!.GetValue<string>());
+
+        // A type with parameters is kept as its media type, as a multipart part's is.
+        var typed = await _client.Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = "b.jpg", content_type = "image/jpeg; camera=\"line 3\"" } } });
+        Assert.Equal(HttpStatusCode.Created, typed.StatusCode);
+    }
+
+    [IntegrationFact]
     public async Task Upload_PresignedPutToS3ThenCommit_ClassifiedOnPostgres()
     {
         var files = Dataset.Sample(1).Skip(3).Take(4).Select(i => (Name: Path.GetFileName(i.Path), Bytes: File.ReadAllBytes(i.Path))).ToList();

@@ -47,9 +47,18 @@ public static class MultipartUploads
     /// <summary>A form limit of this reader's own (value count, value length): the request is refused, but it is not too large.</summary>
     private sealed class FormLimitException(string message) : IOException(message);
 
+    /// <summary>RFC 2046 (5.1.1): a boundary is 1 to 70 characters.</summary>
+    public const int MaxBoundaryLength = 70;
+
     private static string? Boundary(string? contentType) =>
         MediaTypeHeaderValue.TryParse(contentType, out var type) && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            ? HeaderUtilities.RemoveQuotes(type.Boundary).Value is { Length: > 0 } boundary ? boundary : throw new InvalidDataException("the multipart content type has no boundary")
+            ? HeaderUtilities.RemoveQuotes(type.Boundary).Value switch
+            {
+                { Length: 0 } or null => throw new InvalidDataException("the multipart content type has no boundary"),
+                // Over MultipartReader's buffer (about 4 KB) its constructor throws ArgumentOutOfRangeException, which was an empty 500.
+                { Length: > MaxBoundaryLength } => throw new InvalidDataException($"the multipart boundary is longer than {MaxBoundaryLength} characters (RFC 2046)"),
+                var boundary => boundary,
+            }
             : null;
 
     /// <summary>

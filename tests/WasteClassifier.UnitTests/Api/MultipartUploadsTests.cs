@@ -161,6 +161,38 @@ public sealed class MultipartUploadsTests
         Assert.Equal("malformed_request", Assert.IsType<JsonHttpResult<ApiError>>(error).Value!.Error);
     }
 
+    [Theory]
+    [InlineData(71)]
+    [InlineData(5000)] // over MultipartReader's buffer: its constructor threw ArgumentOutOfRangeException, an empty 500
+    public async Task ReadAsync_BoundaryLongerThanRfc2046Allows_AnswersMalformedRequest(int length)
+    {
+        var (_, error) = await MultipartUploads.ReadAsync(RawMultipart(new string('b', length)), "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("malformed_request", answer.Value!.Error);
+        Assert.Contains("70", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_BoundaryOf70Characters_Read()
+    {
+        var (upload, error) = await MultipartUploads.ReadAsync(RawMultipart(new string('b', 70)), "image", Options, CancellationToken.None);
+
+        Assert.Null(error);
+        Assert.Equal([3L], upload!.Files.Select(f => f.Length));
+    }
+
+    /// <summary>One three-byte file under <paramref name="boundary"/>, written by hand: HttpClient refuses boundaries over 70 characters.</summary>
+    private static HttpRequest RawMultipart(string boundary)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = $"multipart/form-data; boundary={boundary}";
+        request.Body = new MemoryStream(System.Text.Encoding.ASCII.GetBytes(
+            $"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\nabc\r\n--{boundary}--\r\n"));
+        return request;
+    }
+
     [Fact]
     public async Task ReadAsync_UrlEncodedForm_ReadsItsFieldsAndFindsNoFile()
     {

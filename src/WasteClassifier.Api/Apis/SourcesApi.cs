@@ -52,6 +52,10 @@ public static class SourcesApi
         // Defaults: from the source's first image to just after its last (or now, when later).
         var until = end ?? SourceReports.DefaultEnd(span.Last, clock.GetUtcNow().UtcDateTime);
         var since = start ?? span.First;
+        // Again with the defaults: a from after now, or a to before the first image, was answered as an empty report.
+        if (since >= until)
+            return Bad("invalid_range", string.Create(CultureInfo.InvariantCulture,
+                $"from must be before to; with the defaults (from: the source's first image, to: now) they are {since:O} and {until:O}"));
         var buckets = Math.Ceiling((until - since) / SourceReports.StepOf(size));
         if (buckets > SourceReports.MaxBuckets)
             return Bad("invalid_range", string.Create(CultureInfo.InvariantCulture,

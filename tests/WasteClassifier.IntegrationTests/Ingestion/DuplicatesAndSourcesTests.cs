@@ -95,6 +95,9 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=yesterday"), HttpStatusCode.BadRequest, "invalid_from", "yesterday");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=soon"), HttpStatusCode.BadRequest, "invalid_to");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range");
+        // One bound given: the range is checked with the other's default (to: now; from: the source's first image).
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2999-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range", "2999");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=2020-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range", "2020");
         // Years in minutes (until now, as without from and to on a long history): over the 10,000 buckets one answer may span.
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2020-01-01T00:00:00Z&bucket=minute"), HttpStatusCode.BadRequest, "invalid_range", "10,000");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?format=xml"), HttpStatusCode.BadRequest, "invalid_format");

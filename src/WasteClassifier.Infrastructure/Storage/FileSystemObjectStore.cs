@@ -12,11 +12,27 @@ public sealed class FileSystemObjectStore(string root) : IObjectStore
     public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
         var path = PathFor(key);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         // Write aside then rename, so a reader never sees half an object.
         var temporary = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        await File.WriteAllBytesAsync(temporary, content.ToArray(), cancellationToken);
-        File.Move(temporary, path, overwrite: true);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            await File.WriteAllBytesAsync(temporary, content.ToArray(), cancellationToken);
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A full or read-only volume, or no permission: the store is unavailable (a 503 to an uploader), not the request wrong.
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // Its folder is missing or cannot be written either: nothing to remove.
+            }
+            throw new ObjectStoreWriteException($"object store folder {root} cannot store {key}: {e.Message}", e);
+        }
     }
 
     public async Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken)

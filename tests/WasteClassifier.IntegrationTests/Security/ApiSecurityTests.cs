@@ -331,6 +331,25 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
     }
 
     [Fact]
+    public async Task Submit_ObjectFolderCannotBeWritten_503WithRetryAfter()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        _directories.Add(directory);
+        var http = Start(new() { ["ObjectStore:Root"] = directory }, keys: false).CreateClient();
+        // A file where the images' folder goes: the store's writes fail as on a full or read-only volume (for root too).
+        await File.WriteAllBytesAsync(Path.Combine(directory, "waste-images", "sha256"), [1]);
+        var image = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
+
+        var (response, body) = await new ClassifierClient(http).SubmitAsync([("a.jpg", image)]);
+
+        // It was an empty 500: the client could not tell an outage it should wait out from a refusal.
+        Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+        Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.DoesNotContain(directory, body.ToJsonString());
+    }
+
+    [Fact]
     public async Task SlowUpload_BelowTheMinimumRate_ConnectionEndedWithinSeconds()
     {
         var factory = Start(new() { ["Uploads:MinBodyBytesPerSecond"] = "1000", ["Uploads:BodyGraceSeconds"] = "2" });

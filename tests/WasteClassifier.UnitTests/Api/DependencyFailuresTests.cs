@@ -39,6 +39,14 @@ public sealed class DependencyFailuresTests
     }
 
     [Fact]
+    public void IsUnavailable_FolderStoreWriteFailed_TrueButNotAnyIOException()
+    {
+        // The embedded default's store on a full or read-only disk: 503 with Retry-After, like an unreachable S3 server.
+        Assert.True(DependencyFailures.IsUnavailable(new WasteClassifier.Infrastructure.Storage.ObjectStoreWriteException("no space", new IOException("No space left on device"))));
+        Assert.False(DependencyFailures.IsUnavailable(new IOException("a bug elsewhere")));
+    }
+
+    [Fact]
     public void IsUnavailable_SqliteConstraintError_False()
     {
         var saveFailed = new DbUpdateException("save failed", new Microsoft.Data.Sqlite.SqliteException("NOT NULL constraint failed", 19, 1299));

@@ -23,6 +23,18 @@ public sealed class FileSystemObjectStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Put_FolderThatCannotTakeTheObject_ObjectStoreWriteException()
+    {
+        // A file where the key's folder should be: creating it fails as on a full or read-only volume, for root too.
+        await File.WriteAllBytesAsync(Path.Combine(_directory, "sha256"), [1]);
+
+        var error = await Assert.ThrowsAsync<ObjectStoreWriteException>(() =>
+            new FileSystemObjectStore(_directory).PutAsync("sha256/ab/abc", new byte[] { 1, 2, 3 }, "image/png", CancellationToken.None));
+
+        Assert.IsAssignableFrom<IOException>(error.InnerException);
+    }
+
+    [Fact]
     public async Task Check_WritableFolder_PassesAndLeavesNothingBehind()
     {
         await new FileSystemObjectStore(_directory).CheckAsync(CancellationToken.None);

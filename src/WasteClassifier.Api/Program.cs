@@ -17,6 +17,8 @@ builder.AddClassifierApi();
 var app = builder.Build();
 await app.Services.PrepareServiceAsync();
 
+// Outermost: an exception nothing else handles, and a 404 or 405 no endpoint wrote, answer in the API's error JSON.
+app.UseFallbackErrors();
 app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
     // Successful reads are what clients poll with; at Information they would be most of the log (and its cost).
     error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error

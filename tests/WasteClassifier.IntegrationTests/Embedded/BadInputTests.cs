@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.IntegrationTests.Fixtures;
@@ -101,6 +104,54 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal("not_found", body["error"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/classifications/123", HttpStatusCode.NotFound, "not_found")] // not a GUID: the route's constraint
+    [InlineData("GET", "/v1/no-such-resource", HttpStatusCode.NotFound, "not_found")]
+    [InlineData("GET", "/no-such-page.html", HttpStatusCode.NotFound, "not_found")]
+    [InlineData("DELETE", "/v1/classifications", HttpStatusCode.MethodNotAllowed, "method_not_allowed")]
+    [InlineData("PATCH", "/v1/models", HttpStatusCode.MethodNotAllowed, "method_not_allowed")]
+    public async Task Request_NoEndpointAnswers_JsonError(string method, string url, HttpStatusCode status, string error)
+    {
+        var response = await fixture.Client.Http.SendAsync(new HttpRequestMessage(new HttpMethod(method), url));
+
+        // These were empty bodies.
+        Assert.Equal(status, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(error, body["error"]!.GetValue<string>());
+        Assert.Contains(url, body["message"]!.GetValue<string>());
+        if (status == HttpStatusCode.MethodNotAllowed) Assert.NotEmpty(response.Content.Headers.Allow);
+    }
+
+    [Fact]
+    public async Task Request_UnexpectedException_500InternalErrorWithoutItsDetails()
+    {
+        // A fault no handler expects, from a stage past the API's endpoints that only this test adds.
+        await using var factory = fixture.AnotherProcess().WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IStartupFilter>(new ThrowingStage())));
+        var response = await factory.CreateClient().GetAsync(ThrowingStage.Path);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var text = await response.Content.ReadAsStringAsync();
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal("internal_error", body["error"]!.GetValue<string>());
+        Assert.DoesNotContain(ThrowingStage.Secret, text);
+        Assert.DoesNotContain("InvalidOperationException", text);
+        // The API's own answers are unchanged.
+        Assert.Equal(HttpStatusCode.OK, (await factory.CreateClient().GetAsync("/health/live")).StatusCode);
+    }
+
+    /// <summary>Answers <see cref="Path"/>, which no endpoint serves, by throwing.</summary>
+    private sealed class ThrowingStage : IStartupFilter
+    {
+        public const string Path = "/test-only/throws";
+        public const string Secret = "connection string Password=hunter2";
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            next(app);
+            app.Run(context => context.Request.Path == Path ? throw new InvalidOperationException(Secret) : Task.CompletedTask);
+        };
     }
 
     [Theory]

@@ -168,6 +168,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("classification_id");
 
+                    b.Property<DateTime?>("CleanupAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("cleanup_at");
+
                     b.Property<DateTime?>("CommittedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("committed_at");
@@ -223,6 +227,9 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_direct_uploads");
+
+                    b.HasIndex("CleanupAt")
+                        .HasDatabaseName("ix_direct_uploads_cleanup_at");
 
                     b.HasIndex("Status", "ExpiresAt")
                         .HasDatabaseName("ix_direct_uploads_status_expires_at");

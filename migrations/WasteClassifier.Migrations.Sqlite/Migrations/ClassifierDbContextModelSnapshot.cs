@@ -163,6 +163,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("classification_id");
 
+                    b.Property<DateTime?>("CleanupAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("cleanup_at");
+
                     b.Property<DateTime?>("CommittedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("committed_at");
@@ -218,6 +222,9 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_direct_uploads");
+
+                    b.HasIndex("CleanupAt")
+                        .HasDatabaseName("ix_direct_uploads_cleanup_at");
 
                     b.HasIndex("Status", "ExpiresAt")
                         .HasDatabaseName("ix_direct_uploads_status_expires_at");

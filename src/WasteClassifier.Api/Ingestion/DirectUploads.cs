@@ -175,6 +175,8 @@ public sealed class DirectUploads(
             upload.Status = DirectUploadStatus.Committed;
             upload.ClassificationId = row.Id;
             upload.CommittedAt = now;
+            // A presigned URL cannot be revoked: whatever it PUTs after this commit is deleted once it has expired.
+            upload.CleanupAt = upload.ExpiresAt;
             db.Classifications.Add(row);
         }
         foreach (var upload in open.Where(u => refusals.TryGetValue(u.Id, out var r) && r.Final))
@@ -182,6 +184,7 @@ public sealed class DirectUploads(
             upload.Status = DirectUploadStatus.Refused;
             upload.ErrorCode = refusals[upload.Id].Error;
             upload.Error = refusals[upload.Id].Message;
+            upload.CleanupAt = upload.ExpiresAt;
         }
         try
         {

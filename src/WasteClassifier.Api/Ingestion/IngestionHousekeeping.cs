@@ -6,7 +6,8 @@ namespace WasteClassifier.Api.Ingestion;
 
 /// <summary>
 /// Two small periodic jobs: duplicates whose original has become final take its result, and direct uploads never
-/// committed are removed (staged object deleted, row marked expired) once their URL can no longer be used.
+/// committed are removed (staged object deleted, row marked expired) once their URL can no longer be used; so is what
+/// a URL wrote after its upload was committed or refused.
 /// </summary>
 public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, IngestionOptions options, TimeProvider clock, ILogger<IngestionHousekeeping> logger) : BackgroundService
 {
@@ -61,6 +62,7 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         return resolved;
     }
 
+    /// <returns>How many uploads were expired, or had their staged object deleted after their commit or refusal.</returns>
     public async Task<int> ExpireUploadsAsync(CancellationToken cancellationToken)
     {
         using var scope = scopes.CreateScope();
@@ -74,7 +76,16 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
             upload.Status = DirectUploadStatus.Expired;
         }
-        if (expired.Count == 0) return 0;
+        // Committed or refused: the commit deleted the staged object, but a presigned PUT after it (S3 cannot revoke the URL)
+        // wrote it again, and nothing else would ever delete it.
+        var closed = await db.DirectUploads.Where(u => u.CleanupAt != null && u.CleanupAt < before)
+            .OrderBy(u => u.CleanupAt).Take(200).ToListAsync(cancellationToken);
+        foreach (var upload in closed)
+        {
+            await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
+            upload.CleanupAt = null;
+        }
+        if (expired.Count + closed.Count == 0) return 0;
         try
         {
             await db.SaveChangesAsync(cancellationToken);
@@ -84,7 +95,7 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             // A commit took one of them meanwhile; the next round retries the rest.
             return 0;
         }
-        logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
-        return expired.Count;
+        if (expired.Count > 0) logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
+        return expired.Count + closed.Count;
     }
 }

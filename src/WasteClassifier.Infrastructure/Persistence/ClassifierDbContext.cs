@@ -63,6 +63,8 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             upload.Property(u => u.ErrorCode).HasMaxLength(64);
             // The expiry sweep looks for pending uploads past their time.
             upload.HasIndex(u => new { u.Status, u.ExpiresAt });
+            // And for committed or refused uploads whose staged object is to be deleted again (null for all others).
+            upload.HasIndex(u => u.CleanupAt);
         });
 
         modelBuilder.Entity<ModelRecord>(model =>

@@ -27,6 +27,12 @@ public class DirectUpload
     public DateTime CreatedAt { get; set; }
     public DateTime ExpiresAt { get; set; }
     public DateTime? CommittedAt { get; set; }
+
+    /// <summary>
+    /// Set when the upload is committed or refused: its presigned URL can still write the staged object until it
+    /// expires, so housekeeping deletes the staged object once more after this time, then clears it.
+    /// </summary>
+    public DateTime? CleanupAt { get; set; }
 }
 
 public static class DirectUploadStatus

@@ -1,6 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Ingestion;
@@ -98,6 +102,40 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
         // A type with parameters is kept as its media type, as a multipart part's is.
         var typed = await _client.Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = "b.jpg", content_type = "image/jpeg; camera=\"line 3\"" } } });
         Assert.Equal(HttpStatusCode.Created, typed.StatusCode);
+    }
+
+    [IntegrationFact]
+    public async Task Upload_PresignedPutAfterCommitOrRefusal_DeletedByHousekeepingOnceTheUrlExpired()
+    {
+        using var storage = new HttpClient();
+        var image = (Name: "after.jpg", Bytes: File.ReadAllBytes(Dataset.Sample(1)[^3].Path));
+        var committed = await DirectUploadFlow.RunAsync(_client.Http, storage, [image], "put-after-commit");
+        var refusedUpload = (await ClassifierClient.ReadJsonAsync(await _client.Http.PostAsJsonAsync("/v1/uploads", new { count = 1 })))["uploads"]![0]!;
+        Assert.True((await storage.PutAsync(refusedUpload["url"]!.GetValue<string>(), new ByteArrayContent("not an image"u8.ToArray()))).IsSuccessStatusCode);
+        var refusedId = Guid.Parse(refusedUpload["id"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.Http.PostAsJsonAsync("/v1/uploads/commit", new { ids = new[] { refusedId } })).StatusCode);
+
+        // The presigned URLs still work after the commit and the refusal (S3 cannot revoke them): both objects are back.
+        foreach (var url in new[] { committed.Uploads[0]["url"]!.GetValue<string>(), refusedUpload["url"]!.GetValue<string>() })
+            Assert.True((await storage.PutAsync(url, new ByteArrayContent(image.Bytes))).IsSuccessStatusCode);
+        var store = _api.Services.GetRequiredService<IObjectStore>();
+        var keys = new[] { DirectUploads.StagingKeyFor(committed.UploadIds[0]), DirectUploads.StagingKeyFor(refusedId) };
+        foreach (var key in keys) Assert.NotNull(await store.SizeAsync(key, CancellationToken.None));
+
+        // Housekeeping as it runs once the URLs have expired (900 s, and its minute of grace).
+        var housekeeping = new IngestionHousekeeping(_api.Services.GetRequiredService<IServiceScopeFactory>(), _api.Services.GetRequiredService<IngestionOptions>(),
+            new Later(TimeSpan.FromMinutes(20)), NullLogger<IngestionHousekeeping>.Instance);
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+
+        // Left for ever before: only pending uploads' staged objects were deleted.
+        foreach (var key in keys) Assert.Null(await store.SizeAsync(key, CancellationToken.None));
+        // Done once: the next round has nothing of theirs to delete.
+        Assert.Equal(0, await housekeeping.ExpireUploadsAsync(CancellationToken.None));
+    }
+
+    private sealed class Later(TimeSpan by) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + by;
     }
 
     [IntegrationFact]

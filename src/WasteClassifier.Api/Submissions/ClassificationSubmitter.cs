@@ -64,7 +64,19 @@ public sealed class ClassificationSubmitter(
         ClassifyCommandSender.StampBeforeInsert(toSend, now);
         db.Classifications.AddRange(rows);
         // New image rows (added by the intake) and the classifications: one round trip, one transaction.
-        await db.SaveChangesAsync(cancellationToken);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException)
+        {
+            if (!await SavedAnywayAsync(rows, cancellationToken)) throw;
+            // The commit reached PostgreSQL but its answer was lost; the retrying strategy inserted the same rows again and
+            // met their own keys. They are saved: send them, rather than record a second set and leave this one unsent
+            // (the re-publisher would have classified it again, minutes later).
+            logger.LogWarning("Saved {Count} classification(s) whose commit was not acknowledged; sending them", rows.Count);
+            db.ChangeTracker.AcceptAllChanges();
+        }
         // Before the send, so no worker can announce them first: this process's long polls need not read them.
         waiter.RecordQueued(toSend.Select(r => r.Id));
 
@@ -75,6 +87,16 @@ public sealed class ClassificationSubmitter(
     }
 
     public static string UrlFor(Guid id) => $"/v1/classifications/{id}";
+
+    /// <summary>
+    /// Whether a save that failed committed all the same. The ids are new (version 7, made by this request): found, they
+    /// are these rows, which one transaction saved together. Asked only after a failed save.
+    /// </summary>
+    private async Task<bool> SavedAnywayAsync(List<Classification> rows, CancellationToken cancellationToken)
+    {
+        var ids = rows.Select(r => r.Id).ToList();
+        return await db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), cancellationToken) == rows.Count;
+    }
 
     private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, OutgoingImage> images, CancellationToken cancellationToken)
     {

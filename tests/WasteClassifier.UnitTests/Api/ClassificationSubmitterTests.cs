@@ -124,6 +124,22 @@ public sealed class ClassificationSubmitterTests : IDisposable
         Assert.Equal(winner.ImageId, row.ImageId);
     }
 
+    [Fact]
+    public async Task Submit_CommitWhoseAnswerWasLost_ThoseRowsAnsweredAndNoSecondSet()
+    {
+        // As PostgreSQL's retrying strategy meets it: the commit went through, its answer did not, and the retried INSERT
+        // failed on the rows' own keys.
+        await using var db = NewContext(new AnswerLostAfterCommit());
+
+        var result = await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        await using var check = NewContext();
+        // Not a second row with the first one left unsent: the re-publisher would have classified the image twice.
+        var row = await check.Classifications.SingleAsync();
+        Assert.Equal(row.Id, Assert.Single(result.Items).Id);
+        Assert.True(_waiter.IsQueuedHere(row.Id));
+    }
+
     private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
         db,
         new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),
@@ -171,6 +187,20 @@ public sealed class ClassificationSubmitterTests : IDisposable
         {
             Texts.Add(command.CommandText);
             return ValueTask.FromResult(result);
+        }
+    }
+
+    /// <summary>The first save commits, then fails as a retried INSERT of the same rows does.</summary>
+    private sealed class AnswerLostAfterCommit : SaveChangesInterceptor
+    {
+        private bool _failed;
+
+        public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            if (_failed) return ValueTask.FromResult(result);
+            _failed = true;
+            throw new DbUpdateException("An error occurred while saving the entity changes.",
+                new SqliteException("SQLite Error 19: 'UNIQUE constraint failed: classifications.id'.", 19, 1555));
         }
     }
 

@@ -1,0 +1,67 @@
+using System.Data.Common;
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// A submission whose commit PostgreSQL carried out but whose answer the API never got: EF Core's retrying strategy runs
+/// the save again, and its INSERT meets the rows the first one committed.
+/// </summary>
+public sealed class SubmissionCommitTests
+{
+    [IntegrationFact]
+    public async Task Submit_CommitAnswerLostOnPostgres_TheCommittedRowsAnsweredAndNoSecondSet()
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("commit");
+        var lost = new CommitAnswerLostOnce();
+        try
+        {
+            await using var api = new ApiFactory(settings).WithWebHostBuilder(b =>
+                b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(lost))));
+            var client = new ClassifierClient(api.CreateClient());
+
+            var (response, body) = await client.SubmitAsync([("a.jpg", File.ReadAllBytes(Dataset.Sample(1)[4].Path))], source: "commit-lost");
+
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
+            Assert.True(lost.Fired);
+            using var scope = api.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            // A second set was recorded and answered, and the first, committed but never sent, was classified again by the
+            // re-publisher minutes later.
+            var row = await db.Classifications.SingleAsync(c => c.Source == "commit-lost");
+            Assert.Equal(row.Id.ToString(), body["items"]![0]!["id"]!.GetValue<string>());
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    /// <summary>
+    /// After the first commit that saves new classifications, throws what a connection reset while reading the commit's
+    /// answer throws: a transient NpgsqlException, which the retrying strategy answers by running the save again.
+    /// </summary>
+    private sealed class CommitAnswerLostOnce : DbTransactionInterceptor
+    {
+        private int _fired;
+
+        public bool Fired => _fired == 1;
+
+        public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            var saving = eventData.Context?.ChangeTracker.Entries<Classification>().Any(e => e.State == EntityState.Added) == true;
+            if (saving && Interlocked.Exchange(ref _fired, 1) == 0)
+                throw new NpgsqlException("Exception while reading from stream", new IOException("Connection reset by peer"));
+            return Task.CompletedTask;
+        }
+    }
+}

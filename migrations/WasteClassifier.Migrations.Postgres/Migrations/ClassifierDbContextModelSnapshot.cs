@@ -67,6 +67,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("error_code");
 
+                    b.Property<string>("IdempotencyFingerprint")
+                        .HasColumnType("text")
+                        .HasColumnName("idempotency_fingerprint");
+
                     b.Property<int>("IdempotencyIndex")
                         .HasColumnType("integer")
                         .HasColumnName("idempotency_index");
@@ -75,6 +79,11 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)")
                         .HasColumnName("idempotency_key");
+
+                    b.Property<string>("IdempotencyScope")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("idempotency_scope");
 
                     b.Property<Guid>("ImageId")
                         .HasColumnType("uuid")
@@ -141,15 +150,15 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.HasIndex("CreatedAt", "Id")
                         .HasDatabaseName("ix_classifications_created_at_id");
 
-                    b.HasIndex("IdempotencyKey", "IdempotencyIndex")
-                        .IsUnique()
-                        .HasDatabaseName("ix_classifications_idempotency_key_idempotency_index");
-
                     b.HasIndex("Source", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_created_at");
 
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_classifications_status_created_at");
+
+                    b.HasIndex("IdempotencyKey", "IdempotencyScope", "IdempotencyIndex")
+                        .IsUnique()
+                        .HasDatabaseName("ix_classifications_idempotency");
 
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");

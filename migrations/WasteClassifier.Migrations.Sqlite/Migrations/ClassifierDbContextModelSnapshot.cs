@@ -62,6 +62,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("error_code");
 
+                    b.Property<string>("IdempotencyFingerprint")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_fingerprint");
+
                     b.Property<int>("IdempotencyIndex")
                         .HasColumnType("INTEGER")
                         .HasColumnName("idempotency_index");
@@ -70,6 +74,11 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasMaxLength(128)
                         .HasColumnType("TEXT")
                         .HasColumnName("idempotency_key");
+
+                    b.Property<string>("IdempotencyScope")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_scope");
 
                     b.Property<Guid>("ImageId")
                         .HasColumnType("TEXT")
@@ -136,15 +145,15 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasIndex("CreatedAt", "Id")
                         .HasDatabaseName("ix_classifications_created_at_id");
 
-                    b.HasIndex("IdempotencyKey", "IdempotencyIndex")
-                        .IsUnique()
-                        .HasDatabaseName("ix_classifications_idempotency_key_idempotency_index");
-
                     b.HasIndex("Source", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_created_at");
 
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_classifications_status_created_at");
+
+                    b.HasIndex("IdempotencyKey", "IdempotencyScope", "IdempotencyIndex")
+                        .IsUnique()
+                        .HasDatabaseName("ix_classifications_idempotency");
 
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");

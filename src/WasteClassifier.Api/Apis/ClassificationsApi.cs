@@ -33,7 +33,12 @@ public static class ClassificationsApi
         var source = upload!.Form["source"].ToString();
         if (SourceNames.Validate(source) is { } invalid) return invalid;
 
-        var result = await submitter.SubmitAsync(upload.Files, source.Length == 0 ? null : source, key.Length == 0 ? null : key, cancellationToken);
+        // Keys are the caller's own: another API key's request under the same key is not this one's.
+        var scope = request.HttpContext.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "";
+        var result = await submitter.SubmitAsync(upload.Files, source.Length == 0 ? null : source, key.Length == 0 ? null : new IdempotencyKey(scope, key), cancellationToken);
+        if (result.KeyReused)
+            return ApiErrors.Result(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
+                "this Idempotency-Key was used for another request (other files, file contents or source); send a new request under a new key");
         Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {

@@ -20,9 +20,9 @@ public sealed class ClassificationSubmitter(
     // Saves tried before a lost race is reported as an error; each loser finds the winner's rows on the next try.
     private const int SaveAttempts = 3;
 
-    public async Task<SubmissionResult> SubmitAsync(IReadOnlyList<UploadedImage> files, string? source, string? idempotencyKey, CancellationToken cancellationToken)
+    public async Task<SubmissionResult> SubmitAsync(IReadOnlyList<UploadedImage> files, string? source, IdempotencyKey? idempotencyKey, CancellationToken cancellationToken)
     {
-        if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, cancellationToken) is { } replay) return replay;
+        if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, files, source, cancellationToken) is { } replay) return replay;
 
         for (var attempt = 1; ; attempt++)
         {
@@ -37,24 +37,27 @@ public sealed class ClassificationSubmitter(
                 // it recorded the same bytes first (the next attempt finds its image row) or used the same idempotency key
                 // (answer with its rows).
                 db.ChangeTracker.Clear();
-                if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, cancellationToken) is { } winner) return winner;
+                if (idempotencyKey is not null && await ReplayAsync(idempotencyKey, files, source, cancellationToken) is { } winner) return winner;
             }
         }
     }
 
-    private async Task<SubmissionResult> RecordAndSendAsync(IReadOnlyList<UploadedImage> files, string? source, string? idempotencyKey, CancellationToken cancellationToken)
+    private async Task<SubmissionResult> RecordAndSendAsync(IReadOnlyList<UploadedImage> files, string? source, IdempotencyKey? idempotencyKey, CancellationToken cancellationToken)
     {
         var (accepted, rejected) = await intake.TakeAsync(files, saveNewImages: false, cancellationToken);
         if (accepted.Count == 0) return new SubmissionResult([], rejected, false);
 
         var now = clock.GetUtcNow().UtcDateTime;
+        var fingerprint = idempotencyKey is null ? null : IdempotencyFingerprints.Of(files, rejected);
         var rows = accepted.Select((a, position) => new Classification
         {
             Id = Guid.CreateVersion7(),
             ImageId = a.Image.Id,
             Source = source,
             Status = ClassificationStatus.Queued,
-            IdempotencyKey = idempotencyKey,
+            IdempotencyKey = idempotencyKey?.Value,
+            IdempotencyScope = idempotencyKey?.Scope ?? "",
+            IdempotencyFingerprint = fingerprint,
             // The file's position in the request, not among the accepted: a replay can then say which files these were.
             IdempotencyIndex = a.File.Index,
             // Distinct timestamps keep "newest first" stable inside one request.
@@ -111,11 +114,23 @@ public sealed class ClassificationSubmitter(
         }
     }
 
-    private async Task<SubmissionResult?> ReplayAsync(string idempotencyKey, CancellationToken cancellationToken)
+    /// <summary>
+    /// The rows an earlier request under this key recorded, answered again; or, when these files or this source are not
+    /// that request's, a refusal (the key was reused: these files would otherwise never be stored). Null: none.
+    /// </summary>
+    private async Task<SubmissionResult?> ReplayAsync(IdempotencyKey idempotencyKey, IReadOnlyList<UploadedImage> files, string? source, CancellationToken cancellationToken)
     {
+        var (key, scope) = (idempotencyKey.Value, idempotencyKey.Scope);
+        // Rows written before keys were scoped and fingerprinted are replayed as they were then: for any caller.
         var rows = await db.Classifications.Include(c => c.Image).AsNoTracking()
-            .Where(c => c.IdempotencyKey == idempotencyKey).OrderBy(c => c.IdempotencyIndex).ToListAsync(cancellationToken);
+            .Where(c => c.IdempotencyKey == key && (c.IdempotencyScope == scope || c.IdempotencyFingerprint == null))
+            .OrderBy(c => c.IdempotencyIndex).ToListAsync(cancellationToken);
         if (rows.Count == 0) return null;
+        if (rows[0].IdempotencyFingerprint is { } fingerprint && !IdempotencyFingerprints.Matches(fingerprint, rows, files, source))
+        {
+            logger.LogInformation("Idempotency-Key reused for another request (scope {Scope}); refused", scope.Length == 0 ? "(none)" : scope);
+            return new SubmissionResult([], [], false, KeyReused: true);
+        }
         return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.Image?.FileName, r.IdempotencyIndex)).ToList(), [], true);
     }
 }

@@ -9,4 +9,5 @@ public sealed record RejectedImage(int Index, string? Filename, string Error, st
 /// <summary>An accepted file; <see cref="Index"/> is its position among the request's files, as a refusal's is.</summary>
 public sealed record AcceptedImage(Guid Id, string Status, string Url, string? Filename, int Index);
 
-public sealed record SubmissionResult(IReadOnlyList<AcceptedImage> Items, IReadOnlyList<RejectedImage> Rejected, bool Replayed);
+/// <param name="KeyReused">The Idempotency-Key belongs to another request (other source or files): nothing was done.</param>
+public sealed record SubmissionResult(IReadOnlyList<AcceptedImage> Items, IReadOnlyList<RejectedImage> Rejected, bool Replayed, bool KeyReused = false);

@@ -13,6 +13,15 @@ public class Classification
     public string? IdempotencyKey { get; set; }
     public int IdempotencyIndex { get; set; }
 
+    /// <summary>Whose key it is: the caller's API key name, or empty for callers without one (one scope for all of them).</summary>
+    public string IdempotencyScope { get; set; } = "";
+
+    /// <summary>
+    /// Set with <see cref="IdempotencyKey"/>: what a repeat of the request must match besides the rows' source and images
+    /// (its file count and the content hashes of the files it refused). Null on rows written before it existed.
+    /// </summary>
+    public string? IdempotencyFingerprint { get; set; }
+
     public string? PredictedClass { get; set; }
     public double? Confidence { get; set; }
 

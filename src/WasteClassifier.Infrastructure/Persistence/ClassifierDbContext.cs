@@ -44,8 +44,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             row.HasIndex(c => new { c.Source, c.CreatedAt });
             row.HasIndex(c => new { c.Status, c.CreatedAt });
             row.HasIndex(c => c.CompletedAt);
-            // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats.
-            row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyIndex }).IsUnique();
+            // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
+            // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).
+            row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyScope, c.IdempotencyIndex }).IsUnique().HasDatabaseName("ix_classifications_idempotency");
             // Duplicate frames: the earlier row of the same image from the same source, and the rows waiting on it.
             row.HasIndex(c => new { c.Source, c.ImageId, c.CreatedAt });
             row.HasIndex(c => c.DuplicateOfId);

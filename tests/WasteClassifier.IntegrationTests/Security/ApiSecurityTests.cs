@@ -177,6 +177,47 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
     }
 
     [Fact]
+    public async Task IdempotencyKey_ScopedToTheCallerAndToItsRequest()
+    {
+        var http = keyed.Http;
+        var images = Dataset.Sample(1).Skip(3).Take(2).Select(s => File.ReadAllBytes(s.Path)).ToList();
+        var key = $"frame-{Guid.NewGuid():N}";
+        async Task<(HttpStatusCode Status, JsonNode Body)> SubmitAsync(string? apiKey, byte[] image, string source = "cam-1")
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/classifications") { Content = ClassifierClient.Form([("frame.jpg", image)], source) };
+            request.Headers.Add("Idempotency-Key", key);
+            if (apiKey is not null) request.Headers.Add("X-Api-Key", apiKey);
+            var (status, body, _) = await SendAsync(http, request);
+            return (status, body);
+        }
+        string Id(JsonNode body) => body["items"]![0]!["id"]!.GetValue<string>();
+
+        var first = await SubmitAsync(ClientKey, images[0]);
+        Assert.Equal(HttpStatusCode.Accepted, first.Status);
+
+        // Another caller's request under the same key is its own: it was answered replayed with the first one's id, and
+        // its frame never stored. So is an anonymous caller's.
+        foreach (var other in new[] { AdminKey, null })
+        {
+            var (status, body) = await SubmitAsync(other, images[1]);
+            Assert.Equal(HttpStatusCode.Accepted, status);
+            Assert.False(body["replayed"]!.GetValue<bool>());
+            Assert.NotEqual(Id(first.Body), Id(body));
+        }
+
+        // The same caller repeating its request gets its answer again; the key on another request is refused.
+        var repeat = await SubmitAsync(ClientKey, images[0]);
+        Assert.True(repeat.Body["replayed"]!.GetValue<bool>());
+        Assert.Equal(Id(first.Body), Id(repeat.Body));
+        foreach (var (image, source) in new[] { (images[1], "cam-1"), (images[0], "cam-2") })
+        {
+            var (status, body) = await SubmitAsync(ClientKey, image, source);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, status);
+            Assert.Equal("idempotency_key_reused", body["error"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task EmbeddedDefault_NoKeys_AdminFromLoopbackOnly()
     {
         var factory = Start(keys: false);

@@ -140,6 +140,99 @@ public sealed class ClassificationSubmitterTests : IDisposable
         Assert.True(_waiter.IsQueuedHere(row.Id));
     }
 
+    [Fact]
+    public async Task Submit_KeyReusedWithOtherFiles_RefusedAndNothingStored()
+    {
+        var key = new IdempotencyKey("", "batch-1");
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], "cam-a", key, CancellationToken.None);
+        await using var db = NewContext();
+        var other = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+
+        var result = await Submitter(db).SubmitAsync([new UploadedImage(0, "b.png", "image/png", other.Length, other)], "cam-a", key, CancellationToken.None);
+
+        // It was answered with the first request's ids (replayed), and these bytes were never stored.
+        Assert.True(result.KeyReused);
+        Assert.Empty(result.Items);
+        await using var check = NewContext();
+        Assert.Single(await check.Classifications.ToListAsync());
+        Assert.Single(await check.Images.ToListAsync());
+    }
+
+    [Theory]
+    [InlineData("cam-b", 1)] // another source
+    [InlineData("cam-a", 2)] // another file after the same one
+    public async Task Submit_KeyReusedWithOtherSourceOrFileCount_Refused(string source, int files)
+    {
+        var key = new IdempotencyKey("", "batch-1");
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], "cam-a", key, CancellationToken.None);
+        await using var db = NewContext();
+        var other = TestImages.SolidPng(16, 16, new Rgb24(1, 2, 3));
+        UploadedImage[] request = files == 1 ? [Upload()] : [Upload(), new UploadedImage(1, "c.png", "image/png", other.Length, other)];
+
+        Assert.True((await Submitter(db).SubmitAsync(request, source, key, CancellationToken.None)).KeyReused);
+    }
+
+    [Fact]
+    public async Task Submit_SameKeyFromAnotherCaller_RecordedAsThatCallersOwn()
+    {
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], null, new IdempotencyKey("camera-a", "frame-7"), CancellationToken.None);
+        await using var db = NewContext();
+        var other = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+
+        var result = await Submitter(db).SubmitAsync([new UploadedImage(0, "b.png", "image/png", other.Length, other)], null, new IdempotencyKey("camera-b", "frame-7"),
+            CancellationToken.None);
+
+        // Camera B's frame was answered with camera A's id and never stored.
+        Assert.False(result.Replayed);
+        Assert.False(result.KeyReused);
+        await using var check = NewContext();
+        Assert.Equal(2, await check.Classifications.CountAsync());
+        Assert.Equal(Hash(other), (await check.Classifications.Include(c => c.Image).SingleAsync(c => c.Id == result.Items[0].Id)).Image!.ContentHash);
+    }
+
+    [Fact]
+    public async Task Submit_RepeatWithTheSameFilesOrEmptyPlaceholders_ReplaysTheFirstRequest()
+    {
+        // A good file and a refused one, as wastectl sends them; it repeats a batch with an empty file in place of one gone since.
+        var key = new IdempotencyKey("", "ingest-0123");
+        byte[] garbage = [1, 2, 3, 4, 5];
+        UploadedImage Garbage(byte[] bytes) => new(1, "b.png", "image/png", bytes.Length, bytes);
+        SubmissionResult first;
+        await using (var db = NewContext()) first = await Submitter(db).SubmitAsync([Upload(), Garbage(garbage)], "line-1", key, CancellationToken.None);
+        Assert.Single(first.Rejected);
+
+        foreach (var request in new UploadedImage[][]
+        {
+            [Upload(), Garbage(garbage)],
+            [new UploadedImage(0, "a.png", "image/png", 0, []), Garbage(garbage)],
+            [Upload(), Garbage([])],
+        })
+        {
+            await using var db = NewContext();
+            var again = await Submitter(db).SubmitAsync(request, "line-1", key, CancellationToken.None);
+            Assert.True(again.Replayed);
+            Assert.Equal(first.Items.Select(i => (i.Id, i.Index)), again.Items.Select(i => (i.Id, i.Index)));
+        }
+        // The refused file replaced by other bytes: those would be lost.
+        await using (var db = NewContext())
+            Assert.True((await Submitter(db).SubmitAsync([Upload(), Garbage([9, 9, 9])], "line-1", key, CancellationToken.None)).KeyReused);
+    }
+
+    [Fact]
+    public async Task Submit_KeyOfRowsWrittenBeforeFingerprints_ReplayedForAnyCallerAsBefore()
+    {
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], null, new IdempotencyKey("", "old-key"), CancellationToken.None);
+        await using (var old = NewContext())
+            await old.Classifications.ExecuteUpdateAsync(s => s.SetProperty(c => c.IdempotencyFingerprint, (string?)null));
+        await using var db = NewContext();
+        var other = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+
+        var result = await Submitter(db).SubmitAsync([new UploadedImage(0, "b.png", "image/png", other.Length, other)], "elsewhere", new IdempotencyKey("camera-b", "old-key"),
+            CancellationToken.None);
+
+        Assert.True(result.Replayed);
+    }
+
     private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
         db,
         new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),

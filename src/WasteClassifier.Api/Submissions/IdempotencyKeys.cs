@@ -1,0 +1,58 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Submissions;
+
+/// <summary>
+/// An Idempotency-Key as its caller's own: <see cref="Scope"/> is the caller's API key name, or empty for callers without
+/// one (they share one scope, as every caller did before keys were scoped).
+/// </summary>
+public sealed record IdempotencyKey(string Scope, string Value);
+
+/// <summary>
+/// What a repeat under an Idempotency-Key must match to be answered with the first request's rows, as mature APIs check a
+/// key's request: the same source and, file by file in order, the same content. The rows hold the source and each
+/// accepted file's image (its content hash); the fingerprint stored on them adds the file count and the hash of each file
+/// the request refused, so nothing is stored twice. A repeat's empty file matches any file: it is what
+/// <c>wastectl ingest</c> sends in place of a file gone or changed since the first try, and an empty file is never stored,
+/// so answering it with the first request's outcome loses nothing.
+/// </summary>
+public static class IdempotencyFingerprints
+{
+    private const string Version = "v1";
+
+    /// <summary>E.g. <c>v1;3</c>, or <c>v1;3;1=9f86…</c> where the file at index 1 was refused.</summary>
+    public static string Of(IReadOnlyList<UploadedImage> files, IReadOnlyList<RejectedImage> rejected)
+    {
+        var text = new StringBuilder(Version).Append(';').Append(files.Count.ToString(CultureInfo.InvariantCulture));
+        foreach (var refused in rejected.OrderBy(r => r.Index))
+            text.Append(';').Append(refused.Index.ToString(CultureInfo.InvariantCulture)).Append('=').Append(Token(files[refused.Index]));
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Whether <paramref name="files"/> from <paramref name="source"/> repeat the request that wrote <paramref name="rows"/>
+    /// (all of one request, with their images, and a fingerprint).
+    /// </summary>
+    public static bool Matches(string fingerprint, IReadOnlyList<Classification> rows, IReadOnlyList<UploadedImage> files, string? source)
+    {
+        var parts = fingerprint.Split(';');
+        if (parts.Length < 2 || parts[0] != Version || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var count)) return false;
+        if (files.Count != count || rows.Any(r => r.Source != source)) return false;
+        var original = new Dictionary<int, string>();
+        foreach (var row in rows) original[row.IdempotencyIndex] = row.Image?.ContentHash ?? "";
+        foreach (var part in parts.Skip(2))
+        {
+            var split = part.IndexOf('=', StringComparison.Ordinal);
+            if (split < 0 || !int.TryParse(part.AsSpan(0, split), NumberStyles.None, CultureInfo.InvariantCulture, out var index)) return false;
+            original[index] = part[(split + 1)..];
+        }
+        return files.All(f => f.Length == 0 || (original.TryGetValue(f.Index, out var token) && token == Token(f)));
+    }
+
+    /// <summary>The file's SHA-256 as the intake writes it, or its length alone for a file over the limit (its bytes were not kept).</summary>
+    private static string Token(UploadedImage file) =>
+        file.Content.LongLength == file.Length ? Convert.ToHexStringLower(SHA256.HashData(file.Content)) : $"over:{file.Length.ToString(CultureInfo.InvariantCulture)}";
+}

@@ -183,8 +183,8 @@ public sealed class TrainingJobRunner(
         // The point of no return. The heartbeat sees a cancel request only every few seconds (later still when the process is
         // busy), so the request is read once more, in the statement that marks the job as registering; from then on the API
         // answers a cancel request with 409, and the job ends as it would have without one.
-        if (!await EnterRegisteringAsync(job.Id))
-            throw await db.TrainingJobs.AnyAsync(j => j.Id == job.Id && j.TrainerId == _trainerId, CancellationToken.None)
+        if (!await EnterRegisteringAsync(db, job.Id, _trainerId))
+            throw await db.TrainingJobs.AnyAsync(j => j.Id == job.Id && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running, CancellationToken.None)
                 ? new CancelRequestedException() : new TakenOverException();
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
@@ -390,8 +390,13 @@ public sealed class TrainingJobRunner(
     /// <summary>The job row names another trainer: this one's heartbeat went stale and the job was taken over.</summary>
     private sealed class TakenOverException : OperationCanceledException;
 
-    private async Task<bool> EnterRegisteringAsync(Guid jobId) =>
-        await db.TrainingJobs.Where(j => j.Id == jobId && !j.CancelRequested && j.TrainerId == _trainerId)
+    /// <summary>
+    /// Marks the job as registering while it still runs on <paramref name="trainerId"/> without a cancel request; false
+    /// otherwise. Running, not only named: a job failed after <c>Training:MaxAttempts</c> keeps its last trainer's name, and
+    /// that trainer, frozen rather than dead, must not register (or promote) a candidate for a job that has ended.
+    /// </summary>
+    internal static async Task<bool> EnterRegisteringAsync(ClassifierDbContext context, Guid jobId, string trainerId) =>
+        await context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running && !j.CancelRequested && j.TrainerId == trainerId)
             .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None) == 1;
 
     /// <summary>Every few seconds: store progress and the heartbeat, and turn a cancel request into cancellation.</summary>

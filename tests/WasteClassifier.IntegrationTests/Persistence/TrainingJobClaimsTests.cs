@@ -35,6 +35,34 @@ public sealed class TrainingJobClaimsTests
     [Fact]
     public Task GiveBack_OnSqlite_TrainerStoppingGracefully_QueuesTheJobAndTakesBackItsAttempt() => WithDatabaseAsync(DatabaseProviders.Sqlite, GiveBackAsync);
 
+    [IntegrationFact]
+    public Task EnterRegistering_OnPostgres_JobFailedAfterMaxAttemptsWhileItsTrainerWasFrozen_IsRefused() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, EnterRegisteringAsync);
+
+    [Fact]
+    public Task EnterRegistering_OnSqlite_JobFailedAfterMaxAttemptsWhileItsTrainerWasFrozen_IsRefused() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, EnterRegisteringAsync);
+
+    private static async Task EnterRegisteringAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Its last attempt's trainer froze (its heartbeat went stale) and the sweeper failed the job, which keeps that
+        // trainer's name; then the trainer woke up and reached the registering step before its heartbeat noticed.
+        var failed = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts, "trainer-a");
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(db, failed, StaleBefore, MaxAttempts, Now));
+        var live = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-a");
+
+        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, failed, "trainer-a"));
+        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-b"));
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-a"));
+
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == failed);
+            Assert.Equal((TrainingJobStatus.Failed, (string?)null), (row.Status, row.Stage));
+            Assert.Equal(TrainingStages.Registering, (await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == live)).Stage);
+        }
+    }
+
     private static async Task GiveBackAsync(Func<ClassifierDbContext> newContext)
     {
         // Taken over once already (attempt 2), then its trainer is stopped (SIGTERM): a rolling restart is not the job's doing.

@@ -103,7 +103,10 @@ public sealed partial class ModelRegistry(
         return record;
     }
 
-    /// <summary>Makes <paramref name="version"/> the active model and announces it; returns the version it replaced.</summary>
+    /// <summary>
+    /// Makes <paramref name="version"/> the active model and announces it; returns the version it replaced. An announcement
+    /// that fails is logged, not thrown: the promotion stands.
+    /// </summary>
     public async Task<string?> PromoteAsync(string version, CancellationToken cancellationToken) =>
         (await PromoteCoreAsync(version, requireActive: false, expectedActive: null, cancellationToken)).Previous;
 
@@ -141,10 +144,26 @@ public sealed partial class ModelRegistry(
             logger.LogInformation("Model {ModelVersion} not promoted: the active model is {ActiveVersion}, not {ExpectedVersion}", version, previous, expectedActive);
             return (false, previous);
         }
-        await publisher.Publish(new ModelPromoted { Version = version, PreviousVersion = previous, PromotedAt = clock.GetUtcNow() }, cancellationToken);
-        logger.LogInformation("Promoted model {ModelVersion} (was {PreviousVersion})", version, previous);
+        // The promotion is committed: an announcement that fails or hangs (a broker that is down) must neither turn it into an
+        // error (the API answered 500, a job ended failed, for a promotion that stood) nor hold the caller. Workers that miss
+        // the event load the version at their next registry check (ModelWatcher, every Model:RefreshSeconds).
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(PublishTimeout);
+        try
+        {
+            await publisher.Publish(new ModelPromoted { Version = version, PreviousVersion = previous, PromotedAt = clock.GetUtcNow() }, timeout.Token);
+            logger.LogInformation("Promoted model {ModelVersion} (was {PreviousVersion})", version, previous);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Promoted model {ModelVersion} (was {PreviousVersion}), but could not announce it ({Reason}); workers load it at their next " +
+                "registry check (Model:RefreshSeconds)", version, previous, e.Message);
+        }
         return (true, previous);
     }
+
+    /// <summary>How long a committed promotion waits for its announcement, as the API's sends do.</summary>
+    internal static readonly TimeSpan PublishTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Copies a version's files into <paramref name="cacheRoot"/>/{version} (once) and returns that folder. A download that

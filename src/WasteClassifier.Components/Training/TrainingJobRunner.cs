@@ -35,6 +35,14 @@ public sealed class TrainingJobRunner(
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
     {
         if (!await ClaimAsync(jobId, shutdown)) return;
+        // An earlier attempt got past the point of no return: it registered this job's candidate (and perhaps promoted it),
+        // then its trainer died or could not write the end. The job is finished from there: trained again, it would judge a
+        // second candidate against the first.
+        if (await RegisteredCandidateAsync(jobId) is { } earlier)
+        {
+            await ResumeAsync(jobId, earlier, shutdown);
+            return;
+        }
         var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == jobId, shutdown);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         using var lostJob = new CancellationTokenSource();
@@ -42,11 +50,12 @@ public sealed class TrainingJobRunner(
         var heartbeat = HeartbeatAsync(jobId, progress, cancel, lostJob);
         try
         {
-            var outcome = await TrainAsync(job, progress, cancel.Token);
+            var version = await TrainAsync(job, progress, cancel.Token);
+            var decision = await CompleteAsync(jobId, version);
             await cancel.CancelAsync();
             await heartbeat;
-            await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, outcome);
-            logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, outcome.CandidateVersion, outcome.Decision.Promote);
+            await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, new Completion(version, decision));
+            logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, version, decision.Promote);
             await SendNextJobAsync(jobId, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
@@ -77,6 +86,14 @@ public sealed class TrainingJobRunner(
         {
             await cancel.CancelAsync();
             await heartbeat;
+            if (await RegisteredCandidateAsync(jobId) is { } registered)
+            {
+                // Failed, the job would hide a candidate that is registered (perhaps active). Left running, it is taken over
+                // once its heartbeat is stale, and finished from the candidate (at most Training:MaxAttempts times in all).
+                logger.LogError(e, "Training job {TrainingJobId} registered {ModelVersion} but could not finish; it is finished from there once its heartbeat " +
+                    "is stale (Training:StaleAfterSeconds)", jobId, registered);
+                return;
+            }
             await FinishAsync(jobId, TrainingJobStatus.Failed, e.Message, null);
             logger.LogError(e, "Training job {TrainingJobId} failed", jobId);
             await SendNextJobAsync(jobId, shutdown);
@@ -107,13 +124,20 @@ public sealed class TrainingJobRunner(
     /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
     private static readonly TimeSpan NextJobSendTimeout = TimeSpan.FromSeconds(10);
 
-    private sealed record Outcome(string CandidateVersion, string? BaselineVersion, ClassificationReport Candidate, ClassificationReport? Baseline,
-        PromotionDecision Decision, DataCounts Counts);
+    /// <summary>A job that registered its candidate: the version, and the promotion decision that stands.</summary>
+    private sealed record Completion(string CandidateVersion, PromotionDecision Decision);
+
+    /// <summary>
+    /// What a job was judged on, recorded as it enters the registering step: the model its candidate was compared with, both
+    /// hold-out reports, the gate's decision and the data counts (JSON as the job's columns hold them).
+    /// </summary>
+    internal sealed record Judgement(string? BaselineVersion, string CandidateMetricsJson, string? BaselineMetricsJson, string DecisionJson, string DataCountsJson);
 
     /// <summary>The job's <c>data_counts</c>: images trained on per label, hold-out images, and the images left out as unreadable.</summary>
     private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable);
 
-    private async Task<Outcome> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
+    /// <summary>Trains, judges and registers the job's candidate; returns its version.</summary>
+    private async Task<string> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
     {
         var options = TrainingJobOptions.FromJson(job.OptionsJson);
         var active = await registry.GetActiveAsync(cancellationToken);
@@ -177,29 +201,90 @@ public sealed class TrainingJobRunner(
         var candidateReport = await EvaluateCandidateAsync(card, headBytes, holdOut, labels, cancellationToken);
         progress.Report(TrainingStages.Evaluating, 50);
         var baselineReport = active is null ? null : await EvaluateActiveAsync(active, holdOut, labels, cancellationToken);
+        var decision = holdOut.Count == 0
+            ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
+            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote);
 
         progress.Report(TrainingStages.Registering, 0);
         cancellationToken.ThrowIfCancellationRequested();
         // The point of no return. The heartbeat sees a cancel request only every few seconds (later still when the process is
         // busy), so the request is read once more, in the statement that marks the job as registering; from then on the API
-        // answers a cancel request with 409, and the job ends as it would have without one.
-        if (!await EnterRegisteringAsync(db, job.Id, _trainerId))
+        // answers a cancel request with 409, and the job ends as it would have without one. The same statement records the
+        // judgement, so a trainer that finishes the job from its registered candidate finds the decision to carry out.
+        var judgement = new Judgement(active?.Version, candidateReport.ToJson(), baselineReport?.ToJson(), DecisionJson(decision),
+            JsonSerializer.Serialize(counts, SnakeCase));
+        if (!await EnterRegisteringAsync(db, job.Id, _trainerId, judgement))
             throw await db.TrainingJobs.AnyAsync(j => j.Id == job.Id && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running, CancellationToken.None)
                 ? new CancelRequestedException() : new TakenOverException();
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
         await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, "trained", job.Id,
             metrics.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+        return version;
+    }
 
-        var decision = holdOut.Count == 0
-            ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
-            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote);
+    /// <summary>
+    /// From a registered candidate to the decision that stands: names the candidate on the job, then promotes it if the
+    /// recorded decision says so and it was never promoted (an earlier attempt may have; an operator's rollback since stands).
+    /// </summary>
+    private async Task<PromotionDecision> CompleteAsync(Guid jobId, string version)
+    {
+        if (await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.CandidateVersion, version), CancellationToken.None) == 0)
+            throw new TakenOverException();
+        var recorded = await db.TrainingJobs.AsNoTracking().Where(j => j.Id == jobId)
+            .Select(j => new { j.DecisionJson, j.BaselineVersion }).FirstAsync(CancellationToken.None);
+        if (ReadDecision(recorded.DecisionJson) is not { } decision)
+            return new PromotionDecision(false, ["the gate's decision was not recorded with the candidate, so it stays a candidate"]);
+        if (!decision.Promote || (await registry.FindAsync(version, CancellationToken.None))?.PromotedAt is not null) return decision;
         // The gate compared the candidate with the model active when the job began; if an operator promoted or rolled
         // back to another meanwhile, that choice stands and the candidate stays a candidate.
-        if (decision.Promote && !await registry.PromoteReplacingAsync(version, active?.Version, CancellationToken.None))
-            decision = new PromotionDecision(false, [.. decision.Reasons,
-                $"not promoted: the active model changed from {active?.Version ?? "none"} while the job ran, and the candidate was not compared with the new one"]);
-        return new Outcome(version, active?.Version, candidateReport, baselineReport, decision, counts);
+        return await registry.PromoteReplacingAsync(version, recorded.BaselineVersion, CancellationToken.None)
+            ? decision
+            : new PromotionDecision(false, [.. decision.Reasons,
+                $"not promoted: the active model changed from {recorded.BaselineVersion ?? "none"} while the job ran, and the candidate was not compared with the new one"]);
+    }
+
+    /// <summary>Finishes a job whose candidate an earlier attempt registered, without training again.</summary>
+    private async Task ResumeAsync(Guid jobId, string version, CancellationToken shutdown)
+    {
+        logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion} in an earlier attempt; finishing it from there", jobId, version);
+        // Registering again, so the API refuses cancel requests. One taken in the moment since the claim is not honoured:
+        // the candidate was registered before it.
+        await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None);
+        try
+        {
+            var decision = await CompleteAsync(jobId, version);
+            await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, new Completion(version, decision));
+            logger.LogInformation("Training job {TrainingJobId} finished with {ModelVersion}; promoted: {Promoted}", jobId, version, decision.Promote);
+        }
+        catch (TakenOverException)
+        {
+            logger.LogWarning("Training job {TrainingJobId} is no longer this trainer's; this run stops without writing to it", jobId);
+            return;
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Training job {TrainingJobId} registered {ModelVersion} but could not finish; it is finished from there once its heartbeat " +
+                "is stale (Training:StaleAfterSeconds)", jobId, version);
+            return;
+        }
+        await SendNextJobAsync(jobId, shutdown);
+    }
+
+    /// <summary>The version of the candidate this job registered, if it got that far.</summary>
+    private Task<string?> RegisteredCandidateAsync(Guid jobId) =>
+        db.Models.AsNoTracking().Where(m => m.TrainingJobId == jobId).OrderBy(m => m.CreatedAt).Select(m => m.Version).FirstOrDefaultAsync(CancellationToken.None);
+
+    private static string DecisionJson(PromotionDecision decision) => JsonSerializer.Serialize(new { promoted = decision.Promote, reasons = decision.Reasons });
+
+    private static PromotionDecision? ReadDecision(string? json)
+    {
+        if (json is null) return null;
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement;
+        return new PromotionDecision(root.GetProperty("promoted").GetBoolean(), root.GetProperty("reasons").EnumerateArray().Select(r => r.GetString() ?? "").ToList());
     }
 
     private static void RequireTwoLabels(IReadOnlyList<int> trainingLabels)
@@ -395,9 +480,14 @@ public sealed class TrainingJobRunner(
     /// otherwise. Running, not only named: a job failed after <c>Training:MaxAttempts</c> keeps its last trainer's name, and
     /// that trainer, frozen rather than dead, must not register (or promote) a candidate for a job that has ended.
     /// </summary>
-    internal static async Task<bool> EnterRegisteringAsync(ClassifierDbContext context, Guid jobId, string trainerId) =>
+    internal static async Task<bool> EnterRegisteringAsync(ClassifierDbContext context, Guid jobId, string trainerId, Judgement judgement) =>
         await context.TrainingJobs.Where(j => j.Id == jobId && j.Status == TrainingJobStatus.Running && !j.CancelRequested && j.TrainerId == trainerId)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None) == 1;
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0)
+                .SetProperty(j => j.BaselineVersion, judgement.BaselineVersion)
+                .SetProperty(j => j.CandidateMetricsJson, judgement.CandidateMetricsJson)
+                .SetProperty(j => j.BaselineMetricsJson, judgement.BaselineMetricsJson)
+                .SetProperty(j => j.DecisionJson, judgement.DecisionJson)
+                .SetProperty(j => j.DataCountsJson, judgement.DataCountsJson), CancellationToken.None) == 1;
 
     /// <summary>Every few seconds: store progress and the heartbeat, and turn a cancel request into cancellation.</summary>
     private async Task HeartbeatAsync(Guid jobId, TrainingProgress progress, CancellationTokenSource cancel, CancellationTokenSource lostJob)
@@ -445,7 +535,7 @@ public sealed class TrainingJobRunner(
                 .SetProperty(j => j.Percent, j => j.Stage == TrainingStages.Registering ? j.Percent : percent)
                 .SetProperty(j => j.HeartbeatAt, now), CancellationToken.None);
 
-    private async Task FinishAsync(Guid jobId, string status, string? error, Outcome? outcome)
+    private async Task FinishAsync(Guid jobId, string status, string? error, Completion? completion)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         db.ChangeTracker.Clear();
@@ -460,16 +550,22 @@ public sealed class TrainingJobRunner(
         job.Error = error;
         job.FinishedAt = now;
         job.HeartbeatAt = now;
-        if (outcome is not null)
+        if (completion is not null)
         {
             job.Stage = null;
             job.Percent = 100;
-            job.CandidateVersion = outcome.CandidateVersion;
-            job.BaselineVersion = outcome.BaselineVersion;
-            job.CandidateMetricsJson = outcome.Candidate.ToJson();
-            job.BaselineMetricsJson = outcome.Baseline?.ToJson();
-            job.DecisionJson = JsonSerializer.Serialize(new { promoted = outcome.Decision.Promote, reasons = outcome.Decision.Reasons });
-            job.DataCountsJson = JsonSerializer.Serialize(outcome.Counts, SnakeCase);
+            job.CandidateVersion = completion.CandidateVersion;
+            job.DecisionJson = DecisionJson(completion.Decision);
+        }
+        else if (job.CandidateVersion is null)
+        {
+            // Ended before a candidate was registered: a judgement recorded on the way (this attempt's or, taken over, an
+            // earlier one's) decided nothing.
+            job.BaselineVersion = null;
+            job.CandidateMetricsJson = null;
+            job.BaselineMetricsJson = null;
+            job.DecisionJson = null;
+            job.DataCountsJson = null;
         }
         await db.SaveChangesAsync();
         Observability.ClassifierMetrics.TrainingJobFinished(status, job.StartedAt, now);

@@ -51,17 +51,22 @@ public sealed class TrainingJobClaimsTests
         await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(db, failed, StaleBefore, MaxAttempts, Now));
         var live = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-a");
 
-        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, failed, "trainer-a"));
-        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-b"));
-        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-a"));
+        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, failed, "trainer-a", Judged));
+        await using (var db = newContext()) Assert.False(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-b", Judged));
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, live, "trainer-a", Judged));
 
         await using (var db = newContext())
         {
             var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == failed);
-            Assert.Equal((TrainingJobStatus.Failed, (string?)null), (row.Status, row.Stage));
-            Assert.Equal(TrainingStages.Registering, (await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == live)).Stage);
+            Assert.Equal((TrainingJobStatus.Failed, (string?)null, (string?)null), (row.Status, row.Stage, row.DecisionJson));
+            // The judgement is recorded with the step, so whoever finishes the job from its candidate finds the decision.
+            var entered = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == live);
+            Assert.Equal((TrainingStages.Registering, Judged.BaselineVersion, Judged.DecisionJson), (entered.Stage, entered.BaselineVersion, entered.DecisionJson));
         }
     }
+
+    private static readonly TrainingJobRunner.Judgement Judged =
+        new("active-model", """{"accuracy":0.9}""", """{"accuracy":0.8}""", """{"promoted":true,"reasons":["passed the promotion gate"]}""", """{"hold_out":3}""");
 
     private static async Task GiveBackAsync(Func<ClassifierDbContext> newContext)
     {

@@ -2,15 +2,18 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using MassTransit;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.Testing;
 
 namespace WasteClassifier.IntegrationTests.Training;
 
@@ -194,6 +197,99 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         Assert.Single(models, m => m!["status"]!.GetValue<string>() == "active");
     }
 
+    [Fact]
+    public async Task Sweep_RunningJobWhoseTrainerStoppedAfterRegisteringItsCandidate_IsFinishedFromItWithoutTrainingAgain()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        // Its trainer recorded the gate's decision (promote), registered the candidate, and died before promoting it. Trained
+        // again, the job would register a second candidate (and judge it against the first).
+        var jobId = await RecordJobAsync(TrainingJobStatus.Running, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1), attempts: 1,
+            options: """{"base_dataset":"small","include_feedback":false,"epochs":20}""",
+            stage: TrainingStages.Registering, baselineVersion: before, decisionJson: """{"promoted":true,"reasons":["passed the promotion gate"]}""");
+        var version = $"resumed-{jobId:N}";
+        await RegisterCopyOfTheBundledModelAsync(version, jobId);
+        try
+        {
+            Assert.Equal(jobId, await Sweeper.SweepAsync(CancellationToken.None));
+
+            var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(3));
+            Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+            Assert.Equal(version, job["candidate_version"]?.GetValue<string>());
+            Assert.True(job["decision"]!["promoted"]!.GetValue<bool>(), job.ToJsonString());
+            Assert.Equal(2, job["attempts"]!.GetValue<int>());
+            Assert.Equal(version, await TrainingJobClient.ActiveVersionAsync(Http));
+            // Not trained again: the job has the one candidate, not a second judged against the first.
+            var models = (await Http.GetFromJsonAsync<JsonNode>("/v1/models"))!["items"]!.AsArray();
+            Assert.Single(models, m => m!["training_job_id"]?.GetValue<string>() == jobId.ToString());
+        }
+        finally
+        {
+            await Http.PostAsync($"/v1/models/{before}/rollback", null);
+        }
+    }
+
+    [Fact]
+    public async Task Job_PromotionAnnouncementRefusedByTheBroker_SucceedsPromotedAndWorkersLoadTheVersionFromTheRegistry()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        // A trainer whose every publish fails, and a gate that passes any candidate (promote=auto always promotes).
+        await using var process = fixture.AnotherProcess(new Dictionary<string, string?>
+        {
+            ["Training:TrainerId"] = "trainer-refused",
+            ["Training:MaxMacroF1Drop"] = "1",
+            ["Training:MaxClassRecallDrop"] = "1",
+        });
+        // Disposed with the factory it derives from (which shares its host).
+        var refusing = process.WithWebHostBuilder(builder =>
+            builder.ConfigureTestServices(services => services.AddScoped(_ => UnreachablePublishEndpoint.Failing())));
+        var http = refusing.CreateClient();
+        await refusing.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(30));
+        try
+        {
+            var jobId = await TrainingJobClient.SubmitAsync(http, [], "cardboard",
+                new Dictionary<string, string> { ["epochs"] = "20", ["include_feedback"] = "false", ["promote"] = "auto" });
+
+            var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(2));
+
+            Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+            var version = job["candidate_version"]!.GetValue<string>();
+            Assert.True(job["decision"]!["promoted"]!.GetValue<bool>(), job.ToJsonString());
+            Assert.NotNull(job["metrics"]!["candidate"]);
+            Assert.Equal(version, await TrainingJobClient.ActiveVersionAsync(Http));
+            // This process's worker never hears of it (the event was never sent, and its bus is another): it loads the
+            // version at its next registry check.
+            Assert.Equal(version, await ServedVersionAsync(version));
+        }
+        finally
+        {
+            await Http.PostAsync($"/v1/models/{before}/rollback", null);
+        }
+    }
+
+    /// <summary>The version the fixture's worker classifies with, once it is <paramref name="expected"/> or after 30 s.</summary>
+    private async Task<string> ServedVersionAsync(string expected)
+    {
+        var image = Dataset.Sample(perClass: 1)[0].Path;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var ids = await fixture.Client.SubmitFilesAsync([image]);
+            var served = (await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1)))[0]["model_version"]!.GetValue<string>();
+            if (served == expected || DateTime.UtcNow > deadline) return served;
+            await Task.Delay(500);
+        }
+    }
+
+    private async Task RegisterCopyOfTheBundledModelAsync(string version, Guid trainingJobId)
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        var directory = scope.ServiceProvider.GetRequiredService<ModelOptions>().Directory;
+        var card = ModelCard.Load(directory) with { Version = version };
+        await scope.ServiceProvider.GetRequiredService<ModelRegistry>().RegisterAsync(card,
+            new Dictionary<string, byte[]> { [card.Head!] = await File.ReadAllBytesAsync(Path.Combine(directory, card.Head!)) }, "trained", trainingJobId,
+            card.Metrics?.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+    }
+
     private async Task<string> WaitWhileQueuedAsync(Guid jobId)
     {
         var deadline = DateTime.UtcNow.AddMinutes(3);
@@ -206,7 +302,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
     }
 
     private async Task<Guid> RecordJobAsync(string status, TimeSpan createdAgo, TimeSpan? heartbeatAgo = null, string options = "{}", bool cancelRequested = false,
-        int attempts = 0)
+        int attempts = 0, string? stage = null, string? baselineVersion = null, string? decisionJson = null)
     {
         using var scope = fixture.Factory.Services.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -215,7 +311,7 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         {
             Id = Guid.NewGuid(),
             Status = status,
-            Stage = status == TrainingJobStatus.Running ? TrainingStages.Fitting : null,
+            Stage = stage ?? (status == TrainingJobStatus.Running ? TrainingStages.Fitting : null),
             OptionsJson = options,
             CreatedAt = now - createdAgo,
             StartedAt = status == TrainingJobStatus.Running ? now - createdAgo : null,
@@ -223,6 +319,8 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             TrainerId = status == TrainingJobStatus.Running ? "dead-trainer" : null,
             CancelRequested = cancelRequested,
             Attempts = attempts,
+            BaselineVersion = baselineVersion,
+            DecisionJson = decisionJson,
         };
         db.TrainingJobs.Add(job);
         await db.SaveChangesAsync();

@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>
+/// A promotion is committed before it is announced (ModelPromoted): an announcement the broker refuses or holds leaves the
+/// promotion standing and its caller (the API, a training job) answered, since workers also check the registry.
+/// </summary>
+public sealed class ModelRegistryPromotionTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+
+    [Fact]
+    public async Task Promote_AnnouncementRefused_PromotionStandsAndNamesThePreviousVersion()
+    {
+        await AddAsync("v1", ModelStatus.Active);
+        await AddAsync("v2", ModelStatus.Candidate);
+
+        var previous = await Registry(UnreachablePublishEndpoint.Failing()).PromoteAsync("v2", CancellationToken.None);
+
+        Assert.Equal("v1", previous);
+        Assert.Equal([("v1", ModelStatus.Retired), ("v2", ModelStatus.Active)], await StatusesAsync());
+    }
+
+    [Fact]
+    public async Task PromoteReplacing_AnnouncementHeldByTheBroker_ReturnsPromotedWithinTheTimeout()
+    {
+        await AddAsync("v1", ModelStatus.Active);
+        await AddAsync("v2", ModelStatus.Candidate);
+        var clock = Stopwatch.StartNew();
+
+        Assert.True(await Registry(UnreachablePublishEndpoint.Hang()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
+
+        Assert.InRange(clock.Elapsed, ModelRegistry.PublishTimeout - TimeSpan.FromMilliseconds(100), ModelRegistry.PublishTimeout + TimeSpan.FromSeconds(10));
+        Assert.Equal([("v1", ModelStatus.Retired), ("v2", ModelStatus.Active)], await StatusesAsync());
+    }
+
+    private ModelRegistry Registry(IPublishEndpoint publisher) =>
+        new(_database.Context, new MemoryObjectStore(), publisher, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+
+    private async Task AddAsync(string version, string status)
+    {
+        _database.Context.Models.Add(new ModelRecord
+        {
+            Version = version,
+            Status = status,
+            Origin = "test",
+            ArtifactPrefix = ModelRegistry.PrefixFor(version),
+            CardJson = JsonSerializer.Serialize(new ModelCard { Version = version, Labels = ["a", "b"], Onnx = "model.onnx", Input = new ModelInputSpec() },
+                ModelCard.JsonOptions),
+            CreatedAt = DateTime.UtcNow,
+            PromotedAt = status == ModelStatus.Active ? DateTime.UtcNow : null,
+        });
+        await _database.Context.SaveChangesAsync();
+    }
+
+    private async Task<List<(string, string)>> StatusesAsync()
+    {
+        await using var context = _database.NewContext();
+        return (await context.Models.AsNoTracking().OrderBy(m => m.Version).Select(m => new { m.Version, m.Status }).ToListAsync())
+            .Select(m => (m.Version, m.Status)).ToList();
+    }
+
+    public void Dispose() => _database.Dispose();
+}

@@ -35,8 +35,11 @@ public sealed partial class ModelRegistry(
     public async Task<IReadOnlyList<string>> ValidLabelsAsync(CancellationToken cancellationToken)
     {
         var active = await GetActiveAsync(cancellationToken);
-        return active is null ? ProductClasses : ReadCard(active).Labels.Union(ProductClasses).ToList();
+        return WithProductClasses(active is null ? null : ReadCard(active));
     }
+
+    /// <summary>The labels of <paramref name="active"/>, in its order, then the product's classes it lacks; the product's alone without a model.</summary>
+    public static IReadOnlyList<string> WithProductClasses(ModelCard? active) => active is null ? ProductClasses : active.Labels.Union(ProductClasses).ToList();
 
     public static ModelCard ReadCard(ModelRecord record) =>
         JsonSerializer.Deserialize<ModelCard>(record.CardJson, ModelCard.JsonOptions) ?? throw new InvalidDataException($"model {record.Version} has an empty card");

@@ -142,7 +142,9 @@ public sealed class TrainingJobRunner(
         var options = TrainingJobOptions.FromJson(job.OptionsJson);
         var active = await registry.GetActiveAsync(cancellationToken);
         var activeCard = active is null ? null : ModelRegistry.ReadCard(active);
-        var labels = activeCard?.Labels ?? ModelRegistry.ProductClasses;
+        // The labels the API accepts (ValidLabelsAsync): a class the active model lacks (an imported model without
+        // vegetation, say) is learned, rather than its samples dropped and its base images failing every job.
+        var labels = ModelRegistry.WithProductClasses(activeCard);
         var backbone = BackboneDefinition.All.FirstOrDefault(b => b.Id == activeCard?.Backbone) ?? BackboneDefinition.ResNet18MultiScale;
         var inference = modelOptions.ToSequentialInferenceOptions();
 

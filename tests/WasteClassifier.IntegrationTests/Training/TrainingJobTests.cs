@@ -2,7 +2,12 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Core.Training;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 using WasteClassifier.Testing;
 
@@ -90,6 +95,50 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
         Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
         var candidate = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{job["candidate_version"]!.GetValue<string>()}"))!;
         Assert.Equal("candidate", candidate["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Job_ActiveModelLackingAClassOfTheBaseDataset_TrainsACandidateThatLearnsIt()
+    {
+        var before = await TrainingJobClient.ActiveVersionAsync(Http);
+        // An imported model without 'textile trash', which the base dataset has (and the API accepts as a label).
+        var lacking = await PromoteModelWithoutAsync("textile trash");
+        try
+        {
+            var jobId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard",
+                new Dictionary<string, string> { ["epochs"] = "20", ["include_feedback"] = "false", ["promote"] = "manual" });
+
+            var (job, _) = await TrainingJobClient.WaitAsync(Http, jobId, TimeSpan.FromMinutes(3));
+
+            Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+            Assert.Equal(lacking, job["baseline_version"]!.GetValue<string>());
+            Assert.True(job["data_counts"]!["training"]!["textile trash"]!.GetValue<int>() > 0, job["data_counts"]!.ToJsonString());
+            var candidate = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{job["candidate_version"]!.GetValue<string>()}"))!;
+            Assert.Contains("textile trash", candidate["card"]!["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
+        }
+        finally
+        {
+            await Http.PostAsync($"/v1/models/{before}/rollback", null);
+        }
+    }
+
+    /// <summary>Registers and promotes a model of the bundled one's backbone without <paramref name="label"/> (a random head: only its labels matter).</summary>
+    private async Task<string> PromoteModelWithoutAsync(string label)
+    {
+        using var scope = _fixture.Factory.Services.CreateScope();
+        var registry = scope.ServiceProvider.GetRequiredService<ModelRegistry>();
+        var bundled = ModelCard.Load(scope.ServiceProvider.GetRequiredService<ModelOptions>().Directory);
+        var labels = bundled.Labels.Where(l => l != label).ToList();
+        var width = BackboneDefinition.All.Single(b => b.Id == bundled.Backbone).FeatureWidth;
+        var random = new Random(5);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var head = new HeadModel(width, true, new float[width], Enumerable.Repeat(1f, width).ToArray(),
+            [new DenseLayer(width, labels.Count, Values(width * labels.Count), Values(labels.Count), false)]);
+        var card = bundled with { Version = $"without-{label.Replace(' ', '-')}-{Guid.NewGuid():N}", Labels = labels, Metrics = null, Training = null };
+        await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [card.Head!] = HeadOnnxExporter.ToOnnx(head).ToByteArray() }, "imported", null, null,
+            ModelStatus.Candidate, CancellationToken.None);
+        await registry.PromoteAsync(card.Version, CancellationToken.None);
+        return card.Version;
     }
 
     [Fact]

@@ -41,16 +41,27 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
             .ToList();
     }
 
+    /// <summary>The evaluation hold-out, and how many of its trusted images a labelled sample of the same bytes labels otherwise.</summary>
+    public sealed record EvaluationHoldOut(IReadOnlyList<LabelledImage> Images, int LabelConflicts);
+
     /// <summary>
     /// The fixed hold-out every candidate and the active model are scored on: the hold-out part of the trusted
-    /// evaluation dataset plus that of the labelled samples — never what a job brought as its own base data.
+    /// evaluation dataset plus that of the labelled samples — never what a job brought as its own base data. For the same
+    /// bytes the trusted label wins: a wrong correction or upload must not move the grade of both models.
     /// </summary>
-    public async Task<IReadOnlyList<LabelledImage>> LoadEvaluationHoldOutAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    public async Task<EvaluationHoldOut> LoadEvaluationHoldOutAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
     {
         var images = new Dictionary<string, LabelledImage>();
         foreach (var image in await LoadDatasetAsync(settings.EvaluationDataset ?? settings.BaseDataset, labels, cancellationToken)) Add(images, image);
-        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken)) Add(images, image);
-        return images.Values.Where(i => HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
+        var conflicts = 0;
+        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken))
+        {
+            if (!images.TryGetValue(Key(image), out var trusted))
+                Add(images, image);
+            else if (trusted.Label != image.Label && HoldOutSplit.IsHoldOut(image.Sha256))
+                conflicts++;
+        }
+        return new EvaluationHoldOut(images.Values.Where(i => HoldOutSplit.IsHoldOut(i.Sha256)).ToList(), conflicts);
     }
 
     private async Task<List<LabelledImage>> LoadDatasetAsync(string name, IReadOnlyList<string> labels, CancellationToken cancellationToken)
@@ -65,5 +76,7 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
         return images;
     }
 
-    private static void Add(Dictionary<string, LabelledImage> images, LabelledImage image) => images[Convert.ToHexString(image.Sha256)] = image;
+    private static void Add(Dictionary<string, LabelledImage> images, LabelledImage image) => images[Key(image)] = image;
+
+    private static string Key(LabelledImage image) => Convert.ToHexString(image.Sha256);
 }

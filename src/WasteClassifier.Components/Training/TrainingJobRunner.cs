@@ -133,8 +133,11 @@ public sealed class TrainingJobRunner(
     /// </summary>
     internal sealed record Judgement(string? BaselineVersion, string CandidateMetricsJson, string? BaselineMetricsJson, string DecisionJson, string DataCountsJson);
 
-    /// <summary>The job's <c>data_counts</c>: images trained on per label, hold-out images, and the images left out as unreadable.</summary>
-    private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable);
+    /// <summary>
+    /// The job's <c>data_counts</c>: images trained on per label, hold-out images, the images left out as unreadable, and the
+    /// hold-out's trusted images that a labelled sample labels otherwise (scored with the trusted label).
+    /// </summary>
+    private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable, int HoldOutLabelConflicts);
 
     /// <summary>Trains, judges and registers the job's candidate; returns its version.</summary>
     private async Task<string> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
@@ -150,7 +153,10 @@ public sealed class TrainingJobRunner(
 
         var images = await data.LoadAsync(options, labels, cancellationToken);
         var training = images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
-        var holdOut = await data.LoadEvaluationHoldOutAsync(options, labels, cancellationToken);
+        var (holdOut, labelConflicts) = await data.LoadEvaluationHoldOutAsync(options, labels, cancellationToken);
+        if (labelConflicts > 0)
+            logger.LogWarning("Training job {TrainingJobId}: {Count} labelled sample(s) label a trusted hold-out image otherwise; scored with the trusted label",
+                job.Id, labelConflicts);
         RequireTwoLabels(training.Select(i => i.Label).ToList());
         logger.LogInformation("Training job {TrainingJobId}: {Training} training and {HoldOut} hold-out images", job.Id, training.Count, holdOut.Count);
 
@@ -168,7 +174,7 @@ public sealed class TrainingJobRunner(
         foreach (var image in unreadable)
             logger.LogWarning("Training job {TrainingJobId}: left out {Path}, which would not decode: {Reason}", job.Id, image.Path, image.Reason);
         RequireTwoLabels(features.Select(f => f.Label).ToList());
-        var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable);
+        var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable, labelConflicts);
 
         var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
         var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();

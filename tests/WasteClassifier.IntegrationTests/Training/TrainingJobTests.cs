@@ -92,6 +92,7 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
         Assert.Equal("succeeded", job["status"]!.GetValue<string>());
         Assert.False(job["decision"]!["promoted"]!.GetValue<bool>());
         Assert.Contains(job["decision"]!["reasons"]!.AsArray(), r => r!.GetValue<string>().Contains("macro-F1"));
+        Assert.Equal(0, job["data_counts"]!["hold_out_label_conflicts"]!.GetValue<int>());
         Assert.Equal(before, await TrainingJobClient.ActiveVersionAsync(Http));
         var candidate = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{job["candidate_version"]!.GetValue<string>()}"))!;
         Assert.Equal("candidate", candidate["status"]!.GetValue<string>());

@@ -1,0 +1,82 @@
+using System.Security.Cryptography;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Training;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>
+/// The evaluation hold-out grades the candidate and the active model: a labelled sample (a correction, an upload) with the
+/// bytes of a trusted dataset image joins it only where the trusted dataset has no label for them.
+/// </summary>
+public sealed class TrainingDataLoaderTests : IDisposable
+{
+    private static readonly string[] Labels = ["glass", "paper"];
+    private readonly InMemoryDatabase _database = new();
+    private readonly MemoryObjectStore _store = new();
+    private readonly DirectoryInfo _dataset = Directory.CreateTempSubdirectory("wc-trusted-dataset-");
+
+    [Fact]
+    public async Task EvaluationHoldOut_SampleRelabellingATrustedImage_KeepsTheTrustedLabelAndCountsTheConflict()
+    {
+        var relabelled = HoldOutImage(seed: 1);
+        var confirmed = HoldOutImage(seed: 2);
+        var sampleOnly = HoldOutImage(seed: 3);
+        WriteDataset(("glass/a.jpg", relabelled, "glass"), ("paper/b.jpg", confirmed, "paper"));
+        await AddSampleAsync(relabelled, "paper", SampleOrigin.Feedback);
+        await AddSampleAsync(confirmed, "paper", SampleOrigin.Upload);
+        await AddSampleAsync(sampleOnly, "glass", SampleOrigin.Upload);
+        var loader = new TrainingDataLoader(_database.Context, _store,
+            new TrainingSettings { Datasets = { ["trusted"] = _dataset.FullName }, BaseDataset = "trusted" });
+
+        var (images, conflicts) = await loader.LoadEvaluationHoldOutAsync(new TrainingJobOptions(), Labels, CancellationToken.None);
+
+        Assert.Equal("glass", LabelOf(images, relabelled));
+        Assert.Equal("paper", LabelOf(images, confirmed));
+        Assert.Equal("glass", LabelOf(images, sampleOnly));
+        Assert.Equal(3, images.Count);
+        Assert.Equal(1, conflicts);
+    }
+
+    private static string LabelOf(IReadOnlyList<LabelledImage> images, byte[] bytes) =>
+        Labels[images.Single(i => i.Sha256.AsSpan().SequenceEqual(SHA256.HashData(bytes))).Label];
+
+    /// <summary>Bytes (not an image: the loader does not decode) whose content hash puts them in the hold-out.</summary>
+    private static byte[] HoldOutImage(int seed)
+    {
+        var random = new Random(seed);
+        while (true)
+        {
+            var bytes = new byte[64];
+            random.NextBytes(bytes);
+            if (HoldOutSplit.IsHoldOut(SHA256.HashData(bytes))) return bytes;
+        }
+    }
+
+    private void WriteDataset(params (string Path, byte[] Bytes, string Label)[] entries)
+    {
+        foreach (var (path, bytes, _) in entries)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(_dataset.FullName, path))!);
+            File.WriteAllBytes(Path.Combine(_dataset.FullName, path), bytes);
+        }
+        File.WriteAllLines(Path.Combine(_dataset.FullName, DatasetManifest.FileName), ["path,label", .. entries.Select(e => $"{e.Path},{e.Label}")]);
+    }
+
+    private async Task AddSampleAsync(byte[] bytes, string label, string origin)
+    {
+        var hash = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+        var key = $"sha256/{hash[..2]}/{hash}";
+        await _store.PutAsync(key, bytes, "image/jpeg", CancellationToken.None);
+        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "jpeg", SizeBytes = bytes.Length, CreatedAt = DateTime.UtcNow };
+        _database.Context.LabelledSamples.Add(new LabelledSample { Id = Guid.NewGuid(), Image = image, Label = label, Origin = origin, CreatedAt = DateTime.UtcNow });
+        await _database.Context.SaveChangesAsync();
+    }
+
+    public void Dispose()
+    {
+        _database.Dispose();
+        _dataset.Delete(recursive: true);
+    }
+}

@@ -14,9 +14,16 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
 {
     private readonly SemaphoreSlim _switching = new(1, 1);
     private SharedModel? _model;
+    private volatile ModelLoadFailure? _loadFailure;
     private int _disposed;
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
+
+    /// <summary>
+    /// The registry's active version that the last refresh failed to download or load, and why; null once the provider
+    /// serves the registry's active version. Meanwhile it keeps serving what it had (the health check says so).
+    /// </summary>
+    public ModelLoadFailure? LoadFailure => _loadFailure;
 
     public async Task<ModelLease> AcquireAsync(CancellationToken cancellationToken)
     {
@@ -44,11 +51,26 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             var registry = scope.ServiceProvider.GetRequiredService<ModelRegistry>();
             var active = await registry.GetActiveAsync(cancellationToken)
                 ?? throw new InvalidOperationException("the model registry has no active model");
-            if (_model?.Classifier.Card.Version == active.Version) return false;
+            if (_model?.Classifier.Card.Version == active.Version)
+            {
+                // Serving the active version (an operator rolled back to it, say): a failure to load another is over.
+                _loadFailure = null;
+                return false;
+            }
 
             var started = System.Diagnostics.Stopwatch.StartNew();
-            var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
-            var classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
+            IImageClassifier classifier;
+            try
+            {
+                var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
+                classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                _loadFailure = new ModelLoadFailure(active.Version, e.Message);
+                throw;
+            }
+            _loadFailure = null;
             var previous = _model;
             if (previous is null) LogPageSize();
             _model = new SharedModel(classifier);
@@ -93,3 +115,6 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
         if (Interlocked.Exchange(ref _disposed, 1) == 0) _model?.Release();
     }
 }
+
+/// <summary>A model version the provider could not download or load, and why.</summary>
+public sealed record ModelLoadFailure(string Version, string Reason);

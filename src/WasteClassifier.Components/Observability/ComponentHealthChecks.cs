@@ -56,15 +56,21 @@ public sealed class ObjectStoreHealthCheck(IObjectStore store) : IHealthCheck
     }
 }
 
-/// <summary>In the embedded default the in-process worker's model must be loaded; an API-only process has none to check.</summary>
+/// <summary>
+/// In the embedded default the in-process worker's model must be loaded; an API-only process has none to check. A worker
+/// that could not load the promoted model and still serves another is degraded: it classifies, with the wrong version.
+/// </summary>
 public sealed class ModelHealthCheck(IServiceProvider services) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var provider = services.GetService<IModelProvider>();
         if (provider is null) return Task.FromResult(HealthCheckResult.Healthy("no model in this process (workers classify)"));
-        return Task.FromResult(provider.LoadedCard is { } card
-            ? HealthCheckResult.Healthy(card.Version)
-            : HealthCheckResult.Unhealthy("the model is not loaded yet"));
+        if (provider.LoadedCard is not { } card) return Task.FromResult(HealthCheckResult.Unhealthy("the model is not loaded yet"));
+        if (provider is RegistryModelProvider { LoadFailure: { } failure } && failure.Version != card.Version)
+            return Task.FromResult(HealthCheckResult.Degraded(
+                $"serving {card.Version}, not the active model {failure.Version}, which failed to load: {failure.Reason}",
+                data: new Dictionary<string, object> { ["loaded_version"] = card.Version, ["active_version"] = failure.Version }));
+        return Task.FromResult(HealthCheckResult.Healthy(card.Version));
     }
 }

@@ -51,11 +51,14 @@ public static class ObservabilityExtensions
             await Metrics.DefaultRegistry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
         }).ExcludeFromDescription();
 
-    /// <summary>200 when every ready-tagged check is healthy, else 503; the body names each check's status.</summary>
+    /// <summary>
+    /// 200 when every ready-tagged check is healthy or degraded (still working: a worker serving the model it had), else
+    /// 503, as the API's probe answers; the body names each check's status.
+    /// </summary>
     private static async Task ReadyAsync(IServiceProvider services, HttpContext context)
     {
         var report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync(c => c.Tags.Contains(ReadyTag), context.RequestAborted);
-        context.Response.StatusCode = report.Status == HealthStatus.Healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        context.Response.StatusCode = report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
         await context.Response.WriteAsJsonAsync(new Dictionary<string, object>
         {
             ["status"] = report.Status.ToString().ToLowerInvariant(),

@@ -45,6 +45,31 @@ public sealed class ObservabilityListenerTests
     }
 
     [Fact]
+    public async Task Listener_DegradedCheck_StaysReadyAndSaysDegraded()
+    {
+        // A worker still serving the model it had, because the promoted one would not load: working, not out of service.
+        var port = FreePort();
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
+        builder.Services.AddHealthChecks().AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag]);
+        builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var ready = await http.GetAsync("/health/ready");
+
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            Assert.Contains("\"model\":\"degraded\"", await ready.Content.ReadAsStringAsync());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
     public void AddObservabilityListener_PortZero_AddsNoListener()
     {
         var services = new ServiceCollection();

@@ -55,6 +55,9 @@ public static class ComponentsExtensions
         // One instance: the background pass, and the runner's call when a job ends.
         services.AddSingleton<TrainingJobSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<TrainingJobSweeper>());
+        // Runs the claimed job past its message's acknowledgement, and gives it back when the host stops.
+        services.AddSingleton<TrainingJobHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<TrainingJobHost>());
         return services;
     }
 

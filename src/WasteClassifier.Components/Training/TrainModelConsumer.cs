@@ -1,13 +1,28 @@
 using MassTransit;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Messaging;
 
 namespace WasteClassifier.Components.Training;
 
-/// <summary>Runs training jobs, one at a time per trainer (and, through the job table, across the cluster).</summary>
-public sealed class TrainModelConsumer(TrainingJobRunner runner) : IConsumer<TrainModel>
+/// <summary>
+/// Takes training jobs, one at a time per trainer (and, through the job table, across the cluster): claims the job and
+/// hands it to <see cref="TrainingJobHost"/>, so the message is acknowledged now, not when the run ends.
+/// </summary>
+public sealed class TrainModelConsumer(TrainingJobRunner runner, TrainingJobHost host, ILogger<TrainModelConsumer> logger) : IConsumer<TrainModel>
 {
-    public Task Consume(ConsumeContext<TrainModel> context) => runner.RunAsync(context.Message.TrainingJobId, context.CancellationToken);
+    public async Task Consume(ConsumeContext<TrainModel> context)
+    {
+        var jobId = context.Message.TrainingJobId;
+        if (host.RunningJob is { } running)
+        {
+            // Acknowledged: the job row records that it must run, and this trainer sends the next due job when its own ends.
+            if (running == jobId) logger.LogInformation("Training job {TrainingJobId} runs on this trainer already; nothing to do", jobId);
+            else logger.LogInformation("Training job {TrainingJobId} waits: this trainer runs {RunningJobId}, and sends the next job when it ends", jobId, running);
+            return;
+        }
+        if (await runner.ClaimAsync(jobId, context.CancellationToken)) host.Start(jobId);
+    }
 }
 
 public sealed class TrainModelConsumerDefinition : ConsumerDefinition<TrainModelConsumer>

@@ -25,25 +25,26 @@ public sealed class TrainingJobRunner(
     ModelOptions modelOptions,
     ServiceOptions service,
     IServiceScopeFactory scopes,
-    TrainingJobSweeper sweeper,
     TimeProvider clock,
     ILogger<TrainingJobRunner> logger)
 {
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private readonly string _trainerId = settings.TrainerId;
 
-    public async Task RunAsync(Guid jobId, CancellationToken shutdown)
+    /// <summary>
+    /// Runs a job this trainer has claimed (<see cref="ClaimAsync"/>). Returns true when the job ended here (succeeded,
+    /// failed or cancelled), so the next due job may be sent; false when it is another trainer's now, or left for a
+    /// takeover. Throws <see cref="OperationCanceledException"/> after giving the job back when <paramref name="shutdown"/>
+    /// stops it.
+    /// </summary>
+    public async Task<bool> RunAsync(Guid jobId, CancellationToken shutdown)
     {
-        if (!await ClaimAsync(jobId, shutdown)) return;
         // An earlier attempt got past the point of no return: it registered this job's candidate (and perhaps promoted it),
         // then its trainer died or could not write the end. The job is finished from there: trained again, it would judge a
         // second candidate against the first.
-        if (await RegisteredCandidateAsync(jobId) is { } earlier)
-        {
-            await ResumeAsync(jobId, earlier, shutdown);
-            return;
-        }
-        var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == jobId, shutdown);
+        if (await RegisteredCandidateAsync(jobId) is { } earlier) return await ResumeAsync(jobId, earlier);
+        // Not cancelled by a shutdown here: one is honoured below, where the job is given back.
+        var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == jobId, CancellationToken.None);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         using var lostJob = new CancellationTokenSource();
         var progress = new TrainingProgress();
@@ -56,14 +57,14 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, new Completion(version, decision));
             logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion}; promoted: {Promoted}", jobId, version, decision.Promote);
-            await SendNextJobAsync(jobId, shutdown);
+            return true;
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
             await cancel.CancelAsync();
             await heartbeat;
-            // The trainer is stopping: give the job back, and this claim with it. RabbitMQ delivers the unacknowledged message again; where it is lost
-            // with the process (the in-memory bus), the sweeper sends the job again.
+            // The trainer is stopping: give the job back, and this claim with it. Its message was acknowledged at the claim: a
+            // sweeper sends the job again.
             await GiveBackAsync(db, jobId, _trainerId);
             throw;
         }
@@ -73,6 +74,7 @@ public sealed class TrainingJobRunner(
             await cancel.CancelAsync();
             await heartbeat;
             logger.LogWarning("Training job {TrainingJobId} is no longer this trainer's (its heartbeat went stale, and another trainer took it over or it was ended); this run stops without writing to it", jobId);
+            return false;
         }
         catch (OperationCanceledException e) when (cancel.IsCancellationRequested || e is CancelRequestedException)
         {
@@ -80,7 +82,7 @@ public sealed class TrainingJobRunner(
             await heartbeat;
             await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
             logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
-            await SendNextJobAsync(jobId, shutdown);
+            return true;
         }
         catch (Exception e)
         {
@@ -92,37 +94,13 @@ public sealed class TrainingJobRunner(
                 // once its heartbeat is stale, and finished from the candidate (at most Training:MaxAttempts times in all).
                 logger.LogError(e, "Training job {TrainingJobId} registered {ModelVersion} but could not finish; it is finished from there once its heartbeat " +
                     "is stale (Training:StaleAfterSeconds)", jobId, registered);
-                return;
+                return false;
             }
             await FinishAsync(jobId, TrainingJobStatus.Failed, e.Message, null);
             logger.LogError(e, "Training job {TrainingJobId} failed", jobId);
-            await SendNextJobAsync(jobId, shutdown);
+            return true;
         }
     }
-
-    /// <summary>
-    /// A job has ended here: the next due one is sent at once, rather than after the sweeper's next pass. Trainers that found
-    /// this job running acknowledged the messages of the jobs waiting behind it, so nothing else would start them sooner.
-    /// A send that fails is left to the sweeper.
-    /// </summary>
-    private async Task SendNextJobAsync(Guid endedJobId, CancellationToken shutdown)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
-        timeout.CancelAfter(NextJobSendTimeout);
-        try
-        {
-            if (await sweeper.SendNextAsync(timeout.Token) is { } next)
-                logger.LogInformation("Training job {TrainingJobId} ended; sent the next one, {NextTrainingJobId}", endedJobId, next);
-        }
-        catch (Exception e)
-        {
-            logger.LogWarning("Training job {TrainingJobId} ended, but the next job was not sent ({Reason}); the sweeper sends it within {Seconds} s",
-                endedJobId, e.Message, settings.SweepSeconds);
-        }
-    }
-
-    /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
-    private static readonly TimeSpan NextJobSendTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>A job that registered its candidate: the version, and the promotion decision that stands.</summary>
     private sealed record Completion(string CandidateVersion, PromotionDecision Decision);
@@ -253,8 +231,8 @@ public sealed class TrainingJobRunner(
                 $"not promoted: the active model changed from {recorded.BaselineVersion ?? "none"} while the job ran, and the candidate was not compared with the new one"]);
     }
 
-    /// <summary>Finishes a job whose candidate an earlier attempt registered, without training again.</summary>
-    private async Task ResumeAsync(Guid jobId, string version, CancellationToken shutdown)
+    /// <summary>Finishes a job whose candidate an earlier attempt registered, without training again; true when it ended.</summary>
+    private async Task<bool> ResumeAsync(Guid jobId, string version)
     {
         logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion} in an earlier attempt; finishing it from there", jobId, version);
         // Registering again, so the API refuses cancel requests. One taken in the moment since the claim is not honoured:
@@ -266,19 +244,19 @@ public sealed class TrainingJobRunner(
             var decision = await CompleteAsync(jobId, version);
             await FinishAsync(jobId, TrainingJobStatus.Succeeded, null, new Completion(version, decision));
             logger.LogInformation("Training job {TrainingJobId} finished with {ModelVersion}; promoted: {Promoted}", jobId, version, decision.Promote);
+            return true;
         }
         catch (TakenOverException)
         {
             logger.LogWarning("Training job {TrainingJobId} is no longer this trainer's; this run stops without writing to it", jobId);
-            return;
+            return false;
         }
         catch (Exception e)
         {
             logger.LogError(e, "Training job {TrainingJobId} registered {ModelVersion} but could not finish; it is finished from there once its heartbeat " +
                 "is stale (Training:StaleAfterSeconds)", jobId, version);
-            return;
+            return false;
         }
-        await SendNextJobAsync(jobId, shutdown);
     }
 
     /// <summary>The version of the candidate this job registered, if it got that far.</summary>
@@ -340,7 +318,7 @@ public sealed class TrainingJobRunner(
     /// <see cref="TrainingJobSweeper"/> sends a job again whenever it is due and its message is gone. A job whose trainers
     /// stopped <c>Training:MaxAttempts</c> times is failed instead.
     /// </summary>
-    private async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
+    public async Task<bool> ClaimAsync(Guid jobId, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var staleBefore = now.AddSeconds(-settings.StaleAfterSeconds);

@@ -49,7 +49,7 @@ public sealed class DistributedTrainersTests : IAsyncLifetime
     }
 
     [IntegrationFact]
-    public async Task JobQueuedWhileAnotherRuns_IsAcknowledgedByTheIdleTrainer_AndStartsAsSoonAsThatOneEnds()
+    public async Task JobQueuedWhileAnotherRuns_IsAcknowledged_AndStartsAsSoonAsThatOneEnds()
     {
         var consumed = new TrainModelOutcomes();
         var observers = _trainers.Select(t => t.Services.GetRequiredService<IBus>().ConnectConsumeObserver(consumed)).ToList();
@@ -61,8 +61,8 @@ public sealed class DistributedTrainersTests : IAsyncLifetime
             var waiting = await TrainingJobClient.SubmitAsync(_http, [], "cardboard",
                 new Dictionary<string, string> { ["base_dataset"] = "none", ["include_feedback"] = "false" });
 
-            // The busy trainer holds its one message, so the broker gave this one to the idle trainer, which answered it
-            // (acknowledged) while the first job ran: the job waits in the table, and its message is gone.
+            // Whichever trainer got this message answered it (acknowledged) while the first job ran: the busy one runs a job,
+            // the idle one finds another job running. The job waits in the table, and its message is gone.
             Assert.Null(await consumed.For(waiting).WaitAsync(TimeSpan.FromSeconds(60)));
             Assert.Equal("queued", await StatusAsync(waiting));
             Assert.Equal("running", await StatusAsync(first));

@@ -117,6 +117,23 @@ public static class TestServices
     /// <summary>Deletes a fixture's train queue when it ends, with the error and skipped queues MassTransit may have added, and their exchanges.</summary>
     public static Task DeleteTrainQueueAsync(string trainQueue) => DeleteQueuesAsync(trainQueue);
 
+    /// <summary>A queue's ready messages (not those delivered and unacknowledged) and consumers, as the broker counts them now.</summary>
+    public static async Task<(uint Ready, uint Consumers)> QueueCountsAsync(string queue)
+    {
+        var endpoints = await GetAsync();
+        var factory = new ConnectionFactory
+        {
+            HostName = endpoints.RabbitHost,
+            Port = endpoints.RabbitPort,
+            UserName = endpoints.RabbitUser,
+            Password = endpoints.RabbitPassword,
+        };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var counts = await channel.QueueDeclarePassiveAsync(queue);
+        return (counts.MessageCount, counts.ConsumerCount);
+    }
+
     private static async Task DeleteQueuesAsync(params string[] queues)
     {
         var endpoints = await GetAsync();

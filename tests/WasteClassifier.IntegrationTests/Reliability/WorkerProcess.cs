@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace WasteClassifier.IntegrationTests.Reliability;
 
-/// <summary>The worker as a real child process (the built WasteClassifier.Worker.dll), so it can be killed with SIGKILL or sent SIGTERM.</summary>
+/// <summary>
+/// The worker as a real child process (the built WasteClassifier.Worker.dll), so it can be killed with SIGKILL or sent
+/// SIGTERM; or the trainer (<see cref="StartTrainer"/>).
+/// </summary>
 public sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -13,14 +16,19 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static WorkerProcess Start(IReadOnlyDictionary<string, string?> settings)
+    public static WorkerProcess Start(IReadOnlyDictionary<string, string?> settings) => Start(settings, "WasteClassifier.Worker");
+
+    /// <summary>The trainer (the built WasteClassifier.Trainer.dll) as a child process.</summary>
+    public static WorkerProcess StartTrainer(IReadOnlyDictionary<string, string?> settings) => Start(settings, "WasteClassifier.Trainer");
+
+    private static WorkerProcess Start(IReadOnlyDictionary<string, string?> settings, string project)
     {
         // Same configuration (Debug/Release) as this test assembly.
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
         var root = UnitRoot();
-        var directory = Path.Combine(root, "src", "WasteClassifier.Worker", "bin", configuration, "net10.0");
+        var directory = Path.Combine(root, "src", project, "bin", configuration, "net10.0");
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(directory, "WasteClassifier.Worker.dll"));
+        start.ArgumentList.Add(Path.Combine(directory, project + ".dll"));
         foreach (var (key, value) in settings) start.Environment[key.Replace(":", "__")] = value;
         start.Environment["Metrics__Port"] = "0";
         start.Environment["Logging__Format"] = "json";

@@ -1,0 +1,116 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace WasteClassifier.Components.Training;
+
+/// <summary>
+/// Runs the job this trainer claimed in the background, one at a time, so that its <c>TrainModel</c> message is
+/// acknowledged at the claim instead of held for the whole run: RabbitMQ closes the channel of a delivery left
+/// unacknowledged past its consumer_timeout (30 min by default), which a long job outlived. The job row, not the message,
+/// records the job: a trainer that dies after the claim leaves it running with a heartbeat that goes stale, and a sweeper
+/// sends it again for another trainer to take over; a trainer that stops gives it back (queued), and a sweeper sends it
+/// again. A job that ends here has the next due one sent at once.
+/// </summary>
+public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSweeper sweeper, TrainingSettings settings, ILogger<TrainingJobHost> logger)
+    : IHostedService, IDisposable
+{
+    /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
+    private static readonly TimeSpan NextJobSendTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _lock = new();
+    private Guid? _runningJob;
+    private Task _run = Task.CompletedTask;
+
+    /// <summary>The job this trainer runs, if any.</summary>
+    public Guid? RunningJob
+    {
+        get
+        {
+            lock (_lock) return _runningJob;
+        }
+    }
+
+    /// <summary>Runs <paramref name="jobId"/>, which this trainer has just claimed, in the background.</summary>
+    public void Start(Guid jobId)
+    {
+        lock (_lock)
+        {
+            // The consumer takes one message at a time and claims only while no job runs here.
+            if (_runningJob is { } running) throw new InvalidOperationException($"training job {running} is running on this trainer already");
+            _runningJob = jobId;
+            _run = Task.Run(() => RunAsync(jobId));
+        }
+    }
+
+    private async Task RunAsync(Guid jobId)
+    {
+        var ended = false;
+        try
+        {
+            using var scope = scopes.CreateScope();
+            ended = await scope.ServiceProvider.GetRequiredService<TrainingJobRunner>().RunAsync(jobId, _stopping.Token);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            logger.LogInformation("Training job {TrainingJobId} given back: this trainer is stopping, and a sweeper sends the job again", jobId);
+        }
+        catch (Exception e)
+        {
+            // Its end could not be written (the database is away, say): the job's heartbeat goes stale and it is taken over.
+            logger.LogError(e, "Training job {TrainingJobId} stopped on an error; it is taken over once its heartbeat is stale (Training:StaleAfterSeconds)", jobId);
+        }
+        finally
+        {
+            lock (_lock) _runningJob = null;
+        }
+        // Only now: the next job's message may come straight back to this trainer, which must be free to claim it.
+        if (ended) await SendNextJobAsync(jobId);
+    }
+
+    /// <summary>
+    /// A job has ended here: the next due one is sent at once, rather than after the sweeper's next pass. Trainers that found
+    /// this job running acknowledged the messages of the jobs waiting behind it, so nothing else would start them sooner.
+    /// A send that fails is left to the sweeper.
+    /// </summary>
+    private async Task SendNextJobAsync(Guid endedJobId)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        timeout.CancelAfter(NextJobSendTimeout);
+        try
+        {
+            if (await sweeper.SendNextAsync(timeout.Token) is { } next)
+                logger.LogInformation("Training job {TrainingJobId} ended; sent the next one, {NextTrainingJobId}", endedJobId, next);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Training job {TrainingJobId} ended, but the next job was not sent ({Reason}); the sweeper sends it within {Seconds} s",
+                endedJobId, e.Message, settings.SweepSeconds);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Stops the running job, which gives it back, and waits for that within the host's shutdown timeout.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        Task run;
+        lock (_lock) run = _run;
+        try
+        {
+            await run.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Stopped before its training job was given back; the job is taken over once its heartbeat is stale (Training:StaleAfterSeconds)");
+        }
+    }
+
+    /// <summary>
+    /// Stops a job still running, as <see cref="BackgroundService"/> does: the token source is cancelled, not disposed, since
+    /// a host may call <see cref="StopAsync"/> again after disposing its services.
+    /// </summary>
+    public void Dispose() => _stopping.Cancel();
+}

@@ -1,0 +1,116 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.IntegrationTests.Reliability;
+
+namespace WasteClassifier.IntegrationTests.Training;
+
+/// <summary>
+/// A trainer acknowledges a job's message when it claims the job, not when the run ends (RabbitMQ closes the channel of a
+/// delivery unacknowledged past consumer_timeout, 30 min by default): the job row is the record, so a trainer killed after
+/// the claim loses nothing. On RabbitMQ, PostgreSQL and the S3 server, with the trainer as a real child process.
+/// </summary>
+public sealed class TrainerCrashTests : IAsyncLifetime
+{
+    private Dictionary<string, string?> _settings = null!;
+    private ApiFactory _api = null!;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        _settings = new Dictionary<string, string?>(await TestServices.DeploymentSettingsAsync("crash"))
+        {
+            ["Training:Datasets:small"] = SmallDatasets.Write(perClass: 20),
+            ["Training:BaseDataset"] = "small",
+            ["Training:CacheDirectory"] = TrainingFixture.FeatureCache,
+            // A stopped trainer's job is seen as such within seconds.
+            ["Training:HeartbeatSeconds"] = "1",
+            ["Training:StaleAfterSeconds"] = "8",
+            ["Training:SweepSeconds"] = "2",
+        };
+        _api = new ApiFactory(_settings);
+        _http = _api.CreateClient();
+        var bus = await _api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
+        if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_api is not null) await _api.DisposeAsync();
+        if (_settings is null) return;
+        await TestServices.DeleteTrainQueueAsync(_settings["Messaging:TrainQueue"]!);
+        await TestServices.DropDatabaseAsync(_settings["Database:ConnectionString"]!);
+    }
+
+    [IntegrationFact]
+    public async Task Trainer_KilledWhileItRunsAJob_LeavesNoMessageToRedeliverAndTheSweeperHasTheJobTakenOver()
+    {
+        var queue = _settings["Messaging:TrainQueue"]!;
+        await using (var first = WorkerProcess.StartTrainer(new Dictionary<string, string?>(_settings) { ["Training:TrainerId"] = "trainer-killed" }))
+        {
+            var jobId = await TrainingJobClient.SubmitAsync(_http, [], "cardboard",
+                new Dictionary<string, string> { ["epochs"] = "100", ["include_feedback"] = "false", ["promote"] = "manual" });
+            Assert.Equal("running", await StatusOnceTakenAsync(jobId));
+            // Past the claim's acknowledgement, which follows it by milliseconds; the job itself runs for far longer.
+            await Task.Delay(TimeSpan.FromSeconds(1));
+
+            first.KillHard();
+
+            // Once the broker has dropped the dead trainer's consumer, a message it had not acknowledged would be ready again.
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            var counts = await TestServices.QueueCountsAsync(queue);
+            while (counts.Consumers > 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+                counts = await TestServices.QueueCountsAsync(queue);
+            }
+            Assert.Equal((0u, 0u), counts);
+
+            // Nothing is in the queue for the next trainer: its sweeper sends the job once the killed trainer's heartbeat is
+            // stale, and it takes the job over.
+            await using var second = await ServiceProcess.StartTrainerAsync(new Dictionary<string, string?>(_settings) { ["Training:TrainerId"] = "trainer-next" });
+            var (job, _) = await TrainingJobClient.WaitAsync(_http, jobId, TimeSpan.FromMinutes(4));
+
+            Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+            Assert.Equal("trainer-next", job["trainer_id"]!.GetValue<string>());
+            Assert.Equal(2, job["attempts"]!.GetValue<int>());
+        }
+    }
+
+    [IntegrationFact]
+    public async Task Trainer_StoppedWhileItRunsAJob_GivesTheJobBackQueuedWithItsAttempt()
+    {
+        var trainer = await ServiceProcess.StartTrainerAsync(new Dictionary<string, string?>(_settings) { ["Training:TrainerId"] = "trainer-stopped" });
+        Guid jobId;
+        try
+        {
+            jobId = await TrainingJobClient.SubmitAsync(_http, [], "cardboard",
+                new Dictionary<string, string> { ["epochs"] = "500", ["include_feedback"] = "false", ["promote"] = "manual" });
+            Assert.Equal("running", await StatusOnceTakenAsync(jobId));
+        }
+        finally
+        {
+            // A rolling restart's SIGTERM: the host stops, and the job running past its message's acknowledgement with it.
+            await trainer.DisposeAsync();
+        }
+
+        var job = (await _http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!;
+        Assert.Equal("queued", job["status"]!.GetValue<string>());
+        Assert.Equal(0, job["attempts"]!.GetValue<int>());
+        // Its message is gone: a sweeper sends the job again.
+        Assert.Equal((0u, 0u), await TestServices.QueueCountsAsync(_settings["Messaging:TrainQueue"]!));
+    }
+
+    private async Task<string> StatusOnceTakenAsync(Guid jobId)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            var status = (await _http.GetFromJsonAsync<JsonNode>($"/v1/training-jobs/{jobId}"))!["status"]!.GetValue<string>();
+            if (status != "queued" || DateTime.UtcNow > deadline) return status;
+            await Task.Delay(100);
+        }
+    }
+}

@@ -35,8 +35,9 @@ public sealed record RequestCounts(int Submitted, int Accepted, int Completed, i
 /// Images completed per second until the last completed (the drain included) or sending stopped, whichever was later.
 /// </param>
 /// <param name="SteadyCompletedPerS">
-/// Completions per second after the ramp and before the duration ended, as the slope of completions over time (results
-/// arrive a batch at a time), or the count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate).
+/// Completions per second after the ramp and before sending stopped (at the duration, or sooner when the request bound,
+/// Ctrl+C or SIGTERM ended the run), as the slope of completions over time (results arrive a batch at a time), or the
+/// count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate).
 /// </param>
 public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double SteadyCompletedPerS);
 

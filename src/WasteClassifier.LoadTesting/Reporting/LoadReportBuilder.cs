@@ -30,8 +30,11 @@ internal static class LoadReportBuilder
             : Math.Min(duration, result.Elapsed.TotalSeconds);
         var lastFinish = completed.Count == 0 ? duration : completed.Max(r => r.FinishedS!.Value);
         var completedOver = Math.Max(Math.Max(lastFinish, sendingStopped), 1e-3);
-        var steadyFrom = Math.Min(options.Ramp.TotalSeconds, duration / 2);
-        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= duration).ToList(), steadyFrom, duration);
+        // The steady window ends when sending did: a run ended by its request bound, Ctrl+C or SIGTERM at 10 s of 30 would
+        // otherwise count 20 s of nothing (40/s read as 10/s).
+        var steadyTo = Math.Min(duration, sendingStopped);
+        var steadyFrom = Math.Min(options.Ramp.TotalSeconds, steadyTo / 2);
+        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= steadyTo).ToList(), steadyFrom, steadyTo);
         var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / completedOver), Round(steady));
 
         var latency = new LatencyFigures(

@@ -174,6 +174,21 @@ public sealed class LoadRunnerTests
         Assert.Equal(Math.Round(5 / 2.25, 3), throughput.CompletedPerS);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Throughput_RunEndedAt10sOf30_SteadyIsTheRateWhileItSent(bool interrupted)
+    {
+        // Four users at 40 images/s (one every 25 ms, 100 ms each) until the request bound, or Ctrl+C, ended the run at
+        // 10 s of 30, after a 3 s ramp: the window 3-30 s, 20 s of it after the end, read about 10/s.
+        var records = Enumerable.Range(0, 400).Select(k => Completed(0.1 + 0.025 * k)).ToList();
+        var options = Options(users: 4, maxRequests: interrupted ? 100_000 : 400) with { Ramp = TimeSpan.FromSeconds(3) };
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(10.1), records, Interrupted: interrupted));
+
+        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS, 1);
+    }
+
     [Fact]
     public void Throughput_OpenLoopStallsAfter10Of30s_CompletedPerSIsOverTheDuration()
     {

@@ -34,7 +34,10 @@ internal static class LoadReportBuilder
         // otherwise count 20 s of nothing (40/s read as 10/s).
         var steadyTo = Math.Min(duration, sendingStopped);
         var steadyFrom = Math.Min(options.Ramp.TotalSeconds, steadyTo / 2);
-        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= steadyTo).ToList(), steadyFrom, steadyTo);
+        // No completion can come before the first launch plus the quickest round trip: without a ramp the window starts at
+        // 0, a whole latency earlier, and its start would pass for a stall.
+        var earliestCompletion = completed.Count == 0 ? 0 : records.Min(r => r.StartedS) + completed.Min(r => r.ClientMs ?? 0) / 1000;
+        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= steadyTo).ToList(), steadyFrom, steadyTo, earliestCompletion);
         var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / completedOver), Round(steady));
 
         var latency = new LatencyFigures(
@@ -62,9 +65,11 @@ internal static class LoadReportBuilder
     /// The slope only sees the completions, not the window around them: a stall at either edge, or a few completions close
     /// together (two 5 ms apart are 200/s), would pass for a high rate. So it is kept only for at least three moments (see
     /// <see cref="SameMomentS"/>) and neither edge of the window empty for longer than three times the median spacing of
-    /// consecutive moments; otherwise the rate is the count over the window.
+    /// consecutive moments; otherwise the rate is the count over the window. The start edge is measured from the later of
+    /// the window's start and <paramref name="earliestCompletion"/>, the first moment a completion was possible (the first
+    /// launch plus the quickest round trip): requests that waited longer than that still show as a stall.
     /// </summary>
-    internal static double SteadyRate(IReadOnlyList<double> finishTimes, double windowFrom, double windowTo)
+    internal static double SteadyRate(IReadOnlyList<double> finishTimes, double windowFrom, double windowTo, double earliestCompletion = 0)
     {
         var fallback = finishTimes.Count / Math.Max(1e-3, windowTo - windowFrom);
         var times = finishTimes.Order().ToList();
@@ -74,7 +79,7 @@ internal static class LoadReportBuilder
         if (moments.Count < 3) return fallback;
         var spacings = moments.Zip(moments.Skip(1), (a, b) => b - a).Order().ToList();
         var median = spacings.Count % 2 == 1 ? spacings[spacings.Count / 2] : (spacings[spacings.Count / 2 - 1] + spacings[spacings.Count / 2]) / 2;
-        if (moments[0] - windowFrom > 3 * median || windowTo - times[^1] > 3 * median) return fallback;
+        if (moments[0] - Math.Max(windowFrom, earliestCompletion) > 3 * median || windowTo - times[^1] > 3 * median) return fallback;
         var meanTime = times.Average();
         var meanCount = (times.Count + 1) / 2.0; // the k-th completion (1-based) has k completed so far
         double covariance = 0, variance = 0;

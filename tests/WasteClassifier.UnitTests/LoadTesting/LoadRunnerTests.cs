@@ -190,6 +190,31 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public void Throughput_NoRampFirstCompletionOneLatencyAfterTheStart_SteadyKeepsTheSlope()
+    {
+        // 192 users started at once (bench/ab.sh's closed loop), served 16 at a time every 0.4 s (40/s): each round trip
+        // takes 4.8 s, so the first batch comes 4.8 s into a window that starts at 0; each user sends again at once.
+        var records = Enumerable.Range(0, 80).SelectMany(j => Enumerable.Range(0, 16).Select(_ =>
+        {
+            var finished = 4.8 + 0.4 * j;
+            var started = j < 12 ? 0 : finished - 4.8;
+            return new RequestRecord
+            {
+                StartedS = started,
+                AcceptedS = started + 0.01,
+                FinishedS = finished,
+                ClientMs = (finished - started) * 1000,
+                Outcome = RequestOutcome.Completed,
+                Server = new ServerTimings(1, 1, 50, 16),
+            };
+        })).ToList();
+
+        var report = LoadReport.From(new LoadRunResult(Options(users: 192), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(36.5), records));
+
+        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS, 1);
+    }
+
+    [Fact]
     public void Throughput_OpenLoopStallsAfter10Of30s_CompletedPerSIsOverTheDuration()
     {
         // 20 images/s completed for 10 s, then nothing until the 30 s duration and its drain were over.

@@ -47,9 +47,19 @@ public sealed class SteadyRateTests
     [Fact]
     public void StallAtTheStart_IsTheCountOverTheWindow()
     {
+        // Nothing for 20 s though a completion was possible from 50 ms on (the quickest round trip).
         var finishes = Enumerable.Range(0, 140).Select(k => 20.01 + 0.05 * k).ToList();
 
-        Assert.Equal(140 / 27.0, LoadReportBuilder.SteadyRate(finishes, 0, 27), 6);
+        Assert.Equal(140 / 27.0, LoadReportBuilder.SteadyRate(finishes, 0, 27, earliestCompletion: 0.05), 6);
+    }
+
+    [Fact]
+    public void NoRampFirstCompletionOneLatencyAfterTheStart_IsTheirRate()
+    {
+        // A closed loop without a ramp: the first batch can only come one round trip (4.8 s) after the window's start at 0.
+        var finishes = Enumerable.Range(0, 100).Select(j => 4.8 + 0.4 * j).Where(t => t <= 27).SelectMany(t => Enumerable.Repeat(t, 16)).ToList();
+
+        Assert.Equal(40.0, LoadReportBuilder.SteadyRate(finishes, 0, 27, earliestCompletion: 4.8), 6);
     }
 
     [Fact]

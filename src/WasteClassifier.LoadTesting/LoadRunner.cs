@@ -8,7 +8,7 @@ namespace WasteClassifier.LoadTesting;
 /// <summary>
 /// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
 /// whatever the answers). New submissions stop at the duration or the request bound (a submission throttled after that is
-/// not retried: it ends unfinished, reason <c>throttled</c>); results still outstanding are awaited for the drain time,
+/// not retried: it ends <see cref="RequestOutcome.ThrottledAtEnd"/>); results still outstanding are awaited for the drain time,
 /// then the run ends whatever is left, so it always stops by itself. Cancelling the token passed to
 /// <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
 /// </summary>
@@ -191,7 +191,6 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     // Once launching has stopped, a throttled submission is not retried: retried through the drain, it would be
                     // accepted after the duration (and counted in the accepted rate over the duration). It ends not accepted.
                     if (stopLaunching.IsCancellationRequested) return NotRetried(record);
-                    record.Throttled++;
                     try
                     {
                         await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), stopLaunching);
@@ -200,6 +199,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     {
                         return NotRetried(record);
                     }
+                    // Counted once waited out: an answer whose wait the end of submissions cut short ended the request instead.
+                    record.Throttled++;
                     break;
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
@@ -232,8 +233,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                         Finish(record, RequestOutcome.Failed, answer.Reason ?? "failed", answer.Timings);
                         return;
                     case ResponseKind.Throttled:
-                        record.Throttled++;
                         await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), hardStop);
+                        record.Throttled++;
                         break;
                     case ResponseKind.Unavailable:
                         // A restarting API, or its proxy: the server may still complete the request, so ask again after a
@@ -268,7 +269,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
     private static string? NotRetried(RequestRecord record)
     {
-        record.Outcome = RequestOutcome.Unfinished;
+        // Nothing failed: the server asked to wait past the end of submissions. Counted apart, as open-loop arrivals not sent.
+        record.Outcome = RequestOutcome.ThrottledAtEnd;
         record.Reason = "throttled";
         return null;
     }

@@ -29,4 +29,10 @@ public enum RequestOutcome
     Completed,
     Failed,
     Unfinished,
+
+    /// <summary>
+    /// Throttled once submissions had stopped (or its wait to retry cut short when they did): never accepted and not
+    /// retried, but nothing failed; reported apart, not as submitted or failed.
+    /// </summary>
+    ThrottledAtEnd,
 }

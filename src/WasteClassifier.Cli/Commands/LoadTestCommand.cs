@@ -125,8 +125,11 @@ public sealed class LoadTestCommand : ICommand
         }
         if (report is null) return 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
-        return report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
+        return ExitCode(report);
     }
+
+    /// <summary>1 when a request failed (or never finished) or the run was cut short; submissions throttled at its end are neither.</summary>
+    internal static int ExitCode(LoadReport report) => report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
 
     /// <summary>
     /// Queue mode sends to the workers' RabbitMQ. With the in-memory transport (the embedded default) its bus would be this

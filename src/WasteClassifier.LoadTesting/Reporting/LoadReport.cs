@@ -19,16 +19,19 @@ public sealed record LoadReport(
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
     string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted);
 
-/// <param name="Submitted">Requests started (each is one image).</param>
+/// <param name="Submitted">Requests started (each is one image), but for those in <see cref="ThrottledAtEnd"/>.</param>
 /// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>
 /// <param name="Throttled">
-/// 429/503 answers that were waited out and retried (not failures); one answering a submission after submissions stopped
-/// is not retried and ends the request instead (reason <c>throttled</c>).
+/// 429/503 answers that were waited out and retried (not failures); one answering a submission after submissions stopped,
+/// or whose wait they cut short, is not retried and ends the request instead (see <see cref="ThrottledAtEnd"/>).
 /// </param>
 /// <param name="ArrivalsDelayed">Open loop: arrivals sent late because the most requests allowed were outstanding.</param>
 /// <param name="ArrivalsNotSent">Open loop: arrivals due before the end never sent, for the same reason (not in Submitted).</param>
+/// <param name="ThrottledAtEnd">
+/// Submissions throttled when submissions stopped, so never accepted nor retried: not failures (not in Submitted or Failed).
+/// </param>
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
-    IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0);
+    IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0, int ThrottledAtEnd = 0);
 
 /// <param name="AcceptedPerS">Images accepted per second until the last was accepted (at most the duration).</param>
 /// <param name="CompletedPerS">

@@ -10,14 +10,18 @@ internal static class LoadReportBuilder
     {
         var options = result.Options;
         var records = result.Records;
+        // A submission throttled when submissions stopped was never accepted, and nothing failed: it is counted apart, as
+        // open-loop arrivals not sent are, not as submitted or failed.
+        var sent = records.Where(r => r.Outcome != RequestOutcome.ThrottledAtEnd).ToList();
         var completed = records.Where(r => r.Outcome == RequestOutcome.Completed).ToList();
-        var failures = records.Where(r => r.Outcome != RequestOutcome.Completed)
+        var failures = sent.Where(r => r.Outcome != RequestOutcome.Completed)
             .GroupBy(r => r.Reason ?? "unknown").OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Count());
-        var failed = records.Count - completed.Count;
-        var counts = new RequestCounts(records.Count, records.Count(r => r.AcceptedS is not null), completed.Count, failed,
+        var failed = sent.Count - completed.Count;
+        var counts = new RequestCounts(sent.Count, records.Count(r => r.AcceptedS is not null), completed.Count, failed,
             records.Count(r => r.Outcome == RequestOutcome.Unfinished), records.Sum(r => r.Throttled),
-            records.Count == 0 ? 0 : Math.Round(100.0 * failed / records.Count, 3), failures, result.ArrivalsDelayed, result.ArrivalsNotSent);
+            sent.Count == 0 ? 0 : Math.Round(100.0 * failed / sent.Count, 3), failures, result.ArrivalsDelayed, result.ArrivalsNotSent,
+            records.Count - sent.Count);
 
         var duration = options.Duration.TotalSeconds;
         // Over the time each kind of event went on: a run ended by its request bound sends for less than its duration.

@@ -32,6 +32,8 @@ public static class MarkdownReport
         md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
         if (c.ArrivalsDelayed > 0 || c.ArrivalsNotSent > 0)
             md.Append(CultureInfo.InvariantCulture, $"The open loop fell behind its rate: {c.ArrivalsDelayed} arrivals waited for one of the requests allowed in flight, {c.ArrivalsNotSent} due before the end were not sent.\n");
+        if (c.ThrottledAtEnd > 0)
+            md.Append(CultureInfo.InvariantCulture, $"Throttled when submissions stopped, not retried: {c.ThrottledAtEnd} (neither submitted nor failed).\n");
         md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {F(report.Throughput.SteadyCompletedPerS)}/s.\n\n");
         if (c.FailuresByReason.Count > 0)
         {

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Reporting;
 
 namespace WasteClassifier.IntegrationTests.Cli;
 
@@ -81,6 +82,27 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.True(report.RootElement.GetProperty("run").GetProperty("interrupted").GetBoolean());
         Assert.Equal(1, report.RootElement.GetProperty("counts").GetProperty("failures_by_reason").GetProperty("interrupted").GetInt32());
         Assert.Contains("\"report\"", await stdout);
+    }
+
+    [Fact]
+    public void ExitCode_SubmissionsThrottledAtTheEnd_NothingFailedSoZero()
+    {
+        // A closed loop whose last submission was answered 429 with a Retry-After past the duration: not retried, not failed.
+        var records = new List<RequestRecord> { new() { StartedS = 0.95, Outcome = RequestOutcome.ThrottledAtEnd, Reason = "throttled" } };
+        records.AddRange(new[] { 0.2, 0.4, 0.6 }.Select(f => new RequestRecord
+        {
+            StartedS = f - 0.1,
+            AcceptedS = f - 0.05,
+            FinishedS = f,
+            ClientMs = 100,
+            Outcome = RequestOutcome.Completed,
+        }));
+        var options = new LoadTestOptions { Target = new Uri("http://127.0.0.1:1/"), Users = 1, Duration = TimeSpan.FromSeconds(1) };
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), records));
+
+        Assert.Equal(0, LoadTestCommand.ExitCode(report));
+        Assert.Equal(1, LoadTestCommand.ExitCode(report with { Run = report.Run with { Interrupted = true } }));
     }
 
     [Theory]

@@ -14,6 +14,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
     private readonly ConcurrentDictionary<string, int> _polls = new();
     private readonly Lock _gate = new();
     private readonly HashSet<int> _throttled = [];
+    private readonly System.Diagnostics.Stopwatch _made = System.Diagnostics.Stopwatch.StartNew();
     private int _submissions;
 
     public int FailEvery { get; init; } = int.MaxValue;
@@ -22,6 +23,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
 
     /// <summary>Every submission is throttled, with this Retry-After.</summary>
     public TimeSpan? AlwaysThrottles { get; init; }
+
+    /// <summary>Once this long after the target was made, every submission is throttled with a Retry-After of a minute.</summary>
+    public TimeSpan? ThrottlesAfter { get; init; }
 
     /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
     public int ThrowEvery { get; init; } = int.MaxValue;
@@ -37,6 +41,8 @@ internal sealed class FakeLoadTarget : ILoadTarget
     {
         Contents.Enqueue(image.Content);
         if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));
+        if (ThrottlesAfter is { } after && _made.Elapsed >= after)
+            return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMinutes(1)));
         int n;
         lock (_gate)
         {

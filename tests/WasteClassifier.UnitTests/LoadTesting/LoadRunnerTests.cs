@@ -92,10 +92,32 @@ public sealed class LoadRunnerTests
 
         // Retried through the drain, they would be accepted after the duration, or end only at its end.
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
-        Assert.Equal(10, report.Counts.Submitted);
+        // Nothing failed: the ten arrivals are counted apart, as never sent.
+        Assert.Equal(10, report.Counts.ThrottledAtEnd);
+        Assert.Equal(0, report.Counts.Submitted);
         Assert.Equal(0, report.Counts.Accepted);
-        Assert.Equal(new Dictionary<string, int> { ["throttled"] = 10 }, report.Counts.FailuresByReason);
-        Assert.Equal(10, report.Counts.Unfinished);
+        Assert.Equal(0, report.Counts.Failed);
+        Assert.Empty(report.Counts.FailuresByReason);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_ThrottledWithRetryAfterPastTheCutOff_NothingFails()
+    {
+        // From 0.5 s of a 1 s run, every submission is answered 429 with Retry-After: 60: each user's last one waits
+        // until the duration ends and is not retried.
+        var target = new FakeLoadTarget { ThrottlesAfter = TimeSpan.FromSeconds(0.5) };
+
+        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 2, durationS: 1, drainS: 5)).RunAsync());
+
+        Assert.Equal(2, report.Counts.ThrottledAtEnd);
+        Assert.Equal(0, report.Counts.Failed);
+        Assert.Empty(report.Counts.FailuresByReason);
+        Assert.True(report.Counts.Completed > 0);
+        Assert.Equal(report.Counts.Completed, report.Counts.Submitted);
+        // The two answers were not waited out: their waits were cut short.
+        Assert.Equal(0, report.Counts.Throttled);
+        Assert.Contains("Throttled when submissions stopped, not retried: 2", MarkdownReport.Render(report));
+        Assert.Contains("\"throttled_at_end\": 2", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
     }
 
     [Theory]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text.Json;
 using WasteClassifier.LoadTesting.Images;
 
@@ -74,10 +75,21 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         }
         catch (HttpRequestException e)
         {
-            return new TargetResponse(ResponseKind.Unavailable,
-                Reason: e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant());
+            var reason = e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant();
+            return IsTransient(e) ? new TargetResponse(ResponseKind.Unavailable, Reason: reason) : TargetResponse.Fail(reason);
         }
     }
+
+    /// <summary>
+    /// Whether asking again may get an answer: a connection refused, reset or dropped (an API restarting). A certificate,
+    /// a name that does not resolve, an answer this client cannot read or a limit of its own will be the same next time.
+    /// </summary>
+    private static bool IsTransient(HttpRequestException e) => e.HttpRequestError switch
+    {
+        HttpRequestError.ConnectionError or HttpRequestError.ResponseEnded => true,
+        HttpRequestError.Unknown => e.InnerException is IOException or SocketException,
+        _ => false,
+    };
 
     // A 2xx answer this client cannot read (another service on the port, a proxy's page) fails the request as
     // invalid_response; it never throws out of the run.

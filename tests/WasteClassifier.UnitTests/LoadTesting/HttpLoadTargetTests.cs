@@ -183,6 +183,7 @@ public sealed class HttpLoadTargetTests
         "502" => Answer(HttpStatusCode.BadGateway, "<html>bad gateway</html>"),
         "504" => Answer(HttpStatusCode.GatewayTimeout),
         "refused" => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused"),
+        "reset" => throw new HttpRequestException(HttpRequestError.Unknown, "reset", new IOException("reset", new System.Net.Sockets.SocketException(104))),
         _ => throw new HttpRequestException(HttpRequestError.ResponseEnded, "ended"),
     };
 
@@ -190,6 +191,7 @@ public sealed class HttpLoadTargetTests
     [InlineData("502")]
     [InlineData("504")]
     [InlineData("refused")]
+    [InlineData("reset")]
     [InlineData("dropped")]
     public async Task Run_PollsUnansweredAWhile_AskedAgainUntilTheResultComes(string what)
     {
@@ -236,6 +238,43 @@ public sealed class HttpLoadTargetTests
         Assert.Equal(0, report.Counts.Unfinished);
         Assert.True(gets > 2, $"{gets} polls");
         Assert.True(result.Records[0].FinishedS >= 1.4, $"failed at {result.Records[0].FinishedS} s");
+    }
+
+    [Theory]
+    [InlineData(HttpRequestError.SecureConnectionError, "poll_connection_secureconnectionerror")]
+    [InlineData(HttpRequestError.InvalidResponse, "poll_connection_invalidresponse")]
+    [InlineData(HttpRequestError.ConfigurationLimitExceeded, "poll_connection_configurationlimitexceeded")]
+    [InlineData(HttpRequestError.NameResolutionError, "poll_connection_nameresolutionerror")]
+    [InlineData(HttpRequestError.Unknown, "poll_connection_error")]
+    public async Task Run_PollFailsInAWayAskingAgainCannotMend_FailsAtOnce(HttpRequestError error, string reason)
+    {
+        // A certificate refused, an answer this client cannot read, a header over its limit, a name that does not resolve,
+        // or an error of no socket's: the same next time, so not asked again until the deadline.
+        var gets = 0;
+        var http = new HttpClient(new ScriptedApi((request, _) =>
+        {
+            if (request.Method == HttpMethod.Post) return Task.FromResult(Answer(HttpStatusCode.Accepted, Queued));
+            Interlocked.Increment(ref gets);
+            throw new HttpRequestException(error, "not this time either");
+        }))
+        { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions
+        {
+            Target = http.BaseAddress,
+            Users = 1,
+            MaxRequests = 1,
+            // Room for a busy machine to start the user; asked again, the poll would go on until 6 s.
+            Duration = TimeSpan.FromSeconds(5),
+            Drain = TimeSpan.FromSeconds(1),
+            LongPoll = TimeSpan.Zero,
+            PollInterval = TimeSpan.FromMilliseconds(5),
+        };
+        await using var target = new HttpLoadTarget(http, "test");
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(new Dictionary<string, int> { [reason] = 1 }, report.Counts.FailuresByReason);
+        Assert.Equal(1, gets);
     }
 
     [Theory]

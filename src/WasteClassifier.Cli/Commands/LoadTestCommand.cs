@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
@@ -203,7 +204,7 @@ public sealed class LoadTestCommand : ICommand
         return 0;
     }
 
-    private static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
+    internal static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
         if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
@@ -220,10 +221,12 @@ public sealed class LoadTestCommand : ICommand
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
                          $"and remove the run with --cleanup --source {source}");
         }
-        catch (Exception e) when (e is DbException or InvalidOperationException or IOException)
+        // Also a database or object store out of reach: PostgreSQL's retrying strategy ends in RetryLimitExceededException,
+        // which is no DbException, and a store's failure is an HTTP or Minio error.
+        catch (Exception e) when (e is DbException or InvalidOperationException or IOException || DependencyFailures.IsUnavailable(e))
         {
             // The report is written by now; say what was left, and where, rather than fail without it.
-            Log.Info($"cleanup failed ({e.Message}); remove the run later with --cleanup --source {source}");
+            Log.Info($"cleanup failed ({e.Message}{(e.InnerException is { } inner ? $": {inner.Message}" : "")}); remove the run later with --cleanup --source {source}");
         }
     }
 }

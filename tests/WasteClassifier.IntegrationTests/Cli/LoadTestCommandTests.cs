@@ -85,6 +85,23 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task CleanUp_DatabaseThatNeverAnswers_SaysWhatWasLeftRatherThanFail()
+    {
+        // Takes the connection and never answers: each attempt times out after 1 s, and PostgreSQL's retrying strategy
+        // then fails with RetryLimitExceededException, no DbException; it escaped, and the run's summary was never printed.
+        using var database = new TcpListener(IPAddress.Loopback, 0);
+        database.Start();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest;Timeout=1",
+            ["DataDirectory"] = _directory,
+        }).Build();
+
+        await LoadTestCommand.CleanUpAsync(configuration, "loadtest-unreachable", DateTime.UtcNow, [], accepted: 1);
+    }
+
+    [Fact]
     public void ExitCode_SubmissionsThrottledAtTheEnd_NothingFailedSoZero()
     {
         // A closed loop whose last submission was answered 429 with a Retry-After past the duration: not retried, not failed.

@@ -45,7 +45,8 @@ public sealed class LoadTestCommand : ICommand
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
-        Ctrl+C (or SIGTERM) ends the run early and still writes the report. Exit code 1 when any request failed or the run was cut short.
+        Ctrl+C (or SIGTERM) ends the run early and still writes the report; the first SIGTERM during --cleanup lets it finish.
+        Exit code 1 when any request failed or the run was cut short.
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -89,9 +90,19 @@ public sealed class LoadTestCommand : ICommand
         };
         Console.CancelKeyPress += onCancel;
         // SIGTERM (a timeout, kill, docker stop) ends the run as the first Ctrl+C does, so the report is written and the
-        // cleanup done; a second one ends the process.
+        // cleanup done; a second one ends the process, except the first to come during the cleanup: that is let finish (it
+        // is bounded: each database statement, retries included, and each object delete has its timeout, and the first
+        // failure ends it).
+        var cleaningUp = 0;
+        var terminatedWhileCleaning = 0;
         var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
         {
+            if (Volatile.Read(ref cleaningUp) == 1)
+            {
+                context.Cancel = Interlocked.Increment(ref terminatedWhileCleaning) == 1;
+                if (context.Cancel) Log.Info("SIGTERM: finishing the cleanup first; another SIGTERM ends the process now");
+                return;
+            }
             context.Cancel = !stop.IsCancellationRequested;
             stop.Cancel();
         });
@@ -118,11 +129,22 @@ public sealed class LoadTestCommand : ICommand
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
-            onTerminate.Dispose();
             if (report is null && outputCreated) RemoveIfEmpty(output);
-            // Also after a failed or interrupted run: whatever it stored is removed when asked.
-            if (cleanup) await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);
+            try
+            {
+                // Also after a failed or interrupted run: whatever it stored is removed when asked. The signal handlers stay
+                // until it is done: without them a SIGTERM during it ended the process midway.
+                if (cleanup)
+                {
+                    Volatile.Write(ref cleaningUp, 1);
+                    await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);
+                }
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+                onTerminate.Dispose();
+            }
         }
         if (report is null) return 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));

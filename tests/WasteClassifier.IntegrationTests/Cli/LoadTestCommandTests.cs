@@ -102,6 +102,69 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_SigtermDuringTheCleanup_TheCleanupFinishes()
+    {
+        // The upload's connection is taken and never answered, so the run lasts until the first SIGTERM (as docker stop or a
+        // timeout sends it); the cleanup then reaches a database that takes the connection and never answers, so it lasts
+        // some 20 s (six attempts of 1 s, retried with backoff), and the second SIGTERM comes while it runs.
+        using var api = new TcpListener(IPAddress.Loopback, 0);
+        api.Start();
+        using var database = new TcpListener(IPAddress.Loopback, 0);
+        database.Start();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
+                     "--users", "1", "--duration", "600", "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out"), "--cleanup" })
+            start.ArgumentList.Add(arg);
+        start.Environment["Database__Provider"] = "postgres";
+        start.Environment["Database__ConnectionString"] =
+            $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest;Timeout=1";
+        start.Environment["ObjectStore__Provider"] = "filesystem";
+        start.Environment["DataDirectory"] = Path.Combine(_directory, "data");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var errors = new System.Text.StringBuilder();
+        var reportWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stderr = Task.Run(async () =>
+        {
+            while (await process.StandardError.ReadLineAsync() is { } line)
+            {
+                lock (errors) errors.AppendLine(line);
+                if (line.Contains("] report: ", StringComparison.Ordinal)) reportWritten.TrySetResult();
+            }
+        });
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            using var upload = await api.AcceptTcpClientAsync(timeout.Token);
+            await TerminateAsync(process, timeout.Token);
+            await reportWritten.Task.WaitAsync(timeout.Token);
+            // The cleanup starts right after the report is written.
+            await Task.Delay(500, timeout.Token);
+            await TerminateAsync(process, timeout.Token);
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+        await stderr;
+
+        // Killed midway, it would exit by the signal, with neither the cleanup's last word nor the summary.
+        var log = errors.ToString();
+        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {log}");
+        Assert.Contains("finishing the cleanup first", log);
+        Assert.Contains("cleanup failed", log);
+        Assert.Contains("remove the run later with --cleanup --source loadtest-", log);
+        Assert.Contains("\"report\"", await stdout);
+    }
+
+    private static async Task TerminateAsync(Process process, CancellationToken cancellationToken)
+    {
+        using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync(cancellationToken);
+    }
+
+    [Fact]
     public void ExitCode_SubmissionsThrottledAtTheEnd_NothingFailedSoZero()
     {
         // A closed loop whose last submission was answered 429 with a Retry-After past the duration: not retried, not failed.

@@ -76,8 +76,7 @@ public sealed class LoadTestCommand : ICommand
         if (options.Queue && ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
-        var outputCreated = !Directory.Exists(output);
-        PrepareOutput(output);
+        var outputCreated = PrepareOutput(output);
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 
@@ -129,7 +128,7 @@ public sealed class LoadTestCommand : ICommand
         }
         finally
         {
-            if (report is null && outputCreated) RemoveIfEmpty(output);
+            if (report is null) RemoveIfEmpty(outputCreated);
             try
             {
                 // Also after a failed or interrupted run: whatever it stored is removed when asked. The signal handlers stay
@@ -167,8 +166,11 @@ public sealed class LoadTestCommand : ICommand
     }
 
     /// <summary>The report folder, created and written to before the load: a bad --out found after the run lost its report.</summary>
-    internal static void PrepareOutput(string folder)
+    /// <returns>The folders this created: the report folder and the parents it lacked, innermost first.</returns>
+    internal static IReadOnlyList<string> PrepareOutput(string folder)
     {
+        var created = new List<string>();
+        for (var missing = folder; !string.IsNullOrEmpty(missing) && !Path.Exists(missing); missing = Path.GetDirectoryName(missing)) created.Add(missing);
         try
         {
             Directory.CreateDirectory(folder);
@@ -176,16 +178,26 @@ public sealed class LoadTestCommand : ICommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            RemoveIfEmpty(created);
             throw new UsageException($"--out {folder} cannot hold the report: {e.Message}");
         }
+        return created;
     }
 
-    /// <summary>A report folder this run created and never wrote to (it failed or was stopped before its load) is not left behind.</summary>
-    private static void RemoveIfEmpty(string folder)
+    /// <summary>
+    /// Folders this run created and never wrote to (it failed or was stopped before its load) are not left behind: the
+    /// report folder, then each parent it created (--out a/b/c left a/b), while empty; no folder that was already there.
+    /// </summary>
+    internal static void RemoveIfEmpty(IReadOnlyList<string> createdInnermostFirst)
     {
         try
         {
-            if (!Directory.EnumerateFileSystemEntries(folder).Any()) Directory.Delete(folder);
+            foreach (var folder in createdInnermostFirst)
+            {
+                if (!Directory.Exists(folder)) continue;
+                if (Directory.EnumerateFileSystemEntries(folder).Any()) return;
+                Directory.Delete(folder);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -50,6 +50,30 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Fact]
+    public void Output_RunWroteNoReport_TheFoldersItCreatedAreRemovedParentsIncluded()
+    {
+        Directory.CreateDirectory(Path.Combine(_directory, "earlier"));
+
+        LoadTestCommand.RemoveIfEmpty(LoadTestCommand.PrepareOutput(Path.Combine(_directory, "a", "b", "c")));
+
+        // --out a/b/c left a/b behind; what was already there stays.
+        Assert.False(Directory.Exists(Path.Combine(_directory, "a")));
+        Assert.True(Directory.Exists(Path.Combine(_directory, "earlier")));
+    }
+
+    [Fact]
+    public void Output_RunWroteNoReport_AFolderWrittenToMeanwhileIsKept()
+    {
+        var created = LoadTestCommand.PrepareOutput(Path.Combine(_directory, "a", "b", "c"));
+        File.WriteAllText(Path.Combine(_directory, "a", "b", "notes.txt"), "someone else's");
+
+        LoadTestCommand.RemoveIfEmpty(created);
+
+        Assert.False(Directory.Exists(Path.Combine(_directory, "a", "b", "c")));
+        Assert.True(File.Exists(Path.Combine(_directory, "a", "b", "notes.txt")));
+    }
+
+    [Fact]
     public async Task Run_Sigterm_EndsTheRunAndStillWritesTheReport()
     {
         // A target that takes the upload's connection and never answers: the request stays in flight until the signal.

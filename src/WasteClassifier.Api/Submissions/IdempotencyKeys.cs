@@ -15,13 +15,18 @@ public sealed record IdempotencyKey(string Scope, string Value);
 /// What a repeat under an Idempotency-Key must match to be answered with the first request's rows, as mature APIs check a
 /// key's request: the same source and, file by file in order, the same content. The rows hold the source and each
 /// accepted file's image (its content hash); the fingerprint stored on them adds the file count and the hash of each file
-/// the request refused, so nothing is stored twice. A repeat's empty file matches any file: it is what
-/// <c>wastectl ingest</c> sends in place of a file gone or changed since the first try, and an empty file is never stored,
-/// so answering it with the first request's outcome loses nothing.
+/// the request refused, so nothing is stored twice. An empty file matches any file, in the repeat and in the original
+/// alike: it is what <c>wastectl ingest</c> sends in place of a file gone, changed or unreadable at one try, and the file
+/// may be readable at the other. An empty file is never stored, so the replay answers for the original's files as it
+/// recorded them; a repeat's file at the place of an original empty one is not among the replay's items, and its client
+/// sends it again under a new key.
 /// </summary>
 public static class IdempotencyFingerprints
 {
     private const string Version = "v1";
+
+    // The token of an empty file, which the intake always refuses.
+    private static readonly string EmptyToken = Convert.ToHexStringLower(SHA256.HashData([]));
 
     /// <summary>E.g. <c>v1;3</c>, or <c>v1;3;1=9f86…</c> where the file at index 1 was refused.</summary>
     public static string Of(IReadOnlyList<UploadedImage> files, IReadOnlyList<RejectedImage> rejected)
@@ -49,7 +54,9 @@ public static class IdempotencyFingerprints
             if (split < 0 || !int.TryParse(part.AsSpan(0, split), NumberStyles.None, CultureInfo.InvariantCulture, out var index)) return false;
             original[index] = part[(split + 1)..];
         }
-        return files.All(f => f.Length == 0 || (original.TryGetValue(f.Index, out var token) && token == Token(f)));
+        // An empty original file stands for one that could not be read then (a retry with its bytes must not be refused
+        // for good: wastectl would resend it under this key for ever).
+        return files.All(f => f.Length == 0 || (original.TryGetValue(f.Index, out var token) && (token == EmptyToken || token == Token(f))));
     }
 
     /// <summary>The file's SHA-256 as the intake writes it, or its length alone for a file over the limit (its bytes were not kept).</summary>

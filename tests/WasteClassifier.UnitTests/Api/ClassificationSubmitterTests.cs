@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
@@ -216,6 +217,30 @@ public sealed class ClassificationSubmitterTests : IDisposable
         // The refused file replaced by other bytes: those would be lost.
         await using (var db = NewContext())
             Assert.True((await Submitter(db).SubmitAsync([Upload(), Garbage([9, 9, 9])], "line-1", key, CancellationToken.None)).KeyReused);
+    }
+
+    [Fact]
+    public async Task Submit_RepeatWithBytesWhereTheOriginalHadAnEmptyPlaceholder_ReplaysTheFirstRequest()
+    {
+        // wastectl's second try carried an empty placeholder for a file locked then, and its answer was lost; the third try
+        // reads the file and sends its bytes under the same key.
+        var key = new IdempotencyKey("", "ingest-4567");
+        var locked = TestImages.SolidPng(24, 24, new Rgb24(10, 120, 30));
+        SubmissionResult first;
+        await using (var db = NewContext())
+            first = await Submitter(db).SubmitAsync([Upload(), new UploadedImage(1, "b.png", "image/png", 0, [])], "line-1", key, CancellationToken.None);
+        Assert.Equal(ImageErrors.Empty, Assert.Single(first.Rejected).Error);
+
+        SubmissionResult again;
+        await using (var db = NewContext())
+            again = await Submitter(db).SubmitAsync([Upload(), new UploadedImage(1, "b.png", "image/png", locked.Length, locked)], "line-1", key, CancellationToken.None);
+
+        // Answered as the original recorded it (a at index 0 only): a 422 here made wastectl resend the batch for ever.
+        Assert.False(again.KeyReused);
+        Assert.True(again.Replayed);
+        Assert.Equal(first.Items.Select(i => (i.Id, i.Index)), again.Items.Select(i => (i.Id, i.Index)));
+        await using var check = NewContext();
+        Assert.Single(await check.Classifications.ToListAsync());
     }
 
     [Fact]

@@ -22,7 +22,14 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     /// <summary>The error recorded for a file replaced before its batch was sent again (its new version is a file of its own).</summary>
     public const string FileChanged = "file_changed";
 
-    public sealed record Result(Kind Kind, IReadOnlyList<IngestState.EntryFile> Outcomes, string? Reason = null);
+    /// <summary>The error a request under a key the API holds another request under is answered with (422).</summary>
+    public const string KeyReused = "idempotency_key_reused";
+
+    /// <param name="Resend">
+    /// Files the API did not take in their present content under the batch's key, though it may have taken another version
+    /// of them or an empty placeholder in their place: they get no outcome here and go again under <see cref="ContentKeyFor"/>.
+    /// </param>
+    public sealed record Result(Kind Kind, IReadOnlyList<IngestState.EntryFile> Outcomes, string? Reason = null, IReadOnlyList<IngestFile>? Resend = null);
 
     public long Retries => Interlocked.Read(ref _retries);
     private long _retries;
@@ -31,6 +38,16 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     public static string KeyFor(string source, IEnumerable<IngestFile> files)
     {
         var text = source + "\n" + string.Join("\n", files.Select(f => f.Key));
+        return "ingest-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..48];
+    }
+
+    /// <summary>
+    /// The key of files that go again because the API took something else under their batch's key: it names their content
+    /// too, so no earlier request with other bytes of the same versions used it.
+    /// </summary>
+    public static string ContentKeyFor(string source, IEnumerable<Part> parts)
+    {
+        var text = "content\n" + source + "\n" + string.Join("\n", parts.Select(p => p.File.Key + "|" + (p.Bytes is { } bytes ? Convert.ToHexStringLower(SHA256.HashData(bytes)) : "-")));
         return "ingest-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..48];
     }
 
@@ -130,18 +147,29 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     /// </summary>
     public async Task<Result> SendAsync(string key, Batch batch, bool mayReplay, CancellationToken cancellationToken)
     {
+        // Nothing of a failed try's bytes outlives it: the wait for the next, a watcher's wait for its next try and the
+        // halves of a batch over the API's limit hold none.
+        var result = await WithRetriesAsync(batch.Files.Count, attempt => TryAsync(key, batch, mayReplay || attempt > 1, cancellationToken), batch.Release, cancellationToken);
+        if (result.Kind != Kind.Answered) batch.Release();
+        return result;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tryAsync"/> until it gives a result, waiting between tries as the API asks (Retry-After) or with
+    /// backoff, and runs <paramref name="failed"/> after each try that gave none; after the last try, the batch is left for later.
+    /// </summary>
+    private async Task<Result> WithRetriesAsync(int files, Func<int, Task<(Result? Done, TimeSpan? RetryAfter, string Reason)>> tryAsync, Action failed,
+        CancellationToken cancellationToken)
+    {
         for (var attempt = 1; ; attempt++)
         {
-            var (done, retryAfter, reason) = await TryAsync(key, batch, mayReplay || attempt > 1, cancellationToken);
-            if (done is { Kind: Kind.Answered }) return done;
-            // Nothing of this try's bytes outlives it: the wait below, a watcher's wait for its next try and the halves of a
-            // batch over the API's limit hold none.
-            batch.Release();
+            var (done, retryAfter, reason) = await tryAsync(attempt);
             if (done is not null) return done;
+            failed();
             if (attempt >= options.MaxAttempts) return new Result(Kind.GaveUp, [], $"{reason} (after {attempt} tries)");
             Interlocked.Increment(ref _retries);
             var delay = retryAfter ?? Backoff(attempt);
-            log?.Invoke($"retrying a batch of {batch.Files.Count} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
+            log?.Invoke($"retrying a batch of {files} in {delay.TotalSeconds:0.0} s (try {attempt + 1} of {options.MaxAttempts}): {reason}");
             await Task.Delay(delay, cancellationToken);
         }
     }
@@ -150,7 +178,31 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     private async Task<(Result? Done, TimeSpan? RetryAfter, string Reason)> TryAsync(string key, Batch batch, bool mayReplay, CancellationToken cancellationToken)
     {
         var parts = await batch.ReadAsync(cancellationToken);
-        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return (new Result(Kind.Answered, Map(parts, null).ToList()), null, "");
+        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return (Answered(Map(parts, null)), null, "");
+        var (answer, failure) = await PostAsync(key, parts, cancellationToken);
+        if (answer is not { Status: var status, Body: var body }) return (null, null, failure);
+        if (status == 202) return (Answered(Map(parts, body)), null, "");
+        if (body?["rejected"] is JsonArray && status is 400 or 413) return (Answered(Map(parts, body)), null, "");
+        if (status == 413) return (new Result(Kind.TooLarge, [], answer.Describe()), null, "");
+        if (status == 422 && answer.Error == KeyReused) return (await SortReusedAsync(key, parts, answer.Describe(), cancellationToken), null, "");
+        // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
+        if (status != 429 && status < 500) return (new Result(Kind.Fatal, [], answer.Describe()), null, "");
+        return (null, answer.RetryAfter, answer.Describe());
+    }
+
+    private static Result Answered((List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) mapped) =>
+        new(Kind.Answered, mapped.Outcomes, Resend: mapped.Resend);
+
+    private sealed record Answer(int Status, JsonNode? Body, string Text, TimeSpan? RetryAfter)
+    {
+        public string? Error => Body?["error"]?.GetValue<string>();
+
+        public string Describe() => IngestClient.Describe(Status, Body, Text);
+    }
+
+    /// <summary>One request of <paramref name="parts"/> under <paramref name="key"/>: the API's answer, or why none came.</summary>
+    private async Task<(Answer? Answer, string Failure)> PostAsync(string key, IReadOnlyList<Part> parts, CancellationToken cancellationToken)
+    {
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = Form(parts) };
@@ -162,20 +214,84 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             timeout.CancelAfter(options.RequestTimeout);
             using var response = await http.SendAsync(request, timeout.Token);
             var text = await response.Content.ReadAsStringAsync(timeout.Token);
-            var status = (int)response.StatusCode;
-            if (response.StatusCode == HttpStatusCode.Accepted) return (new Result(Kind.Answered, Map(parts, Parse(text)).ToList()), null, "");
-            var body = Parse(text);
-            if (body?["rejected"] is JsonArray && status is 400 or 413)
-                return (new Result(Kind.Answered, Map(parts, body).ToList()), null, "");
-            if (status == 413) return (new Result(Kind.TooLarge, [], Describe(status, body, text)), null, "");
-            // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
-            if (status != 429 && status < 500) return (new Result(Kind.Fatal, [], Describe(status, body, text)), null, "");
-            return (null, RetryAfter(response), Describe(status, body, text));
+            return (new Answer((int)response.StatusCode, Parse(text), text, RetryAfter(response)), "");
         }
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            return (null, null, e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message);
+            return (null, e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0} s" : e.Message);
         }
+    }
+
+    /// <summary>
+    /// After <c>422 idempotency_key_reused</c>: the API holds another request under this key (a file rewritten since, keeping
+    /// its size and time, after its first version went under it; a state file from elsewhere), and stored nothing of this
+    /// one. Stopping would wedge the ingester (every restart resends the batch under this key first), and the files cannot
+    /// simply go under a new key (the API may hold some of them already). So the API is asked under the key, which costs
+    /// a request per file but stores nothing: a request of empty placeholders replays what the original accepted (an empty
+    /// file matches any), then each of those files still here goes alone among placeholders, and a replay says the API
+    /// holds these bytes (its id is recorded), a 422 that it holds another version. Files the API did not take in their
+    /// present content are returned in <see cref="Result.Resend"/>: nothing it accepted goes twice, and nothing it never
+    /// had is recorded as answered.
+    /// </summary>
+    private async Task<Result> SortReusedAsync(string key, IReadOnlyList<Part> parts, string reason, CancellationToken cancellationToken)
+    {
+        log?.Invoke($"{reason}; asking the API which of the batch's {parts.Count} files it holds under this key");
+        var blank = parts.Select(p => p with { Bytes = null }).ToList();
+        var original = await AskAsync(key, blank, cancellationToken);
+        if (original.Done is not null) return original.Done;
+        // No replay: the key holds nothing now (every placeholder refused), or a request of another count or source.
+        var held = original.Answer!.Status == 202 ? Items(original.Answer.Body) : [];
+        var outcomes = new List<IngestState.EntryFile>();
+        var resend = new List<IngestFile>();
+        for (var i = 0; i < parts.Count; i++)
+        {
+            var part = parts[i];
+            if (part.Bytes is null)
+            {
+                if (Placeholder(part, held.TryGetValue(i, out var earlier), earlier) is { } outcome) outcomes.Add(outcome);
+                continue;
+            }
+            if (!held.ContainsKey(i))
+            {
+                resend.Add(part.File);
+                continue;
+            }
+            var alone = parts.Select((p, j) => j == i ? p : p with { Bytes = null }).ToList();
+            var probe = await AskAsync(key, alone, cancellationToken);
+            if (probe.Done is not null) return probe.Done;
+            var (status, body) = (probe.Answer!.Status, probe.Answer.Body);
+            // A replay (or, were the key's rows gone meanwhile, a new request) that accepted these bytes.
+            if (status == 202 && Items(body).TryGetValue(i, out var id)) outcomes.Add(Entry(part.File, IngestState.Accepted, id: id));
+            // Refused on their own account (only a new request says so).
+            else if (Refusals(body).TryGetValue(i, out var refusal)) outcomes.Add(Entry(part.File, IngestState.Refused, error: refusal.Error, message: refusal.Message));
+            // 422: the API accepted another version of this file under the key.
+            else resend.Add(part.File);
+        }
+        log?.Invoke($"of the batch's {parts.Count} files, {outcomes.Count} answered as the API holds them, {resend.Count} to send again under a key of their content");
+        return new Result(Kind.Answered, outcomes, Resend: resend);
+    }
+
+    /// <summary>
+    /// A question under a key the API holds a request under (so it stores nothing: a replay or a 422), retried like any
+    /// request: the answer (202, a 400 or 413 listing refusals, 422 idempotency_key_reused), or the result to give up with
+    /// (no answer after every try, or an answer about the request as a whole).
+    /// </summary>
+    private async Task<(Answer? Answer, Result? Done)> AskAsync(string key, IReadOnlyList<Part> parts, CancellationToken cancellationToken)
+    {
+        Answer? answer = null;
+        var done = await WithRetriesAsync(parts.Count, async _ =>
+        {
+            var (reply, failure) = await PostAsync(key, parts, cancellationToken);
+            if (reply is null) return (null, null, failure);
+            if (reply.Status == 202 || (reply.Status == 422 && reply.Error == KeyReused) || (reply.Status is 400 or 413 && reply.Body?["rejected"] is JsonArray))
+            {
+                answer = reply;
+                return (new Result(Kind.Answered, []), null, "");
+            }
+            if (reply.Status != 429 && reply.Status < 500) return (new Result(Kind.Fatal, [], reply.Describe()), null, "");
+            return (null, reply.RetryAfter, reply.Describe());
+        }, () => { }, cancellationToken);
+        return answer is null ? (null, done) : (answer, null);
     }
 
     private TimeSpan Backoff(int attempt)
@@ -213,43 +329,60 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     /// accepted, so a file whose index it does not list was refused then; matching by position instead would give a refused
     /// file the id of the next accepted one (and clean it up unclassified).
     /// </summary>
-    private static IEnumerable<IngestState.EntryFile> Map(IReadOnlyList<Part> files, JsonNode? body)
+    private static (List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) Map(IReadOnlyList<Part> files, JsonNode? body)
     {
-        var rejected = (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
-            .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
+        var rejected = Refusals(body);
         var list = (body?["items"] as JsonArray ?? []).Where(i => i is not null).ToList();
         var replayed = body?["replayed"]?.GetValue<bool>() == true;
         var items = list.All(i => i!["index"] is not null)
-            ? list.ToDictionary(i => i!["index"]!.GetValue<int>(), i => i!["id"]?.GetValue<string>())
+            ? Items(body)
             // An API from before items carried their index: their order is the files' order, which identifies them unless a
             // replay left refused files out.
             : !replayed || list.Count == files.Count
                 ? Enumerable.Range(0, files.Count).Where(i => !rejected.ContainsKey(i)).Zip(list, (i, item) => (i, item)).ToDictionary(p => p.i, p => p.item!["id"]?.GetValue<string>())
                 : [];
+        var (outcomes, resend) = (new List<IngestState.EntryFile>(files.Count), new List<IngestFile>());
         for (var i = 0; i < files.Count; i++)
         {
-            var (file, bytes, unreadable, changed) = files[i];
+            var (file, bytes, _, _) = files[i];
             if (bytes is null)
             {
-                // Gone, changed or unreadable now, but a replay of a request that carried its bytes accepted it: that answer
-                // stands. Any other answer is about the empty placeholder, not the file.
-                if (items.TryGetValue(i, out var earlier)) yield return Entry(file, IngestState.Accepted, id: earlier);
-                else if (changed)
-                    yield return Entry(file, IngestState.Refused, error: FileChanged,
-                        message: "the file was replaced before this batch was sent again; its new version is a file of its own");
-                else if (unreadable is null) yield return Entry(file, IngestState.Refused, error: FileMissing, message: "the file disappeared before it was sent");
+                if (Placeholder(files[i], items.TryGetValue(i, out var earlier), earlier) is { } outcome) outcomes.Add(outcome);
                 continue;
             }
             if (rejected.TryGetValue(i, out var refusal))
-                yield return Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message);
+                outcomes.Add(Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message));
             else if (items.TryGetValue(i, out var id))
-                yield return Entry(file, IngestState.Accepted, id: id);
+                outcomes.Add(Entry(file, IngestState.Accepted, id: id));
+            else if (replayed)
+                // The original request refused this file, or carried an empty placeholder in its place (the file was
+                // unreadable at that try): a replay does not say which, so it goes again, and is stored or refused on its own.
+                resend.Add(file);
             else
-                // A replay does not say why the others were refused.
-                yield return Entry(file, IngestState.Refused, error: replayed ? "refused_earlier" : "no_answer",
-                    message: replayed ? "refused by the original request of this batch" : "the API's answer did not cover this file");
+                outcomes.Add(Entry(file, IngestState.Refused, error: "no_answer", message: "the API's answer did not cover this file"));
         }
+        return (outcomes, resend);
     }
+
+    /// <summary>
+    /// The outcome of a file sent as an empty placeholder (gone, changed or unreadable now): accepted when the answer lists
+    /// it, a replay of a request that carried its bytes; otherwise the answer is about the placeholder, not the file. None
+    /// for an unreadable file, tried again later.
+    /// </summary>
+    private static IngestState.EntryFile? Placeholder(Part part, bool listed, string? id) =>
+        listed ? Entry(part.File, IngestState.Accepted, id: id)
+        : part.Changed ? Entry(part.File, IngestState.Refused, error: FileChanged,
+            message: "the file was replaced before this batch was sent again; its new version is a file of its own")
+        : part.Unreadable is null ? Entry(part.File, IngestState.Refused, error: FileMissing, message: "the file disappeared before it was sent")
+        : null;
+
+    /// <summary>The accepted files an answer lists, by their index in the request (answers of APIs that give one).</summary>
+    private static Dictionary<int, string?> Items(JsonNode? body) =>
+        (body?["items"] as JsonArray ?? []).Where(i => i?["index"] is not null).ToDictionary(i => i!["index"]!.GetValue<int>(), i => i!["id"]?.GetValue<string>());
+
+    private static Dictionary<int, (string? Error, string? Message)> Refusals(JsonNode? body) =>
+        (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
+            .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
 
     private static IngestState.EntryFile Entry(IngestFile file, string outcome, string? id = null, string? error = null, string? message = null) =>
         new(file.Path, file.Size, file.MtimeTicks, outcome, id, error, message);

@@ -235,9 +235,16 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
     }
 
-    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent)
+    /// <param name="byContent">
+    /// The API did not take these files in their present content under <paramref name="key"/>: they go under a key of their
+    /// content (<see cref="IngestClient.ContentKeyFor"/>) instead.
+    /// </param>
+    private async Task SendOneAsync(string key, IReadOnlyList<IngestFile> files, CancellationTokenSource run, bool recordIntent, bool byContent = false)
     {
         var batch = new IngestClient.Batch(await IngestClient.ReadAsync(files, run.Token).ConfigureAwait(false));
+        var refusedKey = byContent ? key : null;
+        string KeyOf(IngestClient.Batch b) => byContent ? IngestClient.ContentKeyFor(options.Source, b.Parts!) : IngestClient.KeyFor(options.Source, b.Files);
+        if (byContent) key = KeyOf(batch);
         if (recordIntent && batch.Parts!.Any(p => p.Unreadable is not null || p.Changed))
         {
             // Read before the batch is recorded, so a file that cannot be read now is left out of it (and its key): sent
@@ -247,7 +254,22 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             var kept = batch.Parts!.Where(p => p.Unreadable is null && !p.Changed).ToList();
             if (kept.Count == 0) return;
             batch = new IngestClient.Batch(kept);
-            key = IngestClient.KeyFor(options.Source, batch.Files);
+            key = KeyOf(batch);
+        }
+        if (key == refusedKey)
+        {
+            // The key of this content is the one the API holds something else under (only another client using it can do
+            // that): no key is left to try, and resending under it would never end.
+            var reason = $"the API holds another request under {key}, the key of these files' content";
+            await _state.RecordDoneAsync(key, batch.Files.Select(f => new IngestState.EntryFile(f.Path, f.Size, f.MtimeTicks, IngestState.Refused, null, IngestClient.KeyReused, reason)).ToList(),
+                CancellationToken.None).ConfigureAwait(false);
+            foreach (var file in batch.Files)
+            {
+                Interlocked.Increment(ref _refused);
+                _failures.Enqueue(new Failure(file.Path, IngestClient.KeyReused, reason));
+                _claimed.TryRemove(file.Path, out _);
+            }
+            return;
         }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
         if (recordIntent) await _state.RecordSendAsync(key, batch.Files, run.Token).ConfigureAwait(false);
@@ -278,6 +300,13 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                         _claimed.TryRemove(outcome.Path, out _);
                         if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
                         if (outcome.Error == IngestClient.FileChanged) NewVersionFound(outcome.Path);
+                    }
+                    if (result.Resend is { Count: > 0 } resend)
+                    {
+                        // Not taken under this key in their present content (see IngestClient.Result): recorded as a batch of
+                        // their own before it is sent, as any batch is.
+                        _log($"sending {resend.Count} file(s) again under a key of their content: the API did not take them in this content under the key of their batch");
+                        await SendOneAsync(key, resend, run, recordIntent: true, byContent: true).ConfigureAwait(false);
                     }
                     return;
                 case IngestClient.Kind.TooLarge when batch.Files.Count > 1:

@@ -166,7 +166,7 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
     }
 
     [Fact]
-    public async Task Ingest_ReplayOfBatchWithRefusedFile_RefusedFileKeptAndOthersMappedByIndex()
+    public async Task Ingest_ReplayOfBatchWithRefusedFile_RefusedFileSentAgainForItsReasonAndOthersMappedByIndex()
     {
         const string source = "ingest-replay-refused";
         var folder = IngestionFixture.TempFolder("replay-refused");
@@ -175,7 +175,8 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         File.Copy(good[0].Path, Path.Combine(folder, "a.jpg"));
         await File.WriteAllTextAsync(Path.Combine(folder, "b.jpg"), "this is not a photograph");
         File.Copy(good[1].Path, Path.Combine(folder, "c.jpg"));
-        // The first answer (202, b refused) is lost; the retry gets the replay, which lists only a and c.
+        // The first answer (202, b refused) is lost; the retry gets the replay, which lists only a and c, and does not say
+        // why b was refused: b goes again, on its own.
         var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
         using var http = new HttpClient(lossy) { BaseAddress = fixture.Client.Http.BaseAddress };
 
@@ -191,15 +192,102 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
             DeleteAfter = true,
         }, http).RunAsync(CancellationToken.None);
 
-        Assert.Equal(2, lossy.Calls);
+        Assert.Equal(3, lossy.Calls);
         Assert.Equal(2, summary.Sent);
         var failure = Assert.Single(summary.Failures);
         Assert.EndsWith("b.jpg", failure.Path);
-        Assert.Equal("refused_earlier", failure.Error);
+        Assert.Equal("not_an_image", failure.Error);
         // Only the classified files were deleted.
         Assert.Equal(["b.jpg"], Directory.EnumerateFiles(folder).Select(Path.GetFileName).Where(n => !n!.StartsWith('.')).ToList());
         var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 2, TimeSpan.FromSeconds(60));
         Assert.Equal(2, row["total"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Ingest_FileLockedAtTheTryWhoseAnswerWasLost_SentWithItsBytesOnTheNextTry()
+    {
+        const string source = "ingest-locked-answer-lost";
+        var folder = IngestionFixture.TempFolder("locked-answer-lost");
+        var samples = Dataset.Manifest.Skip(2300).Take(2).Select(s => s.Path).ToList();
+        var b = Path.Combine(folder, "b.jpg");
+        File.Copy(samples[0], Path.Combine(folder, "a.jpg"));
+        File.Copy(samples[1], b);
+        FileStream? held = null;
+        // Try 1 fails before the API, and b is locked before try 2 reads it; try 2 is stored (a accepted, b's empty placeholder
+        // refused) but its answer is lost, and b is readable again for try 3.
+        var handler = new ScriptedHandler(fixture.Factory.Server.CreateHandler(), async (call, send) =>
+        {
+            switch (call)
+            {
+                case 1:
+                    held = LockAgainstReads(b);
+                    return Unavailable();
+                case 2:
+                    (await send()).Dispose();
+                    await held!.DisposeAsync();
+                    throw new HttpRequestException("connection reset by peer");
+                default:
+                    return await send();
+            }
+        });
+        using var http = new HttpClient(handler) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+
+        var summary = await new Ingester(SinglePass(source, folder, Path.Combine(folder, ".state.jsonl"), maxAttempts: 8), http, log.Enqueue).RunAsync(CancellationToken.None);
+
+        // Try 3 carried b's bytes under the key of try 2, which had an empty file in b's place: the API replayed try 2 (it
+        // answered 422 and wastectl stopped, for good), and b, which the replay does not list, went again on its own.
+        Assert.True(summary.FatalError is null, summary.FatalError);
+        Assert.Empty(summary.Failures);
+        Assert.Equal((2, 0), (summary.Sent, summary.Refused));
+        var requests = handler.Requests.ToList();
+        Assert.Equal(4, requests.Count);
+        Assert.Empty(requests[1].Single(f => f.Name == "b.jpg").Bytes);
+        Assert.Equal(await File.ReadAllBytesAsync(b), Assert.Single(requests[3]).Bytes);
+        await AssertClassifiedContentsAsync(source, samples);
+    }
+
+    [Fact]
+    public async Task Ingest_FileRewrittenKeepingSizeAndTimeBeforeAnUnansweredBatchIsResent_KeyReusedIsSortedOutAndNothingSentTwice()
+    {
+        const string source = "ingest-key-reused";
+        var folder = IngestionFixture.TempFolder("key-reused");
+        var state = Path.Combine(folder, ".state.jsonl");
+        var samples = Dataset.Manifest.Skip(2200).Take(2).Select(s => s.Path).ToList();
+        var b = Path.Combine(folder, "b.jpg");
+        File.Copy(samples[0], Path.Combine(folder, "a.jpg"));
+        File.Copy(samples[1], b);
+        IngestOptions Once(int maxAttempts) => SinglePass(source, folder, state, maxAttempts);
+
+        // First run: the API accepts the batch but its answer is lost, and with one try the batch is left for the next run.
+        var lossy = new AnswerLostOnceHandler(fixture.Factory.Server.CreateHandler());
+        using (var lost = new HttpClient(lossy) { BaseAddress = fixture.Client.Http.BaseAddress })
+            Assert.Equal(2, (await new Ingester(Once(maxAttempts: 1), lost).RunAsync(CancellationToken.None)).Deferred);
+        // Then b gets other bytes, its size and time kept: nothing a new run can tell from the version its batch names.
+        var rewritten = File.ReadAllBytes(b);
+        rewritten[rewritten.Length / 2] ^= 0x01;
+        var time = File.GetLastWriteTimeUtc(b);
+        File.WriteAllBytes(b, rewritten);
+        File.SetLastWriteTimeUtc(b, time);
+
+        var recorder = new ScriptedHandler(fixture.Factory.Server.CreateHandler(), (_, send) => send());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var second = await new Ingester(Once(maxAttempts: 8), http, log.Enqueue).RunAsync(CancellationToken.None);
+
+        // The resent batch was answered 422 idempotency_key_reused, which stopped the run, and every run after it, there.
+        Assert.True(second.FatalError is null, second.FatalError);
+        Assert.Contains(log, l => l.Contains("idempotency_key_reused", StringComparison.Ordinal));
+        Assert.Empty(second.Failures);
+        Assert.Equal((2, 0), (second.Sent, second.Refused));
+        Assert.Equal(0, IngestCommand.ExitCode(second));
+        // The API was asked under the batch's key (nothing stored: a replay or a 422), and b's new version then went alone
+        // under a key of its own.
+        Assert.Equal(rewritten, Assert.Single(recorder.Requests.Last()).Bytes);
+        // a, the b the first run sent and the new b, once each; a third run has nothing to send.
+        await AssertClassifiedContentsAsync(source, [samples[0], samples[1], b]);
+        var third = await new Ingester(Once(maxAttempts: 8), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((0, 0, 2), (third.Sent, third.Refused, third.Skipped));
     }
 
     [Fact]
@@ -824,6 +912,31 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
             var busy = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { Content = JsonContent.Create(new { error = "unavailable", message = "starting" }) };
             busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.Zero);
             return busy;
+        }
+    }
+
+    private static HttpResponseMessage Unavailable()
+    {
+        var busy = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { Content = JsonContent.Create(new { error = "unavailable", message = "starting" }) };
+        busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.Zero);
+        return busy;
+    }
+
+    /// <summary>
+    /// Records the files of every request (name and bytes, in order), and answers call N (from 1) as <c>script</c> says,
+    /// given a function that sends the request on to the API.
+    /// </summary>
+    private sealed class ScriptedHandler(HttpMessageHandler inner, Func<int, Func<Task<HttpResponseMessage>>, Task<HttpResponseMessage>> script) : DelegatingHandler(inner)
+    {
+        public ConcurrentQueue<IReadOnlyList<(string Name, byte[] Bytes)>> Requests { get; } = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var files = new List<(string, byte[])>();
+            foreach (var part in request.Content as MultipartFormDataContent ?? [])
+                if (part.Headers.ContentDisposition?.FileName is { } name) files.Add((name.Trim('"'), await part.ReadAsByteArrayAsync(cancellationToken)));
+            Requests.Enqueue(files);
+            return await script(Requests.Count, () => base.SendAsync(request, cancellationToken));
         }
     }
 

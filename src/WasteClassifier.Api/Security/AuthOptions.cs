@@ -7,7 +7,10 @@ public sealed class AuthOptions
 {
     public const string Section = "Auth";
 
-    /// <summary>Configured keys: a name (for logs and rate limits), the key's hash (see <c>wastectl keys hash</c>) and a role.</summary>
+    /// <summary>
+    /// Configured keys: a name (for logs, rate limits and the scope of Idempotency-Keys; without one, see
+    /// <see cref="UnnamedKeyName"/>), the key's hash (see <c>wastectl keys hash</c>) and a role.
+    /// </summary>
     public List<ApiKeyEntry> Keys { get; set; } = [];
 
     /// <summary>When true, submitting and reading classifications needs a key of any role; when false (default) they are open.</summary>
@@ -37,10 +40,15 @@ public sealed class AuthOptions
             var role = entry.Role.Trim().ToLowerInvariant();
             if (role is not (Roles.Admin or Roles.Client))
                 throw new InvalidOperationException($"Auth:Keys:{index}:Role must be '{Roles.Admin}' or '{Roles.Client}'");
-            keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? $"key-{index}" : entry.Name.Trim(), role, hash));
+            // An unnamed key is named after its hash, not its place in the list: removing an earlier entry must not rename it,
+            // since the name is its rate-limit bucket and the scope of its Idempotency-Keys.
+            keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? UnnamedKeyName(hash) : entry.Name.Trim(), role, hash));
         }
         return keys;
     }
+
+    /// <summary><c>key-</c> and the first 12 hex digits of the key's SHA-256 (nothing a caller could use to guess the key).</summary>
+    public static string UnnamedKeyName(byte[] hash) => "key-" + Convert.ToHexStringLower(hash)[..12];
 }
 
 public static class Roles

@@ -242,16 +242,24 @@ public sealed class DirectUploads(
     private static (string Error, string Message, bool Final) Changed(Guid id, long size) =>
         ("upload_changed", $"the object of {id} was rewritten while it was being committed (it was {size:N0} bytes when checked); PUT it once more and commit again", false);
 
-    public static async Task DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
+    /// <returns>Whether the object is gone: deleted, or not there (a 404); false when the store failed (logged).</returns>
+    public static async Task<bool> DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
     {
         try
         {
             await store.DeleteAsync(key, cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is Minio.Exceptions.ObjectNotFoundException or FileNotFoundException or DirectoryNotFoundException
+            or HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound })
+        {
+            return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // Best effort: a leftover staged object costs space, never correctness.
+            // Best effort here: a leftover staged object costs space, never correctness (housekeeping tries again).
             logger.LogWarning("Could not delete staged upload {Key}: {Reason}", key, e.Message);
+            return false;
         }
     }
 }

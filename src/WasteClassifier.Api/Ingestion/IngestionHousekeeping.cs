@@ -68,22 +68,28 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
-        var before = clock.GetUtcNow().UtcDateTime - ExpiryGrace;
+        var now = clock.GetUtcNow().UtcDateTime;
+        var before = now - ExpiryGrace;
         var expired = await db.DirectUploads.Where(u => u.Status == DirectUploadStatus.Pending && u.ExpiresAt < before)
             .OrderBy(u => u.ExpiresAt).Take(200).ToListAsync(cancellationToken);
+        // A staged object the store could not delete (it is down) is left for a later round, as a closed upload's is, after
+        // those due before it: the store is asked again a minute later, not every round, and objects it keeps refusing do
+        // not hold up the others. Marked done regardless, the object was never deleted.
         foreach (var upload in expired)
         {
-            await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
             upload.Status = DirectUploadStatus.Expired;
+            if (!await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken)) upload.CleanupAt = now;
         }
         // Committed or refused: the commit deleted the staged object, but a presigned PUT after it (S3 cannot revoke the URL)
         // wrote it again, and nothing else would ever delete it.
         var closed = await db.DirectUploads.Where(u => u.CleanupAt != null && u.CleanupAt < before)
             .OrderBy(u => u.CleanupAt).Take(200).ToListAsync(cancellationToken);
+        var cleaned = 0;
         foreach (var upload in closed)
         {
-            await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
-            upload.CleanupAt = null;
+            var deleted = await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
+            upload.CleanupAt = deleted ? null : now;
+            if (deleted) cleaned++;
         }
         if (expired.Count + closed.Count == 0) return 0;
         try
@@ -96,6 +102,6 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             return 0;
         }
         if (expired.Count > 0) logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
-        return expired.Count + closed.Count;
+        return expired.Count + cleaned;
     }
 }

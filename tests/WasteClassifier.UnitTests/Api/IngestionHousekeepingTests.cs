@@ -1,0 +1,127 @@
+using System.Net;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>Removing direct uploads' staged objects while the object store is away.</summary>
+public sealed class IngestionHousekeepingTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly FlakyDeletes _store = new();
+    private readonly MovableClock _clock = new();
+
+    [Fact]
+    public async Task ExpireUploads_StoreFailingDeletes_ObjectsKeptDueAndDeletedOnceItIsBack()
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var pending = await AddAsync(DirectUploadStatus.Pending, cleanupDue: false);
+        var housekeeping = Housekeeping();
+        _store.Failure = new HttpRequestException("connection refused");
+
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+
+        // Both objects are still there, and both uploads still due for clean-up: cleared, nothing would ever delete them.
+        Assert.Equal(2, _store.Objects.Count);
+        await using (var check = _database.NewContext())
+        {
+            Assert.NotNull((await check.DirectUploads.SingleAsync(u => u.Id == committed)).CleanupAt);
+            var expired = await check.DirectUploads.SingleAsync(u => u.Id == pending);
+            Assert.Equal((DirectUploadStatus.Expired, true), (expired.Status, expired.CleanupAt is not null));
+        }
+
+        // The store is back; a later round (past the minute a failed delete waits) deletes them, and then nothing is due.
+        _store.Failure = null;
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(2, await housekeeping.ExpireUploadsAsync(CancellationToken.None));
+        Assert.Empty(_store.Objects);
+        await using (var check = _database.NewContext())
+            Assert.All(await check.DirectUploads.ToListAsync(), u => Assert.Null(u.CleanupAt));
+    }
+
+    [Fact]
+    public async Task ExpireUploads_ObjectTheStoreAnswersNotFound_CountsAsDeleted()
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        _store.Failure = new HttpRequestException("no such key", null, HttpStatusCode.NotFound);
+
+        Assert.Equal(1, await Housekeeping().ExpireUploadsAsync(CancellationToken.None));
+
+        await using var check = _database.NewContext();
+        Assert.Null((await check.DirectUploads.SingleAsync(u => u.Id == committed)).CleanupAt);
+    }
+
+    private IngestionHousekeeping Housekeeping()
+    {
+        var services = new ServiceCollection()
+            .AddScoped(_ => _database.NewContext())
+            .AddSingleton<IObjectStore>(_store)
+            .BuildServiceProvider();
+        return new IngestionHousekeeping(services.GetRequiredService<IServiceScopeFactory>(), new IngestionOptions(), _clock, NullLogger<IngestionHousekeeping>.Instance);
+    }
+
+    /// <summary>An upload whose URL expired an hour ago, with its staged object in the store.</summary>
+    private async Task<Guid> AddAsync(string status, bool cleanupDue)
+    {
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var upload = new DirectUpload
+        {
+            Id = Guid.NewGuid(),
+            ObjectKey = DirectUploads.StagingKeyFor(Guid.NewGuid()),
+            Status = status,
+            CreatedAt = now.AddHours(-2),
+            ExpiresAt = now.AddHours(-1),
+            CleanupAt = cleanupDue ? now.AddHours(-1) : null,
+        };
+        await using var db = _database.NewContext();
+        db.DirectUploads.Add(upload);
+        await db.SaveChangesAsync();
+        _store.Objects[upload.ObjectKey] = [1, 2, 3];
+        return upload.Id;
+    }
+
+    public void Dispose() => _database.Dispose();
+
+    private sealed class MovableClock : TimeProvider
+    {
+        private TimeSpan _by;
+
+        public void Advance(TimeSpan by) => _by += by;
+
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by;
+    }
+
+    /// <summary>Objects in memory, whose deletes throw <see cref="Failure"/> while it is set.</summary>
+    private sealed class FlakyDeletes : IObjectStore
+    {
+        public Dictionary<string, byte[]> Objects { get; } = [];
+
+        public Exception? Failure { get; set; }
+
+        public Task DeleteAsync(string key, CancellationToken cancellationToken)
+        {
+            if (Failure is not null) throw Failure;
+            Objects.Remove(key);
+            return Task.CompletedTask;
+        }
+
+        public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+        {
+            Objects[key] = content.ToArray();
+            return Task.CompletedTask;
+        }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => Task.FromResult(Objects.GetValueOrDefault(key));
+
+        public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => GetAsync(key, cancellationToken);
+
+        public Task CheckAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

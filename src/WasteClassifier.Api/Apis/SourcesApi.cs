@@ -49,13 +49,14 @@ public static class SourcesApi
 
         if (await reports.SpanAsync(source, cancellationToken) is not { } span)
             return ApiErrors.Result(StatusCodes.Status404NotFound, "unknown_source", $"no classification has source '{source}'");
-        // Defaults: from the source's first image to just after its last (or now, when later).
+        // Defaults: from the source's first image to just after its last (or now, when later). The default from never passes
+        // a given to: a window that ends before this source's first image (a dashboard's, across sources) is an empty report.
         var until = end ?? SourceReports.DefaultEnd(span.Last, clock.GetUtcNow().UtcDateTime);
-        var since = start ?? span.First;
-        // Again with the defaults: a from after now, or a to before the first image, was answered as an empty report.
-        if (since >= until)
+        var since = start ?? (span.First < until ? span.First : until);
+        // Again with to's default: a from after now was answered as an empty report whose from was after its to.
+        if (start is not null && since >= until)
             return Bad("invalid_range", string.Create(CultureInfo.InvariantCulture,
-                $"from must be before to; with the defaults (from: the source's first image, to: now) they are {since:O} and {until:O}"));
+                $"from must be before to; with to's default (now, or just after the source's last image) they are {since:O} and {until:O}"));
         var buckets = Math.Ceiling((until - since) / SourceReports.StepOf(size));
         if (buckets > SourceReports.MaxBuckets)
             return Bad("invalid_range", string.Create(CultureInfo.InvariantCulture,

@@ -8,7 +8,9 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// <summary>
 /// The promotion gate, applied to candidate and active model scored on the same hold-out: macro-F1 may not drop by
 /// more than <see cref="TrainingSettings.MaxMacroF1Drop"/>, and no class the active model recognised may lose more
-/// recall than <see cref="TrainingSettings.MaxClassRecallDrop"/>.
+/// recall than <see cref="TrainingSettings.MaxClassRecallDrop"/>. When their labels differ (a candidate that learned a
+/// class the active model lacks) both are compared on the images whose class both have; the candidate's other classes are
+/// reported beside the comparison, not averaged into it.
 /// </summary>
 public static class PromotionGate
 {
@@ -22,6 +24,18 @@ public static class PromotionGate
         }
         else
         {
+            var full = candidate;
+            // The active model is not scored on images of a class it lacks: averaged in for the candidate alone, they would
+            // move its macro-F1 against a baseline that never saw them.
+            if (!candidate.Labels.ToHashSet().SetEquals(active.Labels))
+            {
+                var common = candidate.Labels.Intersect(active.Labels).ToList();
+                candidate = candidate.OnlyTrueLabels(common);
+                active = active.OnlyTrueLabels(common);
+                notes.Add($"compared on the {candidate.Count} hold-out image(s) of the classes both models have");
+                foreach (var (label, only) in full.PerClass.Where(c => c.Value.Support > 0 && !common.Contains(c.Key)))
+                    notes.Add($"'{label}', which the active model lacks, scored for the candidate only: recall {only.Recall:F3} over {only.Support} image(s)");
+            }
             var drop = active.MacroF1 - candidate.MacroF1;
             if (drop > settings.MaxMacroF1Drop)
                 refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {settings.MaxMacroF1Drop:F4})");
@@ -34,7 +48,7 @@ public static class PromotionGate
                 if (before.Recall - after > settings.MaxClassRecallDrop)
                     refusals.Add($"recall of '{label}' falls from {before.Recall:F3} to {after:F3} (allowed drop {settings.MaxClassRecallDrop:F3})");
             }
-            foreach (var (label, gained) in candidate.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0
+            foreach (var (label, gained) in full.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0
                 && (!active.PerClass.TryGetValue(c.Key, out var before) || before.Recall == 0)))
                 notes.Add($"'{label}' is newly recognised (recall {gained.Recall:F3})");
         }

@@ -25,6 +25,18 @@ public sealed record ClassificationReport(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int NotScored { get; init; }
 
+    /// <summary>
+    /// The report on only the images whose true label is in <paramref name="trueLabels"/> (its confusion rows for other
+    /// labels dropped; predictions of any label still count): two models with different labels are compared on the
+    /// images both could be scored on. The images left out are added to <see cref="NotScored"/>.
+    /// </summary>
+    public ClassificationReport OnlyTrueLabels(IReadOnlyCollection<string> trueLabels)
+    {
+        var confusion = Labels.Select((label, row) => trueLabels.Contains(label) ? (int[])ConfusionMatrix[row].Clone() : new int[Labels.Count]).ToArray();
+        var kept = ClassificationMetrics.FromConfusion(Labels, confusion);
+        return kept with { NotScored = NotScored + Count - kept.Count };
+    }
+
     /// <summary>snake_case, as model cards use.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 

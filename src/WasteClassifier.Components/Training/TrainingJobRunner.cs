@@ -91,7 +91,8 @@ public sealed class TrainingJobRunner(
             if (await RegisteredCandidateAsync(jobId) is { } registered)
             {
                 // Failed, the job would hide a candidate that is registered (perhaps active). Left running, it is taken over
-                // once its heartbeat is stale, and finished from the candidate (at most Training:MaxAttempts times in all).
+                // once its heartbeat is stale and finished from the candidate (ResumeAttempts claims past Training:MaxAttempts),
+                // or else ended from the recorded decision (FailExhaustedAsync), never failed.
                 logger.LogError(e, "Training job {TrainingJobId} registered {ModelVersion} but could not finish; it is finished from there once its heartbeat " +
                     "is stale (Training:StaleAfterSeconds)", jobId, registered);
                 return false;
@@ -342,7 +343,8 @@ public sealed class TrainingJobRunner(
         {
             // A message for a job whose trainers kept stopping (redelivered by the broker when the last one died).
             if (await FailExhaustedAsync(db, jobId, staleBefore, settings.MaxAttempts, now) == 1)
-                logger.LogWarning("Training job {TrainingJobId} failed: its trainer stopped {Attempts} times without finishing; last trainer {TrainerId}", jobId, job.Attempts, job.TrainerId);
+                logger.LogWarning("Training job {TrainingJobId} ended (failed, or from its registered candidate): its trainer stopped {Attempts} times without finishing; last trainer {TrainerId}",
+                    jobId, job.Attempts, job.TrainerId);
             return false;
         }
         // Another job runs. Acknowledged rather than retried: the job row, not this message, records that it must run.
@@ -364,14 +366,23 @@ public sealed class TrainingJobRunner(
                 .SetProperty(j => j.Attempts, j => j.Attempts > 0 ? j.Attempts - 1 : 0), CancellationToken.None);
 
     /// <summary>
+    /// Claims past <c>Training:MaxAttempts</c> that a job whose candidate is registered may take to be finished from it: a
+    /// resume trains nothing, so a job that killed its trainers while training does not get them, and the bound keeps a
+    /// resume that keeps failing from being sent for ever.
+    /// </summary>
+    internal const int ResumeAttempts = 3;
+
+    /// <summary>
     /// The claim: marks the job running on <paramref name="trainerId"/>, one more attempt, if it is queued, or running with a
-    /// heartbeat older than <paramref name="staleBefore"/> and claimed fewer than <paramref name="maxAttempts"/> times, and
-    /// no other job runs with a fresh heartbeat. Returns the rows changed (1: claimed).
+    /// heartbeat older than <paramref name="staleBefore"/> and claimed fewer than <paramref name="maxAttempts"/> times (or,
+    /// its candidate registered, <see cref="ResumeAttempts"/> more), and no other job runs with a fresh heartbeat. Returns
+    /// the rows changed (1: claimed).
     /// </summary>
     internal static Task<int> TryClaimAsync(ClassifierDbContext db, Guid jobId, string trainerId, DateTime now, DateTime staleBefore, int maxAttempts,
         CancellationToken cancellationToken) =>
         db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
         {
+            var resumeLimit = maxAttempts + ResumeAttempts;
             await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
             // "No other job running" is read from other rows than the one written: without the lock two trainers
             // claiming two jobs at the same moment would both see none.
@@ -379,7 +390,8 @@ public sealed class TrainingJobRunner(
             var rows = await db.TrainingJobs
                 .Where(j => j.Id == jobId && !j.CancelRequested
                     && (j.Status == TrainingJobStatus.Queued
-                        || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts < maxAttempts)))
+                        || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore
+                            && (j.Attempts < maxAttempts || (j.Attempts < resumeLimit && db.Models.Any(m => m.TrainingJobId == j.Id))))))
                 .Where(j => !db.TrainingJobs.Any(o => o.Id != jobId && o.Status == TrainingJobStatus.Running && o.HeartbeatAt >= staleBefore))
                 .ExecuteUpdateAsync(s => s
                     .SetProperty(j => j.Status, TrainingJobStatus.Running)
@@ -396,16 +408,41 @@ public sealed class TrainingJobRunner(
     /// <summary>
     /// Fails a job whose trainer stopped beating (out of memory, a crash) after it had been claimed
     /// <paramref name="maxAttempts"/> times, rather than have it taken over once more: a job that kills its trainer would
-    /// otherwise be sent again for ever. A cancel request is left to <see cref="CancelAbandonedAsync"/>. Records each failed
-    /// job's duration, as a job that ends in its runner does. Returns the rows changed.
+    /// otherwise be sent again for ever. A job whose candidate is registered is not failed (its model may be active): after
+    /// <see cref="ResumeAttempts"/> more claims it ends succeeded from the decision recorded with it, saying so where the
+    /// promotion it decided was not carried out. A cancel request is left to <see cref="CancelAbandonedAsync"/>. Records
+    /// each ended job's duration, as a job that ends in its runner does. Returns the rows changed.
     /// </summary>
     public static async Task<int> FailExhaustedAsync(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts, DateTime now)
     {
         var exhausted = await Exhausted(context, jobId, staleBefore, maxAttempts)
-            .Select(j => new { j.Id, j.StartedAt, j.CreatedAt }).ToListAsync(CancellationToken.None);
+            .Select(j => new
+            {
+                j.Id, j.StartedAt, j.CreatedAt, j.Attempts, j.DecisionJson,
+                Candidate = context.Models.Where(m => m.TrainingJobId == j.Id).OrderBy(m => m.CreatedAt).Select(m => new { m.Version, m.PromotedAt }).FirstOrDefault(),
+            }).ToListAsync(CancellationToken.None);
         var failed = 0;
         foreach (var job in exhausted)
         {
+            if (job.Candidate is { } candidate)
+            {
+                var recorded = ReadDecision(job.DecisionJson)
+                    ?? new PromotionDecision(false, ["the gate's decision was not recorded with the candidate, so it stays a candidate"]);
+                var decision = recorded.Promote && candidate.PromotedAt is null
+                    ? new PromotionDecision(false, [.. recorded.Reasons, $"not promoted: its trainers stopped {job.Attempts} times after registering the candidate, " +
+                        $"before promoting it; POST /v1/models/{candidate.Version}/promote promotes it"])
+                    : recorded;
+                if (await Exhausted(context, job.Id, staleBefore, maxAttempts).ExecuteUpdateAsync(s => s
+                        .SetProperty(j => j.Status, TrainingJobStatus.Succeeded)
+                        .SetProperty(j => j.CandidateVersion, candidate.Version)
+                        .SetProperty(j => j.DecisionJson, DecisionJson(decision))
+                        .SetProperty(j => j.Stage, (string?)null)
+                        .SetProperty(j => j.Percent, 100)
+                        .SetProperty(j => j.FinishedAt, now), CancellationToken.None) == 0) continue;
+                failed++;
+                Observability.ClassifierMetrics.TrainingJobFinished(TrainingJobStatus.Succeeded, job.StartedAt ?? job.CreatedAt, now);
+                continue;
+            }
             // One row at a time, under the same conditions: of two trainers failing the job at once (sweepers, a claim), only
             // the one whose update changes it records its duration.
             if (await Exhausted(context, job.Id, staleBefore, maxAttempts).ExecuteUpdateAsync(s => s
@@ -422,7 +459,9 @@ public sealed class TrainingJobRunner(
 
     private static IQueryable<TrainingJob> Exhausted(ClassifierDbContext context, Guid? jobId, DateTime staleBefore, int maxAttempts) =>
         context.TrainingJobs.Where(j => (jobId == null || j.Id == jobId) && !j.CancelRequested
-            && j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts >= maxAttempts);
+            && j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore && j.Attempts >= maxAttempts
+            // A registered candidate is resumed, not failed, for ResumeAttempts more claims.
+            && (j.Attempts >= maxAttempts + ResumeAttempts || !context.Models.Any(m => m.TrainingJobId == j.Id)));
 
     /// <summary>
     /// Ends a job whose cancel request no trainer will honour: still queued, or running with a trainer that stopped

@@ -66,7 +66,8 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
         if (cancelled > 0) logger.LogInformation("Ended {Count} training job(s) cancelled while no trainer ran them", cancelled);
         var exhausted = await TrainingJobRunner.FailExhaustedAsync(db, jobId: null, staleBefore, settings.MaxAttempts, now);
         if (exhausted > 0)
-            logger.LogWarning("Failed {Count} training job(s) whose trainer stopped {MaxAttempts} times without finishing (Training:MaxAttempts); not sent again",
+            logger.LogWarning("Ended {Count} training job(s) whose trainer stopped {MaxAttempts} times without finishing (Training:MaxAttempts; failed, or " +
+                "succeeded from a registered candidate); not sent again",
                 exhausted, settings.MaxAttempts);
 
         // One job runs at a time: while one does, the others wait queued, and its trainer sends the next when it ends.

@@ -43,6 +43,69 @@ public sealed class TrainingJobClaimsTests
     public Task EnterRegistering_OnSqlite_JobFailedAfterMaxAttemptsWhileItsTrainerWasFrozen_IsRefused() =>
         WithDatabaseAsync(DatabaseProviders.Sqlite, EnterRegisteringAsync);
 
+    [IntegrationFact]
+    public Task Exhausted_OnPostgres_JobWithARegisteredCandidate_IsResumedThenEndedFromItsDecisionNeverFailed() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisteredCandidateExhaustedAsync);
+
+    [Fact]
+    public Task Exhausted_OnSqlite_JobWithARegisteredCandidate_IsResumedThenEndedFromItsDecisionNeverFailed() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisteredCandidateExhaustedAsync);
+
+    private static async Task RegisteredCandidateExhaustedAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Training:MaxAttempts claims, the last of which registered (and promoted) the candidate, then could not write the end.
+        var promoted = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts, "trainer-a");
+        await AddCandidateAsync(newContext, promoted, "job-model-promoted", promotedAt: Now.AddMinutes(-10));
+        // The same, stopped between registering the candidate and promoting it.
+        var unpromoted = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: MaxAttempts + TrainingJobRunner.ResumeAttempts,
+            "trainer-a");
+        await AddCandidateAsync(newContext, unpromoted, "job-model-unpromoted", promotedAt: null);
+
+        // Not failed while its model is active: it is taken over again, to be finished from the candidate.
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(db, jobId: null, StaleBefore, MaxAttempts, Now));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, promoted, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        Assert.Equal((TrainingJobStatus.Running, MaxAttempts + 1, "trainer-b"), await ReadAsync(newContext, promoted));
+
+        // Past the resumes it may take, it ends from the recorded decision; a promotion not carried out is said so.
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == unpromoted);
+            Assert.Equal((TrainingJobStatus.Succeeded, "job-model-unpromoted", (string?)null, (string?)null), (row.Status, row.CandidateVersion, row.Stage, row.Error));
+            Assert.Contains("\"promoted\":false", row.DecisionJson);
+            Assert.Contains("passed the promotion gate", row.DecisionJson);
+            Assert.Contains("POST /v1/models/job-model-unpromoted/promote", row.DecisionJson);
+        }
+        await using (var db = newContext())
+            await db.TrainingJobs.Where(j => j.Id == promoted).ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempts, MaxAttempts + TrainingJobRunner.ResumeAttempts)
+                .SetProperty(j => j.HeartbeatAt, StaleBefore.AddMinutes(-1)));
+        await using (var db = newContext()) Assert.Equal(0, await TrainingJobRunner.TryClaimAsync(db, promoted, "trainer-c", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.FailExhaustedAsync(db, promoted, StaleBefore, MaxAttempts, Now));
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == promoted);
+            Assert.Equal((TrainingJobStatus.Succeeded, "job-model-promoted", Judged.DecisionJson), (row.Status, row.CandidateVersion, row.DecisionJson));
+        }
+    }
+
+    private static async Task AddCandidateAsync(Func<ClassifierDbContext> newContext, Guid jobId, string version, DateTime? promotedAt)
+    {
+        await using var db = newContext();
+        await db.TrainingJobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering)
+            .SetProperty(j => j.DecisionJson, Judged.DecisionJson).SetProperty(j => j.BaselineVersion, Judged.BaselineVersion));
+        db.Models.Add(new ModelRecord
+        {
+            Version = version,
+            Origin = "trained",
+            TrainingJobId = jobId,
+            CardJson = "{}",
+            ArtifactPrefix = $"models/{version}/",
+            CreatedAt = Now.AddMinutes(-20),
+            PromotedAt = promotedAt,
+            Status = promotedAt is null ? ModelStatus.Candidate : ModelStatus.Active,
+        });
+        await db.SaveChangesAsync();
+    }
+
     private static async Task EnterRegisteringAsync(Func<ClassifierDbContext> newContext)
     {
         // Its last attempt's trainer froze (its heartbeat went stale) and the sweeper failed the job, which keeps that

@@ -236,10 +236,13 @@ public sealed class TrainingJobRunner(
     private async Task<bool> ResumeAsync(Guid jobId, string version)
     {
         logger.LogInformation("Training job {TrainingJobId} registered {ModelVersion} in an earlier attempt; finishing it from there", jobId, version);
-        // Registering again, so the API refuses cancel requests. One taken in the moment since the claim is not honoured:
-        // the candidate was registered before it.
-        await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None);
+        // Registering (the claim kept the stage), so the API refuses cancel requests. 0 rows: the job is no longer this trainer's.
+        if (await db.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == _trainerId && j.Status == TrainingJobStatus.Running)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 0), CancellationToken.None) == 0)
+        {
+            logger.LogWarning("Training job {TrainingJobId} is no longer this trainer's; this run stops without writing to it", jobId);
+            return false;
+        }
         try
         {
             var decision = await CompleteAsync(jobId, version);
@@ -398,7 +401,10 @@ public sealed class TrainingJobRunner(
                     .SetProperty(j => j.StartedAt, now)
                     .SetProperty(j => j.HeartbeatAt, now)
                     .SetProperty(j => j.TrainerId, trainerId)
-                    .SetProperty(j => j.Stage, TrainingStages.Features)
+                    // A job whose candidate is registered stays registering, to be resumed: set back to features, it would have the
+                    // API accept a cancel request until the resume marks it again, and a cancel the job never honours.
+                    .SetProperty(j => j.Stage, j => j.Stage == TrainingStages.Registering && db.Models.Any(m => m.TrainingJobId == j.Id)
+                        ? TrainingStages.Registering : TrainingStages.Features)
                     .SetProperty(j => j.Percent, 0)
                     .SetProperty(j => j.Attempts, j => j.Attempts + 1), cancellationToken);
             await transaction.CommitAsync(cancellationToken);

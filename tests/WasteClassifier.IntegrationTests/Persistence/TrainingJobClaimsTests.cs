@@ -87,6 +87,34 @@ public sealed class TrainingJobClaimsTests
         }
     }
 
+    [IntegrationFact]
+    public Task Claim_OnPostgres_JobWhoseCandidateIsRegistered_StaysRegisteringSoNoCancelIsAccepted() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, ClaimKeepsRegisteringAsync);
+
+    [Fact]
+    public Task Claim_OnSqlite_JobWhoseCandidateIsRegistered_StaysRegisteringSoNoCancelIsAccepted() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, ClaimKeepsRegisteringAsync);
+
+    private static async Task ClaimKeepsRegisteringAsync(Func<ClassifierDbContext> newContext)
+    {
+        // The API answers a cancel request 409 while the stage is registering: between the takeover and the resume too.
+        var registered = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "dead-trainer");
+        await AddCandidateAsync(newContext, registered, "job-model", promotedAt: null);
+        // Marked registering, but its trainer died before the candidate was registered: it is trained again, from features.
+        var unregistered = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "dead-trainer");
+        await using (var db = newContext())
+            await db.TrainingJobs.Where(j => j.Id == unregistered).ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering));
+
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, registered, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        await using (var db = newContext())
+            Assert.Equal(TrainingStages.Registering, await db.TrainingJobs.Where(j => j.Id == registered).Select(j => j.Stage).SingleAsync());
+        await using (var db = newContext())
+            await db.TrainingJobs.Where(j => j.Id == registered).ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Succeeded));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, unregistered, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        await using (var db = newContext())
+            Assert.Equal(TrainingStages.Features, await db.TrainingJobs.Where(j => j.Id == unregistered).Select(j => j.Stage).SingleAsync());
+    }
+
     private static async Task AddCandidateAsync(Func<ClassifierDbContext> newContext, Guid jobId, string version, DateTime? promotedAt)
     {
         await using var db = newContext();

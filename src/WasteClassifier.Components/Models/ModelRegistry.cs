@@ -116,10 +116,14 @@ public sealed partial class ModelRegistry(
     /// <summary>
     /// As <see cref="PromoteAsync"/>, only while <paramref name="expectedActive"/> is still the active model (null: while
     /// none is). A candidate judged against one model must not replace another that an operator promoted or rolled back
-    /// to meanwhile. Returns false, changing nothing, when the active model is another.
+    /// to meanwhile. Returns false, changing nothing, when the active model is another; true, changing nothing, when it is
+    /// <paramref name="version"/> itself (promoted at the same moment by another caller: a trainer that took over the job).
     /// </summary>
-    public async Task<bool> PromoteReplacingAsync(string version, string? expectedActive, CancellationToken cancellationToken) =>
-        (await PromoteCoreAsync(version, requireActive: true, expectedActive, cancellationToken)).Promoted;
+    public async Task<bool> PromoteReplacingAsync(string version, string? expectedActive, CancellationToken cancellationToken)
+    {
+        var (promoted, active) = await PromoteCoreAsync(version, requireActive: true, expectedActive, cancellationToken);
+        return promoted || active == version;
+    }
 
     private async Task<(bool Promoted, string? Previous)> PromoteCoreAsync(string version, bool requireActive, string? expectedActive,
         CancellationToken cancellationToken)

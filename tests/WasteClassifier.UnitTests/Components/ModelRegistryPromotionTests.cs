@@ -43,6 +43,20 @@ public sealed class ModelRegistryPromotionTests : IDisposable
         Assert.Equal([("v1", ModelStatus.Retired), ("v2", ModelStatus.Active)], await StatusesAsync());
     }
 
+    [Fact]
+    public async Task PromoteReplacing_VersionAlreadyActive_CountsAsPromotedAndChangesNothing()
+    {
+        // Two trainers finishing the same job both found the candidate never promoted; the first promoted it.
+        await AddAsync("v1", ModelStatus.Retired);
+        await AddAsync("v2", ModelStatus.Active);
+        await AddAsync("v3", ModelStatus.Candidate);
+
+        Assert.True(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
+        Assert.False(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v3", "v1", CancellationToken.None));
+
+        Assert.Equal([("v1", ModelStatus.Retired), ("v2", ModelStatus.Active), ("v3", ModelStatus.Candidate)], await StatusesAsync());
+    }
+
     private ModelRegistry Registry(IPublishEndpoint publisher) =>
         new(_database.Context, new MemoryObjectStore(), publisher, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 

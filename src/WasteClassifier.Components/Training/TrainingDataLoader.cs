@@ -22,6 +22,9 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
     {
         var samples = await db.LabelledSamples.AsNoTracking().Include(s => s.Image)
             .Where(s => s.Origin == SampleOrigin.Upload || (options.IncludeFeedback && s.Origin == SampleOrigin.Feedback))
+            // Oldest first, so that of samples with the same bytes (a correction of an upload, an image uploaded twice) the
+            // latest label wins, the same at every job.
+            .OrderBy(s => s.CreatedAt).ThenBy(s => s.Id)
             .ToListAsync(cancellationToken);
         using var fetching = new SemaphoreSlim(8);
         var fetched = await Task.WhenAll(samples.Select(async sample =>
@@ -53,15 +56,18 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
     {
         var images = new Dictionary<string, LabelledImage>();
         foreach (var image in await LoadDatasetAsync(settings.EvaluationDataset ?? settings.BaseDataset, labels, cancellationToken)) Add(images, image);
-        var conflicts = 0;
+        // Only these keep their label: among samples of the same bytes the latest wins, as in training, and is no conflict.
+        var trusted = images.Keys.ToHashSet();
+        var conflicts = new HashSet<string>();
         foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken))
         {
-            if (!images.TryGetValue(Key(image), out var trusted))
+            var key = Key(image);
+            if (!trusted.Contains(key))
                 Add(images, image);
-            else if (trusted.Label != image.Label && HoldOutSplit.IsHoldOut(image.Sha256))
-                conflicts++;
+            else if (images[key].Label != image.Label && HoldOutSplit.IsHoldOut(image.Sha256))
+                conflicts.Add(key);
         }
-        return new EvaluationHoldOut(images.Values.Where(i => HoldOutSplit.IsHoldOut(i.Sha256)).ToList(), conflicts);
+        return new EvaluationHoldOut(images.Values.Where(i => HoldOutSplit.IsHoldOut(i.Sha256)).ToList(), conflicts.Count);
     }
 
     private async Task<List<LabelledImage>> LoadDatasetAsync(string name, IReadOnlyList<string> labels, CancellationToken cancellationToken)

@@ -39,6 +39,28 @@ public sealed class TrainingDataLoaderTests : IDisposable
         Assert.Equal(1, conflicts);
     }
 
+    [Fact]
+    public async Task EvaluationHoldOut_SamplesOfTheSameBytes_LatestWinsAndConflictsCountTrustedImagesOnce()
+    {
+        var trustedImage = HoldOutImage(seed: 4);
+        var uploadedTwice = HoldOutImage(seed: 5);
+        WriteDataset(("glass/a.jpg", trustedImage, "glass"));
+        // Two corrections disagree with one trusted image: one conflict. Two samples of other bytes disagree with each other
+        // (written newest first): the latest wins, and no trusted label is in question.
+        await AddSampleAsync(trustedImage, "paper", SampleOrigin.Feedback, DateTime.UtcNow.AddMinutes(-2));
+        await AddSampleAsync(trustedImage, "paper", SampleOrigin.Feedback, DateTime.UtcNow.AddMinutes(-1));
+        await AddSampleAsync(uploadedTwice, "glass", SampleOrigin.Feedback, DateTime.UtcNow);
+        await AddSampleAsync(uploadedTwice, "paper", SampleOrigin.Upload, DateTime.UtcNow.AddMinutes(-5));
+        var loader = new TrainingDataLoader(_database.Context, _store,
+            new TrainingSettings { Datasets = { ["trusted"] = _dataset.FullName }, BaseDataset = "trusted" });
+
+        var (images, conflicts) = await loader.LoadEvaluationHoldOutAsync(new TrainingJobOptions { IncludeFeedback = true }, Labels, CancellationToken.None);
+
+        Assert.Equal("glass", LabelOf(images, trustedImage));
+        Assert.Equal("glass", LabelOf(images, uploadedTwice));
+        Assert.Equal(1, conflicts);
+    }
+
     private static string LabelOf(IReadOnlyList<LabelledImage> images, byte[] bytes) =>
         Labels[images.Single(i => i.Sha256.AsSpan().SequenceEqual(SHA256.HashData(bytes))).Label];
 
@@ -64,13 +86,17 @@ public sealed class TrainingDataLoaderTests : IDisposable
         File.WriteAllLines(Path.Combine(_dataset.FullName, DatasetManifest.FileName), ["path,label", .. entries.Select(e => $"{e.Path},{e.Label}")]);
     }
 
-    private async Task AddSampleAsync(byte[] bytes, string label, string origin)
+    private async Task AddSampleAsync(byte[] bytes, string label, string origin, DateTime? createdAt = null)
     {
         var hash = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
-        var key = $"sha256/{hash[..2]}/{hash}";
+        var key = $"images/{Guid.NewGuid():N}";
         await _store.PutAsync(key, bytes, "image/jpeg", CancellationToken.None);
+        // Content hashes are not unique across uploads: each sample here has its own stored image.
         var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "jpeg", SizeBytes = bytes.Length, CreatedAt = DateTime.UtcNow };
-        _database.Context.LabelledSamples.Add(new LabelledSample { Id = Guid.NewGuid(), Image = image, Label = label, Origin = origin, CreatedAt = DateTime.UtcNow });
+        _database.Context.LabelledSamples.Add(new LabelledSample
+        {
+            Id = Guid.NewGuid(), Image = image, Label = label, Origin = origin, CreatedAt = createdAt ?? DateTime.UtcNow,
+        });
         await _database.Context.SaveChangesAsync();
     }
 

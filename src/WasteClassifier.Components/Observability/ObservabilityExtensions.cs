@@ -12,6 +12,9 @@ namespace WasteClassifier.Components.Observability;
 public static class ObservabilityExtensions
 {
     public const string ReadyTag = "ready";
+
+    /// <summary>The model check: the one ready check whose degraded status still counts as ready.</summary>
+    public const string ModelCheck = "model";
     public const string PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
     /// <summary>Readiness checks of every process: database, object store and (where this process classifies) the model. MassTransit adds the broker's.</summary>
@@ -19,7 +22,7 @@ public static class ObservabilityExtensions
         services.AddHealthChecks()
             .AddCheck<DatabaseHealthCheck>("database", tags: [ReadyTag])
             .AddCheck<ObjectStoreHealthCheck>("object_store", tags: [ReadyTag])
-            .AddCheck<ModelHealthCheck>("model", tags: [ReadyTag]);
+            .AddCheck<ModelHealthCheck>(ModelCheck, tags: [ReadyTag]);
 
     /// <summary>
     /// Serves <c>/metrics</c>, <c>/health/live</c> and <c>/health/ready</c> on a small Kestrel listener inside a generic host
@@ -52,13 +55,15 @@ public static class ObservabilityExtensions
         }).ExcludeFromDescription();
 
     /// <summary>
-    /// 200 when every ready-tagged check is healthy or degraded (still working: a worker serving the model it had), else
-    /// 503, as the API's probe answers; the body names each check's status.
+    /// 200 when every ready-tagged check is healthy, the model check being allowed degraded (still working: a worker serving
+    /// the model it had), else 503; the body names each check's status. Any other check degraded is not ready: MassTransit's
+    /// bus check is degraded while some receive endpoints are faulted, the classify endpoint of a worker among them.
     /// </summary>
     private static async Task ReadyAsync(IServiceProvider services, HttpContext context)
     {
         var report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync(c => c.Tags.Contains(ReadyTag), context.RequestAborted);
-        context.Response.StatusCode = report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+        var ready = report.Entries.All(e => e.Value.Status == HealthStatus.Healthy || (e.Value.Status == HealthStatus.Degraded && e.Key == ModelCheck));
+        context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
         await context.Response.WriteAsJsonAsync(new Dictionary<string, object>
         {
             ["status"] = report.Status.ToString().ToLowerInvariant(),

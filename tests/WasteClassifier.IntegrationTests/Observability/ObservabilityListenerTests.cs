@@ -70,6 +70,34 @@ public sealed class ObservabilityListenerTests
     }
 
     [Fact]
+    public async Task Listener_OtherCheckDegraded_IsNotReady()
+    {
+        // MassTransit's bus check is degraded while a receive endpoint is faulted: a worker whose classify endpoint is
+        // faulted classifies nothing, so it must not pass readiness, even while its model check is degraded too.
+        var port = FreePort();
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
+        builder.Services.AddHealthChecks()
+            .AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag])
+            .AddCheck("masstransit-bus", () => HealthCheckResult.Degraded("faulted: classify-image"), [ObservabilityExtensions.ReadyTag]);
+        builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var ready = await http.GetAsync("/health/ready");
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("\"masstransit-bus\":\"degraded\"", await ready.Content.ReadAsStringAsync());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
     public void AddObservabilityListener_PortZero_AddsNoListener()
     {
         var services = new ServiceCollection();

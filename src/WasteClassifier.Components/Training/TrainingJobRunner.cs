@@ -424,7 +424,11 @@ public sealed class TrainingJobRunner(
         var exhausted = await Exhausted(context, jobId, staleBefore, maxAttempts)
             .Select(j => new
             {
-                j.Id, j.StartedAt, j.CreatedAt, j.Attempts, j.DecisionJson,
+                j.Id,
+                j.StartedAt,
+                j.CreatedAt,
+                j.Attempts,
+                j.DecisionJson,
                 Candidate = context.Models.Where(m => m.TrainingJobId == j.Id).OrderBy(m => m.CreatedAt).Select(m => new { m.Version, m.PromotedAt }).FirstOrDefault(),
             }).ToListAsync(CancellationToken.None);
         var failed = 0;

@@ -95,7 +95,11 @@ public sealed class TrainingDataLoaderTests : IDisposable
         var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "jpeg", SizeBytes = bytes.Length, CreatedAt = DateTime.UtcNow };
         _database.Context.LabelledSamples.Add(new LabelledSample
         {
-            Id = Guid.NewGuid(), Image = image, Label = label, Origin = origin, CreatedAt = createdAt ?? DateTime.UtcNow,
+            Id = Guid.NewGuid(),
+            Image = image,
+            Label = label,
+            Origin = origin,
+            CreatedAt = createdAt ?? DateTime.UtcNow,
         });
         await _database.Context.SaveChangesAsync();
     }

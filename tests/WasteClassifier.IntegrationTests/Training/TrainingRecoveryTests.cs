@@ -190,8 +190,12 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
         var registry = scope.ServiceProvider.GetRequiredService<ModelRegistry>();
 
         // The gate compared the candidate with "earlier-model"; an operator has made another active since.
-        Assert.False(await registry.PromoteReplacingAsync(active, expectedActive: "earlier-model", CancellationToken.None));
+        var candidate = $"judged-{Guid.NewGuid():N}";
+        await RegisterCopyOfTheBundledModelAsync(candidate, await RecordJobAsync(TrainingJobStatus.Succeeded, createdAgo: TimeSpan.FromHours(3)));
+        Assert.False(await registry.PromoteReplacingAsync(candidate, expectedActive: "earlier-model", CancellationToken.None));
         Assert.Equal(active, await TrainingJobClient.ActiveVersionAsync(Http));
+        // The active model itself counts as promoted (another trainer of the same job promoted it), changing nothing.
+        Assert.True(await registry.PromoteReplacingAsync(active, expectedActive: "earlier-model", CancellationToken.None));
         Assert.True(await registry.PromoteReplacingAsync(active, expectedActive: active, CancellationToken.None));
         var models = (await Http.GetFromJsonAsync<JsonNode>("/v1/models"))!["items"]!.AsArray();
         Assert.Single(models, m => m!["status"]!.GetValue<string>() == "active");

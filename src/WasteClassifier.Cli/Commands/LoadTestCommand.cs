@@ -150,8 +150,13 @@ public sealed class LoadTestCommand : ICommand
         return ExitCode(report);
     }
 
-    /// <summary>1 when a request failed (or never finished) or the run was cut short; submissions throttled at its end are neither.</summary>
-    internal static int ExitCode(LoadReport report) => report.Counts.Failed == 0 && !report.Run.Interrupted ? 0 : 1;
+    /// <summary>
+    /// 1 when a request failed (or never finished), the run was cut short, or nothing was accepted at all. Submissions
+    /// throttled at its end are no failure, but a target that answered every one 429/503 (an API whose database is down,
+    /// an ingress with no ready pod) measured nothing: that run must not pass a gate on the exit code.
+    /// </summary>
+    internal static int ExitCode(LoadReport report) =>
+        report.Counts.Failed == 0 && !report.Run.Interrupted && (report.Counts.Accepted > 0 || report.Counts.ThrottledAtEnd == 0) ? 0 : 1;
 
     /// <summary>
     /// Queue mode sends to the workers' RabbitMQ. With the in-memory transport (the embedded default) its bus would be this

@@ -34,6 +34,8 @@ public static class MarkdownReport
             md.Append(CultureInfo.InvariantCulture, $"The open loop fell behind its rate: {c.ArrivalsDelayed} arrivals waited for one of the requests allowed in flight, {c.ArrivalsNotSent} due before the end were not sent.\n");
         if (c.ThrottledAtEnd > 0)
             md.Append(CultureInfo.InvariantCulture, $"Throttled when submissions stopped, not retried: {c.ThrottledAtEnd} (neither submitted nor failed).\n");
+        if (c.Accepted == 0 && c.ThrottledAtEnd > 0)
+            md.Append("**No submission was accepted**: the target answered every one 429/503 until the end (an outage or a limit), so this run measured nothing.\n");
         md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {F(report.Throughput.SteadyCompletedPerS)}/s.\n\n");
         if (c.FailuresByReason.Count > 0)
         {

@@ -209,6 +209,21 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Equal(1, LoadTestCommand.ExitCode(report with { Run = report.Run with { Interrupted = true } }));
     }
 
+    [Fact]
+    public void ExitCode_EverySubmissionThrottledToTheEnd_One()
+    {
+        // An API answering 503 throughout (its database down): every request is still waiting out a Retry-After when
+        // submissions stop. Nothing failed, but nothing was accepted either: the run measured nothing.
+        var records = Enumerable.Range(0, 3).Select(_ => new RequestRecord { StartedS = 0, Throttled = 5, Outcome = RequestOutcome.ThrottledAtEnd, Reason = "throttled" }).ToList();
+        var options = new LoadTestOptions { Target = new Uri("http://127.0.0.1:1/"), Users = 3, Duration = TimeSpan.FromSeconds(1) };
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), records));
+
+        Assert.Equal((0, 0, 3), (report.Counts.Failed, report.Counts.Accepted, report.Counts.ThrottledAtEnd));
+        Assert.Equal(1, LoadTestCommand.ExitCode(report));
+        Assert.Contains("No submission was accepted", MarkdownReport.Render(report));
+    }
+
     [Theory]
     [InlineData("light", 10)]
     [InlineData("medium", 50)]

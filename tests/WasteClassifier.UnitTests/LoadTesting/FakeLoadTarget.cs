@@ -14,7 +14,6 @@ internal sealed class FakeLoadTarget : ILoadTarget
     private readonly ConcurrentDictionary<string, int> _polls = new();
     private readonly Lock _gate = new();
     private readonly HashSet<int> _throttled = [];
-    private readonly System.Diagnostics.Stopwatch _made = System.Diagnostics.Stopwatch.StartNew();
     private int _submissions;
 
     public int FailEvery { get; init; } = int.MaxValue;
@@ -24,8 +23,8 @@ internal sealed class FakeLoadTarget : ILoadTarget
     /// <summary>Every submission is throttled, with this Retry-After.</summary>
     public TimeSpan? AlwaysThrottles { get; init; }
 
-    /// <summary>Once this long after the target was made, every submission is throttled with a Retry-After of a minute.</summary>
-    public TimeSpan? ThrottlesAfter { get; init; }
+    /// <summary>Once this many submissions were accepted, every later one is throttled with a Retry-After of a minute.</summary>
+    public int? ThrottlesAfterAccepting { get; init; }
 
     /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
     public int ThrowEvery { get; init; } = int.MaxValue;
@@ -41,11 +40,11 @@ internal sealed class FakeLoadTarget : ILoadTarget
     {
         Contents.Enqueue(image.Content);
         if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));
-        if (ThrottlesAfter is { } after && _made.Elapsed >= after)
-            return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMinutes(1)));
         int n;
         lock (_gate)
         {
+            if (_submissions >= ThrottlesAfterAccepting)
+                return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMinutes(1)));
             n = _submissions + 1;
             if (n % ThrottleEvery == 0 && _throttled.Add(n))
                 return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));

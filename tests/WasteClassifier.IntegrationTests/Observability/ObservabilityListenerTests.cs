@@ -48,25 +48,11 @@ public sealed class ObservabilityListenerTests
     public async Task Listener_DegradedCheck_StaysReadyAndSaysDegraded()
     {
         // A worker still serving the model it had, because the promoted one would not load: working, not out of service.
-        var port = FreePort();
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development" });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
-        builder.Services.AddHealthChecks().AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag]);
-        builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
-        using var host = builder.Build();
-        await host.StartAsync();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            var ready = await http.GetAsync("/health/ready");
+        var (status, body) = await ReadinessAsync(checks => checks
+            .AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag]));
 
-            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-            Assert.Contains("\"model\":\"degraded\"", await ready.Content.ReadAsStringAsync());
-        }
-        finally
-        {
-            await host.StopAsync();
-        }
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("\"model\":\"degraded\"", body);
     }
 
     [Fact]
@@ -74,12 +60,21 @@ public sealed class ObservabilityListenerTests
     {
         // MassTransit's bus check is degraded while a receive endpoint is faulted: a worker whose classify endpoint is
         // faulted classifies nothing, so it must not pass readiness, even while its model check is degraded too.
+        var (status, body) = await ReadinessAsync(checks => checks
+            .AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag])
+            .AddCheck("masstransit-bus", () => HealthCheckResult.Degraded("faulted: classify-image"), [ObservabilityExtensions.ReadyTag]));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("\"masstransit-bus\":\"degraded\"", body);
+    }
+
+    /// <summary>What the listener's /health/ready answers for a host with these checks.</summary>
+    private static async Task<(HttpStatusCode Status, string Body)> ReadinessAsync(Action<IHealthChecksBuilder> addChecks)
+    {
         var port = FreePort();
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Development" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
-        builder.Services.AddHealthChecks()
-            .AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag])
-            .AddCheck("masstransit-bus", () => HealthCheckResult.Degraded("faulted: classify-image"), [ObservabilityExtensions.ReadyTag]);
+        addChecks(builder.Services.AddHealthChecks());
         builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
         using var host = builder.Build();
         await host.StartAsync();
@@ -87,9 +82,7 @@ public sealed class ObservabilityListenerTests
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             var ready = await http.GetAsync("/health/ready");
-
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
-            Assert.Contains("\"masstransit-bus\":\"degraded\"", await ready.Content.ReadAsStringAsync());
+            return (ready.StatusCode, await ready.Content.ReadAsStringAsync());
         }
         finally
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -43,9 +42,9 @@ public sealed class ModelHealthCheckTests : IDisposable
     public async Task Model_PromotedVersionFailsToLoad_DegradedNamingBothVersionsUntilTheServedOneIsActiveAgain()
     {
         _provider.UseForTests(new SharedModel(new CardOnlyClassifier("v1")));
-        await AddAsync("v1", ModelStatus.Retired);
+        await _database.AddModelAsync("v1", ModelStatus.Retired);
         // Promoted, but its files are not in the object store.
-        await AddAsync("v2", ModelStatus.Active);
+        await _database.AddModelAsync("v2", ModelStatus.Active);
 
         await Assert.ThrowsAsync<FileNotFoundException>(() => _provider.RefreshAsync(CancellationToken.None));
         var degraded = await CheckAsync();
@@ -68,21 +67,6 @@ public sealed class ModelHealthCheckTests : IDisposable
         return new ModelHealthCheck(services).CheckHealthAsync(new HealthCheckContext());
     }
 
-    private async Task AddAsync(string version, string status)
-    {
-        _database.Context.Models.Add(new ModelRecord
-        {
-            Version = version,
-            Status = status,
-            Origin = "test",
-            ArtifactPrefix = ModelRegistry.PrefixFor(version),
-            CardJson = JsonSerializer.Serialize(new ModelCard { Version = version, Labels = ["a", "b"], Onnx = "model.onnx", Input = new ModelInputSpec() },
-                ModelCard.JsonOptions),
-            CreatedAt = DateTime.UtcNow,
-            PromotedAt = DateTime.UtcNow,
-        });
-        await _database.Context.SaveChangesAsync();
-    }
 
     private async Task SetStatusAsync(string version, string status)
     {

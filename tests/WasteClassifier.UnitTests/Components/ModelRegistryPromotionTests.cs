@@ -1,10 +1,8 @@
 using System.Diagnostics;
-using System.Text.Json;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
-using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
 
@@ -21,8 +19,8 @@ public sealed class ModelRegistryPromotionTests : IDisposable
     [Fact]
     public async Task Promote_AnnouncementRefused_PromotionStandsAndNamesThePreviousVersion()
     {
-        await AddAsync("v1", ModelStatus.Active);
-        await AddAsync("v2", ModelStatus.Candidate);
+        await _database.AddModelAsync("v1", ModelStatus.Active);
+        await _database.AddModelAsync("v2", ModelStatus.Candidate);
 
         var previous = await Registry(UnreachablePublishEndpoint.Failing()).PromoteAsync("v2", CancellationToken.None);
 
@@ -33,8 +31,8 @@ public sealed class ModelRegistryPromotionTests : IDisposable
     [Fact]
     public async Task PromoteReplacing_AnnouncementHeldByTheBroker_ReturnsPromotedWithinTheTimeout()
     {
-        await AddAsync("v1", ModelStatus.Active);
-        await AddAsync("v2", ModelStatus.Candidate);
+        await _database.AddModelAsync("v1", ModelStatus.Active);
+        await _database.AddModelAsync("v2", ModelStatus.Candidate);
         var clock = Stopwatch.StartNew();
 
         Assert.True(await Registry(UnreachablePublishEndpoint.Hang()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
@@ -47,9 +45,9 @@ public sealed class ModelRegistryPromotionTests : IDisposable
     public async Task PromoteReplacing_VersionAlreadyActive_CountsAsPromotedAndChangesNothing()
     {
         // Two trainers finishing the same job both found the candidate never promoted; the first promoted it.
-        await AddAsync("v1", ModelStatus.Retired);
-        await AddAsync("v2", ModelStatus.Active);
-        await AddAsync("v3", ModelStatus.Candidate);
+        await _database.AddModelAsync("v1", ModelStatus.Retired);
+        await _database.AddModelAsync("v2", ModelStatus.Active);
+        await _database.AddModelAsync("v3", ModelStatus.Candidate);
 
         Assert.True(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
         Assert.False(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v3", "v1", CancellationToken.None));
@@ -60,21 +58,6 @@ public sealed class ModelRegistryPromotionTests : IDisposable
     private ModelRegistry Registry(IPublishEndpoint publisher) =>
         new(_database.Context, new MemoryObjectStore(), publisher, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 
-    private async Task AddAsync(string version, string status)
-    {
-        _database.Context.Models.Add(new ModelRecord
-        {
-            Version = version,
-            Status = status,
-            Origin = "test",
-            ArtifactPrefix = ModelRegistry.PrefixFor(version),
-            CardJson = JsonSerializer.Serialize(new ModelCard { Version = version, Labels = ["a", "b"], Onnx = "model.onnx", Input = new ModelInputSpec() },
-                ModelCard.JsonOptions),
-            CreatedAt = DateTime.UtcNow,
-            PromotedAt = status == ModelStatus.Active ? DateTime.UtcNow : null,
-        });
-        await _database.Context.SaveChangesAsync();
-    }
 
     private async Task<List<(string, string)>> StatusesAsync()
     {

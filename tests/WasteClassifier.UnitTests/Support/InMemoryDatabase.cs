@@ -1,5 +1,8 @@
+using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.UnitTests.Support;
@@ -21,6 +24,23 @@ public sealed class InMemoryDatabase : IDisposable
     /// <summary>Another context on the same database (another worker's, say); the caller disposes it.</summary>
     public ClassifierDbContext NewContext() =>
         new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
+
+    /// <summary>Registers a model version with a two-label card (no artifacts), promoted now when it is active.</summary>
+    public async Task AddModelAsync(string version, string status)
+    {
+        Context.Models.Add(new ModelRecord
+        {
+            Version = version,
+            Status = status,
+            Origin = "test",
+            ArtifactPrefix = ModelRegistry.PrefixFor(version),
+            CardJson = JsonSerializer.Serialize(new ModelCard { Version = version, Labels = ["a", "b"], Onnx = "model.onnx", Input = new ModelInputSpec() },
+                ModelCard.JsonOptions),
+            CreatedAt = DateTime.UtcNow,
+            PromotedAt = status == ModelStatus.Active ? DateTime.UtcNow : null,
+        });
+        await Context.SaveChangesAsync();
+    }
 
     public void Dispose()
     {

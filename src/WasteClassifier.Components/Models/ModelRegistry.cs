@@ -116,8 +116,9 @@ public sealed partial class ModelRegistry(
     /// <summary>
     /// As <see cref="PromoteAsync"/>, only while <paramref name="expectedActive"/> is still the active model (null: while
     /// none is). A candidate judged against one model must not replace another that an operator promoted or rolled back
-    /// to meanwhile. Returns false, changing nothing, when the active model is another; true, changing nothing, when it is
-    /// <paramref name="version"/> itself (promoted at the same moment by another caller: a trainer that took over the job).
+    /// to meanwhile. Returns false, changing nothing, when the active model is another; true, changing nothing, when
+    /// <paramref name="version"/> was ever promoted (by another caller: a trainer that took over the job, perhaps at the same
+    /// moment), whether it is still active or an operator has rolled back from it since, which stands.
     /// </summary>
     public async Task<bool> PromoteReplacingAsync(string version, string? expectedActive, CancellationToken cancellationToken)
     {
@@ -137,6 +138,9 @@ public sealed partial class ModelRegistry(
             await ClusterLocks.TakeAsync(db, ClusterLocks.ModelPromotions, cancellationToken);
             var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
                 ?? throw new KeyNotFoundException($"no model version {version}");
+            // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
+            // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
+            if (requireActive && target.PromotedAt is not null) return (false, version);
             var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
             if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
             foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
@@ -148,7 +152,8 @@ public sealed partial class ModelRegistry(
         });
         if (!promoted)
         {
-            logger.LogInformation("Model {ModelVersion} not promoted: the active model is {ActiveVersion}, not {ExpectedVersion}", version, previous, expectedActive);
+            if (previous == version) logger.LogInformation("Model {ModelVersion} not promoted again: it was promoted before", version);
+            else logger.LogInformation("Model {ModelVersion} not promoted: the active model is {ActiveVersion}, not {ExpectedVersion}", version, previous, expectedActive);
             return (false, previous);
         }
         // The promotion is committed: an announcement that fails or hangs (a broker that is down) must neither turn it into an

@@ -223,9 +223,10 @@ public sealed class TrainingJobRunner(
             .Select(j => new { j.DecisionJson, j.BaselineVersion }).FirstAsync(CancellationToken.None);
         if (ReadDecision(recorded.DecisionJson) is not { } decision)
             return new PromotionDecision(false, ["the gate's decision was not recorded with the candidate, so it stays a candidate"]);
-        if (!decision.Promote || (await registry.FindAsync(version, CancellationToken.None))?.PromotedAt is not null) return decision;
+        if (!decision.Promote) return decision;
         // The gate compared the candidate with the model active when the job began; if an operator promoted or rolled
-        // back to another meanwhile, that choice stands and the candidate stays a candidate.
+        // back to another meanwhile, that choice stands and the candidate stays a candidate. A candidate promoted before (by
+        // an earlier attempt) counts as promoted and is not promoted again: that check is made under the promotion lock.
         return await registry.PromoteReplacingAsync(version, recorded.BaselineVersion, CancellationToken.None)
             ? decision
             : new PromotionDecision(false, [.. decision.Reasons,

@@ -55,6 +55,22 @@ public sealed class ModelRegistryPromotionTests : IDisposable
         Assert.Equal([("v1", ModelStatus.Retired), ("v2", ModelStatus.Active), ("v3", ModelStatus.Candidate)], await StatusesAsync());
     }
 
+    [Fact]
+    public async Task PromoteReplacing_CandidatePromotedThenRolledBack_IsNotPromotedAgain()
+    {
+        // A trainer found its candidate v2 never promoted, then stalled; another trainer of the same job promoted it, and an
+        // operator rolled back to v1, the baseline the stalled trainer still expects.
+        await _database.AddModelAsync("v1", ModelStatus.Active);
+        await _database.AddModelAsync("v2", ModelStatus.Candidate);
+        await Registry(UnreachablePublishEndpoint.Failing()).PromoteAsync("v2", CancellationToken.None);
+        await Registry(UnreachablePublishEndpoint.Failing()).PromoteAsync("v1", CancellationToken.None);
+
+        // Counted as promoted (it was), changing nothing: the rollback stands.
+        Assert.True(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
+
+        Assert.Equal([("v1", ModelStatus.Active), ("v2", ModelStatus.Retired)], await StatusesAsync());
+    }
+
     private ModelRegistry Registry(IPublishEndpoint publisher) =>
         new(_database.Context, new MemoryObjectStore(), publisher, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 

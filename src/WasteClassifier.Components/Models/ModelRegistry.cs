@@ -79,6 +79,52 @@ public sealed partial class ModelRegistry(
     public async Task<ModelRecord> RegisterAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, CancellationToken cancellationToken)
     {
+        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, cancellationToken);
+        db.Models.Add(record);
+        await db.SaveChangesAsync(cancellationToken);
+        return record;
+    }
+
+    /// <summary>
+    /// As <see cref="RegisterAsync"/>, but records the version only if <paramref name="fence"/>, run on this registry's
+    /// context in the transaction that inserts the row, answers true (a training job still held by its trainer's claim).
+    /// Otherwise nothing is recorded, the uploaded files are deleted (best effort) and null is returned.
+    /// </summary>
+    public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
+        string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
+    {
+        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, cancellationToken);
+        var registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+        {
+            db.ChangeTracker.Clear();
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            if (!await fence(db)) return false;
+            db.Models.Add(record);
+            await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        });
+        if (registered) return record;
+        db.ChangeTracker.Clear();
+        // Never another's files: a version of the same name registered meanwhile keeps them.
+        if (await db.Models.AnyAsync(m => m.Version == card.Version, CancellationToken.None)) return null;
+        foreach (var key in files.Keys.Where(f => f != ModelCard.FileName).Select(f => record.ArtifactPrefix + SafeFileName(f)).Append(record.ArtifactPrefix + ModelCard.FileName))
+        {
+            try
+            {
+                await store.DeleteAsync(key, CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Model {ModelVersion} was not registered, and its file {Key} could not be deleted: {Reason}", card.Version, key, e.Message);
+            }
+        }
+        return null;
+    }
+
+    private async Task<ModelRecord> UploadAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
+        string? metricsJson, string status, CancellationToken cancellationToken)
+    {
         if (!IsValidVersion(card.Version)) throw new InvalidDataException($"model version '{card.Version}' must be 1–128 letters, digits, '.', '_' or '-'");
         card.Validate(card.Version);
         var prefix = PrefixFor(card.Version);
@@ -101,8 +147,6 @@ public sealed partial class ModelRegistry(
             CreatedAt = now,
             PromotedAt = status == ModelStatus.Active ? now : null,
         };
-        db.Models.Add(record);
-        await db.SaveChangesAsync(cancellationToken);
         return record;
     }
 

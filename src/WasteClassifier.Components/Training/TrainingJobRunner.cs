@@ -205,10 +205,25 @@ public sealed class TrainingJobRunner(
                 ? new CancelRequestedException() : new TakenOverException();
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
-        await registry.RegisterAsync(card, new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, "trained", job.Id,
-            metrics.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+        if (!await RegisterCandidateAsync(registry, job.Id, _trainerId, job.Attempts, card,
+                new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, metrics.GetRawText(), clock.GetUtcNow().UtcDateTime))
+            throw new TakenOverException();
         return version;
     }
+
+    /// <summary>
+    /// Registers the job's candidate and names it on the job, in one transaction, only while the job still runs on this claim
+    /// (<paramref name="trainerId"/>, attempt <paramref name="attempt"/>); false, with nothing recorded and the uploaded files
+    /// deleted, otherwise. A trainer that stalled while uploading (its heartbeat stale) may have been taken over by one that
+    /// trains again: registering as well, it left the job with two candidates, and the earlier one would be resumed. The
+    /// update also stores a heartbeat, so a claim waiting on the row finds the job live once it is registered.
+    /// </summary>
+    internal static async Task<bool> RegisterCandidateAsync(ModelRegistry registry, Guid jobId, string trainerId, int attempt, ModelCard card,
+        IReadOnlyDictionary<string, byte[]> files, string metricsJson, DateTime now) =>
+        await registry.RegisterFencedAsync(card, files, "trained", jobId, metricsJson, ModelStatus.Candidate, async context =>
+            await context.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == trainerId && j.Attempts == attempt && j.Status == TrainingJobStatus.Running)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.CandidateVersion, card.Version).SetProperty(j => j.HeartbeatAt, now), CancellationToken.None) == 1,
+            CancellationToken.None) is not null;
 
     /// <summary>
     /// From a registered candidate to the decision that stands: names the candidate on the job, then promotes it if the

@@ -1,7 +1,12 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.Testing;
 
 namespace WasteClassifier.IntegrationTests.Persistence;
 
@@ -114,6 +119,60 @@ public sealed class TrainingJobClaimsTests
         await using (var db = newContext())
             Assert.Equal(TrainingStages.Features, await db.TrainingJobs.Where(j => j.Id == unregistered).Select(j => j.Stage).SingleAsync());
     }
+
+    [IntegrationFact]
+    public Task RegisterCandidate_OnPostgres_TrainerTakenOverWhileUploading_RecordsNothingAndDeletesItsFiles() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterCandidateAfterTakeoverAsync);
+
+    [Fact]
+    public Task RegisterCandidate_OnSqlite_TrainerTakenOverWhileUploading_RecordsNothingAndDeletesItsFiles() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterCandidateAfterTakeoverAsync);
+
+    private static async Task RegisterCandidateAfterTakeoverAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Trainer A entered the registering step, then stalled uploading its candidate; its heartbeat went stale and trainer B
+        // took the job over, to train it again.
+        var id = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "trainer-a");
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
+        var store = new FileSystemObjectStore(root);
+        try
+        {
+            // A's upload ends: nothing is recorded, its files go, and the job is left to B.
+            await using (var db = newContext())
+                Assert.False(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-a"), HeadFiles, "{}", Now));
+            Assert.Null(await store.GetAsync("models/candidate-a/head.onnx", CancellationToken.None));
+            Assert.Null(await store.GetAsync("models/candidate-a/card.json", CancellationToken.None));
+            await using (var db = newContext())
+            {
+                Assert.False(await db.Models.AnyAsync(m => m.TrainingJobId == id));
+                var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
+                Assert.Equal(("trainer-b", 2, (string?)null, (DateTime?)Now), (row.TrainerId, row.Attempts, row.CandidateVersion, row.HeartbeatAt));
+            }
+
+            // B, which holds the claim, registers its own: the job's one candidate, named on the job.
+            await using (var db = newContext())
+                Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-b", attempt: 2, Card("candidate-b"), HeadFiles, "{}", Now));
+            await using (var db = newContext())
+            {
+                Assert.Equal(["candidate-b"], await db.Models.Where(m => m.TrainingJobId == id).Select(m => m.Version).ToListAsync());
+                Assert.Equal("candidate-b", await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.CandidateVersion).SingleAsync());
+            }
+            Assert.NotNull(await store.GetAsync("models/candidate-b/head.onnx", CancellationToken.None));
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static readonly Dictionary<string, byte[]> HeadFiles = new() { ["head.onnx"] = [1, 2, 3] };
+
+    private static ModelCard Card(string version) => new() { Version = version, Labels = ["a", "b"], Backbone = "resnet18", Head = "head.onnx", Input = new ModelInputSpec() };
+
+    private static ModelRegistry Registry(ClassifierDbContext db, IObjectStore store) =>
+        new(db, store, UnreachablePublishEndpoint.Failing(), new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 
     private static async Task AddCandidateAsync(Func<ClassifierDbContext> newContext, Guid jobId, string version, DateTime? promotedAt)
     {

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using WasteClassifier.Infrastructure.Messaging;
 
 namespace WasteClassifier.Components.Training;
 
@@ -9,10 +10,11 @@ namespace WasteClassifier.Components.Training;
 /// acknowledged at the claim instead of held for the whole run: RabbitMQ closes the channel of a delivery left
 /// unacknowledged past its consumer_timeout (30 min by default), which a long job outlived. The job row, not the message,
 /// records the job: a trainer that dies after the claim leaves it running with a heartbeat that goes stale, and a sweeper
-/// sends it again for another trainer to take over; a trainer that stops gives it back (queued), and a sweeper sends it
+/// sends it again for another trainer to take over; a trainer that stops gives it back (queued) and sends its message
 /// again. A job that ends here has the next due one sent at once.
 /// </summary>
-public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSweeper sweeper, TrainingSettings settings, ILogger<TrainingJobHost> logger)
+public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSweeper sweeper, TrainingSettings settings, MessagingOptions messaging,
+    ILogger<TrainingJobHost> logger)
     : IHostedService, IDisposable
 {
     /// <summary>How long a trainer whose job ended tries to send the next one (a broker that is down would hold its message).</summary>
@@ -52,9 +54,13 @@ public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSwee
             using var scope = scopes.CreateScope();
             ended = await scope.ServiceProvider.GetRequiredService<TrainingJobRunner>().RunAsync(jobId, _stopping.Token);
         }
+        catch (TrainingJobRunner.GivenBackException)
+        {
+            await SendGivenBackAsync(jobId);
+        }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
-            logger.LogInformation("Training job {TrainingJobId} given back: this trainer is stopping, and a sweeper sends the job again", jobId);
+            logger.LogInformation("Training job {TrainingJobId} stopped: this trainer is stopping, and the job was no longer its own", jobId);
         }
         catch (Exception e)
         {
@@ -89,6 +95,38 @@ public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSwee
                 endedJobId, e.Message, settings.SweepSeconds);
         }
     }
+
+    /// <summary>
+    /// The job was given back as this trainer stops: its message is sent again at once, as RabbitMQ redelivered an
+    /// unacknowledged one, so another trainer (or this one restarted) takes it without waiting for a sweeper, which passes
+    /// only every <c>Training:SweepSeconds</c> and leaves a job queued less than a minute ago alone. Bounded so that shutdown is
+    /// not held up; a send that fails is left to the sweeper.
+    /// </summary>
+    private async Task SendGivenBackAsync(Guid jobId)
+    {
+        // An in-memory queue dies with this process: the job waits for the next start's sweeper.
+        if (messaging.Transport.Equals(MessagingTransports.InMemory, StringComparison.OrdinalIgnoreCase))
+        {
+            logger.LogInformation("Training job {TrainingJobId} given back: this trainer is stopping, and a sweeper sends the job again", jobId);
+            return;
+        }
+        // The bus, registered after this service, has stopped by now (hosts stop their services in reverse order), so this
+        // trainer's own consumer cannot take the message back; MassTransit still sends.
+        using var timeout = new CancellationTokenSource(GivenBackSendTimeout);
+        try
+        {
+            await sweeper.SendAsync(jobId, timeout.Token);
+            logger.LogInformation("Training job {TrainingJobId} given back: this trainer is stopping; its message was sent again", jobId);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Training job {TrainingJobId} given back: this trainer is stopping, but its message was not sent again ({Reason}); a sweeper " +
+                "sends it (Training:SweepSeconds is {Seconds})", jobId, e.Message, settings.SweepSeconds);
+        }
+    }
+
+    /// <summary>How long a stopping trainer tries to send the job it gave back.</summary>
+    private static readonly TimeSpan GivenBackSendTimeout = TimeSpan.FromSeconds(5);
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -34,8 +34,8 @@ public sealed class TrainingJobRunner(
     /// <summary>
     /// Runs a job this trainer has claimed (<see cref="ClaimAsync"/>). Returns true when the job ended here (succeeded,
     /// failed or cancelled), so the next due job may be sent; false when it is another trainer's now, or left for a
-    /// takeover. Throws <see cref="OperationCanceledException"/> after giving the job back when <paramref name="shutdown"/>
-    /// stops it.
+    /// takeover. Throws <see cref="OperationCanceledException"/> when <paramref name="shutdown"/> stops it, a
+    /// <see cref="GivenBackException"/> if it gave the job back.
     /// </summary>
     public async Task<bool> RunAsync(Guid jobId, CancellationToken shutdown)
     {
@@ -63,9 +63,9 @@ public sealed class TrainingJobRunner(
         {
             await cancel.CancelAsync();
             await heartbeat;
-            // The trainer is stopping: give the job back, and this claim with it. Its message was acknowledged at the claim: a
-            // sweeper sends the job again.
-            await GiveBackAsync(db, jobId, _trainerId);
+            // The trainer is stopping: give the job back, and this claim with it. Its message was acknowledged at the claim: the
+            // host sends it again (GivenBackException), or else a sweeper does.
+            if (await GiveBackAsync(db, jobId, _trainerId) == 1) throw new GivenBackException();
             throw;
         }
         catch (OperationCanceledException e) when (e is TakenOverException || lostJob.IsCancellationRequested)
@@ -519,6 +519,9 @@ public sealed class TrainingJobRunner(
     private static IQueryable<TrainingJob> Abandoned(ClassifierDbContext context, Guid? jobId, DateTime staleBefore) =>
         context.TrainingJobs.Where(j => (jobId == null || j.Id == jobId) && j.CancelRequested
             && (j.Status == TrainingJobStatus.Queued || (j.Status == TrainingJobStatus.Running && j.HeartbeatAt < staleBefore)));
+
+    /// <summary>The trainer is stopping, and this run gave its job back (queued again).</summary>
+    internal sealed class GivenBackException : OperationCanceledException;
 
     /// <summary>A cancel request found by the runner itself rather than by the heartbeat.</summary>
     private sealed class CancelRequestedException : OperationCanceledException;

@@ -80,11 +80,23 @@ public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSett
             .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.Status }).FirstOrDefaultAsync(cancellationToken);
         if (due is null) return null;
 
-        var endpoint = await scope.ServiceProvider.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(messaging.TrainQueue));
-        await endpoint.Send(new TrainModel { TrainingJobId = due.Id, QueuedAt = clock.GetUtcNow() }, cancellationToken);
+        await SendAsync(scope.ServiceProvider, due.Id, cancellationToken);
         logger.LogInformation("Sent training job {TrainingJobId} ({Status}) again: {Reason}", due.Id,
             due.Status == TrainingJobStatus.Queued ? "queued" : "its trainer stopped",
             afterJobEnded ? "the job before it ended" : "no job was running and its message was gone");
         return due.Id;
+    }
+
+    /// <summary>Sends <paramref name="jobId"/>'s <see cref="TrainModel"/> message to the train queue.</summary>
+    public async Task SendAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        using var scope = scopes.CreateScope();
+        await SendAsync(scope.ServiceProvider, jobId, cancellationToken);
+    }
+
+    private async Task SendAsync(IServiceProvider services, Guid jobId, CancellationToken cancellationToken)
+    {
+        var endpoint = await services.GetRequiredService<ISendEndpointProvider>().GetSendEndpoint(QueueNames.Address(messaging.TrainQueue));
+        await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = clock.GetUtcNow() }, cancellationToken);
     }
 }

@@ -190,12 +190,24 @@ public sealed class DirectUploads(
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateConcurrencyException)
+        catch (DbUpdateException e)
         {
-            // A concurrent commit of the same ids won: nothing of this one was saved; answer with the winner's outcome.
-            db.ChangeTracker.Clear();
-            logger.LogInformation("Concurrent commit of the same upload(s); answering with the stored outcome");
-            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+            if (created.Count > 0 && await SavedAnywayAsync(created.Select(c => c.Row.Id).ToList(), cancellationToken))
+            {
+                // The commit reached PostgreSQL but its answer was lost; the retrying strategy ran the save again and met its
+                // own rows. They are saved: send them now, as a multipart submission does (stamped as sent, only the
+                // re-publisher's rule for lost messages would have sent them, minutes later).
+                logger.LogWarning("Saved {Count} committed upload(s) whose commit was not acknowledged; sending them", created.Count);
+                db.ChangeTracker.AcceptAllChanges();
+            }
+            else if (e is DbUpdateConcurrencyException)
+            {
+                // A concurrent commit of the same ids won: nothing of this one was saved; answer with the winner's outcome.
+                db.ChangeTracker.Clear();
+                logger.LogInformation("Concurrent commit of the same upload(s); answering with the stored outcome");
+                return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+            }
+            else throw;
         }
 
         if (toSend.Count > 0)
@@ -231,6 +243,14 @@ public sealed class DirectUploads(
         foreach (var (error, _, _) in refusals.Values.Where(r => r.Final)) Components.Observability.ClassifierMetrics.ImagesRejected.WithLabels(error).Inc();
         return new CommitOutcome(ids.Select(id => answers[id]).ToList());
     }
+
+    /// <summary>
+    /// Whether a save that failed committed all the same: the classification ids are new (version 7, made by this commit),
+    /// so found, they are this commit's rows, which one transaction saved with the uploads' new status. Asked only after a
+    /// failed save.
+    /// </summary>
+    private async Task<bool> SavedAnywayAsync(List<Guid> ids, CancellationToken cancellationToken) =>
+        await db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), cancellationToken) == ids.Count;
 
     private readonly record struct StagedRead(DirectUpload Upload, byte[]? Content, (string Error, string Message, bool Final)? Refusal);
 

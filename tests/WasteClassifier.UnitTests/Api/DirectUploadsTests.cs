@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
@@ -89,6 +90,51 @@ public sealed class DirectUploadsTests : IDisposable
         Assert.Equal(other!.ClassificationId, item.ClassificationId);
         await using var check = _database.NewContext();
         Assert.Single(await check.Classifications.ToListAsync());
+    }
+
+    [Fact]
+    public async Task Commit_WhoseAnswerWasLost_ItsRowsSentNowAndAnswered()
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(200, 200, 10)));
+
+        // As PostgreSQL's retrying strategy meets it: the commit went through, its answer did not, and the retried save
+        // failed on the rows' own keys.
+        DirectUploads.CommitOutcome outcome;
+        await using (var db = _database.NewContext(new AnswerLostAfterCommit()))
+            outcome = await Uploads(db).CommitAsync([id], source: null, duplicateWindowSeconds: null, CancellationToken.None);
+
+        var item = Assert.Single(outcome.Items);
+        Assert.Equal(DirectUploads.Accepted, item.Status);
+        await using var check = _database.NewContext();
+        var row = await check.Classifications.SingleAsync();
+        Assert.Equal(row.Id, item.ClassificationId);
+        Assert.Equal(DirectUploadStatus.Committed, (await check.DirectUploads.SingleAsync()).Status);
+        // The send was tried (the broker here refuses it, which clears the stamp for the re-publisher's quick rule); before,
+        // the row stayed stamped as sent but never was, until the rule for lost messages sent it minutes later.
+        Assert.Null(row.PublishedAt);
+    }
+
+    /// <summary>The first save of classifications commits, then fails as a retried INSERT of the same rows does.</summary>
+    private sealed class AnswerLostAfterCommit : SaveChangesInterceptor
+    {
+        private bool _saving;
+        private bool _failed;
+
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            // Not the intake's own save of the image rows, which comes first.
+            _saving = eventData.Context!.ChangeTracker.Entries<Classification>().Any(e => e.State == EntityState.Added);
+            return ValueTask.FromResult(result);
+        }
+
+        public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            if (_failed || !_saving) return ValueTask.FromResult(result);
+            _failed = true;
+            throw new DbUpdateException("An error occurred while saving the entity changes.",
+                new Microsoft.Data.Sqlite.SqliteException("SQLite Error 19: 'UNIQUE constraint failed: classifications.id'.", 19, 1555));
+        }
     }
 
     private async Task<Guid> UploadAsync(byte[] content)

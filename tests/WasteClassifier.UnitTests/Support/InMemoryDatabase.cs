@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
@@ -22,8 +23,8 @@ public sealed class InMemoryDatabase : IDisposable
     public ClassifierDbContext Context { get; }
 
     /// <summary>Another context on the same database (another worker's, say); the caller disposes it.</summary>
-    public ClassifierDbContext NewContext() =>
-        new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().Options);
+    public ClassifierDbContext NewContext(params IInterceptor[] interceptors) =>
+        new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().AddInterceptors(interceptors).Options);
 
     /// <summary>Registers a model version with a two-label card (no artifacts), promoted now when it is active.</summary>
     public async Task AddModelAsync(string version, string status)

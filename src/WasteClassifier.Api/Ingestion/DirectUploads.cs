@@ -92,7 +92,7 @@ public sealed class DirectUploads(
         }
 
         // Sizes first (no download): a missing object is not an error of the upload yet, the client may still PUT it.
-        var sizes = await Task.WhenAll(open.Select(u => store.SizeAsync(u.ObjectKey, cancellationToken)));
+        var sizes = await Task.WhenAll(open.Select(u => ReadingAsync(u.ObjectKey, () => store.SizeAsync(u.ObjectKey, cancellationToken))));
         var toRead = new List<(DirectUpload Upload, long Size)>();
         foreach (var (upload, size) in open.Zip(sizes))
         {
@@ -118,7 +118,7 @@ public sealed class DirectUploads(
                 try
                 {
                     // Never more than was checked: the presigned URL still works, so the object may have been rewritten since.
-                    var bytes = await store.GetAsync(r.Upload.ObjectKey, r.Size, cancellationToken);
+                    var bytes = await ReadingAsync(r.Upload.ObjectKey, () => store.GetAsync(r.Upload.ObjectKey, r.Size, cancellationToken));
                     return bytes is null ? new StagedRead(r.Upload, null, NotUploaded(r.Upload.Id))
                         : bytes.LongLength != r.Size ? new StagedRead(r.Upload, null, Changed(r.Upload.Id, r.Size))
                         : new StagedRead(r.Upload, bytes, null);
@@ -251,6 +251,22 @@ public sealed class DirectUploads(
     /// </summary>
     private async Task<bool> SavedAnywayAsync(List<Guid> ids, CancellationToken cancellationToken) =>
         await db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), cancellationToken) == ids.Count;
+
+    /// <summary>
+    /// A read of a staged object. The folder store's file errors (a failing disk, a file it may not open) are an outage of
+    /// the store, as its failed writes are: 503 with Retry-After, not a 500 the client would not retry.
+    /// </summary>
+    private static async Task<T> ReadingAsync<T>(string key, Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not ObjectStoreReadException)
+        {
+            throw new ObjectStoreReadException($"object store could not read {key}: {e.Message}", e);
+        }
+    }
 
     private readonly record struct StagedRead(DirectUpload Upload, byte[]? Content, (string Error, string Message, bool Final)? Refusal);
 

@@ -40,8 +40,8 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
     {
         _ when IsDataError(e) => false,
         DbException or SocketException or TimeoutException or HttpRequestException or Minio.Exceptions.MinioException => true,
-        // The folder store's failed write, not every IOException: one from elsewhere is a bug, and a 503 would have it retried.
-        WasteClassifier.Infrastructure.Storage.ObjectStoreWriteException => true,
+        // The folder store's failed write or read, not every IOException: one from elsewhere is a bug, and a 503 would have it retried.
+        WasteClassifier.Infrastructure.Storage.ObjectStoreWriteException or WasteClassifier.Infrastructure.Storage.ObjectStoreReadException => true,
         Microsoft.EntityFrameworkCore.DbUpdateException or InvalidOperationException or Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException
             when e.InnerException is { } inner => IsUnavailable(inner),
         AggregateException aggregate => aggregate.InnerExceptions.Any(IsUnavailable),

@@ -51,3 +51,10 @@ public sealed class ObjectStoreAccessException(string message) : Exception(messa
 /// unreachable S3 server is. An <see cref="IOException"/> still, for callers that catch those.
 /// </summary>
 public sealed class ObjectStoreWriteException(string message, Exception inner) : IOException(message, inner);
+
+/// <summary>
+/// The object store could not be read (the folder store's disk failing or a file this process may not open; a response
+/// stream cut off): unavailable to the API, which answers 503 with Retry-After, as when it cannot write. An
+/// <see cref="IOException"/> still, for callers that catch those.
+/// </summary>
+public sealed class ObjectStoreReadException(string message, Exception inner) : IOException(message, inner);

@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
@@ -112,6 +113,29 @@ public sealed class DirectUploadsTests : IDisposable
         // The send was tried (the broker here refuses it, which clears the stamp for the re-publisher's quick rule); before,
         // the row stayed stamped as sent but never was, until the rule for lost messages sent it minutes later.
         Assert.Null(row.PublishedAt);
+    }
+
+    [Theory]
+    [InlineData("size", "io")]
+    [InlineData("read", "io")]
+    [InlineData("read", "access")]
+    public async Task Commit_StoreFailsToReadTheObject_ServiceUnavailableAndNothingDone(string step, string error)
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(10, 10, 10)));
+        // What the folder store meets on a failing disk, or a file it may not open.
+        Exception failure = error == "io" ? new IOException("Input/output error") : new UnauthorizedAccessException("Access to the path is denied.");
+        Func<string, Task> fail = _ => Task.FromException(failure);
+        if (step == "size") _store.BeforeSize = fail;
+        else _store.BeforeRead = fail;
+
+        var thrown = await Record.ExceptionAsync(() => CommitAsync([id]));
+
+        // It was a 500 internal_error, which a client does not retry; the store's outage is a 503 with Retry-After.
+        Assert.NotNull(thrown);
+        Assert.True(DependencyFailures.IsUnavailable(thrown), thrown.ToString());
+        await using var check = _database.NewContext();
+        Assert.Equal(DirectUploadStatus.Pending, (await check.DirectUploads.SingleAsync()).Status);
+        Assert.Empty(await check.Classifications.ToListAsync());
     }
 
     /// <summary>The first save of classifications commits, then fails as a retried INSERT of the same rows does.</summary>

@@ -181,6 +181,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("cleanup_at");
 
+                    b.Property<int>("CleanupAttempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("cleanup_attempts");
+
                     b.Property<DateTime?>("CommittedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("committed_at");

@@ -176,6 +176,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("cleanup_at");
 
+                    b.Property<int>("CleanupAttempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cleanup_attempts");
+
                     b.Property<DateTime?>("CommittedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("committed_at");

@@ -14,6 +14,11 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
     // A PUT that started just before the URL expired may still be finishing.
     private static readonly TimeSpan ExpiryGrace = TimeSpan.FromMinutes(1);
 
+    /// <summary>Failed deletes of one staged object before housekeeping gives up on it (about 20 hours, see <see cref="RetryDelay"/>).</summary>
+    public const int MaxCleanupAttempts = 12;
+
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromHours(6);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var interval = TimeSpan.FromSeconds(Math.Max(0.1, options.HousekeepingIntervalSeconds));
@@ -73,12 +78,13 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         var expired = await db.DirectUploads.Where(u => u.Status == DirectUploadStatus.Pending && u.ExpiresAt < before)
             .OrderBy(u => u.ExpiresAt).Take(200).ToListAsync(cancellationToken);
         // A staged object the store could not delete (it is down) is left for a later round, as a closed upload's is, after
-        // those due before it: the store is asked again a minute later, not every round, and objects it keeps refusing do
-        // not hold up the others. Marked done regardless, the object was never deleted.
+        // those due before it: the store is asked again a minute later (then less and less often, see DeleteFailed), not
+        // every round, and objects it keeps refusing do not hold up the others. Marked done regardless, the object was never
+        // deleted.
         foreach (var upload in expired)
         {
             upload.Status = DirectUploadStatus.Expired;
-            if (!await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken)) upload.CleanupAt = now;
+            if (!await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken)) DeleteFailed(upload, now);
         }
         // Committed or refused: the commit deleted the staged object, but a presigned PUT after it (S3 cannot revoke the URL)
         // wrote it again, and nothing else would ever delete it.
@@ -88,8 +94,13 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         foreach (var upload in closed)
         {
             var deleted = await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
-            upload.CleanupAt = deleted ? null : now;
-            if (deleted) cleaned++;
+            if (!deleted)
+            {
+                DeleteFailed(upload, now);
+                continue;
+            }
+            upload.CleanupAt = null;
+            cleaned++;
         }
         if (expired.Count + closed.Count == 0) return 0;
         try
@@ -103,5 +114,27 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         }
         if (expired.Count > 0) logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
         return expired.Count + cleaned;
+    }
+
+    /// <summary>
+    /// The wait after the given failed delete: a minute, doubling with each, at most <see cref="MaxRetryDelay"/>. An object
+    /// the store refuses every time was asked again every minute, for ever.
+    /// </summary>
+    public static TimeSpan RetryDelay(int attempts) =>
+        TimeSpan.FromMinutes(Math.Min(Math.Pow(2, Math.Max(0, attempts - 1)), MaxRetryDelay.TotalMinutes));
+
+    private void DeleteFailed(DirectUpload upload, DateTime now)
+    {
+        upload.CleanupAttempts++;
+        if (upload.CleanupAttempts >= MaxCleanupAttempts)
+        {
+            // Given up, the row kept: its cleanup_attempts tells an operator which staged object is left to delete by hand.
+            upload.CleanupAt = null;
+            logger.LogError("Gave up deleting staged object {Key} of upload {Id} after {Attempts} failed attempts; delete it by hand",
+                upload.ObjectKey, upload.Id, upload.CleanupAttempts);
+            return;
+        }
+        // Due once the sweep's grace has passed too, which it adds to CleanupAt.
+        upload.CleanupAt = now + RetryDelay(upload.CleanupAttempts) - ExpiryGrace;
     }
 }

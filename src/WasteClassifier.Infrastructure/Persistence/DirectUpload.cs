@@ -33,6 +33,12 @@ public class DirectUpload
     /// expires, so housekeeping deletes the staged object once more after this time, then clears it.
     /// </summary>
     public DateTime? CleanupAt { get; set; }
+
+    /// <summary>
+    /// Deletes of the staged object the store failed; housekeeping waits longer after each and gives up after a number of
+    /// them, clearing <see cref="CleanupAt"/> and leaving this count for an operator to find the object by.
+    /// </summary>
+    public int CleanupAttempts { get; set; }
 }
 
 public static class DirectUploadStatus

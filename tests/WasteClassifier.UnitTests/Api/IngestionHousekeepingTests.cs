@@ -56,6 +56,60 @@ public sealed class IngestionHousekeepingTests : IDisposable
         Assert.Null((await check.DirectUploads.SingleAsync(u => u.Id == committed)).CleanupAt);
     }
 
+    [Fact]
+    public async Task ExpireUploads_ObjectTheStoreRefusesToDelete_TriedAgainLessAndLessOften()
+    {
+        await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var housekeeping = Housekeeping();
+        _store.Failure = new HttpRequestException("access denied", null, HttpStatusCode.Forbidden);
+
+        // Failed deletes 1 and 2, each tried once its wait (1, then 2 minutes) has passed.
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+        _clock.Advance(TimeSpan.FromMinutes(1.5));
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+        Assert.Equal(2, _store.Deletes);
+
+        // Not again a minute later, as before: only once the 2 minutes are over.
+        _clock.Advance(TimeSpan.FromMinutes(1.5));
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+        Assert.Equal(2, _store.Deletes);
+        _clock.Advance(TimeSpan.FromMinutes(1));
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+        Assert.Equal(3, _store.Deletes);
+        await using var check = _database.NewContext();
+        Assert.Equal(3, (await check.DirectUploads.SingleAsync()).CleanupAttempts);
+    }
+
+    [Fact]
+    public async Task ExpireUploads_ObjectTheStoreNeverDeletes_GivenUpAfterTheLastAttemptAndTheRowKept()
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var housekeeping = Housekeeping();
+        _store.Failure = new HttpRequestException("access denied", null, HttpStatusCode.Forbidden);
+
+        for (var round = 0; round < IngestionHousekeeping.MaxCleanupAttempts + 3; round++)
+        {
+            await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+            _clock.Advance(TimeSpan.FromHours(7));
+        }
+
+        // It was asked again every minute, for ever.
+        Assert.Equal(IngestionHousekeeping.MaxCleanupAttempts, _store.Deletes);
+        Assert.Single(_store.Objects);
+        await using var check = _database.NewContext();
+        var upload = await check.DirectUploads.SingleAsync(u => u.Id == committed);
+        Assert.Equal((DirectUploadStatus.Committed, (DateTime?)null, IngestionHousekeeping.MaxCleanupAttempts),
+            (upload.Status, upload.CleanupAt, upload.CleanupAttempts));
+    }
+
+    [Fact]
+    public void RetryDelay_DoublesFromAMinuteAndIsCapped()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(1), IngestionHousekeeping.RetryDelay(1));
+        Assert.Equal(TimeSpan.FromMinutes(8), IngestionHousekeeping.RetryDelay(4));
+        Assert.Equal(TimeSpan.FromHours(6), IngestionHousekeeping.RetryDelay(20));
+    }
+
     private IngestionHousekeeping Housekeeping()
     {
         var services = new ServiceCollection()
@@ -103,8 +157,11 @@ public sealed class IngestionHousekeepingTests : IDisposable
 
         public Exception? Failure { get; set; }
 
+        public int Deletes { get; private set; }
+
         public Task DeleteAsync(string key, CancellationToken cancellationToken)
         {
+            Deletes++;
             if (Failure is not null) throw Failure;
             Objects.Remove(key);
             return Task.CompletedTask;

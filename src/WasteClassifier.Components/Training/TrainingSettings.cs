@@ -7,7 +7,10 @@ public sealed class TrainingSettings
 {
     public const string Section = "Training";
 
-    /// <summary>Base datasets a job may name: name → folder holding manifest.csv (path,label). Relative to the working directory.</summary>
+    /// <summary>
+    /// Base datasets a job may name: name → folder holding manifest.csv (path,label). A relative folder is looked for from
+    /// the working directory first (see <see cref="ResolvePath"/>).
+    /// </summary>
     public Dictionary<string, string> Datasets { get; set; } = [];
 
     /// <summary>The dataset used when a job names none (<c>none</c> for labelled samples only).</summary>
@@ -79,7 +82,39 @@ public sealed class TrainingSettings
 
     public string? ResolveDataset(string name) =>
         name == "none" ? null
-        : Datasets.TryGetValue(name, out var path) ? Path.GetFullPath(path)
+        : Datasets.TryGetValue(name, out var path) ? ResolvePath(name, path, Environment.CurrentDirectory, AppContext.BaseDirectory)
         : throw new KeyNotFoundException($"dataset '{name}' is not configured on this trainer: set {Section}__{nameof(Datasets)}__{name} to its folder"
             + $" (configured: {(Datasets.Count == 0 ? "none" : string.Join(", ", Datasets.Keys))})");
+
+    /// <summary>
+    /// A dataset's folder. A relative one is looked for from the working directory, where <c>dotnet run</c> starts a
+    /// service (its project folder); then from the app's own folder, and from the project folder it was built in (the
+    /// nearest folder above the app holding a .csproj), where the shipped relative default is written from: a built
+    /// service started from elsewhere (the repository root) found no dataset. The first folder that exists wins; when none
+    /// does, the error names every path tried.
+    /// </summary>
+    internal static string ResolvePath(string name, string path, string workingDirectory, string appDirectory)
+    {
+        if (Path.IsPathRooted(path)) return Path.GetFullPath(path);
+        List<string> bases = [workingDirectory, appDirectory];
+        if (ProjectFolderAbove(appDirectory) is { } project) bases.Add(project);
+        var tried = bases.Select(b => Path.GetFullPath(path, b)).Distinct().ToList();
+        return tried.FirstOrDefault(Directory.Exists) ?? throw new DirectoryNotFoundException(
+            $"dataset '{name}' folder {path} not found from the working directory, the app's folder or its project folder (tried {string.Join(", ", tried)}):"
+            + $" set {Section}__{nameof(Datasets)}__{name} to its folder");
+    }
+
+    private static string? ProjectFolderAbove(string directory)
+    {
+        try
+        {
+            for (var folder = new DirectoryInfo(directory); folder is not null; folder = folder.Parent)
+                if (folder.Exists && folder.EnumerateFiles("*.csproj").Any()) return folder.FullName;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A folder above the app this process may not list (a container's root): no project folder to try.
+        }
+        return null;
+    }
 }

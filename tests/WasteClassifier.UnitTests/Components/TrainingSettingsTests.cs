@@ -83,6 +83,40 @@ public sealed class TrainingSettingsTests
     }
 
     [Fact]
+    public void ResolveDataset_ShippedRelativePathFromAnotherWorkingDirectory_FoundFromTheProjectFolder()
+    {
+        // The shipped default is written from a project folder (dotnet run's working directory); this test's process runs
+        // elsewhere (its bin folder), as a built service started from the repository root does. It resolved against the
+        // working directory only, to a folder that does not exist.
+        var relative = Path.Combine("..", "..", "..", "shared", "datasets", "waste-v1");
+        Assert.False(Directory.Exists(Path.GetFullPath(relative)), $"the working directory {Environment.CurrentDirectory} already finds it");
+        var settings = new TrainingSettings { Datasets = { ["waste-v1"] = relative } };
+
+        Assert.Equal(TestPaths.Dataset, settings.ResolveDataset("waste-v1"));
+    }
+
+    [Fact]
+    public void ResolvePath_FoundFromNoBase_ErrorNamesEveryPathTried()
+    {
+        var working = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+
+        var error = Assert.Throws<DirectoryNotFoundException>(() => TrainingSettings.ResolvePath("waste-v9", "data/waste-v9", working, AppContext.BaseDirectory));
+
+        Assert.Contains(Path.Combine(working, "data", "waste-v9"), error.Message);
+        Assert.Contains(Path.Combine(AppContext.BaseDirectory, "data", "waste-v9"), error.Message);
+        Assert.Contains(Path.Combine(TestPaths.RepositoryRoot, "tests", "WasteClassifier.UnitTests", "data", "waste-v9"), error.Message);
+        Assert.Contains("Training__Datasets__waste-v9", error.Message);
+    }
+
+    [Fact]
+    public void ResolvePath_FoundFromTheWorkingDirectory_ThatOneWins()
+    {
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, TestPaths.Dataset);
+
+        Assert.Equal(TestPaths.Dataset, TrainingSettings.ResolvePath("waste-v1", relative, Environment.CurrentDirectory, Path.GetTempPath()));
+    }
+
+    [Fact]
     public void From_NoSection_DefaultsThatPassTheirOwnCheck()
     {
         var settings = TrainingSettings.From(new ConfigurationBuilder().Build());

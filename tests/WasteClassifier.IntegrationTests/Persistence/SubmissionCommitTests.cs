@@ -46,6 +46,37 @@ public sealed class SubmissionCommitTests
         }
     }
 
+    [IntegrationFact]
+    public async Task CommitUpload_CommitAnswerLostOnPostgres_TheCommittedRowSentNow()
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("ucommit");
+        var lost = new CommitAnswerLostOnce();
+        try
+        {
+            await using var api = new ApiFactory(settings).WithWebHostBuilder(b =>
+                b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(lost))));
+            using var storage = new HttpClient();
+
+            var outcome = await Ingestion.DirectUploadFlow.RunAsync(api.CreateClient(), storage,
+                [("a.jpg", File.ReadAllBytes(Dataset.Sample(1)[5].Path))], "upload-commit-lost");
+
+            Assert.True(lost.Fired);
+            using var scope = api.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            var row = await db.Classifications.SingleAsync(c => c.Source == "upload-commit-lost");
+            Assert.Equal(row.Id, Assert.Single(outcome.ClassificationIds));
+            // Sent now (no worker takes it here): stamped as sent but never sent, it waited for the re-publisher's rule for
+            // lost messages, about ten minutes.
+            Assert.Equal(1u, (await TestServices.QueueCountsAsync(settings["Messaging:ClassifyQueue"]!)).Ready);
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
     /// <summary>
     /// After the first commit that saves new classifications, throws what a connection reset while reading the commit's
     /// answer throws: a transient NpgsqlException, which the retrying strategy answers by running the save again.

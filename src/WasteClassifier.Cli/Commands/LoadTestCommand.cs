@@ -239,8 +239,17 @@ public sealed class LoadTestCommand : ICommand
             Log.Info($"cleanup: no classification carries source {source} in the database configured here");
             return 1;
         }
+        LogRemoved(removed, source);
+        return removed.ImagesLeft == 0 ? 0 : 1;
+    }
+
+    /// <summary>What the cleanup removed, and what it kept because the object store failed to delete it.</summary>
+    private static void LogRemoved(RunCleanup.Removed removed, string source)
+    {
         Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
-        return 0;
+        if (removed.ImagesLeft > 0)
+            Log.Info($"cleanup: kept {removed.ImagesLeft} image(s), and their classifications, whose objects could not be deleted ({removed.Failure}); " +
+                     $"run --cleanup --source {source} again to finish");
     }
 
     internal static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
@@ -255,7 +264,7 @@ public sealed class LoadTestCommand : ICommand
         {
             await using var services = DeploymentServices.Build(configuration, withBus: false);
             var removed = await RunCleanup.RemoveAsync(services, source, runStarted, CancellationToken.None, storedImages);
-            Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
+            LogRemoved(removed, source);
             if (accepted > 0 && removed.Classifications == 0)
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
                          $"and remove the run with --cleanup --source {source}");

@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Infrastructure.Persistence;
@@ -6,17 +7,27 @@ using WasteClassifier.Infrastructure.Storage;
 namespace WasteClassifier.LoadTesting.Targets;
 
 /// <summary>
-/// Removes what a run created: its classifications (found by the run's source tag), then the images and objects
-/// no other classification uses that appeared during the run (images are shared by content hash, so older ones stay).
-/// Images a run stored without classifying them (queue mode stores its whole image set first) are passed in
+/// Removes what a run created: its classifications (found by the run's source tag), and the images and objects no other
+/// classification uses that appeared during the run (images are shared by content hash, so older ones stay). Images a
+/// run stored without classifying them (queue mode stores its whole image set first) are passed in
 /// <c>storedImageIds</c>, under the same rules.
 /// </summary>
+/// <remarks>
+/// The objects go first, then the rows of the images whose objects are gone: the rows are how a later
+/// <c>--cleanup --source</c> finds the objects, so an image whose object could not be deleted keeps its row and its
+/// classifications, and running the cleanup again finishes the job.
+/// </remarks>
 public static class RunCleanup
 {
-    public sealed record Removed(int Classifications, int Images);
+    /// <param name="ImagesLeft">Images kept, with their classifications, because their objects could not be deleted.</param>
+    /// <param name="Failure">Why the first of those could not be deleted.</param>
+    public sealed record Removed(int Classifications, int Images, int ImagesLeft = 0, string? Failure = null);
 
     /// <summary>Only sources the load tester names can be removed after the fact: never a camera's or a line's.</summary>
     public const string SourcePrefix = "loadtest-";
+
+    /// <summary>After this many failed deletes in a row the store is taken to be away: the rest are not tried (each could take its timeout).</summary>
+    public const int MaxFailedDeletesInARow = 3;
 
     /// <summary>
     /// Removes an earlier run, found by its source alone (a run killed before it could clean up, or one whose cleanup
@@ -42,14 +53,57 @@ public static class RunCleanup
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var classified = await db.Classifications.Where(c => c.Source == source).Select(c => c.ImageId).Distinct().ToListAsync(cancellationToken);
         var imageIds = classified.Union(storedImageIds ?? []).ToList();
-        var classifications = await db.Classifications.Where(c => c.Source == source).ExecuteDeleteAsync(cancellationToken);
-        var orphans = await db.Images
-            .Where(i => imageIds.Contains(i.Id) && i.CreatedAt >= runStartedUtc && !db.Classifications.Any(c => c.ImageId == i.Id))
+        var orphans = await db.Images.AsNoTracking()
+            .Where(i => imageIds.Contains(i.Id) && i.CreatedAt >= runStartedUtc && !db.Classifications.Any(c => c.ImageId == i.Id && c.Source != source))
+            .Select(i => new { i.Id, i.ObjectKey })
             .ToListAsync(cancellationToken);
-        db.Images.RemoveRange(orphans);
-        await db.SaveChangesAsync(cancellationToken);
+
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
-        foreach (var image in orphans) await store.DeleteAsync(image.ObjectKey, cancellationToken);
-        return new Removed(classifications, orphans.Count);
+        var gone = new List<Guid>(orphans.Count);
+        var left = new List<Guid>();
+        string? failure = null;
+        var failedInARow = 0;
+        foreach (var image in orphans)
+        {
+            if (failedInARow >= MaxFailedDeletesInARow)
+            {
+                left.Add(image.Id);
+                continue;
+            }
+            try
+            {
+                await store.DeleteAsync(image.ObjectKey, cancellationToken);
+                gone.Add(image.Id);
+                failedInARow = 0;
+            }
+            catch (Exception e) when (IsNotFound(e))
+            {
+                gone.Add(image.Id);
+                failedInARow = 0;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                failure ??= $"{image.ObjectKey}: {e.Message}";
+                left.Add(image.Id);
+                failedInARow++;
+            }
+        }
+
+        // One transaction: stopped between the two, classifications would be gone and their images' rows left where
+        // no later cleanup finds them.
+        var (classifications, images) = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            var deletedClassifications = await db.Classifications.Where(c => c.Source == source && !left.Contains(c.ImageId)).ExecuteDeleteAsync(cancellationToken);
+            var deletedImages = await db.Images.Where(i => gone.Contains(i.Id) && !db.Classifications.Any(c => c.ImageId == i.Id)).ExecuteDeleteAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return (deletedClassifications, deletedImages);
+        });
+        return new Removed(classifications, images, left.Count, failure);
     }
+
+    /// <summary>An object that is not there counts as deleted (an earlier cleanup deleted it, then failed before the rows).</summary>
+    private static bool IsNotFound(Exception e) =>
+        e is Minio.Exceptions.ObjectNotFoundException or FileNotFoundException or DirectoryNotFoundException
+            or HttpRequestException { StatusCode: HttpStatusCode.NotFound };
 }

@@ -1,0 +1,130 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.LoadTesting.Targets;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.LoadTesting;
+
+/// <summary>Removing a load test's rows and objects while the object store fails some deletes.</summary>
+public sealed class RunCleanupTests : IDisposable
+{
+    private const string Source = "loadtest-cleanup-test";
+
+    private readonly InMemoryDatabase _database = new();
+    private readonly FailingDeletes _store = new();
+
+    [Fact]
+    public async Task RemoveEarlierRun_StoreFailsADelete_ItsImageAndRowsAreKeptAndASecondCleanupFinishes()
+    {
+        var images = new List<string>();
+        for (var i = 0; i < 3; i++) images.Add(await AddClassifiedImageAsync());
+        _store.Failing.Add(images[1]);
+        var services = Services();
+
+        var first = await RunCleanup.RemoveEarlierRunAsync(services, Source, CancellationToken.None);
+
+        // The image whose object is still there keeps its row and classification: that is how --source finds it again.
+        Assert.Equal(new RunCleanup.Removed(2, 2, 1), first! with { Failure = null });
+        Assert.Contains(images[1], first.Failure);
+        Assert.Equal([images[1]], _store.Objects.Keys);
+        await using (var check = _database.NewContext())
+        {
+            Assert.Equal(1, await check.Classifications.CountAsync(c => c.Source == Source));
+            Assert.Equal([images[1]], await check.Images.Select(i => i.ObjectKey).ToListAsync());
+        }
+
+        _store.Failing.Clear();
+        var second = await RunCleanup.RemoveEarlierRunAsync(services, Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(1, 1), second);
+        Assert.Empty(_store.Objects);
+        await using (var check = _database.NewContext())
+            Assert.Empty(await check.Images.ToListAsync());
+    }
+
+    [Fact]
+    public async Task Remove_ObjectAlreadyGone_ItsRowsAreRemoved()
+    {
+        var key = await AddClassifiedImageAsync();
+        _store.Objects.Remove(key);
+        _store.MissingAnswersNotFound = true;
+
+        var removed = await RunCleanup.RemoveAsync(Services(), Source, DateTime.UtcNow.AddMinutes(-5), CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(1, 1), removed);
+    }
+
+    [Fact]
+    public async Task Remove_StoreAway_StopsTryingAfterAFewFailuresAndKeepsEverything()
+    {
+        for (var i = 0; i < 6; i++) _store.Failing.Add(await AddClassifiedImageAsync());
+
+        var removed = await RunCleanup.RemoveAsync(Services(), Source, DateTime.UtcNow.AddMinutes(-5), CancellationToken.None);
+
+        Assert.Equal((0, 0, 6), (removed.Classifications, removed.Images, removed.ImagesLeft));
+        Assert.Equal(RunCleanup.MaxFailedDeletesInARow, _store.Attempts);
+    }
+
+    private IServiceProvider Services() => new ServiceCollection()
+        .AddScoped(_ => _database.NewContext())
+        .AddSingleton<IObjectStore>(_store)
+        .BuildServiceProvider();
+
+    /// <summary>An image the run created, its object in the store, and one classification of it under the run's source.</summary>
+    private async Task<string> AddClassifiedImageAsync()
+    {
+        var image = new StoredImage
+        {
+            Id = Guid.NewGuid(),
+            ObjectKey = $"images/{Guid.NewGuid():N}",
+            ContentHash = Guid.NewGuid().ToString("N"),
+            Format = "jpeg",
+            CreatedAt = DateTime.UtcNow,
+        };
+        await using var db = _database.NewContext();
+        db.Images.Add(image);
+        db.Classifications.Add(new Classification { Id = Guid.CreateVersion7(), ImageId = image.Id, Source = Source, CreatedAt = DateTime.UtcNow.AddSeconds(1) });
+        await db.SaveChangesAsync();
+        _store.Objects[image.ObjectKey] = [1, 2, 3];
+        return image.ObjectKey;
+    }
+
+    public void Dispose() => _database.Dispose();
+
+    /// <summary>Objects in memory whose deletes of the keys in <see cref="Failing"/> throw.</summary>
+    private sealed class FailingDeletes : IObjectStore
+    {
+        public Dictionary<string, byte[]> Objects { get; } = [];
+
+        public HashSet<string> Failing { get; } = [];
+
+        /// <summary>A delete of an object that is not there throws as S3's not-found does, rather than succeed.</summary>
+        public bool MissingAnswersNotFound { get; set; }
+
+        public int Attempts { get; private set; }
+
+        public Task DeleteAsync(string key, CancellationToken cancellationToken)
+        {
+            Attempts++;
+            if (Failing.Contains(key)) throw new HttpRequestException("connection refused");
+            if (!Objects.Remove(key) && MissingAnswersNotFound) throw new HttpRequestException("no such key", null, System.Net.HttpStatusCode.NotFound);
+            return Task.CompletedTask;
+        }
+
+        public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+        {
+            Objects[key] = content.ToArray();
+            return Task.CompletedTask;
+        }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => Task.FromResult(Objects.GetValueOrDefault(key));
+
+        public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => GetAsync(key, cancellationToken);
+
+        public Task CheckAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

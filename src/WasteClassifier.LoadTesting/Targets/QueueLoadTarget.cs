@@ -18,8 +18,10 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
 {
     private readonly Dictionary<TestImage, StoredImage> _stored = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<TargetResponse>> _waiting = new();
+    private readonly ConcurrentDictionary<Guid, Unsent> _unsent = new();
     private readonly CancellationTokenSource _stop = new();
     private Task? _poller;
+    private Task? _resender;
     private int _sendFailureLogged;
 
     public string Description => "queue";
@@ -44,7 +46,16 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         if (rejected.Count > 0) throw new InvalidDataException($"{rejected.Count} image(s) refused by the intake, e.g. {rejected[0].Filename}: {rejected[0].Message}");
         cancellationToken.ThrowIfCancellationRequested();
         _poller = Task.Run(() => PollLoopAsync(_stop.Token), CancellationToken.None);
+        _resender = Task.Run(() => ResendLoopAsync(_stop.Token), CancellationToken.None);
     }
+
+    /// <summary>How long the resend loop waits before its first try, and at most between tries while the broker refuses.</summary>
+    internal static readonly TimeSpan FirstResendDelay = TimeSpan.FromMilliseconds(500), MaxResendDelay = TimeSpan.FromSeconds(5);
+
+    private const int ResendBatch = 100;
+
+    /// <param name="Deadline">The run's: a row is not sent after it.</param>
+    private sealed record Unsent(Classification Row, OutgoingImage Image, CancellationToken Deadline);
 
     /// <summary>Why the API's intake would refuse the image (its own checks: empty, too large, unreadable header, too many pixels), or null.</summary>
     private string? Refusal(TestImage image)
@@ -85,12 +96,13 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The row stays queued, as the API leaves an upload whose send failed: the API's re-publisher sends it later
-            // and a worker classifies it (and a send that timed out may have reached the broker after all). So it counts
-            // as accepted and is followed until the deadline like any other; counted failed, the report would say one
-            // thing and the workers do another.
+            // The row stays queued, as the API leaves an upload whose send failed, and counts as accepted: it is followed
+            // until the deadline like any other (a send that timed out may have reached the broker after all). The resend
+            // loop sends it again: left to the API's re-publisher, a run with workers but no API waited for it until its
+            // deadline.
+            _unsent[row.Id] = new Unsent(row, new OutgoingImage(stored.ObjectKey, image.Content), cancellationToken);
             if (Interlocked.Exchange(ref _sendFailureLogged, 1) == 0)
-                services.GetRequiredService<ILogger<QueueLoadTarget>>().LogWarning(e, "Could not send a classify message; its row stays queued for the API's re-publisher and is awaited like the others");
+                services.GetRequiredService<ILogger<QueueLoadTarget>>().LogWarning(e, "Could not send a classify message; it is sent again, backing off, and awaited like the others");
         }
         return new TargetResponse(ResponseKind.Accepted, Id: row.Id.ToString());
     }
@@ -138,10 +150,58 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         }
     }
 
+    /// <summary>
+    /// Sends the rows whose send failed again, a batch at a time, backing off while the broker refuses (bounded by
+    /// <see cref="MaxResendDelay"/>), until each is sent or the run's deadline. Rows another sender has sent meanwhile (the
+    /// API's re-publisher stamps them later than their insert) or a worker has taken are dropped, not sent twice.
+    /// </summary>
+    private async Task ResendLoopAsync(CancellationToken cancellationToken)
+    {
+        var delay = FirstResendDelay;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, cancellationToken);
+                foreach (var (id, unsent) in _unsent)
+                    if (unsent.Deadline.IsCancellationRequested) _unsent.TryRemove(id, out _);
+                if (_unsent.IsEmpty)
+                {
+                    delay = FirstResendDelay;
+                    continue;
+                }
+                var batch = _unsent.Values.Take(ResendBatch).ToList();
+                var ids = batch.Select(u => u.Row.Id).ToList();
+                using var scope = services.CreateScope();
+                var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+                // Still stamped at its insert: the un-stamping after the failed send failed too.
+                var due = (await db.Classifications.AsNoTracking()
+                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
+                    .Select(c => c.Id).ToListAsync(cancellationToken)).ToHashSet();
+                var rows = batch.Where(u => due.Contains(u.Row.Id)).ToList();
+                if (rows.Count > 0)
+                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync(rows.Select(u => u.Row).ToList(),
+                        rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), cancellationToken);
+                foreach (var id in ids) _unsent.TryRemove(id, out _);
+                delay = FirstResendDelay;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // The broker (or the database) still refuses: the rows stay due, tried again after a longer pause.
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxResendDelay.Ticks));
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
         if (_poller is not null) await _poller;
+        if (_resender is not null) await _resender;
         await services.GetRequiredService<IBusControl>().StopAsync(CancellationToken.None);
         await services.DisposeAsync();
         _stop.Dispose();

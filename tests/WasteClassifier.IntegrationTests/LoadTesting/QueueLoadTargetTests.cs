@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
@@ -82,6 +83,40 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         Assert.Equal(Guid.Parse(answer.Id!), row.Id);
         Assert.Equal(ClassificationStatus.Queued, row.Status);
         Assert.Null(row.PublishedAt);
+    }
+
+    [IntegrationFact]
+    public async Task Submit_SendFails_SentAgainByTheTargetOnceTheBrokerTakesIt()
+    {
+        // The broker refuses the send while the classify queue's name is taken by an exchange of another type; then that
+        // exchange goes. No API runs, so no re-publisher: left to it, the row waited for the run's deadline.
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        var queue = _settings["Messaging:ClassifyQueue"]!;
+        await using var connection = await factory.CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-resent", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+
+        var answer = await target.SubmitAsync(images.All[0], CancellationToken.None);
+        Assert.Equal(ResponseKind.Accepted, answer.Kind);
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeleteAsync(queue);
+
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        var sent = Stopwatch.StartNew();
+        Classification row;
+        do
+        {
+            await Task.Delay(200);
+            using var scope = deployment.CreateScope();
+            row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
+        } while (row.PublishedAt is null && sent.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.NotNull(row.PublishedAt);
+        await using (var channel = await connection.CreateChannelAsync())
+            Assert.Equal(1u, (await channel.QueueDeclarePassiveAsync(queue)).MessageCount);
     }
 
     private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();

@@ -233,7 +233,7 @@ public sealed class LoadTestCommand : ICommand
         if (!arguments.Flag("--allow-remote")) EnsureLocalServers(configuration, usesBus: false);
         if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
             throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
-        await using var services = DeploymentServices.Build(configuration, withBus: false);
+        await using var services = DeploymentServices.BuildForCleanup(configuration);
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
         {
             Log.Info($"cleanup: no classification carries source {source} in the database configured here");
@@ -252,22 +252,24 @@ public sealed class LoadTestCommand : ICommand
                      $"run --cleanup --source {source} again to finish");
     }
 
-    internal static async Task CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
+    /// <returns>Whether the cleanup ran to its end, having removed all it could find (false: it says what it left).</returns>
+    internal static async Task<bool> CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
     {
         if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
             Log.Info($"cleanup: no database at {sqliteFile}; set DataDirectory to the API's (`dotnet run --project src/WasteClassifier.Api` " +
                      $"keeps it in src/WasteClassifier.Api/data) or Database__* as the API's. Then remove the run with --cleanup --source {source}");
-            return;
+            return false;
         }
         try
         {
-            await using var services = DeploymentServices.Build(configuration, withBus: false);
+            await using var services = DeploymentServices.BuildForCleanup(configuration);
             var removed = await RunCleanup.RemoveAsync(services, source, runStarted, CancellationToken.None, storedImages);
             LogRemoved(removed, source);
             if (accepted > 0 && removed.Classifications == 0)
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
                          $"and remove the run with --cleanup --source {source}");
+            return removed.ImagesLeft == 0;
         }
         // Also a database or object store out of reach: PostgreSQL's retrying strategy ends in RetryLimitExceededException,
         // which is no DbException, and a store's failure is an HTTP or Minio error.
@@ -275,6 +277,7 @@ public sealed class LoadTestCommand : ICommand
         {
             // The report is written by now; say what was left, and where, rather than fail without it.
             Log.Info($"cleanup failed ({e.Message}{(e.InnerException is { } inner ? $": {inner.Message}" : "")}); remove the run later with --cleanup --source {source}");
+            return false;
         }
     }
 }

@@ -126,6 +126,28 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task CleanUp_DatabaseThatNeverAnswers_EndsWithinSecondsAndSaysSo()
+    {
+        // The connection string sets no Timeout: Npgsql's 15 s per connect, and the services' five retries up to 5 s apart,
+        // made each statement take over a minute and a half to fail.
+        using var database = new TcpListener(IPAddress.Loopback, 0);
+        database.Start();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest",
+            ["DataDirectory"] = _directory,
+        }).Build();
+        var watch = Stopwatch.StartNew();
+
+        var finished = await LoadTestCommand.CleanUpAsync(configuration, "loadtest-unreachable", DateTime.UtcNow, [], accepted: 1);
+
+        Assert.False(finished);
+        // Three connects of 3 s and two pauses of up to 1 s; the rest is room for a loaded machine.
+        Assert.InRange(watch.Elapsed.TotalSeconds, 0, 30);
+    }
+
+    [Fact]
     public async Task Run_SigtermDuringTheCleanup_TheCleanupFinishes()
     {
         // The upload's connection is taken and never answered, so the run lasts until the first SIGTERM (as docker stop or a

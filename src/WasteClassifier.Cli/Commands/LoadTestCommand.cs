@@ -45,7 +45,8 @@ public sealed class LoadTestCommand : ICommand
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
-        Ctrl+C (or SIGTERM) ends the run early and still writes the report; the first SIGTERM during --cleanup lets it finish.
+        Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
+        during the cleanup stops it and says what it left (remove that later with --cleanup --source).
         Exit code 1 when any request failed or the run was cut short.
         """;
 
@@ -81,30 +82,28 @@ public sealed class LoadTestCommand : ICommand
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 
         using var stop = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            // The first Ctrl+C ends the run early: the report is still written and the cleanup still done. A second one kills the process.
-            e.Cancel = !stop.IsCancellationRequested;
-            stop.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        // SIGTERM (a timeout, kill, docker stop) ends the run as the first Ctrl+C does, so the report is written and the
-        // cleanup done; a second one ends the process, except the first to come during the cleanup: that is let finish (it
-        // is bounded: each database statement, retries included, and each object delete has its timeout, and the first
-        // failure ends it).
+        using var stopCleanup = new CancellationTokenSource();
         var cleaningUp = 0;
-        var terminatedWhileCleaning = 0;
-        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        // Ctrl+C and SIGTERM (a timeout, kill, docker stop): the first ends the run early; the report is still written and
+        // the cleanup still done (the signal that ended the run does not abort it). The first to come during the cleanup
+        // stops it, and it says what it left: ignored until the cleanup ended, a Ctrl+C seemed to do nothing. Any other
+        // ends the process.
+        bool OnSignal(string name)
         {
             if (Volatile.Read(ref cleaningUp) == 1)
             {
-                context.Cancel = Interlocked.Increment(ref terminatedWhileCleaning) == 1;
-                if (context.Cancel) Log.Info("SIGTERM: finishing the cleanup first; another SIGTERM ends the process now");
-                return;
+                if (stopCleanup.IsCancellationRequested) return false;
+                Log.Info($"{name}: stopping the cleanup; another one ends the process now");
+                stopCleanup.Cancel();
+                return true;
             }
-            context.Cancel = !stop.IsCancellationRequested;
+            var first = !stop.IsCancellationRequested;
             stop.Cancel();
-        });
+            return first;
+        }
+        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = OnSignal("Ctrl+C");
+        Console.CancelKeyPress += onCancel;
+        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = OnSignal("SIGTERM"));
         LoadReport? report = null;
         IReadOnlyList<Guid> storedImages = [];
         try
@@ -136,7 +135,7 @@ public sealed class LoadTestCommand : ICommand
                 if (cleanup)
                 {
                     Volatile.Write(ref cleaningUp, 1);
-                    await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0);
+                    await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
                 }
             }
             finally
@@ -253,7 +252,8 @@ public sealed class LoadTestCommand : ICommand
     }
 
     /// <returns>Whether the cleanup ran to its end, having removed all it could find (false: it says what it left).</returns>
-    internal static async Task<bool> CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted)
+    internal static async Task<bool> CleanUpAsync(IConfiguration configuration, string source, DateTime runStarted, IReadOnlyList<Guid> storedImages, int accepted,
+        CancellationToken cancellationToken = default)
     {
         if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
         {
@@ -264,12 +264,18 @@ public sealed class LoadTestCommand : ICommand
         try
         {
             await using var services = DeploymentServices.BuildForCleanup(configuration);
-            var removed = await RunCleanup.RemoveAsync(services, source, runStarted, CancellationToken.None, storedImages);
+            var removed = await RunCleanup.RemoveAsync(services, source, runStarted, cancellationToken, storedImages);
             LogRemoved(removed, source);
             if (accepted > 0 && removed.Classifications == 0)
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
                          $"and remove the run with --cleanup --source {source}");
             return removed.ImagesLeft == 0;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Objects go before rows, and the rows in one transaction: whatever is left is still found by its source.
+            Log.Info($"cleanup stopped before it ended; remove what it left with --cleanup --source {source}");
+            return false;
         }
         // Also a database or object store out of reach: PostgreSQL's retrying strategy ends in RetryLimitExceededException,
         // which is no DbException, and a store's failure is an HTTP or Minio error.

@@ -206,7 +206,7 @@ public sealed class TrainingJobRunner(
         var metrics = TrainedModelWriter.Metrics(candidateReport, "holdout", "end to end on the training job's hold-out");
         card = card with { Metrics = metrics };
         if (!await RegisterCandidateAsync(registry, job.Id, _trainerId, job.Attempts, card,
-                new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, metrics.GetRawText(), clock.GetUtcNow().UtcDateTime))
+                new Dictionary<string, byte[]> { [TrainedModelWriter.HeadFileName] = headBytes }, metrics.GetRawText(), clock))
             throw new TakenOverException();
         return version;
     }
@@ -219,11 +219,15 @@ public sealed class TrainingJobRunner(
     /// update also stores a heartbeat, so a claim waiting on the row finds the job live once it is registered.
     /// </summary>
     internal static async Task<bool> RegisterCandidateAsync(ModelRegistry registry, Guid jobId, string trainerId, int attempt, ModelCard card,
-        IReadOnlyDictionary<string, byte[]> files, string metricsJson, DateTime now) =>
+        IReadOnlyDictionary<string, byte[]> files, string metricsJson, TimeProvider clock) =>
         await registry.RegisterFencedAsync(card, files, "trained", jobId, metricsJson, ModelStatus.Candidate, async context =>
-            await context.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == trainerId && j.Attempts == attempt && j.Status == TrainingJobStatus.Running)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.CandidateVersion, card.Version).SetProperty(j => j.HeartbeatAt, now), CancellationToken.None) == 1,
-            CancellationToken.None) is not null;
+        {
+            // Read in the fence, after the upload: a time read before it would set the heartbeat back by the upload's length,
+            // and a claim or sweeper blocked on the row would still find it stale once this commits.
+            var now = clock.GetUtcNow().UtcDateTime;
+            return await context.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == trainerId && j.Attempts == attempt && j.Status == TrainingJobStatus.Running)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.CandidateVersion, card.Version).SetProperty(j => j.HeartbeatAt, now), CancellationToken.None) == 1;
+        }, CancellationToken.None) is not null;
 
     /// <summary>
     /// From a registered candidate to the decision that stands: names the candidate on the job, then promotes it if the

@@ -141,7 +141,7 @@ public sealed class TrainingJobClaimsTests
         {
             // A's upload ends: nothing is recorded, its files go, and the job is left to B.
             await using (var db = newContext())
-                Assert.False(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-a"), HeadFiles, "{}", Now));
+                Assert.False(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-a"), HeadFiles, "{}", new FixedClock(Now)));
             Assert.Null(await store.GetAsync("models/candidate-a/head.onnx", CancellationToken.None));
             Assert.Null(await store.GetAsync("models/candidate-a/card.json", CancellationToken.None));
             await using (var db = newContext())
@@ -153,7 +153,7 @@ public sealed class TrainingJobClaimsTests
 
             // B, which holds the claim, registers its own: the job's one candidate, named on the job.
             await using (var db = newContext())
-                Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-b", attempt: 2, Card("candidate-b"), HeadFiles, "{}", Now));
+                Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-b", attempt: 2, Card("candidate-b"), HeadFiles, "{}", new FixedClock(Now)));
             await using (var db = newContext())
             {
                 Assert.Equal(["candidate-b"], await db.Models.Where(m => m.TrainingJobId == id).Select(m => m.Version).ToListAsync());
@@ -165,6 +165,66 @@ public sealed class TrainingJobClaimsTests
         {
             if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
         }
+    }
+
+    [IntegrationFact]
+    public Task RegisterCandidate_OnPostgres_UploadOutlastingStaleAfter_StoresTheHeartbeatOfItsEndNotItsStart() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterCandidateAfterSlowUploadAsync);
+
+    [Fact]
+    public Task RegisterCandidate_OnSqlite_UploadOutlastingStaleAfter_StoresTheHeartbeatOfItsEndNotItsStart() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterCandidateAfterSlowUploadAsync);
+
+    private static async Task RegisterCandidateAfterSlowUploadAsync(Func<ClassifierDbContext> newContext)
+    {
+        // The upload takes longer than Training:StaleAfterSeconds: the heartbeat stored with the candidate must be that of the
+        // commit, or a claim (or sweeper) reading the row right after it finds the job stale and takes it over or fails it.
+        var id = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-a");
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
+        var clock = new FixedClock(Now);
+        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
+        try
+        {
+            var store = new SlowPuts(new FileSystemObjectStore(root), clock, TimeSpan.FromMinutes(5));
+            await using (var db = newContext())
+                Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-slow"), HeadFiles, "{}", clock));
+            await using (var db = newContext())
+            {
+                var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
+                Assert.Equal(("candidate-slow", (DateTime?)Now.AddMinutes(10)), (row.CandidateVersion, row.HeartbeatAt));
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public DateTime Now { get; set; } = now;
+
+        public override DateTimeOffset GetUtcNow() => new(Now);
+    }
+
+    /// <summary>A store each of whose writes takes <paramref name="by"/> on <paramref name="clock"/>.</summary>
+    private sealed class SlowPuts(IObjectStore inner, FixedClock clock, TimeSpan by) : IObjectStore
+    {
+        public Task EnsureReadyAsync(CancellationToken cancellationToken) => inner.EnsureReadyAsync(cancellationToken);
+
+        public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+        {
+            await inner.PutAsync(key, content, contentType, cancellationToken);
+            clock.Now += by;
+        }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
+
+        public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => inner.GetAsync(key, maxBytes, cancellationToken);
+
+        public Task DeleteAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
+
+        public Task CheckAsync(CancellationToken cancellationToken) => inner.CheckAsync(cancellationToken);
     }
 
     private static readonly Dictionary<string, byte[]> HeadFiles = new() { ["head.onnx"] = [1, 2, 3] };

@@ -88,11 +88,16 @@ public sealed partial class ModelRegistry(
     /// <summary>
     /// As <see cref="RegisterAsync"/>, but records the version only if <paramref name="fence"/>, run on this registry's
     /// context in the transaction that inserts the row, answers true (a training job still held by its trainer's claim).
-    /// Otherwise nothing is recorded, the uploaded files are deleted (best effort) and null is returned.
+    /// Otherwise nothing is recorded, the uploaded files are deleted (best effort) and null is returned. A version already
+    /// registered is refused (<see cref="InvalidOperationException"/>) before anything is uploaded.
     /// </summary>
     public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
     {
+        // Checked before the upload, which writes under the version's prefix: a registration the fence then refuses (a trainer
+        // that lost its claim) would already have overwritten the registered model's files.
+        if (await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, cancellationToken))
+            throw new InvalidOperationException($"model version '{card.Version}' is already registered; its files were left as they are");
         var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, cancellationToken);
         var registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
         {
@@ -106,7 +111,8 @@ public sealed partial class ModelRegistry(
         });
         if (registered) return record;
         db.ChangeTracker.Clear();
-        // Never another's files: a version of the same name registered meanwhile keeps them.
+        // Only the files this call uploaded: a version of the same name registered meanwhile (between the check above and the
+        // fence) may have overwritten them, and keeps them.
         if (await db.Models.AnyAsync(m => m.Version == card.Version, CancellationToken.None)) return null;
         foreach (var key in files.Keys.Where(f => f != ModelCard.FileName).Select(f => record.ArtifactPrefix + SafeFileName(f)).Append(record.ArtifactPrefix + ModelCard.FileName))
         {

@@ -168,6 +168,49 @@ public sealed class TrainingJobClaimsTests
     }
 
     [IntegrationFact]
+    public Task RegisterCandidate_OnPostgres_LostClaimUnderARegisteredVersionsName_IsRefusedBeforeItOverwritesThatModelsFiles() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterCandidateUnderARegisteredNameAsync);
+
+    [Fact]
+    public Task RegisterCandidate_OnSqlite_LostClaimUnderARegisteredVersionsName_IsRefusedBeforeItOverwritesThatModelsFiles() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterCandidateUnderARegisteredNameAsync);
+
+    private static async Task RegisterCandidateUnderARegisteredNameAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Trainer B took the job over and registered its candidate; trainer A, which lost its claim while uploading, registers
+        // one of the same name.
+        var id = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "trainer-a");
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
+        var store = new FileSystemObjectStore(root);
+        try
+        {
+            byte[] registeredHead = [9, 9, 9];
+            await using (var db = newContext())
+                Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-b", attempt: 2, Card("same-name"),
+                    new Dictionary<string, byte[]> { ["head.onnx"] = registeredHead }, "{}", new FixedClock(Now)));
+
+            Exception? refused;
+            await using (var db = newContext())
+                refused = await Record.ExceptionAsync(() =>
+                    TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("same-name"), HeadFiles, "{}", new FixedClock(Now)));
+
+            Assert.Equal(registeredHead, await store.GetAsync("models/same-name/head.onnx", CancellationToken.None));
+            Assert.Equal("model version 'same-name' is already registered; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
+            await using (var db = newContext())
+            {
+                var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
+                Assert.Equal(("trainer-b", "same-name"), (row.TrainerId, row.CandidateVersion));
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [IntegrationFact]
     public Task RegisterCandidate_OnPostgres_UploadOutlastingStaleAfter_StoresTheHeartbeatOfItsEndNotItsStart() =>
         WithDatabaseAsync(DatabaseProviders.Postgres, RegisterCandidateAfterSlowUploadAsync);
 

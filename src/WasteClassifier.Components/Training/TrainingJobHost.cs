@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -82,8 +83,14 @@ public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSwee
     /// </summary>
     private async Task SendNextJobAsync(Guid endedJobId)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        timeout.CancelAfter(NextJobSendTimeout);
+        using var timeout = new CancellationTokenSource(NextJobSendTimeout);
+        // Not cancelled by the stop: a job that ignores it (registering, promoting) ends after it, and the next one waiting
+        // behind it must still be sent (RabbitMQ takes a send after the bus stopped). Only shortened, as for a given-back job.
+        var started = Stopwatch.GetTimestamp();
+        await using var stopping = _stopping.Token.Register(() =>
+        {
+            if (NextJobSendTimeout - Stopwatch.GetElapsedTime(started) > GivenBackSendTimeout) timeout.CancelAfter(GivenBackSendTimeout);
+        });
         try
         {
             if (await sweeper.SendNextAsync(timeout.Token) is { } next)

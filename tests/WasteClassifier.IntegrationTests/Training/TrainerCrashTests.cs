@@ -1,7 +1,12 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using MassTransit;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 using WasteClassifier.IntegrationTests.Reliability;
 
@@ -101,6 +106,91 @@ public sealed class TrainerCrashTests : IAsyncLifetime
         Assert.Equal(0, job["attempts"]!.GetValue<int>());
         // Its message was sent again as the trainer stopped: it waits in the queue for the next trainer, not for a sweeper.
         Assert.Equal((1u, 0u), await TestServices.QueueCountsAsync(_settings["Messaging:TrainQueue"]!));
+    }
+
+    [IntegrationFact]
+    public async Task Trainer_StoppedWhileItsJobIsPromoting_FinishesTheJobAndSendsTheNextOne()
+    {
+        const string trainerId = "trainer-stopped-promoting";
+        var baseline = await TrainingJobClient.ActiveVersionAsync(_http);
+        // A job whose candidate an earlier attempt registered, to be promoted (its trainer died before): the resume ignores a
+        // stop. Another job, submitted a moment ago, waits behind it; a sweeper would leave it alone for a minute.
+        var resumed = await RecordJobAsync(TrainingJobStatus.Running, TrainingStages.Registering, createdAgo: TimeSpan.FromHours(2), heartbeatAgo: TimeSpan.FromHours(1),
+            attempts: 1, baseline, """{"promoted":true,"reasons":["passed the promotion gate"]}""");
+        var version = $"resumed-{resumed:N}";
+        await RegisterCopyOfTheBundledModelAsync(version, resumed);
+        var waiting = await RecordJobAsync(TrainingJobStatus.Queued, stage: null, createdAgo: TimeSpan.Zero, heartbeatAgo: null, attempts: 0, null, null);
+
+        // Promotions wait on this lock: the job is held in its promotion until the trainer has been told to stop.
+        using var scope = _api.Services.CreateScope();
+        var locker = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        await using var promotions = await locker.Database.BeginTransactionAsync();
+        await ClusterLocks.TakeAsync(locker, ClusterLocks.ModelPromotions, CancellationToken.None);
+        var trainer = await ServiceProcess.StartTrainerAsync(new Dictionary<string, string?>(_settings)
+        {
+            ["Training:TrainerId"] = trainerId,
+            // Its own sweeper must not find the job stale while it waits on the lock.
+            ["Training:StaleAfterSeconds"] = "60",
+        });
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await ReadJobAsync(resumed)).CandidateVersion != version && DateTime.UtcNow < deadline) await Task.Delay(100);
+        var claimed = await ReadJobAsync(resumed);
+        Assert.Equal((trainerId, version), (claimed.TrainerId, claimed.CandidateVersion));
+
+        var stopped = trainer.DisposeAsync().AsTask();
+        // The bus stops first (its consumer leaves the queue), then the job host is told to stop.
+        var queue = _settings["Messaging:TrainQueue"]!;
+        while ((await TestServices.QueueCountsAsync(queue)).Consumers > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await promotions.RollbackAsync();
+        await stopped;
+
+        var ended = await ReadJobAsync(resumed);
+        Assert.Equal((TrainingJobStatus.Succeeded, version), (ended.Status, ended.CandidateVersion));
+        Assert.Equal(TrainingJobStatus.Queued, (await ReadJobAsync(waiting)).Status);
+        // The job that ended sent the next one as the trainer stopped: it waits in the queue for the next trainer.
+        Assert.Equal((1u, 0u), await TestServices.QueueCountsAsync(queue));
+    }
+
+    private async Task RegisterCopyOfTheBundledModelAsync(string version, Guid trainingJobId)
+    {
+        using var scope = _api.Services.CreateScope();
+        var directory = scope.ServiceProvider.GetRequiredService<ModelOptions>().Directory;
+        var card = ModelCard.Load(directory) with { Version = version };
+        await scope.ServiceProvider.GetRequiredService<ModelRegistry>().RegisterAsync(card,
+            new Dictionary<string, byte[]> { [card.Head!] = await File.ReadAllBytesAsync(Path.Combine(directory, card.Head!)) }, "trained", trainingJobId,
+            card.Metrics?.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+    }
+
+    private async Task<Guid> RecordJobAsync(string status, string? stage, TimeSpan createdAgo, TimeSpan? heartbeatAgo, int attempts, string? baselineVersion,
+        string? decisionJson)
+    {
+        using var scope = _api.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var now = DateTime.UtcNow;
+        var job = new TrainingJob
+        {
+            Id = Guid.NewGuid(),
+            Status = status,
+            Stage = stage,
+            OptionsJson = "{}",
+            CreatedAt = now - createdAgo,
+            StartedAt = status == TrainingJobStatus.Running ? now - createdAgo : null,
+            HeartbeatAt = now - heartbeatAgo,
+            TrainerId = status == TrainingJobStatus.Running ? "dead-trainer" : null,
+            Attempts = attempts,
+            BaselineVersion = baselineVersion,
+            DecisionJson = decisionJson,
+        };
+        db.TrainingJobs.Add(job);
+        await db.SaveChangesAsync();
+        return job.Id;
+    }
+
+    private async Task<TrainingJob> ReadJobAsync(Guid id)
+    {
+        using var scope = _api.Services.CreateScope();
+        return await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
     }
 
     private async Task<string> StatusOnceTakenAsync(Guid jobId)

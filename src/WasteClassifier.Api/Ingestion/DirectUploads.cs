@@ -291,7 +291,9 @@ public sealed class DirectUploads(
         {
             return true;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        // A cancellation the caller did not ask for is a store that hung (its client's timeout): a failed delete like any
+        // other, not the end of the commit (whose rows are saved and sent) or of the housekeeping round.
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // Best effort here: a leftover staged object costs space, never correctness (housekeeping tries again).
             logger.LogWarning("Could not delete staged upload {Key}: {Reason}", key, e.Message);

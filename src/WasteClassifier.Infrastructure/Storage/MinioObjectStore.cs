@@ -80,8 +80,13 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
         }
     }
 
+    // Within the same deadline as a GET or PUT: a store that hangs fails the delete with a TimeoutException.
     public Task DeleteAsync(string key, CancellationToken cancellationToken) =>
-        client.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(bucket).WithObject(key), cancellationToken);
+        WithDeadlineAsync("DELETE", key, async deadline =>
+        {
+            await client.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(bucket).WithObject(key), deadline);
+            return true;
+        }, cancellationToken);
 
     public async Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
     {

@@ -138,6 +138,22 @@ public sealed class DirectUploadsTests : IDisposable
         Assert.Empty(await check.Classifications.ToListAsync());
     }
 
+    [Fact]
+    public async Task Commit_StoreHangsDeletingTheStagedObject_StillAccepted()
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(10, 120, 200)));
+        // What a store that hangs throws once its client's timeout passes; the commit's own token is not cancelled.
+        _store.BeforeDelete = _ => Task.FromException(new TaskCanceledException("The request was canceled due to the configured HttpClient.Timeout"));
+
+        var item = Assert.Single((await CommitAsync([id])).Items);
+
+        // The rows were saved and the message sent: it threw, a 500 for a committed upload.
+        Assert.Equal(DirectUploads.Accepted, item.Status);
+        await using var check = _database.NewContext();
+        Assert.Equal(item.ClassificationId, (await check.Classifications.SingleAsync()).Id);
+        Assert.Equal(DirectUploadStatus.Committed, (await check.DirectUploads.SingleAsync()).Status);
+    }
+
     /// <summary>The first save of classifications commits, then fails as a retried INSERT of the same rows does.</summary>
     private sealed class AnswerLostAfterCommit : SaveChangesInterceptor
     {

@@ -103,6 +103,35 @@ public sealed class IngestionHousekeepingTests : IDisposable
     }
 
     [Fact]
+    public async Task ExpireUploads_StoreHangsOnDeletes_EachCountedAsAFailedAttemptAndTheRoundFinished()
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var refused = await AddAsync(DirectUploadStatus.Refused, cleanupDue: true);
+        var pending = await AddAsync(DirectUploadStatus.Pending, cleanupDue: false);
+        var housekeeping = Housekeeping();
+        // What a store that hangs throws once its client's timeout passes; housekeeping's own token is not cancelled.
+        _store.Failure = new TaskCanceledException("The request was canceled due to the configured HttpClient.Timeout");
+
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+
+        // The round threw before saving: nothing counted, the same row asked again every round, the pending one never expired.
+        Assert.Equal(3, _store.Deletes);
+        await using (var check = _database.NewContext())
+        {
+            var uploads = await check.DirectUploads.ToDictionaryAsync(u => u.Id);
+            Assert.All(uploads.Values, u => Assert.Equal(1, u.CleanupAttempts));
+            Assert.Equal(DirectUploadStatus.Expired, uploads[pending].Status);
+            Assert.All(uploads.Values, u => Assert.NotNull(u.CleanupAt));
+            Assert.True(uploads[committed].CleanupAt > _clock.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1));
+            Assert.True(uploads[refused].CleanupAt > _clock.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1));
+        }
+
+        // Backed off: not asked again in the next round.
+        await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+        Assert.Equal(3, _store.Deletes);
+    }
+
+    [Fact]
     public void RetryDelay_DoublesFromAMinuteAndIsCapped()
     {
         Assert.Equal(TimeSpan.FromMinutes(1), IngestionHousekeeping.RetryDelay(1));

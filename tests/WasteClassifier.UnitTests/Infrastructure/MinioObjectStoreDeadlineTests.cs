@@ -36,4 +36,32 @@ public sealed class MinioObjectStoreDeadlineTests
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => server);
     }
+
+    [Fact]
+    public async Task Delete_ServerNeverAnswers_TimesOutWithinTheClientTimeout()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource();
+        var server = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptSocketAsync(stop.Token);
+            var request = new byte[8192];
+            await socket.ReceiveAsync(request, SocketFlags.None, stop.Token);
+            await Task.Delay(Timeout.Infinite, stop.Token);
+        });
+        using var minio = new MinioClient().WithEndpoint("127.0.0.1", port).WithCredentials("access", "secret-key").WithRegion("us-east-1").Build();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var store = new MinioObjectStore(minio, "images", http);
+
+        var delete = store.DeleteAsync("uploads/abc", CancellationToken.None);
+
+        // A TimeoutException naming the delete, as a GET's: it hung for the Minio client's own timeout, then threw a
+        // TaskCanceledException that its callers took for their own cancellation.
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => delete.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("DELETE uploads/abc", error.Message);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => server);
+    }
 }

@@ -54,10 +54,13 @@ internal sealed class MemoryObjectStore : IObjectStore
         lock (_objects) return _objects.GetValueOrDefault(key)?.LongLength;
     }
 
-    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    /// <summary>Runs before a delete, given its key.</summary>
+    public Func<string, Task>? BeforeDelete { get; set; }
+
+    public async Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
+        if (BeforeDelete is { } before) await before(key);
         lock (_objects) _objects.Remove(key);
-        return Task.CompletedTask;
     }
 
     public Task CheckAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -279,17 +279,21 @@ public sealed class DirectUploads(
         ("upload_changed", $"the object of {id} was rewritten while it was being committed (it was {size:N0} bytes when checked); PUT it once more and commit again", false);
 
     /// <returns>Whether the object is gone: deleted, or not there (a 404); false when the store failed (logged).</returns>
-    public static async Task<bool> DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<bool> DeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken) =>
+        await TryDeleteStagedAsync(store, key, logger, cancellationToken) is null;
+
+    /// <returns>Null when the object is gone: deleted, or not there (a 404); the store's failure otherwise (logged).</returns>
+    public static async Task<Exception?> TryDeleteStagedAsync(IObjectStore store, string key, ILogger logger, CancellationToken cancellationToken)
     {
         try
         {
             await store.DeleteAsync(key, cancellationToken);
-            return true;
+            return null;
         }
         catch (Exception e) when (e is Minio.Exceptions.ObjectNotFoundException or FileNotFoundException or DirectoryNotFoundException
             or HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound })
         {
-            return true;
+            return null;
         }
         // A cancellation the caller did not ask for is a store that hung (its client's timeout): a failed delete like any
         // other, not the end of the commit (whose rows are saved and sent) or of the housekeeping round.
@@ -297,7 +301,7 @@ public sealed class DirectUploads(
         {
             // Best effort here: a leftover staged object costs space, never correctness (housekeeping tries again).
             logger.LogWarning("Could not delete staged upload {Key}: {Reason}", key, e.Message);
-            return false;
+            return e;
         }
     }
 }

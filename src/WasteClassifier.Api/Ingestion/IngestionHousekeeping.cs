@@ -14,7 +14,10 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
     // A PUT that started just before the URL expired may still be finishing.
     private static readonly TimeSpan ExpiryGrace = TimeSpan.FromMinutes(1);
 
-    /// <summary>Failed deletes of one staged object before housekeeping gives up on it (about 20 hours, see <see cref="RetryDelay"/>).</summary>
+    /// <summary>
+    /// Failed deletes of one staged object before housekeeping gives up on it (about 20 hours, see <see cref="RetryDelay"/>),
+    /// and only on a failure that will not change by asking again (see <see cref="DeleteFailed"/>).
+    /// </summary>
     public const int MaxCleanupAttempts = 12;
 
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromHours(6);
@@ -84,7 +87,7 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         foreach (var upload in expired)
         {
             upload.Status = DirectUploadStatus.Expired;
-            if (!await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken)) DeleteFailed(upload, now);
+            if (await DirectUploads.TryDeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken) is { } failure) DeleteFailed(upload, failure, now);
         }
         // Committed or refused: the commit deleted the staged object, but a presigned PUT after it (S3 cannot revoke the URL)
         // wrote it again, and nothing else would ever delete it.
@@ -93,10 +96,9 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
         var cleaned = 0;
         foreach (var upload in closed)
         {
-            var deleted = await DirectUploads.DeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken);
-            if (!deleted)
+            if (await DirectUploads.TryDeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken) is { } failure)
             {
-                DeleteFailed(upload, now);
+                DeleteFailed(upload, failure, now);
                 continue;
             }
             upload.CleanupAt = null;
@@ -123,15 +125,20 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
     public static TimeSpan RetryDelay(int attempts) =>
         TimeSpan.FromMinutes(Math.Min(Math.Pow(2, Math.Max(0, attempts - 1)), MaxRetryDelay.TotalMinutes));
 
-    private void DeleteFailed(DirectUpload upload, DateTime now)
+    /// <summary>
+    /// Counts the failed delete and sets when to try again. Given up only once <see cref="MaxCleanupAttempts"/> have failed
+    /// and this one for good (e.g. 403 AccessDenied): a store that is down (503, a refused connection, a timeout) is asked
+    /// again every <see cref="MaxRetryDelay"/> until it is back, however long; a weekend's outage gave up every object.
+    /// </summary>
+    private void DeleteFailed(DirectUpload upload, Exception failure, DateTime now)
     {
         upload.CleanupAttempts++;
-        if (upload.CleanupAttempts >= MaxCleanupAttempts)
+        if (upload.CleanupAttempts >= MaxCleanupAttempts && ObjectStoreErrors.IsPermanent(failure))
         {
             // Given up, the row kept: its cleanup_attempts tells an operator which staged object is left to delete by hand.
             upload.CleanupAt = null;
-            logger.LogError("Gave up deleting staged object {Key} of upload {Id} after {Attempts} failed attempts; delete it by hand",
-                upload.ObjectKey, upload.Id, upload.CleanupAttempts);
+            logger.LogError("Gave up deleting staged object {Key} of upload {Id} after {Attempts} failed attempts, the last: {Reason}; delete it by hand",
+                upload.ObjectKey, upload.Id, upload.CleanupAttempts, failure.Message);
             return;
         }
         // Due once the sweep's grace has passed too, which it adds to CleanupAt.

@@ -131,6 +131,46 @@ public sealed class IngestionHousekeepingTests : IDisposable
         Assert.Equal(3, _store.Deletes);
     }
 
+    [Theory]
+    [InlineData("503")]
+    [InlineData("connection_refused")]
+    [InlineData("timeout")]
+    public async Task ExpireUploads_StoreDownLongerThanTheAttemptsLast_NeverGivenUpButAskedEverySixHours(string outage)
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var housekeeping = Housekeeping();
+        _store.Failure = outage switch
+        {
+            "503" => new ObjectStoreResponseException("object store DELETE answered 503 SlowDown", HttpStatusCode.ServiceUnavailable, "SlowDown"),
+            "connection_refused" => new HttpRequestException(HttpRequestError.ConnectionError, "Connection refused"),
+            _ => new TimeoutException("object store DELETE did not finish within 30 s"),
+        };
+
+        // Past the 12 attempts (about 20 hours): a weekend's outage, say.
+        var rounds = IngestionHousekeeping.MaxCleanupAttempts + 3;
+        for (var round = 0; round < rounds; round++)
+        {
+            await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+            _clock.Advance(TimeSpan.FromHours(7));
+        }
+
+        // Given up after the 12th, as for an object the store refuses for good; every object of the outage was left behind.
+        Assert.Equal(rounds, _store.Deletes);
+        await using (var check = _database.NewContext())
+        {
+            var upload = await check.DirectUploads.SingleAsync(u => u.Id == committed);
+            Assert.Equal(rounds, upload.CleanupAttempts);
+            Assert.NotNull(upload.CleanupAt);
+            // Due again within 6 hours of the last failed delete (a round's grace included), not later.
+            Assert.True(upload.CleanupAt <= _clock.GetUtcNow().UtcDateTime - TimeSpan.FromHours(7) + TimeSpan.FromHours(6) - TimeSpan.FromMinutes(1));
+        }
+
+        // The store is back: the object is deleted.
+        _store.Failure = null;
+        Assert.Equal(1, await housekeeping.ExpireUploadsAsync(CancellationToken.None));
+        Assert.Empty(_store.Objects);
+    }
+
     [Fact]
     public void RetryDelay_DoublesFromAMinuteAndIsCapped()
     {

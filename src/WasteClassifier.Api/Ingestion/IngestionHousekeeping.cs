@@ -89,6 +89,22 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             upload.Status = DirectUploadStatus.Expired;
             if (await DirectUploads.TryDeleteStagedAsync(store, upload.ObjectKey, logger, cancellationToken) is { } failure) DeleteFailed(upload, failure, now);
         }
+        // Saved apart from the closed uploads' bookkeeping below: a commit racing one of these rolls back this save only.
+        var expiredCount = 0;
+        if (expired.Count > 0)
+        {
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                expiredCount = expired.Count;
+                logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                // A commit took one of them meanwhile; the next round expires the rest.
+                db.ChangeTracker.Clear();
+            }
+        }
         // Committed or refused: the commit deleted the staged object, but a presigned PUT after it (S3 cannot revoke the URL)
         // wrote it again, and nothing else would ever delete it.
         var closed = await db.DirectUploads.Where(u => u.CleanupAt != null && u.CleanupAt < before)
@@ -104,18 +120,8 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
             upload.CleanupAt = null;
             cleaned++;
         }
-        if (expired.Count + closed.Count == 0) return 0;
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateConcurrencyException)
-        {
-            // A commit took one of them meanwhile; the next round retries the rest.
-            return 0;
-        }
-        if (expired.Count > 0) logger.LogInformation("Expired {Count} uncommitted upload(s)", expired.Count);
-        return expired.Count + cleaned;
+        if (closed.Count > 0) await db.SaveChangesAsync(cancellationToken);
+        return expiredCount + cleaned;
     }
 
     /// <summary>

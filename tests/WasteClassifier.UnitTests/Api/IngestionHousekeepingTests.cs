@@ -172,6 +172,39 @@ public sealed class IngestionHousekeepingTests : IDisposable
     }
 
     [Fact]
+    public async Task ExpireUploads_ExpiringUploadCommittedMeanwhile_TheClosedUploadsFailedDeleteStillCounted()
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var pending = await AddAsync(DirectUploadStatus.Pending, cleanupDue: false);
+        string committedKey, pendingKey;
+        await using (var db = _database.NewContext())
+        {
+            committedKey = (await db.DirectUploads.SingleAsync(u => u.Id == committed)).ObjectKey;
+            pendingKey = (await db.DirectUploads.SingleAsync(u => u.Id == pending)).ObjectKey;
+        }
+        _store.BeforeDelete = async key =>
+        {
+            // A commit (its answer late, a PUT just before the URL expired) takes the pending upload while it is expired.
+            if (key == pendingKey)
+            {
+                await using var db = _database.NewContext();
+                (await db.DirectUploads.SingleAsync(u => u.Id == pending)).Status = DirectUploadStatus.Committed;
+                await db.SaveChangesAsync();
+            }
+            if (key == committedKey) throw new HttpRequestException(HttpRequestError.ConnectionError, "Connection refused");
+        };
+
+        await Housekeeping().ExpireUploadsAsync(CancellationToken.None);
+
+        // Saved with the expiry, the conflict rolled the attempt and its wait back: the row was asked again every round.
+        await using var check = _database.NewContext();
+        var upload = await check.DirectUploads.SingleAsync(u => u.Id == committed);
+        Assert.Equal(1, upload.CleanupAttempts);
+        Assert.True(upload.CleanupAt > _clock.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1));
+        Assert.Equal(DirectUploadStatus.Committed, (await check.DirectUploads.SingleAsync(u => u.Id == pending)).Status);
+    }
+
+    [Fact]
     public void RetryDelay_DoublesFromAMinuteAndIsCapped()
     {
         Assert.Equal(TimeSpan.FromMinutes(1), IngestionHousekeeping.RetryDelay(1));
@@ -228,12 +261,15 @@ public sealed class IngestionHousekeepingTests : IDisposable
 
         public int Deletes { get; private set; }
 
-        public Task DeleteAsync(string key, CancellationToken cancellationToken)
+        /// <summary>Runs before a delete, given its key (which it may fail by throwing).</summary>
+        public Func<string, Task>? BeforeDelete { get; set; }
+
+        public async Task DeleteAsync(string key, CancellationToken cancellationToken)
         {
             Deletes++;
+            if (BeforeDelete is { } before) await before(key);
             if (Failure is not null) throw Failure;
             Objects.Remove(key);
-            return Task.CompletedTask;
         }
 
         public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -109,11 +109,26 @@ public sealed class TrainingSettingsTests
     }
 
     [Fact]
-    public void ResolvePath_FoundFromTheWorkingDirectory_ThatOneWins()
+    public void ResolvePath_FoundFromTheWorkingDirectoryAndTheAppFolder_TheWorkingDirectoryWins()
     {
-        var relative = Path.GetRelativePath(Environment.CurrentDirectory, TestPaths.Dataset);
+        var root = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        var working = Path.Combine(root, "working");
+        var app = Path.Combine(root, "app");
+        try
+        {
+            // Both candidates hold the dataset: the one from the working directory, where dotnet run starts a service, wins.
+            foreach (var folder in new[] { working, app })
+            {
+                Directory.CreateDirectory(Path.Combine(folder, "data", "waste-v9"));
+                File.WriteAllText(Path.Combine(folder, "data", "waste-v9", "manifest.csv"), "path,label\n");
+            }
 
-        Assert.Equal(TestPaths.Dataset, TrainingSettings.ResolvePath("waste-v1", relative, Environment.CurrentDirectory, Path.GetTempPath()));
+            Assert.Equal(Path.Combine(working, "data", "waste-v9"), TrainingSettings.ResolvePath("waste-v9", Path.Combine("data", "waste-v9"), working, app));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 
     [Fact]

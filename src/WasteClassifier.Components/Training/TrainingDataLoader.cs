@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Core.Training;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
@@ -6,7 +7,7 @@ using WasteClassifier.Infrastructure.Storage;
 namespace WasteClassifier.Components.Training;
 
 /// <summary>Gathers a job's training set: the base dataset's files plus labelled samples from the object store.</summary>
-public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore store, TrainingSettings settings)
+public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore store, TrainingSettings settings, ILogger<TrainingDataLoader>? logger = null)
 {
     /// <summary>A job's data: its base dataset plus labelled samples, by content; a sample's label wins for the same bytes.</summary>
     public async Task<IReadOnlyList<LabelledImage>> LoadAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
@@ -73,7 +74,7 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
     private async Task<List<LabelledImage>> LoadDatasetAsync(string name, IReadOnlyList<string> labels, CancellationToken cancellationToken)
     {
         var images = new List<LabelledImage>();
-        if (settings.ResolveDataset(name) is not { } directory) return images;
+        if (settings.ResolveDataset(name, logger) is not { } directory) return images;
         foreach (var entry in DatasetManifest.Read(directory))
         {
             var bytes = await File.ReadAllBytesAsync(Path.Combine(directory, entry.Path), cancellationToken);

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Core.Training;
 
 namespace WasteClassifier.Components.Training;
 
@@ -80,9 +82,9 @@ public sealed class TrainingSettings
         return this;
     }
 
-    public string? ResolveDataset(string name) =>
+    public string? ResolveDataset(string name, ILogger? logger = null) =>
         name == "none" ? null
-        : Datasets.TryGetValue(name, out var path) ? ResolvePath(name, path, Environment.CurrentDirectory, AppContext.BaseDirectory)
+        : Datasets.TryGetValue(name, out var path) ? ResolvePath(name, path, Environment.CurrentDirectory, AppContext.BaseDirectory, logger)
         : throw new KeyNotFoundException($"dataset '{name}' is not configured on this trainer: set {Section}__{nameof(Datasets)}__{name} to its folder"
             + $" (configured: {(Datasets.Count == 0 ? "none" : string.Join(", ", Datasets.Keys))})");
 
@@ -90,18 +92,22 @@ public sealed class TrainingSettings
     /// A dataset's folder. A relative one is looked for from the working directory, where <c>dotnet run</c> starts a
     /// service (its project folder); then from the app's own folder, and from the project folder it was built in (the
     /// nearest folder above the app holding a .csproj), where the shipped relative default is written from: a built
-    /// service started from elsewhere (the repository root) found no dataset. The first folder that exists wins; when none
-    /// does, the error names every path tried.
+    /// service started from elsewhere (the repository root) found no dataset. The first folder holding manifest.csv wins
+    /// (what the loader reads: an empty or unrelated folder of that name is passed over), logged when it is not the working
+    /// directory's; when none does, the error names every path tried.
     /// </summary>
-    internal static string ResolvePath(string name, string path, string workingDirectory, string appDirectory)
+    internal static string ResolvePath(string name, string path, string workingDirectory, string appDirectory, ILogger? logger = null)
     {
         if (Path.IsPathRooted(path)) return Path.GetFullPath(path);
         List<string> bases = [workingDirectory, appDirectory];
         if (ProjectFolderAbove(appDirectory) is { } project) bases.Add(project);
         var tried = bases.Select(b => Path.GetFullPath(path, b)).Distinct().ToList();
-        return tried.FirstOrDefault(Directory.Exists) ?? throw new DirectoryNotFoundException(
-            $"dataset '{name}' folder {path} not found from the working directory, the app's folder or its project folder (tried {string.Join(", ", tried)}):"
-            + $" set {Section}__{nameof(Datasets)}__{name} to its folder");
+        var found = tried.FirstOrDefault(folder => File.Exists(Path.Combine(folder, DatasetManifest.FileName))) ?? throw new DirectoryNotFoundException(
+            $"dataset '{name}' folder {path} with {DatasetManifest.FileName} not found from the working directory, the app's folder or its project folder"
+            + $" (tried {string.Join(", ", tried)}): set {Section}__{nameof(Datasets)}__{name} to its folder");
+        if (found != tried[0])
+            logger?.LogInformation("Dataset '{Name}' ({Path}) is not under the working directory {WorkingDirectory}; using {Folder}", name, path, workingDirectory, found);
+        return found;
     }
 
     private static string? ProjectFolderAbove(string directory)

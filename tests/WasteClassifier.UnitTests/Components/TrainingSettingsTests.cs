@@ -109,6 +109,44 @@ public sealed class TrainingSettingsTests
     }
 
     [Fact]
+    public void ResolvePath_WorkingDirectoryFolderWithoutManifest_PassedOverForTheOneWithItAndLogged()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        var working = Path.Combine(root, "working");
+        var app = Path.Combine(root, "app");
+        try
+        {
+            // An empty folder of that name under the working directory (a mount point, a checkout without the data).
+            Directory.CreateDirectory(Path.Combine(working, "data", "waste-v9"));
+            Directory.CreateDirectory(Path.Combine(app, "data", "waste-v9"));
+            File.WriteAllText(Path.Combine(app, "data", "waste-v9", "manifest.csv"), "path,label\n");
+            var logger = new ListLogger();
+
+            var resolved = TrainingSettings.ResolvePath("waste-v9", Path.Combine("data", "waste-v9"), working, app, logger);
+
+            // It took the empty folder, and the job failed with no manifest.csv there, saying nothing of the other.
+            Assert.Equal(Path.Combine(app, "data", "waste-v9"), resolved);
+            Assert.Contains(logger.Messages, m => m.Contains(resolved) && m.Contains(working));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<string> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter) => Messages.Add(formatter(state, exception));
+    }
+
+    [Fact]
     public void ResolvePath_FoundFromTheWorkingDirectoryAndTheAppFolder_TheWorkingDirectoryWins()
     {
         var root = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));

@@ -42,13 +42,16 @@ public sealed class ClassificationBatchProcessor(
 
     public async Task<BatchOutcome> ProcessAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
+        // The model before the claim: a worker that has none (it cannot load the active version) claims nothing, so it
+        // neither counts an attempt against the rows nor holds them, and their messages go back to the queue.
+        using var lease = await AcquireModelAsync(cancellationToken);
         // Phase timings go into the batch's log line: where a slow batch spends its time.
         var phase = Stopwatch.StartNew();
         var claimed = await ClaimRowsAsync(messages, cancellationToken);
         if (claimed.Count == 0) return new BatchOutcome(0, 0, 0);
         var claimMs = phase.Elapsed.TotalMilliseconds;
 
-        // Rows claimed too often were failed by the claim itself: no image is read for them, and no model is needed.
+        // Rows claimed too often were failed by the claim itself: no image is read for them.
         var rows = claimed.Where(r => r.Status == ClassificationStatus.Processing).ToList();
         if (rows.Count < claimed.Count)
         {
@@ -57,12 +60,54 @@ public sealed class ClassificationBatchProcessor(
             if (rows.Count == 0) return await SaveAsync(claimed, cancellationToken);
         }
 
-        using var lease = await models.AcquireAsync(cancellationToken);
         var carried = CarriedImages(messages);
-        // The normal case: no suspect, the whole batch in one pass (one Run, one save).
-        return rows.Exists(IsSuspect)
-            ? await ClassifySuspectsApartAsync(claimed, rows, lease.Classifier, carried, phase, claimMs, cancellationToken)
-            : await ClassifyAsync(claimed, rows, lease.Classifier, carried, carried.Count, phase, claimMs, cancellationToken);
+        try
+        {
+            // The normal case: no suspect, the whole batch in one pass (one Run, one save).
+            return rows.Exists(IsSuspect)
+                ? await ClassifySuspectsApartAsync(claimed, rows, lease.Classifier, carried, phase, claimMs, cancellationToken)
+                : await ClassifyAsync(claimed, rows, lease.Classifier, carried, carried.Count, phase, claimMs, cancellationToken);
+        }
+        catch (WorkerFaultException)
+        {
+            await ReleaseClaimAsync(claimed);
+            throw;
+        }
+    }
+
+    private async Task<ModelLease> AcquireModelAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await models.AcquireAsync(cancellationToken);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new WorkerFaultException($"this worker has no model to classify with: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// After a <see cref="WorkerFaultException"/>: the rows this batch left unfinished go back to queued, their attempt
+    /// uncounted, as if this worker had never taken them (a worker that cannot read the store would otherwise take them to
+    /// too_many_attempts). A row claimed again meanwhile is left to that claim (the attempt count is the concurrency token).
+    /// Rows the claim failed for too many attempts are saved with it. Failing here only leaves the claim counted.
+    /// </summary>
+    private async Task ReleaseClaimAsync(List<Classification> claimed)
+    {
+        foreach (var row in claimed.Where(r => r.Status == ClassificationStatus.Processing))
+        {
+            row.Status = ClassificationStatus.Queued;
+            row.Attempts--;
+        }
+        try
+        {
+            await db.SaveClaimedResultsAsync(CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Could not give back the claim of a batch this worker could not classify; its rows stay processing until claimed again");
+        }
     }
 
     private static bool IsSuspect(Classification row) => row.Attempts > SuspectAfterClaims;
@@ -114,9 +159,9 @@ public sealed class ClassificationBatchProcessor(
         if (ServedKey(images, rows) is { } key) probes.Served = key;
         else
         {
-            if (DeniedEverything(images) && await ReadAccessDoubtAsync(images, rows, cancellationToken) is { } doubt)
-                throw new ObjectStoreAccessException($"the object store answered 403 to every image this batch asked it for, and {doubt}: this worker's " +
-                    "credentials or the bucket's policy may not let it read; the batch is retried rather than its images failed");
+            if (StoreAnswer(images) is { } answer && await ReadAccessDoubtAsync(images, rows, answer, cancellationToken) is { } doubt)
+                throw new WorkerFaultException($"the object store {answer.What}, and {doubt}: this worker's credentials, bucket or volume may be " +
+                    "wrong; its images go back to the queue for another worker rather than fail");
             // For a later batch refused throughout, while the store has served this worker nothing: one write per batch.
             if (CarriedKey(images, rows) is { } carriedKey) probes.Carried = carriedKey;
         }
@@ -328,34 +373,46 @@ public sealed class ClassificationBatchProcessor(
     }
 
     /// <summary>
-    /// A 403 is about one object when the store served another read of the same pass: a worker whose credentials or
-    /// bucket policy do not allow reading gets 403 for every object, and failing them all at once would lose images that a
-    /// retry (another worker, a fixed policy) could read. S3 also answers 403 for a missing key without list permission.
-    /// A pass refused throughout (a lone image, or the only one not carried in its message) asks
-    /// <see cref="ReadAccessDoubtAsync"/>; unless that clears the worker, it is retried like a transient error.
+    /// What the store answered a pass that it served nothing, when that may be about this worker rather than the images:
+    /// 403 to every read, or not found to every read. A 403 is about one object when the store served another read of the
+    /// same pass: a worker whose credentials or bucket policy do not allow reading gets 403 for every object, and failing
+    /// them all at once would lose images that another worker, or a fixed policy, could read. S3 also answers 403 for a
+    /// missing key without list permission. Likewise every object missing: the API stores each image before sending its
+    /// message, so that is more likely a wrong bucket (created empty at start) or an unmounted volume than lost images.
+    /// Such a pass (a lone image too, or the only one not carried in its message) asks <see cref="ReadAccessDoubtAsync"/>;
+    /// unless that clears the worker, it is a <see cref="WorkerFaultException"/>. Null for any other pass.
     /// </summary>
-    private static bool DeniedEverything(Fetched[] images)
+    private static StoreDoubt? StoreAnswer(Fetched[] images)
     {
-        var denied = false;
+        bool denied = false, missed = false;
         foreach (var image in images)
         {
-            if (image.Answered) return false;
-            denied |= image.Denied;
+            if (image.Carried) continue;
+            if (image is { Answered: true, Bytes: null }) missed = true;
+            else if (image.Answered) return null;
+            else denied |= image.Denied;
+            if (missed && denied) return null;
         }
-        return denied;
+        return denied ? new StoreDoubt("answered 403 to every image this batch asked it for", UnreadableImage)
+            : missed ? new StoreDoubt("had none of the images this batch asked it for", MissingImage)
+            : null;
     }
 
+    /// <summary>A store answer that may be about this worker: in words, and the error its rows fail with when it is not.</summary>
+    private sealed record StoreDoubt(string What, string ErrorCode);
+
     /// <summary>
-    /// After a pass whose every store read was refused (403): null when the store still serves this worker another object,
-    /// so the refusals are about those objects and their rows fail; else why the worker's own access stays in doubt and the
-    /// batch is retried: no object to check with, that object refused too, or not reached. The objects checked, in turn
+    /// After a pass whose every store read was refused (403), or found nothing (<paramref name="answer"/>): null when the
+    /// store still serves this worker another object, so the answers are about those objects and their rows fail; else why
+    /// the worker's own access stays in doubt and the batch is a <see cref="WorkerFaultException"/>: no object to check
+    /// with, that object refused or missing too, or not reached. The objects checked, in turn
     /// until one answers: that of an image this pass took from its message (stored by the API moments ago, as the refused
     /// images were: a refusal of new objects alone, such as a rotated encryption key, shows there too), the one the store
     /// served this worker last (a read with these credentials succeeded), then that of an image an earlier batch took from
     /// its message; never one this pass was refused. One that is gone (404 says nothing about access) is forgotten and the
     /// next is tried. The probe's own errors never fail a row.
     /// </summary>
-    private async Task<string?> ReadAccessDoubtAsync(Fetched[] images, List<Classification> rows, CancellationToken cancellationToken)
+    private async Task<string?> ReadAccessDoubtAsync(Fetched[] images, List<Classification> rows, StoreDoubt answer, CancellationToken cancellationToken)
     {
         var gone = new List<string>();
         foreach (var (key, what) in ProbeObjects(images, rows))
@@ -366,8 +423,8 @@ public sealed class ClassificationBatchProcessor(
                 // policy on presigned requests. One object's bytes, on a path taken only when a whole batch was refused.
                 if (await store.GetAsync(key, cancellationToken) is not null)
                 {
-                    logger.LogWarning("The object store answered 403 to every image this batch asked it for but serves object {ObjectKey}, {ProbeObject}: " +
-                        "the refusals are about those images, whose rows fail with {ErrorCode}", key, what, UnreadableImage);
+                    logger.LogWarning("The object store {StoreAnswer} but serves object {ObjectKey}, {ProbeObject}: " +
+                        "its answers are about those images, whose rows fail with {ErrorCode}", answer.What, key, what, answer.ErrorCode);
                     return null;
                 }
                 logger.LogInformation("Object {ObjectKey}, {ProbeObject}, is gone: it can no longer check this worker's access", key, what);
@@ -376,8 +433,8 @@ public sealed class ClassificationBatchProcessor(
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
-                logger.LogWarning(e, "The object store answered 403 to every image this batch asked it for, and checking object {ObjectKey}, {ProbeObject}, " +
-                    "failed too; the batch is retried", key, what);
+                logger.LogWarning(e, "The object store {StoreAnswer}, and checking object {ObjectKey}, {ProbeObject}, " +
+                    "failed too; the images go back to the queue", answer.What, key, what);
                 return $"checking object {key}, {what}, failed too ({ObjectStoreErrors.Describe(e)})";
             }
         }
@@ -385,7 +442,7 @@ public sealed class ClassificationBatchProcessor(
             : probes.Served is null && probes.Carried is null && !Array.Exists(images, f => f.Carried)
                 ? "this worker has read no object yet, and no image has come in its message, to check its access with"
                 : "the only objects this worker could check its access with are among those refused";
-        logger.LogWarning("The object store answered 403 to every image this batch asked it for, and {Reason}; the batch is retried", reason);
+        logger.LogWarning("The object store {StoreAnswer}, and {Reason}; the images go back to the queue", answer.What, reason);
         return reason;
     }
 

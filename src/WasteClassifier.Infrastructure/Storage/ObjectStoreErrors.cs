@@ -43,9 +43,6 @@ public static class ObjectStoreErrors
     public static string Describe(Exception e) => e is IOException or UnauthorizedAccessException ? e.GetType().Name : e.Message;
 }
 
-/// <summary>The object store refused every read of a batch (403): about the reader's access, not the objects; retried.</summary>
-public sealed class ObjectStoreAccessException(string message) : Exception(message);
-
 /// <summary>
 /// The folder store could not write an object (disk full, read-only volume, no permission): the store is unavailable, as an
 /// unreachable S3 server is. An <see cref="IOException"/> still, for callers that catch those.

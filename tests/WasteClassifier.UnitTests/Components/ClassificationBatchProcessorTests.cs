@@ -266,7 +266,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToEveryObject_TheBatchFailsForARetryAndNothingIsSaved()
+    public async Task Process_StoreAnswers403ToEveryObject_AWorkerFaultThatLeavesItsRowsQueued()
     {
         // Every read refused: the worker's credentials or the bucket's policy, not the images. Failing them all at once would
         // lose images another worker, or this one once its access is mended, could read.
@@ -275,10 +275,10 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         _store.BeforeRead = key =>
             throw new ObjectStoreResponseException($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied");
 
-        await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
+        await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
 
         Assert.Empty(_classifier.BatchSizes);
-        Assert.All(await Rows([first, second]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
     }
 
     [Fact]
@@ -313,7 +313,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToALoneImageAndToTheObjectItServedBefore_TheBatchFailsForARetryAndNothingIsSaved()
+    public async Task Process_StoreAnswers403ToALoneImageAndToTheObjectItServedBefore_AWorkerFaultThatLeavesItsRowsQueued()
     {
         await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
@@ -321,25 +321,25 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         // though the store still answers a HEAD.
         _store.BeforeRead = key => throw Denied(key);
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
         Assert.Contains("failed too", error.Message);
         var row = (await Rows([refused])).Single();
-        Assert.Equal(("processing", null), (row.Status, row.ErrorCode));
+        Assert.Equal(("queued", null, 0), (row.Status, row.ErrorCode, row.Attempts));
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToALoneImageAndTheObjectItServedBeforeIsGone_TheBatchFailsForARetry()
+    public async Task Process_StoreAnswers403ToALoneImageAndTheObjectItServedBeforeIsGone_AWorkerFaultThatLeavesItsRowsQueued()
     {
         var earlier = await ServedEarlierAsync();
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
         _store.BeforeRead = key => key == refused.ObjectKey ? throw Denied(key) : Task.CompletedTask;
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
         Assert.Contains($"the objects it could check its access with are gone ({earlier.ObjectKey})", error.Message);
-        Assert.Equal(("processing", null), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+        Assert.Equal(("queued", null, 0), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode, r.Attempts)).Single());
         // Forgotten: a later batch refused throughout does not read it again.
         Assert.Null(_probes.Served);
     }
@@ -360,7 +360,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToNewObjectsOnlyWhileStillServingOneItServedBefore_TheBatchFailsForARetry()
+    public async Task Process_StoreAnswers403ToNewObjectsOnlyWhileStillServingOneItServedBefore_AWorkerFaultThatLeavesItsRowsQueued()
     {
         // A refusal of what was stored lately (a rotated or withdrawn encryption key) spares the old object the worker read
         // before: this batch's carried image, stored as the refused one was, is checked first, and is refused too.
@@ -375,15 +375,15 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             return key == earlier.ObjectKey ? Task.CompletedTask : throw Denied(key);
         };
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
 
         Assert.Equal([carried.ObjectKey], probed);
         Assert.Contains("in this batch, failed too", error.Message);
-        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToALoneImageOnAWorkerItServedNothingYet_TheBatchFailsForARetry()
+    public async Task Process_StoreAnswers403ToALoneImageOnAWorkerItServedNothingYet_AWorkerFaultThatLeavesItsRowsQueued()
     {
         var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
         var probes = 0;
@@ -393,11 +393,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             throw Denied(key);
         };
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
 
         Assert.Contains("read no object yet", error.Message);
         Assert.Equal(0, probes);
-        Assert.Equal(("processing", null), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode)).Single());
+        Assert.Equal(("queued", null, 0), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode, r.Attempts)).Single());
     }
 
     [Fact]
@@ -419,7 +419,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToTheOnlyImageNotCarriedOnAFreshWorkerAndToACarriedOnesObject_TheBatchFailsForARetry()
+    public async Task Process_StoreAnswers403ToTheOnlyImageNotCarriedOnAFreshWorkerAndToACarriedOnesObject_AWorkerFaultThatLeavesItsRowsQueued()
     {
         var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
         var carried = await AddAsync(low) with { ImageBytes = low };
@@ -431,12 +431,12 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             throw Denied(key);
         };
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
 
         Assert.Equal([carried.ObjectKey], probed);
         Assert.Contains($"checking object {carried.ObjectKey}, the stored copy of an image that came in its message in this batch, failed too", error.Message);
         Assert.Empty(_classifier.BatchSizes);
-        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
     }
 
     [Fact]
@@ -453,7 +453,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
-    public async Task Process_StoreAnswers403ToAnImageAnotherRowOfTheBatchCarried_ThatObjectIsNotTheCheckAndTheBatchFailsForARetry()
+    public async Task Process_StoreAnswers403ToAnImageAnotherRowOfTheBatchCarried_ThatObjectIsNotTheCheckAndItIsAWorkerFaultThatLeavesItsRowsQueued()
     {
         // Two classifications of one image (content-addressed), the re-publisher's message without its bytes: the carried
         // row's object is the refused one, which says nothing about the worker's access.
@@ -467,11 +467,11 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             throw Denied(key);
         };
 
-        var error = await Assert.ThrowsAsync<ObjectStoreAccessException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([carried, refused], CancellationToken.None));
 
         Assert.Equal(1, reads);
         Assert.Contains("the only objects this worker could check its access with are among those refused", error.Message);
-        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("processing", null), (r.Status, r.ErrorCode)));
+        Assert.All(await Rows([carried, refused]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
     }
 
     [Fact]
@@ -542,6 +542,74 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var row = (await Rows([message])).Single();
         Assert.Equal(("processing", 1, "worker-1"), (row.Status, row.Attempts, row.WorkerId));
         Assert.NotNull(row.StartedAt);
+    }
+
+    [Fact]
+    public async Task Process_ModelCannotBeLoaded_AWorkerFaultThatClaimsNothing()
+    {
+        // A worker that cannot load the active model (its artifact missing or corrupt) takes its messages again and again.
+        var message = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var processor = new ClassificationBatchProcessor(Db, _store, new ThrowingModelProvider(), new WorkerOptions { Id = "worker-1", MaxAttempts = MaxAttempts },
+            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
+            NullLogger<ClassificationBatchProcessor>.Instance);
+
+        for (var i = 0; i <= MaxAttempts; i++)
+        {
+            var error = await Assert.ThrowsAsync<WorkerFaultException>(() => processor.ProcessAsync([message], CancellationToken.None));
+            Assert.Contains("no model to classify with: model.onnx is missing", error.Message);
+        }
+
+        Assert.Equal(0, _store.Reads);
+        var row = (await Rows([message])).Single();
+        Assert.Equal(("queued", null, 0, null), (row.Status, row.ErrorCode, row.Attempts, row.WorkerId));
+    }
+
+    [Fact]
+    public async Task Process_StoreHasNoneOfTheImagesNorTheObjectItServedBefore_AWorkerFaultThatLeavesItsRowsQueued()
+    {
+        // A mistyped bucket (created empty at start) or an unmounted volume: every object is missing, the one that was
+        // served before as well. The API stores each image before sending its message, so the images are not lost.
+        var earlier = await ServedEarlierAsync();
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), stored: false);
+        var second = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+        await _store.DeleteAsync(earlier.ObjectKey, CancellationToken.None);
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
+
+        Assert.Contains("had none of the images this batch asked it for", error.Message);
+        Assert.Single(_classifier.BatchSizes);
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
+    }
+
+    [Fact]
+    public async Task Process_StoreHasNoneOfTheImagesButServesTheObjectItServedBefore_TheirRowsFailMissing()
+    {
+        var earlier = await ServedEarlierAsync();
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), stored: false);
+        var second = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([first, second], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 0, 2), outcome);
+        Assert.Equal(earlier.ObjectKey, probed.Last());
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("failed", ClassificationBatchProcessor.MissingImage), (r.Status, r.ErrorCode)));
+    }
+
+    [Fact]
+    public async Task Process_StoreHasNoImageOnAWorkerItServedNothingYet_AWorkerFaultThatLeavesItsRowQueued()
+    {
+        var missing = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), stored: false);
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([missing], CancellationToken.None));
+
+        Assert.Contains("this worker has read no object yet", error.Message);
+        Assert.Equal(("queued", null, 0), (await Rows([missing])).Select(r => (r.Status, r.ErrorCode, r.Attempts)).Single());
     }
 
     /// <summary>A batch whose image the store served this worker, classified before the test's own.</summary>
@@ -673,6 +741,14 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         public void Dispose()
         {
         }
+    }
+
+    /// <summary>A worker that cannot load the registry's active model.</summary>
+    private sealed class ThrowingModelProvider : IModelProvider
+    {
+        public ModelCard? LoadedCard => null;
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new FileNotFoundException("model.onnx is missing");
     }
 
     private sealed class FixedModelProvider(IImageClassifier classifier) : IModelProvider

@@ -242,10 +242,12 @@ public sealed class LoadTestCommand : ICommand
         return removed.ImagesLeft == 0 ? 0 : 1;
     }
 
-    /// <summary>What the cleanup removed, and what it kept because the object store failed to delete it.</summary>
+    /// <summary>What the cleanup removed, and what it kept: images labelled samples use, and those the object store failed to delete.</summary>
     private static void LogRemoved(RunCleanup.Removed removed, string source)
     {
         Log.Info($"cleanup: removed {removed.Classifications} classification(s) and {removed.Images} image(s)");
+        if (removed.ImagesKeptForSamples > 0)
+            Log.Info($"cleanup: kept {removed.ImagesKeptForSamples} image(s) of the run, and their objects, that labelled samples use");
         if (removed.ImagesLeft > 0)
             Log.Info($"cleanup: kept {removed.ImagesLeft} image(s), and their classifications, whose objects could not be deleted ({removed.Failure}); " +
                      $"run --cleanup --source {source} again to finish");

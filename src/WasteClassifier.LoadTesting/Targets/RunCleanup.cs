@@ -8,8 +8,9 @@ namespace WasteClassifier.LoadTesting.Targets;
 
 /// <summary>
 /// Removes what a run created: its classifications (found by the run's source tag), and the images and objects no other
-/// classification uses that appeared during the run (images are shared by content hash, so older ones stay). Images a
-/// run stored without classifying them (queue mode stores its whole image set first) are passed in
+/// classification uses that appeared during the run (images are shared by content hash, so older ones stay). An image a
+/// labelled sample uses (an operator's label on one of the run's results, or a training upload deduplicated onto it) is
+/// kept, object and row: deleting the row would cascade to the sample. Images a run stored without classifying them (queue mode stores its whole image set first) are passed in
 /// <c>storedImageIds</c>, under the same rules.
 /// </summary>
 /// <remarks>
@@ -21,7 +22,8 @@ public static class RunCleanup
 {
     /// <param name="ImagesLeft">Images kept, with their classifications, because their objects could not be deleted.</param>
     /// <param name="Failure">Why the first of those could not be deleted.</param>
-    public sealed record Removed(int Classifications, int Images, int ImagesLeft = 0, string? Failure = null);
+    /// <param name="ImagesKeptForSamples">Images of the run kept, object and row, because labelled samples use them.</param>
+    public sealed record Removed(int Classifications, int Images, int ImagesLeft = 0, string? Failure = null, int ImagesKeptForSamples = 0);
 
     /// <summary>Only sources the load tester names can be removed after the fact: never a camera's or a line's.</summary>
     public const string SourcePrefix = "loadtest-";
@@ -53,10 +55,11 @@ public static class RunCleanup
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var classified = await db.Classifications.Where(c => c.Source == source).Select(c => c.ImageId).Distinct().ToListAsync(cancellationToken);
         var imageIds = classified.Union(storedImageIds ?? []).ToList();
-        var orphans = await db.Images.AsNoTracking()
+        var candidates = await db.Images.AsNoTracking()
             .Where(i => imageIds.Contains(i.Id) && i.CreatedAt >= runStartedUtc && !db.Classifications.Any(c => c.ImageId == i.Id && c.Source != source))
-            .Select(i => new { i.Id, i.ObjectKey })
+            .Select(i => new { i.Id, i.ObjectKey, Labelled = db.LabelledSamples.Any(s => s.ImageId == i.Id) })
             .ToListAsync(cancellationToken);
+        var orphans = candidates.Where(i => !i.Labelled).ToList();
 
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
         var gone = new List<Guid>(orphans.Count);
@@ -95,11 +98,13 @@ public static class RunCleanup
         {
             await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
             var deletedClassifications = await db.Classifications.Where(c => c.Source == source && !left.Contains(c.ImageId)).ExecuteDeleteAsync(cancellationToken);
-            var deletedImages = await db.Images.Where(i => gone.Contains(i.Id) && !db.Classifications.Any(c => c.ImageId == i.Id)).ExecuteDeleteAsync(cancellationToken);
+            // A sample labelled meanwhile keeps its image's row too (its object is gone by now, but the sample stays).
+            var deletedImages = await db.Images.Where(i => gone.Contains(i.Id) && !db.Classifications.Any(c => c.ImageId == i.Id)
+                && !db.LabelledSamples.Any(s => s.ImageId == i.Id)).ExecuteDeleteAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return (deletedClassifications, deletedImages);
         });
-        return new Removed(classifications, images, left.Count, failure);
+        return new Removed(classifications, images, left.Count, failure, candidates.Count - orphans.Count);
     }
 
     /// <summary>An object that is not there counts as deleted (an earlier cleanup deleted it, then failed before the rows).</summary>

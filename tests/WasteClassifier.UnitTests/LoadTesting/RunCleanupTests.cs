@@ -67,6 +67,55 @@ public sealed class RunCleanupTests : IDisposable
         Assert.Equal(RunCleanup.MaxFailedDeletesInARow, _store.Attempts);
     }
 
+    [Fact]
+    public async Task Remove_ImageOfTheRunLabelledByAnOperator_ClassificationRemovedImageObjectAndSampleKept()
+    {
+        // PUT /v1/classifications/{id}/label on one of the run's results: deleting the image row cascaded to the sample.
+        var key = await AddClassifiedImageAsync();
+        await AddSampleAsync(key, SampleOrigin.Feedback);
+
+        var removed = await RunCleanup.RemoveAsync(Services(), Source, DateTime.UtcNow.AddMinutes(-5), CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(1, 0, ImagesKeptForSamples: 1), removed);
+        await AssertKeptWithItsSampleAsync(key);
+    }
+
+    [Fact]
+    public async Task Remove_StoredImageATrainingUploadReused_ImageObjectAndSampleKept()
+    {
+        // Queue mode stored the image without classifying it, and a training upload of the same content reused its row.
+        var key = await AddClassifiedImageAsync();
+        Guid imageId;
+        await using (var db = _database.NewContext())
+        {
+            imageId = (await db.Images.SingleAsync(i => i.ObjectKey == key)).Id;
+            await db.Classifications.ExecuteDeleteAsync();
+        }
+        await AddSampleAsync(key, SampleOrigin.Upload);
+
+        var removed = await RunCleanup.RemoveAsync(Services(), Source, DateTime.UtcNow.AddMinutes(-5), CancellationToken.None, [imageId]);
+
+        Assert.Equal(new RunCleanup.Removed(0, 0, ImagesKeptForSamples: 1), removed);
+        await AssertKeptWithItsSampleAsync(key);
+    }
+
+    private async Task AddSampleAsync(string objectKey, string origin)
+    {
+        await using var db = _database.NewContext();
+        var image = await db.Images.SingleAsync(i => i.ObjectKey == objectKey);
+        db.LabelledSamples.Add(new LabelledSample { Id = Guid.NewGuid(), ImageId = image.Id, Label = "glass", Origin = origin, CreatedAt = DateTime.UtcNow });
+        await db.SaveChangesAsync();
+    }
+
+    private async Task AssertKeptWithItsSampleAsync(string objectKey)
+    {
+        Assert.True(_store.Objects.ContainsKey(objectKey));
+        await using var check = _database.NewContext();
+        Assert.Equal(0, await check.Classifications.CountAsync());
+        Assert.Equal([objectKey], await check.Images.Select(i => i.ObjectKey).ToListAsync());
+        Assert.Equal(1, await check.LabelledSamples.CountAsync());
+    }
+
     private IServiceProvider Services() => new ServiceCollection()
         .AddScoped(_ => _database.NewContext())
         .AddSingleton<IObjectStore>(_store)

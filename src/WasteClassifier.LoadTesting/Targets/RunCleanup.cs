@@ -31,6 +31,11 @@ public static class RunCleanup
     /// <summary>After this many failed deletes in a row the store is taken to be away: the rest are not tried (each could take its timeout).</summary>
     public const int MaxFailedDeletesInARow = 3;
 
+    /// <summary>Ids per statement: each is an SQL parameter, and SQLite refuses a statement of more than 32,766.</summary>
+    internal const int IdsPerStatement = 1000;
+
+    private sealed record Candidate(Guid Id, string ObjectKey, bool Labelled);
+
     /// <summary>
     /// Removes an earlier run, found by its source alone (a run killed before it could clean up, or one whose cleanup
     /// reached the wrong database): its classifications, and the images no other classification uses that appeared from a
@@ -55,10 +60,12 @@ public static class RunCleanup
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var classified = await db.Classifications.Where(c => c.Source == source).Select(c => c.ImageId).Distinct().ToListAsync(cancellationToken);
         var imageIds = classified.Union(storedImageIds ?? []).ToList();
-        var candidates = await db.Images.AsNoTracking()
-            .Where(i => imageIds.Contains(i.Id) && i.CreatedAt >= runStartedUtc && !db.Classifications.Any(c => c.ImageId == i.Id && c.Source != source))
-            .Select(i => new { i.Id, i.ObjectKey, Labelled = db.LabelledSamples.Any(s => s.ImageId == i.Id) })
-            .ToListAsync(cancellationToken);
+        var candidates = new List<Candidate>(imageIds.Count);
+        foreach (var chunk in imageIds.Chunk(IdsPerStatement))
+            candidates.AddRange(await db.Images.AsNoTracking()
+                .Where(i => chunk.Contains(i.Id) && i.CreatedAt >= runStartedUtc && !db.Classifications.Any(c => c.ImageId == i.Id && c.Source != source))
+                .Select(i => new Candidate(i.Id, i.ObjectKey, db.LabelledSamples.Any(s => s.ImageId == i.Id)))
+                .ToListAsync(cancellationToken));
         var orphans = candidates.Where(i => !i.Labelled).ToList();
 
         var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
@@ -97,10 +104,20 @@ public static class RunCleanup
         var (classifications, images) = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
         {
             await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-            var deletedClassifications = await db.Classifications.Where(c => c.Source == source && !left.Contains(c.ImageId)).ExecuteDeleteAsync(cancellationToken);
+            int deletedClassifications = 0, deletedImages = 0;
+            if (left.Count == 0)
+                deletedClassifications = await db.Classifications.Where(c => c.Source == source).ExecuteDeleteAsync(cancellationToken);
+            else
+            {
+                // Those of the images kept stay; one the run added since it was read stays too, for --cleanup --source.
+                var kept = left.ToHashSet();
+                foreach (var chunk in classified.Where(id => !kept.Contains(id)).Chunk(IdsPerStatement))
+                    deletedClassifications += await db.Classifications.Where(c => c.Source == source && chunk.Contains(c.ImageId)).ExecuteDeleteAsync(cancellationToken);
+            }
             // A sample labelled meanwhile keeps its image's row too (its object is gone by now, but the sample stays).
-            var deletedImages = await db.Images.Where(i => gone.Contains(i.Id) && !db.Classifications.Any(c => c.ImageId == i.Id)
-                && !db.LabelledSamples.Any(s => s.ImageId == i.Id)).ExecuteDeleteAsync(cancellationToken);
+            foreach (var chunk in gone.Chunk(IdsPerStatement))
+                deletedImages += await db.Images.Where(i => chunk.Contains(i.Id) && !db.Classifications.Any(c => c.ImageId == i.Id)
+                    && !db.LabelledSamples.Any(s => s.ImageId == i.Id)).ExecuteDeleteAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return (deletedClassifications, deletedImages);
         });

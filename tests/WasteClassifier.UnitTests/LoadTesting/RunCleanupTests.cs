@@ -99,6 +99,38 @@ public sealed class RunCleanupTests : IDisposable
         await AssertKeptWithItsSampleAsync(key);
     }
 
+    [Fact]
+    public async Task RemoveEarlierRun_FortyThousandImages_AllRemoved()
+    {
+        // One SQL parameter per id: SQLite refused the statements ("too many SQL variables"), so a large run could never be removed.
+        const int count = 40_000;
+        var template = await AddClassifiedImageAsync();
+        await using (var db = _database.NewContext())
+        {
+            // Copies of the first image and its classification, made in SQL: 80,000 rows through EF take far longer.
+            await db.Database.ExecuteSqlRawAsync("""
+                WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < {0})
+                INSERT INTO images (id, object_key, content_hash, size_bytes, format, width, height, created_at)
+                SELECT printf('%08X-0000-4000-8000-%012X', k, k), 'images/bulk-' || k, printf('%064X', k), i.size_bytes, i.format, i.width, i.height, i.created_at
+                FROM n, images i WHERE i.object_key = {1}
+                """, count - 1, template);
+            await db.Database.ExecuteSqlRawAsync("""
+                INSERT INTO classifications (id, image_id, source, status, idempotency_index, idempotency_scope, attempts, created_at)
+                SELECT printf('%08X-0000-7000-8000-%012X', i.rowid, i.rowid), i.id, c.source, c.status, 0, '', 0, c.created_at
+                FROM images i, classifications c WHERE i.object_key LIKE 'images/bulk-%'
+                """);
+            Assert.Equal(count, await db.Classifications.CountAsync(c => c.Source == Source));
+        }
+        for (var k = 1; k < count; k++) _store.Objects[$"images/bulk-{k}"] = [1];
+
+        var removed = await RunCleanup.RemoveEarlierRunAsync(Services(), Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(count, count), removed);
+        Assert.Empty(_store.Objects);
+        await using var check = _database.NewContext();
+        Assert.Equal((0, 0), (await check.Classifications.CountAsync(), await check.Images.CountAsync()));
+    }
+
     private async Task AddSampleAsync(string objectKey, string origin)
     {
         await using var db = _database.NewContext();

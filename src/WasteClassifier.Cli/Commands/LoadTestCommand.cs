@@ -47,7 +47,7 @@ public sealed class LoadTestCommand : ICommand
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         during the cleanup stops it and says what it left (remove that later with --cleanup --source).
-        Exit code 1 when any request failed or the run was cut short.
+        Exit code 1 when any request failed, the run was cut short or nothing was accepted, or --cleanup did not finish.
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -106,6 +106,7 @@ public sealed class LoadTestCommand : ICommand
         var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = OnSignal("SIGTERM"));
         LoadReport? report = null;
         IReadOnlyList<Guid> storedImages = [];
+        var cleanedUp = true;
         try
         {
             await using ILoadTarget target = options.Queue
@@ -135,7 +136,7 @@ public sealed class LoadTestCommand : ICommand
                 if (cleanup)
                 {
                     Volatile.Write(ref cleaningUp, 1);
-                    await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
+                    cleanedUp = await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
                 }
             }
             finally
@@ -146,7 +147,8 @@ public sealed class LoadTestCommand : ICommand
         }
         if (report is null) return 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
-        return ExitCode(report);
+        // What the cleanup left is as much a failure as a failed request: a gate on the exit code must not pass it by.
+        return cleanedUp ? ExitCode(report) : 1;
     }
 
     /// <summary>

@@ -3,7 +3,11 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.LoadTesting;
@@ -211,6 +215,50 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains("cleanup stopped before it ended; remove what it left with --cleanup --source loadtest-", log);
         Assert.Contains("\"report\"", await stdout);
         Assert.True(exitedAfter < TimeSpan.FromSeconds(6), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
+    }
+
+    [Fact]
+    public async Task Run_CleanRunWhoseCleanupCannotFinish_ExitsOne()
+    {
+        // An API that accepts every upload and has its result at once: the run itself passes. The cleanup then finds no
+        // database in the folder given (the embedded default elsewhere) and leaves the run's rows; it exited 0.
+        await using var api = await FakeApiAsync();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", api.Urls.First(),
+                     "--users", "1", "--duration", "1", "--max-requests", "2", "--generate", "1", "--size", "64x48",
+                     "--out", Path.Combine(_directory, "out"), "--cleanup" })
+            start.ArgumentList.Add(arg);
+        start.Environment["DataDirectory"] = Path.Combine(_directory, "no-database-here");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+
+        var log = await stderr;
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_directory, "out", "report.json")));
+        Assert.Equal(0, report.RootElement.GetProperty("counts").GetProperty("failed").GetInt32());
+        Assert.Contains("cleanup: no database at", log);
+        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {log}{await stdout}");
+    }
+
+    /// <summary>Answers as the API does, briefly: every upload accepted, and its classification completed.</summary>
+    private static async Task<WebApplication> FakeApiAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var api = builder.Build();
+        api.MapPost("/v1/classifications", () => Results.Json(new { items = new[] { new { id = Guid.NewGuid().ToString() } } }, statusCode: 202));
+        api.MapGet("/v1/classifications/{id}", (string id) => Results.Json(new { id, status = "completed" }));
+        await api.StartAsync();
+        return api;
     }
 
     private static async Task SignalAsync(Process process, string signal, CancellationToken cancellationToken)

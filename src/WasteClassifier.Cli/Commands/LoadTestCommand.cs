@@ -46,7 +46,7 @@ public sealed class LoadTestCommand : ICommand
                               Ctrl+C); reaches the database and object store directly, configured as for --queue
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
-        during the cleanup stops it and says what it left (remove that later with --cleanup --source).
+        after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
         Exit code 1 when any request failed, the run was cut short or nothing was accepted, or --cleanup did not finish.
         """;
 
@@ -83,17 +83,19 @@ public sealed class LoadTestCommand : ICommand
 
         using var stop = new CancellationTokenSource();
         using var stopCleanup = new CancellationTokenSource();
-        var cleaningUp = 0;
+        const int running = 0, finishing = 1, cleaningUp = 2;
+        var phase = running;
         // Ctrl+C and SIGTERM (a timeout, kill, docker stop): the first ends the run early; the report is still written and
-        // the cleanup still done (the signal that ended the run does not abort it). The first to come during the cleanup
-        // stops it, and it says what it left: ignored until the cleanup ended, a Ctrl+C seemed to do nothing. Any other
-        // ends the process.
+        // the cleanup still done (the signal that ended the run does not abort it). The first to come once the run has
+        // ended (writing the report, closing the target) skips the cleanup, and during it stops it; either way it says
+        // what it left: a Ctrl+C ignored until the cleanup ended seemed to do nothing, and one while the report was
+        // written was swallowed or ended the process before any cleanup. Any other ends the process.
         bool OnSignal(string name)
         {
-            if (Volatile.Read(ref cleaningUp) == 1)
+            if (Volatile.Read(ref phase) is var now and not running)
             {
                 if (stopCleanup.IsCancellationRequested) return false;
-                Log.Info($"{name}: stopping the cleanup; another one ends the process now");
+                if (cleanup) Log.Info($"{name}: {(now == cleaningUp ? "stopping the cleanup" : "skipping the cleanup")}; another one ends the process now");
                 stopCleanup.Cancel();
                 return true;
             }
@@ -122,8 +124,10 @@ public sealed class LoadTestCommand : ICommand
             }
             finally
             {
+                Volatile.Write(ref phase, finishing);
                 if (target is QueueLoadTarget queue) storedImages = queue.PreparedImageIds;
             }
+            if (cleanup) Log.Info("run ended: writing the report, then the cleanup (Ctrl+C or SIGTERM now skips it)");
             if (report is not null) Log.Info($"report: {string.Join(", ", ReportFiles.Write(report, output))}");
         }
         finally
@@ -135,8 +139,17 @@ public sealed class LoadTestCommand : ICommand
                 // until it is done: without them a SIGTERM during it ended the process midway.
                 if (cleanup)
                 {
-                    Volatile.Write(ref cleaningUp, 1);
-                    cleanedUp = await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
+                    Volatile.Write(ref phase, cleaningUp);
+                    if (stopCleanup.IsCancellationRequested)
+                    {
+                        Log.Info($"cleanup skipped; remove the run with --cleanup --source {options.Source}");
+                        cleanedUp = false;
+                    }
+                    else
+                    {
+                        Log.Info($"cleanup: removing the run's classifications and images (source {options.Source})");
+                        cleanedUp = await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
+                    }
                 }
             }
             finally

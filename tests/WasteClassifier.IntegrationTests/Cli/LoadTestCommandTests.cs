@@ -162,59 +162,151 @@ public sealed class LoadTestCommandTests : IDisposable
         // timeout or Ctrl+C sends it) or ends by itself after 1 s with the request unfinished. The cleanup then reaches a
         // database that takes the connection and never answers, so it would last some 11 s (three connects of 3 s, a
         // second apart at most); the signal that comes while it runs stops it. Ignored, the cleanup ran to its end.
-        using var api = new TcpListener(IPAddress.Loopback, 0);
-        api.Start();
-        using var database = new TcpListener(IPAddress.Loopback, 0);
-        database.Start();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
-                     "--users", "1", "--duration", runEndedBySignal ? "600" : "1", "--drain", "0", "--generate", "1", "--size", "64x48",
-                     "--out", Path.Combine(_directory, "out"), "--cleanup" })
-            start.ArgumentList.Add(arg);
-        start.Environment["Database__Provider"] = "postgres";
-        start.Environment["Database__ConnectionString"] =
-            $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest";
-        start.Environment["ObjectStore__Provider"] = "filesystem";
-        start.Environment["DataDirectory"] = Path.Combine(_directory, "data");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var errors = new System.Text.StringBuilder();
-        var reportWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stderr = Task.Run(async () =>
-        {
-            while (await process.StandardError.ReadLineAsync() is { } line)
-            {
-                lock (errors) errors.AppendLine(line);
-                if (line.Contains("] report: ", StringComparison.Ordinal)) reportWritten.TrySetResult();
-            }
-        });
+        await using var run = CleanupRun.Start(_directory, runEndedBySignal);
         var stopped = Stopwatch.StartNew();
-        try
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            using var upload = await api.AcceptTcpClientAsync(timeout.Token);
-            if (runEndedBySignal) await SignalAsync(process, signal, timeout.Token);
-            await reportWritten.Task.WaitAsync(timeout.Token);
-            // The cleanup starts right after the report is written.
-            await Task.Delay(500, timeout.Token);
-            await SignalAsync(process, signal, timeout.Token);
+            using var upload = await run.Api.AcceptTcpClientAsync(timeout.Token);
+            if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
+            await run.Logged("cleanup: removing the run's", timeout.Token);
+            await SignalAsync(run.Process, signal, timeout.Token);
             stopped.Restart();
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill();
+            await run.Process.WaitForExitAsync(timeout.Token);
         }
         var exitedAfter = stopped.Elapsed;
-        await stderr;
 
         // Killed midway, it would exit by the signal, with neither the cleanup's last word nor the summary.
-        var log = errors.ToString();
-        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {log}");
+        var log = await run.LogAsync();
+        Assert.True(run.Process.ExitCode == 1, $"exit {run.Process.ExitCode}: {log}");
         Assert.Contains("stopping the cleanup", log);
         Assert.Contains("cleanup stopped before it ended; remove what it left with --cleanup --source loadtest-", log);
-        Assert.Contains("\"report\"", await stdout);
+        Assert.Contains("\"report\"", await run.Stdout);
         Assert.True(exitedAfter < TimeSpan.FromSeconds(6), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
+    }
+
+    [Theory]
+    [InlineData("TERM", false)]
+    [InlineData("INT", true)]
+    public async Task Run_SignalAfterTheRunBeforeTheCleanup_SkipsItAndSaysWhatWasLeft(string signal, bool runEndedBySignal)
+    {
+        // report.json is a FIFO nobody reads yet, so the run, once ended, waits while writing its report: the signal
+        // comes then, before the cleanup. It was swallowed (the run had ended by itself: the cleanup then ran its 11 s
+        // against the database that never answers) or, after the signal that ended the run, ended the process before any cleanup.
+        var output = Path.Combine(_directory, "out");
+        Directory.CreateDirectory(output);
+        var fifo = Path.Combine(output, "report.json");
+        using (var mkfifo = Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
+        await using var run = CleanupRun.Start(_directory, runEndedBySignal);
+        var stopped = Stopwatch.StartNew();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            using var upload = await run.Api.AcceptTcpClientAsync(timeout.Token);
+            if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
+            await run.Logged("run ended: writing the report", timeout.Token);
+            await SignalAsync(run.Process, signal, timeout.Token);
+            stopped.Restart();
+            // Its handler's word, or time enough for it; then the report is let through.
+            await Task.WhenAny(run.Logged("skipping the cleanup", timeout.Token), Task.Delay(TimeSpan.FromSeconds(10), timeout.Token));
+            var drained = Task.Run(async () =>
+            {
+                await using var report = new FileStream(fifo, FileMode.Open, FileAccess.Read);
+                await report.CopyToAsync(Stream.Null);
+            });
+            await run.Process.WaitForExitAsync(timeout.Token);
+            // Ended before it opened its report, the reader still waits for a writer: let it go.
+            if (await Task.WhenAny(drained, Task.Delay(1000, timeout.Token)) != drained)
+                await using (new FileStream(fifo, FileMode.Open, FileAccess.Write)) { }
+            await drained;
+        }
+        var exitedAfter = stopped.Elapsed;
+
+        var log = await run.LogAsync();
+        Assert.True(run.Process.ExitCode == 1, $"exit {run.Process.ExitCode}: {log}");
+        Assert.Contains("skipping the cleanup", log);
+        Assert.Contains("cleanup skipped; remove the run with --cleanup --source loadtest-", log);
+        Assert.DoesNotContain("cleanup: removing", log);
+        Assert.Contains("\"report\"", await run.Stdout);
+        Assert.True(exitedAfter < TimeSpan.FromSeconds(6), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
+    }
+
+    /// <summary>
+    /// <c>wastectl loadtest --cleanup</c> in its own process against an API that takes the upload's connection and never
+    /// answers, its cleanup against a PostgreSQL that takes the connection and never answers; stderr is read line by line.
+    /// </summary>
+    private sealed class CleanupRun : IAsyncDisposable
+    {
+        private readonly System.Text.StringBuilder _log = new();
+        private readonly List<(string Text, TaskCompletionSource Seen)> _awaited = [];
+        private Task _stderr = Task.CompletedTask;
+
+        public required Process Process { get; init; }
+
+        public required TcpListener Api { get; init; }
+
+        public required TcpListener Database { get; init; }
+
+        public required Task<string> Stdout { get; init; }
+
+        public static CleanupRun Start(string directory, bool runEndedBySignal)
+        {
+            var api = new TcpListener(IPAddress.Loopback, 0);
+            api.Start();
+            var database = new TcpListener(IPAddress.Loopback, 0);
+            database.Start();
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
+                         "--users", "1", "--duration", runEndedBySignal ? "600" : "1", "--drain", "0", "--generate", "1", "--size", "64x48",
+                         "--out", Path.Combine(directory, "out"), "--cleanup" })
+                start.ArgumentList.Add(arg);
+            start.Environment["Database__Provider"] = "postgres";
+            start.Environment["Database__ConnectionString"] =
+                $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest";
+            start.Environment["ObjectStore__Provider"] = "filesystem";
+            start.Environment["DataDirectory"] = Path.Combine(directory, "data");
+            var process = Process.Start(start)!;
+            var run = new CleanupRun { Process = process, Api = api, Database = database, Stdout = process.StandardOutput.ReadToEndAsync() };
+            run._stderr = Task.Run(run.ReadStderrAsync);
+            return run;
+        }
+
+        /// <summary>Completes once a line of stderr contains the text.</summary>
+        public Task Logged(string text, CancellationToken cancellationToken)
+        {
+            var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_log)
+            {
+                if (_log.ToString().Contains(text, StringComparison.Ordinal)) seen.TrySetResult();
+                else _awaited.Add((text, seen));
+            }
+            return seen.Task.WaitAsync(cancellationToken);
+        }
+
+        /// <summary>All of stderr, once the process has closed it.</summary>
+        public async Task<string> LogAsync()
+        {
+            await _stderr;
+            lock (_log) return _log.ToString();
+        }
+
+        private async Task ReadStderrAsync()
+        {
+            while (await Process.StandardError.ReadLineAsync() is { } line)
+                lock (_log)
+                {
+                    _log.AppendLine(line);
+                    foreach (var (text, seen) in _awaited)
+                        if (line.Contains(text, StringComparison.Ordinal)) seen.TrySetResult();
+                }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!Process.HasExited) Process.Kill();
+            await Process.WaitForExitAsync();
+            Process.Dispose();
+            Api.Dispose();
+            Database.Dispose();
+        }
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Api.Submissions;
@@ -55,7 +56,17 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     private const int ResendBatch = 100;
 
     /// <param name="Deadline">The run's: a row is not sent after it.</param>
-    private sealed record Unsent(Classification Row, OutgoingImage Image, CancellationToken Deadline);
+    /// <param name="NotBefore">When it may be sent again.</param>
+    private sealed record Unsent(Classification Row, OutgoingImage Image, CancellationToken Deadline, DateTime NotBefore);
+
+    /// <summary>
+    /// When a row whose send failed may be sent again: a send that timed out may have reached the broker after all, so it
+    /// waits as long as the API's re-publisher waits for an unsent row (a worker takes the message meanwhile, if it got
+    /// through); a send the broker refused, at once.
+    /// </summary>
+    private DateTime ResendAfter(Exception failure) => DateTime.UtcNow + (failure is TimeoutException
+        ? TimeSpan.FromSeconds(services.GetRequiredService<IConfiguration>().GetValue("Republish:UnsentAfterSeconds", 5))
+        : TimeSpan.Zero);
 
     /// <summary>Why the API's intake would refuse the image (its own checks: empty, too large, unreadable header, too many pixels), or null.</summary>
     private string? Refusal(TestImage image)
@@ -100,7 +111,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             // until the deadline like any other (a send that timed out may have reached the broker after all). The resend
             // loop sends it again: left to the API's re-publisher, a run with workers but no API waited for it until its
             // deadline.
-            _unsent[row.Id] = new Unsent(row, new OutgoingImage(stored.ObjectKey, image.Content), cancellationToken);
+            _unsent[row.Id] = new Unsent(row, new OutgoingImage(stored.ObjectKey, image.Content), cancellationToken, ResendAfter(e));
             if (Interlocked.Exchange(ref _sendFailureLogged, 1) == 0)
                 services.GetRequiredService<ILogger<QueueLoadTarget>>().LogWarning(e, "Could not send a classify message; it is sent again, backing off, and awaited like the others");
         }
@@ -153,7 +164,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     /// <summary>
     /// Sends the rows whose send failed again, a batch at a time, backing off while the broker refuses (bounded by
     /// <see cref="MaxResendDelay"/>), until each is sent or the run's deadline. Rows another sender has sent meanwhile (the
-    /// API's re-publisher stamps them later than their insert) or a worker has taken are dropped, not sent twice.
+    /// API's re-publisher stamps them later than their insert) or a worker has taken are dropped, not sent twice. A row is
+    /// claimed before its send, stamped as at its insert, so the re-publisher, which sends only unstamped rows, leaves it;
+    /// it is dropped from the list once the broker has it, so nothing failing after that sends it twice.
     /// </summary>
     private async Task ResendLoopAsync(CancellationToken cancellationToken)
     {
@@ -170,20 +183,48 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                     delay = FirstResendDelay;
                     continue;
                 }
-                var batch = _unsent.Values.Take(ResendBatch).ToList();
+                var now = DateTime.UtcNow;
+                var batch = _unsent.Values.Where(u => u.NotBefore <= now).Take(ResendBatch).ToList();
+                if (batch.Count == 0) continue;
                 var ids = batch.Select(u => u.Row.Id).ToList();
                 using var scope = services.CreateScope();
                 var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-                // Still stamped at its insert: the un-stamping after the failed send failed too.
-                var due = (await db.Classifications.AsNoTracking()
+                // Claimed as the API stamps a new row before its send. Stamped at its insert already: the un-stamping
+                // after a failed send failed too.
+                await db.Classifications
                     .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
+                    .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, c => (DateTime?)c.CreatedAt), cancellationToken);
+                var claimed = (await db.Classifications.AsNoTracking()
+                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
                     .Select(c => c.Id).ToListAsync(cancellationToken)).ToHashSet();
-                var rows = batch.Where(u => due.Contains(u.Row.Id)).ToList();
-                if (rows.Count > 0)
-                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync(rows.Select(u => u.Row).ToList(),
+                foreach (var id in ids.Where(id => !claimed.Contains(id))) _unsent.TryRemove(id, out _);
+                var rows = batch.Where(u => claimed.Contains(u.Row.Id)).ToList();
+                if (rows.Count == 0) continue;
+                try
+                {
+                    // Un-stamped again if the send fails.
+                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync(rows.Select(u => u.Row).ToList(),
                         rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), cancellationToken);
-                foreach (var id in ids) _unsent.TryRemove(id, out _);
+                }
+                catch (TimeoutException e)
+                {
+                    foreach (var u in rows) _unsent[u.Row.Id] = u with { NotBefore = ResendAfter(e) };
+                    throw;
+                }
+                foreach (var u in rows) _unsent.TryRemove(u.Row.Id, out _);
                 delay = FirstResendDelay;
+                try
+                {
+                    // When it was sent, for the re-publisher's rule for lost messages; left stamped at its insert, it is resent sooner.
+                    var sentAt = DateTime.UtcNow;
+                    var sent = rows.Select(u => u.Row.Id).ToList();
+                    await db.Classifications.Where(c => sent.Contains(c.Id) && c.PublishedAt == c.CreatedAt)
+                        .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, sentAt), cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The broker has the rows: sent again for this, they would be classified twice.
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -113,10 +113,61 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
             await Task.Delay(200);
             using var scope = deployment.CreateScope();
             row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
-        } while (row.PublishedAt is null && sent.Elapsed < TimeSpan.FromSeconds(30));
-        Assert.NotNull(row.PublishedAt);
+            // Claimed for the resend, it is stamped as at its insert; once sent, with the time of the send.
+        } while ((row.PublishedAt is null || row.PublishedAt == row.CreatedAt) && sent.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.NotEqual(row.CreatedAt, row.PublishedAt ?? row.CreatedAt);
         await using (var channel = await connection.CreateChannelAsync())
             Assert.Equal(1u, (await channel.QueueDeclarePassiveAsync(queue)).MessageCount);
+    }
+
+    [IntegrationFact]
+    public async Task Resend_StampAfterTheSendFails_SentOnce()
+    {
+        // The broker refuses the first send (the queue's name is an exchange of another type), then takes the resend; the
+        // row's stamp after that resend fails, as a trigger refuses every stamp but the insert's. The batch stayed in the
+        // resend list and was sent again, each time: the workers would classify the row twice.
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        var queue = _settings["Messaging:ClassifyQueue"]!;
+        await using var connection = await factory.CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using (var scope = deployment.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.ExecuteSqlRawAsync("""
+                CREATE FUNCTION refuse_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.published_at IS NOT NULL AND NEW.published_at <> NEW.created_at THEN RAISE EXCEPTION 'stamp refused'; END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER refuse_stamp BEFORE UPDATE ON classifications FOR EACH ROW EXECUTE FUNCTION refuse_stamp();
+                """);
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-stamp", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+
+        Assert.Equal(ResponseKind.Accepted, (await target.SubmitAsync(images.All[0], CancellationToken.None)).Kind);
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeleteAsync(queue);
+
+        async Task<uint> MessagesAsync()
+        {
+            await using var channel = await connection.CreateChannelAsync();
+            try
+            {
+                return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                return 0; // Not declared yet.
+            }
+        }
+        var sent = Stopwatch.StartNew();
+        while (await MessagesAsync() == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
+        Assert.Equal(1u, await MessagesAsync());
+        // Time for more resends: the next came 1 s after the failed stamp.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(1u, await MessagesAsync());
     }
 
     private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();

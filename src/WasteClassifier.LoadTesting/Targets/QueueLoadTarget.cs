@@ -187,16 +187,27 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 var batch = _unsent.Values.Where(u => u.NotBefore <= now).Take(ResendBatch).ToList();
                 if (batch.Count == 0) continue;
                 var ids = batch.Select(u => u.Row.Id).ToList();
+                // Nothing goes out after the run's deadline, nor while a send that began before it waits for the broker.
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource([cancellationToken, .. batch.Select(u => u.Deadline).Distinct()]);
                 using var scope = services.CreateScope();
                 var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-                // Claimed as the API stamps a new row before its send. Stamped at its insert already: the un-stamping
-                // after a failed send failed too.
-                await db.Classifications
-                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
-                    .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, c => (DateTime?)c.CreatedAt), cancellationToken);
-                var claimed = (await db.Classifications.AsNoTracking()
-                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
-                    .Select(c => c.Id).ToListAsync(cancellationToken)).ToHashSet();
+                HashSet<Guid> claimed;
+                try
+                {
+                    // Claimed as the API stamps a new row before its send. Stamped at its insert already: the un-stamping
+                    // after a failed send failed too.
+                    await db.Classifications
+                        .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
+                        .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, c => (DateTime?)c.CreatedAt), deadline.Token);
+                    claimed = (await db.Classifications.AsNoTracking()
+                        .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
+                        .Select(c => c.Id).ToListAsync(deadline.Token)).ToHashSet();
+                }
+                catch (Exception)
+                {
+                    await ReleaseAsync(db, ids);
+                    throw;
+                }
                 foreach (var id in ids.Where(id => !claimed.Contains(id))) _unsent.TryRemove(id, out _);
                 var rows = batch.Where(u => claimed.Contains(u.Row.Id)).ToList();
                 if (rows.Count == 0) continue;
@@ -204,7 +215,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 {
                     // Un-stamped again if the send fails.
                     await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync(rows.Select(u => u.Row).ToList(),
-                        rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), cancellationToken);
+                        rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), deadline.Token);
                 }
                 catch (TimeoutException e)
                 {
@@ -235,6 +246,23 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 // The broker (or the database) still refuses: the rows stay due, tried again after a longer pause.
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxResendDelay.Ticks));
             }
+        }
+    }
+
+    /// <summary>
+    /// Rows claimed and not sent (the deadline passed, the database failed) are un-stamped, as a failed send leaves them:
+    /// stamped, the re-publisher took them as sent. Best effort: a row still stamped is claimed again by the next try.
+    /// </summary>
+    private static async Task ReleaseAsync(ClassifierDbContext db, List<Guid> ids)
+    {
+        try
+        {
+            await db.Classifications.Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
+                .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, (DateTime?)null), CancellationToken.None);
+        }
+        catch (Exception)
+        {
+            // The database refuses: the caller's failure is the one to tell.
         }
     }
 

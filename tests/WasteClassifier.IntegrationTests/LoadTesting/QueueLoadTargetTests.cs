@@ -150,24 +150,70 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         await using (var channel = await connection.CreateChannelAsync())
             await channel.ExchangeDeleteAsync(queue);
 
-        async Task<uint> MessagesAsync()
-        {
-            await using var channel = await connection.CreateChannelAsync();
-            try
-            {
-                return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
-            }
-            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
-            {
-                return 0; // Not declared yet.
-            }
-        }
         var sent = Stopwatch.StartNew();
-        while (await MessagesAsync() == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
-        Assert.Equal(1u, await MessagesAsync());
+        while (await MessagesAsync(connection, queue) == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
+        Assert.Equal(1u, await MessagesAsync(connection, queue));
         // Time for more resends: the next came 1 s after the failed stamp.
         await Task.Delay(TimeSpan.FromSeconds(3));
-        Assert.Equal(1u, await MessagesAsync());
+        Assert.Equal(1u, await MessagesAsync(connection, queue));
+    }
+
+    [IntegrationFact]
+    public async Task Resend_DeadlinePassesWhileItWaitsForTheBroker_TheSendEndsThen()
+    {
+        // The broker refuses the sends (the queue's name is an exchange of another type): a resend waits for it up to the
+        // send timeout, 5 s, and the run's deadline passes meanwhile. The send went on to its timeout, so a broker that
+        // took messages again in that time got one after the deadline.
+        _settings["Republish:UnsentAfterSeconds"] = "1";
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        var queue = _settings["Messaging:ClassifyQueue"]!;
+        await using var connection = await factory.CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-deadline", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+        using var runDeadline = new CancellationTokenSource();
+        Assert.Equal(ResponseKind.Accepted, (await target.SubmitAsync(images.All[0], runDeadline.Token)).Kind);
+
+        // A resend claims the row (stamped as at its insert) just before its send.
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        var waited = Stopwatch.StartNew();
+        Classification row;
+        do
+        {
+            await Task.Delay(20);
+            using var scope = deployment.CreateScope();
+            row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
+        } while (row.PublishedAt != row.CreatedAt && waited.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.Equal(row.CreatedAt, row.PublishedAt);
+        await runDeadline.CancelAsync();
+
+        // The send given up is un-stamped, the row left to the API's re-publisher.
+        var deadlinePassed = Stopwatch.StartNew();
+        do
+        {
+            await Task.Delay(20);
+            using var scope = deployment.CreateScope();
+            row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
+        } while (row.PublishedAt is not null && deadlinePassed.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.Null(row.PublishedAt);
+        Assert.True(deadlinePassed.Elapsed < TimeSpan.FromSeconds(2.5), $"the send ended {deadlinePassed.Elapsed.TotalSeconds:F1} s after the deadline");
+    }
+
+    /// <summary>The messages in the queue; none while it is not declared.</summary>
+    private static async Task<uint> MessagesAsync(IConnection connection, string queue)
+    {
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return 0;
+        }
     }
 
     private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();

@@ -73,6 +73,17 @@ public static class RunCleanup
         var left = new List<Guid>();
         string? failure = null;
         var failedInARow = 0;
+        try
+        {
+            // A missing folder store root (a wrong DataDirectory, a volume not mounted) answers every delete "no such
+            // folder", which counts as gone: every row would go and the objects stay where the store really is.
+            if (orphans.Count > 0) await store.CheckAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            failure = $"object store: {e.Message}";
+            failedInARow = MaxFailedDeletesInARow;
+        }
         foreach (var image in orphans)
         {
             if (failedInARow >= MaxFailedDeletesInARow)
@@ -124,7 +135,10 @@ public static class RunCleanup
         return new Removed(classifications, images, left.Count, failure, candidates.Count - orphans.Count);
     }
 
-    /// <summary>An object that is not there counts as deleted (an earlier cleanup deleted it, then failed before the rows).</summary>
+    /// <summary>
+    /// An object that is not there counts as deleted (an earlier cleanup deleted it, then failed before the rows); a
+    /// missing folder too, the store's root being there (checked first).
+    /// </summary>
     private static bool IsNotFound(Exception e) =>
         e is Minio.Exceptions.ObjectNotFoundException or FileNotFoundException or DirectoryNotFoundException
             or HttpRequestException { StatusCode: HttpStatusCode.NotFound };

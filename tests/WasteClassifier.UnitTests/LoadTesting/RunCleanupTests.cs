@@ -131,6 +131,25 @@ public sealed class RunCleanupTests : IDisposable
         Assert.Equal((0, 0), (await check.Classifications.CountAsync(), await check.Images.CountAsync()));
     }
 
+    [Fact]
+    public async Task Remove_FolderStoreRootMissing_NothingCountsAsDeletedAndTheRowsStay()
+    {
+        // A wrong DataDirectory, say: each delete threw DirectoryNotFoundException, taken for an object already gone, so
+        // every row was deleted and the objects, wherever the store really is, were left with nothing to find them by.
+        for (var i = 0; i < 2; i++) await AddClassifiedImageAsync();
+        var services = new ServiceCollection()
+            .AddScoped(_ => _database.NewContext())
+            .AddSingleton<IObjectStore>(new FileSystemObjectStore(Path.Combine(Path.GetTempPath(), $"no-store-{Guid.NewGuid():N}")))
+            .BuildServiceProvider();
+
+        var removed = await RunCleanup.RemoveAsync(services, Source, DateTime.UtcNow.AddMinutes(-5), CancellationToken.None);
+
+        Assert.Equal((0, 0, 2), (removed.Classifications, removed.Images, removed.ImagesLeft));
+        Assert.Contains("is missing", removed.Failure);
+        await using var check = _database.NewContext();
+        Assert.Equal((2, 2), (await check.Classifications.CountAsync(), await check.Images.CountAsync()));
+    }
+
     private async Task AddSampleAsync(string objectKey, string origin)
     {
         await using var db = _database.NewContext();

@@ -36,7 +36,8 @@ public static class DeploymentServices
         if (postgres)
         {
             var connection = new NpgsqlConnectionStringBuilder(database.ConnectionString);
-            connection.Timeout = Math.Min(connection.Timeout, CleanupConnectTimeoutSeconds);
+            // Timeout=0 is Npgsql's "wait for ever": no less than the cap, but more.
+            if (connection.Timeout is <= 0 or > CleanupConnectTimeoutSeconds) connection.Timeout = CleanupConnectTimeoutSeconds;
             configuration = new ConfigurationBuilder().AddConfiguration(configuration)
                 .AddInMemoryCollection([KeyValuePair.Create($"{DatabaseOptions.Section}:ConnectionString", (string?)connection.ConnectionString)])
                 .Build();

@@ -7,7 +7,8 @@ namespace WasteClassifier.Api.Submissions;
 /// <summary>
 /// The database row is the source of truth for an accepted image. This loop sends ClassifyImage again for rows
 /// still queued that were never sent (the broker was down), and for rows queued or processing for longer than
-/// <c>Republish:StuckAfterSeconds</c> (a lost message, a worker that died). Workers skip rows already finished,
+/// <c>Republish:StuckAfterSeconds</c> since their last send (and, processing, their last claim): a lost message, a
+/// worker that died. Workers skip rows already finished,
 /// so a duplicate send costs nothing.
 /// </summary>
 public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguration configuration, TimeProvider clock, ILogger<QueuedRepublisher> logger) : BackgroundService
@@ -53,7 +54,9 @@ public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguratio
                 ? unfinished.Where(c => c.CreatedAt < _processStartedAt)
                 : unfinished.Where(c => (c.Status == ClassificationStatus.Queued && c.PublishedAt == null && c.CreatedAt < unsentBefore)
                     || (c.Status == ClassificationStatus.Queued && c.PublishedAt < stuckBefore)
-                    || (c.Status == ClassificationStatus.Processing && c.StartedAt < stuckBefore)))
+                    // The later of its claim and its last send: a resend stamps only PublishedAt, so a row no worker
+                    // claims meanwhile was otherwise sent again every round.
+                    || (c.Status == ClassificationStatus.Processing && c.StartedAt < stuckBefore && (c.PublishedAt == null || c.PublishedAt < stuckBefore))))
             .OrderBy(c => c.CreatedAt).Take(500).ToListAsync(cancellationToken);
         if (recover && rows.Count < 500) _recoveredInMemoryQueue = true;
         if (rows.Count == 0) return 0;

@@ -1,0 +1,89 @@
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>Which unfinished rows the re-publisher sends again, and how often.</summary>
+public sealed class QueuedRepublisherTests : IAsyncDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly MovableClock _clock = new();
+    private ServiceProvider? _services;
+
+    [Fact]
+    public async Task Republish_ProcessingRowStuck_SentOnceThenNotAgainUntilItIsStuckAgain()
+    {
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var row = await AddAsync(ClassificationStatus.Processing, createdAt: now.AddMinutes(-21), publishedAt: now.AddMinutes(-21), startedAt: now.AddMinutes(-20));
+        var (republisher, harness) = await RepublisherAsync(MessagingTransports.RabbitMq);
+
+        Assert.Equal(1, await republisher.RepublishAsync(CancellationToken.None));
+
+        // No worker has claimed it since: its StartedAt is still 20 minutes old, but it was just sent.
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, await republisher.RepublishAsync(CancellationToken.None));
+
+        // Past StuckAfterSeconds since that send, it is sent again.
+        _clock.Advance(TimeSpan.FromMinutes(10));
+        Assert.Equal(1, await republisher.RepublishAsync(CancellationToken.None));
+        Assert.Equal(2, harness.Sent.Select<ClassifyImage>().Count(m => m.Context.Message.ClassificationId == row));
+    }
+
+    private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
+    {
+        _services = new ServiceCollection()
+            .AddMassTransitTestHarness()
+            .AddScoped(_ => _database.NewContext())
+            .AddSingleton(new MessagingOptions { Transport = transport })
+            .AddSingleton<TimeProvider>(_clock)
+            .AddScoped<ClassifyCommandSender>()
+            .BuildServiceProvider();
+        var harness = _services.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var republisher = new QueuedRepublisher(_services.GetRequiredService<IServiceScopeFactory>(), new ConfigurationBuilder().Build(), _clock,
+            NullLogger<QueuedRepublisher>.Instance);
+        return (republisher, harness);
+    }
+
+    private async Task<Guid> AddAsync(string status, DateTime createdAt, DateTime? publishedAt, DateTime? startedAt = null, Guid? duplicateOf = null)
+    {
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            Image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = $"objects/{Guid.NewGuid():N}", ContentHash = Guid.NewGuid().ToString("N"), Format = "png", CreatedAt = createdAt },
+            Status = status,
+            CreatedAt = createdAt,
+            PublishedAt = publishedAt,
+            StartedAt = startedAt,
+            Attempts = startedAt is null ? 0 : 1,
+            DuplicateOfId = duplicateOf,
+        };
+        await using var db = _database.NewContext();
+        db.Classifications.Add(row);
+        await db.SaveChangesAsync();
+        return row.Id;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_services is not null) await _services.DisposeAsync();
+        _database.Dispose();
+    }
+
+    private sealed class MovableClock : TimeProvider
+    {
+        private TimeSpan _by;
+
+        public void Advance(TimeSpan by) => _by += by;
+
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by;
+    }
+}

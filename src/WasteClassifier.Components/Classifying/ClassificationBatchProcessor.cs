@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
@@ -31,6 +32,7 @@ public sealed class ClassificationBatchProcessor(
     public const string MissingImage = "image_missing";
     public const string SizeMismatch = "image_size_mismatch";
     public const string UnreadableImage = "image_unreadable";
+    public const string ModelOutputInvalid = "model_output_invalid";
 
     // Reads of an object whose length differs from the accepted upload's, before the image is failed.
     private const int FetchAttempts = 3;
@@ -458,6 +460,15 @@ public sealed class ClassificationBatchProcessor(
 
     private void Complete(Classification row, IReadOnlyList<string> labels, float[] probabilities, string modelVersion, double inferenceMs, int batchSize, DateTime completedAt)
     {
+        // A NaN or infinite score cannot be stored as JSON: thrown by the serializer, it failed the whole batch, whose retries
+        // and redeliveries failed its neighbours too. Only the row it came for fails.
+        for (var i = 0; i < probabilities.Length; i++)
+        {
+            if (float.IsFinite(probabilities[i])) continue;
+            Fail(row, ModelOutputInvalid, $"model {modelVersion} gave this image the score {probabilities[i].ToString(CultureInfo.InvariantCulture)} for '{labels[i]}', which is not a finite number; " +
+                "no result is recorded", completedAt);
+            return;
+        }
         var best = 0;
         for (var i = 1; i < probabilities.Length; i++) if (probabilities[i] > probabilities[best]) best = i;
         row.Status = ClassificationStatus.Completed;

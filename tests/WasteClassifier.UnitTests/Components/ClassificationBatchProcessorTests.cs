@@ -56,6 +56,25 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         });
     }
 
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public async Task Process_ModelScoreNotFinite_OnlyThatRowFailsAndTheRestIsSaved(float score)
+    {
+        var bad = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        var good = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        _classifier.OnOutput = output => output[0][1] = score;
+
+        var outcome = await Processor().ProcessAsync([bad, good], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 1, 1), outcome);
+        var rows = await Rows([bad, good]);
+        Assert.Equal(("failed", ClassificationBatchProcessor.ModelOutputInvalid, null), (rows[0].Status, rows[0].ErrorCode, rows[0].AllPredictions));
+        Assert.Contains("fake-1", rows[0].Error);
+        Assert.Equal(("completed", "low"), (rows[1].Status, rows[1].PredictedClass));
+    }
+
     [Fact]
     public async Task Process_RedeliveredFinishedRow_DoesNoWork()
     {
@@ -712,6 +731,9 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         /// <summary>Runs inside each call, given its images' red values: what happens while the model runs.</summary>
         public Action<float[]>? OnClassify { get; set; }
 
+        /// <summary>Given each call's output before it is returned, which it may change.</summary>
+        public Action<float[][]>? OnOutput { get; set; }
+
         public ModelCard Card { get; } = new()
         {
             Version = "fake-1",
@@ -730,12 +752,14 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             OnClassify?.Invoke(reds);
             BatchSizes.Add(count);
             Reds.Add(reds);
-            return Enumerable.Range(0, count).Select(i =>
+            var output = Enumerable.Range(0, count).Select(i =>
             {
                 var red = batch.Span[i * length];
                 var best = red < 80 ? 0 : red < 200 ? 1 : 2;
                 return Enumerable.Range(0, 3).Select(k => k == best ? 0.8f : 0.1f).ToArray();
             }).ToArray();
+            OnOutput?.Invoke(output);
+            return output;
         }
 
         public void Dispose()

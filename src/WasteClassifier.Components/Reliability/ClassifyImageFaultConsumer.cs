@@ -24,13 +24,16 @@ public sealed class ClassifyImageFaultConsumer(ClassifierDbContext db, TimeProvi
             (exception is null ? "unknown error" : $"{exception.ExceptionType.Split('.').Last()}: {exception.Message}");
         if (reason.Length > 1000) reason = reason[..1000];
         var now = clock.GetUtcNow().UtcDateTime;
+        // Attempts is the token a claim's result save checks: bumped, a claim another delivery still holds cannot overwrite
+        // this failure with its result (the row finished twice, no event for its final state).
         var updated = await db.Classifications
             .Where(c => c.Id == id && c.Status != ClassificationStatus.Completed && c.Status != ClassificationStatus.Failed)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(c => c.Status, ClassificationStatus.Failed)
                 .SetProperty(c => c.ErrorCode, ProcessingFailed)
                 .SetProperty(c => c.Error, reason)
-                .SetProperty(c => c.CompletedAt, now), context.CancellationToken);
+                .SetProperty(c => c.CompletedAt, now)
+                .SetProperty(c => c.Attempts, c => c.Attempts + 1), context.CancellationToken);
         if (updated > 0) logger.LogWarning("Classification {ClassificationId} failed permanently: {Error}", id, reason);
     }
 }

@@ -44,8 +44,9 @@ public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguratio
         var now = clock.GetUtcNow().UtcDateTime;
         var unsentBefore = now.AddSeconds(-configuration.GetValue("Republish:UnsentAfterSeconds", 5));
         var stuckBefore = now.AddSeconds(-configuration.GetValue("Republish:StuckAfterSeconds", 600));
+        // Duplicate frames are never classified: IngestionHousekeeping gives them their original's result once it is final.
         var unfinished = db.Classifications.Include(c => c.Image)
-            .Where(c => c.Status == ClassificationStatus.Queued || c.Status == ClassificationStatus.Processing);
+            .Where(c => (c.Status == ClassificationStatus.Queued || c.Status == ClassificationStatus.Processing) && c.DuplicateOfId == null);
 
         // An in-memory queue dies with its process: at start, everything a previous run left unfinished is resent.
         var inMemory = scope.ServiceProvider.GetRequiredService<MessagingOptions>().Transport == MessagingTransports.InMemory;

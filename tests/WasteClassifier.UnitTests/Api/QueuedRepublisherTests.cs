@@ -37,6 +37,22 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
         Assert.Equal(2, harness.Sent.Select<ClassifyImage>().Count(m => m.Context.Message.ClassificationId == row));
     }
 
+    [Theory]
+    [InlineData(MessagingTransports.RabbitMq)]
+    [InlineData(MessagingTransports.InMemory)] // the first round after a start resends every unfinished row
+    public async Task Republish_DuplicateFrameWaitingOnItsOriginal_NotSent(string transport)
+    {
+        // Both recorded 11 minutes ago: the original was sent and is still queued (its message lost), the duplicate
+        // was never sent (stamped as sent when it was marked), and waits for the original's result.
+        var createdAt = _clock.GetUtcNow().UtcDateTime.AddMinutes(-11);
+        var original = await AddAsync(ClassificationStatus.Queued, createdAt, publishedAt: createdAt);
+        await AddAsync(ClassificationStatus.Queued, createdAt, publishedAt: createdAt, duplicateOf: original);
+        var (republisher, harness) = await RepublisherAsync(transport);
+
+        Assert.Equal(1, await republisher.RepublishAsync(CancellationToken.None));
+        Assert.Equal([original], harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId));
+    }
+
     private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
     {
         _services = new ServiceCollection()

@@ -234,7 +234,6 @@ public sealed partial class ModelRegistry(
     /// </summary>
     public async Task<string> DownloadAsync(ModelRecord record, string cacheRoot, CancellationToken cancellationToken)
     {
-        const string staged = ".partial-";
         var directory = Path.Combine(cacheRoot, record.Version);
         var card = ReadCard(record);
         var artifacts = new[] { card.Head, card.Onnx }.OfType<string>().Select(SafeFileName).ToList();
@@ -247,7 +246,7 @@ public sealed partial class ModelRegistry(
         }
         RemoveAbandoned();
         // Download beside the final folder and rename, so a half-downloaded model is never loaded.
-        var staging = directory + staged + Guid.NewGuid().ToString("N");
+        var staging = directory + StagedMarker + Guid.NewGuid().ToString("N");
         try
         {
             Directory.CreateDirectory(staging);
@@ -282,21 +281,50 @@ public sealed partial class ModelRegistry(
             // Against the machine's clock, which stamps the folders, not the injected one: a host whose clock runs ahead would
             // take another host's download in progress for abandoned and empty it mid-way.
             var before = DateTime.UtcNow - TimeSpan.FromMinutes(10);
-            foreach (var folder in Directory.EnumerateDirectories(cacheRoot, "*" + staged + "*"))
+            foreach (var folder in Directory.EnumerateDirectories(cacheRoot, "*" + StagedMarker + "*"))
                 if (Directory.GetLastWriteTimeUtc(folder) < before) Remove(folder);
         }
+    }
 
-        // Best effort: a folder left behind costs disk, not the download.
-        void Remove(string folder)
+    // Marks a download in progress: DownloadAsync's staging folders beside the versions in the cache.
+    private const string StagedMarker = ".partial-";
+
+    /// <summary>
+    /// Deletes the copies in <paramref name="cacheRoot"/> of versions other than <paramref name="keep"/> (a worker keeps the
+    /// version it serves and the one before, for a roll back): each promotion added one for good. A loaded model no longer
+    /// reads its folder (sessions are built from bytes read at load), so a batch still on an older version loses nothing;
+    /// downloads in progress are left alone. Best effort: a copy left behind costs disk, and a version deleted under
+    /// another loader sharing the cache is downloaded again by its next try.
+    /// </summary>
+    public void PruneCache(string cacheRoot, IReadOnlyCollection<string> keep)
+    {
+        try
         {
-            try
+            if (!Directory.Exists(cacheRoot)) return;
+            foreach (var folder in Directory.EnumerateDirectories(cacheRoot))
             {
-                Directory.Delete(folder, recursive: true);
+                var name = Path.GetFileName(folder);
+                if (keep.Contains(name) || name.Contains(StagedMarker, StringComparison.Ordinal)) continue;
+                logger.LogInformation("Removing the cached copy of model {ModelVersion} from {Folder}", name, cacheRoot);
+                Remove(folder);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                logger.LogWarning("Could not remove the model download folder {Folder}: {Reason}", folder, e.Message);
-            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not list the model cache {Folder} to remove old versions: {Reason}", cacheRoot, e.Message);
+        }
+    }
+
+    // Best effort: a folder left behind costs disk, not the download.
+    private void Remove(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not remove the model download folder {Folder}: {Reason}", folder, e.Message);
         }
     }
 

@@ -19,6 +19,8 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
 
+    private string CacheRoot => Path.Combine(service.ResolvedDataDirectory, "model-cache");
+
     /// <summary>
     /// The registry's active version that the last refresh failed to download or load, and why; null once the provider
     /// serves the registry's active version. Meanwhile it keeps serving what it had (the health check says so).
@@ -62,7 +64,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             IImageClassifier classifier;
             try
             {
-                var directory = await registry.DownloadAsync(active, Path.Combine(service.ResolvedDataDirectory, "model-cache"), cancellationToken);
+                var directory = await registry.DownloadAsync(active, CacheRoot, cancellationToken);
                 classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
@@ -75,6 +77,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             if (previous is null) LogPageSize();
             _model = new SharedModel(classifier);
             previous?.Release();
+            if (previous is not null) registry.PruneCache(CacheRoot, [active.Version, previous.Classifier.Card.Version]);
             Observability.ClassifierMetrics.ServingModel(active.Version);
             logger.LogInformation("Now serving model {ModelVersion} (was {PreviousVersion}); loaded in {ElapsedMs} ms",
                 active.Version, previous?.Classifier.Card.Version, started.ElapsedMilliseconds);

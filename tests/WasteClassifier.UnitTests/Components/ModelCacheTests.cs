@@ -1,0 +1,96 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Hosting;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.UnitTests.Support;
+using static WasteClassifier.Core.Inference.OnnxGraphBuilder;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>The versions a worker keeps in its model cache ({DataDirectory}/model-cache) as models are promoted.</summary>
+public sealed class ModelCacheTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly MemoryObjectStore _store = new();
+    private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("wc-model-cache-");
+    private readonly ServiceProvider _services;
+    private readonly RegistryModelProvider _provider;
+
+    public ModelCacheTests()
+    {
+        _services = new ServiceCollection()
+            .AddSingleton(_database.Context)
+            .AddSingleton<IObjectStore>(_store)
+            .AddSingleton(UnreachablePublishEndpoint.Failing())
+            .AddSingleton(new ModelOptions())
+            .AddSingleton(TimeProvider.System)
+            .AddLogging()
+            .AddScoped<ModelRegistry>()
+            .BuildServiceProvider();
+        _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions { InferenceLanes = 1, InferenceThreads = 1 },
+            new ServiceOptions { DataDirectory = _data.FullName }, NullLogger<RegistryModelProvider>.Instance);
+    }
+
+    [Fact]
+    public async Task Refresh_ThreeVersionsPromotedInTurn_OnlyTheServedAndThePreviousOneStayCached()
+    {
+        var cache = Path.Combine(_data.FullName, "model-cache");
+        // Perhaps another process's download in progress: not a version to remove.
+        var staging = Directory.CreateDirectory(Path.Combine(cache, "v4.partial-0123456789abcdef0123456789abcdef"));
+        await PromoteAsync("v1");
+        Assert.True(await _provider.RefreshAsync(CancellationToken.None));
+        // A batch holds v1 through both swaps: its session does not read the cache after its load.
+        using var lease = await _provider.AcquireAsync(CancellationToken.None);
+        foreach (var version in new[] { "v2", "v3" })
+        {
+            await PromoteAsync(version);
+            Assert.True(await _provider.RefreshAsync(CancellationToken.None));
+        }
+
+        Assert.Equal(("v1", 2), (lease.Classifier.Card.Version, lease.Classifier.Classify(new float[12], 1)[0].Length));
+        Assert.Equal(["v2", "v3", staging.Name], Directory.EnumerateDirectories(cache).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>Registers <paramref name="version"/> (a tiny NHWC classifier) with its file in the store, active, the others retired.</summary>
+    private async Task PromoteAsync(string version)
+    {
+        var graph = new Onnx.GraphProto { Name = version };
+        graph.Input.Add(BatchedFloat("pixels", 2, 2, 3));
+        graph.Output.Add(BatchedFloat("logits", 2));
+        graph.Initializer.Add(FloatTensor("w", Enumerable.Range(0, 24).Select(i => i % 3 * 0.1f).ToArray(), 12, 2));
+        graph.Node.Add(Node("Flatten", "flatten", ["pixels"], ["flat"], IntAttribute("axis", 1)));
+        graph.Node.Add(Node("MatMul", "scores", ["flat", "w"], ["logits"]));
+        await _store.PutAsync(ModelRegistry.PrefixFor(version) + "classifier.onnx", Model(graph, "test").ToByteArray(), "application/octet-stream", CancellationToken.None);
+        foreach (var model in _database.Context.Models) model.Status = ModelStatus.Retired;
+        _database.Context.Models.Add(new ModelRecord
+        {
+            Version = version,
+            Status = ModelStatus.Active,
+            Origin = "test",
+            ArtifactPrefix = ModelRegistry.PrefixFor(version),
+            CardJson = JsonSerializer.Serialize(new ModelCard
+            {
+                Version = version,
+                Labels = ["a", "b"],
+                Onnx = "classifier.onnx",
+                Input = new ModelInputSpec { Width = 2, Height = 2, Layout = TensorLayout.Nhwc, Scale = 1 / 255f },
+            }, ModelCard.JsonOptions),
+            CreatedAt = DateTime.UtcNow,
+            PromotedAt = DateTime.UtcNow,
+        });
+        await _database.Context.SaveChangesAsync();
+    }
+
+    public void Dispose()
+    {
+        _provider.Dispose();
+        _services.Dispose();
+        _database.Dispose();
+        _data.Delete(recursive: true);
+    }
+}

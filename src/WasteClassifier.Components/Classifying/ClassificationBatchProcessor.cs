@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
@@ -163,7 +164,7 @@ public sealed class ClassificationBatchProcessor(
         {
             if (StoreAnswer(images) is { } answer && await ReadAccessDoubtAsync(images, rows, answer, cancellationToken) is { } doubt)
                 throw new WorkerFaultException($"the object store {answer.What}, and {doubt}: this worker's credentials, bucket or volume may be " +
-                    "wrong; its images go back to the queue for another worker rather than fail");
+                    "wrong; its images go back to the queue for another worker rather than fail") { RowErrors = ReadErrors(images, rows) };
             // For a later batch refused throughout, while the store has served this worker nothing: one write per batch.
             if (CarriedKey(images, rows) is { } carriedKey) probes.Carried = carriedKey;
         }
@@ -400,6 +401,18 @@ public sealed class ClassificationBatchProcessor(
             : null;
     }
 
+    /// <summary>Each row's own refused or missing read, as <see cref="Decode"/> fails it: for a row given up on after its send-backs.</summary>
+    private static Dictionary<Guid, RowError> ReadErrors(Fetched[] images, List<Classification> rows)
+    {
+        var errors = new Dictionary<Guid, RowError>();
+        for (var i = 0; i < images.Length; i++)
+        {
+            if (images[i] is { Refusal: { } refusal }) errors[rows[i].Id] = new RowError(UnreadableImage, $"the object store refused to return the image: {refusal}");
+            else if (images[i] is { Answered: true, Bytes: null }) errors[rows[i].Id] = new RowError(MissingImage, "the image is no longer in the object store");
+        }
+        return errors;
+    }
+
     /// <summary>A store answer that may be about this worker: in words, and the error its rows fail with when it is not.</summary>
     private sealed record StoreDoubt(string What, string ErrorCode);
 
@@ -417,7 +430,12 @@ public sealed class ClassificationBatchProcessor(
     private async Task<string?> ReadAccessDoubtAsync(Fetched[] images, List<Classification> rows, StoreDoubt answer, CancellationToken cancellationToken)
     {
         var gone = new List<string>();
-        foreach (var (key, what) in ProbeObjects(images, rows))
+        var candidates = ProbeObjects(images, rows).ToList();
+        // A fresh worker whose only traffic is refused or missing has nothing of its own to check with, and would send the
+        // same rows back for ever: the image of a row completed lately was served to a worker. One query, on this path only.
+        if (candidates.Count == 0 && await CompletedImageKeyAsync(rows, cancellationToken) is { } completed)
+            candidates.Add((completed, "the image of a classification completed lately"));
+        foreach (var (key, what) in candidates)
         {
             try
             {
@@ -442,10 +460,29 @@ public sealed class ClassificationBatchProcessor(
         }
         var reason = gone.Count > 0 ? $"the objects it could check its access with are gone ({string.Join(", ", gone)})"
             : probes.Served is null && probes.Carried is null && !Array.Exists(images, f => f.Carried)
-                ? "this worker has read no object yet, and no image has come in its message, to check its access with"
+                ? "this worker has read no object yet, and no image has come in its message or been classified, to check its access with"
                 : "the only objects this worker could check its access with are among those refused";
         logger.LogWarning("The object store {StoreAnswer}, and {Reason}; the images go back to the queue", answer.What, reason);
         return reason;
+    }
+
+    /// <summary>The object key of the row completed last, none of this batch's; null when there is none or the query fails.</summary>
+    private async Task<string?> CompletedImageKeyAsync(List<Classification> rows, CancellationToken cancellationToken)
+    {
+        var keys = rows.Select(r => r.Image!.ObjectKey).ToList();
+        try
+        {
+            return await db.Classifications.AsNoTracking()
+                .Where(c => c.Status == ClassificationStatus.Completed && !keys.Contains(c.Image!.ObjectKey))
+                .OrderByDescending(c => c.CompletedAt)
+                .Select(c => c.Image!.ObjectKey)
+                .FirstOrDefaultAsync(cancellationToken);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Could not look up a completed classification's image to check this worker's access with");
+            return null;
+        }
     }
 
     /// <summary>The objects <see cref="ReadAccessDoubtAsync"/> may read, in its order, and what each is to this worker.</summary>

@@ -1,6 +1,10 @@
 using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using WasteClassifier.Components.Reliability;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Components.Classifying;
 
@@ -8,7 +12,8 @@ namespace WasteClassifier.Components.Classifying;
 /// Receives <see cref="ClassifyImage"/> and hands it to the <see cref="ClassificationBatchScheduler"/>, which batches it
 /// with whatever else is waiting; the message is acknowledged when its batch's commit returns. A batch this worker cannot
 /// classify at all (<see cref="WorkerFaultException"/>: no model, store access in doubt) is neither retried here nor
-/// faulted, which would fail its rows: after a pause each message is sent back to the end of the queue, for any worker.
+/// faulted, which would fail its rows: after a pause each message is sent back to the end of the queue, for any worker,
+/// until it has been sent back <see cref="MaxSendBacks"/> times; then its row fails.
 /// </summary>
 public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
 {
@@ -18,19 +23,32 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// </summary>
     public static readonly TimeSpan SendBackDelay = TimeSpan.FromSeconds(3);
 
+    /// <summary>The header counting a message's sends back to the queue.</summary>
+    public const string SentBackHeader = "wc-sent-back";
+
+    /// <summary>
+    /// Sends back after which a worker fault fails the row (about 5 minutes at <see cref="SendBackDelay"/>): with no worker
+    /// able to classify it (no model anywhere, an image missing on workers with nothing to check their access with), the
+    /// message went round for ever and its row stayed queued, while the API's re-publisher added a copy every 10 minutes.
+    /// </summary>
+    public const int MaxSendBacks = 100;
+
     private readonly ClassificationBatchScheduler _scheduler;
+    private readonly IServiceProvider _services;
     private readonly ILogger<ClassifyImageBatchConsumer> _logger;
     private readonly TimeSpan _sendBackDelay;
 
-    public ClassifyImageBatchConsumer(ClassificationBatchScheduler scheduler, ILogger<ClassifyImageBatchConsumer> logger)
-        : this(scheduler, logger, SendBackDelay)
+    public ClassifyImageBatchConsumer(ClassificationBatchScheduler scheduler, IServiceProvider services, ILogger<ClassifyImageBatchConsumer> logger)
+        : this(scheduler, services, logger, SendBackDelay)
     {
     }
 
     /// <summary>With another pause before a message goes back (tests).</summary>
-    internal ClassifyImageBatchConsumer(ClassificationBatchScheduler scheduler, ILogger<ClassifyImageBatchConsumer> logger, TimeSpan sendBackDelay)
+    internal ClassifyImageBatchConsumer(ClassificationBatchScheduler scheduler, IServiceProvider services, ILogger<ClassifyImageBatchConsumer> logger,
+        TimeSpan sendBackDelay)
     {
         _scheduler = scheduler;
+        _services = services;
         _logger = logger;
         _sendBackDelay = sendBackDelay;
     }
@@ -41,14 +59,47 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
         {
             await _scheduler.ClassifyAsync(context.Message, context.MessageId, context.CancellationToken);
         }
-        catch (WorkerFaultException)
+        catch (WorkerFaultException fault)
         {
+            var sentBack = context.Headers.Get<int>(SentBackHeader) ?? 0;
+            if (sentBack >= MaxSendBacks)
+            {
+                await GiveUpAsync(context.Message.ClassificationId, sentBack, fault, context.CancellationToken);
+                return;
+            }
             // The batch's log line says why. Sent before this delivery is acknowledged: a stop in between leaves a duplicate,
             // which the claim skips, never a lost image. A shutdown during the pause leaves the delivery unacknowledged.
             await Task.Delay(_sendBackDelay, context.CancellationToken);
             var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
-            await queue.Send(context.Message, context.CancellationToken);
+            await queue.Send(context.Message, send => send.Headers.Set(SentBackHeader, sentBack + 1), context.CancellationToken);
             _logger.LogDebug("Classification {ClassificationId} sent back to the queue for another worker", context.Message.ClassificationId);
         }
+    }
+
+    /// <summary>
+    /// Fails the row of a message no worker could classify in <see cref="MaxSendBacks"/> tries: with its own read's error
+    /// when the store refused it (403) or had it not (404), else <see cref="ClassifyImageFaultConsumer.ProcessingFailed"/>
+    /// naming the fault. A row already final is left alone; attempts is bumped, as a claim's result save checks it.
+    /// </summary>
+    private async Task GiveUpAsync(Guid id, int sentBack, WorkerFaultException fault, CancellationToken cancellationToken)
+    {
+        var error = fault.RowErrors.GetValueOrDefault(id)
+            ?? new RowError(ClassifyImageFaultConsumer.ProcessingFailed, $"no worker could classify it ({sentBack} times sent back to the queue): {fault.Message}");
+        var reason = error.Message.Length > 1000 ? error.Message[..1000] : error.Message;
+        var db = _services.GetRequiredService<ClassifierDbContext>();
+        var workerId = _services.GetRequiredService<WorkerOptions>().Id;
+        var now = _services.GetRequiredService<TimeProvider>().GetUtcNow().UtcDateTime;
+        var updated = await db.Classifications
+            .Where(c => c.Id == id && c.Status != ClassificationStatus.Completed && c.Status != ClassificationStatus.Failed)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(c => c.Status, ClassificationStatus.Failed)
+                .SetProperty(c => c.ErrorCode, error.Code)
+                .SetProperty(c => c.Error, reason)
+                .SetProperty(c => c.WorkerId, workerId)
+                .SetProperty(c => c.CompletedAt, now)
+                .SetProperty(c => c.Attempts, c => c.Attempts + 1), cancellationToken);
+        if (updated == 0) return;
+        _logger.LogWarning("Classification {ClassificationId} failed: {ErrorCode} {Error}", id, error.Code, reason);
+        await _services.GetRequiredService<ClassificationsFinishedNotifier>().NotifyAsync([id], cancellationToken);
     }
 }

@@ -5,4 +5,15 @@ namespace WasteClassifier.Components.Classifying;
 /// store is in doubt. Never the images' fault, so never a failed row: the batch's rows are left queued (its claim taken
 /// back) and <see cref="ClassifyImageBatchConsumer"/> sends their messages back to the queue, for a worker that can.
 /// </summary>
-public sealed class WorkerFaultException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class WorkerFaultException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>
+    /// What each row's own store read answered (403, or not found), by classification id: the error a row fails with once
+    /// its message has been sent back too often (<see cref="ClassifyImageBatchConsumer.MaxSendBacks"/>). Empty when the
+    /// fault is not about store reads (no model).
+    /// </summary>
+    public IReadOnlyDictionary<Guid, RowError> RowErrors { get; init; } = new Dictionary<Guid, RowError>();
+}
+
+/// <summary>An error code and its words, as a failed row holds them.</summary>
+public sealed record RowError(string Code, string Message);

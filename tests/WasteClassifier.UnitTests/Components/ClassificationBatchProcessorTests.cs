@@ -596,6 +596,9 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
 
         Assert.Contains("had none of the images this batch asked it for", error.Message);
+        // What each row fails with should its message be sent back too often.
+        Assert.Equal([ClassificationBatchProcessor.MissingImage, ClassificationBatchProcessor.MissingImage],
+            [error.RowErrors[first.ClassificationId].Code, error.RowErrors[second.ClassificationId].Code]);
         Assert.Single(_classifier.BatchSizes);
         Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
     }
@@ -629,6 +632,29 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
         Assert.Contains("this worker has read no object yet", error.Message);
         Assert.Equal(("queued", null, 0), (await Rows([missing])).Select(r => (r.Status, r.ErrorCode, r.Attempts)).Single());
+    }
+
+    [Fact]
+    public async Task Process_StoreHasNoImageOnAWorkerItServedNothingYetButAnImageWasClassified_ThatRowFailsMissing()
+    {
+        // A freshly started worker whose only traffic is a missing image sent it back for ever: nothing of its own to check
+        // its access with. The image of a row completed (by another worker) is.
+        var done = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        await Db.Classifications.Where(c => c.Id == done.ClassificationId).ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.Status, ClassificationStatus.Completed).SetProperty(c => c.CompletedAt, DateTime.UtcNow));
+        var missing = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+        var probed = new List<string>();
+        _store.BeforeRead = key =>
+        {
+            probed.Add(key);
+            return Task.CompletedTask;
+        };
+
+        var outcome = await Processor().ProcessAsync([missing], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(1, 0, 1), outcome);
+        Assert.Equal([missing.ObjectKey, done.ObjectKey], probed);
+        Assert.Equal(("failed", ClassificationBatchProcessor.MissingImage), (await Rows([missing])).Select(r => (r.Status, r.ErrorCode)).Single());
     }
 
     /// <summary>A batch whose image the store served this worker, classified before the test's own.</summary>

@@ -1,10 +1,14 @@
 using MassTransit;
 using MassTransit.Testing;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Reliability;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
 
 namespace WasteClassifier.UnitTests.Components;
 
@@ -26,7 +30,7 @@ public sealed class ClassifyImageBatchConsumerTests
             return Task.CompletedTask;
         });
         await using var provider = new ServiceCollection()
-            .AddScoped(_ => new ClassifyImageBatchConsumer(scheduler, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
             .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
             .BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
@@ -45,6 +49,78 @@ public sealed class ClassifyImageBatchConsumerTests
         Assert.False(await harness.Published.Any<Fault<ClassifyImage>>());
         var sentBack = Assert.Single(harness.Sent.Select<ClassifyImage>());
         Assert.Equal(message.ClassificationId, sentBack.Context.Message.ClassificationId);
+    }
+
+    [Fact]
+    public async Task Consume_WorkerFaultOfAMessageSentBackTheMostTimes_ItsRowFailsWithItsOwnErrorAndIsNotSentBack()
+    {
+        // No worker could classify these in about 5 minutes of send-backs (no model anywhere, a missing image on workers
+        // with nothing to check their access with): they went round for ever and their rows stayed queued.
+        using var database = new InMemoryDatabase();
+        var missing = await AddRowAsync(database);
+        var other = await AddRowAsync(database);
+        var scheduler = Scheduler((_, _) => throw new WorkerFaultException("the object store had none of the images this batch asked it for")
+        {
+            RowErrors = new Dictionary<Guid, RowError> { [missing] = new(ClassificationBatchProcessor.MissingImage, "the image is no longer in the object store") },
+        });
+        await using var provider = new ServiceCollection()
+            .AddScoped(_ => database.NewContext())
+            .AddSingleton(new WorkerOptions { Id = "worker-1" })
+            .AddSingleton(TimeProvider.System)
+            .AddScoped<ClassificationsFinishedNotifier>()
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
+            .BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+
+        foreach (var id in new[] { missing, other })
+            await harness.Bus.Publish(new ClassifyImage { ClassificationId = id, ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow },
+                send => send.Headers.Set(ClassifyImageBatchConsumer.SentBackHeader, ClassifyImageBatchConsumer.MaxSendBacks));
+
+        var consumer = harness.GetConsumerHarness<ClassifyImageBatchConsumer>();
+        Assert.True(await consumer.Consumed.Any<ClassifyImage>(c => c.Context.Message.ClassificationId == other));
+        await harness.InactivityTask;
+        Assert.Equal(2, consumer.Consumed.Select<ClassifyImage>().Count());
+        Assert.DoesNotContain(consumer.Consumed.Select<ClassifyImage>(), c => c.Exception is not null);
+        Assert.Empty(harness.Sent.Select<ClassifyImage>());
+        Assert.False(await harness.Published.Any<Fault<ClassifyImage>>());
+        Assert.Equal(2, harness.Published.Select<ClassificationsFinished>().Count());
+        await using var db = database.NewContext();
+        var rows = await db.Classifications.AsNoTracking().ToDictionaryAsync(c => c.Id);
+        Assert.Equal(("failed", ClassificationBatchProcessor.MissingImage, 1, "worker-1"),
+            (rows[missing].Status, rows[missing].ErrorCode, rows[missing].Attempts, rows[missing].WorkerId));
+        Assert.Equal(("failed", ClassifyImageFaultConsumer.ProcessingFailed), (rows[other].Status, rows[other].ErrorCode));
+        Assert.Contains("no worker could classify it (100 times sent back to the queue): the object store had none", rows[other].Error);
+    }
+
+    [Fact]
+    public async Task Consume_WorkerFault_TheMessageGoesBackCountingItsSendBacks()
+    {
+        var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));
+        await using var provider = new ServiceCollection()
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
+            .BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var message = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
+
+        await harness.Bus.Publish(message, send => send.Headers.Set(ClassifyImageBatchConsumer.SentBackHeader, 7));
+
+        Assert.True(await harness.Sent.Any<ClassifyImage>());
+        var sentBack = harness.Sent.Select<ClassifyImage>().First();
+        Assert.Equal(8, sentBack.Context.Headers.Get<int>(ClassifyImageBatchConsumer.SentBackHeader));
+        await harness.Stop();
+    }
+
+    private static async Task<Guid> AddRowAsync(InMemoryDatabase database)
+    {
+        var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = $"objects/{Guid.NewGuid():N}", ContentHash = Guid.NewGuid().ToString("N"), Format = "png", SizeBytes = 1, CreatedAt = DateTime.UtcNow };
+        var row = new Classification { Id = Guid.CreateVersion7(), Image = image, CreatedAt = DateTime.UtcNow, Status = ClassificationStatus.Queued };
+        database.Context.Classifications.Add(row);
+        await database.Context.SaveChangesAsync();
+        return row.Id;
     }
 
     private static int Tried(List<Guid> batches)

@@ -377,7 +377,7 @@ public sealed class ClassificationBatchProcessor(
 
     /// <summary>
     /// What the store answered a pass that it served nothing, when that may be about this worker rather than the images:
-    /// 403 to every read, or not found to every read. A 403 is about one object when the store served another read of the
+    /// 403 or not found to every read. A 403 is about one object when the store served another read of the
     /// same pass: a worker whose credentials or bucket policy do not allow reading gets 403 for every object, and failing
     /// them all at once would lose images that another worker, or a fixed policy, could read. S3 also answers 403 for a
     /// missing key without list permission. Likewise every object missing: the API stores each image before sending its
@@ -394,9 +394,10 @@ public sealed class ClassificationBatchProcessor(
             if (image is { Answered: true, Bytes: null }) missed = true;
             else if (image.Answered) return null;
             else denied |= image.Denied;
-            if (missed && denied) return null;
         }
-        return denied ? new StoreDoubt("answered 403 to every image this batch asked it for", UnreadableImage)
+        // Both at once too: a policy that allows listing but not reading answers 404 for a missing key, 403 for the rest.
+        return denied && missed ? new StoreDoubt("answered 403 or not found to every image this batch asked it for", $"{UnreadableImage} or {MissingImage}")
+            : denied ? new StoreDoubt("answered 403 to every image this batch asked it for", UnreadableImage)
             : missed ? new StoreDoubt("had none of the images this batch asked it for", MissingImage)
             : null;
     }

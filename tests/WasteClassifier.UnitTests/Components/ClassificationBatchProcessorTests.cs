@@ -624,6 +624,38 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAnswers403AndNotFoundToTheImagesAndRefusesTheObjectItServedBefore_AWorkerFaultThatLeavesItsRowsQueued()
+    {
+        // A policy that allows ListBucket but denies GetObject: S3 answers 404 for a missing key and 403 for the others. A
+        // mixed batch was never checked, so every row failed.
+        var earlier = await ServedEarlierAsync();
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var missing = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+        _store.BeforeRead = key => key == missing.ObjectKey ? Task.CompletedTask : throw Denied(key);
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([refused, missing], CancellationToken.None));
+
+        Assert.Contains("answered 403 or not found to every image", error.Message);
+        Assert.Contains($"checking object {earlier.ObjectKey}", error.Message);
+        Assert.All(await Rows([refused, missing]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
+    }
+
+    [Fact]
+    public async Task Process_StoreAnswers403AndNotFoundToTheImagesButServesTheObjectItServedBefore_EachRowFailsWithItsOwnError()
+    {
+        var earlier = await ServedEarlierAsync();
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var missing = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+        var probed = RefuseOnly(refused);
+
+        var outcome = await Processor().ProcessAsync([refused, missing], CancellationToken.None);
+
+        Assert.Equal(new BatchOutcome(2, 0, 2), outcome);
+        Assert.Equal([missing.ObjectKey, earlier.ObjectKey], probed);
+        Assert.Equal([ClassificationBatchProcessor.UnreadableImage, ClassificationBatchProcessor.MissingImage], (await Rows([refused, missing])).Select(r => r.ErrorCode));
+    }
+
+    [Fact]
     public async Task Process_StoreHasNoImageOnAWorkerItServedNothingYet_AWorkerFaultThatLeavesItsRowQueued()
     {
         var missing = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), stored: false);

@@ -302,7 +302,8 @@ public sealed class ClassificationBatchProcessor(
             }
             catch (Exception e) when (ObjectStoreErrors.IsPermanent(e))
             {
-                return new Fetched(null, ObjectStoreErrors.Describe(e), Denied: e is HttpRequestException { StatusCode: HttpStatusCode.Forbidden });
+                // The folder store's 403: a volume owned by another uid refuses every file, as wrong credentials do.
+                return new Fetched(null, ObjectStoreErrors.Describe(e), Denied: e is HttpRequestException { StatusCode: HttpStatusCode.Forbidden } or UnauthorizedAccessException);
             }
             // Rows from before sizes were recorded have 0: nothing to compare.
             if (bytes is null || image.SizeBytes <= 0 || bytes.Length == image.SizeBytes || attempt == FetchAttempts) return new Fetched(bytes, Answered: true);
@@ -341,7 +342,8 @@ public sealed class ClassificationBatchProcessor(
 
     /// <summary>
     /// A row's image (null: no object has its key), or the store's answer when it refused the object for good.
-    /// <see cref="Answered"/>: the store served this read (the object or its absence); <see cref="Denied"/>: it answered 403;
+    /// <see cref="Answered"/>: the store served this read (the object or its absence); <see cref="Denied"/>: it answered 403
+    /// (or the folder store's file could not be opened for want of permission);
     /// <see cref="Carried"/>: the image's own bytes came in its message, and the store was not asked.
     /// </summary>
     private readonly record struct Fetched(byte[]? Bytes, string? Refusal = null, bool Denied = false, bool Answered = false, bool Carried = false);

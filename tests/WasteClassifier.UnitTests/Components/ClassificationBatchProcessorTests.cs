@@ -301,6 +301,22 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_FolderStoreMayOpenNoFile_AWorkerFaultThatLeavesItsRowsQueued()
+    {
+        // A volume owned by another uid: every file refused, as every object is to wrong credentials. Each row failed
+        // image_unreadable at once.
+        var earlier = await ServedEarlierAsync();
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var second = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => throw new UnauthorizedAccessException($"Access to the path '/data/objects/{key}' is denied.");
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
+
+        Assert.Contains($"checking object {earlier.ObjectKey}", error.Message);
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
+    }
+
+    [Fact]
     public async Task Process_StoreAnswers403ToALoneImageButStillServesAnObjectItServedBefore_ThatRowFailsUnreadable()
     {
         var earlier = await ServedEarlierAsync();

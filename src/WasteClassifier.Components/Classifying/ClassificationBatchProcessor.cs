@@ -102,6 +102,9 @@ public sealed class ClassificationBatchProcessor(
         {
             row.Status = ClassificationStatus.Queued;
             row.Attempts--;
+            // Else a client reading the row sees it queued yet started by this worker.
+            row.WorkerId = null;
+            row.StartedAt = null;
         }
         try
         {

@@ -297,7 +297,8 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([first, second], CancellationToken.None));
 
         Assert.Empty(_classifier.BatchSizes);
-        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
+        // As if never claimed: no worker or start time on a queued row.
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0, null, null), (r.Status, r.ErrorCode, r.Attempts, r.WorkerId, r.StartedAt)));
     }
 
     [Fact]
@@ -616,7 +617,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal([ClassificationBatchProcessor.MissingImage, ClassificationBatchProcessor.MissingImage],
             [error.RowErrors[first.ClassificationId].Code, error.RowErrors[second.ClassificationId].Code]);
         Assert.Single(_classifier.BatchSizes);
-        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0), (r.Status, r.ErrorCode, r.Attempts)));
+        Assert.All(await Rows([first, second]), r => Assert.Equal(("queued", null, 0, null, null), (r.Status, r.ErrorCode, r.Attempts, r.WorkerId, r.StartedAt)));
     }
 
     [Fact]

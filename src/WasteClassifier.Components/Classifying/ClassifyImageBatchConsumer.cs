@@ -23,6 +23,9 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// </summary>
     public static readonly TimeSpan SendBackDelay = TimeSpan.FromSeconds(3);
 
+    // How long a send back may take, the worker stopping included.
+    private static readonly TimeSpan SendBackTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>The header counting a message's sends back to the queue.</summary>
     public const string SentBackHeader = "wc-sent-back";
 
@@ -68,10 +71,20 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
                 return;
             }
             // The batch's log line says why. Sent before this delivery is acknowledged: a stop in between leaves a duplicate,
-            // which the claim skips, never a lost image. A shutdown during the pause leaves the delivery unacknowledged.
-            await Task.Delay(_sendBackDelay, context.CancellationToken);
+            // which the claim skips, never a lost image.
+            try
+            {
+                await Task.Delay(_sendBackDelay, context.CancellationToken);
+            }
+            catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+            {
+                // A shutdown: the rest of the pause is skipped. Thrown, the cancellation could go through retries to the
+                // error queue and a Fault, which fails the row.
+            }
+            // A timeout of its own: the delivery's token may be cancelled already.
+            using var timeout = new CancellationTokenSource(SendBackTimeout);
             var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
-            await queue.Send(context.Message, send => send.Headers.Set(SentBackHeader, sentBack + 1), context.CancellationToken);
+            await queue.Send(context.Message, send => send.Headers.Set(SentBackHeader, sentBack + 1), timeout.Token);
             _logger.LogDebug("Classification {ClassificationId} sent back to the queue for another worker", context.Message.ClassificationId);
         }
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.EntityFrameworkCore;
@@ -112,6 +113,47 @@ public sealed class ClassifyImageBatchConsumerTests
         var sentBack = harness.Sent.Select<ClassifyImage>().First();
         Assert.Equal(8, sentBack.Context.Headers.Get<int>(ClassifyImageBatchConsumer.SentBackHeader));
         await harness.Stop();
+    }
+
+    [Fact]
+    public async Task Consume_WorkerStopsDuringThePauseBeforeASendBack_TheMessageIsSentBackAtOnceAndNotFaulted()
+    {
+        // A shutdown cancelled the pause, whose TaskCanceledException could go through retries to the error queue and a
+        // Fault, which fails the row.
+        var tried = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var scheduler = Scheduler((_, _) =>
+        {
+            tried.TrySetResult();
+            throw new WorkerFaultException("this worker has no model to classify with: no such file");
+        });
+        await using var provider = new ServiceCollection()
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMinutes(5)))
+            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
+            .BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var message = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
+        await harness.Bus.Publish(message);
+        await tried.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await Task.Delay(100);
+
+        // A stop that waits a second for the consumers, then cancels their tokens (as the host's ConsumerStopTimeout does).
+        var stopping = Stopwatch.StartNew();
+        try
+        {
+            await provider.GetRequiredService<IBusControl>().StopAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        var consumer = harness.GetConsumerHarness<ClassifyImageBatchConsumer>();
+        while (!consumer.Consumed.Select<ClassifyImage>().Any() && stopping.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(10);
+
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(20), $"stopped after {stopping.Elapsed}");
+        var consumed = Assert.Single(consumer.Consumed.Select<ClassifyImage>());
+        Assert.Null(consumed.Exception);
+        Assert.False(await harness.Published.Any<Fault<ClassifyImage>>());
+        Assert.Equal(message.ClassificationId, Assert.Single(harness.Sent.Select<ClassifyImage>()).Context.Message.ClassificationId);
     }
 
     private static async Task<Guid> AddRowAsync(InMemoryDatabase database)

@@ -52,7 +52,9 @@ public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguratio
         var inMemory = scope.ServiceProvider.GetRequiredService<MessagingOptions>().Transport == MessagingTransports.InMemory;
         var recover = inMemory && !_recoveredInMemoryQueue;
         var rows = await (recover
-                ? unfinished.Where(c => c.CreatedAt < _processStartedAt)
+                // Not those this recovery sent already (stamped since the start): each round sent the same oldest 500 again
+                // until fewer than 500 were left.
+                ? unfinished.Where(c => c.CreatedAt < _processStartedAt && (c.PublishedAt == null || c.PublishedAt < _processStartedAt))
                 : unfinished.Where(c => (c.Status == ClassificationStatus.Queued && c.PublishedAt == null && c.CreatedAt < unsentBefore)
                     || (c.Status == ClassificationStatus.Queued && c.PublishedAt < stuckBefore)
                     // The later of its claim and its last send: a resend stamps only PublishedAt, so a row no worker

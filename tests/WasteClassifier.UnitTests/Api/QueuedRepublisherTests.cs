@@ -53,6 +53,27 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
         Assert.Equal([original], harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId));
     }
 
+    [Fact]
+    public async Task Republish_InMemoryRecoveryOfMoreThanOneRound_EachRowSentOnce()
+    {
+        // 501 rows a previous run left queued: the first round sends 500, the next the last one, not the first 500 again.
+        var createdAt = _clock.GetUtcNow().UtcDateTime.AddMinutes(-1);
+        var rows = Enumerable.Range(0, 501).Select(i => NewRow(ClassificationStatus.Queued, createdAt.AddMilliseconds(i), publishedAt: createdAt.AddMilliseconds(i))).ToList();
+        await using (var db = _database.NewContext())
+        {
+            db.Classifications.AddRange(rows);
+            await db.SaveChangesAsync();
+        }
+        var (republisher, harness) = await RepublisherAsync(MessagingTransports.InMemory);
+
+        Assert.Equal(500, await republisher.RepublishAsync(CancellationToken.None));
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, await republisher.RepublishAsync(CancellationToken.None));
+        _clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, await republisher.RepublishAsync(CancellationToken.None));
+        Assert.Equal(rows.Select(r => r.Id).Order(), harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId).Order());
+    }
+
     private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
     {
         _services = new ServiceCollection()
@@ -71,7 +92,15 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
 
     private async Task<Guid> AddAsync(string status, DateTime createdAt, DateTime? publishedAt, DateTime? startedAt = null, Guid? duplicateOf = null)
     {
-        var row = new Classification
+        var row = NewRow(status, createdAt, publishedAt, startedAt, duplicateOf);
+        await using var db = _database.NewContext();
+        db.Classifications.Add(row);
+        await db.SaveChangesAsync();
+        return row.Id;
+    }
+
+    private static Classification NewRow(string status, DateTime createdAt, DateTime? publishedAt, DateTime? startedAt = null, Guid? duplicateOf = null) =>
+        new()
         {
             Id = Guid.CreateVersion7(),
             Image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = $"objects/{Guid.NewGuid():N}", ContentHash = Guid.NewGuid().ToString("N"), Format = "png", CreatedAt = createdAt },
@@ -82,11 +111,6 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
             Attempts = startedAt is null ? 0 : 1,
             DuplicateOfId = duplicateOf,
         };
-        await using var db = _database.NewContext();
-        db.Classifications.Add(row);
-        await db.SaveChangesAsync();
-        return row.Id;
-    }
 
     public async ValueTask DisposeAsync()
     {

@@ -167,7 +167,10 @@ public sealed class ClassificationBatchProcessor(
         {
             if (StoreAnswer(images) is { } answer && await ReadAccessDoubtAsync(images, rows, answer, cancellationToken) is { } doubt)
                 throw new WorkerFaultException($"the object store {answer.What}, and {doubt}: this worker's credentials, bucket or volume may be " +
-                    "wrong; its images go back to the queue for another worker rather than fail") { RowErrors = ReadErrors(images, rows) };
+                    "wrong; its images go back to the queue for another worker rather than fail")
+                {
+                    RowErrors = ReadErrors(images, rows),
+                };
             // For a later batch refused throughout, while the store has served this worker nothing: one write per batch.
             if (CarriedKey(images, rows) is { } carriedKey) probes.Carried = carriedKey;
         }

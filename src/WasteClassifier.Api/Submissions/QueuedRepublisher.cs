@@ -8,7 +8,7 @@ namespace WasteClassifier.Api.Submissions;
 /// The database row is the source of truth for an accepted image. This loop sends ClassifyImage again for rows
 /// still queued that were never sent (the broker was down), and for rows queued or processing for longer than
 /// <c>Republish:StuckAfterSeconds</c> since their last send (and, processing, their last claim): a lost message, a
-/// worker that died. Workers skip rows already finished,
+/// worker that died. A worker that sends a message back to the queue stamps its row as sent too. Workers skip rows already finished,
 /// so a duplicate send costs nothing.
 /// </summary>
 public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguration configuration, TimeProvider clock, ILogger<QueuedRepublisher> logger) : BackgroundService

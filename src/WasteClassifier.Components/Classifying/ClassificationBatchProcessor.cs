@@ -47,7 +47,7 @@ public sealed class ClassificationBatchProcessor(
     {
         // The model before the claim: a worker that has none (it cannot load the active version) claims nothing, so it
         // neither counts an attempt against the rows nor holds them, and their messages go back to the queue.
-        using var lease = await AcquireModelAsync(cancellationToken);
+        using var lease = await AcquireModelAsync(messages, cancellationToken);
         // Phase timings go into the batch's log line: where a slow batch spends its time.
         var phase = Stopwatch.StartNew();
         var claimed = await ClaimRowsAsync(messages, cancellationToken);
@@ -71,14 +71,18 @@ public sealed class ClassificationBatchProcessor(
                 ? await ClassifySuspectsApartAsync(claimed, rows, lease.Classifier, carried, phase, claimMs, cancellationToken)
                 : await ClassifyAsync(claimed, rows, lease.Classifier, carried, carried.Count, phase, claimMs, cancellationToken);
         }
-        catch (WorkerFaultException)
+        catch (WorkerFaultException fault)
         {
             await ReleaseClaimAsync(claimed);
+            // Only the rows released go round again. The rest are final (skipped by the claim, failed by it, saved by an
+            // earlier pass) or gone: their messages are acknowledged, as a batch that succeeds does.
+            fault.Settled = messages.Select(m => m.ClassificationId)
+                .Except(claimed.Where(r => r.Status == ClassificationStatus.Queued).Select(r => r.Id)).ToHashSet();
             throw;
         }
     }
 
-    private async Task<ModelLease> AcquireModelAsync(CancellationToken cancellationToken)
+    private async Task<ModelLease> AcquireModelAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
     {
         try
         {
@@ -86,7 +90,38 @@ public sealed class ClassificationBatchProcessor(
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new WorkerFaultException($"this worker has no model to classify with: {e.Message}", e);
+            throw new WorkerFaultException($"this worker has no model to classify with: {e.Message}", e)
+            {
+                Settled = await StampSentBackAsync(messages, cancellationToken),
+            };
+        }
+    }
+
+    /// <summary>
+    /// No model, so nothing claimed: stamps the batch's queued rows as sent now, as their messages go back to the queue,
+    /// and returns the ids whose rows are final or gone, whose messages are acknowledged instead. Unstamped, a row going
+    /// round was sent again by the re-publisher every StuckAfterSeconds, a copy with a send-back count of 0, so under a
+    /// backlog the send-back limit was never reached and the queue grew. One query and one update per faulted batch; when
+    /// they fail, every message goes back unstamped.
+    /// </summary>
+    private async Task<IReadOnlySet<Guid>> StampSentBackAsync(IReadOnlyList<ClassifyImage> messages, CancellationToken cancellationToken)
+    {
+        var ids = messages.Select(m => m.ClassificationId).Distinct().ToList();
+        try
+        {
+            var open = await db.Classifications.AsNoTracking()
+                .Where(c => ids.Contains(c.Id) && (c.Status == ClassificationStatus.Queued || c.Status == ClassificationStatus.Processing))
+                .Select(c => c.Id).ToListAsync(cancellationToken);
+            var now = clock.GetUtcNow().UtcDateTime;
+            if (open.Count > 0)
+                await db.Classifications.Where(c => open.Contains(c.Id) && c.Status == ClassificationStatus.Queued)
+                    .ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, now), cancellationToken);
+            return ids.Except(open).ToHashSet();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Could not look up or stamp the rows of a batch this worker has no model for; every message goes back");
+            return new HashSet<Guid>();
         }
     }
 
@@ -98,6 +133,7 @@ public sealed class ClassificationBatchProcessor(
     /// </summary>
     private async Task ReleaseClaimAsync(List<Classification> claimed)
     {
+        var now = clock.GetUtcNow().UtcDateTime;
         foreach (var row in claimed.Where(r => r.Status == ClassificationStatus.Processing))
         {
             row.Status = ClassificationStatus.Queued;
@@ -105,6 +141,8 @@ public sealed class ClassificationBatchProcessor(
             // Else a client reading the row sees it queued yet started by this worker.
             row.WorkerId = null;
             row.StartedAt = null;
+            // Its message goes back to the queue: sent now, so the re-publisher adds no copy while it goes round.
+            row.PublishedAt = now;
         }
         try
         {

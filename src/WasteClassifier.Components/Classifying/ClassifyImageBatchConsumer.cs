@@ -1,3 +1,4 @@
+using System.Globalization;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,7 +14,7 @@ namespace WasteClassifier.Components.Classifying;
 /// with whatever else is waiting; the message is acknowledged when its batch's commit returns. A batch this worker cannot
 /// classify at all (<see cref="WorkerFaultException"/>: no model, store access in doubt) is neither retried here nor
 /// faulted, which would fail its rows: after a pause each message is sent back to the end of the queue, for any worker,
-/// until it has been sent back <see cref="MaxSendBacks"/> times; then its row fails.
+/// until <see cref="GivesUp"/>; then its row fails. A message whose row is final already is acknowledged.
 /// </summary>
 public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
 {
@@ -29,12 +30,25 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// <summary>The header counting a message's sends back to the queue.</summary>
     public const string SentBackHeader = "wc-sent-back";
 
+    /// <summary>The header holding when the message was first sent back (UTC, ISO 8601).</summary>
+    public const string FirstSentBackHeader = "wc-first-sent-back";
+
     /// <summary>
-    /// Sends back after which a worker fault fails the row (about 5 minutes at <see cref="SendBackDelay"/>): with no worker
-    /// able to classify it (no model anywhere, an image missing on workers with nothing to check their access with), the
-    /// message went round for ever and its row stayed queued, while the API's re-publisher added a copy every 10 minutes.
+    /// Sends back after which a worker fault fails the row whatever the time (about 5 minutes at <see cref="SendBackDelay"/>
+    /// on a short queue): with no worker able to classify it (no model anywhere, an image missing on workers with nothing
+    /// to check their access with), the message went round for ever and its row stayed queued.
     /// </summary>
     public const int MaxSendBacks = 100;
+
+    /// <summary>
+    /// Sends back after which a worker fault fails the row once <see cref="GiveUpAfter"/> has passed since the first: a
+    /// message behind a backlog takes far longer than the pause to come round, so <see cref="MaxSendBacks"/> alone could
+    /// take hours. Not fewer, so that a message that met one faulty worker before and after a long wait is not given up.
+    /// </summary>
+    public const int MinSendBacks = 10;
+
+    /// <summary>Time since the first send-back after which <see cref="MinSendBacks"/> sends back are enough to give up.</summary>
+    public static readonly TimeSpan GiveUpAfter = TimeSpan.FromMinutes(5);
 
     private readonly ClassificationBatchScheduler _scheduler;
     private readonly IServiceProvider _services;
@@ -64,8 +78,16 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
         }
         catch (WorkerFaultException fault)
         {
+            if (fault.Settled.Contains(context.Message.ClassificationId))
+            {
+                // Its row is final (or gone): a copy sent back would only go round to the limit.
+                _logger.LogDebug("Classification {ClassificationId} is final already; its message is not sent back", context.Message.ClassificationId);
+                return;
+            }
             var sentBack = context.Headers.Get<int>(SentBackHeader) ?? 0;
-            if (sentBack >= MaxSendBacks)
+            var now = _services.GetRequiredService<TimeProvider>().GetUtcNow();
+            var firstSentBack = FirstSentBack(context.Headers) ?? now;
+            if (GivesUp(sentBack, now - firstSentBack))
             {
                 await GiveUpAsync(context.Message.ClassificationId, sentBack, fault, context.CancellationToken);
                 return;
@@ -84,13 +106,30 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
             // A timeout of its own: the delivery's token may be cancelled already.
             using var timeout = new CancellationTokenSource(SendBackTimeout);
             var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
-            await queue.Send(context.Message, send => send.Headers.Set(SentBackHeader, sentBack + 1), timeout.Token);
+            await queue.Send(context.Message, send =>
+            {
+                send.Headers.Set(SentBackHeader, sentBack + 1);
+                send.Headers.Set(FirstSentBackHeader, firstSentBack.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            }, timeout.Token);
             _logger.LogDebug("Classification {ClassificationId} sent back to the queue for another worker", context.Message.ClassificationId);
         }
     }
 
     /// <summary>
-    /// Fails the row of a message no worker could classify in <see cref="MaxSendBacks"/> tries: with its own read's error
+    /// Whether a message sent back <paramref name="sentBack"/> times, the first <paramref name="sinceFirst"/> ago, has gone
+    /// round enough: <see cref="MaxSendBacks"/> times, or <see cref="MinSendBacks"/> times over <see cref="GiveUpAfter"/>.
+    /// </summary>
+    public static bool GivesUp(int sentBack, TimeSpan sinceFirst) =>
+        sentBack >= MaxSendBacks || (sentBack >= MinSendBacks && sinceFirst >= GiveUpAfter);
+
+    private static DateTimeOffset? FirstSentBack(Headers headers) =>
+        headers.Get<string>(FirstSentBackHeader) is { } text
+            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at)
+            ? at
+            : null;
+
+    /// <summary>
+    /// Fails the row of a message no worker could classify (<see cref="GivesUp"/>): with its own read's error
     /// when the store refused it (403) or had it not (404), else <see cref="ClassifyImageFaultConsumer.ProcessingFailed"/>
     /// naming the fault. A row already final is left alone; attempts is bumped, as a claim's result save checks it.
     /// </summary>

@@ -13,6 +13,12 @@ public sealed class WorkerFaultException(string message, Exception? inner = null
     /// fault is not about store reads (no model).
     /// </summary>
     public IReadOnlyDictionary<Guid, RowError> RowErrors { get; init; } = new Dictionary<Guid, RowError>();
+
+    /// <summary>
+    /// Ids of the batch whose rows are final already (or gone): their messages are acknowledged, not sent back, where a
+    /// copy went round up to the send-back limit for nothing.
+    /// </summary>
+    public IReadOnlySet<Guid> Settled { get; internal set; } = new HashSet<Guid>();
 }
 
 /// <summary>An error code and its words, as a failed row holds them.</summary>

@@ -4,7 +4,10 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Classifying;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
@@ -74,6 +77,32 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
         Assert.Equal(rows.Select(r => r.Id).Order(), harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId).Order());
     }
 
+    [Fact]
+    public async Task Republish_QueuedRowAWorkerSentBackLately_NotSentAgainWhenItsFirstSendIsStuck()
+    {
+        // Sent 9 minutes ago; a worker without a model sends its message back now. Unstamped by that, the row was sent again
+        // a minute later with a send-back count of 0: under a backlog the send-back limit was never reached.
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var row = await AddAsync(ClassificationStatus.Queued, createdAt: now.AddMinutes(-9), publishedAt: now.AddMinutes(-9));
+        var (republisher, harness) = await RepublisherAsync(MessagingTransports.RabbitMq);
+        await using (var db = _database.NewContext())
+        {
+            var noModel = new ClassificationBatchProcessor(db, new MemoryObjectStore(), new NoModelProvider(), new WorkerOptions { Id = "worker-1" },
+                new BatchTensorPool(maxRetained: 1), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), new AccessProbeKeys(), _clock,
+                NullLogger<ClassificationBatchProcessor>.Instance);
+            await Assert.ThrowsAsync<WorkerFaultException>(() =>
+                noModel.ProcessAsync([new ClassifyImage { ClassificationId = row, ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow }], CancellationToken.None));
+        }
+
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(0, await republisher.RepublishAsync(CancellationToken.None));
+
+        // Lost after that send-back: sent again StuckAfterSeconds after it.
+        _clock.Advance(TimeSpan.FromMinutes(9));
+        Assert.Equal(1, await republisher.RepublishAsync(CancellationToken.None));
+        Assert.Equal([row], harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId));
+    }
+
     private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
     {
         _services = new ServiceCollection()
@@ -116,6 +145,14 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
     {
         if (_services is not null) await _services.DisposeAsync();
         _database.Dispose();
+    }
+
+    /// <summary>A worker that cannot load the registry's active model.</summary>
+    private sealed class NoModelProvider : IModelProvider
+    {
+        public ModelCard? LoadedCard => null;
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new FileNotFoundException("model.onnx is missing");
     }
 
     private sealed class MovableClock : TimeProvider

@@ -302,6 +302,40 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAccessInDoubt_ReleasedRowsStampedSentNowAndFinalRowsSettled()
+    {
+        // Their messages go back to the queue: unstamped, the re-publisher added a fresh copy of each every StuckAfterSeconds.
+        // A row final already was sent back too, up to the send-back limit, for nothing.
+        var queued = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var done = await CompletedAsync(await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0))));
+        _store.BeforeRead = key => throw Denied(key);
+        var before = DateTime.UtcNow;
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([queued, done], CancellationToken.None));
+
+        Assert.Equal([done.ClassificationId], error.Settled);
+        var row = (await Rows([queued])).Single();
+        Assert.Equal("queued", row.Status);
+        Assert.True(row.PublishedAt >= before, $"published at {row.PublishedAt}");
+    }
+
+    [Fact]
+    public async Task Process_ModelCannotBeLoaded_QueuedRowsStampedSentNowAndFinalRowsSettled()
+    {
+        var queued = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
+        var done = await CompletedAsync(await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0))));
+        var gone = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "objects/none", SubmittedAt = DateTimeOffset.UtcNow };
+        var before = DateTime.UtcNow;
+
+        var error = await Assert.ThrowsAsync<WorkerFaultException>(() => NoModelProcessor().ProcessAsync([queued, done, gone], CancellationToken.None));
+
+        Assert.Equal([done.ClassificationId, gone.ClassificationId], error.Settled.Order());
+        var rows = await Rows([queued, done]);
+        Assert.True(rows.Single(r => r.Id == queued.ClassificationId).PublishedAt >= before);
+        Assert.Null(rows.Single(r => r.Id == done.ClassificationId).PublishedAt);
+    }
+
+    [Fact]
     public async Task Process_FolderStoreMayOpenNoFile_AWorkerFaultThatLeavesItsRowsQueued()
     {
         // A volume owned by another uid: every file refused, as every object is to wrong credentials. Each row failed
@@ -585,9 +619,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     {
         // A worker that cannot load the active model (its artifact missing or corrupt) takes its messages again and again.
         var message = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
-        var processor = new ClassificationBatchProcessor(Db, _store, new ThrowingModelProvider(), new WorkerOptions { Id = "worker-1", MaxAttempts = MaxAttempts },
-            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
-            NullLogger<ClassificationBatchProcessor>.Instance);
+        var processor = NoModelProcessor();
 
         for (var i = 0; i <= MaxAttempts; i++)
         {
@@ -749,6 +781,19 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
             NullLogger<ClassificationBatchProcessor>.Instance);
+
+    private ClassificationBatchProcessor NoModelProcessor() =>
+        new(Db, _store, new ThrowingModelProvider(), new WorkerOptions { Id = "worker-1", MaxAttempts = MaxAttempts },
+            new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
+            NullLogger<ClassificationBatchProcessor>.Instance);
+
+    /// <summary>Marks <paramref name="message"/>'s row completed (by another worker), now.</summary>
+    private async Task<ClassifyImage> CompletedAsync(ClassifyImage message)
+    {
+        await Db.Classifications.Where(c => c.Id == message.ClassificationId).ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.Status, ClassificationStatus.Completed).SetProperty(c => c.CompletedAt, DateTime.UtcNow));
+        return message;
+    }
 
     /// <param name="stored">False records the image without putting it in the store.</param>
     /// <param name="attempts">Claims the row has had already.</param>

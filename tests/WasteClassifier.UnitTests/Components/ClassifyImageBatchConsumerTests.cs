@@ -31,6 +31,7 @@ public sealed class ClassifyImageBatchConsumerTests
             return Task.CompletedTask;
         });
         await using var provider = new ServiceCollection()
+            .AddSingleton(TimeProvider.System)
             .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
             .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
             .BuildServiceProvider(true);
@@ -100,6 +101,7 @@ public sealed class ClassifyImageBatchConsumerTests
     {
         var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));
         await using var provider = new ServiceCollection()
+            .AddSingleton(TimeProvider.System)
             .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
             .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
             .BuildServiceProvider(true);
@@ -112,7 +114,77 @@ public sealed class ClassifyImageBatchConsumerTests
         Assert.True(await harness.Sent.Any<ClassifyImage>());
         var sentBack = harness.Sent.Select<ClassifyImage>().First();
         Assert.Equal(8, sentBack.Context.Headers.Get<int>(ClassifyImageBatchConsumer.SentBackHeader));
+        // A message from before the header was set: its first send-back is taken as now.
+        Assert.NotNull(sentBack.Context.Headers.Get<string>(ClassifyImageBatchConsumer.FirstSentBackHeader));
         await harness.Stop();
+    }
+
+    [Fact]
+    public async Task Consume_WorkerFaultOfAMessageWhoseRowIsFinal_AcknowledgedAndNotSentBack()
+    {
+        // A worker without a model sent back copies of rows already final, up to the send-back limit each.
+        var scheduler = Scheduler((messages, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file")
+        {
+            Settled = messages.Select(m => m.ClassificationId).ToHashSet(),
+        });
+        await using var provider = new ServiceCollection()
+            .AddSingleton(TimeProvider.System)
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
+            .BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+
+        await harness.Bus.Publish(new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow });
+
+        var consumer = harness.GetConsumerHarness<ClassifyImageBatchConsumer>();
+        Assert.True(await consumer.Consumed.Any<ClassifyImage>());
+        await harness.InactivityTask;
+        Assert.Null(Assert.Single(consumer.Consumed.Select<ClassifyImage>()).Exception);
+        Assert.Empty(harness.Sent.Select<ClassifyImage>());
+        Assert.False(await harness.Published.Any<Fault<ClassifyImage>>());
+    }
+
+    [Theory]
+    [InlineData(ClassifyImageBatchConsumer.MinSendBacks, 6, true)]
+    [InlineData(ClassifyImageBatchConsumer.MinSendBacks, 4, false)]
+    [InlineData(ClassifyImageBatchConsumer.MinSendBacks - 1, 60, false)]
+    public async Task Consume_WorkerFaultOfAMessageSentBackSinceLongAgo_GivenUpOnceSentBackEnoughTimes(int sentBack, int firstMinutesAgo, bool givenUp)
+    {
+        // Behind a backlog a message comes round far less often than the pause: 100 send-backs could take hours, while the
+        // re-publisher's copies and the queue grew.
+        using var database = new InMemoryDatabase();
+        var id = await AddRowAsync(database);
+        var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));
+        await using var provider = ServicesWithDatabase(database, scheduler);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var first = DateTime.UtcNow.AddMinutes(-firstMinutesAgo).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+
+        await harness.Bus.Publish(new ClassifyImage { ClassificationId = id, ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow }, send =>
+        {
+            send.Headers.Set(ClassifyImageBatchConsumer.SentBackHeader, sentBack);
+            send.Headers.Set(ClassifyImageBatchConsumer.FirstSentBackHeader, first);
+        });
+
+        if (givenUp)
+        {
+            var consumer = harness.GetConsumerHarness<ClassifyImageBatchConsumer>();
+            Assert.True(await consumer.Consumed.Any<ClassifyImage>());
+            await harness.InactivityTask;
+            Assert.Empty(harness.Sent.Select<ClassifyImage>());
+            await using var db = database.NewContext();
+            Assert.Equal("failed", (await db.Classifications.AsNoTracking().SingleAsync(c => c.Id == id)).Status);
+        }
+        else
+        {
+            // Sent back (it goes round again here, to the limit), with its first send-back's time.
+            Assert.True(await harness.Sent.Any<ClassifyImage>());
+            var again = harness.Sent.Select<ClassifyImage>().First();
+            Assert.Equal(sentBack + 1, again.Context.Headers.Get<int>(ClassifyImageBatchConsumer.SentBackHeader));
+            Assert.Equal(first, again.Context.Headers.Get<string>(ClassifyImageBatchConsumer.FirstSentBackHeader));
+            await harness.Stop();
+        }
     }
 
     [Fact]
@@ -127,6 +199,7 @@ public sealed class ClassifyImageBatchConsumerTests
             throw new WorkerFaultException("this worker has no model to classify with: no such file");
         });
         await using var provider = new ServiceCollection()
+            .AddSingleton(TimeProvider.System)
             .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMinutes(5)))
             .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
             .BuildServiceProvider(true);
@@ -155,6 +228,16 @@ public sealed class ClassifyImageBatchConsumerTests
         Assert.False(await harness.Published.Any<Fault<ClassifyImage>>());
         Assert.Equal(message.ClassificationId, Assert.Single(harness.Sent.Select<ClassifyImage>()).Context.Message.ClassificationId);
     }
+
+    private static ServiceProvider ServicesWithDatabase(InMemoryDatabase database, ClassificationBatchScheduler scheduler) =>
+        new ServiceCollection()
+            .AddScoped(_ => database.NewContext())
+            .AddSingleton(new WorkerOptions { Id = "worker-1" })
+            .AddSingleton(TimeProvider.System)
+            .AddScoped<ClassificationsFinishedNotifier>()
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
+            .BuildServiceProvider(true);
 
     private static async Task<Guid> AddRowAsync(InMemoryDatabase database)
     {

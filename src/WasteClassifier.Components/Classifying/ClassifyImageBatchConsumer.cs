@@ -131,7 +131,9 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// <summary>
     /// Fails the row of a message no worker could classify (<see cref="GivesUp"/>): with its own read's error
     /// when the store refused it (403) or had it not (404), else <see cref="ClassifyImageFaultConsumer.ProcessingFailed"/>
-    /// naming the fault. A row already final is left alone; attempts is bumped, as a claim's result save checks it.
+    /// naming the fault. Only a queued row: a final one is left alone, and a processing one is another worker's claim,
+    /// which failing would supersede (attempts + 1) however good its result; the message is acknowledged either way.
+    /// Attempts is bumped, as a claim's result save checks it.
     /// </summary>
     private async Task GiveUpAsync(Guid id, int sentBack, WorkerFaultException fault, CancellationToken cancellationToken)
     {
@@ -142,7 +144,7 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
         var workerId = _services.GetRequiredService<WorkerOptions>().Id;
         var now = _services.GetRequiredService<TimeProvider>().GetUtcNow().UtcDateTime;
         var updated = await db.Classifications
-            .Where(c => c.Id == id && c.Status != ClassificationStatus.Completed && c.Status != ClassificationStatus.Failed)
+            .Where(c => c.Id == id && c.Status == ClassificationStatus.Queued)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(c => c.Status, ClassificationStatus.Failed)
                 .SetProperty(c => c.ErrorCode, error.Code)

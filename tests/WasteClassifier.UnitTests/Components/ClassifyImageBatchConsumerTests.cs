@@ -97,6 +97,34 @@ public sealed class ClassifyImageBatchConsumerTests
     }
 
     [Fact]
+    public async Task Consume_WorkerFaultOfAMessageSentBackTheMostTimesWhoseRowAnotherWorkerProcesses_TheRowIsLeftToThatClaim()
+    {
+        // Giving up failed any row not final, a processing one too: its attempts + 1 superseded the healthy worker's result.
+        using var database = new InMemoryDatabase();
+        var id = await AddRowAsync(database);
+        await database.Context.Classifications.Where(c => c.Id == id).ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.Status, ClassificationStatus.Processing).SetProperty(c => c.WorkerId, "worker-2")
+            .SetProperty(c => c.Attempts, 1).SetProperty(c => c.StartedAt, DateTime.UtcNow));
+        var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));
+        await using var provider = ServicesWithDatabase(database, scheduler);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+
+        await harness.Bus.Publish(new ClassifyImage { ClassificationId = id, ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow },
+            send => send.Headers.Set(ClassifyImageBatchConsumer.SentBackHeader, ClassifyImageBatchConsumer.MaxSendBacks));
+
+        var consumer = harness.GetConsumerHarness<ClassifyImageBatchConsumer>();
+        Assert.True(await consumer.Consumed.Any<ClassifyImage>());
+        await harness.InactivityTask;
+        Assert.Null(Assert.Single(consumer.Consumed.Select<ClassifyImage>()).Exception);
+        Assert.Empty(harness.Sent.Select<ClassifyImage>());
+        Assert.False(await harness.Published.Any<ClassificationsFinished>());
+        await using var db = database.NewContext();
+        var row = await db.Classifications.AsNoTracking().SingleAsync(c => c.Id == id);
+        Assert.Equal(("processing", "worker-2", 1), (row.Status, row.WorkerId, row.Attempts));
+    }
+
+    [Fact]
     public async Task Consume_WorkerFault_TheMessageGoesBackCountingItsSendBacks()
     {
         var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));

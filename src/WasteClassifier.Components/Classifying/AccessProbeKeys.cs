@@ -27,6 +27,26 @@ public sealed class AccessProbeKeys
         set => Volatile.Write(ref _carried, value);
     }
 
+    private CompletedLookup? _completed;
+
+    /// <summary>How long the looked-up key of the classification completed last (or its absence) is kept.</summary>
+    public static readonly TimeSpan CompletedKeyLifetime = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The key of the classification completed last as looked up at most <see cref="CompletedKeyLifetime"/> before
+    /// <paramref name="now"/> (null in it: none, or gone); false when there is no such lookup: each faulted batch of a
+    /// fresh worker queried the database again.
+    /// </summary>
+    public bool TryGetCompleted(DateTime now, out string? key)
+    {
+        var lookup = Volatile.Read(ref _completed);
+        key = lookup?.Key;
+        return lookup is not null && now - lookup.At < CompletedKeyLifetime && now >= lookup.At;
+    }
+
+    /// <summary>Keeps the key of the classification completed last (null: none), looked up at <paramref name="at"/>.</summary>
+    public void SetCompleted(string? key, DateTime at) => Volatile.Write(ref _completed, new CompletedLookup(key, at));
+
     /// <summary>
     /// Drops <paramref name="key"/> wherever it is kept (the object is gone, so it can check nothing any more), unless a
     /// batch has replaced it meanwhile.
@@ -35,5 +55,10 @@ public sealed class AccessProbeKeys
     {
         Interlocked.CompareExchange(ref _served, null, key);
         Interlocked.CompareExchange(ref _carried, null, key);
+        // Gone, until the lookup expires.
+        if (Volatile.Read(ref _completed) is { } lookup && lookup.Key == key)
+            Interlocked.CompareExchange(ref _completed, lookup with { Key = null }, lookup);
     }
+
+    private sealed record CompletedLookup(string? Key, DateTime At);
 }

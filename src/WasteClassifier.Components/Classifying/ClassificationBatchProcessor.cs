@@ -513,17 +513,30 @@ public sealed class ClassificationBatchProcessor(
         return reason;
     }
 
-    /// <summary>The object key of the row completed last, none of this batch's; null when there is none or the query fails.</summary>
+    /// <summary>Tags the query of <see cref="CompletedImageKeyAsync"/> (tests count it).</summary>
+    internal const string CompletedImageQueryTag = "Access probe: the image of the classification completed last";
+
+    /// <summary>
+    /// The object key of the row completed last, none of this batch's; null when there is none or the query fails. Kept
+    /// for <see cref="AccessProbeKeys.CompletedKeyLifetime"/>: a fresh faulty worker runs this on every batch.
+    /// </summary>
     private async Task<string?> CompletedImageKeyAsync(List<Classification> rows, CancellationToken cancellationToken)
     {
         var keys = rows.Select(r => r.Image!.ObjectKey).ToList();
+        var now = clock.GetUtcNow().UtcDateTime;
+        if (probes.TryGetCompleted(now, out var kept)) return kept is not null && !keys.Contains(kept) ? kept : null;
         try
         {
-            return await db.Classifications.AsNoTracking()
-                .Where(c => c.Status == ClassificationStatus.Completed && !keys.Contains(c.Image!.ObjectKey))
+            // CompletedAt not null: PostgreSQL sorts NULLs first in a descending order, so the index scan passed every
+            // unfinished row before the first completed one.
+            var key = await db.Classifications.AsNoTracking()
+                .TagWith(CompletedImageQueryTag)
+                .Where(c => c.Status == ClassificationStatus.Completed && c.CompletedAt != null && !keys.Contains(c.Image!.ObjectKey))
                 .OrderByDescending(c => c.CompletedAt)
                 .Select(c => c.Image!.ObjectKey)
                 .FirstOrDefaultAsync(cancellationToken);
+            probes.SetCompleted(key, now);
+            return key;
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {

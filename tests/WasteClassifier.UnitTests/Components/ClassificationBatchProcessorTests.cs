@@ -1,6 +1,8 @@
+using System.Data.Common;
 using System.Net;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Components.Classifying;
@@ -738,6 +740,23 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         Assert.Equal(("failed", ClassificationBatchProcessor.MissingImage), (await Rows([missing])).Select(r => (r.Status, r.ErrorCode)).Single());
     }
 
+    [Fact]
+    public async Task Process_FreshWorkerFaultsTwiceWithinAMinute_TheCompletedImageIsLookedUpOnceAndOnlyAmongCompletedTimes()
+    {
+        // Every faulted batch of a fresh worker queried the database; on PostgreSQL the descending order put the unfinished
+        // rows' NULL completed_at first, so the index scan passed all of them.
+        var commands = new CommandLog();
+        await using var db = _database.NewContext(commands);
+        var first = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)), stored: false);
+        var second = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), stored: false);
+
+        foreach (var message in new[] { first, second })
+            await Assert.ThrowsAsync<WorkerFaultException>(() => Processor(db).ProcessAsync([message], CancellationToken.None));
+
+        var lookup = Assert.Single(commands.Texts, t => t.Contains(ClassificationBatchProcessor.CompletedImageQueryTag));
+        Assert.Contains("\"completed_at\" IS NOT NULL", lookup);
+    }
+
     /// <summary>A batch whose image the store served this worker, classified before the test's own.</summary>
     private async Task<ClassifyImage> ServedEarlierAsync()
     {
@@ -777,8 +796,10 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     private static ObjectStoreResponseException Denied(string key) =>
         new($"object store GET {key} answered 403 AccessDenied", HttpStatusCode.Forbidden, "AccessDenied");
 
-    private ClassificationBatchProcessor Processor(int maxAttempts = MaxAttempts) =>
-        new(Db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
+    private ClassificationBatchProcessor Processor(int maxAttempts = MaxAttempts) => Processor(Db, maxAttempts);
+
+    private ClassificationBatchProcessor Processor(ClassifierDbContext db, int maxAttempts = MaxAttempts) =>
+        new(db, _store, new FixedModelProvider(_classifier), new WorkerOptions { Id = "worker-1", DecodeParallelism = 2, MaxAttempts = maxAttempts },
             new BatchTensorPool(maxRetained: 2), new ModelLanes(new ModelOptions { InferenceLanes = 1 }), _probes, TimeProvider.System,
             NullLogger<ClassificationBatchProcessor>.Instance);
 
@@ -884,6 +905,19 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
         public void Dispose()
         {
+        }
+    }
+
+    /// <summary>The text of every query a context ran.</summary>
+    private sealed class CommandLog : DbCommandInterceptor
+    {
+        public List<string> Texts { get; } = [];
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            lock (Texts) Texts.Add(command.CommandText);
+            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
         }
     }
 

@@ -442,9 +442,9 @@ public sealed class ClassificationBatchProcessor(
             else denied |= image.Denied;
         }
         // Both at once too: a policy that allows listing but not reading answers 404 for a missing key, 403 for the rest.
-        return denied && missed ? new StoreDoubt("answered 403 or not found to every image this batch asked it for", $"{UnreadableImage} or {MissingImage}")
-            : denied ? new StoreDoubt("answered 403 to every image this batch asked it for", UnreadableImage)
-            : missed ? new StoreDoubt("had none of the images this batch asked it for", MissingImage)
+        return denied && missed ? new StoreDoubt("answered 403 or not found to every image this batch asked it for", $"{UnreadableImage} or {MissingImage}", Denied: true)
+            : denied ? new StoreDoubt("answered 403 to every image this batch asked it for", UnreadableImage, Denied: true)
+            : missed ? new StoreDoubt("had none of the images this batch asked it for", MissingImage, Denied: false)
             : null;
     }
 
@@ -460,8 +460,11 @@ public sealed class ClassificationBatchProcessor(
         return errors;
     }
 
-    /// <summary>A store answer that may be about this worker: in words, and the error its rows fail with when it is not.</summary>
-    private sealed record StoreDoubt(string What, string ErrorCode);
+    /// <summary>
+    /// A store answer that may be about this worker: in words, the error its rows fail with when it is not, and whether
+    /// any read was refused (403) rather than missing.
+    /// </summary>
+    private sealed record StoreDoubt(string What, string ErrorCode, bool Denied);
 
     /// <summary>
     /// After a pass whose every store read was refused (403), or found nothing (<paramref name="answer"/>): null when the
@@ -478,9 +481,10 @@ public sealed class ClassificationBatchProcessor(
     {
         var gone = new List<string>();
         var candidates = ProbeObjects(images, rows).ToList();
-        // A fresh worker whose only traffic is refused or missing has nothing of its own to check with, and would send the
-        // same rows back for ever: the image of a row completed lately was served to a worker. One query, on this path only.
-        if (candidates.Count == 0 && await CompletedImageKeyAsync(rows, cancellationToken) is { } completed)
+        // A fresh worker whose only traffic is missing has nothing of its own to check with, and would send the same rows
+        // back for ever: the image of a row completed lately was served to a worker. Not for a 403: that image may be older
+        // than the refused ones, and a refusal of new objects alone (a rotated KMS key, a policy change) would fail them.
+        if (candidates.Count == 0 && !answer.Denied && await CompletedImageKeyAsync(rows, cancellationToken) is { } completed)
             candidates.Add((completed, "the image of a classification completed lately"));
         foreach (var (key, what) in candidates)
         {

@@ -741,6 +741,20 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_StoreAnswers403ToALoneImageOnAWorkerItServedNothingYetWhileServingAnOlderClassifiedImage_AWorkerFaultThatLeavesItsRowQueued()
+    {
+        // A refusal of new objects alone (a rotated KMS key, a policy change): the older image of a completed row is still
+        // served, which cleared the refusal and failed the new row image_unreadable on every fresh worker.
+        var done = await CompletedAsync(await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0))));
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)));
+        _store.BeforeRead = key => key == done.ObjectKey ? Task.CompletedTask : throw Denied(key);
+
+        await Assert.ThrowsAsync<WorkerFaultException>(() => Processor().ProcessAsync([refused], CancellationToken.None));
+
+        Assert.Equal(("queued", null, 0), (await Rows([refused])).Select(r => (r.Status, r.ErrorCode, r.Attempts)).Single());
+    }
+
+    [Fact]
     public async Task Process_FreshWorkerFaultsTwiceWithinAMinute_TheCompletedImageIsLookedUpOnceAndOnlyAmongCompletedTimes()
     {
         // Every faulted batch of a fresh worker queried the database; on PostgreSQL the descending order put the unfinished

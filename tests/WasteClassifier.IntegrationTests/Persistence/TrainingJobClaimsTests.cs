@@ -132,13 +132,10 @@ public sealed class TrainingJobClaimsTests
     {
         // Trainer A entered the registering step, then stalled uploading its candidate; its heartbeat went stale and trainer B
         // took the job over, to train it again.
-        var id = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "trainer-a");
-        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
-        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
-        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
-        var store = new FileSystemObjectStore(root);
-        try
+        var id = await TakenOverWhileRegisteringAsync(newContext);
+        await WithStoreFolderAsync(async root =>
         {
+            var store = new FileSystemObjectStore(root);
             // A's upload ends: nothing is recorded, its files go, and the job is left to B.
             await using (var db = newContext())
                 Assert.False(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-a"), HeadFiles, "{}", new FixedClock(Now)));
@@ -160,11 +157,7 @@ public sealed class TrainingJobClaimsTests
                 Assert.Equal("candidate-b", await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.CandidateVersion).SingleAsync());
             }
             Assert.NotNull(await store.GetAsync("models/candidate-b/head.onnx", CancellationToken.None));
-        }
-        finally
-        {
-            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
-        }
+        });
     }
 
     [IntegrationFact]
@@ -179,13 +172,10 @@ public sealed class TrainingJobClaimsTests
     {
         // Trainer B took the job over and registered its candidate; trainer A, which lost its claim while uploading, registers
         // one of the same name.
-        var id = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "trainer-a");
-        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
-        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
-        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
-        var store = new FileSystemObjectStore(root);
-        try
+        var id = await TakenOverWhileRegisteringAsync(newContext);
+        await WithStoreFolderAsync(async root =>
         {
+            var store = new FileSystemObjectStore(root);
             byte[] registeredHead = [9, 9, 9];
             await using (var db = newContext())
                 Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-b", attempt: 2, Card("same-name"),
@@ -203,11 +193,7 @@ public sealed class TrainingJobClaimsTests
                 var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
                 Assert.Equal(("trainer-b", "same-name"), (row.TrainerId, row.CandidateVersion));
             }
-        }
-        finally
-        {
-            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
-        }
+        });
     }
 
     [IntegrationFact]
@@ -225,8 +211,7 @@ public sealed class TrainingJobClaimsTests
         var id = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-a");
         await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
         var clock = new FixedClock(Now);
-        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
-        try
+        await WithStoreFolderAsync(async root =>
         {
             var store = new SlowPuts(new FileSystemObjectStore(root), clock, TimeSpan.FromMinutes(5));
             await using (var db = newContext())
@@ -236,6 +221,25 @@ public sealed class TrainingJobClaimsTests
                 var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
                 Assert.Equal(("candidate-slow", (DateTime?)Now.AddMinutes(10)), (row.CandidateVersion, row.HeartbeatAt));
             }
+        });
+    }
+
+    /// <summary>Trainer A entered the registering step, then stalled; its heartbeat went stale and trainer B took the job over.</summary>
+    private static async Task<Guid> TakenOverWhileRegisteringAsync(Func<ClassifierDbContext> newContext)
+    {
+        var id = await AddAsync(newContext, TrainingJobStatus.Running, StaleBefore.AddMinutes(-5), attempts: 1, "trainer-a");
+        await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        return id;
+    }
+
+    /// <summary>Runs <paramref name="test"/> with a fresh folder for a <see cref="FileSystemObjectStore"/>, removed afterwards.</summary>
+    private static async Task WithStoreFolderAsync(Func<string, Task> test)
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"wc-register-{Guid.NewGuid():N}");
+        try
+        {
+            await test(root);
         }
         finally
         {

@@ -47,7 +47,11 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// </summary>
     public const int MinSendBacks = 10;
 
-    /// <summary>Time since the first send-back after which <see cref="MinSendBacks"/> sends back are enough to give up.</summary>
+    /// <summary>
+    /// Time since the first send-back after which <see cref="MinSendBacks"/> sends back are enough to give up, unless an image
+    /// was classified meanwhile: then some worker can classify, and a message that met only faulty workers on its rounds
+    /// (a backlog with a few of them among healthy ones) is not failed before <see cref="MaxSendBacks"/>.
+    /// </summary>
     public static readonly TimeSpan GiveUpAfter = TimeSpan.FromMinutes(5);
 
     private readonly ClassificationBatchScheduler _scheduler;
@@ -87,7 +91,8 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
             var sentBack = context.Headers.Get<int>(SentBackHeader) ?? 0;
             var now = _services.GetRequiredService<TimeProvider>().GetUtcNow();
             var firstSentBack = FirstSentBack(context.Headers) ?? now;
-            if (GivesUp(sentBack, now - firstSentBack))
+            if (GivesUp(sentBack, now - firstSentBack)
+                && (sentBack >= MaxSendBacks || !await AnyClassifiedSinceAsync(firstSentBack, context.CancellationToken)))
             {
                 await GiveUpAsync(context.Message.ClassificationId, sentBack, fault, context.CancellationToken);
                 return;
@@ -121,6 +126,14 @@ public sealed class ClassifyImageBatchConsumer : IConsumer<ClassifyImage>
     /// </summary>
     public static bool GivesUp(int sentBack, TimeSpan sinceFirst) =>
         sentBack >= MaxSendBacks || (sentBack >= MinSendBacks && sinceFirst >= GiveUpAfter);
+
+    /// <summary>Whether any image was classified since <paramref name="since"/>: one query, at the give-up point only.</summary>
+    private Task<bool> AnyClassifiedSinceAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        var after = since.UtcDateTime;
+        return _services.GetRequiredService<ClassifierDbContext>().Classifications
+            .AnyAsync(c => c.Status == ClassificationStatus.Completed && c.CompletedAt > after, cancellationToken);
+    }
 
     private static DateTimeOffset? FirstSentBack(Headers headers) =>
         headers.Get<string>(FirstSentBackHeader) is { } text

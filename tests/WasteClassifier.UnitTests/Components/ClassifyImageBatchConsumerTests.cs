@@ -30,11 +30,7 @@ public sealed class ClassifyImageBatchConsumerTests
             }
             return Task.CompletedTask;
         });
-        await using var provider = new ServiceCollection()
-            .AddSingleton(TimeProvider.System)
-            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
-            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
-            .BuildServiceProvider(true);
+        await using var provider = Services(new ServiceCollection(), scheduler, TimeSpan.FromMilliseconds(10));
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var message = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
@@ -128,11 +124,7 @@ public sealed class ClassifyImageBatchConsumerTests
     public async Task Consume_WorkerFault_TheMessageGoesBackCountingItsSendBacks()
     {
         var scheduler = Scheduler((_, _) => throw new WorkerFaultException("this worker has no model to classify with: no such file"));
-        await using var provider = new ServiceCollection()
-            .AddSingleton(TimeProvider.System)
-            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
-            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
-            .BuildServiceProvider(true);
+        await using var provider = Services(new ServiceCollection(), scheduler, TimeSpan.FromMilliseconds(10));
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var message = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
@@ -155,11 +147,7 @@ public sealed class ClassifyImageBatchConsumerTests
         {
             Settled = messages.Select(m => m.ClassificationId).ToHashSet(),
         });
-        await using var provider = new ServiceCollection()
-            .AddSingleton(TimeProvider.System)
-            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
-            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
-            .BuildServiceProvider(true);
+        await using var provider = Services(new ServiceCollection(), scheduler, TimeSpan.FromMilliseconds(10));
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
 
@@ -238,11 +226,7 @@ public sealed class ClassifyImageBatchConsumerTests
             tried.TrySetResult();
             throw new WorkerFaultException("this worker has no model to classify with: no such file");
         });
-        await using var provider = new ServiceCollection()
-            .AddSingleton(TimeProvider.System)
-            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMinutes(5)))
-            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
-            .BuildServiceProvider(true);
+        await using var provider = Services(new ServiceCollection(), scheduler, TimeSpan.FromMinutes(5));
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var message = new ClassifyImage { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
@@ -270,12 +254,16 @@ public sealed class ClassifyImageBatchConsumerTests
     }
 
     private static ServiceProvider ServicesWithDatabase(InMemoryDatabase database, ClassificationBatchScheduler scheduler) =>
-        new ServiceCollection()
+        Services(new ServiceCollection()
             .AddScoped(_ => database.NewContext())
             .AddSingleton(new WorkerOptions { Id = "worker-1" })
+            .AddScoped<ClassificationsFinishedNotifier>(), scheduler, TimeSpan.FromMilliseconds(10));
+
+    /// <summary>The consumer, with <paramref name="sendBackDelay"/> as its pause, on MassTransit's test harness.</summary>
+    private static ServiceProvider Services(IServiceCollection services, ClassificationBatchScheduler scheduler, TimeSpan sendBackDelay) =>
+        services
             .AddSingleton(TimeProvider.System)
-            .AddScoped<ClassificationsFinishedNotifier>()
-            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, TimeSpan.FromMilliseconds(10)))
+            .AddScoped(sp => new ClassifyImageBatchConsumer(scheduler, sp, NullLogger<ClassifyImageBatchConsumer>.Instance, sendBackDelay))
             .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageBatchConsumer>())
             .BuildServiceProvider(true);
 

@@ -18,6 +18,8 @@ public static class MessagingExtensions
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();
+            // MassTransit 8.4+ reports usage telemetry over the internet by default; a facility's services must not call out.
+            bus.DisableUsageTelemetry();
             addConsumers(bus);
             switch (options.Transport.ToLowerInvariant())
             {

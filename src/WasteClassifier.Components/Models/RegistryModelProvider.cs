@@ -9,12 +9,28 @@ namespace WasteClassifier.Components.Models;
 /// Serves the registry's active model. A new version is downloaded and fully loaded first, then swapped in:
 /// a batch that already holds the old model finishes with it, the next batch gets the new one.
 /// </summary>
-public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOptions options, ServiceOptions service, ILogger<RegistryModelProvider> logger)
+public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOptions options, ServiceOptions service, TimeProvider clock,
+    ILogger<RegistryModelProvider> logger)
     : IModelProvider, IDisposable
 {
+    /// <summary>
+    /// After a version failed to load, how long until it is downloaded and loaded again (unless promoted again), doubling
+    /// with each failure up to <see cref="MaxLoadBackOff"/>. A worker without a model tried on every batch: seconds of CPU
+    /// and I/O each time for a corrupt model of 10+ MB, taken from healthy workers on the same node. 5 s lets a passing
+    /// fault (a store blip) cost one batch's send-back; the 1-minute cap bounds a broken version to one try a minute and
+    /// the wait of a fixed one (its files uploaded again) to a minute.
+    /// </summary>
+    public static readonly TimeSpan FirstLoadBackOff = TimeSpan.FromSeconds(5);
+
+    /// <summary>The longest wait between tries of a version that keeps failing to load (<see cref="FirstLoadBackOff"/>).</summary>
+    public static readonly TimeSpan MaxLoadBackOff = TimeSpan.FromMinutes(1);
+
     private readonly SemaphoreSlim _switching = new(1, 1);
     private SharedModel? _model;
     private volatile ModelLoadFailure? _loadFailure;
+    // Tries of _loadFailure's version that failed in a row, and when it may be tried again; under _switching.
+    private int _failedLoads;
+    private DateTimeOffset _retryLoadAt;
     private int _disposed;
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
@@ -43,8 +59,18 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
         }
     }
 
-    /// <summary>Loads the registry's active version if it is not the one in use; returns true when it swapped.</summary>
-    public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads the registry's active version if it is not the one in use; returns true when it swapped. A version that failed
+    /// to load is not tried again until its back-off has passed (<see cref="FirstLoadBackOff"/>): meanwhile this throws its
+    /// recorded failure at once. Another active version is tried at once.
+    /// </summary>
+    public Task<bool> RefreshAsync(CancellationToken cancellationToken) => RefreshAsync(promoted: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="RefreshAsync(CancellationToken)"/>; <paramref name="promoted"/>: a promotion was announced, so a version
+    /// that failed is tried again at once, its back-off ignored (an operator may have promoted it again once fixed).
+    /// </summary>
+    public async Task<bool> RefreshAsync(bool promoted, CancellationToken cancellationToken)
     {
         await _switching.WaitAsync(cancellationToken);
         try
@@ -57,8 +83,13 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             {
                 // Serving the active version (an operator rolled back to it, say): a failure to load another is over.
                 _loadFailure = null;
+                _failedLoads = 0;
                 return false;
             }
+            // One registry read per batch while this worker has no model, none of the download and load: a promotion, or
+            // the event's loss, is still seen at the next batch.
+            if (!promoted && _loadFailure is { } failed && failed.Version == active.Version && clock.GetUtcNow() < _retryLoadAt)
+                throw new InvalidOperationException(failed.Reason);
 
             var started = System.Diagnostics.Stopwatch.StartNew();
             IImageClassifier classifier;
@@ -69,10 +100,16 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                _failedLoads = _loadFailure?.Version == active.Version ? _failedLoads + 1 : 1;
+                var backOff = TimeSpan.FromTicks(Math.Min(MaxLoadBackOff.Ticks, FirstLoadBackOff.Ticks << Math.Min(_failedLoads - 1, 16)));
+                _retryLoadAt = clock.GetUtcNow() + backOff;
                 _loadFailure = new ModelLoadFailure(active.Version, e.Message);
+                logger.LogWarning("Model {ModelVersion} could not be loaded ({Failures} time(s) in a row); not tried again for {BackOffSeconds} s unless promoted again",
+                    active.Version, _failedLoads, backOff.TotalSeconds);
                 throw;
             }
             _loadFailure = null;
+            _failedLoads = 0;
             var previous = _model;
             if (previous is null) LogPageSize();
             _model = new SharedModel(classifier);

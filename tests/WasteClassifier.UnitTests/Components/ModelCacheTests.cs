@@ -1,14 +1,10 @@
-using System.Text.Json;
-using Google.Protobuf;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Hosting;
-using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.UnitTests.Support;
-using static WasteClassifier.Core.Inference.OnnxGraphBuilder;
 
 namespace WasteClassifier.UnitTests.Components;
 
@@ -33,7 +29,7 @@ public sealed class ModelCacheTests : IDisposable
             .AddScoped<ModelRegistry>()
             .BuildServiceProvider();
         _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions { InferenceLanes = 1, InferenceThreads = 1 },
-            new ServiceOptions { DataDirectory = _data.FullName }, NullLogger<RegistryModelProvider>.Instance);
+            new ServiceOptions { DataDirectory = _data.FullName }, TimeProvider.System, NullLogger<RegistryModelProvider>.Instance);
     }
 
     [Fact]
@@ -56,35 +52,7 @@ public sealed class ModelCacheTests : IDisposable
         Assert.Equal(["v2", "v3", staging.Name], Directory.EnumerateDirectories(cache).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
-    /// <summary>Registers <paramref name="version"/> (a tiny NHWC classifier) with its file in the store, active, the others retired.</summary>
-    private async Task PromoteAsync(string version)
-    {
-        var graph = new Onnx.GraphProto { Name = version };
-        graph.Input.Add(BatchedFloat("pixels", 2, 2, 3));
-        graph.Output.Add(BatchedFloat("logits", 2));
-        graph.Initializer.Add(FloatTensor("w", Enumerable.Range(0, 24).Select(i => i % 3 * 0.1f).ToArray(), 12, 2));
-        graph.Node.Add(Node("Flatten", "flatten", ["pixels"], ["flat"], IntAttribute("axis", 1)));
-        graph.Node.Add(Node("MatMul", "scores", ["flat", "w"], ["logits"]));
-        await _store.PutAsync(ModelRegistry.PrefixFor(version) + "classifier.onnx", Model(graph, "test").ToByteArray(), "application/octet-stream", CancellationToken.None);
-        foreach (var model in _database.Context.Models) model.Status = ModelStatus.Retired;
-        _database.Context.Models.Add(new ModelRecord
-        {
-            Version = version,
-            Status = ModelStatus.Active,
-            Origin = "test",
-            ArtifactPrefix = ModelRegistry.PrefixFor(version),
-            CardJson = JsonSerializer.Serialize(new ModelCard
-            {
-                Version = version,
-                Labels = ["a", "b"],
-                Onnx = "classifier.onnx",
-                Input = new ModelInputSpec { Width = 2, Height = 2, Layout = TensorLayout.Nhwc, Scale = 1 / 255f },
-            }, ModelCard.JsonOptions),
-            CreatedAt = DateTime.UtcNow,
-            PromotedAt = DateTime.UtcNow,
-        });
-        await _database.Context.SaveChangesAsync();
-    }
+    private Task PromoteAsync(string version) => TinyModels.PromoteAsync(_database.Context, _store, version);
 
     public void Dispose()
     {

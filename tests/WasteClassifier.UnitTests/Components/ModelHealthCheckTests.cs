@@ -35,7 +35,7 @@ public sealed class ModelHealthCheckTests : IDisposable
             .AddScoped<ModelRegistry>()
             .BuildServiceProvider();
         _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions(),
-            new ServiceOptions { DataDirectory = _data.FullName }, NullLogger<RegistryModelProvider>.Instance);
+            new ServiceOptions { DataDirectory = _data.FullName }, TimeProvider.System, NullLogger<RegistryModelProvider>.Instance);
     }
 
     [Fact]

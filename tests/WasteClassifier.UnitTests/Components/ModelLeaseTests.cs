@@ -28,7 +28,7 @@ public sealed class ModelLeaseTests
         // The container disposes the provider once per registration (concrete type and IModelProvider).
         var classifier = new CountingClassifier();
         var model = new SharedModel(classifier);
-        var provider = new RegistryModelProvider(null!, new ModelOptions(), new WasteClassifier.Infrastructure.Hosting.ServiceOptions(),
+        var provider = new RegistryModelProvider(null!, new ModelOptions(), new WasteClassifier.Infrastructure.Hosting.ServiceOptions(), TimeProvider.System,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<RegistryModelProvider>.Instance);
         provider.UseForTests(model);
         Assert.True(model.TryAcquire());

@@ -1,0 +1,129 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Hosting;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Components;
+
+/// <summary>
+/// A version that failed to load is not downloaded and loaded again on every batch: its recorded failure answers until a
+/// back-off has passed (5 s, doubling), while another active version, or a promotion, is tried at once.
+/// </summary>
+public sealed class ModelLoadBackOffTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly MemoryObjectStore _store = new();
+    private readonly MovableClock _clock = new();
+    private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("wc-model-backoff-");
+    private readonly ServiceProvider _services;
+    private readonly RegistryModelProvider _provider;
+
+    public ModelLoadBackOffTests()
+    {
+        _services = new ServiceCollection()
+            .AddSingleton(_database.Context)
+            .AddSingleton<IObjectStore>(_store)
+            .AddSingleton(UnreachablePublishEndpoint.Failing())
+            .AddSingleton(new ModelOptions())
+            .AddSingleton(TimeProvider.System)
+            .AddLogging()
+            .AddScoped<ModelRegistry>()
+            .BuildServiceProvider();
+        _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions { InferenceLanes = 1, InferenceThreads = 1 },
+            new ServiceOptions { DataDirectory = _data.FullName }, _clock, NullLogger<RegistryModelProvider>.Instance);
+    }
+
+    [Fact]
+    public async Task Acquire_NoModelAndTheActiveVersionFailsToLoad_BatchesWithinTheBackOffFailFastThenItIsTriedAgain()
+    {
+        // Its artifact is missing: every try reads the store once.
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        var first = await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        for (var batch = 0; batch < 5; batch++)
+        {
+            var again = await Assert.ThrowsAnyAsync<Exception>(AcquireAsync);
+            Assert.Equal(first.Message, again.Message);
+            _clock.Advance(TimeSpan.FromSeconds(0.9));
+        }
+        Assert.Equal(1, _store.Reads);
+        Assert.Equal(new ModelLoadFailure("v1", first.Message), _provider.LoadFailure);
+
+        // 5 s after the failure: tried again, and failed, the next wait is 10 s.
+        _clock.Advance(TimeSpan.FromSeconds(0.5));
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+        Assert.Equal(2, _store.Reads);
+        _clock.Advance(TimeSpan.FromSeconds(9));
+        await Assert.ThrowsAnyAsync<Exception>(AcquireAsync);
+        Assert.Equal(2, _store.Reads);
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+        Assert.Equal(3, _store.Reads);
+        Assert.Equal("v1", _provider.LoadFailure?.Version);
+    }
+
+    [Fact]
+    public async Task Acquire_NoModelWithinTheBackOff_AnotherActiveVersionIsLoadedAtOnce()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        // Promoted while this worker missed the event: the next batch's registry read sees it.
+        await TinyModels.PromoteAsync(_database.Context, _store, "v2");
+        using var lease = await _provider.AcquireAsync(CancellationToken.None);
+
+        Assert.Equal("v2", lease.Classifier.Card.Version);
+        Assert.Null(_provider.LoadFailure);
+    }
+
+    [Fact]
+    public async Task Refresh_PromotionAnnouncedWithinTheBackOff_TheFailedVersionIsTriedAtOnce()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+        await Assert.ThrowsAnyAsync<Exception>(() => _provider.RefreshAsync(CancellationToken.None));
+        Assert.Equal(1, _store.Reads);
+
+        await Assert.ThrowsAsync<FileNotFoundException>(() => _provider.RefreshAsync(promoted: true, CancellationToken.None));
+
+        Assert.Equal(2, _store.Reads);
+    }
+
+    [Fact]
+    public async Task Refresh_ServingAModelWhenTheNextVersionFails_KeepsServingItWithinTheBackOff()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1");
+        Assert.True(await _provider.RefreshAsync(CancellationToken.None));
+        await TinyModels.PromoteAsync(_database.Context, _store, "v2", withFile: false);
+        var reads = _store.Reads;
+        await Assert.ThrowsAsync<FileNotFoundException>(() => _provider.RefreshAsync(CancellationToken.None));
+        await Assert.ThrowsAnyAsync<Exception>(() => _provider.RefreshAsync(CancellationToken.None));
+
+        using var lease = await _provider.AcquireAsync(CancellationToken.None);
+        Assert.Equal(("v1", "v2", reads + 1), (lease.Classifier.Card.Version, _provider.LoadFailure?.Version, _store.Reads));
+    }
+
+    private async Task AcquireAsync()
+    {
+        using var lease = await _provider.AcquireAsync(CancellationToken.None);
+    }
+
+    private sealed class MovableClock : TimeProvider
+    {
+        private TimeSpan _by;
+
+        public void Advance(TimeSpan by) => _by += by;
+
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by;
+    }
+
+    public void Dispose()
+    {
+        _provider.Dispose();
+        _services.Dispose();
+        _database.Dispose();
+        _data.Delete(recursive: true);
+    }
+}

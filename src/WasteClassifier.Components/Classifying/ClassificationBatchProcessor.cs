@@ -78,6 +78,9 @@ public sealed class ClassificationBatchProcessor(
             // earlier pass) or gone: their messages are acknowledged, as a batch that succeeds does.
             fault.Settled = messages.Select(m => m.ClassificationId)
                 .Except(claimed.Where(r => r.Status == ClassificationStatus.Queued).Select(r => r.Id)).ToHashSet();
+            // Of those, the rows this batch made final, to be announced: not one a later claim superseded (its result
+            // dropped, the entity detached by the save), whose claim announces it.
+            fault.Finished = claimed.Where(r => ClassificationStatus.IsFinal(r.Status) && db.Entry(r).State != EntityState.Detached).Select(r => r.Id).ToList();
             throw;
         }
     }

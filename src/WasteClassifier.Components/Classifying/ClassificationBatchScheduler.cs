@@ -29,10 +29,22 @@ public sealed class ClassificationBatchScheduler
         : this(async (messages, cancellationToken) =>
         {
             await using var scope = scopes.CreateAsyncScope();
-            var outcome = await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
+            var notifier = scope.ServiceProvider.GetRequiredService<ClassificationsFinishedNotifier>();
+            BatchOutcome outcome;
+            try
+            {
+                outcome = await scope.ServiceProvider.GetRequiredService<ClassificationBatchProcessor>().ProcessAsync(messages, cancellationToken);
+            }
+            catch (WorkerFaultException fault) when (fault.Finished.Count > 0)
+            {
+                // Rows saved before the fault (a pass before a suspect's, rows failed by the claim) are final: announced as
+                // on success. Not cancelled with the batch (the announcement has its own timeout): thrown, a cancellation
+                // would replace the fault, whose messages must go back to the queue.
+                await notifier.NotifyAsync(fault.Finished, CancellationToken.None);
+                throw;
+            }
             // A superseded row's result is announced by the claim that wrote it.
-            await scope.ServiceProvider.GetRequiredService<ClassificationsFinishedNotifier>()
-                .NotifyAsync(messages.Select(m => m.ClassificationId).Distinct().Except(outcome.Superseded).ToList(), cancellationToken);
+            await notifier.NotifyAsync(messages.Select(m => m.ClassificationId).Distinct().Except(outcome.Superseded).ToList(), cancellationToken);
         }, options, lanes, logger)
     {
     }

@@ -19,6 +19,13 @@ public sealed class WorkerFaultException(string message, Exception? inner = null
     /// copy went round up to the send-back limit for nothing.
     /// </summary>
     public IReadOnlySet<Guid> Settled { get; internal set; } = new HashSet<Guid>();
+
+    /// <summary>
+    /// Ids of the batch's rows that it saved as final before the fault (an earlier pass's results, rows the claim failed
+    /// for too many attempts): announced as a batch that succeeds announces its rows, where long-polling clients waited
+    /// for the API's own check of the database.
+    /// </summary>
+    public IReadOnlyList<Guid> Finished { get; internal set; } = [];
 }
 
 /// <summary>An error code and its words, as a failed row holds them.</summary>

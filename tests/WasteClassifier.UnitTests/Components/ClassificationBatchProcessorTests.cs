@@ -1,8 +1,11 @@
 using System.Data.Common;
 using System.Net;
 using System.Security.Cryptography;
+using MassTransit;
+using MassTransit.Testing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Components.Classifying;
@@ -319,6 +322,44 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
         var row = (await Rows([queued])).Single();
         Assert.Equal("queued", row.Status);
         Assert.True(row.PublishedAt >= before, $"published at {row.PublishedAt}");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Schedule_BatchFaultsAfterSomeRowsAreFinal_ThoseRowsAreAnnouncedAndNotTheReleasedOne(bool suspect)
+    {
+        // The store refuses every read, that of the image carried in its message too: a worker fault for any image read.
+        _store.BeforeRead = key => throw Denied(key);
+        var tooMany = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)), attempts: MaxAttempts);
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var fresh = await AddAsync(low) with { ImageBytes = low };
+        // A suspect is read alone once the rest is saved; else the batch's one pass faults before any save.
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: suspect ? 2 : 0);
+        ClassifyImage[] messages = suspect ? [fresh, refused, tooMany] : [refused, tooMany];
+        await using var services = new ServiceCollection()
+            .AddScoped(_ => Processor(_database.NewContext()))
+            .AddScoped<ClassificationsFinishedNotifier>()
+            .AddSingleton(TimeProvider.System)
+            .AddMassTransitTestHarness()
+            .BuildServiceProvider(true);
+        var harness = services.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var lanes = new ModelLanes(new ModelOptions { InferenceLanes = 1 });
+        var scheduler = new ClassificationBatchScheduler(services.GetRequiredService<IServiceScopeFactory>(),
+            new WorkerOptions { BatchSize = messages.Length, PipelineDepth = 1, BatchWaitMs = 60_000 }, lanes, NullLogger<ClassificationBatchScheduler>.Instance);
+
+        // Its lane held, the scheduler waits for the whole batch.
+        await lanes.WaitAsync(CancellationToken.None);
+        var consumed = messages.Select(m => scheduler.ClassifyAsync(m, null, CancellationToken.None)).ToList();
+        lanes.Release();
+
+        foreach (var message in consumed) await Assert.ThrowsAsync<WorkerFaultException>(() => message);
+        Assert.True(await harness.Published.Any<ClassificationsFinished>());
+        var announced = Assert.Single(harness.Published.Select<ClassificationsFinished>()).Context.Message.ClassificationIds;
+        Guid[] final = suspect ? [fresh.ClassificationId, tooMany.ClassificationId] : [tooMany.ClassificationId];
+        Assert.Equal(final.Order(), announced.Order());
+        Assert.Equal("queued", (await Rows([refused])).Single().Status);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using Minio.Exceptions;
 using WasteClassifier.Infrastructure.Storage;
 
 namespace WasteClassifier.UnitTests.Infrastructure;
@@ -8,6 +9,17 @@ public sealed class ObjectStoreErrorsTests
 {
     private static ObjectStoreResponseException Answer(HttpStatusCode status, string? code) =>
         new($"object store GET sha256/ab/abc answered {(int)status} {code}".TrimEnd(), status, code);
+
+    /// <summary>
+    /// What the Minio client 7 throws for an error answer with an XML body to its own requests (a DELETE's): the body's code,
+    /// no status. Its Response is set internally, hence the reflection (MinioObjectStoreDeleteErrorsTests gets it from the client).
+    /// </summary>
+    private static UnexpectedMinioException MinioAnswer(string code)
+    {
+        var error = new UnexpectedMinioException(code);
+        typeof(MinioException).GetProperty(nameof(MinioException.Response))!.SetValue(error, new ErrorResponse { Code = code });
+        return error;
+    }
 
     public static TheoryData<string, Exception> Permanent => new()
     {
@@ -21,6 +33,8 @@ public sealed class ObjectStoreErrorsTests
         { "folder_store_permission_denied", new UnauthorizedAccessException("Access to the path '/srv/data/objects/x' is denied.") },
         { "folder_store_path_too_long", new PathTooLongException() },
         { "object_over_its_bound", new ObjectTooLargeException("uploads/x", 10) },
+        { "minio_403_access_denied", MinioAnswer("AccessDenied") },
+        { "minio_403_without_a_body", new AccessDeniedException("Access denied on the resource: /images/uploads/abc") },
         { "minio_invalid_object_name", new Minio.Exceptions.InvalidObjectNameException("x", "Object name cannot be greater than 1024 characters.") },
     };
 
@@ -41,6 +55,10 @@ public sealed class ObjectStoreErrorsTests
         { "cancelled", new OperationCanceledException() },
         { "task_cancelled", new TaskCanceledException() },
         { "disk_error", new IOException("Input/output error") },
+        { "minio_503_slow_down", MinioAnswer("SlowDown") },
+        { "minio_500_internal_error", MinioAnswer("InternalError") },
+        { "minio_403_wrong_secret", new AuthorizationException("/images/uploads/abc", "images", "The request signature we calculated does not match", "access") },
+        { "minio_404_bucket_missing", new BucketNotFoundException("images", "Not found.") },
     };
 
     [Theory]

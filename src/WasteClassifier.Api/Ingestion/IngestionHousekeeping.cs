@@ -20,6 +20,12 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
     /// </summary>
     public const int MaxCleanupAttempts = 12;
 
+    /// <summary>
+    /// Refusals for good in a row that giving up needs after a failure that may pass (an outage): at least this many of the
+    /// <see cref="MaxCleanupAttempts"/> are always refusals, spanning 12 hours or more.
+    /// </summary>
+    public const int RefusalsToGiveUp = 3;
+
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromHours(6);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -135,19 +141,25 @@ public sealed class IngestionHousekeeping(IServiceScopeFactory scopes, Ingestion
     /// Counts the failed delete and sets when to try again. Given up only once <see cref="MaxCleanupAttempts"/> have failed
     /// and this one for good (e.g. 403 AccessDenied): a store that is down (503, a refused connection, a timeout) is asked
     /// again every <see cref="MaxRetryDelay"/> until it is back, however long; a weekend's outage gave up every object.
+    /// A failure that may pass takes the count back to at most <see cref="RefusalsToGiveUp"/> short of the limit, so the
+    /// last refusals are in a row: 11 failures of an outage and then one 403 (a policy changed as the store came back) gave
+    /// up at once. The streak has no column of its own: cleanup_attempts carries it, hence a failure that may pass lowers it.
     /// </summary>
     private void DeleteFailed(DirectUpload upload, Exception failure, DateTime now)
     {
-        upload.CleanupAttempts++;
-        if (upload.CleanupAttempts >= MaxCleanupAttempts && ObjectStoreErrors.IsPermanent(failure))
+        var attempts = upload.CleanupAttempts + 1;
+        var permanent = ObjectStoreErrors.IsPermanent(failure);
+        upload.CleanupAttempts = permanent ? attempts : Math.Min(attempts, MaxCleanupAttempts - RefusalsToGiveUp);
+        if (permanent && attempts >= MaxCleanupAttempts)
         {
             // Given up, the row kept: its cleanup_attempts tells an operator which staged object is left to delete by hand.
             upload.CleanupAt = null;
-            logger.LogError("Gave up deleting staged object {Key} of upload {Id} after {Attempts} failed attempts, the last: {Reason}; delete it by hand",
-                upload.ObjectKey, upload.Id, upload.CleanupAttempts, failure.Message);
+            logger.LogError("Gave up deleting staged object {Key} of upload {Id} after {Attempts} counted failed deletes, at least the last {InARow} refused for good, the last: {Reason}; delete it by hand",
+                upload.ObjectKey, upload.Id, upload.CleanupAttempts, RefusalsToGiveUp, failure.Message);
             return;
         }
-        // Due once the sweep's grace has passed too, which it adds to CleanupAt.
-        upload.CleanupAt = now + RetryDelay(upload.CleanupAttempts) - ExpiryGrace;
+        // Due once the sweep's grace has passed too, which it adds to CleanupAt. The wait follows every failure, those taken
+        // back included: an outage is still asked every MaxRetryDelay, not more often.
+        upload.CleanupAt = now + RetryDelay(attempts) - ExpiryGrace;
     }
 }

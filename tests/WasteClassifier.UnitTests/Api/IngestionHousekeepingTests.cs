@@ -159,7 +159,8 @@ public sealed class IngestionHousekeepingTests : IDisposable
         await using (var check = _database.NewContext())
         {
             var upload = await check.DirectUploads.SingleAsync(u => u.Id == committed);
-            Assert.Equal(rounds, upload.CleanupAttempts);
+            // Counted up to the refusals in a row that giving up needs, no further.
+            Assert.Equal(IngestionHousekeeping.MaxCleanupAttempts - IngestionHousekeeping.RefusalsToGiveUp, upload.CleanupAttempts);
             Assert.NotNull(upload.CleanupAt);
             // Due again within 6 hours of the last failed delete (a round's grace included), not later.
             Assert.True(upload.CleanupAt <= _clock.GetUtcNow().UtcDateTime - TimeSpan.FromHours(7) + TimeSpan.FromHours(6) - TimeSpan.FromMinutes(1));
@@ -169,6 +170,35 @@ public sealed class IngestionHousekeepingTests : IDisposable
         _store.Failure = null;
         Assert.Equal(1, await housekeeping.ExpireUploadsAsync(CancellationToken.None));
         Assert.Empty(_store.Objects);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(11)]
+    public async Task ExpireUploads_OutageThenRefusals_GivenUpOnlyAfterSeveralRefusalsInARow(int refusedBeforeTheOutage)
+    {
+        var committed = await AddAsync(DirectUploadStatus.Committed, cleanupDue: true);
+        var housekeeping = Housekeeping();
+        var refused = new HttpRequestException("access denied", null, HttpStatusCode.Forbidden);
+        var down = new ObjectStoreResponseException("object store DELETE answered 503 SlowDown", HttpStatusCode.ServiceUnavailable, "SlowDown");
+        async Task<DateTime?> RoundAsync(Exception failure)
+        {
+            _store.Failure = failure;
+            await housekeeping.ExpireUploadsAsync(CancellationToken.None);
+            _clock.Advance(TimeSpan.FromHours(7));
+            await using var check = _database.NewContext();
+            return (await check.DirectUploads.SingleAsync(u => u.Id == committed)).CleanupAt;
+        }
+
+        // Refused, then the store down long enough to reach the limit (an outage), then refusing again (its policy
+        // changed as it came back): the first refusal after 11 failed deletes gave up at once.
+        for (var i = 0; i < refusedBeforeTheOutage; i++) await RoundAsync(refused);
+        for (var i = refusedBeforeTheOutage; i < IngestionHousekeeping.MaxCleanupAttempts; i++) Assert.NotNull(await RoundAsync(down));
+        for (var i = 1; i < IngestionHousekeeping.RefusalsToGiveUp; i++) Assert.NotNull(await RoundAsync(refused));
+
+        Assert.Null(await RoundAsync(refused));
+        Assert.Single(_store.Objects);
     }
 
     [Fact]

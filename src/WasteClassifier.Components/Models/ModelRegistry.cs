@@ -79,7 +79,7 @@ public sealed partial class ModelRegistry(
     public async Task<ModelRecord> RegisterAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, CancellationToken cancellationToken)
     {
-        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, cancellationToken);
+        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, PrefixFor(card.Version), cancellationToken);
         db.Models.Add(record);
         await db.SaveChangesAsync(cancellationToken);
         return record;
@@ -89,32 +89,59 @@ public sealed partial class ModelRegistry(
     /// As <see cref="RegisterAsync"/>, but records the version only if <paramref name="fence"/>, run on this registry's
     /// context in the transaction that inserts the row, answers true (a training job still held by its trainer's claim).
     /// Otherwise nothing is recorded, the uploaded files are deleted (best effort) and null is returned. A version already
-    /// registered is refused (<see cref="InvalidOperationException"/>) before anything is uploaded.
+    /// registered is refused (<see cref="InvalidOperationException"/>) before anything is uploaded, and so is one that a
+    /// registration of the same name recorded meanwhile, once the database refuses the row. The files go under a prefix of
+    /// this call's own (<c>models/{version}/{id}/</c>, named by the row), so they are this call's alone to delete: two
+    /// registrations of one name at once both passed the check, and the second upload overwrote the files of whichever row
+    /// won.
     /// </summary>
     public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
     {
-        // Checked before the upload, which writes under the version's prefix: a registration the fence then refuses (a trainer
-        // that lost its claim) would already have overwritten the registered model's files.
+        CheckCard(card);
+        // Checked first, to refuse before uploading anything; the database's key on the version settles a race past it.
         if (await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, cancellationToken))
             throw new InvalidOperationException($"model version '{card.Version}' is already registered; its files were left as they are");
-        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, cancellationToken);
-        var registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+        // This call's own: a registration of the same name at the same moment cannot overwrite these files, nor this one its.
+        var prefix = $"{PrefixFor(card.Version)}{Guid.NewGuid():N}/";
+        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, prefix, cancellationToken);
+        bool registered;
+        try
+        {
+            registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
+            {
+                db.ChangeTracker.Clear();
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                if (!await fence(db)) return false;
+                db.Models.Add(record);
+                await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                return true;
+            });
+        }
+        catch (DbUpdateException e)
         {
             db.ChangeTracker.Clear();
-            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-            if (!await fence(db)) return false;
-            db.Models.Add(record);
-            await db.SaveChangesAsync(cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-            return true;
-        });
+            if (!await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, CancellationToken.None)) throw;
+            await DeleteUploadedAsync(card, files, prefix, e.Message);
+            throw new InvalidOperationException($"model version '{card.Version}' was registered meanwhile; its files were left as they are", e);
+        }
         if (registered) return record;
         db.ChangeTracker.Clear();
-        // Only the files this call uploaded: a version of the same name registered meanwhile (between the check above and the
-        // fence) may have overwritten them, and keeps them.
-        if (await db.Models.AnyAsync(m => m.Version == card.Version, CancellationToken.None)) return null;
-        foreach (var key in files.Keys.Where(f => f != ModelCard.FileName).Select(f => record.ArtifactPrefix + SafeFileName(f)).Append(record.ArtifactPrefix + ModelCard.FileName))
+        await DeleteUploadedAsync(card, files, prefix, "refused by its fence");
+        return null;
+    }
+
+    private static void CheckCard(ModelCard card)
+    {
+        if (!IsValidVersion(card.Version)) throw new InvalidDataException($"model version '{card.Version}' must be 1–128 letters, digits, '.', '_' or '-'");
+        card.Validate(card.Version);
+    }
+
+    /// <summary>Best effort: a file left behind costs space in the store, never a model's correctness.</summary>
+    private async Task DeleteUploadedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string prefix, string why)
+    {
+        foreach (var key in files.Keys.Where(f => f != ModelCard.FileName).Select(f => prefix + SafeFileName(f)).Append(prefix + ModelCard.FileName))
         {
             try
             {
@@ -122,18 +149,15 @@ public sealed partial class ModelRegistry(
             }
             catch (Exception e)
             {
-                logger.LogWarning("Model {ModelVersion} was not registered, and its file {Key} could not be deleted: {Reason}", card.Version, key, e.Message);
+                logger.LogWarning("Model {ModelVersion} was not registered ({Why}), and its file {Key} could not be deleted: {Reason}", card.Version, why, key, e.Message);
             }
         }
-        return null;
     }
 
     private async Task<ModelRecord> UploadAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
-        string? metricsJson, string status, CancellationToken cancellationToken)
+        string? metricsJson, string status, string prefix, CancellationToken cancellationToken)
     {
-        if (!IsValidVersion(card.Version)) throw new InvalidDataException($"model version '{card.Version}' must be 1–128 letters, digits, '.', '_' or '-'");
-        card.Validate(card.Version);
-        var prefix = PrefixFor(card.Version);
+        CheckCard(card);
         foreach (var (name, content) in files.Where(f => f.Key != ModelCard.FileName))
             await store.PutAsync(prefix + SafeFileName(name), content, "application/octet-stream", cancellationToken);
         var cardJson = JsonSerializer.Serialize(card, ModelCard.JsonOptions);

@@ -139,8 +139,7 @@ public sealed class TrainingJobClaimsTests
             // A's upload ends: nothing is recorded, its files go, and the job is left to B.
             await using (var db = newContext())
                 Assert.False(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("candidate-a"), HeadFiles, "{}", new FixedClock(Now)));
-            Assert.Null(await store.GetAsync("models/candidate-a/head.onnx", CancellationToken.None));
-            Assert.Null(await store.GetAsync("models/candidate-a/card.json", CancellationToken.None));
+            Assert.Empty(FilesUnder(root, "models/candidate-a"));
             await using (var db = newContext())
             {
                 Assert.False(await db.Models.AnyAsync(m => m.TrainingJobId == id));
@@ -156,7 +155,7 @@ public sealed class TrainingJobClaimsTests
                 Assert.Equal(["candidate-b"], await db.Models.Where(m => m.TrainingJobId == id).Select(m => m.Version).ToListAsync());
                 Assert.Equal("candidate-b", await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.CandidateVersion).SingleAsync());
             }
-            Assert.NotNull(await store.GetAsync("models/candidate-b/head.onnx", CancellationToken.None));
+            Assert.NotNull(await store.GetAsync(await PrefixOfAsync(newContext, "candidate-b") + "head.onnx", CancellationToken.None));
         });
     }
 
@@ -186,7 +185,7 @@ public sealed class TrainingJobClaimsTests
                 refused = await Record.ExceptionAsync(() =>
                     TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("same-name"), HeadFiles, "{}", new FixedClock(Now)));
 
-            Assert.Equal(registeredHead, await store.GetAsync("models/same-name/head.onnx", CancellationToken.None));
+            Assert.Equal(registeredHead, await store.GetAsync(await PrefixOfAsync(newContext, "same-name") + "head.onnx", CancellationToken.None));
             Assert.Equal("model version 'same-name' is already registered; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
             await using (var db = newContext())
             {
@@ -222,6 +221,70 @@ public sealed class TrainingJobClaimsTests
                 Assert.Equal(("candidate-slow", (DateTime?)Now.AddMinutes(10)), (row.CandidateVersion, row.HeartbeatAt));
             }
         });
+    }
+
+    [IntegrationFact]
+    public Task RegisterFenced_OnPostgres_SameNameRegisteredWhileUploading_KeepsTheWinnersFilesAndDeletesItsOwn() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterSameNameAtOnceAsync);
+
+    [Fact]
+    public Task RegisterFenced_OnSqlite_SameNameRegisteredWhileUploading_KeepsTheWinnersFilesAndDeletesItsOwn() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterSameNameAtOnceAsync);
+
+    private static async Task RegisterSameNameAtOnceAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Two registrations of one name pass the check together: B uploads, A uploads, B records its row, A's is refused. A
+        // starts once B is in its transaction (on SQLite, B's would otherwise wait for A's, which waits for B).
+        await WithStoreFolderAsync(async root =>
+        {
+            var store = new FileSystemObjectStore(root);
+            var bInTransaction = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var aUploaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var bRecorded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            byte[] headA = [1, 1, 1], headB = [2, 2, 2];
+            var a = Task.Run(async () =>
+            {
+                await bInTransaction.Task;
+                await using var db = newContext();
+                return await Record.ExceptionAsync(() => Registry(db, new AfterPuts(store, 2, aUploaded)).RegisterFencedAsync(Card("same-time"),
+                    new Dictionary<string, byte[]> { ["head.onnx"] = headA }, "trained", null, "{}", ModelStatus.Candidate, async _ =>
+                    {
+                        await bRecorded.Task;
+                        return true;
+                    }, CancellationToken.None));
+            });
+            await using (var db = newContext())
+                Assert.NotNull(await Registry(db, store).RegisterFencedAsync(Card("same-time"), new Dictionary<string, byte[]> { ["head.onnx"] = headB },
+                    "trained", null, "{}", ModelStatus.Candidate, async _ =>
+                    {
+                        bInTransaction.TrySetResult();
+                        await aUploaded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+                        return true;
+                    }, CancellationToken.None));
+            bRecorded.SetResult();
+
+            var refused = await a.WaitAsync(TimeSpan.FromSeconds(60));
+            // A overwrote B's files under the version's one prefix; B's row, which won, served A's head.
+            var prefix = await PrefixOfAsync(newContext, "same-time");
+            Assert.Equal(headB, await store.GetAsync(prefix + "head.onnx", CancellationToken.None));
+            Assert.Equal("model version 'same-time' was registered meanwhile; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
+            Assert.Equal([prefix + "card.json", prefix + "head.onnx"], FilesUnder(root, "models/same-time"));
+        });
+    }
+
+    /// <summary>The keys of the files under <paramref name="prefix"/> in the folder store at <paramref name="root"/>, in order.</summary>
+    private static List<string> FilesUnder(string root, string prefix)
+    {
+        var folder = Path.Combine(root, prefix);
+        return Directory.Exists(folder)
+            ? Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList()
+            : [];
+    }
+
+    private static async Task<string> PrefixOfAsync(Func<ClassifierDbContext> newContext, string version)
+    {
+        await using var db = newContext();
+        return await db.Models.Where(m => m.Version == version).Select(m => m.ArtifactPrefix).SingleAsync();
     }
 
     /// <summary>Trainer A entered the registering step, then stalled; its heartbeat went stale and trainer B took the job over.</summary>
@@ -263,6 +326,28 @@ public sealed class TrainingJobClaimsTests
         {
             await inner.PutAsync(key, content, contentType, cancellationToken);
             clock.Now += by;
+        }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
+
+        public Task<byte[]?> GetAsync(string key, long maxBytes, CancellationToken cancellationToken) => inner.GetAsync(key, maxBytes, cancellationToken);
+
+        public Task DeleteAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
+
+        public Task CheckAsync(CancellationToken cancellationToken) => inner.CheckAsync(cancellationToken);
+    }
+
+    /// <summary>A store that signals <paramref name="done"/> once <paramref name="puts"/> writes have finished.</summary>
+    private sealed class AfterPuts(IObjectStore inner, int puts, TaskCompletionSource done) : IObjectStore
+    {
+        private int _puts;
+
+        public Task EnsureReadyAsync(CancellationToken cancellationToken) => inner.EnsureReadyAsync(cancellationToken);
+
+        public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+        {
+            await inner.PutAsync(key, content, contentType, cancellationToken);
+            if (Interlocked.Increment(ref _puts) == puts) done.SetResult();
         }
 
         public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);

@@ -93,7 +93,7 @@ public sealed partial class ModelRegistry(
     /// registration of the same name recorded meanwhile, once the database refuses the row. The files go under a prefix of
     /// this call's own (<c>models/{version}/{id}/</c>, named by the row), so they are this call's alone to delete: two
     /// registrations of one name at once both passed the check, and the second upload overwrote the files of whichever row
-    /// won.
+    /// won. A failure after the upload began (the store's, the database's) deletes them too (best effort), then is thrown.
     /// </summary>
     public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
@@ -104,10 +104,11 @@ public sealed partial class ModelRegistry(
             throw new InvalidOperationException($"model version '{card.Version}' is already registered; its files were left as they are");
         // This call's own: a registration of the same name at the same moment cannot overwrite these files, nor this one its.
         var prefix = $"{PrefixFor(card.Version)}{Guid.NewGuid():N}/";
-        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, prefix, cancellationToken);
         bool registered;
+        ModelRecord record;
         try
         {
+            record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, prefix, cancellationToken);
             registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
             {
                 db.ChangeTracker.Clear();
@@ -119,12 +120,13 @@ public sealed partial class ModelRegistry(
                 return true;
             });
         }
-        catch (DbUpdateException e)
+        catch (Exception e)
         {
             db.ChangeTracker.Clear();
-            if (!await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, CancellationToken.None)) throw;
             await DeleteUploadedAsync(card, files, prefix, e.Message);
-            throw new InvalidOperationException($"model version '{card.Version}' was registered meanwhile; its files were left as they are", e);
+            if (e is DbUpdateException && await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, CancellationToken.None))
+                throw new InvalidOperationException($"model version '{card.Version}' was registered meanwhile; its files were left as they are", e);
+            throw;
         }
         if (registered) return record;
         db.ChangeTracker.Clear();

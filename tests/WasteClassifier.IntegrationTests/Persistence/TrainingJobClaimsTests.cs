@@ -272,6 +272,38 @@ public sealed class TrainingJobClaimsTests
         });
     }
 
+    [IntegrationFact]
+    public Task RegisterFenced_OnPostgres_DatabaseFailingAfterTheUpload_DeletesItsFilesAndThrows() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterWhileTheDatabaseFailsAsync);
+
+    [Fact]
+    public Task RegisterFenced_OnSqlite_DatabaseFailingAfterTheUpload_DeletesItsFilesAndThrows() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterWhileTheDatabaseFailsAsync);
+
+    private static async Task RegisterWhileTheDatabaseFailsAsync(Func<ClassifierDbContext> newContext)
+    {
+        await WithStoreFolderAsync(async root =>
+        {
+            var store = new FileSystemObjectStore(root);
+            Exception? failed;
+            // The transaction fails after the upload: here a statement the database refuses, in the fence.
+            await using (var db = newContext())
+                failed = await Record.ExceptionAsync(() => Registry(db, store).RegisterFencedAsync(Card("db-fails"), HeadFiles, "trained", null, "{}",
+                    ModelStatus.Candidate, async context =>
+                    {
+                        await context.Database.ExecuteSqlRawAsync("UPDATE no_such_table SET x = 1");
+                        return true;
+                    }, CancellationToken.None));
+
+            // The database's own error, thrown on.
+            Assert.IsAssignableFrom<System.Data.Common.DbException>(failed);
+            // Left behind, with no row naming them: nothing would ever delete them.
+            Assert.Empty(FilesUnder(root, "models/db-fails"));
+            await using (var db = newContext())
+                Assert.False(await db.Models.AnyAsync(m => m.Version == "db-fails"));
+        });
+    }
+
     /// <summary>The keys of the files under <paramref name="prefix"/> in the folder store at <paramref name="root"/>, in order.</summary>
     private static List<string> FilesUnder(string root, string prefix)
     {

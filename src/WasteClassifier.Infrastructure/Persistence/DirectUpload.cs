@@ -35,8 +35,9 @@ public class DirectUpload
     public DateTime? CleanupAt { get; set; }
 
     /// <summary>
-    /// Deletes of the staged object the store failed; housekeeping waits longer after each and gives up after a number of
-    /// them, clearing <see cref="CleanupAt"/> and leaving this count for an operator to find the object by.
+    /// Failed deletes of the staged object, housekeeping's back-off and give-up count: each failure adds one and lengthens
+    /// the wait; a failure that may pass (an outage) holds it a few short of the limit, so only refusals in a row (a 403)
+    /// reach it. Given up, <see cref="CleanupAt"/> is cleared and this count left for an operator to find the object by.
     /// </summary>
     public int CleanupAttempts { get; set; }
 }

@@ -1,5 +1,9 @@
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Npgsql;
+using NpgsqlTypes;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
@@ -10,7 +14,7 @@ namespace WasteClassifier.Api.Submissions;
 /// Sends <see cref="ClassifyImage"/> for recorded rows to the classify queue. <see cref="Classification.PublishedAt"/> tells
 /// the re-publisher which queued rows the broker has: new rows are stamped in their own insert and un-stamped if the send
 /// fails (<see cref="StampBeforeInsert"/>, <see cref="SendStampedAsync"/>), which spares an UPDATE per submission; rows
-/// sent again are stamped after the send (<see cref="SendAsync"/>). Images at hand and small enough travel inside the message
+/// sent again are claimed by their stamp before the send (<see cref="ClaimAndSendAsync"/>). Images at hand and small enough travel inside the message
 /// (<see cref="MessagingOptions.InlineImageBytes"/>).
 /// </summary>
 public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointProvider sendEndpoints, MessagingOptions messaging, TimeProvider clock)
@@ -44,13 +48,74 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
         }
     }
 
-    /// <summary>Sends, then stamps the rows as sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="images"/>.</summary>
-    public async Task SendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images, CancellationToken cancellationToken)
+    /// <summary>
+    /// Claims rows for a resend, then sends the rows it won. Each row's <see cref="Classification.PublishedAt"/> must hold the
+    /// value read with it: a row is claimed by stamping it as sent only where it still holds that value, in one statement
+    /// for all, so of two senders that read the same row (two API replicas, the load tester's resend) one sends it. If the
+    /// send fails, the rows claimed get back the value read (where they still hold the claim's stamp), so they stay due as
+    /// before. Returns the rows sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="images"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<Classification>> ClaimAndSendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images,
+        CancellationToken cancellationToken)
     {
-        await SendOnlyAsync(rows, images, cancellationToken);
-        var ids = rows.Select(r => r.Id).ToList();
         var sentAt = clock.GetUtcNow().UtcDateTime;
-        await db.Classifications.Where(c => ids.Contains(c.Id)).ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, sentAt), cancellationToken);
+        var won = await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, r.PublishedAt, sentAt)).ToList(), cancellationToken);
+        var claimed = rows.Where(r => won.Contains(r.Id)).ToList();
+        if (claimed.Count == 0) return claimed;
+        try
+        {
+            await SendOnlyAsync(claimed, images, cancellationToken);
+        }
+        catch
+        {
+            // Not the caller's token: a cancelled send must still leave its rows due.
+            await StampIfUnchangedAsync(claimed.Select(r => new StampChange(r.Id, sentAt, r.PublishedAt)).ToList(), CancellationToken.None);
+            throw;
+        }
+        foreach (var row in claimed) row.PublishedAt = sentAt;
+        return claimed;
+    }
+
+    /// <summary>A row's <see cref="Classification.PublishedAt"/> to set to <paramref name="Stamp"/> if it still holds <paramref name="Expected"/>.</summary>
+    private readonly record struct StampChange(Guid Id, DateTime? Expected, DateTime? Stamp);
+
+    /// <summary>Applies the changes of the rows that still hold their expected stamp, at once; returns their ids.</summary>
+    private async Task<HashSet<Guid>> StampIfUnchangedAsync(IReadOnlyList<StampChange> changes, CancellationToken cancellationToken)
+    {
+        if (changes.Count == 0) return [];
+        if (db.Database.IsNpgsql())
+        {
+            // One UPDATE … RETURNING: the rows it changed are the ones won, whatever another sender stamped meanwhile.
+            var type = db.Model.FindEntityType(typeof(Classification))!;
+            var sql = db.GetService<ISqlGenerationHelper>();
+            var id = sql.DelimitIdentifier(type.FindProperty(nameof(Classification.Id))!.GetColumnName());
+            var publishedAt = sql.DelimitIdentifier(type.FindProperty(nameof(Classification.PublishedAt))!.GetColumnName());
+            var statement = $"""
+                UPDATE {sql.DelimitIdentifier(type.GetTableName()!)} AS c SET {publishedAt} = r.stamp
+                FROM unnest(@ids, @expected, @stamps) AS r(id, expected, stamp)
+                WHERE c.{id} = r.id AND c.{publishedAt} IS NOT DISTINCT FROM r.expected
+                RETURNING c.{id} AS "Value"
+                """;
+            return (await db.Database.SqlQueryRaw<Guid>(statement,
+                new NpgsqlParameter("ids", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = changes.Select(c => c.Id).ToArray() },
+                new NpgsqlParameter("expected", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = changes.Select(c => c.Expected).ToArray() },
+                new NpgsqlParameter("stamps", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = changes.Select(c => c.Stamp).ToArray() })
+                .ToListAsync(cancellationToken)).ToHashSet();
+        }
+        // SQLite: read, then update, in one transaction, which Microsoft.Data.Sqlite begins IMMEDIATE: it takes the write lock
+        // before the read, so no other stamp commits between the two.
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var ids = changes.Select(c => c.Id).ToList();
+        var current = await db.Classifications.Where(c => ids.Contains(c.Id)).Select(c => new { c.Id, c.PublishedAt })
+            .ToDictionaryAsync(c => c.Id, c => c.PublishedAt, cancellationToken);
+        var won = changes.Where(c => current.TryGetValue(c.Id, out var now) && now == c.Expected).ToList();
+        foreach (var stamp in won.GroupBy(c => c.Stamp))
+        {
+            var stamped = stamp.Select(c => c.Id).ToList();
+            await db.Classifications.Where(c => stamped.Contains(c.Id)).ExecuteUpdateAsync(s => s.SetProperty(c => c.PublishedAt, stamp.Key), cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return won.Select(c => c.Id).ToHashSet();
     }
 
     private async Task SendOnlyAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images, CancellationToken cancellationToken)

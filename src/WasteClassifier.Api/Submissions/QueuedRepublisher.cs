@@ -8,8 +8,9 @@ namespace WasteClassifier.Api.Submissions;
 /// The database row is the source of truth for an accepted image. This loop sends ClassifyImage again for rows
 /// still queued that were never sent (the broker was down), and for rows queued or processing for longer than
 /// <c>Republish:StuckAfterSeconds</c> since their last send (and, processing, their last claim): a lost message, a
-/// worker that died. A worker that sends a message back to the queue stamps its row as sent too. Workers skip rows already finished,
-/// so a duplicate send costs nothing.
+/// worker that died. A worker that sends a message back to the queue stamps its row as sent too. Each row is claimed by
+/// its stamp before it is sent, so a row several senders find due (API replicas) goes out once. Workers skip rows already
+/// finished, so a duplicate send costs little.
 /// </summary>
 public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguration configuration, TimeProvider clock, ILogger<QueuedRepublisher> logger) : BackgroundService
 {
@@ -64,8 +65,9 @@ public sealed class QueuedRepublisher(IServiceScopeFactory scopes, IConfiguratio
         if (recover && rows.Count < 500) _recoveredInMemoryQueue = true;
         if (rows.Count == 0) return 0;
 
-        await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendAsync(rows, images: null, cancellationToken);
-        logger.LogInformation("Re-published {Count} queued classification(s)", rows.Count);
-        return rows.Count;
+        // Claimed before the send: another replica's re-publisher, or the load tester's resend, may have read the same rows.
+        var sent = await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().ClaimAndSendAsync(rows, images: null, cancellationToken);
+        if (sent.Count > 0) logger.LogInformation("Re-published {Count} queued classification(s)", sent.Count);
+        return sent.Count;
     }
 }

@@ -112,7 +112,7 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
             db.Classifications.Add(row);
             await db.SaveChangesAsync();
             await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>()
-                .SendAsync([row], new Dictionary<Guid, OutgoingImage> { [image.Id] = new(image.ObjectKey, bytes) }, CancellationToken.None);
+                .ClaimAndSendAsync([row], new Dictionary<Guid, OutgoingImage> { [image.Id] = new(image.ObjectKey, bytes) }, CancellationToken.None);
         }
 
         var result = (await _fixture.Client.WaitForAllAsync([row.Id], TimeSpan.FromMinutes(1)))[0];

@@ -46,6 +46,20 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     }
 
     [Fact]
+    public async Task ClaimAndSend_BrokerRefuses_RowsGetBackTheStampTheyWereReadWith()
+    {
+        // A resend claims its rows by stamping them before the send; a failed send leaves them as they were, still due.
+        var rows = await AddStampedRowsAsync(2);
+        var read = rows[0].PublishedAt;
+        var sender = new ClassifyCommandSender(Db, new RefusingSendEndpoints(), new MessagingOptions(), new FixedClock(read!.Value.AddMinutes(15)));
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => sender.ClaimAndSendAsync(rows, images: null, CancellationToken.None));
+
+        Db.ChangeTracker.Clear();
+        Assert.All(await Db.Classifications.AsNoTracking().ToListAsync(), row => Assert.Equal(read, row.PublishedAt));
+    }
+
+    [Fact]
     public async Task Send_SmallImagesAtHand_TravelInTheMessage_LargeOnesAndUnknownOnesDoNot()
     {
         var rows = await AddStampedRowsAsync(3);
@@ -60,7 +74,7 @@ public sealed class ClassifyCommandSenderTests : IDisposable
         await harness.Start();
         var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 16 }, TimeProvider.System);
 
-        await sender.SendAsync(rows, images, CancellationToken.None);
+        await sender.ClaimAndSendAsync(rows, images, CancellationToken.None);
 
         var sent = harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message).ToDictionary(m => m.ClassificationId);
         Assert.Equal(small, sent[rows[0].Id].ImageBytes);
@@ -78,7 +92,7 @@ public sealed class ClassifyCommandSenderTests : IDisposable
         await harness.Start();
         var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 0 }, TimeProvider.System);
 
-        await sender.SendAsync(rows, new Dictionary<Guid, OutgoingImage> { [rows[0].ImageId] = new(rows[0].Image!.ObjectKey, [1, 2, 3]) }, CancellationToken.None);
+        await sender.ClaimAndSendAsync(rows, new Dictionary<Guid, OutgoingImage> { [rows[0].ImageId] = new(rows[0].Image!.ObjectKey, [1, 2, 3]) }, CancellationToken.None);
 
         Assert.Null(harness.Sent.Select<ClassifyImage>().Single().Context.Message.ImageBytes);
     }
@@ -101,6 +115,11 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     }
 
     private ClassifierDbContext Db => _database.Context;
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => new(DateTime.SpecifyKind(now, DateTimeKind.Utc));
+    }
 
     public void Dispose() => _database.Dispose();
 }

@@ -1,5 +1,7 @@
+using System.Data.Common;
 using MassTransit;
 using MassTransit.Testing;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -20,6 +22,7 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
     private readonly InMemoryDatabase _database = new();
     private readonly MovableClock _clock = new();
     private ServiceProvider? _services;
+    private IInterceptor? _republisherDbInterceptor;
 
     [Fact]
     public async Task Republish_ProcessingRowStuck_SentOnceThenNotAgainUntilItIsStuckAgain()
@@ -103,11 +106,35 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
         Assert.Equal([row], harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId));
     }
 
+    [Fact]
+    public async Task Republish_AnotherReplicaSendsTheRowsBetweenItsReadAndItsSend_EachRowSentOnce()
+    {
+        // Two API replicas over the same stuck rows: the second's whole round runs after the first has read them. The
+        // first sent them as well, unclaimed.
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var rows = new[]
+        {
+            await AddAsync(ClassificationStatus.Queued, createdAt: now.AddMinutes(-21), publishedAt: now.AddMinutes(-21)),
+            await AddAsync(ClassificationStatus.Processing, createdAt: now.AddMinutes(-21), publishedAt: now.AddMinutes(-21), startedAt: now.AddMinutes(-20)),
+            await AddAsync(ClassificationStatus.Queued, createdAt: now.AddMinutes(-1), publishedAt: null),
+        };
+        var (first, harness) = await RepublisherAsync(MessagingTransports.RabbitMq);
+        var second = new QueuedRepublisher(_services!.GetRequiredService<IServiceScopeFactory>(), new ConfigurationBuilder().Build(), _clock,
+            NullLogger<QueuedRepublisher>.Instance);
+        var sentBySecond = -1;
+        _republisherDbInterceptor = new AfterFirstRead(async () => sentBySecond = await second.RepublishAsync(CancellationToken.None));
+
+        Assert.Equal(0, await first.RepublishAsync(CancellationToken.None));
+
+        Assert.Equal(3, sentBySecond);
+        Assert.Equal(rows.Order(), harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId).Order());
+    }
+
     private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
     {
         _services = new ServiceCollection()
             .AddMassTransitTestHarness()
-            .AddScoped(_ => _database.NewContext())
+            .AddScoped(_ => _republisherDbInterceptor is { } interceptor ? _database.NewContext(interceptor) : _database.NewContext())
             .AddSingleton(new MessagingOptions { Transport = transport })
             .AddSingleton<TimeProvider>(_clock)
             .AddScoped<ClassifyCommandSender>()
@@ -153,6 +180,18 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
         public ModelCard? LoadedCard => null;
 
         public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new FileNotFoundException("model.onnx is missing");
+    }
+
+    /// <summary>Runs <paramref name="meanwhile"/> once, when the first query's rows have been read.</summary>
+    private sealed class AfterFirstRead(Func<Task> meanwhile) : DbCommandInterceptor
+    {
+        private int _done;
+
+        public override async ValueTask<InterceptionResult> DataReaderClosingAsync(DbCommand command, DataReaderClosingEventData eventData, InterceptionResult result)
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) await meanwhile();
+            return result;
+        }
     }
 
     private sealed class MovableClock : TimeProvider

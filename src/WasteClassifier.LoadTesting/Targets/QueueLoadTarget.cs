@@ -165,8 +165,8 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     /// Sends the rows whose send failed again, a batch at a time, backing off while the broker refuses (bounded by
     /// <see cref="MaxResendDelay"/>), until each is sent or the run's deadline. Rows another sender has sent meanwhile (the
     /// API's re-publisher stamps them later than their insert) or a worker has taken are dropped, not sent twice. A row is
-    /// claimed before its send, stamped as at its insert, so the re-publisher, which sends only unstamped rows, leaves it;
-    /// it is dropped from the list once the broker has it, so nothing failing after that sends it twice.
+    /// claimed before its send by its stamp, as the re-publisher claims the rows it sends (<see cref="ClassifyCommandSender.ClaimAndSendAsync"/>),
+    /// so of the two only one sends it; it is dropped from the list once the broker has it, so nothing failing after that sends it twice.
     /// </summary>
     private async Task ResendLoopAsync(CancellationToken cancellationToken)
     {
@@ -191,30 +191,19 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource([cancellationToken, .. batch.Select(u => u.Deadline).Distinct()]);
                 using var scope = services.CreateScope();
                 var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-                HashSet<Guid> claimed;
-                try
-                {
-                    // Claimed as the API stamps a new row before its send. Stamped at its insert already: the un-stamping
-                    // after a failed send failed too.
-                    await db.Classifications
-                        .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
-                        .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, c => (DateTime?)c.CreatedAt), deadline.Token);
-                    claimed = (await db.Classifications.AsNoTracking()
-                        .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
-                        .Select(c => c.Id).ToListAsync(deadline.Token)).ToHashSet();
-                }
-                catch (Exception)
-                {
-                    await ReleaseAsync(db, ids);
-                    throw;
-                }
-                foreach (var id in ids.Where(id => !claimed.Contains(id))) _unsent.TryRemove(id, out _);
-                var rows = batch.Where(u => claimed.Contains(u.Row.Id)).ToList();
+                // Still due: queued, and unstamped (its send failed) or stamped at its insert (the un-stamping failed too).
+                var due = await db.Classifications.AsNoTracking()
+                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
+                    .Select(c => new { c.Id, c.PublishedAt }).ToDictionaryAsync(c => c.Id, c => c.PublishedAt, deadline.Token);
+                foreach (var id in ids.Where(id => !due.ContainsKey(id))) _unsent.TryRemove(id, out _);
+                var rows = batch.Where(u => due.ContainsKey(u.Row.Id)).ToList();
                 if (rows.Count == 0) continue;
+                // Claimed as the API's re-publisher claims: stamped as sent where it still holds the stamp just read, so a row
+                // the re-publisher found due meanwhile goes out once. A failed send gives it that stamp back.
+                foreach (var u in rows) u.Row.PublishedAt = due[u.Row.Id];
                 try
                 {
-                    // Un-stamped again if the send fails.
-                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().SendStampedAsync(rows.Select(u => u.Row).ToList(),
+                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().ClaimAndSendAsync(rows.Select(u => u.Row).ToList(),
                         rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), deadline.Token);
                 }
                 catch (TimeoutException e)
@@ -222,20 +211,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                     foreach (var u in rows) _unsent[u.Row.Id] = u with { NotBefore = ResendAfter(e) };
                     throw;
                 }
+                // Sent, or another sender's since the read: either way, not sent again from here.
                 foreach (var u in rows) _unsent.TryRemove(u.Row.Id, out _);
                 delay = FirstResendDelay;
-                try
-                {
-                    // When it was sent, for the re-publisher's rule for lost messages; left stamped at its insert, it is resent sooner.
-                    var sentAt = DateTime.UtcNow;
-                    var sent = rows.Select(u => u.Row.Id).ToList();
-                    await db.Classifications.Where(c => sent.Contains(c.Id) && c.PublishedAt == c.CreatedAt)
-                        .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, sentAt), cancellationToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // The broker has the rows: sent again for this, they would be classified twice.
-                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -246,23 +224,6 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 // The broker (or the database) still refuses: the rows stay due, tried again after a longer pause.
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxResendDelay.Ticks));
             }
-        }
-    }
-
-    /// <summary>
-    /// Rows claimed and not sent (the deadline passed, the database failed) are un-stamped, as a failed send leaves them:
-    /// stamped, the re-publisher took them as sent. Best effort: a row still stamped is claimed again by the next try.
-    /// </summary>
-    private static async Task ReleaseAsync(ClassifierDbContext db, List<Guid> ids)
-    {
-        try
-        {
-            await db.Classifications.Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && c.PublishedAt == c.CreatedAt)
-                .ExecuteUpdateAsync(u => u.SetProperty(c => c.PublishedAt, (DateTime?)null), CancellationToken.None);
-        }
-        catch (Exception)
-        {
-            // The database refuses: the caller's failure is the one to tell.
         }
     }
 

@@ -250,7 +250,7 @@ public sealed class LoadTestCommand : ICommand
         await using var services = DeploymentServices.BuildForCleanup(configuration);
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
         {
-            Log.Info($"cleanup: no classification carries source {source} in the database configured here");
+            Log.Info($"cleanup: no classification or stored image carries source {source} in the database configured here");
             return 1;
         }
         LogRemoved(removed, source);

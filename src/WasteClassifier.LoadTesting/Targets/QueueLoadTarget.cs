@@ -39,7 +39,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             throw new InvalidDataException($"{refused.Count} image(s) the API would refuse, e.g. {refused[0].Image.FileName}: {refused[0].Refusal}; nothing was stored");
         await services.GetRequiredService<IBusControl>().StartAsync(cancellationToken);
         using var scope = services.CreateScope();
-        var uploads = images.All.Select((image, i) => new UploadedImage(i, image.FileName, image.ContentType, image.Content.Length, image.Content)).ToList();
+        // Named after the run, so that a later cleanup (--cleanup --source) finds the images it did not classify.
+        var uploads = images.All.Select((image, i) => new UploadedImage(i, RunCleanup.StoredFileName(source, image.FileName), image.ContentType,
+            image.Content.Length, image.Content)).ToList();
         // Not cancelled midway (it takes seconds): objects would be left stored without the rows the cleanup finds them by.
         var (accepted, rejected) = await scope.ServiceProvider.GetRequiredService<ImageIntake>().TakeAsync(uploads, CancellationToken.None);
         // Recorded before anything else can fail, so the cleanup sees what was stored.

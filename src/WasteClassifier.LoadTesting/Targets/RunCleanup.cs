@@ -11,7 +11,7 @@ namespace WasteClassifier.LoadTesting.Targets;
 /// classification uses that appeared during the run (images are shared by content hash, so older ones stay). An image a
 /// labelled sample uses (an operator's label on one of the run's results, or a training upload deduplicated onto it) is
 /// kept, object and row: deleting the row would cascade to the sample. Images a run stored without classifying them (queue mode stores its whole image set first) are passed in
-/// <c>storedImageIds</c>, under the same rules.
+/// <c>storedImageIds</c>, under the same rules; queue mode names them after the run (<see cref="StoredFileName"/>), so a later cleanup finds them too.
 /// </summary>
 /// <remarks>
 /// The objects go first, then the rows of the images whose objects are gone: the rows are how a later
@@ -37,20 +37,36 @@ public static class RunCleanup
     private sealed record Candidate(Guid Id, string ObjectKey, bool Labelled);
 
     /// <summary>
+    /// The file name queue mode records for an image it stores: the run's source first, so that a later cleanup finds the
+    /// images it stored without classifying them (object keys are content hashes, and the images table has no source). A
+    /// source has no space, so the source and a space begin the names of its run's images alone.
+    /// </summary>
+    public static string StoredFileName(string source, string fileName) => $"{source} {fileName}";
+
+    /// <summary>
     /// Removes an earlier run, found by its source alone (a run killed before it could clean up, or one whose cleanup
-    /// reached the wrong database): its classifications, and the images no other classification uses that appeared from a
-    /// minute before its first row on. Null when no classification carries the source.
+    /// reached the wrong database, or left objects the store failed to delete): its classifications, the images no other
+    /// classification uses that appeared from a minute before its first row on, and the images queue mode stored for it
+    /// (<see cref="StoredFileName"/>), classified or not. Null when nothing carries the source.
     /// </summary>
     public static async Task<Removed?> RemoveEarlierRunAsync(IServiceProvider services, string source, CancellationToken cancellationToken)
     {
         if (!source.StartsWith(SourcePrefix, StringComparison.Ordinal))
             throw new ArgumentException($"only a load test's source ({SourcePrefix}…) can be removed this way, not '{source}'");
         DateTime? firstRow;
+        List<(Guid Id, DateTime CreatedAt)> stored;
         using (var scope = services.CreateScope())
-            firstRow = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications
-                .Where(c => c.Source == source).MinAsync(c => (DateTime?)c.CreatedAt, cancellationToken);
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            firstRow = await db.Classifications.Where(c => c.Source == source).MinAsync(c => (DateTime?)c.CreatedAt, cancellationToken);
+            // Not indexed: a scan of the images, once per cleanup run by hand.
+            var prefix = StoredFileName(source, "");
+            stored = (await db.Images.Where(i => i.FileName != null && i.FileName.StartsWith(prefix)).Select(i => new { i.Id, i.CreatedAt })
+                .ToListAsync(cancellationToken)).Select(i => (i.Id, i.CreatedAt)).ToList();
+        }
         // An upload's image row is written a moment before its classification row.
-        return firstRow is { } first ? await RemoveAsync(services, source, first.AddMinutes(-1), cancellationToken) : null;
+        var from = new[] { firstRow?.AddMinutes(-1), stored.Count == 0 ? null : (DateTime?)stored.Min(i => i.CreatedAt) }.Min();
+        return from is { } since ? await RemoveAsync(services, source, since, cancellationToken, stored.Select(i => i.Id).ToList()) : null;
     }
 
     public static async Task<Removed> RemoveAsync(IServiceProvider services, string source, DateTime runStartedUtc, CancellationToken cancellationToken,

@@ -108,6 +108,42 @@ public sealed class QueueLoadTestTests : IAsyncLifetime
         Assert.False(await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Images.AnyAsync());
     }
 
+    [IntegrationFact]
+    public async Task QueueMode_CleanupLeftTheObjects_ALaterCleanupBySourceRemovesEveryImageTheRunStored()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();
+        var runStarted = DateTime.UtcNow;
+        // Three images stored, one request: two are never classified.
+        var options = KnownRun.Options("loadtest-queue-left") with { Users = 1, MaxRequests = 1 };
+        IReadOnlyList<Guid> stored;
+        await using (var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval))
+        {
+            Assert.Equal(1, LoadReport.From(await new LoadRunner(target, ImageSet.Generated(3, 320, 240), options).RunAsync()).Counts.Completed);
+            stored = target.PreparedImageIds;
+        }
+        await using var deployment = DeploymentServices.Build(configuration, withBus: false);
+        List<string> keys;
+        using (var scope = deployment.CreateScope())
+            keys = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Images.Select(i => i.ObjectKey).ToListAsync();
+        Assert.Equal(3, keys.Count);
+        // The run's own cleanup meets an object store that is away (its bucket is not there): it keeps every image.
+        var away = new ConfigurationBuilder().AddInMemoryCollection(_settings)
+            .AddInMemoryCollection([KeyValuePair.Create("ObjectStore:Bucket", (string?)$"away-{Guid.NewGuid():N}")]).Build();
+        await using (var storeAway = DeploymentServices.Build(away, withBus: false))
+            Assert.Equal(3, (await RunCleanup.RemoveAsync(storeAway, options.Source, runStarted, CancellationToken.None, stored)).ImagesLeft);
+
+        // Found by its source alone, as --cleanup --source does: the two images never classified were not, objects and rows.
+        var removed = await RunCleanup.RemoveEarlierRunAsync(deployment, options.Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(1, 3), removed);
+        using (var scope = deployment.CreateScope())
+        {
+            Assert.False(await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Images.AnyAsync());
+            var store = scope.ServiceProvider.GetRequiredService<IObjectStore>();
+            foreach (var key in keys) Assert.Null(await store.GetAsync(key, CancellationToken.None));
+        }
+    }
+
     /// <summary>Stores an image and records its row, as an upload before the run would.</summary>
     private static async Task<Guid> StoreAsync(IServiceProvider deployment, TestImage image)
     {

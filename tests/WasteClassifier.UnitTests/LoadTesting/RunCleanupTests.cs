@@ -100,6 +100,24 @@ public sealed class RunCleanupTests : IDisposable
     }
 
     [Fact]
+    public async Task RemoveEarlierRun_ImagesQueueModeStoredAndNeverClassified_FoundByTheirNameAndRemoved()
+    {
+        // A queue-mode run stopped before any classification row: nothing carries its source but its images' names. Another
+        // run's image, and an image named alike by something else (no space after the source), stay.
+        var ours = await AddStoredImageAsync(RunCleanup.StoredFileName(Source, "a.jpg"));
+        var another = await AddStoredImageAsync(RunCleanup.StoredFileName(Source + "0", "a.jpg"));
+        var alike = await AddStoredImageAsync($"{Source}.jpg");
+
+        var removed = await RunCleanup.RemoveEarlierRunAsync(Services(), Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(0, 1), removed);
+        Assert.Equal(new[] { another, alike }.Order(), _store.Objects.Keys.Order());
+        await using var check = _database.NewContext();
+        Assert.Equal(new[] { another, alike }.Order(), (await check.Images.Select(i => i.ObjectKey).ToListAsync()).Order());
+        Assert.DoesNotContain(ours, _store.Objects.Keys);
+    }
+
+    [Fact]
     public async Task RemoveEarlierRun_FortyThousandImages_AllRemoved()
     {
         // One SQL parameter per id: SQLite refused the statements ("too many SQL variables"), so a large run could never be removed.
@@ -186,6 +204,25 @@ public sealed class RunCleanupTests : IDisposable
         await using var db = _database.NewContext();
         db.Images.Add(image);
         db.Classifications.Add(new Classification { Id = Guid.CreateVersion7(), ImageId = image.Id, Source = Source, CreatedAt = DateTime.UtcNow.AddSeconds(1) });
+        await db.SaveChangesAsync();
+        _store.Objects[image.ObjectKey] = [1, 2, 3];
+        return image.ObjectKey;
+    }
+
+    /// <summary>An image stored under <paramref name="fileName"/>, its object in the store, and no classification.</summary>
+    private async Task<string> AddStoredImageAsync(string fileName)
+    {
+        var image = new StoredImage
+        {
+            Id = Guid.NewGuid(),
+            ObjectKey = $"images/{Guid.NewGuid():N}",
+            ContentHash = Guid.NewGuid().ToString("N"),
+            Format = "jpeg",
+            FileName = fileName,
+            CreatedAt = DateTime.UtcNow,
+        };
+        await using var db = _database.NewContext();
+        db.Images.Add(image);
         await db.SaveChangesAsync();
         _store.Objects[image.ObjectKey] = [1, 2, 3];
         return image.ObjectKey;

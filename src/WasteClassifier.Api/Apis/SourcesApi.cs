@@ -11,6 +11,9 @@ public static class SourcesApi
 {
     private const string CompositionSuffix = "/composition";
 
+    /// <summary>The name in a composition's path for the images sent without a source: no source name can be "-".</summary>
+    public const string WithoutSourceName = "-";
+
     public static RouteGroupBuilder MapSourcesApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/sources").WithTags("Sources");
@@ -24,11 +27,12 @@ public static class SourcesApi
     public static async Task<IResult> ListAsync(HttpRequest request, [FromServices] SourceReports reports, string? format, CancellationToken cancellationToken)
     {
         if (FormatError(format) is { } bad) return bad;
-        var sources = await reports.ListAsync(cancellationToken);
-        if (!WantsCsv(request, format)) return TypedResults.Ok(new { sources });
+        var (sources, withoutSource) = await reports.ListAsync(cancellationToken);
+        if (!WantsCsv(request, format)) return TypedResults.Ok(new { sources, without_source = withoutSource });
+        // The images sent without a source are the row with an empty name (a source's name is never empty).
         var csv = new StringBuilder("name,total,queued,processing,completed,failed,duplicates,first_seen,last_seen\n");
-        foreach (var s in sources)
-            csv.Append(CultureInfo.InvariantCulture, $"{Field(s.Name)},{s.Total},{s.Queued},{s.Processing},{s.Completed},{s.Failed},{s.Duplicates},{Time(s.FirstSeen)},{Time(s.LastSeen)}\n");
+        foreach (var s in withoutSource is null ? sources : [.. sources, withoutSource])
+            csv.Append(CultureInfo.InvariantCulture, $"{Field(s.Name ?? "")},{s.Total},{s.Queued},{s.Processing},{s.Completed},{s.Failed},{s.Duplicates},{Time(s.FirstSeen)},{Time(s.LastSeen)}\n");
         return Csv(csv, "sources.csv");
     }
 
@@ -37,8 +41,9 @@ public static class SourcesApi
     {
         if (!path.EndsWith(CompositionSuffix, StringComparison.Ordinal) || path.Length == CompositionSuffix.Length)
             return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", "no such resource; see /v1/sources/{name}/composition");
-        var source = path[..^CompositionSuffix.Length];
-        if (SourceNames.Validate(source) is { } invalid) return invalid;
+        var name = path[..^CompositionSuffix.Length];
+        var source = name == WithoutSourceName ? null : name;
+        if (source is not null && SourceNames.Validate(source) is { } invalid) return invalid;
         var size = bucket ?? "hour";
         if (!SourceReports.Buckets.Contains(size))
             return Bad("invalid_bucket", $"bucket must be one of {string.Join(", ", SourceReports.Buckets)}");
@@ -48,7 +53,8 @@ public static class SourcesApi
         if (start is not null && end is not null && start >= end) return Bad("invalid_range", "from must be before to");
 
         if (await reports.SpanAsync(source, cancellationToken) is not { } span)
-            return ApiErrors.Result(StatusCodes.Status404NotFound, "unknown_source", $"no classification has source '{source}'");
+            return ApiErrors.Result(StatusCodes.Status404NotFound, "unknown_source",
+                source is null ? "no classification was sent without a source" : $"no classification has source '{source}'");
         // Defaults: from the source's first image to just after its last (or now, when later). The default from never passes
         // a given to: a window that ends before this source's first image (a dashboard's, across sources) is an empty report.
         var until = end ?? SourceReports.DefaultEnd(span.Last, clock.GetUtcNow().UtcDateTime);
@@ -69,11 +75,11 @@ public static class SourcesApi
         void Rows(string scope, SourceReports.Slice slice)
         {
             foreach (var (name, share) in slice.Classes)
-                csv.Append(CultureInfo.InvariantCulture, $"{Field(source)},{scope},{Time(slice.Start)},{Time(slice.End)},{Field(name)},{share.Count},{share.Share.ToString("0.######", CultureInfo.InvariantCulture)}\n");
+                csv.Append(CultureInfo.InvariantCulture, $"{Field(source ?? "")},{scope},{Time(slice.Start)},{Time(slice.End)},{Field(name)},{share.Count},{share.Share.ToString("0.######", CultureInfo.InvariantCulture)}\n");
         }
         foreach (var slice in composition.Buckets) Rows(size, slice);
         Rows("overall", composition.Overall);
-        return Csv(csv, $"composition-{source.Replace('/', '_').Replace(':', '_')}.csv");
+        return Csv(csv, $"composition-{(source ?? "no-source").Replace('/', '_').Replace(':', '_')}.csv");
     }
 
     private static bool WantsCsv(HttpRequest request, string? format) =>

@@ -24,7 +24,7 @@ public sealed class SourceReports(ClassifierDbContext db)
 
     public static TimeSpan StepOf(string bucket) => bucket switch { "minute" => TimeSpan.FromMinutes(1), "hour" => TimeSpan.FromHours(1), _ => TimeSpan.FromDays(1) };
 
-    public sealed record SourceSummary(string Name, long Total, long Queued, long Processing, long Completed, long Failed, long Duplicates,
+    public sealed record SourceSummary(string? Name, long Total, long Queued, long Processing, long Completed, long Failed, long Duplicates,
         DateTimeOffset FirstSeen, DateTimeOffset LastSeen);
 
     public sealed record ClassShare(long Count, double Share);
@@ -32,12 +32,13 @@ public sealed class SourceReports(ClassifierDbContext db)
     public sealed record Slice(DateTimeOffset Start, DateTimeOffset End, long Total, long Classified, long Pending, long Failed, long Duplicates,
         IReadOnlyDictionary<string, ClassShare> Classes);
 
-    public sealed record Composition(string Source, DateTimeOffset From, DateTimeOffset To, string Bucket, IReadOnlyList<string> Classes,
+    public sealed record Composition(string? Source, DateTimeOffset From, DateTimeOffset To, string Bucket, IReadOnlyList<string> Classes,
         Slice Overall, IReadOnlyList<Slice> Buckets);
 
-    public async Task<IReadOnlyList<SourceSummary>> ListAsync(CancellationToken cancellationToken)
+    /// <summary>Every source by name, and the images sent without one (null when there are none) apart, under no name.</summary>
+    public async Task<(IReadOnlyList<SourceSummary> Sources, SourceSummary? WithoutSource)> ListAsync(CancellationToken cancellationToken)
     {
-        var rows = await db.Classifications.Where(c => c.Source != null).GroupBy(c => c.Source!)
+        var rows = await db.Classifications.GroupBy(c => c.Source)
             .Select(g => new
             {
                 Name = g.Key,
@@ -50,24 +51,27 @@ public sealed class SourceReports(ClassifierDbContext db)
                 First = g.Min(c => c.CreatedAt),
                 Last = g.Max(c => c.CreatedAt),
             }).ToListAsync(cancellationToken);
-        return rows.OrderBy(r => r.Name, StringComparer.Ordinal)
+        var summaries = rows.OrderBy(r => r.Name, StringComparer.Ordinal)
             .Select(r => new SourceSummary(r.Name, r.Total, r.Queued, r.Processing, r.Completed, r.Failed, r.Duplicates, Utc(r.First), Utc(r.Last)))
             .ToList();
+        return (summaries.Where(s => s.Name is not null).ToList(), summaries.FirstOrDefault(s => s.Name is null));
     }
 
     public Task<bool> ExistsAsync(string source, CancellationToken cancellationToken) =>
         db.Classifications.AnyAsync(c => c.Source == source, cancellationToken);
 
-    public async Task<(DateTime First, DateTime Last)?> SpanAsync(string source, CancellationToken cancellationToken)
+    /// <param name="source">Null: the images sent without a source.</param>
+    public async Task<(DateTime First, DateTime Last)?> SpanAsync(string? source, CancellationToken cancellationToken)
     {
         var span = await db.Classifications.Where(c => c.Source == source).GroupBy(c => 1)
             .Select(g => new { First = g.Min(c => c.CreatedAt), Last = g.Max(c => c.CreatedAt) }).FirstOrDefaultAsync(cancellationToken);
         return span is null ? null : (span.First, span.Last);
     }
 
+    /// <param name="source">Null: the images sent without a source.</param>
     /// <param name="from">Inclusive, UTC.</param>
     /// <param name="to">Exclusive, UTC.</param>
-    public async Task<Composition> CompositionAsync(string source, DateTime from, DateTime to, string bucket, CancellationToken cancellationToken)
+    public async Task<Composition> CompositionAsync(string? source, DateTime from, DateTime to, string bucket, CancellationToken cancellationToken)
     {
         bool byHour = bucket is "hour" or "minute", byMinute = bucket == "minute";
         // Date parts translate on both providers (strftime on SQLite, date_part on PostgreSQL); unused parts group as 0.

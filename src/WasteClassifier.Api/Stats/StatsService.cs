@@ -11,7 +11,6 @@ namespace WasteClassifier.Api.Stats;
 /// </summary>
 public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
 {
-    public const string UnspecifiedSource = "unspecified";
     private static readonly string[] LatencyColumns = ["queue_ms", "inference_ms", "total_ms"];
 
     public async Task<ServiceStats> GetAsync(CancellationToken cancellationToken)
@@ -40,12 +39,14 @@ public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
             .GroupBy(c => c.PredictedClass!).Select(g => new { g.Key, Count = g.LongCount() })
             .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
 
-        // What each camera or line sees: completed results per source and class (no source: "unspecified").
+        // What each camera or line sees: completed results per source and class. Images sent without a source have a field
+        // of their own: under a name in the map ("unspecified") they collided with a real source of that name (a 500).
         var bySource = await db.Classifications.Where(c => c.Status == ClassificationStatus.Completed && c.PredictedClass != null)
             .GroupBy(c => new { c.Source, c.PredictedClass }).Select(g => new { g.Key.Source, g.Key.PredictedClass, Count = g.LongCount() })
             .ToListAsync(cancellationToken);
-        var classesBySource = bySource.GroupBy(r => r.Source ?? UnspecifiedSource)
+        var classesBySource = bySource.Where(r => r.Source is not null).GroupBy(r => r.Source!)
             .ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, long>)g.ToDictionary(r => r.PredictedClass!, r => r.Count));
+        var classesWithoutSource = bySource.Where(r => r.Source is null).ToDictionary(r => r.PredictedClass!, r => r.Count);
 
         return new ServiceStats(
             TotalPredictions: byStatus[ClassificationStatus.Completed],
@@ -56,6 +57,7 @@ public sealed class StatsService(ClassifierDbContext db, TimeProvider clock)
             PerWorker: perWorker.Select(w => w with { MeanBatchSize = Round(w.MeanBatchSize), MeanInferenceMs = Round(w.MeanInferenceMs), LastCompletedAt = Utc(w.LastCompletedAt) }).ToList(),
             ClassDistribution: classes,
             ClassDistributionBySource: classesBySource,
+            ClassDistributionWithoutSource: classesWithoutSource,
             GeneratedAt: ClassificationView.Utc(now));
     }
 
@@ -106,6 +108,7 @@ public sealed record ServiceStats(
     IReadOnlyList<WorkerStats> PerWorker,
     IReadOnlyDictionary<string, long> ClassDistribution,
     IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> ClassDistributionBySource,
+    IReadOnlyDictionary<string, long> ClassDistributionWithoutSource,
     DateTimeOffset GeneratedAt);
 
 public sealed record ThroughputStats(long CompletedLastMinute, double ImagesPerSecondLastMinute);

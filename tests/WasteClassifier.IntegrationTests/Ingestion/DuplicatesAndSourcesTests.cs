@@ -86,6 +86,35 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
     }
 
     [Fact]
+    public async Task Stats_SourceNamedUnspecifiedBesideImagesWithoutSource_CountedApart()
+    {
+        // "unspecified" was the name /stats gave images without a source: a real source of that name made it a 500 for good.
+        var sample = Dataset.Sample(3);
+        var named = await Client.SubmitFilesAsync(sample.Take(3).Select(s => s.Path), "unspecified");
+        var unnamed = await Client.SubmitFilesAsync(sample.Skip(3).Take(2).Select(s => s.Path));
+        await Client.WaitForAllAsync([.. named, .. unnamed], TimeSpan.FromSeconds(60));
+
+        var response = await Client.Http.GetAsync("/stats");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var stats = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(3, stats["class_distribution_by_source"]!["unspecified"]!.AsObject().Sum(c => c.Value!.GetValue<long>()));
+        Assert.True(stats["class_distribution_without_source"]!.AsObject().Sum(c => c.Value!.GetValue<long>()) >= 2);
+
+        // /v1/sources lists them apart too (JSON: without_source; CSV: the row with no name), and "-" names them in a composition.
+        var list = (await Client.Http.GetFromJsonAsync<JsonNode>("/v1/sources"))!;
+        Assert.Equal(3, list["sources"]!.AsArray().Single(s => s!["name"]!.GetValue<string>() == "unspecified")!["total"]!.GetValue<long>());
+        var withoutSource = list["without_source"]!;
+        Assert.Null(withoutSource["name"]);
+        Assert.True(withoutSource["completed"]!.GetValue<long>() >= 2);
+        Assert.Contains($"\n,{withoutSource["total"]},", await Client.Http.GetStringAsync("/v1/sources?format=csv"));
+        var composition = (await Client.Http.GetFromJsonAsync<JsonNode>("/v1/sources/-/composition"))!;
+        Assert.Null(composition["source"]);
+        Assert.Equal(withoutSource["total"]!.GetValue<long>(), composition["overall"]!["total"]!.GetValue<long>());
+        var unspecified = (await Client.Http.GetFromJsonAsync<JsonNode>("/v1/sources/unspecified/composition"))!;
+        Assert.Equal(3, unspecified["overall"]!["classified"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task Composition_BadInput_ClearErrors()
     {
         var ids = await Client.SubmitFilesAsync([Dataset.Manifest[1200].Path], "bad-input-cam");

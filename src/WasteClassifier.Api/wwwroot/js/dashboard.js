@@ -64,8 +64,11 @@ function render(stats, series) {
   byId('models-table').replaceChildren(table(['version', 'done', 'inference', 'total', 'last'],
     (stats.per_model_version ?? []).map(m => [m.model_version, num(m.completed), ms(m.mean_inference_ms), ms(m.mean_total_ms), ago(m.last_completed_at)])));
 
+  // Images sent without a source come apart from the named sources; "(no source)" cannot be a source's name.
+  const withoutSource = stats.class_distribution_without_source ?? {};
   const sources = Object.entries(stats.class_distribution_by_source ?? {})
     .map(([name, counts]) => ({ name, counts }))
+    .concat(Object.keys(withoutSource).length > 0 ? [{ name: '(no source)', counts: withoutSource }] : [])
     .sort((a, b) => total(b.counts) - total(a.counts));
   stackedBars(byId('sources-chart'), sources);
 }

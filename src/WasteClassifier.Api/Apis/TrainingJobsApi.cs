@@ -90,7 +90,9 @@ public static class TrainingJobsApi
 
     private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken)
     {
-        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false);
+        // A job without uploads is a retrain on the base dataset and feedback; labels without files, or files in another
+        // field, are a mistake that would start one without the caller's images.
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false, fieldsNeedingFiles: ["label", "labels"]);
         if (error is not null) return (null, error);
         var form = upload!.Form;
         var labels = form["labels"].Select(l => l ?? "").ToList();

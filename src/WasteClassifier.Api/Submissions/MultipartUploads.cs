@@ -10,7 +10,12 @@ public static class MultipartUploads
 {
     public sealed record Upload(IReadOnlyList<UploadedImage> Files, IFormCollection Form);
 
-    public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken, bool filesRequired = true)
+    /// <param name="filesRequired">
+    /// False: the request may hold no file, unless it sent files in another field or one of <paramref name="fieldsNeedingFiles"/>
+    /// (labels, say): a file in the wrong field was otherwise accepted as a request without files.
+    /// </param>
+    public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken,
+        bool filesRequired = true, IReadOnlyList<string>? fieldsNeedingFiles = null)
     {
         if (!request.HasFormContentType)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'"));
@@ -20,9 +25,11 @@ public static class MultipartUploads
             var (files, fileCount, fileFields, form) = boundary is null
                 ? ([], 0, [], await request.ReadFormAsync(cancellationToken)) // url-encoded: fields only
                 : await ReadSectionsAsync(request.Body, boundary, field, options, cancellationToken);
-            if (fileCount == 0 && filesRequired)
+            var needingFiles = fieldsNeedingFiles?.FirstOrDefault(form.ContainsKey);
+            if (fileCount == 0 && (filesRequired || fileFields.Count > 0 || needingFiles is not null))
             {
-                var other = fileFields.Count > 0 ? $" (files were sent in '{string.Join("', '", fileFields.Distinct())}')" : "";
+                var other = fileFields.Count > 0 ? $" (files were sent in '{string.Join("', '", fileFields.Distinct())}')"
+                    : needingFiles is not null ? $" (the field '{needingFiles}' was sent, which is for files in '{field}')" : "";
                 return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", $"no file in the form field '{field}'{other}"));
             }
             if (fileCount > options.MaxFilesPerRequest)

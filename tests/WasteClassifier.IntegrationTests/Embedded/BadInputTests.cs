@@ -236,6 +236,27 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.StartsWith(option + " ", body["message"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData("/v1/training-jobs", "image", "label", "'image'")]
+    [InlineData("/v1/training-jobs", null, "label", "'label'")]
+    [InlineData("/v1/training-jobs", null, "labels", "'labels'")]
+    [InlineData("/retrain", "image", "label", "'image'")]
+    public async Task TrainingJob_FilesInAnotherFieldOrLabelsWithoutFiles_400NoFileAndNoJob(string url, string? fileField, string labelField, string named)
+    {
+        // A job with no uploads is a plain retrain: these were one (202, images_accepted 0), without the caller's images.
+        using var form = new MultipartFormDataContent { { new StringContent("glass"), labelField } };
+        if (fileField is not null) form.Add(new ByteArrayContent(Garbage), fileField, "x.jpg");
+        var jobsBefore = await CountJobsAsync();
+
+        var (status, body) = await PostAsync(url, form);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("no_file", body["error"]!.GetValue<string>());
+        Assert.Contains("'images'", body["message"]!.GetValue<string>());
+        Assert.Contains(named, body["message"]!.GetValue<string>());
+        Assert.Equal(jobsBefore, await CountJobsAsync());
+    }
+
     [Fact]
     public async Task Predict_Garbage_400WithSuccessFalse()
     {
@@ -250,6 +271,12 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     {
         var response = await fixture.Client.Http.PostAsync(url, content);
         return (response.StatusCode, await ClassifierClient.ReadJsonAsync(response));
+    }
+
+    private async Task<int> CountJobsAsync()
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        return await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().TrainingJobs.CountAsync();
     }
 
     private async Task<int> CountRowsAsync()

@@ -19,7 +19,8 @@ public static class TrainingJobClient
             part.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
             form.Add(part, "images", $"sample-{i++}.jpg");
         }
-        form.Add(new StringContent(label), "label");
+        // A label without files is refused (no_file): a job without images is sent without one.
+        if (i > 0) form.Add(new StringContent(label), "label");
         foreach (var (name, value) in options ?? new Dictionary<string, string>()) form.Add(new StringContent(value), name);
         var response = await http.PostAsync("/v1/training-jobs", form);
         var body = await ClassifierClient.ReadJsonAsync(response);

@@ -99,7 +99,7 @@ public static class ServiceApi
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
-        if (error is not null) return error;
+        if (error is not null) return ApiErrors.For(request.HttpContext, error);
         var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source: null, idempotencyKey: null, cancellationToken);
         Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)

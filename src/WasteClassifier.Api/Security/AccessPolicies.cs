@@ -127,12 +127,12 @@ public static class AccessPolicies
             var authenticated = context.User.Identity?.IsAuthenticated == true;
             if (result.Forbidden && authenticated)
             {
-                await ApiErrors.Result(StatusCodes.Status403Forbidden, "forbidden", reason).ExecuteAsync(context);
+                await ApiErrors.Result(StatusCodes.Status403Forbidden, "forbidden", reason).ExecuteErrorAsync(context);
                 return;
             }
             context.Response.Headers.WWWAuthenticate = $"ApiKey header=\"{ApiKeyAuthenticationHandler.HeaderName}\", Bearer";
             await ApiErrors.Result(StatusCodes.Status401Unauthorized, presented ? "invalid_api_key" : "unauthorized",
-                presented ? "the API key is not valid" : reason).ExecuteAsync(context);
+                presented ? "the API key is not valid" : reason).ExecuteErrorAsync(context);
         }
     }
 }

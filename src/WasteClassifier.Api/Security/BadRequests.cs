@@ -22,12 +22,12 @@ public sealed partial class BadRequests(RequestDelegate next)
         catch (BadHttpRequestException e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
             context.Response.Clear();
-            await Answer(context, e).ExecuteAsync(context);
+            await Answer(context, e).ExecuteErrorAsync(context);
             return;
         }
         // Routing refuses a body of another content type itself, with an empty 415, before any handler runs.
         if (context.Response.StatusCode == StatusCodes.Status415UnsupportedMediaType && !context.Response.HasStarted)
-            await ExpectedJson().ExecuteAsync(context);
+            await ExpectedJson().ExecuteErrorAsync(context);
     }
 
     private static IResult ExpectedJson() =>

@@ -24,7 +24,7 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
             context.Response.Clear();
             context.Response.Headers.RetryAfter = "5";
             await ApiErrors.Result(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
-                "the database or object store is unavailable; nothing was accepted, retry shortly").ExecuteAsync(context);
+                "the database or object store is unavailable; nothing was accepted, retry shortly").ExecuteErrorAsync(context);
         }
         catch (Exception e) when (IsDataError(e) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
@@ -32,7 +32,7 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
             logger.LogError(e, "{Method} {Path} failed: the database refused the data", context.Request.Method, context.Request.Path);
             context.Response.Clear();
             await ApiErrors.Result(StatusCodes.Status500InternalServerError, "internal_error",
-                "the database refused to store this request; nothing was accepted, and retrying it will not help").ExecuteAsync(context);
+                "the database refused to store this request; nothing was accepted, and retrying it will not help").ExecuteErrorAsync(context);
         }
     }
 

@@ -13,9 +13,9 @@ public static class FallbackErrors
 {
     public static void UseFallbackErrors(this IApplicationBuilder app)
     {
-        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = context => InternalError().ExecuteAsync(context) });
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = context => InternalError().ExecuteErrorAsync(context) });
         // Only responses without a body: every endpoint's own answer, the health checks' and the static files' are left alone.
-        app.UseStatusCodePages(pages => Answer(pages.HttpContext).ExecuteAsync(pages.HttpContext));
+        app.UseStatusCodePages(pages => Answer(pages.HttpContext).ExecuteErrorAsync(pages.HttpContext));
     }
 
     private static IResult InternalError() =>

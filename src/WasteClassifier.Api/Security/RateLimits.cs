@@ -49,7 +49,7 @@ public sealed class RateLimitOptions
             var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 1;
             context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
             await ApiErrors.Result(StatusCodes.Status429TooManyRequests, "rate_limited",
-                $"too many requests from this client; retry after {retryAfter} s").ExecuteAsync(context.HttpContext);
+                $"too many requests from this client; retry after {retryAfter} s").ExecuteErrorAsync(context.HttpContext);
         };
     }
 }

@@ -267,6 +267,24 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Equal("not_an_image", body["error"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Predict_FileInAnotherFieldOrWrongMethod_ErrorWithSuccessFalse()
+    {
+        // The original API's clients test success on every answer: the multipart reader's and the fallback's errors lacked it.
+        using var form = ClassifierClient.Form([("x.jpg", Garbage)], field: "file");
+        var (status, body) = await PostAsync("/predict", form);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.False(body["success"]!.GetValue<bool>());
+        Assert.Equal("no_file", body["error"]!.GetValue<string>());
+        Assert.Contains("'file'", body["message"]!.GetValue<string>());
+
+        var response = await fixture.Client.Http.GetAsync("/predict");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        var wrongMethod = await ClassifierClient.ReadJsonAsync(response);
+        Assert.False(wrongMethod["success"]!.GetValue<bool>());
+        Assert.Equal("method_not_allowed", wrongMethod["error"]!.GetValue<string>());
+    }
+
     private async Task<(HttpStatusCode, JsonNode)> PostAsync(string url, HttpContent content)
     {
         var response = await fixture.Client.Http.PostAsync(url, content);

@@ -25,35 +25,48 @@ public static class ServiceApi
     }
 
     /// <summary>The web interface for browsers; the original JSON for everything else (curl sends */*).</summary>
-    public static IResult Index(HttpContext context, IWebHostEnvironment environment)
+    public static IResult Index(HttpContext context, IWebHostEnvironment environment, EndpointDataSource endpoints)
     {
         context.Response.Headers.Vary = "Accept";
         var accept = context.Request.GetTypedHeaders().Accept;
         var wantsHtml = accept.Any(a => a.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase));
         var page = environment.WebRootFileProvider.GetFileInfo("index.html");
-        return wantsHtml && page.Exists ? TypedResults.Stream(page.CreateReadStream(), "text/html; charset=utf-8") : Describe();
+        return wantsHtml && page.Exists ? TypedResults.Stream(page.CreateReadStream(), "text/html; charset=utf-8") : Describe(endpoints);
     }
 
-    private static IResult Describe() => TypedResults.Ok(new
+    private static IResult Describe(EndpointDataSource endpoints) => TypedResults.Ok(new
     {
         name = "WasteClassifier",
         description = "Classifies photographs of waste into nine classes through a queue of batched ONNX workers",
-        endpoints = new Dictionary<string, string>
-        {
-            ["POST /v1/classifications"] = "upload images (multipart field 'image', optional 'source', header Idempotency-Key); answers 202 with ids",
-            ["GET /v1/classifications/{id}"] = "status, result and timings of one classification",
-            ["GET /v1/classifications"] = "list, newest first (?source=&status=&limit=&cursor=)",
-            ["POST /predict"] = "classify one image and wait for the result (original API)",
-            ["GET /classes"] = "class names",
-            ["GET /health"] = "service health",
-            ["GET /stats"] = "statistics across all workers",
-            ["GET /stats/timeseries"] = "throughput, queue depth and latency percentiles over time (?minutes=&step_seconds=)",
-            ["GET /v1/models"] = "model versions with metrics; POST /v1/models/{version}/promote or /rollback",
-            ["POST /v1/training-jobs"] = "labelled uploads (field 'images' + 'labels'); GET to watch, DELETE to cancel",
-            ["GET /metrics"] = "Prometheus metrics",
-            ["GET /openapi/v1.json"] = "OpenAPI document; /scalar/v1 renders it",
-        },
+        endpoints = Routes(endpoints),
     });
+
+    /// <summary>
+    /// "METHOD /path" → summary for every mapped route, read from the routes themselves: a hand-written list left out half
+    /// of them. Routes without methods (the health probes) answer GET among others.
+    /// </summary>
+    public static SortedDictionary<string, string> Routes(EndpointDataSource endpoints)
+    {
+        var routes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var endpoint in endpoints.Endpoints.OfType<RouteEndpoint>())
+        {
+            var path = PathOf(endpoint.RoutePattern);
+            var summary = endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IEndpointSummaryMetadata>()?.Summary ?? endpoint.DisplayName ?? "";
+            foreach (var method in endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
+                routes.TryAdd($"{method} {path}", summary);
+        }
+        return routes;
+    }
+
+    /// <summary>The route as a client writes it: parameters by name, without their constraints or catch-all marks.</summary>
+    public static string PathOf(Microsoft.AspNetCore.Routing.Patterns.RoutePattern pattern) =>
+        "/" + string.Join('/', pattern.PathSegments.Select(segment => string.Concat(segment.Parts.Select(part => part switch
+        {
+            Microsoft.AspNetCore.Routing.Patterns.RoutePatternLiteralPart literal => literal.Content,
+            Microsoft.AspNetCore.Routing.Patterns.RoutePatternParameterPart parameter => $"{{{parameter.Name}}}",
+            Microsoft.AspNetCore.Routing.Patterns.RoutePatternSeparatorPart separator => separator.Content,
+            _ => "",
+        }))));
 
     public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, IServiceProvider services, CancellationToken cancellationToken)
     {

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
@@ -35,6 +37,27 @@ public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
             Assert.NotNull(body["endpoints"]!["POST /v1/classifications"]);
         }
     }
+
+    [Fact]
+    public async Task Index_Json_ListsEveryMappedRoute()
+    {
+        // The hand-written list left out uploads, sources, /retrain, labels and the probes.
+        var body = await ClassifierClient.ReadJsonAsync(await GetAsync("/", "application/json"));
+        var listed = body["endpoints"]!.AsObject();
+        foreach (var expected in new[] { "POST /v1/uploads", "POST /v1/uploads/commit", "GET /v1/sources",
+            "POST /retrain", "PUT /v1/classifications/{id}/label", "GET /health/live", "GET /health/ready", "DELETE /v1/training-jobs/{id}" })
+            Assert.True(listed.ContainsKey(expected), $"{expected} is not listed: {string.Join(", ", listed.Select(e => e.Key))}");
+        var routes = fixture.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        Assert.NotEmpty(routes);
+        foreach (var route in routes)
+            foreach (var method in route.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
+                Assert.Contains(listed, e => e.Key.StartsWith(method + " /", StringComparison.Ordinal)
+                    && Normalize(e.Key[(method.Length + 1)..]) == Normalize(route.RoutePattern.RawText!));
+    }
+
+    /// <summary>A route's text without constraints, catch-all marks or a trailing slash: "/v1/x/{id:guid}/" is "/v1/x/{id}".</summary>
+    private static string Normalize(string route) =>
+        System.Text.RegularExpressions.Regex.Replace("/" + route.Trim('/'), @"\{\**([^}:=?]+)[^}]*\}", "{$1}");
 
     [Fact]
     public async Task StatsTimeSeries_AfterClassifications_HasThroughputLatencyAndPerWorkerSeries()

@@ -50,7 +50,7 @@ public static class ServiceApi
         var routes = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var endpoint in endpoints.Endpoints.OfType<RouteEndpoint>())
         {
-            var path = PathOf(endpoint.RoutePattern);
+            var path = endpoint.Metadata.GetMetadata<Extensions.DocumentedRoute>()?.Path ?? PathOf(endpoint.RoutePattern);
             var summary = endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IEndpointSummaryMetadata>()?.Summary ?? endpoint.DisplayName ?? "";
             foreach (var method in endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
                 routes.TryAdd($"{method} {path}", summary);

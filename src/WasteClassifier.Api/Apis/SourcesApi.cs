@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Mvc;
+using WasteClassifier.Api.Extensions;
 using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Api.Submissions;
 
@@ -20,6 +21,8 @@ public static class SourcesApi
         api.MapGet("/", ListAsync).WithName("ListSources").WithSummary("Every source with its counts and first/last seen (JSON, or CSV with Accept: text/csv or ?format=csv)");
         // Source names may contain '/', so the name is everything before the final "/composition".
         api.MapGet("/{**path}", CompositionAsync).WithName("SourceComposition")
+            .WithMetadata(new DocumentedRoute("/v1/sources/{name}/composition", "path", "name",
+                $"the source's name ('/' allowed), or {WithoutSourceName} for the images sent without a source"))
             .WithSummary("/v1/sources/{name}/composition?from=&to=&bucket=minute|hour|day: counts and shares per class per time bucket and overall");
         return api;
     }

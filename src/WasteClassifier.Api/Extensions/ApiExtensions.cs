@@ -67,7 +67,7 @@ public static class ApiExtensions
 
         builder.AddClassifierSecurity();
         services.AddClassifierHealthChecks();
-        services.AddOpenApi();
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync));
     }
 
     public static bool RunsWorker(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunWorker", false);

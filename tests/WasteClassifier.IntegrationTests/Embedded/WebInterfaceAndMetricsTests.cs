@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Extensions;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
@@ -44,7 +45,7 @@ public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
         // The hand-written list left out uploads, sources, /retrain, labels and the probes.
         var body = await ClassifierClient.ReadJsonAsync(await GetAsync("/", "application/json"));
         var listed = body["endpoints"]!.AsObject();
-        foreach (var expected in new[] { "POST /v1/uploads", "POST /v1/uploads/commit", "GET /v1/sources",
+        foreach (var expected in new[] { "POST /v1/uploads", "POST /v1/uploads/commit", "GET /v1/sources", "GET /v1/sources/{name}/composition",
             "POST /retrain", "PUT /v1/classifications/{id}/label", "GET /health/live", "GET /health/ready", "DELETE /v1/training-jobs/{id}" })
             Assert.True(listed.ContainsKey(expected), $"{expected} is not listed: {string.Join(", ", listed.Select(e => e.Key))}");
         var routes = fixture.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
@@ -52,7 +53,7 @@ public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
         foreach (var route in routes)
             foreach (var method in route.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
                 Assert.Contains(listed, e => e.Key.StartsWith(method + " /", StringComparison.Ordinal)
-                    && Normalize(e.Key[(method.Length + 1)..]) == Normalize(route.RoutePattern.RawText!));
+                    && Normalize(e.Key[(method.Length + 1)..]) == Normalize(route.Metadata.GetMetadata<DocumentedRoute>()?.Path ?? route.RoutePattern.RawText!));
     }
 
     /// <summary>A route's text without constraints, catch-all marks or a trailing slash: "/v1/x/{id:guid}/" is "/v1/x/{id}".</summary>
@@ -91,6 +92,17 @@ public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
         Assert.DoesNotContain("cdn.jsdelivr.net", html);
         Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.GetAsync("/scalar/scalar.js")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.GetAsync("/openapi/v1.json")).StatusCode);
+    }
+
+    [Fact]
+    public async Task OpenApi_SourceComposition_AppearsAsClientsWriteIt()
+    {
+        // The route is a catch-all (a source name may hold '/'): the document showed GET /v1/sources/{path}.
+        var paths = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/openapi/v1.json"))!["paths"]!.AsObject();
+        Assert.False(paths.ContainsKey("/v1/sources/{path}"));
+        var parameters = paths["/v1/sources/{name}/composition"]!["get"]!["parameters"]!.AsArray();
+        Assert.Contains(parameters, p => p!["name"]!.GetValue<string>() == "name" && p["in"]!.GetValue<string>() == "path");
+        Assert.DoesNotContain(parameters, p => p!["name"]!.GetValue<string>() == "path");
     }
 
     private Task<HttpResponseMessage> GetAsync(string path, string accept)

@@ -285,6 +285,20 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Equal("method_not_allowed", wrongMethod["error"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Rollback_ToTheActiveVersion_409AlreadyActive()
+    {
+        var models = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/v1/models"))!["items"]!.AsArray();
+        var active = models.Single(m => m!["status"]!.GetValue<string>() == "active")!["version"]!.GetValue<string>();
+
+        var response = await fixture.Client.Http.PostAsync($"/v1/models/{active}/rollback", null);
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal("already_active", body["error"]!.GetValue<string>());
+        Assert.Contains(active, body["message"]!.GetValue<string>());
+    }
+
     private async Task<(HttpStatusCode, JsonNode)> PostAsync(string url, HttpContent content)
     {
         var response = await fixture.Client.Http.PostAsync(url, content);

@@ -123,6 +123,35 @@ public sealed class EmbeddedPipelineTests(EmbeddedApiFixture fixture)
     }
 
     [Fact]
+    public async Task List_ByPredictedClass_ReturnsOnlyThatClassAcrossPages()
+    {
+        // The web interface's history filtered each page of 50 by class itself, so older matches were never shown.
+        var source = $"cls-{Guid.NewGuid():N}"[..12];
+        var ids = await fixture.Client.SubmitFilesAsync(Dataset.Sample(perClass: 1).Take(6).Select(s => s.Path), source);
+        var results = await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1));
+        var wanted = results[0]["predicted_class"]!.GetValue<string>(); // the oldest: on the last page of an unfiltered list
+        var matching = ids.Where((_, i) => results[i]["predicted_class"]!.GetValue<string>() == wanted).Select(i => i.ToString()).Reverse().ToList();
+        Assert.True(matching.Count < ids.Count, "every image got the same class: the filter would not be tested");
+
+        var seen = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var url = $"/v1/classifications?source={source}&predicted_class={Uri.EscapeDataString(wanted)}&limit=1" + (cursor is null ? "" : $"&cursor={cursor}");
+            var page = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>(url))!;
+            Assert.All(page["items"]!.AsArray(), i => Assert.Equal(wanted, i!["predicted_class"]!.GetValue<string>()));
+            seen.AddRange(page["items"]!.AsArray().Select(i => i!["id"]!.GetValue<string>()));
+            cursor = page["next_cursor"]?.GetValue<string>();
+        }
+        while (cursor is not null);
+        Assert.Equal(matching, seen);
+
+        var bad = await fixture.Client.Http.GetAsync("/v1/classifications?predicted_class=%00");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("invalid_predicted_class", (await ClassifierClient.ReadJsonAsync(bad))["error"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task ServiceEndpoints_ClassesHealthStatsAndIndex_Answer()
     {
         var classes = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/classes"))!;

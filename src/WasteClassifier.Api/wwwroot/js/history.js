@@ -22,10 +22,10 @@ async function load(reset) {
   const form = document.getElementById('history-filters');
   const tbody = document.querySelector('#history-table tbody');
   if (reset) { cursor = null; shown = 0; tbody.replaceChildren(); }
-  const wanted = form.elements.class.value;
-  // The API filters by source and status; the class filter applies to each fetched page.
-  const page = await getJson(`/v1/classifications${query({ source: form.elements.source.value.trim(), status: form.elements.status.value, limit: PAGE, cursor })}`);
-  const items = wanted ? page.items.filter(i => i.predicted_class === wanted) : page.items;
+  // Every filter is the API's, so a page holds only matches (filtering each fetched page showed none while older pages matched).
+  const page = await getJson(`/v1/classifications${query({ source: form.elements.source.value.trim(), status: form.elements.status.value,
+    predicted_class: form.elements.class.value, limit: PAGE, cursor })}`);
+  const items = page.items;
   tbody.append(...items.map(row));
   shown += items.length;
   cursor = page.next_cursor;

@@ -2,9 +2,13 @@ using System.Data.Common;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
@@ -43,7 +47,10 @@ public sealed class LoadTestCommand : ICommand
                               unique comment (pixels unchanged), so every upload is new content, as camera frames are
           --out DIR           report folder (default loadtest-<time>), created and checked before the load
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
-                              Ctrl+C); reaches the database and object store directly, configured as for --queue
+                              Ctrl+C); reaches the database and object store directly, configured as for --queue,
+                              and checks before the load that they hold the service's data
+          --data-directory DIR  the embedded default's data folder (when not set in the environment), for --queue
+                              and --cleanup: `dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
@@ -53,7 +60,7 @@ public sealed class LoadTestCommand : ICommand
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
     {
         "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
-        "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source",
+        "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source", "--data-directory",
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images" };
@@ -68,14 +75,15 @@ public sealed class LoadTestCommand : ICommand
         if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
             throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; pass --repeat-images to send it unchanged");
         var cleanup = arguments.Flag("--cleanup");
-        var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        var configuration = Configuration(arguments);
         if (options.Queue) RequireBroker(configuration);
         // Queue mode and the cleanup reach the deployment's servers directly: they must be this machine's too.
         if (options.Queue || cleanup) ServiceConfiguration.CheckDatabase(configuration);
         if ((options.Queue || cleanup) && !options.AllowRemote) EnsureLocalServers(configuration, usesBus: options.Queue);
         // Queue mode stores its images in the deployment's database; a missing embedded one is the wrong folder, not a new deployment.
-        if (options.Queue && ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
-            throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
+        if (options.Queue || cleanup) ServiceConfiguration.RequireExistingDatabase(configuration);
+        // Found after the load, a cleanup that cannot reach the service's data left the whole run behind.
+        if (cleanup) await CheckCleanupReachableAsync(configuration);
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var outputCreated = PrepareOutput(output);
         var runStarted = DateTime.UtcNow;
@@ -242,11 +250,10 @@ public sealed class LoadTestCommand : ICommand
             throw new UsageException("--source names an earlier run to remove: give it with --cleanup alone (no --target or --queue)");
         if (!source.StartsWith(RunCleanup.SourcePrefix, StringComparison.Ordinal))
             throw new UsageException($"--source must be a load test's source ({RunCleanup.SourcePrefix}…), not '{source}'");
-        var configuration = ServiceConfiguration.Build(new Dictionary<string, string?>());
+        var configuration = Configuration(arguments);
         ServiceConfiguration.CheckDatabase(configuration);
         if (!arguments.Flag("--allow-remote")) EnsureLocalServers(configuration, usesBus: false);
-        if (ServiceConfiguration.MissingEmbeddedDatabase(configuration) is { } sqliteFile)
-            throw new UsageException($"no database at {sqliteFile}; set DataDirectory or Database__* as the API's");
+        ServiceConfiguration.RequireExistingDatabase(configuration);
         await using var services = DeploymentServices.BuildForCleanup(configuration);
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
         {
@@ -255,6 +262,49 @@ public sealed class LoadTestCommand : ICommand
         }
         LogRemoved(removed, source);
         return removed.ImagesLeft == 0 ? 0 : 1;
+    }
+
+    /// <summary>The services' configuration, with --data-directory as <c>wastectl models import</c> takes it.</summary>
+    private static IConfiguration Configuration(CommandArguments arguments) =>
+        ServiceConfiguration.Build(new Dictionary<string, string?> { ["DataDirectory"] = arguments.Optional("--data-directory") });
+
+    /// <summary>
+    /// The cleanup's database and object store, before the load: the database must answer and hold the service's tables
+    /// (an empty or foreign one is the wrong configuration), and the store be there (the folder store's folder exists, the
+    /// bucket answers). A usage error naming what was tried and how to point at the service's data.
+    /// </summary>
+    internal static async Task CheckCleanupReachableAsync(IConfiguration configuration)
+    {
+        const string howToFix = "point the cleanup at the service's data: --data-directory (or DataDirectory) as the API's " +
+                                "(`dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data), or Database__* and ObjectStore__* as the API's";
+        // About a cleanup's worst case against a database that does not answer (three connects of 3 s): never a hang.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var services = DeploymentServices.BuildForCleanup(configuration);
+        await using (var scope = services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            var connection = db.Database.GetDbConnection();
+            var database = db.Database.IsSqlite() ? connection.DataSource : $"{connection.DataSource}/{connection.Database}";
+            bool holdsTables;
+            try
+            {
+                holdsTables = (await db.Database.GetAppliedMigrationsAsync(timeout.Token)).Any();
+            }
+            catch (Exception e) when (e is DbException or InvalidOperationException or OperationCanceledException || DependencyFailures.IsUnavailable(e))
+            {
+                throw new UsageException($"--cleanup cannot reach the database {database} ({e.Message}{(e.InnerException is { } inner ? $": {inner.Message}" : "")}); {howToFix}");
+            }
+            if (!holdsTables) throw new UsageException($"--cleanup's database {database} holds none of the service's tables; {howToFix}");
+        }
+        var store = services.GetRequiredService<IObjectStore>();
+        try
+        {
+            await store.CheckAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or OperationCanceledException || DependencyFailures.IsUnavailable(e))
+        {
+            throw new UsageException($"--cleanup cannot use the object store ({e.Message}); {howToFix}");
+        }
     }
 
     /// <summary>What the cleanup removed, and what it kept: images labelled samples use, and those the object store failed to delete.</summary>

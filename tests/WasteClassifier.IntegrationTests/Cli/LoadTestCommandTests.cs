@@ -6,10 +6,14 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
 using WasteClassifier.LoadTesting;
 using WasteClassifier.LoadTesting.Reporting;
 
@@ -160,13 +164,14 @@ public sealed class LoadTestCommandTests : IDisposable
     {
         // The upload's connection is taken and never answered, so the run lasts until the first signal (as docker stop, a
         // timeout or Ctrl+C sends it) or ends by itself after 1 s with the request unfinished. The cleanup then reaches a
-        // database that takes the connection and never answers, so it would last some 11 s (three connects of 3 s, a
+        // database that answered the check before the load but now takes the connection and never answers, so it would last some 11 s (three connects of 3 s, a
         // second apart at most); the signal that comes while it runs stops it. Ignored, the cleanup ran to its end.
-        await using var run = CleanupRun.Start(_directory, runEndedBySignal);
+        await using var run = await CleanupRun.StartAsync(_directory, runEndedBySignal);
         var stopped = Stopwatch.StartNew();
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
             using var upload = await run.Api.AcceptTcpClientAsync(timeout.Token);
+            run.Database.Stall();
             if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
             await run.Logged("cleanup: removing the run's", timeout.Token);
             await SignalAsync(run.Process, signal, timeout.Token);
@@ -196,11 +201,12 @@ public sealed class LoadTestCommandTests : IDisposable
         Directory.CreateDirectory(output);
         var fifo = Path.Combine(output, "report.json");
         using (var mkfifo = Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
-        await using var run = CleanupRun.Start(_directory, runEndedBySignal);
+        await using var run = await CleanupRun.StartAsync(_directory, runEndedBySignal);
         var stopped = Stopwatch.StartNew();
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
             using var upload = await run.Api.AcceptTcpClientAsync(timeout.Token);
+            run.Database.Stall();
             if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
             await run.Logged("run ended: writing the report", timeout.Token);
             await SignalAsync(run.Process, signal, timeout.Token);
@@ -231,7 +237,8 @@ public sealed class LoadTestCommandTests : IDisposable
 
     /// <summary>
     /// <c>wastectl loadtest --cleanup</c> in its own process against an API that takes the upload's connection and never
-    /// answers, its cleanup against a PostgreSQL that takes the connection and never answers; stderr is read line by line.
+    /// answers, its cleanup against a PostgreSQL (a migrated database of its own) that passes the check before the load and,
+    /// once <see cref="StallingRelay.Stall"/> is called, takes the connection and never answers; stderr is read line by line.
     /// </summary>
     private sealed class CleanupRun : IAsyncDisposable
     {
@@ -243,28 +250,42 @@ public sealed class LoadTestCommandTests : IDisposable
 
         public required TcpListener Api { get; init; }
 
-        public required TcpListener Database { get; init; }
+        public required StallingRelay Database { get; init; }
+
+        public required string DatabaseConnectionString { get; init; }
 
         public required Task<string> Stdout { get; init; }
 
-        public static CleanupRun Start(string directory, bool runEndedBySignal)
+        public static async Task<CleanupRun> StartAsync(string directory, bool runEndedBySignal)
         {
+            var connectionString = await TestServices.CreateDatabaseAsync("loadtest_cleanup");
+            var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+            DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, directory);
+            await using (var db = new ClassifierDbContext(builder.Options)) await db.Database.MigrateAsync();
+            var server = new NpgsqlConnectionStringBuilder(connectionString);
+            var database = new StallingRelay(server.Host!, server.Port);
+            // The folder store's folder exists, as the embedded API's does once started.
+            Directory.CreateDirectory(Path.Combine(directory, "data", "objects", "waste-images"));
             var api = new TcpListener(IPAddress.Loopback, 0);
             api.Start();
-            var database = new TcpListener(IPAddress.Loopback, 0);
-            database.Start();
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
                          "--users", "1", "--duration", runEndedBySignal ? "600" : "1", "--drain", "0", "--generate", "1", "--size", "64x48",
                          "--out", Path.Combine(directory, "out"), "--cleanup" })
                 start.ArgumentList.Add(arg);
             start.Environment["Database__Provider"] = "postgres";
-            start.Environment["Database__ConnectionString"] =
-                $"Host=127.0.0.1;Port={((IPEndPoint)database.LocalEndpoint).Port};Username=loadtest;Password=loadtest;Database=loadtest";
+            start.Environment["Database__ConnectionString"] = new NpgsqlConnectionStringBuilder(connectionString) { Host = "127.0.0.1", Port = database.Port }.ConnectionString;
             start.Environment["ObjectStore__Provider"] = "filesystem";
             start.Environment["DataDirectory"] = Path.Combine(directory, "data");
             var process = Process.Start(start)!;
-            var run = new CleanupRun { Process = process, Api = api, Database = database, Stdout = process.StandardOutput.ReadToEndAsync() };
+            var run = new CleanupRun
+            {
+                Process = process,
+                Api = api,
+                Database = database,
+                DatabaseConnectionString = connectionString,
+                Stdout = process.StandardOutput.ReadToEndAsync(),
+            };
             run._stderr = Task.Run(run.ReadStderrAsync);
             return run;
         }
@@ -305,22 +326,113 @@ public sealed class LoadTestCommandTests : IDisposable
             await Process.WaitForExitAsync();
             Process.Dispose();
             Api.Dispose();
-            Database.Dispose();
+            await Database.DisposeAsync();
+            await TestServices.DropDatabaseAsync(DatabaseConnectionString);
+        }
+    }
+
+    /// <summary>
+    /// A TCP relay to the test PostgreSQL until <see cref="Stall"/>; then it drops the connections it relayed and takes new
+    /// ones without ever answering: a database that stopped answering after the run's check.
+    /// </summary>
+    private sealed class StallingRelay : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly List<TcpClient> _connections = [];
+        private readonly CancellationTokenSource _stop = new();
+        private readonly string _host;
+        private readonly int _port;
+        private readonly Task _accepting;
+        private bool _stalled;
+
+        public StallingRelay(string host, int port)
+        {
+            (_host, _port) = (host, port);
+            _listener.Start();
+            _accepting = AcceptAsync();
+        }
+
+        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public void Stall()
+        {
+            lock (_connections)
+            {
+                _stalled = true;
+                foreach (var connection in _connections) connection.Dispose();
+                _connections.Clear();
+            }
+        }
+
+        private async Task AcceptAsync()
+        {
+            var held = new List<TcpClient>();
+            try
+            {
+                while (true)
+                {
+                    var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                    lock (_connections)
+                        if (_stalled)
+                        {
+                            held.Add(client);
+                            continue;
+                        }
+                    var server = new TcpClient();
+                    await server.ConnectAsync(_host, _port, _stop.Token);
+                    lock (_connections)
+                    {
+                        if (_stalled)
+                        {
+                            server.Dispose();
+                            client.Dispose();
+                            continue;
+                        }
+                        _connections.Add(client);
+                        _connections.Add(server);
+                    }
+                    _ = Task.WhenAny(client.GetStream().CopyToAsync(server.GetStream()), server.GetStream().CopyToAsync(client.GetStream()))
+                        .ContinueWith(_ =>
+                        {
+                            client.Dispose();
+                            server.Dispose();
+                        }, TaskScheduler.Default);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                // Disposed.
+            }
+            finally
+            {
+                foreach (var client in held) client.Dispose();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _accepting;
+            Stall();
+            _stop.Dispose();
         }
     }
 
     [Fact]
-    public async Task Run_CleanRunWhoseCleanupCannotFinish_ExitsOne()
+    public async Task Run_CleanupWithNoDatabaseInTheDataDirectory_RefusedBeforeAnySubmission()
     {
-        // An API that accepts every upload and has its result at once: the run itself passes. The cleanup then finds no
-        // database in the folder given (the embedded default elsewhere) and leaves the run's rows; it exited 0.
-        await using var api = await FakeApiAsync();
+        // The newcomer's run: the cleanup's DataDirectory (the working directory's data/) is not the embedded API's. Found
+        // only after the load, the whole run was left behind; now nothing is sent, and the message says where to look.
+        var requests = 0;
+        await using var api = await FakeApiAsync(() => Interlocked.Increment(ref requests));
+        var dataDirectory = Path.Combine(_directory, "no-database-here");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", api.Urls.First(),
                      "--users", "1", "--duration", "1", "--max-requests", "2", "--generate", "1", "--size", "64x48",
                      "--out", Path.Combine(_directory, "out"), "--cleanup" })
             start.ArgumentList.Add(arg);
-        start.Environment["DataDirectory"] = Path.Combine(_directory, "no-database-here");
+        start.Environment["DataDirectory"] = dataDirectory;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -334,19 +446,25 @@ public sealed class LoadTestCommandTests : IDisposable
         }
 
         var log = await stderr;
-        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_directory, "out", "report.json")));
-        Assert.Equal(0, report.RootElement.GetProperty("counts").GetProperty("failed").GetInt32());
-        Assert.Contains("cleanup: no database at", log);
-        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {log}{await stdout}");
+        Assert.True(process.ExitCode == CommandDispatcher.UsageError, $"exit {process.ExitCode}: {log}{await stdout}");
+        Assert.Contains($"no database at {Path.Combine(dataDirectory, "wasteclassifier.db")}", log);
+        Assert.Contains("--data-directory", log);
+        Assert.Equal(0, Volatile.Read(ref requests));
+        Assert.False(Directory.Exists(Path.Combine(_directory, "out")));
     }
 
     /// <summary>Answers as the API does, briefly: every upload accepted, and its classification completed.</summary>
-    private static async Task<WebApplication> FakeApiAsync()
+    private static async Task<WebApplication> FakeApiAsync(Action onRequest)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var api = builder.Build();
+        api.Use((context, next) =>
+        {
+            onRequest();
+            return next(context);
+        });
         api.MapPost("/v1/classifications", () => Results.Json(new { items = new[] { new { id = Guid.NewGuid().ToString() } } }, statusCode: 202));
         api.MapGet("/v1/classifications/{id}", (string id) => Results.Json(new { id, status = "completed" }));
         await api.StartAsync();

@@ -1,5 +1,11 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Embedded;
@@ -58,5 +64,65 @@ public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
         Assert.Equal(new RunCleanup.Removed(KnownRun.Images, KnownRun.Images), removed);
         Assert.Null(await RunCleanup.RemoveEarlierRunAsync(fixture.Factory.Services, options.Source, CancellationToken.None));
         await Assert.ThrowsAsync<ArgumentException>(() => RunCleanup.RemoveEarlierRunAsync(fixture.Factory.Services, "line-3", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Cli_CleanupWithTheServicesDataDirectory_CheckedBeforeAndRemovesTheRun()
+    {
+        // As the README runs it against the embedded default: wastectl in its own process, its environment's DataDirectory
+        // (the working directory's data/ in a newcomer's run) not the API's, and --data-directory naming the API's folder.
+        await using var api = await RelayAsync(fixture.Factory.CreateClient());
+        var output = Path.Combine(fixture.DataDirectory, "cli-report");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", api.Urls.First(),
+                     "--users", "1", "--duration", "1", "--max-requests", "3", "--generate", "3", "--size", "64x48",
+                     "--out", output, "--cleanup", "--data-directory", fixture.DataDirectory })
+            start.ArgumentList.Add(arg);
+        start.Environment["DataDirectory"] = Path.Combine(fixture.DataDirectory, "not-the-apis");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(120)).Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+
+        var log = await stderr;
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {log}{await stdout}");
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "report.json")));
+        var accepted = report.RootElement.GetProperty("counts").GetProperty("accepted").GetInt32();
+        var source = report.RootElement.GetProperty("run").GetProperty("source").GetString();
+        Assert.True(accepted > 0, log);
+        Assert.Contains($"cleanup: removed {accepted} classification(s)", log);
+        using var scope = fixture.Factory.Services.CreateScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AnyAsync(c => c.Source == source));
+    }
+
+    /// <summary>The fixture's API (an in-process test server) on a real loopback port, for a client in another process.</summary>
+    private static async Task<WebApplication> RelayAsync(HttpClient client)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var relay = builder.Build();
+        relay.Run(async context =>
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), context.Request.Path + context.Request.QueryString);
+            if (context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0) request.Content = new StreamContent(context.Request.Body);
+            foreach (var (name, values) in context.Request.Headers)
+                if (name is not ("Host" or "Content-Length" or "Transfer-Encoding") && !request.Headers.TryAddWithoutValidation(name, values.ToArray()))
+                    request.Content?.Headers.TryAddWithoutValidation(name, values.ToArray());
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+                if (name is not "Transfer-Encoding") context.Response.Headers[name] = values.ToArray();
+            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        });
+        await relay.StartAsync();
+        return relay;
     }
 }

@@ -333,10 +333,13 @@ public sealed class LoadTestCommand : ICommand
             await using var services = DeploymentServices.BuildForCleanup(configuration);
             var removed = await RunCleanup.RemoveAsync(services, source, runStarted, cancellationToken, storedImages);
             LogRemoved(removed, source);
-            if (accepted > 0 && removed.Classifications == 0)
+            // A database that answers but is not the target's (another deployment's, a fresh one) removes nothing: the run's rows
+            // are all still there, so the cleanup did not finish.
+            var wrongDatabase = accepted > 0 && removed.Classifications == 0;
+            if (wrongDatabase)
                 Log.Info($"cleanup: none of the run's {accepted} classification(s) are in the database configured here; set the target's Database__* and ObjectStore__* " +
-                         $"and remove the run with --cleanup --source {source}");
-            return removed.ImagesLeft == 0;
+                         $"(or --data-directory) and remove the run with --cleanup --source {source}");
+            return removed.ImagesLeft == 0 && !wrongDatabase;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

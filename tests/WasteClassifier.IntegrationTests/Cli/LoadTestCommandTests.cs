@@ -134,6 +134,25 @@ public sealed class LoadTestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task CleanUp_DatabaseThatHoldsNoneOfTheRunsRows_DidNotFinish()
+    {
+        // A database that answers but is not the target's (a fresh embedded one here): nothing of the run is found there, so
+        // the run's rows are all left. It exited 0, and a script gating on the exit code took the run for cleaned up.
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Sqlite }, _directory);
+        await using (var db = new ClassifierDbContext(builder.Options)) await db.Database.MigrateAsync();
+        Directory.CreateDirectory(Path.Combine(_directory, "objects", "waste-images"));
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = _directory,
+        }).Build();
+
+        var finished = await LoadTestCommand.CleanUpAsync(configuration, "loadtest-elsewhere", DateTime.UtcNow, [], accepted: 3);
+
+        Assert.False(finished);
+    }
+
+    [Fact]
     public async Task CleanUp_DatabaseThatNeverAnswers_EndsWithinSecondsAndSaysSo()
     {
         // The connection string sets no Timeout: Npgsql's 15 s per connect, and the services' five retries up to 5 s apart,

@@ -341,6 +341,18 @@ public sealed partial class ModelRegistry(
         }
     }
 
+    /// <summary>
+    /// Deletes the cached copy of <paramref name="version"/> in <paramref name="cacheRoot"/>, one that failed to load, so
+    /// that the next try downloads it again (best effort, logged).
+    /// </summary>
+    public void RemoveCached(string cacheRoot, string version)
+    {
+        var folder = Path.Combine(cacheRoot, version);
+        if (!Directory.Exists(folder)) return;
+        logger.LogWarning("Removing the cached copy of model {ModelVersion} from {Folder}: it could not be loaded", version, cacheRoot);
+        Remove(folder);
+    }
+
     // Best effort: a folder left behind costs disk, not the download.
     private void Remove(string folder)
     {

@@ -93,13 +93,17 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
 
             var started = System.Diagnostics.Stopwatch.StartNew();
             IImageClassifier classifier;
+            string? directory = null;
             try
             {
-                var directory = await registry.DownloadAsync(active, CacheRoot, cancellationToken);
+                directory = await registry.DownloadAsync(active, CacheRoot, cancellationToken);
                 classifier = await Task.Run(() => ModelLoader.Load(directory, options.ToInferenceOptions()), cancellationToken);
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                // Downloaded but not loadable (a corrupt artifact): DownloadAsync serves a complete cached copy as it is, so
+                // every later try, even of files uploaded again and promoted, would load the same bad bytes.
+                if (directory is not null) registry.RemoveCached(CacheRoot, active.Version);
                 _failedLoads = _loadFailure?.Version == active.Version ? _failedLoads + 1 : 1;
                 var backOff = TimeSpan.FromTicks(Math.Min(MaxLoadBackOff.Ticks, FirstLoadBackOff.Ticks << Math.Min(_failedLoads - 1, 16)));
                 _retryLoadAt = clock.GetUtcNow() + backOff;

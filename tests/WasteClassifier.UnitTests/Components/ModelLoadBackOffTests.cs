@@ -105,6 +105,40 @@ public sealed class ModelLoadBackOffTests : IDisposable
         Assert.Equal(("v1", "v2", reads + 1), (lease.Classifier.Card.Version, _provider.LoadFailure?.Version, _store.Reads));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Refresh_CorruptArtifactFixedInTheStore_TheFixedModelIsServedAfterTheBackOffOrOnPromotion(bool promotedAgain)
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await TinyModels.PutFileAsync(_store, "v1", [1, 2, 3, 4]);
+        await Assert.ThrowsAnyAsync<Exception>(AcquireAsync);
+        Assert.Equal("v1", _provider.LoadFailure?.Version);
+
+        // The operator uploads good files; the cached copy of the corrupt ones must not be loaded again.
+        await TinyModels.PutFileAsync(_store, "v1", TinyModels.Onnx("v1"));
+        if (promotedAgain)
+        {
+            await PromoteAgainAsync("v1");
+            Assert.True(await _provider.RefreshAsync(promoted: true, CancellationToken.None));
+        }
+        else
+        {
+            _clock.Advance(RegistryModelProvider.FirstLoadBackOff);
+        }
+
+        using var lease = await _provider.AcquireAsync(CancellationToken.None);
+        Assert.Equal("v1", lease.Classifier.Card.Version);
+        Assert.Null(_provider.LoadFailure);
+    }
+
+    private async Task PromoteAgainAsync(string version)
+    {
+        var record = _database.Context.Models.Single(m => m.Version == version);
+        record.PromotedAt = DateTime.UtcNow.AddSeconds(1);
+        await _database.Context.SaveChangesAsync();
+    }
+
     private async Task AcquireAsync()
     {
         using var lease = await _provider.AcquireAsync(CancellationToken.None);

@@ -16,16 +16,7 @@ internal static class TinyModels
     /// </summary>
     public static async Task PromoteAsync(ClassifierDbContext db, MemoryObjectStore store, string version, bool withFile = true)
     {
-        if (withFile)
-        {
-            var graph = new Onnx.GraphProto { Name = version };
-            graph.Input.Add(BatchedFloat("pixels", 2, 2, 3));
-            graph.Output.Add(BatchedFloat("logits", 2));
-            graph.Initializer.Add(FloatTensor("w", Enumerable.Range(0, 24).Select(i => i % 3 * 0.1f).ToArray(), 12, 2));
-            graph.Node.Add(Node("Flatten", "flatten", ["pixels"], ["flat"], IntAttribute("axis", 1)));
-            graph.Node.Add(Node("MatMul", "scores", ["flat", "w"], ["logits"]));
-            await store.PutAsync(ModelRegistry.PrefixFor(version) + "classifier.onnx", Model(graph, "test").ToByteArray(), "application/octet-stream", CancellationToken.None);
-        }
+        if (withFile) await PutFileAsync(store, version, Onnx(version));
         foreach (var model in db.Models) model.Status = ModelStatus.Retired;
         db.Models.Add(new ModelRecord
         {
@@ -45,4 +36,20 @@ internal static class TinyModels
         });
         await db.SaveChangesAsync();
     }
+
+    /// <summary>The ONNX file of <paramref name="version"/>.</summary>
+    public static byte[] Onnx(string version)
+    {
+        var graph = new Onnx.GraphProto { Name = version };
+        graph.Input.Add(BatchedFloat("pixels", 2, 2, 3));
+        graph.Output.Add(BatchedFloat("logits", 2));
+        graph.Initializer.Add(FloatTensor("w", Enumerable.Range(0, 24).Select(i => i % 3 * 0.1f).ToArray(), 12, 2));
+        graph.Node.Add(Node("Flatten", "flatten", ["pixels"], ["flat"], IntAttribute("axis", 1)));
+        graph.Node.Add(Node("MatMul", "scores", ["flat", "w"], ["logits"]));
+        return Model(graph, "test").ToByteArray();
+    }
+
+    /// <summary>Uploads <paramref name="content"/> as <paramref name="version"/>'s ONNX file (a corrupt one, or its fix).</summary>
+    public static Task PutFileAsync(MemoryObjectStore store, string version, byte[] content) =>
+        store.PutAsync(ModelRegistry.PrefixFor(version) + "classifier.onnx", content, "application/octet-stream", CancellationToken.None);
 }

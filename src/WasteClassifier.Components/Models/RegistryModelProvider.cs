@@ -28,9 +28,11 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     private readonly SemaphoreSlim _switching = new(1, 1);
     private SharedModel? _model;
     private volatile ModelLoadFailure? _loadFailure;
-    // Tries of _loadFailure's version that failed in a row, and when it may be tried again; under _switching.
+    // Tries of _loadFailure's version that failed in a row, when the last one failed (a monotonic timestamp: a wall clock
+    // stepped back, by NTP after boot say, would stretch the wait) and how long until it may be tried again; under _switching.
     private int _failedLoads;
-    private DateTimeOffset _retryLoadAt;
+    private long _failedLoadAt;
+    private TimeSpan _loadBackOff;
     private int _disposed;
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
@@ -88,7 +90,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             }
             // One registry read per batch while this worker has no model, none of the download and load: a promotion, or
             // the event's loss, is still seen at the next batch.
-            if (!promoted && _loadFailure is { } failed && failed.Version == active.Version && clock.GetUtcNow() < _retryLoadAt)
+            if (!promoted && _loadFailure is { } failed && failed.Version == active.Version && clock.GetElapsedTime(_failedLoadAt) < _loadBackOff)
                 throw new InvalidOperationException(failed.Reason);
 
             var started = System.Diagnostics.Stopwatch.StartNew();
@@ -106,7 +108,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
                 if (directory is not null) registry.RemoveCached(CacheRoot, active.Version);
                 _failedLoads = _loadFailure?.Version == active.Version ? _failedLoads + 1 : 1;
                 var backOff = TimeSpan.FromTicks(Math.Min(MaxLoadBackOff.Ticks, FirstLoadBackOff.Ticks << Math.Min(_failedLoads - 1, 16)));
-                _retryLoadAt = clock.GetUtcNow() + backOff;
+                (_failedLoadAt, _loadBackOff) = (clock.GetTimestamp(), backOff);
                 _loadFailure = new ModelLoadFailure(active.Version, e.Message);
                 logger.LogWarning("Model {ModelVersion} could not be loaded ({Failures} time(s) in a row); not tried again for {BackOffSeconds} s unless promoted again",
                     active.Version, _failedLoads, backOff.TotalSeconds);

@@ -65,6 +65,19 @@ public sealed class ModelLoadBackOffTests : IDisposable
     }
 
     [Fact]
+    public async Task Acquire_WallClockSteppedBackWithinTheBackOff_TheVersionIsTriedAgainOnceTheBackOffHasPassed()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        _clock.StepWallClock(TimeSpan.FromHours(-1));
+        _clock.Advance(RegistryModelProvider.FirstLoadBackOff);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        Assert.Equal(2, _store.Reads);
+    }
+
+    [Fact]
     public async Task Acquire_NoModelWithinTheBackOff_AnotherActiveVersionIsLoadedAtOnce()
     {
         await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
@@ -147,10 +160,17 @@ public sealed class ModelLoadBackOffTests : IDisposable
     private sealed class MovableClock : TimeProvider
     {
         private TimeSpan _by;
+        private TimeSpan _wallClockStep;
 
+        /// <summary>Time passes: the wall clock and the monotonic timestamp both move on.</summary>
         public void Advance(TimeSpan by) => _by += by;
 
-        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by;
+        /// <summary>The wall clock alone is set (NTP after boot): the timestamp does not move.</summary>
+        public void StepWallClock(TimeSpan by) => _wallClockStep += by;
+
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by + _wallClockStep;
+
+        public override long GetTimestamp() => System.GetTimestamp() + (long)(_by.TotalSeconds * TimestampFrequency);
     }
 
     public void Dispose()

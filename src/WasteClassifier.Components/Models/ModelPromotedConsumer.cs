@@ -10,9 +10,9 @@ public sealed class ModelPromotedConsumer(RegistryModelProvider provider, ILogge
     public async Task Consume(ConsumeContext<ModelPromoted> context)
     {
         logger.LogInformation("Model {ModelVersion} promoted; refreshing", context.Message.Version);
-        // The registry, not the event, says what is active: promotions in quick succession settle on the last. Tried at once,
-        // even a version that failed to load lately: promoted again, it may have been fixed.
-        await provider.RefreshAsync(promoted: true, context.CancellationToken);
+        // The registry, not the event, says what is active: promotions in quick succession settle on the last. A version that
+        // failed to load lately is tried at once when its PromotedAt there is later than at the failure (promoted again).
+        await provider.RefreshAsync(context.CancellationToken);
     }
 }
 

@@ -14,7 +14,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     : IModelProvider, IDisposable
 {
     /// <summary>
-    /// After a version failed to load, how long until it is downloaded and loaded again (unless promoted again), doubling
+    /// After a version failed to load, how long until it is downloaded and loaded again (unless promoted again since), doubling
     /// with each failure up to <see cref="MaxLoadBackOff"/>. A worker without a model tried on every batch: seconds of CPU
     /// and I/O each time for a corrupt model of 10+ MB, taken from healthy workers on the same node. 5 s lets a passing
     /// fault (a store blip) cost one batch's send-back; the 1-minute cap bounds a broken version to one try a minute and
@@ -33,6 +33,9 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     private int _failedLoads;
     private long _failedLoadAt;
     private TimeSpan _loadBackOff;
+    // The registry's PromotedAt of _loadFailure's version when it failed: a later one is a promotion since (perhaps of
+    // fixed files), seen in the registry whether or not this worker got the ModelPromoted event; under _switching.
+    private DateTime? _failedPromotedAt;
     private int _disposed;
 
     public ModelCard? LoadedCard => _model?.Classifier.Card;
@@ -64,15 +67,10 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     /// <summary>
     /// Loads the registry's active version if it is not the one in use; returns true when it swapped. A version that failed
     /// to load is not tried again until its back-off has passed (<see cref="FirstLoadBackOff"/>): meanwhile this throws its
-    /// recorded failure at once. Another active version is tried at once.
+    /// recorded failure at once. Another active version, or the failed one promoted again since (the registry's PromotedAt
+    /// is later: an operator may have fixed its files), is tried at once.
     /// </summary>
-    public Task<bool> RefreshAsync(CancellationToken cancellationToken) => RefreshAsync(promoted: false, cancellationToken);
-
-    /// <summary>
-    /// As <see cref="RefreshAsync(CancellationToken)"/>; <paramref name="promoted"/>: a promotion was announced, so a version
-    /// that failed is tried again at once, its back-off ignored (an operator may have promoted it again once fixed).
-    /// </summary>
-    public async Task<bool> RefreshAsync(bool promoted, CancellationToken cancellationToken)
+    public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
     {
         await _switching.WaitAsync(cancellationToken);
         try
@@ -88,10 +86,12 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
                 _failedLoads = 0;
                 return false;
             }
-            // One registry read per batch while this worker has no model, none of the download and load: a promotion, or
-            // the event's loss, is still seen at the next batch.
-            if (!promoted && _loadFailure is { } failed && failed.Version == active.Version && clock.GetElapsedTime(_failedLoadAt) < _loadBackOff)
-                throw new InvalidOperationException(failed.Reason);
+            // One registry read per batch while this worker has no model, none of the download and load: a promotion, even
+            // of the failed version again (its PromotedAt later), is still tried at the next batch, with the event or without.
+            // The event's refresh after a batch failed on the same promotion is answered with the failure too.
+            var failedBefore = _loadFailure is { } failed && failed.Version == active.Version && !(active.PromotedAt > _failedPromotedAt);
+            if (failedBefore && clock.GetElapsedTime(_failedLoadAt) < _loadBackOff)
+                throw new InvalidOperationException(_loadFailure!.Reason);
 
             var started = System.Diagnostics.Stopwatch.StartNew();
             IImageClassifier classifier;
@@ -106,9 +106,9 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
                 // Downloaded but not loadable (a corrupt artifact): DownloadAsync serves a complete cached copy as it is, so
                 // every later try, even of files uploaded again and promoted, would load the same bad bytes.
                 if (directory is not null) registry.RemoveCached(CacheRoot, active.Version);
-                _failedLoads = _loadFailure?.Version == active.Version ? _failedLoads + 1 : 1;
+                _failedLoads = failedBefore ? _failedLoads + 1 : 1;
                 var backOff = TimeSpan.FromTicks(Math.Min(MaxLoadBackOff.Ticks, FirstLoadBackOff.Ticks << Math.Min(_failedLoads - 1, 16)));
-                (_failedLoadAt, _loadBackOff) = (clock.GetTimestamp(), backOff);
+                (_failedLoadAt, _loadBackOff, _failedPromotedAt) = (clock.GetTimestamp(), backOff, active.PromotedAt);
                 _loadFailure = new ModelLoadFailure(active.Version, e.Message);
                 logger.LogWarning("Model {ModelVersion} could not be loaded ({Failures} time(s) in a row); not tried again for {BackOffSeconds} s unless promoted again",
                     active.Version, _failedLoads, backOff.TotalSeconds);

@@ -1,6 +1,9 @@
+using MassTransit;
+using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.UnitTests.Support;
@@ -92,16 +95,42 @@ public sealed class ModelLoadBackOffTests : IDisposable
     }
 
     [Fact]
-    public async Task Refresh_PromotionAnnouncedWithinTheBackOff_TheFailedVersionIsTriedAtOnce()
+    public async Task ModelPromoted_FailedVersionPromotedAgainWithinTheBackOff_IsTriedAtOnce()
     {
         await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
         await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
         await Assert.ThrowsAnyAsync<Exception>(() => _provider.RefreshAsync(CancellationToken.None));
         Assert.Equal(1, _store.Reads);
 
-        await Assert.ThrowsAsync<FileNotFoundException>(() => _provider.RefreshAsync(promoted: true, CancellationToken.None));
+        await PromoteAgainAsync("v1");
+        await ConsumePromotedAsync("v1");
 
         Assert.Equal(2, _store.Reads);
+    }
+
+    [Fact]
+    public async Task Acquire_FailedVersionPromotedAgainWithoutTheEvent_IsTriedAtOnce()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        // The event was lost: the registry's PromotedAt alone says it was promoted again.
+        await PromoteAgainAsync("v1");
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        Assert.Equal(2, _store.Reads);
+    }
+
+    [Fact]
+    public async Task ModelPromoted_ABatchFailedToLoadThePromotedVersionFirst_ItIsNotLoadedAgain()
+    {
+        // A worker without a model: the batch just after the promotion tries it, then the event's refresh comes.
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        await ConsumePromotedAsync("v1");
+
+        Assert.Equal((1, "v1"), (_store.Reads, _provider.LoadFailure?.Version));
     }
 
     [Fact]
@@ -133,7 +162,7 @@ public sealed class ModelLoadBackOffTests : IDisposable
         if (promotedAgain)
         {
             await PromoteAgainAsync("v1");
-            Assert.True(await _provider.RefreshAsync(promoted: true, CancellationToken.None));
+            Assert.True(await _provider.RefreshAsync(CancellationToken.None));
         }
         else
         {
@@ -150,6 +179,19 @@ public sealed class ModelLoadBackOffTests : IDisposable
         var record = _database.Context.Models.Single(m => m.Version == version);
         record.PromotedAt = DateTime.UtcNow.AddSeconds(1);
         await _database.Context.SaveChangesAsync();
+    }
+
+    /// <summary>Delivers <see cref="ModelPromoted"/> to the worker's consumer, which refreshes the provider.</summary>
+    private async Task ConsumePromotedAsync(string version)
+    {
+        await using var bus = new ServiceCollection()
+            .AddSingleton(_provider)
+            .AddMassTransitTestHarness(x => x.AddConsumer<ModelPromotedConsumer>())
+            .BuildServiceProvider(true);
+        var harness = bus.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        await harness.Bus.Publish(new ModelPromoted { Version = version, PromotedAt = DateTimeOffset.UtcNow });
+        Assert.True(await harness.Consumed.Any<ModelPromoted>());
     }
 
     private async Task AcquireAsync()

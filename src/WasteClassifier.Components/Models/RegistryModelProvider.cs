@@ -48,6 +48,12 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     /// </summary>
     public ModelLoadFailure? LoadFailure => _loadFailure;
 
+    /// <summary>
+    /// How long until the version of <see cref="LoadFailure"/> may be downloaded and loaded again (zero: due now); null
+    /// without a failure. Read outside the lock: a value a failure is recording at the moment is off by one back-off.
+    /// </summary>
+    public TimeSpan? LoadRetryIn => _loadFailure is null ? null : TimeSpan.FromTicks(Math.Max(0, (_loadBackOff - clock.GetElapsedTime(_failedLoadAt)).Ticks));
+
     public async Task<ModelLease> AcquireAsync(CancellationToken cancellationToken)
     {
         while (true)

@@ -181,6 +181,22 @@ public sealed class ModelLoadBackOffTests : IDisposable
         await _database.Context.SaveChangesAsync();
     }
 
+    [Fact]
+    public async Task Watcher_VersionFailingToLoad_WakesForEachTryOfTheBackOffBeforeItsNextTick()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        _clock.TimersToFire = 5;
+        using var watcher = new ModelWatcher(_provider, new ModelOptions { RefreshSeconds = 30 }, _clock, NullLogger<ModelWatcher>.Instance);
+
+        await watcher.StartAsync(CancellationToken.None);
+        for (var waited = 0; _clock.Delays.Count < 6 && waited < 200; waited++) await Task.Delay(50);
+        await watcher.StopAsync(CancellationToken.None);
+
+        // Tries at 0, 5, 15, 35 and 75 s (back-offs of 5, 10, 20, 40 and 60 s); a tick at 65 s between the last two.
+        Assert.Equal([5, 10, 20, 30, 10, 30], _clock.Delays.Take(6).Select(d => Math.Round(d.TotalSeconds)));
+        Assert.Equal(5, _store.Reads);
+    }
+
     /// <summary>Delivers <see cref="ModelPromoted"/> to the worker's consumer, which refreshes the provider.</summary>
     private async Task ConsumePromotedAsync(string version)
     {
@@ -201,11 +217,44 @@ public sealed class ModelLoadBackOffTests : IDisposable
 
     private sealed class MovableClock : TimeProvider
     {
+        private readonly Lock _lock = new();
         private TimeSpan _by;
         private TimeSpan _wallClockStep;
 
         /// <summary>Time passes: the wall clock and the monotonic timestamp both move on.</summary>
-        public void Advance(TimeSpan by) => _by += by;
+        public void Advance(TimeSpan by)
+        {
+            lock (_lock) _by += by;
+        }
+
+        /// <summary>How many timers (Task.Delay's) fire, at once, the clock moved on by their due time; later ones never fire.</summary>
+        public int TimersToFire { get; set; }
+
+        /// <summary>The due times of the timers created, in order.</summary>
+        public List<TimeSpan> Delays { get; } = [];
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            lock (_lock)
+            {
+                Delays.Add(dueTime);
+                if (Delays.Count > TimersToFire) return new IdleTimer();
+                _by += dueTime;
+            }
+            ThreadPool.QueueUserWorkItem(_ => callback(state));
+            return new IdleTimer();
+        }
+
+        private sealed class IdleTimer : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
 
         /// <summary>The wall clock alone is set (NTP after boot): the timestamp does not move.</summary>
         public void StepWallClock(TimeSpan by) => _wallClockStep += by;

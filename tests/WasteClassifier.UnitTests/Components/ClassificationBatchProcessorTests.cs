@@ -363,6 +363,28 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Process_FirstPassRowClaimedAgainThenTheSuspectFaults_TheSupersededRowIsNotNamedFinished()
+    {
+        // As in the theory above: the store refuses every read, a suspect's pass faults after the first pass is saved.
+        _store.BeforeRead = key => throw Denied(key);
+        var tooMany = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(120, 0, 0)), attempts: MaxAttempts);
+        var low = TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0));
+        var taken = await AddAsync(low) with { ImageBytes = low };
+        var refused = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(250, 0, 0)), attempts: 2);
+        // A duplicate delivery claims the fresh row just before the first pass saves it: that result is dropped.
+        var claimAgain = new ClaimAgainBeforeSave(_database, taken.ClassificationId);
+        await using var db = _database.NewContext(claimAgain);
+
+        var fault = await Assert.ThrowsAsync<WorkerFaultException>(() => Processor(db).ProcessAsync([taken, refused, tooMany], CancellationToken.None));
+
+        Assert.True(claimAgain.Claimed);
+        Assert.Equal([tooMany.ClassificationId], fault.Finished);
+        var rows = await Rows([taken, refused]);
+        Assert.Equal(("processing", "worker-2"), (rows[0].Status, rows[0].WorkerId));
+        Assert.Equal("queued", rows[1].Status);
+    }
+
+    [Fact]
     public async Task Process_ModelCannotBeLoaded_QueuedRowsStampedSentNowAndFinalRowsSettled()
     {
         var queued = await AddAsync(TestImages.SolidPng(8, 8, new Rgb24(10, 0, 0)));
@@ -960,6 +982,24 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
 
         public void Dispose()
         {
+        }
+    }
+
+    /// <summary>Claims <paramref name="id"/> as worker-2 just before the first save that holds its result.</summary>
+    private sealed class ClaimAgainBeforeSave(InMemoryDatabase database, Guid id) : SaveChangesInterceptor
+    {
+        public bool Claimed { get; private set; }
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (!Claimed && eventData.Context!.ChangeTracker.Entries<Classification>().Any(e => e.Entity.Id == id && ClassificationStatus.IsFinal(e.Entity.Status)))
+            {
+                Claimed = true;
+                await using var other = database.NewContext();
+                await other.ClaimAsync([id], "worker-2", DateTime.UtcNow, MaxAttempts, cancellationToken);
+            }
+            return result;
         }
     }
 

@@ -93,7 +93,8 @@ public sealed partial class ModelRegistry(
     /// registration of the same name recorded meanwhile, once the database refuses the row. The files go under a prefix of
     /// this call's own (<c>models/{version}/{id}/</c>, named by the row), so they are this call's alone to delete: two
     /// registrations of one name at once both passed the check, and the second upload overwrote the files of whichever row
-    /// won. A failure after the upload began (the store's, the database's) deletes them too (best effort), then is thrown.
+    /// won. A failure after the upload began (the store's, the database's) deletes them too (best effort), then is thrown;
+    /// but one after the commit went through (its answer lost) finds the row this call recorded, keeps them and returns it.
     /// </summary>
     public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
@@ -105,13 +106,18 @@ public sealed partial class ModelRegistry(
         // This call's own: a registration of the same name at the same moment cannot overwrite these files, nor this one its.
         var prefix = $"{PrefixFor(card.Version)}{Guid.NewGuid():N}/";
         bool registered;
-        ModelRecord record;
+        ModelRecord? record = null;
         try
         {
             record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, prefix, cancellationToken);
+            var tries = 0;
             registered = await db.Database.CreateExecutionStrategy().ExecuteAsync(async () =>
             {
                 db.ChangeTracker.Clear();
+                // A try again after a commit that went through but whose answer was lost (a dropped connection, which
+                // PostgreSQL's strategy retries): the row is this call's own. Inserted again, it met the version's key, and the
+                // files its row names were deleted.
+                if (tries++ > 0 && await db.Models.AsNoTracking().AnyAsync(m => m.ArtifactPrefix == prefix, cancellationToken)) return true;
                 await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
                 if (!await fence(db)) return false;
                 db.Models.Add(record);
@@ -123,15 +129,44 @@ public sealed partial class ModelRegistry(
         catch (Exception e)
         {
             db.ChangeTracker.Clear();
+            // Uploaded, the files are deleted only once the database says no row names them: a failure after the commit went
+            // through (its answer lost) left this call's row, which must keep them.
+            var (known, recorded) = record is null ? (true, null) : await RecordedPrefixAsync(card.Version, prefix, e);
+            if (!known) throw;
+            if (recorded == prefix)
+            {
+                logger.LogWarning("Model {ModelVersion} was registered; the failure that followed its commit is ignored: {Reason}", card.Version, e.Message);
+                return record;
+            }
             await DeleteUploadedAsync(card, files, prefix, e.Message);
-            if (e is DbUpdateException && await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, CancellationToken.None))
+            if (e is DbUpdateException && recorded is not null)
                 throw new InvalidOperationException($"model version '{card.Version}' was registered meanwhile; its files were left as they are", e);
             throw;
         }
         if (registered) return record;
         db.ChangeTracker.Clear();
-        await DeleteUploadedAsync(card, files, prefix, "refused by its fence");
+        var (fenceKnown, fenceRecorded) = await RecordedPrefixAsync(card.Version, prefix, failure: null);
+        if (fenceRecorded == prefix) return record;
+        if (fenceKnown) await DeleteUploadedAsync(card, files, prefix, "refused by its fence");
         return null;
+    }
+
+    /// <summary>
+    /// The artifact prefix of the row recorded under <paramref name="version"/> (null: none); not known when the database
+    /// cannot be read, which keeps the files under <paramref name="prefix"/> (logged): they may be a recorded row's.
+    /// </summary>
+    private async Task<(bool Known, string? Prefix)> RecordedPrefixAsync(string version, string prefix, Exception? failure)
+    {
+        try
+        {
+            return (true, await db.Models.AsNoTracking().Where(m => m.Version == version).Select(m => m.ArtifactPrefix).FirstOrDefaultAsync(CancellationToken.None));
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Could not read whether model {ModelVersion} was registered ({Reason}); its files under {Prefix} are kept. The registration's failure: {Failure}",
+                version, e.Message, prefix, failure?.Message ?? "refused by its fence");
+            return (false, null);
+        }
     }
 
     private static void CheckCard(ModelCard card)

@@ -1,5 +1,8 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Core.Inference;
@@ -304,6 +307,68 @@ public sealed class TrainingJobClaimsTests
         });
     }
 
+    [IntegrationFact]
+    public Task RegisterCandidate_OnPostgres_CommitsAnswerLostThenRetried_RegisteredWithItsFiles() =>
+        RegisterWhenTheCommitsAnswerIsLostAsync(DatabaseProviders.Postgres);
+
+    [Fact]
+    public Task RegisterCandidate_OnSqlite_FailureAfterTheCommit_RegisteredWithItsFiles() => RegisterWhenTheCommitsAnswerIsLostAsync(DatabaseProviders.Sqlite);
+
+    private static async Task RegisterWhenTheCommitsAnswerIsLostAsync(string provider)
+    {
+        // The commit went through, then the connection dropped before its answer: PostgreSQL's strategy tries again (the fence
+        // still passes: same trainer, attempt, running), SQLite's failure is thrown. The row is this call's; its files stay.
+        var lost = new CommitAnswerLostOnce(provider);
+        await ProviderDatabases.WithDatabaseAsync(provider, "wc-training-claims", async newContext =>
+        {
+            var id = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-a");
+            await using (var db = newContext()) Assert.True(await TrainingJobRunner.EnterRegisteringAsync(db, id, "trainer-a", Judged));
+            await WithStoreFolderAsync(async root =>
+            {
+                var store = new FileSystemObjectStore(root);
+                await using (var db = newContext())
+                    Assert.True(await TrainingJobRunner.RegisterCandidateAsync(Registry(db, store), id, "trainer-a", attempt: 1, Card("answer-lost"), HeadFiles, "{}",
+                        new FixedClock(Now)));
+
+                Assert.True(lost.Fired);
+                var prefix = await PrefixOfAsync(newContext, "answer-lost");
+                // Deleted as a failed registration's: the job, resumed from its candidate, served a model with no files.
+                Assert.Equal([prefix + "card.json", prefix + "head.onnx"], FilesUnder(root, "models/answer-lost"));
+                await using (var db = newContext())
+                    Assert.Equal("answer-lost", await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.CandidateVersion).SingleAsync());
+            });
+        }, lost);
+    }
+
+    [IntegrationFact]
+    public Task RegisterFenced_OnPostgres_RefusedRowThenTheDatabaseUnreadable_KeepsItsFilesAndThrowsTheRefusal() =>
+        RegisterWhenTheCheckFailsAsync(DatabaseProviders.Postgres);
+
+    [Fact]
+    public Task RegisterFenced_OnSqlite_RefusedRowThenTheDatabaseUnreadable_KeepsItsFilesAndThrowsTheRefusal() =>
+        RegisterWhenTheCheckFailsAsync(DatabaseProviders.Sqlite);
+
+    private static async Task RegisterWhenTheCheckFailsAsync(string provider)
+    {
+        // The save fails, then the database cannot be read: whether a row names the files is unknown, so they are kept, and
+        // the save's failure is thrown, not the read's.
+        var failing = new SaveThenReadsFail();
+        await ProviderDatabases.WithDatabaseAsync(provider, "wc-training-claims", async newContext =>
+        {
+            await WithStoreFolderAsync(async root =>
+            {
+                var store = new FileSystemObjectStore(root);
+                Exception? failed;
+                await using (var db = newContext())
+                    failed = await Record.ExceptionAsync(() => Registry(db, store).RegisterFencedAsync(Card("unknown"), HeadFiles, "trained", null, "{}",
+                        ModelStatus.Candidate, _ => Task.FromResult(true), CancellationToken.None));
+
+                Assert.Same(failing.SaveFailure, failed);
+                Assert.Equal(2, FilesUnder(root, "models/unknown").Count);
+            });
+        }, failing);
+    }
+
     /// <summary>The keys of the files under <paramref name="prefix"/> in the folder store at <paramref name="root"/>, in order.</summary>
     private static List<string> FilesUnder(string root, string prefix)
     {
@@ -389,6 +454,48 @@ public sealed class TrainingJobClaimsTests
         public Task DeleteAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
 
         public Task CheckAsync(CancellationToken cancellationToken) => inner.CheckAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// After the first commit of a transaction that recorded a model, throws what a connection reset while reading the
+    /// commit's answer throws: on PostgreSQL a transient NpgsqlException, which the retrying strategy answers by running the
+    /// registration again; on SQLite, which does not retry, the same reset as an IOException.
+    /// </summary>
+    private sealed class CommitAnswerLostOnce(string provider) : DbTransactionInterceptor
+    {
+        private int _fired;
+
+        public bool Fired => _fired == 1;
+
+        public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            if (eventData.Context?.ChangeTracker.Entries<ModelRecord>().Any() == true && Interlocked.Exchange(ref _fired, 1) == 0)
+            {
+                var reset = new IOException("Connection reset by peer");
+                throw provider == DatabaseProviders.Postgres ? new NpgsqlException("Exception while reading from stream", reset) : reset;
+            }
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Fails the save of a model (as a refused row), and from then on every read.</summary>
+    private sealed class SaveThenReadsFail : ISaveChangesInterceptor, IDbCommandInterceptor
+    {
+        private volatile bool _failed;
+
+        public DbUpdateException SaveFailure { get; } = new("the row was refused");
+
+        public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (eventData.Context?.ChangeTracker.Entries<ModelRecord>().Any(e => e.State == EntityState.Added) != true) return ValueTask.FromResult(result);
+            _failed = true;
+            throw SaveFailure;
+        }
+
+        public ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default) =>
+            _failed ? throw new IOException("the database is unreachable") : ValueTask.FromResult(result);
     }
 
     private static readonly Dictionary<string, byte[]> HeadFiles = new() { ["head.onnx"] = [1, 2, 3] };

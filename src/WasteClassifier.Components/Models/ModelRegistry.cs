@@ -11,7 +11,8 @@ using WasteClassifier.Infrastructure.Storage;
 namespace WasteClassifier.Components.Models;
 
 /// <summary>
-/// The model registry: rows in the models table, files in the object store under <c>models/{version}/</c>.
+/// The model registry: rows in the models table, files in the object store under <c>models/{version}/{id}/</c> (the row's
+/// artifact_prefix; <c>models/{version}/</c> for versions registered before).
 /// Exactly one version is active; promotion retires the previous one and announces <see cref="ModelPromoted"/>.
 /// </summary>
 public sealed partial class ModelRegistry(
@@ -67,23 +68,24 @@ public sealed partial class ModelRegistry(
                 card.Metrics?.GetRawText(), hasActive ? ModelStatus.Candidate : ModelStatus.Active, cancellationToken);
             logger.LogInformation("Registered the bundled model {ModelVersion}", card.Version);
         }
-        catch (DbUpdateException)
+        catch (InvalidOperationException)
         {
-            // Another process may have registered it first; anything else is a real failure.
+            // Another process registered it first (its own files kept, this one's deleted); anything else is a real failure.
             db.ChangeTracker.Clear();
             if (!await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, cancellationToken)) throw;
         }
     }
 
-    /// <summary>Uploads the files (card.json is written from <paramref name="card"/>) and records the version.</summary>
+    /// <summary>
+    /// Uploads the files (card.json is written from <paramref name="card"/>) and records the version, as
+    /// <see cref="RegisterFencedAsync"/> does with nothing to fence: under a prefix of this call's own, so two imports of one
+    /// version at once do not overwrite each other's files (the one the database refuses deletes its own and throws
+    /// <see cref="InvalidOperationException"/>).
+    /// </summary>
     public async Task<ModelRecord> RegisterAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
-        string? metricsJson, string status, CancellationToken cancellationToken)
-    {
-        var record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, PrefixFor(card.Version), cancellationToken);
-        db.Models.Add(record);
-        await db.SaveChangesAsync(cancellationToken);
-        return record;
-    }
+        string? metricsJson, string status, CancellationToken cancellationToken) =>
+        await RegisterFencedAsync(card, files, origin, trainingJobId, metricsJson, status, _ => Task.FromResult(true), cancellationToken)
+            ?? throw new InvalidOperationException($"model version '{card.Version}' was not registered"); // a fence that always answers true
 
     /// <summary>
     /// As <see cref="RegisterAsync"/>, but records the version only if <paramref name="fence"/>, run on this registry's

@@ -27,8 +27,11 @@ public sealed class ModelsImportTests : IDisposable
         command.CommandText = "SELECT status, origin, artifact_prefix FROM models WHERE version = 'mobilenet-stub-1'";
         using var reader = command.ExecuteReader();
         Assert.True(reader.Read());
-        Assert.Equal(("candidate", "imported", "models/mobilenet-stub-1/"), (reader.GetString(0), reader.GetString(1), reader.GetString(2)));
-        var stored = Path.Combine(_directory, "objects", "waste-images", "models", "mobilenet-stub-1");
+        Assert.Equal(("candidate", "imported"), (reader.GetString(0), reader.GetString(1)));
+        // A folder of the import's own under the version's: models/mobilenet-stub-1/{id}/.
+        var prefix = reader.GetString(2);
+        Assert.Matches("^models/mobilenet-stub-1/[0-9a-f]{32}/$", prefix);
+        var stored = Path.Combine(_directory, "objects", "waste-images", prefix);
         Assert.True(File.Exists(Path.Combine(stored, "classifier.onnx")));
         using var loaded = ModelLoader.Load(stored, new InferenceOptions { IntraOpThreads = 1 });
         Assert.Equal(9, loaded.Classify(new float[2 * 2 * 3], 1)[0].Length);

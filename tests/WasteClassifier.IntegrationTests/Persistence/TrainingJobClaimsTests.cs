@@ -276,6 +276,92 @@ public sealed class TrainingJobClaimsTests
     }
 
     [IntegrationFact]
+    public Task Register_OnPostgres_SameVersionImportedTwiceAtOnce_KeepsTheWinnersFilesAndDeletesTheLosers() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, RegisterUnfencedAtOnceAsync);
+
+    [Fact]
+    public Task Register_OnSqlite_SameVersionImportedTwiceAtOnce_KeepsTheWinnersFilesAndDeletesTheLosers() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterUnfencedAtOnceAsync);
+
+    private static async Task RegisterUnfencedAtOnceAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Two imports of one version (wastectl models import) pass their checks together: B uploads, A uploads, B records its
+        // row, A's is refused.
+        await WithStoreFolderAsync(async root =>
+        {
+            var store = new FileSystemObjectStore(root);
+            var bUploaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var aUploaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var bRecorded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            byte[] headA = [1, 1, 1], headB = [2, 2, 2];
+            var a = Task.Run(async () =>
+            {
+                await bUploaded.Task;
+                await using var db = newContext();
+                return await Record.ExceptionAsync(() => Registry(db, new AfterPuts(store, 2, aUploaded, then: bRecorded.Task)).RegisterAsync(Card("imported-twice"),
+                    new Dictionary<string, byte[]> { ["head.onnx"] = headA }, "imported", null, null, ModelStatus.Candidate, CancellationToken.None));
+            });
+            await using (var db = newContext())
+                await Registry(db, new AfterPuts(store, 2, bUploaded, then: aUploaded.Task)).RegisterAsync(Card("imported-twice"),
+                    new Dictionary<string, byte[]> { ["head.onnx"] = headB }, "imported", null, null, ModelStatus.Candidate, CancellationToken.None);
+            bRecorded.SetResult();
+
+            var refused = await a.WaitAsync(TimeSpan.FromSeconds(60));
+            // Under the version's one prefix, A overwrote B's files, and B's row served A's head; A's refused row left its own.
+            var prefix = await PrefixOfAsync(newContext, "imported-twice");
+            Assert.Equal(headB, await store.GetAsync(prefix + "head.onnx", CancellationToken.None));
+            Assert.Equal("model version 'imported-twice' was registered meanwhile; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
+            Assert.Equal([prefix + "card.json", prefix + "head.onnx"], FilesUnder(root, "models/imported-twice"));
+        });
+    }
+
+    [IntegrationFact]
+    public Task EnsureBundled_OnPostgres_TwoProcessesStartingAtOnce_BothStartWithOneRow() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, EnsureBundledAtOnceAsync);
+
+    [Fact]
+    public Task EnsureBundled_OnSqlite_TwoProcessesStartingAtOnce_BothStartWithOneRow() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, EnsureBundledAtOnceAsync);
+
+    private static async Task EnsureBundledAtOnceAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Every process registers the bundled model at start; two pass the check together and the later row is refused: that
+        // process must start all the same.
+        var bundled = Directory.CreateTempSubdirectory("wc-bundled-");
+        try
+        {
+            await File.WriteAllBytesAsync(Path.Combine(bundled.FullName, "head.onnx"), [1, 2, 3]);
+            await File.WriteAllTextAsync(Path.Combine(bundled.FullName, ModelCard.FileName),
+                System.Text.Json.JsonSerializer.Serialize(Card("bundled-1"), ModelCard.JsonOptions));
+            var options = new ModelOptions { Directory = bundled.FullName };
+            await WithStoreFolderAsync(async root =>
+            {
+                var store = new FileSystemObjectStore(root);
+                var bUploaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var aUploaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var bRecorded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var a = Task.Run(async () =>
+                {
+                    await bUploaded.Task;
+                    await using var db = newContext();
+                    await Registry(db, new AfterPuts(store, 2, aUploaded, then: bRecorded.Task), options).EnsureBundledAsync(CancellationToken.None);
+                });
+                await using (var db = newContext())
+                    await Registry(db, new AfterPuts(store, 2, bUploaded, then: aUploaded.Task), options).EnsureBundledAsync(CancellationToken.None);
+                bRecorded.SetResult();
+                await a.WaitAsync(TimeSpan.FromSeconds(60));
+
+                var prefix = await PrefixOfAsync(newContext, "bundled-1");
+                Assert.Equal([prefix + "card.json", prefix + "head.onnx"], FilesUnder(root, "models/bundled-1"));
+            });
+        }
+        finally
+        {
+            bundled.Delete(recursive: true);
+        }
+    }
+
+    [IntegrationFact]
     public Task RegisterFenced_OnPostgres_DatabaseFailingAfterTheUpload_DeletesItsFilesAndThrows() =>
         WithDatabaseAsync(DatabaseProviders.Postgres, RegisterWhileTheDatabaseFailsAsync);
 
@@ -434,8 +520,11 @@ public sealed class TrainingJobClaimsTests
         public Task CheckAsync(CancellationToken cancellationToken) => inner.CheckAsync(cancellationToken);
     }
 
-    /// <summary>A store that signals <paramref name="done"/> once <paramref name="puts"/> writes have finished.</summary>
-    private sealed class AfterPuts(IObjectStore inner, int puts, TaskCompletionSource done) : IObjectStore
+    /// <summary>
+    /// A store that signals <paramref name="done"/> once <paramref name="puts"/> writes have finished, and then, if given,
+    /// finishes that write only once <paramref name="then"/> has.
+    /// </summary>
+    private sealed class AfterPuts(IObjectStore inner, int puts, TaskCompletionSource done, Task? then = null) : IObjectStore
     {
         private int _puts;
 
@@ -444,7 +533,9 @@ public sealed class TrainingJobClaimsTests
         public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
         {
             await inner.PutAsync(key, content, contentType, cancellationToken);
-            if (Interlocked.Increment(ref _puts) == puts) done.SetResult();
+            if (Interlocked.Increment(ref _puts) != puts) return;
+            done.SetResult();
+            if (then is not null) await then.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         }
 
         public Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
@@ -502,8 +593,8 @@ public sealed class TrainingJobClaimsTests
 
     private static ModelCard Card(string version) => new() { Version = version, Labels = ["a", "b"], Backbone = "resnet18", Head = "head.onnx", Input = new ModelInputSpec() };
 
-    private static ModelRegistry Registry(ClassifierDbContext db, IObjectStore store) =>
-        new(db, store, UnreachablePublishEndpoint.Failing(), new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+    private static ModelRegistry Registry(ClassifierDbContext db, IObjectStore store, ModelOptions? options = null) =>
+        new(db, store, UnreachablePublishEndpoint.Failing(), options ?? new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
 
     private static async Task AddCandidateAsync(Func<ClassifierDbContext> newContext, Guid jobId, string version, DateTime? promotedAt)
     {

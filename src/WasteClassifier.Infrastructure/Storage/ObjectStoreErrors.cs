@@ -23,24 +23,21 @@ public static class ObjectStoreErrors
         "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed", "ExpiredToken", "NoSuchBucket", "RequestTimeout", "SlowDown",
         "AccountProblem", "AllAccessDisabled");
 
-    // S3 codes about the object, for the Minio client's own calls (DELETE, HEAD): it throws an UnexpectedMinioException
-    // holding the body's code but not the status, so a code it gives is permanent only if listed here.
-    private static readonly FrozenSet<string> RefusedForTheObject = FrozenSet.Create(StringComparer.Ordinal,
-        "AccessDenied", "InvalidArgument", "KeyTooLongError");
-
     /// <summary>
     /// Whether the store's answer will not change by asking again: a 4xx about the object (e.g. 403 AccessDenied, a 400 for
-    /// a key it refuses; the Minio client's AccessDeniedException, or its exception with such an S3 code), a key the client
-    /// or the folder store cannot use, or a file this process may not read. Timeouts,
-    /// 408, 429, 5xx (503 SlowDown included), connection failures and cancellation are not: they may pass on a retry.
+    /// a key it refuses; from the Minio client, an S3 AccessDenied), a key the client or the folder store cannot use, or a
+    /// file this process may not read. Timeouts, 408, 429, 5xx (503 SlowDown included), connection failures and
+    /// cancellation are not: they may pass on a retry.
     /// </summary>
     public static bool IsPermanent(Exception e) => e switch
     {
         ObjectStoreResponseException { ErrorCode: { } code } when NotAboutTheObject.Contains(code) => false,
         HttpRequestException { StatusCode: { } status } => (int)status is >= 400 and < 500 and not 408 and not 429,
-        // The Minio client's 403 without a body (a HEAD's, or a proxy's).
-        AccessDeniedException => true,
-        MinioException { Response.Code: { } code } when RefusedForTheObject.Contains(code) => true,
+        // The Minio client's own calls (a DELETE) throw the body's S3 code without the status. Only AccessDenied is about the
+        // object: on a key the service made, InvalidArgument or KeyTooLongError is about the request or the setup, and a 403
+        // without a body (AccessDeniedException) comes from a proxy or WAF, as S3 names its refusals. Store-wide, such a fault
+        // taken as permanent had housekeeping give up every staged object after about 20 hours instead of waiting for its fix.
+        MinioException { Response.Code: "AccessDenied" } => true,
         InvalidObjectNameException or ArgumentException or UnauthorizedAccessException or PathTooLongException or ObjectTooLargeException => true,
         _ => false,
     };

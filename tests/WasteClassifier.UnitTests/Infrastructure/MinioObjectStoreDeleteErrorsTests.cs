@@ -15,16 +15,19 @@ public sealed class MinioObjectStoreDeleteErrorsTests
     private const string AccessDenied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message>"
         + "<Key>uploads/abc</Key><BucketName>images</BucketName><Resource>/images/uploads/abc</Resource></Error>";
 
+    private const string InvalidArgument = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code><Message>Invalid argument.</Message></Error>";
+
     private const string SlowDown = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
 
     private const string WrongSecret = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.</Message></Error>";
 
     [Theory]
     [InlineData("403 Forbidden", AccessDenied, true)]
-    [InlineData("403 Forbidden", "", true)]
+    [InlineData("403 Forbidden", "", false)]
+    [InlineData("400 Bad Request", InvalidArgument, false)]
     [InlineData("403 Forbidden", WrongSecret, false)]
     [InlineData("503 Service Unavailable", SlowDown, false)]
-    public async Task Delete_StoreAnswersAnError_PermanentOnlyForARefusalOfTheObject(string status, string body, bool permanent)
+    public async Task Delete_StoreAnswersAnError_PermanentOnlyForAnS3RefusalOfTheObject(string status, string body, bool permanent)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -34,7 +34,6 @@ public sealed class ObjectStoreErrorsTests
         { "folder_store_path_too_long", new PathTooLongException() },
         { "object_over_its_bound", new ObjectTooLargeException("uploads/x", 10) },
         { "minio_403_access_denied", MinioAnswer("AccessDenied") },
-        { "minio_403_without_a_body", new AccessDeniedException("Access denied on the resource: /images/uploads/abc") },
         { "minio_invalid_object_name", new Minio.Exceptions.InvalidObjectNameException("x", "Object name cannot be greater than 1024 characters.") },
     };
 
@@ -59,6 +58,11 @@ public sealed class ObjectStoreErrorsTests
         { "minio_500_internal_error", MinioAnswer("InternalError") },
         { "minio_403_wrong_secret", new AuthorizationException("/images/uploads/abc", "images", "The request signature we calculated does not match", "access") },
         { "minio_404_bucket_missing", new BucketNotFoundException("images", "Not found.") },
+        // On a key the service made, about the request or the setup: a store-wide fault gave up every staged object.
+        { "minio_400_invalid_argument", MinioAnswer("InvalidArgument") },
+        { "minio_400_key_too_long", MinioAnswer("KeyTooLongError") },
+        // S3 names its refusals; a 403 without a body comes from a proxy or WAF in between.
+        { "minio_403_without_a_body", new AccessDeniedException("Access denied on the resource: /images/uploads/abc") },
     };
 
     [Theory]

@@ -61,10 +61,25 @@ public sealed class ModelsImportCommand : ICommand
         if (await registry.FindAsync(card.Version, CancellationToken.None) is not null)
             throw new UsageException($"model version '{card.Version}' is already registered");
 
-        var files = new Dictionary<string, byte[]> { [card.Onnx!] = File.ReadAllBytes(onnxPath) };
-        var record = await registry.RegisterAsync(card, files, "imported", trainingJobId: null, card.Metrics?.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+        var record = await RegisterAsync(registry, card, new Dictionary<string, byte[]> { [card.Onnx!] = File.ReadAllBytes(onnxPath) });
         Console.Out.WriteLine(JsonSerializer.Serialize(new { version = record.Version, status = record.Status, artifact_prefix = record.ArtifactPrefix }));
         return 0;
+    }
+
+    /// <summary>Registers the import as a candidate; a version registered meanwhile is the same usage error as one registered before.</summary>
+    internal static async Task<ModelRecord> RegisterAsync(ModelRegistry registry, ModelCard card, Dictionary<string, byte[]> files)
+    {
+        try
+        {
+            return await registry.RegisterAsync(card, files, "imported", trainingJobId: null, card.Metrics?.GetRawText(), ModelStatus.Candidate, CancellationToken.None);
+        }
+        catch (InvalidOperationException)
+        {
+            // Another import (or a trained candidate) of this name registered between the check and this registration.
+            if (await registry.FindAsync(card.Version, CancellationToken.None) is not null)
+                throw new UsageException($"model version '{card.Version}' is already registered");
+            throw;
+        }
     }
 
     private static ModelCard ReadCard(string path, string onnxFileName, string? version)

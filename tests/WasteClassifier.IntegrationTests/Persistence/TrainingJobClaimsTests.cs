@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using WasteClassifier.Cli.Commands;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Core.Inference;
@@ -283,7 +284,18 @@ public sealed class TrainingJobClaimsTests
     public Task Register_OnSqlite_SameVersionImportedTwiceAtOnce_KeepsTheWinnersFilesAndDeletesTheLosers() =>
         WithDatabaseAsync(DatabaseProviders.Sqlite, RegisterUnfencedAtOnceAsync);
 
-    private static async Task RegisterUnfencedAtOnceAsync(Func<ClassifierDbContext> newContext)
+    [IntegrationFact]
+    public Task ImportCommand_OnPostgres_SameVersionImportedMeanwhile_AlreadyRegisteredUsageError() =>
+        WithDatabaseAsync(DatabaseProviders.Postgres, db => RegisterUnfencedAtOnceAsync(db, throughImportCommand: true));
+
+    [Fact]
+    public Task ImportCommand_OnSqlite_SameVersionImportedMeanwhile_AlreadyRegisteredUsageError() =>
+        WithDatabaseAsync(DatabaseProviders.Sqlite, db => RegisterUnfencedAtOnceAsync(db, throughImportCommand: true));
+
+    private static async Task RegisterUnfencedAtOnceAsync(Func<ClassifierDbContext> newContext) => await RegisterUnfencedAtOnceAsync(newContext, throughImportCommand: false);
+
+    /// <param name="throughImportCommand">A registers as `wastectl models import` does: the race is its usage error, not a stack trace.</param>
+    private static async Task RegisterUnfencedAtOnceAsync(Func<ClassifierDbContext> newContext, bool throughImportCommand)
     {
         // Two imports of one version (wastectl models import) pass their checks together: B uploads, A uploads, B records its
         // row, A's is refused.
@@ -298,8 +310,11 @@ public sealed class TrainingJobClaimsTests
             {
                 await bUploaded.Task;
                 await using var db = newContext();
-                return await Record.ExceptionAsync(() => Registry(db, new AfterPuts(store, 2, aUploaded, then: bRecorded.Task)).RegisterAsync(Card("imported-twice"),
-                    new Dictionary<string, byte[]> { ["head.onnx"] = headA }, "imported", null, null, ModelStatus.Candidate, CancellationToken.None));
+                var registry = Registry(db, new AfterPuts(store, 2, aUploaded, then: bRecorded.Task));
+                var files = new Dictionary<string, byte[]> { ["head.onnx"] = headA };
+                return await Record.ExceptionAsync(() => throughImportCommand
+                    ? ModelsImportCommand.RegisterAsync(registry, Card("imported-twice"), files)
+                    : registry.RegisterAsync(Card("imported-twice"), files, "imported", null, null, ModelStatus.Candidate, CancellationToken.None));
             });
             await using (var db = newContext())
                 await Registry(db, new AfterPuts(store, 2, bUploaded, then: aUploaded.Task)).RegisterAsync(Card("imported-twice"),
@@ -310,7 +325,10 @@ public sealed class TrainingJobClaimsTests
             // Under the version's one prefix, A overwrote B's files, and B's row served A's head; A's refused row left its own.
             var prefix = await PrefixOfAsync(newContext, "imported-twice");
             Assert.Equal(headB, await store.GetAsync(prefix + "head.onnx", CancellationToken.None));
-            Assert.Equal("model version 'imported-twice' was registered meanwhile; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
+            if (throughImportCommand)
+                Assert.Equal("model version 'imported-twice' is already registered", Assert.IsType<UsageException>(refused).Message);
+            else
+                Assert.Equal("model version 'imported-twice' was registered meanwhile; its files were left as they are", Assert.IsType<InvalidOperationException>(refused).Message);
             Assert.Equal([prefix + "card.json", prefix + "head.onnx"], FilesUnder(root, "models/imported-twice"));
         });
     }

@@ -160,6 +160,9 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_classifications_idempotency");
 
+                    b.HasIndex("PredictedClass", "CreatedAt", "Id")
+                        .HasDatabaseName("ix_classifications_predicted_class_created_at_id");
+
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");
 

@@ -155,6 +155,9 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_classifications_idempotency");
 
+                    b.HasIndex("PredictedClass", "CreatedAt", "Id")
+                        .HasDatabaseName("ix_classifications_predicted_class_created_at_id");
+
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");
 

@@ -43,6 +43,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             row.HasIndex(c => new { c.CreatedAt, c.Id });
             row.HasIndex(c => new { c.Source, c.CreatedAt });
             row.HasIndex(c => new { c.Status, c.CreatedAt });
+            // The list's predicted_class filter, walked newest first as the list orders (a backward scan): without it a rare
+            // or absent class read the whole table per page.
+            row.HasIndex(c => new { c.PredictedClass, c.CreatedAt, c.Id });
             row.HasIndex(c => c.CompletedAt);
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
             // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).

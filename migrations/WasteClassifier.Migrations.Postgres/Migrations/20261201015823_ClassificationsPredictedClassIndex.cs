@@ -1,0 +1,27 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace WasteClassifier.Migrations.Postgres.Migrations
+{
+    /// <inheritdoc />
+    public partial class ClassificationsPredictedClassIndex : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.CreateIndex(
+                name: "ix_classifications_predicted_class_created_at_id",
+                table: "classifications",
+                columns: new[] { "predicted_class", "created_at", "id" });
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropIndex(
+                name: "ix_classifications_predicted_class_created_at_id",
+                table: "classifications");
+        }
+    }
+}

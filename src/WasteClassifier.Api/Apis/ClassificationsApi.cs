@@ -112,7 +112,9 @@ public static class ClassificationsApi
         {
             if (!TryDecodeCursor(cursor, out var after, out var afterId))
                 return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not one this API returned");
-            query = query.Where(c => c.CreatedAt < after || (c.CreatedAt == after && c.Id < afterId));
+            // Rows after the cursor, written with created_at <= after outside the OR so it bounds the index walk: as
+            // "created_at < after OR (created_at = after AND id < after_id)" PostgreSQL read every newer row again per page.
+            query = query.Where(c => c.CreatedAt <= after && (c.CreatedAt < after || c.Id < afterId));
         }
         var rows = await query.OrderByDescending(c => c.CreatedAt).ThenByDescending(c => c.Id).Take(size + 1).ToListAsync(cancellationToken);
         var next = rows.Count > size ? EncodeCursor(rows[size - 1]) : null;

@@ -9,17 +9,56 @@ using WasteClassifier.IntegrationTests.Fixtures;
 namespace WasteClassifier.IntegrationTests.Persistence;
 
 /// <summary>
-/// GET /v1/classifications on PostgreSQL: the index walk its query gets, which decides whether a page reads about its
-/// size or the whole table.
+/// GET /v1/classifications on both providers: its pages (ties on created_at included) and, on PostgreSQL, the index walk
+/// its query gets, which decides whether a page reads about its size or the whole table.
 /// </summary>
 public sealed class ClassificationListTests
 {
+    private static readonly DateTime Start = new(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc);
+
+    [IntegrationFact]
+    public Task List_OnPostgres_PagesThroughTiesOnCreatedAt() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-list-ties", PagesThroughTiesAsync);
+
+    [Fact]
+    public Task List_OnSqlite_PagesThroughTiesOnCreatedAt() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-ties", PagesThroughTiesAsync);
+
+    private static async Task PagesThroughTiesAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Three rows share one created_at (the cursor must part them by id), two another; one is of another class.
+        var image = TestRows.Image("a", Start);
+        var rows = new[] { 0, 0, 0, 1, 1, 2, 2 }.Select((second, i) => Row(image, Start.AddSeconds(second), i == 4 ? "metal" : "glass", "ties")).ToList();
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange(rows);
+            await db.SaveChangesAsync();
+        }
+
+        foreach (var predictedClass in new[] { null, "glass" })
+            foreach (var limit in new[] { 1, 2, 3 })
+            {
+                // Newest first, ties by id descending, as the list orders (a uuid's order is its text's, on both providers).
+                var expected = rows.Where(r => predictedClass is null || r.PredictedClass == predictedClass)
+                    .OrderByDescending(r => r.CreatedAt).ThenByDescending(r => r.Id.ToString(), StringComparer.Ordinal).Select(r => r.Id).ToList();
+                Assert.Equal(expected, await AllPagesAsync(newContext, limit, source: "ties", predictedClass));
+            }
+    }
+
     [IntegrationFact]
     public Task List_OnPostgres_ByPredictedClass_WalksItsIndex() =>
         WithListScanAsync(source: null, predictedClass: "glass", cursor: null, scan =>
         {
             // Without an index of its own, a rare or absent class read the whole table (or the newest-first index) per page.
             Assert.True(scan.Line.Contains("ix_classifications_predicted_class_created_at_id") && scan.Condition.Contains("predicted_class"), scan.Plan);
+        });
+
+    [IntegrationFact]
+    public Task List_OnPostgres_ByPredictedClassAfterACursor_IsAnIndexRange() =>
+        WithListScanAsync(source: null, predictedClass: "glass", cursor: Cursor(Start, Guid.NewGuid()), scan =>
+        {
+            // The class and the cursor's created_at bound the walk; only ties on created_at are left to the filter.
+            Assert.True(scan.Line.Contains("ix_classifications_predicted_class_created_at_id") && scan.Condition.Contains("created_at <="), scan.Plan);
         });
 
     /// <summary>Lists on an empty PostgreSQL database with the filters given, and hands the plan's scan of classifications to <paramref name="check"/>.</summary>
@@ -35,6 +74,25 @@ public sealed class ClassificationListTests
             }
             check(await IndexScanAsync(newContext, commands));
         }, commands);
+    }
+
+    /// <summary>Every page's ids, following next_cursor to the end.</summary>
+    private static async Task<List<Guid>> AllPagesAsync(Func<ClassifierDbContext> newContext, int limit, string? source, string? predictedClass)
+    {
+        var ids = new List<Guid>();
+        string? cursor = null;
+        do
+        {
+            await using var db = newContext();
+            var result = await ClassificationsApi.ListAsync(db, source, status: null, limit, cursor, predictedClass, CancellationToken.None);
+            var page = Assert.IsType<Ok<ClassificationPage>>(result).Value!;
+            Assert.True(page.Items.Count <= limit);
+            ids.AddRange(page.Items.Select(i => i.Id));
+            cursor = page.NextCursor;
+            Assert.True(ids.Count <= 100, "the pages do not end");
+        }
+        while (cursor is not null);
+        return ids;
     }
 
     /// <summary>
@@ -73,6 +131,21 @@ public sealed class ClassificationListTests
 
     /// <summary>The scan line, its Index Cond line (empty when none) and the whole plan (for a failure's message).</summary>
     private sealed record Scan(string Line, string Condition, string Plan);
+
+    private static Classification Row(StoredImage image, DateTime createdAt, string predictedClass, string? source) => new()
+    {
+        Id = Guid.NewGuid(),
+        Image = image,
+        Source = source,
+        Status = ClassificationStatus.Completed,
+        CreatedAt = createdAt,
+        CompletedAt = createdAt,
+        PredictedClass = predictedClass,
+    };
+
+    /// <summary>A cursor as the list writes it: base64url of "ticks:id".</summary>
+    private static string Cursor(DateTime createdAt, Guid id) =>
+        Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{createdAt.Ticks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     /// <summary>The text and parameters of the last query a context ran.</summary>
     private sealed class LastCommand : DbCommandInterceptor

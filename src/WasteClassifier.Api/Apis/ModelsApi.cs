@@ -48,10 +48,11 @@ public static class ModelsApi
         if (model is null) return NotFound(version);
         if (model.PromotedAt is null)
             return ApiErrors.Result(StatusCodes.Status409Conflict, "never_active", $"model {version} was never active; promote it instead of rolling back to it");
-        // Rolling back to the active version changes nothing: it answered 200 as if it had, with the version itself or null as previous.
-        if (model.Status == ModelStatus.Active)
+        // Rolling back to the active version changes nothing: it answered 200 as if it had, with the version itself or null as
+        // previous. The registry decides under its promotion lock, so a concurrent rollback to it counts too.
+        var (rolledBack, previous) = await registry.RollbackAsync(version, cancellationToken);
+        if (!rolledBack)
             return ApiErrors.Result(StatusCodes.Status409Conflict, "already_active", $"model {version} is the active version; roll back to one that was active before it");
-        var previous = await registry.PromoteAsync(version, cancellationToken);
         return TypedResults.Ok(new { version, status = ModelStatus.Active, previous_version = previous });
     }
 

@@ -227,6 +227,18 @@ public sealed partial class ModelRegistry(
         (await PromoteCoreAsync(version, requireActive: false, expectedActive: null, cancellationToken)).Previous;
 
     /// <summary>
+    /// Makes <paramref name="version"/> the active model again, as <see cref="PromoteAsync"/>; returns false, changing and
+    /// announcing nothing, when it is the active model already. Checked under the promotion lock: two rollbacks to one
+    /// version at once both found it inactive beforehand, and the second promoted it again (a new promoted_at, a second
+    /// ModelPromoted, and no previous version).
+    /// </summary>
+    public async Task<(bool RolledBack, string? Previous)> RollbackAsync(string version, CancellationToken cancellationToken)
+    {
+        var (rolledBack, previous) = await PromoteCoreAsync(version, requireActive: false, expectedActive: null, cancellationToken, unlessActive: true);
+        return (rolledBack, rolledBack ? previous : null);
+    }
+
+    /// <summary>
     /// As <see cref="PromoteAsync"/>, only while <paramref name="expectedActive"/> is still the active model (null: while
     /// none is). A candidate judged against one model must not replace another that an operator promoted or rolled back
     /// to meanwhile. Returns false, changing nothing, when the active model is another; true, changing nothing, when
@@ -240,7 +252,7 @@ public sealed partial class ModelRegistry(
     }
 
     private async Task<(bool Promoted, string? Previous)> PromoteCoreAsync(string version, bool requireActive, string? expectedActive,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool unlessActive = false)
     {
         var strategy = db.Database.CreateExecutionStrategy();
         var (promoted, previous) = await strategy.ExecuteAsync(async () =>
@@ -254,6 +266,7 @@ public sealed partial class ModelRegistry(
             // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
             // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
             if (requireActive && target.PromotedAt is not null) return (false, version);
+            if (unlessActive && target.Status == ModelStatus.Active) return (false, version);
             var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
             if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
             foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
@@ -265,7 +278,8 @@ public sealed partial class ModelRegistry(
         });
         if (!promoted)
         {
-            if (previous == version) logger.LogInformation("Model {ModelVersion} not promoted again: it was promoted before", version);
+            if (unlessActive) logger.LogInformation("Model {ModelVersion} not rolled back to: it is the active model", version);
+            else if (previous == version) logger.LogInformation("Model {ModelVersion} not promoted again: it was promoted before", version);
             else logger.LogInformation("Model {ModelVersion} not promoted: the active model is {ActiveVersion}, not {ExpectedVersion}", version, previous, expectedActive);
             return (false, previous);
         }

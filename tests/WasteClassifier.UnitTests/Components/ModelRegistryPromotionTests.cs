@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Reflection;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
@@ -69,6 +71,50 @@ public sealed class ModelRegistryPromotionTests : IDisposable
         Assert.True(await Registry(UnreachablePublishEndpoint.Failing()).PromoteReplacingAsync("v2", "v1", CancellationToken.None));
 
         Assert.Equal([("v1", ModelStatus.Active), ("v2", ModelStatus.Retired)], await StatusesAsync());
+    }
+
+    [Fact]
+    public async Task Rollback_TwiceToOneVersion_TheSecondFindsItActiveAndChangesNothing()
+    {
+        // Two rollbacks to v1 at once both passed the API's check (v1 not active) before either took the promotion lock;
+        // run one after the other, the second is the one that found v1 active under the lock.
+        await _database.AddModelAsync("v1", ModelStatus.Retired);
+        await _database.AddModelAsync("v2", ModelStatus.Active);
+        var published = new List<object>();
+
+        Assert.Equal((true, "v2"), await Registry(RecordingPublishEndpoint.Create(published)).RollbackAsync("v1", CancellationToken.None));
+        var promotedAt = await PromotedAtAsync("v1");
+        Assert.Equal((false, null), await Registry(RecordingPublishEndpoint.Create(published)).RollbackAsync("v1", CancellationToken.None));
+
+        Assert.Equal(promotedAt, await PromotedAtAsync("v1"));
+        Assert.Equal("v1", Assert.IsType<ModelPromoted>(Assert.Single(published)).Version);
+        Assert.Equal([("v1", ModelStatus.Active), ("v2", ModelStatus.Retired)], await StatusesAsync());
+    }
+
+    private async Task<DateTime?> PromotedAtAsync(string version)
+    {
+        await using var context = _database.NewContext();
+        return (await context.Models.AsNoTracking().SingleAsync(m => m.Version == version)).PromotedAt;
+    }
+
+    /// <summary>A broker that takes every publish and keeps the messages.</summary>
+    public class RecordingPublishEndpoint : DispatchProxy
+    {
+        private List<object> _published = [];
+
+        public static IPublishEndpoint Create(List<object> published)
+        {
+            var endpoint = Create<IPublishEndpoint, RecordingPublishEndpoint>();
+            ((RecordingPublishEndpoint)(object)endpoint)._published = published;
+            return endpoint;
+        }
+
+        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+        {
+            if (targetMethod?.Name != nameof(IPublishEndpoint.Publish) || targetMethod.ReturnType != typeof(Task)) throw new NotSupportedException(targetMethod?.Name);
+            lock (_published) _published.Add(args![0]!);
+            return Task.CompletedTask;
+        }
     }
 
     private ModelRegistry Registry(IPublishEndpoint publisher) =>

@@ -17,6 +17,10 @@ public static class MultipartUploads
     public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken,
         bool filesRequired = true, IReadOnlyList<string>? fieldsNeedingFiles = null)
     {
+        // Where files are optional, a request with no body at all (curl -X POST) is one without files: it was a 400
+        // expected_multipart. A body of another type still is.
+        if (!filesRequired && request.ContentType is null && HasNoBody(request))
+            return (new Upload([], FormCollection.Empty), null);
         if (!request.HasFormContentType)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'"));
         try
@@ -46,6 +50,10 @@ public static class MultipartUploads
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "malformed_request", $"the multipart body could not be read: {e.Message}"));
         }
     }
+
+    /// <summary>Content-Length: 0, or none and not chunked (the server's body detection: HTTP/2's END_STREAM too).</summary>
+    private static bool HasNoBody(HttpRequest request) =>
+        request.ContentLength == 0 || request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
 
     /// <summary>MultipartReader's <see cref="MultipartReader.BodyLengthLimit"/> has no exception type of its own, only this message.</summary>
     private static bool IsBodyLengthLimit(Exception e) =>

@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using WasteClassifier.Api.Submissions;
 
@@ -205,6 +206,57 @@ public sealed class MultipartUploadsTests
         Assert.Null(error);
         Assert.Empty(upload!.Files);
         Assert.Equal("line-3", upload.Form["source"].ToString());
+    }
+
+    [Theory]
+    [InlineData(true)] // Content-Length: 0
+    [InlineData(false)] // no Content-Length and not chunked (curl -X POST): the server finds no body
+    public async Task ReadAsync_FilesOptionalAndNoBodyAtAll_ReadsARequestWithoutFiles(bool contentLengthZero)
+    {
+        // README: a training job without files retrains on the base dataset and feedback; with no body it was a 400 expected_multipart.
+        var (upload, error) = await MultipartUploads.ReadAsync(WithoutBody(contentLengthZero), "images", Options, CancellationToken.None, filesRequired: false);
+
+        Assert.Null(error);
+        Assert.Empty(upload!.Files);
+        Assert.Empty(upload.Form);
+    }
+
+    [Fact]
+    public async Task ReadAsync_FilesRequiredAndNoBody_StillExpectedMultipart()
+    {
+        var (_, error) = await MultipartUploads.ReadAsync(WithoutBody(contentLengthZero: true), "image", Options, CancellationToken.None);
+
+        Assert.Equal("expected_multipart", Assert.IsType<JsonHttpResult<ApiError>>(error).Value!.Error);
+    }
+
+    [Theory]
+    [InlineData("application/json", "{}")]
+    [InlineData(null, "images=1")] // a body without a type is not "no body"
+    [InlineData("text/plain", "")] // nor is an empty one of another type
+    public async Task ReadAsync_FilesOptionalAndABodyOfAnotherType_StillExpectedMultipart(string? contentType, string body)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = contentType;
+        request.ContentLength = body.Length;
+        request.Body = new MemoryStream(System.Text.Encoding.ASCII.GetBytes(body));
+
+        var (_, error) = await MultipartUploads.ReadAsync(request, "images", Options, CancellationToken.None, filesRequired: false);
+
+        Assert.Equal("expected_multipart", Assert.IsType<JsonHttpResult<ApiError>>(error).Value!.Error);
+    }
+
+    private static HttpRequest WithoutBody(bool contentLengthZero)
+    {
+        var context = new DefaultHttpContext();
+        if (contentLengthZero) context.Request.ContentLength = 0;
+        else context.Features.Set<IHttpRequestBodyDetectionFeature>(new NoBody());
+        return context.Request;
+    }
+
+    /// <summary>What Kestrel reports for an HTTP/1.1 request with neither Content-Length nor Transfer-Encoding.</summary>
+    private sealed class NoBody : IHttpRequestBodyDetectionFeature
+    {
+        public bool CanHaveBody => false;
     }
 
     private static ByteArrayContent File(byte[] bytes, string contentType) => new(bytes) { Headers = { ContentType = new MediaTypeHeaderValue(contentType) } };

@@ -19,7 +19,8 @@ public static class ServiceApi
         api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON");
         api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store");
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order");
-        api.MapPost("/predict", PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery();
+        api.MapPost(ApiErrors.PredictPath, PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery()
+            .WithMetadata(PredictRoute.Instance);
         api.MapGet("/stats", async (StatsService stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
             .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker");
     }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace WasteClassifier.Api.Submissions;
@@ -17,9 +18,29 @@ public static class ApiErrors
     /// that API's errors had (its clients test <c>success</c>), whoever answers (the endpoint, a limit, an outage).
     /// </summary>
     public static IResult For(HttpContext context, IResult result) =>
-        context.Request.Path.Equals(PredictPath, StringComparison.OrdinalIgnoreCase) && result is JsonHttpResult<ApiError> { Value: { } error } json
+        IsPredict(context) && result is JsonHttpResult<ApiError> { Value: { } error } json
             ? TypedResults.Json(new { success = false, error = error.Error, message = error.Message }, statusCode: json.StatusCode)
             : result;
 
+    /// <summary>
+    /// By the endpoint routing chose (its marker): routing also takes "/predict/" and other spellings of the path, which a
+    /// comparison of the path missed. Without a route endpoint (404, 405, or after an exception, which clears it), by the
+    /// path with a trailing '/' trimmed.
+    /// </summary>
+    private static bool IsPredict(HttpContext context) =>
+        (context.GetEndpoint() ?? context.Features.Get<IExceptionHandlerFeature>()?.Endpoint) is RouteEndpoint endpoint
+            ? endpoint.Metadata.GetMetadata<PredictRoute>() is not null
+            : context.Request.Path.Value?.TrimEnd('/').Equals(PredictPath, StringComparison.OrdinalIgnoreCase) == true;
+
     public static Task ExecuteErrorAsync(this IResult result, HttpContext context) => For(context, result).ExecuteAsync(context);
+}
+
+/// <summary>Marks the original API's <c>/predict</c> endpoint, whose errors carry <c>success: false</c>.</summary>
+public sealed class PredictRoute
+{
+    public static readonly PredictRoute Instance = new();
+
+    private PredictRoute()
+    {
+    }
 }

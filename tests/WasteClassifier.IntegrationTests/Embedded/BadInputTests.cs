@@ -286,6 +286,22 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Fact]
+    public async Task Predict_TrailingSlash_ErrorsWithSuccessFalse()
+    {
+        // Routing takes POST /predict/ to Predict; a comparison of the path with "/predict" left its errors without success.
+        using var form = ClassifierClient.Form([("x.jpg", Garbage)], field: "file");
+        var (status, body) = await PostAsync("/predict/", form);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("no_file", body["error"]!.GetValue<string>());
+        Assert.False(body["success"]!.GetValue<bool>());
+
+        // No endpoint answers GET /predict/: the fallback's 405, by the path.
+        var response = await fixture.Client.Http.GetAsync("/predict/");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.False((await ClassifierClient.ReadJsonAsync(response))["success"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task Rollback_ToTheActiveVersion_409AlreadyActive()
     {
         var models = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/v1/models"))!["items"]!.AsArray();

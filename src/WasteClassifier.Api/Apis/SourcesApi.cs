@@ -44,7 +44,9 @@ public static class SourcesApi
     {
         if (!path.EndsWith(CompositionSuffix, StringComparison.Ordinal) || path.Length == CompositionSuffix.Length)
             return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", "no such resource; see /v1/sources/{name}/composition");
-        var name = path[..^CompositionSuffix.Length];
+        // Clients (generated ones, Scalar) write a '/' in the name as %2F, which the server leaves encoded in the path; no
+        // source name holds '%', so unescaping cannot change a valid name.
+        var name = Uri.UnescapeDataString(path[..^CompositionSuffix.Length]);
         var source = name == WithoutSourceName ? null : name;
         if (source is not null && SourceNames.Validate(source) is { } invalid) return invalid;
         var size = bucket ?? "hour";

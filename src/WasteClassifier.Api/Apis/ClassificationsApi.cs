@@ -96,14 +96,17 @@ public static class ClassificationsApi
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_status", $"status must be one of {string.Join(", ", ClassificationStatus.All)}");
 
         // As a submission checks it: a NUL reached PostgreSQL, which refused the query (500).
-        if (source is not null && SourceNames.Validate(source) is { } invalid) return invalid;
+        // "-" lists the images sent without a source, as it names them in /v1/sources/-/composition (no source can be "-").
+        var withoutSource = source == SourcesApi.WithoutSourceName;
+        if (source is not null && !withoutSource && SourceNames.Validate(source) is { } invalid) return invalid;
         // Any name a model has had (an older one's too), but one that fits the column and holds no control character (a NUL).
         if (predictedClass is not null && (predictedClass.Length is 0 or > MaxClassLength || predictedClass.Any(char.IsControl)))
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_predicted_class",
                 $"predicted_class must be a class name of 1–{MaxClassLength} characters, e.g. glass");
 
         var query = db.Classifications.Include(c => c.Image).AsNoTracking();
-        if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
+        if (withoutSource) query = query.Where(c => c.Source == null);
+        else if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
         if (status is not null) query = query.Where(c => c.Status == status);
         // Filtered along the newest-first index walk, so a page reads about its size ÷ the class's share of rows; the
         // web interface's history filtered each fetched page instead, and showed nothing while older pages matched.

@@ -46,6 +46,30 @@ public sealed class ClassificationListTests
     }
 
     [IntegrationFact]
+    public Task List_OnPostgres_WithoutSource_ListsThemApart() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-list-nosource", WithoutSourceAsync);
+
+    [Fact]
+    public Task List_OnSqlite_WithoutSource_ListsThemApart() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-nosource", WithoutSourceAsync);
+
+    private static async Task WithoutSourceAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Counted by /v1/sources (without_source) and /v1/sources/-/composition, but not listed: source=- was a 400.
+        var image = TestRows.Image("a", Start);
+        var rows = new[] { "cam-1", null, "cam-2", null, "cam-1", null }.Select((source, i) => Row(image, Start.AddSeconds(i), "glass", source)).ToList();
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange(rows);
+            await db.SaveChangesAsync();
+        }
+
+        var expected = rows.Where(r => r.Source is null).OrderByDescending(r => r.CreatedAt).Select(r => r.Id).ToList();
+        Assert.Equal(expected, await AllPagesAsync(newContext, limit: 2, source: "-", predictedClass: null));
+        Assert.Equal(2, (await AllPagesAsync(newContext, limit: 50, source: "cam-1", predictedClass: null)).Count);
+    }
+
+    [IntegrationFact]
     public Task List_OnPostgres_ByPredictedClass_WalksItsIndex() =>
         WithListScanAsync(source: null, predictedClass: "glass", cursor: null, scan =>
         {

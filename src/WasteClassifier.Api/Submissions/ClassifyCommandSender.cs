@@ -79,13 +79,15 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
     /// <summary>A row's <see cref="Classification.PublishedAt"/> to set to <paramref name="Stamp"/> if it still holds <paramref name="Expected"/>.</summary>
     private readonly record struct StampChange(Guid Id, DateTime? Expected, DateTime? Stamp);
 
-    /// <summary>Applies the changes of the rows that still hold their expected stamp, at once; returns their ids.</summary>
+    /// <summary>Applies the changes of the rows that still hold their expected stamp, at once; returns their ids and those of rows holding the new stamp already.</summary>
     private async Task<HashSet<Guid>> StampIfUnchangedAsync(IReadOnlyList<StampChange> changes, CancellationToken cancellationToken)
     {
         if (changes.Count == 0) return [];
         if (db.Database.IsNpgsql())
         {
-            // One UPDATE … RETURNING: the rows it changed are the ones won, whatever another sender stamped meanwhile.
+            // One UPDATE … RETURNING: the rows it changed are the ones won, whatever another sender stamped meanwhile. A row
+            // already holding the new stamp counts as changed: EF's retry runs the statement again when the connection drops
+            // after the database committed it, and the rerun must still return the rows the first run stamped.
             var type = db.Model.FindEntityType(typeof(Classification))!;
             var sql = db.GetService<ISqlGenerationHelper>();
             var id = sql.DelimitIdentifier(type.FindProperty(nameof(Classification.Id))!.GetColumnName());
@@ -93,7 +95,7 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
             var statement = $"""
                 UPDATE {sql.DelimitIdentifier(type.GetTableName()!)} AS c SET {publishedAt} = r.stamp
                 FROM unnest(@ids, @expected, @stamps) AS r(id, expected, stamp)
-                WHERE c.{id} = r.id AND c.{publishedAt} IS NOT DISTINCT FROM r.expected
+                WHERE c.{id} = r.id AND (c.{publishedAt} IS NOT DISTINCT FROM r.expected OR c.{publishedAt} IS NOT DISTINCT FROM r.stamp)
                 RETURNING c.{id} AS "Value"
                 """;
             return (await db.Database.SqlQueryRaw<Guid>(statement,
@@ -108,7 +110,8 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
         var ids = changes.Select(c => c.Id).ToList();
         var current = await db.Classifications.Where(c => ids.Contains(c.Id)).Select(c => new { c.Id, c.PublishedAt })
             .ToDictionaryAsync(c => c.Id, c => c.PublishedAt, cancellationToken);
-        var won = changes.Where(c => current.TryGetValue(c.Id, out var now) && now == c.Expected).ToList();
+        // As on PostgreSQL, a row already holding the new stamp counts as changed.
+        var won = changes.Where(c => current.TryGetValue(c.Id, out var now) && (now == c.Expected || now == c.Stamp)).ToList();
         foreach (var stamp in won.GroupBy(c => c.Stamp))
         {
             var stamped = stamp.Select(c => c.Id).ToList();

@@ -34,6 +34,37 @@ public sealed class ResendClaimsTests
     public Task ClaimAndSend_OnSqlite_BrokerRefuses_RowsGetBackTheStampsTheyWereReadWith() =>
         ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "resend-claims", FailedSendLeavesRowsAsReadAsync);
 
+    [IntegrationFact]
+    public async Task ClaimAndSend_OnPostgres_ConnectionDropsAfterTheClaimCommitted_RetriedClaimStillWinsAndSends()
+    {
+        // The database commits the claim's UPDATE, then the answer is lost: EF's retry runs it again, and the rows already
+        // hold the claim's stamp. Counted as lost, nothing was sent and the rows looked sent, due again only when stuck.
+        var drop = new DropAfterClaimCommitted();
+        await ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "resend-claims", async newContext =>
+        {
+            var now = DateTime.UtcNow;
+            List<Guid> ids;
+            await using (var db = newContext())
+            {
+                ids = [Add(db, ClassificationStatus.Queued, createdAt: now.AddMinutes(-1), publishedAt: null), Add(db, ClassificationStatus.Queued, createdAt: now.AddMinutes(-21), publishedAt: now.AddMinutes(-21))];
+                await db.SaveChangesAsync();
+            }
+            await using var services = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider();
+            var harness = services.GetRequiredService<ITestHarness>();
+            await harness.Start();
+            await using (var db = newContext())
+            {
+                var rows = await db.Classifications.Include(c => c.Image).ToListAsync();
+                drop.Armed = true;
+                var sent = await new ClassifyCommandSender(db, harness.Bus, new MessagingOptions(), TimeProvider.System).ClaimAndSendAsync(rows, images: null, CancellationToken.None);
+
+                Assert.Equal(1, drop.Dropped);
+                Assert.Equal(ids.Order(), sent.Select(r => r.Id).Order());
+            }
+            Assert.Equal(ids.Order(), harness.Sent.Select<ClassifyImage>().Select(m => m.Context.Message.ClassificationId).Order());
+        }, drop);
+    }
+
     private static Task EachRowSentOnceAsync(string provider)
     {
         var race = new AfterFirstRead();
@@ -126,6 +157,28 @@ public sealed class ResendClaimsTests
         {
             if (Meanwhile is { } meanwhile && Interlocked.Exchange(ref _done, 1) == 0) await meanwhile();
             return result;
+        }
+    }
+
+    /// <summary>
+    /// Once armed, lets the first claim (UPDATE … RETURNING) run to its commit, then fails it as a dropped connection does,
+    /// an error EF's retry on PostgreSQL runs the statement again for.
+    /// </summary>
+    private sealed class DropAfterClaimCommitted : DbCommandInterceptor
+    {
+        public bool Armed { get; set; }
+
+        public int Dropped { get; private set; }
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(DbCommand command, CommandExecutedEventData eventData, DbDataReader result,
+            CancellationToken cancellationToken = default)
+        {
+            if (!Armed || Dropped > 0 || !command.CommandText.StartsWith("UPDATE", StringComparison.Ordinal)) return result;
+            Dropped++;
+            // Read to its end: the statement is then committed.
+            while (await result.ReadAsync(cancellationToken)) { }
+            await result.DisposeAsync();
+            throw new Npgsql.NpgsqlException("connection lost", new IOException("connection reset by peer"));
         }
     }
 

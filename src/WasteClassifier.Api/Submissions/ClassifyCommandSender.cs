@@ -52,24 +52,27 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
     /// Claims rows for a resend, then sends the rows it won. Each row's <see cref="Classification.PublishedAt"/> must hold the
     /// value read with it: a row is claimed by stamping it as sent only where it still holds that value, in one statement
     /// for all, so of two senders that read the same row (two API replicas, the load tester's resend) one sends it. If the
-    /// send fails, the rows claimed get back the value read (where they still hold the claim's stamp), so they stay due as
-    /// before. Returns the rows sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="images"/>.
+    /// send or the claim itself fails (or is cancelled), the rows get back the value read where they hold the claim's stamp, so
+    /// they stay due as before. Returns the rows sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="images"/>.
     /// </summary>
     public async Task<IReadOnlyList<Classification>> ClaimAndSendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images,
         CancellationToken cancellationToken)
     {
         var sentAt = clock.GetUtcNow().UtcDateTime;
-        var won = await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, r.PublishedAt, sentAt)).ToList(), cancellationToken);
-        var claimed = rows.Where(r => won.Contains(r.Id)).ToList();
-        if (claimed.Count == 0) return claimed;
+        List<Classification> claimed;
         try
         {
+            var won = await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, r.PublishedAt, sentAt)).ToList(), cancellationToken);
+            claimed = rows.Where(r => won.Contains(r.Id)).ToList();
+            if (claimed.Count == 0) return claimed;
             await SendOnlyAsync(claimed, images, cancellationToken);
         }
         catch
         {
-            // Not the caller's token: a cancelled send must still leave its rows due.
-            await StampIfUnchangedAsync(claimed.Select(r => new StampChange(r.Id, sentAt, r.PublishedAt)).ToList(), CancellationToken.None);
+            // Every row, not only those won: a claim that failed or was cancelled may have committed all the same. Safe, as
+            // only rows still holding this call's stamp change. Not the caller's token: a cancelled call must still leave its
+            // rows due.
+            await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, sentAt, r.PublishedAt)).ToList(), CancellationToken.None);
             throw;
         }
         foreach (var row in claimed) row.PublishedAt = sentAt;

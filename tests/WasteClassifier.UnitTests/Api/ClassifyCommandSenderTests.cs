@@ -1,6 +1,8 @@
+using System.Data.Common;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Contracts.Messages;
@@ -60,6 +62,23 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     }
 
     [Fact]
+    public async Task ClaimAndSend_CancelledAsTheClaimCommits_RowsGetBackTheStampTheyWereReadWith()
+    {
+        // The claim committed, then the caller's token ended the call before the send: left stamped, the rows looked sent
+        // and waited StuckAfterSeconds.
+        var rows = await AddStampedRowsAsync(2);
+        var read = rows[0].PublishedAt;
+        await using var db = _database.NewContext(new CancelledAfterFirstCommit());
+        var tracked = await db.Classifications.Include(c => c.Image).ToListAsync();
+        var sender = new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), new FixedClock(read!.Value.AddMinutes(15)));
+
+        await Assert.ThrowsAsync<OperationCanceledException>(() => sender.ClaimAndSendAsync(tracked, images: null, CancellationToken.None));
+
+        await using var check = _database.NewContext();
+        Assert.All(await check.Classifications.AsNoTracking().ToListAsync(), row => Assert.Equal(read, row.PublishedAt));
+    }
+
+    [Fact]
     public async Task Send_SmallImagesAtHand_TravelInTheMessage_LargeOnesAndUnknownOnesDoNot()
     {
         var rows = await AddStampedRowsAsync(3);
@@ -115,6 +134,15 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     }
 
     private ClassifierDbContext Db => _database.Context;
+
+    /// <summary>The first transaction commits, then the call is cancelled, as a caller's token may end it just after the commit.</summary>
+    private sealed class CancelledAfterFirstCommit : DbTransactionInterceptor
+    {
+        private int _done;
+
+        public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default) =>
+            Interlocked.Exchange(ref _done, 1) == 0 ? throw new OperationCanceledException() : Task.CompletedTask;
+    }
 
     private sealed class FixedClock(DateTime now) : TimeProvider
     {

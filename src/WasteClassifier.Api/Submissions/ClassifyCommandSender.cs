@@ -17,7 +17,8 @@ namespace WasteClassifier.Api.Submissions;
 /// sent again are claimed by their stamp before the send (<see cref="ClaimAndSendAsync"/>). Images at hand and small enough travel inside the message
 /// (<see cref="MessagingOptions.InlineImageBytes"/>).
 /// </summary>
-public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointProvider sendEndpoints, MessagingOptions messaging, TimeProvider clock)
+public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointProvider sendEndpoints, MessagingOptions messaging, TimeProvider clock,
+    ILogger<ClassifyCommandSender>? logger = null)
 {
     public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
 
@@ -55,10 +56,26 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
     /// send or the claim itself fails (or is cancelled), the rows get back the value read where they hold the claim's stamp, so
     /// they stay due as before. Returns the rows sent. The rows' <see cref="Classification.Image"/> must be loaded or given in <paramref name="images"/>.
     /// </summary>
-    public async Task<IReadOnlyList<Classification>> ClaimAndSendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images,
-        CancellationToken cancellationToken)
+    public Task<IReadOnlyList<Classification>> ClaimAndSendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images,
+        CancellationToken cancellationToken) => ClaimAndSendAsync(rows, images, NewClaimStamp(), cancellationToken);
+
+    /// <summary>
+    /// A stamp for <see cref="ClaimAndSendAsync(IReadOnlyList{Classification}, IReadOnlyDictionary{Guid, OutgoingImage}?, DateTime, CancellationToken)"/>:
+    /// now, to the microsecond PostgreSQL keeps, so that a caller finds it again in the rows it reads back.
+    /// </summary>
+    public DateTime NewClaimStamp()
     {
-        var sentAt = clock.GetUtcNow().UtcDateTime;
+        var now = clock.GetUtcNow().UtcDateTime;
+        return new DateTime(now.Ticks - now.Ticks % 10, DateTimeKind.Utc);
+    }
+
+    /// <summary>
+    /// As <see cref="ClaimAndSendAsync(IReadOnlyList{Classification}, IReadOnlyDictionary{Guid, OutgoingImage}?, CancellationToken)"/>,
+    /// with the claim's stamp (<see cref="NewClaimStamp"/>) known to the caller: should giving it back fail, rows keep it.
+    /// </summary>
+    public async Task<IReadOnlyList<Classification>> ClaimAndSendAsync(IReadOnlyList<Classification> rows, IReadOnlyDictionary<Guid, OutgoingImage>? images,
+        DateTime sentAt, CancellationToken cancellationToken)
+    {
         List<Classification> claimed;
         try
         {
@@ -72,7 +89,15 @@ public sealed class ClassifyCommandSender(ClassifierDbContext db, ISendEndpointP
             // Every row, not only those won: a claim that failed or was cancelled may have committed all the same. Safe, as
             // only rows still holding this call's stamp change. Not the caller's token: a cancelled call must still leave its
             // rows due.
-            await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, sentAt, r.PublishedAt)).ToList(), CancellationToken.None);
+            try
+            {
+                await StampIfUnchangedAsync(rows.Select(r => new StampChange(r.Id, sentAt, r.PublishedAt)).ToList(), CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                // The caller's failure is the send's (a TimeoutException tells it the broker may have the rows after all).
+                logger?.LogWarning(e, "Could not give back the claim of {Count} row(s) whose resend failed; the re-publisher takes them as sent until they are stuck", rows.Count);
+            }
             throw;
         }
         foreach (var row in claimed) row.PublishedAt = sentAt;

@@ -173,6 +173,8 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     private async Task ResendLoopAsync(CancellationToken cancellationToken)
     {
         var delay = FirstResendDelay;
+        // The stamps of this loop's claims that failed: rows still holding one (the give-back failed too) are still its own, and due.
+        var failedClaims = new HashSet<DateTime>();
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -193,24 +195,31 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource([cancellationToken, .. batch.Select(u => u.Deadline).Distinct()]);
                 using var scope = services.CreateScope();
                 var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-                // Still due: queued, and unstamped (its send failed) or stamped at its insert (the un-stamping failed too).
-                var due = await db.Classifications.AsNoTracking()
-                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued && (c.PublishedAt == null || c.PublishedAt == c.CreatedAt))
-                    .Select(c => new { c.Id, c.PublishedAt }).ToDictionaryAsync(c => c.Id, c => c.PublishedAt, deadline.Token);
+                // Still due: queued, and unstamped (its send failed), stamped at its insert (the un-stamping failed too) or by a
+                // claim of this loop's that failed (giving the stamp back failed too).
+                var due = (await db.Classifications.AsNoTracking()
+                    .Where(c => ids.Contains(c.Id) && c.Status == ClassificationStatus.Queued)
+                    .Select(c => new { c.Id, c.PublishedAt, c.CreatedAt }).ToListAsync(deadline.Token))
+                    .Where(c => c.PublishedAt is not { } stamp || stamp == c.CreatedAt || failedClaims.Contains(stamp))
+                    .ToDictionary(c => c.Id, c => c.PublishedAt);
                 foreach (var id in ids.Where(id => !due.ContainsKey(id))) _unsent.TryRemove(id, out _);
                 var rows = batch.Where(u => due.ContainsKey(u.Row.Id)).ToList();
                 if (rows.Count == 0) continue;
                 // Claimed as the API's re-publisher claims: stamped as sent where it still holds the stamp just read, so a row
                 // the re-publisher found due meanwhile goes out once. A failed send gives it that stamp back.
                 foreach (var u in rows) u.Row.PublishedAt = due[u.Row.Id];
+                var sender = scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>();
+                var claim = sender.NewClaimStamp();
                 try
                 {
-                    await scope.ServiceProvider.GetRequiredService<ClassifyCommandSender>().ClaimAndSendAsync(rows.Select(u => u.Row).ToList(),
-                        rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), deadline.Token);
+                    await sender.ClaimAndSendAsync(rows.Select(u => u.Row).ToList(),
+                        rows.DistinctBy(u => u.Row.ImageId).ToDictionary(u => u.Row.ImageId, u => u.Image), claim, deadline.Token);
                 }
-                catch (TimeoutException e)
+                catch (Exception e)
                 {
-                    foreach (var u in rows) _unsent[u.Row.Id] = u with { NotBefore = ResendAfter(e) };
+                    failedClaims.Add(claim);
+                    if (e is TimeoutException)
+                        foreach (var u in rows) _unsent[u.Row.Id] = u with { NotBefore = ResendAfter(e) };
                     throw;
                 }
                 // Sent, or another sender's since the read: either way, not sent again from here.

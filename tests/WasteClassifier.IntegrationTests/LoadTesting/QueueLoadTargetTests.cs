@@ -212,6 +212,53 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         Assert.True(deadlinePassed.Elapsed < TimeSpan.FromSeconds(2.5), $"the send ended {deadlinePassed.Elapsed.TotalSeconds:F1} s after the deadline");
     }
 
+    [IntegrationFact]
+    public async Task Resend_SendAndTheGiveBackFail_TheRowStillTheTargetsAndSentOnceTheBrokerTakesIt()
+    {
+        // The broker refuses the resends (the queue's name is an exchange of another type), and a trigger refuses giving a
+        // claim's stamp back. The row kept the failed claim's stamp and the next round took it for another sender's: with
+        // no API running, it was never sent in the run.
+        _settings["Republish:UnsentAfterSeconds"] = "1";
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        var queue = _settings["Messaging:ClassifyQueue"]!;
+        await using var connection = await factory.CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using (var scope = deployment.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.ExecuteSqlRawAsync("""
+                CREATE FUNCTION refuse_give_back() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF OLD.published_at <> OLD.created_at AND NEW.published_at IS NULL THEN RAISE EXCEPTION 'give-back refused'; END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER refuse_give_back BEFORE UPDATE ON classifications FOR EACH ROW EXECUTE FUNCTION refuse_give_back();
+                """);
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-giveback", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+        Assert.Equal(ResponseKind.Accepted, (await target.SubmitAsync(images.All[0], CancellationToken.None)).Kind);
+
+        // Claimed again after a failed claim that kept its stamp: the target still takes the row for its own.
+        var claims = new HashSet<DateTime>();
+        var waited = Stopwatch.StartNew();
+        while (claims.Count < 2 && waited.Elapsed < TimeSpan.FromSeconds(40))
+        {
+            await Task.Delay(20);
+            using var scope = deployment.CreateScope();
+            var row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync();
+            if (row.PublishedAt is { } stamp && stamp != row.CreatedAt) claims.Add(stamp);
+        }
+        Assert.Equal(2, claims.Count);
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeleteAsync(queue);
+
+        var sent = Stopwatch.StartNew();
+        while (await MessagesAsync(connection, queue) == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
+        Assert.Equal(1u, await MessagesAsync(connection, queue));
+    }
+
     /// <summary>The messages in the queue; none while it is not declared.</summary>
     private static async Task<uint> MessagesAsync(IConnection connection, string queue)
     {

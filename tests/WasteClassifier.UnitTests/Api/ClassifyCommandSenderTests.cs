@@ -79,6 +79,19 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     }
 
     [Fact]
+    public async Task ClaimAndSend_BrokerRefusesAndTheGiveBackFails_TheSendsErrorRaised()
+    {
+        // The send's error is the one the caller acts on (the load tester waits after a TimeoutException); the give-back's
+        // replaced it.
+        var rows = await AddStampedRowsAsync(2);
+        await using var db = _database.NewContext(new DatabaseGoneAfterFirstCommit());
+        var tracked = await db.Classifications.Include(c => c.Image).ToListAsync();
+        var sender = new ClassifyCommandSender(db, new RefusingSendEndpoints(new TimeoutException("broker slow")), new MessagingOptions(), TimeProvider.System);
+
+        await Assert.ThrowsAsync<TimeoutException>(() => sender.ClaimAndSendAsync(tracked, images: null, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Send_SmallImagesAtHand_TravelInTheMessage_LargeOnesAndUnknownOnesDoNot()
     {
         var rows = await AddStampedRowsAsync(3);
@@ -142,6 +155,22 @@ public sealed class ClassifyCommandSenderTests : IDisposable
 
         public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default) =>
             Interlocked.Exchange(ref _done, 1) == 0 ? throw new OperationCanceledException() : Task.CompletedTask;
+    }
+
+    /// <summary>The first transaction (the claim) commits; every command after it fails, as when the database goes.</summary>
+    private sealed class DatabaseGoneAfterFirstCommit : DbCommandInterceptor, IDbTransactionInterceptor
+    {
+        private volatile bool _gone;
+
+        public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            _gone = true;
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default) =>
+            _gone ? throw new IOException("database gone") : ValueTask.FromResult(result);
     }
 
     private sealed class FixedClock(DateTime now) : TimeProvider

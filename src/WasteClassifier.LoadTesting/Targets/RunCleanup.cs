@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 
@@ -39,9 +40,12 @@ public static class RunCleanup
     /// <summary>
     /// The file name queue mode records for an image it stores: the run's source first, so that a later cleanup finds the
     /// images it stored without classifying them (object keys are content hashes, and the images table has no source). A
-    /// source has no space, so the source and a space begin the names of its run's images alone.
+    /// source has no space, so the source and a space begin the names of its run's images alone. The file's name is made safe
+    /// first, as the intake makes every name safe: made safe after the prefix, a name holding a path ("a\\b.jpg") lost it.
     /// </summary>
-    public static string StoredFileName(string source, string fileName) => $"{source} {fileName}";
+    public static string StoredFileName(string source, string fileName) => $"{StoredFileNamePrefix(source)}{FileNames.Sanitize(fileName) ?? "image"}";
+
+    private static string StoredFileNamePrefix(string source) => $"{source} ";
 
     /// <summary>
     /// Removes an earlier run, found by its source alone (a run killed before it could clean up, or one whose cleanup
@@ -60,7 +64,7 @@ public static class RunCleanup
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
             firstRow = await db.Classifications.Where(c => c.Source == source).MinAsync(c => (DateTime?)c.CreatedAt, cancellationToken);
             // Not indexed: a scan of the images, once per cleanup run by hand.
-            var prefix = StoredFileName(source, "");
+            var prefix = StoredFileNamePrefix(source);
             stored = (await db.Images.Where(i => i.FileName != null && i.FileName.StartsWith(prefix)).Select(i => new { i.Id, i.CreatedAt })
                 .ToListAsync(cancellationToken)).Select(i => (i.Id, i.CreatedAt)).ToList();
         }

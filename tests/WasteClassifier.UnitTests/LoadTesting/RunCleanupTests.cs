@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.LoadTesting.Targets;
@@ -114,6 +115,20 @@ public sealed class RunCleanupTests : IDisposable
         Assert.Equal(new[] { another, alike }.Order(), _store.Objects.Keys.Order());
         await using var check = _database.NewContext();
         Assert.Equal(new[] { another, alike }.Order(), (await check.Images.Select(i => i.ObjectKey).ToListAsync()).Order());
+        Assert.DoesNotContain(ours, _store.Objects.Keys);
+    }
+
+    [Theory]
+    [InlineData("dir\\a.jpg")]
+    [InlineData("dir/a.jpg")]
+    public async Task RemoveEarlierRun_QueueModeImageNamedWithAPath_FoundByTheNameTheIntakeRecords(string fileName)
+    {
+        // The intake makes every name safe, dropping a path's folders: made safe after the source was added, the name lost it.
+        var ours = await AddStoredImageAsync(FileNames.Sanitize(RunCleanup.StoredFileName(Source, fileName))!);
+
+        var removed = await RunCleanup.RemoveEarlierRunAsync(Services(), Source, CancellationToken.None);
+
+        Assert.Equal(new RunCleanup.Removed(0, 1), removed);
         Assert.DoesNotContain(ours, _store.Objects.Keys);
     }
 

@@ -28,12 +28,16 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private int _arrivalsNotSent;
     private CancellationToken _interrupted;
 
+    /// <summary>The images sent: <c>images</c>, or in queue mode, unless told to repeat them, copies new to this run.</summary>
+    private ImageSet? _images;
+
     public async Task<LoadRunResult> RunAsync(CancellationToken cancellationToken = default)
     {
         options.Validate();
-        if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
+        if ((options.StampsUploads || options.StampsRunImages) && images.FirstUnstampable() is { } unstampable)
             throw new ArgumentException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; send the images unchanged instead");
-        await target.PrepareAsync(images, cancellationToken);
+        _images = options.StampsRunImages ? images.StampedOnce() : images;
+        await target.PrepareAsync(_images, cancellationToken);
         _interrupted = cancellationToken;
         var startedAt = DateTimeOffset.UtcNow;
         using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -178,7 +182,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         while (true)
         {
             var attempt = Now();
-            var image = images.Next();
+            var image = _images!.Next();
             if (options.StampsUploads) image = image with { Content = UniqueStamp.Apply(image.Content, Guid.NewGuid()) };
             var answer = await target.SubmitAsync(image, hardStop);
             switch (answer.Kind)

@@ -46,12 +46,20 @@ public sealed record LoadTestOptions
     /// <summary>
     /// HTTP mode: every upload is new content (<see cref="Images.UniqueStamp"/>), as a camera's frames are. When false the
     /// images' bytes repeat, and from the second round on the API finds each one already recorded. Queue mode stores each
-    /// image once by design and ignores this.
+    /// image once by design: it makes each image new content once per run (<see cref="StampsRunImages"/>), so runs never
+    /// share image rows; when false, its images are stored unchanged and may be rows of other runs.
     /// </summary>
     public bool UniqueUploads { get; init; } = true;
 
     /// <summary>Whether this run stamps its uploads: <see cref="UniqueUploads"/> in HTTP mode.</summary>
     public bool StampsUploads => UniqueUploads && !Queue;
+
+    /// <summary>
+    /// Whether this run stamps each image once for itself: <see cref="UniqueUploads"/> in queue mode. Shared by content hash,
+    /// an image row another run left (named for that run) was that run's to clean up: its --cleanup --source deleted the
+    /// object this run was classifying.
+    /// </summary>
+    public bool StampsRunImages => UniqueUploads && Queue;
 
     /// <summary>Permit a target that is not on this machine.</summary>
     public bool AllowRemote { get; init; }

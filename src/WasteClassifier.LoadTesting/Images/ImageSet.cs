@@ -22,6 +22,9 @@ public sealed class ImageSet
     /// <summary>The first image <see cref="UniqueStamp"/> cannot stamp (neither JPEG nor PNG), if any.</summary>
     public TestImage? FirstUnstampable() => _images.FirstOrDefault(i => !UniqueStamp.CanStamp(i.Content));
 
+    /// <summary>The images, each made new content once (<see cref="UniqueStamp"/>; all must be JPEG or PNG): a run's own, which no other run stores.</summary>
+    public ImageSet StampedOnce() => new(_images.Select(i => i with { Content = UniqueStamp.Apply(i.Content, Guid.NewGuid()) }).ToList());
+
     public TestImage Next() => _images[(int)((uint)Interlocked.Increment(ref _next) % (uint)_images.Count)];
 
     /// <summary>Up to <paramref name="limit"/> images from <paramref name="folder"/> (recursively), spread evenly over its sorted files.</summary>

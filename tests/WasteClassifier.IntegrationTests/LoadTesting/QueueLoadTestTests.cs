@@ -46,10 +46,11 @@ public sealed class QueueLoadTestTests : IAsyncLifetime
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(_settings).Build();
         var images = ImageSet.Generated(3, 320, 240);
         await using var deployment = DeploymentServices.Build(configuration, withBus: false);
-        // One of the run's three images was stored before the run: the cleanup must keep it.
+        // One of the run's three images was stored before the run: the cleanup must keep it. The images' bytes unchanged
+        // (--repeat-images): by default queue mode makes them new content for the run, and shares no rows.
         var earlier = await StoreAsync(deployment, images.All[0]);
         var runStarted = DateTime.UtcNow;
-        var options = KnownRun.Options("loadtest-queue");
+        var options = KnownRun.Options("loadtest-queue") with { UniqueUploads = false };
 
         LoadRunResult result;
         await using (var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval))

@@ -34,7 +34,14 @@ internal sealed class FakeLoadTarget : ILoadTarget
 
     public string Description => "fake";
 
-    public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>The images the run prepared the target with.</summary>
+    public ImageSet? Prepared { get; private set; }
+
+    public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken)
+    {
+        Prepared = images;
+        return Task.CompletedTask;
+    }
 
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {

@@ -296,6 +296,35 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task QueueMode_EachImageNewContentOncePerRun()
+    {
+        // Stored once and shared by content hash, an image was another run's row too, and that run's cleanup deleted it
+        // under this one.
+        var (first, second) = (new FakeLoadTarget(), new FakeLoadTarget());
+        var options = Options(users: 2, maxRequests: 10) with { Target = null, Queue = true };
+
+        await new LoadRunner(first, Images, options).RunAsync();
+        await new LoadRunner(second, Images, options).RunAsync();
+
+        var (ours, theirs) = (first.Prepared!.All.Single().Content, second.Prepared!.All.Single().Content);
+        Assert.NotEqual(Images.All[0].Content, ours);
+        Assert.NotEqual(ours, theirs);
+        Assert.Equal(10, first.Contents.Count);
+        Assert.All(first.Contents, content => Assert.Same(ours, content));
+    }
+
+    [Fact]
+    public async Task QueueMode_RepeatImages_StoresTheBytesUnchanged()
+    {
+        var target = new FakeLoadTarget();
+
+        await new LoadRunner(target, Images, Options(users: 2, maxRequests: 10) with { Target = null, Queue = true, UniqueUploads = false }).RunAsync();
+
+        Assert.Same(Images, target.Prepared);
+        Assert.All(target.Contents, content => Assert.Equal(Images.All[0].Content, content));
+    }
+
+    [Fact]
     public async Task HttpMode_ImageThatCannotBeStamped_RefusedBeforeAnythingIsSent()
     {
         var target = new FakeLoadTarget();

@@ -124,8 +124,10 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         // trigger refuses the load tester's moves of a row's stamp away from its insert's. The resend claimed the row by
         // stamping it as at its insert, and stamped the time of the send after it: that stamp refused, the row looked sent
         // at its insert, and the API's re-publisher, finding it stuck, sent it again. Its own stamp before the send, and
-        // only that, tells the re-publisher the row is sent.
-        _settings["Republish:StuckAfterSeconds"] = "5";
+        // only that, tells the re-publisher the row is sent. The re-publisher's round runs at a fixed time past
+        // StuckAfterSeconds since the insert, not in real time: a slow machine took longer than StuckAfterSeconds between
+        // the claim and the round, and the claimed row was rightly sent again.
+        _settings["Republish:StuckAfterSeconds"] = "60";
         var endpoints = await TestServices.GetAsync();
         var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
         var queue = _settings["Messaging:ClassifyQueue"]!;
@@ -151,8 +153,7 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         await target.PrepareAsync(images, CancellationToken.None);
 
         Assert.Equal(ResponseKind.Accepted, (await target.SubmitAsync(images.All[0], CancellationToken.None)).Kind);
-        // Past the re-publisher's StuckAfterSeconds since the insert, the broker takes messages again.
-        await Task.Delay(TimeSpan.FromSeconds(6));
+        await Task.Delay(TimeSpan.FromSeconds(3));
         await using (var channel = await connection.CreateChannelAsync())
             await channel.ExchangeDeleteAsync(queue);
 
@@ -160,8 +161,12 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         while (await MessagesAsync(connection, queue) == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
         Assert.Equal(1u, await MessagesAsync(connection, queue));
         await deployment.GetRequiredService<IBusControl>().StartAsync(CancellationToken.None);
-        var republisher = new QueuedRepublisher(deployment.GetRequiredService<IServiceScopeFactory>(), Configuration(), TimeProvider.System,
-            NullLogger<QueuedRepublisher>.Instance);
+        DateTime insertedAt;
+        using (var scope = deployment.CreateScope())
+            insertedAt = (await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().SingleAsync()).CreatedAt;
+        // Past StuckAfterSeconds since the insert, under it since the claim: the resend's first try waits FirstResendDelay.
+        var republisher = new QueuedRepublisher(deployment.GetRequiredService<IServiceScopeFactory>(), Configuration(),
+            new FixedClock(insertedAt.AddSeconds(60) + QueueLoadTarget.FirstResendDelay / 2), NullLogger<QueuedRepublisher>.Instance);
         Assert.Equal(0, await republisher.RepublishAsync(CancellationToken.None));
         // Time for more resends by the target.
         await Task.Delay(TimeSpan.FromSeconds(3));
@@ -257,6 +262,11 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         var sent = Stopwatch.StartNew();
         while (await MessagesAsync(connection, queue) == 0 && sent.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
         Assert.Equal(1u, await MessagesAsync(connection, queue));
+    }
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => new(DateTime.SpecifyKind(now, DateTimeKind.Utc));
     }
 
     /// <summary>The messages in the queue; none while it is not declared.</summary>

@@ -43,8 +43,9 @@ public sealed class LoadTestCommand : ICommand
           --long-poll S       each poll asks the API to hold it up to S s until the result is there
                               (default 20, at most 30); 0 polls on --poll-ms instead
           --poll-ms N         without long polling: first poll after N ms, backing off to 1 s (default 100)
-          --repeat-images     send the images' bytes unchanged (HTTP mode); by default each upload carries a
-                              unique comment (pixels unchanged), so every upload is new content, as camera frames are
+          --repeat-images     send the images' bytes unchanged; by default each upload (HTTP mode) or each image of
+                              the run (queue mode) carries a unique comment (pixels unchanged), so it is new content,
+                              as camera frames are
           --out DIR           report folder (default loadtest-<time>), created and checked before the load
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue,
@@ -72,8 +73,8 @@ public sealed class LoadTestCommand : ICommand
         if (arguments.Optional("--source") is { } earlierRun) return await CleanUpEarlierRunAsync(arguments, earlierRun);
         var options = LoadTestArguments.Parse(arguments);
         var images = LoadTestArguments.Images(arguments);
-        if (options.StampsUploads && images.FirstUnstampable() is { } unstampable)
-            throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made unique per upload; pass --repeat-images to send it unchanged");
+        if ((options.StampsUploads || options.StampsRunImages) && images.FirstUnstampable() is { } unstampable)
+            throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made new content; pass --repeat-images to send it unchanged");
         var cleanup = arguments.Flag("--cleanup");
         var configuration = Configuration(arguments);
         if (options.Queue) RequireBroker(configuration);

@@ -255,6 +255,10 @@ public sealed partial class ModelRegistry(
         CancellationToken cancellationToken, bool unlessActive = false)
     {
         var strategy = db.Database.CreateExecutionStrategy();
+        // What a rollback wrote, kept across the strategy's retries: PostgreSQL's strategy runs the block again when the
+        // connection drops after the COMMIT went through, and the rerun finds the target active by this call's own hand.
+        DateTime? rolledBackAt = null;
+        string? rolledBackFrom = null;
         var (promoted, previous) = await strategy.ExecuteAsync(async () =>
         {
             db.ChangeTracker.Clear();
@@ -266,15 +270,20 @@ public sealed partial class ModelRegistry(
             // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
             // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
             if (requireActive && target.PromotedAt is not null) return (false, version);
-            if (unlessActive && target.Status == ModelStatus.Active) return (false, version);
+            if (unlessActive && target.Status == ModelStatus.Active)
+                return rolledBackAt is not null && target.PromotedAt == rolledBackAt ? (true, rolledBackFrom) : (false, version);
             var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
             if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
             foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
             target.Status = ModelStatus.Active;
-            target.PromotedAt = clock.GetUtcNow().UtcDateTime;
+            var now = clock.GetUtcNow().UtcDateTime;
+            // Whole microseconds, as PostgreSQL keeps them, so a retry can recognise the value it reads back.
+            target.PromotedAt = now.AddTicks(-(now.Ticks % 10));
+            var replaced = actives.FirstOrDefault(m => m.Version != version)?.Version;
+            if (unlessActive) (rolledBackAt, rolledBackFrom) = (target.PromotedAt, replaced);
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return (true, actives.FirstOrDefault(m => m.Version != version)?.Version);
+            return (true, replaced);
         });
         if (!promoted)
         {

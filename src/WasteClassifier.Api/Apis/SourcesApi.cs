@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using WasteClassifier.Api.Extensions;
 using WasteClassifier.Api.Ingestion;
@@ -44,9 +45,13 @@ public static class SourcesApi
     {
         if (!path.EndsWith(CompositionSuffix, StringComparison.Ordinal) || path.Length == CompositionSuffix.Length)
             return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", "no such resource; see /v1/sources/{name}/composition");
-        // Clients (generated ones, Scalar) write a '/' in the name as %2F, which the server leaves encoded in the path; no
-        // source name holds '%', so unescaping cannot change a valid name.
-        var name = Uri.UnescapeDataString(path[..^CompositionSuffix.Length]);
+        // Clients (generated ones, Scalar) write a '/' in the name as %2F, which the server leaves encoded in the path while
+        // decoding the rest: only %2F is decoded here (decoding all again turned %252D into '-'). A %2F the server made of
+        // %252F is left as it is, a '%' no source name holds.
+        var name = path[..^CompositionSuffix.Length];
+        var raw = request.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (raw is null || !raw.Split('?', 2)[0].Contains("%25", StringComparison.Ordinal))
+            name = name.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
         var source = name == WithoutSourceName ? null : name;
         if (source is not null && SourceNames.Validate(source) is { } invalid) return invalid;
         var size = bucket ?? "hour";

@@ -101,6 +101,38 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
         Assert.Equal(1, json["overall"]!["classified"]!.GetValue<long>());
         // A '%' in the name, once unescaped, is still no source's name.
         await DirectUploadTests.ExpectErrorAsync(await Client.Http.GetAsync("/v1/sources/bad%25name/composition"), HttpStatusCode.BadRequest, "invalid_source");
+        // Lower-case hex is the same '/'.
+        Assert.Equal(HttpStatusCode.OK, (await Client.Http.GetAsync($"/v1/sources/{Uri.EscapeDataString(source).Replace("%2F", "%2f")}/composition")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Composition_OnKestrel_NameEncodedTwice_IsDecodedOnceAndRefused()
+    {
+        // Kestrel decodes the path but %2F; decoding it all again turned %252F into '/' and %252D into '-' (the images sent
+        // without a source). Decoded once, each name holds a '%', which no source name does. The in-memory test server
+        // gives no raw request target, hence Kestrel.
+        var directory = Directory.CreateTempSubdirectory("wc-sources-kestrel-");
+        try
+        {
+            await using var factory = new ApiFactory(new Dictionary<string, string?> { ["DataDirectory"] = directory.FullName });
+            factory.UseKestrel(0);
+            factory.StartServer();
+            var client = new ClassifierClient(factory.CreateClient());
+            await client.SubmitFilesAsync([Dataset.Manifest[1202].Path], "line/8:left");
+            await client.SubmitFilesAsync([Dataset.Manifest[1203].Path]);
+
+            Assert.Equal(HttpStatusCode.OK, (await client.Http.GetAsync("/v1/sources/line%2F8:left/composition")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.Http.GetAsync("/v1/sources/line%2f8:left/composition")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.Http.GetAsync("/v1/sources/-/composition")).StatusCode);
+            foreach (var encodedTwice in new[] { "line%252F8:left", "%252D" })
+                await DirectUploadTests.ExpectErrorAsync(await client.Http.GetAsync($"/v1/sources/{encodedTwice}/composition"), HttpStatusCode.BadRequest,
+                    "invalid_source");
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
     }
 
     [Fact]

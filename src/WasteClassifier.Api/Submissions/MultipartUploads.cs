@@ -18,8 +18,8 @@ public static class MultipartUploads
         bool filesRequired = true, IReadOnlyList<string>? fieldsNeedingFiles = null)
     {
         // Where files are optional, a request with no body at all (curl -X POST) is one without files: it was a 400
-        // expected_multipart. A body of another type still is.
-        if (!filesRequired && request.ContentType is null && HasNoBody(request))
+        // expected_multipart. A body of another type still is. An empty Content-Type header names no type either.
+        if (!filesRequired && string.IsNullOrEmpty(request.ContentType) && HasNoBody(request))
             return (new Upload([], FormCollection.Empty), null);
         if (!request.HasFormContentType)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'"));

@@ -209,12 +209,16 @@ public sealed class MultipartUploadsTests
     }
 
     [Theory]
-    [InlineData(true)] // Content-Length: 0
-    [InlineData(false)] // no Content-Length and not chunked (curl -X POST): the server finds no body
-    public async Task ReadAsync_FilesOptionalAndNoBodyAtAll_ReadsARequestWithoutFiles(bool contentLengthZero)
+    [InlineData(true, false)] // Content-Length: 0
+    [InlineData(false, false)] // no Content-Length and not chunked (curl -X POST): the server finds no body
+    [InlineData(true, true)] // an empty Content-Type header is no type either (it was a 400 expected_multipart)
+    [InlineData(false, true)]
+    public async Task ReadAsync_FilesOptionalAndNoBodyAtAll_ReadsARequestWithoutFiles(bool contentLengthZero, bool emptyContentType)
     {
         // README: a training job without files retrains on the base dataset and feedback; with no body it was a 400 expected_multipart.
-        var (upload, error) = await MultipartUploads.ReadAsync(WithoutBody(contentLengthZero), "images", Options, CancellationToken.None, filesRequired: false);
+        var request = WithoutBody(contentLengthZero);
+        if (emptyContentType) request.Headers.ContentType = "";
+        var (upload, error) = await MultipartUploads.ReadAsync(request, "images", Options, CancellationToken.None, filesRequired: false);
 
         Assert.Null(error);
         Assert.Empty(upload!.Files);

@@ -13,7 +13,8 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
             migrationBuilder.CreateIndex(
                 name: "ix_classifications_predicted_class_created_at_id",
                 table: "classifications",
-                columns: new[] { "predicted_class", "created_at", "id" });
+                columns: new[] { "predicted_class", "created_at", "id" },
+                filter: "predicted_class IS NOT NULL");
         }
 
         /// <inheritdoc />

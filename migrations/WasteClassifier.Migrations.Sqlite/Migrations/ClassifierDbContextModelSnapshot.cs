@@ -156,7 +156,8 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasDatabaseName("ix_classifications_idempotency");
 
                     b.HasIndex("PredictedClass", "CreatedAt", "Id")
-                        .HasDatabaseName("ix_classifications_predicted_class_created_at_id");
+                        .HasDatabaseName("ix_classifications_predicted_class_created_at_id")
+                        .HasFilter("predicted_class IS NOT NULL");
 
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");

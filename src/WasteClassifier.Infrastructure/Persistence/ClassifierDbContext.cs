@@ -44,8 +44,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             row.HasIndex(c => new { c.Source, c.CreatedAt });
             row.HasIndex(c => new { c.Status, c.CreatedAt });
             // The list's predicted_class filter, walked newest first as the list orders (a backward scan): without it a rare
-            // or absent class read the whole table per page.
-            row.HasIndex(c => new { c.PredictedClass, c.CreatedAt, c.Id });
+            // or absent class read the whole table per page. Partial: rows not yet classified (no class) are never listed by
+            // class, and entries for them cost the worker's insert and claim an index write each.
+            row.HasIndex(c => new { c.PredictedClass, c.CreatedAt, c.Id }).HasFilter("predicted_class IS NOT NULL");
             row.HasIndex(c => c.CompletedAt);
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
             // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).

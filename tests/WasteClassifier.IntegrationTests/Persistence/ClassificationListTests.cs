@@ -85,6 +85,48 @@ public sealed class ClassificationListTests
             Assert.True(scan.Line.Contains("ix_classifications_predicted_class_created_at_id") && scan.Condition.Contains("created_at <="), scan.Plan);
         });
 
+    [IntegrationFact]
+    public Task List_OnPostgres_PredictedClassIndex_LeavesOutRowsWithoutAClass() => PartialIndexAsync(DatabaseProviders.Postgres);
+
+    [Fact]
+    public Task List_OnSqlite_ByPredictedClass_WalksItsIndexWhichLeavesOutRowsWithoutAClass() => PartialIndexAsync(DatabaseProviders.Sqlite);
+
+    /// <summary>
+    /// The class index is partial: queued, processing and failed rows (no class) are never listed by class, and entries for
+    /// them cost the worker's hot path index writes. On SQLite the list by class still walks it (PostgreSQL: the test above).
+    /// </summary>
+    private static async Task PartialIndexAsync(string provider)
+    {
+        const string index = "ix_classifications_predicted_class_created_at_id";
+        var commands = new LastCommand();
+        await ProviderDatabases.WithDatabaseAsync(provider, "wc-list-partial", async newContext =>
+        {
+            await using var db = newContext();
+            var definition = await db.Database.SqlQueryRaw<string>(provider == DatabaseProviders.Postgres
+                ? $"SELECT indexdef AS \"Value\" FROM pg_indexes WHERE indexname = '{index}'"
+                : $"SELECT sql AS \"Value\" FROM sqlite_master WHERE name = '{index}'").SingleAsync();
+            Assert.Matches(@"WHERE \(?predicted_class IS NOT NULL\)?$", definition);
+            if (provider != DatabaseProviders.Sqlite) return;
+
+            Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, source: null, status: null, limit: 50, cursor: null, "glass", CancellationToken.None));
+            var connection = db.Database.GetDbConnection();
+            await connection.OpenAsync();
+            await using var explain = connection.CreateCommand();
+            explain.CommandText = "EXPLAIN QUERY PLAN " + commands.Text;
+            foreach (var (name, value) in commands.Parameters)
+            {
+                var parameter = explain.CreateParameter();
+                parameter.ParameterName = name;
+                parameter.Value = value;
+                explain.Parameters.Add(parameter);
+            }
+            var plan = new List<string>();
+            await using (var reader = await explain.ExecuteReaderAsync())
+                while (await reader.ReadAsync()) plan.Add(reader.GetString(3));
+            Assert.True(plan.Any(l => l.Contains($"INDEX {index} (predicted_class=?", StringComparison.Ordinal)), string.Join('\n', plan));
+        }, commands);
+    }
+
     /// <summary>Lists on an empty PostgreSQL database with the filters given, and hands the plan's scan of classifications to <paramref name="check"/>.</summary>
     private static Task WithListScanAsync(string? source, string? predictedClass, string? cursor, Action<Scan> check)
     {

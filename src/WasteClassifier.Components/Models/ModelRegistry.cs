@@ -96,7 +96,9 @@ public sealed partial class ModelRegistry(
     /// this call's own (<c>models/{version}/{id}/</c>, named by the row), so they are this call's alone to delete: two
     /// registrations of one name at once both passed the check, and the second upload overwrote the files of whichever row
     /// won. A failure after the upload began (the store's, the database's) deletes them too (best effort), then is thrown;
-    /// but one after the commit went through (its answer lost) finds the row this call recorded, keeps them and returns it.
+    /// but one after the commit went through (its answer lost) finds the row this call recorded, keeps them and returns it,
+    /// and one after a COMMIT was sent that is not the database refusing the row keeps them (logged) and is thrown: that
+    /// COMMIT may land after the read that found no row.
     /// </summary>
     public async Task<ModelRecord?> RegisterFencedAsync(ModelCard card, IReadOnlyDictionary<string, byte[]> files, string origin, Guid? trainingJobId,
         string? metricsJson, string status, Func<ClassifierDbContext, Task<bool>> fence, CancellationToken cancellationToken)
@@ -109,6 +111,9 @@ public sealed partial class ModelRegistry(
         var prefix = $"{PrefixFor(card.Version)}{Guid.NewGuid():N}/";
         bool registered;
         ModelRecord? record = null;
+        // Set once a try sent its COMMIT: from then on, a read that finds no row does not prove none will appear (PostgreSQL:
+        // a COMMIT stalled on the server, its connection broken, lands later; the tries after it timed out waiting on its row).
+        var commitSent = false;
         try
         {
             record = await UploadAsync(card, files, origin, trainingJobId, metricsJson, status, prefix, cancellationToken);
@@ -124,6 +129,7 @@ public sealed partial class ModelRegistry(
                 if (!await fence(db)) return false;
                 db.Models.Add(record);
                 await db.SaveChangesAsync(cancellationToken);
+                commitSent = true;
                 await transaction.CommitAsync(cancellationToken);
                 return true;
             });
@@ -140,6 +146,13 @@ public sealed partial class ModelRegistry(
                 logger.LogWarning("Model {ModelVersion} was registered; the failure that followed its commit is ignored: {Reason}", card.Version, e.Message);
                 return record;
             }
+            // Not the database refusing the row, after a COMMIT was sent, and no other row holds the version: that COMMIT may
+            // still land, and a row without its files is worse than files without a row.
+            if (commitSent && e is not DbUpdateException && recorded is null)
+            {
+                KeepUploaded(card.Version, prefix, e.Message);
+                throw;
+            }
             await DeleteUploadedAsync(card, files, prefix, e.Message);
             if (e is DbUpdateException && recorded is not null)
                 throw new InvalidOperationException($"model version '{card.Version}' was registered meanwhile; its files were left as they are", e);
@@ -149,9 +162,15 @@ public sealed partial class ModelRegistry(
         db.ChangeTracker.Clear();
         var (fenceKnown, fenceRecorded) = await RecordedPrefixAsync(card.Version, prefix, failure: null);
         if (fenceRecorded == prefix) return record;
-        if (fenceKnown) await DeleteUploadedAsync(card, files, prefix, "refused by its fence");
+        // Refused by the fence on a later try, after an earlier one sent its COMMIT: that one may still land.
+        if (commitSent && fenceRecorded is null) KeepUploaded(card.Version, prefix, "refused by its fence after an earlier try's commit failed");
+        else if (fenceKnown) await DeleteUploadedAsync(card, files, prefix, "refused by its fence");
         return null;
     }
+
+    private void KeepUploaded(string version, string prefix, string failure) =>
+        logger.LogWarning("Model {ModelVersion} is not registered, but a commit of its row was sent and may still land; its files under {Prefix} are kept. " +
+            "The registration's failure: {Failure}", version, prefix, failure);
 
     /// <summary>
     /// The artifact prefix of the row recorded under <paramref name="version"/> (null: none); not known when the database

@@ -445,6 +445,38 @@ public sealed class TrainingJobClaimsTests
     }
 
     [IntegrationFact]
+    public Task RegisterFenced_OnPostgres_CommitSentThenItsOutcomeUnknown_KeepsItsFilesAndThrows() =>
+        RegisterWhenTheCommitsOutcomeIsUnknownAsync(DatabaseProviders.Postgres);
+
+    [Fact]
+    public Task RegisterFenced_OnSqlite_CommitSentThenItsOutcomeUnknown_KeepsItsFilesAndThrows() =>
+        RegisterWhenTheCommitsOutcomeIsUnknownAsync(DatabaseProviders.Sqlite);
+
+    private static async Task RegisterWhenTheCommitsOutcomeIsUnknownAsync(string provider)
+    {
+        // The connection broke while the COMMIT was pending on the server (a stalled sync standby, a slow fsync): the read that
+        // follows finds no row, yet the COMMIT may still land. Here it never does; the files must be kept all the same.
+        var broken = new ConnectionBrokenAtCommit();
+        await ProviderDatabases.WithDatabaseAsync(provider, "wc-training-claims", async newContext =>
+        {
+            await WithStoreFolderAsync(async root =>
+            {
+                var store = new FileSystemObjectStore(root);
+                Exception? failed;
+                await using (var db = newContext())
+                    failed = await Record.ExceptionAsync(() => Registry(db, store).RegisterFencedAsync(Card("pending"), HeadFiles, "trained", null, "{}",
+                        ModelStatus.Candidate, _ => Task.FromResult(true), CancellationToken.None));
+
+                Assert.Same(broken.Failure, failed);
+                // Deleted, the COMMIT that lands later leaves a registered row without files.
+                Assert.Equal(2, FilesUnder(root, "models/pending").Count);
+                await using (var db = newContext())
+                    Assert.False(await db.Models.AnyAsync(m => m.Version == "pending"));
+            });
+        }, broken);
+    }
+
+    [IntegrationFact]
     public Task RegisterFenced_OnPostgres_RefusedRowThenTheDatabaseUnreadable_KeepsItsFilesAndThrowsTheRefusal() =>
         RegisterWhenTheCheckFailsAsync(DatabaseProviders.Postgres);
 
@@ -585,6 +617,23 @@ public sealed class TrainingJobClaimsTests
             }
             return Task.CompletedTask;
         }
+    }
+
+    /// <summary>
+    /// Fails the first commit of a transaction that recorded a model with a broken connection, which no strategy retries;
+    /// the transaction is rolled back, as a COMMIT that never reached the server (its outcome unknown to the caller).
+    /// </summary>
+    private sealed class ConnectionBrokenAtCommit : DbTransactionInterceptor
+    {
+        private int _fired;
+
+        public IOException Failure { get; } = new("the connection broke while the commit was pending");
+
+        public override ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData,
+            InterceptionResult result, CancellationToken cancellationToken = default) =>
+            eventData.Context?.ChangeTracker.Entries<ModelRecord>().Any() == true && Interlocked.Exchange(ref _fired, 1) == 0
+                ? throw Failure
+                : ValueTask.FromResult(result);
     }
 
     /// <summary>Fails the save of a model (as a refused row), and from then on every read.</summary>

@@ -477,6 +477,27 @@ public sealed class TrainingJobClaimsTests
     }
 
     [IntegrationFact]
+    public async Task RegisterFenced_OnPostgres_CommitSentThenRetriedAndFencedOut_KeepsItsFiles()
+    {
+        // The first try's COMMIT breaks its connection (transient: tried again); the second finds no row and its fence says
+        // no (the job taken over meanwhile). The first COMMIT may still land: its files must be kept.
+        var broken = new ConnectionBrokenAtCommit(transient: true);
+        await ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-training-claims", async newContext =>
+        {
+            await WithStoreFolderAsync(async root =>
+            {
+                var fences = 0;
+                await using (var db = newContext())
+                    Assert.Null(await Registry(db, new FileSystemObjectStore(root)).RegisterFencedAsync(Card("fenced-out"), HeadFiles, "trained", null, "{}",
+                        ModelStatus.Candidate, _ => Task.FromResult(++fences == 1), CancellationToken.None));
+
+                Assert.Equal(2, fences);
+                Assert.Equal(2, FilesUnder(root, "models/fenced-out").Count);
+            });
+        }, broken);
+    }
+
+    [IntegrationFact]
     public Task RegisterFenced_OnPostgres_RefusedRowThenTheDatabaseUnreadable_KeepsItsFilesAndThrowsTheRefusal() =>
         RegisterWhenTheCheckFailsAsync(DatabaseProviders.Postgres);
 
@@ -620,14 +641,17 @@ public sealed class TrainingJobClaimsTests
     }
 
     /// <summary>
-    /// Fails the first commit of a transaction that recorded a model with a broken connection, which no strategy retries;
+    /// Fails the first commit of a transaction that recorded a model with a broken connection, by default one no strategy retries;
     /// the transaction is rolled back, as a COMMIT that never reached the server (its outcome unknown to the caller).
     /// </summary>
-    private sealed class ConnectionBrokenAtCommit : DbTransactionInterceptor
+    private sealed class ConnectionBrokenAtCommit(bool transient = false) : DbTransactionInterceptor
     {
         private int _fired;
 
-        public IOException Failure { get; } = new("the connection broke while the commit was pending");
+        /// <summary>The failure: an IOException, or with <c>transient</c> a transient NpgsqlException that PostgreSQL's strategy retries.</summary>
+        public Exception Failure { get; } = transient
+            ? new NpgsqlException("Exception while reading from stream", new IOException("the connection broke while the commit was pending"))
+            : new IOException("the connection broke while the commit was pending");
 
         public override ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData,
             InterceptionResult result, CancellationToken cancellationToken = default) =>

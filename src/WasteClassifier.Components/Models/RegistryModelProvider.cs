@@ -33,8 +33,9 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     private int _failedLoads;
     private long _failedLoadAt;
     private TimeSpan _loadBackOff;
-    // The registry's PromotedAt of _loadFailure's version when it failed: a later one is a promotion since (perhaps of
-    // fixed files), seen in the registry whether or not this worker got the ModelPromoted event; under _switching.
+    // The registry's PromotedAt of _loadFailure's version when it failed: another one is a promotion since (perhaps of
+    // fixed files), seen in the registry whether or not this worker got the ModelPromoted event; compared for equality, as
+    // an API whose clock is behind stamps an earlier one; under _switching.
     private DateTime? _failedPromotedAt;
     private int _disposed;
 
@@ -74,7 +75,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
     /// Loads the registry's active version if it is not the one in use; returns true when it swapped. A version that failed
     /// to load is not tried again until its back-off has passed (<see cref="FirstLoadBackOff"/>): meanwhile this throws its
     /// recorded failure at once. Another active version, or the failed one promoted again since (the registry's PromotedAt
-    /// is later: an operator may have fixed its files), is tried at once.
+    /// changed: an operator may have fixed its files), is tried at once.
     /// </summary>
     public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
     {
@@ -93,9 +94,9 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
                 return false;
             }
             // One registry read per batch while this worker has no model, none of the download and load: a promotion, even
-            // of the failed version again (its PromotedAt later), is still tried at the next batch, with the event or without.
+            // of the failed version again (its PromotedAt changed), is still tried at the next batch, with the event or without.
             // The event's refresh after a batch failed on the same promotion is answered with the failure too.
-            var failedBefore = _loadFailure is { } failed && failed.Version == active.Version && !(active.PromotedAt > _failedPromotedAt);
+            var failedBefore = _loadFailure is { } failed && failed.Version == active.Version && active.PromotedAt == _failedPromotedAt;
             if (failedBefore && clock.GetElapsedTime(_failedLoadAt) < _loadBackOff)
                 throw new InvalidOperationException(_loadFailure!.Reason);
 

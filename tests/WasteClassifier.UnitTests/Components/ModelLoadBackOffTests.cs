@@ -122,6 +122,19 @@ public sealed class ModelLoadBackOffTests : IDisposable
     }
 
     [Fact]
+    public async Task Acquire_FailedVersionPromotedAgainByAnApiWhoseClockIsBehind_IsTriedAtOnce()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        // Its PromotedAt is earlier than the one recorded with the failure, yet it is a promotion since.
+        await PromoteAgainAsync("v1", by: TimeSpan.FromMinutes(-5));
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+
+        Assert.Equal(2, _store.Reads);
+    }
+
+    [Fact]
     public async Task ModelPromoted_ABatchFailedToLoadThePromotedVersionFirst_ItIsNotLoadedAgain()
     {
         // A worker without a model: the batch just after the promotion tries it, then the event's refresh comes.
@@ -174,10 +187,10 @@ public sealed class ModelLoadBackOffTests : IDisposable
         Assert.Null(_provider.LoadFailure);
     }
 
-    private async Task PromoteAgainAsync(string version)
+    private async Task PromoteAgainAsync(string version, TimeSpan? by = null)
     {
         var record = _database.Context.Models.Single(m => m.Version == version);
-        record.PromotedAt = DateTime.UtcNow.AddSeconds(1);
+        record.PromotedAt = DateTime.UtcNow + (by ?? TimeSpan.FromSeconds(1));
         await _database.Context.SaveChangesAsync();
     }
 

@@ -98,7 +98,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             // The event's refresh after a batch failed on the same promotion is answered with the failure too.
             var failedBefore = _loadFailure is { } failed && failed.Version == active.Version && active.PromotedAt == _failedPromotedAt;
             if (failedBefore && clock.GetElapsedTime(_failedLoadAt) < _loadBackOff)
-                throw new InvalidOperationException(_loadFailure!.Reason);
+                throw new ModelLoadBackOffException(_loadFailure!.Reason);
 
             var started = System.Diagnostics.Stopwatch.StartNew();
             IImageClassifier classifier;
@@ -171,3 +171,6 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
 
 /// <summary>A model version the provider could not download or load, and why.</summary>
 public sealed record ModelLoadFailure(string Version, string Reason);
+
+/// <summary>The recorded failure of a version whose back-off has not passed: nothing was tried this time.</summary>
+public sealed class ModelLoadBackOffException(string reason) : InvalidOperationException(reason);

@@ -1,6 +1,7 @@
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
@@ -210,6 +211,65 @@ public sealed class ModelLoadBackOffTests : IDisposable
         Assert.Equal(5, _store.Reads);
     }
 
+    [Fact]
+    public async Task Watcher_TimerFiringAFewMillisecondsEarly_StillFindsTheRetryDue()
+    {
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        // Linux's coarse tick count: a timer may fire a few milliseconds before its due time.
+        (_clock.TimersToFire, _clock.EarlyBy) = (1, TimeSpan.FromMilliseconds(3));
+        var logger = new ListLogger<ModelWatcher>();
+        using var watcher = new ModelWatcher(_provider, new ModelOptions { RefreshSeconds = 30 }, _clock, logger);
+
+        await watcher.StartAsync(CancellationToken.None);
+        for (var waited = 0; _clock.Delays.Count < 2 && waited < 200; waited++) await Task.Delay(50);
+        await watcher.StopAsync(CancellationToken.None);
+
+        // The wake tried the version again, rather than getting its recorded failure and waking again 3 ms later.
+        Assert.Equal(2, _store.Reads);
+        Assert.All(logger.Entries, e => Assert.IsType<FileNotFoundException>(e.Exception));
+    }
+
+    [Fact]
+    public async Task Watcher_RefreshAnsweredWithTheRecordedFailure_LogsAWarningWithoutTheStack()
+    {
+        // A batch tried the version first: the watcher's refresh within the back-off gets its recorded failure.
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        await Assert.ThrowsAsync<FileNotFoundException>(AcquireAsync);
+        var logger = new ListLogger<ModelWatcher>();
+        using var watcher = new ModelWatcher(_provider, new ModelOptions { RefreshSeconds = 30 }, _clock, logger);
+
+        await watcher.StartAsync(CancellationToken.None);
+        for (var waited = 0; _clock.Delays.Count < 1 && waited < 200; waited++) await Task.Delay(50);
+        await watcher.StopAsync(CancellationToken.None);
+
+        var entry = Assert.Single(logger.Entries);
+        Assert.Equal((LogLevel.Warning, null), (entry.Level, entry.Exception));
+        Assert.Equal(1, _store.Reads);
+    }
+
+    private sealed class ListLogger<T> : ILogger<T>
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(LogLevel Level, Exception? Exception)> _entries = [];
+
+        public IReadOnlyList<(LogLevel Level, Exception? Exception)> Entries
+        {
+            get
+            {
+                lock (_lock) return [.. _entries];
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lock) _entries.Add((logLevel, exception));
+        }
+    }
+
     /// <summary>Delivers <see cref="ModelPromoted"/> to the worker's consumer, which refreshes the provider.</summary>
     private async Task ConsumePromotedAsync(string version)
     {
@@ -243,6 +303,9 @@ public sealed class ModelLoadBackOffTests : IDisposable
         /// <summary>How many timers (Task.Delay's) fire, at once, the clock moved on by their due time; later ones never fire.</summary>
         public int TimersToFire { get; set; }
 
+        /// <summary>How much before its due time a timer fires.</summary>
+        public TimeSpan EarlyBy { get; set; }
+
         /// <summary>The due times of the timers created, in order.</summary>
         public List<TimeSpan> Delays { get; } = [];
 
@@ -252,7 +315,7 @@ public sealed class ModelLoadBackOffTests : IDisposable
             {
                 Delays.Add(dueTime);
                 if (Delays.Count > TimersToFire) return new IdleTimer();
-                _by += dueTime;
+                _by += dueTime - EarlyBy;
             }
             ThreadPool.QueueUserWorkItem(_ => callback(state));
             return new IdleTimer();

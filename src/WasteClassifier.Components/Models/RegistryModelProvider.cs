@@ -112,7 +112,7 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             {
                 // Downloaded but not loadable (a corrupt artifact): DownloadAsync serves a complete cached copy as it is, so
                 // every later try, even of files uploaded again and promoted, would load the same bad bytes.
-                if (directory is not null) registry.RemoveCached(CacheRoot, active.Version);
+                if (directory is not null && MayBeTheCachedFiles(e, directory)) registry.RemoveCached(CacheRoot, active.Version);
                 _failedLoads = failedBefore ? _failedLoads + 1 : 1;
                 var backOff = TimeSpan.FromTicks(Math.Min(MaxLoadBackOff.Ticks, FirstLoadBackOff.Ticks << Math.Min(_failedLoads - 1, 16)));
                 (_failedLoadAt, _loadBackOff, _failedPromotedAt) = (clock.GetTimestamp(), backOff, active.PromotedAt);
@@ -138,6 +138,18 @@ public sealed class RegistryModelProvider(IServiceScopeFactory scopes, ModelOpti
             _switching.Release();
         }
     }
+
+    /// <summary>
+    /// Whether a load failure may come from the cached copy in <paramref name="directory"/>. A file missing elsewhere (a
+    /// backbone under Model:BackbonesDirectory) or memory running out says nothing of it: deleted, each retry downloaded the
+    /// whole artifact again. Any other error may (a corrupt artifact: a protobuf or ONNX Runtime error), so it is deleted.
+    /// </summary>
+    internal static bool MayBeTheCachedFiles(Exception e, string directory) => e switch
+    {
+        OutOfMemoryException => false,
+        FileNotFoundException { FileName: { } file } => Path.GetFullPath(file).StartsWith(Path.GetFullPath(directory) + Path.DirectorySeparatorChar, StringComparison.Ordinal),
+        _ => true,
+    };
 
     /// <summary>Says once, at the first load, whether the model's per-Run buffers get huge pages and gen 0 is capped (deployment settings).</summary>
     private void LogPageSize()

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.UnitTests.Support;
@@ -186,6 +187,30 @@ public sealed class ModelLoadBackOffTests : IDisposable
         using var lease = await _provider.AcquireAsync(CancellationToken.None);
         Assert.Equal("v1", lease.Classifier.Card.Version);
         Assert.Null(_provider.LoadFailure);
+    }
+
+    [Fact]
+    public async Task Refresh_LoadFailsOnAMissingBackbone_TheCachedCopyIsKeptAndNotDownloadedAgain()
+    {
+        // A head on a backbone that is not under Model:BackbonesDirectory: its files are fine, the host lacks the backbone.
+        await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
+        var record = _database.Context.Models.Single(m => m.Version == "v1");
+        record.CardJson = System.Text.Json.JsonSerializer.Serialize(new ModelCard { Version = "v1", Labels = ["a", "b"], Backbone = "resnet18-imagenet", Head = "head.onnx",
+            Input = new ModelInputSpec() }, ModelCard.JsonOptions);
+        await _database.Context.SaveChangesAsync();
+        await _store.PutAsync(ModelRegistry.PrefixFor("v1") + "head.onnx", TinyModels.Onnx("v1"), "application/octet-stream", CancellationToken.None);
+        using var provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(),
+            new ModelOptions { InferenceLanes = 1, InferenceThreads = 1, BackbonesDirectory = Path.Combine(_data.FullName, "no-backbones") },
+            new ServiceOptions { DataDirectory = _data.FullName }, _clock, NullLogger<RegistryModelProvider>.Instance);
+
+        var failed = await Assert.ThrowsAsync<FileNotFoundException>(() => provider.RefreshAsync(CancellationToken.None));
+        Assert.StartsWith(Path.Combine(_data.FullName, "no-backbones"), failed.FileName);
+        _clock.Advance(RegistryModelProvider.FirstLoadBackOff);
+        await Assert.ThrowsAsync<FileNotFoundException>(() => provider.RefreshAsync(CancellationToken.None));
+
+        // Tried twice, downloaded once: the copy was kept.
+        Assert.Equal(1, _store.Reads);
+        Assert.True(File.Exists(Path.Combine(_data.FullName, "model-cache", "v1", "head.onnx")));
     }
 
     private async Task PromoteAgainAsync(string version, TimeSpan? by = null)

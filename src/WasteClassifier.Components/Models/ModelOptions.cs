@@ -34,11 +34,17 @@ public sealed class ModelOptions
     /// </summary>
     public int ImagesPerRun { get; set; } = 8;
 
-    /// <summary>Refuses negative counts at start, naming the setting, instead of quietly serving with the defaults.</summary>
+    /// <summary>The longest <see cref="RefreshSeconds"/>: a day, well within what Task.Delay takes (about 49.7 days).</summary>
+    public const int MaxRefreshSeconds = 86_400;
+
+    /// <summary>Refuses negative counts and a refresh period out of range at start, naming the setting, instead of quietly serving with the defaults.</summary>
     public ModelOptions Validated()
     {
         foreach (var (name, value) in new[] { (nameof(InferenceLanes), InferenceLanes), (nameof(InferenceThreads), InferenceThreads), (nameof(ImagesPerRun), ImagesPerRun) })
             if (value < 0) throw new InvalidOperationException($"{Section}:{name} is {value}; it must be 0 (the default) or more");
+        // Above Task.Delay's limit the watcher's wait threw, which stopped the host.
+        if (RefreshSeconds is < 1 or > MaxRefreshSeconds)
+            throw new InvalidOperationException($"{Section}:{nameof(RefreshSeconds)} is {RefreshSeconds}; it must be 1 to {MaxRefreshSeconds} (a day)");
         return this;
     }
 

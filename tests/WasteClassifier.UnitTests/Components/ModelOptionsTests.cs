@@ -50,4 +50,21 @@ public sealed class ModelOptionsTests
 
         Assert.Contains(expected, error.Message);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    [InlineData(86_401)]
+    [InlineData(int.MaxValue)]
+    public void Validated_RefreshSecondsOutOfRange_ThrowsNamingTheSetting(int seconds)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => new ModelOptions { RefreshSeconds = seconds }.Validated());
+
+        Assert.Contains($"Model:RefreshSeconds is {seconds}", error.Message);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(86_400)]
+    public void Validated_RefreshSecondsInRange_IsKept(int seconds) => Assert.Equal(seconds, new ModelOptions { RefreshSeconds = seconds }.Validated().RefreshSeconds);
 }

@@ -195,8 +195,14 @@ public sealed class ModelLoadBackOffTests : IDisposable
         // A head on a backbone that is not under Model:BackbonesDirectory: its files are fine, the host lacks the backbone.
         await TinyModels.PromoteAsync(_database.Context, _store, "v1", withFile: false);
         var record = _database.Context.Models.Single(m => m.Version == "v1");
-        record.CardJson = System.Text.Json.JsonSerializer.Serialize(new ModelCard { Version = "v1", Labels = ["a", "b"], Backbone = "resnet18-imagenet", Head = "head.onnx",
-            Input = new ModelInputSpec() }, ModelCard.JsonOptions);
+        record.CardJson = System.Text.Json.JsonSerializer.Serialize(new ModelCard
+        {
+            Version = "v1",
+            Labels = ["a", "b"],
+            Backbone = "resnet18-imagenet",
+            Head = "head.onnx",
+            Input = new ModelInputSpec()
+        }, ModelCard.JsonOptions);
         await _database.Context.SaveChangesAsync();
         await _store.PutAsync(ModelRegistry.PrefixFor("v1") + "head.onnx", TinyModels.Onnx("v1"), "application/octet-stream", CancellationToken.None);
         using var provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(),

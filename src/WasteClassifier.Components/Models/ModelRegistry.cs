@@ -274,10 +274,12 @@ public sealed partial class ModelRegistry(
         CancellationToken cancellationToken, bool unlessActive = false)
     {
         var strategy = db.Database.CreateExecutionStrategy();
-        // What a rollback wrote, kept across the strategy's retries: PostgreSQL's strategy runs the block again when the
-        // connection drops after the COMMIT went through, and the rerun finds the target active by this call's own hand.
-        DateTime? rolledBackAt = null;
-        string? rolledBackFrom = null;
+        // What this call wrote, kept across the strategy's retries: PostgreSQL's strategy runs the block again when the
+        // connection drops after the COMMIT went through, and the rerun finds the target promoted by this call's own hand.
+        // Recognised, it answers as the first try would have and announces once; otherwise a promotion was made again (no
+        // previous version), a trainer's found "promoted before" and a rollback "already active", the last two unannounced.
+        DateTime? promotedAt = null;
+        string? replacedVersion = null;
         var (promoted, previous) = await strategy.ExecuteAsync(async () =>
         {
             db.ChangeTracker.Clear();
@@ -286,11 +288,12 @@ public sealed partial class ModelRegistry(
             await ClusterLocks.TakeAsync(db, ClusterLocks.ModelPromotions, cancellationToken);
             var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
                 ?? throw new KeyNotFoundException($"no model version {version}");
+            // This call's own commit, whether or not the target is still active (a promotion since by another stands).
+            if (promotedAt is not null && target.PromotedAt == promotedAt) return (true, replacedVersion);
             // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
             // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
             if (requireActive && target.PromotedAt is not null) return (false, version);
-            if (unlessActive && target.Status == ModelStatus.Active)
-                return rolledBackAt is not null && target.PromotedAt == rolledBackAt ? (true, rolledBackFrom) : (false, version);
+            if (unlessActive && target.Status == ModelStatus.Active) return (false, version);
             var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
             if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
             foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
@@ -298,11 +301,10 @@ public sealed partial class ModelRegistry(
             var now = clock.GetUtcNow().UtcDateTime;
             // Whole microseconds, as PostgreSQL keeps them, so a retry can recognise the value it reads back.
             target.PromotedAt = now.AddTicks(-(now.Ticks % 10));
-            var replaced = actives.FirstOrDefault(m => m.Version != version)?.Version;
-            if (unlessActive) (rolledBackAt, rolledBackFrom) = (target.PromotedAt, replaced);
+            (promotedAt, replacedVersion) = (target.PromotedAt, actives.FirstOrDefault(m => m.Version != version)?.Version);
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return (true, replaced);
+            return (true, replacedVersion);
         });
         if (!promoted)
         {

@@ -19,17 +19,8 @@ public sealed class ModelCacheTests : IDisposable
 
     public ModelCacheTests()
     {
-        _services = new ServiceCollection()
-            .AddSingleton(_database.Context)
-            .AddSingleton<IObjectStore>(_store)
-            .AddSingleton(UnreachablePublishEndpoint.Failing())
-            .AddSingleton(new ModelOptions())
-            .AddSingleton(TimeProvider.System)
-            .AddLogging()
-            .AddScoped<ModelRegistry>()
-            .BuildServiceProvider();
-        _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions { InferenceLanes = 1, InferenceThreads = 1 },
-            new ServiceOptions { DataDirectory = _data.FullName }, TimeProvider.System, NullLogger<RegistryModelProvider>.Instance);
+        _services = ModelRegistryHarness.Services(_database, _store);
+        _provider = ModelRegistryHarness.Provider(_services, _data.FullName, TimeProvider.System);
     }
 
     [Fact]

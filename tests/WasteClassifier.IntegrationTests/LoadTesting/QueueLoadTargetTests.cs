@@ -35,6 +35,21 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         await deployment.GetRequiredService<IObjectStore>().EnsureReadyAsync(CancellationToken.None);
     }
 
+    /// <summary>
+    /// Takes the classify queue's name with an exchange of another type, so the broker refuses every send to it until the
+    /// test deletes that exchange on the connection returned.
+    /// </summary>
+    private async Task<(IConnection Connection, string Queue)> BlockClassifyQueueAsync()
+    {
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
+        var queue = _settings["Messaging:ClassifyQueue"]!;
+        var connection = await factory.CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        return (connection, queue);
+    }
+
     public async Task DisposeAsync()
     {
         if (_settings is null) return;
@@ -92,12 +107,9 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     {
         // The broker refuses the send while the classify queue's name is taken by an exchange of another type; then that
         // exchange goes. No API runs, so no re-publisher: left to it, the row waited for the run's deadline.
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
-        var queue = _settings["Messaging:ClassifyQueue"]!;
-        await using var connection = await factory.CreateConnectionAsync();
-        await using (var channel = await connection.CreateChannelAsync())
-            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        var blocked = await BlockClassifyQueueAsync();
+        await using var connection = blocked.Connection;
+        var queue = blocked.Queue;
         var images = ImageSet.Generated(1, 320, 240);
         await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-resent", TimeSpan.FromMilliseconds(50));
         await target.PrepareAsync(images, CancellationToken.None);
@@ -128,12 +140,9 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         // StuckAfterSeconds since the insert, not in real time: a slow machine took longer than StuckAfterSeconds between
         // the claim and the round, and the claimed row was rightly sent again.
         _settings["Republish:StuckAfterSeconds"] = "60";
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
-        var queue = _settings["Messaging:ClassifyQueue"]!;
-        await using var connection = await factory.CreateConnectionAsync();
-        await using (var channel = await connection.CreateChannelAsync())
-            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        var blocked = await BlockClassifyQueueAsync();
+        await using var connection = blocked.Connection;
+        var queue = blocked.Queue;
         await using var deployment = DeploymentServices.Build(Configuration(), withBus: true);
         using (var scope = deployment.CreateScope())
             await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.ExecuteSqlRawAsync("""
@@ -180,12 +189,8 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         // send timeout, 5 s, and the run's deadline passes meanwhile. The send went on to its timeout, so a broker that
         // took messages again in that time got one after the deadline.
         _settings["Republish:UnsentAfterSeconds"] = "1";
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
-        var queue = _settings["Messaging:ClassifyQueue"]!;
-        await using var connection = await factory.CreateConnectionAsync();
-        await using (var channel = await connection.CreateChannelAsync())
-            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        // Refused until the test's clean-up deletes the queue's name: this test never lets the broker take the send.
+        await using var connection = (await BlockClassifyQueueAsync()).Connection;
         var images = ImageSet.Generated(1, 320, 240);
         await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-deadline", TimeSpan.FromMilliseconds(50));
         await target.PrepareAsync(images, CancellationToken.None);
@@ -224,12 +229,9 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         // claim's stamp back. The row kept the failed claim's stamp and the next round took it for another sender's: with
         // no API running, it was never sent in the run.
         _settings["Republish:UnsentAfterSeconds"] = "1";
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
-        var queue = _settings["Messaging:ClassifyQueue"]!;
-        await using var connection = await factory.CreateConnectionAsync();
-        await using (var channel = await connection.CreateChannelAsync())
-            await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
+        var blocked = await BlockClassifyQueueAsync();
+        await using var connection = blocked.Connection;
+        var queue = blocked.Queue;
         await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
         using (var scope = deployment.CreateScope())
             await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.ExecuteSqlRawAsync("""

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Reflection;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -8,6 +7,7 @@ using Npgsql;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Testing;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -139,26 +139,6 @@ public sealed class ModelRollbackRetryTests
         {
             if (Armed && eventData.Context?.ChangeTracker.Entries<ModelRecord>().Any() == true && Interlocked.Exchange(ref _fired, 1) == 0)
                 throw new NpgsqlException("Exception while reading from stream", new IOException("Connection reset by peer"));
-            return Task.CompletedTask;
-        }
-    }
-
-    /// <summary>A broker that takes every publish and keeps the messages.</summary>
-    public class RecordingPublishEndpoint : DispatchProxy
-    {
-        private List<object> _published = [];
-
-        public static IPublishEndpoint Create(List<object> published)
-        {
-            var endpoint = Create<IPublishEndpoint, RecordingPublishEndpoint>();
-            ((RecordingPublishEndpoint)(object)endpoint)._published = published;
-            return endpoint;
-        }
-
-        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
-        {
-            if (targetMethod?.Name != nameof(IPublishEndpoint.Publish) || targetMethod.ReturnType != typeof(Task)) throw new NotSupportedException(targetMethod?.Name);
-            lock (_published) _published.Add(args![0]!);
             return Task.CompletedTask;
         }
     }

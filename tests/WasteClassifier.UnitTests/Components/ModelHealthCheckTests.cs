@@ -25,15 +25,7 @@ public sealed class ModelHealthCheckTests : IDisposable
 
     public ModelHealthCheckTests()
     {
-        _services = new ServiceCollection()
-            .AddSingleton(_database.Context)
-            .AddSingleton<IObjectStore>(new MemoryObjectStore())
-            .AddSingleton(UnreachablePublishEndpoint.Failing())
-            .AddSingleton(new ModelOptions())
-            .AddSingleton(TimeProvider.System)
-            .AddLogging()
-            .AddScoped<ModelRegistry>()
-            .BuildServiceProvider();
+        _services = ModelRegistryHarness.Services(_database, new MemoryObjectStore());
         _provider = new RegistryModelProvider(_services.GetRequiredService<IServiceScopeFactory>(), new ModelOptions(),
             new ServiceOptions { DataDirectory = _data.FullName }, TimeProvider.System, NullLogger<RegistryModelProvider>.Instance);
     }

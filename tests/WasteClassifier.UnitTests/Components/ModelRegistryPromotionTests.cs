@@ -1,11 +1,11 @@
 using System.Diagnostics;
-using System.Reflection;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Testing;
 using WasteClassifier.UnitTests.Support;
 
 namespace WasteClassifier.UnitTests.Components;
@@ -97,29 +97,8 @@ public sealed class ModelRegistryPromotionTests : IDisposable
         return (await context.Models.AsNoTracking().SingleAsync(m => m.Version == version)).PromotedAt;
     }
 
-    /// <summary>A broker that takes every publish and keeps the messages.</summary>
-    public class RecordingPublishEndpoint : DispatchProxy
-    {
-        private List<object> _published = [];
-
-        public static IPublishEndpoint Create(List<object> published)
-        {
-            var endpoint = Create<IPublishEndpoint, RecordingPublishEndpoint>();
-            ((RecordingPublishEndpoint)(object)endpoint)._published = published;
-            return endpoint;
-        }
-
-        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
-        {
-            if (targetMethod?.Name != nameof(IPublishEndpoint.Publish) || targetMethod.ReturnType != typeof(Task)) throw new NotSupportedException(targetMethod?.Name);
-            lock (_published) _published.Add(args![0]!);
-            return Task.CompletedTask;
-        }
-    }
-
     private ModelRegistry Registry(IPublishEndpoint publisher) =>
         new(_database.Context, new MemoryObjectStore(), publisher, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
-
 
     private async Task<List<(string, string)>> StatusesAsync()
     {

@@ -1,4 +1,6 @@
-using Microsoft.EntityFrameworkCore;
+﻿using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.UnitTests.Infrastructure;
@@ -21,5 +23,21 @@ public sealed class MigrationsTests
 
         Assert.False(db.Database.HasPendingModelChanges(),
             $"the {provider} migrations lag the model: add one as migrations/README.md says");
+    }
+
+    [Fact]
+    public void PredictedClassIndex_IsBuiltWithoutBlockingWritesOnPostgres()
+    {
+        // classifications is the largest table a deployment has; a plain CREATE INDEX would hold its writes while it builds.
+        using var db = new WasteClassifier.Migrations.Postgres.DesignTimeDbContextFactory().CreateDbContext([]);
+        var assembly = db.GetService<IMigrationsAssembly>();
+        var migration = assembly.CreateMigration(assembly.Migrations["20261201015823_ClassificationsPredictedClassIndex"],
+            db.Database.ProviderName!);
+
+        var commands = db.GetService<IMigrationsSqlGenerator>().Generate(migration.UpOperations, db.Model);
+
+        var create = Assert.Single(commands);
+        Assert.Contains("CREATE INDEX CONCURRENTLY", create.CommandText);
+        Assert.True(create.TransactionSuppressed, "PostgreSQL refuses a concurrent build inside a transaction");
     }
 }

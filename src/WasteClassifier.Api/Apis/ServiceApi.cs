@@ -21,8 +21,8 @@ public static class ServiceApi
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order");
         api.MapPost(ApiErrors.PredictPath, PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery()
             .WithMetadata(PredictRoute.Instance);
-        api.MapGet("/stats", async (StatsService stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
-            .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker");
+        api.MapGet("/stats", async (StatsSnapshots stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
+            .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker (shared by this replica's callers for Stats__CacheSeconds)");
     }
 
     /// <summary>The web interface for browsers; the original JSON for everything else (curl sends */*).</summary>

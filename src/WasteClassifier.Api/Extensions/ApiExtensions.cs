@@ -48,6 +48,8 @@ public static class ApiExtensions
         services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<ClassifyCommandSender>();
         services.AddScoped<StatsService>();
+        services.AddSingleton((configuration.GetSection(StatsOptions.Section).Get<StatsOptions>() ?? new StatsOptions()).Validated());
+        services.AddSingleton<StatsSnapshots>();
         services.AddScoped<TimeSeriesService>();
         services.AddHostedService<QueuedRepublisher>();
         services.AddSingleton<ClassificationResultWaiter>();

@@ -29,6 +29,8 @@ public sealed class ApiFactory(IReadOnlyDictionary<string, string?> settings) : 
         // POST /predict answers 504 after its timeout (30 s by default): on a machine shared by parallel test classes a
         // test's image can wait longer than that. A test that measures the timeout sets its own.
         builder.UseSetting("Uploads:PredictTimeoutSeconds", "120");
+        // Tests read /stats right after their images finish: a replica's shared answer could be from before them.
+        builder.UseSetting("Stats:CacheSeconds", "0");
         foreach (var (key, value) in settings) builder.UseSetting(key, value);
         builder.UseEnvironment("Development");
     }

@@ -58,6 +58,8 @@ public static class ObservabilityExtensions
     /// 200 when every ready-tagged check is healthy, the model check being allowed degraded (still working: a worker serving
     /// the model it had), else 503; the body names each check's status. Any other check degraded is not ready: MassTransit's
     /// bus check is degraded while some receive endpoints are faulted, the classify endpoint of a worker among them.
+    /// <c>details</c> carries each check's description: this listener is the only HTTP a worker serves, so it is where a
+    /// degraded model (which versions) or a failing check's reason can be read.
     /// </summary>
     private static async Task ReadyAsync(IServiceProvider services, HttpContext context)
     {
@@ -68,6 +70,7 @@ public static class ObservabilityExtensions
         {
             ["status"] = report.Status.ToString().ToLowerInvariant(),
             ["checks"] = report.Entries.ToDictionary(e => e.Key, e => e.Value.Status.ToString().ToLowerInvariant()),
+            ["details"] = report.Entries.Where(e => e.Value.Description is not null).ToDictionary(e => e.Key, e => e.Value.Description!),
         }, JsonSerializerOptions.Web, context.RequestAborted);
     }
 }

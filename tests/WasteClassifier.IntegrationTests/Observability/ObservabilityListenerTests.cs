@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -53,6 +54,21 @@ public sealed class ObservabilityListenerTests
 
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Contains("\"model\":\"degraded\"", body);
+    }
+
+    [Fact]
+    public async Task Listener_DegradedModel_ReadinessNamesWhyInDetails()
+    {
+        // A worker serves no /health: its readiness answer is where an operator reads which versions a degraded model means.
+        var (status, body) = await ReadinessAsync(checks => checks
+            .AddCheck("model", () => HealthCheckResult.Degraded("serving v1, not the active model v2"), [ObservabilityExtensions.ReadyTag])
+            .AddCheck("database", () => HealthCheckResult.Healthy(), [ObservabilityExtensions.ReadyTag]));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        using var json = JsonDocument.Parse(body);
+        var details = json.RootElement.GetProperty("details");
+        Assert.Equal("serving v1, not the active model v2", details.GetProperty("model").GetString());
+        Assert.False(details.TryGetProperty("database", out _), "a check without a description adds no detail");
     }
 
     [Fact]

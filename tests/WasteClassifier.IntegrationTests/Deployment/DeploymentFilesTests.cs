@@ -16,7 +16,9 @@ public sealed partial class DeploymentFilesTests
     [DeploymentFact]
     public async Task Compose_Config_ParsesWithHealthChecksNamedVolumesAndAScalableWorker()
     {
-        var yaml = await RunAsync("docker-compose", "-f", "docker-compose.yml", "config");
+        var adminKeyHash = "sha256:" + new string('a', 64);
+        var yaml = await RunAsync(new Dictionary<string, string?> { ["ADMIN_KEY_HASH"] = adminKeyHash, ["API_PUBLISH"] = null, ["MINIO_S3_PUBLISH"] = null },
+            "docker-compose", "-f", "docker-compose.yml", "config");
         var compose = Documents(yaml).Single();
         var services = (Dictionary<object, object>)compose["services"];
         Assert.Superset(new HashSet<string>(["rabbitmq", "postgres", "minio", .. Services]), services.Keys.Select(k => (string)k).ToHashSet());
@@ -38,6 +40,13 @@ public sealed partial class DeploymentFilesTests
         Assert.Contains(List(At(services["minio"], "ports")), p => (At(p, "target") ?? p).ToString()!.Contains("9000"));
         Assert.Equal(Environment.GetEnvironmentVariable("OBJECT_STORE_PUBLIC_ENDPOINT") ?? "localhost:9000",
             At(services["api"], "environment", "ObjectStore__PublicEndpoint"));
+        // Behind Docker's port proxy no caller is on loopback: admin calls need a configured admin key.
+        Assert.Equal("admin", At(services["api"], "environment", "Auth__Keys__0__Role"));
+        Assert.Equal(adminKeyHash, At(services["api"], "environment", "Auth__Keys__0__Hash"));
+        // Every published port is on loopback by default (short syntax "127.0.0.1:8080:8080/tcp" or long with host_ip).
+        foreach (var (name, service) in services)
+            foreach (var port in List(At(service, "ports")))
+                Assert.True((At(port, "host_ip") ?? port).ToString()!.StartsWith("127.0.0.1", StringComparison.Ordinal), $"{name} publishes {port} beyond loopback");
     }
 
     [DeploymentFact]

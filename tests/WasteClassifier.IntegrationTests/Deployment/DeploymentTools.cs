@@ -26,10 +26,16 @@ public static class DeploymentTools
     private static string? Which(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
-    public static async Task<string> RunAsync(string tool, params string[] arguments)
+    public static Task<string> RunAsync(string tool, params string[] arguments) => RunAsync(new Dictionary<string, string?>(), tool, arguments);
+
+    /// <summary>Runs <paramref name="tool"/> with <paramref name="environment"/> added to this process's (a null value removes a variable).</summary>
+    public static async Task<string> RunAsync(IReadOnlyDictionary<string, string?> environment, string tool, params string[] arguments)
     {
         var start = new ProcessStartInfo(tool) { WorkingDirectory = Root, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        foreach (var (name, value) in environment)
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

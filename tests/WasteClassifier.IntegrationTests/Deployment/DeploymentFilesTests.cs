@@ -83,6 +83,8 @@ public sealed partial class DeploymentFilesTests
         Assert.Contains(documents, d => (string)d["kind"] == "PodDisruptionBudget" && (string?)At(d, "spec", "selector", "matchLabels", "app.kubernetes.io/component") == "worker");
         Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string?)At(d, "metadata", "name") == "api");
         Assert.All(documents.Where(d => (string)d["kind"] != "Namespace"), d => Assert.Equal("wasteclassifier", At(d, "metadata", "namespace")));
+        // The Secrets are applied once from a filled-in copy of secret.example.yaml: apply -k would overwrite them with change-me.
+        Assert.DoesNotContain(documents, d => (string)d["kind"] == "Secret");
     }
 
     [Fact]

@@ -87,6 +87,34 @@ public sealed partial class DeploymentFilesTests
         Assert.DoesNotContain(documents, d => (string)d["kind"] == "Secret");
     }
 
+    [DeploymentFact]
+    public async Task Kustomize_Render_EveryPodAtItsMostReplicasFitsPostgresDefaultConnections()
+    {
+        // PostgreSQL's default max_connections is 100, 3 of them reserved for superusers; leave 5 for wastectl, psql and
+        // migrations. Each process opens up to its Database__MaxPoolSize (30 when unset); KEDA's maximum counts for the workers.
+        const int available = 100 - 3 - 5;
+        var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
+        var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
+        var scaled = documents.Where(d => (string)d["kind"] == "ScaledObject")
+            .ToDictionary(d => (string)At(d, "spec", "scaleTargetRef", "name")!, d => int.Parse(At(d, "spec", "maxReplicaCount")!.ToString()!));
+        var connections = new List<string>();
+        var total = 0;
+        foreach (var deployment in documents.Where(d => (string)d["kind"] == "Deployment"))
+        {
+            var name = (string)At(deployment, "metadata", "name")!;
+            var replicas = scaled.TryGetValue(name, out var most) ? most : int.Parse(At(deployment, "spec", "replicas")?.ToString() ?? "1");
+            foreach (var container in List(At(deployment, "spec", "template", "spec", "containers")))
+            {
+                var pool = List(At(container, "env")).FirstOrDefault(e => (string?)At(e, "name") == "Database__MaxPoolSize") is { } env
+                    ? At(env, "value")!.ToString()!
+                    : At(config, "data", "Database__MaxPoolSize")?.ToString() ?? "30";
+                total += replicas * int.Parse(pool);
+                connections.Add($"{name}: {replicas} x {pool}");
+            }
+        }
+        Assert.True(total <= available, $"{total} connections at most ({string.Join(", ", connections)}), over the {available} available");
+    }
+
     [Fact]
     public void Dockerfiles_EveryService_IsMultiStageNonRootWithPinnedBaseImages()
     {

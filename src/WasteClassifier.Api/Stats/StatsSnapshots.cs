@@ -5,7 +5,8 @@ namespace WasteClassifier.Api.Stats;
 /// reused while it is fresh (<see cref="StatsOptions.CacheSeconds"/>, stretched for slow computations). Its
 /// <see cref="ServiceStats.GeneratedAt"/> tells a caller how old it is. A failed computation is not kept.
 /// </summary>
-public sealed class StatsSnapshots(IServiceScopeFactory scopes, StatsOptions options, TimeProvider clock, IHostApplicationLifetime lifetime)
+public sealed class StatsSnapshots(IServiceScopeFactory scopes, StatsOptions options, TimeProvider clock, IHostApplicationLifetime lifetime,
+    ILogger<StatsSnapshots> logger)
 {
     private readonly Lock _lock = new();
     private Snapshot? _latest;
@@ -35,6 +36,12 @@ public sealed class StatsSnapshots(IServiceScopeFactory scopes, StatsOptions opt
             var snapshot = await ComputeAsync(lifetime.ApplicationStopping);
             lock (_lock) _latest = snapshot;
             return snapshot;
+        }
+        catch (Exception e) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Logged here too: callers that left before it failed never see it.
+            logger.LogWarning(e, "Computing /stats failed; the next request tries again");
+            throw;
         }
         finally
         {

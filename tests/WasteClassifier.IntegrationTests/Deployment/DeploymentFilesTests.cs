@@ -91,7 +91,8 @@ public sealed partial class DeploymentFilesTests
     public async Task Kustomize_Render_EveryPodAtItsMostReplicasFitsPostgresDefaultConnections()
     {
         // PostgreSQL's default max_connections is 100, 3 of them reserved for superusers; leave 5 for wastectl, psql and
-        // migrations. Each process opens up to its Database__MaxPoolSize (30 when unset); KEDA's maximum counts for the workers.
+        // migrations. Each process opens up to its Database__MaxPoolSize (30 when unset); KEDA's maximum counts for the workers,
+        // and a rollout's surge pods for every Deployment.
         const int available = 100 - 3 - 5;
         var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
         var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
@@ -103,6 +104,9 @@ public sealed partial class DeploymentFilesTests
         {
             var name = (string)At(deployment, "metadata", "name")!;
             var replicas = scaled.TryGetValue(name, out var most) ? most : int.Parse(At(deployment, "spec", "replicas")?.ToString() ?? "1");
+            // A rolling update adds up to maxSurge pods beside them (25 % rounded up when unset); Recreate adds none.
+            replicas += (string?)At(deployment, "spec", "strategy", "type") == "Recreate" ? 0
+                : Surge(At(deployment, "spec", "strategy", "rollingUpdate", "maxSurge")?.ToString() ?? "25%", replicas);
             foreach (var container in List(At(deployment, "spec", "template", "spec", "containers")))
             {
                 var pool = List(At(container, "env")).FirstOrDefault(e => (string?)At(e, "name") == "Database__MaxPoolSize") is { } env
@@ -113,6 +117,9 @@ public sealed partial class DeploymentFilesTests
             }
         }
         Assert.True(total <= available, $"{total} connections at most ({string.Join(", ", connections)}), over the {available} available");
+
+        static int Surge(string maxSurge, int replicas) =>
+            maxSurge.EndsWith('%') ? (int)Math.Ceiling(replicas * int.Parse(maxSurge.TrimEnd('%')) / 100.0) : int.Parse(maxSurge);
     }
 
     [Fact]

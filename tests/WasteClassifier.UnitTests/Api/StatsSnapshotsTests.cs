@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Api.Stats;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.Support;
@@ -135,7 +136,7 @@ public sealed class StatsSnapshotsTests : IAsyncDisposable
             .AddSingleton<TimeProvider>(_clock)
             .BuildServiceProvider();
         return new StatsSnapshots(_services.GetRequiredService<IServiceScopeFactory>(), new StatsOptions { CacheSeconds = cacheSeconds }.Validated(),
-            _clock, new RunningApplication());
+            _clock, new RunningApplication(), NullLogger<StatsSnapshots>.Instance);
     }
 
     private async Task AddCompletedAsync()
@@ -183,15 +184,17 @@ public sealed class StatsSnapshotsTests : IAsyncDisposable
         }
     }
 
+    /// <summary>Time moves only when a test moves it: a cold first query must not count in a computation's duration.</summary>
     private sealed class SteppingClock : TimeProvider
     {
+        private static readonly DateTimeOffset Start = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
         private TimeSpan _by;
 
         public void Advance(TimeSpan by) => _by += by;
 
-        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + _by;
+        public override DateTimeOffset GetUtcNow() => Start + _by;
 
-        public override long GetTimestamp() => System.GetTimestamp() + (long)(_by.TotalSeconds * TimestampFrequency);
+        public override long GetTimestamp() => (long)(_by.TotalSeconds * TimestampFrequency);
     }
 
     private sealed class RunningApplication : IHostApplicationLifetime

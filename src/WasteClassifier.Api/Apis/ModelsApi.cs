@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Apis;
@@ -35,11 +36,35 @@ public static class ModelsApi
         return model is null ? NotFound(version) : TypedResults.Ok(View(model, detailed: true));
     }
 
-    public static async Task<IResult> PromoteAsync(string version, [FromServices] ModelRegistry registry, CancellationToken cancellationToken)
+    public static async Task<IResult> PromoteAsync(string version, bool? force, [FromServices] ModelRegistry registry, ClassifierDbContext db,
+        CancellationToken cancellationToken)
     {
-        if (await registry.FindAsync(version, cancellationToken) is null) return NotFound(version);
+        if (await registry.FindAsync(version, cancellationToken) is not { } model) return NotFound(version);
+        // A candidate its training job's gate refused (worse than the model it was judged against) is promoted only on an
+        // explicit ?force=true: promoted with a plain 200, a refusal was easy to overlook. Models without a recorded decision
+        // (bundled, from a directory, imported) are promoted as asked.
+        var decisionJson = model.TrainingJobId is { } jobId
+            ? await db.TrainingJobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.DecisionJson).FirstOrDefaultAsync(cancellationToken)
+            : null;
+        var decision = PromotionDecision.FromJson(decisionJson);
+        if (decision is { Refused: true } && force != true)
+            return TypedResults.Json(new
+            {
+                error = "gate_refused",
+                message = $"the promotion gate refused model {version} ({string.Join("; ", decision.Reasons.Take(3))}); " +
+                    $"POST /v1/models/{version}/promote?force=true promotes it anyway",
+                decision = JsonDocument.Parse(decisionJson!).RootElement.Clone(),
+            }, statusCode: StatusCodes.Status409Conflict);
         var previous = await registry.PromoteAsync(version, cancellationToken);
-        return TypedResults.Ok(new { version, status = ModelStatus.Active, previous_version = previous });
+        return TypedResults.Ok(new
+        {
+            version,
+            status = ModelStatus.Active,
+            previous_version = previous,
+            // The gate's recorded decision, so that an override (or a candidate kept by promote=manual) says what it overrode.
+            decision = decisionJson is null ? (JsonElement?)null : JsonDocument.Parse(decisionJson).RootElement.Clone(),
+            forced = decision is { Refused: true },
+        });
     }
 
     public static async Task<IResult> RollbackAsync(string version, [FromServices] ModelRegistry registry, CancellationToken cancellationToken)

@@ -2,8 +2,29 @@ using WasteClassifier.Core.Evaluation;
 
 namespace WasteClassifier.Components.Training;
 
-/// <summary>Whether a candidate replaces the active model, and every reason for the answer.</summary>
-public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reasons);
+/// <summary>
+/// Whether a candidate replaces the active model, and every reason for the answer. <see cref="Refused"/>: the gate found it
+/// worse than the active model (not merely kept by promote=manual or left unjudged), so promoting it by hand takes an
+/// explicit override.
+/// </summary>
+public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reasons)
+{
+    public bool Refused { get; init; }
+
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(new { promoted = Promote, refused = Refused, reasons = Reasons });
+
+    /// <summary>A decision as <see cref="ToJson"/> wrote it; one recorded before <c>refused</c> existed reads as not refused.</summary>
+    public static PromotionDecision? FromJson(string? json)
+    {
+        if (json is null) return null;
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        var root = document.RootElement;
+        return new PromotionDecision(root.GetProperty("promoted").GetBoolean(), root.GetProperty("reasons").EnumerateArray().Select(r => r.GetString() ?? "").ToList())
+        {
+            Refused = root.TryGetProperty("refused", out var refused) && refused.ValueKind == System.Text.Json.JsonValueKind.True,
+        };
+    }
+}
 
 /// <summary>
 /// The promotion gate, applied to candidate and active model scored on the same hold-out: macro-F1 may not drop by
@@ -53,7 +74,7 @@ public static class PromotionGate
                 notes.Add($"'{label}' is newly recognised (recall {gained.Recall:F3})");
         }
 
-        if (refusals.Count > 0) return new PromotionDecision(false, refusals.Concat(notes).ToList());
+        if (refusals.Count > 0) return new PromotionDecision(false, refusals.Concat(notes).ToList()) { Refused = true };
         if (promoteMode == PromoteModes.Manual)
             return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);
         return new PromotionDecision(true, ["passed the promotion gate", .. notes]);

@@ -287,15 +287,9 @@ public sealed class TrainingJobRunner(
     private Task<string?> RegisteredCandidateAsync(Guid jobId) =>
         db.Models.AsNoTracking().Where(m => m.TrainingJobId == jobId).OrderBy(m => m.CreatedAt).Select(m => m.Version).FirstOrDefaultAsync(CancellationToken.None);
 
-    private static string DecisionJson(PromotionDecision decision) => JsonSerializer.Serialize(new { promoted = decision.Promote, reasons = decision.Reasons });
+    private static string DecisionJson(PromotionDecision decision) => decision.ToJson();
 
-    private static PromotionDecision? ReadDecision(string? json)
-    {
-        if (json is null) return null;
-        using var document = JsonDocument.Parse(json);
-        var root = document.RootElement;
-        return new PromotionDecision(root.GetProperty("promoted").GetBoolean(), root.GetProperty("reasons").EnumerateArray().Select(r => r.GetString() ?? "").ToList());
-    }
+    private static PromotionDecision? ReadDecision(string? json) => PromotionDecision.FromJson(json);
 
     private static void RequireTwoLabels(IReadOnlyList<int> trainingLabels)
     {

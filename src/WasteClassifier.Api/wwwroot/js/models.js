@@ -24,9 +24,19 @@ export async function loadModels() {
 function actions(m) {
   const run = async (verb, event) => {
     event.stopPropagation();
+    const url = `/v1/models/${encodeURIComponent(m.version)}/${verb}`;
     try {
-      const answer = await post(`/v1/models/${encodeURIComponent(m.version)}/${verb}`);
-      toast(`${answer.version} is now active (was ${answer.previous_version ?? 'none'})`);
+      let answer;
+      try {
+        answer = await post(url);
+      } catch (e) {
+        // The gate refused this candidate: show why, and promote it only if the user overrides the gate.
+        if (e.body?.error !== 'gate_refused') throw e;
+        const reasons = (e.body.decision?.reasons ?? []).map(r => `• ${r}`).join('\n');
+        if (!confirm(`The promotion gate refused ${m.version}:\n${reasons}\n\nPromote it anyway?`)) return;
+        answer = await post(`${url}?force=true`);
+      }
+      toast(`${answer.version} is now active (was ${answer.previous_version ?? 'none'})${answer.forced ? ', overriding the gate' : ''}`);
       await loadModels();
     } catch (e) {
       toast(e.message, true);

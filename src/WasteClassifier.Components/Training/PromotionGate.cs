@@ -28,14 +28,16 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 
 /// <summary>
 /// The promotion gate, applied to candidate and active model scored on the same hold-out: macro-F1 may not drop by
-/// more than <see cref="TrainingSettings.MaxMacroF1Drop"/>, and no class the active model recognised may lose more
-/// recall than <see cref="TrainingSettings.MaxClassRecallDrop"/>. When their labels differ (a candidate that learned a
-/// class the active model lacks) both are compared on the images whose class both have; the candidate's other classes are
-/// reported beside the comparison, not averaged into it.
+/// more than <see cref="TrainingSettings.MaxMacroF1Drop"/> (not at all when the job trained on the same data as the active
+/// model: <paramref name="sameData"/>), and no class the active model recognised may lose more recall than
+/// <see cref="TrainingSettings.MaxClassRecallDrop"/>. When the active model lacks a class the candidate has, or never
+/// recalls one the hold-out has images of, both are compared on the images of the other classes; the candidate's score on
+/// such a class is reported beside the comparison, not averaged into it.
 /// </summary>
 public static class PromotionGate
 {
-    public static PromotionDecision Decide(ClassificationReport candidate, ClassificationReport? active, TrainingSettings settings, string promoteMode)
+    public static PromotionDecision Decide(ClassificationReport candidate, ClassificationReport? active, TrainingSettings settings, string promoteMode,
+        bool sameData = false)
     {
         var refusals = new List<string>();
         var notes = new List<string>();
@@ -46,20 +48,28 @@ public static class PromotionGate
         else
         {
             var full = candidate;
-            // The active model is not scored on images of a class it lacks: averaged in for the candidate alone, they would
-            // move its macro-F1 against a baseline that never saw them.
-            if (!candidate.Labels.ToHashSet().SetEquals(active.Labels))
+            // The active model is not scored on images of a class it lacks. One it has but never recalls (the default model's
+            // vegetation, which it was never trained on) adds an F1 of 0 to its average. Averaged in, either would move the
+            // comparison by up to 1/classes for what the candidate learned, hiding its losses on the other classes.
+            var lacking = candidate.Labels.Except(active.Labels)
+                .Concat(active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall == 0).Select(c => c.Key)).ToHashSet();
+            if (lacking.Count > 0)
             {
-                var common = candidate.Labels.Intersect(active.Labels).ToList();
+                var common = candidate.Labels.Intersect(active.Labels).Where(l => !lacking.Contains(l)).ToList();
                 candidate = candidate.OnlyTrueLabels(common);
                 active = active.OnlyTrueLabels(common);
-                notes.Add($"compared on the {candidate.Count} hold-out image(s) of the classes both models have");
+                notes.Add($"compared on the {candidate.Count} hold-out image(s) of the classes both models have and the active model recalls");
                 foreach (var (label, only) in full.PerClass.Where(c => c.Value.Support > 0 && !common.Contains(c.Key)))
-                    notes.Add($"'{label}', which the active model lacks, scored for the candidate only: recall {only.Recall:F3} over {only.Support} image(s)");
+                    notes.Add($"'{label}', which the active model {(active.Labels.Contains(label) ? "never recalls" : "lacks")}, scored for the candidate only: " +
+                        $"recall {only.Recall:F3} over {only.Support} image(s)");
             }
+            // The tolerance is for what new data may cost; a job that trained on the same data as the active model brings
+            // nothing new, and allowing its drop let repeated retrains lower macro-F1 a step at a time.
+            var allowed = sameData ? 0 : settings.MaxMacroF1Drop;
             var drop = active.MacroF1 - candidate.MacroF1;
-            if (drop > settings.MaxMacroF1Drop)
-                refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {settings.MaxMacroF1Drop:F4})");
+            if (drop > allowed)
+                refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {allowed:F4}" +
+                    (sameData ? ": the job trained on the same data as the active model, so only a candidate at least as good replaces it)" : ")"));
             else
                 notes.Add($"macro-F1 {candidate.MacroF1:F4} vs active {active.MacroF1:F4}");
 
@@ -78,5 +88,21 @@ public static class PromotionGate
         if (promoteMode == PromoteModes.Manual)
             return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);
         return new PromotionDecision(true, ["passed the promotion gate", .. notes]);
+    }
+
+    /// <summary>
+    /// Whether a job trained on the same data as the active model: its images per label (readable, training side) are those
+    /// the active model's card records (<c>training.images_per_label</c>, written by jobs and <c>wastectl train</c>). A
+    /// card without them (an imported model) never counts as the same.
+    /// </summary>
+    public static bool SameTrainingData(System.Text.Json.JsonElement? activeTraining, IReadOnlyDictionary<string, int> training)
+    {
+        if (activeTraining is not { ValueKind: System.Text.Json.JsonValueKind.Object } card
+            || !card.TryGetProperty("images_per_label", out var recorded) || recorded.ValueKind != System.Text.Json.JsonValueKind.Object)
+            return false;
+        var before = recorded.EnumerateObject().Where(p => p.Value.ValueKind == System.Text.Json.JsonValueKind.Number)
+            .ToDictionary(p => p.Name, p => p.Value.GetInt32());
+        return training.Values.Sum() > 0 && before.Keys.Union(training.Keys)
+            .All(label => before.GetValueOrDefault(label) == training.GetValueOrDefault(label));
     }
 }

@@ -190,7 +190,7 @@ public sealed class TrainingJobRunner(
         var baselineReport = active is null ? null : await EvaluateActiveAsync(active, holdOut, labels, cancellationToken);
         var decision = holdOut.Count == 0
             ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
-            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote);
+            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote, PromotionGate.SameTrainingData(activeCard?.Training, counts.Training));
 
         progress.Report(TrainingStages.Registering, 0);
         cancellationToken.ThrowIfCancellationRequested();

@@ -34,9 +34,61 @@ public sealed class PromotionGateTests
     [Fact]
     public void Decide_NewClassRecognised_PromotesAndNotesIt()
     {
-        var decision = PromotionGate.Decide(Report(0.92, ("a", 0.9, 10), ("veg", 0.8, 5)), Report(0.90, ("a", 0.9, 10), ("veg", 0.0, 5)), Settings, PromoteModes.Auto);
-        Assert.True(decision.Promote);
+        (int, int)[] common = [.. Enumerable.Repeat((0, 0), 10), .. Enumerable.Repeat((1, 1), 10)];
+        var candidate = ClassificationMetrics.Compute(["a", "b", "veg"], [.. common, .. Enumerable.Repeat((2, 2), 4), (2, 0)]);
+        var active = ClassificationMetrics.Compute(["a", "b", "veg"], [.. common, .. Enumerable.Repeat((2, 0), 5)]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.True(decision.Promote, string.Join("; ", decision.Reasons));
         Assert.Contains(decision.Reasons, r => r.Contains("'veg' is newly recognised"));
+    }
+
+    [Fact]
+    public void Decide_ActiveModelNeverRecallsAClassItHas_ComparesOnTheOtherClassesSoTheNewClassHidesNoLoss()
+    {
+        // Both have 'veg'; the active model never predicts it (the default model's vegetation), so its F1 of 0 there is in
+        // its macro-F1. The candidate learns 'veg' but gets 4 more of 'a' and 'b' wrong: averaged over the three classes it
+        // gains 0.32; on the two the active model knows it loses 0.04.
+        (int, int)[] veg = [.. Enumerable.Repeat((2, 0), 3)];
+        var active = ClassificationMetrics.Compute(["a", "b", "veg"], [.. Enumerable.Repeat((0, 0), 50), .. Enumerable.Repeat((1, 1), 50), .. veg]);
+        var candidate = ClassificationMetrics.Compute(["a", "b", "veg"],
+            [.. Enumerable.Repeat((0, 0), 48), (0, 1), (0, 1), .. Enumerable.Repeat((1, 1), 48), (1, 0), (1, 0), .. Enumerable.Repeat((2, 2), 3)]);
+        Assert.True(candidate.MacroF1 > active.MacroF1 + 0.3);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.False(decision.Promote, string.Join("; ", decision.Reasons));
+        Assert.True(decision.Refused);
+        Assert.Contains(decision.Reasons, r => r.Contains("macro-F1 0.9600 is 0.0400 below the active model's 1.0000"));
+        Assert.Contains(decision.Reasons, r => r.Contains("'veg', which the active model never recalls, scored for the candidate only: recall 1.000 over 3 image(s)"));
+    }
+
+    [Fact]
+    public void Decide_JobTrainedOnTheSameDataAsTheActiveModel_RefusesAnyMacroF1Drop()
+    {
+        var candidate = Report(0.9196, ("a", 0.92, 10), ("b", 0.92, 10));
+        var active = Report(0.9292, ("a", 0.93, 10), ("b", 0.93, 10));
+
+        var same = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, sameData: true);
+        var newData = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, sameData: false);
+
+        Assert.False(same.Promote);
+        Assert.Contains(same.Reasons, r => r.Contains("allowed drop 0.0000: the job trained on the same data as the active model"));
+        Assert.True(newData.Promote, string.Join("; ", newData.Reasons));
+        Assert.True(PromotionGate.Decide(active, active, Settings, PromoteModes.Auto, sameData: true).Promote);
+    }
+
+    [Fact]
+    public void SameTrainingData_ComparesTheImagesPerLabelTheActiveCardRecords()
+    {
+        var card = System.Text.Json.JsonDocument.Parse("""{"dataset":"waste-v1","images_per_label":{"a":250,"b":135,"veg":0}}""").RootElement;
+
+        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 0 }));
+        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }));
+        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 3 }));
+        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 249, ["b"] = 135 }));
+        Assert.False(PromotionGate.SameTrainingData(null, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }));
     }
 
     [Fact]
@@ -60,7 +112,7 @@ public sealed class PromotionGateTests
 
         Assert.True(decision.Promote, string.Join("; ", decision.Reasons));
         Assert.Contains(decision.Reasons, r => r.Contains("macro-F1 1.0000 vs active 1.0000"));
-        Assert.Contains(decision.Reasons, r => r.Contains("compared on the 20 hold-out image(s)"));
+        Assert.Contains(decision.Reasons, r => r.Contains("compared on the 20 hold-out image(s) of the classes both models have"));
         Assert.Contains(decision.Reasons, r => r.Contains("'veg', which the active model lacks, scored for the candidate only: recall 0.000 over 5 image(s)"));
     }
 

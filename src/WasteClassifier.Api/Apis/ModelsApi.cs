@@ -22,7 +22,7 @@ public static class ModelsApi
     }
 
     public sealed record ModelView(string Version, string Status, string Origin, string? ParentVersion, Guid? TrainingJobId,
-        double? Accuracy, double? MacroF1, DateTimeOffset CreatedAt, DateTimeOffset? PromotedAt, JsonElement? Card, JsonElement? Metrics);
+        double? Accuracy, double? MacroF1, int? HoldOutCount, DateTimeOffset CreatedAt, DateTimeOffset? PromotedAt, JsonElement? Card, JsonElement? Metrics);
 
     public static async Task<IResult> ListAsync(ClassifierDbContext db, CancellationToken cancellationToken)
     {
@@ -88,7 +88,8 @@ public static class ModelsApi
     {
         JsonElement? metrics = m.MetricsJson is null ? null : JsonDocument.Parse(m.MetricsJson).RootElement.Clone();
         return new ModelView(m.Version, m.Status, m.Origin, m.ParentVersion, m.TrainingJobId,
-            Number(metrics, "accuracy"), Number(metrics, "macro_f1"),
+            // The images those scores were measured on: models scored on different hold-outs are not comparable.
+            Number(metrics, "accuracy"), Number(metrics, "macro_f1"), Number(metrics, "count") is { } count ? (int)count : null,
             ClassificationView.Utc(m.CreatedAt), m.PromotedAt is { } p ? ClassificationView.Utc(p) : null,
             detailed ? JsonDocument.Parse(m.CardJson).RootElement.Clone() : null,
             detailed ? metrics : null);

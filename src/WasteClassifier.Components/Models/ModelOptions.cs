@@ -7,8 +7,11 @@ public sealed class ModelOptions
 {
     public const string Section = "Model";
 
+    /// <summary>The model shipped beside the binaries (<c>models/default</c>).</summary>
+    public static readonly string BundledDirectory = Path.Combine(AppContext.BaseDirectory, "models", "default");
+
     /// <summary>The bundled model (card.json and its files), registered on first start; defaults to <c>models/default</c>.</summary>
-    public string Directory { get; set; } = Path.Combine(AppContext.BaseDirectory, "models", "default");
+    public string Directory { get; set; } = BundledDirectory;
 
     /// <summary>Folder of shipped backbones that cards may name; defaults to the bundled <c>backbones</c>.</summary>
     public string BackbonesDirectory { get; set; } = Path.Combine(AppContext.BaseDirectory, "backbones");

@@ -64,9 +64,12 @@ public sealed partial class ModelRegistry(
         var hasActive = await db.Models.AnyAsync(m => m.Status == ModelStatus.Active, cancellationToken);
         try
         {
-            await RegisterAsync(card, ReadFiles(options.Directory, card), "bundled", trainingJobId: null,
+            // A model trained offline and served through Model:Directory is not the shipped one: its card's metrics come from
+            // whatever data it was trained on, which "bundled" passed off as the shipped model's.
+            var origin = SamePath(options.Directory, ModelOptions.BundledDirectory) ? "bundled" : "directory";
+            await RegisterAsync(card, ReadFiles(options.Directory, card), origin, trainingJobId: null,
                 card.Metrics?.GetRawText(), hasActive ? ModelStatus.Candidate : ModelStatus.Active, cancellationToken);
-            logger.LogInformation("Registered the bundled model {ModelVersion}", card.Version);
+            logger.LogInformation("Registered the {Origin} model {ModelVersion} from {Directory}", origin, card.Version, options.Directory);
         }
         catch (InvalidOperationException)
         {
@@ -75,6 +78,10 @@ public sealed partial class ModelRegistry(
             if (!await db.Models.AsNoTracking().AnyAsync(m => m.Version == card.Version, cancellationToken)) throw;
         }
     }
+
+    private static bool SamePath(string a, string b) =>
+        string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
+            OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>
     /// Uploads the files (card.json is written from <paramref name="card"/>) and records the version, as

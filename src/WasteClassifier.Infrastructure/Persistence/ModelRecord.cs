@@ -7,7 +7,10 @@ public class ModelRecord
     public string? ParentVersion { get; set; }
     public string Status { get; set; } = ModelStatus.Candidate;
 
-    /// <summary>bundled (shipped with the service), trained (by a training job) or imported (wastectl models import).</summary>
+    /// <summary>
+    /// bundled (shipped with the service), directory (another folder given as Model:Directory, e.g. from wastectl train),
+    /// trained (by a training job) or imported (wastectl models import).
+    /// </summary>
     public required string Origin { get; set; }
 
     public Guid? TrainingJobId { get; set; }

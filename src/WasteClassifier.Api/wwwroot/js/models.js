@@ -16,6 +16,7 @@ export async function loadModels() {
     el('td', {}, m.origin),
     el('td.num', {}, pct(m.accuracy)),
     el('td.num', {}, pct(m.macro_f1)),
+    el('td.num', { title: 'hold-out images these scores were measured on' }, m.hold_out_count ?? '–'),
     el('td', { title: m.created_at }, ago(m.created_at)),
     el('td', {}, actions(m)))));
   if (!selected && items.length) select((items.find(m => m.status === 'active') ?? items[0]).version);

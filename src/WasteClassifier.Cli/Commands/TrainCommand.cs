@@ -68,18 +68,34 @@ public sealed class TrainCommand : ICommand
             Inference = inference,
         };
         var result = HeadTrainingPipeline.Run(request, Log.Info);
-        Log.Info($"{result.EvaluationSplit}: accuracy {result.Evaluation.Accuracy:P2}, macro-F1 {result.Evaluation.MacroF1:F4}; " +
-                 $"with mirror average {result.EvaluationWithMirrorAverage?.Accuracy:P2}, {result.EvaluationWithMirrorAverage?.MacroF1:F4}");
+        foreach (var (label, _) in result.TrainingCounts.Where(c => c.Value == 0))
+            Log.Info($"warning: no training images of '{label}': the model never predicts it");
+        // The mirror average is a what-if (image and mirror averaged at test time); the served graph does not do it.
+        Log.Info($"{result.EvaluationSplit}: accuracy {result.Evaluation.Accuracy:P2}, macro-F1 {result.Evaluation.MacroF1:F4} over " +
+                 $"{result.Evaluation.Count} image(s) (macro-F1 averages the classes with images there); not served, with mirror average: " +
+                 $"{result.EvaluationWithMirrorAverage?.Accuracy:P2}, {result.EvaluationWithMirrorAverage?.MacroF1:F4}");
         if (validate)
         {
             Console.Out.WriteLine(result.Evaluation.ToJson());
-            return 0;
+            return EmptyEvaluation(result) ? 1 : 0;
         }
 
         var version = arguments.Optional("--version") ?? DefaultVersion(request.Head.HeadType, DateTime.UtcNow);
         TrainedModelWriter.Write(output!, version, request, result);
         Log.Info($"wrote {output}; checking it end to end");
-        return RescoreHoldOut(output!, data, inference);
+        var code = RescoreHoldOut(output!, data, inference);
+        return EmptyEvaluation(result) ? 1 : code;
+    }
+
+    /// <summary>
+    /// No image to score on: the model is written but its 0 % says nothing, and a script chaining train and serve should stop.
+    /// </summary>
+    private static bool EmptyEvaluation(HeadTrainingResult result)
+    {
+        if (result.Evaluation.Count > 0) return false;
+        Log.Info($"error: the {result.EvaluationSplit} is empty (no image of the data falls in it: about 1 in 5 does), so the model was not scored; " +
+                 "train on more images");
+        return true;
     }
 
     /// <summary>

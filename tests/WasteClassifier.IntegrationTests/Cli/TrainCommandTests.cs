@@ -1,10 +1,12 @@
+using System.Security.Cryptography;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Training;
+using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Cli;
 
-/// <summary><c>wastectl train</c> refuses, before training, a version the model registry could not store.</summary>
+/// <summary><c>wastectl train</c> refuses, before training, a version the model registry could not store, and fails a run it could not score.</summary>
 public sealed class TrainCommandTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("wastectl-train-test").FullName;
@@ -23,6 +25,24 @@ public sealed class TrainCommandTests : IDisposable
 
         Assert.Contains($"version '{version}'", error.Message);
         Assert.False(Directory.Exists(output));
+    }
+
+    [Fact]
+    public void Run_DatasetWithNoHoldOutImage_WritesTheModelButExitsNonZero()
+    {
+        // Three images over two labels, none in the hold-out: it exited 0 after "accuracy 0.00 %, macro-F1 0.0000 over 0 image(s)".
+        var images = Enumerable.Range(0, 40).Select(i => SyntheticVegetation.Jpeg(i)).Where(jpeg => !HoldOutSplit.IsHoldOut(SHA256.HashData(jpeg))).Take(3).ToList();
+        string[] labels = ["vegetation", "vegetation", "glass"];
+        for (var i = 0; i < images.Count; i++) File.WriteAllBytes(Path.Combine(_directory, $"{i}.jpg"), images[i]);
+        File.WriteAllText(Path.Combine(_directory, DatasetManifest.FileName), "path,label\n" + string.Concat(labels.Select((label, i) => $"{i}.jpg,{label}\n")));
+        var output = Path.Combine(_directory, "model");
+        var command = new TrainCommand();
+        string[] args = ["--data", _directory, "--out", output, "--cache", Path.Combine(_directory, "cache"), "--epochs", "2", "--augment", "none", "--threads", "1"];
+
+        var code = command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+
+        Assert.Equal(1, code);
+        Assert.True(File.Exists(Path.Combine(output, "card.json")));
     }
 
     [Fact]

@@ -116,7 +116,19 @@ public sealed class TrainingJobRunner(
     /// The job's <c>data_counts</c>: images trained on per label, hold-out images, the images left out as unreadable, and the
     /// hold-out's trusted images that a labelled sample labels otherwise (scored with the trusted label).
     /// </summary>
-    private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable, int HoldOutLabelConflicts);
+    /// <remarks>
+    /// <c>HoldOutNotScored</c>: images of the job's own data (a base dataset other than the evaluation one) that fall in the
+    /// hold-out fifth, so are neither trained on nor scored; without it they were left out silently.
+    /// </remarks>
+    private sealed record DataCounts(IReadOnlyDictionary<string, int> Training, int HoldOut, IReadOnlyList<UnreadableImage> Unreadable, int HoldOutLabelConflicts,
+        int HoldOutNotScored);
+
+    /// <summary>The images of <paramref name="data"/> in the hold-out split that <paramref name="holdOut"/> does not score.</summary>
+    internal static int HoldOutNotScored(IEnumerable<LabelledImage> data, IReadOnlyList<LabelledImage> holdOut)
+    {
+        var scored = holdOut.Select(i => Convert.ToHexString(i.Sha256)).ToHashSet();
+        return data.Count(i => HoldOutSplit.IsHoldOut(i.Sha256) && !scored.Contains(Convert.ToHexString(i.Sha256)));
+    }
 
     /// <summary>Trains, judges and registers the job's candidate; returns its version.</summary>
     private async Task<string> TrainAsync(TrainingJob job, TrainingProgress progress, CancellationToken cancellationToken)
@@ -138,6 +150,9 @@ public sealed class TrainingJobRunner(
                 job.Id, labelConflicts);
         RequireTwoLabels(training.Select(i => i.Label).ToList());
         logger.LogInformation("Training job {TrainingJobId}: {Training} training and {HoldOut} hold-out images", job.Id, training.Count, holdOut.Count);
+        if (HoldOutNotScored(images, holdOut) is > 0 and var unused)
+            logger.LogWarning("Training job {TrainingJobId}: {Count} image(s) of its base dataset fall in the hold-out split but not in the evaluation " +
+                "dataset's: neither trained on nor scored", job.Id, unused);
 
         var views = FeatureView.ForAugmentation("flip");
         var (features, unreadable) = await Task.Run(() =>
@@ -153,7 +168,8 @@ public sealed class TrainingJobRunner(
         foreach (var image in unreadable)
             logger.LogWarning("Training job {TrainingJobId}: left out {Path}, which would not decode: {Reason}", job.Id, image.Path, image.Reason);
         RequireTwoLabels(features.Select(f => f.Label).ToList());
-        var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable, labelConflicts);
+        var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable, labelConflicts,
+            HoldOutNotScored(images, holdOut));
 
         var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
         var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();

@@ -42,9 +42,9 @@ public sealed class MigrateCommand : ICommand
         using var provider = services.BuildServiceProvider();
         using var scope = provider.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        var pending = db.Database.GetPendingMigrations().ToList();
-        provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
-        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { provider = db.Database.ProviderName, applied = pending }));
+        // What this run applied, read under the migration lock: not what another process applied meanwhile.
+        var applied = provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
+        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { provider = db.Database.ProviderName, applied }));
         return 0;
     }
 }

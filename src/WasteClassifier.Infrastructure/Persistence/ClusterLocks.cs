@@ -13,6 +13,9 @@ public static class ClusterLocks
     public const long TrainingJobClaims = 0x5743_0001;
     public const long ModelPromotions = 0x5743_0002;
 
+    /// <summary>Held for a whole migration, on a session of its own (see <see cref="DatabaseExtensions.MigrateDatabaseAsync"/>).</summary>
+    public const long Migrations = 0x5743_0003;
+
     /// <summary>Waits for <paramref name="key"/> until the current transaction ends. Call inside a transaction.</summary>
     public static async Task TakeAsync(ClassifierDbContext db, long key, CancellationToken cancellationToken)
     {

@@ -1,7 +1,10 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Infrastructure.Persistence;
@@ -36,7 +39,7 @@ public static class DatabaseExtensions
     /// Measured under saturation load (2 cores): PostgreSQL spent 4.4 CPU ms per image before and 2.2 after. Every request
     /// opens and closes a pooled connection several times; each close queued a <c>DISCARD ALL</c> (6 per image), and every
     /// statement was parsed and planned again. The services keep no session state (no SET, temporary tables or advisory
-    /// locks) that a reset would have to clear.
+    /// locks) that a reset would have to clear; the migration lock's session is not pooled.
     /// </remarks>
     public static string ForService(string connectionString, int maxPoolSize)
     {
@@ -70,21 +73,106 @@ public static class DatabaseExtensions
         builder.UseSnakeCaseNamingConvention();
     }
 
-    /// <summary>Applies pending migrations; API, worker and CLI call this at start when MigrateOnStartup is set.</summary>
-    public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    /// <summary>How often a replica asks again for the migration lock while another one migrates.</summary>
+    private static readonly TimeSpan MigrationLockPoll = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Applies pending migrations and returns those this call applied; API, worker and CLI call this at start when
+    /// MigrateOnStartup is set. On PostgreSQL, replicas that start together create a missing database once and migrate
+    /// one at a time.
+    /// </summary>
+    /// <remarks>
+    /// EF Core's own lock does not serialise them on PostgreSQL: Npgsql's is <c>LOCK TABLE "__EFMigrationsHistory"</c>,
+    /// held until a transaction ends, and EF Core 10 commits each migration in its own transaction (none around a
+    /// CREATE INDEX CONCURRENTLY), while it reads which migrations are pending once, at the start. A replica that waited
+    /// for the lock took it between two migrations of another and applied the next one; the other then applied it again
+    /// (42701 "already exists"). So one session-level advisory lock is held around the whole MigrateAsync instead.
+    /// </remarks>
+    public static async Task<IReadOnlyList<string>> MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
     {
         using var scope = services.CreateScope();
         var options = scope.ServiceProvider.GetRequiredService<DatabaseOptions>();
-        if (!options.MigrateOnStartup) return;
+        if (!options.MigrateOnStartup) return [];
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseExtensions));
-        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
-        if (pending.Count > 0) logger.LogInformation("Applying {Count} migration(s): {Migrations}", pending.Count, pending);
-        await db.Database.MigrateAsync(cancellationToken);
-        if (db.Database.IsSqlite())
+        NpgsqlConnection? migrationLock = null;
+        if (db.Database.IsNpgsql()) migrationLock = await TakeMigrationLockAsync(db, logger, cancellationToken);
+        try
         {
-            // Write-ahead logging lets the embedded API read while the in-process worker writes.
-            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            // Read under the lock: what another replica applied meanwhile is no longer pending.
+            var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+            if (pending.Count > 0) logger.LogInformation("Applying {Count} migration(s): {Migrations}", pending.Count, pending);
+            await db.Database.MigrateAsync(cancellationToken);
+            if (db.Database.IsSqlite())
+            {
+                // Write-ahead logging lets the embedded API read while the in-process worker writes.
+                await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            }
+            return pending;
+        }
+        finally
+        {
+            // Closing the unpooled session releases the lock, whether or not the migration went through.
+            if (migrationLock is not null) await migrationLock.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Creates the PostgreSQL database, found missing, as <see cref="MigrateDatabaseAsync"/> does before it migrates (EF
+    /// Core's MigrateAsync would, but replicas starting together all see it missing, and those that asked after another
+    /// one's CREATE DATABASE went through failed with 42P04). The migration lock cannot cover this: it lives in the database.
+    /// </summary>
+    public static async Task CreateMissingDatabaseAsync(ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.GetService<IRelationalDatabaseCreator>().CreateAsync(cancellationToken);
+        }
+        // Another replica created it first (Npgsql already ignores 23505, when both created it at once).
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Takes <see cref="ClusterLocks.Migrations"/> on a session of its own and returns that session's connection; disposing
+    /// it releases the lock.
+    /// </summary>
+    /// <remarks>
+    /// Unpooled, so that closing the connection ends the session and its lock whatever happened (pooled connections are not
+    /// reset, see <see cref="ForService"/>), and outside any transaction, so the migration's own transactions and CREATE
+    /// INDEX CONCURRENTLY run as before. Polled with pg_try_advisory_lock rather than waited for with pg_advisory_lock: a
+    /// statement blocked in the lock holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder's migration waits for
+    /// every older snapshot in the database. PostgreSQL broke that deadlock by cancelling the build, which left an invalid
+    /// index behind, and every replica then failed with 42P07 (tried with four).
+    /// </remarks>
+    private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, CancellationToken cancellationToken)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false }.ConnectionString);
+        try
+        {
+            try
+            {
+                // A server that cannot be reached fails here, at once, with its own message.
+                await connection.OpenAsync(cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidCatalogName)
+            {
+                await CreateMissingDatabaseAsync(db, cancellationToken);
+                await connection.OpenAsync(cancellationToken);
+            }
+            await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({ClusterLocks.Migrations})", connection);
+            for (var waiting = false; !(bool)(await command.ExecuteScalarAsync(cancellationToken))!; waiting = true)
+            {
+                if (!waiting) logger.LogInformation("Another process is migrating the database; waiting for it to finish");
+                await Task.Delay(MigrationLockPoll, cancellationToken);
+            }
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
         }
     }
 }

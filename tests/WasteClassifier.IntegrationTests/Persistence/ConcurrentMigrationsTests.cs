@@ -1,0 +1,167 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// Replicas that start together on a fresh PostgreSQL database (API, workers and trainer in Compose; five pods in
+/// Kubernetes) each migrate it at start. Each one calls <see cref="DatabaseExtensions.MigrateDatabaseAsync"/> once here,
+/// without the start-up retry loop, so a replica that applies a migration another already applied, or creates a database
+/// another already created, fails the test instead of being retried away.
+/// </summary>
+public sealed class ConcurrentMigrationsTests
+{
+    private const int Replicas = 4;
+    private const int CreationRounds = 3;
+
+    [IntegrationFact]
+    public async Task MigrateDatabaseAsync_ReplicasStartTogetherOnAnEmptyDatabase_NoneFailsAndEachMigrationIsAppliedOnce()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        try
+        {
+            await MigrateTogetherAsync(connectionString);
+            await AssertEveryMigrationRecordedOnceAsync(connectionString);
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [IntegrationFact]
+    public async Task MigrateDatabaseAsync_ReplicasStartTogetherWithoutTheDatabase_NoneFailsAndEachMigrationIsAppliedOnce()
+    {
+        // EF Core creates a missing database before it migrates; every replica sees it missing at once. Whether a replica
+        // asks to create it before or after another one's CREATE DATABASE commits is timing, so a few rounds.
+        var endpoints = await TestServices.GetAsync();
+        for (var round = 0; round < CreationRounds; round++)
+        {
+            var connectionString = new NpgsqlConnectionStringBuilder(endpoints.PostgresConnectionString)
+            {
+                Database = $"wc_migrate_new_{Guid.NewGuid():N}",
+            }.ConnectionString;
+            try
+            {
+                await MigrateTogetherAsync(connectionString);
+                await AssertEveryMigrationRecordedOnceAsync(connectionString);
+            }
+            finally
+            {
+                await TestServices.DropDatabaseAsync(connectionString);
+            }
+        }
+    }
+
+    [IntegrationFact]
+    public async Task CreateMissingDatabaseAsync_AnotherReplicaCreatesItFirst_TakenAsCreated()
+    {
+        // The replicas above rarely ask after another one's CREATE DATABASE went through; this one always does.
+        var endpoints = await TestServices.GetAsync();
+        var connectionString = new NpgsqlConnectionStringBuilder(endpoints.PostgresConnectionString)
+        {
+            Database = $"wc_migrate_new_{Guid.NewGuid():N}",
+        }.ConnectionString;
+        try
+        {
+            var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+            DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, Path.GetTempPath());
+            builder.AddInterceptors(new AnotherReplicaCreatesItFirst(endpoints.PostgresConnectionString));
+            await using var db = new ClassifierDbContext(builder.Options);
+
+            await DatabaseExtensions.CreateMissingDatabaseAsync(db, CancellationToken.None);
+
+            Assert.True(await db.GetService<IRelationalDatabaseCreator>().ExistsAsync());
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    /// <summary>Runs EF Core's CREATE DATABASE on a connection of its own just before EF Core does, as a replica that got there first.</summary>
+    private sealed class AnotherReplicaCreatesItFirst(string serverConnectionString) : DbCommandInterceptor
+    {
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (command.CommandText.StartsWith("CREATE DATABASE", StringComparison.Ordinal))
+            {
+                await using var connection = new NpgsqlConnection(serverConnectionString);
+                await connection.OpenAsync(cancellationToken);
+                await using var create = new NpgsqlCommand(command.CommandText, connection);
+                await create.ExecuteNonQueryAsync(cancellationToken);
+            }
+            return result;
+        }
+    }
+
+    /// <summary>Runs one migration per replica, each with its own service provider and connection pool, released together.</summary>
+    private static async Task MigrateTogetherAsync(string connectionString)
+    {
+        var providers = Enumerable.Range(0, Replicas).Select(replica => ReplicaServices(connectionString, replica)).ToList();
+        try
+        {
+            var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var replicas = providers.Select(provider => Task.Run(async () =>
+            {
+                await go.Task;
+                await provider.MigrateDatabaseAsync();
+            })).ToList();
+            go.SetResult();
+            var all = Task.WhenAll(replicas);
+            try
+            {
+                await all.WaitAsync(TimeSpan.FromMinutes(2));
+            }
+            catch
+            {
+                // Every replica's failure, not only the first one's.
+                if (all.Exception is { } failures) throw failures;
+                throw;
+            }
+        }
+        finally
+        {
+            foreach (var provider in providers) await provider.DisposeAsync();
+        }
+    }
+
+    private static ServiceProvider ReplicaServices(string connectionString, int replica)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = DatabaseProviders.Postgres,
+            // Its own pool, as a separate process would have.
+            ["Database:ConnectionString"] = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = $"replica-{replica}" }.ConnectionString,
+            ["DataDirectory"] = Path.GetTempPath(),
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddClassifierDatabase(configuration);
+        return services.BuildServiceProvider();
+    }
+
+    private static async Task AssertEveryMigrationRecordedOnceAsync(string connectionString)
+    {
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, Path.GetTempPath());
+        await using var db = new ClassifierDbContext(builder.Options);
+        Assert.Empty(await db.Database.GetPendingMigrationsAsync());
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT migration_id FROM \"__EFMigrationsHistory\" ORDER BY 1", connection);
+        var recorded = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+            while (await reader.ReadAsync()) recorded.Add(reader.GetString(0));
+        Assert.Equal(db.Database.GetMigrations().Order(StringComparer.Ordinal), recorded);
+    }
+}

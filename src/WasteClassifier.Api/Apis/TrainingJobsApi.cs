@@ -70,6 +70,7 @@ public static class TrainingJobsApi
             url = $"/v1/training-jobs/{result.Job.Id}",
             images_accepted = result.Accepted,
             rejected = result.Rejected,
+            relabelled = result.Relabelled,
         }, statusCode: StatusCodes.Status202Accepted);
     }
 
@@ -85,6 +86,7 @@ public static class TrainingJobsApi
             job_id = result.Job.Id,
             status_url = $"/v1/training-jobs/{result.Job.Id}",
             rejected = result.Rejected,
+            relabelled = result.Relabelled,
         }, statusCode: StatusCodes.Status202Accepted);
     }
 
@@ -97,6 +99,10 @@ public static class TrainingJobsApi
         var form = upload!.Form;
         var labels = form["labels"].Select(l => l ?? "").ToList();
         var single = form["label"].ToString();
+        // Which one was meant cannot be told: 'labels' won silently, and relabelled samples uploaded before.
+        if (form.ContainsKey("label") && form.ContainsKey("labels"))
+            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "conflicting_labels",
+                "send either one 'label' for all files or a 'labels' field per file, not both"));
         if (upload.Files.Count > 0 && labels.Count == 0 && single.Length == 0)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "missing_labels", "give a 'labels' field per file, in order, or one 'label' for all files"));
         if (labels.Count > 0 && labels.Count != upload.Files.Count)

@@ -22,7 +22,13 @@ public sealed class TrainingJobSubmitter(
     TimeProvider clock,
     ILogger<TrainingJobSubmitter> logger)
 {
-    public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected);
+    public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
+
+    /// <summary>
+    /// An upload that changed the label of a sample with the same bytes: one uploaded or corrected before
+    /// (<paramref name="PreviousIndex"/> null), or an earlier file of the same request.
+    /// </summary>
+    public sealed record RelabelledSample(int Index, string PreviousLabel, string Label, int? PreviousIndex);
 
     public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken)
     {
@@ -42,12 +48,12 @@ public sealed class TrainingJobSubmitter(
         var now = clock.GetUtcNow().UtcDateTime;
         var job = new TrainingJob { Id = Guid.CreateVersion7(), OptionsJson = options.ToJson(), CreatedAt = now };
         db.TrainingJobs.Add(job);
-        await AddSamplesAsync(accepted.Select(a => (a.Image, labels[a.File.Index])).ToList(), job.Id, now, cancellationToken);
+        var relabelled = await AddSamplesAsync(accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList(), job.Id, now, cancellationToken);
         await db.SaveChangesAsync(cancellationToken);
 
         await SendAsync(job.Id, cancellationToken);
-        logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s)", job.Id, accepted.Count);
-        return (new Result(job, accepted.Count, rejected), null);
+        logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s), {Relabelled} relabelled", job.Id, accepted.Count, relabelled.Count);
+        return (new Result(job, accepted.Count, rejected, relabelled), null);
     }
 
     /// <summary>
@@ -71,18 +77,29 @@ public sealed class TrainingJobSubmitter(
         }
     }
 
-    private async Task AddSamplesAsync(List<(StoredImage Image, string Label)> samples, Guid jobId, DateTime now, CancellationToken cancellationToken)
+    /// <summary>
+    /// One sample per image, the latest label winning, as the README says: in request order, so of the same bytes sent
+    /// twice in one request the later file's label is kept (the first one's was). Each change of a label is reported.
+    /// </summary>
+    private async Task<List<RelabelledSample>> AddSamplesAsync(List<(int Index, StoredImage Image, string Label)> samples, Guid jobId, DateTime now,
+        CancellationToken cancellationToken)
     {
-        var imageIds = samples.Select(s => s.Image.Id).ToList();
+        var imageIds = samples.Select(s => s.Image.Id).Distinct().ToList();
         var existing = await db.LabelledSamples.Where(s => imageIds.Contains(s.ImageId)).ToDictionaryAsync(s => s.ImageId, cancellationToken);
-        foreach (var (image, label) in samples.DistinctBy(s => s.Image.Id))
+        var labelledAt = new Dictionary<Guid, int>();
+        var relabelled = new List<RelabelledSample>();
+        foreach (var (index, image, label) in samples)
         {
             if (!existing.TryGetValue(image.Id, out var sample))
-                db.LabelledSamples.Add(sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = label, Origin = SampleOrigin.Upload });
+                db.LabelledSamples.Add(existing[image.Id] = sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = label, Origin = SampleOrigin.Upload });
+            else if (sample.Label != label)
+                relabelled.Add(new RelabelledSample(index, sample.Label, label, labelledAt.TryGetValue(image.Id, out var earlier) ? earlier : null));
+            labelledAt[image.Id] = index;
             sample.Label = label;
             sample.Origin = SampleOrigin.Upload;
             sample.TrainingJobId = jobId;
             sample.CreatedAt = now;
         }
+        return relabelled;
     }
 }

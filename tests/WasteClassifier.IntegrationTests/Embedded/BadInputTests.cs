@@ -257,6 +257,29 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Equal(jobsBefore, await CountJobsAsync());
     }
 
+    [Theory]
+    [InlineData("/v1/training-jobs")]
+    [InlineData("/retrain")]
+    public async Task TrainingJob_BothLabelAndLabels_400ConflictingLabelsNamingBothAndNoJob(string url)
+    {
+        // 'labels' won silently (202), relabelling a sample uploaded before under 'label''s class.
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(Garbage), "images", "a.jpg" },
+            { new StringContent("glass"), "label" },
+            { new StringContent("metal"), "labels" },
+        };
+        var jobsBefore = await CountJobsAsync();
+
+        var (status, body) = await PostAsync(url, form);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("conflicting_labels", body["error"]!.GetValue<string>());
+        Assert.Contains("'label'", body["message"]!.GetValue<string>());
+        Assert.Contains("'labels'", body["message"]!.GetValue<string>());
+        Assert.Equal(jobsBefore, await CountJobsAsync());
+    }
+
     [Fact]
     public async Task Predict_Garbage_400WithSuccessFalse()
     {

@@ -37,7 +37,9 @@ public static class MultipartUploads
                 return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", $"no file in the form field '{field}'{other}"));
             }
             if (fileCount > options.MaxFilesPerRequest)
-                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "too_many_files", $"{fileCount} files in one request; the limit is {options.MaxFilesPerRequest}"));
+                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "too_many_files",
+                    // Named as it is set, so that the caller learns what limits it and how to send more.
+                    $"{fileCount} files in one request; the limit is {options.MaxFilesPerRequest} (Uploads__MaxFilesPerRequest): send the rest in further requests"));
             return (new Upload(files, form), null);
         }
         catch (Exception e) when (e is InvalidDataException or BadHttpRequestException or IOException)

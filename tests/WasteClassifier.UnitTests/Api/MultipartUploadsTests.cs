@@ -92,6 +92,9 @@ public sealed class MultipartUploadsTests
         var answer = Assert.IsType<JsonHttpResult<ApiError>>(error).Value!;
         Assert.Equal("too_many_files", answer.Error);
         Assert.StartsWith("4 files in one request; the limit is 3", answer.Message);
+        // The setting that limits it, and how to send more: the message named neither.
+        Assert.Contains("Uploads__MaxFilesPerRequest", answer.Message);
+        Assert.Contains("further requests", answer.Message);
     }
 
     [Fact]

@@ -186,6 +186,7 @@ public static class TrainingJobsApi
         var now = clock.GetUtcNow().UtcDateTime;
         var taken = await db.TrainingJobs.Where(j => j.Id == id && j.Status == TrainingJobStatus.Queued)
                         .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true).SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
+                            .SetProperty(j => j.Error, TrainingJobRunner.CancelledBeforeItStarted)
                             .SetProperty(j => j.FinishedAt, (DateTime?)now), cancellationToken) == 1
                     || await db.TrainingJobs.Where(j => j.Id == id && j.Status == TrainingJobStatus.Running && j.Stage != TrainingStages.Registering)
                         .ExecuteUpdateAsync(s => s.SetProperty(j => j.CancelRequested, true), cancellationToken) == 1;

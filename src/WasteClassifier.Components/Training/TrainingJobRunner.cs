@@ -29,6 +29,12 @@ public sealed class TrainingJobRunner(
     ILogger<TrainingJobRunner> logger)
 {
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>A cancelled job's error, whoever ended it: one cancelled before it ran had none, one while running said why.</summary>
+    public const string CancelledBeforeItStarted = "cancelled on request before it started; the active model is untouched";
+    public const string CancelledWhileRunning = "cancelled on request; the active model is untouched";
+    public const string CancelledAfterItsTrainerStopped = "cancelled on request; its trainer stopped before it finished, and the active model is untouched";
+
     private readonly string _trainerId = settings.TrainerId;
 
     /// <summary>
@@ -80,7 +86,7 @@ public sealed class TrainingJobRunner(
         {
             await cancel.CancelAsync();
             await heartbeat;
-            await FinishAsync(jobId, TrainingJobStatus.Cancelled, "cancelled on request; the active model is untouched", null);
+            await FinishAsync(jobId, TrainingJobStatus.Cancelled, CancelledWhileRunning, null);
             logger.LogInformation("Training job {TrainingJobId} cancelled", jobId);
             return true;
         }
@@ -517,9 +523,7 @@ public sealed class TrainingJobRunner(
             // One row at a time, under the same conditions, as in FailExhaustedAsync: only the update that ends the job records it.
             if (await Abandoned(context, job.Id, staleBefore).ExecuteUpdateAsync(s => s
                     .SetProperty(j => j.Status, TrainingJobStatus.Cancelled)
-                    .SetProperty(j => j.Error, j => j.Status == TrainingJobStatus.Queued
-                        ? "cancelled before it started"
-                        : "cancelled on request; its trainer stopped before it finished, and the active model is untouched")
+                    .SetProperty(j => j.Error, j => j.Status == TrainingJobStatus.Queued ? CancelledBeforeItStarted : CancelledAfterItsTrainerStopped)
                     .SetProperty(j => j.Stage, (string?)null)
                     .SetProperty(j => j.FinishedAt, now), CancellationToken.None) == 0) continue;
             cancelled++;

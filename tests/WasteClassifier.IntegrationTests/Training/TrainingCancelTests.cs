@@ -76,6 +76,8 @@ public sealed class TrainingCancelTests(SlowHeartbeatTrainingFixture fixture) : 
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.Equal("cancelled", body["status"]!.GetValue<string>());
+        // Said as a job cancelled while running says it (its error was null).
+        Assert.Equal(TrainingJobRunner.CancelledBeforeItStarted, body["error"]!.GetValue<string>());
         var row = await ReadJobAsync(jobId);
         Assert.True(row.CancelRequested);
         Assert.NotNull(row.FinishedAt);

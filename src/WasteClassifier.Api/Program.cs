@@ -42,6 +42,7 @@ api.MapSourcesApi();
 api.MapServiceApi();
 api.MapModelsApi();
 api.MapTrainingJobsApi();
+api.MapSamplesApi();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithSummary("Liveness probe: 200 while the process answers");
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") })
     .WithSummary("Readiness probe: 200 when the checks tagged ready pass, else 503");

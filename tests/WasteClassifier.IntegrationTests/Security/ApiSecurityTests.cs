@@ -43,6 +43,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
     {
         { "POST", "/v1/training-jobs" },
         { "DELETE", $"/v1/training-jobs/{Guid.NewGuid()}" },
+        { "DELETE", $"/v1/samples/{Guid.NewGuid()}" },
         { "POST", "/retrain" },
         { "PUT", $"/v1/classifications/{Guid.NewGuid()}/label" },
         { "POST", "/v1/models/no-such-version/promote" },

@@ -1,0 +1,66 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.Api.Apis;
+
+/// <summary>
+/// The labelled samples every training job trains on (<c>/v1/samples</c>): uploads with jobs, cancelled ones' included,
+/// and corrections. Listing shows what a job will learn from; deleting one is the only way to take a sample out.
+/// </summary>
+public static class SamplesApi
+{
+    /// <summary>The length of <c>labelled_samples.label</c>.</summary>
+    private const int MaxLabelLength = 64;
+
+    public static void MapSamplesApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/samples").WithTags("Training");
+        api.MapGet("/", ListAsync).WithName("ListSamples")
+            .WithSummary("Labelled samples, newest first; filter by label or by the training job they were uploaded with");
+        // A write, so admin-only like the other training writes (AccessPolicies).
+        api.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteSample")
+            .WithSummary("Remove a labelled sample: later training jobs no longer train on it (its image is kept)");
+    }
+
+    public sealed record SampleView(Guid Id, string Label, string Origin, Guid ImageId, string? ContentHash, string? Filename, Guid? TrainingJobId,
+        Guid? ClassificationId, DateTimeOffset CreatedAt);
+
+    public sealed record SamplePage(IReadOnlyList<SampleView> Items, string? NextCursor);
+
+    public static async Task<IResult> ListAsync(ClassifierDbContext db, string? label, [FromQuery(Name = "training_job_id")] Guid? trainingJobId, int? limit,
+        string? cursor, CancellationToken cancellationToken)
+    {
+        var size = limit ?? 50;
+        if (size is < 1 or > 500) return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_limit", "limit must be between 1 and 500");
+        // Any label a sample may hold (an older model's too), but one that fits the column and holds no control character.
+        if (label is not null && (label.Length is 0 or > MaxLabelLength || label.Any(char.IsControl)))
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"label must be a class name of 1–{MaxLabelLength} characters, e.g. glass");
+
+        var query = db.LabelledSamples.AsNoTracking();
+        if (label is not null) query = query.Where(s => s.Label == label);
+        if (trainingJobId is not null) query = query.Where(s => s.TrainingJobId == trainingJobId);
+        // Ids are version 7 uuids, in the order samples were first labelled (created_at moves when one is labelled again),
+        // and unique: the cursor is the last id of a page.
+        if (cursor is not null)
+        {
+            if (!Guid.TryParseExact(cursor, "N", out var after))
+                return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not one this API returned");
+            query = query.Where(s => s.Id < after);
+        }
+        var rows = await query.OrderByDescending(s => s.Id).Take(size + 1)
+            .Select(s => new SampleView(s.Id, s.Label, s.Origin, s.ImageId, s.Image!.ContentHash, s.Image.FileName, s.TrainingJobId, s.ClassificationId,
+                ClassificationView.Utc(s.CreatedAt)))
+            .ToListAsync(cancellationToken);
+        var next = rows.Count > size ? rows[size - 1].Id.ToString("N") : null;
+        return TypedResults.Ok(new SamplePage(rows.Take(size).ToList(), next));
+    }
+
+    public static async Task<IResult> DeleteAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)
+    {
+        // Only the label goes: the image may be a classification's too. A job that already read its samples keeps them.
+        var deleted = await db.LabelledSamples.Where(s => s.Id == id).ExecuteDeleteAsync(cancellationToken);
+        return deleted == 0 ? ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no labelled sample with id {id}") : TypedResults.NoContent();
+    }
+}

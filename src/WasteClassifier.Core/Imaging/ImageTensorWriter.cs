@@ -54,7 +54,7 @@ public static class ImageTensorWriter
             return ImageCheck.Refused(ImageErrors.Corrupt, $"the image header could not be read: {Describe(e)}");
         }
         if (info is null || format is null)
-            return ImageCheck.Refused(ImageErrors.NotAnImage, "the bytes are not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF, TGA, PBM)");
+            return ImageCheck.Refused(ImageErrors.NotAnImage, NotAnImageMessage);
         if (info.Width <= 0 || info.Height <= 0)
             return ImageCheck.Refused(ImageErrors.Corrupt, "the image declares no pixels");
         if (info.Width > limits.MaxSide || info.Height > limits.MaxSide || (long)info.Width * info.Height > limits.MaxPixels)
@@ -74,7 +74,26 @@ public static class ImageTensorWriter
     internal static bool IsDecoderFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
 
     internal static string Describe(Exception e) =>
-        e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+        OneLine(e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+
+    /// <summary>
+    /// Why a decode failed, as one line that starts with the error code a classification would get (e.g.
+    /// "not_an_image: ..."): ImageSharp's own text for bytes of no known format lists every decoder, one a line.
+    /// </summary>
+    public static string DescribeFailure(Exception e) => e switch
+    {
+        UnknownImageFormatException => $"{ImageErrors.NotAnImage}: {NotAnImageMessage}",
+        NotSupportedException => $"{ImageErrors.Unsupported}: the image uses a variant this service cannot decode: {OneLine(e.Message)}",
+        _ => $"{ImageErrors.Corrupt}: the image could not be decoded: {Describe(e)}",
+    };
+
+    private const string NotAnImageMessage = "the bytes are not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF, TGA, PBM)";
+
+    private static string OneLine(string message)
+    {
+        var end = message.IndexOfAny(['\r', '\n']);
+        return (end < 0 ? message : message[..end]).Trim();
+    }
 
     /// <summary>
     /// Decodes <paramref name="bytes"/>, resizes as <paramref name="input"/> says and writes

@@ -62,7 +62,7 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
             }
             catch (Exception e) when (ImageTensorWriter.IsDecoderFailure(e))
             {
-                _unreadable.TryAdd(jobs[j].image.Path, new UnreadableImage(jobs[j].image.Path, ImageTensorWriter.Describe(e)));
+                _unreadable.TryAdd(jobs[j].image.Path, new UnreadableImage(jobs[j].image.Path, ImageTensorWriter.DescribeFailure(e)));
             }
         });
 

@@ -28,12 +28,29 @@ public sealed class FeatureExtractionRunnerTests : IDisposable
         Assert.All(samples, s => Assert.Equal(2, s.Views.Count));
         var left = Assert.Single(runner.Unreadable);
         Assert.Equal("uploads/broken.png", left.Path);
-        Assert.False(string.IsNullOrWhiteSpace(left.Reason));
+        Assert.StartsWith("corrupt_image: ", left.Reason);
+        Assert.DoesNotContain('\n', left.Reason);
         // Each good image's features are its own, not a neighbour's moved into the gap the broken one left.
         using var alone = FeatureExtractor.Create(backbone);
         var reference = new FeatureExtractionRunner(alone, new FeatureCache(Path.Combine(cacheDirectory, "reference"), backbone.Id, backbone.FeatureWidth), _ => { })
             .Run([good[2]], [FeatureView.Original]);
         Assert.Equal(reference[0].Original, samples[2].Original, (a, b) => Math.Abs(a - b) < 1e-4f);
+    }
+
+    [Fact]
+    public void Run_BytesOfNoImageFormat_AreLeftOutWithOneLineNamingNotAnImage()
+    {
+        // ImageSharp's text for these lists every decoder over several lines; data_counts.unreadable showed it as it was.
+        var text = LabelledImage.From("uploads/notes.jpg", 0, "not an image at all, just some text"u8.ToArray());
+        var backbone = BackboneDefinition.ResNet18;
+        using var extractor = FeatureExtractor.Create(backbone);
+        var runner = new FeatureExtractionRunner(extractor, new FeatureCache(cacheDirectory, backbone.Id, backbone.FeatureWidth), _ => { });
+
+        Assert.Empty(runner.Run([text], [FeatureView.Original]));
+
+        var left = Assert.Single(runner.Unreadable);
+        Assert.StartsWith("not_an_image: the bytes are not an image in a supported format", left.Reason);
+        Assert.DoesNotContain('\n', left.Reason);
     }
 
     public void Dispose() => Directory.Delete(cacheDirectory, recursive: true);

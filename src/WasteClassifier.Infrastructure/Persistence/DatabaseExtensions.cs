@@ -76,6 +76,9 @@ public static class DatabaseExtensions
     /// <summary>How often a replica asks again for the migration lock while another one migrates.</summary>
     private static readonly TimeSpan MigrationLockPoll = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How long one migration statement may run.</summary>
+    public static readonly TimeSpan MigrationCommandTimeout = TimeSpan.FromHours(1);
+
     /// <summary>
     /// Applies pending migrations and returns those this call applied; API, worker and CLI call this at start when
     /// MigrateOnStartup is set. On PostgreSQL, replicas that start together create a missing database once and migrate
@@ -102,6 +105,8 @@ public static class DatabaseExtensions
             // Read under the lock: what another replica applied meanwhile is no longer pending.
             var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
             if (pending.Count > 0) logger.LogInformation("Applying {Count} migration(s): {Migrations}", pending.Count, pending);
+            // Not the 30 s a request gets: an index build on a large table takes minutes, and one cut short is left invalid.
+            db.Database.SetCommandTimeout(MigrationCommandTimeout);
             await db.Database.MigrateAsync(cancellationToken);
             if (db.Database.IsSqlite())
             {

@@ -87,6 +87,48 @@ public sealed class ConcurrentMigrationsTests
         }
     }
 
+    /// <summary>The build was cut short (a timeout, a stopped pod): PostgreSQL keeps the index, marked invalid.</summary>
+    [IntegrationFact]
+    public Task MigrateDatabaseAsync_ConcurrentIndexBuildCutShort_NextStartRebuildsIt() => IndexBuildLeftBehindAsync(valid: false);
+
+    /// <summary>The build finished, but its process died before the migration was recorded.</summary>
+    [IntegrationFact]
+    public Task MigrateDatabaseAsync_ConcurrentIndexBuiltButNotRecorded_NextStartRecordsIt() => IndexBuildLeftBehindAsync(valid: true);
+
+    private static async Task IndexBuildLeftBehindAsync(bool valid)
+    {
+        const string Index = "ix_classifications_predicted_class_created_at_id";
+        const string Migration = "20261201015823_ClassificationsPredictedClassIndex";
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        try
+        {
+            await using (var provider = ReplicaServices(connectionString, 0)) await provider.MigrateDatabaseAsync();
+            await ExecuteAsync(connectionString, $"DELETE FROM \"__EFMigrationsHistory\" WHERE migration_id = '{Migration}'");
+            if (!valid) await ExecuteAsync(connectionString, $"UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{Index}'::regclass");
+
+            await using (var provider = ReplicaServices(connectionString, 1))
+                Assert.Equal([Migration], await provider.MigrateDatabaseAsync());
+
+            await AssertEveryMigrationRecordedOnceAsync(connectionString);
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var check = new NpgsqlCommand($"SELECT indisvalid FROM pg_index WHERE indexrelid = '{Index}'::regclass", connection);
+            Assert.True((bool)(await check.ExecuteScalarAsync())!);
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     /// <summary>Runs EF Core's CREATE DATABASE on a connection of its own just before EF Core does, as a replica that got there first.</summary>
     private sealed class AnotherReplicaCreatesItFirst(string serverConnectionString) : DbCommandInterceptor
     {

@@ -13,15 +13,22 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(new { promoted = Promote, refused = Refused, reasons = Reasons });
 
-    /// <summary>A decision as <see cref="ToJson"/> wrote it; one recorded before <c>refused</c> existed reads as not refused.</summary>
+    /// <summary>
+    /// A decision as <see cref="ToJson"/> wrote it. One recorded before <c>refused</c> existed is refused when it was not
+    /// promoted and its first reason is one of the gate's refusals, which <see cref="PromotionGate.Decide"/> lists first.
+    /// </summary>
     public static PromotionDecision? FromJson(string? json)
     {
         if (json is null) return null;
         using var document = System.Text.Json.JsonDocument.Parse(json);
         var root = document.RootElement;
-        return new PromotionDecision(root.GetProperty("promoted").GetBoolean(), root.GetProperty("reasons").EnumerateArray().Select(r => r.GetString() ?? "").ToList())
+        var promoted = root.GetProperty("promoted").GetBoolean();
+        var reasons = root.GetProperty("reasons").EnumerateArray().Select(r => r.GetString() ?? "").ToList();
+        return new PromotionDecision(promoted, reasons)
         {
-            Refused = root.TryGetProperty("refused", out var refused) && refused.ValueKind == System.Text.Json.JsonValueKind.True,
+            Refused = root.TryGetProperty("refused", out var refused)
+                ? refused.ValueKind == System.Text.Json.JsonValueKind.True
+                : !promoted && reasons.FirstOrDefault() is { } first && PromotionGate.IsRefusal(first),
         };
     }
 }
@@ -36,6 +43,11 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// </summary>
 public static class PromotionGate
 {
+    /// <summary>Whether a reason is one of <see cref="Decide"/>'s refusals (a macro-F1 or a class's recall that fell too far).</summary>
+    public static bool IsRefusal(string reason) =>
+        (reason.StartsWith("macro-F1 ", StringComparison.Ordinal) && reason.Contains(" below the active model's ", StringComparison.Ordinal))
+        || (reason.StartsWith("recall of '", StringComparison.Ordinal) && reason.Contains(" falls from ", StringComparison.Ordinal));
+
     public static PromotionDecision Decide(ClassificationReport candidate, ClassificationReport? active, TrainingSettings settings, string promoteMode,
         bool sameData = false)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -153,7 +154,9 @@ public static class DatabaseExtensions
     /// </remarks>
     private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, CancellationToken cancellationToken)
     {
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false }.ConnectionString);
+        // Keepalives, so that a firewall's idle timeout does not end the session (and the lock) while it waits out a long
+        // migration; the server's own idle_session_timeout is turned off for it below.
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, KeepAlive = 30 }.ConnectionString);
         try
         {
             try
@@ -166,10 +169,20 @@ public static class DatabaseExtensions
                 await CreateMissingDatabaseAsync(db, cancellationToken);
                 await connection.OpenAsync(cancellationToken);
             }
+            if (connection.PostgreSqlVersion.Major >= 14)
+                await using (var noIdleTimeout = new NpgsqlCommand("SET idle_session_timeout = 0", connection))
+                    await noIdleTimeout.ExecuteNonQueryAsync(cancellationToken);
             await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({ClusterLocks.Migrations})", connection);
-            for (var waiting = false; !(bool)(await command.ExecuteScalarAsync(cancellationToken))!; waiting = true)
+            var waitingSince = Stopwatch.StartNew();
+            var nextReport = TimeSpan.Zero;
+            while (!(bool)(await command.ExecuteScalarAsync(cancellationToken))!)
             {
-                if (!waiting) logger.LogInformation("Another process is migrating the database; waiting for it to finish");
+                if (waitingSince.Elapsed >= nextReport)
+                {
+                    logger.LogInformation("Another process is migrating the database ({Holder}); waiting {Seconds:F0} s so far",
+                        await MigrationLockHolderAsync(connection, cancellationToken), waitingSince.Elapsed.TotalSeconds);
+                    nextReport += TimeSpan.FromSeconds(30);
+                }
                 await Task.Delay(MigrationLockPoll, cancellationToken);
             }
             return connection;
@@ -179,5 +192,21 @@ public static class DatabaseExtensions
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Who holds the migration lock, for the log of a replica waiting for it: its server process, application and how long it has run.</summary>
+    private static async Task<string> MigrationLockHolderAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        // A bigint advisory key is kept as its high and low halves (classid, objid), with objsubid 1.
+        await using var command = new NpgsqlCommand("""
+            SELECT format('server process %s, %s, running %s s', a.pid, coalesce(nullif(a.application_name, ''), 'no application name'),
+                          round(extract(epoch FROM now() - coalesce(a.query_start, a.backend_start))))
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+              AND ((l.classid::bigint << 32) | l.objid::bigint) = @key
+            LIMIT 1
+            """, connection);
+        command.Parameters.AddWithValue("key", ClusterLocks.Migrations);
+        return await command.ExecuteScalarAsync(cancellationToken) as string ?? "it has just finished";
     }
 }

@@ -5,6 +5,7 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
@@ -121,6 +122,119 @@ public sealed class ConcurrentMigrationsTests
         }
     }
 
+    /// <summary>
+    /// A replica died while building the index, and its build still runs on the server, waiting for an old snapshot:
+    /// the next start must not drop that invalid index (its exclusive lock would queue every query on the table behind
+    /// the build), but fail and try again once the build is over.
+    /// </summary>
+    [IntegrationFact]
+    public async Task MigrateDatabaseAsync_IndexBuildStillRunning_FailsWithoutBlockingTheTableThenCompletesOnceItEnds()
+    {
+        const string Index = "ix_classifications_predicted_class_created_at_id";
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        try
+        {
+            await using (var provider = ReplicaServices(connectionString, 0)) await provider.MigrateDatabaseAsync();
+            await ExecuteAsync(connectionString, $"DELETE FROM \"__EFMigrationsHistory\" WHERE migration_id = '20261201015823_ClassificationsPredictedClassIndex'; DROP INDEX {Index}");
+
+            // An old snapshot, which a concurrent build waits for before it marks the index valid.
+            await using var reader = new NpgsqlConnection(connectionString);
+            await reader.OpenAsync();
+            await using var snapshot = await reader.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
+            await new NpgsqlCommand("SELECT txid_current()", reader, snapshot).ExecuteScalarAsync();
+            await using var builder = new NpgsqlConnection(connectionString);
+            await builder.OpenAsync();
+            var build = new NpgsqlCommand($"CREATE INDEX CONCURRENTLY {Index} ON classifications (predicted_class, created_at, id) WHERE predicted_class IS NOT NULL",
+                builder)
+            { CommandTimeout = 120 }.ExecuteNonQueryAsync();
+            await WaitUntilAsync(connectionString, $"SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid WHERE c.relname = '{Index}'");
+
+            await using (var provider = ReplicaServices(connectionString, 1))
+            {
+                var error = await Assert.ThrowsAsync<PostgresException>(() => provider.MigrateDatabaseAsync().WaitAsync(TimeSpan.FromSeconds(60)));
+                Assert.Contains("still running", error.MessageText);
+            }
+            // The table still answers: nothing queued an exclusive lock behind the build.
+            await ExecuteAsync(connectionString, "SET statement_timeout = '5s'; SELECT count(*) FROM classifications");
+
+            await snapshot.CommitAsync();
+            await build.WaitAsync(TimeSpan.FromSeconds(60));
+            await using (var provider = ReplicaServices(connectionString, 2)) await provider.MigrateDatabaseAsync();
+            await AssertEveryMigrationRecordedOnceAsync(connectionString);
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [IntegrationFact]
+    public async Task MigrateDatabaseAsync_AnotherProcessHoldsTheLock_WaitsNamingItThenMigrates()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        try
+        {
+            await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "migrating-replica", Pooling = false }.ConnectionString);
+            await holder.OpenAsync();
+            await new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder).ExecuteScalarAsync();
+            var log = new LogLines();
+            await using var provider = ReplicaServices(connectionString, 1, log);
+
+            var migrating = provider.MigrateDatabaseAsync();
+            await WaitUntilAsync(() => log.Lines.Any(l => l.Contains("migrating-replica")));
+            Assert.False(migrating.IsCompleted);
+
+            await holder.CloseAsync();
+            await migrating.WaitAsync(TimeSpan.FromMinutes(1));
+            await AssertEveryMigrationRecordedOnceAsync(connectionString);
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var tries = 0; !condition(); tries++)
+        {
+            Assert.True(tries < 200, "the condition never held");
+            await Task.Delay(50);
+        }
+    }
+
+    private sealed class LogLines : ILoggerProvider, ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IReadOnlyList<string> Lines => [.. _lines];
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue(formatter(state, exception));
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private static async Task WaitUntilAsync(string connectionString, string countQuery)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(countQuery, connection);
+        for (var tries = 0; (long)(await command.ExecuteScalarAsync())! == 0; tries++)
+        {
+            Assert.True(tries < 200, $"never true: {countQuery}");
+            await Task.Delay(50);
+        }
+    }
+
     private static async Task ExecuteAsync(string connectionString, string sql)
     {
         await using var connection = new NpgsqlConnection(connectionString);
@@ -177,7 +291,7 @@ public sealed class ConcurrentMigrationsTests
         }
     }
 
-    private static ServiceProvider ReplicaServices(string connectionString, int replica)
+    private static ServiceProvider ReplicaServices(string connectionString, int replica, ILoggerProvider? log = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -187,7 +301,10 @@ public sealed class ConcurrentMigrationsTests
             ["DataDirectory"] = Path.GetTempPath(),
         }).Build();
         var services = new ServiceCollection();
-        services.AddLogging();
+        services.AddLogging(logging =>
+        {
+            if (log is not null) logging.AddProvider(log);
+        });
         services.AddClassifierDatabase(configuration);
         return services.BuildServiceProvider();
     }

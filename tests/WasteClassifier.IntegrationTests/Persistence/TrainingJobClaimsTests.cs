@@ -729,7 +729,7 @@ public sealed class TrainingJobClaimsTests
     }
 
     private static readonly TrainingJobRunner.Judgement Judged =
-        new("active-model", """{"accuracy":0.9}""", """{"accuracy":0.8}""", """{"promoted":true,"reasons":["passed the promotion gate"]}""", """{"hold_out":3}""");
+        new("active-model", """{"accuracy":0.9}""", """{"accuracy":0.8}""", """{"promoted":true,"refused":false,"reasons":["passed the promotion gate"]}""", """{"hold_out":3}""");
 
     private static async Task GiveBackAsync(Func<ClassifierDbContext> newContext)
     {

@@ -117,6 +117,21 @@ public sealed class PromotionGateTests
     }
 
     [Fact]
+    public void FromJson_DecisionRecordedBeforeRefusedExisted_ARefusalReadsAsRefused()
+    {
+        // Candidates the gate refused before decisions recorded "refused" must not be promoted without force after an upgrade.
+        var refusal = PromotionGate.Decide(Report(0.30, ("a", 0.3, 10), ("b", 0.3, 10)), Report(0.90, ("a", 0.9, 10), ("b", 0.9, 10)), Settings, PromoteModes.Auto);
+        var manual = PromotionGate.Decide(Report(0.93, ("a", 0.9, 10), ("b", 0.95, 10)), Report(0.90, ("a", 0.9, 10), ("b", 0.9, 10)), Settings, PromoteModes.Manual);
+        static string Old(PromotionDecision d) => System.Text.Json.JsonSerializer.Serialize(new { promoted = d.Promote, reasons = d.Reasons });
+
+        Assert.True(PromotionDecision.FromJson(Old(refusal))!.Refused);
+        Assert.False(PromotionDecision.FromJson(Old(manual))!.Refused);
+        Assert.False(PromotionDecision.FromJson("""{"promoted":false,"reasons":["no hold-out images: the candidate cannot be compared, so it stays a candidate"]}""")!.Refused);
+        Assert.True(PromotionDecision.FromJson(refusal.ToJson())!.Refused);
+        Assert.False(PromotionDecision.FromJson(manual.ToJson())!.Refused);
+    }
+
+    [Fact]
     public void OnlyTrueLabels_DropsTheImagesOfOtherClasses()
     {
         var report = ClassificationMetrics.Compute(["a", "b", "veg"], [(0, 0), (0, 2), (1, 1), (2, 0), (2, 2)]);

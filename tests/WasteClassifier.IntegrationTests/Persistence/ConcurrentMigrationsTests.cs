@@ -27,15 +27,11 @@ public sealed class ConcurrentMigrationsTests
     public async Task MigrateDatabaseAsync_ReplicasStartTogetherOnAnEmptyDatabase_NoneFailsAndEachMigrationIsAppliedOnce()
     {
         var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
-        try
+        await DroppedAfterAsync(connectionString, async () =>
         {
             await MigrateTogetherAsync(connectionString);
             await AssertEveryMigrationRecordedOnceAsync(connectionString);
-        }
-        finally
-        {
-            await TestServices.DropDatabaseAsync(connectionString);
-        }
+        });
     }
 
     [IntegrationFact]
@@ -50,15 +46,11 @@ public sealed class ConcurrentMigrationsTests
             {
                 Database = $"wc_migrate_new_{Guid.NewGuid():N}",
             }.ConnectionString;
-            try
+            await DroppedAfterAsync(connectionString, async () =>
             {
                 await MigrateTogetherAsync(connectionString);
                 await AssertEveryMigrationRecordedOnceAsync(connectionString);
-            }
-            finally
-            {
-                await TestServices.DropDatabaseAsync(connectionString);
-            }
+            });
         }
     }
 
@@ -71,7 +63,7 @@ public sealed class ConcurrentMigrationsTests
         {
             Database = $"wc_migrate_new_{Guid.NewGuid():N}",
         }.ConnectionString;
-        try
+        await DroppedAfterAsync(connectionString, async () =>
         {
             var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
             DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, Path.GetTempPath());
@@ -81,11 +73,7 @@ public sealed class ConcurrentMigrationsTests
             await DatabaseExtensions.CreateMissingDatabaseAsync(db, CancellationToken.None);
 
             Assert.True(await db.GetService<IRelationalDatabaseCreator>().ExistsAsync());
-        }
-        finally
-        {
-            await TestServices.DropDatabaseAsync(connectionString);
-        }
+        });
     }
 
     /// <summary>The build was cut short (a timeout, a stopped pod): PostgreSQL keeps the index, marked invalid.</summary>
@@ -101,7 +89,7 @@ public sealed class ConcurrentMigrationsTests
         const string Index = "ix_classifications_predicted_class_created_at_id";
         const string Migration = "20261201015823_ClassificationsPredictedClassIndex";
         var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
-        try
+        await DroppedAfterAsync(connectionString, async () =>
         {
             await using (var provider = ReplicaServices(connectionString, 0)) await provider.MigrateDatabaseAsync();
             await ExecuteAsync(connectionString, $"DELETE FROM \"__EFMigrationsHistory\" WHERE migration_id = '{Migration}'");
@@ -115,11 +103,7 @@ public sealed class ConcurrentMigrationsTests
             await connection.OpenAsync();
             await using var check = new NpgsqlCommand($"SELECT indisvalid FROM pg_index WHERE indexrelid = '{Index}'::regclass", connection);
             Assert.True((bool)(await check.ExecuteScalarAsync())!);
-        }
-        finally
-        {
-            await TestServices.DropDatabaseAsync(connectionString);
-        }
+        });
     }
 
     /// <summary>
@@ -132,7 +116,7 @@ public sealed class ConcurrentMigrationsTests
     {
         const string Index = "ix_classifications_predicted_class_created_at_id";
         var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
-        try
+        await DroppedAfterAsync(connectionString, async () =>
         {
             await using (var provider = ReplicaServices(connectionString, 0)) await provider.MigrateDatabaseAsync();
             await ExecuteAsync(connectionString, $"DELETE FROM \"__EFMigrationsHistory\" WHERE migration_id = '20261201015823_ClassificationsPredictedClassIndex'; DROP INDEX {Index}");
@@ -161,18 +145,14 @@ public sealed class ConcurrentMigrationsTests
             await build.WaitAsync(TimeSpan.FromSeconds(60));
             await using (var provider = ReplicaServices(connectionString, 2)) await provider.MigrateDatabaseAsync();
             await AssertEveryMigrationRecordedOnceAsync(connectionString);
-        }
-        finally
-        {
-            await TestServices.DropDatabaseAsync(connectionString);
-        }
+        });
     }
 
     [IntegrationFact]
     public async Task MigrateDatabaseAsync_AnotherProcessHoldsTheLock_WaitsNamingItThenMigrates()
     {
         var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
-        try
+        await DroppedAfterAsync(connectionString, async () =>
         {
             await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "migrating-replica", Pooling = false }.ConnectionString);
             await holder.OpenAsync();
@@ -187,11 +167,7 @@ public sealed class ConcurrentMigrationsTests
             await holder.CloseAsync();
             await migrating.WaitAsync(TimeSpan.FromMinutes(1));
             await AssertEveryMigrationRecordedOnceAsync(connectionString);
-        }
-        finally
-        {
-            await TestServices.DropDatabaseAsync(connectionString);
-        }
+        });
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
@@ -241,6 +217,19 @@ public sealed class ConcurrentMigrationsTests
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Runs a test on a database and drops it afterwards, whatever the test did.</summary>
+    private static async Task DroppedAfterAsync(string connectionString, Func<Task> test)
+    {
+        try
+        {
+            await test();
+        }
+        finally
+        {
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
     }
 
     /// <summary>Runs EF Core's CREATE DATABASE on a connection of its own just before EF Core does, as a replica that got there first.</summary>

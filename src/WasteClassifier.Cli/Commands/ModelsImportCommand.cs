@@ -27,6 +27,7 @@ public sealed class ModelsImportCommand : ICommand
           --data-directory DIR  the embedded default's data folder (when not set in the environment); its database
                           must exist: `dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data
         The model is loaded and run once before it is registered, so a card that does not fit the graph is refused.
+        A head from `wastectl train --out DIR` is refused too: it needs its backbone, so serve it with Model__Directory=DIR.
         Reads the deployment's configuration from the environment like the services (Database__*, ObjectStore__*).
         Promote it afterwards with POST /v1/models/{version}/promote.
         """;
@@ -94,6 +95,8 @@ public sealed class ModelsImportCommand : ICommand
             throw new InvalidDataException($"{path} is not a model card: {e.Message}");
         }
         if (card is null) throw new InvalidDataException($"{path} is empty");
+        // A card naming a backbone and head is what `train --out` writes: the head alone is not an image classifier.
+        if (card.Backbone is not null || card.Head is not null) throw HeadRefused(Path.GetDirectoryName(path)!);
         // The graph travels as the card's onnx file; a backbone reference would not match what is imported.
         card = card with { Onnx = onnxFileName, Backbone = null, Head = null, Version = version ?? card.Version, CreatedAt = card.CreatedAt ?? DateTimeOffset.UtcNow };
         card.Validate(path);
@@ -103,6 +106,7 @@ public sealed class ModelsImportCommand : ICommand
     /// <summary>Loads the graph with its card and classifies one blank image, exactly as a worker would.</summary>
     private static void Verify(ModelCard card, string onnxPath)
     {
+        RefuseHead(card, onnxPath);
         var directory = Directory.CreateTempSubdirectory("wastectl-import").FullName;
         try
         {
@@ -119,6 +123,30 @@ public sealed class ModelsImportCommand : ICommand
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>
+    /// A head's input is the 2-D [batch, features] vector its backbone produces, not an image; ONNX Runtime would only
+    /// say "Invalid rank for input", so a graph fed one rank-2 input is refused as a head whatever its card says.
+    /// </summary>
+    private static void RefuseHead(ModelCard card, string onnxPath)
+    {
+        Onnx.GraphProto graph;
+        try
+        {
+            graph = OnnxGraphEditing.Load(onnxPath).Graph;
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException)
+        {
+            return; // not ONNX at all: loading it below says so
+        }
+        var inputs = OnnxGraphEditing.FedInputs(graph).ToList();
+        var input = card.Input.Name is null ? inputs.FirstOrDefault() : inputs.FirstOrDefault(i => i.Name == card.Input.Name);
+        if (input?.Type?.TensorType?.Shape?.Dim.Count == 2) throw HeadRefused(Path.GetDirectoryName(onnxPath)!);
+    }
+
+    private static UsageException HeadRefused(string directory) =>
+        new($"this is a trained head (a feature vector in, not an image): it needs its backbone, so serve its folder " +
+            $"(head.onnx and card.json) with Model__Directory={directory} (README, The model); models import takes a complete ONNX image classifier");
 
     private static string ExistingFile(string path) =>
         File.Exists(path) ? Path.GetFullPath(path) : throw new FileNotFoundException($"file not found: {path}", path);

@@ -60,6 +60,46 @@ public sealed class ModelsImportTests : IDisposable
         Assert.False(Directory.Exists(dataDirectory));
     }
 
+    [Fact]
+    public void Import_TrainedHeadWithItsCard_RefusedAsAHeadNamingModelDirectory()
+    {
+        // What `wastectl train --out DIR` writes: head.onnx (features in) and a card naming backbone and head.
+        var (onnx, card) = WriteHead(new ModelCard
+        {
+            Version = "trained-head-1",
+            Labels = WasteLabels.All.ToList(),
+            Input = new ModelInputSpec { Width = 224, Height = 224 },
+            Backbone = "resnet18-imagenet",
+            Head = TrainedModelWriter.HeadFileName,
+        });
+        Migrate();
+
+        var error = Assert.Throws<UsageException>(() => Import("--onnx", onnx, "--card", card, "--data-directory", _directory));
+
+        Assert.Contains("head", error.Message);
+        Assert.Contains($"Model__Directory={Path.GetDirectoryName(card)}", error.Message);
+        Assert.DoesNotContain("Invalid rank", error.Message);
+    }
+
+    [Fact]
+    public void Import_HeadGraphWithAnImageCard_RefusedAsAHead()
+    {
+        // A card written as for a complete classifier: only the graph's 2-D features input tells it is a head.
+        var (onnx, card) = WriteHead(new ModelCard
+        {
+            Version = "head-as-classifier-1",
+            Labels = WasteLabels.All.ToList(),
+            Input = new ModelInputSpec { Width = 224, Height = 224 },
+            Onnx = TrainedModelWriter.HeadFileName,
+        });
+        Migrate();
+
+        var error = Assert.Throws<UsageException>(() => Import("--onnx", onnx, "--card", card, "--data-directory", _directory));
+
+        Assert.Contains("head", error.Message);
+        Assert.Contains($"Model__Directory={Path.GetDirectoryName(onnx)}", error.Message);
+    }
+
     private void Migrate()
     {
         var command = new MigrateCommand();
@@ -105,6 +145,20 @@ public sealed class ModelsImportTests : IDisposable
             OutputIsProbabilities = false,
         });
         return (onnx, Path.Combine(cardDirectory, ModelCard.FileName));
+    }
+
+    /// <summary>A tiny trained head (8 features → 9 labels) and the given card in a folder of their own.</summary>
+    private (string Onnx, string Card) WriteHead(ModelCard card)
+    {
+        const int features = 8;
+        var labels = card.Labels.Count;
+        var head = new HeadModel(features, true, new float[features], Enumerable.Repeat(1f, features).ToArray(),
+            [new DenseLayer(features, labels, Enumerable.Range(0, features * labels).Select(i => i % 5 * 0.1f).ToArray(), new float[labels], false)]);
+        var directory = Directory.CreateDirectory(Path.Combine(_directory, "head")).FullName;
+        var onnx = Path.Combine(directory, TrainedModelWriter.HeadFileName);
+        HeadOnnxExporter.Write(head, onnx);
+        TrainedModelWriter.SaveCard(directory, card);
+        return (onnx, Path.Combine(directory, ModelCard.FileName));
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

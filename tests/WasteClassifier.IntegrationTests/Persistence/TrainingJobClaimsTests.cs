@@ -735,11 +735,18 @@ public sealed class TrainingJobClaimsTests
     {
         // Taken over once already (attempt 2), then its trainer is stopped (SIGTERM): a rolling restart is not the job's doing.
         var id = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 2, "trainer-a");
+        await using (var db = newContext()) await db.TrainingJobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s.SetProperty(j => j.Percent, 2.5));
 
         await using (var db = newContext()) Assert.Equal(0, await TrainingJobRunner.GiveBackAsync(db, id, "trainer-b"));
         await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.GiveBackAsync(db, id, "trainer-a"));
 
         Assert.Equal((TrainingJobStatus.Queued, 1, "trainer-a"), await ReadAsync(newContext, id));
+        // Waiting queued, it shows no stage or progress of the run it was taken from.
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
+            Assert.Equal(((string?)null, 0.0, (DateTime?)null), (row.Stage, row.Percent, row.HeartbeatAt));
+        }
         await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
         Assert.Equal((TrainingJobStatus.Running, 2, "trainer-b"), await ReadAsync(newContext, id));
     }

@@ -47,13 +47,14 @@ public static class ModelsApi
             ? await db.TrainingJobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.DecisionJson).FirstOrDefaultAsync(cancellationToken)
             : null;
         var decision = PromotionDecision.FromJson(decisionJson);
+        using var recorded = decisionJson is null ? null : JsonDocument.Parse(decisionJson);
         if (decision is { Refused: true } && force != true)
             return TypedResults.Json(new
             {
                 error = "gate_refused",
                 message = $"the promotion gate refused model {version} ({string.Join("; ", decision.Reasons.Take(3))}); " +
                     $"POST /v1/models/{version}/promote?force=true promotes it anyway",
-                decision = JsonDocument.Parse(decisionJson!).RootElement.Clone(),
+                decision = recorded!.RootElement.Clone(),
             }, statusCode: StatusCodes.Status409Conflict);
         var previous = await registry.PromoteAsync(version, cancellationToken);
         return TypedResults.Ok(new
@@ -62,7 +63,7 @@ public static class ModelsApi
             status = ModelStatus.Active,
             previous_version = previous,
             // The gate's recorded decision, so that an override (or a candidate kept by promote=manual) says what it overrode.
-            decision = decisionJson is null ? (JsonElement?)null : JsonDocument.Parse(decisionJson).RootElement.Clone(),
+            decision = recorded?.RootElement.Clone(),
             forced = decision is { Refused: true },
         });
     }

@@ -1,6 +1,10 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
@@ -63,6 +67,71 @@ public sealed class TrainingJobSubmitterTests
         var relabelled = Assert.Single(second!.Relabelled);
         Assert.Equal(new TrainingJobSubmitter.RelabelledSample(1, "glass", "metal", PreviousIndex: null), relabelled);
         Assert.Equal("metal", (await db.LabelledSamples.AsNoTracking().SingleAsync(s => s.ImageId == glassImage)).Label);
+    }
+
+    [Fact]
+    public async Task Submit_SampleDeletedBetweenReadAndSave_TheUploadCreatesANewSample()
+    {
+        // DELETE /v1/samples/{id} between the relabelling upload's read and its save: the update found no row, and the
+        // API answered 500 (DbUpdateConcurrencyException).
+        using var database = new InMemoryDatabase();
+        var glass = Png(1);
+        await NewSubmitter(database.Context).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        var stored = await database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        var race = new BeforeSamplesSaved(async other => Assert.IsType<NoContent>(await SamplesApi.DeleteAsync(stored.Id, other, CancellationToken.None)), database);
+        await using var db = database.NewContext(race);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass)], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+
+        // The delete won: the upload makes a new sample, and relabels nothing.
+        Assert.Null(error);
+        Assert.Equal(1, race.Runs);
+        Assert.Empty(result!.Relabelled);
+        var sample = await database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal((stored.ImageId, "metal", result.Job.Id), (sample.ImageId, sample.Label, sample.TrainingJobId));
+        Assert.NotEqual(stored.Id, sample.Id);
+        var again = Assert.IsType<JsonHttpResult<ApiError>>(await SamplesApi.DeleteAsync(stored.Id, database.Context, CancellationToken.None));
+        Assert.Equal(StatusCodes.Status404NotFound, again.StatusCode);
+        Assert.Single(await database.Context.TrainingJobs.AsNoTracking().Where(j => j.Id == result.Job.Id).ToListAsync());
+    }
+
+    [Fact]
+    public async Task Submit_AnotherRequestLabelsTheSameImageFirst_RelabelsThatSample()
+    {
+        // Two requests labelling the same new bytes at once: the later insert broke the unique image_id, a 500.
+        using var database = new InMemoryDatabase();
+        var glass = Png(1);
+        var race = new BeforeSamplesSaved(async other =>
+        {
+            var image = await other.Images.SingleAsync();
+            other.LabelledSamples.Add(new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = "glass", Origin = SampleOrigin.Feedback });
+            await other.SaveChangesAsync();
+        }, database);
+        await using var db = database.NewContext(race);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass)], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.Null(error);
+        Assert.Equal(1, race.Runs);
+        Assert.Equal(new TrainingJobSubmitter.RelabelledSample(0, "glass", "metal", PreviousIndex: null), Assert.Single(result!.Relabelled));
+        var sample = await database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal(("metal", SampleOrigin.Upload, result.Job.Id), (sample.Label, sample.Origin, sample.TrainingJobId));
+    }
+
+    /// <summary>Just before the submission first saves its samples, another request (on its own context) does something.</summary>
+    private sealed class BeforeSamplesSaved(Func<ClassifierDbContext, Task> action, InMemoryDatabase database) : SaveChangesInterceptor
+    {
+        public int Runs { get; private set; }
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (Runs > 0 || !eventData.Context!.ChangeTracker.Entries<LabelledSample>().Any()) return result;
+            Runs++;
+            await using var other = database.NewContext();
+            await action(other);
+            return result;
+        }
     }
 
     // One store and one process's seen hashes per test (xunit makes an instance per test), as one API replica has.

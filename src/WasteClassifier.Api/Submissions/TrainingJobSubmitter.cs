@@ -25,8 +25,9 @@ public sealed class TrainingJobSubmitter(
     public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
 
     /// <summary>
-    /// An upload that changed the label of a sample with the same bytes: one uploaded or corrected before
-    /// (<paramref name="PreviousIndex"/> null), or an earlier file of the same request.
+    /// An image whose sample this request left under another label than it had: one uploaded or corrected before
+    /// (<paramref name="PreviousIndex"/> null), or, new to this request, its first file's. <paramref name="Index"/> is the
+    /// last file of those bytes, whose label the sample keeps.
     /// </summary>
     public sealed record RelabelledSample(int Index, string PreviousLabel, string Label, int? PreviousIndex);
 
@@ -99,27 +100,33 @@ public sealed class TrainingJobSubmitter(
 
     /// <summary>
     /// One sample per image, the latest label winning, as the README says: in request order, so of the same bytes sent
-    /// twice in one request the later file's label is kept (the first one's was). Each change of a label is reported.
+    /// twice in one request the later file's label is kept (the first one's was). A net change of a label is reported,
+    /// once per image: against the label stored before the request or, for an image new to it, the first file's (so
+    /// A→B→A is no change).
     /// </summary>
     private async Task<List<RelabelledSample>> AddSamplesAsync(List<(int Index, StoredImage Image, string Label)> samples, Guid jobId, DateTime now,
         CancellationToken cancellationToken)
     {
         var imageIds = samples.Select(s => s.Image.Id).Distinct().ToList();
         var existing = await db.LabelledSamples.Where(s => imageIds.Contains(s.ImageId)).ToDictionaryAsync(s => s.ImageId, cancellationToken);
-        var labelledAt = new Dictionary<Guid, int>();
-        var relabelled = new List<RelabelledSample>();
+        // Per image: the label a change is judged against, and the file that gave it (null: the label stored before).
+        var before = existing.ToDictionary(e => e.Key, e => (e.Value.Label, Index: (int?)null));
+        var last = new Dictionary<Guid, int>();
         foreach (var (index, image, label) in samples)
         {
             if (!existing.TryGetValue(image.Id, out var sample))
+            {
                 db.LabelledSamples.Add(existing[image.Id] = sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = label, Origin = SampleOrigin.Upload });
-            else if (sample.Label != label)
-                relabelled.Add(new RelabelledSample(index, sample.Label, label, labelledAt.TryGetValue(image.Id, out var earlier) ? earlier : null));
-            labelledAt[image.Id] = index;
+                before[image.Id] = (label, index);
+            }
+            last[image.Id] = index;
             sample.Label = label;
             sample.Origin = SampleOrigin.Upload;
             sample.TrainingJobId = jobId;
             sample.CreatedAt = now;
         }
-        return relabelled;
+        return last.Where(l => existing[l.Key].Label != before[l.Key].Label).OrderBy(l => l.Value)
+            .Select(l => new RelabelledSample(l.Value, before[l.Key].Label, existing[l.Key].Label, before[l.Key].Index))
+            .ToList();
     }
 }

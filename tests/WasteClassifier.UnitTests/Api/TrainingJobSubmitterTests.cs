@@ -70,6 +70,24 @@ public sealed class TrainingJobSubmitterTests
     }
 
     [Fact]
+    public async Task Submit_BackToTheStoredLabelWithinOneRequest_ReportsOnlyNetChanges()
+    {
+        // glass -> metal -> glass in one request left the sample as it was, but two relabellings were reported.
+        using var database = new InMemoryDatabase();
+        var db = database.Context;
+        var (glass, paper) = (Png(1), Png(2));
+        await NewSubmitter(db).SubmitAsync([File(0, glass), File(1, paper)], ["glass", "paper"], new TrainingJobOptions(), CancellationToken.None);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass), File(1, glass), File(2, paper), File(3, paper)],
+            ["metal", "glass", "metal", "cardboard"], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.Null(error);
+        var relabelled = Assert.Single(result!.Relabelled);
+        Assert.Equal(new TrainingJobSubmitter.RelabelledSample(3, "paper", "cardboard", PreviousIndex: null), relabelled);
+        Assert.Equal(["cardboard", "glass"], (await db.LabelledSamples.AsNoTracking().ToListAsync()).Select(s => s.Label).Order());
+    }
+
+    [Fact]
     public async Task Submit_SampleDeletedBetweenReadAndSave_TheUploadCreatesANewSample()
     {
         // DELETE /v1/samples/{id} between the relabelling upload's read and its save: the update found no row, and the

@@ -9,13 +9,27 @@ namespace WasteClassifier.Components.Training;
 /// <summary>Gathers a job's training set: the base dataset's files plus labelled samples from the object store.</summary>
 public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore store, TrainingSettings settings, ILogger<TrainingDataLoader>? logger = null)
 {
+    /// <summary>What a job trains on (its base dataset and the samples) and is scored on (<see cref="LoadEvaluationHoldOutAsync"/>).</summary>
+    public sealed record JobData(IReadOnlyList<LabelledImage> Images, EvaluationHoldOut HoldOut);
+
+    /// <summary>
+    /// A job's data and hold-out from one read of the labelled samples: read twice, a sample deleted or relabelled between
+    /// the reads was in one and not the other (counted as hold_out_not_scored, or as a label conflict).
+    /// </summary>
+    public async Task<JobData> LoadJobAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var samples = await LoadSamplesAsync(options, labels, cancellationToken);
+        return new JobData(await LoadAsync(options, labels, samples, cancellationToken), await LoadEvaluationHoldOutAsync(labels, samples, cancellationToken));
+    }
+
     /// <summary>A job's data: its base dataset plus labelled samples, by content; a sample's label wins for the same bytes.</summary>
-    public async Task<IReadOnlyList<LabelledImage>> LoadAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<LabelledImage>> LoadAsync(TrainingJobOptions options, IReadOnlyList<string> labels, List<LabelledImage> samples,
+        CancellationToken cancellationToken)
     {
         var images = new Dictionary<string, LabelledImage>();
         foreach (var image in await LoadDatasetAsync(options.BaseDataset, labels, cancellationToken)) Add(images, image);
 
-        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken)) Add(images, image);
+        foreach (var image in samples) Add(images, image);
         return images.Values.ToList();
     }
 
@@ -53,14 +67,17 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
     /// evaluation dataset plus that of the labelled samples — never what a job brought as its own base data. For the same
     /// bytes the trusted label wins: a wrong correction or upload must not move the grade of both models.
     /// </summary>
-    public async Task<EvaluationHoldOut> LoadEvaluationHoldOutAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    public async Task<EvaluationHoldOut> LoadEvaluationHoldOutAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken) =>
+        await LoadEvaluationHoldOutAsync(labels, await LoadSamplesAsync(options, labels, cancellationToken), cancellationToken);
+
+    private async Task<EvaluationHoldOut> LoadEvaluationHoldOutAsync(IReadOnlyList<string> labels, List<LabelledImage> samples, CancellationToken cancellationToken)
     {
         var images = new Dictionary<string, LabelledImage>();
         foreach (var image in await LoadDatasetAsync(settings.EvaluationDataset ?? settings.BaseDataset, labels, cancellationToken)) Add(images, image);
         // Only these keep their label: among samples of the same bytes the latest wins, as in training, and is no conflict.
         var trusted = images.Keys.ToHashSet();
         var conflicts = new HashSet<string>();
-        foreach (var image in await LoadSamplesAsync(options, labels, cancellationToken))
+        foreach (var image in samples)
         {
             var key = Key(image);
             if (!trusted.Contains(key))

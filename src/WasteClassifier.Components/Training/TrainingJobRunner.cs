@@ -148,9 +148,8 @@ public sealed class TrainingJobRunner(
         var backbone = BackboneDefinition.All.FirstOrDefault(b => b.Id == activeCard?.Backbone) ?? BackboneDefinition.ResNet18MultiScale;
         var inference = modelOptions.ToSequentialInferenceOptions();
 
-        var images = await data.LoadAsync(options, labels, cancellationToken);
+        var (images, (holdOut, labelConflicts)) = await data.LoadJobAsync(options, labels, cancellationToken);
         var training = images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).ToList();
-        var (holdOut, labelConflicts) = await data.LoadEvaluationHoldOutAsync(options, labels, cancellationToken);
         if (labelConflicts > 0)
             logger.LogWarning("Training job {TrainingJobId}: {Count} labelled sample(s) label a trusted hold-out image otherwise; scored with the trusted label",
                 job.Id, labelConflicts);

@@ -1,4 +1,7 @@
+using System.Data.Common;
 using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Core.Training;
 using WasteClassifier.Infrastructure.Persistence;
@@ -61,6 +64,46 @@ public sealed class TrainingDataLoaderTests : IDisposable
         Assert.Equal(1, conflicts);
     }
 
+    [Fact]
+    public async Task LoadJob_SampleDeletedWhileTheJobLoads_OneSnapshotForTrainingAndHoldOut()
+    {
+        // The samples were read once for the training data and again for the hold-out: a DELETE between the two left a
+        // hold-out sample in the first and not the second, counted as hold_out_not_scored (a relabel, as a conflict).
+        var deleted = HoldOutImage(seed: 6);
+        WriteDataset(("glass/a.jpg", HoldOutImage(seed: 7), "glass"));
+        var sampleId = await AddSampleAsync(deleted, "paper", SampleOrigin.Upload);
+        var reads = new DeleteBeforeTheSecondRead(_database, sampleId);
+        await using var db = _database.NewContext(reads);
+        var loader = new TrainingDataLoader(db, _store, new TrainingSettings { Datasets = { ["trusted"] = _dataset.FullName }, BaseDataset = "trusted" });
+
+        var (images, (holdOut, conflicts)) = await loader.LoadJobAsync(new TrainingJobOptions(), Labels, CancellationToken.None);
+
+        Assert.Equal("paper", LabelOf(images, deleted));
+        Assert.Equal("paper", LabelOf(holdOut, deleted));
+        Assert.Equal(2, holdOut.Count);
+        Assert.Equal(0, conflicts);
+        Assert.Equal(0, TrainingJobRunner.HoldOutNotScored(images, holdOut));
+        Assert.Equal(1, reads.SampleReads);
+    }
+
+    /// <summary>Counts the reads of labelled_samples; before any after the first, the sample is deleted (DELETE /v1/samples/{id}).</summary>
+    private sealed class DeleteBeforeTheSecondRead(InMemoryDatabase database, Guid sampleId) : DbCommandInterceptor
+    {
+        public int SampleReads { get; private set; }
+
+        public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            if (!command.CommandText.Contains("labelled_samples", StringComparison.Ordinal)) return result;
+            if (++SampleReads == 2)
+            {
+                await using var other = database.NewContext();
+                await other.LabelledSamples.Where(s => s.Id == sampleId).ExecuteDeleteAsync(cancellationToken);
+            }
+            return result;
+        }
+    }
+
     private static string LabelOf(IReadOnlyList<LabelledImage> images, byte[] bytes) =>
         Labels[images.Single(i => i.Sha256.AsSpan().SequenceEqual(SHA256.HashData(bytes))).Label];
 
@@ -86,22 +129,24 @@ public sealed class TrainingDataLoaderTests : IDisposable
         File.WriteAllLines(Path.Combine(_dataset.FullName, DatasetManifest.FileName), ["path,label", .. entries.Select(e => $"{e.Path},{e.Label}")]);
     }
 
-    private async Task AddSampleAsync(byte[] bytes, string label, string origin, DateTime? createdAt = null)
+    private async Task<Guid> AddSampleAsync(byte[] bytes, string label, string origin, DateTime? createdAt = null)
     {
         var hash = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
         var key = $"images/{Guid.NewGuid():N}";
         await _store.PutAsync(key, bytes, "image/jpeg", CancellationToken.None);
         // Content hashes are not unique across uploads: each sample here has its own stored image.
         var image = new StoredImage { Id = Guid.NewGuid(), ObjectKey = key, ContentHash = hash, Format = "jpeg", SizeBytes = bytes.Length, CreatedAt = DateTime.UtcNow };
+        var id = Guid.NewGuid();
         _database.Context.LabelledSamples.Add(new LabelledSample
         {
-            Id = Guid.NewGuid(),
+            Id = id,
             Image = image,
             Label = label,
             Origin = origin,
             CreatedAt = createdAt ?? DateTime.UtcNow,
         });
         await _database.Context.SaveChangesAsync();
+        return id;
     }
 
     public void Dispose()

@@ -741,14 +741,27 @@ public sealed class TrainingJobClaimsTests
         await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.GiveBackAsync(db, id, "trainer-a"));
 
         Assert.Equal((TrainingJobStatus.Queued, 1, "trainer-a"), await ReadAsync(newContext, id));
-        // Waiting queued, it shows no stage or progress of the run it was taken from.
+        // Waiting queued, it shows no stage, progress or start of the run it was taken from.
         await using (var db = newContext())
         {
             var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == id);
-            Assert.Equal(((string?)null, 0.0, (DateTime?)null), (row.Stage, row.Percent, row.HeartbeatAt));
+            Assert.Equal(((string?)null, 0.0, (DateTime?)null, (DateTime?)null), (row.Stage, row.Percent, row.HeartbeatAt, row.StartedAt));
         }
-        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", Now, StaleBefore, MaxAttempts, CancellationToken.None));
+        var later = Now.AddMinutes(1);
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.TryClaimAsync(db, id, "trainer-b", later, StaleBefore, MaxAttempts, CancellationToken.None));
         Assert.Equal((TrainingJobStatus.Running, 2, "trainer-b"), await ReadAsync(newContext, id));
+        await using (var db = newContext()) Assert.Equal(later, await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.StartedAt).SingleAsync());
+
+        // One given back while registering keeps that mark, its progress and its start: the next claim resumes its candidate.
+        var registering = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-c");
+        await using (var db = newContext())
+            await db.TrainingJobs.Where(j => j.Id == registering).ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 40));
+        await using (var db = newContext()) Assert.Equal(1, await TrainingJobRunner.GiveBackAsync(db, registering, "trainer-c"));
+        await using (var db = newContext())
+        {
+            var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == registering);
+            Assert.Equal((TrainingJobStatus.Queued, TrainingStages.Registering, 40.0, (DateTime?)Now, 0), (row.Status, row.Stage, row.Percent, row.StartedAt, row.Attempts));
+        }
     }
 
     private static async Task EachClaimCountsAsync(Func<ClassifierDbContext> newContext)

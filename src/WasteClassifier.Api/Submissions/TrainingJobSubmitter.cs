@@ -95,7 +95,7 @@ public sealed class TrainingJobSubmitter(
     }
 
     /// <summary>A save that failed on a labelled sample changed since it was read: a concurrency conflict or its unique image.</summary>
-    private static bool IsSampleRace(DbUpdateException e) =>
+    internal static bool IsSampleRace(DbUpdateException e) =>
         e is DbUpdateConcurrencyException || e.Entries.Any(entry => entry.Entity is LabelledSample && entry.State == EntityState.Added);
 
     /// <summary>

@@ -136,6 +136,29 @@ public sealed class TrainingJobSubmitterTests
         Assert.Equal(("metal", SampleOrigin.Upload, result.Job.Id), (sample.Label, sample.Origin, sample.TrainingJobId));
     }
 
+    [Fact]
+    public async Task LabelClassification_SampleDeletedBetweenReadAndSave_LabelsItAsANewSample()
+    {
+        // PUT /v1/classifications/{id}/label raced DELETE /v1/samples/{id} as the upload did: a 500.
+        using var database = new InMemoryDatabase();
+        await NewSubmitter(database.Context).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        var stored = await database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        var classification = new Classification { Id = Guid.CreateVersion7(), ImageId = stored.ImageId, Status = ClassificationStatus.Completed, PredictedClass = "glass" };
+        database.Context.Classifications.Add(classification);
+        await database.Context.SaveChangesAsync();
+        var race = new BeforeSamplesSaved(async other => Assert.IsType<NoContent>(await SamplesApi.DeleteAsync(stored.Id, other, CancellationToken.None)), database);
+        await using var db = database.NewContext(race);
+        var registry = new ModelRegistry(db, store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+
+        var result = await TrainingJobsApi.LabelAsync(classification.Id, new TrainingJobsApi.LabelRequest("metal"), db, registry, TimeProvider.System, CancellationToken.None);
+
+        Assert.Equal(1, race.Runs);
+        Assert.Equal(StatusCodes.Status200OK, Assert.IsAssignableFrom<IStatusCodeHttpResult>(result).StatusCode);
+        var sample = await database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal(("metal", SampleOrigin.Feedback, (Guid?)classification.Id), (sample.Label, sample.Origin, sample.ClassificationId));
+        Assert.NotEqual(stored.Id, sample.Id);
+    }
+
     /// <summary>Just before the submission first saves its samples, another request (on its own context) does something.</summary>
     private sealed class BeforeSamplesSaved(Func<ClassifierDbContext, Task> action, InMemoryDatabase database) : SaveChangesInterceptor
     {

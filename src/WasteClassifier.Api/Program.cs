@@ -27,12 +27,13 @@ app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.
 app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Context.Response.Headers.CacheControl = "no-cache" });
 app.UseRouting();
-app.UseHttpMetrics();
+// Among the API's own families, so only the API exports them.
+app.UseHttpMetrics(http => http.SetMetricFactory(Metrics.WithCustomRegistry(ClassifierMetrics.ApiRegistry)));
 app.UseClassifierSecurity();
 app.MapOpenApi();
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
 app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
-app.MapPrometheusMetrics(ApiMetrics.RefreshQueueGaugesAsync);
+app.MapPrometheusMetrics(app.Services, ApiMetrics.RefreshQueueGaugesAsync);
 // API keys and rate limits for every API route (Security/AccessPolicies.cs): map API endpoints on `api`.
 var api = app.MapGroup("").WithAccessRules();
 api.MapDashboardApi();

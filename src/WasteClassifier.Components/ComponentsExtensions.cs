@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Components.Training;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Hosting;
@@ -42,6 +43,7 @@ public static class ComponentsExtensions
         services.AddScoped<ClassificationsFinishedNotifier>();
         services.AddSingleton<ClassificationBatchScheduler>();
         services.AddHostedService<ModelWatcher>();
+        services.AddExportedMetrics(ClassifierMetrics.WorkerRegistry);
         return services;
     }
 
@@ -58,6 +60,7 @@ public static class ComponentsExtensions
         // Runs the claimed job past its message's acknowledgement, and gives it back when the host stops.
         services.AddSingleton<TrainingJobHost>();
         services.AddHostedService(sp => sp.GetRequiredService<TrainingJobHost>());
+        services.AddExportedMetrics(ClassifierMetrics.TrainingRegistry);
         return services;
     }
 

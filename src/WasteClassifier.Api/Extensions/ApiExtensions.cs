@@ -55,6 +55,9 @@ public static class ApiExtensions
         services.AddSingleton<ClassificationResultWaiter>();
         services.AddHostedService(provider => provider.GetRequiredService<ClassificationResultWaiter>());
         services.AddClassifierIngestion(configuration);
+        // The API's families, and training jobs' durations: its DELETE ends a job whose trainer is gone.
+        services.AddExportedMetrics(ClassifierMetrics.ApiRegistry);
+        services.AddExportedMetrics(ClassifierMetrics.TrainingRegistry);
 
         var runWorker = RunsWorker(configuration);
         var runTrainer = RunsTrainer(configuration);

@@ -37,22 +37,38 @@ public static class ObservabilityExtensions
         return services;
     }
 
+    /// <summary>
+    /// Has this host export one role's families (<see cref="ClassifierMetrics.ApiRegistry"/>, <see cref="ClassifierMetrics.WorkerRegistry"/>,
+    /// <see cref="ClassifierMetrics.TrainingRegistry"/>) on <c>/metrics</c>: added by the services that record them.
+    /// </summary>
+    public static IServiceCollection AddExportedMetrics(this IServiceCollection services, CollectorRegistry registry) =>
+        services.AddSingleton(new ExportedMetrics(registry));
+
     /// <summary>The probes and the Prometheus endpoint, answered from <paramref name="services"/> (the host's own container).</summary>
     public static void MapObservabilityEndpoints(this IEndpointRouteBuilder app, IServiceProvider services, Func<HttpContext, Task>? beforeScrape = null)
     {
         app.MapGet("/health/live", () => TypedResults.Text("Healthy")).ExcludeFromDescription();
         app.MapGet("/health/ready", (HttpContext context) => ReadyAsync(services, context)).ExcludeFromDescription();
-        app.MapPrometheusMetrics(beforeScrape);
+        app.MapPrometheusMetrics(services, beforeScrape);
     }
 
-    /// <summary><c>/metrics</c> in Prometheus text format; <paramref name="beforeScrape"/> refreshes gauges read from elsewhere (e.g. the database).</summary>
-    public static IEndpointConventionBuilder MapPrometheusMetrics(this IEndpointRouteBuilder app, Func<HttpContext, Task>? beforeScrape = null) =>
-        app.MapGet("/metrics", async (HttpContext context) =>
+    /// <summary>
+    /// <c>/metrics</c> in Prometheus text format: the process and runtime metrics (the default registry) and the families of
+    /// the roles <paramref name="services"/> runs (<see cref="AddExportedMetrics"/>); <paramref name="beforeScrape"/>
+    /// refreshes gauges read from elsewhere (e.g. the database).
+    /// </summary>
+    public static IEndpointConventionBuilder MapPrometheusMetrics(this IEndpointRouteBuilder app, IServiceProvider services, Func<HttpContext, Task>? beforeScrape = null)
+    {
+        // Distinct: the API and an in-process trainer both add the training registry.
+        CollectorRegistry[] registries = [Metrics.DefaultRegistry, .. services.GetServices<ExportedMetrics>().Select(e => e.Registry).Distinct()];
+        return app.MapGet("/metrics", async (HttpContext context) =>
         {
             if (beforeScrape is not null) await beforeScrape(context);
             context.Response.ContentType = PrometheusContentType;
-            await Metrics.DefaultRegistry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
+            // The text format is one family after another, so the registries' outputs simply follow each other.
+            foreach (var registry in registries) await registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
         }).ExcludeFromDescription();
+    }
 
     /// <summary>
     /// 200 when every ready-tagged check is healthy, the model check being allowed degraded (still working: a worker serving
@@ -74,3 +90,6 @@ public static class ObservabilityExtensions
         }, JsonSerializerOptions.Web, context.RequestAborted);
     }
 }
+
+/// <summary>A registry of metric families this host produces, and so exports (<see cref="ObservabilityExtensions.AddExportedMetrics"/>).</summary>
+public sealed record ExportedMetrics(CollectorRegistry Registry);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Trainer;
 using WasteClassifier.Worker;
 
@@ -31,6 +32,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         addHost(builder.Services, builder.Configuration);
+        // As its Program adds it; off unless the settings give Metrics:Port.
+        builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
         var host = builder.Build();
         await host.Services.PrepareServiceAsync();
         await host.StartAsync();

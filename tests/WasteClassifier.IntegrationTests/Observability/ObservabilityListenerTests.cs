@@ -21,6 +21,7 @@ public sealed class ObservabilityListenerTests
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Metrics:Port"] = port.ToString(), ["Metrics:Host"] = "127.0.0.1" });
         builder.Services.AddHealthChecks().AddCheck("broker", () => healthy ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy(), [ObservabilityExtensions.ReadyTag]);
         builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
+        builder.Services.AddExportedMetrics(ClassifierMetrics.WorkerRegistry);
         using var host = builder.Build();
         await host.StartAsync();
         try
@@ -114,7 +115,7 @@ public sealed class ObservabilityListenerTests
         Assert.DoesNotContain(services, s => s.ImplementationType == typeof(ObservabilityListener));
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

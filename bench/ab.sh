@@ -21,15 +21,17 @@ out=${TMPDIR:-/tmp}/wasteclassifier-ab-$label; rm -rf "$out"; mkdir -p "$out"
 admin="postgresql://postgres:postgres@localhost/postgres"
 db=wc_ab_$(date +%s)_$RANDOM
 psql "$admin" -qc "create database $db"
+# A virtual host of its own: the queue name alone would not keep other runs' events out (see bench/rabbitmq-vhost.sh).
+vhost=$(bash bench/rabbitmq-vhost.sh create "${db//_/-}")
 port=18650
 common=(Database__Provider=postgres "Database__ConnectionString=${WASTE_TEST_POSTGRES};Database=$db;SSL Mode=Disable"
-  Messaging__Transport=rabbitmq Messaging__RabbitMq__Host=localhost Messaging__ClassifyQueue=classify-ab-$db
+  Messaging__Transport=rabbitmq Messaging__RabbitMq__Host=localhost Messaging__RabbitMq__VirtualHost=$vhost Messaging__ClassifyQueue=classify-ab-$db
   ObjectStore__Provider=minio ObjectStore__Endpoint=localhost:9000 ObjectStore__AccessKey=S3RVER ObjectStore__SecretKey=S3RVER
   ObjectStore__Bucket=wc-ab-${db//_/-} GLIBC_TUNABLES=glibc.malloc.hugetlb=1 DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production Metrics__Port=0)
 (cd src/WasteClassifier.Api/bin/Release/net10.0 && exec env "${common[@]}" Urls=http://127.0.0.1:$port "$@" dotnet WasteClassifier.Api.dll) > "$out/api.log" 2>&1 &
 api=$!
-# The servers outlive the run: drop its database on the way out (the queue goes at the next start-services.sh).
-trap 'kill $api ${worker:-} 2>/dev/null || true; bash bench/servers-scheduling.sh normal || true; sleep 1; psql "$admin" -qc "drop database if exists $db with (force)" || true' EXIT
+# The servers outlive the run: drop its database and virtual host on the way out (a queue on / goes at the next start-services.sh).
+trap 'kill $api ${worker:-} 2>/dev/null || true; bash bench/servers-scheduling.sh normal || true; sleep 1; psql "$admin" -qc "drop database if exists $db with (force)" || true; bash bench/rabbitmq-vhost.sh delete "$vhost" || true' EXIT
 for _ in $(seq 1 60); do curl -sf http://127.0.0.1:$port/health/ready > /dev/null && break; sleep 1; done
 (cd src/WasteClassifier.Worker/bin/Release/net10.0 && exec env "${common[@]}" "$@" dotnet WasteClassifier.Worker.dll) > "$out/worker.log" 2>&1 &
 worker=$!

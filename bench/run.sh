@@ -19,7 +19,15 @@ eval "$services"
 # What the script could apply (batch, normal or unchanged) is what the table's heading reports.
 BENCH_SERVERS_SCHED="$(bash bench/servers-scheduling.sh "${BENCH_SERVERS_SCHED:-batch}")"
 export BENCH_SERVERS_SCHED
-trap 'bash bench/servers-scheduling.sh normal || true' EXIT
+# A RabbitMQ virtual host of this run's own (its queue names alone would not keep other runs' events out; see
+# bench/rabbitmq-vhost.sh), deleted at the end; a Messaging__RabbitMq__VirtualHost given is used as it is.
+vhost=""
+if [ -z "${Messaging__RabbitMq__VirtualHost:-}" ]; then
+  vhost="wc-bench-$(date +%s)-$RANDOM"
+  Messaging__RabbitMq__VirtualHost="$(bash bench/rabbitmq-vhost.sh create "$vhost")"
+fi
+export Messaging__RabbitMq__VirtualHost
+trap 'bash bench/servers-scheduling.sh normal || true; [ -z "$vhost" ] || bash bench/rabbitmq-vhost.sh delete "$Messaging__RabbitMq__VirtualHost" || true' EXIT
 dotnet build WasteClassifier.sln -c Release -v q -nologo >&2
 # The build's compiler and MSBuild servers stay behind and use CPU for a while: stop them before measuring.
 dotnet build-server shutdown >/dev/null 2>&1 || true

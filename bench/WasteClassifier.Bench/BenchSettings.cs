@@ -9,6 +9,8 @@ public sealed record BenchSettings
     public required string OutputDirectory { get; init; }
     public required string PostgresConnectionString { get; init; }
     public string RabbitHost { get; init; } = "localhost";
+    /// <summary>The run's own virtual host, which bench/run.sh creates (bench/rabbitmq-vhost.sh); <c>/</c> where it could not.</summary>
+    public string RabbitVirtualHost { get; init; } = "/";
     public string S3Endpoint { get; init; } = "localhost:9000";
     public string S3AccessKey { get; init; } = "S3RVER";
     public string S3SecretKey { get; init; } = "S3RVER";
@@ -46,6 +48,7 @@ public sealed record BenchSettings
             OutputDirectory = Get("BENCH_OUT", args.FirstOrDefault() ?? "bench-results"),
             PostgresConnectionString = Get("WASTE_TEST_POSTGRES"),
             RabbitHost = Get("WASTE_TEST_RABBITMQ_HOST", "localhost"),
+            RabbitVirtualHost = Get("Messaging__RabbitMq__VirtualHost", "/"),
             S3Endpoint = Get("WASTE_TEST_S3_ENDPOINT", "localhost:9000"),
             S3AccessKey = Get("WASTE_TEST_S3_ACCESS_KEY", "S3RVER"),
             S3SecretKey = Get("WASTE_TEST_S3_SECRET_KEY", "S3RVER"),

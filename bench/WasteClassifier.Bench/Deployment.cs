@@ -48,6 +48,9 @@ public sealed class Deployment : IDisposable
             ["Database__ConnectionString"] = ServiceConnectionString(settings.PostgresConnectionString, database),
             ["Messaging__Transport"] = "rabbitmq",
             ["Messaging__RabbitMq__Host"] = settings.RabbitHost,
+            // The run's own: queue names alone do not keep out the events of other deployments on the broker (the tests',
+            // another benchmark's), which go to exchanges named after their message type.
+            ["Messaging__RabbitMq__VirtualHost"] = settings.RabbitVirtualHost,
             // tests/tooling/start-services.sh removes leftovers by this shape: classify-bench- and 10 hex digits.
             ["Messaging__ClassifyQueue"] = $"classify-bench-{suffix}",
             ["DOTNET_ENVIRONMENT"] = "Production",

@@ -36,7 +36,8 @@ var serversScheduling = Environment.GetEnvironmentVariable("BENCH_SERVERS_SCHED"
     "normal" => "servers on SCHED_OTHER",
     _ => "servers' scheduling not set",
 };
-var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, gen 0 budget: {gen0Budget}, {serversScheduling}" };
+// "/" when bench/run.sh could not create the run's own: then other deployments on the broker may have disturbed it.
+var table = new BenchTable { Setup = $", object store: {settings.ObjectStore}, model buffers on huge pages: {hugePages}, gen 0 budget: {gen0Budget}, {serversScheduling}, RabbitMQ virtual host: {settings.RabbitVirtualHost}" };
 
 var images = dataset.All.Select(i => i.Content).ToList();
 foreach (var setting in settingsToMeasure)

@@ -39,6 +39,20 @@ remove_stale_test_queues() {
   [ "$removed" = 0 ] || log "removed $removed idle test queues left by earlier runs"
 }
 
+# Virtual hosts that bench/run.sh and bench/ab.sh create (bench/rabbitmq-vhost.sh) and delete when they end, left by a
+# run that was killed: their name holds their creation time, and one older than 6 hours belongs to a run that has ended.
+remove_stale_bench_vhosts() {
+  command -v rabbitmqctl >/dev/null || return 0
+  local ctl=(rabbitmqctl) now removed=0 vhost
+  [ "$(id -u)" = 0 ] || ctl=(sudo -n rabbitmqctl)
+  now=$(date +%s)
+  for vhost in $("${ctl[@]}" -q list_vhosts name 2>/dev/null | grep -E '^wc-(bench|ab)-[0-9]{10}-[0-9]+$' || true); do
+    local created=${vhost#wc-*-}; created=${created%%-*}
+    [ $((now - created)) -gt 21600 ] && "${ctl[@]}" -q delete_vhost "$vhost" >/dev/null 2>&1 && removed=$((removed + 1))
+  done
+  [ "$removed" = 0 ] || log "removed $removed benchmark virtual hosts left by earlier runs"
+}
+
 # Buckets that the integration tests (wc-e2e-, wc-fault-, wc-up-, wc-store-), bench/run.sh (wc-bench-) and bench/ab.sh
 # (wc-ab-) create under unique names in the local s3rver, which keeps them as folders: a benchmark's holds 0.3–0.5 GB of
 # images, and a day of benchmarking left 14 GB. A bucket folder's time is when it was created (its objects go into
@@ -79,6 +93,7 @@ if [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true
   fi
   remove_stale_test_queues
+  remove_stale_bench_vhosts
   echo "export WASTE_TEST_RABBITMQ_HOST=localhost WASTE_TEST_RABBITMQ_PORT=5672 WASTE_TEST_RABBITMQ_USER=guest WASTE_TEST_RABBITMQ_PASSWORD=guest"
 fi
 

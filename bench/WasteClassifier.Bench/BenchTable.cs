@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using WasteClassifier.LoadTesting.Reporting;
 
@@ -68,7 +69,7 @@ public sealed class BenchTable
         string Spread(ModelBench.Setting setting, int size, double e2e)
         {
             var ratios = AllRaw.Where(r => r.BatchSize == size && r.Setting == setting).Select(r => e2e / r.ImagesPerS).ToList();
-            return ratios.Count < 2 ? "" : $"{F(ratios.Min())}–{F(ratios.Max())}";
+            return ratios.Count < 2 ? "" : $"{R(ratios.Min())}–{R(ratios.Max())}";
         }
         var one = EndToEnd.FirstOrDefault(e => e.Workers == 1);
         var two = EndToEnd.FirstOrDefault(e => e.Workers == 2);
@@ -79,8 +80,8 @@ public sealed class BenchTable
         var floodFailed = one?.Flood?.Report.Counts.Failed ?? -1;
         var peak = EndToEnd.Select(e => e.WorkerPeakMb).DefaultIfEmpty(double.NaN).Max();
         md.Append("\n| Ratio / target | Value | Against each raw figure | Target | Met |\n|---|---:|---:|---:|---|\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 16 ({better16}, the best setting) | {F(e2e1 / B(16))} | {Spread(better16, 16, e2e1)} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
-        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}, the faster one-Run setting) | {F(e2e1 / B(1))} | {Spread(oneRun, 1, e2e1)} | > 1 | {Met(e2e1 > B(1))} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 16 ({better16}, the best setting) | {R(e2e1 / B(16))} | {Spread(better16, 16, e2e1)} | ≥ 0.8 | {Met(e2e1 / B(16) >= 0.8)} |\n");
+        md.Append($"| e2e (1 worker) ÷ raw batch 1 ({oneRun}, the faster one-Run setting) | {R(e2e1 / B(1))} | {Spread(oneRun, 1, e2e1)} | > 1 | {Met(e2e1 > B(1))} |\n");
         md.Append($"| 2 workers ÷ 1 worker | {F(e2e2 / e2e1)} | | (2 cores shared) | |\n");
         md.Append($"| p95 at half saturation ÷ raw batch-1 time ({F(b1Ms)} ms) | {F(p95Half / b1Ms)} | | < 4 | {Met(p95Half < 4 * b1Ms)} |\n");
         md.Append($"| flood failed requests | {floodFailed} | | 0 | {Met(floodFailed == 0)} |\n");
@@ -147,6 +148,12 @@ public sealed class BenchTable
     private static string Met(bool met) => met ? "yes" : "**no**";
 
     private static string F(double? value) => MarkdownReport.F(value is { } v && double.IsFinite(v) ? v : null);
+
+    /// <summary>
+    /// A throughput ratio, to three decimals: they fall within a few per cent of their targets, where two decimals (0.797
+    /// as "0.8", 1.003 as "1") do not say which side of it a run is.
+    /// </summary>
+    private static string R(double value) => double.IsFinite(value) ? value.ToString("F3", CultureInfo.InvariantCulture) : "–";
 
     private static string P(double share) => $"{share * 100:F0} %";
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A quick A/B of one change, where bench/run.sh takes 17 minutes: one Release API and one worker process on a fresh
-# database, bucket and queue against the local servers, a warm-up, then one measured phase. Prints the CPU each process
+# A quick A/B of one change in about 1.5 minutes, where bench/run.sh takes about 8 (on this project's 2-core machine):
+# one Release API and one worker process on a fresh database, bucket, queue and virtual host against the local servers,
+# a warm-up, then one measured phase. Prints the CPU each process
 # spent per completed image and PostgreSQL's transactions and rows per image. Run it for each side of a change, in
 # turns, several times: the machine is shared, so only differences well beyond run-to-run spread mean anything.
 #

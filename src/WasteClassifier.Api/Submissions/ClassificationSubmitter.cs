@@ -46,6 +46,8 @@ public sealed class ClassificationSubmitter(
     {
         var (accepted, rejected) = await intake.TakeAsync(files, saveNewImages: false, cancellationToken);
         if (accepted.Count == 0) return new SubmissionResult([], rejected, false);
+        // The objects are stored: their image rows are saved below, whether or not the client is still there.
+        using var recording = new AfterClientAbort(cancellationToken);
 
         var now = clock.GetUtcNow().UtcDateTime;
         var fingerprint = idempotencyKey is null ? null : IdempotencyFingerprints.Of(files, rejected);
@@ -63,17 +65,17 @@ public sealed class ClassificationSubmitter(
             // Distinct timestamps keep "newest first" stable inside one request.
             CreatedAt = now.AddTicks(position * 10),
         }).ToList();
-        var toSend = await duplicates.MarkAsync(rows, null, cancellationToken);
+        var toSend = await duplicates.MarkAsync(rows, null, recording.Token);
         ClassifyCommandSender.StampBeforeInsert(toSend, now);
         db.Classifications.AddRange(rows);
         // New image rows (added by the intake) and the classifications: one round trip, one transaction.
         try
         {
-            await db.SaveChangesAsync(cancellationToken);
+            await db.SaveChangesAsync(recording.Token);
         }
         catch (DbUpdateException)
         {
-            if (!await SavedAnywayAsync(rows, cancellationToken)) throw;
+            if (!await SavedAnywayAsync(rows, recording.Token)) throw;
             // The commit reached PostgreSQL but its answer was lost; the retrying strategy inserted the same rows again and
             // met their own keys. They are saved: send them, rather than record a second set and leave this one unsent
             // (the re-publisher would have classified it again, minutes later).

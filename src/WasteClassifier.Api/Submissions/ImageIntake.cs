@@ -23,7 +23,8 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
     /// <param name="saveNewImages">
     /// False: new image rows are only added to the context, for the caller to save together with its own rows in one
     /// transaction. A concurrent upload of the same bytes then makes the caller's save fail (DbUpdateException); after
-    /// clearing the context, taking the files again finds that upload's image row.
+    /// clearing the context, taking the files again finds that upload's image row. The objects are stored by then: the
+    /// caller's save, too, must not be stopped by a client that goes away (<see cref="AfterClientAbort"/>).
     /// </param>
     public async Task<(IReadOnlyList<Accepted> Accepted, IReadOnlyList<RejectedImage> Rejected)> TakeAsync(IReadOnlyList<UploadedImage> files, bool saveNewImages,
         CancellationToken cancellationToken)
@@ -39,10 +40,13 @@ public sealed class ImageIntake(ClassifierDbContext db, IObjectStore store, Uplo
         }
         if (checkedFiles.Count == 0) return ([], rejected);
 
-        // Store first: a row is only ever recorded for bytes that are already in the object store.
+        // Store first: a row is only ever recorded for bytes that are already in the object store. Once storing has begun,
+        // a client that goes away no longer stops the rows that name the objects (see AfterClientAbort).
+        cancellationToken.ThrowIfCancellationRequested();
+        using var recording = new AfterClientAbort(cancellationToken);
         await Task.WhenAll(checkedFiles.DistinctBy(a => a.Hash).Select(a =>
-            store.PutAsync(ObjectKeyFor(a.Hash), a.File.Content, a.File.ContentType ?? "application/octet-stream", cancellationToken)));
-        var images = await FindOrAddImagesAsync(checkedFiles, saveNewImages, cancellationToken);
+            store.PutAsync(ObjectKeyFor(a.Hash), a.File.Content, a.File.ContentType ?? "application/octet-stream", recording.Token)));
+        var images = await FindOrAddImagesAsync(checkedFiles, saveNewImages, recording.Token);
         return (checkedFiles.Select(a => new Accepted(a.File, images[a.Hash])).ToList(), rejected);
     }
 

@@ -258,9 +258,61 @@ public sealed class ClassificationSubmitterTests : IDisposable
         Assert.True(result.Replayed);
     }
 
-    private ClassificationSubmitter Submitter(ClassifierDbContext db) => new(
+    [Fact]
+    public async Task Submit_ClientGoneOnceTheImageIsStored_ImageAndClassificationRecordedAllTheSame()
+    {
+        // A load test stopped with Ctrl+C: the request's token is cancelled between the store and the save.
+        using var client = new CancellationTokenSource();
+        var store = new MemoryObjectStore { AfterPut = _ => client.Cancel() };
+        await using var db = NewContext();
+
+        // The send, after the save, may still give up with the request: the re-publisher sends a recorded row.
+        try
+        {
+            await Submitter(db, store).SubmitAsync([Upload()], source: "loadtest-1", idempotencyKey: null, client.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        // The object is named by a row, and its classification carries the source that wastectl loadtest --cleanup finds a run by.
+        await using var check = NewContext();
+        var image = await check.Images.SingleAsync();
+        Assert.Equal(image.ObjectKey, Assert.Single(store.Keys));
+        Assert.Equal(image.Id, (await check.Classifications.SingleAsync(c => c.Source == "loadtest-1")).ImageId);
+    }
+
+    [Fact]
+    public async Task Submit_ClientGoneBeforeTheStore_NothingStored()
+    {
+        var store = new MemoryObjectStore();
+        await using var db = NewContext();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            Submitter(db, store).SubmitAsync([Upload()], source: null, idempotencyKey: null, new CancellationToken(canceled: true)));
+
+        Assert.Empty(store.Keys);
+    }
+
+    [Fact]
+    public async Task Take_ClientGoneOnceTheImageIsStored_ImageRowSavedAllTheSame()
+    {
+        // As a training upload or a direct upload's commit takes its files: the intake saves the image rows itself.
+        using var client = new CancellationTokenSource();
+        var store = new MemoryObjectStore { AfterPut = _ => client.Cancel() };
+        await using var db = NewContext();
+
+        var (accepted, _) = await new ImageIntake(db, store, new UploadOptions(), _seen, TimeProvider.System).TakeAsync([Upload()], client.Token);
+
+        await using var check = NewContext();
+        var image = await check.Images.SingleAsync();
+        Assert.Equal(image.Id, Assert.Single(accepted).Image.Id);
+        Assert.Equal(image.ObjectKey, Assert.Single(store.Keys));
+    }
+
+    private ClassificationSubmitter Submitter(ClassifierDbContext db, MemoryObjectStore? store = null) => new(
         db,
-        new ImageIntake(db, new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),
+        new ImageIntake(db, store ?? new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),
         // The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.
         new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
         new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),

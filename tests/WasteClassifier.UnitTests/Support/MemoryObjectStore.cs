@@ -15,9 +15,22 @@ internal sealed class MemoryObjectStore : IObjectStore
 
     public Task EnsureReadyAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Runs after a put, given its key: something else that happens once an object is stored.</summary>
+    public Action<string>? AfterPut { get; set; }
+
+    /// <summary>The keys of the objects stored.</summary>
+    public IReadOnlyList<string> Keys
+    {
+        get
+        {
+            lock (_objects) return _objects.Keys.ToList();
+        }
+    }
+
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
         lock (_objects) _objects[key] = content.ToArray();
+        AfterPut?.Invoke(key);
         return Task.CompletedTask;
     }
 

@@ -48,26 +48,18 @@ public static class TrainingJobsApi
             return ApiErrors.Result(StatusCodes.Status409Conflict, "image_unusable",
                 $"this classification failed with {row.ErrorCode}: its image cannot be read, so it cannot become a training sample");
 
-        for (var attempt = 1; ; attempt++)
+        // Deleted, or labelled by another request, since the read (as for uploads): read again rather than a 500.
+        var conflict = await SampleSaves.SaveAsync(db, async ct =>
         {
-            var sample = await db.LabelledSamples.FirstOrDefaultAsync(s => s.ImageId == row.ImageId, cancellationToken);
+            var sample = await db.LabelledSamples.FirstOrDefaultAsync(s => s.ImageId == row.ImageId, ct);
             if (sample is null)
                 db.LabelledSamples.Add(sample = new LabelledSample { Id = Guid.CreateVersion7(), ImageId = row.ImageId, Label = label, Origin = SampleOrigin.Feedback });
             sample.Label = label;
             sample.Origin = SampleOrigin.Feedback;
             sample.ClassificationId = id;
             sample.CreatedAt = clock.GetUtcNow().UtcDateTime;
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-                break;
-            }
-            catch (DbUpdateException e) when (attempt < 3 && TrainingJobSubmitter.IsSampleRace(e))
-            {
-                // Deleted, or labelled by another request, since the read (as for uploads): read it again rather than a 500.
-                db.ChangeTracker.Clear();
-            }
-        }
+        }, cancellationToken);
+        if (conflict is not null) return conflict;
         return TypedResults.Ok(new { id, label, predicted_class = row.PredictedClass, agrees = row.PredictedClass == label });
     }
 

@@ -64,8 +64,8 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
         _ => e.InnerException is { } inner && IsDataError(inner),
     };
 
-    private const int SqliteConstraint = 19;
+    internal const int SqliteConstraint = 19;
     private const int SqliteMismatch = 20;
     private const int SqliteConstraintPrimaryKey = 1555;
-    private const int SqliteConstraintUnique = 2067;
+    internal const int SqliteConstraintUnique = 2067;
 }

@@ -48,25 +48,15 @@ public sealed class TrainingJobSubmitter(
 
         var now = clock.GetUtcNow().UtcDateTime;
         var job = new TrainingJob { Id = Guid.CreateVersion7(), OptionsJson = options.ToJson(), CreatedAt = now };
-        db.TrainingJobs.Add(job);
         var samples = accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList();
-        List<RelabelledSample> relabelled;
-        for (var attempt = 1; ; attempt++)
+        List<RelabelledSample> relabelled = [];
+        var conflict = await SampleSaves.SaveAsync(db, async ct =>
         {
-            relabelled = await AddSamplesAsync(samples, job.Id, now, cancellationToken);
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-                break;
-            }
-            catch (DbUpdateException e) when (attempt < 3 && IsSampleRace(e))
-            {
-                // Since the read, a sample was deleted (DELETE /v1/samples/{id}: no row to update) or another request labelled
-                // one of these images first (its image_id is unique): read them again, so the delete or that label is
-                // built on rather than answered with a 500. The save was rolled back; the job, still to be added, is saved with them.
-                foreach (var entry in db.ChangeTracker.Entries<LabelledSample>().ToList()) entry.State = EntityState.Detached;
-            }
-        }
+            // The job is saved with its samples, in one transaction.
+            db.TrainingJobs.Add(job);
+            relabelled = await AddSamplesAsync(samples, job.Id, now, ct);
+        }, cancellationToken);
+        if (conflict is not null) return (null, conflict);
 
         await SendAsync(job.Id, cancellationToken);
         logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s), {Relabelled} relabelled", job.Id, accepted.Count, relabelled.Count);
@@ -93,10 +83,6 @@ public sealed class TrainingJobSubmitter(
                 jobId, e.Message, settings.SweepSeconds);
         }
     }
-
-    /// <summary>A save that failed on a labelled sample changed since it was read: a concurrency conflict or its unique image.</summary>
-    internal static bool IsSampleRace(DbUpdateException e) =>
-        e is DbUpdateConcurrencyException || e.Entries.Any(entry => entry.Entity is LabelledSample && entry.State == EntityState.Added);
 
     /// <summary>
     /// One sample per image, the latest label winning, as the README says: in request order, so of the same bytes sent

@@ -4,6 +4,9 @@ namespace WasteClassifier.Infrastructure.Persistence;
 
 public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) : DbContext(options)
 {
+    /// <summary>The unique index of labelled_samples.image_id (one sample per image), which PostgreSQL names in a violation.</summary>
+    public const string LabelledSampleImageIndex = "ix_labelled_samples_image_id";
+
     public DbSet<StoredImage> Images => Set<StoredImage>();
     public DbSet<Classification> Classifications => Set<Classification>();
     public DbSet<ModelRecord> Models => Set<ModelRecord>();
@@ -102,7 +105,7 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             sample.Property(s => s.Origin).HasMaxLength(16);
             sample.HasOne(s => s.Image).WithMany().HasForeignKey(s => s.ImageId);
             // One label per image: a later correction replaces an earlier one.
-            sample.HasIndex(s => s.ImageId).IsUnique();
+            sample.HasIndex(s => s.ImageId).IsUnique().HasDatabaseName(LabelledSampleImageIndex);
             sample.HasIndex(s => s.TrainingJobId);
         });
     }

@@ -159,15 +159,91 @@ public sealed class TrainingJobSubmitterTests
         Assert.NotEqual(stored.Id, sample.Id);
     }
 
-    /// <summary>Just before the submission first saves its samples, another request (on its own context) does something.</summary>
-    private sealed class BeforeSamplesSaved(Func<ClassifierDbContext, Task> action, InMemoryDatabase database) : SaveChangesInterceptor
+    [Fact]
+    public async Task Submit_SampleRaceLostOnEverySave_409SampleConflictAndNothingSaved()
+    {
+        // Other requests replacing the image's sample before each of the 3 saves: the last race left a 500
+        // (DbUpdateConcurrencyException) or, for a unique violation, a 503 saying the database was unavailable.
+        using var database = new InMemoryDatabase();
+        var glass = Png(1);
+        var race = new BeforeSamplesSaved(ReplaceTheSampleAsync, database, times: SampleSaves.Attempts);
+        await using var db = database.NewContext(race);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass)], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.Null(result);
+        var conflict = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal((StatusCodes.Status409Conflict, SampleSaves.Conflict), (conflict.StatusCode, conflict.Value!.Error));
+        Assert.Contains("retry", conflict.Value.Message);
+        Assert.Equal(SampleSaves.Attempts, race.Runs);
+        Assert.Empty(await database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+        Assert.Equal(SampleOrigin.Feedback, (await database.Context.LabelledSamples.AsNoTracking().SingleAsync()).Origin);
+    }
+
+    [Fact]
+    public async Task LabelClassification_SampleRaceLostOnEverySave_409SampleConflict()
+    {
+        using var database = new InMemoryDatabase();
+        await NewSubmitter(database.Context).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        var imageId = (await database.Context.LabelledSamples.AsNoTracking().SingleAsync()).ImageId;
+        var classification = new Classification { Id = Guid.CreateVersion7(), ImageId = imageId, Status = ClassificationStatus.Completed, PredictedClass = "glass" };
+        database.Context.Classifications.Add(classification);
+        await database.Context.SaveChangesAsync();
+        var race = new BeforeSamplesSaved(ReplaceTheSampleAsync, database, times: SampleSaves.Attempts);
+        await using var db = database.NewContext(race);
+        var registry = new ModelRegistry(db, store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+
+        var result = await TrainingJobsApi.LabelAsync(classification.Id, new TrainingJobsApi.LabelRequest("metal"), db, registry, TimeProvider.System, CancellationToken.None);
+
+        var conflict = Assert.IsType<JsonHttpResult<ApiError>>(result);
+        Assert.Equal((StatusCodes.Status409Conflict, SampleSaves.Conflict), (conflict.StatusCode, conflict.Value!.Error));
+        Assert.Equal(SampleSaves.Attempts, race.Runs);
+        Assert.Equal("glass", (await database.Context.LabelledSamples.AsNoTracking().SingleAsync()).Label);
+    }
+
+    [Fact]
+    public async Task Submit_SaveFailsOnSomethingElseThanASample_NotRetriedAsARace()
+    {
+        // Any failure of a save holding a new sample was taken for a race: here the image went (a foreign key violation),
+        // which every retry met again, two wasted round trips before the error.
+        using var database = new InMemoryDatabase();
+        var race = new BeforeSamplesSaved(other => other.Images.ExecuteDeleteAsync(), database);
+        await using var db = database.NewContext(race);
+
+        var failure = await Assert.ThrowsAnyAsync<DbUpdateException>(() =>
+            NewSubmitter(db).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None));
+
+        Assert.False(SampleSaves.IsRace(failure));
+        Assert.Equal(1, race.Saves);
+        Assert.Empty(await database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    /// <summary>Another request deletes the image's sample and labels the image anew: each save of this one then loses a race.</summary>
+    private static async Task ReplaceTheSampleAsync(ClassifierDbContext other)
+    {
+        var image = await other.Images.SingleAsync();
+        await other.LabelledSamples.ExecuteDeleteAsync();
+        other.LabelledSamples.Add(new LabelledSample { Id = Guid.CreateVersion7(), ImageId = image.Id, Label = "glass", Origin = SampleOrigin.Feedback });
+        await other.SaveChangesAsync();
+    }
+
+    /// <summary>
+    /// Just before the submission saves its samples (the first <paramref name="times"/> saves), another request (on its own
+    /// context) does something.
+    /// </summary>
+    private sealed class BeforeSamplesSaved(Func<ClassifierDbContext, Task> action, InMemoryDatabase database, int times = 1) : SaveChangesInterceptor
     {
         public int Runs { get; private set; }
+
+        /// <summary>Saves of samples tried, raced or not.</summary>
+        public int Saves { get; private set; }
 
         public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
             CancellationToken cancellationToken = default)
         {
-            if (Runs > 0 || !eventData.Context!.ChangeTracker.Entries<LabelledSample>().Any()) return result;
+            if (!eventData.Context!.ChangeTracker.Entries<LabelledSample>().Any()) return result;
+            Saves++;
+            if (Runs >= times) return result;
             Runs++;
             await using var other = database.NewContext();
             await action(other);

@@ -400,12 +400,12 @@ public sealed class TrainingJobRunner(
     internal static Task<int> GiveBackAsync(ClassifierDbContext context, Guid jobId, string trainerId) =>
         context.TrainingJobs.Where(j => j.Id == jobId && j.TrainerId == trainerId && j.Status == TrainingJobStatus.Running)
             .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, TrainingJobStatus.Queued).SetProperty(j => j.HeartbeatAt, (DateTime?)null)
-                // A queued job runs no stage, nor has it started: the next claim starts it again from features, and sets
-                // started_at anew. Registering is kept, with its start, should a job ever be given back from there: the next
-                // claim resumes a registered candidate by that mark.
+                // A queued job runs no stage, nor has it started: the next claim starts it again from features. Registering
+                // is kept, should a job ever be given back from there: the next claim resumes a registered candidate by that
+                // mark. Its start is not: every claim sets started_at anew.
                 .SetProperty(j => j.Stage, j => j.Stage == TrainingStages.Registering ? j.Stage : null)
                 .SetProperty(j => j.Percent, j => j.Stage == TrainingStages.Registering ? j.Percent : 0)
-                .SetProperty(j => j.StartedAt, j => j.Stage == TrainingStages.Registering ? j.StartedAt : null)
+                .SetProperty(j => j.StartedAt, (DateTime?)null)
                 // Never below 0: a job claimed before attempts were counted holds none.
                 .SetProperty(j => j.Attempts, j => j.Attempts > 0 ? j.Attempts - 1 : 0), CancellationToken.None);
 

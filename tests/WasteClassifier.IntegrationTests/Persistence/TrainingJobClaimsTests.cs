@@ -752,7 +752,8 @@ public sealed class TrainingJobClaimsTests
         Assert.Equal((TrainingJobStatus.Running, 2, "trainer-b"), await ReadAsync(newContext, id));
         await using (var db = newContext()) Assert.Equal(later, await db.TrainingJobs.Where(j => j.Id == id).Select(j => j.StartedAt).SingleAsync());
 
-        // One given back while registering keeps that mark, its progress and its start: the next claim resumes its candidate.
+        // One given back while registering keeps that mark and its progress (the next claim resumes its candidate), not its
+        // start: waiting queued, it has not started, and the claim sets started_at anew.
         var registering = await AddAsync(newContext, TrainingJobStatus.Running, Now, attempts: 1, "trainer-c");
         await using (var db = newContext())
             await db.TrainingJobs.Where(j => j.Id == registering).ExecuteUpdateAsync(s => s.SetProperty(j => j.Stage, TrainingStages.Registering).SetProperty(j => j.Percent, 40));
@@ -760,7 +761,7 @@ public sealed class TrainingJobClaimsTests
         await using (var db = newContext())
         {
             var row = await db.TrainingJobs.AsNoTracking().SingleAsync(j => j.Id == registering);
-            Assert.Equal((TrainingJobStatus.Queued, TrainingStages.Registering, 40.0, (DateTime?)Now, 0), (row.Status, row.Stage, row.Percent, row.StartedAt, row.Attempts));
+            Assert.Equal((TrainingJobStatus.Queued, TrainingStages.Registering, 40.0, (DateTime?)null, 0), (row.Status, row.Stage, row.Percent, row.StartedAt, row.Attempts));
         }
     }
 

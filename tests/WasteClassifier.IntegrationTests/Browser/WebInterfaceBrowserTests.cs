@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using WasteClassifier.Infrastructure.Security;
 using WasteClassifier.IntegrationTests.Fixtures;
 using Xunit.Abstractions;
 
@@ -45,6 +46,44 @@ public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
             await using (var stream = file.OpenRead()) await stream.ReadExactlyAsync(header);
             Assert.Equal([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], header);
         }
+    }
+
+    [BrowserFact]
+    public async Task WebInterface_KeysRequired_SendsTheEnteredKeyAndSaysWhichRoleARefusalNeeds()
+    {
+        // Keys required for every call and for admin writes from loopback too: the interface had no way to send one.
+        Assert.Null(BrowserTooling.Missing());
+        const string adminKey = "wc_browser-admin-key-0123456789abcdefghijklmnopqrst";
+        const string clientKey = "wc_browser-client-key-0123456789abcdefghijklmnopqrs";
+        var port = FreePort();
+        var dataDirectory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
+        await using var factory = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = dataDirectory,
+            ["Worker:Id"] = "browser-worker",
+            ["Auth:RequireKeyForClassification"] = "true",
+            ["Auth:Keys:0:Name"] = "ops",
+            ["Auth:Keys:0:Role"] = "admin",
+            ["Auth:Keys:0:Hash"] = ApiKeys.Hash(adminKey),
+            ["Auth:Keys:1:Name"] = "line-3",
+            ["Auth:Keys:1:Role"] = "client",
+            ["Auth:Keys:1:Hash"] = ApiKeys.Hash(clientKey),
+        });
+        factory.UseKestrel(port);
+        factory.StartServer();
+
+        // One classified image for the history view to label.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        http.DefaultRequestHeaders.Add("X-Api-Key", clientKey);
+        var client = new ClassifierClient(http);
+        await client.WaitForAllAsync(await client.SubmitFilesAsync([Dataset.Sample(perClass: 1).First(s => s.Label == "glass").Path]), TimeSpan.FromMinutes(2));
+
+        var (exitCode, log) = await RunNodeAsync(Path.Combine(BrowserTooling.ToolingDirectory, "browser", "ui-api-key.mjs"),
+            ["--url", $"http://127.0.0.1:{port}", "--client-key", clientKey, "--admin-key", adminKey], TimeSpan.FromMinutes(3));
+        output.WriteLine(log);
+
+        Assert.True(exitCode == 0, $"ui-api-key.mjs exited with {exitCode}:\n{log}");
+        Assert.Contains("[ui] with the admin key: labelled", log);
     }
 
     private static int FreePort()

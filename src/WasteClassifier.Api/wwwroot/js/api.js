@@ -1,6 +1,20 @@
 // Fetch helpers for the JSON API: errors become Error objects carrying the API's {error, message}.
+
+// The API key the user entered, sent as X-Api-Key on every call. Kept in sessionStorage (this tab, until it closes),
+// never localStorage: a key left on a shared facility PC would outlive the session.
+const KEY_ITEM = 'wasteclassifier.api-key';
+export const apiKey = () => sessionStorage.getItem(KEY_ITEM) ?? '';
+export function setApiKey(value) {
+  const key = value.trim();
+  if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+  document.dispatchEvent(new CustomEvent('api-key-changed'));
+}
+
 async function request(url, options = {}) {
-  const response = await fetch(url, { headers: { Accept: 'application/json', ...options.headers }, ...options });
+  const key = apiKey();
+  // The headers are merged last: options' own headers (a PUT's Content-Type) replaced Accept, and would drop the key.
+  const headers = { Accept: 'application/json', ...options.headers, ...(key ? { 'X-Api-Key': key } : {}) };
+  const response = await fetch(url, { ...options, headers });
   const text = await response.text();
   // A proxy's or the server's HTML error page is not JSON: say what happened rather than "SyntaxError".
   let body = null;
@@ -10,7 +24,13 @@ async function request(url, options = {}) {
     if (response.ok) throw new Error(`${url} answered something other than JSON`);
   }
   if (!response.ok) {
-    const error = new Error(body?.message ?? `${response.status} ${response.statusText}`);
+    let message = body?.message ?? `${response.status} ${response.statusText}`;
+    // The API's message names the role needed (an admin key, any key); say where the key goes.
+    if (response.status === 401 || response.status === 403) {
+      message += key ? ' — change the API key (top right)' : ' — enter an API key (top right)';
+      document.dispatchEvent(new CustomEvent('api-key-refused', { detail: { status: response.status, message } }));
+    }
+    const error = new Error(message);
     error.status = response.status;
     error.body = body;
     throw error;

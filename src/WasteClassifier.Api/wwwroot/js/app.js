@@ -1,5 +1,5 @@
 // Entry point: tab routing by URL hash, and the health badge in the top bar.
-import { getJson } from './api.js';
+import { getJson, apiKey, setApiKey } from './api.js';
 import { initClassify } from './classify.js';
 import { initHistory, showHistory } from './history.js';
 import { initDashboard, showDashboard, hideDashboard } from './dashboard.js';
@@ -38,6 +38,23 @@ async function health() {
   }
 }
 
+// The API key field: what is typed is kept for this tab and sent from now on; the current view reloads with it.
+function initKey() {
+  const form = document.getElementById('key-form');
+  const input = document.getElementById('api-key');
+  input.value = apiKey();
+  const apply = () => { if (input.value.trim() !== apiKey()) setApiKey(input.value); };
+  input.addEventListener('change', apply);
+  form.addEventListener('submit', e => { e.preventDefault(); apply(); });
+  document.addEventListener('api-key-refused', () => form.classList.add('needs-key'));
+  document.addEventListener('api-key-changed', () => {
+    form.classList.remove('needs-key');
+    health();
+    if (current) Promise.resolve(views[current].show?.()).catch(e => toast(e.message, true));
+  });
+}
+
+initKey();
 initClassify();
 initHistory();
 initDashboard();

@@ -1,4 +1,5 @@
 // Small DOM and formatting helpers shared by every view.
+import { getJson } from './api.js';
 
 /** el('div.card#id', {attrs}, ...children): builds an element; strings become text nodes (never HTML). */
 export function el(spec, attrs = {}, ...children) {
@@ -72,8 +73,7 @@ export function toast(message, isError = false) {
 let classesPromise;
 export function classes() {
   // A failed answer is not kept: the next call asks again.
-  classesPromise ??= fetch('/classes', { headers: { Accept: 'application/json' } })
-    .then(r => { if (!r.ok) throw new Error(`/classes answered ${r.status}`); return r.json(); })
+  classesPromise ??= getJson('/classes')
     .then(b => b.classes)
     .catch(e => { classesPromise = null; throw e; });
   return classesPromise;

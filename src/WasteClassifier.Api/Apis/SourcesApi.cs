@@ -79,17 +79,31 @@ public static class SourcesApi
                 $"{since:O} to {until:O} spans {buckets:N0} {size} buckets; the limit is {SourceReports.MaxBuckets:N0}: narrow from/to or use a larger bucket"));
         var composition = await reports.CompositionAsync(source, since, until, size, cancellationToken);
         if (!WantsCsv(request, format)) return TypedResults.Ok(composition);
+        return Csv(CompositionCsv(composition), $"composition-{(source ?? "no-source").Replace('/', '_').Replace(':', '_')}.csv");
+    }
 
-        // Long format (one row per bucket and class), so a spreadsheet can pivot it; "overall" rows cover the whole range.
-        var csv = new StringBuilder("source,scope,bucket_start,bucket_end,class,count,share\n");
+    /// <summary>
+    /// Long format (one row per bucket and class), so a spreadsheet can pivot it; "overall" rows cover the whole range.
+    /// Each row ends with its bucket's totals as the JSON names them, repeated on every row of the bucket: without them
+    /// duplicates (counted in the classes) could not be subtracted and failed or pending images were in no row. A report
+    /// in which nothing was classified has no class, so each bucket is one row with an empty class. The first seven
+    /// columns are as they were before the totals were appended.
+    /// </summary>
+    public static StringBuilder CompositionCsv(SourceReports.Composition composition)
+    {
+        var csv = new StringBuilder("source,scope,bucket_start,bucket_end,class,count,share,total,classified,pending,failed,duplicates\n");
+        var source = Field(composition.Source ?? "");
         void Rows(string scope, SourceReports.Slice slice)
         {
+            var start = $"{source},{scope},{Time(slice.Start)},{Time(slice.End)},";
+            var totals = string.Create(CultureInfo.InvariantCulture, $"{slice.Total},{slice.Classified},{slice.Pending},{slice.Failed},{slice.Duplicates}");
+            if (slice.Classes.Count == 0) csv.Append(start).Append(",0,0,").Append(totals).Append('\n');
             foreach (var (name, share) in slice.Classes)
-                csv.Append(CultureInfo.InvariantCulture, $"{Field(source ?? "")},{scope},{Time(slice.Start)},{Time(slice.End)},{Field(name)},{share.Count},{share.Share.ToString("0.######", CultureInfo.InvariantCulture)}\n");
+                csv.Append(CultureInfo.InvariantCulture, $"{start}{Field(name)},{share.Count},{share.Share.ToString("0.######", CultureInfo.InvariantCulture)},{totals}\n");
         }
-        foreach (var slice in composition.Buckets) Rows(size, slice);
+        foreach (var slice in composition.Buckets) Rows(composition.Bucket, slice);
         Rows("overall", composition.Overall);
-        return Csv(csv, $"composition-{(source ?? "no-source").Replace('/', '_').Replace(':', '_')}.csv");
+        return csv;
     }
 
     private static bool WantsCsv(HttpRequest request, string? format) =>

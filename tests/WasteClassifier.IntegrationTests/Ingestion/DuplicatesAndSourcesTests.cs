@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.Testing;
 
 namespace WasteClassifier.IntegrationTests.Ingestion;
 
@@ -78,11 +79,35 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
         var response = await Client.Http.SendAsync(request);
         Assert.Equal("text/csv", response.Content.Headers.ContentType!.MediaType);
         var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("source,scope,bucket_start,bucket_end,class,count,share", lines[0]);
+        Assert.StartsWith("source,scope,bucket_start,bucket_end,class,count,share,", lines[0]); // the original columns first
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
         Assert.All(rows, r => Assert.Equal(source, r[0]));
         Assert.Equal(12, rows.Where(r => r[1] == "overall").Sum(r => int.Parse(r[5])));
         Assert.Equal(12, rows.Where(r => r[1] == "hour").Sum(r => int.Parse(r[5])));
+    }
+
+    [Fact]
+    public async Task CompositionCsv_FailedImages_CountedInTheTotalsColumns()
+    {
+        // A failed image was in no row of the CSV (its rows were per class), and a source with nothing classified had none.
+        const string source = "csv-failed-cam";
+        var (_, body) = await Client.SubmitAsync([("no-pixels.png", HostileImages.PngHeaderOnly(80, 60)), (Path.GetFileName(Dataset.Manifest[1204].Path), File.ReadAllBytes(Dataset.Manifest[1204].Path))], source);
+        var ids = body["items"]!.AsArray().Select(i => Guid.Parse(i!["id"]!.GetValue<string>())).ToList();
+        await Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(60));
+        const string failedOnly = "csv-failed-only-cam";
+        var (_, onlyBody) = await Client.SubmitAsync([("no-pixels.png", HostileImages.PngHeaderOnly(80, 60))], failedOnly);
+        await Client.WaitForAllAsync([Guid.Parse(onlyBody["items"]![0]!["id"]!.GetValue<string>())], TimeSpan.FromSeconds(60));
+
+        var lines = (await Client.Http.GetStringAsync($"/v1/sources/{source}/composition?format=csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("source,scope,bucket_start,bucket_end,class,count,share,total,classified,pending,failed,duplicates", lines[0]);
+        // The one class seen, once; of 2 images 1 classified, 1 failed.
+        var overall = Assert.Single(lines.Skip(1).Select(l => l.Split(',')), r => r[1] == "overall");
+        Assert.Equal("1", overall[5]);
+        Assert.Equal(["2", "1", "0", "1", "0"], overall[7..]);
+
+        var only = (await Client.Http.GetStringAsync($"/v1/sources/{failedOnly}/composition?format=csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var onlyOverall = Assert.Single(only.Skip(1), l => l.Split(',')[1] == "overall").Split(',');
+        Assert.Equal(["", "0", "0", "1", "0", "0", "1", "0"], onlyOverall[4..]);
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Security;
 using WasteClassifier.IntegrationTests.Fixtures;
 using Xunit.Abstractions;
@@ -29,6 +31,7 @@ public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
         });
         factory.UseKestrel(port);
         factory.StartServer();
+        await AddWorkerOfAnEarlierRunAsync(factory);
 
         var images = Dataset.Sample(perClass: 1).Where(s => s.Label is "glass" or "cardboard").Select(s => s.Path).ToList();
         if (Directory.Exists(ScreenshotDirectory)) Directory.Delete(ScreenshotDirectory, recursive: true);
@@ -38,6 +41,8 @@ public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
 
         Assert.True(exitCode == 0, $"ui-smoke.mjs exited with {exitCode}:\n{log}");
         Assert.Contains("[ui] results:", log);
+        // The earlier run's worker finished an image two minutes ago: seen, not active.
+        Assert.Contains("[ui] active workers: 1 · 2 seen", log);
         foreach (var name in new[] { "classify", "history", "dashboard", "models", "api-reference", "classify-phone" })
         {
             var file = new FileInfo(Path.Combine(ScreenshotDirectory, $"{name}.png"));
@@ -84,6 +89,31 @@ public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
 
         Assert.True(exitCode == 0, $"ui-api-key.mjs exited with {exitCode}:\n{log}");
         Assert.Contains("[ui] with the admin key: labelled", log);
+    }
+
+    /// <summary>
+    /// A row finished two minutes ago by the worker of an earlier run of this process (each run's worker id is new): the
+    /// dashboard counted it active for five minutes after a restart.
+    /// </summary>
+    private static async Task AddWorkerOfAnEarlierRunAsync(ApiFactory factory)
+    {
+        using var scope = factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var finished = DateTime.UtcNow.AddMinutes(-2);
+        db.Classifications.Add(new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            Image = TestRows.Image("w", finished.AddSeconds(-2)),
+            Status = ClassificationStatus.Completed,
+            PredictedClass = "glass",
+            Confidence = 0.9,
+            ModelVersion = "earlier-run",
+            WorkerId = "browser-worker-earlier-run",
+            CreatedAt = finished.AddSeconds(-2),
+            StartedAt = finished.AddSeconds(-1),
+            CompletedAt = finished,
+        });
+        await db.SaveChangesAsync();
     }
 
     private static int FreePort()

@@ -67,6 +67,9 @@ try {
   await page.goto(`${url}/#dashboard`);
   await page.waitForSelector('#kpis .kpi');
   await page.waitForSelector('#chart-throughput svg');
+  const workers = page.locator('#kpis .kpi', { hasText: 'Active workers' });
+  step(`active workers: ${(await workers.locator('.v').textContent()).replace(/\s*·\s*/, ' · ').trim()}`);
+  if (!(await workers.getAttribute('title'))?.includes('last minute')) problems.push('the active workers figure does not say what active means');
   await page.waitForTimeout(300);
   await shot('dashboard');
 

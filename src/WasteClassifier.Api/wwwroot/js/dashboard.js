@@ -38,10 +38,7 @@ function render(stats, series) {
     kpi('Queue depth', num(counts.queued ?? 0), `· ${num(counts.processing ?? 0)} processing`),
     kpi('p95 end to end', ms(stats.latency_ms?.total?.p95)),
     kpi('Failed', num(counts.failed)),
-    // Every worker id ever seen stays in per_worker (each restart or pod is a new id): count those that finished
-    // something in the last five minutes.
-    kpi('Active workers', num((stats.per_worker ?? []).filter(w => w.last_completed_at && Date.now() - Date.parse(w.last_completed_at) < 5 * 60_000).length),
-      `· ${num(stats.per_worker?.length ?? 0)} seen`));
+    activeWorkers(stats));
 
   const times = series.points.map(p => p.t);
   const values = key => series.points.map(p => p[key]);
@@ -71,6 +68,19 @@ function render(stats, series) {
     .concat(Object.keys(withoutSource).length > 0 ? [{ name: '(no source)', counts: withoutSource }] : [])
     .sort((a, b) => total(b.counts) - total(a.counts));
   stackedBars(byId('sources-chart'), sources);
+}
+
+// Every worker id ever seen stays in per_worker, and each restart or pod is a new id (the pid is in it): a worker counts as
+// active only if it finished an image in the last minute, by the server's clock (generated_at), not the browser's. Five
+// minutes counted a restarted process twice or more.
+const ACTIVE_MS = 60_000;
+function activeWorkers(stats) {
+  const now = Date.parse(stats.generated_at) || Date.now();
+  const workers = stats.per_worker ?? [];
+  const active = workers.filter(w => w.last_completed_at && now - Date.parse(w.last_completed_at) < ACTIVE_MS).length;
+  return el('div.kpi', { title: 'Active: finished an image (completed or failed) in the last minute; an idle worker is not counted. '
+      + 'Seen: every worker id that ever finished one (a restarted process or a new pod has a new id).' },
+    el('div.k', {}, 'Active workers'), el('div.v', {}, num(active), el('small', {}, `· ${num(workers.length)} seen`)));
 }
 
 const byId = id => document.getElementById(id);

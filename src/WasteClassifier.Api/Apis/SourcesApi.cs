@@ -58,8 +58,8 @@ public static class SourcesApi
         if (!SourceReports.Buckets.Contains(size))
             return Bad("invalid_bucket", $"bucket must be one of {string.Join(", ", SourceReports.Buckets)}");
         if (FormatError(format) is { } bad) return bad;
-        if (!TryTime(from, out var start)) return Bad("invalid_from", $"from '{from}' is not a time; use ISO 8601, e.g. 2026-11-28T08:00:00Z");
-        if (!TryTime(to, out var end)) return Bad("invalid_to", $"to '{to}' is not a time; use ISO 8601, e.g. 2026-11-28T09:00:00Z");
+        if (!TryTime(from, out var start)) return Bad("invalid_from", TimeError("from", from!, "2026-11-28T08:00:00Z"));
+        if (!TryTime(to, out var end)) return Bad("invalid_to", TimeError("to", to!, "2026-11-28T09:00:00Z"));
         if (start is not null && end is not null && start >= end) return Bad("invalid_range", "from must be before to");
 
         if (await reports.SpanAsync(source, cancellationToken) is not { } span)
@@ -123,6 +123,16 @@ public static class SourcesApi
         value = parsed.UtcDateTime;
         return true;
     }
+
+    /// <summary>
+    /// Why a time did not parse. An offset's '+' sent unencoded in a query string reads as a space ("08:00:00 02:00"),
+    /// which the message showed without saying why: it says to send '+' as %2B.
+    /// </summary>
+    private static string TimeError(string name, string value, string example) =>
+        $"{name} '{value}' is not a time; use ISO 8601, e.g. {example}" +
+        (value.Contains(' ', StringComparison.Ordinal)
+            ? $" (a '+' in a query string reads as a space: send an offset's '+' as %2B, e.g. {name}={example[..^1]}%2B02:00, or use Z)"
+            : "");
 
     private static string Time(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 

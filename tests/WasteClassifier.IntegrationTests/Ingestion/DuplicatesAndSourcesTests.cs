@@ -198,6 +198,10 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?bucket=week"), HttpStatusCode.BadRequest, "invalid_bucket", "minute, hour, day");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=yesterday"), HttpStatusCode.BadRequest, "invalid_from", "yesterday");
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=soon"), HttpStatusCode.BadRequest, "invalid_to");
+        // An offset's '+' sent unencoded arrives as a space: the message says to encode it, and %2B works.
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-11-28T08:00:00+02:00"), HttpStatusCode.BadRequest, "invalid_from", "%2B");
+        await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?to=2026-11-28T09:00:00+02:00"), HttpStatusCode.BadRequest, "invalid_to", "%2B");
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-11-28T08:00:00%2B02:00")).StatusCode);
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range");
         // A from given alone is checked against to's default (now).
         await DirectUploadTests.ExpectErrorAsync(await http.GetAsync("/v1/sources/bad-input-cam/composition?from=2999-01-01T00:00:00Z"), HttpStatusCode.BadRequest, "invalid_range", "2999");

@@ -27,6 +27,14 @@ public sealed class IngestOptions
     /// <summary>A file is sent once its size and modification time have not changed for this long.</summary>
     public TimeSpan Settle { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// A JPEG or PNG whose size and time settled but which still lacks its end marker this long after it last changed is
+    /// refused as <c>incomplete_file</c> rather than waited for for ever; default 10 x <see cref="Settle"/>, at least 10 s.
+    /// </summary>
+    public TimeSpan? IncompleteAfter { get; init; }
+
+    public TimeSpan IncompleteAfterOrDefault => IncompleteAfter ?? TimeSpan.FromTicks(Math.Max(Settle.Ticks * 10, TimeSpan.FromSeconds(10).Ticks));
+
     /// <summary>Watching also rescans the folder this often: watcher events can be lost (network shares, overflow).</summary>
     public TimeSpan Rescan { get; init; } = TimeSpan.FromSeconds(10);
 

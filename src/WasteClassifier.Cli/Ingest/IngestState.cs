@@ -57,6 +57,8 @@ public sealed class IngestState : IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, EntryFile> _answered = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<IngestFile>> _unanswered = new(StringComparer.Ordinal);
+    // The last answer recorded for each path, whichever version it was for.
+    private readonly Dictionary<string, EntryFile> _latestByPath = new(StringComparer.Ordinal);
 
     private IngestState(FileStream stream) => _stream = stream;
 
@@ -89,6 +91,12 @@ public sealed class IngestState : IDisposable
     public EntryFile? Answer(IngestFile file)
     {
         lock (_answered) return _answered.GetValueOrDefault(file.Key);
+    }
+
+    /// <summary>The last answer recorded for <paramref name="path"/>, for this version of it or another.</summary>
+    public EntryFile? LatestAnswer(string path)
+    {
+        lock (_answered) return _latestByPath.GetValueOrDefault(path);
     }
 
     public bool IsUnanswered(IngestFile file)
@@ -154,7 +162,11 @@ public sealed class IngestState : IDisposable
             else if (entry.Op == OpDone)
             {
                 _unanswered.Remove(entry.Key);
-                foreach (var f in entry.Files.Where(f => f.Outcome is not null)) _answered[f.File.Key] = f;
+                foreach (var f in entry.Files.Where(f => f.Outcome is not null))
+                {
+                    _answered[f.File.Key] = f;
+                    _latestByPath[f.Path] = f;
+                }
             }
         }
     }

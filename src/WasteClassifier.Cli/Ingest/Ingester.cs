@@ -23,7 +23,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     private readonly Action<string> _log = log ?? (_ => { });
     private readonly ConcurrentDictionary<string, byte> _claimed = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since)> _settling = new(StringComparer.Ordinal);
+    // Incomplete: its format says it is not whole yet (checked once per version; see ImageCompleteness).
+    private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since, bool Incomplete)> _settling = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<Failure> _failures = new();
     // Files whose last read failed, with when to try again (watching; MaxValue: being tried, or a single pass).
@@ -90,7 +91,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             while (true)
             {
                 if (!_unreadable.IsEmpty) RetryUnreadable();
-                Settle();
+                foreach (var (file, error, message) in Settle()) await RefuseAsync(file, error, message).ConfigureAwait(false);
                 if ((options.Once || options.WatchDirectory is null) && _settling.IsEmpty)
                 {
                     _ready.Writer.TryComplete();
@@ -138,13 +139,18 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     private void Offer(string path)
     {
         if (_claimed.ContainsKey(path) || _settling.ContainsKey(path)) return;
-        _settling.TryAdd(path, (-1, -1, DateTime.UtcNow));
+        _settling.TryAdd(path, (-1, -1, DateTime.UtcNow, false));
     }
 
-    /// <summary>A file is ready once neither its size nor its time has changed for <see cref="IngestOptions.Settle"/>.</summary>
-    private void Settle()
+    /// <summary>
+    /// A file is ready once neither its size nor its time has changed for <see cref="IngestOptions.Settle"/> and, for a
+    /// JPEG or PNG, its format says it is whole. Returns the files refused here: empty once settled, or still not whole
+    /// after <see cref="IngestOptions.IncompleteAfterOrDefault"/> (a writer that stopped; a later version is a file of its own).
+    /// </summary>
+    private List<(IngestFile File, string Error, string Message)> Settle()
     {
         var now = DateTime.UtcNow;
+        var refused = new List<(IngestFile, string, string)>();
         foreach (var (path, seen) in _settling)
         {
             var file = IngestFile.Stat(path);
@@ -156,29 +162,61 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             }
             if (file.Size != seen.Size || file.MtimeTicks != seen.Mtime)
             {
-                _settling[path] = (file.Size, file.MtimeTicks, now);
+                _settling[path] = (file.Size, file.MtimeTicks, now, false);
                 continue;
             }
-            // Empty files are still being created; only a non-empty, settled file is taken.
-            if (now - seen.Since < options.Settle || file.Size == 0)
-            {
-                if (file.Size == 0 && (options.Once || options.WatchDirectory is null) && now - seen.Since >= options.Settle) _settling.TryRemove(path, out _);
-                continue;
-            }
-            _settling.TryRemove(path, out _);
+            if (now - seen.Since < options.Settle) continue;
             // A file recorded as gone is here again (a sync tool that deletes and recreates it, times kept), or one recorded as
             // replaced has a new version of the same size and time: the API never took those bytes, so they are sent.
             if (_state.Answer(file) is { } answer && answer.Error is not (IngestClient.FileMissing or IngestClient.FileChanged))
             {
+                _settling.TryRemove(path, out _);
                 _unreadable.TryRemove(path, out _);
                 if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
                 // Answered before a stop that came ahead of its clean-up: finish that now.
                 if (answer.Outcome == IngestState.Accepted) CleanUp(file);
                 continue;
             }
+            if (file.Size == 0)
+            {
+                _settling.TryRemove(path, out _);
+                refused.Add((file, EmptyFile, $"the file was still empty {options.Settle.TotalSeconds:0.#} s after it was found"));
+                continue;
+            }
+            // Read once per version: a file whose size and time stay put does not become whole.
+            if (seen.Incomplete || !ImageCompleteness.IsComplete(path))
+            {
+                if (!seen.Incomplete) _settling[path] = seen with { Incomplete = true };
+                if (now - seen.Since < options.IncompleteAfterOrDefault) continue;
+                _settling.TryRemove(path, out _);
+                refused.Add((file, IncompleteFile,
+                    $"the image was still cut short (no end marker) {options.IncompleteAfterOrDefault.TotalSeconds:0.#} s after it last changed; a later version is sent as a file of its own"));
+                continue;
+            }
+            _settling.TryRemove(path, out _);
             if (_state.IsUnanswered(file) || !_claimed.TryAdd(path, 0)) continue;
+            // A file answered before in another version (it grew or was rewritten after it was sent) goes as a new frame: said so.
+            if (_state.LatestAnswer(path) is { } earlier && earlier.File.Key != file.Key && earlier.Error is not (IngestClient.FileMissing or IngestClient.FileChanged))
+                _log($"{path} changed after it was answered ({earlier.Outcome}{(earlier.Error is null ? "" : $" {earlier.Error}")}, {earlier.Size} bytes; now {file.Size} bytes): sending it as a new frame");
             _ready.Writer.TryWrite(file);
         }
+        return refused;
+    }
+
+    /// <summary>The error recorded for a file still empty once settled.</summary>
+    public const string EmptyFile = "empty_file";
+
+    /// <summary>The error recorded for a JPEG or PNG that stayed cut short (see <see cref="ImageCompleteness"/>).</summary>
+    public const string IncompleteFile = "incomplete_file";
+
+    /// <summary>A file refused before any request, recorded like the API's refusals (its version is not looked at again).</summary>
+    private async Task RefuseAsync(IngestFile file, string error, string message)
+    {
+        await _state.RecordDoneAsync("local-" + IngestClient.KeyFor(options.Source, [file]),
+            [new IngestState.EntryFile(file.Path, file.Size, file.MtimeTicks, IngestState.Refused, null, error, message)], CancellationToken.None).ConfigureAwait(false);
+        Interlocked.Increment(ref _refused);
+        _failures.Enqueue(new Failure(file.Path, error, message));
+        _log($"refused {file.Path}: {error}: {message}");
     }
 
     private async Task BatchAsync(SemaphoreSlim slots, List<Task> sends, CancellationTokenSource run)

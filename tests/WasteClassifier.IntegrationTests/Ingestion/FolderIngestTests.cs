@@ -824,6 +824,131 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         await AssertClassifiedContentsAsync(source, samples.Skip(1));
     }
 
+    [Fact]
+    public async Task Ingest_WatchedJpegWrittenInPiecesWithPausesLongerThanTheSettleTime_SentOnceWholeAndArchivedWhole()
+    {
+        const string source = "ingest-slow-writer";
+        var folder = IngestionFixture.TempFolder("slow-writer");
+        var archive = IngestionFixture.TempFolder("slow-writer-archive");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(13).First().Path);
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            IncompleteAfter = TimeSpan.FromSeconds(60),
+            Rescan = TimeSpan.FromSeconds(1),
+            BatchWait = TimeSpan.FromMilliseconds(100),
+            ProgressInterval = TimeSpan.FromMilliseconds(100),
+            ArchiveDirectory = archive,
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await WaitForLogAsync(log, l => l.Contains(" sent,", StringComparison.Ordinal));
+        // Three pieces (30 %, 40 %, 30 %), each pause four times the settle time: every piece settles by size.
+        var x = Path.Combine(folder, "x.jpg");
+        int first = bytes.Length * 3 / 10, second = bytes.Length * 7 / 10;
+        foreach (var (from, to) in new[] { (0, first), (first, second), (second, bytes.Length) })
+        {
+            await using (var stream = new FileStream(x, FileMode.Append)) await stream.WriteAsync(bytes.AsMemory(from, to - from));
+            if (to < bytes.Length) await Task.Delay(800);
+        }
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal));
+        await Task.Delay(1500); // a second send would show up below
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Null(summary.FatalError);
+        Assert.Equal((1, 0), (summary.Sent, summary.Refused));
+        var file = Assert.Single(Assert.Single(recorder.Requests));
+        Assert.Equal(bytes, file.Bytes);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(Path.Combine(archive, "x.jpg")));
+        Assert.False(File.Exists(x));
+    }
+
+    [Fact]
+    public async Task Ingest_OnceWithJpegThatStaysCutShort_RefusedAsIncompleteNotSentAndNotCheckedAgain()
+    {
+        const string source = "ingest-cut-short";
+        var folder = IngestionFixture.TempFolder("cut-short");
+        var state = Path.Combine(folder, ".state.jsonl");
+        var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(14).First().Path);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "cut.jpg"), bytes[..(bytes.Length / 2)]);
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var options = SinglePass(source, folder, state, maxAttempts: 8);
+        options = new IngestOptions
+        {
+            Source = options.Source, WatchDirectory = folder, Once = true, StateFile = state, Settle = options.Settle, BatchWait = options.BatchWait,
+            IncompleteAfter = TimeSpan.FromSeconds(1),
+        };
+
+        var summary = await new Ingester(options, http).RunAsync(CancellationToken.None);
+
+        Assert.Empty(recorder.Requests);
+        Assert.Equal((0, 1), (summary.Sent, summary.Refused));
+        var failure = Assert.Single(summary.Failures);
+        Assert.Equal((Path.Combine(folder, "cut.jpg"), Ingester.IncompleteFile), (failure.Path, failure.Error));
+        Assert.Equal(0, IngestCommand.ExitCode(summary));
+        var again = await new Ingester(options, http).RunAsync(CancellationToken.None);
+        Assert.Equal((0, 0, 1), (again.Sent, again.Refused, again.Skipped));
+        Assert.Empty(recorder.Requests);
+    }
+
+    [Fact]
+    public async Task Ingest_FileChangedAfterItWasSent_SentAsANewFrameWithALogLine()
+    {
+        const string source = "ingest-changed-after-sent";
+        var folder = IngestionFixture.TempFolder("changed-after-sent");
+        var state = Path.Combine(folder, ".state.jsonl");
+        var samples = Dataset.Sample(3).Skip(15).Take(2).Select(s => s.Path).ToList();
+        var x = Path.Combine(folder, "x.jpg");
+        File.Copy(samples[0], x);
+        var options = SinglePass(source, folder, state, maxAttempts: 8);
+        Assert.Equal(1, (await new Ingester(options, fixture.Client.Http).RunAsync(CancellationToken.None)).Sent);
+        File.Copy(samples[1], x, overwrite: true);
+        var log = new ConcurrentQueue<string>();
+
+        var summary = await new Ingester(options, fixture.Client.Http, log.Enqueue).RunAsync(CancellationToken.None);
+
+        Assert.Equal(1, summary.Sent);
+        Assert.Contains(log, l => l.StartsWith($"{x} changed after it was answered (accepted, {new FileInfo(samples[0]).Length} bytes; now {new FileInfo(samples[1]).Length} bytes): sending it as a new frame",
+            StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Ingest_EmptyFile_RecordedAsFailedEmptyFileAfterTheSettleTime(bool once)
+    {
+        var source = $"ingest-empty-{(once ? "once" : "watch")}";
+        var folder = IngestionFixture.TempFolder("empty");
+        var state = Path.Combine(folder, ".state.jsonl");
+        await File.WriteAllBytesAsync(Path.Combine(folder, "empty.jpg"), []);
+        var log = new ConcurrentQueue<string>();
+        var options = once ? SinglePass(source, folder, state, maxAttempts: 8) : WatchInPairs(source, folder, state);
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, fixture.Client.Http, log.Enqueue).RunAsync(stop.Token);
+        if (!once)
+        {
+            await WaitForLogAsync(log, l => l.StartsWith("0 sent, 1 refused, 0 already sent, 0 waiting,", StringComparison.Ordinal));
+            await stop.CancelAsync();
+        }
+        var summary = await run;
+
+        var failure = Assert.Single(summary.Failures);
+        Assert.Equal((Path.Combine(folder, "empty.jpg"), Ingester.EmptyFile), (failure.Path, failure.Error));
+        Assert.Equal((0, 1), (summary.Sent, summary.Refused));
+        Assert.Contains(File.ReadLines(state), l => l.Contains("\"error\":\"empty_file\"", StringComparison.Ordinal));
+    }
+
     /// <summary>Waits for <paramref name="source"/>'s classifications and checks they are of exactly these files' contents, once each.</summary>
     private async Task AssertClassifiedContentsAsync(string source, IEnumerable<string> files)
     {

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Runtime.InteropServices;
 using WasteClassifier.Cli.Ingest;
+using WasteClassifier.Core;
 
 namespace WasteClassifier.Cli.Commands;
 
@@ -16,7 +18,8 @@ public sealed class IngestCommand : ICommand
         wastectl ingest --target URL --source NAME (--watch DIR | FILES/GLOBS...) [options]
 
           --target URL        the API, e.g. http://sorter:8080
-          --source NAME       camera or line id recorded on every classification
+          --source NAME       camera or line id recorded on every classification: 1-128 ASCII letters,
+                              digits and . _ : / -, starting with a letter or digit
           --watch DIR         send DIR's files, then keep watching it for new ones (Ctrl+C to stop)
           FILES/GLOBS         files, folders or globs ('*', '?', '**'); sent once
           --once              with --watch: exit after the files that exist at start
@@ -71,6 +74,13 @@ public sealed class IngestCommand : ICommand
             stop.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (systemd, docker stop, kill) stops as Ctrl+C does: a batch in flight stays recorded for the next run to
+        // resend under its key, and the summary and JSON line are printed; the runtime's default ended the process at once.
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        });
         try
         {
             Log.Info($"ingesting {(options.WatchDirectory is null ? $"{options.Paths.Count} path(s)" : options.WatchDirectory)} as source {options.Source} into {baseAddress} (state {options.StateFile})");
@@ -114,6 +124,8 @@ public sealed class IngestCommand : ICommand
     public static IngestOptions Parse(CommandArguments arguments)
     {
         var source = arguments.Required("--source");
+        // The API refuses any other name (400 invalid_source) at the first request; say so before anything starts.
+        if (!SourceName.IsValid(source)) throw new UsageException($"--source must be {SourceName.Rule} (got '{source}')");
         var watch = arguments.Optional("--watch");
         if (watch is null && arguments.Paths.Count == 0) throw new UsageException("give --watch DIR or files/globs to send");
         if (watch is not null && arguments.Paths.Count > 0) throw new UsageException("give either --watch DIR or files/globs, not both");

@@ -1,0 +1,17 @@
+using System.Text.RegularExpressions;
+
+namespace WasteClassifier.Core;
+
+/// <summary>
+/// What a source (a camera or line) may be called: the API refuses other names (400 invalid_source), and
+/// <c>wastectl ingest</c> checks its --source by the same rule before it starts.
+/// </summary>
+public static partial class SourceName
+{
+    public const string Rule = "1–128 characters: ASCII letters, digits and . _ : / -, starting with a letter or digit";
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+    private static partial Regex Valid();
+
+    public static bool IsValid(string source) => Valid().IsMatch(source);
+}

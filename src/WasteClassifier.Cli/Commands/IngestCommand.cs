@@ -23,7 +23,7 @@ public sealed class IngestCommand : ICommand
           --watch DIR         send DIR's files, then keep watching it for new ones (Ctrl+C to stop)
           FILES/GLOBS         files, folders or globs ('*', '?', '**'); sent once
           --once              with --watch: exit after the files that exist at start
-          --recursive         include subfolders
+          --recursive         include subfolders (without it, skipped subfolders are warned about)
           --state FILE        resume state (default DIR/.wastectl-ingest-<source>.jsonl; for files
                               ~/.local/state/wastectl/ingest-<source>-<hash>.jsonl)
           --concurrency N     requests in flight (default 4)
@@ -38,7 +38,7 @@ public sealed class IngestCommand : ICommand
           --delete-after      delete each file once the API accepted it
           --archive DIR       move each accepted file into DIR instead
           --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable)
-        Hidden files and partial names (.tmp, .part, .partial, .filepart) are skipped. Files the API refuses are
+        Hidden files and partial names (.tmp, .part, .partial, .filepart, .crdownload, .swp) are skipped. Files the API refuses are
         recorded as failed with the reason and not sent again. A file that cannot be read (locked, permissions, an
         I/O error) is not recorded: watching, it is tried again with a growing pause (30 s at most); in a single
         pass it is reported as unreadable and the next run tries it again. Exit code 1 when stopped by an error or

@@ -25,6 +25,15 @@ public static class FileDiscovery
             .Order(StringComparer.Ordinal);
     }
 
+    /// <summary>The subfolders a scan without recursion leaves out (hidden ones and <paramref name="exclude"/> aside).</summary>
+    public static int Subfolders(string directory, string? exclude)
+    {
+        if (!Directory.Exists(directory)) return 0;
+        var options = new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden };
+        return Directory.EnumerateDirectories(directory, "*", options)
+            .Count(d => !Path.GetFileName(d).StartsWith('.') && (exclude is null || Path.GetFullPath(d) != exclude));
+    }
+
     /// <summary>Files, folders (their files) and globs: <c>*</c> and <c>?</c> within a name, <c>**</c> for any number of folders.</summary>
     public static IReadOnlyList<string> Expand(IEnumerable<string> patterns, bool recursive)
     {

@@ -57,6 +57,8 @@ public sealed class IngestState : IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, EntryFile> _answered = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<IngestFile>> _unanswered = new(StringComparer.Ordinal);
+    // Versions answered by this process (not read from the file at start).
+    private readonly HashSet<string> _answeredThisRun = new(StringComparer.Ordinal);
     // The last answer recorded for each path, whichever version it was for.
     private readonly Dictionary<string, EntryFile> _latestByPath = new(StringComparer.Ordinal);
 
@@ -99,6 +101,11 @@ public sealed class IngestState : IDisposable
         lock (_answered) return _latestByPath.GetValueOrDefault(path);
     }
 
+    public bool AnsweredThisRun(IngestFile file)
+    {
+        lock (_answered) return _answeredThisRun.Contains(file.Key);
+    }
+
     public bool IsUnanswered(IngestFile file)
     {
         lock (_answered) return _unanswered.Values.Any(files => files.Any(f => f.Key == file.Key));
@@ -121,6 +128,8 @@ public sealed class IngestState : IDisposable
             await _stream.WriteAsync(line, CancellationToken.None);
             _stream.Flush(flushToDisk: true);
             Apply(entry);
+            if (entry.Op == OpDone)
+                lock (_answered) _answeredThisRun.UnionWith(entry.Files.Where(f => f.Outcome is not null).Select(f => f.File.Key));
         }
         finally
         {

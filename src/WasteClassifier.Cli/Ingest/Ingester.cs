@@ -26,6 +26,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     // Incomplete: its format says it is not whole yet (checked once per version; see ImageCompleteness).
     private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since, bool Incomplete)> _settling = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _warnedSubfolders = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<Failure> _failures = new();
     // Files whose last read failed, with when to try again (watching; MaxValue: being tried, or a single pass).
     private readonly ConcurrentDictionary<string, (int Tries, string Reason, DateTime RetryAt)> _unreadable = new(StringComparer.Ordinal);
@@ -80,9 +81,13 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         try
         {
             bool Wanted(string p) => p != stateFile && FileDiscovery.IsCandidate(p) && (archive is null || !p.StartsWith(archive + Path.DirectorySeparatorChar, StringComparison.Ordinal));
-            IEnumerable<string> Scan() => options.WatchDirectory is null
-                ? FileDiscovery.Expand(options.Paths, options.Recursive)
-                : FileDiscovery.ScanDirectory(options.WatchDirectory, options.Recursive, archive);
+            IEnumerable<string> Scan()
+            {
+                if (!options.Recursive) WarnOfSubfolders(archive);
+                return options.WatchDirectory is null
+                    ? FileDiscovery.Expand(options.Paths, options.Recursive)
+                    : FileDiscovery.ScanDirectory(options.WatchDirectory, options.Recursive, archive);
+            }
 
             using var watcher = options.Once || options.WatchDirectory is null ? null : Watch(options.WatchDirectory, Wanted);
             foreach (var path in Scan().Where(Wanted)) Offer(path);
@@ -112,6 +117,19 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         catch (Exception e)
         {
             _ready.Writer.TryComplete(e);
+        }
+    }
+
+    /// <summary>Without --recursive a folder's subfolders are not looked in: said once per folder given, not silently.</summary>
+    private void WarnOfSubfolders(string? archive)
+    {
+        var roots = options.WatchDirectory is { } watch ? [watch] : options.Paths.Where(p => p.IndexOfAny(['*', '?']) < 0 && Directory.Exists(p));
+        foreach (var root in roots)
+        {
+            if (_warnedSubfolders.ContainsKey(root)) continue;
+            var count = FileDiscovery.Subfolders(root, archive);
+            if (count == 0 || !_warnedSubfolders.TryAdd(root, 0)) continue;
+            _log($"{root}: {count} subfolder(s) skipped; use --recursive to send their files too");
         }
     }
 
@@ -172,7 +190,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             {
                 _settling.TryRemove(path, out _);
                 _unreadable.TryRemove(path, out _);
-                if (_reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
+                // Only what earlier runs answered: a rescan finds again what this run sent (not archived or deleted).
+                if (!_state.AnsweredThisRun(file) && _reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
                 // Answered before a stop that came ahead of its clean-up: finish that now.
                 if (answer.Outcome == IngestState.Accepted) CleanUp(file);
                 continue;

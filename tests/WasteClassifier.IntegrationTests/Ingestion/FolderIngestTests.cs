@@ -949,6 +949,70 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Contains(File.ReadLines(state), l => l.Contains("\"error\":\"empty_file\"", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Ingest_WatchedFileSentAndFoundAgainByRescans_NotCountedAlreadySentUntilTheNextRun()
+    {
+        const string source = "ingest-rescan-count";
+        var folder = IngestionFixture.TempFolder("rescan-count");
+        var state = Path.Combine(folder, ".state.jsonl");
+        File.Copy(Dataset.Sample(3).Skip(16).First().Path, Path.Combine(folder, "a.jpg"));
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(100),
+            Rescan = TimeSpan.FromMilliseconds(200),
+            BatchWait = TimeSpan.FromMilliseconds(50),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, fixture.Client.Http, log.Enqueue).RunAsync(stop.Token);
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal));
+        await Task.Delay(1500); // several rescans find a.jpg again
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Equal((1, 0), (summary.Sent, summary.Skipped));
+        Assert.DoesNotContain(log, l => l.Contains(" 1 already sent,", StringComparison.Ordinal));
+        var next = await new Ingester(SinglePass(source, folder, state, maxAttempts: 8), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((0, 1), (next.Sent, next.Skipped));
+    }
+
+    [Fact]
+    public async Task Ingest_FolderWithSubfoldersWithoutRecursive_WarnedOncePerFolder()
+    {
+        var folder = IngestionFixture.TempFolder("subfolders");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        Directory.CreateDirectory(Path.Combine(folder, "day-1"));
+        Directory.CreateDirectory(Path.Combine(folder, "day-2"));
+        Directory.CreateDirectory(Path.Combine(folder, ".hidden"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "day-1", "a.jpg"), "not sent: in a subfolder");
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = "ingest-subfolders",
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(100),
+            Rescan = TimeSpan.FromMilliseconds(100),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, fixture.Client.Http, log.Enqueue).RunAsync(stop.Token);
+        await Task.Delay(1000); // rescans
+        await stop.CancelAsync();
+        var summary = await run;
+        var paths = await new Ingester(new IngestOptions { Source = "ingest-subfolders", Paths = [folder], Once = true, StateFile = state }, fixture.Client.Http, log.Enqueue)
+            .RunAsync(CancellationToken.None);
+
+        Assert.Equal((0, 0), (summary.Sent, paths.Sent));
+        Assert.Equal(2, log.Count(l => l == $"{folder}: 2 subfolder(s) skipped; use --recursive to send their files too"));
+    }
+
     /// <summary>Waits for <paramref name="source"/>'s classifications and checks they are of exactly these files' contents, once each.</summary>
     private async Task AssertClassifiedContentsAsync(string source, IEnumerable<string> files)
     {

@@ -53,7 +53,11 @@ public sealed class IngestState : IDisposable
     public const string Accepted = "accepted";
     public const string Refused = "refused";
 
-    private readonly FileStream _stream;
+    private FileStream _stream;
+    private readonly string _path;
+    private readonly int _compactEvery;
+    // Records in the file, and how many of them the file held after its last rewrite.
+    private int _records, _recordsAfterCompaction;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, EntryFile> _answered = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<IngestFile>> _unanswered = new(StringComparer.Ordinal);
@@ -62,15 +66,71 @@ public sealed class IngestState : IDisposable
     // The last answer recorded for each path, whichever version it was for.
     private readonly Dictionary<string, EntryFile> _latestByPath = new(StringComparer.Ordinal);
 
-    private IngestState(FileStream stream) => _stream = stream;
-
-    public static IngestState Open(string path)
+    private IngestState(string path, int compactEvery)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
-        var state = new IngestState(stream);
+        _path = path;
+        _compactEvery = compactEvery;
+        _stream = OpenStream(path);
+    }
+
+    private static FileStream OpenStream(string path) => new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+
+    /// <param name="compactEvery">The file is rewritten at start, and once this many records (at least; more while it holds
+    /// more live ones) were added since its last rewrite, without the answers it no longer needs (see <see cref="Compact"/>).</param>
+    public static IngestState Open(string path, int compactEvery = 1000)
+    {
+        path = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var state = new IngestState(path, compactEvery);
         state.Load();
+        state.Compact();
         return state;
+    }
+
+    /// <summary>
+    /// Rewrites the file (a new file, fsynced, renamed over it) with what idempotent resending needs: every batch still
+    /// unanswered, with its key, and the answer for each file that still exists. Answers for files gone (archived, deleted,
+    /// moved) are dropped, so an archiving watcher's state file no longer grows by every frame it ever sent. A file that
+    /// comes back after its answer was dropped is sent again.
+    /// </summary>
+    private void Compact()
+    {
+        // Runs at start or under the append gate: nothing is recorded meanwhile, so the snapshot stays current.
+        List<EntryFile> answered;
+        List<Entry> unanswered;
+        lock (_answered)
+        {
+            answered = _answered.Values.ToList();
+            unanswered = _unanswered.Select(u => new Entry(OpSend, u.Key, u.Value.Select(f => new EntryFile(f.Path, f.Size, f.MtimeTicks)).ToList())).ToList();
+        }
+        var kept = answered.Where(f => File.Exists(f.Path)).ToList();
+        var entries = kept.Chunk(256).Select(files => new Entry(OpDone, "compacted", files)).Concat(unanswered).ToList();
+        if (entries.Count >= _records)
+        {
+            _recordsAfterCompaction = _records;
+            return; // nothing to drop
+        }
+        var temporary = _path + ".compacting.tmp"; // a partial name: never taken for a frame
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            foreach (var entry in entries) file.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n"));
+            file.Flush(flushToDisk: true);
+        }
+        _stream.Dispose();
+        File.Move(temporary, _path, overwrite: true);
+        _stream = OpenStream(_path);
+        lock (_answered)
+        {
+            _answered.Clear();
+            _latestByPath.Clear();
+            _answeredThisRun.IntersectWith(kept.Select(f => f.File.Key));
+            foreach (var f in kept)
+            {
+                _answered[f.File.Key] = f;
+                if (!_latestByPath.TryGetValue(f.Path, out var latest) || latest.Mtime <= f.Mtime) _latestByPath[f.Path] = f;
+            }
+        }
+        _records = _recordsAfterCompaction = entries.Count;
     }
 
     /// <summary>Batches sent but never answered (the previous run stopped): resend them with the same key first.</summary>
@@ -130,6 +190,8 @@ public sealed class IngestState : IDisposable
             Apply(entry);
             if (entry.Op == OpDone)
                 lock (_answered) _answeredThisRun.UnionWith(entry.Files.Where(f => f.Outcome is not null).Select(f => f.File.Key));
+            // Amortised: a rewrite checks every live answer's file, so it waits for at least as many new records.
+            if (++_records - _recordsAfterCompaction >= Math.Max(_compactEvery, _recordsAfterCompaction)) Compact();
         }
         finally
         {
@@ -157,6 +219,7 @@ public sealed class IngestState : IDisposable
             }
             if (entry is null) break;
             Apply(entry);
+            _records++;
             good = Math.Min(position, _stream.Length);
         }
         // Cut a torn tail so the next record starts on a line of its own.

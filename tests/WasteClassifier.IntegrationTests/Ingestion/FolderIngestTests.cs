@@ -882,10 +882,13 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         await File.WriteAllBytesAsync(Path.Combine(folder, "cut.jpg"), bytes[..(bytes.Length / 2)]);
         var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
         using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
-        var options = SinglePass(source, folder, state, maxAttempts: 8);
-        options = new IngestOptions
+        var options = new IngestOptions
         {
-            Source = options.Source, WatchDirectory = folder, Once = true, StateFile = state, Settle = options.Settle, BatchWait = options.BatchWait,
+            Source = source,
+            WatchDirectory = folder,
+            Once = true,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
             IncompleteAfter = TimeSpan.FromSeconds(1),
         };
 

@@ -37,9 +37,11 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// The promotion gate, applied to candidate and active model scored on the same hold-out: macro-F1 may not drop by
 /// more than <see cref="TrainingSettings.MaxMacroF1Drop"/> (not at all when the job trained on the same data as the active
 /// model: <paramref name="sameData"/>), and no class the active model recognised may lose more recall than
-/// <see cref="TrainingSettings.MaxClassRecallDrop"/>. When the active model lacks a class the candidate has, or never
-/// recalls one the hold-out has images of, both are compared on the images of the other classes; the candidate's score on
-/// such a class is reported beside the comparison, not averaged into it.
+/// <see cref="TrainingSettings.MaxClassRecallDrop"/> where that is more than one of its images. When the active model lacks a class the
+/// candidate has, or never recalls one the hold-out has images of, or the hold-out has fewer than
+/// <see cref="TrainingSettings.MinClassSupport"/> images of it, both are compared on the images of the other classes; the
+/// scores on such a class are reported beside the comparison, not averaged into it nor judged. With no class left the
+/// candidate is not judged: it stays a candidate, not refused.
 /// </summary>
 public static class PromotionGate
 {
@@ -53,6 +55,7 @@ public static class PromotionGate
     {
         var refusals = new List<string>();
         var notes = new List<string>();
+        var unjudged = false;
         if (active is null)
         {
             notes.Add("no active model to compare with");
@@ -60,42 +63,60 @@ public static class PromotionGate
         else
         {
             var full = candidate;
+            var fullActive = active;
             // The active model is not scored on images of a class it lacks. One it has but never recalls (the default model's
             // vegetation, which it was never trained on) adds an F1 of 0 to its average. Averaged in, either would move the
-            // comparison by up to 1/classes for what the candidate learned, hiding its losses on the other classes.
+            // comparison by up to 1/classes for what the candidate learned, hiding its losses on the other classes. A class
+            // with fewer than MinClassSupport hold-out images is set aside too: one image is more than a tenth of its recall
+            // (and of its F1, so more than the macro-F1 margin), so it would decide the comparison by chance either way.
+            var small = full.PerClass.Where(c => c.Value.Support > 0 && c.Value.Support < settings.MinClassSupport).Select(c => c.Key).ToHashSet();
             var lacking = candidate.Labels.Except(active.Labels)
                 .Concat(active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall == 0).Select(c => c.Key)).ToHashSet();
-            if (lacking.Count > 0)
+            if (lacking.Count > 0 || small.Count > 0)
             {
-                var common = candidate.Labels.Intersect(active.Labels).Where(l => !lacking.Contains(l)).ToList();
+                var common = candidate.Labels.Intersect(active.Labels).Where(l => !lacking.Contains(l) && !small.Contains(l)).ToList();
                 candidate = candidate.OnlyTrueLabels(common);
                 active = active.OnlyTrueLabels(common);
-                notes.Add($"compared on the {candidate.Count} hold-out image(s) of the classes both models have and the active model recalls");
-                foreach (var (label, only) in full.PerClass.Where(c => c.Value.Support > 0 && !common.Contains(c.Key)))
-                    notes.Add($"'{label}', which the active model {(active.Labels.Contains(label) ? "never recalls" : "lacks")}, scored for the candidate only: " +
-                        $"recall {only.Recall:F3} over {only.Support} image(s)");
+                unjudged = candidate.Count == 0;
+                notes.Add(unjudged
+                    ? $"no class has {settings.MinClassSupport} hold-out image(s) (Training:MinClassSupport) that both models are scored on and the active " +
+                      "model recalls: the candidate cannot be judged, so it stays a candidate"
+                    : $"compared on the {candidate.Count} hold-out image(s) of the classes both models have and the active model recalls" +
+                      (small.Count > 0 ? $", with at least {settings.MinClassSupport} image(s) each" : ""));
+                notes.AddRange(ClassNotes());
+
+                IEnumerable<string> ClassNotes() => full.PerClass.Where(c => c.Value.Support > 0 && !common.Contains(c.Key)).Select(c =>
+                    lacking.Contains(c.Key)
+                        ? $"'{c.Key}', which the active model {(fullActive.Labels.Contains(c.Key) ? "never recalls" : "lacks")}, scored for the candidate only: " +
+                          $"recall {c.Value.Recall:F3} over {c.Value.Support} image(s)"
+                        : $"'{c.Key}' not judged: only {c.Value.Support} hold-out image(s), fewer than Training:MinClassSupport ({settings.MinClassSupport}); " +
+                          $"recall {c.Value.Recall:F3}, active {fullActive.PerClass[c.Key].Recall:F3}");
             }
             // The tolerance is for what new data may cost; a job that trained on the same data as the active model brings
             // nothing new, and allowing its drop let repeated retrains lower macro-F1 a step at a time.
             var allowed = sameData ? 0 : settings.MaxMacroF1Drop;
             var drop = active.MacroF1 - candidate.MacroF1;
-            if (drop > allowed)
+            if (!unjudged && drop > allowed)
                 refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {allowed:F4}" +
                     (sameData ? ": the job trained on the same data as the active model, so only a candidate at least as good replaces it)" : ")"));
-            else
+            else if (!unjudged)
                 notes.Add($"macro-F1 {candidate.MacroF1:F4} vs active {active.MacroF1:F4}");
 
             foreach (var (label, before) in active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0))
             {
                 var after = candidate.PerClass.TryGetValue(label, out var m) ? m.Recall : 0;
-                if (before.Recall - after > settings.MaxClassRecallDrop)
-                    refusals.Add($"recall of '{label}' falls from {before.Recall:F3} to {after:F3} (allowed drop {settings.MaxClassRecallDrop:F3})");
+                // One image is no evidence of a loss: in a class of fewer than 1 / MaxClassRecallDrop images (20 by default)
+                // it alone would exceed the allowed drop.
+                var lostImages = (before.Recall - after) * before.Support;
+                if (before.Recall - after > settings.MaxClassRecallDrop && lostImages > 1.5)
+                    refusals.Add($"recall of '{label}' falls from {before.Recall:F3} to {after:F3} (allowed drop {settings.MaxClassRecallDrop:F3}, or a single image of its {before.Support})");
             }
             foreach (var (label, gained) in full.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0
-                && (!active.PerClass.TryGetValue(c.Key, out var before) || before.Recall == 0)))
+                && (!fullActive.PerClass.TryGetValue(c.Key, out var before) || before.Recall == 0)))
                 notes.Add($"'{label}' is newly recognised (recall {gained.Recall:F3})");
         }
 
+        if (unjudged) return new PromotionDecision(false, notes);
         if (refusals.Count > 0) return new PromotionDecision(false, refusals.Concat(notes).ToList()) { Refused = true };
         if (promoteMode == PromoteModes.Manual)
             return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);

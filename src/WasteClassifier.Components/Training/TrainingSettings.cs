@@ -30,6 +30,13 @@ public sealed class TrainingSettings
     /// <summary>Promotion gate: no class the active model recognised may lose more recall than this.</summary>
     public double MaxClassRecallDrop { get; set; } = 0.05;
 
+    /// <summary>
+    /// Promotion gate: a class with fewer hold-out images than this is not judged (neither by its recall nor in the
+    /// macro-F1 comparison) but named beside it. Below 10 one image is more than a tenth of a class's recall and F1, so
+    /// more than the macro-F1 margin over nine classes: chance, not evidence. Every class of waste-v1's hold-out has 29 or more.
+    /// </summary>
+    public int MinClassSupport { get; set; } = 10;
+
     /// <summary>How often a running job stores its progress and heartbeat and reads cancel requests.</summary>
     public int HeartbeatSeconds { get; set; } = 2;
 
@@ -66,8 +73,8 @@ public sealed class TrainingSettings
 
     /// <summary>
     /// Refuses heartbeat timings that would break the job table at start, naming the setting: a heartbeat that is not
-    /// positive, or one so slow that a running job would look dead to the other trainers; a <see cref="MaxAttempts"/>
-    /// below 1 (a job is claimed at least once); and a <see cref="TrainerId"/> its column cannot hold, which fails every claim.
+    /// positive, or one so slow that a running job would look dead to the other trainers; a <see cref="MinClassSupport"/> or
+    /// <see cref="MaxAttempts"/> below 1 (a job is claimed at least once); and a <see cref="TrainerId"/> its column cannot hold, which fails every claim.
     /// </summary>
     public TrainingSettings Validated()
     {
@@ -76,6 +83,7 @@ public sealed class TrainingSettings
             throw new InvalidOperationException(
                 $"{Section}:{nameof(StaleAfterSeconds)} is {StaleAfterSeconds}; it must be more than {Section}:{nameof(HeartbeatSeconds)} ({HeartbeatSeconds})");
         if (SweepSeconds < 1) throw new InvalidOperationException($"{Section}:{nameof(SweepSeconds)} is {SweepSeconds}; it must be 1 or more");
+        if (MinClassSupport < 1) throw new InvalidOperationException($"{Section}:{nameof(MinClassSupport)} is {MinClassSupport}; it must be 1 or more");
         if (MaxAttempts < 1) throw new InvalidOperationException($"{Section}:{nameof(MaxAttempts)} is {MaxAttempts}; it must be 1 or more");
         if (string.IsNullOrWhiteSpace(TrainerId) || TrainerId.Length > MaxTrainerIdLength)
             throw new InvalidOperationException($"{Section}:{nameof(TrainerId)} '{TrainerId}' must be 1 to {MaxTrainerIdLength} characters, not blank");

@@ -242,6 +242,8 @@ public sealed class TrainingRecoveryTests(ManualSweepTrainingFixture fixture) : 
             ["Training:TrainerId"] = "trainer-refused",
             ["Training:MaxMacroF1Drop"] = "1",
             ["Training:MaxClassRecallDrop"] = "1",
+            // The small base set's hold-out has about 4 images per class: judge them rather than leave the candidate unjudged.
+            ["Training:MinClassSupport"] = "1",
         });
         // Disposed with the factory it derives from (which shares its host).
         var refusing = process.WithWebHostBuilder(builder =>

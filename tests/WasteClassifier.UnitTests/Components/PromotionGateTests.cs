@@ -26,9 +26,63 @@ public sealed class PromotionGateTests
     [Fact]
     public void Decide_OneClassLosesRecall_Refuses()
     {
-        var decision = PromotionGate.Decide(Report(0.95, ("a", 0.80, 10), ("b", 1.0, 10)), Report(0.90, ("a", 0.90, 10), ("b", 0.9, 10)), Settings, PromoteModes.Auto);
+        // Two of 'a''s 20 images: one alone would not be evidence (Decide_OneImageOfAClass_IsNoLoss).
+        var decision = PromotionGate.Decide(Report(0.95, ("a", 0.80, 20), ("b", 1.0, 20)), Report(0.90, ("a", 0.90, 20), ("b", 0.9, 20)), Settings, PromoteModes.Auto);
         Assert.False(decision.Promote);
         Assert.Single(decision.Reasons, r => r.Contains("recall of 'a'"));
+    }
+
+    [Fact]
+    public void Decide_ClassWithFewHoldOutImages_IsNotJudgedAndTheReasonsSaySo()
+    {
+        // 'c' has 2 hold-out images: the candidate missing one of them halves its recall and, averaged in, costs 0.13 of
+        // macro-F1. That is one image, not evidence; 'a' and 'b' (50 images each) are unchanged.
+        (int, int)[] common = [.. Enumerable.Repeat((0, 0), 50), .. Enumerable.Repeat((1, 1), 50)];
+        var active = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, (2, 2), (2, 2)]);
+        var candidate = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, (2, 2), (2, 0)]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.True(decision.Promote, string.Join("; ", decision.Reasons));
+        Assert.Contains(decision.Reasons, r => r.Contains("'c' not judged: only 2 hold-out image(s), fewer than Training:MinClassSupport (10); recall 0.500, active 1.000"));
+        Assert.Contains(decision.Reasons, r => r.Contains("compared on the 100 hold-out image(s)") && r.Contains("with at least 10 image(s) each"));
+        Assert.DoesNotContain(decision.Reasons, r => r.Contains("newly recognised"));
+    }
+
+    [Fact]
+    public void Decide_OneImageOfAClass_IsNoLossButTwoAre()
+    {
+        // 'c' has 12 hold-out images, enough to judge: one missed is a recall drop of 0.083 (more than 0.05), two are 0.167.
+        var settings = new TrainingSettings { MaxMacroF1Drop = 0.1, MaxClassRecallDrop = 0.05 };
+        (int, int)[] common = [.. Enumerable.Repeat((0, 0), 50), .. Enumerable.Repeat((1, 1), 50)];
+        var active = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, .. Enumerable.Repeat((2, 2), 12)]);
+        var oneMissed = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, .. Enumerable.Repeat((2, 2), 11), (2, 0)]);
+        var twoMissed = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, .. Enumerable.Repeat((2, 2), 10), (2, 0), (2, 0)]);
+
+        var one = PromotionGate.Decide(oneMissed, active, settings, PromoteModes.Auto);
+        var two = PromotionGate.Decide(twoMissed, active, settings, PromoteModes.Auto);
+
+        Assert.True(one.Promote, string.Join("; ", one.Reasons));
+        Assert.False(two.Promote);
+        Assert.True(two.Refused);
+        Assert.Contains(two.Reasons, r => r.Contains("recall of 'c' falls from 1.000 to 0.833 (allowed drop 0.050, or a single image of its 12)"));
+    }
+
+    [Fact]
+    public void Decide_NoClassWithEnoughHoldOutImages_StaysACandidateUnrefused()
+    {
+        // 4 images per class, as a small base set's hold-out: the candidate is worse, but on too little to say.
+        var active = ClassificationMetrics.Compute(["a", "b"], [.. Enumerable.Repeat((0, 0), 4), .. Enumerable.Repeat((1, 1), 4)]);
+        var candidate = ClassificationMetrics.Compute(["a", "b"], [(0, 0), (0, 0), (0, 1), (0, 1), .. Enumerable.Repeat((1, 1), 4)]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.False(decision.Promote);
+        Assert.False(decision.Refused);
+        Assert.StartsWith("no class has 10 hold-out image(s) (Training:MinClassSupport)", decision.Reasons[0]);
+        Assert.Contains(decision.Reasons, r => r.Contains("'a' not judged: only 4 hold-out image(s)"));
+        Assert.DoesNotContain(decision.Reasons, r => r.StartsWith("macro-F1", StringComparison.Ordinal));
+        Assert.True(PromotionGate.Decide(candidate, active, new TrainingSettings { MinClassSupport = 4 }, PromoteModes.Auto).Refused);
     }
 
     [Fact]

@@ -43,6 +43,16 @@ public sealed class TrainingSettingsTests
         Assert.Contains($"Training:MaxAttempts is {maxAttempts}; it must be 1 or more", error.Message);
     }
 
+    [Fact]
+    public void From_MinClassSupportBelowOne_ThrowsNamingTheSetting()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Training:MinClassSupport"] = "0" }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => TrainingSettings.From(configuration));
+
+        Assert.Contains("Training:MinClassSupport is 0; it must be 1 or more", error.Message);
+    }
+
     [Theory]
     [InlineData(" ")]
     [InlineData("")]

@@ -124,14 +124,20 @@ public static class PromotionGate
     }
 
     /// <summary>
-    /// Whether a job trained on the same data as the active model: its images per label (readable, training side) are those
-    /// the active model's card records (<c>training.images_per_label</c>, written by jobs and <c>wastectl train</c>). A
-    /// card without them (an imported model) never counts as the same.
+    /// Whether a job trained on the same data as the active model. By the fingerprint of its training images and labels
+    /// (<see cref="WasteClassifier.Core.Training.TrainingDataFingerprint"/>) when the active model's card records one
+    /// (<c>training.data_fingerprint</c>, written by jobs): the counts alone take a relabelled or replaced image for the same
+    /// data, and so allowed a job with new data no macro-F1 drop at all. Otherwise by its images per label (readable,
+    /// training side) against those the card records (<c>training.images_per_label</c>, written by <c>wastectl train</c>, as
+    /// for the bundled model, and by jobs before the fingerprint). A card with neither (an imported model) never counts as the same.
     /// </summary>
-    public static bool SameTrainingData(System.Text.Json.JsonElement? activeTraining, IReadOnlyDictionary<string, int> training)
+    public static bool SameTrainingData(System.Text.Json.JsonElement? activeTraining, IReadOnlyDictionary<string, int> training, string? fingerprint)
     {
-        if (activeTraining is not { ValueKind: System.Text.Json.JsonValueKind.Object } card
-            || !card.TryGetProperty("images_per_label", out var recorded) || recorded.ValueKind != System.Text.Json.JsonValueKind.Object)
+        if (activeTraining is not { ValueKind: System.Text.Json.JsonValueKind.Object } card) return false;
+        if (fingerprint is not null && card.TryGetProperty("data_fingerprint", out var recordedFingerprint)
+            && recordedFingerprint.ValueKind == System.Text.Json.JsonValueKind.String)
+            return recordedFingerprint.GetString() == fingerprint;
+        if (!card.TryGetProperty("images_per_label", out var recorded) || recorded.ValueKind != System.Text.Json.JsonValueKind.Object)
             return false;
         var before = recorded.EnumerateObject().Where(p => p.Value.ValueKind == System.Text.Json.JsonValueKind.Number)
             .ToDictionary(p => p.Name, p => p.Value.GetInt32());

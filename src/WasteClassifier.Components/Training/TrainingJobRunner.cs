@@ -176,6 +176,8 @@ public sealed class TrainingJobRunner(
         var counts = new DataCounts(labels.ToDictionary(l => l, l => features.Count(f => labels[f.Label] == l)), holdOut.Count, unreadable, labelConflicts,
             HoldOutNotScored(images, holdOut));
 
+        var fingerprint = TrainingDataFingerprint.Of(features.Select(f => (f.Sha256, labels[f.Label])));
+
         var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
         var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();
         var model = await Task.Run(() => HeadTrainer.Train(rows, labels.Count, head, null,
@@ -200,6 +202,7 @@ public sealed class TrainingJobRunner(
                 BaseDataset = options.BaseDataset,
                 options.IncludeFeedback,
                 ImagesPerLabel = counts.Training,
+                DataFingerprint = fingerprint,
                 HoldOutImages = holdOut.Count,
                 Split = $"hold-out: first 4 bytes of the image's SHA-256 (big-endian) mod {HoldOutSplit.Buckets} == 0, never trained on",
                 Augmentation = "flip",
@@ -211,7 +214,7 @@ public sealed class TrainingJobRunner(
         var baselineReport = active is null ? null : await EvaluateActiveAsync(active, holdOut, labels, cancellationToken);
         var decision = holdOut.Count == 0
             ? new PromotionDecision(false, ["no hold-out images: the candidate cannot be compared, so it stays a candidate"])
-            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote, PromotionGate.SameTrainingData(activeCard?.Training, counts.Training));
+            : PromotionGate.Decide(candidateReport, baselineReport, settings, options.Promote, PromotionGate.SameTrainingData(activeCard?.Training, counts.Training, fingerprint));
 
         progress.Report(TrainingStages.Registering, 0);
         cancellationToken.ThrowIfCancellationRequested();

@@ -1,5 +1,6 @@
 using WasteClassifier.Components.Training;
 using WasteClassifier.Core.Evaluation;
+using WasteClassifier.Core.Training;
 
 namespace WasteClassifier.UnitTests.Components;
 
@@ -138,11 +139,48 @@ public sealed class PromotionGateTests
     {
         var card = System.Text.Json.JsonDocument.Parse("""{"dataset":"waste-v1","images_per_label":{"a":250,"b":135,"veg":0}}""").RootElement;
 
-        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 0 }));
-        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }));
-        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 3 }));
-        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 249, ["b"] = 135 }));
-        Assert.False(PromotionGate.SameTrainingData(null, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }));
+        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 0 }, null));
+        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }, "sha256:00"));
+        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135, ["veg"] = 3 }, "sha256:00"));
+        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 249, ["b"] = 135 }, "sha256:00"));
+        Assert.False(PromotionGate.SameTrainingData(null, new Dictionary<string, int> { ["a"] = 250, ["b"] = 135 }, "sha256:00"));
+    }
+
+    [Fact]
+    public void SameTrainingData_ActiveCardWithAFingerprint_JudgesByTheFingerprintNotTheCounts()
+    {
+        // Two images swap labels: the same counts, different data. The same pairs in another order are the same data.
+        byte[] one = [1, 2, 3], two = [4, 5, 6];
+        var trained = TrainingDataFingerprint.Of([(one, "a"), (two, "b")]);
+        var swapped = TrainingDataFingerprint.Of([(one, "b"), (two, "a")]);
+        var card = System.Text.Json.JsonSerializer.SerializeToElement(new Dictionary<string, object>
+        {
+            ["images_per_label"] = new Dictionary<string, int> { ["a"] = 1, ["b"] = 1 },
+            ["data_fingerprint"] = trained,
+        });
+        var counts = new Dictionary<string, int> { ["a"] = 1, ["b"] = 1 };
+
+        Assert.NotEqual(trained, swapped);
+        Assert.False(PromotionGate.SameTrainingData(card, counts, swapped));
+        // One image replaced by another of its class: the same counts too.
+        Assert.False(PromotionGate.SameTrainingData(card, counts, TrainingDataFingerprint.Of([([7, 8, 9], "a"), (two, "b")])));
+        Assert.True(PromotionGate.SameTrainingData(card, counts, TrainingDataFingerprint.Of([(two, "b"), (one, "a")])));
+
+        var candidate = Report(0.9196, ("a", 0.92, 10), ("b", 0.92, 10));
+        var active = Report(0.9292, ("a", 0.93, 10), ("b", 0.93, 10));
+        Assert.True(PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, PromotionGate.SameTrainingData(card, counts, swapped)).Promote);
+        Assert.False(PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, PromotionGate.SameTrainingData(card, counts, trained)).Promote);
+    }
+
+    [Fact]
+    public void SameTrainingData_ActiveCardWithoutAFingerprint_JudgesByTheCounts()
+    {
+        // The bundled model's card (wastectl train) and cards of jobs before the fingerprint record only the counts.
+        var card = System.Text.Json.JsonDocument.Parse("""{"images_per_label":{"a":1,"b":1}}""").RootElement;
+        var fingerprint = TrainingDataFingerprint.Of([([1, 2, 3], "a"), ([4, 5, 6], "b")]);
+
+        Assert.True(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 1, ["b"] = 1 }, fingerprint));
+        Assert.False(PromotionGate.SameTrainingData(card, new Dictionary<string, int> { ["a"] = 2, ["b"] = 1 }, fingerprint));
     }
 
     [Fact]

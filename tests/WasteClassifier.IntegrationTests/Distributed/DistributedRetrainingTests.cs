@@ -28,6 +28,11 @@ public sealed class DistributedRetrainingTests : IAsyncLifetime
         var (job, _) = await TrainingJobClient.WaitAsync(http, jobId, TimeSpan.FromMinutes(5));
         Assert.Equal("succeeded", job["status"]!.GetValue<string>());
         var version = job["candidate_version"]!.GetValue<string>();
+        // The small base set's hold-out has fewer images of each class than Training:MinClassSupport (10): the gate does not
+        // judge the candidate, says so, and does not refuse it, so it is promoted below without force.
+        var decision = job["decision"]!;
+        Assert.False(decision["refused"]!.GetValue<bool>(), decision.ToJsonString());
+        Assert.StartsWith("no class has 10 hold-out image(s) (Training:MinClassSupport)", decision["reasons"]![0]!.GetValue<string>());
 
         // Keep submitting through the promotion until both workers have answered with the new version.
         var images = Dataset.Sample(perClass: 1).Select(s => s.Path).ToList();

@@ -5,7 +5,9 @@ namespace WasteClassifier.IntegrationTests.Training;
 /// <summary>
 /// An embedded service (worker and trainer in process) whose training jobs use small base datasets, so a job takes
 /// seconds. The gate's margins are relaxed: a head trained on 20 images per class is compared with the default model
-/// trained on the whole dataset (a model trained on shuffled labels still falls far outside them).
+/// trained on the whole dataset (a model trained on shuffled labels still falls far outside them). Its hold-out has 1 to 5
+/// images per class, fewer than Training:MinClassSupport's default: the gate judges every class here, as these tests are
+/// about what it decides, not about its support rule (DistributedRetrainingTests runs a job under the default).
 /// </summary>
 public class TrainingFixture() : EmbeddedFixture("")
 {
@@ -18,6 +20,7 @@ public class TrainingFixture() : EmbeddedFixture("")
         ["Training:BaseDataset"] = "small",
         ["Training:MaxClassRecallDrop"] = "0.5",
         ["Training:MaxMacroF1Drop"] = "0.2",
+        ["Training:MinClassSupport"] = "1",
         ["Training:CacheDirectory"] = FeatureCache,
         ["Model:RefreshSeconds"] = "2",
         ["Worker:Id"] = "training-worker",

@@ -118,6 +118,17 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
             Assert.True(job["data_counts"]!["training"]!["textile trash"]!.GetValue<int>() > 0, job["data_counts"]!.ToJsonString());
             var candidate = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{job["candidate_version"]!.GetValue<string>()}"))!;
             Assert.Contains("textile trash", candidate["card"]!["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
+
+            // The card records what the job trained on, by which the gate tells a retrain on the same data: a second job on
+            // the same data (nothing labelled in between; the epochs are no part of it) records the same fingerprint.
+            var fingerprint = candidate["card"]!["training"]!["data_fingerprint"]!.GetValue<string>();
+            Assert.Matches("^sha256:[0-9a-f]{64}$", fingerprint);
+            var againId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard",
+                new Dictionary<string, string> { ["epochs"] = "1", ["include_feedback"] = "false", ["promote"] = "manual" });
+            var (again, _) = await TrainingJobClient.WaitAsync(Http, againId, TimeSpan.FromMinutes(3));
+            Assert.Equal("succeeded", again["status"]!.GetValue<string>());
+            var againCard = (await Http.GetFromJsonAsync<JsonNode>($"/v1/models/{again["candidate_version"]!.GetValue<string>()}"))!["card"]!;
+            Assert.Equal(fingerprint, againCard["training"]!["data_fingerprint"]!.GetValue<string>());
         }
         finally
         {

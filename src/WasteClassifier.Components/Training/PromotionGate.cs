@@ -126,10 +126,10 @@ public static class PromotionGate
     /// <summary>
     /// Whether a job trained on the same data as the active model. By the fingerprint of its training images and labels
     /// (<see cref="WasteClassifier.Core.Training.TrainingDataFingerprint"/>) when the active model's card records one
-    /// (<c>training.data_fingerprint</c>, written by jobs): the counts alone take a relabelled or replaced image for the same
-    /// data, and so allowed a job with new data no macro-F1 drop at all. Otherwise by its images per label (readable,
-    /// training side) against those the card records (<c>training.images_per_label</c>, written by <c>wastectl train</c>, as
-    /// for the bundled model, and by jobs before the fingerprint). A card with neither (an imported model) never counts as the same.
+    /// (<c>training.data_fingerprint</c>, written by jobs and <c>wastectl train</c>): the counts alone take a relabelled or
+    /// replaced image for the same data, and so allowed a job with new data no macro-F1 drop at all. Otherwise by its images
+    /// per label (readable, training side) against those the card records (<c>training.images_per_label</c>, as the bundled
+    /// model's card and those written before the fingerprint do). A card with neither (an imported model) never counts as the same.
     /// </summary>
     public static bool SameTrainingData(System.Text.Json.JsonElement? activeTraining, IReadOnlyDictionary<string, int> training, string? fingerprint)
     {

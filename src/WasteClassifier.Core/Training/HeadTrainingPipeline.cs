@@ -32,7 +32,8 @@ public static class HeadTrainingPipeline
         var report = Score(request.Labels, evaluation, s => head.Predict(s.Original));
         var mirrored = Score(request.Labels, evaluation, s => Average(head.Predict(s.Original), head.Predict(s.Views[FeatureView.Mirrored.Name])));
         var counts = request.Labels.ToDictionary(l => l, l => training.Count(s => request.Labels[s.Label] == l));
-        return new HeadTrainingResult(head, report, mirrored, request.Validate ? "validation" : "holdout", counts, rows.Count);
+        return new HeadTrainingResult(head, report, mirrored, request.Validate ? "validation" : "holdout", counts, rows.Count,
+            [.. training.Select(s => (s.Sha256, request.Labels[s.Label]))]);
     }
 
     private static ClassificationReport Score(IReadOnlyList<string> labels, IEnumerable<FeatureSample> samples, Func<FeatureSample, float[]> predict) =>

@@ -52,6 +52,8 @@ public static class TrainedModelWriter
         Dataset = Path.GetFileName(Path.TrimEndingDirectorySeparator(request.DatasetDirectory)),
         Split = $"hold-out: first 4 bytes of the image's SHA-256 (big-endian) mod {HoldOutSplit.Buckets} == 0, never trained on",
         ImagesPerLabel = result.TrainingCounts,
+        // As a training job records it: the promotion gate tells a job on the same data as this model by it.
+        DataFingerprint = TrainingDataFingerprint.Of(result.TrainingImages),
         TrainingRows = result.TrainingRows,
         request.Augmentation,
         Backbone = request.Backbone.Id,

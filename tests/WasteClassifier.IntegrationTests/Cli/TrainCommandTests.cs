@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
 using WasteClassifier.Core.Training;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -43,6 +44,28 @@ public sealed class TrainCommandTests : IDisposable
 
         Assert.Equal(1, code);
         Assert.True(File.Exists(Path.Combine(output, "card.json")));
+    }
+
+    [Fact]
+    public void Run_WritesTheFingerprintOfTheImagesAndLabelsItTrainedOn()
+    {
+        // Three training-side images and one of the hold-out, which is not trained on so not in the fingerprint. Cards of
+        // wastectl train had none, so a job on the same data as such a model was judged by the images per label alone.
+        var jpegs = Enumerable.Range(0, 40).Select(i => SyntheticVegetation.Jpeg(i)).ToList();
+        var training = jpegs.Where(jpeg => !HoldOutSplit.IsHoldOut(SHA256.HashData(jpeg))).Take(3).ToList();
+        var images = training.Append(jpegs.First(jpeg => HoldOutSplit.IsHoldOut(SHA256.HashData(jpeg)))).ToList();
+        string[] labels = ["vegetation", "glass", "vegetation", "glass"];
+        for (var i = 0; i < images.Count; i++) File.WriteAllBytes(Path.Combine(_directory, $"{i}.jpg"), images[i]);
+        File.WriteAllText(Path.Combine(_directory, DatasetManifest.FileName), "path,label\n" + string.Concat(labels.Select((label, i) => $"{i}.jpg,{label}\n")));
+        var output = Path.Combine(_directory, "model");
+        var command = new TrainCommand();
+        string[] args = ["--data", _directory, "--out", output, "--cache", Path.Combine(_directory, "cache"), "--epochs", "2", "--augment", "none", "--threads", "1"];
+
+        command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+
+        var card = ModelCard.Load(output);
+        Assert.Equal(TrainingDataFingerprint.Of(training.Select((jpeg, i) => (SHA256.HashData(jpeg), labels[i]))),
+            card.Training!.Value.GetProperty("data_fingerprint").GetString());
     }
 
     [Fact]

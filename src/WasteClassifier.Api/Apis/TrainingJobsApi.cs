@@ -34,7 +34,7 @@ public static class TrainingJobsApi
     /// <summary>Failures that say the image itself cannot be read (not a passing outage): such an image teaches nothing.</summary>
     private static readonly HashSet<string?> UnusableImageErrors =
         [ImageErrors.Empty, ImageErrors.NotAnImage, ImageErrors.Corrupt, ImageErrors.TooManyPixels, ImageErrors.Unsupported, ClassificationBatchProcessor.MissingImage,
-        ClassificationBatchProcessor.UnreadableImage];
+        ClassificationBatchProcessor.UnreadableImage, ImageErrors.Truncated];
 
     public static async Task<IResult> LabelAsync(Guid id, [FromBody] LabelRequest? request, ClassifierDbContext db, [FromServices] ModelRegistry registry,
         TimeProvider clock, CancellationToken cancellationToken)

@@ -18,4 +18,7 @@ public static class ImageErrors
 
     /// <summary>A format variant the decoder cannot read (e.g. animated WebP in ImageSharp 2.1).</summary>
     public const string Unsupported = "unsupported_image";
+
+    /// <summary>A JPEG that ends before its end-of-image marker (see <see cref="JpegEnd"/>): only part of the image is there.</summary>
+    public const string Truncated = "truncated_image";
 }

@@ -1,6 +1,7 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Metadata;
@@ -64,6 +65,10 @@ public static class ImageTensorWriter
         var frames = format.Name.Equals("webp", StringComparison.OrdinalIgnoreCase) ? WebpFrames.Count(bytes) : 1;
         if (frames > 1 && (long)info.Width * info.Height * frames > limits.MaxPixels)
             return ImageCheck.Refused(ImageErrors.TooManyPixels, $"the animated image has {frames} frames of {info.Width}×{info.Height} pixels; all frames together are limited to {limits.MaxPixels:N0} pixels");
+        // Refused rather than decoded as far as its data goes: a partial image classified counts in a line's composition.
+        if (format is JpegFormat && JpegEnd.IsTruncated(bytes))
+            return ImageCheck.Refused(ImageErrors.Truncated,
+                "the file ends before the image's end (a JPEG without its end-of-image marker): it was cut short, e.g. by an interrupted upload or copy; send the whole file");
         return ImageCheck.Accepted(format.Name.ToLowerInvariant(), info.Width, info.Height);
     }
 

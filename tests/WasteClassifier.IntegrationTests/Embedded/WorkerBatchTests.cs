@@ -36,10 +36,11 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
         Assert.Equal(["not_an_image", "image_too_large", "image_missing"], results.Skip(4).Take(3).Select(r => r["error_code"]!.GetValue<string>()));
         Assert.All(results.Skip(4).Take(3), r => Assert.Equal("failed", r["status"]!.GetValue<string>()));
         Assert.All(results.Skip(4).Take(3), r => Assert.False(string.IsNullOrWhiteSpace(r["error"]!.GetValue<string>())));
-        // A truncated JPEG either decodes partially (a result) or fails with a reason; it never takes the batch down.
-        var truncatedResult = results[7];
-        if (truncatedResult["status"]!.GetValue<string>() == "completed") Assert.NotNull(truncatedResult["predicted_class"]);
-        else Assert.False(string.IsNullOrWhiteSpace(truncatedResult["error_code"]?.GetValue<string>()));
+        // A truncated JPEG fails alone, never classified as far as its data goes.
+        Assert.Equal(("failed", "truncated_image"), (results[7]["status"]!.GetValue<string>(), results[7]["error_code"]?.GetValue<string>()));
+        // Nor does it become a training sample: most of it is not there.
+        var label = await fixture.Client.Http.PutAsJsonAsync($"/v1/classifications/{ids[7]}/label", new { label = "glass" });
+        Assert.Equal(HttpStatusCode.Conflict, label.StatusCode);
     }
 
     [Fact]

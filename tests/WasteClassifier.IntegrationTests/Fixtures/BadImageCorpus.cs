@@ -30,7 +30,10 @@ public static class BadImageCorpus
         [
             new("zero bytes", "zero.jpg", "image/jpeg", [], "empty_file"),
             new("random bytes named .jpg", "random.jpg", "image/jpeg", Random(20_000, seed: 1), "not_an_image"),
-            new("truncated JPEG", "truncated.jpg", "image/jpeg", photo[..(photo.Length / 3)], null),
+            new("truncated JPEG", "truncated.jpg", "image/jpeg", photo[..(photo.Length / 3)], "truncated_image", "truncated_image"),
+            new("header-only JPEG", "hdr.jpg", "image/jpeg", photo[..700], "truncated_image", "truncated_image"),
+            new("JPEG header then random bytes", "noise.jpg", "image/jpeg", [.. photo[..2000], .. RandomWithoutJpegEnd(30_000, seed: 2)], "truncated_image",
+                "truncated_image"),
             new("truncated PNG", "truncated.png", "image/png", png[..(png.Length / 2)], null),
             new("PNG declaring 30000x30000", "bomb.png", "image/png", HostileImages.PngHeaderOnly(30000, 30000), "image_too_large", "image_too_large"),
             new("huge EXIF", "exif.jpg", "image/jpeg", HugeExifJpeg(), null),
@@ -52,6 +55,15 @@ public static class BadImageCorpus
         var bytes = new byte[length];
         new System.Random(seed).NextBytes(bytes);
         bytes[0] = 0x42; // never a valid magic number by accident
+        return bytes;
+    }
+
+    /// <summary>Random bytes without FF D9, which would end a JPEG they follow.</summary>
+    private static byte[] RandomWithoutJpegEnd(int length, int seed)
+    {
+        var bytes = Random(length, seed);
+        for (var i = 1; i < bytes.Length; i++)
+            if (bytes[i - 1] == 0xFF && bytes[i] == 0xD9) bytes[i] = 0xD8;
         return bytes;
     }
 

@@ -67,6 +67,11 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("error_code");
 
+                    b.Property<string>("FileName")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("file_name");
+
                     b.Property<string>("IdempotencyFingerprint")
                         .HasColumnType("text")
                         .HasColumnName("idempotency_fingerprint");

@@ -62,6 +62,11 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("error_code");
 
+                    b.Property<string>("FileName")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("file_name");
+
                     b.Property<string>("IdempotencyFingerprint")
                         .HasColumnType("TEXT")
                         .HasColumnName("idempotency_fingerprint");

@@ -33,7 +33,8 @@ public sealed record ClassificationView(
         row.Error,
         row.ErrorCode,
         new TimingsView(row.QueueMs, row.InferenceMs, row.TotalMs, row.BatchSize),
-        row.Image?.FileName,
+        // The upload's own name; rows from before it was recorded show their image's (its first upload's).
+        row.FileName ?? row.Image?.FileName,
         Utc(row.CreatedAt),
         row.CompletedAt is { } completed ? Utc(completed) : null,
         row.DuplicateOfId);

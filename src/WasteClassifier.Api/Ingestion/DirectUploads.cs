@@ -161,6 +161,7 @@ public sealed class DirectUploads(
                 Id = Guid.CreateVersion7(),
                 ImageId = a.Image.Id,
                 Source = source ?? upload.Source,
+                FileName = upload.FileName,
                 Status = ClassificationStatus.Queued,
                 // Distinct timestamps keep "newest first" stable inside one commit.
                 CreatedAt = now.AddTicks(position * 10),

@@ -56,6 +56,7 @@ public sealed class ClassificationSubmitter(
             Id = Guid.CreateVersion7(),
             ImageId = a.Image.Id,
             Source = source,
+            FileName = FileNames.Sanitize(a.File.FileName),
             Status = ClassificationStatus.Queued,
             IdempotencyKey = idempotencyKey?.Value,
             IdempotencyScope = idempotencyKey?.Scope ?? "",
@@ -133,6 +134,6 @@ public sealed class ClassificationSubmitter(
             logger.LogInformation("Idempotency-Key reused for another request (scope {Scope}); refused", scope.Length == 0 ? "(none)" : scope);
             return new SubmissionResult([], [], false, KeyReused: true);
         }
-        return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.Image?.FileName, r.IdempotencyIndex)).ToList(), [], true);
+        return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.FileName ?? r.Image?.FileName, r.IdempotencyIndex)).ToList(), [], true);
     }
 }

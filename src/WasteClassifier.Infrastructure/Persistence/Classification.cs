@@ -7,6 +7,12 @@ public class Classification
     public Guid ImageId { get; set; }
     public StoredImage? Image { get; set; }
     public string? Source { get; set; }
+
+    /// <summary>
+    /// The name this upload's file had (made safe). Its own: the image row, shared by every upload of the same bytes, keeps
+    /// the first upload's name. Null on rows written before it existed, which show the image's.
+    /// </summary>
+    public string? FileName { get; set; }
     public string Status { get; set; } = ClassificationStatus.Queued;
 
     /// <summary>Client-supplied key of the request that created this row, and the file's position in it.</summary>

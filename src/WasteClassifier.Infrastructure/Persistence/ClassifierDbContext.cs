@@ -32,6 +32,7 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
         {
             row.ToTable("classifications");
             row.Property(c => c.Source).HasMaxLength(128);
+            row.Property(c => c.FileName).HasMaxLength(256);
             row.Property(c => c.Status).HasMaxLength(16);
             row.Property(c => c.IdempotencyKey).HasMaxLength(128);
             row.Property(c => c.PredictedClass).HasMaxLength(64);

@@ -89,6 +89,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             Id = Guid.CreateVersion7(),
             ImageId = stored.Id,
             Source = source,
+            FileName = RunCleanup.StoredFileName(source, image.FileName),
             Status = ClassificationStatus.Queued,
             CreatedAt = DateTime.UtcNow,
         };

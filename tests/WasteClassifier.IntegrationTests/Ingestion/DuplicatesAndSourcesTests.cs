@@ -47,6 +47,31 @@ public sealed class DuplicatesAndSourcesTests(IngestionFixture fixture)
     }
 
     [Fact]
+    public async Task Submit_SameBytesFromTwoLines_EachShowsItsOwnFileName()
+    {
+        // The image row is shared by every upload of the same bytes: its name is the first upload's, not line-1's.
+        var bytes = File.ReadAllBytes(Dataset.Sample(2)[11].Path);
+        var (_, secondLine) = await Client.SubmitAsync([("from-line-2.jpg", bytes)], "names-line-2");
+        var key = $"names-{Guid.NewGuid():N}";
+        var (_, firstLine) = await Client.SubmitAsync([("from-line-1.jpg", bytes)], "names-line-1", idempotencyKey: key);
+        var direct = await DirectUploadFlow.RunAsync(Client.Http, Client.Http, [("direct-line-3.jpg", bytes)], "names-line-3");
+        var ids = new[] { secondLine, firstLine }.Select(b => Guid.Parse(b["items"]![0]!["id"]!.GetValue<string>())).Append(direct.ClassificationIds[0]).ToList();
+        await Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(60));
+
+        Assert.Equal("from-line-1.jpg", (await Client.GetAsync(ids[1]))["filename"]!.GetValue<string>());
+        Assert.Equal("direct-line-3.jpg", (await Client.GetAsync(ids[2]))["filename"]!.GetValue<string>());
+        foreach (var (source, name) in new[] { ("names-line-1", "from-line-1.jpg"), ("names-line-2", "from-line-2.jpg"), ("names-line-3", "direct-line-3.jpg") })
+        {
+            var items = (await Client.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications?source={source}"))!["items"]!.AsArray();
+            Assert.Equal([name], items.Select(i => i!["filename"]!.GetValue<string>()));
+        }
+        // A replay answers with the names its own request recorded.
+        var (_, replay) = await Client.SubmitAsync([("from-line-1.jpg", bytes)], "names-line-1", idempotencyKey: key);
+        Assert.True(replay["replayed"]!.GetValue<bool>());
+        Assert.Equal("from-line-1.jpg", replay["items"]![0]!["filename"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Sources_ListAndComposition_AddUpAsJsonAndCsv()
     {
         const string source = "line/7:left";

@@ -70,6 +70,39 @@ public sealed class ClassificationListTests
     }
 
     [IntegrationFact]
+    public Task List_OnPostgres_ShowsEachUploadsOwnFileName() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-list-names", OwnFileNamesAsync);
+
+    [Fact]
+    public Task List_OnSqlite_ShowsEachUploadsOwnFileName() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-names", OwnFileNamesAsync);
+
+    private static async Task OwnFileNamesAsync(Func<ClassifierDbContext> newContext)
+    {
+        // One image (the same bytes) uploaded by two lines under their own names, and a row from before names were
+        // recorded per upload, which shows its image's (the first upload's).
+        var image = TestRows.Image("a", Start);
+        var line1 = Row(image, Start.AddSeconds(1), "glass", "line-1");
+        line1.FileName = "line-1 frame.jpg";
+        var line2 = Row(image, Start.AddSeconds(2), "glass", "line-2");
+        line2.FileName = "line-2 frame.jpg";
+        var older = Row(image, Start, "glass", "line-0");
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange(line1, line2, older);
+            await db.SaveChangesAsync();
+        }
+
+        foreach (var (source, name) in new[] { ("line-1", "line-1 frame.jpg"), ("line-2", "line-2 frame.jpg"), ("line-0", "a.jpg") })
+        {
+            await using var db = newContext();
+            var page = Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, source, status: null, limit: 50, cursor: null, null,
+                CancellationToken.None)).Value!;
+            Assert.Equal([name], page.Items.Select(i => i.Filename));
+        }
+    }
+
+    [IntegrationFact]
     public Task List_OnPostgres_ByPredictedClass_WalksItsIndex() =>
         WithListScanAsync(source: null, predictedClass: "glass", cursor: null, scan =>
         {

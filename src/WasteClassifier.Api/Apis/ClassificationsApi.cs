@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 
@@ -32,10 +33,11 @@ public static class ClassificationsApi
         if (error is not null) return error;
         var source = upload!.Form["source"].ToString();
         if (SourceNames.Validate(source) is { } invalid) return invalid;
+        if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
 
         // Keys are the caller's own: another API key's request under the same key is not this one's.
         var scope = request.HttpContext.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "";
-        var result = await submitter.SubmitAsync(upload.Files, source.Length == 0 ? null : source, key.Length == 0 ? null : new IdempotencyKey(scope, key), cancellationToken);
+        var result = await submitter.SubmitAsync(upload.Files, bound, key.Length == 0 ? null : new IdempotencyKey(scope, key), cancellationToken);
         if (result.KeyReused)
             return ApiErrors.Result(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
                 "this Idempotency-Key was used for another request (other files, file contents or source); send a new request under a new key");

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using WasteClassifier.Api.Stats;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
@@ -114,7 +115,9 @@ public static class ServiceApi
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
         if (error is not null) return ApiErrors.For(request.HttpContext, error);
-        var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source: null, idempotencyKey: null, cancellationToken);
+        // A key bound to one source records its images as that source's.
+        if (SourceBindings.Resolve(request.HttpContext.User, "", out var source) is { } refused) return ApiErrors.For(request.HttpContext, refused);
+        var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source, idempotencyKey: null, cancellationToken);
         Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {

@@ -66,8 +66,9 @@ public static class UploadsApi
         }
         var source = body.Source ?? "";
         if (SourceNames.Validate(source) is { } invalid) return invalid;
+        if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
 
-        var created = await uploads.CreateAsync(files.Select(f => f!).ToList(), source.Length == 0 ? null : source, cancellationToken);
+        var created = await uploads.CreateAsync(files.Select(f => f!).ToList(), bound, cancellationToken);
         var baseUrl = $"{request.Scheme}://{request.Host}{request.PathBase}";
         var items = created.Select(c => new UploadView(c.Upload.Id, "PUT",
             (c.PresignedUrl?.ToString() ?? $"{baseUrl}/v1/uploads/{c.Upload.Id}/content"), c.Upload.FileName, ClassificationView.Utc(c.Upload.ExpiresAt))).ToList();
@@ -86,8 +87,9 @@ public static class UploadsApi
             return Bad("invalid_duplicate_window", $"duplicate_window_seconds must be between 0 and {IngestionOptions.MaxDuplicateWindowSeconds}");
         var source = body.Source ?? "";
         if (SourceNames.Validate(source) is { } invalid) return invalid;
+        if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
 
-        var outcome = await uploads.CommitAsync(ids, source.Length == 0 ? null : source, body.DuplicateWindowSeconds, cancellationToken);
+        var outcome = await uploads.CommitAsync(ids, bound, body.DuplicateWindowSeconds, cancellationToken);
         if (outcome.TooLarge is { } tooLarge) return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, tooLarge.Error, tooLarge.Message);
         var items = outcome.Items;
         var accepted = items.Count(i => i.Status == DirectUploads.Accepted);

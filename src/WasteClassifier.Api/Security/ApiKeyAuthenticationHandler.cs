@@ -23,7 +23,8 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
         if (presented is null) return Task.FromResult(AuthenticateResult.NoResult());
         var match = keys.Find(presented);
         if (match is null) return Task.FromResult(AuthenticateResult.Fail("the API key is not valid"));
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, match.Value.Name), new Claim(ClaimTypes.Role, match.Value.Role)], SchemeName);
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, match.Value.Name), new Claim(ClaimTypes.Role, match.Value.Role),
+            .. match.Value.Sources.Select(s => new Claim(SourceBindings.ClaimType, s))], SchemeName);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
 
@@ -39,17 +40,17 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
 /// <summary>The configured keys, validated once at start.</summary>
 public sealed class ApiKeyStore(AuthOptions options)
 {
-    private readonly IReadOnlyList<(string Name, string Role, byte[] Hash)> _keys = options.Validated();
+    private readonly IReadOnlyList<(string Name, string Role, byte[] Hash, IReadOnlyList<string> Sources)> _keys = options.Validated();
 
     public bool Any => _keys.Count > 0;
 
-    public (string Name, string Role)? Find(string key)
+    public (string Name, string Role, IReadOnlyList<string> Sources)? Find(string key)
     {
         var digest = ApiKeys.Digest(key);
-        (string, string)? found = null;
+        (string, string, IReadOnlyList<string>)? found = null;
         // Every entry is compared (no early exit), each in fixed time: the timing says nothing about which key nearly matched.
-        foreach (var (name, role, hash) in _keys)
-            if (CryptographicOperations.FixedTimeEquals(digest, hash)) found ??= (name, role);
+        foreach (var (name, role, hash, sources) in _keys)
+            if (CryptographicOperations.FixedTimeEquals(digest, hash)) found ??= (name, role, sources);
         return found;
     }
 }

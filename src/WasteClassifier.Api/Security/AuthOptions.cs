@@ -1,3 +1,4 @@
+using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Security;
 
 namespace WasteClassifier.Api.Security;
@@ -27,12 +28,15 @@ public sealed class AuthOptions
         public string Name { get; set; } = "";
         public string Hash { get; set; } = "";
         public string Role { get; set; } = Roles.Client;
+
+        /// <summary>The sources this key may submit as (names, or a prefix ending in <c>*</c>); empty: any (see <see cref="SourceBindings"/>).</summary>
+        public List<string> Sources { get; set; } = [];
     }
 
     /// <summary>The usable keys; throws at start on a malformed entry, so a typo never silently opens or closes the API.</summary>
-    public IReadOnlyList<(string Name, string Role, byte[] Hash)> Validated()
+    public IReadOnlyList<(string Name, string Role, byte[] Hash, IReadOnlyList<string> Sources)> Validated()
     {
-        var keys = new List<(string, string, byte[])>();
+        var keys = new List<(string, string, byte[], IReadOnlyList<string>)>();
         foreach (var (entry, index) in Keys.Select((k, i) => (k, i)))
         {
             var hash = ApiKeys.ParseHash(entry.Hash)
@@ -40,9 +44,17 @@ public sealed class AuthOptions
             var role = entry.Role.Trim().ToLowerInvariant();
             if (role is not (Roles.Admin or Roles.Client))
                 throw new InvalidOperationException($"Auth:Keys:{index}:Role must be '{Roles.Admin}' or '{Roles.Client}'");
+            var sources = entry.Sources.Select(s => s.Trim()).ToList();
+            foreach (var (source, at) in sources.Select((s, i) => (s, i)))
+            {
+                var name = source.EndsWith('*') ? source[..^1] : source;
+                if (name.Length == 0 || SourceNames.Validate(name) is not null)
+                    throw new InvalidOperationException(
+                        $"Auth:Keys:{index}:Sources:{at} must be a source name (letters, digits and . _ : / -) or a prefix ending in *");
+            }
             // An unnamed key is named after its hash, not its place in the list: removing an earlier entry must not rename it,
             // since the name is its rate-limit bucket and the scope of its Idempotency-Keys.
-            keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? UnnamedKeyName(hash) : entry.Name.Trim(), role, hash));
+            keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? UnnamedKeyName(hash) : entry.Name.Trim(), role, hash, sources));
         }
         return keys;
     }

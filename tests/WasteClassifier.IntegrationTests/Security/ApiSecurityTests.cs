@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -33,6 +34,8 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
 
     private const string AdminKey = "wc_test-admin-key-0123456789abcdefghijklmnopqrstuv";
     private const string ClientKey = "wc_test-client-key-0123456789abcdefghijklmnopqrstu";
+    private const string BoundKey = "wc_test-bound-key-0123456789abcdefghijklmnopqrstuv";
+    private const string HallKey = "wc_test-hall-key-0123456789abcdefghijklmnopqrstuvw";
     private static readonly byte[] Garbage = Enumerable.Range(0, 3000).Select(i => (byte)(i * 7919 % 251)).ToArray();
 
     private readonly List<IAsyncDisposable> _factories = [];
@@ -78,11 +81,55 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
             settings["Auth:Keys:1:Name"] = "line-3";
             settings["Auth:Keys:1:Role"] = "client";
             settings["Auth:Keys:1:Hash"] = ApiKeys.Hash(ClientKey)[ApiKeys.HashPrefix.Length..]; // bare hex works too
+            settings["Auth:Keys:2:Name"] = "line-3-camera";
+            settings["Auth:Keys:2:Hash"] = ApiKeys.Hash(BoundKey);
+            settings["Auth:Keys:2:Sources:0"] = "line-3";
+            settings["Auth:Keys:3:Name"] = "hall-b";
+            settings["Auth:Keys:3:Hash"] = ApiKeys.Hash(HallKey);
+            settings["Auth:Keys:3:Sources:0"] = "hall-b/*";
+            settings["Auth:Keys:3:Sources:1"] = "line-9";
         }
         foreach (var (k, v) in extra ?? []) settings[k] = v;
         var factory = new ApiFactory(settings);
         _factories.Add(factory);
         return factory;
+    }
+
+    [Fact]
+    public async Task Submit_KeyBoundToSources_SubmitsOnlyAsThoseAndUnboundKeysAsAny()
+    {
+        var photo = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
+        async Task<(HttpStatusCode Status, JsonNode Body)> SubmitAsync(string key, string? source)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/classifications") { Content = ClassifierClient.Form([("a.jpg", photo)], source) };
+            request.Headers.Add("X-Api-Key", key);
+            var (status, body, _) = await SendAsync(keyed.Http, request);
+            return (status, body);
+        }
+
+        // Another line's source: refused, naming the allowed ones; the walkthrough's line-3 key counted in line-1.
+        var (status, body) = await SubmitAsync(BoundKey, "line-1");
+        Assert.Equal((HttpStatusCode.Forbidden, "source_not_allowed"), (status, body["error"]!.GetValue<string>()));
+        Assert.Contains("line-3", body["message"]!.GetValue<string>());
+        // Its own source, or none (then its one source).
+        foreach (var source in new[] { "line-3", null })
+        {
+            (status, body) = await SubmitAsync(BoundKey, source);
+            Assert.True(status == HttpStatusCode.Accepted, body.ToJsonString());
+            var row = await keyed.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{body["items"]![0]!["id"]}");
+            Assert.Equal("line-3", row!["source"]!.GetValue<string>());
+        }
+        // A prefix, and a key with several sources must say which.
+        Assert.Equal(HttpStatusCode.Accepted, (await SubmitAsync(HallKey, "hall-b/cam-2")).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await SubmitAsync(HallKey, "hall-c/cam-2")).Status);
+        (status, body) = await SubmitAsync(HallKey, null);
+        Assert.Equal((HttpStatusCode.BadRequest, "source_required"), (status, body["error"]!.GetValue<string>()));
+        // Direct uploads too.
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/uploads") { Content = JsonContent.Create(new { count = 1, source = "line-1" }) };
+        create.Headers.Add("X-Api-Key", BoundKey);
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(keyed.Http, create)).Status);
+        // An unbound key submits as any source, as before.
+        Assert.Equal(HttpStatusCode.Accepted, (await SubmitAsync(ClientKey, "line-1")).Status);
     }
 
     private static HttpRequestMessage Request(string method, string url, string? key = null, bool bearer = false)

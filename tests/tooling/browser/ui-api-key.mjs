@@ -83,6 +83,23 @@ try {
   check(keyed.length > 0, 'no API call was made with a key set');
   for (const c of keyed) check(c.key === clientKey || c.key === adminKey, `sent without the key: ${c.url}`);
   step(`${keyed.length} API call(s) carried the key`);
+
+  // Browsers offer to save a password field's value (and then autofill it): the key must not outlive the tab.
+  check(await page.locator('input[type=password]').count() === 0, 'the key is typed into a password field');
+
+  // A browser that blocks site data throws on reading sessionStorage: the interface still starts, and the key
+  // entered serves this page.
+  const blocked = await browser.newPage();
+  blocked.on('pageerror', e => problems.push(`page error with storage blocked: ${e.message}`));
+  await blocked.addInitScript(() => Object.defineProperty(window, 'sessionStorage', {
+    get() { throw new DOMException('blocked', 'SecurityError'); },
+  }));
+  await blocked.goto(`${url}/#dashboard`);
+  await blocked.fill('#api-key', clientKey);
+  await blocked.press('#api-key', 'Enter');
+  await blocked.waitForFunction(() => document.getElementById('dash-updated').textContent.startsWith('updated'), null, { timeout: 15000 });
+  step('with sessionStorage blocked: the dashboard loaded with the key entered');
+  await blocked.close();
 } finally {
   await browser.close();
   rmSync(profile, { recursive: true, force: true });

@@ -2,11 +2,25 @@
 
 // The API key the user entered, sent as X-Api-Key on every call. Kept in sessionStorage (this tab, until it closes),
 // never localStorage: a key left on a shared facility PC would outlive the session.
+// A browser that blocks site data throws on reading sessionStorage at all: the key then lasts for this page only,
+// rather than the whole interface failing to start.
 const KEY_ITEM = 'wasteclassifier.api-key';
-export const apiKey = () => sessionStorage.getItem(KEY_ITEM) ?? '';
+let pageKey = '';
+export function apiKey() {
+  try {
+    return sessionStorage.getItem(KEY_ITEM) ?? '';
+  } catch {
+    return pageKey;
+  }
+}
 export function setApiKey(value) {
   const key = value.trim();
-  if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+  pageKey = key;
+  try {
+    if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+  } catch {
+    // Storage blocked: pageKey serves until the page is reloaded.
+  }
   document.dispatchEvent(new CustomEvent('api-key-changed'));
 }
 

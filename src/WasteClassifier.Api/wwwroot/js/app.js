@@ -45,7 +45,7 @@ function initKey() {
   input.value = apiKey();
   const apply = () => { if (input.value.trim() !== apiKey()) setApiKey(input.value); };
   input.addEventListener('change', apply);
-  form.addEventListener('submit', e => { e.preventDefault(); apply(); });
+  input.addEventListener('keydown', e => { if (e.key === 'Enter') apply(); });
   document.addEventListener('api-key-refused', () => form.classList.add('needs-key'));
   document.addEventListener('api-key-changed', () => {
     form.classList.remove('needs-key');

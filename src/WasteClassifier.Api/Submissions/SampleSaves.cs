@@ -21,9 +21,11 @@ public static class SampleSaves
     /// <summary>
     /// Runs <paramref name="stage"/> (read the samples, add or change them and anything saved with them) and saves; on a
     /// sample race clears the context and does both again. Null once saved; a <c>409 sample_conflict</c> when every
-    /// attempt lost a race (nothing was saved). Any other failure is thrown, after one save.
+    /// attempt lost a race (nothing was saved). Any other failure is thrown, after one save. A failed save that
+    /// <paramref name="savedAnyway"/> (asked only after a failure) finds committed counts as saved, as staged last.
     /// </summary>
-    public static async Task<IResult?> SaveAsync(ClassifierDbContext db, Func<CancellationToken, Task> stage, CancellationToken cancellationToken)
+    public static async Task<IResult?> SaveAsync(ClassifierDbContext db, Func<CancellationToken, Task> stage, CancellationToken cancellationToken,
+        Func<CancellationToken, Task<bool>>? savedAnyway = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -33,8 +35,17 @@ public static class SampleSaves
                 await db.SaveChangesAsync(cancellationToken);
                 return null;
             }
-            catch (DbUpdateException e) when (IsRace(e))
+            catch (DbUpdateException e)
             {
+                if (savedAnyway is not null && await savedAnyway(cancellationToken))
+                {
+                    // The commit reached PostgreSQL but its answer was lost; the retrying strategy saved again and met this
+                    // save's own rows (its new sample's image_id reads as a race). Asked before the race, whose fresh stage
+                    // would report nothing relabelled and fail on the job's own key.
+                    db.ChangeTracker.AcceptAllChanges();
+                    return null;
+                }
+                if (!IsRace(e)) throw;
                 // The save was rolled back: nothing staged is kept, and the next stage reads what the other request left.
                 db.ChangeTracker.Clear();
                 // Not a 500 (a concurrency conflict) or a 503 (a unique violation reads as an outage): nothing is wrong

@@ -55,7 +55,15 @@ public sealed class TrainingJobSubmitter(
             // The job is saved with its samples, in one transaction.
             db.TrainingJobs.Add(job);
             relabelled = await AddSamplesAsync(samples, job.Id, now, ct);
-        }, cancellationToken);
+        }, cancellationToken, savedAnyway: async ct =>
+        {
+            // The id is new (version 7, made by this request): found, it is this job, saved with its samples in one
+            // transaction. Answered 503 instead, the job stayed queued without its message and the client's retry queued a
+            // second one.
+            if (!await db.TrainingJobs.AsNoTracking().AnyAsync(j => j.Id == job.Id, ct)) return false;
+            logger.LogWarning("Saved training job {TrainingJobId} whose commit was not acknowledged; sending it", job.Id);
+            return true;
+        });
         if (conflict is not null) return (null, conflict);
 
         await SendAsync(job.Id, cancellationToken);

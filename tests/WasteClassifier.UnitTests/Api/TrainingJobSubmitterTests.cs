@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -202,6 +203,32 @@ public sealed class TrainingJobSubmitterTests
     }
 
     [Fact]
+    public async Task Submit_CommitWhoseAnswerWasLost_AnsweredWithThatJobAndItsReport()
+    {
+        // As PostgreSQL's retrying strategy meets it: the commit went through, its answer did not, and the retried INSERT
+        // met the request's own new sample (taken for a race). Staged again, the job's own key failed: a 503 "nothing was
+        // accepted" for a job that was queued (without its message), and the client's retry queued a second one.
+        using var database = new InMemoryDatabase();
+        var (glass, paper) = (Png(1), Png(2));
+        await NewSubmitter(database.Context).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        var lost = new AnswerLostAfterCommit();
+        await using var db = database.NewContext(lost);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass), File(1, paper)], ["metal", "paper"], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.True(lost.Fired);
+        Assert.Null(error);
+        // The report is the committed save's: the relabelling it made, not the nothing a fresh read finds.
+        Assert.Equal(new TrainingJobSubmitter.RelabelledSample(0, "glass", "metal", PreviousIndex: null), Assert.Single(result!.Relabelled));
+        Assert.Equal(2, result.Accepted);
+        var jobs = await database.Context.TrainingJobs.AsNoTracking().Select(j => j.Id).ToListAsync();
+        Assert.Equal(2, jobs.Count);
+        Assert.Contains(result.Job.Id, jobs);
+        var samples = await database.Context.LabelledSamples.AsNoTracking().ToListAsync();
+        Assert.Equal([("metal", result.Job.Id), ("paper", result.Job.Id)], samples.Select(s => (s.Label, s.TrainingJobId)).Order());
+    }
+
+    [Fact]
     public async Task Submit_SaveFailsOnSomethingElseThanASample_NotRetriedAsARace()
     {
         // Any failure of a save holding a new sample was taken for a race: here the image went (a foreign key violation),
@@ -248,6 +275,23 @@ public sealed class TrainingJobSubmitterTests
             await using var other = database.NewContext();
             await action(other);
             return result;
+        }
+    }
+
+    /// <summary>
+    /// The first save of a training job commits, then fails as the retrying strategy's second INSERT of the same rows
+    /// does when PostgreSQL names the new sample's image_id index.
+    /// </summary>
+    private sealed class AnswerLostAfterCommit : SaveChangesInterceptor
+    {
+        public bool Fired { get; private set; }
+
+        public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            if (Fired || !eventData.Context!.ChangeTracker.Entries<TrainingJob>().Any()) return ValueTask.FromResult(result);
+            Fired = true;
+            throw new DbUpdateException("An error occurred while saving the entity changes.",
+                new SqliteException("SQLite Error 19: 'UNIQUE constraint failed: labelled_samples.image_id'.", 19, 2067));
         }
     }
 

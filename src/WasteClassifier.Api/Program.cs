@@ -29,6 +29,8 @@ app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Co
 app.UseRouting();
 // Among the API's own families, so only the API exports them.
 app.UseHttpMetrics(http => http.SetMetricFactory(Metrics.WithCustomRegistry(ClassifierMetrics.ApiRegistry)));
+// Inside the request log and the metrics: a request its client aborted is a 499 there, not a 500 error.
+app.UseMiddleware<ClientAborts>();
 app.UseClassifierSecurity();
 app.MapOpenApi();
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.

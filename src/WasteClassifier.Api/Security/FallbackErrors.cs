@@ -15,7 +15,10 @@ public static class FallbackErrors
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = context => InternalError().ExecuteErrorAsync(context) });
         // Only responses without a body: every endpoint's own answer, the health checks' and the static files' are left alone.
-        app.UseStatusCodePages(pages => Answer(pages.HttpContext).ExecuteErrorAsync(pages.HttpContext));
+        // Nor a request its client aborted (499, see ClientAborts): nobody reads the answer.
+        app.UseStatusCodePages(pages => pages.HttpContext.RequestAborted.IsCancellationRequested
+            ? Task.CompletedTask
+            : Answer(pages.HttpContext).ExecuteErrorAsync(pages.HttpContext));
     }
 
     private static IResult InternalError() =>

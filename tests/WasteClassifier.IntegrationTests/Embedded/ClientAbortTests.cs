@@ -1,0 +1,101 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog;
+using Serilog.Configuration;
+using Serilog.Core;
+using Serilog.Events;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Embedded;
+
+/// <summary>
+/// A request its client gives up on (a load test stopped with Ctrl+C) is a 499 in the request log, at Information, and in
+/// the HTTP metrics: never an error that responded 500. Its own fresh host, whose log events the test reads (the request
+/// log and the metrics are process-wide, hence the collection).
+/// </summary>
+[Collection(ProcessMetricsCollection.Name)]
+public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassFixture<ClientAbortTests.Fixture>
+{
+    [Fact]
+    public async Task LongPoll_ClientGoesAway_LoggedAndCountedAs499NotAs500Error()
+    {
+        var id = await QueuedRowAsync();
+        var path = $"/v1/classifications/{id}";
+        var before = await fixture.Client.Http.GetStringAsync("/metrics");
+        Assert.NotEmpty(CapturedLog.Events); // the host's startup: the sink is in place
+        CapturedLog.Events.Clear();
+
+        using (var client = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => fixture.Client.Http.GetAsync($"{path}?wait=30", client.Token));
+
+        // The server ends the request after the client has gone: wait for its log line.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        LogEvent? logged;
+        while ((logged = CapturedLog.Events.FirstOrDefault(e => e.Properties.TryGetValue("RequestPath", out var p) && p.ToString() == $"\"{path}\"")) is null
+               && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.True(logged is not null, $"no request log line for {path} in 20 s");
+        Assert.Equal("499", logged.Properties["StatusCode"].ToString());
+        Assert.Equal(LogEventLevel.Information, logged.Level);
+        Assert.DoesNotContain(CapturedLog.Events, e => e.Level >= LogEventLevel.Error);
+        var after = await fixture.Client.Http.GetStringAsync("/metrics");
+        Assert.Equal(Requests(before, "500"), Requests(after, "500"));
+        Assert.Equal(Requests(before, "499") + 1, Requests(after, "499"));
+    }
+
+    /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>
+    private async Task<Guid> QueuedRowAsync()
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var image = TestRows.Image("q", DateTime.UtcNow);
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            ImageId = image.Id,
+            Image = image,
+            Status = ClassificationStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+            PublishedAt = DateTime.UtcNow,
+        };
+        db.Classifications.Add(row);
+        await db.SaveChangesAsync();
+        return row.Id;
+    }
+
+    /// <summary>The GET requests counted with this status code, over every route.</summary>
+    private static double Requests(string metrics, string code) =>
+        metrics.Split('\n').Where(l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal)
+                && l.Contains($"code=\"{code}\"", StringComparison.Ordinal) && l.Contains("method=\"GET\"", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>The embedded default, its log events also written to <see cref="CapturedLog"/> as operators add a sink: by configuration.</summary>
+    public sealed class Fixture() : EmbeddedFixture("abort-")
+    {
+        // The short form (WriteTo:0 = the method's name), without arguments: the factory hands settings to the host as
+        // command-line arguments, under which WriteTo:0:Name and :Args left WriteTo:0 itself an empty string, which
+        // Serilog took for the sink's name (SelfLog: "Unable to find a method called .") and added no sink.
+        protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
+        {
+            ["Serilog:Using:0"] = typeof(CapturedLog).Assembly.GetName().Name,
+            ["Serilog:WriteTo:0"] = nameof(CapturedLog.Captured),
+        };
+    }
+}
+
+/// <summary>
+/// A Serilog sink that keeps log events in memory for <see cref="ClientAbortTests"/>: only its host is configured with it,
+/// and its collection runs alone.
+/// </summary>
+public static class CapturedLog
+{
+    public static ConcurrentQueue<LogEvent> Events { get; } = new();
+
+    public static LoggerConfiguration Captured(this LoggerSinkConfiguration sinks) => sinks.Sink(new Sink());
+
+    private sealed class Sink : ILogEventSink
+    {
+        public void Emit(LogEvent logEvent) => Events.Enqueue(logEvent);
+    }
+}

@@ -42,7 +42,8 @@ public static class MultipartUploads
                     $"{fileCount} files in one request; the limit is {options.MaxFilesPerRequest} (Uploads__MaxFilesPerRequest): send the rest in further requests"));
             return (new Upload(files, form), null);
         }
-        catch (Exception e) when (e is InvalidDataException or BadHttpRequestException or IOException)
+        // Not when the client went away mid-body: nobody reads the 400, and the request is a 499 (ClientAborts), not malformed.
+        catch (Exception e) when (e is InvalidDataException or BadHttpRequestException or IOException && !request.HttpContext.RequestAborted.IsCancellationRequested)
         {
             // Only the body's size is a 413: the other limits (form values, header lines) were once answered as one too.
             if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } || IsBodyLengthLimit(e))

@@ -154,6 +154,19 @@ public sealed class MultipartUploadsTests
     }
 
     [Fact]
+    public async Task ReadAsync_CutOffBodyOfAClientThatWentAway_ThrowsForTheAbortNotMalformedRequest()
+    {
+        using var content = new MultipartFormDataContent { { File(Bytes(1000, seed: 6), "image/jpeg"), "image", "a.jpg" } };
+        var request = await RequestAsync(content);
+        var whole = ((MemoryStream)request.Body).ToArray();
+        request.Body = new MemoryStream(whole[..(whole.Length / 2)]);
+        request.HttpContext.RequestAborted = new CancellationToken(canceled: true);
+
+        // ClientAborts makes it a 499 that no one reads.
+        await Assert.ThrowsAnyAsync<IOException>(() => MultipartUploads.ReadAsync(request, "image", Options, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task ReadAsync_MultipartWithoutBoundary_AnswersMalformedRequest()
     {
         var request = new DefaultHttpContext().Request;

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -31,7 +32,8 @@ public sealed record IngestFile(string Path, long Size, long MtimeTicks)
 /// The ingester's memory across restarts: a JSON-lines file, appended and flushed to disk (fsync) before anything
 /// depends on it. A batch is written as <c>send</c> (with its Idempotency-Key) before its request goes out and as
 /// <c>done</c> once answered, so a restart resends an unanswered batch with the same key (the API replays it instead
-/// of classifying twice) and skips every file answered. A torn last line (a crash mid-write) is ignored.
+/// of classifying twice) and skips every file answered. <c>cleaned</c> records the versions this ingester archived or
+/// deleted after their answer, whose answers the next rewrite drops. A torn last line (a crash mid-write) is ignored.
 /// </summary>
 public sealed class IngestState : IDisposable
 {
@@ -50,14 +52,17 @@ public sealed class IngestState : IDisposable
 
     public const string OpSend = "send";
     public const string OpDone = "done";
+    public const string OpCleaned = "cleaned";
     public const string Accepted = "accepted";
     public const string Refused = "refused";
 
     private FileStream _stream;
     private readonly string _path;
     private readonly int _compactEvery;
-    // Records in the file, and how many of them the file held after its last rewrite.
-    private int _records, _recordsAfterCompaction;
+    private readonly Action<string> _log;
+    // Answers appended since the last rewrite, and how many the file held after it: a rewrite writes every answer kept,
+    // so it waits for at least as many new ones (counted in answers: a rewritten file packs 256 to a record).
+    private int _answersAdded, _answersAfterCompaction;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, EntryFile> _answered = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<IngestFile>> _unanswered = new(StringComparer.Ordinal);
@@ -65,23 +70,27 @@ public sealed class IngestState : IDisposable
     private readonly HashSet<string> _answeredThisRun = new(StringComparer.Ordinal);
     // The last answer recorded for each path, whichever version it was for.
     private readonly Dictionary<string, EntryFile> _latestByPath = new(StringComparer.Ordinal);
+    // Answered versions archived or deleted by an ingester (cleaned records): the only answers a rewrite drops.
+    private readonly HashSet<string> _cleaned = new(StringComparer.Ordinal);
 
-    private IngestState(string path, int compactEvery)
+    private IngestState(string path, int compactEvery, Action<string>? log)
     {
         _path = path;
         _compactEvery = compactEvery;
+        _log = log ?? (_ => { });
         _stream = OpenStream(path);
     }
 
     private static FileStream OpenStream(string path) => new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
 
-    /// <param name="compactEvery">The file is rewritten at start, and once this many records (at least; more while it holds
-    /// more live ones) were added since its last rewrite, without the answers it no longer needs (see <see cref="Compact"/>).</param>
-    public static IngestState Open(string path, int compactEvery = 1000)
+    /// <param name="compactEvery">The file is rewritten at start, and once this many answers (at least; more while it holds
+    /// more) were added since its last rewrite, without the answers it no longer needs (see <see cref="Compact"/>).</param>
+    /// <param name="log">Told when a rewrite fails (the file is then appended to as it is).</param>
+    public static IngestState Open(string path, int compactEvery = 1000, Action<string>? log = null)
     {
         path = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var state = new IngestState(path, compactEvery);
+        var state = new IngestState(path, compactEvery, log);
         state.Load();
         state.Compact();
         return state;
@@ -89,49 +98,119 @@ public sealed class IngestState : IDisposable
 
     /// <summary>
     /// Rewrites the file (a new file, fsynced, renamed over it) with what idempotent resending needs: every batch still
-    /// unanswered, with its key, and the answer for each file that still exists. Answers for files gone (archived, deleted,
-    /// moved) are dropped, so an archiving watcher's state file no longer grows by every frame it ever sent. A file that
-    /// comes back after its answer was dropped is sent again.
+    /// unanswered, with its key, and every answer except those for versions the ingester archived or deleted itself, so an
+    /// archiving watcher's state file no longer grows by every frame it ever sent. The files are never looked up: a folder
+    /// briefly unreachable (an unmounted share, an I/O or permission error) would look like files gone, and dropping their
+    /// answers would send them all again. A file that comes back after its answer was dropped is sent again.
     /// </summary>
     private void Compact()
     {
+        try
+        {
+            Rewrite();
+        }
+        catch (Exception e)
+        {
+            // The file as it is stays right, only longer: a failed rewrite must neither stop a start nor lose a record.
+            _log($"state file {_path}: could not rewrite it without the answers it no longer needs ({e.Message}); appending to it as it is");
+        }
+    }
+
+    private void Rewrite()
+    {
         // Runs at start or under the append gate: nothing is recorded meanwhile, so the snapshot stays current.
-        List<EntryFile> answered;
+        List<EntryFile> kept;
         List<Entry> unanswered;
         lock (_answered)
         {
-            answered = _answered.Values.ToList();
+            _answersAdded = 0;
+            _answersAfterCompaction = _answered.Count;
+            // Nothing to drop but the send records of answered batches: not worth writing every answer again.
+            if (_cleaned.Count == 0) return;
+            kept = _answered.Values.Where(f => !_cleaned.Contains(f.File.Key)).ToList();
             unanswered = _unanswered.Select(u => new Entry(OpSend, u.Key, u.Value.Select(f => new EntryFile(f.Path, f.Size, f.MtimeTicks)).ToList())).ToList();
         }
-        var kept = answered.Where(f => File.Exists(f.Path)).ToList();
         var entries = kept.Chunk(256).Select(files => new Entry(OpDone, "compacted", files)).Concat(unanswered).ToList();
-        if (entries.Count >= _records)
-        {
-            _recordsAfterCompaction = _records;
-            return; // nothing to drop
-        }
         var temporary = _path + ".compacting.tmp"; // a partial name: never taken for a frame
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        try
         {
-            foreach (var entry in entries) file.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n"));
-            file.Flush(flushToDisk: true);
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                // The state file's mode, not the umask's: it may be kept from other users on purpose.
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file.SafeFileHandle, File.GetUnixFileMode(_stream.SafeFileHandle));
+                foreach (var entry in entries) file.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n"));
+                file.Flush(flushToDisk: true);
+            }
+            _stream.Dispose();
+            try
+            {
+                File.Move(temporary, _path, overwrite: true);
+            }
+            finally
+            {
+                // Moved or not, records go on to whichever file is there now.
+                _stream = OpenStream(_path);
+            }
         }
-        _stream.Dispose();
-        File.Move(temporary, _path, overwrite: true);
-        _stream = OpenStream(_path);
+        catch
+        {
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left for the next rewrite, which replaces it.
+            }
+            throw;
+        }
+        try
+        {
+            // The rename is durable only once the folder is on disk: a crash could otherwise bring the old file back.
+            SyncDirectory(Path.GetDirectoryName(_path)!);
+        }
+        catch (IOException e)
+        {
+            _log($"state file {_path}: rewritten, but its folder could not be flushed to disk: {e.Message}");
+        }
         lock (_answered)
         {
             _answered.Clear();
             _latestByPath.Clear();
+            _cleaned.Clear();
             _answeredThisRun.IntersectWith(kept.Select(f => f.File.Key));
             foreach (var f in kept)
             {
                 _answered[f.File.Key] = f;
                 if (!_latestByPath.TryGetValue(f.Path, out var latest) || latest.Mtime <= f.Mtime) _latestByPath[f.Path] = f;
             }
+            _answersAfterCompaction = _answered.Count;
         }
-        _records = _recordsAfterCompaction = entries.Count;
     }
+
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var fd = open(directory, 0); // O_RDONLY
+        if (fd < 0) throw new IOException($"open: errno {Marshal.GetLastPInvokeError()}");
+        try
+        {
+            if (fsync(fd) != 0) throw new IOException($"fsync: errno {Marshal.GetLastPInvokeError()}");
+        }
+        finally
+        {
+            _ = close(fd);
+        }
+    }
+
+    [DllImport("libc.so.6", ExactSpelling = true, SetLastError = true)]
+    private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc.so.6", ExactSpelling = true, SetLastError = true)]
+    private static extern int fsync(int fd);
+
+    [DllImport("libc.so.6", ExactSpelling = true)]
+    private static extern int close(int fd);
 
     /// <summary>Batches sent but never answered (the previous run stopped): resend them with the same key first.</summary>
     public IReadOnlyList<(string Key, IReadOnlyList<IngestFile> Files)> Unanswered
@@ -177,6 +256,10 @@ public sealed class IngestState : IDisposable
     public Task RecordDoneAsync(string key, IReadOnlyList<EntryFile> outcomes, CancellationToken cancellationToken) =>
         AppendAsync(new Entry(OpDone, key, outcomes), cancellationToken);
 
+    /// <summary>These answered versions were archived or deleted by the ingester: their answers may go at the next rewrite.</summary>
+    public Task RecordCleanedAsync(IReadOnlyList<IngestFile> files, CancellationToken cancellationToken) =>
+        AppendAsync(new Entry(OpCleaned, OpCleaned, files.Select(f => new EntryFile(f.Path, f.Size, f.MtimeTicks)).ToList()), cancellationToken);
+
     private async Task AppendAsync(Entry entry, CancellationToken cancellationToken)
     {
         var line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n");
@@ -189,9 +272,11 @@ public sealed class IngestState : IDisposable
             _stream.Flush(flushToDisk: true);
             Apply(entry);
             if (entry.Op == OpDone)
+            {
                 lock (_answered) _answeredThisRun.UnionWith(entry.Files.Where(f => f.Outcome is not null).Select(f => f.File.Key));
-            // Amortised: a rewrite checks every live answer's file, so it waits for at least as many new records.
-            if (++_records - _recordsAfterCompaction >= Math.Max(_compactEvery, _recordsAfterCompaction)) Compact();
+                _answersAdded += entry.Files.Count;
+            }
+            if (_answersAdded >= Math.Max(_compactEvery, _answersAfterCompaction)) Compact();
         }
         finally
         {
@@ -219,7 +304,6 @@ public sealed class IngestState : IDisposable
             }
             if (entry is null) break;
             Apply(entry);
-            _records++;
             good = Math.Min(position, _stream.Length);
         }
         // Cut a torn tail so the next record starts on a line of its own.
@@ -238,7 +322,13 @@ public sealed class IngestState : IDisposable
                 {
                     _answered[f.File.Key] = f;
                     _latestByPath[f.Path] = f;
+                    _cleaned.Remove(f.File.Key); // answered again: it was back, so this answer is needed
                 }
+            }
+            else if (entry.Op == OpCleaned)
+            {
+                foreach (var f in entry.Files)
+                    if (_answered.ContainsKey(f.File.Key)) _cleaned.Add(f.File.Key);
             }
         }
     }

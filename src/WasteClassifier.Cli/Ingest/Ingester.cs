@@ -40,7 +40,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     {
         var clock = Stopwatch.StartNew();
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var state = IngestState.Open(options.StateFile);
+        using var state = IngestState.Open(options.StateFile, log: _log);
         _state = state;
         _client = new IngestClient(http, options, _log);
         var stateFile = Path.GetFullPath(options.StateFile);
@@ -96,7 +96,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             while (true)
             {
                 if (!_unreadable.IsEmpty) RetryUnreadable();
-                foreach (var (file, error, message) in Settle()) await RefuseAsync(file, error, message).ConfigureAwait(false);
+                var cleaned = new List<IngestFile>();
+                foreach (var (file, error, message) in Settle(cleaned)) await RefuseAsync(file, error, message).ConfigureAwait(false);
+                if (cleaned.Count > 0) await _state.RecordCleanedAsync(cleaned, CancellationToken.None).ConfigureAwait(false);
                 if ((options.Once || options.WatchDirectory is null) && _settling.IsEmpty)
                 {
                     _ready.Writer.TryComplete();
@@ -164,8 +166,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     /// A file is ready once neither its size nor its time has changed for <see cref="IngestOptions.Settle"/> and, for a
     /// JPEG or PNG, its format says it is whole. Returns the files refused here: empty once settled, or still not whole
     /// after <see cref="IngestOptions.IncompleteAfterOrDefault"/> (a writer that stopped; a later version is a file of its own).
+    /// Files it archives or deletes (answered before a stop) are added to <paramref name="cleaned"/>, for the state file.
     /// </summary>
-    private List<(IngestFile File, string Error, string Message)> Settle()
+    private List<(IngestFile File, string Error, string Message)> Settle(List<IngestFile> cleaned)
     {
         var now = DateTime.UtcNow;
         var refused = new List<(IngestFile, string, string)>();
@@ -193,7 +196,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 // Only what earlier runs answered: a rescan finds again what this run sent (not archived or deleted).
                 if (!_state.AnsweredThisRun(file) && _reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
                 // Answered before a stop that came ahead of its clean-up: finish that now.
-                if (answer.Outcome == IngestState.Accepted) CleanUp(file);
+                if (answer.Outcome == IngestState.Accepted && CleanUp(file)) cleaned.Add(file);
                 continue;
             }
             if (file.Size == 0)
@@ -342,12 +345,13 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     // A resent batch's file that cannot be read now, and that no replay answered for: tried again later.
                     foreach (var part in (batch.Parts ?? []).Where(p => p.Unreadable is not null && !result.Outcomes.Any(o => o.Path == p.File.Path)))
                         ReadFailed(part.File, part.Unreadable!);
+                    var cleaned = new List<IngestFile>();
                     foreach (var outcome in result.Outcomes)
                     {
                         if (outcome.Outcome == IngestState.Accepted)
                         {
                             Interlocked.Increment(ref _sent);
-                            CleanUp(outcome.File);
+                            if (CleanUp(outcome.File)) cleaned.Add(outcome.File);
                         }
                         else
                         {
@@ -358,6 +362,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                         if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
                         if (outcome.Error == IngestClient.FileChanged) NewVersionFound(outcome.Path);
                     }
+                    // One record per batch: the state file's rewrites drop only the answers of files this ingester moved away.
+                    if (cleaned.Count > 0) await _state.RecordCleanedAsync(cleaned, CancellationToken.None).ConfigureAwait(false);
                     if (result.Resend is { Count: > 0 } resend)
                     {
                         // Not taken under this key in their present content (see IngestClient.Result): recorded as a batch of
@@ -457,17 +463,18 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
     }
 
-    private void CleanUp(IngestFile file)
+    /// <summary>Deletes or archives <paramref name="file"/> as the options say; true when it did.</summary>
+    private bool CleanUp(IngestFile file)
     {
         // Only the version that was sent: a file rewritten since is a new frame and stays.
-        if (!options.DeleteAfter && options.ArchiveDirectory is null) return;
-        if (IngestFile.Stat(file.Path) is not { } now || now.Key != file.Key) return;
+        if (!options.DeleteAfter && options.ArchiveDirectory is null) return false;
+        if (IngestFile.Stat(file.Path) is not { } now || now.Key != file.Key) return false;
         try
         {
             if (options.DeleteAfter)
             {
                 File.Delete(file.Path);
-                return;
+                return true;
             }
             var relative = options.WatchDirectory is null ? Path.GetFileName(file.Path) : Path.GetRelativePath(Path.GetFullPath(options.WatchDirectory), file.Path);
             var target = Path.Combine(options.ArchiveDirectory!, relative);
@@ -475,6 +482,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             for (var n = 1; File.Exists(target); n++)
                 target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
             File.Move(file.Path, target);
+            return true;
         }
         catch (IOException e)
         {
@@ -484,6 +492,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         {
             _log($"could not {(options.DeleteAfter ? "delete" : "archive")} {file.Path}: {e.Message}");
         }
+        return false;
     }
 
     private async Task ReportProgressAsync(Stopwatch clock, CancellationToken cancellationToken)

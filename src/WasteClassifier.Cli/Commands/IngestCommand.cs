@@ -30,8 +30,8 @@ public sealed class IngestCommand : ICommand
           --batch N           files per request (default 16)
           --settle-ms N       a file is sent once its size has not changed for N ms (default 1000) and, for a
                               JPEG or PNG, its end marker is written; one still cut short 10 x N ms (at least
-                              10 s) after it last changed is recorded as failed (incomplete_file), as is one
-                              still empty (empty_file)
+                              10 s) after it last changed is recorded as failed (a JPEG as truncated_image, as
+                              the API refuses it; else incomplete_file), as is one still empty (empty_file)
           --rescan S          with --watch: rescan the folder every S seconds (default 10)
           --max-attempts N    tries per request on network errors, 5xx and 429 (default 8)
           --timeout S         seconds to wait for one answer (default 100)

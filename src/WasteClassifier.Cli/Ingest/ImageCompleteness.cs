@@ -1,20 +1,38 @@
+using System.Buffers;
 using Microsoft.Win32.SafeHandles;
+using WasteClassifier.Core.Imaging;
 
 namespace WasteClassifier.Cli.Ingest;
 
 /// <summary>
 /// Whether a file holds a whole image by its format's own end marker, not only by a size that stopped changing: a writer
 /// that pauses longer than the settle time (a slow FTP upload, a camera writing in pieces) leaves a steady but partial
-/// file. A JPEG is complete once an end-of-image marker (FFD9) follows the primary image's start-of-scan (found by walking
-/// the segments from SOI, so an embedded thumbnail's FFD9 does not count); a PNG once its IEND chunk is there. Other
-/// formats, and files whose structure is not what their signature says, count as complete: the API judges those.
+/// file. A JPEG is judged by the API's own rule (<see cref="JpegEnd"/>: an end-of-image marker after the first scan), so
+/// what the ingester sends the API does not refuse as truncated; a PNG is complete once its IEND chunk is there. A file
+/// with nothing yet, or only the first bytes of a JPEG's or PNG's signature, is not complete. Other formats, and PNGs
+/// whose structure is not what their signature says, count as complete: the API judges those.
 /// </summary>
 public static class ImageCompleteness
 {
+    public enum Verdict
+    {
+        Complete,
+        /// <summary>Empty, a signature's first bytes only, or a PNG before its IEND.</summary>
+        Incomplete,
+        /// <summary>A JPEG that ends before its end-of-image marker: the API refuses it as truncated_image.</summary>
+        JpegWithoutEnd,
+    }
+
+    private static ReadOnlySpan<byte> JpegSignature => [0xFF, 0xD8];
     private static ReadOnlySpan<byte> PngSignature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
-    /// <summary>False only when the file is a JPEG or PNG that ends before its format says it does.</summary>
-    public static bool IsComplete(string path)
+    // A JPEG is read whole for JpegEnd; one larger than this is left to the API, which refuses it for its size anyway.
+    private const long MaxJpegBytes = 256L * 1024 * 1024;
+
+    /// <summary>False when the file is empty, a signature's start, or a JPEG or PNG that ends before its format says it does.</summary>
+    public static bool IsComplete(string path) => Check(path) == Verdict.Complete;
+
+    public static Verdict Check(string path)
     {
         try
         {
@@ -22,60 +40,39 @@ public static class ImageCompleteness
             var length = RandomAccess.GetLength(handle);
             Span<byte> head = stackalloc byte[8];
             var read = RandomAccess.Read(handle, head, 0);
-            if (read >= 2 && head[0] == 0xFF && head[1] == 0xD8) return JpegComplete(handle, length);
-            if (read == 8 && head.SequenceEqual(PngSignature)) return PngComplete(handle, length);
-            return true;
+            // An FTP server creates the file at STOR, before its data arrives: nothing yet, or a signature cut short, is a
+            // file still being written, not another format.
+            if (read == 0 || read < JpegSignature.Length && head[..read].SequenceEqual(JpegSignature[..read])
+                || read < PngSignature.Length && head[..read].SequenceEqual(PngSignature[..read])) return Verdict.Incomplete;
+            if (head.StartsWith(JpegSignature)) return JpegComplete(handle, length) ? Verdict.Complete : Verdict.JpegWithoutEnd;
+            if (head.SequenceEqual(PngSignature)) return PngComplete(handle, length) ? Verdict.Complete : Verdict.Incomplete;
+            return Verdict.Complete;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return true; // the read for sending meets the same error and handles it
+            return Verdict.Complete; // the read for sending meets the same error and handles it
         }
     }
 
     private static bool JpegComplete(SafeFileHandle handle, long length)
     {
-        Span<byte> header = stackalloc byte[4];
-        long position = 2;
-        while (true)
+        if (length > MaxJpegBytes) return true;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)length);
+        try
         {
-            if (RandomAccess.Read(handle, header[..1], position) < 1) return false;
-            if (header[0] != 0xFF) return true; // not a marker where one must be: malformed, not partial
-            position++;
-            // Fill bytes (FF FF ...) may precede a marker.
-            int marker;
-            do
+            var filled = 0;
+            while (filled < length)
             {
-                if (RandomAccess.Read(handle, header[..1], position) < 1) return false;
-                marker = header[0];
-                position++;
-            } while (marker == 0xFF);
-            if (marker == 0xD9) return true; // an end before any scan: malformed
-            if (marker is >= 0xD0 and <= 0xD7 or 0x01) continue; // markers without a length
-            if (RandomAccess.Read(handle, header[..2], position) < 2) return false;
-            var segment = (header[0] << 8) | header[1];
-            if (segment < 2) return true;
-            position += segment;
-            if (marker == 0xDA) break;
-        }
-        // Entropy-coded data never holds FF D9 (an FF in it is followed by 00 or a restart marker), so the first FF D9 after
-        // the start of scan is the image's end; bytes after it (some cameras append data) are allowed.
-        if (length < position + 2) return false;
-        Span<byte> tail = stackalloc byte[2];
-        if (RandomAccess.Read(handle, tail, length - 2) == 2 && tail[0] == 0xFF && tail[1] == 0xD9) return true;
-        var buffer = new byte[64 * 1024];
-        var previous = 0;
-        for (var at = position; at < length;)
-        {
-            var n = RandomAccess.Read(handle, buffer, at);
-            if (n <= 0) return false;
-            for (var i = 0; i < n; i++)
-            {
-                if (previous == 0xFF && buffer[i] == 0xD9) return true;
-                previous = buffer[i];
+                var n = RandomAccess.Read(handle, buffer.AsSpan(filled, (int)length - filled), filled);
+                if (n <= 0) break; // shrunk meanwhile: judged by what is there
+                filled += n;
             }
-            at += n;
+            return !JpegEnd.IsTruncated(buffer.AsSpan(0, filled));
         }
-        return false;
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static bool PngComplete(SafeFileHandle handle, long length)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
+using WasteClassifier.Core.Imaging;
 
 namespace WasteClassifier.Cli.Ingest;
 
@@ -164,7 +165,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     /// <summary>
     /// A file is ready once neither its size nor its time has changed for <see cref="IngestOptions.Settle"/> and, for a
-    /// JPEG or PNG, its format says it is whole. Returns the files refused here: empty once settled, or still not whole
+    /// JPEG or PNG, its format says it is whole. Returns the files refused here: still empty, or still not whole,
     /// after <see cref="IngestOptions.IncompleteAfterOrDefault"/> (a writer that stopped; a later version is a file of its own).
     /// Files it archives or deletes (answered before a stop) are added to <paramref name="cleaned"/>, for the state file.
     /// </summary>
@@ -199,21 +200,25 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 if (answer.Outcome == IngestState.Accepted && CleanUp(file)) cleaned.Add(file);
                 continue;
             }
-            if (file.Size == 0)
-            {
-                _settling.TryRemove(path, out _);
-                refused.Add((file, EmptyFile, $"the file was still empty {options.Settle.TotalSeconds:0.#} s after it was found"));
-                continue;
-            }
-            // Read once per version: a file whose size and time stay put does not become whole.
-            if (seen.Incomplete || !ImageCompleteness.IsComplete(path))
+            // Read once per version while it waits (a file whose size and time stay put rarely becomes whole), and once more
+            // before it is refused: a writer that preallocated the full size, or a file system with coarse times, completes
+            // a file without changing either. An empty file waits as long: an FTP server creates it before its data arrives.
+            if (seen.Incomplete || file.Size == 0 || !ImageCompleteness.IsComplete(path))
             {
                 if (!seen.Incomplete) _settling[path] = seen with { Incomplete = true };
                 if (now - seen.Since < options.IncompleteAfterOrDefault) continue;
-                _settling.TryRemove(path, out _);
-                refused.Add((file, IncompleteFile,
-                    $"the image was still cut short (no end marker) {options.IncompleteAfterOrDefault.TotalSeconds:0.#} s after it last changed; a later version is sent as a file of its own"));
-                continue;
+                var verdict = file.Size == 0 ? ImageCompleteness.Verdict.Incomplete : ImageCompleteness.Check(path);
+                if (verdict != ImageCompleteness.Verdict.Complete)
+                {
+                    _settling.TryRemove(path, out _);
+                    var waited = $"{options.IncompleteAfterOrDefault.TotalSeconds:0.#} s after it last changed";
+                    refused.Add(file.Size == 0 ? (file, EmptyFile, $"the file was still empty {waited}")
+                        // The API refuses such a file as truncated_image: sending it would only get that answer.
+                        : verdict == ImageCompleteness.Verdict.JpegWithoutEnd ? (file, ImageErrors.Truncated,
+                            $"the camera wrote a JPEG without its end: no end-of-image marker (FFD9) after its scan {waited}; the API refuses such a file; a later version is sent as a file of its own")
+                        : (file, IncompleteFile, $"the image was still cut short (no end marker) {waited}; a later version is sent as a file of its own"));
+                    continue;
+                }
             }
             _settling.TryRemove(path, out _);
             if (_state.IsUnanswered(file) || !_claimed.TryAdd(path, 0)) continue;
@@ -225,10 +230,11 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         return refused;
     }
 
-    /// <summary>The error recorded for a file still empty once settled.</summary>
+    /// <summary>The error recorded for a file still empty <see cref="IngestOptions.IncompleteAfterOrDefault"/> after it was found.</summary>
     public const string EmptyFile = "empty_file";
 
-    /// <summary>The error recorded for a JPEG or PNG that stayed cut short (see <see cref="ImageCompleteness"/>).</summary>
+    /// <summary>The error recorded for a PNG, or a signature's first bytes, that stayed cut short (see <see cref="ImageCompleteness"/>);
+    /// a JPEG without its end is recorded as the API would refuse it, <see cref="ImageErrors.Truncated"/>.</summary>
     public const string IncompleteFile = "incomplete_file";
 
     /// <summary>A file refused before any request, recorded like the API's refusals (its version is not looked at again).</summary>

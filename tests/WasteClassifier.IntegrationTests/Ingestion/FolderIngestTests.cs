@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.Cli.Ingest;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -873,13 +874,14 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
     }
 
     [Fact]
-    public async Task Ingest_OnceWithJpegThatStaysCutShort_RefusedAsIncompleteNotSentAndNotCheckedAgain()
+    public async Task Ingest_OnceWithJpegWithoutItsEnd_RefusedAsTheApiWouldNotSentAndNotCheckedAgain()
     {
         const string source = "ingest-cut-short";
         var folder = IngestionFixture.TempFolder("cut-short");
         var state = Path.Combine(folder, ".state.jsonl");
         var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(14).First().Path);
-        await File.WriteAllBytesAsync(Path.Combine(folder, "cut.jpg"), bytes[..(bytes.Length / 2)]);
+        // As some IP cameras write them: the whole image but its end-of-image marker (FF D9).
+        await File.WriteAllBytesAsync(Path.Combine(folder, "cut.jpg"), bytes[..^2]);
         var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
         using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
         var options = new IngestOptions
@@ -897,11 +899,91 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         Assert.Empty(recorder.Requests);
         Assert.Equal((0, 1), (summary.Sent, summary.Refused));
         var failure = Assert.Single(summary.Failures);
-        Assert.Equal((Path.Combine(folder, "cut.jpg"), Ingester.IncompleteFile), (failure.Path, failure.Error));
+        // The code the API gives such a file (truncated_image), and why.
+        Assert.Equal((Path.Combine(folder, "cut.jpg"), ImageErrors.Truncated), (failure.Path, failure.Error));
+        Assert.StartsWith("the camera wrote a JPEG without its end", failure.Message);
         Assert.Equal(0, IngestCommand.ExitCode(summary));
         var again = await new Ingester(options, http).RunAsync(CancellationToken.None);
         Assert.Equal((0, 0, 1), (again.Sent, again.Refused, again.Skipped));
         Assert.Empty(recorder.Requests);
+    }
+
+    [Fact]
+    public async Task Ingest_WatchedJpegCompletedWithoutItsSizeOrTimeChanging_SentWholeNotRefused()
+    {
+        const string source = "ingest-preallocated";
+        var folder = IngestionFixture.TempFolder("preallocated");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(17).First().Path);
+        var x = Path.Combine(folder, "x.jpg");
+        // A writer that preallocates the full size: half the image, then zeros.
+        await File.WriteAllBytesAsync(x, [.. bytes[..(bytes.Length / 2)], .. new byte[bytes.Length - bytes.Length / 2]]);
+        var time = File.GetLastWriteTimeUtc(x);
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            IncompleteAfter = TimeSpan.FromSeconds(3),
+            Rescan = TimeSpan.FromSeconds(1),
+            BatchWait = TimeSpan.FromMilliseconds(50),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await Task.Delay(1500); // settled, and found cut short
+        // The rest written in place, its size unchanged and its time as before (a file system with coarse times).
+        await using (var stream = new FileStream(x, FileMode.Open, FileAccess.Write)) await stream.WriteAsync(bytes);
+        File.SetLastWriteTimeUtc(x, time);
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal) || l.Contains(" 1 refused,", StringComparison.Ordinal));
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Empty(summary.Failures);
+        Assert.Equal((1, 0), (summary.Sent, summary.Refused));
+        Assert.Equal(bytes, Assert.Single(Assert.Single(recorder.Requests)).Bytes);
+    }
+
+    [Fact]
+    public async Task Ingest_WatchedFileEmptyLongerThanTheSettleTime_SentOnceItsDataArrives()
+    {
+        const string source = "ingest-empty-then-data";
+        var folder = IngestionFixture.TempFolder("empty-then-data");
+        var state = Path.Combine(IngestionFixture.TempFolder("state"), "ingest.jsonl");
+        var bytes = await File.ReadAllBytesAsync(Dataset.Sample(3).Skip(18).First().Path);
+        var x = Path.Combine(folder, "x.jpg");
+        await File.WriteAllBytesAsync(x, []); // an FTP server's STOR, before the data connection starts
+        var recorder = new RecordingHandler(fixture.Factory.Server.CreateHandler());
+        using var http = new HttpClient(recorder) { BaseAddress = fixture.Client.Http.BaseAddress };
+        var log = new ConcurrentQueue<string>();
+        var options = new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            StateFile = state,
+            Settle = TimeSpan.FromMilliseconds(200),
+            IncompleteAfter = TimeSpan.FromSeconds(10),
+            Rescan = TimeSpan.FromSeconds(1),
+            BatchWait = TimeSpan.FromMilliseconds(50),
+            ProgressInterval = TimeSpan.FromMilliseconds(50),
+        };
+
+        using var stop = new CancellationTokenSource();
+        var run = new Ingester(options, http, log.Enqueue).RunAsync(stop.Token);
+        await Task.Delay(1500); // empty for seven times the settle time
+        await File.WriteAllBytesAsync(x, bytes);
+        await WaitForLogAsync(log, l => l.StartsWith("1 sent,", StringComparison.Ordinal) || l.Contains(" 1 refused,", StringComparison.Ordinal));
+        await stop.CancelAsync();
+        var summary = await run;
+
+        Assert.Empty(summary.Failures);
+        Assert.Equal((1, 0), (summary.Sent, summary.Refused));
+        Assert.Equal(bytes, Assert.Single(Assert.Single(recorder.Requests)).Bytes);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Cli.Ingest;
+using WasteClassifier.Core.Imaging;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Ingestion;
@@ -23,8 +24,8 @@ public sealed class ImageCompletenessTests
         var jpeg = File.ReadAllBytes(Dataset.Manifest[0].Path);
         Assert.True(ImageCompleteness.IsComplete(Write("whole.jpg", jpeg)));
         Assert.True(ImageCompleteness.IsComplete(Write("trailing.jpg", [.. jpeg, .. "camera data"u8])));
-        foreach (var cut in new[] { 2, 3, 20, 200, jpeg.Length * 3 / 10, jpeg.Length * 7 / 10, jpeg.Length - 1 })
-            Assert.False(ImageCompleteness.IsComplete(Write($"cut-{cut}.jpg", jpeg[..cut])), $"cut at {cut} of {jpeg.Length}");
+        foreach (var cut in new[] { 2, 3, 20, 200, jpeg.Length * 3 / 10, jpeg.Length * 7 / 10, jpeg.Length - 2, jpeg.Length - 1 })
+            Assert.Equal(ImageCompleteness.Verdict.JpegWithoutEnd, ImageCompleteness.Check(Write($"cut-{cut}.jpg", jpeg[..cut])));
     }
 
     [Fact]
@@ -57,7 +58,26 @@ public sealed class ImageCompletenessTests
     public void OtherFormatsAndMalformedFiles_CountAsComplete()
     {
         Assert.True(ImageCompleteness.IsComplete(Write("notes.jpg", "this is not a photograph"u8.ToArray())));
-        Assert.True(ImageCompleteness.IsComplete(Write("garbage.jpg", [0xFF, 0xD8, 0x12, 0x34, 0x56])));
         Assert.True(ImageCompleteness.IsComplete(Write("frame.bmp", [(byte)'B', (byte)'M', 1, 2, 3])));
+        Assert.True(ImageCompleteness.IsComplete(Write("one.bmp", [(byte)'B'])));
+    }
+
+    [Fact]
+    public void Jpeg_JudgedByTheApisRule()
+    {
+        // No marker after SOI: the API's JpegEnd takes it for truncated, and so does the ingester (one definition).
+        byte[] garbage = [0xFF, 0xD8, 0x12, 0x34, 0x56];
+        Assert.True(JpegEnd.IsTruncated(garbage));
+        Assert.Equal(ImageCompleteness.Verdict.JpegWithoutEnd, ImageCompleteness.Check(Write("garbage.jpg", garbage)));
+    }
+
+    [Fact]
+    public void EmptyOrOnlyASignaturesStart_Incomplete()
+    {
+        // An FTP server creates the file before its data: the first bytes of a JPEG or PNG are not another format.
+        Assert.False(ImageCompleteness.IsComplete(Write("empty.jpg", [])));
+        Assert.False(ImageCompleteness.IsComplete(Write("ff.jpg", [0xFF])));
+        byte[] png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+        for (var n = 1; n < png.Length; n++) Assert.False(ImageCompleteness.IsComplete(Write($"sig-{n}.png", png[..n])), $"{n} bytes");
     }
 }

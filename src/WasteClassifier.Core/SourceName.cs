@@ -10,7 +10,8 @@ public static partial class SourceName
 {
     public const string Rule = "1–128 characters: ASCII letters, digits and . _ : / -, starting with a letter or digit";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+    // \z, not $: $ also matches before a final newline, and "line-3\n" is not a name.
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\z")]
     private static partial Regex Valid();
 
     public static bool IsValid(string source) => Valid().IsMatch(source);

@@ -14,12 +14,12 @@ public sealed class IngestCommand : ICommand
 
     public string Summary => "upload a camera folder (watched) or files to the API; resumes without resending";
 
-    public string Usage => """
+    public string Usage => $"""
         wastectl ingest --target URL --source NAME (--watch DIR | FILES/GLOBS...) [options]
 
           --target URL        the API, e.g. http://sorter:8080
-          --source NAME       camera or line id recorded on every classification: 1-128 ASCII letters,
-                              digits and . _ : / -, starting with a letter or digit
+          --source NAME       camera or line id recorded on every classification, as the API takes it:
+                              {SourceName.Rule}
           --watch DIR         send DIR's files, then keep watching it for new ones (Ctrl+C to stop)
           FILES/GLOBS         files, folders or globs ('*', '?', '**'); sent once
           --once              with --watch: exit after the files that exist at start

@@ -30,8 +30,10 @@ public static class FileDiscovery
     {
         if (!Directory.Exists(directory)) return 0;
         var options = new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden };
+        // --archive given with a trailing separator names the same folder.
+        exclude = exclude is null ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(exclude));
         return Directory.EnumerateDirectories(directory, "*", options)
-            .Count(d => !Path.GetFileName(d).StartsWith('.') && (exclude is null || Path.GetFullPath(d) != exclude));
+            .Count(d => !Path.GetFileName(d).StartsWith('.') && (exclude is null || Path.TrimEndingDirectorySeparator(Path.GetFullPath(d)) != exclude));
     }
 
     /// <summary>Files, folders (their files) and globs: <c>*</c> and <c>?</c> within a name, <c>**</c> for any number of folders.</summary>

@@ -45,7 +45,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         _state = state;
         _client = new IngestClient(http, options, _log);
         var stateFile = Path.GetFullPath(options.StateFile);
-        var archive = options.ArchiveDirectory is null ? null : Path.GetFullPath(options.ArchiveDirectory);
+        // Without a trailing separator: the archive's files are told apart by archive + separator.
+        var archive = options.ArchiveDirectory is null ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ArchiveDirectory));
         if (archive is not null) Directory.CreateDirectory(archive);
 
         var sends = new List<Task>();

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
+using WasteClassifier.Core;
 using WasteClassifier.IntegrationTests.Ingestion;
 
 namespace WasteClassifier.IntegrationTests.Cli;
@@ -15,6 +16,7 @@ public sealed class IngestCommandTests
     [InlineData("hall-B/ligne-é")]
     [InlineData("-line-4")]
     [InlineData("line;4")]
+    [InlineData("line-3\n")]
     public void Run_SourceTheApiRefuses_UsageErrorBeforeAnythingStarts(string source)
     {
         var folder = IngestionFixture.TempFolder("bad-source");
@@ -23,6 +25,7 @@ public sealed class IngestCommandTests
         var command = new IngestCommand();
         var error = Assert.Throws<UsageException>(() => IngestCommand.Parse(new CommandArguments(["--source", source, "--watch", folder], command.ValueOptions, command.FlagOptions, takesPaths: true)));
         Assert.StartsWith("--source must be 1–128 characters: ASCII letters, digits and . _ : / -", error.Message);
+        Assert.Contains(SourceName.Rule, command.Usage);
         Assert.Contains($"(got '{source}')", error.Message);
         // Exit code 2 (usage), before any request: the target here does not answer.
         Assert.Equal(CommandDispatcher.UsageError, CommandDispatcher.Run([command], ["ingest", "--target", "http://127.0.0.1:9", "--source", source, "--watch", folder]));

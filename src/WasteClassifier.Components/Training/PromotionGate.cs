@@ -38,10 +38,11 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// more than <see cref="TrainingSettings.MaxMacroF1Drop"/> (not at all when the job trained on the same data as the active
 /// model: <paramref name="sameData"/>), and no class the active model recognised may lose more recall than
 /// <see cref="TrainingSettings.MaxClassRecallDrop"/> where that is more than one of its images. When the active model lacks a class the
-/// candidate has, or never recalls one the hold-out has images of, or the hold-out has fewer than
-/// <see cref="TrainingSettings.MinClassSupport"/> images of it, both are compared on the images of the other classes; the
-/// scores on such a class are reported beside the comparison, not averaged into it nor judged. With no class left the
-/// candidate is not judged: it stays a candidate, not refused.
+/// candidate has, or never recalls one the hold-out has images of, both are compared on the images of the other classes; the
+/// candidate's score on such a class is reported beside the comparison, not averaged into it. A class the hold-out has
+/// fewer than <see cref="TrainingSettings.MinClassSupport"/> images of is left out of the macro-F1 average too, but its
+/// recall is checked as any other's. With no class left to average the macro-F1 is not compared: the candidate stays a
+/// candidate, not refused.
 /// </summary>
 public static class PromotionGate
 {
@@ -89,7 +90,7 @@ public static class PromotionGate
                     lacking.Contains(c.Key)
                         ? $"'{c.Key}', which the active model {(fullActive.Labels.Contains(c.Key) ? "never recalls" : "lacks")}, scored for the candidate only: " +
                           $"recall {c.Value.Recall:F3} over {c.Value.Support} image(s)"
-                        : $"'{c.Key}' not judged: only {c.Value.Support} hold-out image(s), fewer than Training:MinClassSupport ({settings.MinClassSupport}); " +
+                        : $"'{c.Key}' left out of the macro-F1: only {c.Value.Support} hold-out image(s), fewer than Training:MinClassSupport ({settings.MinClassSupport}); " +
                           $"recall {c.Value.Recall:F3}, active {fullActive.PerClass[c.Key].Recall:F3}");
             }
             // The tolerance is for what new data may cost; a job that trained on the same data as the active model brings
@@ -102,9 +103,11 @@ public static class PromotionGate
             else if (!unjudged)
                 notes.Add($"macro-F1 {candidate.MacroF1:F4} vs active {active.MacroF1:F4}");
 
-            foreach (var (label, before) in active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0))
+            // Every class the active model recalls keeps its recall check, a class with few hold-out images too: only the
+            // macro-F1 average leaves those aside. A class's recall is its own row, the same in the full reports.
+            foreach (var (label, before) in fullActive.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall > 0))
             {
-                var after = candidate.PerClass.TryGetValue(label, out var m) ? m.Recall : 0;
+                var after = full.PerClass.TryGetValue(label, out var m) ? m.Recall : 0;
                 // One image is no evidence of a loss: in a class of fewer than 1 / MaxClassRecallDrop images (20 by default)
                 // it alone would exceed the allowed drop.
                 var lostImages = (before.Recall - after) * before.Support;

@@ -31,8 +31,8 @@ public sealed class TrainingSettings
     public double MaxClassRecallDrop { get; set; } = 0.05;
 
     /// <summary>
-    /// Promotion gate: a class with fewer hold-out images than this is not judged (neither by its recall nor in the
-    /// macro-F1 comparison) but named beside it. Below 10 one image is more than a tenth of a class's recall and F1, so
+    /// Promotion gate: a class with fewer hold-out images than this is left out of the macro-F1 comparison (its recall is
+    /// still checked, by more than one image lost) and named beside it. Below 10 one image is more than a tenth of a class's recall and F1, so
     /// more than the macro-F1 margin over nine classes: chance, not evidence. Every class of waste-v1's hold-out has 29 or more.
     /// </summary>
     public int MinClassSupport { get; set; } = 10;

@@ -45,9 +45,26 @@ public sealed class PromotionGateTests
         var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
 
         Assert.True(decision.Promote, string.Join("; ", decision.Reasons));
-        Assert.Contains(decision.Reasons, r => r.Contains("'c' not judged: only 2 hold-out image(s), fewer than Training:MinClassSupport (10); recall 0.500, active 1.000"));
+        Assert.Contains(decision.Reasons, r => r.Contains("'c' left out of the macro-F1: only 2 hold-out image(s), fewer than Training:MinClassSupport (10); recall 0.500, active 1.000"));
         Assert.Contains(decision.Reasons, r => r.Contains("compared on the 100 hold-out image(s)") && r.Contains("with at least 10 image(s) each"));
         Assert.DoesNotContain(decision.Reasons, r => r.Contains("newly recognised"));
+    }
+
+    [Fact]
+    public void Decide_ClassWithFewHoldOutImagesLosesItAll_RefusesByItsRecall()
+    {
+        // 'c' has 9 hold-out images, fewer than MinClassSupport: left out of the macro-F1 average, but a candidate that
+        // predicts 'a' for all of them (as one that wipes out vegetation, whose hold-out is a few labelled samples) must
+        // still be refused by its recall.
+        (int, int)[] common = [.. Enumerable.Repeat((0, 0), 50), .. Enumerable.Repeat((1, 1), 50)];
+        var active = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, .. Enumerable.Repeat((2, 2), 9)]);
+        var candidate = ClassificationMetrics.Compute(["a", "b", "c"], [.. common, .. Enumerable.Repeat((2, 0), 9)]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.False(decision.Promote);
+        Assert.True(decision.Refused);
+        Assert.StartsWith("recall of 'c' falls from 1.000 to 0.000", decision.Reasons[0]);
     }
 
     [Fact]
@@ -72,16 +89,16 @@ public sealed class PromotionGateTests
     [Fact]
     public void Decide_NoClassWithEnoughHoldOutImages_StaysACandidateUnrefused()
     {
-        // 4 images per class, as a small base set's hold-out: the candidate is worse, but on too little to say.
+        // 4 images per class, as a small base set's hold-out: the candidate is worse, but by one image, too little to say.
         var active = ClassificationMetrics.Compute(["a", "b"], [.. Enumerable.Repeat((0, 0), 4), .. Enumerable.Repeat((1, 1), 4)]);
-        var candidate = ClassificationMetrics.Compute(["a", "b"], [(0, 0), (0, 0), (0, 1), (0, 1), .. Enumerable.Repeat((1, 1), 4)]);
+        var candidate = ClassificationMetrics.Compute(["a", "b"], [(0, 0), (0, 0), (0, 0), (0, 1), .. Enumerable.Repeat((1, 1), 4)]);
 
         var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
 
         Assert.False(decision.Promote);
         Assert.False(decision.Refused);
         Assert.StartsWith("no class has 10 hold-out image(s) (Training:MinClassSupport)", decision.Reasons[0]);
-        Assert.Contains(decision.Reasons, r => r.Contains("'a' not judged: only 4 hold-out image(s)"));
+        Assert.Contains(decision.Reasons, r => r.Contains("'a' left out of the macro-F1: only 4 hold-out image(s)"));
         Assert.DoesNotContain(decision.Reasons, r => r.StartsWith("macro-F1", StringComparison.Ordinal));
         Assert.True(PromotionGate.Decide(candidate, active, new TrainingSettings { MinClassSupport = 4 }, PromoteModes.Auto).Refused);
     }

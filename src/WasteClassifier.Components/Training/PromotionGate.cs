@@ -40,8 +40,8 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// <see cref="TrainingSettings.MaxClassRecallDrop"/> where that is more than one of its images. When the active model lacks a class the
 /// candidate has, or never recalls one the hold-out has images of, both are compared on the images of the other classes; the
 /// candidate's score on such a class is reported beside the comparison, not averaged into it. A class the hold-out has
-/// fewer than <see cref="TrainingSettings.MinClassSupport"/> images of is left out of the macro-F1 average too, but its
-/// recall is checked as any other's. With no class left to average the macro-F1 is not compared: the candidate stays a
+/// fewer than <see cref="TrainingSettings.MinClassSupport"/> images of is left out of the macro-F1 average too (its images
+/// predicted as an averaged class still count in that class's precision), but its recall is checked as any other's. With no class left to average the macro-F1 is not compared: the candidate stays a
 /// candidate, not refused.
 /// </summary>
 public static class PromotionGate
@@ -73,16 +73,24 @@ public static class PromotionGate
             var small = full.PerClass.Where(c => c.Value.Support > 0 && c.Value.Support < settings.MinClassSupport).Select(c => c.Key).ToHashSet();
             var lacking = candidate.Labels.Except(active.Labels)
                 .Concat(active.PerClass.Where(c => c.Value.Support > 0 && c.Value.Recall == 0).Select(c => c.Key)).ToHashSet();
+            var candidateF1 = candidate.MacroF1;
+            var activeF1 = active.MacroF1;
             if (lacking.Count > 0 || small.Count > 0)
             {
-                var common = candidate.Labels.Intersect(active.Labels).Where(l => !lacking.Contains(l) && !small.Contains(l)).ToList();
-                candidate = candidate.OnlyTrueLabels(common);
-                active = active.OnlyTrueLabels(common);
-                unjudged = candidate.Count == 0;
+                // A small class's images stay in the reports, out of the average only: a candidate that predicts a judged
+                // class for them pays for it in that class's precision, where dropping their rows let it send them all there free.
+                var kept = candidate.Labels.Intersect(active.Labels).Where(l => !lacking.Contains(l)).ToList();
+                var common = kept.Where(l => !small.Contains(l) && full.PerClass[l].Support > 0).ToList();
+                candidate = candidate.OnlyTrueLabels(kept);
+                active = active.OnlyTrueLabels(kept);
+                candidateF1 = MacroF1Over(candidate, common);
+                activeF1 = MacroF1Over(active, common);
+                var compared = common.Sum(l => full.PerClass[l].Support);
+                unjudged = compared == 0;
                 notes.Add(unjudged
                     ? $"no class has {settings.MinClassSupport} hold-out image(s) (Training:MinClassSupport) that both models are scored on and the active " +
                       "model recalls: the candidate cannot be judged, so it stays a candidate"
-                    : $"compared on the {candidate.Count} hold-out image(s) of the classes both models have and the active model recalls" +
+                    : $"compared on the {compared} hold-out image(s) of the classes both models have and the active model recalls" +
                       (small.Count > 0 ? $", with at least {settings.MinClassSupport} image(s) each" : ""));
                 notes.AddRange(ClassNotes());
 
@@ -96,12 +104,12 @@ public static class PromotionGate
             // The tolerance is for what new data may cost; a job that trained on the same data as the active model brings
             // nothing new, and allowing its drop let repeated retrains lower macro-F1 a step at a time.
             var allowed = sameData ? 0 : settings.MaxMacroF1Drop;
-            var drop = active.MacroF1 - candidate.MacroF1;
+            var drop = activeF1 - candidateF1;
             if (!unjudged && drop > allowed)
-                refusals.Add($"macro-F1 {candidate.MacroF1:F4} is {drop:F4} below the active model's {active.MacroF1:F4} (allowed drop {allowed:F4}" +
+                refusals.Add($"macro-F1 {candidateF1:F4} is {drop:F4} below the active model's {activeF1:F4} (allowed drop {allowed:F4}" +
                     (sameData ? ": the job trained on the same data as the active model, so only a candidate at least as good replaces it)" : ")"));
             else if (!unjudged)
-                notes.Add($"macro-F1 {candidate.MacroF1:F4} vs active {active.MacroF1:F4}");
+                notes.Add($"macro-F1 {candidateF1:F4} vs active {activeF1:F4}");
 
             // Every class the active model recalls keeps its recall check, a class with few hold-out images too: only the
             // macro-F1 average leaves those aside. A class's recall is its own row, the same in the full reports.
@@ -125,6 +133,10 @@ public static class PromotionGate
             return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);
         return new PromotionDecision(true, ["passed the promotion gate", .. notes]);
     }
+
+    // The mean F1 of the classes judged; each class's precision counts every image predicted as it.
+    private static double MacroF1Over(ClassificationReport report, IReadOnlyCollection<string> labels) =>
+        labels.Count == 0 ? 0 : Math.Round(labels.Average(l => report.PerClass[l].F1), 4);
 
     /// <summary>
     /// Whether a job trained on the same data as the active model. By the fingerprint of its training images and labels

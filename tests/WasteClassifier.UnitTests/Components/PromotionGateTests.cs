@@ -64,7 +64,25 @@ public sealed class PromotionGateTests
 
         Assert.False(decision.Promote);
         Assert.True(decision.Refused);
-        Assert.StartsWith("recall of 'c' falls from 1.000 to 0.000", decision.Reasons[0]);
+        Assert.Contains(decision.Reasons, r => r.StartsWith("recall of 'c' falls from 1.000 to 0.000", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Decide_SetAsideImagesPredictedAsAJudgedClass_CostThatClassPrecision()
+    {
+        // Only 'a' (12 hold-out images) is judged; 'b'-'h' have 8 each. A candidate that predicts 'a' for everything sends
+        // 56 images into 'a': its precision there is 12/68, which must count, as the job trained on the same data.
+        string[] labels = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        (int, int)[] truth = [.. Enumerable.Repeat((0, 0), 12), .. Enumerable.Range(1, 7).SelectMany(c => Enumerable.Repeat((c, c), 8))];
+        var active = ClassificationMetrics.Compute(labels, truth);
+        var candidate = ClassificationMetrics.Compute(labels, [.. truth.Select(t => (t.Item1, 0))]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, sameData: true);
+
+        Assert.False(decision.Promote);
+        Assert.True(decision.Refused);
+        Assert.Contains(decision.Reasons, r => r.StartsWith("macro-F1 0.3000 is 0.7000 below the active model's 1.0000", StringComparison.Ordinal));
+        Assert.Contains(decision.Reasons, r => r.Contains("compared on the 12 hold-out image(s)"));
     }
 
     [Fact]

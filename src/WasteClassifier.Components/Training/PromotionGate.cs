@@ -41,8 +41,10 @@ public sealed record PromotionDecision(bool Promote, IReadOnlyList<string> Reaso
 /// candidate has, or never recalls one the hold-out has images of, both are compared on the images of the other classes; the
 /// candidate's score on such a class is reported beside the comparison, not averaged into it. A class the hold-out has
 /// fewer than <see cref="TrainingSettings.MinClassSupport"/> images of is left out of the macro-F1 average too (its images
-/// predicted as an averaged class still count in that class's precision), but its recall is checked as any other's. With no class left to average the macro-F1 is not compared: the candidate stays a
-/// candidate, not refused.
+/// predicted as an averaged class still count in that class's precision), but its recall is checked as any other's. When
+/// only such small classes are left to average, the macro-F1 is not compared and the candidate stays a candidate: refused
+/// only if a class loses its recall. When the hold-out has only classes the active model lacks or never recalls, there is
+/// nothing to compare and the candidate passes.
 /// </summary>
 public static class PromotionGate
 {
@@ -57,6 +59,7 @@ public static class PromotionGate
         var refusals = new List<string>();
         var notes = new List<string>();
         var unjudged = false;
+        var noMacroF1 = false;
         if (active is null)
         {
             notes.Add("no active model to compare with");
@@ -86,10 +89,18 @@ public static class PromotionGate
                 candidateF1 = MacroF1Over(candidate, common);
                 activeF1 = MacroF1Over(active, common);
                 var compared = common.Sum(l => full.PerClass[l].Support);
-                unjudged = compared == 0;
+                // With no class to average, the macro-F1 cannot be compared. When classes the active model recalls are there
+                // but too small, that is for want of images: the candidate stays a candidate (refused still if it loses
+                // their recall). When the hold-out has only classes it lacks or never recalls, there is nothing the
+                // candidate could lose: judged by what it learns, as any candidate that passes.
+                var nothingToCompare = compared == 0 && !kept.Any(l => full.PerClass[l].Support > 0);
+                noMacroF1 = compared == 0;
+                unjudged = noMacroF1 && !nothingToCompare;
                 notes.Add(unjudged
                     ? $"no class has {settings.MinClassSupport} hold-out image(s) (Training:MinClassSupport) that both models are scored on and the active " +
-                      "model recalls: the candidate cannot be judged, so it stays a candidate"
+                      "model recalls: the macro-F1 cannot be compared, so the candidate stays a candidate"
+                    : nothingToCompare
+                    ? "the hold-out has no image of a class both models have and the active model recalls: no macro-F1 to compare"
                     : $"compared on the {compared} hold-out image(s) of the classes both models have and the active model recalls" +
                       (small.Count > 0 ? $", with at least {settings.MinClassSupport} image(s) each" : ""));
                 notes.AddRange(ClassNotes());
@@ -105,10 +116,10 @@ public static class PromotionGate
             // nothing new, and allowing its drop let repeated retrains lower macro-F1 a step at a time.
             var allowed = sameData ? 0 : settings.MaxMacroF1Drop;
             var drop = activeF1 - candidateF1;
-            if (!unjudged && drop > allowed)
+            if (!noMacroF1 && drop > allowed)
                 refusals.Add($"macro-F1 {candidateF1:F4} is {drop:F4} below the active model's {activeF1:F4} (allowed drop {allowed:F4}" +
                     (sameData ? ": the job trained on the same data as the active model, so only a candidate at least as good replaces it)" : ")"));
-            else if (!unjudged)
+            else if (!noMacroF1)
                 notes.Add($"macro-F1 {candidateF1:F4} vs active {activeF1:F4}");
 
             // Every class the active model recalls keeps its recall check, a class with few hold-out images too: only the
@@ -127,8 +138,9 @@ public static class PromotionGate
                 notes.Add($"'{label}' is newly recognised (recall {gained.Recall:F3})");
         }
 
-        if (unjudged) return new PromotionDecision(false, notes);
+        // A recall lost refuses an unjudged candidate too: promoting it by hand then takes force.
         if (refusals.Count > 0) return new PromotionDecision(false, refusals.Concat(notes).ToList()) { Refused = true };
+        if (unjudged) return new PromotionDecision(false, notes);
         if (promoteMode == PromoteModes.Manual)
             return new PromotionDecision(false, ["promote=manual: the candidate passed the gate and waits for POST /v1/models/{version}/promote", .. notes]);
         return new PromotionDecision(true, ["passed the promotion gate", .. notes]);

@@ -122,6 +122,42 @@ public sealed class PromotionGateTests
     }
 
     [Fact]
+    public void Decide_NoClassWithEnoughHoldOutImagesButAllRecallLost_IsRefused()
+    {
+        // 9 images of each of 3 classes: too few to average, but a candidate that gets all 27 wrong is no candidate to
+        // promote without force.
+        var active = ClassificationMetrics.Compute(["a", "b", "c"], [.. Enumerable.Range(0, 3).SelectMany(c => Enumerable.Repeat((c, c), 9))]);
+        var candidate = ClassificationMetrics.Compute(["a", "b", "c"], [.. Enumerable.Range(0, 3).SelectMany(c => Enumerable.Repeat((c, (c + 1) % 3), 9))]);
+
+        var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto);
+
+        Assert.False(decision.Promote);
+        Assert.True(decision.Refused);
+        Assert.Equal(3, decision.Reasons.Count(r => r.StartsWith("recall of '", StringComparison.Ordinal) && r.Contains("falls from 1.000 to 0.000")));
+        Assert.Contains(decision.Reasons, r => r.StartsWith("no class has 10 hold-out image(s) (Training:MinClassSupport)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Decide_HoldOutOnlyOfAClassTheActiveModelNeverRecallsOrLacks_PromotesWithoutBlamingSupport()
+    {
+        // 50 'v' images, which the active model never recalls (or does not have): there is nothing the candidate could lose,
+        // and the hold-out's size is not why nothing is compared.
+        var candidate = ClassificationMetrics.Compute(["a", "v"], [.. Enumerable.Repeat((1, 1), 50)]);
+        var neverRecalls = ClassificationMetrics.Compute(["a", "v"], [.. Enumerable.Repeat((1, 0), 50)]);
+        var lacks = ClassificationMetrics.Compute(["a"], []) with { NotScored = 50 };
+
+        foreach (var active in new[] { neverRecalls, lacks })
+        {
+            var decision = PromotionGate.Decide(candidate, active, Settings, PromoteModes.Auto, sameData: false);
+
+            Assert.True(decision.Promote, string.Join("; ", decision.Reasons));
+            Assert.DoesNotContain(decision.Reasons, r => r.Contains("MinClassSupport"));
+            Assert.Contains(decision.Reasons, r => r.Contains("the hold-out has no image of a class both models have and the active model recalls"));
+            Assert.Contains(decision.Reasons, r => r.Contains("'v' is newly recognised (recall 1.000)"));
+        }
+    }
+
+    [Fact]
     public void Decide_NewClassRecognised_PromotesAndNotesIt()
     {
         (int, int)[] common = [.. Enumerable.Repeat((0, 0), 10), .. Enumerable.Repeat((1, 1), 10)];

@@ -25,13 +25,7 @@ public sealed class TrainingDataLoader(ClassifierDbContext db, IObjectStore stor
     /// <summary>A job's data: its base dataset plus labelled samples, by content; a sample's label wins for the same bytes.</summary>
     private async Task<IReadOnlyList<LabelledImage>> LoadAsync(TrainingJobOptions options, IReadOnlyList<string> labels, List<LabelledImage> samples,
         CancellationToken cancellationToken)
-    {
-        var images = new Dictionary<string, LabelledImage>();
-        foreach (var image in await LoadDatasetAsync(options.BaseDataset, labels, cancellationToken)) Add(images, image);
-
-        foreach (var image in samples) Add(images, image);
-        return images.Values.ToList();
-    }
+        => LabelledImage.DistinctByContent([.. await LoadDatasetAsync(options.BaseDataset, labels, cancellationToken), .. samples]);
 
     private async Task<List<LabelledImage>> LoadSamplesAsync(TrainingJobOptions options, IReadOnlyList<string> labels, CancellationToken cancellationToken)
     {

@@ -17,8 +17,16 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
     /// <summary>The images the runs so far left out because they would not decode, with the decoder's reason.</summary>
     public IReadOnlyList<UnreadableImage> Unreadable => _unreadable.Values.OrderBy(u => u.Path, StringComparer.Ordinal).ToList();
 
-    public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views) =>
-        Run(entries.Select(e => LoadImage(datasetDirectory, e, labels)).ToList(), views);
+    public IReadOnlyList<FeatureSample> Run(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels, IReadOnlyList<FeatureView> views)
+    {
+        var images = LoadDataset(datasetDirectory, entries, labels);
+        if (images.Count < entries.Count) log($"{entries.Count - images.Count} duplicate image(s) left out: of the same bytes the last entry's label is used");
+        return Run(images, views);
+    }
+
+    /// <summary>A dataset folder's images, one per content as a training job loads its base dataset (<see cref="LabelledImage.DistinctByContent"/>).</summary>
+    public static IReadOnlyList<LabelledImage> LoadDataset(string datasetDirectory, IReadOnlyList<ManifestEntry> entries, IReadOnlyList<string> labels) =>
+        LabelledImage.DistinctByContent(entries.Select(e => LoadImage(datasetDirectory, e, labels)));
 
     /// <summary>
     /// Features of images already in memory (from any source). <paramref name="onProgress"/> receives the fraction

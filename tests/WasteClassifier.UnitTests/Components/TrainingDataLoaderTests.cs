@@ -86,6 +86,29 @@ public sealed class TrainingDataLoaderTests : IDisposable
         Assert.Equal(1, reads.SampleReads);
     }
 
+    [Fact]
+    public async Task LoadJob_DatasetWithDuplicateImages_TrainsOnWhatWastectlTrainTrainsOn()
+    {
+        // The same bytes listed twice under different labels, and twice under one: the job keeps one of each (the last
+        // entry's label), and wastectl train must too, or the two record different images per label and fingerprints for
+        // the same folder and the promotion gate takes one for new data.
+        var relabelled = TrainingImage(seed: 8);
+        var listedTwice = TrainingImage(seed: 9);
+        WriteDataset(("glass/a.jpg", relabelled, "glass"), ("glass/b.jpg", listedTwice, "glass"), ("paper/a-again.jpg", relabelled, "paper"),
+            ("glass/b-again.jpg", listedTwice, "glass"), ("paper/c.jpg", TrainingImage(seed: 10), "paper"));
+        var loader = new TrainingDataLoader(_database.Context, _store, new TrainingSettings { Datasets = { ["trusted"] = _dataset.FullName }, BaseDataset = "trusted" });
+
+        var (job, _) = await loader.LoadJobAsync(new TrainingJobOptions { BaseDataset = "trusted" }, Labels, CancellationToken.None);
+        var cli = FeatureExtractionRunner.LoadDataset(_dataset.FullName, DatasetManifest.Read(_dataset.FullName), Labels);
+
+        static IReadOnlyList<(byte[], string)> Pairs(IEnumerable<LabelledImage> images) =>
+            [.. images.Where(i => !HoldOutSplit.IsHoldOut(i.Sha256)).Select(i => (i.Sha256, Labels[i.Label]))];
+        Assert.Equal(3, Pairs(job).Count);
+        Assert.Equal("paper", LabelOf(job, relabelled));
+        Assert.Equal(TrainingDataFingerprint.Of(Pairs(job)), TrainingDataFingerprint.Of(Pairs(cli)));
+        Assert.Equal(Pairs(job).CountBy(p => p.Item2).OrderBy(c => c.Key, StringComparer.Ordinal), Pairs(cli).CountBy(p => p.Item2).OrderBy(c => c.Key, StringComparer.Ordinal));
+    }
+
     /// <summary>Counts the reads of labelled_samples; before any after the first, the sample is deleted (DELETE /v1/samples/{id}).</summary>
     private sealed class DeleteBeforeTheSecondRead(InMemoryDatabase database, Guid sampleId) : DbCommandInterceptor
     {
@@ -106,6 +129,18 @@ public sealed class TrainingDataLoaderTests : IDisposable
 
     private static string LabelOf(IReadOnlyList<LabelledImage> images, byte[] bytes) =>
         Labels[images.Single(i => i.Sha256.AsSpan().SequenceEqual(SHA256.HashData(bytes))).Label];
+
+    /// <summary>Bytes (not an image: the loader does not decode) whose content hash puts them on the training side.</summary>
+    private static byte[] TrainingImage(int seed)
+    {
+        var random = new Random(seed);
+        while (true)
+        {
+            var bytes = new byte[64];
+            random.NextBytes(bytes);
+            if (!HoldOutSplit.IsHoldOut(SHA256.HashData(bytes))) return bytes;
+        }
+    }
 
     /// <summary>Bytes (not an image: the loader does not decode) whose content hash puts them in the hold-out.</summary>
     private static byte[] HoldOutImage(int seed)

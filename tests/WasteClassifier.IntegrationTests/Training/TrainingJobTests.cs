@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
@@ -123,6 +125,7 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
             // the same data (nothing labelled in between; the epochs are no part of it) records the same fingerprint.
             var fingerprint = candidate["card"]!["training"]!["data_fingerprint"]!.GetValue<string>();
             Assert.Matches("^sha256:[0-9a-f]{64}$", fingerprint);
+            Assert.Equal(await TrainedOnFingerprintAsync(job), fingerprint);
             var againId = await TrainingJobClient.SubmitAsync(Http, [], "cardboard",
                 new Dictionary<string, string> { ["epochs"] = "1", ["include_feedback"] = "false", ["promote"] = "manual" });
             var (again, _) = await TrainingJobClient.WaitAsync(Http, againId, TimeSpan.FromMinutes(3));
@@ -134,6 +137,31 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
         {
             await Http.PostAsync($"/v1/models/{before}/rollback", null);
         }
+    }
+
+    /// <summary>
+    /// The fingerprint of what a job on the base set without feedback trains on, worked out here: the base set's and the
+    /// labelled uploads' training-side images, one per content (the latest sample's label wins), less those that would not decode.
+    /// </summary>
+    private async Task<string> TrainedOnFingerprintAsync(JsonNode job)
+    {
+        var leftOut = job["data_counts"]!["unreadable"]!.AsArray().Select(u => u!["path"]!.GetValue<string>()).ToHashSet();
+        var trained = new Dictionary<string, (string Path, byte[] Sha256, string Label)>();
+        using var scope = _fixture.Factory.Services.CreateScope();
+        var baseSet = scope.ServiceProvider.GetRequiredService<IConfiguration>()["Training:Datasets:small"]!;
+        foreach (var entry in DatasetManifest.Read(baseSet))
+        {
+            var sha256 = SHA256.HashData(File.ReadAllBytes(Path.Combine(baseSet, entry.Path)));
+            trained[Convert.ToHexString(sha256)] = (entry.Path, sha256, entry.Label);
+        }
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        foreach (var sample in await db.LabelledSamples.AsNoTracking().Include(s => s.Image).Where(s => s.Origin == SampleOrigin.Upload)
+                     .OrderBy(s => s.CreatedAt).ThenBy(s => s.Id).ToListAsync())
+        {
+            var sha256 = Convert.FromHexString(sample.Image!.ContentHash);
+            trained[Convert.ToHexString(sha256)] = (sample.Image.ObjectKey, sha256, sample.Label);
+        }
+        return TrainingDataFingerprint.Of(trained.Values.Where(t => !HoldOutSplit.IsHoldOut(t.Sha256) && !leftOut.Contains(t.Path)).Select(t => (t.Sha256, t.Label)));
     }
 
     /// <summary>Registers and promotes a model of the bundled one's backbone without <paramref name="label"/> (a random head: only its labels matter).</summary>

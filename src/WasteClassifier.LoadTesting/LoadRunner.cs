@@ -20,6 +20,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private static readonly TimeSpan MinUnavailablePause = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxUnavailablePause = TimeSpan.FromSeconds(2);
 
+    /// <summary>Closed loop: a user whose submission failed waits this long before its next, doubling up to the most, until one is accepted.</summary>
+    internal static readonly TimeSpan MinFailurePause = TimeSpan.FromMilliseconds(100), MaxFailurePause = TimeSpan.FromSeconds(2);
+
     private readonly ConcurrentQueue<RequestRecord> _records = new();
     private readonly Stopwatch _clock = new();
     private int _launched;
@@ -78,8 +81,27 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             }
             // A user due at or after the end never starts, even when its timer fires before the run's own stop timer.
             if (_clock.Elapsed >= options.Duration) return;
+            // A submission that failed (a target down, an image it always refuses) has no result to wait for: without a
+            // pause the user sent again at once, thousands of failures a second. Each failure is still counted once.
+            var pause = MinFailurePause;
             while (!stopLaunching.IsCancellationRequested && TryLaunch())
-                await ExecuteAsync(stopLaunching, hardStop);
+            {
+                var record = await ExecuteAsync(stopLaunching, hardStop);
+                if (record.AcceptedS is not null || record.Outcome != RequestOutcome.Failed)
+                {
+                    pause = MinFailurePause;
+                    continue;
+                }
+                try
+                {
+                    await Task.Delay(pause, stopLaunching);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                pause = TimeSpan.FromTicks(Math.Min(MaxFailurePause.Ticks, pause.Ticks * 2));
+            }
         }, CancellationToken.None)));
 
     private async Task OpenLoopAsync(CancellationToken stopLaunching, CancellationToken hardStop)
@@ -148,7 +170,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
 
     private bool RequestBoundReached() => Volatile.Read(ref _launched) >= options.MaxRequests;
 
-    private async Task ExecuteAsync(CancellationToken stopLaunching, CancellationToken hardStop)
+    private async Task<RequestRecord> ExecuteAsync(CancellationToken stopLaunching, CancellationToken hardStop)
     {
         var record = new RequestRecord { StartedS = Now() };
         _records.Enqueue(record);
@@ -156,7 +178,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         try
         {
             var id = await SubmitAsync(record, stopLaunching, hardStop);
-            if (id is null) return;
+            if (id is null) return record;
             await WaitForResultAsync(record, id, hardStop);
         }
         // An interruption cancels the tokens linked to it one after the other: a wait on the first may end before the second is.
@@ -175,6 +197,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             Interlocked.Decrement(ref _inFlight);
         }
+        return record;
     }
 
     private async Task<string?> SubmitAsync(RequestRecord record, CancellationToken stopLaunching, CancellationToken hardStop)
@@ -206,6 +229,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     // Counted once waited out: an answer whose wait the end of submissions cut short ended the request instead.
                     record.Throttled++;
                     break;
+                // No answer (a connection refused or dropped, a timeout) fails it too: not sent again, since the upload may
+                // have been accepted before the answer was lost.
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
                     return null;

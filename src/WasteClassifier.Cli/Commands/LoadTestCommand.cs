@@ -68,6 +68,9 @@ public sealed class LoadTestCommand : ICommand
 
     public int Run(CommandArguments arguments) => RunAsync(arguments).GetAwaiter().GetResult();
 
+    /// <summary>How long the target has to answer its readiness probe before the load.</summary>
+    internal static readonly TimeSpan TargetCheckTimeout = TimeSpan.FromSeconds(5);
+
     private static async Task<int> RunAsync(CommandArguments arguments)
     {
         if (arguments.Optional("--source") is { } earlierRun) return await CleanUpEarlierRunAsync(arguments, earlierRun);
@@ -87,6 +90,12 @@ public sealed class LoadTestCommand : ICommand
         if (cleanup) await CheckCleanupReachableAsync(configuration);
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var outputCreated = PrepareOutput(output);
+        // A target that is down is said so in seconds, rather than measured as a run of connection failures.
+        if (!options.Queue && await HttpLoadTarget.CheckAnsweringAsync(options.Target!, TargetCheckTimeout) is { } notAnswering)
+        {
+            RemoveIfEmpty(outputCreated);
+            throw new UsageException(notAnswering);
+        }
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 

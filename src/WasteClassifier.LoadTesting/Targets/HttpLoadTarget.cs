@@ -30,9 +30,37 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         part.Headers.ContentType = new MediaTypeHeaderValue(image.ContentType);
         form.Add(part, "image", image.FileName);
         form.Add(new StringContent(source), "source");
-        var answer = await SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = form }, ReadAccepted, cancellationToken);
-        // Not sent again: the upload may have been accepted before the answer was lost.
-        return answer.Kind == ResponseKind.Unavailable ? answer with { Kind = ResponseKind.Failed } : answer;
+        // Unavailable (no answer) is passed on: the runner fails it, never sends it again (the upload may have been accepted
+        // before the answer was lost), and backs the user off.
+        return await SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/classifications") { Content = form }, ReadAccepted, cancellationToken);
+    }
+
+    /// <summary>The API's readiness probe, asked before the load.</summary>
+    public const string ReadinessPath = "health/ready";
+
+    /// <summary>
+    /// Whether the target answers, before the load: a target that is down failed every submission at socket speed, and
+    /// its report counted thousands of failures of one cause. Null when GET /health/ready answers other than 503 (a
+    /// proxy or another build without the probe still answers); otherwise what is wrong, naming the URL.
+    /// </summary>
+    public static async Task<string?> CheckAnsweringAsync(Uri target, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        using var http = CreateClient(target, timeout);
+        try
+        {
+            using var response = await http.GetAsync(ReadinessPath, cancellationToken);
+            return response.StatusCode == HttpStatusCode.ServiceUnavailable
+                ? $"target not ready at {target}: GET /{ReadinessPath} answered 503 (its database, broker or object store is down); start it, or wait until it is ready"
+                : null;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return $"target not answering at {target}: no answer within {timeout.TotalSeconds:0.#} s";
+        }
+        catch (HttpRequestException e)
+        {
+            return $"target not answering at {target}: {ConnectionReason(e)} ({e.Message})";
+        }
     }
 
     public async Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
@@ -75,9 +103,24 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         }
         catch (HttpRequestException e)
         {
-            var reason = e.HttpRequestError == HttpRequestError.Unknown ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant();
+            var reason = ConnectionReason(e);
             return IsTransient(e) ? new TargetResponse(ResponseKind.Unavailable, Reason: reason) : TargetResponse.Fail(reason);
         }
+    }
+
+    /// <summary>
+    /// The failure's name: the socket's error where there is one (<c>connection_refused</c>, <c>connection_reset</c>,
+    /// <c>connection_host_unreachable</c>), else the client's (<c>connection_error</c>, <c>connection_secureconnectionerror</c>).
+    /// </summary>
+    internal static string ConnectionReason(HttpRequestException e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is SocketException socket)
+            {
+                var name = System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(socket.SocketErrorCode.ToString());
+                return name.StartsWith("connection_", StringComparison.Ordinal) ? name : $"connection_{name}";
+            }
+        return e.HttpRequestError is HttpRequestError.Unknown or HttpRequestError.ConnectionError ? "connection_error" : $"connection_{e.HttpRequestError}".ToLowerInvariant();
     }
 
     /// <summary>

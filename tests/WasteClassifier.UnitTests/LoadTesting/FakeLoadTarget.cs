@@ -29,6 +29,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
     /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
     public int ThrowEvery { get; init; } = int.MaxValue;
 
+    /// <summary>Every submission is answered this (a target down, an input it always refuses).</summary>
+    public TargetResponse? SubmitAnswer { get; init; }
+
     /// <summary>The bytes of every submission, throttled ones included.</summary>
     public ConcurrentQueue<byte[]> Contents { get; } = new();
 
@@ -46,6 +49,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {
         Contents.Enqueue(image.Content);
+        if (SubmitAnswer is { } answer) return Task.FromResult(answer);
         if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));
         int n;
         lock (_gate)

@@ -163,7 +163,11 @@ public sealed class HttpLoadTargetTests
         { "http_500_internal_error", (_, _) => Task.FromResult(Answer(HttpStatusCode.InternalServerError, """{"error":"internal_error","message":"boom"}""")) },
         { "http_413", (_, _) => Task.FromResult(Answer(HttpStatusCode.RequestEntityTooLarge, "<html>too large</html>")) },
         { "invalid_json", (_, _) => Task.FromResult(Answer(HttpStatusCode.Accepted, "<html>a proxy's page</html>")) },
-        { "connection_connectionerror", (_, _) => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused") },
+        { "connection_error", (_, _) => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused") },
+        {
+            "connection_refused", (_, _) => throw new HttpRequestException(HttpRequestError.ConnectionError, "refused",
+                new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused))
+        },
         { "timeout", async (_, cancel) => { await Task.Delay(TimeSpan.FromMinutes(5), cancel); return Answer(HttpStatusCode.Accepted); } },
         {
             "poll_http_404_not_found", (request, _) => Task.FromResult(request.Method == HttpMethod.Post

@@ -121,6 +121,22 @@ public sealed class LoadRunnerTests
     }
 
     [Theory]
+    [InlineData(ResponseKind.Unavailable, "connection_refused")]
+    [InlineData(ResponseKind.Failed, "http_400_not_an_image")]
+    public async Task ClosedLoop_EverySubmissionFails_UsersBackOffAndEachFailureCountsOnce(ResponseKind kind, string reason)
+    {
+        // A target that is down, or an image it always refuses: each user sent again at once, thousands of failures a second.
+        var target = new FakeLoadTarget { SubmitAnswer = new TargetResponse(kind, Reason: reason) };
+
+        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 2, durationS: 1, drainS: 1)).RunAsync());
+
+        // Pauses of 100, 200 and 400 ms: each user sends at 0, 0.1, 0.3 and 0.7 s, then not before 1.5 s.
+        Assert.InRange(report.Counts.Submitted, 2, 8);
+        Assert.Equal(report.Counts.Submitted, target.Contents.Count);
+        Assert.Equal(new Dictionary<string, int> { [reason] = report.Counts.Submitted }, report.Counts.FailuresByReason);
+    }
+
+    [Theory]
     [InlineData(null, 1000)]
     [InlineData(5.0, 100)]
     [InlineData(30_000.0, 30_000)]

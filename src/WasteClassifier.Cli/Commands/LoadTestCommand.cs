@@ -140,6 +140,10 @@ public sealed class LoadTestCommand : ICommand
             {
                 Log.Info("interrupted before the load started");
             }
+            catch (TargetUnavailableException e)
+            {
+                throw new UsageException(e.Message);
+            }
             finally
             {
                 Volatile.Write(ref phase, finishing);

@@ -54,7 +54,8 @@ public static class DeploymentServices
         var services = new ServiceCollection();
         services.AddSingleton(configuration);
         // Logs go to stderr: the CLI keeps stdout for its JSON summary.
-        services.AddLogging(builder => (logging ?? (b => b.AddSimpleConsole(o => o.SingleLine = true)
+        services.AddLogging(builder => (logging ?? (b => b.AddConsole(o => o.FormatterName = OneLineConsoleFormatter.Name)
+            .AddConsoleFormatter<OneLineConsoleFormatter, ConsoleFormatterOptions>()
             .AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning)
             .AddFilter("MassTransit", LogLevel.Warning)
             .Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace)))(builder));

@@ -15,8 +15,12 @@ namespace WasteClassifier.LoadTesting.Targets;
 /// Loads the workers alone: the images are stored once (as the API stores uploads), then each request records a
 /// queued row and sends ClassifyImage to the classify queue, carrying the image as the API's messages do. Results are read from the database, many ids per query.
 /// </summary>
-public sealed class QueueLoadTarget(ServiceProvider services, string source, TimeSpan pollInterval) : ILoadTarget
+/// <param name="busStartTimeout">How long the broker has to take the bus's connection (default <see cref="BusStartTimeout"/>).</param>
+public sealed class QueueLoadTarget(ServiceProvider services, string source, TimeSpan pollInterval, TimeSpan? busStartTimeout = null) : ILoadTarget
 {
+    /// <summary>A broker that does not answer within this fails the run before the load; it waited for ever.</summary>
+    public static readonly TimeSpan BusStartTimeout = TimeSpan.FromSeconds(15);
+
     private readonly Dictionary<TestImage, StoredImage> _stored = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<TargetResponse>> _waiting = new();
     private readonly ConcurrentDictionary<Guid, Unsent> _unsent = new();
@@ -37,7 +41,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         var refused = images.All.Select(i => (Image: i, Refusal: Refusal(i))).Where(r => r.Refusal is not null).ToList();
         if (refused.Count > 0)
             throw new InvalidDataException($"{refused.Count} image(s) the API would refuse, e.g. {refused[0].Image.FileName}: {refused[0].Refusal}; nothing was stored");
-        await services.GetRequiredService<IBusControl>().StartAsync(cancellationToken);
+        await StartBusAsync(cancellationToken);
         using var scope = services.CreateScope();
         // Named after the run, so that a later cleanup (--cleanup --source) finds the images it did not classify.
         var uploads = images.All.Select((image, i) => new UploadedImage(i, RunCleanup.StoredFileName(source, image.FileName), image.ContentType,
@@ -50,6 +54,28 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         cancellationToken.ThrowIfCancellationRequested();
         _poller = Task.Run(() => PollLoopAsync(_stop.Token), CancellationToken.None);
         _resender = Task.Run(() => ResendLoopAsync(_stop.Token), CancellationToken.None);
+    }
+
+    private bool _busStarted;
+
+    private async Task StartBusAsync(CancellationToken cancellationToken)
+    {
+        var timeout = busStartTimeout ?? BusStartTimeout;
+        using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        giveUp.CancelAfter(timeout);
+        try
+        {
+            // Also bounded from outside: a start that does not heed its token must not hang the run either.
+            await services.GetRequiredService<IBusControl>().StartAsync(giveUp.Token).WaitAsync(timeout + TimeSpan.FromSeconds(1), cancellationToken);
+            _busStarted = true;
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is OperationCanceledException or TimeoutException or MassTransitException)
+        {
+            var rabbit = (services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
+                          ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions()).RabbitMq;
+            throw new TargetUnavailableException($"broker not answering at {rabbit.Host}:{rabbit.Port}, virtual host '{rabbit.VirtualHost}' " +
+                                                 $"(no connection within {timeout.TotalSeconds:0.#} s); check Messaging__RabbitMq__Host, __Port and __VirtualHost");
+        }
     }
 
     /// <summary>How long the resend loop waits before its first try, and at most between tries while the broker refuses.</summary>
@@ -244,7 +270,8 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         await _stop.CancelAsync();
         if (_poller is not null) await _poller;
         if (_resender is not null) await _resender;
-        await services.GetRequiredService<IBusControl>().StopAsync(CancellationToken.None);
+        // A bus that never connected is not waited for: its stop would wait on the connection too.
+        if (_busStarted) await services.GetRequiredService<IBusControl>().StopAsync(CancellationToken.None);
         await services.DisposeAsync();
         _stop.Dispose();
     }

@@ -58,6 +58,26 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Prepare_BrokerNotAnswering_FailsWithinTheTimeoutNamingHostPortAndVirtualHost()
+    {
+        // A port nothing listens on: the bus's start waited for ever, printing MassTransit's stack on every retry.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var configuration = new ConfigurationBuilder().AddConfiguration(Configuration())
+            .AddInMemoryCollection([KeyValuePair.Create("Messaging:RabbitMq:Host", (string?)"127.0.0.1"), KeyValuePair.Create("Messaging:RabbitMq:Port", (string?)port.ToString())])
+            .Build();
+        var watch = Stopwatch.StartNew();
+
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), "loadtest-nobroker", TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2));
+        var error = await Assert.ThrowsAsync<TargetUnavailableException>(() => target.PrepareAsync(ImageSet.Generated(1, 320, 240), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+
+        Assert.Contains($"broker not answering at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}'", error.Message);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
+    }
+
+    [IntegrationFact]
     public async Task Prepare_OneImageTheApiWouldRefuse_NothingStored()
     {
         var good = ImageSet.Generated(2, 320, 240).All;

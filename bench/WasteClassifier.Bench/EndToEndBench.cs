@@ -18,7 +18,7 @@ public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
         /// that stay busy to the end, as at saturation, the group's share of the phase over that throughput.
         /// </summary>
         public double CpuMsPerImage(string group) =>
-            MachineCpu.GetValueOrDefault(group) * Environment.ProcessorCount * 1000 / Report.Throughput.SteadyCompletedPerS;
+            MachineCpu.GetValueOrDefault(group) * Environment.ProcessorCount * 1000 / (Report.Throughput.SteadyCompletedPerS ?? double.NaN);
     }
 
     public async Task<Phase> RunAsync(Deployment deployment, string name, int users, double rate, TimeSpan duration, TimeSpan drain, string? profile = null)

@@ -73,9 +73,9 @@ foreach (var workers in settings.WorkerCounts)
     var peakAtStart = deployment.Workers.Max(w => w.PeakMemoryMb() ?? 0);
     var warmup = await bench.RunAsync(deployment, $"warmup-{workers}w", settings.SaturationUsers, rate: 0, settings.WarmupDuration, TimeSpan.FromSeconds(60));
     var saturation = await bench.RunAsync(deployment, $"saturation-{workers}w", settings.SaturationUsers, 0, settings.PhaseDuration, TimeSpan.FromSeconds(120));
-    if (saturation.Report.Throughput.SteadyCompletedPerS <= 0)
+    if ((saturation.Report.Throughput.SteadyCompletedPerS ?? 0) <= 0)
         throw new InvalidOperationException($"the {workers}-worker saturation phase completed nothing, so there is no half load to offer; see the logs in {logs}");
-    var half = await bench.RunAsync(deployment, $"half-{workers}w", 0, saturation.Report.Throughput.SteadyCompletedPerS / 2, settings.PhaseDuration, TimeSpan.FromSeconds(120));
+    var half = await bench.RunAsync(deployment, $"half-{workers}w", 0, saturation.Report.Throughput.SteadyCompletedPerS!.Value / 2, settings.PhaseDuration, TimeSpan.FromSeconds(120));
     var flood = workers == 1
         ? await bench.RunAsync(deployment, "flood-1w", 200, 0, settings.PhaseDuration, TimeSpan.FromSeconds(180), profile: "flood")
         : null;

@@ -35,4 +35,10 @@ public enum RequestOutcome
     /// retried, but nothing failed; reported apart, not as submitted or failed.
     /// </summary>
     ThrottledAtEnd,
+
+    /// <summary>
+    /// Still open when the run was interrupted (Ctrl+C, SIGTERM): its fate is unknown (the server may well complete it), so
+    /// it is reported apart, not as failed.
+    /// </summary>
+    OutstandingAtInterrupt,
 }

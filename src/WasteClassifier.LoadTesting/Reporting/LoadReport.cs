@@ -15,12 +15,27 @@ public sealed record LoadReport(
 }
 
 /// <param name="UniqueUploads">Every upload was new content (HTTP mode), rather than the images' bytes repeating.</param>
-/// <param name="Interrupted">Cancelled (Ctrl+C or SIGTERM) before the duration and drain were over; requests still open then count as unfinished.</param>
+/// <param name="Interrupted">
+/// Cancelled (Ctrl+C or SIGTERM) before the duration and drain were over; requests still open then are counted apart
+/// (<see cref="RequestCounts.OutstandingAtInterrupt"/>), not as failed.
+/// </param>
+/// <param name="StoppedBy">
+/// Why sending stopped: <c>duration</c> (reached), <c>request_bound</c> (<c>--max-requests</c>) or <c>interrupted</c>.
+/// </param>
+/// <param name="SendingStoppedS">When sending stopped, in seconds since the start.</param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
-    string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted);
+    string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted, string StoppedBy = StopReasons.Duration,
+    double SendingStoppedS = 0);
+
+public static class StopReasons
+{
+    public const string Duration = "duration";
+    public const string RequestBound = "request_bound";
+    public const string Interrupted = "interrupted";
+}
 
 /// <param name="Submitted">Requests started (each is one image), but for those in <see cref="ThrottledAtEnd"/>.</param>
-/// <param name="Failed">Finished as failed, plus those not finished when the run ended.</param>
+/// <param name="Failed">Finished as failed, plus those not finished by the run's deadline (not those open at an interrupt).</param>
 /// <param name="Throttled">
 /// 429/503 answers that were waited out and retried (not failures); one answering a submission after submissions stopped,
 /// or whose wait they cut short, is not retried and ends the request instead (see <see cref="ThrottledAtEnd"/>).
@@ -30,8 +45,11 @@ public sealed record RunInfo(string Mode, string Target, string? Profile, int Us
 /// <param name="ThrottledAtEnd">
 /// Submissions throttled when submissions stopped, so never accepted nor retried: not failures (not in Submitted or Failed).
 /// </param>
+/// <param name="OutstandingAtInterrupt">
+/// Submitted, and still open when the run was interrupted: neither completed nor failed (the server may complete them).
+/// </param>
 public sealed record RequestCounts(int Submitted, int Accepted, int Completed, int Failed, int Unfinished, int Throttled, double FailurePercent,
-    IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0, int ThrottledAtEnd = 0);
+    IReadOnlyDictionary<string, int> FailuresByReason, int ArrivalsDelayed = 0, int ArrivalsNotSent = 0, int ThrottledAtEnd = 0, int OutstandingAtInterrupt = 0);
 
 /// <param name="AcceptedPerS">Images accepted per second until the last was accepted (at most the duration).</param>
 /// <param name="CompletedPerS">
@@ -40,9 +58,11 @@ public sealed record RequestCounts(int Submitted, int Accepted, int Completed, i
 /// <param name="SteadyCompletedPerS">
 /// Completions per second after the ramp and before sending stopped (at the duration, or sooner when the request bound,
 /// Ctrl+C or SIGTERM ended the run), as the slope of completions over time (results arrive a batch at a time), or the
-/// count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate).
+/// count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate). Null when sending stopped
+/// within the ramp: the run never reached its steady load (<see cref="SteadyNotMeasured"/> says so).
 /// </param>
-public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double SteadyCompletedPerS);
+/// <param name="SteadyNotMeasured">Why there is no steady figure, or null.</param>
+public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double? SteadyCompletedPerS, string? SteadyNotMeasured = null);
 
 /// <param name="EndToEnd">Server side, from the database: row created (upload accepted) to result written.</param>
 /// <param name="Client">As the client saw it: first submit attempt to seeing the final status (includes polling delay).</param>

@@ -14,14 +14,16 @@ internal static class LoadReportBuilder
         // open-loop arrivals not sent are, not as submitted or failed.
         var sent = records.Where(r => r.Outcome != RequestOutcome.ThrottledAtEnd).ToList();
         var completed = records.Where(r => r.Outcome == RequestOutcome.Completed).ToList();
-        var failures = sent.Where(r => r.Outcome != RequestOutcome.Completed)
+        // Open at an interrupt is no failure: counted apart, as throttled_at_end is.
+        var outstanding = sent.Count(r => r.Outcome == RequestOutcome.OutstandingAtInterrupt);
+        var failures = sent.Where(r => r.Outcome is not (RequestOutcome.Completed or RequestOutcome.OutstandingAtInterrupt))
             .GroupBy(r => r.Reason ?? "unknown").OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Count());
-        var failed = sent.Count - completed.Count;
+        var failed = sent.Count - completed.Count - outstanding;
         var counts = new RequestCounts(sent.Count, records.Count(r => r.AcceptedS is not null), completed.Count, failed,
             records.Count(r => r.Outcome == RequestOutcome.Unfinished), records.Sum(r => r.Throttled),
             sent.Count == 0 ? 0 : Math.Round(100.0 * failed / sent.Count, 3), failures, result.ArrivalsDelayed, result.ArrivalsNotSent,
-            records.Count - sent.Count);
+            records.Count - sent.Count, outstanding);
 
         var duration = options.Duration.TotalSeconds;
         // Over the time each kind of event went on: a run ended by its request bound sends for less than its duration.
@@ -29,20 +31,27 @@ internal static class LoadReportBuilder
         // Completions over the later of the last one and the time sending stopped: dividing by the last completion alone
         // made a stall at 10 s of a 30 s open-loop run look three times as fast as it was. Sending stopped at the duration
         // (sooner when interrupted), or at the last launch when the request bound ended the run.
-        var sendingStopped = records.Count > 0 && records.Count >= options.MaxRequests
+        var boundReached = records.Count > 0 && records.Count >= options.MaxRequests;
+        var sendingStopped = boundReached
             ? records.Max(r => r.StartedS)
             : Math.Min(duration, result.Elapsed.TotalSeconds);
+        var stoppedBy = boundReached ? StopReasons.RequestBound : result.Interrupted && result.Elapsed.TotalSeconds < duration ? StopReasons.Interrupted : StopReasons.Duration;
         var lastFinish = completed.Count == 0 ? duration : completed.Max(r => r.FinishedS!.Value);
         var completedOver = Math.Max(Math.Max(lastFinish, sendingStopped), 1e-3);
         // The steady window ends when sending did: a run ended by its request bound, Ctrl+C or SIGTERM at 10 s of 30 would
         // otherwise count 20 s of nothing (40/s read as 10/s).
         var steadyTo = Math.Min(duration, sendingStopped);
-        var steadyFrom = Math.Min(options.Ramp.TotalSeconds, steadyTo / 2);
+        // Between the ramp and the time sending stopped; a run that stopped within its ramp never reached its load (a rate
+        // ramped over 10 s and stopped at 10.07 s by its request bound reported "steady 7.59/s").
+        var steadyFrom = options.Ramp.TotalSeconds;
+        var steadyNotMeasured = options.Ramp > TimeSpan.Zero && steadyTo <= steadyFrom
+            ? $"sending stopped ({stoppedBy.Replace('_', ' ')}) at {Round(steadyTo)} s, within the {Round(steadyFrom)} s ramp: the run never reached its steady load"
+            : null;
         // No completion can come before the first launch plus the quickest round trip: without a ramp the window starts at
         // 0, a whole latency earlier, and its start would pass for a stall.
         var earliestCompletion = completed.Count == 0 ? 0 : records.Min(r => r.StartedS) + completed.Min(r => r.ClientMs ?? 0) / 1000;
-        var steady = SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= steadyTo).ToList(), steadyFrom, steadyTo, earliestCompletion);
-        var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / completedOver), Round(steady));
+        double? steady = steadyNotMeasured is not null ? null : SteadyRate(completed.Select(r => r.FinishedS!.Value).Where(f => f >= steadyFrom && f <= steadyTo).ToList(), steadyFrom, steadyTo, earliestCompletion);
+        var throughput = new ThroughputFigures(Round(counts.Accepted / lastAccept), Round(completed.Count / completedOver), steady is { } s ? Round(s) : null, steadyNotMeasured);
 
         var latency = new LatencyFigures(
             Summary(records.Select(r => r.SubmitMs)),
@@ -53,7 +62,7 @@ internal static class LoadReportBuilder
 
         var run = new RunInfo(options.Queue ? "queue" : "http", result.Target, options.Profile, options.ClosedLoop ? options.Users : 0,
             options.ClosedLoop ? 0 : options.Rate, duration, options.Ramp.TotalSeconds, options.Drain.TotalSeconds, options.Source, result.StartedAt,
-            Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted);
+            Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted, stoppedBy, Round(sendingStopped));
         return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()));
     }
 

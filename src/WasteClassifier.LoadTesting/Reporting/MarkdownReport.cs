@@ -26,17 +26,20 @@ public static class MarkdownReport
         md.Append(CultureInfo.InvariantCulture, $"# Load test {run.Source}\n\n");
         md.Append(CultureInfo.InvariantCulture, $"{run.Mode} mode against {run.Target}, {F(run.DurationS)} s (ramp {F(run.RampS)} s), started {run.StartedAt:u}, ran {F(run.ElapsedS)} s");
         if (run.Mode == "http") md.Append(run.UniqueUploads ? "; every upload new content" : "; the images' bytes repeat (the API reuses its records of them)");
-        md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then count as unfinished).\n\n" : ".\n\n");
+        md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then are counted apart, not as failed)" : "");
+        md.Append(CultureInfo.InvariantCulture, $". Sending stopped at {F(run.SendingStoppedS)} s: {StopReason(run.StoppedBy)}.\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
         md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
         md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
         if (c.ArrivalsDelayed > 0 || c.ArrivalsNotSent > 0)
             md.Append(CultureInfo.InvariantCulture, $"The open loop fell behind its rate: {c.ArrivalsDelayed} arrivals waited for one of the requests allowed in flight, {c.ArrivalsNotSent} due before the end were not sent.\n");
+        if (c.OutstandingAtInterrupt > 0)
+            md.Append(CultureInfo.InvariantCulture, $"Outstanding when interrupted: {c.OutstandingAtInterrupt} (submitted, neither completed nor failed when the run was stopped).\n");
         if (c.ThrottledAtEnd > 0)
             md.Append(CultureInfo.InvariantCulture, $"Throttled when submissions stopped, not retried: {c.ThrottledAtEnd} (neither submitted nor failed).\n");
         if (c.Accepted == 0 && c.ThrottledAtEnd > 0)
             md.Append("**No submission was accepted**: the target answered every one 429/503 until the end (an outage or a limit), so this run measured nothing.\n");
-        md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {F(report.Throughput.SteadyCompletedPerS)}/s.\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"Throughput: accepted {F(report.Throughput.AcceptedPerS)}/s, completed {F(report.Throughput.CompletedPerS)}/s, steady {(report.Throughput.SteadyNotMeasured is { } why ? $"n/a ({why})" : $"{F(report.Throughput.SteadyCompletedPerS)}/s")}.\n\n");
         if (c.FailuresByReason.Count > 0)
         {
             md.Append("| Failure reason | Count |\n|---|---:|\n");
@@ -48,6 +51,13 @@ public static class MarkdownReport
             md.Append(CultureInfo.InvariantCulture, $"| {name} | {s.Count} | {F(s.Mean)} | {F(s.P50)} | {F(s.P95)} | {F(s.P99)} | {F(s.Max)} |\n");
         return md.ToString();
     }
+
+    private static string StopReason(string stoppedBy) => stoppedBy switch
+    {
+        StopReasons.RequestBound => "the request bound (--max-requests) was reached",
+        StopReasons.Interrupted => "interrupted (Ctrl+C or SIGTERM)",
+        _ => "the duration was reached",
+    };
 
     public static IEnumerable<(string Name, LatencySummary Summary)> Latencies(LatencyFigures l) =>
     [

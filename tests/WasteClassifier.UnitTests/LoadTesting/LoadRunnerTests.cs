@@ -166,8 +166,35 @@ public sealed class LoadRunnerTests
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
         Assert.True(report.Run.Interrupted);
         Assert.Equal(3, report.Counts.Submitted);
-        Assert.Equal(new Dictionary<string, int> { ["interrupted"] = 3 }, report.Counts.FailuresByReason);
-        Assert.Contains("**interrupted**", MarkdownReport.Render(report));
+        // Open at the interrupt, not failed: the server may still complete them.
+        Assert.Equal((3, 0, 0), (report.Counts.OutstandingAtInterrupt, report.Counts.Failed, report.Counts.Unfinished));
+        Assert.Empty(report.Counts.FailuresByReason);
+        Assert.Equal(0, report.Counts.FailurePercent);
+        Assert.Equal(StopReasons.Interrupted, report.Run.StoppedBy);
+        var markdown = MarkdownReport.Render(report);
+        Assert.Contains("**interrupted**", markdown);
+        Assert.Contains("Outstanding when interrupted: 3", markdown);
+        Assert.Contains("| 3 | 0 | 0 | 0 % |", markdown);
+        Assert.Contains("\"outstanding_at_interrupt\": 3", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
+    }
+
+    [Fact]
+    public void Throughput_SendingStoppedWithinTheRamp_NoSteadyFigureAndWhy()
+    {
+        // --rate 10 --ramp 10 --duration 30 --max-requests 50: the request bound ended the run at 10.07 s, within the
+        // ramp; it reported "steady 7.59/s" for a load it never reached.
+        var records = Enumerable.Range(1, 50).Select(k => Completed(Math.Sqrt(2 * k) * 10.07 / 10)).ToList();
+        var options = Options(rate: 10, maxRequests: 50) with { Ramp = TimeSpan.FromSeconds(10) };
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(10.2), records));
+
+        Assert.Null(report.Throughput.SteadyCompletedPerS);
+        Assert.Contains("within the 10 s ramp", report.Throughput.SteadyNotMeasured);
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        var markdown = MarkdownReport.Render(report);
+        Assert.Contains("steady n/a (sending stopped (request bound)", markdown);
+        Assert.Contains("the request bound (--max-requests) was reached", markdown);
+        Assert.Contains("\"steady_completed_per_s\": null", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
     }
 
     [Fact]
@@ -224,7 +251,7 @@ public sealed class LoadRunnerTests
 
         var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(10.1), records, Interrupted: interrupted));
 
-        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS, 1);
+        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS!.Value, 1);
     }
 
     [Fact]
@@ -249,7 +276,7 @@ public sealed class LoadRunnerTests
 
         var report = LoadReport.From(new LoadRunResult(Options(users: 192), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(36.5), records));
 
-        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS, 1);
+        Assert.Equal(40.0, report.Throughput.SteadyCompletedPerS!.Value, 1);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace WasteClassifier.LoadTesting.Reporting;
 
@@ -46,12 +47,15 @@ public static class HtmlReport
                 var cell = inTable ? "td" : "th";
                 if (!inTable) { html.Append("<table>"); inTable = true; }
                 html.Append("<tr>");
-                foreach (var value in line.Trim('|').Split('|')) html.Append('<').Append(cell).Append('>').Append(WebUtility.HtmlEncode(value.Trim())).Append("</").Append(cell).Append('>');
+                foreach (var value in line.Trim('|').Split('|')) html.Append('<').Append(cell).Append('>').Append(Inline(value.Trim())).Append("</").Append(cell).Append('>');
                 html.Append("</tr>");
             }
-            else if (line.Length > 0) html.Append("<p>").Append(WebUtility.HtmlEncode(line)).Append("</p>");
+            else if (line.Length > 0) html.Append("<p>").Append(Inline(line)).Append("</p>");
         }
         if (inTable) html.Append("</table>");
         return html.ToString();
     }
+
+    /// <summary>Encoded, with the Markdown's **bold** as bold: the page showed the asterisks.</summary>
+    private static string Inline(string text) => Regex.Replace(WebUtility.HtmlEncode(text), @"\*\*(.+?)\*\*", "<strong>$1</strong>");
 }

@@ -179,6 +179,17 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public void HtmlReport_InterruptedRun_BoldNotAsterisks()
+    {
+        var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)], Interrupted: true));
+
+        var html = HtmlReport.Render(report);
+
+        Assert.Contains("<strong>interrupted</strong>", html);
+        Assert.DoesNotContain("**", html);
+    }
+
+    [Fact]
     public void Throughput_SendingStoppedWithinTheRamp_NoSteadyFigureAndWhy()
     {
         // --rate 10 --ramp 10 --duration 30 --max-requests 50: the request bound ended the run at 10.07 s, within the

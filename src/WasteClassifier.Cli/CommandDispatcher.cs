@@ -29,7 +29,8 @@ internal static class CommandDispatcher
         }
         catch (UsageException e)
         {
-            return Fail($"{e.Message}\n\n{command.Usage}");
+            // One line pointing at the help: the whole of it (35 lines for loadtest) buried the message.
+            return Fail($"{e.Message}\nsee wastectl {command.Name} --help");
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
         {

@@ -46,7 +46,8 @@ public sealed class CommandArguments
     public float Float(string name, float fallback, float min = 0, float max = float.MaxValue) =>
         Optional(name) is not { } text ? fallback
         : float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
-        : throw new UsageException($"{name} must be a number in [{min}, {max}]");
+        : throw new UsageException(max == float.MaxValue ? $"{name} must be a number ≥ {min.ToString(CultureInfo.InvariantCulture)}"
+            : $"{name} must be a number in [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}]");
 
     public string Choice(string name, string fallback, params string[] choices) =>
         Optional(name) is not { } text ? fallback

@@ -77,7 +77,8 @@ public sealed class LoadTestCommand : ICommand
         var options = LoadTestArguments.Parse(arguments);
         var images = LoadTestArguments.Images(arguments);
         if ((options.StampsUploads || options.StampsRunImages) && images.FirstUnstampable() is { } unstampable)
-            throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made new content; pass --repeat-images to send it unchanged");
+            // Not "pass --repeat-images": sent unchanged, a file that is no image was refused 400 not_an_image thousands of times.
+            throw new UsageException($"{unstampable.FileName} is not a JPEG or PNG, so it cannot be made new content: remove it from the image folder");
         var cleanup = arguments.Flag("--cleanup");
         var configuration = Configuration(arguments);
         if (options.Queue) RequireBroker(configuration);
@@ -390,7 +391,8 @@ internal static class LoadTestArguments
         if (profile is not null && (arguments.Optional("--users") ?? arguments.Optional("--rate")) is not null)
             throw new UsageException("--profile sets the number of users: give either --profile or --users/--rate");
         var rate = arguments.Float("--rate", 0, min: 0.01f);
-        var users = arguments.Int("--users", profile is null ? (rate > 0 ? 0 : 10) : LoadProfiles.Users[profile], min: 0);
+        // At least one when given: "≥ 0" was said, and then 0 refused.
+        var users = arguments.Int("--users", profile is null ? (rate > 0 ? 0 : 10) : LoadProfiles.Users[profile], min: 1);
         if (rate > 0 && arguments.Optional("--users") is not null) throw new UsageException("--users and --rate exclude each other");
 
         var options = new LoadTestOptions

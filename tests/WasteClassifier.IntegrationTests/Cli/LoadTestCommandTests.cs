@@ -42,7 +42,8 @@ public sealed class LoadTestCommandTests : IDisposable
         var error = Assert.Throws<UsageException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
 
         Assert.Contains("not-really.jpg", error.Message);
-        Assert.Contains("--repeat-images", error.Message);
+        Assert.Contains("remove it from the image folder", error.Message);
+        Assert.DoesNotContain("--repeat-images", error.Message);
         Assert.False(Directory.Exists(Path.Combine(_directory, "out")));
     }
 
@@ -623,6 +624,9 @@ public sealed class LoadTestCommandTests : IDisposable
     [InlineData("--drain must be a number in [0, 604800]", "--target", "http://localhost:8080", "--drain", "1e30")]
     [InlineData("--ramp must be a number in [0, 604800]", "--target", "http://localhost:8080", "--ramp", "5000000")]
     [InlineData("--long-poll must be a number in [0, 604800]", "--target", "http://localhost:8080", "--long-poll", "1e30")]
+    [InlineData("--users must be an integer ≥ 1", "--target", "http://localhost:8080", "--users", "-3")]
+    [InlineData("--users must be an integer ≥ 1", "--target", "http://localhost:8080", "--users", "0")]
+    [InlineData("--rate must be a number ≥ 0.01", "--target", "http://localhost:8080", "--rate", "0")]
     public void Parse_BadArguments_RefusedNamingTheProblem(string expected, params string[] args)
     {
         var error = Assert.Throws<UsageException>(() => Parse(args));
@@ -678,6 +682,27 @@ public sealed class LoadTestCommandTests : IDisposable
     [Fact]
     public void Parse_RemoteTargetWithAllowRemote_Accepted() =>
         Assert.Equal("192.0.2.10", Parse("--target", "http://192.0.2.10:8080", "--allow-remote").Target!.Host);
+
+    [Fact]
+    public void Dispatch_UsageError_TheMessageAndOneLinePointingAtTheHelp()
+    {
+        var original = Console.Error;
+        using var error = new StringWriter();
+        Console.SetError(error);
+        int exit;
+        try
+        {
+            exit = CommandDispatcher.Run([new LoadTestCommand()], ["loadtest", "--target", "http://localhost:8080", "--users", "-3"]);
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        // The whole help (35 lines) followed the message.
+        Assert.Equal(CommandDispatcher.UsageError, exit);
+        Assert.Equal("wastectl: --users must be an integer ≥ 1\nsee wastectl loadtest --help", error.ToString().Trim().ReplaceLineEndings("\n"));
+    }
 
     private static LoadTestOptions Parse(params string[] args)
     {

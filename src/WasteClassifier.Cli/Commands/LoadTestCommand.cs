@@ -151,6 +151,8 @@ public sealed class LoadTestCommand : ICommand
                 if (target is QueueLoadTarget queue) storedImages = queue.PreparedImageIds;
             }
             if (cleanup) Log.Info("run ended: writing the report, then the cleanup (Ctrl+C or SIGTERM now skips it)");
+            // Written before the cleanup (a signal during it must not lose the report): the report says one follows.
+            if (report is not null && cleanup) report = report with { Run = report.Run with { CleanupFollows = true } };
             if (report is not null) Log.Info($"report: {string.Join(", ", ReportFiles.Write(report, output))}");
         }
         finally
@@ -272,8 +274,9 @@ public sealed class LoadTestCommand : ICommand
         await using var services = DeploymentServices.BuildForCleanup(configuration);
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
         {
-            Log.Info($"cleanup: no classification or stored image carries source {source} in the database configured here");
-            return 1;
+            // Already removed (a retried cleanup step), or never there: either way nothing is left, which a retry must be able to say.
+            Log.Info($"cleanup: nothing to remove: no classification or stored image carries source {source} in the database configured here");
+            return 0;
         }
         LogRemoved(removed, source);
         return removed.ImagesLeft == 0 ? 0 : 1;

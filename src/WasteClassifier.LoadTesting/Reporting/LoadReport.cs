@@ -23,9 +23,12 @@ public sealed record LoadReport(
 /// Why sending stopped: <c>duration</c> (reached), <c>request_bound</c> (<c>--max-requests</c>) or <c>interrupted</c>.
 /// </param>
 /// <param name="SendingStoppedS">When sending stopped, in seconds since the start.</param>
+/// <param name="CleanupFollows">
+/// <c>--cleanup</c> removes the run after this report was written: what it removed is in the command's log, not here.
+/// </param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
     string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted, string StoppedBy = StopReasons.Duration,
-    double SendingStoppedS = 0);
+    double SendingStoppedS = 0, bool CleanupFollows = false);
 
 public static class StopReasons
 {

@@ -28,6 +28,9 @@ public static class MarkdownReport
         if (run.Mode == "http") md.Append(run.UniqueUploads ? "; every upload new content" : "; the images' bytes repeat (the API reuses its records of them)");
         md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then are counted apart, not as failed)" : "");
         md.Append(CultureInfo.InvariantCulture, $". Sending stopped at {F(run.SendingStoppedS)} s: {StopReason(run.StoppedBy)}.\n\n");
+        if (run.CleanupFollows)
+            md.Append("--cleanup removed the run after this report was written: what it removed, or left, is in the command's log " +
+                      "(`--cleanup --source` with the source above removes what is left).\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
         md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
         md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");

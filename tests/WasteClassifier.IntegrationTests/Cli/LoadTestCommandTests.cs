@@ -684,6 +684,18 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Equal("192.0.2.10", Parse("--target", "http://192.0.2.10:8080", "--allow-remote").Target!.Host);
 
     [Fact]
+    public void CleanupOfAnEarlierRun_AlreadyRemoved_NothingToRemoveExitsZero()
+    {
+        // A retried cleanup step: the run is gone (removed by the first try), so there is nothing to do; it exited 1.
+        Assert.Equal(0, new MigrateCommand().Run(new CommandArguments(["--data-directory", _directory], new MigrateCommand().ValueOptions, new MigrateCommand().FlagOptions)));
+        Directory.CreateDirectory(Path.Combine(_directory, "objects", "waste-images"));
+        var command = new LoadTestCommand();
+        string[] args = ["--cleanup", "--source", "loadtest-20261130000000-gone00", "--data-directory", _directory];
+
+        Assert.Equal(0, command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+    }
+
+    [Fact]
     public void Dispatch_UsageError_TheMessageAndOneLinePointingAtTheHelp()
     {
         var original = Console.Error;

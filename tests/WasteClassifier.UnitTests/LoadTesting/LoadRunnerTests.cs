@@ -190,6 +190,16 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public void Markdown_CleanupFollows_SaysTheCleanupCameAfterTheReport()
+    {
+        var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)]));
+
+        Assert.DoesNotContain("--cleanup removed the run", MarkdownReport.Render(report));
+        Assert.Contains("--cleanup removed the run after this report was written", MarkdownReport.Render(report with { Run = report.Run with { CleanupFollows = true } }));
+        Assert.Contains("\"cleanup_follows\": true", System.Text.Json.JsonSerializer.Serialize(report with { Run = report.Run with { CleanupFollows = true } }, ReportFiles.Json));
+    }
+
+    [Fact]
     public void Throughput_SendingStoppedWithinTheRamp_NoSteadyFigureAndWhy()
     {
         // --rate 10 --ramp 10 --duration 30 --max-requests 50: the request bound ended the run at 10.07 s, within the

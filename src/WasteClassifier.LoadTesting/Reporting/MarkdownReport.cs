@@ -32,8 +32,13 @@ public static class MarkdownReport
             md.Append("--cleanup removed the run after this report was written: what it removed, or left, is in the command's log " +
                       "(`--cleanup --source` with the source above removes what is left).\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
-        md.Append("Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
-        md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
+        // Queue mode has no upload and nothing answers 429: its notes say what it measured.
+        var queue = run.Mode == "queue";
+        md.Append(queue
+            ? "Requests/s counts completed images; mean and p95 are end to end (queued row recorded and message sent → result written, from the database).\n\n"
+            : "Requests/s counts completed images; mean and p95 are end to end (upload accepted → result written, from the database).\n\n");
+        if (queue) md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, queued {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}).\n");
+        else md.Append(CultureInfo.InvariantCulture, $"Submitted {c.Submitted}, accepted {c.Accepted}, completed {c.Completed}, failed {c.Failed} (of which unfinished {c.Unfinished}), throttled answers retried {c.Throttled}.\n");
         if (c.ArrivalsDelayed > 0 || c.ArrivalsNotSent > 0)
             md.Append(CultureInfo.InvariantCulture, $"The open loop fell behind its rate: {c.ArrivalsDelayed} arrivals waited for one of the requests allowed in flight, {c.ArrivalsNotSent} due before the end were not sent.\n");
         if (c.OutstandingAtInterrupt > 0)

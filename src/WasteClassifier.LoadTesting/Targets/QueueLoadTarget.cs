@@ -29,7 +29,16 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
     private Task? _resender;
     private int _sendFailureLogged;
 
-    public string Description => "queue";
+    /// <summary>The broker and queue sent to: "queue" alone named neither.</summary>
+    public string Description
+    {
+        get
+        {
+            var messaging = services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
+                            ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions();
+            return $"RabbitMQ at {messaging.RabbitMq.Host}:{messaging.RabbitMq.Port}, virtual host '{messaging.RabbitMq.VirtualHost}', queue {messaging.ClassifyQueue}";
+        }
+    }
 
     /// <summary>The image rows this target stored or found for the run's images, used or not: candidates for the cleanup.</summary>
     public IReadOnlyList<Guid> PreparedImageIds => _stored.Values.Select(i => i.Id).ToList();

@@ -75,6 +75,8 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
 
         Assert.Contains($"broker not answering at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}'", error.Message);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
+        // The report's heading names the broker and queue ("queue mode against queue" named neither).
+        Assert.Equal($"RabbitMQ at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}', queue {_settings["Messaging:ClassifyQueue"]}", target.Description);
     }
 
     [IntegrationFact]

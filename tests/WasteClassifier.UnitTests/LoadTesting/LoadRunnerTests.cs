@@ -190,6 +190,22 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public void Markdown_QueueMode_NotesSayWhatQueueModeMeasured()
+    {
+        var options = Options(users: 1) with { Target = null, Queue = true };
+        var report = LoadReport.From(new LoadRunResult(options, "RabbitMQ at localhost:5672, virtual host '/', queue classify-image", DateTimeOffset.UnixEpoch,
+            TimeSpan.FromSeconds(1), [Completed(0.5)]));
+
+        var markdown = MarkdownReport.Render(report);
+
+        // It described HTTP mode: uploads accepted, throttled answers retried.
+        Assert.Contains("queue mode against RabbitMQ at localhost:5672, virtual host '/', queue classify-image", markdown);
+        Assert.Contains("queued row recorded and message sent → result written", markdown);
+        Assert.DoesNotContain("upload accepted", markdown);
+        Assert.DoesNotContain("throttled answers retried", markdown);
+    }
+
+    [Fact]
     public void Markdown_CleanupFollows_SaysTheCleanupCameAfterTheReport()
     {
         var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)]));

@@ -9,7 +9,8 @@ public sealed record LoadReport(
     ThroughputFigures Throughput,
     LatencyFigures LatencyMs,
     IReadOnlyList<TimelinePoint> Timeline,
-    IReadOnlyList<HistogramBin> EndToEndHistogram)
+    IReadOnlyList<HistogramBin> EndToEndHistogram,
+    IReadOnlyList<WorkerFigures>? Workers = null)
 {
     public static LoadReport From(LoadRunResult result) => LoadReportBuilder.Build(result);
 }
@@ -85,3 +86,6 @@ public sealed record TimelinePoint(int Second, double DurationS, int Accepted, i
 }
 
 public sealed record HistogramBin(double FromMs, double ToMs, int Count);
+
+/// <summary>One worker's share of the run's completions (by the result rows' worker_id), and its mean batch size.</summary>
+public sealed record WorkerFigures(string WorkerId, int Completed, double? MeanBatchSize);

@@ -63,7 +63,11 @@ internal static class LoadReportBuilder
         var run = new RunInfo(options.Queue ? "queue" : "http", result.Target, options.Profile, options.ClosedLoop ? options.Users : 0,
             options.ClosedLoop ? 0 : options.Rate, duration, options.Ramp.TotalSeconds, options.Drain.TotalSeconds, options.Source, result.StartedAt,
             Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted, stoppedBy, Round(sendingStopped));
-        return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()));
+        // Per worker: a second worker could not be told from the first. Rows without a worker_id (an older server) are left out.
+        var workers = completed.Where(r => r.Server?.WorkerId is not null).GroupBy(r => r.Server!.WorkerId!).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => new WorkerFigures(g.Key, g.Count(), g.Any(r => r.Server!.BatchSize is not null) ? Round(g.Where(r => r.Server!.BatchSize is not null).Average(r => r.Server!.BatchSize!.Value)) : null))
+            .ToList();
+        return new LoadReport(run, counts, throughput, latency, Timeline(records), Histogram(completed.Select(r => r.Server?.TotalMs).OfType<double>().ToList()), workers);
     }
 
     /// <summary>Finish times closer than this to the previous one are one moment: a batch's results reach the client within milliseconds.</summary>

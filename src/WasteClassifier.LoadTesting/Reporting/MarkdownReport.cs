@@ -54,6 +54,12 @@ public static class MarkdownReport
             foreach (var (reason, count) in c.FailuresByReason) md.Append(CultureInfo.InvariantCulture, $"| {reason} | {count} |\n");
             md.Append('\n');
         }
+        if (report.Workers is { Count: > 0 } workers)
+        {
+            md.Append("| Worker | Completed | Mean batch size |\n|---|---:|---:|\n");
+            foreach (var w in workers) md.Append(CultureInfo.InvariantCulture, $"| {w.WorkerId} | {w.Completed} | {F(w.MeanBatchSize)} |\n");
+            md.Append('\n');
+        }
         md.Append("| Latency (ms) | n | mean | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n");
         foreach (var (name, s) in Latencies(report.LatencyMs))
             md.Append(CultureInfo.InvariantCulture, $"| {name} | {s.Count} | {F(s.Mean)} | {F(s.P50)} | {F(s.P95)} | {F(s.P99)} | {F(s.Max)} |\n");

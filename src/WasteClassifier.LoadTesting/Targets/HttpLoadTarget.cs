@@ -152,7 +152,8 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
             return TargetResponse.Fail("invalid_response");
         var status = statusValue.GetString();
         if (status is not ("completed" or "failed")) return TargetResponse.Pending;
-        var timings = body.TryGetProperty("timings", out var t) && t.ValueKind == JsonValueKind.Object ? new ServerTimings(Number(t, "queue_ms"), Number(t, "inference_ms"), Number(t, "total_ms"), (int?)Number(t, "batch_size")) : null;
+        var timings = body.TryGetProperty("timings", out var t) && t.ValueKind == JsonValueKind.Object ? new ServerTimings(Number(t, "queue_ms"), Number(t, "inference_ms"), Number(t, "total_ms"), (int?)Number(t, "batch_size"),
+            body.TryGetProperty("worker_id", out var worker) && worker.ValueKind == JsonValueKind.String ? worker.GetString() : null) : null;
         return status == "completed"
             ? new TargetResponse(ResponseKind.Completed, Timings: timings)
             : new TargetResponse(ResponseKind.Failed, Reason: body.TryGetProperty("error_code", out var code) && code.ValueKind == JsonValueKind.String ? code.GetString() : "failed", Timings: timings);

@@ -45,4 +45,5 @@ public sealed record TargetResponse(ResponseKind Kind, string? Id = null, string
 }
 
 /// <summary>The server's own figures for one classification, as recorded in the database.</summary>
-public sealed record ServerTimings(double? QueueMs, double? InferenceMs, double? TotalMs, int? BatchSize);
+/// <param name="WorkerId">The worker that classified it (the row's worker_id), for the report's per-worker figures.</param>
+public sealed record ServerTimings(double? QueueMs, double? InferenceMs, double? TotalMs, int? BatchSize, string? WorkerId = null);

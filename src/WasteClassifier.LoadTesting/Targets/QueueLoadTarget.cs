@@ -172,13 +172,13 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
                 using var scope = services.CreateScope();
                 var rows = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking()
                     .Where(c => ids.Contains(c.Id))
-                    .Select(c => new { c.Id, c.Status, c.ErrorCode, c.QueueMs, c.InferenceMs, c.TotalMs, c.BatchSize })
+                    .Select(c => new { c.Id, c.Status, c.ErrorCode, c.QueueMs, c.InferenceMs, c.TotalMs, c.BatchSize, c.WorkerId })
                     .ToDictionaryAsync(c => c.Id, cancellationToken);
                 foreach (var id in ids)
                 {
                     if (!_waiting.TryRemove(id, out var waiter)) continue;
                     if (!rows.TryGetValue(id, out var row)) { waiter.TrySetResult(TargetResponse.Fail("row_missing")); continue; }
-                    var timings = new ServerTimings(row.QueueMs, row.InferenceMs, row.TotalMs, row.BatchSize);
+                    var timings = new ServerTimings(row.QueueMs, row.InferenceMs, row.TotalMs, row.BatchSize, row.WorkerId);
                     waiter.TrySetResult(row.Status switch
                     {
                         ClassificationStatus.Completed => new TargetResponse(ResponseKind.Completed, Timings: timings),

@@ -32,5 +32,8 @@ internal static class KnownRun
         Assert.Equal(Images, report.LatencyMs.EndToEnd.Count);
         Assert.True(report.LatencyMs.Inference.P50 > 0);
         Assert.True(report.LatencyMs.EndToEnd.P50 >= report.LatencyMs.Inference.P50, "end to end includes the inference");
+        // Every result row names its worker: the per-worker figures account for every completion.
+        Assert.Equal(Images, report.Workers!.Sum(w => w.Completed));
+        Assert.All(report.Workers!, w => Assert.True(w.MeanBatchSize >= 1, $"{w.WorkerId}: batch {w.MeanBatchSize}"));
     }
 }

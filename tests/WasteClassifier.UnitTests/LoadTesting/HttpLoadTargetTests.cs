@@ -115,6 +115,11 @@ public sealed class HttpLoadTargetTests
     }
 
     [Fact]
+    public void ReadClassification_Completed_KeepsTheWorkerId() =>
+        Assert.Equal("worker-2", HttpLoadTarget.ReadClassification(JsonDocument.Parse(
+            """{"status":"completed","worker_id":"worker-2","timings":{"total_ms":5,"batch_size":4}}""").RootElement).Timings!.WorkerId);
+
+    [Fact]
     public void ReadClassification_Failed_ReasonIsTheErrorCode()
     {
         using var body = System.Text.Json.JsonDocument.Parse("""{"status":"failed","error_code":"corrupt_image","timings":{"total_ms":3}}""");

@@ -206,6 +206,27 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public void Report_TwoWorkers_CompletionsAndMeanBatchSizePerWorker()
+    {
+        // Three results from worker a (batches of 4, 4 and 7), two from b (2 and 3), one failed one from b (not completed).
+        (string Worker, int Batch, RequestOutcome Outcome)[] rows = [("a", 4, RequestOutcome.Completed), ("a", 4, RequestOutcome.Completed), ("b", 2, RequestOutcome.Completed),
+            ("a", 7, RequestOutcome.Completed), ("b", 3, RequestOutcome.Completed), ("b", 9, RequestOutcome.Failed)];
+        var records = rows.Select((r, k) => Completed(0.5 + 0.1 * k)).ToList();
+        for (var k = 0; k < rows.Length; k++)
+        {
+            records[k].Server = new ServerTimings(1, 1, 50, rows[k].Batch, rows[k].Worker);
+            records[k].Outcome = rows[k].Outcome;
+        }
+
+        var report = LoadReport.From(new LoadRunResult(Options(users: 2), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(2), records));
+
+        Assert.Equal(new[] { new WorkerFigures("a", 3, 5), new WorkerFigures("b", 2, 2.5) }, report.Workers!);
+        Assert.Contains("| a | 3 | 5 |", MarkdownReport.Render(report));
+        Assert.Contains("<td>b</td><td>2</td><td>2.5</td>", HtmlReport.Render(report));
+        Assert.Contains("\"worker_id\": \"b\"", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
+    }
+
+    [Fact]
     public void Markdown_CleanupFollows_SaysTheCleanupCameAfterTheReport()
     {
         var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)]));

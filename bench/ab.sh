@@ -57,7 +57,10 @@ r = json.load(open(sys.argv[1])); n = r["counts"]["completed"]; e = r["latency_m
 loadgen = sum(float(v) for v in open(sys.argv[2]).read().split()) * 1000 / n
 x0, x1 = [int(v) for v in "$x0".split("|")], [int(v) for v in "$x1".split("|")]
 ms = lambda a, b: (b - a) * 10 / n
-print(f"$label: {n} completed, {r['throughput']['steady_completed_per_s']:.2f} images/s, e2e p50 {e['p50']:.0f} / p95 {e['p95']:.0f} ms; "
+# null when sending stopped within the ramp (report.json's steady_not_measured says why)
+steady = r["throughput"]["steady_completed_per_s"]
+steady = "n/a" if steady is None else f"{steady:.2f}"
+print(f"$label: {n} completed, {steady} images/s, e2e p50 {e['p50']:.0f} / p95 {e['p95']:.0f} ms; "
       f"CPU ms per image: API {ms($a0, $a1):.1f}, worker {ms($w0, $w1):.1f}, PostgreSQL {ms($p0, $p1):.1f}, s3rver {ms($s0, $s1):.1f}, RabbitMQ {ms($r0, $r1):.1f}, "
       f"load generator {loadgen:.2f} (its whole run), machine {ms($m0, $m1):.1f}; PostgreSQL per image: {(x1[0]-x0[0])/n:.1f} transactions, {(x1[1]-x0[1])/n:.1f} rows fetched; "
       f"worker peak memory $hwm MB")

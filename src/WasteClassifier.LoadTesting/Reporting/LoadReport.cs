@@ -63,7 +63,8 @@ public sealed record RequestCounts(int Submitted, int Accepted, int Completed, i
 /// Completions per second after the ramp and before sending stopped (at the duration, or sooner when the request bound,
 /// Ctrl+C or SIGTERM ended the run), as the slope of completions over time (results arrive a batch at a time), or the
 /// count over that window where the slope would mislead (see LoadReportBuilder.SteadyRate). Null when sending stopped
-/// within the ramp: the run never reached its steady load (<see cref="SteadyNotMeasured"/> says so).
+/// within the ramp (the run never reached its steady load), or less than a second after it (too short to measure):
+/// <see cref="SteadyNotMeasured"/> says which.
 /// </param>
 /// <param name="SteadyNotMeasured">Why there is no steady figure, or null.</param>
 public sealed record ThroughputFigures(double AcceptedPerS, double CompletedPerS, double? SteadyCompletedPerS, string? SteadyNotMeasured = null);

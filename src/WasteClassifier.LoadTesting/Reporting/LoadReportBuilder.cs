@@ -44,9 +44,14 @@ internal static class LoadReportBuilder
         // Between the ramp and the time sending stopped; a run that stopped within its ramp never reached its load (a rate
         // ramped over 10 s and stopped at 10.07 s by its request bound reported "steady 7.59/s").
         var steadyFrom = options.Ramp.TotalSeconds;
+        var stopped = $"sending stopped ({stoppedBy.Replace('_', ' ')}) at {Round(steadyTo)} s";
+        // A window of a few milliseconds is no measurement either: a request bound landing on the ramp's end (the 50th
+        // arrival of --rate 10 --ramp 10 is due at 10 s) stopped sending one loop wake-up later and read 0 or hundreds/s.
         var steadyNotMeasured = options.Ramp > TimeSpan.Zero && steadyTo <= steadyFrom
-            ? $"sending stopped ({stoppedBy.Replace('_', ' ')}) at {Round(steadyTo)} s, within the {Round(steadyFrom)} s ramp: the run never reached its steady load"
-            : null;
+            ? $"{stopped}, within the {Round(steadyFrom)} s ramp: the run never reached its steady load"
+            : steadyTo - steadyFrom < MinSteadyWindowS
+                ? $"{stopped}, {Round(steadyTo - steadyFrom)} s after {(steadyFrom > 0 ? $"the {Round(steadyFrom)} s ramp" : "the start")}: too short to measure a steady rate (at least {MinSteadyWindowS} s)"
+                : null;
         // No completion can come before the first launch plus the quickest round trip: without a ramp the window starts at
         // 0, a whole latency earlier, and its start would pass for a stall.
         var earliestCompletion = completed.Count == 0 ? 0 : records.Min(r => r.StartedS) + completed.Min(r => r.ClientMs ?? 0) / 1000;
@@ -72,6 +77,9 @@ internal static class LoadReportBuilder
 
     /// <summary>Finish times closer than this to the previous one are one moment: a batch's results reach the client within milliseconds.</summary>
     internal const double SameMomentS = 0.01;
+
+    /// <summary>The shortest steady window measured: a batch's results come together (<see cref="SameMomentS"/>), so a shorter one holds a batch or two at most.</summary>
+    internal const double MinSteadyWindowS = 1;
 
     /// <summary>
     /// Completions per second in the steady window: the slope of a least-squares line through (finish time, completions so

@@ -256,6 +256,38 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task OpenLoop_RequestBoundDueAtTheRampsEnd_NoSteadyFigureAndWhy()
+    {
+        // 100/s ramped over 1 s: the 50th arrival is due exactly at its end (100 t² / 2 = 50 at t = 1), so the request bound
+        // stopped sending one loop wake-up later; the steady figure was computed over those few milliseconds.
+        var options = Options(rate: 100, maxRequests: 50, durationS: 30) with { Ramp = TimeSpan.FromSeconds(1) };
+
+        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync());
+
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        Assert.Equal(50, report.Counts.Completed);
+        Assert.Null(report.Throughput.SteadyCompletedPerS);
+        Assert.Contains("too short to measure a steady rate", report.Throughput.SteadyNotMeasured);
+    }
+
+    [Fact]
+    public async Task OpenLoop_InterruptedShortlyAfterTheRamp_NoSteadyFigureAndWhy()
+    {
+        using var interrupt = new CancellationTokenSource(TimeSpan.FromSeconds(1.3));
+        var options = Options(rate: 100, durationS: 30) with { Ramp = TimeSpan.FromSeconds(1) };
+
+        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync(interrupt.Token));
+
+        Assert.Equal(StopReasons.Interrupted, report.Run.StoppedBy);
+        // Ctrl+C 0.3 s after the ramp (a loaded machine may be late, but not by a second).
+        Assert.InRange(report.Run.SendingStoppedS, 1, 2);
+        Assert.True(report.Counts.Completed > 0);
+        Assert.Null(report.Throughput.SteadyCompletedPerS);
+        Assert.Contains("too short to measure a steady rate", report.Throughput.SteadyNotMeasured);
+        Assert.Contains("steady n/a (sending stopped (interrupted)", MarkdownReport.Render(report));
+    }
+
+    [Fact]
     public async Task ClosedLoop_RequestBound_StopsLongBeforeDuration()
     {
         var watch = Stopwatch.StartNew();

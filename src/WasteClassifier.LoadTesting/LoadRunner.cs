@@ -224,7 +224,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     {
                         await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), stopLaunching);
                     }
-                    catch (OperationCanceledException) when (!_interrupted.IsCancellationRequested && !hardStop.IsCancellationRequested)
+                    // Ctrl+C during the wait too: nothing was accepted nor in flight, so nothing is open at the interrupt.
+                    catch (OperationCanceledException) when (_interrupted.IsCancellationRequested || !hardStop.IsCancellationRequested)
                     {
                         return NotRetried(record);
                     }

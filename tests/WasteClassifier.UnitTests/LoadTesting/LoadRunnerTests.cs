@@ -179,6 +179,20 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task ClosedLoop_InterruptedWhileWaitingOutAThrottle_ThrottledAtEndNotOutstanding()
+    {
+        // Every submission answered 429 with Retry-After: 60, Ctrl+C during the wait: nothing was accepted, nothing is open.
+        using var interrupt = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var target = new FakeLoadTarget { AlwaysThrottles = TimeSpan.FromMinutes(1) };
+
+        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 3, durationS: 600, drainS: 600)).RunAsync(interrupt.Token));
+
+        Assert.Equal((0, 0, 0, 0), (report.Counts.Submitted, report.Counts.Accepted, report.Counts.OutstandingAtInterrupt, report.Counts.Failed));
+        Assert.Equal(3, report.Counts.ThrottledAtEnd);
+        Assert.Contains("**No submission was accepted**", MarkdownReport.Render(report));
+    }
+
+    [Fact]
     public void HtmlReport_InterruptedRun_BoldNotAsterisks()
     {
         var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)], Interrupted: true));

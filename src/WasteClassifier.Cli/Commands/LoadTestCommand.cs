@@ -46,6 +46,8 @@ public sealed class LoadTestCommand : ICommand
           --repeat-images     send the images' bytes unchanged; by default each upload (HTTP mode) or each image of
                               the run (queue mode) carries a unique comment (pixels unchanged), so it is new content,
                               as camera frames are
+          --no-ready-check    load the target even when GET /health/ready answers 503 (a deliberate outage test);
+                              by default such a target is refused before the load, with its answer
           --out DIR           report folder (default loadtest-<time>), created and checked before the load
           --cleanup           delete the run's classifications, and images only it created, afterwards (also after
                               Ctrl+C); reaches the database and object store directly, configured as for --queue,
@@ -64,7 +66,7 @@ public sealed class LoadTestCommand : ICommand
         "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source", "--data-directory",
     };
 
-    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images" };
+    public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images", "--no-ready-check" };
 
     public int Run(CommandArguments arguments) => RunAsync(arguments).GetAwaiter().GetResult();
 
@@ -92,7 +94,7 @@ public sealed class LoadTestCommand : ICommand
         var output = Path.GetFullPath(arguments.Optional("--out") ?? $"loadtest-{DateTime.Now:yyyyMMdd-HHmmss}");
         var outputCreated = PrepareOutput(output);
         // A target that is down is said so in seconds, rather than measured as a run of connection failures.
-        if (!options.Queue && await HttpLoadTarget.CheckAnsweringAsync(options.Target!, TargetCheckTimeout) is { } notAnswering)
+        if (!options.Queue && !arguments.Flag("--no-ready-check") && await HttpLoadTarget.CheckAnsweringAsync(options.Target!, TargetCheckTimeout) is { } notAnswering)
         {
             RemoveIfEmpty(outputCreated);
             throw new UsageException(notAnswering);

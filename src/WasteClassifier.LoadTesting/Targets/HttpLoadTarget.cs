@@ -46,12 +46,20 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
     public static async Task<string?> CheckAnsweringAsync(Uri target, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var http = CreateClient(target, timeout);
+        return await CheckAnsweringAsync(http, target, timeout, cancellationToken);
+    }
+
+    internal static async Task<string?> CheckAnsweringAsync(HttpClient http, Uri target, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
         try
         {
             using var response = await http.GetAsync(ReadinessPath, cancellationToken);
-            return response.StatusCode == HttpStatusCode.ServiceUnavailable
-                ? $"target not ready at {target}: GET /{ReadinessPath} answered 503 (its database, broker or object store is down); start it, or wait until it is ready"
-                : null;
+            if (response.StatusCode != HttpStatusCode.ServiceUnavailable) return null;
+            // Its answer, not a guess at which component is down (one guessed the broker, which the API's probe does not check).
+            var body = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
+            if (body.Length > 500) body = body[..500] + "…";
+            return $"target not ready at {target}: GET /{ReadinessPath} answered 503 ({(body.Length == 0 ? "no body" : body)}; GET /health names each " +
+                   "component's state); start what is down or wait until it is ready, or pass --no-ready-check to load it anyway";
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

@@ -516,8 +516,25 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "out")));
     }
 
+    [Fact]
+    public async Task Run_TargetNotReady_RefusedWithItsAnswerUnlessNoReadyCheck()
+    {
+        var requests = 0;
+        await using var api = await FakeApiAsync(() => Interlocked.Increment(ref requests), notReady: true);
+        var command = new LoadTestCommand();
+        string[] args = ["--target", api.Urls.First(), "--users", "1", "--duration", "1", "--max-requests", "2", "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out")];
+
+        var error = Assert.ThrowsAny<Exception>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+        Assert.Contains("answered 503 (Unhealthy;", error.Message);
+        Assert.Equal(1, Volatile.Read(ref requests));
+
+        // A deliberate outage test loads it anyway.
+        Assert.Equal(0, command.Run(new CommandArguments([.. args, "--no-ready-check"], command.ValueOptions, command.FlagOptions)));
+        Assert.True(Volatile.Read(ref requests) >= 5, $"{requests} requests");
+    }
+
     /// <summary>Answers as the API does, briefly: every upload accepted, and its classification completed.</summary>
-    private static async Task<WebApplication> FakeApiAsync(Action onRequest)
+    private static async Task<WebApplication> FakeApiAsync(Action onRequest, bool notReady = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -530,6 +547,7 @@ public sealed class LoadTestCommandTests : IDisposable
         });
         api.MapPost("/v1/classifications", () => Results.Json(new { items = new[] { new { id = Guid.NewGuid().ToString() } } }, statusCode: 202));
         api.MapGet("/v1/classifications/{id}", (string id) => Results.Json(new { id, status = "completed" }));
+        if (notReady) api.MapGet("/health/ready", () => Results.Text("Unhealthy", statusCode: 503));
         await api.StartAsync();
         return api;
     }

@@ -300,4 +300,24 @@ public sealed class HttpLoadTargetTests
         Assert.Equal(new Dictionary<string, int> { [reason] = 2 }, report.Counts.FailuresByReason);
         Assert.Equal(2, report.Counts.Failed);
     }
+
+    private sealed class NotReadyApi(string body) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { Content = new StringContent(body) });
+    }
+
+    [Fact]
+    public async Task CheckAnswering_NotReady_SaysWhatTheProbeAnswered()
+    {
+        // The API's probe checks database, object store and model; the message guessed "database, broker or object store".
+        var target = new Uri("http://127.0.0.1:8080/");
+        using var http = new HttpClient(new NotReadyApi("""{"status":"unhealthy","checks":{"object_store":"unhealthy"}}""")) { BaseAddress = target };
+
+        var message = await HttpLoadTarget.CheckAnsweringAsync(http, target, TimeSpan.FromSeconds(5));
+
+        Assert.Contains("""answered 503 ({"status":"unhealthy","checks":{"object_store":"unhealthy"}}""", message);
+        Assert.DoesNotContain("broker", message);
+        Assert.Contains("--no-ready-check", message);
+    }
 }

@@ -277,7 +277,9 @@ public sealed class LoadTestCommand : ICommand
         if (await RunCleanup.RemoveEarlierRunAsync(services, source, CancellationToken.None) is not { } removed)
         {
             // Already removed (a retried cleanup step), or never there: either way nothing is left, which a retry must be able to say.
-            Log.Info($"cleanup: nothing to remove: no classification or stored image carries source {source} in the database configured here");
+            // Exit 0 either way, so the log names what was searched: a mistyped source or another database finds nothing too.
+            Log.Info($"cleanup: nothing to remove: no classification or stored image carries source {source} in the database {DatabaseName(services)}; " +
+                     "if the run is still there, check the source (its report's run.source) and --data-directory or Database__* (as the API's)");
             return 0;
         }
         LogRemoved(removed, source);
@@ -303,8 +305,7 @@ public sealed class LoadTestCommand : ICommand
         await using (var scope = services.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-            var connection = db.Database.GetDbConnection();
-            var database = db.Database.IsSqlite() ? connection.DataSource : $"{connection.DataSource}/{connection.Database}";
+            var database = DatabaseName(db);
             bool holdsTables;
             try
             {
@@ -325,6 +326,19 @@ public sealed class LoadTestCommand : ICommand
         {
             throw new UsageException($"--cleanup cannot use the object store ({e.Message}); {howToFix}");
         }
+    }
+
+    /// <summary>The database as a message names it: the SQLite file, or the server and database.</summary>
+    private static string DatabaseName(ClassifierDbContext db)
+    {
+        var connection = db.Database.GetDbConnection();
+        return db.Database.IsSqlite() ? connection.DataSource : $"{connection.DataSource}/{connection.Database}";
+    }
+
+    private static string DatabaseName(IServiceProvider services)
+    {
+        using var scope = services.CreateScope();
+        return DatabaseName(scope.ServiceProvider.GetRequiredService<ClassifierDbContext>());
     }
 
     /// <summary>What the cleanup removed, and what it kept: images labelled samples use, and those the object store failed to delete.</summary>

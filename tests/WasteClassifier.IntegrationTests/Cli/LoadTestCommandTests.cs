@@ -710,7 +710,22 @@ public sealed class LoadTestCommandTests : IDisposable
         var command = new LoadTestCommand();
         string[] args = ["--cleanup", "--source", "loadtest-20261130000000-gone00", "--data-directory", _directory];
 
-        Assert.Equal(0, command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+        var original = Console.Error;
+        using var log = new StringWriter();
+        Console.SetError(log);
+        int exit;
+        try
+        {
+            exit = command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions));
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        Assert.Equal(0, exit);
+        // A mistyped source, or another database, finds nothing too: the log says what was searched for, and where.
+        Assert.Contains($"source loadtest-20261130000000-gone00 in the database {Path.Combine(_directory, "wasteclassifier.db")}", log.ToString());
     }
 
     [Fact]

@@ -29,7 +29,8 @@ public static class MarkdownReport
         md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then are counted apart, not as failed)" : "");
         md.Append(CultureInfo.InvariantCulture, $". Sending stopped at {F(run.SendingStoppedS)} s: {StopReason(run.StoppedBy)}.\n\n");
         if (run.CleanupFollows)
-            md.Append("--cleanup removed the run after this report was written: what it removed, or left, is in the command's log " +
+            // Written before the cleanup ran: what it meant to do, not what it did.
+            md.Append("--cleanup was to remove the run after this report was written; the command's log says what it removed, or left " +
                       "(`--cleanup --source` with the source above removes what is left).\n\n");
         md.Append(LocustHeader).Append(LocustRow(report)).Append('\n');
         // Queue mode has no upload and nothing answers 429: its notes say what it measured.

@@ -245,8 +245,11 @@ public sealed class LoadRunnerTests
     {
         var report = LoadReport.From(new LoadRunResult(Options(users: 1), "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), [Completed(0.5)]));
 
-        Assert.DoesNotContain("--cleanup removed the run", MarkdownReport.Render(report));
-        Assert.Contains("--cleanup removed the run after this report was written", MarkdownReport.Render(report with { Run = report.Run with { CleanupFollows = true } }));
+        Assert.DoesNotContain("--cleanup was to remove the run", MarkdownReport.Render(report));
+        // Written before any cleanup ran: it says what was meant, not that the run was removed.
+        var markdown = MarkdownReport.Render(report with { Run = report.Run with { CleanupFollows = true } });
+        Assert.Contains("--cleanup was to remove the run after this report was written; the command's log says what it removed", markdown);
+        Assert.DoesNotContain("removed the run", markdown);
         Assert.Contains("\"cleanup_follows\": true", System.Text.Json.JsonSerializer.Serialize(report with { Run = report.Run with { CleanupFollows = true } }, ReportFiles.Json));
     }
 

@@ -32,7 +32,7 @@ internal static class CommandDispatcher
             // One line pointing at the help: the whole of it (35 lines for loadtest) buried the message.
             return Fail($"{e.Message}\nsee wastectl {command.Name} --help");
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is UnavailableException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
         {
             return Fail(e.Message);
         }

@@ -97,7 +97,7 @@ public sealed class LoadTestCommand : ICommand
         if (!options.Queue && !arguments.Flag("--no-ready-check") && await HttpLoadTarget.CheckAnsweringAsync(options.Target!, TargetCheckTimeout) is { } notAnswering)
         {
             RemoveIfEmpty(outputCreated);
-            throw new UsageException(notAnswering);
+            throw new UnavailableException(notAnswering);
         }
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
@@ -145,7 +145,7 @@ public sealed class LoadTestCommand : ICommand
             }
             catch (TargetUnavailableException e)
             {
-                throw new UsageException(e.Message);
+                throw new UnavailableException(e.Message);
             }
             finally
             {

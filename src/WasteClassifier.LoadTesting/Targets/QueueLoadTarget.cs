@@ -83,7 +83,8 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             var rabbit = (services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
                           ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions()).RabbitMq;
             throw new TargetUnavailableException($"broker not answering at {rabbit.Host}:{rabbit.Port}, virtual host '{rabbit.VirtualHost}' " +
-                                                 $"(no connection within {timeout.TotalSeconds:0.#} s); check Messaging__RabbitMq__Host, __Port and __VirtualHost");
+                                                 $"(no connection within {timeout.TotalSeconds:0.#} s: unreachable, or it refused the credentials or the virtual host); " +
+                                                 "check Messaging__RabbitMq__Host, __Port, __VirtualHost, __Username and __Password");
         }
     }
 

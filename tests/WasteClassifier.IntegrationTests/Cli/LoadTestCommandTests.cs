@@ -509,7 +509,7 @@ public sealed class LoadTestCommandTests : IDisposable
         string[] args = ["--target", $"http://127.0.0.1:{port}", "--users", "2", "--duration", "5", "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out")];
         var watch = Stopwatch.StartNew();
 
-        var error = Assert.Throws<UsageException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+        var error = Assert.Throws<UnavailableException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
 
         Assert.Contains($"target not answering at http://127.0.0.1:{port}/: connection_refused", error.Message);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
@@ -524,13 +524,13 @@ public sealed class LoadTestCommandTests : IDisposable
         var command = new LoadTestCommand();
         string[] args = ["--target", api.Urls.First(), "--users", "1", "--duration", "1", "--max-requests", "2", "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out")];
 
-        var error = Assert.ThrowsAny<Exception>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
+        var error = Assert.Throws<UnavailableException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
         Assert.Contains("answered 503 (Unhealthy;", error.Message);
         Assert.Equal(1, Volatile.Read(ref requests));
 
         // A deliberate outage test loads it anyway.
         Assert.Equal(0, command.Run(new CommandArguments([.. args, "--no-ready-check"], command.ValueOptions, command.FlagOptions)));
-        Assert.True(Volatile.Read(ref requests) >= 5, $"{requests} requests");
+        Assert.True(Volatile.Read(ref requests) > 1, $"{requests} requests");
     }
 
     /// <summary>Answers as the API does, briefly: every upload accepted, and its classification completed.</summary>
@@ -747,6 +747,33 @@ public sealed class LoadTestCommandTests : IDisposable
         // The whole help (35 lines) followed the message.
         Assert.Equal(CommandDispatcher.UsageError, exit);
         Assert.Equal("wastectl: --users must be an integer ≥ 1\nsee wastectl loadtest --help", error.ToString().Trim().ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void Dispatch_TargetDown_ExitTwoWithoutTheHelpLine()
+    {
+        // Nothing wrong with the arguments: "see wastectl loadtest --help" followed "target not answering…".
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var original = Console.Error;
+        using var error = new StringWriter();
+        Console.SetError(error);
+        int exit;
+        try
+        {
+            exit = CommandDispatcher.Run([new LoadTestCommand()], ["loadtest", "--target", $"http://127.0.0.1:{port}", "--users", "1", "--duration", "1",
+                "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out")]);
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        Assert.Equal(CommandDispatcher.UsageError, exit);
+        Assert.StartsWith($"wastectl: target not answering at http://127.0.0.1:{port}/", error.ToString());
+        Assert.DoesNotContain("--help", error.ToString());
     }
 
     private static LoadTestOptions Parse(params string[] args)

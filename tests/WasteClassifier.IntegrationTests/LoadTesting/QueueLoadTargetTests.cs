@@ -74,6 +74,8 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         var error = await Assert.ThrowsAsync<TargetUnavailableException>(() => target.PrepareAsync(ImageSet.Generated(1, 320, 240), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
 
         Assert.Contains($"broker not answering at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}'", error.Message);
+        // The same error for wrong credentials: the advice covers them too.
+        Assert.Contains("__Username and __Password", error.Message);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
         // The report's heading names the broker and queue ("queue mode against queue" named neither).
         Assert.Equal($"RabbitMQ at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}', queue {_settings["Messaging:ClassifyQueue"]}", target.Description);

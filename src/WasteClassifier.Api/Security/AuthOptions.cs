@@ -33,10 +33,30 @@ public sealed class AuthOptions
         public List<string> Sources { get; set; } = [];
     }
 
+    /// <summary>
+    /// The section bound from <paramref name="configuration"/>, refusing what the binder would silently drop: a plain
+    /// <c>Auth:Keys:N:Sources</c> value (<c>Auth__Keys__2__Sources=line-3</c>, JSON <c>"Sources": "line-3"</c>) is ignored
+    /// for a list, which would leave the key unbound, free to submit as any source.
+    /// </summary>
+    public static AuthOptions Bind(IConfiguration configuration)
+    {
+        foreach (var key in configuration.GetSection($"{Section}:Keys").GetChildren())
+            if (key.GetSection("Sources").Value is { } plain && !string.IsNullOrWhiteSpace(plain))
+                throw new InvalidOperationException(
+                    $"{Section}:Keys:{key.Key}:Sources is a list: give each source its own index, {Section}:Keys:{key.Key}:Sources:0 " +
+                    $"(Auth__Keys__{key.Key}__Sources__0={plain}; in JSON \"Sources\": [\"{plain}\"])");
+        return configuration.GetSection(Section).Get<AuthOptions>() ?? new AuthOptions();
+    }
+
     /// <summary>The usable keys; throws at start on a malformed entry, so a typo never silently opens or closes the API.</summary>
     public IReadOnlyList<(string Name, string Role, byte[] Hash, IReadOnlyList<string> Sources)> Validated()
     {
         var keys = new List<(string, string, byte[], IReadOnlyList<string>)>();
+        // A keyless caller has no sources to be held to, so a binding means something only while every client call needs a key.
+        if (!RequireKeyForClassification && Keys.FindIndex(k => k.Sources.Count > 0) is var bound and >= 0)
+            throw new InvalidOperationException(
+                $"Auth:Keys:{bound}:Sources binds a key to sources, but Auth:RequireKeyForClassification is false: a caller without a key " +
+                "submits as any source. Set Auth:RequireKeyForClassification to true, or remove the Sources");
         foreach (var (entry, index) in Keys.Select((k, i) => (k, i)))
         {
             var hash = ApiKeys.ParseHash(entry.Hash)

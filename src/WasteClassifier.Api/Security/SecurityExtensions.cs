@@ -11,7 +11,7 @@ public static class SecurityExtensions
     {
         var configuration = builder.Configuration;
         var services = builder.Services;
-        var auth = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        var auth = AuthOptions.Bind(configuration);
         var keys = new ApiKeyStore(auth); // validates at start: a malformed key entry stops the process
         services.AddSingleton(auth);
         services.AddSingleton(keys);

@@ -15,21 +15,30 @@ using WasteClassifier.IntegrationTests.Fixtures;
 namespace WasteClassifier.IntegrationTests.Security;
 
 /// <summary>API keys, admin-only routes, the embedded default's loopback rule, rate limits and request limits.</summary>
-public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLifetime, IClassFixture<ApiSecurityTests.KeyedApi>
+public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurityTests.BoundApi bound)
+    : IAsyncLifetime, IClassFixture<ApiSecurityTests.KeyedApi>, IClassFixture<ApiSecurityTests.BoundApi>
 {
     /// <summary>One API with an admin and a client key, shared by the route tests (each API start costs seconds).</summary>
-    public sealed class KeyedApi : IAsyncLifetime
+    public class KeyedApi : IAsyncLifetime
     {
-        private readonly ApiSecurityTests _owner = new(null!);
+        private readonly ApiSecurityTests _owner = new(null!, null!);
         public HttpClient Http { get; private set; } = null!;
+
+        protected virtual bool Bound => false;
 
         public Task InitializeAsync()
         {
-            Http = _owner.Start().CreateClient();
+            Http = _owner.Start(bound: Bound).CreateClient();
             return Task.CompletedTask;
         }
 
         public Task DisposeAsync() => _owner.DisposeAsync();
+    }
+
+    /// <summary>The same keys and two bound to sources, which needs a key for every client call.</summary>
+    public sealed class BoundApi : KeyedApi
+    {
+        protected override bool Bound => true;
     }
 
     private const string AdminKey = "wc_test-admin-key-0123456789abcdefghijklmnopqrstuv";
@@ -62,7 +71,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
             try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
     }
 
-    private ApiFactory Start(Dictionary<string, string?>? extra = null, bool keys = true)
+    private ApiFactory Start(Dictionary<string, string?>? extra = null, bool keys = true, bool bound = false)
     {
         var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
         _directories.Add(directory);
@@ -81,6 +90,11 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
             settings["Auth:Keys:1:Name"] = "line-3";
             settings["Auth:Keys:1:Role"] = "client";
             settings["Auth:Keys:1:Hash"] = ApiKeys.Hash(ClientKey)[ApiKeys.HashPrefix.Length..]; // bare hex works too
+        }
+        if (bound)
+        {
+            // A binding holds only while a caller without a key is refused (the API refuses to start otherwise).
+            settings["Auth:RequireKeyForClassification"] = "true";
             settings["Auth:Keys:2:Name"] = "line-3-camera";
             settings["Auth:Keys:2:Hash"] = ApiKeys.Hash(BoundKey);
             settings["Auth:Keys:2:Sources:0"] = "line-3";
@@ -99,11 +113,11 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
     public async Task Submit_KeyBoundToSources_SubmitsOnlyAsThoseAndUnboundKeysAsAny()
     {
         var photo = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
-        async Task<(HttpStatusCode Status, JsonNode Body)> SubmitAsync(string key, string? source)
+        async Task<(HttpStatusCode Status, JsonNode Body)> SubmitAsync(string? key, string? source)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/classifications") { Content = ClassifierClient.Form([("a.jpg", photo)], source) };
-            request.Headers.Add("X-Api-Key", key);
-            var (status, body, _) = await SendAsync(keyed.Http, request);
+            if (key is not null) request.Headers.Add("X-Api-Key", key);
+            var (status, body, _) = await SendAsync(bound.Http, request);
             return (status, body);
         }
 
@@ -116,7 +130,9 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
         {
             (status, body) = await SubmitAsync(BoundKey, source);
             Assert.True(status == HttpStatusCode.Accepted, body.ToJsonString());
-            var row = await keyed.Http.GetFromJsonAsync<JsonNode>($"/v1/classifications/{body["items"]![0]!["id"]}");
+            using var get = new HttpRequestMessage(HttpMethod.Get, $"/v1/classifications/{body["items"]![0]!["id"]}");
+            get.Headers.Add("X-Api-Key", BoundKey);
+            var (_, row, _) = await SendAsync(bound.Http, get);
             Assert.Equal("line-3", row!["source"]!.GetValue<string>());
         }
         // A prefix, and a key with several sources must say which.
@@ -127,9 +143,11 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed) : IAsyncLi
         // Direct uploads too.
         using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/uploads") { Content = JsonContent.Create(new { count = 1, source = "line-1" }) };
         create.Headers.Add("X-Api-Key", BoundKey);
-        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(keyed.Http, create)).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(bound.Http, create)).Status);
         // An unbound key submits as any source, as before.
         Assert.Equal(HttpStatusCode.Accepted, (await SubmitAsync(ClientKey, "line-1")).Status);
+        // Leaving the key off is no way around the binding: the line-3 camera submitted as line-1 without one.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SubmitAsync(null, "line-1")).Status);
     }
 
     private static HttpRequestMessage Request(string method, string url, string? key = null, bool bearer = false)

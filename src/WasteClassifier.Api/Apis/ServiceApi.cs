@@ -115,9 +115,11 @@ public static class ServiceApi
         var started = System.Diagnostics.Stopwatch.StartNew();
         var (upload, error) = await MultipartUploads.ReadAsync(request, ClassificationsApi.ImageField, options, cancellationToken);
         if (error is not null) return ApiErrors.For(request.HttpContext, error);
-        // A key bound to one source records its images as that source's.
-        if (SourceBindings.Resolve(request.HttpContext.User, "", out var source) is { } refused) return ApiErrors.For(request.HttpContext, refused);
-        var result = await submitter.SubmitAsync(upload!.Files.Take(1).ToList(), source, idempotencyKey: null, cancellationToken);
+        // The source is optional here (the original API had none), but a key bound to several sources or a prefix must name it.
+        var given = upload!.Form["source"].ToString();
+        if (SourceNames.Validate(given) is { } invalid) return ApiErrors.For(request.HttpContext, invalid);
+        if (SourceBindings.Resolve(request.HttpContext.User, given, out var source) is { } refused) return ApiErrors.For(request.HttpContext, refused);
+        var result = await submitter.SubmitAsync(upload.Files.Take(1).ToList(), source, idempotencyKey: null, cancellationToken);
         Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {

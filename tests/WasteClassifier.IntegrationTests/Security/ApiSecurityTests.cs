@@ -150,6 +150,38 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         Assert.Equal(HttpStatusCode.Unauthorized, (await SubmitAsync(null, "line-1")).Status);
     }
 
+    /// <summary><paramref name="request"/> sent to the bound fixture with <paramref name="key"/>.</summary>
+    private async Task<(HttpStatusCode Status, JsonNode Body)> SendBoundAsync(HttpRequestMessage request, string key)
+    {
+        using (request)
+        {
+            request.Headers.Add("X-Api-Key", key);
+            var (status, body, _) = await SendAsync(bound.Http, request);
+            return (status, body);
+        }
+    }
+
+    [Fact]
+    public async Task Predict_KeyBoundToAPrefix_GivesItsSourceInTheForm()
+    {
+        var photo = File.ReadAllBytes(Dataset.Sample(1)[1].Path);
+        HttpRequestMessage Predict(string? source) =>
+            new(HttpMethod.Post, "/predict") { Content = ClassifierClient.Form([("a.jpg", photo)], source) };
+
+        // Without one it must say which; /predict read no source field, so such a key could never use it.
+        var (status, body) = await SendBoundAsync(Predict(null), HallKey);
+        Assert.Equal((HttpStatusCode.BadRequest, "source_required"), (status, body["error"]!.GetValue<string>()));
+        (status, body) = await SendBoundAsync(Predict("hall-c/cam-1"), HallKey);
+        Assert.Equal((HttpStatusCode.Forbidden, "source_not_allowed"), (status, body["error"]!.GetValue<string>()));
+        (status, body) = await SendBoundAsync(Predict("bad source!"), HallKey);
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_source"), (status, body["error"]!.GetValue<string>()));
+
+        (status, body) = await SendBoundAsync(Predict("hall-b/cam-1"), HallKey);
+        Assert.True(status == HttpStatusCode.OK, body.ToJsonString());
+        var (_, row) = await SendBoundAsync(new HttpRequestMessage(HttpMethod.Get, $"/v1/classifications/{body["id"]}"), HallKey);
+        Assert.Equal("hall-b/cam-1", row["source"]!.GetValue<string>());
+    }
+
     private static HttpRequestMessage Request(string method, string url, string? key = null, bool bearer = false)
     {
         var request = new HttpRequestMessage(new HttpMethod(method), url);

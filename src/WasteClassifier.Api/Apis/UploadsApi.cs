@@ -87,9 +87,13 @@ public static class UploadsApi
             return Bad("invalid_duplicate_window", $"duplicate_window_seconds must be between 0 and {IngestionOptions.MaxDuplicateWindowSeconds}");
         var source = body.Source ?? "";
         if (SourceNames.Validate(source) is { } invalid) return invalid;
-        if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
+        // Without a source, each upload keeps the one it was created with (held to the key's binding there), so a key
+        // bound to a prefix need not repeat it.
+        var boundTo = SourceBindings.Allowed(request.HttpContext.User);
+        string? bound = null;
+        if (source.Length > 0 && SourceBindings.Resolve(request.HttpContext.User, source, out bound) is { } refused) return refused;
 
-        var outcome = await uploads.CommitAsync(ids, bound, body.DuplicateWindowSeconds, cancellationToken);
+        var outcome = await uploads.CommitAsync(ids, bound, body.DuplicateWindowSeconds, cancellationToken, boundTo);
         if (outcome.TooLarge is { } tooLarge) return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, tooLarge.Error, tooLarge.Message);
         var items = outcome.Items;
         var accepted = items.Count(i => i.Status == DirectUploads.Accepted);

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
@@ -75,20 +76,38 @@ public sealed class DirectUploads(
         return (true, StatusCodes.Status200OK, null, null);
     }
 
-    public async Task<CommitOutcome> CommitAsync(IReadOnlyList<Guid> ids, string? source, int? duplicateWindowSeconds, CancellationToken cancellationToken)
+    /// <param name="source">Recorded for every upload; null: each upload's own, the one it was created with.</param>
+    /// <param name="boundTo">
+    /// With no <paramref name="source"/>, the sources the caller's key is bound to (see <see cref="SourceBindings"/>): each
+    /// upload's own source is held to them, and one that is not allowed is refused (not final: a commit naming an allowed
+    /// source may still take it).
+    /// </param>
+    public async Task<CommitOutcome> CommitAsync(IReadOnlyList<Guid> ids, string? source, int? duplicateWindowSeconds, CancellationToken cancellationToken,
+        IReadOnlyList<string>? boundTo = null)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var rows = await db.DirectUploads.Where(u => ids.Contains(u.Id)).ToDictionaryAsync(u => u.Id, cancellationToken);
         var answers = new Dictionary<Guid, CommitItem>();
         var refusals = new Dictionary<Guid, (string Error, string Message, bool Final)>();
         var open = new List<DirectUpload>();
+        var sources = new Dictionary<Guid, string?>();
         foreach (var id in ids)
         {
             if (!rows.TryGetValue(id, out var row)) refusals[id] = ("not_found", $"no upload with id {id}", false);
             else if (row.Status == DirectUploadStatus.Refused) refusals[id] = (row.ErrorCode ?? "refused", row.Error ?? "the upload was refused", false);
             else if (row.Status == DirectUploadStatus.Expired || (row.Status == DirectUploadStatus.Pending && row.ExpiresAt < now))
                 refusals[id] = ("upload_expired", $"upload {id} expired at {row.ExpiresAt:O}Z; request a new one", false);
-            else if (row.Status == DirectUploadStatus.Pending) open.Add(row);
+            else if (row.Status == DirectUploadStatus.Pending)
+            {
+                var resolved = source ?? row.Source;
+                if (source is null && boundTo is { Count: > 0 } && SourceBindings.Resolve(boundTo, row.Source, out resolved) is { } refusal)
+                {
+                    refusals[id] = (refusal.Error, refusal.Message, false);
+                    continue;
+                }
+                sources[id] = resolved;
+                open.Add(row);
+            }
         }
 
         // Sizes first (no download): a missing object is not an error of the upload yet, the client may still PUT it.
@@ -146,7 +165,7 @@ public sealed class DirectUploads(
         {
             db.ChangeTracker.Clear();
             logger.LogInformation("Upload(s) committed concurrently while this commit checked them; answering with the stored outcome");
-            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+            return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken, boundTo);
         }
 
         // The same checks, content-hash key and image rows as a multipart upload.
@@ -160,7 +179,7 @@ public sealed class DirectUploads(
             {
                 Id = Guid.CreateVersion7(),
                 ImageId = a.Image.Id,
-                Source = source ?? upload.Source,
+                Source = sources[upload.Id],
                 FileName = upload.FileName,
                 Status = ClassificationStatus.Queued,
                 // Distinct timestamps keep "newest first" stable inside one commit.
@@ -206,7 +225,7 @@ public sealed class DirectUploads(
                 // A concurrent commit of the same ids won: nothing of this one was saved; answer with the winner's outcome.
                 db.ChangeTracker.Clear();
                 logger.LogInformation("Concurrent commit of the same upload(s); answering with the stored outcome");
-                return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken);
+                return await CommitAsync(ids, source, duplicateWindowSeconds, cancellationToken, boundTo);
             }
             else throw;
         }

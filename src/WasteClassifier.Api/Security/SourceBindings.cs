@@ -5,7 +5,8 @@ namespace WasteClassifier.Api.Security;
 
 /// <summary>
 /// A key bound to sources (<c>Auth:Keys:N:Sources</c>) submits only as those: a line's key cannot count its images in
-/// another line's composition. Unbound keys, and callers without a key, submit as any source.
+/// another line's composition. Unbound keys submit as any source; a binding needs a key of every caller (see
+/// <see cref="AuthOptions.Validated"/>).
 /// </summary>
 public static class SourceBindings
 {
@@ -19,23 +20,33 @@ public static class SourceBindings
     /// </summary>
     public static IResult? Resolve(ClaimsPrincipal user, string source, out string? resolved)
     {
-        resolved = source.Length == 0 ? null : source;
-        var allowed = user.FindAll(ClaimType).Select(c => c.Value).ToList();
+        var refusal = Resolve(Allowed(user), source.Length == 0 ? null : source, out resolved);
+        return refusal is null ? null
+            : ApiErrors.Result(refusal.Error == SourceRequired ? StatusCodes.Status400BadRequest : StatusCodes.Status403Forbidden, refusal.Error, refusal.Message);
+    }
+
+    public const string SourceRequired = "source_required";
+    public const string SourceNotAllowed = "source_not_allowed";
+
+    /// <summary>The sources the caller's key is bound to; empty: any.</summary>
+    public static IReadOnlyList<string> Allowed(ClaimsPrincipal user) => user.FindAll(ClaimType).Select(c => c.Value).ToList();
+
+    /// <summary>As <see cref="Resolve(ClaimsPrincipal, string, out string?)"/>, for <paramref name="source"/> (null: none given).</summary>
+    public static ApiError? Resolve(IReadOnlyList<string> allowed, string? source, out string? resolved)
+    {
+        resolved = source;
         if (allowed.Count == 0) return null;
-        if (resolved is null)
+        if (source is null)
         {
             if (allowed is [var only] && !only.EndsWith('*'))
             {
                 resolved = only;
                 return null;
             }
-            return ApiErrors.Result(StatusCodes.Status400BadRequest, "source_required",
-                $"this API key submits only as {string.Join(", ", allowed)}: give source");
+            return new ApiError(SourceRequired, $"this API key submits only as {string.Join(", ", allowed)}: give source");
         }
-        var given = resolved;
-        if (allowed.Any(pattern => Matches(pattern, given))) return null;
-        return ApiErrors.Result(StatusCodes.Status403Forbidden, "source_not_allowed",
-            $"this API key may submit only as {string.Join(", ", allowed)}, not '{given}'");
+        if (allowed.Any(pattern => Matches(pattern, source))) return null;
+        return new ApiError(SourceNotAllowed, $"this API key may submit only as {string.Join(", ", allowed)}, not '{source}'");
     }
 
     /// <summary>A name matches itself; <c>line-*</c> matches every name that starts with <c>line-</c>.</summary>

@@ -182,6 +182,33 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         Assert.Equal("hall-b/cam-1", row["source"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Commit_KeyBoundToAPrefixWithoutSource_EachUploadKeepsTheSourceItWasCreatedWith()
+    {
+        var photos = Dataset.Sample(1).Skip(6).Take(2).Select(s => File.ReadAllBytes(s.Path)).ToList();
+        async Task<(Guid Id, string Url)> CreateAsync(string key, string source)
+        {
+            var (status, created) = await SendBoundAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/uploads") { Content = JsonContent.Create(new { count = 1, source }) }, key);
+            Assert.True(status == HttpStatusCode.Created, created.ToJsonString());
+            var upload = created["uploads"]![0]!;
+            return (Guid.Parse(upload["id"]!.GetValue<string>()), upload["url"]!.GetValue<string>());
+        }
+        var own = await CreateAsync(HallKey, "hall-b/cam-2");
+        var other = await CreateAsync(ClientKey, "line-1"); // an unbound key's upload, its id passed on
+        foreach (var ((_, url), photo) in new[] { own, other }.Zip(photos))
+            Assert.Equal(HttpStatusCode.OK, (await SendBoundAsync(new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent(photo) }, HallKey)).Status);
+
+        // The commit names no source: each upload's own passed the binding when it was created (this commit was a 400
+        // source_required), and one created as a source the key may not submit as is refused, not re-labelled.
+        var (status, body) = await SendBoundAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/uploads/commit") { Content = JsonContent.Create(new { ids = new[] { own.Id, other.Id } }) }, HallKey);
+        Assert.True(status == HttpStatusCode.Accepted, body.ToJsonString());
+        var items = body["items"]!.AsArray();
+        Assert.Equal("accepted", items[0]!["status"]!.GetValue<string>());
+        Assert.Equal(("refused", "source_not_allowed"), (items[1]!["status"]!.GetValue<string>(), items[1]!["error"]!.GetValue<string>()));
+        var (_, row) = await SendBoundAsync(new HttpRequestMessage(HttpMethod.Get, $"/v1/classifications/{items[0]!["classification_id"]}"), HallKey);
+        Assert.Equal("hall-b/cam-2", row["source"]!.GetValue<string>());
+    }
+
     private static HttpRequestMessage Request(string method, string url, string? key = null, bool bearer = false)
     {
         var request = new HttpRequestMessage(new HttpMethod(method), url);

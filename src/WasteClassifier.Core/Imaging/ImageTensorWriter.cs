@@ -67,8 +67,7 @@ public static class ImageTensorWriter
             return ImageCheck.Refused(ImageErrors.TooManyPixels, $"the animated image has {frames} frames of {info.Width}×{info.Height} pixels; all frames together are limited to {limits.MaxPixels:N0} pixels");
         // Refused rather than decoded as far as its data goes: a partial image classified counts in a line's composition.
         if (format is JpegFormat && JpegEnd.IsTruncated(bytes))
-            return ImageCheck.Refused(ImageErrors.Truncated,
-                "the file ends before the image's end (a JPEG without its end-of-image marker): it was cut short, e.g. by an interrupted upload or copy; send the whole file");
+            return ImageCheck.Refused(ImageErrors.Truncated, TruncatedMessage + "; send the whole file");
         return ImageCheck.Accepted(format.Name.ToLowerInvariant(), info.Width, info.Height);
     }
 
@@ -91,6 +90,9 @@ public static class ImageTensorWriter
         NotSupportedException => $"{ImageErrors.Unsupported}: the image uses a variant this service cannot decode: {OneLine(e.Message)}",
         _ => $"{ImageErrors.Corrupt}: the image could not be decoded: {Describe(e)}",
     };
+
+    public const string TruncatedMessage =
+        "the file ends before the image's end (a JPEG without its end-of-image marker): it was cut short, e.g. by an interrupted upload or copy";
 
     private const string NotAnImageMessage = "the bytes are not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF, TGA, PBM)";
 

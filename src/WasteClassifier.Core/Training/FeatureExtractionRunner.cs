@@ -7,7 +7,8 @@ namespace WasteClassifier.Core.Training;
 
 /// <summary>
 /// Computes (or reads from the cache) every view's features for every image of a manifest. An image that will not
-/// decode is left out and listed in <see cref="Unreadable"/>: one bad labelled upload must not fail every later job.
+/// decode, or a JPEG cut short, is left out and listed in <see cref="Unreadable"/>: one bad labelled upload must not fail
+/// every later job.
 /// </summary>
 public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureCache cache, Action<string> log)
 {
@@ -35,7 +36,11 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
     public IReadOnlyList<FeatureSample> Run(IReadOnlyList<LabelledImage> images, IReadOnlyList<FeatureView> views,
         Action<double>? onProgress = null, CancellationToken cancellationToken = default)
     {
-        var missing = images.Where(i => views.Any(v => !cache.TryGet(v.Name, i.Sha256, out _))).ToList();
+        // A JPEG cut short is never trained on, as it is never classified (evaluate and uploads refuse it); LoadResized
+        // would decode it as far as its data goes. Checked before the cache, which may hold its features from before the rule.
+        foreach (var image in images.Where(i => JpegEnd.IsTruncated(i.Bytes)))
+            _unreadable.TryAdd(image.Path, new UnreadableImage(image.Path, $"{ImageErrors.Truncated}: {ImageTensorWriter.TruncatedMessage}"));
+        var missing = images.Where(i => !_unreadable.ContainsKey(i.Path) && views.Any(v => !cache.TryGet(v.Name, i.Sha256, out _))).ToList();
         log($"{images.Count} images, {views.Count} views each; {images.Count - missing.Count} fully cached, {missing.Count} to extract");
 
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -49,7 +54,7 @@ public sealed class FeatureExtractionRunner(FeatureExtractor extractor, FeatureC
                 log($"extracted {done}/{missing.Count} images ({done / Math.Max(0.001, started.Elapsed.TotalSeconds):F1} images/s)");
         }
 
-        if (!_unreadable.IsEmpty) log($"{_unreadable.Count} image(s) left out: they would not decode");
+        if (!_unreadable.IsEmpty) log($"{_unreadable.Count} image(s) left out: they would not decode or were cut short");
         return images.Where(i => !_unreadable.ContainsKey(i.Path)).Select(i => new FeatureSample(i.Path, i.Label, i.Sha256, HoldOutSplit.IsHoldOut(i.Sha256),
             views.ToDictionary(v => v.Name, v => cache.TryGet(v.Name, i.Sha256, out var f) ? f : throw new InvalidOperationException("feature missing after extraction"))))
             .ToList();

@@ -53,5 +53,27 @@ public sealed class FeatureExtractionRunnerTests : IDisposable
         Assert.DoesNotContain('\n', left.Reason);
     }
 
+    [Fact]
+    public void Run_TruncatedJpeg_LeftOutAsTruncatedEvenWithItsFeaturesCached()
+    {
+        // Half a dataset photo decodes as far as its data goes: it was trained on (a partial, grey image under its label)
+        // while evaluate and uploads refuse it; a sample stored before the rule may have its features cached already.
+        var photo = File.ReadAllBytes(Directory.EnumerateFiles(Path.Combine(TestPaths.Dataset, "glass"), "*.jpg").Order().First());
+        var cut = LabelledImage.From("uploads/cut.jpg", 0, photo[..(photo.Length / 2)]);
+        var cached = LabelledImage.From("uploads/cut-before.jpg", 1, photo[..(photo.Length / 3)]);
+        var good = LabelledImage.From("uploads/good.jpg", 1, photo);
+        var backbone = BackboneDefinition.ResNet18;
+        using var extractor = FeatureExtractor.Create(backbone);
+        var cache = new FeatureCache(cacheDirectory, backbone.Id, backbone.FeatureWidth);
+        cache.Add(FeatureView.Original.Name, [(cached.Sha256, new float[backbone.FeatureWidth])]);
+        var runner = new FeatureExtractionRunner(extractor, cache, _ => { });
+
+        var samples = runner.Run([cut, cached, good], [FeatureView.Original]);
+
+        Assert.Equal("uploads/good.jpg", Assert.Single(samples).Path);
+        Assert.Equal(["uploads/cut-before.jpg", "uploads/cut.jpg"], runner.Unreadable.Select(u => u.Path));
+        Assert.All(runner.Unreadable, u => Assert.StartsWith("truncated_image: the file ends before the image's end", u.Reason));
+    }
+
     public void Dispose() => Directory.Delete(cacheDirectory, recursive: true);
 }

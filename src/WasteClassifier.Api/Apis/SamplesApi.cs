@@ -50,8 +50,10 @@ public static class SamplesApi
             query = query.Where(s => s.Id < after);
         }
         var rows = await query.OrderByDescending(s => s.Id).Take(size + 1)
-            .Select(s => new SampleView(s.Id, s.Label, s.Origin, s.ImageId, s.Image!.ContentHash, s.Image.FileName, s.TrainingJobId, s.ClassificationId,
-                ClassificationView.Utc(s.CreatedAt)))
+            // A sample labelled from a classification shows that upload's name: the image's is its first upload's, maybe another line's.
+            .Select(s => new SampleView(s.Id, s.Label, s.Origin, s.ImageId, s.Image!.ContentHash,
+                db.Classifications.Where(c => c.Id == s.ClassificationId).Select(c => c.FileName).FirstOrDefault() ?? s.Image.FileName,
+                s.TrainingJobId, s.ClassificationId, ClassificationView.Utc(s.CreatedAt)))
             .ToListAsync(cancellationToken);
         var next = rows.Count > size ? rows[size - 1].Id.ToString("N") : null;
         return TypedResults.Ok(new SamplePage(rows.Take(size).ToList(), next));

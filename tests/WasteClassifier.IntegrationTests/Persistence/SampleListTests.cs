@@ -72,6 +72,43 @@ public sealed class SampleListTests
         }
     }
 
+    [IntegrationFact]
+    public Task Samples_OnPostgres_FromAClassification_ShowItsFileName() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-samples-names", ClassificationFileNamesAsync);
+
+    [Fact]
+    public Task Samples_OnSqlite_FromAClassification_ShowItsFileName() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-samples-names", ClassificationFileNamesAsync);
+
+    private static async Task ClassificationFileNamesAsync(Func<ClassifierDbContext> newContext)
+    {
+        // One image (a.jpg, its first upload's name) classified again as line-2's frame, whose label made a sample; a
+        // classification from before names were kept per upload, and a sample of no classification, show the image's.
+        var image = TestRows.Image("a", Start);
+        var other = TestRows.Image("b", Start);
+        Classification Row(StoredImage of, string? fileName) => new()
+        {
+            Id = Guid.CreateVersion7(), Image = of, Source = "line-2", FileName = fileName, CreatedAt = Start,
+        };
+        var named = Row(image, "line-2 frame.jpg");
+        var older = Row(other, null);
+        LabelledSample Sample(StoredImage of, Classification? from, int second) => new()
+        {
+            Id = Guid.CreateVersion7(), Image = of, Label = "glass", Origin = SampleOrigin.Feedback, ClassificationId = from?.Id, CreatedAt = Start.AddSeconds(second),
+        };
+        var samples = new[] { Sample(image, named, 0), Sample(other, older, 1) };
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange(named, older);
+            db.LabelledSamples.AddRange(samples);
+            await db.SaveChangesAsync();
+        }
+
+        var listed = (await AllPagesAsync(newContext, 50, label: null, job: null)).ToDictionary(s => s.Id, s => s.Filename);
+        Assert.Equal("line-2 frame.jpg", listed[samples[0].Id]);
+        Assert.Equal("b.jpg", listed[samples[1].Id]);
+    }
+
     [Theory]
     [InlineData("limit", "0", "invalid_limit")]
     [InlineData("cursor", "not-a-cursor", "invalid_cursor")]

@@ -125,7 +125,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
             Id = Guid.CreateVersion7(),
             ImageId = stored.Id,
             Source = source,
-            FileName = RunCleanup.StoredFileName(source, image.FileName),
+            // The upload's own name, as the API records it; the source prefix is the image row's (cleanup finds images by
+            // it), and with a long source it did not fit the column.
+            FileName = FileNames.Sanitize(image.FileName),
             Status = ClassificationStatus.Queued,
             CreatedAt = DateTime.UtcNow,
         };

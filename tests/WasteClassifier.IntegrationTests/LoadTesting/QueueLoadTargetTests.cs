@@ -102,6 +102,28 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Submit_LongSourceAndFileName_RowRecordedWithThePlainFileName()
+    {
+        // A source of 128 characters before a file name of 200: "<source> <name>" was 329 characters for a 256-character
+        // column, and PostgreSQL refused every row of the run.
+        var source = "loadtest-" + new string('s', 119);
+        var name = new string('n', 196) + ".jpg";
+        var images = new ImageSet([ImageSet.Generated(1, 320, 240).All[0] with { FileName = name }]);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), source, TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+
+        var answer = await target.SubmitAsync(images.All[0], CancellationToken.None);
+
+        Assert.Equal(ResponseKind.Accepted, answer.Kind);
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using var scope = deployment.CreateScope();
+        var row = await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Classifications.AsNoTracking().Include(c => c.Image).SingleAsync();
+        Assert.Equal(name, row.FileName);
+        // The image keeps the run's prefix, by which a later --cleanup --source finds it.
+        Assert.StartsWith($"{source} ", row.Image!.FileName);
+    }
+
+    [IntegrationFact]
     public async Task Submit_SendFails_AcceptedAndItsRowLeftQueuedForTheRepublisher()
     {
         // The broker refuses the send: the classify queue's name is taken by an exchange of another type than the bus declares.

@@ -88,13 +88,22 @@ public sealed class SampleListTests
         var other = TestRows.Image("b", Start);
         Classification Row(StoredImage of, string? fileName) => new()
         {
-            Id = Guid.CreateVersion7(), Image = of, Source = "line-2", FileName = fileName, CreatedAt = Start,
+            Id = Guid.CreateVersion7(),
+            Image = of,
+            Source = "line-2",
+            FileName = fileName,
+            CreatedAt = Start,
         };
         var named = Row(image, "line-2 frame.jpg");
         var older = Row(other, null);
         LabelledSample Sample(StoredImage of, Classification? from, int second) => new()
         {
-            Id = Guid.CreateVersion7(), Image = of, Label = "glass", Origin = SampleOrigin.Feedback, ClassificationId = from?.Id, CreatedAt = Start.AddSeconds(second),
+            Id = Guid.CreateVersion7(),
+            Image = of,
+            Label = "glass",
+            Origin = SampleOrigin.Feedback,
+            ClassificationId = from?.Id,
+            CreatedAt = Start.AddSeconds(second),
         };
         var samples = new[] { Sample(image, named, 0), Sample(other, older, 1) };
         await using (var db = newContext())

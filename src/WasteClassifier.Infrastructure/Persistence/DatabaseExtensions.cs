@@ -204,6 +204,8 @@ public static class DatabaseExtensions
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
               AND ((l.classid::bigint << 32) | l.objid::bigint) = @key
+              -- Advisory locks belong to a database: another database's migration holds the same key (pg_locks lists all).
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             LIMIT 1
             """, connection);
         command.Parameters.AddWithValue("key", ClusterLocks.Migrations);

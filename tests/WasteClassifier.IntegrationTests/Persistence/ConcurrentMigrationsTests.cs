@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -152,8 +153,13 @@ public sealed class ConcurrentMigrationsTests
     public async Task MigrateDatabaseAsync_AnotherProcessHoldsTheLock_WaitsNamingItThenMigrates()
     {
         var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
-        await DroppedAfterAsync(connectionString, async () =>
+        var otherDatabase = await TestServices.CreateDatabaseAsync("wc_migrate");
+        await DroppedAfterAsync(otherDatabase, () => DroppedAfterAsync(connectionString, async () =>
         {
+            // Another deployment's database, migrating at the same time under the same lock key: not the one to name.
+            await using var elsewhere = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(otherDatabase) { ApplicationName = "another-database", Pooling = false }.ConnectionString);
+            await elsewhere.OpenAsync();
+            await new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", elsewhere).ExecuteScalarAsync();
             await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "migrating-replica", Pooling = false }.ConnectionString);
             await holder.OpenAsync();
             await new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder).ExecuteScalarAsync();
@@ -161,22 +167,21 @@ public sealed class ConcurrentMigrationsTests
             await using var provider = ReplicaServices(connectionString, 1, log);
 
             var migrating = provider.MigrateDatabaseAsync();
-            await WaitUntilAsync(() => log.Lines.Any(l => l.Contains("migrating-replica")));
+            // Generous: the first report comes at the first refused try, but a CI machine running the other tests'
+            // processes on its two cores has stalled for seconds. A migration that failed instead says why.
+            for (var waited = Stopwatch.StartNew(); !log.Lines.Any(l => l.Contains("Another process is migrating")); await Task.Delay(50))
+            {
+                if (migrating.IsFaulted) await migrating;
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), $"no report of the wait; the log: {string.Join(" | ", log.Lines)}");
+            }
             Assert.False(migrating.IsCompleted);
+            var report = log.Lines.First(l => l.Contains("Another process is migrating"));
+            Assert.Contains("migrating-replica", report);
 
             await holder.CloseAsync();
             await migrating.WaitAsync(TimeSpan.FromMinutes(1));
             await AssertEveryMigrationRecordedOnceAsync(connectionString);
-        });
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (var tries = 0; !condition(); tries++)
-        {
-            Assert.True(tries < 200, "the condition never held");
-            await Task.Delay(50);
-        }
+        }));
     }
 
     private sealed class LogLines : ILoggerProvider, ILogger

@@ -13,12 +13,30 @@ public sealed partial class DeploymentFilesTests
 {
     private static readonly string[] Services = ["api", "worker", "trainer"];
 
+    // Every secret Compose needs; none has a default, so a deployment never runs on credentials published here.
+    private static readonly string[] ComposeSecrets = ["ADMIN_KEY_HASH", "POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MINIO_ROOT_PASSWORD"];
+
+    private static Dictionary<string, string?> ComposeEnvironment(string? without = null)
+    {
+        var environment = new Dictionary<string, string?>
+        {
+            ["ADMIN_KEY_HASH"] = "sha256:" + new string('a', 64),
+            ["POSTGRES_PASSWORD"] = "pg-test-secret",
+            ["RABBITMQ_PASSWORD"] = "mq-test-secret",
+            ["MINIO_ROOT_PASSWORD"] = "s3-test-secret",
+            ["API_PUBLISH"] = null,
+            ["MINIO_S3_PUBLISH"] = null,
+        };
+        if (without is not null) environment[without] = null;
+        return environment;
+    }
+
     [DeploymentFact]
     public async Task Compose_Config_ParsesWithHealthChecksNamedVolumesAndAScalableWorker()
     {
-        var adminKeyHash = "sha256:" + new string('a', 64);
-        var yaml = await RunAsync(new Dictionary<string, string?> { ["ADMIN_KEY_HASH"] = adminKeyHash, ["API_PUBLISH"] = null, ["MINIO_S3_PUBLISH"] = null },
-            "docker-compose", "-f", "docker-compose.yml", "config");
+        var environment = ComposeEnvironment();
+        var adminKeyHash = environment["ADMIN_KEY_HASH"];
+        var yaml = await RunAsync(environment, "docker-compose", "-f", "docker-compose.yml", "config");
         var compose = Documents(yaml).Single();
         var services = (Dictionary<object, object>)compose["services"];
         Assert.Superset(new HashSet<string>(["rabbitmq", "postgres", "minio", .. Services]), services.Keys.Select(k => (string)k).ToHashSet());
@@ -47,6 +65,51 @@ public sealed partial class DeploymentFilesTests
         foreach (var (name, service) in services)
             foreach (var port in List(At(service, "ports")))
                 Assert.True((At(port, "host_ip") ?? port).ToString()!.StartsWith("127.0.0.1", StringComparison.Ordinal), $"{name} publishes {port} beyond loopback");
+    }
+
+    [DeploymentFact]
+    public async Task Compose_Config_EverySecretMissing_RefusesNamingIt()
+    {
+        foreach (var secret in ComposeSecrets)
+        {
+            var (exitCode, _, stderr) = await TryRunAsync(ComposeEnvironment(without: secret), "docker-compose", "-f", "docker-compose.yml", "config");
+            Assert.True(exitCode != 0, $"docker-compose config ran without {secret}");
+            Assert.Contains(secret, stderr);
+        }
+        // The passwords reach both the server and the services that connect to it.
+        var services = (Dictionary<object, object>)Documents(await RunAsync(ComposeEnvironment(), "docker-compose", "-f", "docker-compose.yml", "config")).Single()["services"];
+        Assert.Equal("pg-test-secret", At(services["postgres"], "environment", "POSTGRES_PASSWORD"));
+        Assert.Equal("mq-test-secret", At(services["rabbitmq"], "environment", "RABBITMQ_DEFAULT_PASS"));
+        Assert.Equal("s3-test-secret", At(services["minio"], "environment", "MINIO_ROOT_PASSWORD"));
+        foreach (var name in Services)
+        {
+            Assert.Contains("Password=pg-test-secret", (string)At(services[name], "environment", "Database__ConnectionString")!);
+            Assert.Equal("mq-test-secret", At(services[name], "environment", "Messaging__RabbitMq__Password"));
+            Assert.Equal("s3-test-secret", At(services[name], "environment", "ObjectStore__SecretKey"));
+        }
+    }
+
+    [DeploymentFact]
+    public async Task Kustomize_Render_OnlyTheApiPortIsOpenAndClassificationNeedsAKey()
+    {
+        var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
+        var policies = documents.Where(d => (string)d["kind"] == "NetworkPolicy").ToList();
+        foreach (var deployment in documents.Where(d => (string)d["kind"] == "Deployment"))
+        {
+            var name = (string)At(deployment, "metadata", "name")!;
+            var labels = (Dictionary<object, object>)At(deployment, "spec", "template", "metadata", "labels")!;
+            var selecting = policies.Where(p => ((Dictionary<object, object>)At(p, "spec", "podSelector", "matchLabels")!)
+                .All(l => labels.TryGetValue(l.Key, out var value) && Equals(value, l.Value))).ToList();
+            Assert.True(selecting.Count > 0, $"{name}: no NetworkPolicy selects its pods, so any pod in the cluster can connect to them");
+            Assert.All(selecting, p => Assert.Contains("Ingress", List(At(p, "spec", "policyTypes")).Cast<string>()));
+            var rules = selecting.SelectMany(p => List(At(p, "spec", "ingress"))).ToList();
+            // Every rule names its ports; only the API's admits any source.
+            Assert.All(rules, r => Assert.NotEmpty(List(At(r, "ports"))));
+            if (name == "api") Assert.Equal(["http"], rules.SelectMany(r => List(At(r, "ports"))).Select(p => At(p, "port")!.ToString()!).Distinct());
+            else Assert.All(rules, r => Assert.NotEmpty(List(At(r, "from"))));
+        }
+        var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
+        Assert.Equal("true", At(config, "data", "Auth__RequireKeyForClassification"));
     }
 
     [DeploymentFact]

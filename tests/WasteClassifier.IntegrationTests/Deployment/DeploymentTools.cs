@@ -31,6 +31,14 @@ public static class DeploymentTools
     /// <summary>Runs <paramref name="tool"/> with <paramref name="environment"/> added to this process's (a null value removes a variable).</summary>
     public static async Task<string> RunAsync(IReadOnlyDictionary<string, string?> environment, string tool, params string[] arguments)
     {
+        var (exitCode, stdout, stderr) = await TryRunAsync(environment, tool, arguments);
+        Assert.True(exitCode == 0, $"{tool} {string.Join(' ', arguments)} exited with {exitCode}: {stderr}");
+        return stdout;
+    }
+
+    /// <summary>As <see cref="RunAsync(IReadOnlyDictionary{string, string?}, string, string[])"/>, for a run expected to fail.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> TryRunAsync(IReadOnlyDictionary<string, string?> environment, string tool, params string[] arguments)
+    {
         var start = new ProcessStartInfo(tool) { WorkingDirectory = Root, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         foreach (var (name, value) in environment)
@@ -40,8 +48,7 @@ public static class DeploymentTools
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        Assert.True(process.ExitCode == 0, $"{tool} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await stderr}");
-        return await stdout;
+        return (process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>Every YAML document in <paramref name="yaml"/> as nested dictionaries and lists.</summary>

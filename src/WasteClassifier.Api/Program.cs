@@ -17,13 +17,17 @@ builder.AddClassifierApi();
 var app = builder.Build();
 await app.Services.PrepareServiceAsync();
 
-// Outermost: an exception nothing else handles, and a 404 or 405 no endpoint wrote, answer in the API's error JSON.
+// nosniff, no framing, no Referer, the web interface's Content-Security-Policy: on every response, errors included.
+app.UseMiddleware<SecurityHeaders>();
+// An exception nothing else handles, and a 404 or 405 no endpoint wrote, answer in the API's error JSON.
 app.UseFallbackErrors();
 app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
     // Successful reads are what clients poll with; at Information they would be most of the log (and its cost).
     error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
     : HttpMethods.IsGet(http.Request.Method) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
     : Serilog.Events.LogEventLevel.Information);
+// A write from another site's page (Origin, Sec-Fetch-Site) is refused before anything runs: logged, but no work done.
+app.UseMiddleware<CrossSiteRequests>();
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.
 app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Context.Response.Headers.CacheControl = "no-cache" });
 app.UseRouting();

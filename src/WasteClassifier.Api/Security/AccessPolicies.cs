@@ -60,9 +60,37 @@ public static class AccessPolicies
         options.AddPolicy(Admin, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName).AddRequirements(new AdminRequirement()));
     }
 
-    /// <summary>No network connection (in-process test server) or a loopback address.</summary>
+    /// <summary>No network connection (in-process test server, a unix socket) or a loopback address.</summary>
     public static bool IsLocal(HttpContext context) =>
         context.Connection.RemoteIpAddress is not { } address || IPAddress.IsLoopback(address);
+
+    /// <summary>Headers a reverse proxy adds: through one on this machine, every client's connection comes from loopback.</summary>
+    public static readonly string[] ForwardingHeaders = ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP"];
+
+    /// <summary>
+    /// Why an admin call without a key is refused under the embedded default (no keys configured), or null when it is
+    /// accepted: from loopback, addressed to a loopback name, and not through a proxy. The Host check stops a web page the
+    /// operator visits from reaching the API under a DNS name rebound to 127.0.0.1; a forwarding header means a proxy on
+    /// this machine relayed a client that may be anywhere.
+    /// </summary>
+    public static string? LoopbackAdminRefusal(HttpContext context, AuthOptions options)
+    {
+        const string prefix = "this endpoint needs an admin API key; none is configured (Auth:Keys), so admin calls are only accepted from this machine (loopback)";
+        if (!options.AllowLoopbackAdminWithoutKeys) return "this endpoint needs an admin API key; none is configured (Auth:Keys) and Auth:AllowLoopbackAdminWithoutKeys is false";
+        if (!IsLocal(context)) return $"{prefix}; this request came from {context.Connection.RemoteIpAddress}";
+        if (!IsLoopbackHost(context.Request.Host))
+            return $"{prefix}, addressed as localhost, 127.0.0.1 or [::1]; this request's Host is '{context.Request.Host}'";
+        if (ForwardingHeaders.FirstOrDefault(h => context.Request.Headers.ContainsKey(h)) is { } header)
+            return $"{prefix}; this request came through a proxy (header {header}), so its client may be on another machine";
+        return null;
+    }
+
+    /// <summary><c>localhost</c> or a loopback address (<c>127.0.0.1</c>, <c>[::1]</c>), any port.</summary>
+    public static bool IsLoopbackHost(HostString host)
+    {
+        var name = host.Host.TrimStart('[').TrimEnd(']');
+        return name.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(name, out var address) && IPAddress.IsLoopback(address));
+    }
 
     public sealed class ClientRequirement : IAuthorizationRequirement;
 
@@ -88,15 +116,13 @@ public static class AccessPolicies
                     case AdminRequirement when user.IsInRole(Roles.Admin):
                         context.Succeed(requirement);
                         break;
-                    case AdminRequirement when !keys.Any && options.AllowLoopbackAdminWithoutKeys && http is not null && IsLocal(http):
+                    case AdminRequirement when !keys.Any && http is not null && LoopbackAdminRefusal(http, options) is null:
                         context.Succeed(requirement);
                         break;
                     case AdminRequirement:
                         context.Fail(new AuthorizationFailureReason(this, authenticated
                             ? $"this endpoint needs an admin key; the key '{user.Identity!.Name}' has the role client"
-                            : keys.Any
-                                ? $"this endpoint needs an admin API key (header {ApiKeyAuthenticationHandler.HeaderName} or Authorization: Bearer)"
-                                : "this endpoint needs an admin API key; none is configured (Auth:Keys), so admin calls are only accepted from this machine (loopback)"));
+                            : AdminKeyNeeded(http, options, keys)));
                         break;
                 }
             }
@@ -104,8 +130,14 @@ public static class AccessPolicies
         }
     }
 
+    /// <summary>Why a caller without a key may not make an admin call.</summary>
+    private static string AdminKeyNeeded(HttpContext? http, AuthOptions options, ApiKeyStore keys) =>
+        keys.Any || http is null
+            ? $"this endpoint needs an admin API key (header {ApiKeyAuthenticationHandler.HeaderName} or Authorization: Bearer)"
+            : LoopbackAdminRefusal(http, options) ?? "this endpoint needs an admin API key";
+
     /// <summary>401 and 403 as the API's JSON error body, with the reason the policy gave.</summary>
-    public sealed class JsonResultHandler(ApiKeyStore keys) : IAuthorizationMiddlewareResultHandler
+    public sealed class JsonResultHandler(AuthOptions options, ApiKeyStore keys) : IAuthorizationMiddlewareResultHandler
     {
         private readonly AuthorizationMiddlewareResultHandler _default = new();
 
@@ -119,9 +151,7 @@ public static class AccessPolicies
             // A challenge (no valid key) carries no failure reasons: the policy's requirements say what was needed.
             var reason = result.AuthorizationFailure?.FailureReasons.FirstOrDefault()?.Message
                 ?? (policy.Requirements.OfType<AdminRequirement>().Any()
-                    ? keys.Any
-                        ? $"this endpoint needs an admin API key (header {ApiKeyAuthenticationHandler.HeaderName} or Authorization: Bearer)"
-                        : "this endpoint needs an admin API key; none is configured (Auth:Keys), so admin calls are only accepted from this machine (loopback)"
+                    ? AdminKeyNeeded(context, options, keys)
                     : $"this endpoint needs an API key (header {ApiKeyAuthenticationHandler.HeaderName} or Authorization: Bearer)");
             var presented = ApiKeyAuthenticationHandler.ReadKey(context.Request) is not null;
             var authenticated = context.User.Identity?.IsAuthenticated == true;

@@ -312,8 +312,8 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
             var request = new HttpRequestMessage(HttpMethod.Post, "/v1/classifications") { Content = ClassifierClient.Form([("frame.jpg", image)], source) };
             request.Headers.Add("Idempotency-Key", key);
             if (apiKey is not null) request.Headers.Add("X-Api-Key", apiKey);
-            var (status, body, _) = await SendAsync(http, request);
-            return (status, body);
+            var (code, json, _) = await SendAsync(http, request);
+            return (code, json);
         }
         string Id(JsonNode body) => body["items"]![0]!["id"]!.GetValue<string>();
 
@@ -356,6 +356,93 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         Assert.Contains("loopback", body["message"]!.GetValue<string>());
         // Classification stays open to it.
         Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(remote, Request("POST", "/v1/classifications"))).Status);
+    }
+
+    [Fact]
+    public async Task EmbeddedDefault_NoKeys_AdminRefusedUnderAForeignHostOrThroughAProxy()
+    {
+        // A page under a DNS name rebound to 127.0.0.1 arrives on loopback, with its own name as Host.
+        var local = Start(keys: false).CreateClient();
+        const string promote = "/v1/models/no-such-version/promote";
+        var (status, body, _) = await SendAsync(local, Request("POST", $"http://rebound.example:8080{promote}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("Host is 'rebound.example:8080'", body["message"]!.GetValue<string>());
+
+        // A proxy on this machine makes every client look local: its forwarding header refuses the loopback rule.
+        using var proxied = Request("POST", promote);
+        proxied.Headers.Add("X-Forwarded-For", "203.0.113.7");
+        (status, body, _) = await SendAsync(local, proxied);
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Contains("proxy (header X-Forwarded-For)", body["message"]!.GetValue<string>());
+
+        // Loopback names, any port, reach the endpoint (404: no such version).
+        foreach (var origin in new[] { "http://localhost", "http://127.0.0.1:8080", "http://[::1]:8080" })
+            Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(local, Request("POST", origin + promote))).Status);
+    }
+
+    [Fact]
+    public async Task CrossSite_WriteFromAnotherOrigin_403JsonBeforeAnyWork()
+    {
+        var http = Start(keys: false, extra: new() { ["Security:AllowedOrigins:0"] = "https://ui.example.com" }).CreateClient();
+        const string promote = "/v1/models/no-such-version/promote";
+        async Task<(HttpStatusCode Status, JsonNode Body)> SendFromAsync(string method, string url, string? origin, string? fetchSite = null)
+        {
+            using var request = Request(method, url);
+            if (origin is not null) request.Headers.Add("Origin", origin);
+            if (fetchSite is not null) request.Headers.Add("Sec-Fetch-Site", fetchSite);
+            var (code, json, _) = await SendAsync(http, request);
+            return (code, json);
+        }
+
+        var (status, body) = await SendFromAsync("POST", promote, "http://evil.example");
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("cross_site_request", body["error"]!.GetValue<string>());
+        Assert.Contains("'http://evil.example'", body["message"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendFromAsync("POST", promote, null, "cross-site")).Status);
+        // Client routes too; /predict's errors keep its success: false.
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendFromAsync("POST", "/v1/classifications", "http://evil.example")).Status);
+        (status, body) = await SendFromAsync("POST", "/predict", "http://evil.example");
+        Assert.Equal((HttpStatusCode.Forbidden, false), (status, body["success"]!.GetValue<bool>()));
+
+        // The service's own pages, the allowed origin and clients without Origin reach the endpoint (404: no such version).
+        Assert.Equal(HttpStatusCode.NotFound, (await SendFromAsync("POST", promote, "http://localhost", "same-origin")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendFromAsync("POST", promote, "https://ui.example.com", "cross-site")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendFromAsync("POST", promote, null)).Status);
+        // Reads are not refused.
+        Assert.Equal(HttpStatusCode.OK, (await SendFromAsync("GET", "/v1/classifications", "http://evil.example", "cross-site")).Status);
+    }
+
+    [Fact]
+    public async Task Responses_CarryTheSecurityHeaders_TheReferenceItsOwnPolicy()
+    {
+        var http = keyed.Http;
+        using var page = new HttpRequestMessage(HttpMethod.Get, "/");
+        page.Headers.Accept.ParseAdd("text/html");
+        var responses = new[]
+        {
+            await http.SendAsync(page),                                   // the web interface
+            await http.GetAsync("/js/app.js"),                            // its files
+            await http.GetAsync("/v1/classifications"),                   // JSON
+            await http.GetAsync("/no-such-route"),                        // an error
+            (await SendAsync(http, Request("POST", "/retrain"))).Response, // a refusal
+        };
+        foreach (var response in responses)
+        {
+            var where = $"{response.RequestMessage!.Method} {response.RequestMessage.RequestUri} ({(int)response.StatusCode})";
+            Assert.True(response.Headers.TryGetValues("X-Content-Type-Options", out var sniff) && sniff.Single() == "nosniff", where);
+            Assert.True(response.Headers.TryGetValues("X-Frame-Options", out var frame) && frame.Single() == "DENY", where);
+            Assert.True(response.Headers.TryGetValues("Referrer-Policy", out var referrer) && referrer.Single() == "no-referrer", where);
+            Assert.True(response.Headers.TryGetValues("Content-Security-Policy", out var csp), where);
+            Assert.Contains("default-src 'self'", csp!.Single());
+            Assert.Contains("frame-ancestors 'none'", csp!.Single());
+        }
+        Assert.Contains("<html", await responses[0].Content.ReadAsStringAsync());
+
+        // Scalar's page runs an inline script: it is only kept out of frames.
+        var reference = await http.GetAsync("/scalar/v1");
+        Assert.Equal(HttpStatusCode.OK, reference.StatusCode);
+        Assert.Equal("frame-ancestors 'none'", reference.Headers.GetValues("Content-Security-Policy").Single());
+        Assert.Equal("nosniff", reference.Headers.GetValues("X-Content-Type-Options").Single());
     }
 
     [Fact]

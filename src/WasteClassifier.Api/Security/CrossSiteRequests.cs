@@ -1,0 +1,67 @@
+using WasteClassifier.Api.Submissions;
+
+namespace WasteClassifier.Api.Security;
+
+/// <summary>Configuration section <c>Security</c>: what the browser-facing checks allow.</summary>
+public sealed class WebSecurityOptions
+{
+    public const string Section = "Security";
+
+    /// <summary>
+    /// Origins (<c>https://ui.example.com</c>) other than the service's own whose pages may send writes (a front end served
+    /// elsewhere). Empty (default): only the service's own pages and clients that send no Origin (curl, wastectl).
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+}
+
+/// <summary>
+/// Refuses cross-site writes on every route, before any work: a request with an unsafe method (anything but GET, HEAD and
+/// OPTIONS) whose <c>Origin</c> is not the service's own, or that the browser marks <c>Sec-Fetch-Site: cross-site</c>, is
+/// a <c>403 cross_site_request</c>. A page the operator visits could otherwise post forms or no-cors fetches to the API
+/// (on loopback, with the embedded default's admin rights). Clients that send neither header (curl, wastectl, the
+/// worker) are not browsers and pass.
+/// </summary>
+public sealed class CrossSiteRequests(RequestDelegate next, WebSecurityOptions options)
+{
+    private readonly HashSet<string> _allowed = options.AllowedOrigins
+        .Select(o => o.Trim().TrimEnd('/')).Where(o => o.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+    public Task InvokeAsync(HttpContext context) =>
+        Refusal(context.Request) is { } message
+            ? ApiErrors.Result(StatusCodes.Status403Forbidden, "cross_site_request", message).ExecuteErrorAsync(context)
+            : next(context);
+
+    /// <summary>Why this request is refused as cross-site, or null.</summary>
+    public string? Refusal(HttpRequest request)
+    {
+        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method)) return null;
+        var origin = request.Headers.Origin.ToString().Trim();
+        if (origin.Length > 0 && _allowed.Contains(origin.TrimEnd('/'))) return null;
+        if (origin.Length > 0 && !IsOwnOrigin(request, origin))
+            return $"{request.Method} from a page of another origin ('{origin}') is refused: only this service's own pages, " +
+                   "the origins in Security:AllowedOrigins and clients that send no Origin may make changes";
+        if (request.Headers["Sec-Fetch-Site"].ToString().Trim().Equals("cross-site", StringComparison.OrdinalIgnoreCase))
+            return $"{request.Method} from a page of another site (Sec-Fetch-Site: cross-site) is refused: only this service's own " +
+                   "pages, the origins in Security:AllowedOrigins and clients that send no Origin may make changes";
+        return null;
+    }
+
+    /// <summary>
+    /// The origin the client addressed: scheme, host and port (default ports included). Behind a proxy that terminates TLS
+    /// or rewrites the Host, its X-Forwarded-Proto and X-Forwarded-Host say what the browser used; a page of another site
+    /// cannot set those (they are not CORS-safelisted, and this API answers no preflight).
+    /// </summary>
+    public static bool IsOwnOrigin(HttpRequest request, string origin)
+    {
+        var scheme = First(request.Headers["X-Forwarded-Proto"]) ?? request.Scheme;
+        var host = First(request.Headers["X-Forwarded-Host"]) ?? request.Host.Value;
+        return Uri.TryCreate(origin, UriKind.Absolute, out var from) && from.AbsolutePath == "/"
+            && Uri.TryCreate($"{scheme}://{host}", UriKind.Absolute, out var own)
+            && string.Equals(from.Scheme, own.Scheme, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(from.IdnHost, own.IdnHost, StringComparison.OrdinalIgnoreCase)
+            && from.Port == own.Port;
+    }
+
+    private static string? First(Microsoft.Extensions.Primitives.StringValues values) =>
+        values.ToString().Split(',')[0].Trim() is { Length: > 0 } first ? first : null;
+}

@@ -17,10 +17,25 @@ public sealed class FileNamesTests
     public void Sanitize_ClientFilename_KeepsOnlyASafeDisplayName(string? given, string? expected) =>
         Assert.Equal(expected, FileNames.Sanitize(given));
 
-    [Fact]
-    public void Sanitize_VeryLongName_IsCut()
+    [Theory]
+    [InlineData(".jpg")]
+    [InlineData(".jpeg")]
+    public void Sanitize_VeryLongName_IsShortenedKeepingItsExtension(string extension)
     {
-        Assert.Equal(200, FileNames.Sanitize(new string('x', 1000) + ".jpg")!.Length);
+        var name = FileNames.Sanitize(new string('x', 1000) + extension)!;
+
+        Assert.Equal(FileNames.MaxLength, name.Length);
+        Assert.EndsWith("x" + extension, name);
+    }
+
+    [Theory]
+    [InlineData("no extension")]
+    [InlineData("not an extension.a b c")]
+    public void Sanitize_VeryLongNameWithoutAnExtension_IsCutAtTheLimit(string end)
+    {
+        var given = new string('x', 1000) + end;
+
+        Assert.Equal(given[..FileNames.MaxLength], FileNames.Sanitize(given));
     }
 
     [Theory]
@@ -28,9 +43,10 @@ public sealed class FileNamesTests
     [InlineData("e\u0301")] // e and a combining accent: one character on screen
     public void Sanitize_LongNameWithACharacterAcrossTheLimit_CutBeforeIt(string character)
     {
-        var name = FileNames.Sanitize(new string('a', 199) + character + ".jpg")!;
+        // 196 units are left for the stem beside ".jpg".
+        var name = FileNames.Sanitize(new string('a', 195) + character + ".jpg")!;
 
-        Assert.Equal(new string('a', 199), name);
+        Assert.Equal(new string('a', 195) + ".jpg", name);
         // Half a surrogate pair is not UTF-8: PostgreSQL's driver refused to send it, and the whole request failed.
         Assert.Equal(name, System.Text.Encoding.UTF8.GetString(new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetBytes(name)));
     }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Apis;
@@ -89,8 +90,8 @@ public static class ClassificationsApi
     private static Task<Classification?> FindAsync(ClassifierDbContext db, Guid id, CancellationToken cancellationToken) =>
         db.Classifications.Include(c => c.Image).AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
 
-    public static async Task<IResult> ListAsync(ClassifierDbContext db, string? source, string? status, int? limit, string? cursor,
-        [FromQuery(Name = "predicted_class")] string? predictedClass, CancellationToken cancellationToken)
+    public static async Task<IResult> ListAsync(ClassifierDbContext db, [FromServices] ModelRegistry registry, string? source, string? status, int? limit,
+        string? cursor, [FromQuery(Name = "predicted_class")] string? predictedClass, CancellationToken cancellationToken)
     {
         var size = limit ?? 50;
         if (size is < 1 or > 500) return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_limit", "limit must be between 1 and 500");
@@ -105,6 +106,11 @@ public static class ClassificationsApi
         if (predictedClass is not null && (predictedClass.Length is 0 or > MaxClassLength || predictedClass.Any(char.IsControl)))
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_predicted_class",
                 $"predicted_class must be a class name of 1–{MaxClassLength} characters, e.g. glass");
+        // A misspelt class (Glass, plastics) listed nothing, as if there were no such results: one no model has and no
+        // result holds is refused, naming the classes. A class of an older model is one its results still hold.
+        if (predictedClass is not null && await UnknownClassAsync(db, registry, predictedClass, cancellationToken) is { } known)
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_predicted_class",
+                $"no model has the class '{predictedClass}' and no result holds it; the classes are: {string.Join(", ", known)}");
 
         var query = db.Classifications.Include(c => c.Image).AsNoTracking();
         if (withoutSource) query = query.Where(c => c.Source == null);
@@ -124,6 +130,17 @@ public static class ClassificationsApi
         var rows = await query.OrderByDescending(c => c.CreatedAt).ThenByDescending(c => c.Id).Take(size + 1).ToListAsync(cancellationToken);
         var next = rows.Count > size ? EncodeCursor(rows[size - 1]) : null;
         return TypedResults.Ok(new ClassificationPage(rows.Take(size).Select(ClassificationView.From).ToList(), next));
+    }
+
+    /// <summary>
+    /// Null when <paramref name="name"/> is a class of the active model or the product (<see cref="ModelRegistry.ValidLabelsAsync"/>,
+    /// the product's alone without a model) or one a stored result holds (an older model's); else those classes.
+    /// </summary>
+    private static async Task<IReadOnlyList<string>?> UnknownClassAsync(ClassifierDbContext db, ModelRegistry registry, string name, CancellationToken cancellationToken)
+    {
+        var classes = await registry.ValidLabelsAsync(cancellationToken);
+        if (classes.Contains(name) || await db.Classifications.AnyAsync(c => c.PredictedClass == name, cancellationToken)) return null;
+        return classes;
     }
 
     private static string EncodeCursor(Classification row) =>

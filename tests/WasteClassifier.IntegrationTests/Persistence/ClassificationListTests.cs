@@ -1,9 +1,14 @@
 using System.Data.Common;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Api.Apis;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Persistence;
@@ -96,9 +101,43 @@ public sealed class ClassificationListTests
         foreach (var (source, name) in new[] { ("line-1", "line-1 frame.jpg"), ("line-2", "line-2 frame.jpg"), ("line-0", "a.jpg") })
         {
             await using var db = newContext();
-            var page = Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, source, status: null, limit: 50, cursor: null, null,
+            var page = Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, Registry(db), source, status: null, limit: 50, cursor: null, null,
                 CancellationToken.None)).Value!;
             Assert.Equal([name], page.Items.Select(i => i.Filename));
+        }
+    }
+
+    [IntegrationFact]
+    public Task List_OnPostgres_ByAClassNoModelHasNorAnyResult_400NamingTheClasses() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-list-unknown-class", UnknownClassAsync);
+
+    [Fact]
+    public Task List_OnSqlite_ByAClassNoModelHasNorAnyResult_400NamingTheClasses() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-unknown-class", UnknownClassAsync);
+
+    private static async Task UnknownClassAsync(Func<ClassifierDbContext> newContext)
+    {
+        // No model registered: the product's classes are known. "retired" is an older model's class its results still hold.
+        var image = TestRows.Image("a", Start);
+        var retired = Row(image, Start, "retired", "line-1");
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange(retired, Row(image, Start.AddSeconds(1), "glass", "line-1"));
+            await db.SaveChangesAsync();
+        }
+
+        Assert.Equal([retired.Id], await AllPagesAsync(newContext, limit: 50, source: null, predictedClass: "retired"));
+        Assert.Empty(await AllPagesAsync(newContext, limit: 50, source: null, predictedClass: "vegetation"));
+        foreach (var unknown in new[] { "Glass", "plastics" })
+        {
+            // It listed nothing, as a class without results does.
+            await using var db = newContext();
+            var answer = Assert.IsType<JsonHttpResult<ApiError>>(await ClassificationsApi.ListAsync(db, Registry(db), source: null, status: null, limit: 50, cursor: null,
+                unknown, CancellationToken.None));
+            Assert.Equal(StatusCodes.Status400BadRequest, answer.StatusCode);
+            Assert.Equal("invalid_predicted_class", answer.Value!.Error);
+            Assert.Contains($"'{unknown}'", answer.Value.Message);
+            Assert.Contains(string.Join(", ", ModelRegistry.ProductClasses), answer.Value.Message);
         }
     }
 
@@ -141,7 +180,7 @@ public sealed class ClassificationListTests
             Assert.Matches(@"WHERE \(?predicted_class IS NOT NULL\)?$", definition);
             if (provider != DatabaseProviders.Sqlite) return;
 
-            Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, source: null, status: null, limit: 50, cursor: null, "glass", CancellationToken.None));
+            Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, Registry(db), source: null, status: null, limit: 50, cursor: null, "glass", CancellationToken.None));
             var connection = db.Database.GetDbConnection();
             await connection.OpenAsync();
             await using var explain = connection.CreateCommand();
@@ -168,7 +207,7 @@ public sealed class ClassificationListTests
         {
             await using (var db = newContext())
             {
-                var result = await ClassificationsApi.ListAsync(db, source, status: null, limit: 50, cursor, predictedClass, CancellationToken.None);
+                var result = await ClassificationsApi.ListAsync(db, Registry(db), source, status: null, limit: 50, cursor, predictedClass, CancellationToken.None);
                 Assert.IsType<Ok<ClassificationPage>>(result);
             }
             check(await IndexScanAsync(newContext, commands));
@@ -183,7 +222,7 @@ public sealed class ClassificationListTests
         do
         {
             await using var db = newContext();
-            var result = await ClassificationsApi.ListAsync(db, source, status: null, limit, cursor, predictedClass, CancellationToken.None);
+            var result = await ClassificationsApi.ListAsync(db, Registry(db), source, status: null, limit, cursor, predictedClass, CancellationToken.None);
             var page = Assert.IsType<Ok<ClassificationPage>>(result).Value!;
             Assert.True(page.Items.Count <= limit);
             ids.AddRange(page.Items.Select(i => i.Id));
@@ -241,6 +280,11 @@ public sealed class ClassificationListTests
         CompletedAt = createdAt,
         PredictedClass = predictedClass,
     };
+
+    /// <summary>The registry the list asks for the model's classes (no file of it is read: its store is a folder never written).</summary>
+    private static ModelRegistry Registry(ClassifierDbContext db) =>
+        new(db, new FileSystemObjectStore(Path.Combine(Path.GetTempPath(), "wc-list-unused")), publisher: null!, new ModelOptions(), TimeProvider.System,
+            NullLogger<ModelRegistry>.Instance);
 
     /// <summary>A cursor as the list writes it: base64url of "ticks:id".</summary>
     private static string Cursor(DateTime createdAt, Guid id) =>

@@ -40,7 +40,11 @@ public static class TrainingJobsApi
         TimeProvider clock, CancellationToken cancellationToken)
     {
         var labels = await registry.ValidLabelsAsync(cancellationToken);
-        if (request?.Label is not { } label || !labels.Contains(label))
+        // A body without the key (a misspelt one, or none) was answered as an unknown label.
+        if (request?.Label is not { } label)
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "missing_label",
+                $"the body has no 'label': send {{\"label\": \"<class>\"}} with one of: {string.Join(", ", labels)}");
+        if (!labels.Contains(label))
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"label must be one of: {string.Join(", ", labels)}");
         var row = await db.Classifications.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
         if (row is null) return ApiErrors.Result(StatusCodes.Status404NotFound, "not_found", $"no classification with id {id}");

@@ -258,6 +258,22 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Theory]
+    [InlineData("{}")]
+    [InlineData("{\"lable\": \"glass\"}")]
+    [InlineData("{\"label\": null}")]
+    public async Task Label_BodyWithoutALabel_400MissingLabelNamingIt(string json)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        var response = await fixture.Client.Http.PutAsync($"/v1/classifications/{Guid.NewGuid()}/label", content);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        // It was invalid_label, as if the label given were unknown.
+        Assert.Equal("missing_label", body["error"]!.GetValue<string>());
+        Assert.Contains("'label'", body["message"]!.GetValue<string>());
+        Assert.Contains("glass", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("/v1/training-jobs")]
     [InlineData("/retrain")]
     public async Task TrainingJob_BothLabelAndLabels_400ConflictingLabelsNamingBothAndNoJob(string url)

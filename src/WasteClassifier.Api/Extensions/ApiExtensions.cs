@@ -35,6 +35,8 @@ public static class ApiExtensions
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            json.SerializerOptions.Converters.Add(new UtcDateTimeOffsetJsonConverter());
+            json.SerializerOptions.Converters.Add(new UtcDateTimeJsonConverter());
         });
 
         services.AddSingleton(TimeProvider.System);
@@ -72,7 +74,7 @@ public static class ApiExtensions
 
         builder.AddClassifierSecurity();
         services.AddClassifierHealthChecks();
-        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync));
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync));
     }
 
     public static bool RunsWorker(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunWorker", false);

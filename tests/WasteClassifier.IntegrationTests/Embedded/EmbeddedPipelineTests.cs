@@ -36,9 +36,13 @@ public sealed class EmbeddedPipelineTests(EmbeddedApiFixture fixture)
             Assert.True(timings["inference_ms"]!.GetValue<double>() > 0);
             Assert.True(timings["total_ms"]!.GetValue<double>() >= timings["queue_ms"]!.GetValue<double>());
             Assert.InRange(timings["batch_size"]!.GetValue<int>(), 1, 16);
-            Assert.NotNull(result["completed_at"]);
+            // RFC 3339 in UTC with Z, as the CSV reports write them: JSON gave +00:00.
+            Assert.Matches(Rfc3339Utc, result["created_at"]!.GetValue<string>());
+            Assert.Matches(Rfc3339Utc, result["completed_at"]!.GetValue<string>());
         }
     }
+
+    private const string Rfc3339Utc = @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?Z$";
 
     [Fact]
     public async Task Get_WithWait_AnswersOnceTheResultIsThereInOneRequest()

@@ -105,6 +105,17 @@ public sealed class WebInterfaceAndMetricsTests(EmbeddedApiFixture fixture)
         Assert.DoesNotContain(parameters, p => p!["name"]!.GetValue<string>() == "path");
     }
 
+    [Fact]
+    public async Task OpenApi_Times_AreDateTimeStrings()
+    {
+        // The converters that write times with Z left their schemas without a type.
+        var schemas = (await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/openapi/v1.json"))!["components"]!["schemas"]!;
+        var generatedAt = schemas["ServiceStats"]!["properties"]!["generated_at"]!;
+        Assert.Equal(("string", "date-time"), (generatedAt["type"]!.GetValue<string>(), generatedAt["format"]!.GetValue<string>()));
+        var lastCompletedAt = schemas["ModelStats"]!["properties"]!["last_completed_at"]!;
+        Assert.Equal(["null", "string"], lastCompletedAt["type"]!.AsArray().Select(t => t!.GetValue<string>()).Order());
+    }
+
     private Task<HttpResponseMessage> GetAsync(string path, string accept)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, path);

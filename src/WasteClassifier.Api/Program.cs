@@ -24,18 +24,21 @@ app.UseFallbackErrors();
 app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
     // Successful reads are what clients poll with; at Information they would be most of the log (and its cost).
     error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
-    : HttpMethods.IsGet(http.Request.Method) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
+    : (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
     : Serilog.Events.LogEventLevel.Information);
 // A write from another site's page (Origin, Sec-Fetch-Site) is refused before anything runs: logged, but no work done.
 app.UseMiddleware<CrossSiteRequests>();
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.
 app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Context.Response.Headers.CacheControl = "no-cache" });
+// HEAD is routed as GET (Extensions/HeadRequests.cs), so it goes before routing.
+app.UseMiddleware<HeadRequests>();
 app.UseRouting();
 // Among the API's own families, so only the API exports them.
 app.UseHttpMetrics(http => http.SetMetricFactory(Metrics.WithCustomRegistry(ClassifierMetrics.ApiRegistry)));
 // Inside the request log and the metrics: a request its client aborted is a 499 there, not a 500 error.
 app.UseMiddleware<ClientAborts>();
 app.UseClassifierSecurity();
+app.UseMiddleware<RepeatedParameters>();
 app.MapOpenApi();
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
 app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());

@@ -102,7 +102,8 @@ public static class TrainingJobsApi
     {
         // A job without uploads is a retrain on the base dataset and feedback; labels without files, or files in another
         // field, are a mistake that would start one without the caller's images.
-        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false, fieldsNeedingFiles: ["label", "labels"]);
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false, fieldsNeedingFiles: ["label", "labels"],
+            repeatableFields: ["labels"]);
         if (error is not null) return (null, error);
         var form = upload!.Form;
         var labels = form["labels"].Select(l => l ?? "").ToList();

@@ -14,21 +14,30 @@ public static class MultipartUploads
     /// False: the request may hold no file, unless it sent files in another field or one of <paramref name="fieldsNeedingFiles"/>
     /// (labels, say): a file in the wrong field was otherwise accepted as a request without files.
     /// </param>
+    /// <param name="repeatableFields">The fields that may be given more than once (a label per file); any other given twice is refused.</param>
     public static async Task<(Upload? Upload, IResult? Error)> ReadAsync(HttpRequest request, string field, UploadOptions options, CancellationToken cancellationToken,
-        bool filesRequired = true, IReadOnlyList<string>? fieldsNeedingFiles = null)
+        bool filesRequired = true, IReadOnlyList<string>? fieldsNeedingFiles = null, IReadOnlyList<string>? repeatableFields = null)
     {
         // Where files are optional, a request with no body at all (curl -X POST) is one without files: it was a 400
         // expected_multipart. A body of another type still is. An empty Content-Type header names no type either.
         if (!filesRequired && string.IsNullOrEmpty(request.ContentType) && HasNoBody(request))
             return (new Upload([], FormCollection.Empty), null);
         if (!request.HasFormContentType)
-            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'"));
+            return (null, ExpectedMultipart(field));
         try
         {
             var boundary = Boundary(request.ContentType);
+            // A url-encoded form cannot hold a file: where one is required, it is not a form without a file (no_file) but the
+            // wrong kind of body, as curl -d '' sends (an empty body, typed url-encoded by curl).
+            if (boundary is null && filesRequired) return (null, ExpectedMultipart(field));
             var (files, fileCount, fileFields, form) = boundary is null
                 ? ([], 0, [], await request.ReadFormAsync(cancellationToken)) // url-encoded: fields only
                 : await ReadSectionsAsync(request.Body, boundary, field, options, cancellationToken);
+            // Each value of a field given twice was joined with a comma ("line-1,line-2") and refused or used as one value.
+            var repeated = form.FirstOrDefault(f => f.Value.Count > 1 && repeatableFields?.Contains(f.Key, StringComparer.OrdinalIgnoreCase) != true);
+            if (repeated.Key is not null)
+                return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "repeated_field",
+                    $"the form field '{repeated.Key}' was given {repeated.Value.Count} times; give it once"));
             var needingFiles = fieldsNeedingFiles?.FirstOrDefault(form.ContainsKey);
             if (fileCount == 0 && (filesRequired || fileFields.Count > 0 || needingFiles is not null))
             {
@@ -53,6 +62,9 @@ public static class MultipartUploads
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "malformed_request", $"the multipart body could not be read: {e.Message}"));
         }
     }
+
+    private static IResult ExpectedMultipart(string field) =>
+        ApiErrors.Result(StatusCodes.Status400BadRequest, "expected_multipart", $"send the image as multipart/form-data in the field '{field}'");
 
     /// <summary>Content-Length: 0, or none and not chunked (the server's body detection: HTTP/2's END_STREAM too).</summary>
     private static bool HasNoBody(HttpRequest request) =>

@@ -36,6 +36,83 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Equal("expected_multipart", body["error"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Submit_EmptyUrlEncodedBody_400ExpectedMultipart()
+    {
+        // curl -d '' (an empty body that curl types url-encoded) was a 400 no_file.
+        var (status, body) = await PostAsync("/v1/classifications", new FormUrlEncodedContent([]));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("expected_multipart", body["error"]!.GetValue<string>());
+        Assert.Contains("multipart/form-data", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("/v1/classifications", "image", "source", "line-1")]
+    [InlineData("/predict", "image", "source", "line-1")]
+    [InlineData("/v1/training-jobs", "images", "epochs", "5")]
+    [InlineData("/v1/training-jobs", "images", "label", "glass")]
+    public async Task Upload_AFieldGivenTwice_400RepeatedFieldNamingIt(string url, string fileField, string field, string value)
+    {
+        var before = await CountJobsAsync();
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(Garbage), fileField, "a.jpg" },
+            { new StringContent(value), field },
+            { new StringContent(value), field },
+        };
+        if (field != "label") form.Add(new StringContent("glass"), "label");
+
+        var (status, body) = await PostAsync(url, form);
+
+        // The values were joined ("line-1,line-1"): a misleading invalid_source, or for a label an unknown "glass,glass".
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("repeated_field", body["error"]!.GetValue<string>());
+        Assert.Contains($"'{field}'", body["message"]!.GetValue<string>());
+        Assert.Equal(before, await CountJobsAsync());
+    }
+
+    [Theory]
+    [InlineData("/v1/classifications?source=line-1&source=line-2", "source")]
+    [InlineData("/v1/classifications?limit=5&limit=5", "limit")]
+    [InlineData("/v1/samples?label=glass&label=paper", "label")]
+    [InlineData("/stats/timeseries?minutes=5&minutes=10", "minutes")]
+    public async Task Get_AQueryParameterGivenTwice_400RepeatedParameterNamingIt(string url, string parameter)
+    {
+        var response = await fixture.Client.Http.GetAsync(url);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("repeated_parameter", body["error"]!.GetValue<string>());
+        Assert.Contains($"'{parameter}'", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("/health")]
+    [InlineData("/health/live")]
+    [InlineData("/classes")]
+    [InlineData("/v1/classifications?limit=1")]
+    [InlineData("/v1/models")]
+    [InlineData("/openapi/v1.json")]
+    public async Task Head_OnAGetRoute_AnswersAsGetDoes(string url)
+    {
+        var get = await fixture.Client.Http.GetAsync(url);
+        var head = await fixture.Client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, url));
+
+        // It was a 405 on every route (monitors and load balancers probe with HEAD).
+        Assert.Equal(HttpStatusCode.OK, get.StatusCode);
+        Assert.Equal(get.StatusCode, head.StatusCode);
+        Assert.Equal(get.Content.Headers.ContentType?.MediaType, head.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Options_OnAGetRoute_405JsonNamingGetAndHead()
+    {
+        var response = await fixture.Client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Options, "/health"));
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal("method_not_allowed", (await ClassifierClient.ReadJsonAsync(response))["error"]!.GetValue<string>());
+        Assert.Equal(["GET", "HEAD"], response.Content.Headers.Allow.Order());
+    }
+
     [Theory]
     [InlineData("empty", "empty_file")]
     [InlineData("garbage", "not_an_image")]
@@ -219,6 +296,22 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Theory]
+    [InlineData("{}")]
+    [InlineData("{\"lable\": \"glass\"}")]
+    [InlineData("{\"label\": null}")]
+    public async Task Label_BodyWithoutALabel_400MissingLabelNamingIt(string json)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        var response = await fixture.Client.Http.PutAsync($"/v1/classifications/{Guid.NewGuid()}/label", content);
+        var body = await ClassifierClient.ReadJsonAsync(response);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        // It was invalid_label, as if the label given were unknown.
+        Assert.Equal("missing_label", body["error"]!.GetValue<string>());
+        Assert.Contains("'label'", body["message"]!.GetValue<string>());
+        Assert.Contains("glass", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("epochs")]
     [InlineData("seed")]
     public async Task TrainingJob_OptionNotANumber_400InvalidOption(string option)
@@ -255,22 +348,6 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
         Assert.Contains("'images'", body["message"]!.GetValue<string>());
         Assert.Contains(named, body["message"]!.GetValue<string>());
         Assert.Equal(jobsBefore, await CountJobsAsync());
-    }
-
-    [Theory]
-    [InlineData("{}")]
-    [InlineData("{\"lable\": \"glass\"}")]
-    [InlineData("{\"label\": null}")]
-    public async Task Label_BodyWithoutALabel_400MissingLabelNamingIt(string json)
-    {
-        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
-        var response = await fixture.Client.Http.PutAsync($"/v1/classifications/{Guid.NewGuid()}/label", content);
-        var body = await ClassifierClient.ReadJsonAsync(response);
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        // It was invalid_label, as if the label given were unknown.
-        Assert.Equal("missing_label", body["error"]!.GetValue<string>());
-        Assert.Contains("'label'", body["message"]!.GetValue<string>());
-        Assert.Contains("glass", body["message"]!.GetValue<string>());
     }
 
     [Theory]

@@ -225,6 +225,60 @@ public sealed class MultipartUploadsTests
     }
 
     [Theory]
+    [InlineData("")] // curl -d '': an empty body, typed url-encoded by curl, was a 400 no_file
+    [InlineData("source=line-3")]
+    public async Task ReadAsync_FilesRequiredAndAUrlEncodedForm_ExpectedMultipart(string body)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.ContentType = "application/x-www-form-urlencoded";
+        request.ContentLength = body.Length;
+        request.Body = new MemoryStream(System.Text.Encoding.ASCII.GetBytes(body));
+
+        var (_, error) = await MultipartUploads.ReadAsync(request, "image", Options, CancellationToken.None);
+
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal("expected_multipart", answer.Value!.Error);
+        Assert.Contains("multipart/form-data", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_AFieldGivenTwice_RepeatedFieldNamingIt()
+    {
+        using var content = new MultipartFormDataContent
+        {
+            { File(Bytes(10, seed: 9), "image/png"), "image", "a.png" },
+            { new StringContent("line-1"), "source" },
+            { new StringContent("line-2"), "source" },
+        };
+
+        var (_, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "image", Options, CancellationToken.None);
+
+        // The values were joined ("line-1,line-2") and refused as an invalid source.
+        var answer = Assert.IsType<JsonHttpResult<ApiError>>(error);
+        Assert.Equal(400, answer.StatusCode);
+        Assert.Equal("repeated_field", answer.Value!.Error);
+        Assert.Contains("'source'", answer.Value.Message);
+    }
+
+    [Fact]
+    public async Task ReadAsync_ARepeatableFieldGivenTwice_ReadsEveryValue()
+    {
+        using var content = new MultipartFormDataContent
+        {
+            { File(Bytes(10, seed: 10), "image/png"), "images", "a.png" },
+            { File(Bytes(10, seed: 11), "image/png"), "images", "b.png" },
+            { new StringContent("glass"), "labels" },
+            { new StringContent("paper"), "labels" },
+        };
+
+        var (upload, error) = await MultipartUploads.ReadAsync(await RequestAsync(content), "images", Options, CancellationToken.None,
+            filesRequired: false, repeatableFields: ["labels"]);
+
+        Assert.Null(error);
+        Assert.Equal(["glass", "paper"], upload!.Form["labels"].Select(l => l ?? ""));
+    }
+
+    [Theory]
     [InlineData(true, false)] // Content-Length: 0
     [InlineData(false, false)] // no Content-Length and not chunked (curl -X POST): the server finds no body
     [InlineData(true, true)] // an empty Content-Type header is no type either (it was a 400 expected_multipart)

@@ -46,3 +46,6 @@ public sealed record ClassificationView(
 public sealed record TimingsView(double? QueueMs, double? InferenceMs, double? TotalMs, int? BatchSize);
 
 public sealed record ClassificationPage(IReadOnlyList<ClassificationView> Items, string? NextCursor);
+
+/// <summary>A page of <c>GET /v1/classifications/finished</c>: <see cref="NextCursor"/> always set, <see cref="HasMore"/> when another page is ready now.</summary>
+public sealed record FinishedPage(IReadOnlyList<ClassificationView> Items, string NextCursor, bool HasMore);

@@ -22,6 +22,8 @@ public static class ClassificationsApi
         api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery();
         api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings; ?wait=S holds the request until it is finished (long polling)");
         api.MapGet("/", ListAsync).WithName("ListClassifications").WithSummary("Classifications, newest first, filtered by source, status and predicted_class");
+        api.MapGet("/finished", FinishedAsync).WithName("ListFinishedClassifications")
+            .WithSummary("Classifications finished since a time or a cursor, oldest first: what finished since a client's last run");
         return api;
     }
 
@@ -143,8 +145,59 @@ public static class ClassificationsApi
         return classes;
     }
 
-    private static string EncodeCursor(Classification row) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{row.CreatedAt.Ticks}:{row.Id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    /// <summary>
+    /// How long a finished row waits before <see cref="FinishedAsync"/> lists it. A worker stamps <c>completed_at</c> just
+    /// before its batch commits, so a row can become visible after a later-stamped one: a client whose cursor had passed it
+    /// would never see it. Rows are listed once their stamp is this old (and the stamps of machines agree within it).
+    /// </summary>
+    public static readonly TimeSpan FinishedSettle = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Finished (completed or failed) classifications, oldest first by <c>completed_at</c> then id, from <paramref name="since"/>
+    /// (an RFC 3339 time, inclusive) or after <paramref name="cursor"/>. <c>next_cursor</c> is always given: the position
+    /// after the last item, or the one asked for when nothing new finished, for the next page or the next run.
+    /// </summary>
+    public static async Task<IResult> FinishedAsync(ClassifierDbContext db, TimeProvider clock, string? since, string? cursor, string? source, int? limit,
+        CancellationToken cancellationToken)
+    {
+        var size = limit ?? 100;
+        if (size is < 1 or > 500) return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_limit", "limit must be between 1 and 500");
+        if ((since is null) == (cursor is null))
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "missing_position",
+                "give since (an RFC 3339 time, e.g. 2026-12-01T00:00:00Z) for the first call, or the next_cursor of the last answer as cursor, not both");
+        DateTime after;
+        Guid afterId;
+        if (since is not null)
+        {
+            if (!DateTimeOffset.TryParse(since, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var time))
+                return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_since",
+                    $"since must be an RFC 3339 time such as 2026-12-01T00:00:00Z (a '+' offset sent as %2B); got '{since}'");
+            // Guid.Empty sorts before every id: the rows finished at since itself are listed too.
+            (after, afterId) = (time.UtcDateTime, Guid.Empty);
+        }
+        else if (!TryDecodeCursor(cursor!, out after, out afterId))
+        {
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not one this API returned");
+        }
+        var withoutSource = source == SourcesApi.WithoutSourceName;
+        if (source is not null && !withoutSource && SourceNames.Validate(source) is { } invalid) return invalid;
+
+        var settled = clock.GetUtcNow().UtcDateTime - FinishedSettle;
+        var query = db.Classifications.Include(c => c.Image).AsNoTracking()
+            .Where(c => (c.Status == ClassificationStatus.Completed || c.Status == ClassificationStatus.Failed) && c.CompletedAt != null && c.CompletedAt <= settled)
+            .Where(c => c.CompletedAt >= after && (c.CompletedAt > after || c.Id > afterId));
+        if (withoutSource) query = query.Where(c => c.Source == null);
+        else if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
+        var rows = await query.OrderBy(c => c.CompletedAt).ThenBy(c => c.Id).Take(size + 1).ToListAsync(cancellationToken);
+        var items = rows.Take(size).ToList();
+        var next = items.Count > 0 ? Cursor(items[^1].CompletedAt!.Value, items[^1].Id) : Cursor(after, afterId);
+        return TypedResults.Ok(new FinishedPage(items.Select(ClassificationView.From).ToList(), next, rows.Count > size));
+    }
+
+    private static string EncodeCursor(Classification row) => Cursor(row.CreatedAt, row.Id);
+
+    private static string Cursor(DateTime time, Guid id) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{time.Ticks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static bool TryDecodeCursor(string cursor, out DateTime createdAt, out Guid id)
     {

@@ -86,6 +86,19 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     }
 
     [Theory]
+    [InlineData("", "missing_position")]
+    [InlineData("?since=2026-12-01T00:00:00Z&cursor=abc", "missing_position")]
+    [InlineData("?since=yesterday", "invalid_since")]
+    [InlineData("?cursor=abc", "invalid_cursor")]
+    [InlineData("?since=2026-12-01T00:00:00Z&limit=0", "invalid_limit")]
+    public async Task Finished_WithoutAValidPosition_400(string query, string error)
+    {
+        var response = await fixture.Client.Http.GetAsync("/v1/classifications/finished" + query);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(error, (await ClassifierClient.ReadJsonAsync(response))["error"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("/health")]
     [InlineData("/health/live")]
     [InlineData("/classes")]

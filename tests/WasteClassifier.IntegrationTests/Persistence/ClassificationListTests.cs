@@ -142,6 +142,68 @@ public sealed class ClassificationListTests
     }
 
     [IntegrationFact]
+    public Task Finished_OnPostgres_ListsOldestFirstAndARowFinishedLateOnTheNextRun() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-list-finished", FinishedSinceAsync);
+
+    [Fact]
+    public Task Finished_OnSqlite_ListsOldestFirstAndARowFinishedLateOnTheNextRun() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-finished", FinishedSinceAsync);
+
+    private static async Task FinishedSinceAsync(Func<ClassifierDbContext> newContext)
+    {
+        // Created in one order and finished in another: the newest-first list by created_at cannot tell what finished
+        // since a client's last run. Two finish at the same moment (the cursor parts them by id).
+        var start = DateTime.UtcNow.AddMinutes(-30);
+        var image = TestRows.Image("a", start);
+        var finished = new[] { 5, 1, 3, 3, 2 }.Select((minute, i) => Row(image, start.AddSeconds(i), "glass", "feed", completedAt: start.AddMinutes(minute))).ToList();
+        var queued = Row(image, start.AddSeconds(9), "glass", "feed", completedAt: null);
+        queued.Status = ClassificationStatus.Queued;
+        var settling = Row(image, start.AddSeconds(10), "glass", "feed", completedAt: DateTime.UtcNow);
+        var elsewhere = Row(image, start.AddSeconds(11), "glass", "other", completedAt: start.AddMinutes(4));
+        await using (var db = newContext())
+        {
+            db.Classifications.AddRange([.. finished, queued, settling, elsewhere]);
+            await db.SaveChangesAsync();
+        }
+
+        var (first, cursor) = await FinishedPagesAsync(newContext, since: start.ToString("O"), cursor: null);
+        Assert.Equal(finished.OrderBy(r => r.CompletedAt).ThenBy(r => r.Id.ToString(), StringComparer.Ordinal).Select(r => r.Id), first);
+        // Nothing new: the same position again. The row stamped now is not listed yet: a row stamped just before it may
+        // not be written yet (a worker stamps its batch before it commits), and a cursor past it would skip that one.
+        var again = await FinishedPagesAsync(newContext, since: null, cursor);
+        Assert.Empty(again.Ids);
+        Assert.Equal(cursor, again.Cursor);
+
+        // A row finished after that run, and the settling row once its stamp is old enough: the next run lists both, in
+        // the order they finished, and nothing listed before.
+        var late = Row(image, start.AddSeconds(12), "glass", "feed", completedAt: start.AddMinutes(6));
+        await using (var db = newContext())
+        {
+            db.Images.Attach(image); // stored with the first rows
+            db.Classifications.Add(late);
+            (await db.Classifications.SingleAsync(c => c.Id == settling.Id)).CompletedAt = start.AddMinutes(7);
+            await db.SaveChangesAsync();
+        }
+        Assert.Equal([late.Id, settling.Id], (await FinishedPagesAsync(newContext, since: null, cursor)).Ids);
+    }
+
+    /// <summary>Every page of finished rows of the source "feed", two at a time, and the last answer's next_cursor.</summary>
+    private static async Task<(List<Guid> Ids, string Cursor)> FinishedPagesAsync(Func<ClassifierDbContext> newContext, string? since, string? cursor)
+    {
+        var ids = new List<Guid>();
+        while (true)
+        {
+            await using var db = newContext();
+            var page = Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, since, cursor, "feed", limit: 2,
+                CancellationToken.None)).Value!;
+            ids.AddRange(page.Items.Select(i => i.Id));
+            (since, cursor) = (null, page.NextCursor);
+            if (!page.HasMore) return (ids, cursor);
+            Assert.True(ids.Count <= 100, "the pages do not end");
+        }
+    }
+
+    [IntegrationFact]
     public Task List_OnPostgres_ByPredictedClass_WalksItsIndex() =>
         WithListScanAsync(source: null, predictedClass: "glass", cursor: null, scan =>
         {
@@ -270,14 +332,17 @@ public sealed class ClassificationListTests
     /// <summary>The scan line, its Index Cond line (empty when none) and the whole plan (for a failure's message).</summary>
     private sealed record Scan(string Line, string Condition, string Plan);
 
-    private static Classification Row(StoredImage image, DateTime createdAt, string predictedClass, string? source) => new()
+    private static Classification Row(StoredImage image, DateTime createdAt, string predictedClass, string? source) =>
+        Row(image, createdAt, predictedClass, source, createdAt);
+
+    private static Classification Row(StoredImage image, DateTime createdAt, string predictedClass, string? source, DateTime? completedAt) => new()
     {
         Id = Guid.NewGuid(),
         Image = image,
         Source = source,
         Status = ClassificationStatus.Completed,
         CreatedAt = createdAt,
-        CompletedAt = createdAt,
+        CompletedAt = completedAt,
         PredictedClass = predictedClass,
     };
 

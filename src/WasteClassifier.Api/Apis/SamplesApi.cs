@@ -19,7 +19,10 @@ public static class SamplesApi
         var api = app.MapGroup("/v1/samples").WithTags("Training");
         api.MapGet("/", ListAsync).WithName("ListSamples")
             .WithSummary("Labelled samples, newest first; filter by label or by the training job they were uploaded with");
-        // A write, so admin-only like the other training writes (AccessPolicies).
+        // Writes, so admin-only like the other training writes (AccessPolicies).
+        api.MapPost("/", UploadAsync).WithName("UploadSamples")
+            .WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') as samples, queueing no job: the next job trains on them")
+            .DisableAntiforgery();
         api.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteSample")
             .WithSummary("Remove a labelled sample: later training jobs no longer train on it (its image is kept)");
     }
@@ -57,6 +60,31 @@ public static class SamplesApi
             .ToListAsync(cancellationToken);
         var next = rows.Count > size ? rows[size - 1].Id.ToString("N") : null;
         return TypedResults.Ok(new SamplePage(rows.Take(size).ToList(), next));
+    }
+
+    /// <summary>
+    /// A training job's upload without the job: collecting samples over many requests (each of at most
+    /// Uploads:MaxFilesPerRequest files) queued a job per request. The answer lists the sample of each accepted file (files
+    /// of the same bytes share one, labelled as the last of them) and, as a job's does, the refused and relabelled files.
+    /// </summary>
+    public static async Task<IResult> UploadAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads,
+        CancellationToken cancellationToken)
+    {
+        var (upload, error) = await TrainingJobsApi.ReadLabelledUploadAsync(request, uploads, filesRequired: true, cancellationToken);
+        if (error is not null) return error;
+        // No job is queued, so a job's option would be silently dropped: the caller would expect it to apply to the next job.
+        if (TrainingJobsApi.OptionFields.FirstOrDefault(upload!.Form.ContainsKey) is { } option)
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "unexpected_option",
+                $"{option} is a training job option, and POST /v1/samples queues no job; send it with POST /v1/training-jobs");
+        var (result, saveError) = await submitter.SaveSamplesAsync(upload.Files, upload.Labels, cancellationToken);
+        if (saveError is not null) return saveError;
+        return TypedResults.Json(new
+        {
+            items = result!.Samples,
+            samples_saved = result.Samples.Select(s => s.Id).Distinct().Count(),
+            rejected = result.Rejected,
+            relabelled = result.Relabelled,
+        }, statusCode: StatusCodes.Status201Created);
     }
 
     public static async Task<IResult> DeleteAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)

@@ -100,9 +100,28 @@ public static class TrainingJobsApi
 
     private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken)
     {
-        // A job without uploads is a retrain on the base dataset and feedback; labels without files, or files in another
-        // field, are a mistake that would start one without the caller's images.
-        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: false, fieldsNeedingFiles: ["label", "labels"],
+        // A job without uploads is a retrain on the base dataset and feedback.
+        var (upload, error) = await ReadLabelledUploadAsync(request, uploads, filesRequired: false, cancellationToken);
+        if (error is not null) return (null, error);
+        if (!TryReadOptions(upload!.Form, out var options, out var optionsError)) return (null, optionsError);
+        return await submitter.SubmitAsync(upload.Files, upload.Labels, options!, cancellationToken);
+    }
+
+    /// <summary>The form fields that set a training job's options (<see cref="TryReadOptions"/>).</summary>
+    public static readonly IReadOnlyList<string> OptionFields = ["include_feedback", "base_dataset", "promote", "epochs", "seed"];
+
+    /// <summary>A labelled upload: its files (field 'images'), the label of each, and the form's other fields.</summary>
+    public sealed record LabelledUpload(IReadOnlyList<UploadedImage> Files, IReadOnlyList<string> Labels, IFormCollection Form);
+
+    /// <summary>
+    /// Reads and checks a labelled upload as training jobs and <c>POST /v1/samples</c> take it: files in 'images', with a
+    /// 'labels' field per file or one 'label' for all (the labels' values are checked against the classes on saving).
+    /// </summary>
+    public static async Task<(LabelledUpload?, IResult?)> ReadLabelledUploadAsync(HttpRequest request, UploadOptions uploads, bool filesRequired,
+        CancellationToken cancellationToken)
+    {
+        // Labels without files, or files in another field, are a mistake that would go on without the caller's images.
+        var (upload, error) = await MultipartUploads.ReadAsync(request, ImagesField, uploads, cancellationToken, filesRequired: filesRequired, fieldsNeedingFiles: ["label", "labels"],
             repeatableFields: ["labels"]);
         if (error is not null) return (null, error);
         var form = upload!.Form;
@@ -116,9 +135,8 @@ public static class TrainingJobsApi
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "missing_labels", "give a 'labels' field per file, in order, or one 'label' for all files"));
         if (labels.Count > 0 && labels.Count != upload.Files.Count)
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "label_count_mismatch", $"{upload.Files.Count} files but {labels.Count} labels"));
-        if (!TryReadOptions(form, out var options, out var optionsError)) return (null, optionsError);
         var perFile = labels.Count > 0 ? labels : upload.Files.Select(_ => single).ToList();
-        return await submitter.SubmitAsync(upload.Files, perFile, options!, cancellationToken);
+        return (new LabelledUpload(upload.Files, perFile, form), null);
     }
 
     private static bool TryReadOptions(IFormCollection form, out TrainingJobOptions? options, out IResult? error)

@@ -31,12 +31,14 @@ public sealed class TrainingJobSubmitter(
     /// </summary>
     public sealed record RelabelledSample(int Index, string PreviousLabel, string Label, int? PreviousIndex);
 
+    /// <summary>A sample <c>POST /v1/samples</c> saved: <paramref name="Index"/> is the file's; files of the same bytes share one sample, whose label is the last of them.</summary>
+    public sealed record SavedSample(int Index, Guid Id, Guid ImageId, string Label, string? Filename);
+
+    public sealed record SamplesResult(IReadOnlyList<SavedSample> Samples, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
+
     public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken)
     {
-        var valid = await registry.ValidLabelsAsync(cancellationToken);
-        var unknown = labels.Where(l => !valid.Contains(l)).Distinct().ToList();
-        if (unknown.Count > 0)
-            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"unknown label(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid: {string.Join(", ", valid)}"));
+        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
         var dataset = options.BaseDataset.Length == 0 ? settings.BaseDataset : options.BaseDataset;
         if (dataset != "none" && !settings.Datasets.ContainsKey(dataset))
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", $"base_dataset must be none or one of: {string.Join(", ", settings.Datasets.Keys)}"));
@@ -44,7 +46,10 @@ public sealed class TrainingJobSubmitter(
 
         var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
         if (files.Count > 0 && accepted.Count == 0)
-            return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, rejected[0].Error, $"none of the {files.Count} files was accepted: {rejected[0].Message}"));
+            return (null, NoneAccepted(files, rejected));
+        // The objects and image rows are stored: the samples and the job are saved and queued, whether or not the client is
+        // still there (a sample no row names would be lost to the caller, who sees an error and may not send it again).
+        using var recording = new AfterClientAbort(cancellationToken);
 
         var now = clock.GetUtcNow().UtcDateTime;
         var job = new TrainingJob { Id = Guid.CreateVersion7(), OptionsJson = options.ToJson(), CreatedAt = now };
@@ -54,8 +59,8 @@ public sealed class TrainingJobSubmitter(
         {
             // The job is saved with its samples, in one transaction.
             db.TrainingJobs.Add(job);
-            relabelled = await AddSamplesAsync(samples, job.Id, now, ct);
-        }, cancellationToken, savedAnyway: async ct =>
+            (relabelled, _) = await AddSamplesAsync(samples, job.Id, now, ct);
+        }, recording.Token, savedAnyway: async ct =>
         {
             // The id is new (version 7, made by this request): found, it is this job, saved with its samples in one
             // transaction. Answered 503 instead, the job stayed queued without its message and the client's retry queued a
@@ -66,10 +71,48 @@ public sealed class TrainingJobSubmitter(
         });
         if (conflict is not null) return (null, conflict);
 
-        await SendAsync(job.Id, cancellationToken);
+        await SendAsync(job.Id, recording.Token);
         logger.LogInformation("Queued training job {TrainingJobId} with {Images} labelled image(s), {Relabelled} relabelled", job.Id, accepted.Count, relabelled.Count);
         return (new Result(job, accepted.Count, rejected, relabelled), null);
     }
+
+    /// <summary>
+    /// Stores labelled images as samples, as <see cref="SubmitAsync"/> does, and queues no job: the next job trains on them
+    /// (<c>POST /v1/samples</c>, to collect samples over many requests for one job).
+    /// </summary>
+    public async Task<(SamplesResult?, IResult?)> SaveSamplesAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        if (files.Count == 0) return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", "send one or more files in 'images'"));
+        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
+        var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
+        if (accepted.Count == 0) return (null, NoneAccepted(files, rejected));
+        // As for a job: once the objects are stored, their samples are saved even when the client has gone.
+        using var recording = new AfterClientAbort(cancellationToken);
+
+        var now = clock.GetUtcNow().UtcDateTime;
+        var samples = accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList();
+        List<RelabelledSample> relabelled = [];
+        Dictionary<Guid, LabelledSample> byImage = [];
+        // A commit whose answer was lost reads as a race and is staged again: the same samples, now unchanged by it.
+        var conflict = await SampleSaves.SaveAsync(db, async ct => (relabelled, byImage) = await AddSamplesAsync(samples, jobId: null, now, ct), recording.Token);
+        if (conflict is not null) return (null, conflict);
+
+        var saved = accepted.Select(a => (a.File, Sample: byImage[a.Image.Id]))
+            .Select(s => new SavedSample(s.File.Index, s.Sample.Id, s.Sample.ImageId, s.Sample.Label, FileNames.Sanitize(s.File.FileName))).ToList();
+        logger.LogInformation("Saved {Images} labelled image(s) as samples without a job, {Relabelled} relabelled", accepted.Count, relabelled.Count);
+        return (new SamplesResult(saved, rejected, relabelled), null);
+    }
+
+    private async Task<IResult?> CheckLabelsAsync(IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    {
+        var valid = await registry.ValidLabelsAsync(cancellationToken);
+        var unknown = labels.Where(l => !valid.Contains(l)).Distinct().ToList();
+        return unknown.Count == 0 ? null
+            : ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_label", $"unknown label(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; valid: {string.Join(", ", valid)}");
+    }
+
+    private static IResult NoneAccepted(IReadOnlyList<UploadedImage> files, IReadOnlyList<RejectedImage> rejected) =>
+        ApiErrors.Result(StatusCodes.Status400BadRequest, rejected[0].Error, $"none of the {files.Count} files was accepted: {rejected[0].Message}");
 
     /// <summary>
     /// The job is recorded, so it is accepted whatever the broker does: a send that fails or outlasts
@@ -98,8 +141,8 @@ public sealed class TrainingJobSubmitter(
     /// once per image: against the label stored before the request or, for an image new to it, the first file's (so
     /// A→B→A is no change).
     /// </summary>
-    private async Task<List<RelabelledSample>> AddSamplesAsync(List<(int Index, StoredImage Image, string Label)> samples, Guid jobId, DateTime now,
-        CancellationToken cancellationToken)
+    private async Task<(List<RelabelledSample> Relabelled, Dictionary<Guid, LabelledSample> ByImage)> AddSamplesAsync(
+        List<(int Index, StoredImage Image, string Label)> samples, Guid? jobId, DateTime now, CancellationToken cancellationToken)
     {
         var imageIds = samples.Select(s => s.Image.Id).Distinct().ToList();
         var existing = await db.LabelledSamples.Where(s => imageIds.Contains(s.ImageId)).ToDictionaryAsync(s => s.ImageId, cancellationToken);
@@ -119,8 +162,9 @@ public sealed class TrainingJobSubmitter(
             sample.TrainingJobId = jobId;
             sample.CreatedAt = now;
         }
-        return last.Where(l => existing[l.Key].Label != before[l.Key].Label).OrderBy(l => l.Value)
+        var relabelled = last.Where(l => existing[l.Key].Label != before[l.Key].Label).OrderBy(l => l.Value)
             .Select(l => new RelabelledSample(l.Value, before[l.Key].Label, existing[l.Key].Label, before[l.Key].Index))
             .ToList();
+        return (relabelled, existing);
     }
 }

@@ -56,6 +56,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         { "POST", "/v1/training-jobs" },
         { "DELETE", $"/v1/training-jobs/{Guid.NewGuid()}" },
         { "DELETE", $"/v1/samples/{Guid.NewGuid()}" },
+        { "POST", "/v1/samples" },
         { "POST", "/retrain" },
         { "PUT", $"/v1/classifications/{Guid.NewGuid()}/label" },
         { "POST", "/v1/models/no-such-version/promote" },

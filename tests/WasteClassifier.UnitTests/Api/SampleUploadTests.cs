@@ -1,0 +1,171 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Api.Apis;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Training;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>
+/// POST /v1/samples on SQLite: labelled uploads saved as samples without queueing a job (1,000 images in requests of at most
+/// 100 files queued 10 jobs), and the saves of samples and jobs that a client going away must not stop.
+/// </summary>
+public sealed class SampleUploadTests : IDisposable
+{
+    private readonly InMemoryDatabase _database = new();
+    private readonly MemoryObjectStore _store = new();
+    private readonly SeenContentHashes _seen = new();
+    private readonly ServiceProvider _services = new ServiceCollection().AddLogging()
+        .ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower).BuildServiceProvider();
+
+    [Fact]
+    public async Task Upload_LabelledImages_201WithTheSamplesAndNoJobQueued()
+    {
+        var (glass, metal) = (Png(1), Png(2));
+
+        var (status, body) = await UploadAsync(_database.Context, [("a.png", glass), ("b.png", metal), ("c.png", glass)], ("labels", "paper"), ("labels", "metal"), ("labels", "glass"));
+
+        Assert.Equal(StatusCodes.Status201Created, status);
+        Assert.Empty(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+        var items = body["items"]!.AsArray();
+        Assert.Equal([0, 1, 2], items.Select(i => i!["index"]!.GetValue<int>()));
+        Assert.Equal(["a.png", "b.png", "c.png"], items.Select(i => i!["filename"]!.GetValue<string>()));
+        // The same bytes twice: one sample, labelled as the later file, and the change reported as a job's answer reports it.
+        Assert.Equal(["glass", "metal", "glass"], items.Select(i => i!["label"]!.GetValue<string>()));
+        Assert.Equal(items[0]!["id"]!.GetValue<Guid>(), items[2]!["id"]!.GetValue<Guid>());
+        Assert.Equal(2, body["samples_saved"]!.GetValue<int>());
+        var relabelled = Assert.Single(body["relabelled"]!.AsArray());
+        Assert.Equal((2, "paper", "glass", 0), (relabelled!["index"]!.GetValue<int>(), relabelled["previous_label"]!.GetValue<string>(),
+            relabelled["label"]!.GetValue<string>(), relabelled["previous_index"]!.GetValue<int>()));
+        Assert.Empty(body["rejected"]!.AsArray());
+
+        // Listed by GET /v1/samples as uploads of no job.
+        var page = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<SamplesApi.SamplePage>>(
+            await SamplesApi.ListAsync(_database.Context, label: null, trainingJobId: null, limit: null, cursor: null, CancellationToken.None));
+        Assert.Equal(new[] { items[0]!["id"]!.GetValue<Guid>(), items[1]!["id"]!.GetValue<Guid>() }.Order(), page.Value!.Items.Select(s => s.Id).Order());
+        Assert.All(page.Value.Items, s => Assert.Equal((SampleOrigin.Upload, (Guid?)null), (s.Origin, s.TrainingJobId)));
+    }
+
+    [Theory]
+    [InlineData("epochs", "5")]
+    [InlineData("promote", "manual")]
+    [InlineData("include_feedback", "false")]
+    [InlineData("base_dataset", "none")]
+    [InlineData("seed", "7")]
+    public async Task Upload_WithAJobOption_400NamingItAndNothingSaved(string option, string value)
+    {
+        // No job is queued: the option would have been dropped without a word.
+        var (status, body) = await UploadAsync(_database.Context, [("a.png", Png(1))], ("label", "glass"), (option, value));
+
+        Assert.Equal(StatusCodes.Status400BadRequest, status);
+        Assert.Equal("unexpected_option", body["error"]!.GetValue<string>());
+        Assert.StartsWith(option + " ", body["message"]!.GetValue<string>());
+        Assert.Empty(await _database.Context.LabelledSamples.AsNoTracking().ToListAsync());
+        Assert.Empty(await _database.Context.Images.AsNoTracking().ToListAsync());
+    }
+
+    [Fact]
+    public async Task Upload_ThenATrainingJobWithoutFiles_TheJobTrainsOnTheSamples()
+    {
+        var (glass, metal) = (Png(1), Png(2));
+        Assert.Equal(StatusCodes.Status201Created, (await UploadAsync(_database.Context, [("a.png", glass)], ("label", "glass"))).Status);
+        Assert.Equal(StatusCodes.Status201Created, (await UploadAsync(_database.Context, [("b.png", metal)], ("label", "metal"))).Status);
+
+        var (job, error) = await NewSubmitter(_database.Context).SubmitAsync([], [], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.Null(error);
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+        var labels = (await Registry(_database.Context).ValidLabelsAsync(CancellationToken.None)).ToList();
+        var loader = new TrainingDataLoader(_database.Context, _store, new TrainingSettings());
+        var (images, _) = await loader.LoadJobAsync(TrainingJobOptions.FromJson(job!.Job.OptionsJson), labels, CancellationToken.None);
+        Assert.Equal(["glass", "metal"], images.Select(i => labels[i.Label]).Order());
+        Assert.Equal([glass, metal], images.OrderBy(i => labels[i.Label], StringComparer.Ordinal).Select(i => i.Bytes));
+    }
+
+    [Fact]
+    public async Task Upload_ClientGoesAwayAsTheSamplesAreSaved_TheyAreSavedAllTheSame()
+    {
+        // The objects are stored by then: cancelled with the request, the save left them named by no sample.
+        using var client = new CancellationTokenSource();
+        await using var db = _database.NewContext(new BeforeSamplesSaved(client));
+
+        var (result, error) = await NewSubmitter(db).SaveSamplesAsync([File(0, Png(1))], ["glass"], client.Token);
+
+        Assert.Null(error);
+        Assert.True(client.IsCancellationRequested);
+        var sample = await _database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal((Assert.Single(result!.Samples).Id, "glass"), (sample.Id, sample.Label));
+    }
+
+    [Fact]
+    public async Task SubmitJob_ClientGoesAwayAsTheJobIsSaved_JobAndSamplesSavedAllTheSame()
+    {
+        using var client = new CancellationTokenSource();
+        await using var db = _database.NewContext(new BeforeSamplesSaved(client));
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), client.Token);
+
+        Assert.Null(error);
+        Assert.True(client.IsCancellationRequested);
+        Assert.Equal(result!.Job.Id, (await _database.Context.TrainingJobs.AsNoTracking().SingleAsync()).Id);
+        Assert.Equal(result.Job.Id, (await _database.Context.LabelledSamples.AsNoTracking().SingleAsync()).TrainingJobId);
+    }
+
+    /// <summary>The client goes away just before the samples are saved (after the images were stored).</summary>
+    private sealed class BeforeSamplesSaved(CancellationTokenSource client) : SaveChangesInterceptor
+    {
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (eventData.Context!.ChangeTracker.Entries<LabelledSample>().Any()) client.Cancel();
+            return ValueTask.FromResult(result);
+        }
+    }
+
+    private async Task<(int Status, JsonNode Body)> UploadAsync(ClassifierDbContext db, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields)
+    {
+        using var content = new MultipartFormDataContent();
+        foreach (var (name, bytes) in files) content.Add(new ByteArrayContent(bytes), TrainingJobsApi.ImagesField, name);
+        foreach (var (name, value) in fields) content.Add(new StringContent(value), name);
+        var context = new DefaultHttpContext { RequestServices = _services };
+        context.Request.ContentType = content.Headers.ContentType!.ToString();
+        var requestBody = new MemoryStream();
+        await content.CopyToAsync(requestBody);
+        requestBody.Position = 0;
+        context.Request.Body = requestBody;
+
+        var result = await SamplesApi.UploadAsync(context.Request, NewSubmitter(db), new UploadOptions(), CancellationToken.None);
+
+        using var responseBody = new MemoryStream();
+        context.Response.Body = responseBody;
+        await result.ExecuteAsync(context);
+        return (context.Response.StatusCode, JsonNode.Parse(responseBody.ToArray())!);
+    }
+
+    private ModelRegistry Registry(ClassifierDbContext db) =>
+        new(db, _store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+
+    private TrainingJobSubmitter NewSubmitter(ClassifierDbContext db) =>
+        new(db, new ImageIntake(db, _store, new UploadOptions(), _seen, TimeProvider.System), Registry(db), new RefusingSendEndpoints(), new MessagingOptions(),
+            new TrainingSettings(), TimeProvider.System, NullLogger<TrainingJobSubmitter>.Instance);
+
+    private static byte[] Png(byte shade) => TestImages.SolidPng(16, 16, new Rgb24(shade, 90, 200));
+
+    private static UploadedImage File(int index, byte[] bytes) => new(index, $"{index}.png", "image/png", bytes.Length, bytes);
+
+    public void Dispose()
+    {
+        _services.Dispose();
+        _database.Dispose();
+    }
+}

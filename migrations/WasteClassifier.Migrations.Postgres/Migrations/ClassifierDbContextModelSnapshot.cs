@@ -259,6 +259,47 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.ToTable("direct_uploads", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.IdempotentRequest", b =>
+                {
+                    b.Property<string>("Scope")
+                        .HasColumnType("text")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Route")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("route");
+
+                    b.Property<string>("Key")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("key");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("fingerprint");
+
+                    b.Property<string>("ResultJson")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("result_json");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("training_job_id");
+
+                    b.HasKey("Scope", "Route", "Key")
+                        .HasName("pk_idempotent_requests");
+
+                    b.ToTable("idempotent_requests", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
                 {
                     b.Property<Guid>("Id")

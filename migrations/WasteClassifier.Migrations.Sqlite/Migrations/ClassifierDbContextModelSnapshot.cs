@@ -254,6 +254,47 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.ToTable("direct_uploads", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.IdempotentRequest", b =>
+                {
+                    b.Property<string>("Scope")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Route")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("route");
+
+                    b.Property<string>("Key")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("key");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("fingerprint");
+
+                    b.Property<string>("ResultJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("result_json");
+
+                    b.Property<Guid?>("TrainingJobId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("training_job_id");
+
+                    b.HasKey("Scope", "Route", "Key")
+                        .HasName("pk_idempotent_requests");
+
+                    b.ToTable("idempotent_requests", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.LabelledSample", b =>
                 {
                     b.Property<Guid>("Id")

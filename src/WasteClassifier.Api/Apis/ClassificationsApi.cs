@@ -13,7 +13,6 @@ namespace WasteClassifier.Api.Apis;
 public static class ClassificationsApi
 {
     public const string ImageField = "image";
-    private const int MaxIdempotencyKeyLength = 128;
     public const int MaxWaitSeconds = 30;
 
     public static RouteGroupBuilder MapClassificationsApi(this IEndpointRouteBuilder app)
@@ -29,21 +28,15 @@ public static class ClassificationsApi
 
     public static async Task<IResult> SubmitAsync(HttpRequest request, [FromServices] ClassificationSubmitter submitter, [FromServices] UploadOptions options, CancellationToken cancellationToken)
     {
-        var key = request.Headers["Idempotency-Key"].ToString();
-        if (key.Length > MaxIdempotencyKeyLength)
-            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_idempotency_key", $"Idempotency-Key is limited to {MaxIdempotencyKeyLength} characters");
+        if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
         var (upload, error) = await MultipartUploads.ReadAsync(request, ImageField, options, cancellationToken);
         if (error is not null) return error;
         var source = upload!.Form["source"].ToString();
         if (SourceNames.Validate(source) is { } invalid) return invalid;
         if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
 
-        // Keys are the caller's own: another API key's request under the same key is not this one's.
-        var scope = request.HttpContext.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "";
-        var result = await submitter.SubmitAsync(upload.Files, bound, key.Length == 0 ? null : new IdempotencyKey(scope, key), cancellationToken);
-        if (result.KeyReused)
-            return ApiErrors.Result(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
-                "this Idempotency-Key was used for another request (other files, file contents or source); send a new request under a new key");
+        var result = await submitter.SubmitAsync(upload.Files, bound, key, cancellationToken);
+        if (result.KeyReused) return IdempotencyKeyHeader.Reused("other files, file contents or source");
         Observability.ApiMetrics.Submitted(result);
         if (result.Items.Count == 0)
         {

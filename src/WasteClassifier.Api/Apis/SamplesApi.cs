@@ -70,13 +70,14 @@ public static class SamplesApi
     public static async Task<IResult> UploadAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads,
         CancellationToken cancellationToken)
     {
+        if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
         var (upload, error) = await TrainingJobsApi.ReadLabelledUploadAsync(request, uploads, filesRequired: true, cancellationToken);
         if (error is not null) return error;
         // No job is queued, so a job's option would be silently dropped: the caller would expect it to apply to the next job.
         if (TrainingJobsApi.OptionFields.FirstOrDefault(upload!.Form.ContainsKey) is { } option)
             return ApiErrors.Result(StatusCodes.Status400BadRequest, "unexpected_option",
                 $"{option} is a training job option, and POST /v1/samples queues no job; send it with POST /v1/training-jobs");
-        var (result, saveError) = await submitter.SaveSamplesAsync(upload.Files, upload.Labels, cancellationToken);
+        var (result, saveError) = await submitter.SaveSamplesAsync(upload.Files, upload.Labels, cancellationToken, key);
         if (saveError is not null) return saveError;
         return TypedResults.Json(new
         {
@@ -84,6 +85,7 @@ public static class SamplesApi
             samples_saved = result.Samples.Select(s => s.Id).Distinct().Count(),
             rejected = result.Rejected,
             relabelled = result.Relabelled,
+            replayed = result.Replayed,
         }, statusCode: StatusCodes.Status201Created);
     }
 

@@ -69,7 +69,9 @@ public static class TrainingJobsApi
 
     public static async Task<IResult> SubmitAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
     {
-        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken);
+        // A retry (a timeout, a dropped connection) queued a second job, trained on the same samples.
+        if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
+        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken, key);
         if (error is not null) return error;
         return TypedResults.Json(new
         {
@@ -79,6 +81,7 @@ public static class TrainingJobsApi
             images_accepted = result.Accepted,
             rejected = result.Rejected,
             relabelled = result.Relabelled,
+            replayed = result.Replayed,
         }, statusCode: StatusCodes.Status202Accepted);
     }
 
@@ -98,13 +101,14 @@ public static class TrainingJobsApi
         }, statusCode: StatusCodes.Status202Accepted);
     }
 
-    private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken)
+    private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken,
+        IdempotencyKey? key = null)
     {
         // A job without uploads is a retrain on the base dataset and feedback.
         var (upload, error) = await ReadLabelledUploadAsync(request, uploads, filesRequired: false, cancellationToken);
         if (error is not null) return (null, error);
         if (!TryReadOptions(upload!.Form, out var options, out var optionsError)) return (null, optionsError);
-        return await submitter.SubmitAsync(upload.Files, upload.Labels, options!, cancellationToken);
+        return await submitter.SubmitAsync(upload.Files, upload.Labels, options!, cancellationToken, key);
     }
 
     /// <summary>The form fields that set a training job's options (<see cref="TryReadOptions"/>).</summary>

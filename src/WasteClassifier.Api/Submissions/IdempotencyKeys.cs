@@ -11,6 +11,31 @@ namespace WasteClassifier.Api.Submissions;
 /// </summary>
 public sealed record IdempotencyKey(string Scope, string Value);
 
+/// <summary>The Idempotency-Key header as the routes that take it read it, and their answer to a key reused for another request.</summary>
+public static class IdempotencyKeyHeader
+{
+    public const string Name = "Idempotency-Key";
+    public const int MaxLength = 128;
+
+    /// <summary>The request's key scoped to its caller, or null when it sent none; a 400 for a key over <see cref="MaxLength"/>.</summary>
+    public static IResult? Read(HttpRequest request, out IdempotencyKey? key)
+    {
+        key = null;
+        var value = request.Headers[Name].ToString();
+        if (value.Length > MaxLength)
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_idempotency_key", $"Idempotency-Key is limited to {MaxLength} characters");
+        // Keys are the caller's own: another API key's request under the same key is not this one's.
+        var scope = request.HttpContext.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "";
+        if (value.Length > 0) key = new IdempotencyKey(scope, value);
+        return null;
+    }
+
+    /// <param name="differences">What another request may differ in, e.g. "other files, file contents or source".</param>
+    public static IResult Reused(string differences) =>
+        ApiErrors.Result(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
+            $"this Idempotency-Key was used for another request ({differences}); send a new request under a new key");
+}
+
 /// <summary>
 /// What a repeat under an Idempotency-Key must match to be answered with the first request's rows, as mature APIs check a
 /// key's request: the same source and, file by file in order, the same content. The rows hold the source and each
@@ -57,6 +82,18 @@ public static class IdempotencyFingerprints
         // An empty original file stands for one that could not be read then (a retry with its bytes must not be refused
         // for good: wastectl would resend it under this key for ever).
         return files.All(f => f.Length == 0 || (original.TryGetValue(f.Index, out var token) && (token == EmptyToken || token == Token(f))));
+    }
+
+    /// <summary>
+    /// Of a labelled upload (a training job's, or samples'): the SHA-256 of its files in order (their contents, names and
+    /// labels) and <paramref name="options"/>, which a retry must repeat exactly.
+    /// </summary>
+    public static string OfLabelled(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, string options)
+    {
+        var text = new StringBuilder(Version).Append('\n').Append(options);
+        for (var i = 0; i < files.Count; i++)
+            text.Append('\n').Append(Token(files[i])).Append('\t').Append(labels[i]).Append('\t').Append(files[i].FileName);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
     /// <summary>The file's SHA-256 as the intake writes it, or its length alone for a file over the limit (its bytes were not kept).</summary>

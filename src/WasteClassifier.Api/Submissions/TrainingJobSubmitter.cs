@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using WasteClassifier.Components.Models;
@@ -22,7 +23,14 @@ public sealed class TrainingJobSubmitter(
     TimeProvider clock,
     ILogger<TrainingJobSubmitter> logger)
 {
-    public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
+    /// <summary>The routes whose Idempotency-Keys are kept apart (<see cref="IdempotentRequest.Route"/>).</summary>
+    public const string JobRoute = "training-jobs", SamplesRoute = "samples";
+
+    /// <param name="Replayed">The answer of an earlier request under the same Idempotency-Key: nothing was done.</param>
+    public sealed record Result(TrainingJob Job, int Accepted, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled, bool Replayed = false);
+
+    /// <summary>What an Idempotency-Key's record keeps of a job's answer besides the job.</summary>
+    private sealed record StoredJobResult(int Accepted, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
 
     /// <summary>
     /// An image whose sample this request left under another label than it had: one uploaded or corrected before
@@ -34,11 +42,17 @@ public sealed class TrainingJobSubmitter(
     /// <summary>A sample <c>POST /v1/samples</c> saved: <paramref name="Index"/> is the file's; files of the same bytes share one sample, whose label is the last of them.</summary>
     public sealed record SavedSample(int Index, Guid Id, Guid ImageId, string Label, string? Filename);
 
-    public sealed record SamplesResult(IReadOnlyList<SavedSample> Samples, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled);
+    public sealed record SamplesResult(IReadOnlyList<SavedSample> Samples, IReadOnlyList<RejectedImage> Rejected, IReadOnlyList<RelabelledSample> Relabelled,
+        bool Replayed = false);
 
-    public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken)
+    /// <param name="key">An Idempotency-Key: a repeat of the request that saved it is answered with that request's job and
+    /// report (nothing is done), another request under it with a 422.</param>
+    public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken,
+        IdempotencyKey? key = null)
     {
         if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
+        var fingerprint = key is null ? "" : IdempotencyFingerprints.OfLabelled(files, labels, options.ToJson());
+        if (key is not null && await ReplayJobAsync(key, fingerprint, cancellationToken) is { } replay) return replay;
         var dataset = options.BaseDataset.Length == 0 ? settings.BaseDataset : options.BaseDataset;
         if (dataset != "none" && !settings.Datasets.ContainsKey(dataset))
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", $"base_dataset must be none or one of: {string.Join(", ", settings.Datasets.Keys)}"));
@@ -55,20 +69,32 @@ public sealed class TrainingJobSubmitter(
         var job = new TrainingJob { Id = Guid.CreateVersion7(), OptionsJson = options.ToJson(), CreatedAt = now };
         var samples = accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList();
         List<RelabelledSample> relabelled = [];
-        var conflict = await SampleSaves.SaveAsync(db, async ct =>
+        IResult? conflict;
+        try
         {
-            // The job is saved with its samples, in one transaction.
-            db.TrainingJobs.Add(job);
-            (relabelled, _) = await AddSamplesAsync(samples, job.Id, now, ct);
-        }, recording.Token, savedAnyway: async ct =>
+            conflict = await SampleSaves.SaveAsync(db, async ct =>
+            {
+                // The job is saved with its samples and its Idempotency-Key, in one transaction.
+                db.TrainingJobs.Add(job);
+                (relabelled, _) = await AddSamplesAsync(samples, job.Id, now, ct);
+                Remember(key, JobRoute, fingerprint, job.Id, new StoredJobResult(accepted.Count, rejected, relabelled), now);
+            }, recording.Token, savedAnyway: async ct =>
+            {
+                // The id is new (version 7, made by this request): found, it is this job, saved with its samples in one
+                // transaction. Answered 503 instead, the job stayed queued without its message and the client's retry queued a
+                // second one.
+                if (!await db.TrainingJobs.AsNoTracking().AnyAsync(j => j.Id == job.Id, ct)) return false;
+                logger.LogWarning("Saved training job {TrainingJobId} whose commit was not acknowledged; sending it", job.Id);
+                return true;
+            });
+        }
+        catch (DbUpdateException) when (key is not null)
         {
-            // The id is new (version 7, made by this request): found, it is this job, saved with its samples in one
-            // transaction. Answered 503 instead, the job stayed queued without its message and the client's retry queued a
-            // second one.
-            if (!await db.TrainingJobs.AsNoTracking().AnyAsync(j => j.Id == job.Id, ct)) return false;
-            logger.LogWarning("Saved training job {TrainingJobId} whose commit was not acknowledged; sending it", job.Id);
-            return true;
-        });
+            // A request under the same key saved first (this save failed on the key): answered as its repeat, or refused.
+            db.ChangeTracker.Clear();
+            if (await ReplayJobAsync(key, fingerprint, recording.Token) is { } earlier) return earlier;
+            throw;
+        }
         if (conflict is not null) return (null, conflict);
 
         await SendAsync(job.Id, recording.Token);
@@ -80,10 +106,13 @@ public sealed class TrainingJobSubmitter(
     /// Stores labelled images as samples, as <see cref="SubmitAsync"/> does, and queues no job: the next job trains on them
     /// (<c>POST /v1/samples</c>, to collect samples over many requests for one job).
     /// </summary>
-    public async Task<(SamplesResult?, IResult?)> SaveSamplesAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, CancellationToken cancellationToken)
+    public async Task<(SamplesResult?, IResult?)> SaveSamplesAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, CancellationToken cancellationToken,
+        IdempotencyKey? key = null)
     {
         if (files.Count == 0) return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", "send one or more files in 'images'"));
         if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
+        var fingerprint = key is null ? "" : IdempotencyFingerprints.OfLabelled(files, labels, SamplesRoute);
+        if (key is not null && await ReplaySamplesAsync(key, fingerprint, cancellationToken) is { } replay) return replay;
         var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
         if (accepted.Count == 0) return (null, NoneAccepted(files, rejected));
         // As for a job: once the objects are stored, their samples are saved even when the client has gone.
@@ -93,14 +122,73 @@ public sealed class TrainingJobSubmitter(
         var samples = accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList();
         List<RelabelledSample> relabelled = [];
         Dictionary<Guid, LabelledSample> byImage = [];
-        // A commit whose answer was lost reads as a race and is staged again: the same samples, now unchanged by it.
-        var conflict = await SampleSaves.SaveAsync(db, async ct => (relabelled, byImage) = await AddSamplesAsync(samples, jobId: null, now, ct), recording.Token);
+        SamplesResult? result = null;
+        IResult? conflict;
+        try
+        {
+            // A commit whose answer was lost reads as a race and is staged again: the same samples, now unchanged by it.
+            conflict = await SampleSaves.SaveAsync(db, async ct =>
+            {
+                var (relabelled, byImage) = await AddSamplesAsync(samples, jobId: null, now, ct);
+                var saved = accepted.Select(a => (a.File, Sample: byImage[a.Image.Id]))
+                    .Select(s => new SavedSample(s.File.Index, s.Sample.Id, s.Sample.ImageId, s.Sample.Label, FileNames.Sanitize(s.File.FileName))).ToList();
+                result = new SamplesResult(saved, rejected, relabelled);
+                Remember(key, SamplesRoute, fingerprint, jobId: null, result, now);
+            }, recording.Token);
+        }
+        catch (DbUpdateException) when (key is not null)
+        {
+            db.ChangeTracker.Clear();
+            if (await ReplaySamplesAsync(key, fingerprint, recording.Token) is { } earlier) return earlier;
+            throw;
+        }
         if (conflict is not null) return (null, conflict);
 
-        var saved = accepted.Select(a => (a.File, Sample: byImage[a.Image.Id]))
-            .Select(s => new SavedSample(s.File.Index, s.Sample.Id, s.Sample.ImageId, s.Sample.Label, FileNames.Sanitize(s.File.FileName))).ToList();
-        logger.LogInformation("Saved {Images} labelled image(s) as samples without a job, {Relabelled} relabelled", accepted.Count, relabelled.Count);
-        return (new SamplesResult(saved, rejected, relabelled), null);
+        logger.LogInformation("Saved {Images} labelled image(s) as samples without a job, {Relabelled} relabelled", accepted.Count, result!.Relabelled.Count);
+        return (result, null);
+    }
+
+    private void Remember(IdempotencyKey? key, string route, string fingerprint, Guid? jobId, object result, DateTime now)
+    {
+        if (key is null) return;
+        db.IdempotentRequests.Add(new IdempotentRequest
+        {
+            Scope = key.Scope,
+            Route = route,
+            Key = key.Value,
+            Fingerprint = fingerprint,
+            TrainingJobId = jobId,
+            ResultJson = JsonSerializer.Serialize(result, result.GetType()),
+            CreatedAt = now,
+        });
+    }
+
+    /// <summary>The earlier request under <paramref name="key"/> on <paramref name="route"/>: null if none; a 422 if it was another request.</summary>
+    private async Task<(IdempotentRequest? Earlier, IResult? Reused)> FindEarlierAsync(IdempotencyKey key, string route, string fingerprint, CancellationToken cancellationToken)
+    {
+        var earlier = await db.IdempotentRequests.AsNoTracking()
+            .FirstOrDefaultAsync(r => r.Scope == key.Scope && r.Route == route && r.Key == key.Value, cancellationToken);
+        if (earlier is null || earlier.Fingerprint == fingerprint) return (earlier, null);
+        logger.LogInformation("Idempotency-Key reused for another request on {Route} (scope {Scope}); refused", route, key.Scope.Length == 0 ? "(none)" : key.Scope);
+        return (null, IdempotencyKeyHeader.Reused("other files, file contents, labels or options"));
+    }
+
+    private async Task<(Result?, IResult?)?> ReplayJobAsync(IdempotencyKey key, string fingerprint, CancellationToken cancellationToken)
+    {
+        var (earlier, reused) = await FindEarlierAsync(key, JobRoute, fingerprint, cancellationToken);
+        if (reused is not null) return (null, reused);
+        if (earlier is null) return null;
+        var job = await db.TrainingJobs.AsNoTracking().FirstAsync(j => j.Id == earlier.TrainingJobId, cancellationToken);
+        var stored = JsonSerializer.Deserialize<StoredJobResult>(earlier.ResultJson)!;
+        return (new Result(job, stored.Accepted, stored.Rejected, stored.Relabelled, Replayed: true), null);
+    }
+
+    private async Task<(SamplesResult?, IResult?)?> ReplaySamplesAsync(IdempotencyKey key, string fingerprint, CancellationToken cancellationToken)
+    {
+        var (earlier, reused) = await FindEarlierAsync(key, SamplesRoute, fingerprint, cancellationToken);
+        if (reused is not null) return (null, reused);
+        if (earlier is null) return null;
+        return (JsonSerializer.Deserialize<SamplesResult>(earlier.ResultJson)! with { Replayed = true }, null);
     }
 
     private async Task<IResult?> CheckLabelsAsync(IReadOnlyList<string> labels, CancellationToken cancellationToken)

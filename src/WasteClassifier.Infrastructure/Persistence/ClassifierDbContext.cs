@@ -13,6 +13,7 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
     public DbSet<TrainingJob> TrainingJobs => Set<TrainingJob>();
     public DbSet<LabelledSample> LabelledSamples => Set<LabelledSample>();
     public DbSet<DirectUpload> DirectUploads => Set<DirectUpload>();
+    public DbSet<IdempotentRequest> IdempotentRequests => Set<IdempotentRequest>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -108,6 +109,16 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             // One label per image: a later correction replaces an earlier one.
             sample.HasIndex(s => s.ImageId).IsUnique().HasDatabaseName(LabelledSampleImageIndex);
             sample.HasIndex(s => s.TrainingJobId);
+        });
+
+        modelBuilder.Entity<IdempotentRequest>(request =>
+        {
+            request.ToTable("idempotent_requests");
+            // The key settles concurrent repeats: the later save fails on it and is answered with the earlier one's result.
+            request.HasKey(r => new { r.Scope, r.Route, r.Key });
+            request.Property(r => r.Route).HasMaxLength(32);
+            request.Property(r => r.Key).HasMaxLength(128);
+            request.Property(r => r.Fingerprint).HasMaxLength(64);
         });
     }
 }

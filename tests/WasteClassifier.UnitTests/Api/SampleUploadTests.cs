@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
@@ -121,6 +122,84 @@ public sealed class SampleUploadTests : IDisposable
         Assert.Equal(result.Job.Id, (await _database.Context.LabelledSamples.AsNoTracking().SingleAsync()).TrainingJobId);
     }
 
+    [Fact]
+    public async Task Upload_SameIdempotencyKeyAndRequestTwice_201WithTheSameSamplesAndNothingSavedAgain()
+    {
+        (string, byte[])[] files = [("a.png", Png(1)), ("b.png", Png(2))];
+        var first = await PostSamplesAsync("samples-0001", files, ("labels", "glass"), ("labels", "metal"));
+        var samples = await _database.Context.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync();
+
+        var again = await PostSamplesAsync("samples-0001", files, ("labels", "glass"), ("labels", "metal"));
+
+        Assert.Equal((StatusCodes.Status201Created, StatusCodes.Status201Created), (first.Status, again.Status));
+        Assert.Equal(first.Body["items"]!.ToJsonString(), again.Body["items"]!.ToJsonString());
+        Assert.Equal((false, true), (first.Body["replayed"]!.GetValue<bool>(), again.Body["replayed"]!.GetValue<bool>()));
+        // Not saved again: the samples keep their created_at (a save would have moved it).
+        Assert.Equal(samples.Select(s => (s.Id, s.CreatedAt)), (await _database.Context.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync()).Select(s => (s.Id, s.CreatedAt)));
+    }
+
+    [Fact]
+    public async Task Upload_SameIdempotencyKeyOtherLabels_422AndNothingChanged()
+    {
+        var glass = Png(1);
+        Assert.Equal(StatusCodes.Status201Created, (await PostSamplesAsync("samples-0002", [("a.png", glass)], ("label", "glass"))).Status);
+
+        var (status, body) = await PostSamplesAsync("samples-0002", [("a.png", glass)], ("label", "metal"));
+
+        Assert.Equal(StatusCodes.Status422UnprocessableEntity, status);
+        Assert.Equal("idempotency_key_reused", body["error"]!.GetValue<string>());
+        Assert.Equal("glass", (await _database.Context.LabelledSamples.AsNoTracking().SingleAsync()).Label);
+    }
+
+    [Fact]
+    public async Task SubmitJob_SameIdempotencyKeyAndRequestTwice_202WithTheSameJobAndNoSecondJob()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await SubmitJobAsync("job-0001", caller: "lab", files, ("label", "glass"), ("epochs", "5"));
+
+        var again = await SubmitJobAsync("job-0001", caller: "lab", files, ("label", "glass"), ("epochs", "5"));
+
+        Assert.Equal((StatusCodes.Status202Accepted, StatusCodes.Status202Accepted), (first.Status, again.Status));
+        Assert.Equal(first.Body["id"]!.GetValue<Guid>(), again.Body["id"]!.GetValue<Guid>());
+        Assert.Equal(1, again.Body["images_accepted"]!.GetValue<int>());
+        Assert.True(again.Body["replayed"]!.GetValue<bool>());
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    [Theory]
+    [InlineData("epochs", "6")]
+    [InlineData("label", "metal")]
+    public async Task SubmitJob_SameIdempotencyKeyOtherRequest_422AndNoSecondJob(string field, string value)
+    {
+        const string caller = "lab";
+        (string, byte[])[] files = [("a.png", Png(1))];
+        Assert.Equal(StatusCodes.Status202Accepted, (await SubmitJobAsync("job-0002", caller, files, ("label", "glass"), ("epochs", "5"))).Status);
+        var fields = new Dictionary<string, string> { ["label"] = "glass", ["epochs"] = "5", [field] = value };
+
+        var (status, body) = await SubmitJobAsync("job-0002", caller, files, [.. fields.Select(f => (f.Key, f.Value))]);
+
+        Assert.Equal(StatusCodes.Status422UnprocessableEntity, status);
+        Assert.Equal("idempotency_key_reused", body["error"]!.GetValue<string>());
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    [Fact]
+    public async Task SubmitJob_SameIdempotencyKeyFromAnotherCaller_IsAJobOfItsOwn()
+    {
+        // Keys are their caller's, as for classifications: another API key's request under the same key is not this one's.
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await SubmitJobAsync("job-0003", caller: "lab", files, ("label", "glass"));
+
+        var other = await SubmitJobAsync("job-0003", caller: "plant", files, ("label", "glass"));
+
+        Assert.Equal(StatusCodes.Status202Accepted, other.Status);
+        Assert.NotEqual(first.Body["id"]!.GetValue<Guid>(), other.Body["id"]!.GetValue<Guid>());
+        Assert.Equal(2, await _database.Context.TrainingJobs.AsNoTracking().CountAsync());
+    }
+
+    private Task<(int Status, JsonNode Body)> PostSamplesAsync(string key, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
+        PostAsync(request => SamplesApi.UploadAsync(request, NewSubmitter(_database.Context), new UploadOptions(), CancellationToken.None), files, key, caller: null, fields);
+
     /// <summary>The client goes away just before the samples are saved (after the images were stored).</summary>
     private sealed class BeforeSamplesSaved(CancellationTokenSource client) : SaveChangesInterceptor
     {
@@ -132,19 +211,29 @@ public sealed class SampleUploadTests : IDisposable
         }
     }
 
-    private async Task<(int Status, JsonNode Body)> UploadAsync(ClassifierDbContext db, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields)
+    private Task<(int Status, JsonNode Body)> UploadAsync(ClassifierDbContext db, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
+        PostAsync(request => SamplesApi.UploadAsync(request, NewSubmitter(db), new UploadOptions(), CancellationToken.None), files, key: null, caller: null, fields);
+
+    private Task<(int Status, JsonNode Body)> SubmitJobAsync(string key, string? caller, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
+        PostAsync(request => TrainingJobsApi.SubmitAsync(request, NewSubmitter(_database.Context), new UploadOptions(), CancellationToken.None), files, key, caller, fields);
+
+    /// <summary>A multipart POST to <paramref name="handler"/>, with an Idempotency-Key and a caller (an API key's name) if given; its answer.</summary>
+    private async Task<(int Status, JsonNode Body)> PostAsync(Func<HttpRequest, Task<IResult>> handler, (string Name, byte[] Bytes)[] files, string? key, string? caller,
+        (string Name, string Value)[] fields)
     {
         using var content = new MultipartFormDataContent();
         foreach (var (name, bytes) in files) content.Add(new ByteArrayContent(bytes), TrainingJobsApi.ImagesField, name);
         foreach (var (name, value) in fields) content.Add(new StringContent(value), name);
         var context = new DefaultHttpContext { RequestServices = _services };
+        if (caller is not null) context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, caller)], "test"));
+        if (key is not null) context.Request.Headers[IdempotencyKeyHeader.Name] = key;
         context.Request.ContentType = content.Headers.ContentType!.ToString();
         var requestBody = new MemoryStream();
         await content.CopyToAsync(requestBody);
         requestBody.Position = 0;
         context.Request.Body = requestBody;
 
-        var result = await SamplesApi.UploadAsync(context.Request, NewSubmitter(db), new UploadOptions(), CancellationToken.None);
+        var result = await handler(context.Request);
 
         using var responseBody = new MemoryStream();
         context.Response.Body = responseBody;

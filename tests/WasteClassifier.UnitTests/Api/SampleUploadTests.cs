@@ -200,6 +200,43 @@ public sealed class SampleUploadTests : IDisposable
     private Task<(int Status, JsonNode Body)> PostSamplesAsync(string key, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
         PostAsync(request => SamplesApi.UploadAsync(request, NewSubmitter(_database.Context), new UploadOptions(), CancellationToken.None), files, key, caller: null, fields);
 
+    [Fact]
+    public async Task SubmitJob_ARepeatUnderTheSameKeySavesFirst_AnsweredWithItsJob()
+    {
+        // Two tries of one request at once (a client's retry while the first still runs): both find no record of the key,
+        // and the later save fails on it; that failure is answered with the earlier try's job, not a 500.
+        var key = new IdempotencyKey("lab", "job-0004");
+        var glass = Png(1);
+        TrainingJobSubmitter.Result? winner = null;
+        await using var db = _database.NewContext(new OnceBeforeSamplesSaved(async () =>
+        {
+            await using var other = _database.NewContext();
+            (winner, _) = await NewSubmitter(other).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+        }));
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+
+        Assert.Null(error);
+        Assert.True(result!.Replayed);
+        Assert.Equal(winner!.Job.Id, result.Job.Id);
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    /// <summary>Another request runs just before the first save of samples.</summary>
+    private sealed class OnceBeforeSamplesSaved(Func<Task> action) : SaveChangesInterceptor
+    {
+        private bool _done;
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (_done || !eventData.Context!.ChangeTracker.Entries<LabelledSample>().Any()) return result;
+            _done = true;
+            await action();
+            return result;
+        }
+    }
+
     /// <summary>The client goes away just before the samples are saved (after the images were stored).</summary>
     private sealed class BeforeSamplesSaved(CancellationTokenSource client) : SaveChangesInterceptor
     {

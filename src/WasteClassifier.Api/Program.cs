@@ -53,8 +53,9 @@ api.MapServiceApi();
 api.MapModelsApi();
 api.MapTrainingJobsApi();
 api.MapSamplesApi();
-app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithSummary("Liveness probe: 200 while the process answers");
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") })
+// Both answer JSON (HealthResponses): the status of each check and a description that names what is wrong, never a secret.
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponses.WriteAsync }).WithSummary("Liveness probe: 200 while the process answers");
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready"), ResponseWriter = HealthResponses.WriteAsync })
     .WithSummary("Readiness probe: 200 when the checks tagged ready pass, else 503");
 
 app.Run();

@@ -1,10 +1,11 @@
-using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 
@@ -12,35 +13,45 @@ namespace WasteClassifier.Components.Observability;
 
 /// <summary>
 /// Reads the classifications table (no rows: <c>LIMIT 0</c>), so a database that accepts connections but lacks the
-/// schema (migrations not applied) is not ready: every request would fail there.
+/// schema (migrations not applied) is not ready: every request would fail there. The description names the failure by its
+/// kind and codes only (<see cref="ExceptionReasons"/>): a driver's message can name the host, the user or worse; the log
+/// has the whole exception.
 /// </summary>
-public sealed class DatabaseHealthCheck(ClassifierDbContext db) : IHealthCheck
+public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<DatabaseHealthCheck>? logger = null) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var entity = db.Model.FindEntityType(typeof(Classification))!;
         var table = db.GetService<ISqlGenerationHelper>().DelimitIdentifier(entity.GetTableName()!, entity.GetSchema());
+        var connection = db.Database.GetDbConnection();
+        var opened = false;
         try
         {
-            // One statement on the context's connection, outside EF's retry strategy: a probe answers now; the next one tries again.
-            await db.Database.OpenConnectionAsync(cancellationToken);
-            await using var command = db.Database.GetDbConnection().CreateCommand();
+            // One statement on the context's connection, outside EF's retry strategy (which its OpenConnectionAsync goes
+            // through: an unreachable PostgreSQL held the probe for half a minute): a probe answers now; the next one tries again.
+            await connection.OpenAsync(cancellationToken);
+            opened = true;
+            await using var command = connection.CreateCommand();
             command.CommandText = $"SELECT 1 FROM {table} LIMIT 0";
             await command.ExecuteNonQueryAsync(cancellationToken);
             return HealthCheckResult.Healthy(db.Database.ProviderName);
         }
-        catch (DbException e)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return HealthCheckResult.Unhealthy($"the database cannot be queried: {e.Message}");
+            logger?.LogWarning(e, "Readiness: the database check failed");
+            return HealthCheckResult.Unhealthy(opened
+                ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({ExceptionReasons.Of(e)})"
+                : $"the database is unreachable ({ExceptionReasons.Of(e)})");
         }
         finally
         {
-            await db.Database.CloseConnectionAsync();
+            if (opened) await connection.CloseAsync();
         }
     }
 }
 
-public sealed class ObjectStoreHealthCheck(IObjectStore store) : IHealthCheck
+/// <summary>The store can be written (folder) or its bucket read (S3); a failure described by <see cref="ObjectStoreErrors.Describe"/>.</summary>
+public sealed class ObjectStoreHealthCheck(IObjectStore store, ILogger<ObjectStoreHealthCheck>? logger = null) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -51,7 +62,10 @@ public sealed class ObjectStoreHealthCheck(IObjectStore store) : IHealthCheck
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return HealthCheckResult.Unhealthy(e.Message);
+            logger?.LogWarning(e, "Readiness: the object store check failed");
+            return HealthCheckResult.Unhealthy(e is (IOException and not DirectoryNotFoundException) or UnauthorizedAccessException
+                ? $"the object store folder cannot be written ({ExceptionReasons.Of(e)})"
+                : ObjectStoreErrors.Describe(e));
         }
     }
 }

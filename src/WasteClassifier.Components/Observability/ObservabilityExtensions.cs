@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -6,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Prometheus;
+using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Components.Observability;
 
@@ -47,7 +47,8 @@ public static class ObservabilityExtensions
     /// <summary>The probes and the Prometheus endpoint, answered from <paramref name="services"/> (the host's own container).</summary>
     public static void MapObservabilityEndpoints(this IEndpointRouteBuilder app, IServiceProvider services, Func<HttpContext, Task>? beforeScrape = null)
     {
-        app.MapGet("/health/live", () => TypedResults.Text("Healthy")).ExcludeFromDescription();
+        app.MapGet("/health/live", (HttpContext context) => HealthResponses.WriteAsync(context, new HealthReport(new Dictionary<string, HealthReportEntry>(), TimeSpan.Zero)))
+            .ExcludeFromDescription();
         app.MapGet("/health/ready", (HttpContext context) => ReadyAsync(services, context)).ExcludeFromDescription();
         app.MapPrometheusMetrics(services, beforeScrape);
     }
@@ -72,22 +73,17 @@ public static class ObservabilityExtensions
 
     /// <summary>
     /// 200 when every ready-tagged check is healthy, the model check being allowed degraded (still working: a worker serving
-    /// the model it had), else 503; the body names each check's status. Any other check degraded is not ready: MassTransit's
-    /// bus check is degraded while some receive endpoints are faulted, the classify endpoint of a worker among them.
-    /// <c>details</c> carries each check's description: this listener is the only HTTP a worker serves, so it is where a
-    /// degraded model (which versions) or a failing check's reason can be read.
+    /// the model it had), else 503; the body (<see cref="HealthResponses"/>) names each check's status and description. Any
+    /// other check degraded is not ready: MassTransit's bus check is degraded while some receive endpoints are faulted, the
+    /// classify endpoint of a worker among them. This listener is the only HTTP a worker serves, so it is where a degraded
+    /// model (which versions) or a failing check's reason can be read.
     /// </summary>
     private static async Task ReadyAsync(IServiceProvider services, HttpContext context)
     {
         var report = await services.GetRequiredService<HealthCheckService>().CheckHealthAsync(c => c.Tags.Contains(ReadyTag), context.RequestAborted);
         var ready = report.Entries.All(e => e.Value.Status == HealthStatus.Healthy || (e.Value.Status == HealthStatus.Degraded && e.Key == ModelCheck));
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-        await context.Response.WriteAsJsonAsync(new Dictionary<string, object>
-        {
-            ["status"] = report.Status.ToString().ToLowerInvariant(),
-            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => e.Value.Status.ToString().ToLowerInvariant()),
-            ["details"] = report.Entries.Where(e => e.Value.Description is not null).ToDictionary(e => e.Key, e => e.Value.Description!),
-        }, JsonSerializerOptions.Web, context.RequestAborted);
+        await HealthResponses.WriteAsync(context, report);
     }
 }
 

@@ -137,7 +137,9 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
         try
         {
             var body = await response.Content.ReadAsStringAsync(cancellationToken);
-            return body.Length == 0 ? null : XDocument.Parse(body).Root?.Element("Code")?.Value;
+            // Only a code: it is passed on to clients (ObjectStoreErrors.Describe), the rest of the body is the server's text.
+            var code = body.Length == 0 ? null : XDocument.Parse(body).Root?.Element("Code")?.Value;
+            return Hosting.ExceptionReasons.IsCode(code) ? code : null;
         }
         catch (System.Xml.XmlException)
         {
@@ -148,6 +150,6 @@ public sealed class MinioObjectStore(IMinioClient client, string bucket, HttpCli
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         if (!await client.BucketExistsAsync(new BucketExistsArgs().WithBucket(bucket), cancellationToken))
-            throw new InvalidOperationException($"bucket {bucket} does not exist");
+            throw new BucketMissingException(bucket);
     }
 }

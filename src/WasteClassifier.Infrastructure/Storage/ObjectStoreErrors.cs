@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Net;
 using Minio.Exceptions;
+using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Infrastructure.Storage;
 
@@ -43,10 +44,24 @@ public static class ObjectStoreErrors
     };
 
     /// <summary>
-    /// The store's answer in a sentence a client may read: a file error's message would name the server's folders, so only
-    /// its kind is given.
+    /// The store's answer in a sentence a client (a classification's error, a health probe) may read. Only messages this
+    /// service wrote itself from its own keys and the S3 error code are passed on; anything else is named by its kind and
+    /// codes (<see cref="ExceptionReasons"/>): a file error's message names the server's folders, a connection error the
+    /// store's host, the Minio client's exceptions the server's response text.
     /// </summary>
-    public static string Describe(Exception e) => e is IOException or UnauthorizedAccessException ? e.GetType().Name : e.Message;
+    public static string Describe(Exception e) => e switch
+    {
+        ObjectStoreResponseException or ObjectTooLargeException => e.Message,
+        DirectoryNotFoundException => "the object store folder is missing",
+        IOException or UnauthorizedAccessException => e.GetType().Name,
+        TimeoutException => "the object store did not answer in time",
+        HttpRequestException { StatusCode: { } status } => $"the object store answered {(int)status}",
+        HttpRequestException => $"the object store is unreachable ({ExceptionReasons.Of(e)})",
+        MinioException { Response.Code: { } code } when ExceptionReasons.IsCode(code) => $"the object store answered {code}",
+        BucketMissingException => e.Message,
+        InvalidObjectNameException or ArgumentException => "the object key is not valid for the store",
+        _ => $"the object store failed ({ExceptionReasons.Of(e)})",
+    };
 }
 
 /// <summary>
@@ -61,3 +76,6 @@ public sealed class ObjectStoreWriteException(string message, Exception inner) :
 /// <see cref="IOException"/> still, for callers that catch those.
 /// </summary>
 public sealed class ObjectStoreReadException(string message, Exception inner) : IOException(message, inner);
+
+/// <summary>The configured bucket does not exist (an S3 store's readiness). Its message names the bucket, which is not a secret.</summary>
+public sealed class BucketMissingException(string bucket) : InvalidOperationException($"the object store's bucket {bucket} does not exist");

@@ -57,8 +57,13 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
             if (response.StatusCode != HttpStatusCode.ServiceUnavailable) return null;
             // Its answer, not a guess at which component is down (one guessed the broker, which the API's probe does not check).
             var body = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
-            if (body.Length > 500) body = body[..500] + "…";
-            return $"target not ready at {target}: GET /{ReadinessPath} answered 503 ({(body.Length == 0 ? "no body" : body)}; GET /health names each " +
+            var answer = FailingChecks(body);
+            if (answer is null)
+            {
+                answer = body.Length == 0 ? "no body" : body;
+                if (answer.Length > 500) answer = answer[..500] + "…";
+            }
+            return $"target not ready at {target}: GET /{ReadinessPath} answered 503 ({answer}; GET /health names each " +
                    "component's state); start what is down or wait until it is ready, or pass --no-ready-check to load it anyway";
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -68,6 +73,37 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         catch (HttpRequestException e)
         {
             return $"target not answering at {target}: {ConnectionReason(e)} ({e.Message})";
+        }
+    }
+
+    /// <summary>
+    /// The checks of a readiness answer in the API's JSON (<c>{"status", "checks": {"database": {"status", "description"}}}</c>)
+    /// that are not healthy, e.g. <c>database unhealthy: the database is unreachable (NpgsqlException: ConnectionRefused)</c>;
+    /// null for any other body (an older build's plain "Unhealthy", a proxy's page), which is then quoted as it is.
+    /// </summary>
+    internal static string? FailingChecks(string body)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            if (json.RootElement.ValueKind != JsonValueKind.Object || !json.RootElement.TryGetProperty("checks", out var checks) || checks.ValueKind != JsonValueKind.Object)
+                return null;
+            var failing = new List<string>();
+            foreach (var check in checks.EnumerateObject())
+            {
+                var status = check.Value.ValueKind == JsonValueKind.Object && check.Value.TryGetProperty("status", out var s) ? s.ToString() : check.Value.ToString();
+                if (status == "healthy") continue;
+                var description = check.Value.ValueKind == JsonValueKind.Object && check.Value.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String
+                    ? $": {d.GetString()}" : "";
+                failing.Add($"{check.Name} {status}{description}");
+            }
+            var overall = json.RootElement.TryGetProperty("status", out var o) ? o.ToString() : "not ready";
+            var text = failing.Count == 0 ? overall : string.Join("; ", failing);
+            return text.Length > 500 ? text[..500] + "…" : text;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

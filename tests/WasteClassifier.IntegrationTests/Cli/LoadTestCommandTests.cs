@@ -525,7 +525,9 @@ public sealed class LoadTestCommandTests : IDisposable
         string[] args = ["--target", api.Urls.First(), "--users", "1", "--duration", "1", "--max-requests", "2", "--generate", "1", "--size", "64x48", "--out", Path.Combine(_directory, "out")];
 
         var error = Assert.Throws<UnavailableException>(() => command.Run(new CommandArguments(args, command.ValueOptions, command.FlagOptions)));
-        Assert.Contains("answered 503 (Unhealthy;", error.Message);
+        // The failing check and its description, from the API's readiness JSON; the healthy one is not listed.
+        Assert.Contains("answered 503 (database unhealthy: the database is unreachable (NpgsqlException: ConnectionRefused);", error.Message);
+        Assert.DoesNotContain("object_store", error.Message);
         Assert.Equal(1, Volatile.Read(ref requests));
 
         // A deliberate outage test loads it anyway.
@@ -547,7 +549,16 @@ public sealed class LoadTestCommandTests : IDisposable
         });
         api.MapPost("/v1/classifications", () => Results.Json(new { items = new[] { new { id = Guid.NewGuid().ToString() } } }, statusCode: 202));
         api.MapGet("/v1/classifications/{id}", (string id) => Results.Json(new { id, status = "completed" }));
-        if (notReady) api.MapGet("/health/ready", () => Results.Text("Unhealthy", statusCode: 503));
+        if (notReady)
+            api.MapGet("/health/ready", () => Results.Json(new Dictionary<string, object>
+            {
+                ["status"] = "unhealthy",
+                ["checks"] = new Dictionary<string, object>
+                {
+                    ["database"] = new { status = "unhealthy", description = "the database is unreachable (NpgsqlException: ConnectionRefused)", duration_ms = 2.5 },
+                    ["object_store"] = new { status = "healthy", description = "FileSystemObjectStore", duration_ms = 0.4 },
+                },
+            }, statusCode: 503));
         await api.StartAsync();
         return api;
     }

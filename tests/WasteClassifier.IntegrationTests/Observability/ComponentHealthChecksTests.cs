@@ -39,6 +39,33 @@ public sealed class ComponentHealthChecksTests
         }
     }
 
+    [Fact]
+    public async Task Database_Unreachable_DescribedWithoutHostOrCredentials()
+    {
+        // A port nothing listens on: Npgsql's message names the host and port ("Failed to connect to 127.0.0.1:port").
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        const string password = "s3cret-db-password";
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, new DatabaseOptions
+        {
+            Provider = DatabaseProviders.Postgres,
+            ConnectionString = $"Host=127.0.0.1;Port={port};Username=wc_secret_user;Password={password};Timeout=5",
+        }, Path.GetTempPath());
+        await using var db = new ClassifierDbContext(builder.Options);
+
+        var result = await new DatabaseHealthCheck(db).CheckHealthAsync(new HealthCheckContext());
+
+        Assert.Equal(HealthStatus.Unhealthy, result.Status);
+        Assert.StartsWith("the database is unreachable (NpgsqlException", result.Description);
+        Assert.DoesNotContain("127.0.0.1", result.Description);
+        Assert.DoesNotContain(port.ToString(), result.Description);
+        Assert.DoesNotContain(password, result.Description);
+        Assert.DoesNotContain("wc_secret_user", result.Description);
+    }
+
     private static async Task AssertNotReadyUntilMigratedAsync(DatabaseOptions options, string dataDirectory)
     {
         var builder = new DbContextOptionsBuilder<ClassifierDbContext>();

@@ -85,4 +85,21 @@ public sealed class ObjectStoreErrorsTests
         Assert.Equal("UnauthorizedAccessException", ObjectStoreErrors.Describe(new UnauthorizedAccessException("Access to the path '/srv/data/objects/x' is denied.")));
         Assert.Equal("object store GET sha256/ab/abc answered 403 AccessDenied", ObjectStoreErrors.Describe(Answer(HttpStatusCode.Forbidden, "AccessDenied")));
     }
+
+    [Fact]
+    public void Describe_ForeignMessages_NamedByKindAndCodesOnly()
+    {
+        // What reaches a classification's error and the readiness probe: never a host, a credential or the server's text.
+        var unreachable = new HttpRequestException(HttpRequestError.ConnectionError, "Connection refused (minio.internal:9000)",
+            new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
+        var minio = new UnexpectedMinioException("MinIO API responded with message=The secret key sk-123 was not valid");
+        var answered = MinioAnswer("AccessDenied");
+
+        Assert.Equal("the object store is unreachable (HttpRequestException: ConnectionError, ConnectionRefused)", ObjectStoreErrors.Describe(unreachable));
+        Assert.Equal("the object store failed (UnexpectedMinioException)", ObjectStoreErrors.Describe(minio));
+        Assert.Equal("the object store answered AccessDenied", ObjectStoreErrors.Describe(answered));
+        Assert.Equal("the object store did not answer in time", ObjectStoreErrors.Describe(new TimeoutException("store at 10.0.0.7 timed out")));
+        Assert.Equal("the object store folder is missing", ObjectStoreErrors.Describe(new DirectoryNotFoundException("/srv/data/objects is missing")));
+        Assert.Equal("the object store failed (InvalidOperationException)", ObjectStoreErrors.Describe(new InvalidOperationException("password=hunter2")));
+    }
 }

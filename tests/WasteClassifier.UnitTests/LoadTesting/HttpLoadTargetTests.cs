@@ -312,12 +312,20 @@ public sealed class HttpLoadTargetTests
     {
         // The API's probe checks database, object store and model; the message guessed "database, broker or object store".
         var target = new Uri("http://127.0.0.1:8080/");
-        using var http = new HttpClient(new NotReadyApi("""{"status":"unhealthy","checks":{"object_store":"unhealthy"}}""")) { BaseAddress = target };
+        using var http = new HttpClient(new NotReadyApi("""
+            {"status":"unhealthy","checks":{"database":{"status":"healthy","description":"Npgsql","duration_ms":1.2},
+             "object_store":{"status":"unhealthy","description":"the object store folder is missing","duration_ms":0.3}}}
+            """)) { BaseAddress = target };
+        // An older build's (or a proxy's) answer that is not the probe's JSON: quoted as it is.
+        using var plain = new HttpClient(new NotReadyApi("Unhealthy")) { BaseAddress = target };
 
         var message = await HttpLoadTarget.CheckAnsweringAsync(http, target, TimeSpan.FromSeconds(5));
+        var plainMessage = await HttpLoadTarget.CheckAnsweringAsync(plain, target, TimeSpan.FromSeconds(5));
 
-        Assert.Contains("""answered 503 ({"status":"unhealthy","checks":{"object_store":"unhealthy"}}""", message);
+        Assert.Contains("answered 503 (object_store unhealthy: the object store folder is missing;", message);
+        Assert.DoesNotContain("database", message);
         Assert.DoesNotContain("broker", message);
+        Assert.Contains("answered 503 (Unhealthy;", plainMessage);
         Assert.Contains("--no-ready-check", message);
     }
 }

@@ -24,7 +24,7 @@ public static class TrainingJobsApi
         api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched (409 once the job is registering its candidate)");
 
         app.MapPut("/v1/classifications/{id:guid}/label", LabelAsync).WithTags("Training")
-            .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample");
+            .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample").WithJsonBodyLimit(app);
         app.MapPost("/retrain", RetrainAsync).WithTags("Service").WithName("Retrain")
             .WithSummary("The original API's retrain: field 'images' (+ 'label' or 'labels'); queues a training job").DisableAntiforgery();
     }

@@ -24,9 +24,9 @@ public static class UploadsApi
         var api = app.MapGroup("/v1/uploads").WithTags("Uploads");
         // Client writes (like submitting a classification), not admin ones.
         api.MapPost("/", CreateAsync).WithName("CreateUploads").WithSummary("Upload ids and presigned PUT URLs for sending images straight to the object store")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client);
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app);
         api.MapPost("/commit", CommitAsync).WithName("CommitUploads").WithSummary("Check the uploaded objects and queue them for classification")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client);
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app);
         // The URL itself is the credential (a random id that expires), as a presigned S3 URL is.
         api.MapPut("/{id:guid}/content", PutContentAsync).WithName("PutUploadContent").WithSummary("The upload URL of stores that cannot presign (the embedded folder store)")
             .DisableAntiforgery().AllowAnonymous();

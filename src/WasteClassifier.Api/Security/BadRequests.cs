@@ -15,6 +15,13 @@ public sealed partial class BadRequests(RequestDelegate next)
 {
     public async Task InvokeAsync(HttpContext context)
     {
+        // A JSON endpoint's body over its own limit (JsonBodyLimit), refused on its Content-Length before a handler or the
+        // framework's binding reads it: the binding takes a body cut off by Kestrel's limit for a client that went away.
+        if (JsonLimit(context) is { } limit && context.Request.ContentLength > limit)
+        {
+            await TooLarge(context).ExecuteErrorAsync(context);
+            return;
+        }
         try
         {
             await next(context);
@@ -30,14 +37,26 @@ public sealed partial class BadRequests(RequestDelegate next)
             await ExpectedJson().ExecuteErrorAsync(context);
     }
 
+    private static long? JsonLimit(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>()?.MaxRequestBodySize;
+
+    /// <summary>413 naming the limit this request was held to: a JSON endpoint's own, or the whole-request limit.</summary>
+    private static IResult TooLarge(HttpContext context)
+    {
+        var (limit, setting) = JsonLimit(context) is { } json
+            ? (json, JsonBodyLimit.Setting)
+            : (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize, "Uploads__MaxRequestBytes");
+        return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, "request_too_large", limit is { } bytes
+            ? $"the request body is over the limit of {bytes:N0} bytes ({setting})"
+            : "the request body is over the size limit");
+    }
+
     private static IResult ExpectedJson() =>
         ApiErrors.Result(StatusCodes.Status415UnsupportedMediaType, "expected_json", "send a JSON body with Content-Type: application/json");
 
     private static IResult Answer(HttpContext context, BadHttpRequestException e)
     {
         if (e.StatusCode == StatusCodes.Status415UnsupportedMediaType) return ExpectedJson();
-        if (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            return ApiErrors.Result(e.StatusCode, "request_too_large", "the request body is over the size limit");
+        if (e.StatusCode == StatusCodes.Status413PayloadTooLarge) return TooLarge(context);
         // The framework's messages name the parameter as declared in C#: "Failed to bind parameter "int? limit" from "abc"."
         var match = ParameterMessage().Match(e.Message);
         if (e.StatusCode != StatusCodes.Status400BadRequest || !match.Success)

@@ -10,6 +10,13 @@ public sealed class UploadOptions
     public long MaxRequestBytes { get; set; } = 256L * 1024 * 1024;
     public long MaxPixels { get; set; } = 40_000_000;
 
+    /// <summary>
+    /// The body limit of the endpoints that take JSON (<c>POST /v1/uploads</c>, <c>POST /v1/uploads/commit</c>,
+    /// <c>PUT /v1/classifications/{id}/label</c>) instead of <see cref="MaxRequestBytes"/>: parsing JSON costs several times
+    /// its size in memory. 1 MiB holds a commit or a creation of thousands of uploads (about 40 and 400 bytes each).
+    /// </summary>
+    public long MaxJsonBodyBytes { get; set; } = 1024 * 1024;
+
     /// <summary>How long <c>POST /predict</c> waits for its result before answering 504 with the id to poll.</summary>
     public int PredictTimeoutSeconds { get; set; } = 30;
 }

@@ -21,11 +21,16 @@ await app.Services.PrepareServiceAsync();
 app.UseMiddleware<SecurityHeaders>();
 // An exception nothing else handles, and a 404 or 405 no endpoint wrote, answer in the API's error JSON.
 app.UseFallbackErrors();
-app.UseSerilogRequestLogging(logging => logging.GetLevel = (http, _, error) =>
+app.UseSerilogRequestLogging(logging =>
+{
     // Successful reads are what clients poll with; at Information they would be most of the log (and its cost).
-    error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
-    : (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
-    : Serilog.Events.LogEventLevel.Information);
+    logging.GetLevel = (http, _, error) =>
+        error is not null || http.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
+        : (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)) && http.Response.StatusCode < 400 ? Serilog.Events.LogEventLevel.Debug
+        : Serilog.Events.LogEventLevel.Information;
+    // The folder store's upload URL carries its credential, the upload id: logged as /v1/uploads/***/content.
+    logging.GetMessageTemplateProperties = RequestLogPaths.Properties;
+});
 // A write from another site's page (Origin, Sec-Fetch-Site) is refused before anything runs: logged, but no work done.
 app.UseMiddleware<CrossSiteRequests>();
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.

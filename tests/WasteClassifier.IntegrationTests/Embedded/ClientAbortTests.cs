@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Serilog;
 using Serilog.Configuration;
@@ -42,6 +45,31 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
         var after = await fixture.Client.Http.GetStringAsync("/metrics");
         Assert.Equal(Requests(before, "500"), Requests(after, "500"));
         Assert.Equal(Requests(before, "499") + 1, Requests(after, "499"));
+    }
+
+    [Fact]
+    public async Task UploadContent_RequestLog_RedactsTheUploadId()
+    {
+        // The folder store's upload URL is authorised by its id alone: a log reader must not be able to use it.
+        using var created = await fixture.Client.Http.PostAsJsonAsync("/v1/uploads", new { count = 1 });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var url = (await created.Content.ReadFromJsonAsync<JsonNode>())!["uploads"]![0]!["url"]!.GetValue<string>();
+        var id = url.Split('/')[^2];
+        CapturedLog.Events.Clear();
+
+        // Accepted, and (an empty body) refused: both are logged at Information.
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.PutAsync(url, new ByteArrayContent([1, 2, 3]))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await fixture.Client.Http.PutAsync(url.ToUpperInvariant().Replace("/V1/UPLOADS/", "/v1/uploads/"), new ByteArrayContent([]))).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        List<LogEvent> logged;
+        while ((logged = CapturedLog.Events.Where(e => e.Properties.TryGetValue("RequestMethod", out var m) && m.ToString() == "\"PUT\"").ToList()).Count < 2
+               && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Equal(2, logged.Count);
+        Assert.All(logged, e => Assert.Equal("\"/v1/uploads/***/content\"", e.Properties["RequestPath"].ToString(), ignoreCase: true));
+        var everything = string.Join("\n", CapturedLog.Events.Select(e => e.RenderMessage() + " " + string.Join(" ", e.Properties.Values)));
+        Assert.DoesNotContain(id, everything, StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>

@@ -40,9 +40,13 @@ internal sealed class FakeLoadTarget : ILoadTarget
     /// <summary>The images the run prepared the target with.</summary>
     public ImageSet? Prepared { get; private set; }
 
+    /// <summary>Called when the run has prepared the target, just before its clock starts.</summary>
+    public Action? OnPrepared { get; init; }
+
     public Task PrepareAsync(ImageSet images, CancellationToken cancellationToken)
     {
         Prepared = images;
+        OnPrepared?.Invoke();
         return Task.CompletedTask;
     }
 

@@ -290,10 +290,12 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task OpenLoop_InterruptedShortlyAfterTheRamp_NoSteadyFigureAndWhy()
     {
-        using var interrupt = new CancellationTokenSource(TimeSpan.FromSeconds(1.3));
+        // Timed from the run's start, not the test's: a loaded machine may take a while to get there.
+        using var interrupt = new CancellationTokenSource();
+        var target = new FakeLoadTarget { OnPrepared = () => interrupt.CancelAfter(TimeSpan.FromSeconds(1.3)) };
         var options = Options(rate: 100, durationS: 30) with { Ramp = TimeSpan.FromSeconds(1) };
 
-        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync(interrupt.Token));
+        var report = LoadReport.From(await new LoadRunner(target, Images, options).RunAsync(interrupt.Token));
 
         Assert.Equal(StopReasons.Interrupted, report.Run.StoppedBy);
         // Ctrl+C 0.3 s after the ramp (a loaded machine may be late, but not by a second).

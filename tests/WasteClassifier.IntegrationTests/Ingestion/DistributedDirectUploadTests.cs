@@ -63,8 +63,9 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
     [IntegrationFact]
     public async Task Submit_LongFileNameCutInsideASurrogatePair_AcceptedOnPostgres()
     {
-        // 200 UTF-16 units end between the emoji's halves; half a pair is not UTF-8, which Npgsql refuses to send.
-        var name = new string('a', 199) + "\U0001F600.jpg";
+        // A shortened name keeps its extension, so its stem may hold 196 UTF-16 units: they end between the emoji's halves.
+        // Half a pair is not UTF-8, which Npgsql refuses to send.
+        var name = new string('a', 195) + "\U0001F600.jpg";
         var image = File.ReadAllBytes(Dataset.Sample(1)[^2].Path);
         using var form = new MultipartFormDataContent();
         var part = new ByteArrayContent(image);
@@ -78,13 +79,13 @@ public sealed class DistributedDirectUploadTests : IAsyncLifetime
         // It was an empty 500, after the submitter had stored the image again on each retry.
         var body = await ClassifierClient.ReadJsonAsync(response);
         Assert.True(response.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
-        Assert.Equal(new string('a', 199), body["items"]![0]!["filename"]!.GetValue<string>());
+        Assert.Equal(new string('a', 195) + ".jpg", body["items"]![0]!["filename"]!.GetValue<string>());
 
         // A direct upload keeps its announced name the same way.
         var created = await _client.Http.PostAsJsonAsync("/v1/uploads", new { files = new[] { new { filename = name } } });
         var upload = await ClassifierClient.ReadJsonAsync(created);
         Assert.True(created.StatusCode == HttpStatusCode.Created, upload.ToJsonString());
-        Assert.Equal(new string('a', 199), upload["uploads"]![0]!["filename"]!.GetValue<string>());
+        Assert.Equal(new string('a', 195) + ".jpg", upload["uploads"]![0]!["filename"]!.GetValue<string>());
     }
 
     [IntegrationFact]

@@ -2,7 +2,7 @@ namespace WasteClassifier.Api.Security;
 
 /// <summary>
 /// Browser protections on every response, errors included (set as the headers go out, so a handler that clears the
-/// response keeps them): no MIME sniffing, no framing (clickjacking), no Referer leaving with a URL, and a
+/// response keeps them): no MIME sniffing, no framing (clickjacking), no Referer sent to other origins, and a
 /// Content-Security-Policy that lets the web interface load only its own scripts, styles and images.
 /// </summary>
 public sealed class SecurityHeaders(RequestDelegate next)
@@ -26,7 +26,8 @@ public sealed class SecurityHeaders(RequestDelegate next)
             var headers = context.Response.Headers;
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
-            headers["Referrer-Policy"] = "no-referrer";
+            // same-origin, not no-referrer: under no-referrer browsers may send "Origin: null" on the web interface's own writes.
+            headers["Referrer-Policy"] = "same-origin";
             headers.ContentSecurityPolicy = context.Request.Path.StartsWithSegments(ReferencePath) ? ReferencePolicy : Policy;
             return Task.CompletedTask;
         });

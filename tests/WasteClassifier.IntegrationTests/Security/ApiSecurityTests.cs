@@ -432,7 +432,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
             var where = $"{response.RequestMessage!.Method} {response.RequestMessage.RequestUri} ({(int)response.StatusCode})";
             Assert.True(response.Headers.TryGetValues("X-Content-Type-Options", out var sniff) && sniff.Single() == "nosniff", where);
             Assert.True(response.Headers.TryGetValues("X-Frame-Options", out var frame) && frame.Single() == "DENY", where);
-            Assert.True(response.Headers.TryGetValues("Referrer-Policy", out var referrer) && referrer.Single() == "no-referrer", where);
+            Assert.True(response.Headers.TryGetValues("Referrer-Policy", out var referrer) && referrer.Single() == "same-origin", where);
             Assert.True(response.Headers.TryGetValues("Content-Security-Policy", out var csp), where);
             Assert.Contains("default-src 'self'", csp!.Single());
             Assert.Contains("frame-ancestors 'none'", csp!.Single());

@@ -12,6 +12,12 @@ public sealed class WebSecurityOptions
     /// elsewhere). Empty (default): only the service's own pages and clients that send no Origin (curl, wastectl).
     /// </summary>
     public List<string> AllowedOrigins { get; set; } = [];
+
+    /// <summary>
+    /// Under the embedded default (no API keys), host names other than localhost, IP literals and this machine's name that
+    /// loopback clients may address the service by (<c>classifier.local</c>). Any other name is refused (DNS rebinding).
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
 }
 
 /// <summary>
@@ -35,6 +41,9 @@ public sealed class CrossSiteRequests(RequestDelegate next, WebSecurityOptions o
     public string? Refusal(HttpRequest request)
     {
         if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method)) return null;
+        // Browser-set (pages cannot forge Sec- headers): the service's own page, even behind a TLS proxy that sends no
+        // X-Forwarded-Proto (Origin https://host while the service sees http://host:80).
+        if (request.Headers["Sec-Fetch-Site"].ToString().Trim().Equals("same-origin", StringComparison.OrdinalIgnoreCase)) return null;
         var origin = request.Headers.Origin.ToString().Trim();
         if (origin.Length > 0 && _allowed.Contains(origin.TrimEnd('/'))) return null;
         if (origin.Length > 0 && !IsOwnOrigin(request, origin))

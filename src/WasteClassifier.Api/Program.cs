@@ -11,7 +11,9 @@ using WasteClassifier.Api.Security;
 using WasteClassifier.Infrastructure.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddSerilog((_, logger) => LoggingExtensions.Configure(logger, builder.Configuration, builder.Environment, "api"));
+// Every event's RequestPath redacted (the folder store's upload id is a credential), not only the request log's.
+builder.Services.AddSerilog((_, logger) => LoggingExtensions.Configure(logger, builder.Configuration, builder.Environment, "api")
+    .Enrich.With<RequestLogPaths.Enricher>());
 builder.AddClassifierApi();
 
 var app = builder.Build();

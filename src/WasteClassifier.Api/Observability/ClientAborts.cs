@@ -17,7 +17,7 @@ public sealed class ClientAborts(RequestDelegate next, ILogger<ClientAborts> log
         }
         catch (Exception e) when (e is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
-            logger.LogDebug("{Method} {Path}: the client closed the request ({Type})", context.Request.Method, context.Request.Path, e.GetType().Name);
+            logger.LogDebug("{Method} {Path}: the client closed the request ({Type})", context.Request.Method, RequestLogPaths.Redact(context.Request.Path.Value ?? ""), e.GetType().Name);
             // A response already started keeps the status it was sent with; nobody reads either.
             if (!context.Response.HasStarted) context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
         }

@@ -19,8 +19,8 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
         }
         catch (Exception e) when (IsUnavailable(e) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
-            // The type and message only: driver messages name the host, never the password.
-            logger.LogWarning("{Method} {Path} refused, a dependency is unavailable: {Type}: {Reason}", context.Request.Method, context.Request.Path, e.GetType().Name, e.Message);
+            // The type and message only: driver messages name the host, never the password; a store's names no upload id.
+            logger.LogWarning("{Method} {Path} refused, a dependency is unavailable: {Type}: {Reason}", context.Request.Method, Observability.RequestLogPaths.Redact(context.Request.Path.Value ?? ""), e.GetType().Name, Observability.RequestLogPaths.Redact(e.Message));
             context.Response.Clear();
             context.Response.Headers.RetryAfter = "5";
             await ApiErrors.Result(StatusCodes.Status503ServiceUnavailable, "service_unavailable",
@@ -29,7 +29,7 @@ public sealed class DependencyFailures(RequestDelegate next, ILogger<DependencyF
         catch (Exception e) when (IsDataError(e) && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
             // A bug (a value the schema refuses), not an outage: the same request would fail again, so no Retry-After.
-            logger.LogError(e, "{Method} {Path} failed: the database refused the data", context.Request.Method, context.Request.Path);
+            logger.LogError(e, "{Method} {Path} failed: the database refused the data", context.Request.Method, Observability.RequestLogPaths.Redact(context.Request.Path.Value ?? ""));
             context.Response.Clear();
             await ApiErrors.Result(StatusCodes.Status500InternalServerError, "internal_error",
                 "the database refused to store this request; nothing was accepted, and retrying it will not help").ExecuteErrorAsync(context);

@@ -72,6 +72,40 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
         Assert.DoesNotContain(id, everything, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Fact]
+    public async Task UploadContent_StoreUnavailable_503AndNoLogEventNamesTheUploadId()
+    {
+        using var created = await fixture.Client.Http.PostAsJsonAsync("/v1/uploads", new { count = 1 });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var url = (await created.Content.ReadFromJsonAsync<JsonNode>())!["uploads"]![0]!["url"]!.GetValue<string>();
+        var id = Guid.Parse(url.Split('/')[^2]);
+        // A file where the staged uploads' folder goes: the folder store's writes fail as on a full or read-only volume.
+        var folder = Path.Combine(fixture.DataDirectory, "objects", "waste-images", "uploads");
+        var aside = folder + ".aside";
+        if (Directory.Exists(folder)) Directory.Move(folder, aside);
+        Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
+        await File.WriteAllBytesAsync(folder, [1]);
+        CapturedLog.Events.Clear();
+        try
+        {
+            using var response = await fixture.Client.Http.PutAsync(url, new ByteArrayContent([1, 2, 3]));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!CapturedLog.Events.Any(e => e.Properties.TryGetValue("StatusCode", out var s) && s.ToString() == "503") && DateTime.UtcNow < deadline)
+                await Task.Delay(100);
+            var everything = string.Join("\n", CapturedLog.Events.Select(e => e.RenderMessage() + " " + string.Join(" ", e.Properties.Values)));
+            Assert.Contains("a dependency is unavailable", everything);
+            Assert.DoesNotContain(id.ToString("D"), everything, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(id.ToString("N"), everything, StringComparison.OrdinalIgnoreCase);
+        }
+        finally
+        {
+            File.Delete(folder);
+            if (Directory.Exists(aside)) Directory.Move(aside, folder);
+        }
+    }
+
     /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>
     private async Task<Guid> QueuedRowAsync()
     {

@@ -33,6 +33,8 @@ app.UseSerilogRequestLogging(logging =>
     // The folder store's upload URL carries its credential, the upload id: logged as /v1/uploads/***/content.
     logging.GetMessageTemplateProperties = RequestLogPaths.Properties;
 });
+// Under the embedded default (no keys), a loopback request addressed by a name rebound to 127.0.0.1 is refused (421).
+app.UseMiddleware<UnexpectedHosts>();
 // A write from another site's page (Origin, Sec-Fetch-Site) is refused before anything runs: logged, but no work done.
 app.UseMiddleware<CrossSiteRequests>();
 // The web interface's files: revalidated on each load (ETag) so a deploy shows at once.

@@ -129,6 +129,67 @@ public sealed class BrowserProtectionsTests
         Assert.False((await InvokeAsync(other, options)).Ran);
     }
 
+    [Fact]
+    public async Task CrossSite_SameOriginFetchBehindATlsProxyWithoutForwardedProto_Passes()
+    {
+        // The proxy terminates TLS and sends no X-Forwarded-Proto: the page's Origin is https, the service sees http.
+        var context = Context("POST", "classifier.example.com");
+        context.Request.Headers.Origin = "https://classifier.example.com";
+        context.Request.Headers["Sec-Fetch-Site"] = "same-origin";
+
+        Assert.True((await InvokeAsync(context)).Ran);
+    }
+
+    [Theory]
+    [InlineData("GET", "rebind.evil.example:8080", null)]
+    [InlineData("POST", "rebind.evil.example:8080", null)]
+    [InlineData("GET", "localhost.evil.example", "X-Forwarded-Host")]  // a rebound page can send forwarding headers
+    public async Task UnexpectedHost_LoopbackUnderANameNotLocal_421NamingTheHostAndTheSetting(string method, string host, string? header)
+    {
+        var context = Context(method, host);
+        context.Request.Path = "/v1/classifications";
+        if (header is not null) context.Request.Headers[header] = "localhost";
+
+        var (status, body, ran) = await InvokeHostsAsync(context);
+
+        Assert.False(ran);
+        Assert.Equal(StatusCodes.Status421MisdirectedRequest, status);
+        Assert.Equal("unexpected_host", body!["error"]!.GetValue<string>());
+        Assert.Contains($"'{host}'", body["message"]!.GetValue<string>());
+        Assert.Contains("Security:AllowedHosts", body["message"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("localhost:8080")]
+    [InlineData("127.0.0.1:8080")]
+    [InlineData("[::1]:8080")]
+    [InlineData("192.168.1.20:8080")]  // an IP literal: nothing to rebind
+    [InlineData("classifier.lan:8080")] // Security:AllowedHosts
+    public async Task UnexpectedHost_ExpectedNames_Pass(string host) =>
+        Assert.True((await InvokeHostsAsync(Context("GET", host))).Ran);
+
+    [Fact]
+    public async Task UnexpectedHost_MachineNameNoConnectionRemoteClientOrKeys_Pass()
+    {
+        Assert.True((await InvokeHostsAsync(Context("GET", Environment.MachineName + ":8080"))).Ran);
+        Assert.True((await InvokeHostsAsync(Context("GET", System.Net.Dns.GetHostName()))).Ran);
+
+        // No connection (the in-process test server) is treated as loopback: still checked, "localhost" passes.
+        var inProcess = Context("GET", "localhost");
+        inProcess.Connection.RemoteIpAddress = null;
+        Assert.True((await InvokeHostsAsync(inProcess)).Ran);
+        var inProcessRebound = Context("GET", "rebind.evil.example");
+        inProcessRebound.Connection.RemoteIpAddress = null;
+        Assert.False((await InvokeHostsAsync(inProcessRebound)).Ran);
+
+        // A client on another machine may use any name (rebinding reaches loopback), and with keys nothing is open.
+        var remote = Context("GET", "classifier.example.com");
+        remote.Connection.RemoteIpAddress = IPAddress.Parse("10.20.30.40");
+        Assert.True((await InvokeHostsAsync(remote)).Ran);
+        var keys = new AuthOptions { Keys = [new AuthOptions.ApiKeyEntry { Name = "a", Hash = WasteClassifier.Infrastructure.Security.ApiKeys.Hash("k"), Role = Roles.Admin }] };
+        Assert.True((await InvokeHostsAsync(Context("GET", "rebind.evil.example"), keys)).Ran);
+    }
+
     private static DefaultHttpContext Context(string method, string host)
     {
         var context = new DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };
@@ -145,6 +206,16 @@ public sealed class BrowserProtectionsTests
     {
         var ran = false;
         var middleware = new CrossSiteRequests(_ => { ran = true; return Task.CompletedTask; }, options ?? new WebSecurityOptions());
+        await middleware.InvokeAsync(context);
+        var bytes = ((MemoryStream)context.Response.Body).ToArray();
+        return (context.Response.StatusCode, bytes.Length > 0 ? JsonNode.Parse(bytes) : null, ran);
+    }
+
+    private static async Task<(int Status, JsonNode? Body, bool Ran)> InvokeHostsAsync(DefaultHttpContext context, AuthOptions? auth = null)
+    {
+        var ran = false;
+        var options = new WebSecurityOptions { AllowedHosts = ["classifier.lan"] };
+        var middleware = new UnexpectedHosts(_ => { ran = true; return Task.CompletedTask; }, options, new ApiKeyStore(auth ?? new AuthOptions()));
         await middleware.InvokeAsync(context);
         var bytes = ((MemoryStream)context.Response.Body).ToArray();
         return (context.Response.StatusCode, bytes.Length > 0 ? JsonNode.Parse(bytes) : null, ran);

@@ -5,6 +5,7 @@ using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Apis;
@@ -70,11 +71,13 @@ public static class ServiceApi
             _ => "",
         }))));
 
-    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, IServiceProvider services, CancellationToken cancellationToken)
+    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, IServiceProvider services, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var active = await TryGetActiveAsync(registry, cancellationToken);
         var report = await health.CheckHealthAsync(cancellationToken);
-        var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = e.Value.Description });
+        // The broker's detail in fixed words (HealthResponses.Description): MassTransit's own text is only logged.
+        var logger = loggers.CreateLogger(typeof(HealthResponses).FullName!);
+        var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = HealthResponses.Description(e.Key, e.Value, logger) });
         var loaded = services.GetService<IModelProvider>()?.LoadedCard;
         return TypedResults.Ok(new
         {
@@ -88,7 +91,7 @@ public static class ServiceApi
         });
     }
 
-    private static string ComponentName(string check) => check.Contains("masstransit", StringComparison.OrdinalIgnoreCase) ? "broker" : check;
+    private static string ComponentName(string check) => HealthResponses.IsBroker(check) ? "broker" : check;
 
     public static async Task<IResult> ClassesAsync([FromServices] ModelRegistry registry, CancellationToken cancellationToken)
     {

@@ -626,6 +626,24 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
     }
 
     [Fact]
+    public async Task EmbeddedDefault_HostRebound_421UnexpectedHost_LocalhostAnswers()
+    {
+        // A page under a DNS name rebound to 127.0.0.1 is same-origin with itself: its reads must not be answered.
+        var http = Start(keys: false).CreateClient();
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "/v1/classifications");
+        rebound.Headers.Host = "rebind.evil.example:8080";
+        rebound.Headers.Add("X-Forwarded-Host", "localhost");
+
+        using var response = await http.SendAsync(rebound);
+
+        Assert.Equal(HttpStatusCode.MisdirectedRequest, response.StatusCode);
+        var body = await response.Content.ReadFromJsonAsync<JsonNode>();
+        Assert.Equal("unexpected_host", body!["error"]!.GetValue<string>());
+        Assert.Contains("'rebind.evil.example:8080'", body["message"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/classifications")).StatusCode);
+    }
+
+    [Fact]
     public async Task Submit_ObjectFolderCannotBeWritten_503WithRetryAfter()
     {
         var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));

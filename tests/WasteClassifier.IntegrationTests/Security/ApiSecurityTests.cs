@@ -362,10 +362,14 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
     [Fact]
     public async Task EmbeddedDefault_NoKeys_AdminRefusedUnderAForeignHostOrThroughAProxy()
     {
-        // A page under a DNS name rebound to 127.0.0.1 arrives on loopback, with its own name as Host.
+        // A page under a DNS name rebound to 127.0.0.1 arrives on loopback, with its own name as Host: refused before
+        // anything (UnexpectedHosts), and, were the name listed in Security:AllowedHosts, still no admin.
         var local = Start(keys: false).CreateClient();
         const string promote = "/v1/models/no-such-version/promote";
         var (status, body, _) = await SendAsync(local, Request("POST", $"http://rebound.example:8080{promote}"));
+        Assert.Equal(HttpStatusCode.MisdirectedRequest, status);
+        var listed = Start(keys: false, extra: new() { ["Security:AllowedHosts:0"] = "rebound.example" }).CreateClient();
+        (status, body, _) = await SendAsync(listed, Request("POST", $"http://rebound.example:8080{promote}"));
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.Contains("Host is 'rebound.example:8080'", body["message"]!.GetValue<string>());
 

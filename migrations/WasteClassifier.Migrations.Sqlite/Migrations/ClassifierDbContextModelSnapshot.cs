@@ -138,14 +138,14 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasKey("Id")
                         .HasName("pk_classifications");
 
-                    b.HasIndex("CompletedAt")
-                        .HasDatabaseName("ix_classifications_completed_at");
-
                     b.HasIndex("DuplicateOfId")
                         .HasDatabaseName("ix_classifications_duplicate_of_id");
 
                     b.HasIndex("ImageId")
                         .HasDatabaseName("ix_classifications_image_id");
+
+                    b.HasIndex("CompletedAt", "Id")
+                        .HasDatabaseName("ix_classifications_completed_at_id");
 
                     b.HasIndex("CreatedAt", "Id")
                         .HasDatabaseName("ix_classifications_created_at_id");

@@ -52,7 +52,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             // or absent class read the whole table per page. Partial: rows not yet classified (no class) are never listed by
             // class, and entries for them cost the worker's insert and claim an index write each.
             row.HasIndex(c => new { c.PredictedClass, c.CreatedAt, c.Id }).HasFilter("predicted_class IS NOT NULL");
-            row.HasIndex(c => c.CompletedAt);
+            // GET /v1/classifications/finished walks rows by (completed_at, id), the order it lists and its cursor's position;
+            // it serves what the old completed_at index did too, so it replaces that one.
+            row.HasIndex(c => new { c.CompletedAt, c.Id });
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
             // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).
             row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyScope, c.IdempotencyIndex }).IsUnique().HasDatabaseName("ix_classifications_idempotency");

@@ -10,7 +10,7 @@ using WasteClassifier.Infrastructure.Persistence;
 namespace WasteClassifier.Api.Apis;
 
 /// <summary>Submit images, then poll their classifications: <c>/v1/classifications</c>.</summary>
-public static class ClassificationsApi
+public static partial class ClassificationsApi
 {
     public const string ImageField = "image";
     public const int MaxWaitSeconds = 30;
@@ -139,18 +139,21 @@ public static class ClassificationsApi
     }
 
     /// <summary>
-    /// How long a finished row waits before <see cref="FinishedAsync"/> lists it. A worker stamps <c>completed_at</c> just
-    /// before its batch commits, so a row can become visible after a later-stamped one: a client whose cursor had passed it
-    /// would never see it. Rows are listed once their stamp is this old (and the stamps of machines agree within it).
+    /// <c>since</c> as RFC 3339 writes it, with Z or an offset: without one it was read in the server's time zone, and
+    /// <c>12/01/2026</c> in whatever order the parser guessed. Fractions to 100 ns, as far as <see cref="DateTime"/> goes.
     /// </summary>
-    public static readonly TimeSpan FinishedSettle = TimeSpan.FromSeconds(10);
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    private static partial System.Text.RegularExpressions.Regex Rfc3339();
+
+    /// <summary>Tags the cursors of <see cref="FinishedAsync"/> ('.' is not in base64url): the list's, a created_at position, is refused there.</summary>
+    private const string FinishedCursorPrefix = "f.";
 
     /// <summary>
     /// Finished (completed or failed) classifications, oldest first by <c>completed_at</c> then id, from <paramref name="since"/>
     /// (an RFC 3339 time, inclusive) or after <paramref name="cursor"/>. <c>next_cursor</c> is always given: the position
     /// after the last item, or the one asked for when nothing new finished, for the next page or the next run.
     /// </summary>
-    public static async Task<IResult> FinishedAsync(ClassifierDbContext db, TimeProvider clock, string? since, string? cursor, string? source, int? limit,
+    public static async Task<IResult> FinishedAsync(ClassifierDbContext db, TimeProvider clock, [FromServices] FinishedListOptions options, string? since, string? cursor, string? source, int? limit,
         CancellationToken cancellationToken)
     {
         var size = limit ?? 100;
@@ -162,20 +165,21 @@ public static class ClassificationsApi
         Guid afterId;
         if (since is not null)
         {
-            if (!DateTimeOffset.TryParse(since, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var time))
+            if (!Rfc3339().IsMatch(since)
+                || !DateTimeOffset.TryParse(since, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var time))
                 return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_since",
-                    $"since must be an RFC 3339 time such as 2026-12-01T00:00:00Z (a '+' offset sent as %2B); got '{since}'");
+                    $"since must be an RFC 3339 time with Z or an offset, yyyy-MM-ddTHH:mm:ss[.fffffff](Z|±HH:mm), such as 2026-12-01T00:00:00Z (a '+' offset sent as %2B); got '{since}'");
             // Guid.Empty sorts before every id: the rows finished at since itself are listed too.
             (after, afterId) = (time.UtcDateTime, Guid.Empty);
         }
-        else if (!TryDecodeCursor(cursor!, out after, out afterId))
+        else if (!cursor!.StartsWith(FinishedCursorPrefix, StringComparison.Ordinal) || !TryDecodeCursor(cursor[FinishedCursorPrefix.Length..], out after, out afterId))
         {
-            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not one this API returned");
+            return ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_cursor", "cursor is not a next_cursor of /v1/classifications/finished");
         }
         var withoutSource = source == SourcesApi.WithoutSourceName;
         if (source is not null && !withoutSource && SourceNames.Validate(source) is { } invalid) return invalid;
 
-        var settled = clock.GetUtcNow().UtcDateTime - FinishedSettle;
+        var settled = clock.GetUtcNow().UtcDateTime - options.Settle;
         var query = db.Classifications.Include(c => c.Image).AsNoTracking()
             .Where(c => (c.Status == ClassificationStatus.Completed || c.Status == ClassificationStatus.Failed) && c.CompletedAt != null && c.CompletedAt <= settled)
             .Where(c => c.CompletedAt >= after && (c.CompletedAt > after || c.Id > afterId));
@@ -183,7 +187,7 @@ public static class ClassificationsApi
         else if (!string.IsNullOrEmpty(source)) query = query.Where(c => c.Source == source);
         var rows = await query.OrderBy(c => c.CompletedAt).ThenBy(c => c.Id).Take(size + 1).ToListAsync(cancellationToken);
         var items = rows.Take(size).ToList();
-        var next = items.Count > 0 ? Cursor(items[^1].CompletedAt!.Value, items[^1].Id) : Cursor(after, afterId);
+        var next = FinishedCursorPrefix + (items.Count > 0 ? Cursor(items[^1].CompletedAt!.Value, items[^1].Id) : Cursor(after, afterId));
         return TypedResults.Ok(new FinishedPage(items.Select(ClassificationView.From).ToList(), next, rows.Count > size));
     }
 

@@ -2,6 +2,7 @@ using MassTransit;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Api.Stats;
@@ -49,6 +50,7 @@ public static class ApiExtensions
         services.AddScoped<TrainingJobSubmitter>();
         services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<ClassifyCommandSender>();
+        services.AddSingleton(FinishedListOptions.From(configuration));
         services.AddScoped<StatsService>();
         services.AddSingleton((configuration.GetSection(StatsOptions.Section).Get<StatsOptions>() ?? new StatsOptions()).Validated());
         services.AddSingleton<StatsSnapshots>();

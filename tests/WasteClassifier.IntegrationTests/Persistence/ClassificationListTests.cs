@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Submissions;
@@ -194,7 +195,7 @@ public sealed class ClassificationListTests
         while (true)
         {
             await using var db = newContext();
-            var page = Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, since, cursor, "feed", limit: 2,
+            var page = Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, Settle60, since, cursor, "feed", limit: 2,
                 CancellationToken.None)).Value!;
             ids.AddRange(page.Items.Select(i => i.Id));
             (since, cursor) = (null, page.NextCursor);
@@ -202,6 +203,92 @@ public sealed class ClassificationListTests
             Assert.True(ids.Count <= 100, "the pages do not end");
         }
     }
+
+    private static readonly FinishedListOptions Settle60 = new(TimeSpan.FromSeconds(60));
+
+    [Fact]
+    public Task Finished_OnSqlite_WaitsTheConfiguredSettleWindow() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-finished-settle", async newContext =>
+        {
+            // Api:FinishedSettleSeconds, 60 unless set: a row stamped 30 s ago may still be unwritten (a save retried).
+            Assert.Equal(TimeSpan.FromSeconds(60), FinishedListOptions.From(new ConfigurationBuilder().Build()).Settle);
+            var configured = FinishedListOptions.From(new ConfigurationBuilder()
+                .AddInMemoryCollection(new Dictionary<string, string?> { ["Api:FinishedSettleSeconds"] = "20" }).Build());
+            Assert.Equal(TimeSpan.FromSeconds(20), configured.Settle);
+
+            var stamped = Row(TestRows.Image("a", Start), Start, "glass", "feed", completedAt: DateTime.UtcNow.AddSeconds(-30));
+            await using (var db = newContext())
+            {
+                db.Classifications.Add(stamped);
+                await db.SaveChangesAsync();
+            }
+            var since = DateTime.UtcNow.AddHours(-1).ToString("O");
+            await using (var db = newContext())
+                Assert.Empty(Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, FinishedListOptions.From(new ConfigurationBuilder().Build()),
+                    since, cursor: null, "feed", limit: null, CancellationToken.None)).Value!.Items);
+            await using (var db = newContext())
+                Assert.Equal([stamped.Id], Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, configured,
+                    since, cursor: null, "feed", limit: null, CancellationToken.None)).Value!.Items.Select(i => i.Id));
+        });
+
+    [Theory]
+    [InlineData("2026-12-01T00:00:00")] // no offset: it was read in the server's time zone
+    [InlineData("12/01/2026")] // not RFC 3339: day or month first, as the parser guessed
+    [InlineData("2026-12-01 00:00:00Z")]
+    [InlineData("2026-12-01T00:00:00 01:00")] // a '+' not sent as %2B arrives as a space
+    [InlineData("yesterday")]
+    public Task Finished_OnSqlite_ASinceNotRfc3339WithAnOffset_400InvalidSince(string since) =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-finished-since", async newContext =>
+        {
+            await using var db = newContext();
+            var answer = Assert.IsType<JsonHttpResult<ApiError>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, Settle60, since, cursor: null,
+                source: null, limit: null, CancellationToken.None));
+            Assert.Equal(StatusCodes.Status400BadRequest, answer.StatusCode);
+            Assert.Equal("invalid_since", answer.Value!.Error);
+            Assert.Contains("2026-12-01T00:00:00Z", answer.Value.Message);
+        });
+
+    [Theory]
+    [InlineData("2026-12-01T00:00:00Z")]
+    [InlineData("2026-12-01t00:00:00.1234567z")]
+    [InlineData("2026-12-01T01:00:00+01:00")]
+    [InlineData("2026-11-30T19:00:00-05:00")]
+    public Task Finished_OnSqlite_AnRfc3339SinceWithZOrAnOffset_IsAccepted(string since) =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-finished-since", async newContext =>
+        {
+            await using var db = newContext();
+            Assert.IsType<Ok<FinishedPage>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, Settle60, since, cursor: null,
+                source: null, limit: null, CancellationToken.None));
+        });
+
+    [Fact]
+    public Task Finished_OnSqlite_ACursorOfTheNewestFirstList_400InvalidCursor() =>
+        ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Sqlite, "wc-list-finished-cursor", async newContext =>
+        {
+            // Both cursors are a time and an id: the list's (created_at) read as a completed_at position skipped or repeated rows.
+            var image = TestRows.Image("a", Start);
+            await using (var db = newContext())
+            {
+                db.Classifications.AddRange(Row(image, Start, "glass", "feed"), Row(image, Start.AddSeconds(1), "glass", "feed"));
+                await db.SaveChangesAsync();
+            }
+            string listCursor;
+            await using (var db = newContext())
+                listCursor = Assert.IsType<Ok<ClassificationPage>>(await ClassificationsApi.ListAsync(db, Registry(db), "feed", status: null, limit: 1, cursor: null,
+                    predictedClass: null, CancellationToken.None)).Value!.NextCursor!;
+            await using (var db = newContext())
+            {
+                var answer = Assert.IsType<JsonHttpResult<ApiError>>(await ClassificationsApi.FinishedAsync(db, TimeProvider.System, Settle60, since: null, listCursor,
+                    "feed", limit: null, CancellationToken.None));
+                Assert.Equal(StatusCodes.Status400BadRequest, answer.StatusCode);
+                Assert.Equal("invalid_cursor", answer.Value!.Error);
+            }
+            // And the other way round: the finished list's cursor is not one the newest-first list takes.
+            var (_, finishedCursor) = await FinishedPagesAsync(newContext, since: Start.ToString("O"), cursor: null);
+            await using (var db = newContext())
+                Assert.Equal("invalid_cursor", Assert.IsType<JsonHttpResult<ApiError>>(await ClassificationsApi.ListAsync(db, Registry(db), "feed", status: null, limit: 1,
+                    finishedCursor, predictedClass: null, CancellationToken.None)).Value!.Error);
+        });
 
     [IntegrationFact]
     public Task List_OnPostgres_ByPredictedClass_WalksItsIndex() =>

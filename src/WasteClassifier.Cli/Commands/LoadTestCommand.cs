@@ -54,6 +54,8 @@ public sealed class LoadTestCommand : ICommand
                               and checks before the load that they hold the service's data
           --data-directory DIR  the embedded default's data folder (when not set in the environment), for --queue
                               and --cleanup: `dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data
+          --api-key KEY       sent as X-Api-Key on submissions and polls (default: the WASTECTL_API_KEY environment
+                              variable); needed where classification requires a key; never written to the report
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
@@ -64,6 +66,7 @@ public sealed class LoadTestCommand : ICommand
     {
         "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
         "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source", "--data-directory",
+        "--api-key",
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images", "--no-ready-check" };
@@ -134,7 +137,8 @@ public sealed class LoadTestCommand : ICommand
         {
             await using ILoadTarget target = options.Queue
                 ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
-                : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll);
+                : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll,
+                    arguments.Optional("--api-key") ?? Environment.GetEnvironmentVariable("WASTECTL_API_KEY"));
             try
             {
                 report = LoadReport.From(await new LoadRunner(target, images, options, Log.Info).RunAsync(stop.Token));

@@ -8,8 +8,12 @@ namespace WasteClassifier.LoadTesting.Targets;
 
 /// <summary>Behaves as a client of the API: multipart POST /v1/classifications, then GET /v1/classifications/{id}.</summary>
 /// <param name="longPoll">How long each GET asks the API to wait for the result (<c>?wait=</c>); zero for plain polling.</param>
-public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default) : ILoadTarget
+/// <param name="apiKey">Sent as <c>X-Api-Key</c> on every submission and poll (a deployment that requires a key to classify);
+/// never part of the description or the report.</param>
+public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default, string? apiKey = null) : ILoadTarget
 {
+    public const string ApiKeyHeader = "X-Api-Key";
+
     public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout) =>
         new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = int.MaxValue })
         {
@@ -124,6 +128,7 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
     private async Task<TargetResponse> SendAsync(HttpRequestMessage request, Func<JsonElement, TargetResponse> read, CancellationToken cancellationToken)
     {
         using var _ = request;
+        if (!string.IsNullOrEmpty(apiKey)) request.Headers.Add(ApiKeyHeader, apiKey);
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);

@@ -53,6 +53,43 @@ public sealed class HttpLoadTargetTests
         Assert.Equal(12.5, report.LatencyMs.QueueWait.Max);
     }
 
+    /// <summary>Records each request's X-Api-Key values; accepts a POST and completes a GET.</summary>
+    private sealed class KeyRecordingApi : HttpMessageHandler
+    {
+        public List<(HttpMethod Method, string[] Keys)> Requests { get; } = [];
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            lock (Requests) Requests.Add((request.Method, request.Headers.TryGetValues("X-Api-Key", out var keys) ? [.. keys] : []));
+            var body = request.Method == HttpMethod.Post
+                ? $$"""{"items":[{"id":"{{Guid.NewGuid()}}","status":"queued"}],"rejected":[],"replayed":false}"""
+                : """{"status":"completed","timings":{"queue_ms":1,"inference_ms":1,"total_ms":2,"batch_size":1},"error_code":null}""";
+            return Task.FromResult(new HttpResponseMessage(request.Method == HttpMethod.Post ? HttpStatusCode.Accepted : HttpStatusCode.OK)
+            {
+                Content = new StringContent(body, Encoding.UTF8, "application/json"),
+            });
+        }
+    }
+
+    [Fact]
+    public async Task Run_WithAnApiKey_SendsItOnSubmissionsAndPollsAndNeverReportsIt()
+    {
+        // A deployment that requires a key to classify (Auth__RequireKeyForClassification) answered every upload 401.
+        var api = new KeyRecordingApi();
+        var http = new HttpClient(api) { BaseAddress = new Uri("http://localhost/") };
+        var options = new LoadTestOptions { Target = http.BaseAddress, Users = 1, MaxRequests = 3, PollInterval = TimeSpan.FromMilliseconds(5), LongPoll = TimeSpan.Zero };
+        await using var target = new HttpLoadTarget(http, "test", options.LongPoll, apiKey: "wc_secret-key");
+
+        var report = LoadReport.From(await new LoadRunner(target, new ImageSet([new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]), options).RunAsync());
+
+        Assert.Equal(3, report.Counts.Completed);
+        Assert.Contains(api.Requests, r => r.Method == HttpMethod.Post);
+        Assert.Contains(api.Requests, r => r.Method == HttpMethod.Get);
+        Assert.All(api.Requests, r => Assert.Equal(["wc_secret-key"], r.Keys));
+        Assert.DoesNotContain("wc_secret-key", JsonSerializer.Serialize(report, ReportFiles.Json));
+        Assert.DoesNotContain("wc_secret-key", target.Description);
+    }
+
     /// <summary>Answers "queued" to the first GET of each id and "completed" to the next, recording the GETs' queries.</summary>
     private sealed class LongPollApi : HttpMessageHandler
     {

@@ -295,8 +295,10 @@ public sealed class LoadTestCommandTests : IDisposable
             Directory.CreateDirectory(Path.Combine(directory, "data", "objects", "waste-images"));
             var api = new TcpListener(IPAddress.Loopback, 0);
             api.Start();
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
+            // Through env, which execs dotnet under the same pid: a runner started in the background (nohup, `&` in a script)
+            // hands SIGINT down ignored, and .NET keeps it so, as a program should; Ctrl+C comes to one started at a terminal.
+            var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { "--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", $"http://127.0.0.1:{((IPEndPoint)api.LocalEndpoint).Port}",
                          "--users", "1", "--duration", runEndedBySignal ? "600" : "1", "--drain", "0", "--generate", "1", "--size", "64x48",
                          "--out", Path.Combine(directory, "out"), "--cleanup" })
                 start.ArgumentList.Add(arg);

@@ -101,7 +101,7 @@ public sealed class ClassifyCommandSenderTests : IDisposable
             [rows[0].ImageId] = new(rows[0].Image!.ObjectKey, small),
             [rows[1].ImageId] = new(rows[1].Image!.ObjectKey, large),
         };
-        await using var provider = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        await using var provider = new ServiceCollection().AddPatientTestHarness().BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 16 }, TimeProvider.System);
@@ -119,7 +119,7 @@ public sealed class ClassifyCommandSenderTests : IDisposable
     public async Task Send_InliningTurnedOff_NoMessageCarriesBytes()
     {
         var rows = await AddStampedRowsAsync(1);
-        await using var provider = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        await using var provider = new ServiceCollection().AddPatientTestHarness().BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var sender = new ClassifyCommandSender(Db, harness.Bus, new MessagingOptions { InlineImageBytes = 0 }, TimeProvider.System);

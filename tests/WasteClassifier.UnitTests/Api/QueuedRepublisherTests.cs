@@ -133,7 +133,7 @@ public sealed class QueuedRepublisherTests : IAsyncDisposable
     private async Task<(QueuedRepublisher, ITestHarness)> RepublisherAsync(string transport)
     {
         _services = new ServiceCollection()
-            .AddMassTransitTestHarness()
+            .AddPatientTestHarness()
             .AddScoped(_ => _republisherDbInterceptor is { } interceptor ? _database.NewContext(interceptor) : _database.NewContext())
             .AddSingleton(new MessagingOptions { Transport = transport })
             .AddSingleton<TimeProvider>(_clock)

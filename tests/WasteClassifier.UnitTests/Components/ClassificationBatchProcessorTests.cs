@@ -341,7 +341,7 @@ public sealed class ClassificationBatchProcessorTests : IDisposable
             .AddScoped(_ => Processor(_database.NewContext()))
             .AddScoped<ClassificationsFinishedNotifier>()
             .AddSingleton(TimeProvider.System)
-            .AddMassTransitTestHarness()
+            .AddPatientTestHarness()
             .BuildServiceProvider(true);
         var harness = services.GetRequiredService<ITestHarness>();
         await harness.Start();

@@ -25,7 +25,7 @@ public sealed class ClassifyImageFaultAttemptsTests : IDisposable
         await using (var provider = new ServiceCollection()
             .AddScoped(_ => _database.NewContext())
             .AddSingleton(TimeProvider.System)
-            .AddMassTransitTestHarness(bus => bus.AddConsumer<ClassifyImageFaultConsumer>())
+            .AddPatientTestHarness(bus => bus.AddConsumer<ClassifyImageFaultConsumer>())
             .BuildServiceProvider(true))
         {
             var harness = provider.GetRequiredService<ITestHarness>();

@@ -297,7 +297,7 @@ public sealed class ModelLoadBackOffTests : IDisposable
     {
         await using var bus = new ServiceCollection()
             .AddSingleton(_provider)
-            .AddMassTransitTestHarness(x => x.AddConsumer<ModelPromotedConsumer>())
+            .AddPatientTestHarness(x => x.AddConsumer<ModelPromotedConsumer>())
             .BuildServiceProvider(true);
         var harness = bus.GetRequiredService<ITestHarness>();
         await harness.Start();

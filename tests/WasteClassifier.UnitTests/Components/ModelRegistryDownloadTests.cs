@@ -16,7 +16,7 @@ public sealed class ModelRegistryDownloadTests : IAsyncLifetime
     private readonly InMemoryDatabase _database = new();
     private readonly MemoryObjectStore _store = new();
     private readonly DirectoryInfo _cache = Directory.CreateTempSubdirectory("wc-model-cache-");
-    private readonly ServiceProvider _bus = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+    private readonly ServiceProvider _bus = new ServiceCollection().AddPatientTestHarness().BuildServiceProvider(true);
 
     [Fact]
     public async Task Download_FileMissingFromTheStore_FailsAndLeavesNoStagingFolder()

@@ -62,7 +62,7 @@ public sealed class TrainQueueTests : IDisposable
     [Fact]
     public async Task Submit_SendsTheJobToTheConfiguredQueue()
     {
-        await using var provider = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        await using var provider = new ServiceCollection().AddPatientTestHarness().BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var store = new MemoryObjectStore();
@@ -85,7 +85,7 @@ public sealed class TrainQueueTests : IDisposable
         var job = new TrainingJob { Id = Guid.NewGuid(), OptionsJson = "{}", CreatedAt = DateTime.UtcNow };
         _database.Context.TrainingJobs.Add(job);
         await _database.Context.SaveChangesAsync();
-        await using var provider = new ServiceCollection().AddScoped(_ => _database.NewContext()).AddMassTransitTestHarness().BuildServiceProvider(true);
+        await using var provider = new ServiceCollection().AddScoped(_ => _database.NewContext()).AddPatientTestHarness().BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var sweeper = new TrainingJobSweeper(provider.GetRequiredService<IServiceScopeFactory>(), new TrainingSettings(), Messaging, TimeProvider.System,

@@ -292,6 +292,9 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasKey("Scope", "Route", "Key")
                         .HasName("pk_idempotent_requests");
 
+                    b.HasIndex("CreatedAt")
+                        .HasDatabaseName("ix_idempotent_requests_created_at");
+
                     b.ToTable("idempotent_requests", (string)null);
                 });
 

@@ -87,7 +87,9 @@ public static class TrainingJobsApi
 
     public static async Task<IResult> RetrainAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
     {
-        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken);
+        // Keys as for POST /v1/training-jobs, and shared with it: both queue the same job, so a key is one job on either.
+        if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
+        var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken, key);
         if (error is not null) return error;
         return TypedResults.Json(new
         {
@@ -98,6 +100,7 @@ public static class TrainingJobsApi
             status_url = $"/v1/training-jobs/{result.Job.Id}",
             rejected = result.Rejected,
             relabelled = result.Relabelled,
+            replayed = result.Replayed,
         }, statusCode: StatusCodes.Status202Accepted);
     }
 

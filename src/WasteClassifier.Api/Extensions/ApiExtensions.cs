@@ -51,6 +51,8 @@ public static class ApiExtensions
         services.TryAddSingleton(TrainingSettings.From(configuration));
         services.AddScoped<ClassifyCommandSender>();
         services.AddSingleton(FinishedListOptions.From(configuration));
+        services.AddSingleton(IdempotencyOptions.From(configuration));
+        services.AddHostedService<IdempotencySweeper>();
         services.AddScoped<StatsService>();
         services.AddSingleton((configuration.GetSection(StatsOptions.Section).Get<StatsOptions>() ?? new StatsOptions()).Validated());
         services.AddSingleton<StatsSnapshots>();

@@ -21,8 +21,11 @@ public sealed class TrainingJobSubmitter(
     MessagingOptions messaging,
     TrainingSettings settings,
     TimeProvider clock,
-    ILogger<TrainingJobSubmitter> logger)
+    ILogger<TrainingJobSubmitter> logger,
+    IdempotencyOptions? idempotency = null)
 {
+    private readonly IdempotencyOptions _idempotency = idempotency ?? IdempotencyOptions.Default;
+
     /// <summary>The routes whose Idempotency-Keys are kept apart (<see cref="IdempotentRequest.Route"/>).</summary>
     public const string JobRoute = "training-jobs", SamplesRoute = "samples";
 
@@ -50,9 +53,11 @@ public sealed class TrainingJobSubmitter(
     public async Task<(Result?, IResult?)> SubmitAsync(IReadOnlyList<UploadedImage> files, IReadOnlyList<string> labels, TrainingJobOptions options, CancellationToken cancellationToken,
         IdempotencyKey? key = null)
     {
-        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
-        var fingerprint = key is null ? "" : IdempotencyFingerprints.OfLabelled(files, labels, options.ToJson());
+        // A retry is answered with its first answer before checks against what may have changed since (the model's
+        // classes, the datasets): only a new request is checked. Defaults applied, so a default sent or left out is alike.
+        var fingerprint = key is null ? "" : IdempotencyFingerprints.OfLabelled(files, labels, options.Normalised(settings.BaseDataset).ToJson());
         if (key is not null && await ReplayJobAsync(key, fingerprint, cancellationToken) is { } replay) return replay;
+        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
         var dataset = options.BaseDataset.Length == 0 ? settings.BaseDataset : options.BaseDataset;
         if (dataset != "none" && !settings.Datasets.ContainsKey(dataset))
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "invalid_option", $"base_dataset must be none or one of: {string.Join(", ", settings.Datasets.Keys)}"));
@@ -110,9 +115,10 @@ public sealed class TrainingJobSubmitter(
         IdempotencyKey? key = null)
     {
         if (files.Count == 0) return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "no_file", "send one or more files in 'images'"));
-        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
+        // As for a job: a retry is replayed before its labels are checked against the classes, which may have changed.
         var fingerprint = key is null ? "" : IdempotencyFingerprints.OfLabelled(files, labels, SamplesRoute);
         if (key is not null && await ReplaySamplesAsync(key, fingerprint, cancellationToken) is { } replay) return replay;
+        if (await CheckLabelsAsync(labels, cancellationToken) is { } invalid) return (null, invalid);
         var (accepted, rejected) = await intake.TakeAsync(files, cancellationToken);
         if (accepted.Count == 0) return (null, NoneAccepted(files, rejected));
         // As for a job: once the objects are stored, their samples are saved even when the client has gone.
@@ -163,11 +169,23 @@ public sealed class TrainingJobSubmitter(
         });
     }
 
-    /// <summary>The earlier request under <paramref name="key"/> on <paramref name="route"/>: null if none; a 422 if it was another request.</summary>
+    /// <summary>
+    /// The earlier request under <paramref name="key"/> on <paramref name="route"/>: null if none or expired
+    /// (<see cref="IdempotencyOptions.Retention"/>); a 422 if it was another request.
+    /// </summary>
     private async Task<(IdempotentRequest? Earlier, IResult? Reused)> FindEarlierAsync(IdempotencyKey key, string route, string fingerprint, CancellationToken cancellationToken)
     {
         var earlier = await db.IdempotentRequests.AsNoTracking()
             .FirstOrDefaultAsync(r => r.Scope == key.Scope && r.Route == route && r.Key == key.Value, cancellationToken);
+        var expiredBefore = _idempotency.ExpiredBefore(clock.GetUtcNow().UtcDateTime);
+        if (earlier is not null && earlier.CreatedAt < expiredBefore)
+        {
+            // Expired, the sweep not yet there: gone now, or the new request's record would fail on its key. A fresh record
+            // saved meanwhile under the key is kept (the condition), and this request's save then fails on it and replays it.
+            await db.IdempotentRequests.Where(r => r.Scope == key.Scope && r.Route == route && r.Key == key.Value && r.CreatedAt < expiredBefore)
+                .ExecuteDeleteAsync(cancellationToken);
+            return (null, null);
+        }
         if (earlier is null || earlier.Fingerprint == fingerprint) return (earlier, null);
         logger.LogInformation("Idempotency-Key reused for another request on {Route} (scope {Scope}); refused", route, key.Scope.Length == 0 ? "(none)" : key.Scope);
         return (null, IdempotencyKeyHeader.Reused("other files, file contents, labels or options"));

@@ -14,8 +14,24 @@ public sealed record TrainingJobOptions
     /// <summary><c>auto</c>: promote when the gate passes; <c>manual</c>: always leave the result a candidate.</summary>
     public string Promote { get; init; } = PromoteModes.Auto;
 
+    /// <summary>Null: <see cref="DefaultEpochs"/>.</summary>
     public int? Epochs { get; init; }
+
+    /// <summary>Null: <see cref="DefaultSeed"/>.</summary>
     public int? Seed { get; init; }
+
+    public const int DefaultEpochs = 60, DefaultSeed = 42;
+
+    /// <summary>
+    /// These options with every default applied (an empty <see cref="BaseDataset"/> as <paramref name="defaultBaseDataset"/>):
+    /// what the job will do, the same whether a default was sent or left out.
+    /// </summary>
+    public TrainingJobOptions Normalised(string defaultBaseDataset) => this with
+    {
+        BaseDataset = BaseDataset.Length == 0 ? defaultBaseDataset : BaseDataset,
+        Epochs = Epochs ?? DefaultEpochs,
+        Seed = Seed ?? DefaultSeed,
+    };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 

@@ -178,7 +178,7 @@ public sealed class TrainingJobRunner(
 
         var fingerprint = TrainingDataFingerprint.Of(features.Select(f => (f.Sha256, labels[f.Label])));
 
-        var head = new HeadTrainingOptions { Epochs = options.Epochs ?? 60, Seed = options.Seed ?? 42 };
+        var head = new HeadTrainingOptions { Epochs = options.Epochs ?? TrainingJobOptions.DefaultEpochs, Seed = options.Seed ?? TrainingJobOptions.DefaultSeed };
         var rows = features.SelectMany(s => views.Select(v => new LabelledFeatures(s.Views[v.Name], s.Label))).ToList();
         var model = await Task.Run(() => HeadTrainer.Train(rows, labels.Count, head, null,
             (epoch, epochs) => progress.Report(TrainingStages.Fitting, 100.0 * epoch / epochs), cancellationToken), cancellationToken);

@@ -121,6 +121,8 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             request.Property(r => r.Route).HasMaxLength(32);
             request.Property(r => r.Key).HasMaxLength(128);
             request.Property(r => r.Fingerprint).HasMaxLength(64);
+            // For the sweep of expired rows (Api:IdempotencyRetentionHours).
+            request.HasIndex(r => r.CreatedAt);
         });
     }
 }

@@ -11,7 +11,7 @@ public class IdempotentRequest
     public required string Route { get; set; }
     public required string Key { get; set; }
 
-    /// <summary>What a retry must match: the SHA-256 of the files, labels and options.</summary>
+    /// <summary>What a retry must match: the SHA-256 of the files, labels and options (defaults applied).</summary>
     public required string Fingerprint { get; set; }
 
     /// <summary>The job the request queued; none for samples alone.</summary>
@@ -20,5 +20,6 @@ public class IdempotentRequest
     /// <summary>The answer's content, as the route reads it back.</summary>
     public required string ResultJson { get; set; }
 
+    /// <summary>Past <c>Api:IdempotencyRetentionHours</c> after this the row is as good as absent, and swept.</summary>
     public DateTime CreatedAt { get; set; }
 }

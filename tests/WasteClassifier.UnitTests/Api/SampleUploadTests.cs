@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
@@ -196,6 +197,152 @@ public sealed class SampleUploadTests : IDisposable
         Assert.NotEqual(first.Body["id"]!.GetValue<Guid>(), other.Body["id"]!.GetValue<Guid>());
         Assert.Equal(2, await _database.Context.TrainingJobs.AsNoTracking().CountAsync());
     }
+
+    [Fact]
+    public async Task SubmitJob_RetryAfterItsLabelLeftTheClasses_ReplaysTheJob()
+    {
+        // Accepted while the active model had the class 'a'; the model changed before the client's retry came.
+        await _database.AddModelAsync("v1", ModelStatus.Active);
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await SubmitJobAsync("job-0005", caller: "lab", files, ("label", "a"));
+        await _database.Context.Models.ExecuteUpdateAsync(m => m.SetProperty(r => r.Status, ModelStatus.Retired));
+
+        var again = await SubmitJobAsync("job-0005", caller: "lab", files, ("label", "a"));
+        var fresh = await SubmitJobAsync("job-0006", caller: "lab", files, ("label", "a"));
+
+        Assert.Equal((StatusCodes.Status202Accepted, StatusCodes.Status202Accepted), (first.Status, again.Status));
+        Assert.Equal(first.Body["id"]!.GetValue<Guid>(), again.Body["id"]!.GetValue<Guid>());
+        Assert.True(again.Body["replayed"]!.GetValue<bool>());
+        // A new request is still checked against the classes of now.
+        Assert.Equal((StatusCodes.Status400BadRequest, "invalid_label"), (fresh.Status, fresh.Body["error"]!.GetValue<string>()));
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    [Fact]
+    public async Task Upload_RetryAfterItsLabelLeftTheClasses_ReplaysTheSamples()
+    {
+        await _database.AddModelAsync("v1", ModelStatus.Active);
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await PostSamplesAsync("samples-0003", files, ("label", "a"));
+        await _database.Context.Models.ExecuteUpdateAsync(m => m.SetProperty(r => r.Status, ModelStatus.Retired));
+
+        var again = await PostSamplesAsync("samples-0003", files, ("label", "a"));
+
+        Assert.Equal((StatusCodes.Status201Created, StatusCodes.Status201Created), (first.Status, again.Status));
+        Assert.Equal(first.Body["items"]!.ToJsonString(), again.Body["items"]!.ToJsonString());
+        Assert.True(again.Body["replayed"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task SubmitJob_RetrySendingTheDefaultsItLeftOut_ReplaysTheJob()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await SubmitJobAsync("job-0007", caller: "lab", files, ("label", "glass"));
+
+        var explicitDefaults = await SubmitJobAsync("job-0007", caller: "lab", files, ("label", "glass"), ("include_feedback", "true"), ("promote", "auto"),
+            ("base_dataset", new TrainingSettings().BaseDataset), ("epochs", TrainingJobOptions.DefaultEpochs.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("seed", TrainingJobOptions.DefaultSeed.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var onlySome = await SubmitJobAsync("job-0007", caller: "lab", files, ("label", "glass"), ("epochs", "60"));
+
+        Assert.Equal([StatusCodes.Status202Accepted, StatusCodes.Status202Accepted, StatusCodes.Status202Accepted], new[] { first.Status, explicitDefaults.Status, onlySome.Status });
+        Assert.Equal(first.Body["id"]!.GetValue<Guid>(), explicitDefaults.Body["id"]!.GetValue<Guid>());
+        Assert.Equal(first.Body["id"]!.GetValue<Guid>(), onlySome.Body["id"]!.GetValue<Guid>());
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    [Fact]
+    public async Task Retrain_SameIdempotencyKeyTwice_TheSameJobOnceAndSharedWithTrainingJobs()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        var first = await RetrainAsync("retrain-0001", files, ("label", "glass"));
+
+        var again = await RetrainAsync("retrain-0001", files, ("label", "glass"));
+        var other = await RetrainAsync("retrain-0001", files, ("label", "metal"));
+        // The same job, whichever of the two routes queued it.
+        var viaJobs = await SubmitJobAsync("retrain-0001", caller: null, files, ("label", "glass"));
+
+        Assert.Equal((StatusCodes.Status202Accepted, StatusCodes.Status202Accepted), (first.Status, again.Status));
+        Assert.Equal(first.Body["job_id"]!.GetValue<Guid>(), again.Body["job_id"]!.GetValue<Guid>());
+        Assert.Equal((false, true), (first.Body["replayed"]!.GetValue<bool>(), again.Body["replayed"]!.GetValue<bool>()));
+        Assert.Equal((StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused"), (other.Status, other.Body["error"]!.GetValue<string>()));
+        Assert.Equal(first.Body["job_id"]!.GetValue<Guid>(), viaJobs.Body["id"]!.GetValue<Guid>());
+        Assert.Single(await _database.Context.TrainingJobs.AsNoTracking().ToListAsync());
+    }
+
+    [Fact]
+    public async Task SubmitJob_KeyPastItsRetention_IsFreeForANewRequestBeforeTheSweep()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        Assert.Equal(StatusCodes.Status202Accepted, (await SubmitJobAsync("job-0008", "lab", files, ("label", "glass"))).Status);
+        await AgeIdempotencyRecordsAsync(TimeSpan.FromHours(IdempotencyOptions.DefaultRetentionHours) + TimeSpan.FromMinutes(1));
+
+        var (status, body) = await SubmitJobAsync("job-0008", "lab", files, ("label", "metal"));
+        var retry = await SubmitJobAsync("job-0008", "lab", files, ("label", "metal"));
+
+        // Another request under the expired key: a job of its own, not a 422; and the key now answers for it.
+        Assert.Equal(StatusCodes.Status202Accepted, status);
+        Assert.False(body["replayed"]!.GetValue<bool>());
+        Assert.Equal(2, await _database.Context.TrainingJobs.AsNoTracking().CountAsync());
+        Assert.Equal((body["id"]!.GetValue<Guid>(), true), (retry.Body["id"]!.GetValue<Guid>(), retry.Body["replayed"]!.GetValue<bool>()));
+    }
+
+    [Fact]
+    public async Task Upload_KeyWithinItsRetention_StillReplays()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        Assert.Equal(StatusCodes.Status201Created, (await PostSamplesAsync("samples-0004", files, ("label", "glass"))).Status);
+        await AgeIdempotencyRecordsAsync(TimeSpan.FromHours(IdempotencyOptions.DefaultRetentionHours) - TimeSpan.FromMinutes(1));
+
+        var (status, body) = await PostSamplesAsync("samples-0004", files, ("label", "metal"));
+
+        Assert.Equal((StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused"), (status, body["error"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Sweep_DeletesOnlyRecordsPastTheRetention()
+    {
+        (string, byte[])[] files = [("a.png", Png(1))];
+        await SubmitJobAsync("job-old", "lab", files, ("label", "glass"));
+        await AgeIdempotencyRecordsAsync(TimeSpan.FromHours(3));
+        await SubmitJobAsync("job-new", "lab", files, ("label", "glass"));
+        await using var services = new ServiceCollection().AddScoped(_ => _database.NewContext()).BuildServiceProvider();
+        var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), new IdempotencyOptions(TimeSpan.FromHours(2)), TimeProvider.System,
+            NullLogger<IdempotencySweeper>.Instance);
+
+        Assert.Equal(1, await sweeper.SweepAsync(CancellationToken.None));
+
+        Assert.Equal("job-new", (await _database.Context.IdempotentRequests.AsNoTracking().SingleAsync()).Key);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("NaN")]
+    public void RetentionHours_NotAboveZero_RefusedAtStart(string hours)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([new(IdempotencyOptions.RetentionHoursKey, hours)]).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => IdempotencyOptions.From(configuration));
+        Assert.Contains(IdempotencyOptions.RetentionHoursKey, error.Message);
+    }
+
+    [Fact]
+    public void RetentionHours_Unset_A24HourRetention() =>
+        Assert.Equal(TimeSpan.FromHours(24), IdempotencyOptions.From(new ConfigurationBuilder().Build()).Retention);
+
+    /// <summary>Moves every Idempotency-Key record back by <paramref name="age"/>, as if made that long ago.</summary>
+    private async Task AgeIdempotencyRecordsAsync(TimeSpan age)
+    {
+        await using var db = _database.NewContext();
+        foreach (var record in await db.IdempotentRequests.ToListAsync()) record.CreatedAt -= age;
+        await db.SaveChangesAsync();
+        // The requests here share one context, which still tracks the records as they were (a request has a context of its own).
+        _database.Context.ChangeTracker.Clear();
+    }
+
+    private Task<(int Status, JsonNode Body)> RetrainAsync(string key, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
+        PostAsync(request => TrainingJobsApi.RetrainAsync(request, NewSubmitter(_database.Context), new UploadOptions(), CancellationToken.None), files, key, caller: null, fields);
 
     private Task<(int Status, JsonNode Body)> PostSamplesAsync(string key, (string Name, byte[] Bytes)[] files, params (string Name, string Value)[] fields) =>
         PostAsync(request => SamplesApi.UploadAsync(request, NewSubmitter(_database.Context), new UploadOptions(), CancellationToken.None), files, key, caller: null, fields);

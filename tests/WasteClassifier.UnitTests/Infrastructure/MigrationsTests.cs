@@ -28,9 +28,11 @@ public sealed class MigrationsTests
     [Theory]
     [InlineData("20261201015823_ClassificationsPredictedClassIndex")]
     [InlineData("20261202015042_ClassificationsCompletedAtIdIndex")]
-    public void ClassificationsIndex_IsBuiltWithoutBlockingWritesOnPostgres(string id)
+    [InlineData("20261202100000_IdempotentRequestsCreatedAtIndex")]
+    public void IndexOnAGrowingTable_IsBuiltWithoutBlockingWritesOnPostgres(string id)
     {
-        // classifications is the largest table a deployment has; a plain CREATE INDEX would hold its writes while it builds.
+        // classifications is the largest table a deployment has (idempotent_requests grows with uploads); a plain CREATE INDEX
+        // would hold their writes while it builds.
         using var db = new WasteClassifier.Migrations.Postgres.DesignTimeDbContextFactory().CreateDbContext([]);
         var assembly = db.GetService<IMigrationsAssembly>();
         var migration = assembly.CreateMigration(assembly.Migrations[id], db.Database.ProviderName!);

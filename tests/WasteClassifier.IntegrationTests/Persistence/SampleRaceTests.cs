@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -137,6 +138,95 @@ public sealed class SampleRaceTests
     }
 
     /// <summary>Another request deletes the image's sample and labels the image anew: each save of this one then loses a race.</summary>
+    [IntegrationFact]
+    public Task SubmitJob_OnPostgres_ARepeatUnderTheSameKeySavesFirst_OneJobAndItIsTheAnswer() => WithDatabaseAsync(async (newContext, races, submitter) =>
+    {
+        // Two tries of one request at once: both find no record of the key; the later save fails on PostgreSQL's unique
+        // violations (its sample's image, then the key) and is answered with the earlier try's job, not a 500 or a second job.
+        var key = new IdempotencyKey("lab", "job-race-0001");
+        var glass = Png(1);
+        TrainingJobSubmitter.Result? winner = null;
+        await using var racing = newContext();
+        races.Arm(racing, newContext, async other =>
+        {
+            IResult? error;
+            (winner, error) = await submitter(other).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+            Assert.Null(error);
+        });
+
+        var (result, error) = await submitter(racing).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+
+        Assert.Null(error);
+        Assert.Equal(1, races.Runs);
+        Assert.False(winner!.Replayed);
+        Assert.True(result!.Replayed);
+        Assert.Equal(winner.Job.Id, result.Job.Id);
+        await using var db = newContext();
+        Assert.Equal(winner.Job.Id, (await db.TrainingJobs.AsNoTracking().SingleAsync()).Id);
+        Assert.Equal(winner.Job.Id, (await db.IdempotentRequests.AsNoTracking().SingleAsync()).TrainingJobId);
+        Assert.Equal(winner.Job.Id, (await db.LabelledSamples.AsNoTracking().SingleAsync()).TrainingJobId);
+    });
+
+    [IntegrationFact]
+    public Task SaveSamples_OnPostgres_ARepeatUnderTheSameKeySavesFirst_AnsweredWithItsSamples() => WithDatabaseAsync(async (newContext, races, submitter) =>
+    {
+        var key = new IdempotencyKey("lab", "samples-race-0001");
+        var glass = Png(1);
+        TrainingJobSubmitter.SamplesResult? winner = null;
+        await using var racing = newContext();
+        races.Arm(racing, newContext, async other =>
+        {
+            IResult? error;
+            (winner, error) = await submitter(other).SaveSamplesAsync([File(0, glass)], ["glass"], CancellationToken.None, key);
+            Assert.Null(error);
+        });
+
+        var (result, error) = await submitter(racing).SaveSamplesAsync([File(0, glass)], ["glass"], CancellationToken.None, key);
+
+        Assert.Null(error);
+        Assert.True(result!.Replayed);
+        Assert.Equal(Assert.Single(winner!.Samples).Id, Assert.Single(result.Samples).Id);
+        await using var db = newContext();
+        Assert.Equal(winner.Samples[0].Id, (await db.LabelledSamples.AsNoTracking().SingleAsync()).Id);
+        Assert.Single(await db.IdempotentRequests.AsNoTracking().ToListAsync());
+    });
+
+    [IntegrationFact]
+    public Task SubmitJob_OnPostgres_KeyPastItsRetention_IsFreeForANewRequestAndSwept() => WithDatabaseAsync(async (newContext, _, submitter) =>
+    {
+        var key = new IdempotencyKey("lab", "job-expiry-0001");
+        await using (var db = newContext())
+        {
+            var (first, _) = await submitter(db).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+            // Made 25 hours ago: past the default 24-hour retention, and not yet swept.
+            await db.IdempotentRequests.ExecuteUpdateAsync(r => r.SetProperty(x => x.CreatedAt, DateTime.UtcNow.AddHours(-25)));
+            Assert.NotNull(first);
+        }
+
+        TrainingJobSubmitter.Result? second;
+        await using (var db = newContext())
+        {
+            IResult? error;
+            (second, error) = await submitter(db).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None, key);
+            Assert.Null(error);
+        }
+
+        Assert.False(second!.Replayed);
+        await using (var db = newContext())
+        {
+            Assert.Equal(2, await db.TrainingJobs.CountAsync());
+            Assert.Equal(second.Job.Id, (await db.IdempotentRequests.AsNoTracking().SingleAsync()).TrainingJobId);
+        }
+        // The sweep deletes what is past a retention (2 hours here), on created_at's index, and only that.
+        await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
+        await using (var db = newContext())
+            await db.IdempotentRequests.ExecuteUpdateAsync(r => r.SetProperty(x => x.CreatedAt, DateTime.UtcNow.AddHours(-3)));
+        var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(),
+            new IdempotencyOptions(TimeSpan.FromHours(2)), TimeProvider.System, NullLogger<IdempotencySweeper>.Instance);
+        Assert.Equal(1, await sweeper.SweepAsync(CancellationToken.None));
+        await using (var db = newContext()) Assert.False(await db.IdempotentRequests.AnyAsync());
+    });
+
     private static async Task ReplaceTheSampleAsync(ClassifierDbContext other)
     {
         var image = await other.Images.SingleAsync();

@@ -164,6 +164,10 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                         .HasDatabaseName("ix_classifications_predicted_class_created_at_id")
                         .HasFilter("predicted_class IS NOT NULL");
 
+                    b.HasIndex("Source", "CompletedAt", "Id")
+                        .HasDatabaseName("ix_classifications_source_completed_at_id")
+                        .HasFilter("completed_at IS NOT NULL");
+
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");
 

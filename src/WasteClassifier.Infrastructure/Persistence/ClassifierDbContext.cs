@@ -55,6 +55,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             // GET /v1/classifications/finished walks rows by (completed_at, id), the order it lists and its cursor's position;
             // it serves what the old completed_at index did too, so it replaces that one.
             row.HasIndex(c => new { c.CompletedAt, c.Id });
+            // Its source filter: walking (completed_at, id) and skipping other sources read a page ÷ the source's share of rows
+            // (1 % of rows: 9,000 a page; a rare one under a generic plan: 340,000). Partial: unfinished rows are never listed there.
+            row.HasIndex(c => new { c.Source, c.CompletedAt, c.Id }).HasFilter("completed_at IS NOT NULL");
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
             // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).
             row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyScope, c.IdempotencyIndex }).IsUnique().HasDatabaseName("ix_classifications_idempotency");

@@ -29,6 +29,7 @@ public sealed class MigrationsTests
     [InlineData("20261201015823_ClassificationsPredictedClassIndex")]
     [InlineData("20261202015042_ClassificationsCompletedAtIdIndex")]
     [InlineData("20261202100000_IdempotentRequestsCreatedAtIndex")]
+    [InlineData("20261202100800_ClassificationsSourceCompletedAtIdIndex")]
     public void IndexOnAGrowingTable_IsBuiltWithoutBlockingWritesOnPostgres(string id)
     {
         // classifications is the largest table a deployment has (idempotent_requests grows with uploads); a plain CREATE INDEX

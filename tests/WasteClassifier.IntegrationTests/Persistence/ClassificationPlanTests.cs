@@ -1,0 +1,157 @@
+using System.Data.Common;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Api.Apis;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// The plans PostgreSQL picks, from real statistics (filled and ANALYZEd), for the paged classification lists: each page is an
+/// index walk in the list's order that reads about a page of rows, with no Sort of more than the page. On an empty table the planner's choice says
+/// little (ClassificationListTests turns the alternatives off there instead).
+/// </summary>
+public sealed class ClassificationPlanTests
+{
+    private const int Rows = 10_000;
+    private const int Images = Rows / 4;
+    private const int Limit = 100;
+    private const string FinishedIndex = "ix_classifications_completed_at_id";
+    private const string FinishedBySourceIndex = "ix_classifications_source_completed_at_id";
+    private static readonly FinishedListOptions Settle = new(TimeSpan.FromSeconds(60));
+
+    [IntegrationFact]
+    public Task Finished_OnPostgres_EachPageWalksItsIndex() => WithFilledDatabaseAsync("wc-plan-finished", async (newContext, commands) =>
+    {
+        var since = DateTime.UtcNow.AddDays(-40).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        // First page, then the page after its cursor; all sources, a common one and one of 5 % of rows (walking the
+        // (completed_at, id) index and skipping other sources read 20 times a page, or another index came with a Sort).
+        foreach (var (source, index) in new[] { ((string?)null, FinishedIndex), ("common", FinishedBySourceIndex), ("some", FinishedBySourceIndex) })
+        {
+            string? cursor = null;
+            foreach (var page in new[] { "first", "next" })
+            {
+                await using (var db = newContext())
+                {
+                    var result = await ClassificationsApi.FinishedAsync(db, TimeProvider.System, Settle, cursor is null ? since : null, cursor, source, Limit, CancellationToken.None);
+                    var body = Assert.IsType<Ok<FinishedPage>>(result).Value!;
+                    Assert.True(body.Items.Count > Limit / 2, $"{body.Items.Count} rows listed");
+                    cursor = body.NextCursor;
+                }
+                await AssertIndexWalkAsync(newContext, commands, index, $"finished, source {source ?? "(any)"}, {page} page");
+            }
+        }
+    });
+
+    [IntegrationFact]
+    public Task List_OnPostgres_PagesWithoutFiltersWalkTheirIndex() => WithFilledDatabaseAsync("wc-plan-list", async (newContext, commands) =>
+    {
+        string? cursor = null;
+        foreach (var page in new[] { "first", "next" })
+        {
+            await using (var db = newContext())
+            {
+                var registry = new ModelRegistry(db, new FileSystemObjectStore(Path.Combine(Path.GetTempPath(), "wc-plan-unused")), publisher: null!, new ModelOptions(),
+                    TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+                var result = await ClassificationsApi.ListAsync(db, registry, source: null, status: null, Limit, cursor, predictedClass: null, CancellationToken.None);
+                cursor = Assert.IsType<Ok<ClassificationPage>>(result).Value!.NextCursor;
+            }
+            await AssertIndexWalkAsync(newContext, commands, "ix_classifications_created_at_id", $"list, {page} page");
+        }
+    });
+
+    /// <summary>
+    /// A migrated database with <see cref="Rows"/> classifications over 30 days (most completed, some failed, the last ones
+    /// queued or processing; 4 per image; half from "common", 5 % from "some", some without a source), ANALYZEd.
+    /// </summary>
+    private static Task WithFilledDatabaseAsync(string name, Func<Func<ClassifierDbContext>, LastCommand, Task> test)
+    {
+        var commands = new LastCommand();
+        return ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, name, async newContext =>
+        {
+            await using (var db = newContext())
+            {
+                await db.Database.ExecuteSqlRawAsync($"""
+                    INSERT INTO images (id, content_hash, content_type, created_at, file_name, format, height, object_key, size_bytes, width)
+                    SELECT gen_random_uuid(), md5(g::text) || md5((g + 1)::text), 'image/jpeg', now() - interval '31 days', 'a.jpg', 'jpeg', 480, 'sha256/' || g, 1234, 640
+                    FROM generate_series(1, {Images}) g;
+                    INSERT INTO classifications (id, image_id, source, status, idempotency_index, idempotency_scope, attempts, created_at, completed_at, predicted_class)
+                    SELECT gen_random_uuid(), img.id,
+                           CASE WHEN s.g % 20 = 7 THEN 'some' WHEN s.g % 25 = 0 THEN NULL WHEN s.g % 2 = 0 THEN 'common' ELSE 's' || (s.g % 20) END,
+                           s.status, 0, '', 1, s.created_at,
+                           CASE WHEN s.status IN ('completed', 'failed') THEN s.created_at + random() * interval '30 seconds' END,
+                           CASE WHEN s.status = 'completed' THEN 'glass' END
+                    FROM (SELECT g, now() - interval '30 days' + g * interval '30 days' / {Rows} AS created_at,
+                                 CASE WHEN g > {Rows} - 100 THEN (CASE WHEN g % 2 = 0 THEN 'queued' ELSE 'processing' END)
+                                      WHEN g % 20 = 3 THEN 'failed' ELSE 'completed' END AS status
+                          FROM generate_series(1, {Rows}) g) s
+                    JOIN (SELECT row_number() OVER () AS n, id FROM images) img ON img.n = 1 + s.g % {Images};
+                    ANALYZE images;
+                    ANALYZE classifications;
+                    """);
+            }
+            await test(newContext, commands);
+        }, commands);
+    }
+
+    /// <summary>
+    /// The last query's plan, run (EXPLAIN ANALYZE): classifications is read by an Index Scan of <paramref name="index"/> that
+    /// reads about a page of rows, and nothing more than the page is sorted.
+    /// </summary>
+    private static async Task AssertIndexWalkAsync(Func<ClassifierDbContext> newContext, LastCommand commands, string index, string what)
+    {
+        await using var db = newContext();
+        var connection = db.Database.GetDbConnection();
+        await connection.OpenAsync();
+        await using var explain = connection.CreateCommand();
+        explain.CommandText = "EXPLAIN (ANALYZE, FORMAT JSON) " + commands.Text;
+        foreach (var (name, value) in commands.Parameters)
+        {
+            var parameter = explain.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value;
+            explain.Parameters.Add(parameter);
+        }
+        var json = (string)(await explain.ExecuteScalarAsync())!;
+        var nodes = new List<JsonElement>();
+        void Walk(JsonElement node)
+        {
+            nodes.Add(node);
+            if (node.TryGetProperty("Plans", out var children)) foreach (var child in children.EnumerateArray()) Walk(child);
+        }
+        using var document = JsonDocument.Parse(json);
+        Walk(document.RootElement[0].GetProperty("Plan"));
+        var plan = $"{what}:\n{json}";
+
+        // EF Core orders the page again after its join with images: a Sort of the page is fine, one of the table is not.
+        Assert.All(nodes.Where(n => n.GetProperty("Node Type").GetString()!.Contains("Sort", StringComparison.Ordinal)),
+            sort => Assert.True(sort.GetProperty("Plans")[0].GetProperty("Actual Rows").GetDouble() <= Limit + 1, $"a Sort of more than a page; {plan}"));
+        var scan = Assert.Single(nodes, n => n.TryGetProperty("Relation Name", out var relation) && relation.GetString() == "classifications");
+        Assert.True(scan.GetProperty("Node Type").GetString() == "Index Scan" && scan.GetProperty("Index Name").GetString() == index, plan);
+        // A page and the row that tells whether there is more; a few more skipped (ties at a cursor, settling rows).
+        var read = scan.GetProperty("Actual Rows").GetDouble() + (scan.TryGetProperty("Rows Removed by Filter", out var removed) ? removed.GetDouble() : 0);
+        Assert.True(read <= Limit + 10, $"{read} rows read for a page of {Limit}; {plan}");
+    }
+
+    /// <summary>The text and parameters of the last query a context ran.</summary>
+    private sealed class LastCommand : DbCommandInterceptor
+    {
+        public string Text { get; private set; } = "";
+        public List<(string Name, object? Value)> Parameters { get; } = [];
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            Text = command.CommandText;
+            Parameters.Clear();
+            Parameters.AddRange(command.Parameters.Cast<DbParameter>().Select(p => (p.ParameterName, (object?)p.Value)));
+            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
+        }
+    }
+}

@@ -51,7 +51,7 @@ app.UseMiddleware<RepeatedParameters>();
 app.MapOpenApi();
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
 app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
-app.MapPrometheusMetrics(app.Services, ApiMetrics.RefreshQueueGaugesAsync);
+app.MapPrometheusMetrics(app.Services, context => app.Services.GetRequiredService<QueueGauges>().RefreshAsync(context.RequestAborted));
 // API keys and rate limits for every API route (Security/AccessPolicies.cs): map API endpoints on `api`.
 var api = app.MapGroup("").WithAccessRules();
 api.MapDashboardApi();

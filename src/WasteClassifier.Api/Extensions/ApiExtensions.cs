@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Observability;
 using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components;
@@ -64,6 +65,9 @@ public static class ApiExtensions
         // The API's families, and training jobs' durations: its DELETE ends a job whose trainer is gone.
         services.AddExportedMetrics(ClassifierMetrics.ApiRegistry);
         services.AddExportedMetrics(ClassifierMetrics.TrainingRegistry);
+        services.AddSingleton(QueueGaugeOptions.From(configuration));
+        services.AddSingleton(provider => new QueueGauges(provider.GetRequiredService<IServiceScopeFactory>(), provider.GetRequiredService<QueueGaugeOptions>(),
+            provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILogger<QueueGauges>>()));
 
         var runWorker = RunsWorker(configuration);
         var runTrainer = RunsTrainer(configuration);

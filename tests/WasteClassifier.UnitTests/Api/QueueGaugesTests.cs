@@ -1,0 +1,133 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using WasteClassifier.Api.Observability;
+using WasteClassifier.Components.Observability;
+using WasteClassifier.Infrastructure.Persistence;
+
+namespace WasteClassifier.UnitTests.Api;
+
+/// <summary>/metrics' queue-depth gauges: concurrent and rapid scrapes share one database read per interval.</summary>
+public sealed class QueueGaugesTests
+{
+    private static readonly QueueGaugeOptions FiveSeconds = new(TimeSpan.FromSeconds(5));
+
+    [Fact]
+    public async Task ConcurrentScrapes_AwaitTheOneReadInFlight()
+    {
+        var reads = 0;
+        var release = new TaskCompletionSource<IReadOnlyDictionary<string, long>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gauges = new QueueGauges(_ => { Interlocked.Increment(ref reads); return release.Task; }, FiveSeconds, new MovableClock(), new ListLogger());
+
+        var scrapes = Enumerable.Range(0, 20).Select(_ => Task.Run(() => gauges.RefreshAsync(CancellationToken.None))).ToList();
+        await Task.Delay(50);
+        Assert.All(scrapes, s => Assert.False(s.IsCompleted)); // each waits for the read, not the last values
+        release.SetResult(new Dictionary<string, long> { [ClassificationStatus.Queued] = 42, [ClassificationStatus.Processing] = 3 });
+        await Task.WhenAll(scrapes).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(1, reads);
+        Assert.Equal(42, ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Queued).Value);
+        Assert.Equal(3, ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Processing).Value);
+    }
+
+    [Fact]
+    public async Task RapidScrapes_ReadOncePerInterval()
+    {
+        var reads = 0;
+        var clock = new MovableClock();
+        var gauges = new QueueGauges(_ => { reads++; return Task.FromResult(Counts()); }, FiveSeconds, clock, new ListLogger());
+
+        for (var i = 0; i < 5; i++) await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal(1, reads);
+        clock.Advance(TimeSpan.FromSeconds(4.9));
+        await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal(1, reads);
+        clock.Advance(TimeSpan.FromSeconds(0.1));
+        await gauges.RefreshAsync(CancellationToken.None);
+        await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal(2, reads);
+    }
+
+    [Fact]
+    public async Task AFailingDatabase_IsReadOncePerInterval_AndWarnedOfAtMostOncePerInterval()
+    {
+        var reads = 0;
+        var clock = new MovableClock();
+        var logger = new ListLogger();
+        var gauges = new QueueGauges(_ =>
+        {
+            reads++;
+            // The first read fails slowly: the next one starts 5 s after it began, 2 s after its warning.
+            if (reads == 1) clock.Advance(TimeSpan.FromSeconds(3));
+            throw new InvalidOperationException("database down");
+        }, FiveSeconds, clock, logger);
+
+        await gauges.RefreshAsync(CancellationToken.None);
+        await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal((1, 1), (reads, logger.Warnings));
+        clock.Advance(TimeSpan.FromSeconds(2));
+        await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal((2, 1), (reads, logger.Warnings));
+        clock.Advance(TimeSpan.FromSeconds(5));
+        await gauges.RefreshAsync(CancellationToken.None);
+        Assert.Equal((3, 2), (reads, logger.Warnings));
+    }
+
+    [Fact]
+    public async Task AScrapeAborted_DoesNotCancelTheReadOthersAwait()
+    {
+        var release = new TaskCompletionSource<IReadOnlyDictionary<string, long>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var token = new CancellationToken(true);
+        var gauges = new QueueGauges(cancellationToken => { token = cancellationToken; return release.Task; }, FiveSeconds, new MovableClock(), new ListLogger());
+        using var aborted = new CancellationTokenSource();
+
+        var first = gauges.RefreshAsync(aborted.Token);
+        var second = gauges.RefreshAsync(CancellationToken.None);
+        await aborted.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        Assert.False(second.IsCompleted);
+        release.SetResult(Counts());
+        await second.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(token.CanBeCanceled);
+    }
+
+    [Fact]
+    public void Options_DefaultFiveSeconds_NegativeRefusedAtStart()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(5), QueueGaugeOptions.From(Configuration(null)).RefreshInterval);
+        Assert.Equal(TimeSpan.Zero, QueueGaugeOptions.From(Configuration("0")).RefreshInterval);
+        var refused = Assert.Throws<InvalidOperationException>(() => QueueGaugeOptions.From(Configuration("-1")));
+        Assert.Contains(QueueGaugeOptions.RefreshSecondsKey, refused.Message);
+        Assert.Throws<InvalidOperationException>(() => QueueGaugeOptions.From(Configuration("soon")));
+    }
+
+    private static IConfiguration Configuration(string? seconds) =>
+        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [QueueGaugeOptions.RefreshSecondsKey] = seconds }).Build();
+
+    private static IReadOnlyDictionary<string, long> Counts() => new Dictionary<string, long> { [ClassificationStatus.Queued] = 1 };
+
+    private sealed class MovableClock : TimeProvider
+    {
+        private readonly DateTimeOffset _start = new(2026, 12, 2, 10, 0, 0, TimeSpan.Zero);
+        private TimeSpan _by;
+
+        public void Advance(TimeSpan by) => _by += by;
+
+        public override DateTimeOffset GetUtcNow() => _start + _by;
+    }
+
+    private sealed class ListLogger : ILogger<QueueGauges>
+    {
+        private int _warnings;
+
+        public int Warnings => Volatile.Read(ref _warnings);
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == LogLevel.Warning) Interlocked.Increment(ref _warnings);
+        }
+    }
+}

@@ -35,6 +35,9 @@ public sealed partial class BadRequests(RequestDelegate next)
         // Routing refuses a body of another content type itself, with an empty 415, before any handler runs.
         if (context.Response.StatusCode == StatusCodes.Status415UnsupportedMediaType && !context.Response.HasStarted)
             await ExpectedJson().ExecuteErrorAsync(context);
+        // A body without Content-Length (chunked) meets the limit only while the binding reads it, which answers an empty 413.
+        else if (context.Response.StatusCode == StatusCodes.Status413PayloadTooLarge && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            await TooLarge(context).ExecuteErrorAsync(context);
     }
 
     private static long? JsonLimit(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>()?.MaxRequestBodySize;

@@ -44,6 +44,7 @@ app.UseMiddleware<HeadRequests>();
 app.UseRouting();
 // Among the API's own families, so only the API exports them.
 app.UseHttpMetrics(http => http.SetMetricFactory(Metrics.WithCustomRegistry(ClassifierMetrics.ApiRegistry)));
+app.UseMiddleware<HeadRequests.RestoreForMetrics>();
 // Inside the request log and the metrics: a request its client aborted is a 499 there, not a 500 error.
 app.UseMiddleware<ClientAborts>();
 app.UseClassifierSecurity();

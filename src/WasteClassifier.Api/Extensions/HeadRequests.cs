@@ -3,15 +3,21 @@ namespace WasteClassifier.Api.Extensions;
 /// <summary>
 /// HEAD wherever GET is answered (monitors and load balancers probe with it; every GET route answered 405): routed and
 /// answered as a GET, whose body Kestrel does not send for a HEAD. Its headers (status, Content-Type, Content-Length)
-/// are the GET's. Placed before routing; the request log, outside it, still shows HEAD. A 405's <c>Allow</c> names HEAD
-/// beside GET.
+/// are the GET's. Placed before routing; the request log, outside it, still shows HEAD, and so do the HTTP metrics
+/// (<see cref="RestoreForMetrics"/>). A 405's <c>Allow</c> names HEAD beside GET.
 /// </summary>
 public sealed class HeadRequests(RequestDelegate next)
 {
+    private static readonly object HeadKey = new();
+
     public async Task InvokeAsync(HttpContext context)
     {
         var head = HttpMethods.IsHead(context.Request.Method);
-        if (head) context.Request.Method = HttpMethods.Get;
+        if (head)
+        {
+            context.Request.Method = HttpMethods.Get;
+            context.Items[HeadKey] = true;
+        }
         try
         {
             await next(context);
@@ -26,6 +32,25 @@ public sealed class HeadRequests(RequestDelegate next)
             var methods = allow.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (methods.Contains(HttpMethods.Get, StringComparer.OrdinalIgnoreCase) && !methods.Contains(HttpMethods.Head, StringComparer.OrdinalIgnoreCase))
                 response.Headers.Allow = string.Join(", ", [.. methods, HttpMethods.Head]);
+        }
+    }
+
+    /// <summary>
+    /// Placed just inside the HTTP metrics (after routing): puts HEAD back before they record the request, which they
+    /// label with the method as it is when it has run; they counted every HEAD as a GET.
+    /// </summary>
+    public sealed class RestoreForMetrics(RequestDelegate next)
+    {
+        public async Task InvokeAsync(HttpContext context)
+        {
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                if (context.Items.ContainsKey(HeadKey)) context.Request.Method = HttpMethods.Head;
+            }
         }
     }
 }

@@ -53,6 +53,26 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
         Assert.Equal(before + 2, Counter(await fixture.Client.Http.GetStringAsync("/metrics"), "wasteclassifier_images_accepted_total"));
     }
 
+    [Fact]
+    public async Task Metrics_HeadRequest_CountedUnderHeadNotGet()
+    {
+        // HEAD is routed as GET (HeadRequests); the metrics must still say what the client sent.
+        var before = await fixture.Client.Http.GetStringAsync("/metrics");
+
+        using (var head = await fixture.Client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/health/live")))
+            Assert.Equal(System.Net.HttpStatusCode.OK, head.StatusCode);
+
+        var after = await fixture.Client.Http.GetStringAsync("/metrics");
+        Assert.Equal(Requests(before, "HEAD") + 1, Requests(after, "HEAD"));
+        Assert.Equal(Requests(before, "GET"), Requests(after, "GET"));
+    }
+
+    /// <summary>Requests to /health/live counted under <paramref name="method"/>, any status.</summary>
+    private static double Requests(string text, string method) =>
+        text.Split('\n').Where(l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal)
+                && l.Contains($"method=\"{method}\"", StringComparison.Ordinal) && l.Contains("endpoint=\"/health/live\"", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
     private static double Counter(string text, string series) =>
         text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
             .Select(l => double.Parse(l[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();

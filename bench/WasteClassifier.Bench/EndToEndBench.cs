@@ -40,7 +40,7 @@ public sealed class EndToEndBench(BenchSettings settings, ImageSet images)
         var metricsUrls = deployment.Workers.Select(w => w.MetricsUrl).OfType<Uri>().ToList();
         var model = await WorkerModelTime.ScrapeAsync(metricsUrls);
         var started = DateTime.UtcNow;
-        await using var target = new HttpLoadTarget(HttpLoadTarget.CreateClient(deployment.Url, options.RequestTimeout), options.Source, options.LongPoll);
+        await using var target = new HttpLoadTarget(WasteClassifier.LoadTesting.Http.WastectlHttp.CreateClient(deployment.Url, options.RequestTimeout), options.Source, options.LongPoll);
         var result = await new LoadRunner(target, images, options, message => Console.Error.WriteLine($"  [{name}] {message}")).RunAsync();
         var wall = (DateTime.UtcNow - started).TotalSeconds;
         var machineShares = CpuUsage.Take(deployment).SharesSince(machine);

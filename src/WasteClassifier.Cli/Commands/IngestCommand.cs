@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Runtime.InteropServices;
 using WasteClassifier.Cli.Ingest;
 using WasteClassifier.Core;
+using WasteClassifier.LoadTesting.Http;
 
 namespace WasteClassifier.Cli.Commands;
 
@@ -37,7 +38,9 @@ public sealed class IngestCommand : ICommand
           --timeout S         seconds to wait for one answer (default 100)
           --delete-after      delete each file once the API accepted it
           --archive DIR       move each accepted file into DIR instead
-          --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable)
+          --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable); prefer the
+                              variable or --api-key-file: an option's value shows in the process list
+          --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key
         Hidden files and partial names (.tmp, .part, .partial, .filepart, .crdownload, .swp) are skipped. Files the API refuses are
         recorded as failed with the reason and not sent again. A file that cannot be read (locked, permissions, an
         I/O error) is not recorded: watching, it is tried again with a growing pause (30 s at most); in a single
@@ -48,7 +51,7 @@ public sealed class IngestCommand : ICommand
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
     {
         "--target", "--source", "--watch", "--state", "--concurrency", "--batch", "--settle-ms", "--rescan",
-        "--max-attempts", "--timeout", "--archive", "--api-key",
+        "--max-attempts", "--timeout", "--archive", "--api-key", ApiKeyOption.FileOption,
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--once", "--recursive", "--delete-after" };
@@ -62,9 +65,8 @@ public sealed class IngestCommand : ICommand
             throw new UsageException($"--target must be an http(s) URL, e.g. http://localhost:8080 (got '{target}')");
         var options = Parse(arguments);
 
-        using var http = new HttpClient { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
-        var key = arguments.Optional("--api-key") ?? Environment.GetEnvironmentVariable("WASTECTL_API_KEY");
-        if (!string.IsNullOrEmpty(key)) http.DefaultRequestHeaders.Add("X-Api-Key", key);
+        // Each request has its own timeout (--timeout).
+        using var http = WastectlHttp.CreateClient(baseAddress, Timeout.InfiniteTimeSpan, ApiKeyOption.Resolve(arguments));
 
         using var stop = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>

@@ -10,6 +10,7 @@ using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.LoadTesting;
+using WasteClassifier.LoadTesting.Http;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Reporting;
 using WasteClassifier.LoadTesting.Targets;
@@ -55,7 +56,9 @@ public sealed class LoadTestCommand : ICommand
           --data-directory DIR  the embedded default's data folder (when not set in the environment), for --queue
                               and --cleanup: `dotnet run --project src/WasteClassifier.Api` keeps it in src/WasteClassifier.Api/data
           --api-key KEY       sent as X-Api-Key on submissions and polls (default: the WASTECTL_API_KEY environment
-                              variable); needed where classification requires a key; never written to the report
+                              variable); needed where classification requires a key; never written to the report.
+                              Prefer the variable or --api-key-file: an option's value shows in the process list
+          --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
@@ -66,7 +69,7 @@ public sealed class LoadTestCommand : ICommand
     {
         "--target", "--profile", "--users", "--rate", "--duration", "--ramp", "--drain", "--max-requests",
         "--images", "--image-limit", "--generate", "--size", "--long-poll", "--poll-ms", "--out", "--source", "--data-directory",
-        "--api-key",
+        "--api-key", ApiKeyOption.FileOption,
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--queue", "--cleanup", "--allow-remote", "--repeat-images", "--no-ready-check" };
@@ -80,6 +83,7 @@ public sealed class LoadTestCommand : ICommand
     {
         if (arguments.Optional("--source") is { } earlierRun) return await CleanUpEarlierRunAsync(arguments, earlierRun);
         var options = LoadTestArguments.Parse(arguments);
+        var apiKey = ApiKeyOption.Resolve(arguments);
         var images = LoadTestArguments.Images(arguments);
         if ((options.StampsUploads || options.StampsRunImages) && images.FirstUnstampable() is { } unstampable)
             // Not "pass --repeat-images": sent unchanged, a file that is no image was refused 400 not_an_image thousands of times.
@@ -137,8 +141,7 @@ public sealed class LoadTestCommand : ICommand
         {
             await using ILoadTarget target = options.Queue
                 ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
-                : new HttpLoadTarget(HttpLoadTarget.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll,
-                    arguments.Optional("--api-key") ?? Environment.GetEnvironmentVariable("WASTECTL_API_KEY"));
+                : new HttpLoadTarget(WastectlHttp.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll, apiKey);
             try
             {
                 report = LoadReport.From(await new LoadRunner(target, images, options, Log.Info).RunAsync(stop.Token));

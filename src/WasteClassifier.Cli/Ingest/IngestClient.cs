@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using WasteClassifier.LoadTesting.Http;
 
 namespace WasteClassifier.Cli.Ingest;
 
@@ -193,11 +194,12 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     private static Result Answered((List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) mapped) =>
         new(Kind.Answered, mapped.Outcomes, Resend: mapped.Resend);
 
-    private sealed record Answer(int Status, JsonNode? Body, string Text, TimeSpan? RetryAfter)
+    /// <param name="Redirect">Why a redirect is a failure (<see cref="WastectlHttp.Redirected"/>), naming where it pointed.</param>
+    private sealed record Answer(int Status, JsonNode? Body, string Text, TimeSpan? RetryAfter, string? Redirect = null)
     {
         public string? Error => Body?["error"]?.GetValue<string>();
 
-        public string Describe() => IngestClient.Describe(Status, Body, Text);
+        public string Describe() => Redirect ?? IngestClient.Describe(Status, Body, Text);
     }
 
     /// <summary>One request of <paramref name="parts"/> under <paramref name="key"/>: the API's answer, or why none came.</summary>
@@ -214,7 +216,8 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             timeout.CancelAfter(options.RequestTimeout);
             using var response = await http.SendAsync(request, timeout.Token);
             var text = await response.Content.ReadAsStringAsync(timeout.Token);
-            return (new Answer((int)response.StatusCode, Parse(text), text, RetryAfter(response)), "");
+            // A 3xx is below 500 and not 429: fatal, as any answer about the request as a whole.
+            return (new Answer((int)response.StatusCode, Parse(text), text, RetryAfter(response), WastectlHttp.Redirected(response)), "");
         }
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text.Json;
+using WasteClassifier.LoadTesting.Http;
 using WasteClassifier.LoadTesting.Images;
 
 namespace WasteClassifier.LoadTesting.Targets;
@@ -12,14 +13,7 @@ namespace WasteClassifier.LoadTesting.Targets;
 /// never part of the description or the report.</param>
 public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default, string? apiKey = null) : ILoadTarget
 {
-    public const string ApiKeyHeader = "X-Api-Key";
-
-    public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout) =>
-        new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = int.MaxValue })
-        {
-            BaseAddress = baseAddress,
-            Timeout = timeout,
-        };
+    public const string ApiKeyHeader = WastectlHttp.ApiKeyHeader;
 
     public string Description => http.BaseAddress?.ToString() ?? "http";
 
@@ -49,7 +43,7 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
     /// </summary>
     public static async Task<string?> CheckAnsweringAsync(Uri target, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        using var http = CreateClient(target, timeout);
+        using var http = WastectlHttp.CreateClient(target, timeout);
         return await CheckAnsweringAsync(http, target, timeout, cancellationToken);
     }
 
@@ -58,6 +52,7 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         try
         {
             using var response = await http.GetAsync(ReadinessPath, cancellationToken);
+            if (WastectlHttp.Redirected(response) is { } redirected) return $"target redirects: {redirected}";
             if (response.StatusCode != HttpStatusCode.ServiceUnavailable) return null;
             // Its answer, not a guess at which component is down (one guessed the broker, which the API's probe does not check).
             var body = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
@@ -138,7 +133,8 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
             using var body = TryParse(text);
             if (!response.IsSuccessStatusCode)
             {
-                var reason = $"http_{(int)response.StatusCode}" + (body?.RootElement.TryGetProperty("error", out var error) == true ? $"_{error}" : "");
+                var reason = $"http_{(int)response.StatusCode}" + (WastectlHttp.Redirected(response) is not null ? "_redirect"
+                    : body?.RootElement.TryGetProperty("error", out var error) == true ? $"_{error}" : "");
                 // A proxy's answer while the API behind it restarts or is slow: not the API's verdict.
                 return response.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout
                     ? new TargetResponse(ResponseKind.Unavailable, Reason: reason)

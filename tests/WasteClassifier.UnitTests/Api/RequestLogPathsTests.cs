@@ -1,3 +1,9 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog;
+using Serilog.Core;
 using Serilog.Events;
 using Serilog.Parsing;
 using WasteClassifier.Api.Observability;
@@ -32,5 +38,47 @@ public sealed class RequestLogPathsTests
 
         Assert.DoesNotContain(id.ToString("N"), redacted, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("uploads/***", redacted);
+    }
+
+    [Fact]
+    public async Task ClientGoneMidUpload_499LoggedWithTheUploadIdRedacted()
+    {
+        // The API's own pieces, in its order: the request log (its properties from RequestLogPaths, every event through
+        // the enricher), then ClientAborts, around a handler whose client went away while it read the body.
+        var events = new ConcurrentQueue<LogEvent>();
+        using var logger = new LoggerConfiguration().MinimumLevel.Verbose().Enrich.With<RequestLogPaths.Enricher>()
+            .WriteTo.Sink(new Collect(events)).CreateLogger();
+        var services = new ServiceCollection().AddLogging().AddSerilog(logger).BuildServiceProvider();
+        var app = new ApplicationBuilder(services);
+        app.UseSerilogRequestLogging(logging =>
+        {
+            logging.Logger = logger;
+            logging.GetMessageTemplateProperties = RequestLogPaths.Properties;
+        });
+        app.UseMiddleware<ClientAborts>();
+        using var gone = new CancellationTokenSource();
+        app.Run(context =>
+        {
+            gone.Cancel();
+            throw new IOException("The client reset the request stream.");
+        });
+        var id = Guid.NewGuid();
+        var context = new DefaultHttpContext { RequestServices = services, RequestAborted = gone.Token };
+        context.Request.Method = "PUT";
+        context.Request.Path = $"/v1/uploads/{id}/content";
+
+        await app.Build()(context);
+
+        var logged = Assert.Single(events, e => e.Properties.ContainsKey("StatusCode"));
+        Assert.Equal("499", logged.Properties["StatusCode"].ToString());
+        Assert.Equal(LogEventLevel.Information, logged.Level);
+        Assert.Equal("\"/v1/uploads/***/content\"", logged.Properties["RequestPath"].ToString());
+        var everything = string.Join("\n", events.Select(e => e.RenderMessage() + " " + string.Join(" ", e.Properties.Values)));
+        Assert.DoesNotContain(id.ToString(), everything, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private sealed class Collect(ConcurrentQueue<LogEvent> events) : ILogEventSink
+    {
+        public void Emit(LogEvent logEvent) => events.Enqueue(logEvent);
     }
 }

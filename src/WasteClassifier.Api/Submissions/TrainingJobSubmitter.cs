@@ -254,6 +254,7 @@ public sealed class TrainingJobSubmitter(
         var existing = await db.LabelledSamples.Where(s => imageIds.Contains(s.ImageId)).ToDictionaryAsync(s => s.ImageId, cancellationToken);
         // Per image: the label a change is judged against, and the file that gave it (null: the label stored before).
         var before = existing.ToDictionary(e => e.Key, e => (e.Value.Label, Index: (int?)null));
+        var stored = existing.Keys.ToHashSet();
         var last = new Dictionary<Guid, int>();
         foreach (var (index, image, label) in samples)
         {
@@ -264,6 +265,9 @@ public sealed class TrainingJobSubmitter(
             }
             last[image.Id] = index;
             sample.Label = label;
+            // POST /v1/samples (no job) changes a stored sample's label only: its origin, job, classification and created_at
+            // keep saying where it came from (GET /v1/samples?training_job_id=<job> kept losing it). A training job takes it over.
+            if (jobId is null && stored.Contains(image.Id)) continue;
             sample.Origin = SampleOrigin.Upload;
             sample.TrainingJobId = jobId;
             sample.CreatedAt = now;

@@ -95,6 +95,27 @@ public sealed class SampleUploadTests : IDisposable
     }
 
     [Fact]
+    public async Task Upload_AnImageATrainingJobUploaded_RelabelsItAndKeepsTheJobLinkAndCreatedAt()
+    {
+        var glass = Png(1);
+        var (job, error) = await NewSubmitter(_database.Context).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        Assert.Null(error);
+        var before = await _database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal(job!.Job.Id, before.TrainingJobId);
+
+        var (status, body) = await UploadAsync(_database.Context, [("a.png", glass)], ("label", "metal"));
+
+        // It cleared training_job_id and reset created_at: GET /v1/samples?training_job_id=<job> no longer listed it.
+        Assert.Equal(StatusCodes.Status201Created, status);
+        Assert.Equal("glass", Assert.Single(body["relabelled"]!.AsArray())!["previous_label"]!.GetValue<string>());
+        var after = await _database.Context.LabelledSamples.AsNoTracking().SingleAsync();
+        Assert.Equal((before.Id, "metal", SampleOrigin.Upload, job.Job.Id, before.CreatedAt), (after.Id, after.Label, after.Origin, after.TrainingJobId, after.CreatedAt));
+        var page = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<SamplesApi.SamplePage>>(
+            await SamplesApi.ListAsync(_database.Context, label: null, trainingJobId: job.Job.Id, limit: null, cursor: null, CancellationToken.None));
+        Assert.Equal(before.Id, Assert.Single(page.Value!.Items).Id);
+    }
+
+    [Fact]
     public async Task Upload_ClientGoesAwayAsTheSamplesAreSaved_TheyAreSavedAllTheSame()
     {
         // The objects are stored by then: cancelled with the request, the save left them named by no sample.

@@ -85,10 +85,10 @@ public static class AccessPolicies
         return null;
     }
 
-    /// <summary><c>localhost</c> or a loopback address (<c>127.0.0.1</c>, <c>[::1]</c>), any port.</summary>
+    /// <summary><c>localhost</c> or a loopback address (<c>127.0.0.1</c>, <c>[::1]</c>), any port, one trailing dot allowed.</summary>
     public static bool IsLoopbackHost(HostString host)
     {
-        var name = host.Host.TrimStart('[').TrimEnd(']');
+        var name = UnexpectedHosts.WithoutTrailingDot(host.Host.TrimStart('[').TrimEnd(']'));
         return name.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(name, out var address) && IPAddress.IsLoopback(address));
     }
 

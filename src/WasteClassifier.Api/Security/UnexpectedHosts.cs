@@ -4,34 +4,45 @@ using WasteClassifier.Api.Submissions;
 namespace WasteClassifier.Api.Security;
 
 /// <summary>
-/// DNS rebinding under the embedded default (no API keys configured): a page at <c>http://rebind.evil:8080</c> whose name
-/// is rebound to 127.0.0.1 is same-origin with itself, so it could read every classification and submit new ones. A
-/// request from loopback (or with no network connection: the in-process test server) must therefore address the service
-/// as localhost, a loopback or other IP literal, this machine's name, or a name in <c>Security:AllowedHosts</c>;
-/// otherwise <c>421 unexpected_host</c>. Forwarding headers exempt nothing: a rebound page can send them. With API keys
-/// configured nothing is open to a page, and any Host passes.
+/// DNS rebinding: a page at <c>http://rebind.evil:8080</c> whose name is rebound to the service's address (127.0.0.1, or
+/// the address Docker's port proxy or a LAN listener answers on) is same-origin with itself, so it can read and submit
+/// whatever is answered without a key. While anything is (see <see cref="AnsweredWithoutKey"/>), every request, from any
+/// address, must address the service as localhost, an IP literal, this machine's name, or a name in
+/// <c>Security:AllowedHosts</c>; otherwise <c>421 unexpected_host</c>. Forwarding headers exempt nothing: a rebound page
+/// can send them. Once every call but the always-open ones (<c>/</c>, <c>/health</c>, <c>/classes</c>) needs a key, a page
+/// has nothing to gain and any Host passes (an ingress under a public name).
 /// </summary>
-public sealed class UnexpectedHosts(RequestDelegate next, WebSecurityOptions options, ApiKeyStore keys)
+public sealed class UnexpectedHosts(RequestDelegate next, WebSecurityOptions options, AuthOptions auth, ApiKeyStore keys)
 {
     private readonly HashSet<string> _allowed = new[] { Environment.MachineName, MachineHostName() }
         .Concat(options.AllowedHosts)
-        .Select(h => h.Trim().TrimEnd('.')).Where(h => h.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        .Select(h => WithoutTrailingDot(h.Trim())).Where(h => h.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether some non-trivial route answers a caller without a key: client routes (every GET, submissions) unless
+    /// <c>Auth:RequireKeyForClassification</c>; admin routes from loopback while no key is configured (AccessPolicies).
+    /// </summary>
+    public bool AnsweredWithoutKey => !auth.RequireKeyForClassification || (!keys.Any && auth.AllowLoopbackAdminWithoutKeys);
 
     public Task InvokeAsync(HttpContext context) =>
-        !keys.Any && AccessPolicies.IsLocal(context) && !IsExpected(context.Request.Host)
+        AnsweredWithoutKey && !IsExpected(context.Request.Host)
             ? ApiErrors.Result(StatusCodes.Status421MisdirectedRequest, "unexpected_host",
-                $"the Host '{context.Request.Host}' is refused: with no API keys configured (Auth:Keys), requests from this machine " +
-                "must address it as localhost, 127.0.0.1, [::1], an IP address or this machine's name, or a name listed in " +
-                "Security:AllowedHosts").ExecuteErrorAsync(context)
+                $"the Host '{context.Request.Host}' is refused (DNS rebinding): while calls without an API key are answered, clients " +
+                "must address the service as localhost, an IP address, this machine's name or a name in Security:AllowedHosts. " +
+                $"To serve it under this name, add Security__AllowedHosts__N={WithoutTrailingDot(context.Request.Host.Host)} " +
+                "(N: the next free index), or require keys (Auth:Keys and Auth:RequireKeyForClassification=true)").ExecuteErrorAsync(context)
             : next(context);
 
     /// <summary>No Host (HTTP/1.0: not a browser), a loopback name, an IP literal, this machine's name, or an allowed name.</summary>
     public bool IsExpected(HostString host)
     {
         if (!host.HasValue || AccessPolicies.IsLoopbackHost(host)) return true;
-        var name = host.Host.TrimStart('[').TrimEnd(']');
-        return IPAddress.TryParse(name, out _) || _allowed.Contains(name.TrimEnd('.'));
+        var name = WithoutTrailingDot(host.Host.TrimStart('[').TrimEnd(']'));
+        return IPAddress.TryParse(name, out _) || _allowed.Contains(name);
     }
+
+    /// <summary>A fully qualified name's one trailing dot (<c>localhost.</c>) names the same host.</summary>
+    public static string WithoutTrailingDot(string name) => name.EndsWith('.') ? name[..^1] : name;
 
     private static string MachineHostName()
     {

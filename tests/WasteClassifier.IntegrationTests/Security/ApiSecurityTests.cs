@@ -653,6 +653,47 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
     }
 
     [Fact]
+    public async Task KeyedButClassificationOpen_HostRebound_421_KeyRequired_AnyHost()
+    {
+        // Keys configured, Auth:RequireKeyForClassification false (the default, as in Compose): reads and submissions are
+        // answered without a key, so a rebound page could read them and submit (it got 200/200/202).
+        var photo = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
+        HttpRequestMessage Rebound(HttpMethod method, string path, string? key = null)
+        {
+            var request = new HttpRequestMessage(method, path);
+            request.Headers.Host = "rebind.evil.example:8080";
+            if (method == HttpMethod.Post)
+            {
+                request.Content = ClassifierClient.Form([("a.jpg", photo)], null);
+                request.Headers.Add("Origin", "http://rebind.evil.example:8080");
+                request.Headers.Add("Sec-Fetch-Site", "same-origin");
+            }
+            if (key is not null) request.Headers.Add("X-Api-Key", key);
+            return request;
+        }
+        foreach (var (method, path) in new[] { (HttpMethod.Get, "/v1/classifications"), (HttpMethod.Get, "/v1/samples"), (HttpMethod.Post, "/v1/classifications") })
+        {
+            using var request = Rebound(method, path);
+            var (status, body, _) = await SendAsync(keyed.Http, request);
+            Assert.True(status == HttpStatusCode.MisdirectedRequest, $"{method} {path}: {(int)status} {body.ToJsonString()}");
+            Assert.Contains("Security__AllowedHosts__N=rebind.evil.example", body["message"]!.GetValue<string>());
+        }
+        // IP literals and localhost still answer.
+        foreach (var host in new[] { "127.0.0.1:8080", "localhost:8080", "localhost.:8080", "192.168.1.20" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/classifications");
+            request.Headers.Host = host;
+            Assert.Equal(HttpStatusCode.OK, (await SendAsync(keyed.Http, request)).Status);
+        }
+
+        // Every client call needs a key (as k8s/ sets): nothing for a page to read, any Host (an ingress's public name) passes.
+        using var required = Rebound(HttpMethod.Get, "/v1/classifications", ClientKey);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(bound.Http, required)).Status);
+        using var submitted = Rebound(HttpMethod.Post, "/v1/classifications", ClientKey);
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(bound.Http, submitted)).Status);
+    }
+
+    [Fact]
     public async Task Submit_ObjectFolderCannotBeWritten_503WithRetryAfter()
     {
         var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));

@@ -169,26 +169,80 @@ public sealed class BrowserProtectionsTests
         Assert.True((await InvokeHostsAsync(Context("GET", host))).Ran);
 
     [Fact]
-    public async Task UnexpectedHost_MachineNameNoConnectionRemoteClientOrKeys_Pass()
+    public async Task UnexpectedHost_MachineNameAndNoConnection_Pass()
     {
         Assert.True((await InvokeHostsAsync(Context("GET", Environment.MachineName + ":8080"))).Ran);
         Assert.True((await InvokeHostsAsync(Context("GET", System.Net.Dns.GetHostName()))).Ran);
 
-        // No connection (the in-process test server) is treated as loopback: still checked, "localhost" passes.
+        // No connection (the in-process test server): still checked, "localhost" passes.
         var inProcess = Context("GET", "localhost");
         inProcess.Connection.RemoteIpAddress = null;
         Assert.True((await InvokeHostsAsync(inProcess)).Ran);
         var inProcessRebound = Context("GET", "rebind.evil.example");
         inProcessRebound.Connection.RemoteIpAddress = null;
         Assert.False((await InvokeHostsAsync(inProcessRebound)).Ran);
+    }
 
-        // A client on another machine may use any name (rebinding reaches loopback), and with keys nothing is open.
+    [Theory]
+    [InlineData("localhost.:8080")]
+    [InlineData("LOCALHOST:8080")]
+    [InlineData("127.0.0.1.:8080")]
+    [InlineData("classifier.lan.:8080")]
+    public async Task UnexpectedHost_OneTrailingDot_Passes(string host) =>
+        Assert.True((await InvokeHostsAsync(Context("GET", host))).Ran);
+
+    [Fact]
+    public async Task UnexpectedHost_TwoTrailingDots_421() =>
+        Assert.False((await InvokeHostsAsync(Context("GET", "localhost..:8080"))).Ran);
+
+    // Docker's port proxy and a listener on 0.0.0.0 see browsers' connections from a non-loopback address: a rebound name
+    // reaches the service there just the same.
+    [Theory]
+    [InlineData("172.18.0.1")]
+    [InlineData("10.20.30.40")]
+    public async Task UnexpectedHost_NonLoopbackConnection_ReboundHost_421_IpAndLocalhostPass(string remote)
+    {
+        var rebound = Context("GET", "rebind.evil.example:8080");
+        rebound.Connection.RemoteIpAddress = IPAddress.Parse(remote);
+        var (status, body, ran) = await InvokeHostsAsync(rebound);
+        Assert.False(ran);
+        Assert.Equal(StatusCodes.Status421MisdirectedRequest, status);
+        Assert.Contains("Security__AllowedHosts__N=rebind.evil.example", body!["message"]!.GetValue<string>());
+        foreach (var host in new[] { "192.168.1.20:8080", "localhost:8080", "classifier.lan" })
+        {
+            var expected = Context("GET", host);
+            expected.Connection.RemoteIpAddress = IPAddress.Parse(remote);
+            Assert.True((await InvokeHostsAsync(expected)).Ran);
+        }
+    }
+
+    // Keys configured but classification open (Auth:RequireKeyForClassification false, the default): reads and submissions
+    // are answered without a key, so the Host is checked.
+    [Fact]
+    public async Task UnexpectedHost_KeyedButClassificationOpen_421()
+    {
+        var (status, _, ran) = await InvokeHostsAsync(Context("GET", "rebind.evil.example:8080"), Keyed(requireKey: false));
+        Assert.False(ran);
+        Assert.Equal(StatusCodes.Status421MisdirectedRequest, status);
+    }
+
+    // Every call but the always-open ones needs a key: any Host passes (an ingress under a public name).
+    [Fact]
+    public async Task UnexpectedHost_KeyRequiredForEverything_AnyHostPasses()
+    {
         var remote = Context("GET", "classifier.example.com");
         remote.Connection.RemoteIpAddress = IPAddress.Parse("10.20.30.40");
-        Assert.True((await InvokeHostsAsync(remote)).Ran);
-        var keys = new AuthOptions { Keys = [new AuthOptions.ApiKeyEntry { Name = "a", Hash = WasteClassifier.Infrastructure.Security.ApiKeys.Hash("k"), Role = Roles.Admin }] };
-        Assert.True((await InvokeHostsAsync(Context("GET", "rebind.evil.example"), keys)).Ran);
+        Assert.True((await InvokeHostsAsync(remote, Keyed(requireKey: true))).Ran);
+        Assert.True((await InvokeHostsAsync(Context("GET", "rebind.evil.example"), Keyed(requireKey: true))).Ran);
+        // No keys: loopback admin is open, so the Host is checked even with classification closed.
+        Assert.False((await InvokeHostsAsync(Context("GET", "rebind.evil.example"), new AuthOptions { RequireKeyForClassification = true })).Ran);
     }
+
+    private static AuthOptions Keyed(bool requireKey) => new()
+    {
+        RequireKeyForClassification = requireKey,
+        Keys = [new AuthOptions.ApiKeyEntry { Name = "a", Hash = WasteClassifier.Infrastructure.Security.ApiKeys.Hash("k"), Role = Roles.Admin }],
+    };
 
     private static DefaultHttpContext Context(string method, string host)
     {
@@ -215,7 +269,8 @@ public sealed class BrowserProtectionsTests
     {
         var ran = false;
         var options = new WebSecurityOptions { AllowedHosts = ["classifier.lan"] };
-        var middleware = new UnexpectedHosts(_ => { ran = true; return Task.CompletedTask; }, options, new ApiKeyStore(auth ?? new AuthOptions()));
+        auth ??= new AuthOptions();
+        var middleware = new UnexpectedHosts(_ => { ran = true; return Task.CompletedTask; }, options, auth, new ApiKeyStore(auth));
         await middleware.InvokeAsync(context);
         var bytes = ((MemoryStream)context.Response.Body).ToArray();
         return (context.Response.StatusCode, bytes.Length > 0 ? JsonNode.Parse(bytes) : null, ran);

@@ -27,7 +27,7 @@ public static class ApiExtensions
     {
         var configuration = builder.Configuration;
         var services = builder.Services;
-        var uploads = configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
+        var uploads = (configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions()).Validated();
         services.AddSingleton(uploads);
         services.Configure<FormOptions>(form => MultipartUploads.Configure(form, uploads));
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = uploads.MaxRequestBytes);

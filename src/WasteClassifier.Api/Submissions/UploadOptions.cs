@@ -17,6 +17,18 @@ public sealed class UploadOptions
     /// </summary>
     public long MaxJsonBodyBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Refuses at start a JSON body limit below 1 byte (every JSON route would answer 413) or above
+    /// <see cref="MaxRequestBytes"/> (it would raise the whole-request cap on those routes).
+    /// </summary>
+    public UploadOptions Validated()
+    {
+        if (MaxJsonBodyBytes < 1 || MaxJsonBodyBytes > MaxRequestBytes)
+            throw new InvalidOperationException(
+                $"{Section}:{nameof(MaxJsonBodyBytes)} is {MaxJsonBodyBytes}; it must be 1 to {Section}:{nameof(MaxRequestBytes)} ({MaxRequestBytes})");
+        return this;
+    }
+
     /// <summary>How long <c>POST /predict</c> waits for its result before answering 504 with the id to poll.</summary>
     public int PredictTimeoutSeconds { get; set; } = 30;
 }

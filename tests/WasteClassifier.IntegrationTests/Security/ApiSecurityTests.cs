@@ -693,6 +693,16 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(bound.Http, submitted)).Status);
     }
 
+    [Theory]
+    [InlineData("Uploads:MaxJsonBodyBytes", "0", "Uploads:MaxJsonBodyBytes is 0")]        // every JSON route answered 413
+    [InlineData("Uploads:MaxJsonBodyBytes", "67108864", "Uploads:MaxJsonBodyBytes is 67108864")] // raised the request cap
+    public void Start_SettingThatCouldNeverWork_ProcessRefusesToStart(string setting, string value, string message)
+    {
+        var factory = Start(keys: false, extra: new() { [setting] = value });
+        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+        Assert.Contains(message, e.ToString());
+    }
+
     [Fact]
     public async Task Submit_ObjectFolderCannotBeWritten_503WithRetryAfter()
     {

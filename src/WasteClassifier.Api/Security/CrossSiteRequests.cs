@@ -18,6 +18,24 @@ public sealed class WebSecurityOptions
     /// loopback clients may address the service by (<c>classifier.local</c>). Any other name is refused (DNS rebinding).
     /// </summary>
     public List<string> AllowedHosts { get; set; } = [];
+
+    /// <summary>
+    /// Refuses at start an entry that could never match, which would otherwise fail silently: a host with a port or scheme
+    /// (<c>classifier.local:8080</c>, <c>http://classifier.local</c>), an origin without a scheme or with a path.
+    /// </summary>
+    public WebSecurityOptions Validated()
+    {
+        foreach (var (entry, index) in AllowedHosts.Select((h, i) => (h.Trim(), i)))
+            if (entry.Length > 0 && Uri.CheckHostName(UnexpectedHosts.WithoutTrailingDot(entry)) is UriHostNameType.Unknown or UriHostNameType.Basic)
+                throw new InvalidOperationException(
+                    $"{Section}:{nameof(AllowedHosts)}:{index} is '{entry}'; it must be a bare host name (classifier.local), no scheme, port or path");
+        foreach (var (entry, index) in AllowedOrigins.Select((o, i) => (o.Trim(), i)))
+            if (entry.Length > 0 && CrossSiteRequests.NormalizedOrigin(entry) is null)
+                throw new InvalidOperationException(
+                    $"{Section}:{nameof(AllowedOrigins)}:{index} is '{entry}'; it must be an origin, scheme://host[:port] " +
+                    "(https://ui.example.com), with no path, query or credentials");
+        return this;
+    }
 }
 
 /// <summary>
@@ -30,7 +48,18 @@ public sealed class WebSecurityOptions
 public sealed class CrossSiteRequests(RequestDelegate next, WebSecurityOptions options)
 {
     private readonly HashSet<string> _allowed = options.AllowedOrigins
-        .Select(o => o.Trim().TrimEnd('/')).Where(o => o.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        .Select(o => NormalizedOrigin(o.Trim())).OfType<string>().ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// <c>scheme://host[:port]</c>, the default port left out (as browsers send it), or null for what is no http(s) origin:
+    /// no scheme, a path other than <c>/</c>, a query, a fragment or credentials.
+    /// </summary>
+    public static string? NormalizedOrigin(string origin) =>
+        Uri.TryCreate(origin, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+            && uri.AbsolutePath == "/" && uri.Query.Length == 0 && uri.Fragment.Length == 0 && uri.UserInfo.Length == 0
+            && !origin.EndsWith('?') && !origin.EndsWith('#')
+            ? uri.GetLeftPart(UriPartial.Authority)
+            : null;
 
     public Task InvokeAsync(HttpContext context) =>
         Refusal(context.Request) is { } message
@@ -45,7 +74,7 @@ public sealed class CrossSiteRequests(RequestDelegate next, WebSecurityOptions o
         // X-Forwarded-Proto (Origin https://host while the service sees http://host:80).
         if (request.Headers["Sec-Fetch-Site"].ToString().Trim().Equals("same-origin", StringComparison.OrdinalIgnoreCase)) return null;
         var origin = request.Headers.Origin.ToString().Trim();
-        if (origin.Length > 0 && _allowed.Contains(origin.TrimEnd('/'))) return null;
+        if (origin.Length > 0 && NormalizedOrigin(origin) is { } normalized && _allowed.Contains(normalized)) return null;
         if (origin.Length > 0 && !IsOwnOrigin(request, origin))
             return $"{request.Method} from a page of another origin ('{origin}') is refused: only this service's own pages, " +
                    "the origins in Security:AllowedOrigins and clients that send no Origin may make changes";

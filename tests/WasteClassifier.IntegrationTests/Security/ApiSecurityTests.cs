@@ -696,6 +696,8 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
     [Theory]
     [InlineData("Uploads:MaxJsonBodyBytes", "0", "Uploads:MaxJsonBodyBytes is 0")]        // every JSON route answered 413
     [InlineData("Uploads:MaxJsonBodyBytes", "67108864", "Uploads:MaxJsonBodyBytes is 67108864")] // raised the request cap
+    [InlineData("Security:AllowedHosts:0", "classifier.local:8080", "Security:AllowedHosts:0")] // never matched
+    [InlineData("Security:AllowedOrigins:0", "ui.example.com", "Security:AllowedOrigins:0")]    // never matched
     public void Start_SettingThatCouldNeverWork_ProcessRefusesToStart(string setting, string value, string message)
     {
         var factory = Start(keys: false, extra: new() { [setting] = value });

@@ -130,6 +130,16 @@ public sealed class BrowserProtectionsTests
     }
 
     [Fact]
+    public async Task CrossSite_AllowedOriginWithItsDefaultPort_MatchesTheBrowsersOrigin()
+    {
+        // Browsers leave the default port out of Origin: https://ui.example.com:443 listed never matched.
+        var options = new WebSecurityOptions { AllowedOrigins = ["https://UI.example.com:443"] };
+        var context = Context("POST", "localhost:8080");
+        context.Request.Headers.Origin = "https://ui.example.com";
+        Assert.True((await InvokeAsync(context, options)).Ran);
+    }
+
+    [Fact]
     public async Task CrossSite_SameOriginFetchBehindATlsProxyWithoutForwardedProto_Passes()
     {
         // The proxy terminates TLS and sends no X-Forwarded-Proto: the page's Origin is https, the service sees http.

@@ -1,3 +1,4 @@
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 
 namespace WasteClassifier.UnitTests.Api;
@@ -24,4 +25,38 @@ public sealed class StartupOptionsTests
 
     [Fact]
     public void Uploads_Defaults_Accepted() => new UploadOptions().Validated();
+
+    [Theory]
+    [InlineData("classifier.local:8080")]
+    [InlineData("http://classifier.local")]
+    [InlineData("classifier.local/")]
+    [InlineData("*.example.com")]
+    public void Security_AllowedHostNotABareName_Refused(string host)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => new WebSecurityOptions { AllowedHosts = ["ok.example", host] }.Validated());
+        Assert.Contains("Security:AllowedHosts:1", e.Message);
+        Assert.Contains($"'{host}'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("ui.example.com")]
+    [InlineData("ui.example.com:8443")]
+    [InlineData("https://ui.example.com/app")]
+    [InlineData("https://ui.example.com/?a=1")]
+    [InlineData("ftp://ui.example.com")]
+    [InlineData("https://user@ui.example.com")]
+    public void Security_AllowedOriginNotAnOrigin_Refused(string origin)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => new WebSecurityOptions { AllowedOrigins = [origin] }.Validated());
+        Assert.Contains("Security:AllowedOrigins:0", e.Message);
+        Assert.Contains("scheme://host[:port]", e.Message);
+    }
+
+    [Fact]
+    public void Security_WellFormedEntries_Accepted() =>
+        new WebSecurityOptions
+        {
+            AllowedHosts = ["classifier.local", "classifier.local.", " lan-host ", "", "10.0.0.5"],
+            AllowedOrigins = ["https://ui.example.com", "http://ui.example.com:8080/", ""],
+        }.Validated();
 }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Api.Observability;
@@ -85,9 +87,64 @@ public sealed class QueueGaugesTests
         await aborted.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
         Assert.False(second.IsCompleted);
+        Assert.False(token.IsCancellationRequested);
         release.SetResult(Counts());
         await second.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.False(token.CanBeCanceled);
+        Assert.False(token.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task AReadThatHangs_ScrapesAnswerWithinTheWait_WithTheLastValues_AndShareTheOneRead()
+    {
+        var reads = 0;
+        var clock = new MovableClock();
+        var hung = new TaskCompletionSource<IReadOnlyDictionary<string, long>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var options = FiveSeconds with { ScrapeWait = TimeSpan.FromMilliseconds(200), ReadTimeout = TimeSpan.FromMinutes(10) };
+        var gauges = new QueueGauges(_ => Interlocked.Increment(ref reads) == 1
+            ? Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long> { [ClassificationStatus.Queued] = 17 })
+            : hung.Task, options, clock, new ListLogger());
+        await gauges.RefreshAsync(CancellationToken.None);
+
+        for (var i = 0; i < 3; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(6)); // the interval has passed each time: only the read in flight stops another
+            var watch = Stopwatch.StartNew();
+            await gauges.RefreshAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(150), TimeSpan.FromSeconds(2));
+            Assert.Equal(17, ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Queued).Value);
+        }
+        Assert.Equal(2, reads);
+        hung.SetResult(Counts());
+    }
+
+    [Fact]
+    public async Task AReadPastItsTimeout_IsCancelled_AndTheNextScrapeReadsAgain()
+    {
+        var reads = 0;
+        var clock = new MovableClock();
+        var logger = new ListLogger();
+        var options = new QueueGaugeOptions(TimeSpan.Zero) { ScrapeWait = TimeSpan.FromSeconds(5), ReadTimeout = TimeSpan.FromMilliseconds(100) };
+        // Ignores its token: the deadline still ends the read.
+        var gauges = new QueueGauges(_ => { Interlocked.Increment(ref reads); return new TaskCompletionSource<IReadOnlyDictionary<string, long>>().Task; },
+            options, clock, logger);
+
+        await gauges.RefreshAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(4));
+        await gauges.RefreshAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(4));
+        Assert.Equal((2, 2), (reads, logger.Warnings)); // a zero interval warns each time
+    }
+
+    [Fact]
+    public async Task ReadCounts_AgainstADatabaseThatIsDown_IsTriedOnce()
+    {
+        // A closed port refuses at once; the context's retry strategy (5 retries, growing delays) took ~16 s.
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = "Host=127.0.0.1;Port=1;Username=x;Password=x;Database=x" },
+            Path.GetTempPath());
+        await using var db = new ClassifierDbContext(builder.Options);
+
+        var watch = Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<Exception>(() => QueueGauges.ReadCountsAsync(db, CancellationToken.None));
+        Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
     }
 
     [Fact]

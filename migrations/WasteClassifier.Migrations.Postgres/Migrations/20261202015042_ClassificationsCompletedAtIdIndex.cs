@@ -10,30 +10,11 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
-            // As 20261201015823_ClassificationsPredictedClassIndex builds its index (see there and migrations/README.md):
+            // As ConcurrentIndexes.CreateIndexConcurrently says (and migrations/README.md):
             // without blocking writes to classifications, an invalid leftover of an interrupted build dropped first, and a
             // build still running on the server waited for. The new index covers what the old one served (its prefix), so
             // the old one goes once the new one is there, also without blocking writes.
-            migrationBuilder.Sql($"""
-                DO $$
-                DECLARE
-                    builder integer;
-                BEGIN
-                    SELECT p.pid INTO builder FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid
-                    WHERE c.relname = '{Name}' AND c.relnamespace = current_schema()::regnamespace;
-                    IF builder IS NOT NULL THEN
-                        RAISE EXCEPTION 'an earlier build of {Name} is still running (server process %); migrating again once it ends', builder;
-                    END IF;
-                    IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                               WHERE c.relname = '{Name}' AND c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid) THEN
-                        SET LOCAL lock_timeout = '10s';
-                        DROP INDEX {Name};
-                    END IF;
-                END $$;
-                """);
-            migrationBuilder.Sql($"""
-                CREATE INDEX CONCURRENTLY IF NOT EXISTS {Name} ON classifications (completed_at, id);
-                """, suppressTransaction: true);
+            migrationBuilder.CreateIndexConcurrently(Name, "ON classifications (completed_at, id)");
             migrationBuilder.Sql("DROP INDEX CONCURRENTLY IF EXISTS ix_classifications_completed_at;", suppressTransaction: true);
         }
 

@@ -46,7 +46,7 @@ public sealed partial class BadRequests(RequestDelegate next)
     private static IResult TooLarge(HttpContext context)
     {
         var (limit, setting) = JsonLimit(context) is { } json
-            ? (json, JsonBodyLimit.Setting)
+            ? (json, context.RequestServices.GetRequiredService<UploadOptions>().EffectiveJsonBodySetting)
             : (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize, "Uploads__MaxRequestBytes");
         return ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, "request_too_large", limit is { } bytes
             ? $"the request body is over the limit of {bytes:N0} bytes ({setting})"

@@ -18,14 +18,19 @@ public sealed class UploadOptions
     public long MaxJsonBodyBytes { get; set; } = 1024 * 1024;
 
     /// <summary>
-    /// Refuses at start a JSON body limit below 1 byte (every JSON route would answer 413) or above
-    /// <see cref="MaxRequestBytes"/> (it would raise the whole-request cap on those routes).
+    /// The JSON routes' body limit as applied: never above <see cref="MaxRequestBytes"/>, so lowering only that one
+    /// (below the 1 MiB default here) lowers both, and a larger JSON limit never raises the request cap on those routes.
     /// </summary>
+    public long EffectiveJsonBodyBytes => Math.Min(MaxJsonBodyBytes, MaxRequestBytes);
+
+    /// <summary>The setting that <see cref="EffectiveJsonBodyBytes"/> comes from, as an environment variable (413 messages).</summary>
+    public string EffectiveJsonBodySetting => MaxJsonBodyBytes <= MaxRequestBytes ? $"{Section}__{nameof(MaxJsonBodyBytes)}" : $"{Section}__{nameof(MaxRequestBytes)}";
+
+    /// <summary>Refuses at start a JSON body limit below 1 byte: every JSON route would answer 413.</summary>
     public UploadOptions Validated()
     {
-        if (MaxJsonBodyBytes < 1 || MaxJsonBodyBytes > MaxRequestBytes)
-            throw new InvalidOperationException(
-                $"{Section}:{nameof(MaxJsonBodyBytes)} is {MaxJsonBodyBytes}; it must be 1 to {Section}:{nameof(MaxRequestBytes)} ({MaxRequestBytes})");
+        if (MaxJsonBodyBytes < 1)
+            throw new InvalidOperationException($"{Section}:{nameof(MaxJsonBodyBytes)} is {MaxJsonBodyBytes}; it must be at least 1");
         return this;
     }
 

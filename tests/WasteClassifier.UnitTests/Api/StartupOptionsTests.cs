@@ -8,20 +8,31 @@ public sealed class StartupOptionsTests
 {
     [Theory]
     [InlineData(-1)]
-    [InlineData(0)]       // every JSON route answered 413
-    [InlineData(2097153)] // above MaxRequestBytes: raised the whole-request cap on the JSON routes
-    public void Uploads_MaxJsonBodyBytesOutOfRange_Refused(long value)
+    [InlineData(0)] // every JSON route answered 413
+    public void Uploads_MaxJsonBodyBytesBelowOne_Refused(long value)
     {
-        var e = Assert.Throws<InvalidOperationException>(() => new UploadOptions { MaxRequestBytes = 2097152, MaxJsonBodyBytes = value }.Validated());
-        Assert.Contains("Uploads:MaxJsonBodyBytes", e.Message);
-        Assert.Contains("Uploads:MaxRequestBytes (2097152)", e.Message);
+        var e = Assert.Throws<InvalidOperationException>(() => new UploadOptions { MaxJsonBodyBytes = value }.Validated());
+        Assert.Contains($"Uploads:MaxJsonBodyBytes is {value}", e.Message);
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2097152)]
-    public void Uploads_MaxJsonBodyBytesInRange_Accepted(long value) =>
-        new UploadOptions { MaxRequestBytes = 2097152, MaxJsonBodyBytes = value }.Validated();
+    [InlineData(1, 1, "Uploads__MaxJsonBodyBytes")]
+    [InlineData(2097152, 2097152, "Uploads__MaxJsonBodyBytes")]
+    [InlineData(67108864, 2097152, "Uploads__MaxRequestBytes")] // never raises the request cap on the JSON routes
+    public void Uploads_MaxJsonBodyBytes_AppliedAtMostMaxRequestBytes(long value, long effective, string setting)
+    {
+        var options = new UploadOptions { MaxRequestBytes = 2097152, MaxJsonBodyBytes = value }.Validated();
+        Assert.Equal(effective, options.EffectiveJsonBodyBytes);
+        Assert.Equal(setting, options.EffectiveJsonBodySetting);
+    }
+
+    [Fact]
+    public void Uploads_OnlyMaxRequestBytesLowered_Accepted()
+    {
+        // Lowering only the request cap below the JSON default (1 MiB) refused to start; it now lowers both.
+        var options = new UploadOptions { MaxRequestBytes = 524288 }.Validated();
+        Assert.Equal(524288, options.EffectiveJsonBodyBytes);
+    }
 
     [Fact]
     public void Uploads_Defaults_Accepted() => new UploadOptions().Validated();

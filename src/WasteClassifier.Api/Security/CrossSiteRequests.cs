@@ -32,7 +32,7 @@ public sealed class WebSecurityOptions
         foreach (var (entry, index) in AllowedOrigins.Select((o, i) => (o.Trim(), i)))
             if (entry.Length > 0 && CrossSiteRequests.NormalizedOrigin(entry) is null)
                 throw new InvalidOperationException(
-                    $"{Section}:{nameof(AllowedOrigins)}:{index} is '{entry}'; it must be an origin, scheme://host[:port] " +
+                    $"{Section}:{nameof(AllowedOrigins)}:{index} is '{entry}'; it must be an origin, http(s)://host[:port] " +
                     "(https://ui.example.com), with no path, query or credentials");
         return this;
     }

@@ -25,13 +25,20 @@ public sealed class UnexpectedHosts(RequestDelegate next, WebSecurityOptions opt
     public bool AnsweredWithoutKey => !auth.RequireKeyForClassification || (!keys.Any && auth.AllowLoopbackAdminWithoutKeys);
 
     public Task InvokeAsync(HttpContext context) =>
-        AnsweredWithoutKey && !IsExpected(context.Request.Host)
+        AnsweredWithoutKey && !IsProbe(context.Request.Path) && !IsExpected(context.Request.Host)
             ? ApiErrors.Result(StatusCodes.Status421MisdirectedRequest, "unexpected_host",
                 $"the Host '{context.Request.Host}' is refused (DNS rebinding): while calls without an API key are answered, clients " +
                 "must address the service as localhost, an IP address, this machine's name or a name in Security:AllowedHosts. " +
                 $"To serve it under this name, add Security__AllowedHosts__N={WithoutTrailingDot(context.Request.Host.Host)} " +
                 "(N: the next free index), or require keys (Auth:Keys and Auth:RequireKeyForClassification=true)").ExecuteErrorAsync(context)
             : next(context);
+
+    /// <summary>
+    /// <c>/health/*</c> and <c>/metrics</c> pass under any Host: a rebound page gains nothing there that matters (states and
+    /// counts only), and probes and scrapers address the service by internal names (<c>api:8080</c>) or pod IPs.
+    /// </summary>
+    public static bool IsProbe(PathString path) =>
+        path.StartsWithSegments("/metrics") || (path.StartsWithSegments("/health", out var rest) && rest.HasValue && rest != "/");
 
     /// <summary>No Host (HTTP/1.0: not a browser), a loopback name, an IP literal, this machine's name, or an allowed name.</summary>
     public bool IsExpected(HostString host)

@@ -670,6 +670,28 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/classifications")).StatusCode);
     }
 
+    [Theory]
+    [InlineData("/metrics")]      // Prometheus scraping api:8080 under Compose
+    [InlineData("/health/ready")] // a probe or an nginx container addressing api:8080
+    [InlineData("/health/live")]
+    public async Task EmbeddedDefault_ServiceName_ProbesAndMetricsAnswer_ApiRefused(string path)
+    {
+        var http = Start(keys: false).CreateClient();
+        async Task<HttpStatusCode> GetAs(string host, string target)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, target);
+            request.Headers.Host = host;
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        // Answered as under localhost (ready may be 503 in this test host), never 421.
+        var status = await GetAs("api:8080", path);
+        Assert.NotEqual(HttpStatusCode.MisdirectedRequest, status);
+        Assert.Equal(await GetAs("localhost:8080", path), status);
+        Assert.Equal(HttpStatusCode.MisdirectedRequest, await GetAs("api:8080", "/v1/classifications"));
+    }
+
     [Fact]
     public async Task KeyedButClassificationOpen_HostRebound_421_KeyRequired_AnyHost()
     {

@@ -60,7 +60,7 @@ public sealed class StartupOptionsTests
     {
         var e = Assert.Throws<InvalidOperationException>(() => new WebSecurityOptions { AllowedOrigins = [origin] }.Validated());
         Assert.Contains("Security:AllowedOrigins:0", e.Message);
-        Assert.Contains("scheme://host[:port]", e.Message);
+        Assert.Contains("http(s)://host[:port]", e.Message);
     }
 
     [Fact]

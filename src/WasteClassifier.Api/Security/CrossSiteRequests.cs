@@ -20,6 +20,20 @@ public sealed class WebSecurityOptions
     public List<string> AllowedHosts { get; set; } = [];
 
     /// <summary>
+    /// The section bound from <paramref name="configuration"/>, validated, refusing what the binder would silently drop: a
+    /// plain value for a list (<c>Security__AllowedHosts=classifier.lan</c>) is ignored, leaving the name refused (421).
+    /// </summary>
+    public static WebSecurityOptions Bind(IConfiguration configuration)
+    {
+        foreach (var list in new[] { nameof(AllowedHosts), nameof(AllowedOrigins) })
+            if (configuration.GetSection($"{Section}:{list}").Value is { } plain && !string.IsNullOrWhiteSpace(plain))
+                throw new InvalidOperationException(
+                    $"{Section}:{list} is a list: give each entry its own index, {Section}:{list}:0 " +
+                    $"({Section}__{list}__0={plain}; in JSON \"{list}\": [\"{plain}\"])");
+        return (configuration.GetSection(Section).Get<WebSecurityOptions>() ?? new WebSecurityOptions()).Validated();
+    }
+
+    /// <summary>
     /// Refuses at start an entry that could never match, which would otherwise fail silently: a host with a port or scheme
     /// (<c>classifier.local:8080</c>, <c>http://classifier.local</c>), an origin without a scheme or with a path.
     /// </summary>

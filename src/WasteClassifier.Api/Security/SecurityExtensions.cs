@@ -15,7 +15,7 @@ public static class SecurityExtensions
         var keys = new ApiKeyStore(auth); // validates at start: a malformed key entry stops the process
         services.AddSingleton(auth);
         services.AddSingleton(keys);
-        services.AddSingleton((configuration.GetSection(WebSecurityOptions.Section).Get<WebSecurityOptions>() ?? new WebSecurityOptions()).Validated());
+        services.AddSingleton(WebSecurityOptions.Bind(configuration));
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization(AccessPolicies.AddPolicies);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 
@@ -61,6 +62,30 @@ public sealed class StartupOptionsTests
         var e = Assert.Throws<InvalidOperationException>(() => new WebSecurityOptions { AllowedOrigins = [origin] }.Validated());
         Assert.Contains("Security:AllowedOrigins:0", e.Message);
         Assert.Contains("http(s)://host[:port]", e.Message);
+    }
+
+    [Theory]
+    [InlineData("AllowedHosts", "classifier.lan")]
+    [InlineData("AllowedOrigins", "https://ui.example.com")]
+    public void Security_PlainValueForAList_Refused(string list, string value)
+    {
+        // Security__AllowedHosts=classifier.lan (no index) was dropped by the binder, silently: the name stayed refused.
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [$"Security:{list}"] = value }).Build();
+        var e = Assert.Throws<InvalidOperationException>(() => WebSecurityOptions.Bind(configuration));
+        Assert.Contains($"Security__{list}__0={value}", e.Message);
+    }
+
+    [Fact]
+    public void Security_IndexedEntries_Bound()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Security:AllowedHosts:0"] = "classifier.lan",
+            ["Security:AllowedOrigins:0"] = "https://ui.example.com",
+        }).Build();
+        var options = WebSecurityOptions.Bind(configuration);
+        Assert.Equal(["classifier.lan"], options.AllowedHosts);
+        Assert.Equal(["https://ui.example.com"], options.AllowedOrigins);
     }
 
     [Fact]

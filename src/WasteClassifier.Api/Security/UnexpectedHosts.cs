@@ -14,7 +14,7 @@ namespace WasteClassifier.Api.Security;
 /// </summary>
 public sealed class UnexpectedHosts(RequestDelegate next, WebSecurityOptions options, AuthOptions auth, ApiKeyStore keys)
 {
-    private readonly HashSet<string> _allowed = new[] { Environment.MachineName, MachineHostName() }
+    private readonly HashSet<string> _allowed = MachineNames()
         .Concat(options.AllowedHosts)
         .Select(h => WithoutTrailingDot(h.Trim())).Where(h => h.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
@@ -50,6 +50,32 @@ public sealed class UnexpectedHosts(RequestDelegate next, WebSecurityOptions opt
 
     /// <summary>A fully qualified name's one trailing dot (<c>localhost.</c>) names the same host.</summary>
     public static string WithoutTrailingDot(string name) => name.EndsWith('.') ? name[..^1] : name;
+
+    /// <summary>
+    /// This machine's names, computed once at start without a network lookup: the host name, its FQDN where a domain is
+    /// configured, and each one's mDNS form (<c>name.local</c>), as LAN clients reach it.
+    /// </summary>
+    public static IEnumerable<string> MachineNames()
+    {
+        var names = new List<string> { Environment.MachineName, MachineHostName() };
+        var domain = MachineDomainName();
+        if (domain.Length > 0) names.AddRange(names.Where(n => n.Length > 0 && !n.Contains('.')).Select(n => $"{n}.{domain}").ToList());
+        return names.Where(n => n.Length > 0)
+            .SelectMany(n => n.EndsWith(".local", StringComparison.OrdinalIgnoreCase) ? [n] : new[] { n, $"{n}.local" });
+    }
+
+    private static string MachineDomainName()
+    {
+        try
+        {
+            var domain = System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().DomainName.Trim().Trim('.');
+            return domain == "(none)" ? "" : domain;
+        }
+        catch (System.Net.NetworkInformation.NetworkInformationException)
+        {
+            return "";
+        }
+    }
 
     private static string MachineHostName()
     {

@@ -182,6 +182,9 @@ public sealed class BrowserProtectionsTests
     public async Task UnexpectedHost_MachineNameAndNoConnection_Pass()
     {
         Assert.True((await InvokeHostsAsync(Context("GET", Environment.MachineName + ":8080"))).Ran);
+        // The mDNS name LAN clients use was refused (421).
+        Assert.True((await InvokeHostsAsync(Context("GET", Environment.MachineName + ".local:8080"))).Ran);
+        Assert.True((await InvokeHostsAsync(Context("GET", Environment.MachineName + ".local."))).Ran);
         Assert.True((await InvokeHostsAsync(Context("GET", System.Net.Dns.GetHostName()))).Ran);
 
         // No connection (the in-process test server): still checked, "localhost" passes.

@@ -442,19 +442,4 @@ public sealed class ClassificationListTests
     private static string Cursor(DateTime createdAt, Guid id) =>
         Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{createdAt.Ticks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    /// <summary>The text and parameters of the last query a context ran.</summary>
-    private sealed class LastCommand : DbCommandInterceptor
-    {
-        public string Text { get; private set; } = "";
-        public List<(string Name, object? Value)> Parameters { get; } = [];
-
-        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
-            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-        {
-            Text = command.CommandText;
-            Parameters.Clear();
-            Parameters.AddRange(command.Parameters.Cast<DbParameter>().Select(p => (p.ParameterName, (object?)p.Value)));
-            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
-        }
-    }
 }

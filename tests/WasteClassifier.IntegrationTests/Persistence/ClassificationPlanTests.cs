@@ -196,19 +196,4 @@ public sealed class ClassificationPlanTests
         Assert.True(read <= maxRead, $"{read} rows read for a page of {Limit}; {plan}");
     }
 
-    /// <summary>The text and parameters of the last query a context ran.</summary>
-    private sealed class LastCommand : DbCommandInterceptor
-    {
-        public string Text { get; private set; } = "";
-        public List<(string Name, object? Value)> Parameters { get; } = [];
-
-        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
-            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-        {
-            Text = command.CommandText;
-            Parameters.Clear();
-            Parameters.AddRange(command.Parameters.Cast<DbParameter>().Select(p => (p.ParameterName, (object?)p.Value)));
-            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
-        }
-    }
 }

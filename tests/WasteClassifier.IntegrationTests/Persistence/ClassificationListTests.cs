@@ -441,5 +441,4 @@ public sealed class ClassificationListTests
     /// <summary>A cursor as the list writes it: base64url of "ticks:id".</summary>
     private static string Cursor(DateTime createdAt, Guid id) =>
         Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{createdAt.Ticks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
 }

@@ -195,5 +195,4 @@ public sealed class ClassificationPlanTests
         var read = scan.GetProperty("Actual Rows").GetDouble() + (scan.TryGetProperty("Rows Removed by Filter", out var removed) ? removed.GetDouble() : 0);
         Assert.True(read <= maxRead, $"{read} rows read for a page of {Limit}; {plan}");
     }
-
 }

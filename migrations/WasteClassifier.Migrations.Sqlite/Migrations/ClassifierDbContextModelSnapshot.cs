@@ -171,6 +171,13 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");
 
+                    b.HasIndex("Source", "Status", "CreatedAt", "Id")
+                        .HasDatabaseName("ix_classifications_source_status_created_at_id");
+
+                    b.HasIndex(new[] { "CompletedAt", "Id" }, "ix_classifications_completed_at_id_without_source")
+                        .HasDatabaseName("ix_classifications_completed_at_id_without_source")
+                        .HasFilter("source IS NULL AND completed_at IS NOT NULL");
+
                     b.ToTable("classifications", (string)null);
                 });
 

@@ -30,6 +30,8 @@ public sealed class MigrationsTests
     [InlineData("20261202015042_ClassificationsCompletedAtIdIndex")]
     [InlineData("20261202100000_IdempotentRequestsCreatedAtIndex")]
     [InlineData("20261202100800_ClassificationsSourceCompletedAtIdIndex")]
+    [InlineData("20261202125212_ClassificationsFinishedWithoutSourceIndex")]
+    [InlineData("20261202125355_ClassificationsSourceStatusCreatedAtIdIndex")]
     public void IndexOnAGrowingTable_IsBuiltWithoutBlockingWritesOnPostgres(string id)
     {
         // classifications is the largest table a deployment has (idempotent_requests grows with uploads); a plain CREATE INDEX

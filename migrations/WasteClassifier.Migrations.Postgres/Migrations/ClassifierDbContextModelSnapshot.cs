@@ -183,6 +183,10 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                         .HasDatabaseName("ix_classifications_completed_at_id_without_source")
                         .HasFilter("source IS NULL AND completed_at IS NOT NULL");
 
+                    b.HasIndex(new[] { "CreatedAt" }, "ix_classifications_idempotency_created_at")
+                        .HasDatabaseName("ix_classifications_idempotency_created_at")
+                        .HasFilter("idempotency_key IS NOT NULL");
+
                     b.ToTable("classifications", (string)null);
                 });
 

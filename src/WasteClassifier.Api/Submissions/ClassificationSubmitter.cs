@@ -15,8 +15,11 @@ public sealed class ClassificationSubmitter(
     DuplicateFrames duplicates,
     ClassificationResultWaiter waiter,
     TimeProvider clock,
-    ILogger<ClassificationSubmitter> logger)
+    ILogger<ClassificationSubmitter> logger,
+    IdempotencyOptions? idempotency = null)
 {
+    private readonly IdempotencyOptions _idempotency = idempotency ?? IdempotencyOptions.Default;
+
     // Saves tried before a lost race is reported as an error; each loser finds the winner's rows on the next try.
     private const int SaveAttempts = 3;
 
@@ -129,11 +132,33 @@ public sealed class ClassificationSubmitter(
             .Where(c => c.IdempotencyKey == key && (c.IdempotencyScope == scope || c.IdempotencyFingerprint == null))
             .OrderBy(c => c.IdempotencyIndex).ToListAsync(cancellationToken);
         if (rows.Count == 0) return null;
+        if (await ForgetExpiredAsync(rows, cancellationToken) is { Count: 0 }) return null;
         if (rows[0].IdempotencyFingerprint is { } fingerprint && !IdempotencyFingerprints.Matches(fingerprint, rows, files, source))
         {
             logger.LogInformation("Idempotency-Key reused for another request (scope {Scope}); refused", scope.Length == 0 ? "(none)" : scope);
             return new SubmissionResult([], [], false, KeyReused: true);
         }
         return new SubmissionResult(rows.Select(r => new AcceptedImage(r.Id, r.Status, UrlFor(r.Id), r.FileName ?? r.Image?.FileName, r.IdempotencyIndex)).ToList(), [], true);
+    }
+
+    /// <summary>
+    /// Takes out of <paramref name="rows"/> (and clears the keys of) the requests under this key past
+    /// <see cref="IdempotencyOptions.Retention"/>, which <see cref="IdempotencySweeper"/> has not reached yet: the key is free
+    /// for this request. A request's rows share key and scope, and expire together with the first of them (as the sweep
+    /// clears them), so a retry is never answered with part of a request.
+    /// </summary>
+    /// <remarks>
+    /// Cleared here, before this request's insert, or the unique index would refuse it. Only the rows read are cleared (by
+    /// id): a request that saved under the key meanwhile keeps its rows, this request's insert then fails on the index, and
+    /// the retry in <see cref="SubmitAsync"/> answers with that request's rows as for any concurrent repeat.
+    /// </remarks>
+    private async Task<List<Classification>> ForgetExpiredAsync(List<Classification> rows, CancellationToken cancellationToken)
+    {
+        var expiredBefore = _idempotency.ExpiredBefore(clock.GetUtcNow().UtcDateTime);
+        var expired = rows.GroupBy(r => r.IdempotencyScope).Where(g => g.Min(r => r.CreatedAt) < expiredBefore).SelectMany(g => g).Select(r => r.Id).ToList();
+        if (expired.Count == 0) return rows;
+        await IdempotencySweeper.ClearKeysAsync(db.Classifications.Where(c => expired.Contains(c.Id)), cancellationToken);
+        rows.RemoveAll(r => expired.Contains(r.Id));
+        return rows;
     }
 }

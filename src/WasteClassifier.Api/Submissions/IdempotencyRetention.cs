@@ -4,8 +4,9 @@ using WasteClassifier.Infrastructure.Persistence;
 namespace WasteClassifier.Api.Submissions;
 
 /// <summary>
-/// <c>Api:IdempotencyRetentionHours</c> (default 24): how long an <c>idempotent_requests</c> row answers a retry under its
-/// key. Past that the key is free for a new request; <see cref="IdempotencySweeper"/> deletes such rows.
+/// <c>Api:IdempotencyRetentionHours</c> (default 24): how long an Idempotency-Key answers a retry, both an
+/// <c>idempotent_requests</c> row's and the key of classification rows. Past that the key is free for a new request;
+/// <see cref="IdempotencySweeper"/> deletes such records and clears such rows' keys.
 /// </summary>
 public sealed record IdempotencyOptions(TimeSpan Retention)
 {
@@ -26,10 +27,16 @@ public sealed record IdempotencyOptions(TimeSpan Retention)
     public DateTime ExpiredBefore(DateTime now) => now - Retention;
 }
 
-/// <summary>Deletes expired <c>idempotent_requests</c> rows now and then (a lookup already ignores them; this keeps the table small).</summary>
+/// <summary>
+/// Now and then deletes expired <c>idempotent_requests</c> rows and clears the Idempotency-Key of expired classification
+/// rows (a lookup already ignores them; this keeps the table and the key index small).
+/// </summary>
 public sealed class IdempotencySweeper(IServiceScopeFactory scopes, IdempotencyOptions options, TimeProvider clock, ILogger<IdempotencySweeper> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMinutes(5);
+
+    /// <summary>Expired keyed classification rows looked at per statement: each UPDATE stays short, whatever the backlog.</summary>
+    public int ClassificationBatch { get; init; } = 1000;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -51,7 +58,7 @@ public sealed class IdempotencySweeper(IServiceScopeFactory scopes, IdempotencyO
         }
     }
 
-    /// <returns>How many expired rows were deleted.</returns>
+    /// <returns>How many expired records were deleted plus how many classification rows had their key cleared.</returns>
     public async Task<int> SweepAsync(CancellationToken cancellationToken)
     {
         using var scope = scopes.CreateScope();
@@ -60,6 +67,37 @@ public sealed class IdempotencySweeper(IServiceScopeFactory scopes, IdempotencyO
         // One indexed range delete (ix_idempotent_requests_created_at); run every few minutes, it finds few rows.
         var total = await db.IdempotentRequests.Where(r => r.CreatedAt < before).ExecuteDeleteAsync(cancellationToken);
         if (total > 0) logger.LogInformation("Deleted {Count} expired Idempotency-Key record(s)", total);
-        return total;
+        var cleared = await ClearExpiredClassificationKeysAsync(db, before, cancellationToken);
+        if (cleared > 0) logger.LogInformation("Cleared the expired Idempotency-Key of {Count} classification(s)", cleared);
+        return total + cleared;
     }
+
+    /// <summary>
+    /// Clears the keys of classification rows made before <paramref name="before"/>, in batches: each finds up to
+    /// <see cref="ClassificationBatch"/> of them oldest first (ix_classifications_idempotency_created_at, partial on keyed
+    /// rows) and clears every row sharing their key and scope. Those rows are one request's, saved a few ticks apart: cleared
+    /// whole, a retry never finds part of a request (the submitter expires a request by its first row too).
+    /// </summary>
+    private async Task<int> ClearExpiredClassificationKeysAsync(ClassifierDbContext db, DateTime before, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (true)
+        {
+            var batch = db.Classifications.Where(e => e.IdempotencyKey != null && e.CreatedAt < before).OrderBy(e => e.CreatedAt).Take(ClassificationBatch);
+            var cleared = await ClearKeysAsync(db.Classifications.Where(c => c.IdempotencyKey != null
+                && batch.Any(e => e.IdempotencyKey == c.IdempotencyKey && e.IdempotencyScope == c.IdempotencyScope)), cancellationToken);
+            if (cleared == 0) return total;
+            total += cleared;
+        }
+    }
+
+    /// <summary>
+    /// Forgets the Idempotency-Key of <paramref name="rows"/>, which stay as they are otherwise: the unique index no longer
+    /// holds the key, and a request under it is a new one. Scope and fingerprint go with it, as on rows sent without a key.
+    /// </summary>
+    public static Task<int> ClearKeysAsync(IQueryable<Classification> rows, CancellationToken cancellationToken) =>
+        rows.ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.IdempotencyKey, (string?)null)
+            .SetProperty(c => c.IdempotencyScope, "")
+            .SetProperty(c => c.IdempotencyFingerprint, (string?)null), cancellationToken);
 }

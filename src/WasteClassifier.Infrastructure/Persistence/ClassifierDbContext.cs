@@ -72,6 +72,9 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             // A repeated Idempotency-Key finds the original rows; the unique index settles concurrent repeats. Keys are the
             // caller's own: the scope ('' for callers without an API key, never null, which a unique index would not compare).
             row.HasIndex(c => new { c.IdempotencyKey, c.IdempotencyScope, c.IdempotencyIndex }).IsUnique().HasDatabaseName("ix_classifications_idempotency");
+            // For the sweep of expired keys (Api:IdempotencyRetentionHours), oldest first. Partial: only keyed rows, and of those only
+            // the retention's worth once swept, so it stays small however many rows the table holds.
+            row.HasIndex(c => c.CreatedAt, "ix_classifications_idempotency_created_at").HasDatabaseName("ix_classifications_idempotency_created_at").HasFilter("idempotency_key IS NOT NULL");
             // Duplicate frames: the earlier row of the same image from the same source, and the rows waiting on it.
             row.HasIndex(c => new { c.Source, c.ImageId, c.CreatedAt });
             row.HasIndex(c => c.DuplicateOfId);

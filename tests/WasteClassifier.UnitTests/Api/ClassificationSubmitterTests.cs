@@ -259,6 +259,96 @@ public sealed class ClassificationSubmitterTests : IDisposable
     }
 
     [Fact]
+    public async Task Submit_KeyPastItsRetention_IsFreeForANewRequestBeforeTheSweep()
+    {
+        var key = new IdempotencyKey("", "batch-expiring");
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], "cam-a", key, CancellationToken.None);
+        var later = new Later(TimeSpan.FromHours(IdempotencyOptions.DefaultRetentionHours) + TimeSpan.FromMinutes(1));
+        var other = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+        UploadedImage[] request = [new UploadedImage(0, "b.png", "image/png", other.Length, other)];
+
+        SubmissionResult fresh, retry;
+        await using (var db = NewContext()) fresh = await Submitter(db, clock: later).SubmitAsync(request, "cam-a", key, CancellationToken.None);
+        await using (var db = NewContext()) retry = await Submitter(db, clock: later).SubmitAsync(request, "cam-a", key, CancellationToken.None);
+
+        // Other files under the expired key: a request of its own, not a 422; and the key now answers for it.
+        Assert.False(fresh.KeyReused);
+        Assert.False(fresh.Replayed);
+        Assert.True(retry.Replayed);
+        Assert.Equal(fresh.Items.Select(i => i.Id), retry.Items.Select(i => i.Id));
+        // The first request's row stays, without its key.
+        await using var check = NewContext();
+        Assert.Equal(2, await check.Classifications.CountAsync());
+        Assert.Equal(fresh.Items[0].Id, (await check.Classifications.SingleAsync(c => c.IdempotencyKey != null)).Id);
+    }
+
+    [Fact]
+    public async Task Submit_KeyWithinItsRetention_StillRefusedForOtherFiles()
+    {
+        var key = new IdempotencyKey("", "batch-kept");
+        await using (var first = NewContext()) await Submitter(first).SubmitAsync([Upload()], "cam-a", key, CancellationToken.None);
+        var other = TestImages.SolidPng(32, 32, new Rgb24(200, 10, 10));
+        await using var db = NewContext();
+
+        var result = await Submitter(db, clock: new Later(TimeSpan.FromHours(IdempotencyOptions.DefaultRetentionHours) - TimeSpan.FromMinutes(1)))
+            .SubmitAsync([new UploadedImage(0, "b.png", "image/png", other.Length, other)], "cam-a", key, CancellationToken.None);
+
+        Assert.True(result.KeyReused);
+    }
+
+    [Fact]
+    public async Task Submit_RetentionEndsBetweenTheRowsOfOneRequest_TheWholeRequestExpired()
+    {
+        // A request's rows are saved a microsecond apart; the retention ends between its first and its second.
+        var key = new IdempotencyKey("", "batch-two");
+        var made = new DateTime(2026, 12, 1, 8, 0, 0, DateTimeKind.Utc);
+        var other = TestImages.SolidPng(16, 16, new Rgb24(1, 2, 3));
+        UploadedImage[] request = [Upload(), new UploadedImage(1, "c.png", "image/png", other.Length, other)];
+        SubmissionResult first;
+        await using (var db = NewContext()) first = await Submitter(db, clock: new FixedClock(made)).SubmitAsync(request, null, key, CancellationToken.None);
+        var retention = new IdempotencyOptions(TimeSpan.FromHours(2));
+
+        SubmissionResult again;
+        await using (var db = NewContext())
+            again = await Submitter(db, clock: new FixedClock(made + retention.Retention + TimeSpan.FromTicks(5)), idempotency: retention)
+                .SubmitAsync(request, null, key, CancellationToken.None);
+
+        // Not a replay of the second file alone: a new request, both files recorded again.
+        Assert.False(again.Replayed);
+        Assert.Equal(2, again.Items.Count);
+        Assert.Empty(again.Items.Select(i => i.Id).Intersect(first.Items.Select(i => i.Id)));
+    }
+
+    [Fact]
+    public async Task Sweep_ClearsTheKeysOfExpiredRequestsWholeInBatches_AndOnlyThose()
+    {
+        var made = new DateTime(2026, 12, 1, 8, 0, 0, DateTimeKind.Utc);
+        var other = TestImages.SolidPng(16, 16, new Rgb24(1, 2, 3));
+        async Task SubmitAsync(string key, DateTime at, params UploadedImage[] files)
+        {
+            await using var db = NewContext();
+            await Submitter(db, clock: new FixedClock(at)).SubmitAsync(files, null, new IdempotencyKey("", key), CancellationToken.None);
+        }
+        await SubmitAsync("older", made, Upload());
+        await SubmitAsync("old-two", made.AddHours(1), Upload(), new UploadedImage(1, "c.png", "image/png", other.Length, other));
+        await SubmitAsync("new", made.AddHours(1).AddMinutes(1), Upload());
+        await using var services = new ServiceCollection().AddScoped(_ => NewContext()).BuildServiceProvider();
+        // Past the retention: "older", and the first of "old-two"'s rows (its second is a microsecond younger).
+        var retention = new IdempotencyOptions(TimeSpan.FromHours(24));
+        var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), retention,
+            new FixedClock(made.AddHours(1) + retention.Retention + TimeSpan.FromTicks(5)), NullLogger<IdempotencySweeper>.Instance)
+        { ClassificationBatch = 1 };
+
+        Assert.Equal(3, await sweeper.SweepAsync(CancellationToken.None));
+
+        await using var check = NewContext();
+        var keyed = await check.Classifications.Where(c => c.IdempotencyKey != null).ToListAsync();
+        Assert.Equal("new", Assert.Single(keyed).IdempotencyKey);
+        Assert.Equal(4, await check.Classifications.CountAsync());
+        Assert.Equal(0, await sweeper.SweepAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Submit_ClientGoneOnceTheImageIsStored_ImageAndClassificationRecordedAllTheSame()
     {
         // A load test stopped with Ctrl+C: the request's token is cancelled between the store and the save.
@@ -310,15 +400,16 @@ public sealed class ClassificationSubmitterTests : IDisposable
         Assert.Equal(image.ObjectKey, Assert.Single(store.Keys));
     }
 
-    private ClassificationSubmitter Submitter(ClassifierDbContext db, MemoryObjectStore? store = null) => new(
+    private ClassificationSubmitter Submitter(ClassifierDbContext db, MemoryObjectStore? store = null, TimeProvider? clock = null, IdempotencyOptions? idempotency = null) => new(
         db,
         new ImageIntake(db, store ?? new MemoryObjectStore(), new UploadOptions(), _seen, TimeProvider.System),
         // The broker is away: the rows stay recorded for the re-publisher, as the submitter promises.
         new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
         new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
         _waiter,
-        TimeProvider.System,
-        NullLogger<ClassificationSubmitter>.Instance);
+        clock ?? TimeProvider.System,
+        NullLogger<ClassificationSubmitter>.Instance,
+        idempotency);
 
     private UploadedImage Upload() => new(0, "a.png", "image/png", _png.Length, _png);
 
@@ -328,6 +419,17 @@ public sealed class ClassificationSubmitterTests : IDisposable
         new(new DbContextOptionsBuilder<ClassifierDbContext>().UseSqlite(_connection).UseSnakeCaseNamingConvention().AddInterceptors(interceptors).Options);
 
     public void Dispose() => _connection.Dispose();
+
+    /// <summary>The system clock moved on by <paramref name="by"/>.</summary>
+    private sealed class Later(TimeSpan by) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + by;
+    }
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => new(now);
+    }
 
     private sealed class SaveCounter : SaveChangesInterceptor
     {

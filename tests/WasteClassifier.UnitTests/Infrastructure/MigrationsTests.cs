@@ -32,6 +32,7 @@ public sealed class MigrationsTests
     [InlineData("20261202100800_ClassificationsSourceCompletedAtIdIndex")]
     [InlineData("20261202125212_ClassificationsFinishedWithoutSourceIndex")]
     [InlineData("20261202125355_ClassificationsSourceStatusCreatedAtIdIndex")]
+    [InlineData("20261202124832_ClassificationsIdempotencyCreatedAtIndex")]
     public void IndexOnAGrowingTable_IsBuiltWithoutBlockingWritesOnPostgres(string id)
     {
         // classifications is the largest table a deployment has (idempotent_requests grows with uploads); a plain CREATE INDEX

@@ -1,0 +1,166 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Submissions;
+using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.Infrastructure.Storage;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// The Idempotency-Key of classification rows past <c>Api:IdempotencyRetentionHours</c>, on the real PostgreSQL: a request
+/// under it is a new one (the old rows' key cleared before its insert, or the unique index refuses it with PostgreSQL's
+/// error), and the sweep clears such keys.
+/// </summary>
+public sealed class ClassificationKeyRetentionTests
+{
+    private static readonly TimeSpan PastRetention = TimeSpan.FromHours(IdempotencyOptions.DefaultRetentionHours) + TimeSpan.FromMinutes(1);
+
+    [IntegrationFact]
+    public Task Submit_OnPostgres_KeyPastItsRetention_IsFreeForANewRequest() => WithDatabaseAsync(async (newContext, _, submitter) =>
+    {
+        var key = new IdempotencyKey("line-1", "batch-expiring");
+        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([File(0, Png(1))], "cam-a", key, CancellationToken.None);
+        var later = new Later(PastRetention);
+
+        SubmissionResult fresh, retry;
+        await using (var db = newContext()) fresh = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) retry = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+
+        Assert.False(fresh.KeyReused);
+        Assert.False(fresh.Replayed);
+        Assert.True(retry.Replayed);
+        Assert.Equal(fresh.Items.Select(i => i.Id), retry.Items.Select(i => i.Id));
+        await using var check = newContext();
+        Assert.Equal(2, await check.Classifications.CountAsync());
+        Assert.Equal(fresh.Items[0].Id, (await check.Classifications.SingleAsync(c => c.IdempotencyKey != null)).Id);
+    });
+
+    [IntegrationFact]
+    public Task Submit_OnPostgres_ExpiredKeyTakenByAnotherRequestFirst_AnsweredWithThatRequest() => WithDatabaseAsync(async (newContext, race, submitter) =>
+    {
+        // Two tries of one request under an expired key at once: both clear the old rows' key, and the later insert fails on
+        // the unique index. That failure is answered with the earlier try's rows, not a 500.
+        var key = new IdempotencyKey("line-1", "batch-raced");
+        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([File(0, Png(1))], "cam-a", key, CancellationToken.None);
+        var later = new Later(PastRetention);
+        SubmissionResult? winner = null;
+        race.Arm(async () =>
+        {
+            await using var other = newContext();
+            winner = await submitter(other, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+        });
+
+        SubmissionResult result;
+        await using (var db = newContext()) result = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+
+        Assert.False(winner!.Replayed);
+        Assert.True(result.Replayed);
+        Assert.Equal(winner.Items.Select(i => i.Id), result.Items.Select(i => i.Id));
+        await using var check = newContext();
+        Assert.Equal(2, await check.Classifications.CountAsync());
+    });
+
+    [IntegrationFact]
+    public Task Sweep_OnPostgres_ClearsTheKeysOfExpiredRequestsWholeInBatches_AndOnlyThose() => WithDatabaseAsync(async (newContext, _, submitter) =>
+    {
+        var made = DateTime.UtcNow.AddDays(-2);
+        async Task SubmitAsync(string key, DateTime at, params UploadedImage[] files)
+        {
+            await using var db = newContext();
+            await submitter(db, new FixedClock(at)).SubmitAsync(files, null, new IdempotencyKey("", key), CancellationToken.None);
+        }
+        await SubmitAsync("older", made, File(0, Png(1)));
+        await SubmitAsync("old-two", made.AddHours(1), File(0, Png(1)), File(1, Png(2)));
+        await SubmitAsync("new", made.AddHours(1).AddMinutes(1), File(0, Png(1)));
+        await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
+        // Past the retention: "older", and the first of "old-two"'s rows (its second is a microsecond younger).
+        var retention = new IdempotencyOptions(TimeSpan.FromHours(24));
+        var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), retention,
+            new FixedClock(made.AddHours(1) + retention.Retention + TimeSpan.FromTicks(5)), NullLogger<IdempotencySweeper>.Instance)
+        { ClassificationBatch = 1 };
+
+        Assert.Equal(3, await sweeper.SweepAsync(CancellationToken.None));
+
+        await using var check = newContext();
+        Assert.Equal("new", Assert.Single(await check.Classifications.Where(c => c.IdempotencyKey != null).ToListAsync()).IdempotencyKey);
+        Assert.Equal(4, await check.Classifications.CountAsync());
+    });
+
+    /// <summary>A fresh PostgreSQL database, a folder object store and submitters on it (one process's seen hashes), removed afterwards.</summary>
+    private static async Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, RaceBeforeSave, Func<ClassifierDbContext, TimeProvider, ClassificationSubmitter>, Task> test)
+    {
+        var root = Directory.CreateTempSubdirectory("wc-key-retention-");
+        var race = new RaceBeforeSave();
+        var store = new FileSystemObjectStore(root.FullName);
+        var seen = new SeenContentHashes();
+        var waiter = new ClassificationResultWaiter(new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(),
+            NullLogger<ClassificationResultWaiter>.Instance);
+        ClassificationSubmitter NewSubmitter(ClassifierDbContext db, TimeProvider clock) => new(db,
+            new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System),
+            new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
+            new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
+            waiter, clock, NullLogger<ClassificationSubmitter>.Instance);
+        try
+        {
+            await ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-key-retention", newContext => test(newContext, race, NewSubmitter), race);
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+    }
+
+    private static byte[] Png(byte shade)
+    {
+        using var image = new Image<Rgb24>(16, 16, new Rgb24(shade, 90, 200));
+        using var bytes = new MemoryStream();
+        image.SaveAsPng(bytes);
+        return bytes.ToArray();
+    }
+
+    private static UploadedImage File(int index, byte[] bytes) => new(index, $"{index}.png", "image/png", bytes.Length, bytes);
+
+    /// <summary>Once armed, just before the next save of classifications, another request runs (its own save passes).</summary>
+    private sealed class RaceBeforeSave : SaveChangesInterceptor
+    {
+        private Func<Task>? _race;
+
+        public void Arm(Func<Task> race) => _race = race;
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (_race is not { } race || !eventData.Context!.ChangeTracker.Entries<Classification>().Any()) return result;
+            _race = null;
+            await race();
+            return result;
+        }
+    }
+
+    /// <summary>The system clock moved on by <paramref name="by"/>.</summary>
+    private sealed class Later(TimeSpan by) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + by;
+    }
+
+    private sealed class FixedClock(DateTime now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => new(now);
+    }
+
+    /// <summary>A broker that cannot be reached: the rows stay queued for the re-publisher, which these tests leave alone.</summary>
+    private sealed class RefusingSendEndpoints : ISendEndpointProvider
+    {
+        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
+
+        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
+    }
+}

@@ -42,6 +42,8 @@ app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = files => files.Co
 // HEAD is routed as GET (Extensions/HeadRequests.cs), so it goes before routing.
 app.UseMiddleware<HeadRequests>();
 app.UseRouting();
+// HEAD while the metrics take a request's labels, GET inside them (HeadRequests.cs).
+app.UseMiddleware<HeadRequests.HeadForMetrics>();
 // Among the API's own families, so only the API exports them.
 app.UseHttpMetrics(http => http.SetMetricFactory(Metrics.WithCustomRegistry(ClassifierMetrics.ApiRegistry)));
 app.UseMiddleware<HeadRequests.RestoreForMetrics>();

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
@@ -65,6 +67,58 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
         var after = await fixture.Client.Http.GetStringAsync("/metrics");
         Assert.Equal(Requests(before, "HEAD") + 1, Requests(after, "HEAD"));
         Assert.Equal(Requests(before, "GET"), Requests(after, "GET"));
+    }
+
+    [Fact]
+    public async Task Metrics_HeadRequestInProgress_GaugedUnderHeadNotGet()
+    {
+        // A long poll of a row that stays queued holds the HEAD while /metrics is read; routed as GET, it is gauged as HEAD.
+        var id = await QueuedRowAsync();
+        using var client = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var head = fixture.Client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/classifications/{id}?wait=30"), client.Token);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        string text;
+        while (InProgress(text = await fixture.Client.Http.GetStringAsync("/metrics"), "HEAD") < 1 && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        // Ended: the test server may answer the aborted request (499) rather than throw.
+        await client.CancelAsync();
+        try
+        {
+            (await head).Dispose();
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.Equal(1, InProgress(text, "HEAD"));
+        Assert.Equal(0, InProgress(text, "GET"));
+    }
+
+    /// <summary>Requests to GET /v1/classifications/{id} in progress under <paramref name="method"/>.</summary>
+    private static double InProgress(string text, string method) =>
+        text.Split('\n').Where(l => l.StartsWith("http_requests_in_progress{", StringComparison.Ordinal)
+                && l.Contains($"method=\"{method}\"", StringComparison.Ordinal) && l.Contains("classifications/{id", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>
+    private async Task<Guid> QueuedRowAsync()
+    {
+        using var scope = fixture.Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var image = TestRows.Image("head-in-progress", DateTime.UtcNow);
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            ImageId = image.Id,
+            Image = image,
+            Status = ClassificationStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+            PublishedAt = DateTime.UtcNow,
+        };
+        db.Classifications.Add(row);
+        await db.SaveChangesAsync();
+        return row.Id;
     }
 
     /// <summary>Requests to /health/live counted under <paramref name="method"/>, any status.</summary>

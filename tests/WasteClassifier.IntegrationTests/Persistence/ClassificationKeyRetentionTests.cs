@@ -71,7 +71,8 @@ public sealed class ClassificationKeyRetentionTests
     [IntegrationFact]
     public Task Sweep_OnPostgres_ClearsTheKeysOfExpiredRequestsWholeInBatches_AndOnlyThose() => WithDatabaseAsync(async (newContext, _, submitter) =>
     {
-        var made = DateTime.UtcNow.AddDays(-2);
+        // Whole seconds: PostgreSQL keeps microseconds, and would round finer times the test sets.
+        var made = DateTime.UtcNow.Date.AddDays(-2);
         async Task SubmitAsync(string key, DateTime at, params UploadedImage[] files)
         {
             await using var db = newContext();
@@ -81,10 +82,11 @@ public sealed class ClassificationKeyRetentionTests
         await SubmitAsync("old-two", made.AddHours(1), File(0, Png(1)), File(1, Png(2)));
         await SubmitAsync("new", made.AddHours(1).AddMinutes(1), File(0, Png(1)));
         await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
-        // Past the retention: "older", and the first of "old-two"'s rows (its second is a microsecond younger).
+        // Past the retention: "older", and the first of "old-two"'s rows, not its second (a microsecond younger: the cutoff
+        // is its time, as PostgreSQL, which keeps microseconds, has no time between the two).
         var retention = new IdempotencyOptions(TimeSpan.FromHours(24));
         var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), retention,
-            new FixedClock(made.AddHours(1) + retention.Retention + TimeSpan.FromTicks(5)), NullLogger<IdempotencySweeper>.Instance)
+            new FixedClock(made.AddHours(1) + retention.Retention + TimeSpan.FromMicroseconds(1)), NullLogger<IdempotencySweeper>.Instance)
         { ClassificationBatch = 1 };
 
         Assert.Equal(3, await sweeper.SweepAsync(CancellationToken.None));

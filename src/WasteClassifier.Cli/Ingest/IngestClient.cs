@@ -10,7 +10,7 @@ namespace WasteClassifier.Cli.Ingest;
 
 /// <summary>
 /// Sends one batch as one multipart <c>POST /v1/classifications</c> (field <c>image</c>, form field <c>source</c>) with an
-/// Idempotency-Key derived from the files, retrying network errors, timeouts, 5xx and 429 with exponential backoff
+/// Idempotency-Key derived from the files, retrying network errors, timeouts, 5xx, 408 and 429 with exponential backoff
 /// (a Retry-After is honoured). Per-file refusals come back as outcomes; they are final and never retried.
 /// </summary>
 public sealed class IngestClient(HttpClient http, IngestOptions options, Action<string>? log = null)
@@ -187,9 +187,15 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         if (status == 413) return (new Result(Kind.TooLarge, [], answer.Describe()), null, "");
         if (status == 422 && answer.Error == KeyReused) return (await SortReusedAsync(key, parts, answer.Describe(), cancellationToken), null, "");
         // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
-        if (status != 429 && status < 500) return (new Result(Kind.Fatal, [], answer.Describe()), null, "");
+        if (!Transient(status)) return (new Result(Kind.Fatal, [], answer.Describe()), null, "");
         return (null, answer.RetryAfter, answer.Describe());
     }
+
+    /// <summary>
+    /// Worth another try: 5xx, 429 (too many requests) and 408 (the request came too slowly: a slow link, not the files).
+    /// Any other status without per-file refusals is about the request as a whole (a bad source, no or the wrong key).
+    /// </summary>
+    private static bool Transient(int status) => status is 408 or 429 or >= 500;
 
     private static Result Answered((List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) mapped) =>
         new(Kind.Answered, mapped.Outcomes, Resend: mapped.Resend);
@@ -216,7 +222,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             timeout.CancelAfter(options.RequestTimeout);
             using var response = await http.SendAsync(request, timeout.Token);
             var text = await response.Content.ReadAsStringAsync(timeout.Token);
-            // A 3xx is below 500 and not 429: fatal, as any answer about the request as a whole.
+            // A 3xx is not transient: fatal, as any answer about the request as a whole.
             return (new Answer((int)response.StatusCode, Parse(text), text, RetryAfter(response), WastectlHttp.Redirected(response)), "");
         }
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -291,7 +297,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 answer = reply;
                 return (new Result(Kind.Answered, []), null, "");
             }
-            if (reply.Status != 429 && reply.Status < 500) return (new Result(Kind.Fatal, [], reply.Describe()), null, "");
+            if (!Transient(reply.Status)) return (new Result(Kind.Fatal, [], reply.Describe()), null, "");
             return (null, reply.RetryAfter, reply.Describe());
         }, () => { }, cancellationToken);
         return answer is null ? (null, done) : (answer, null);

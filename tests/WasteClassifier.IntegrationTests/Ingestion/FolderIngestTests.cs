@@ -140,7 +140,8 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
         const string source = "ingest-retry";
         var folder = IngestionFixture.TempFolder("retry");
         foreach (var (path, label) in Dataset.Sample(1).Skip(2).Take(3)) File.Copy(path, Path.Combine(folder, NameOf(path, label)));
-        // 503 with Retry-After, 429, then a dropped connection after the API stored the batch: the retry must replay, not resubmit.
+        // 503 with Retry-After, 429, 408 (a slow link, not the files), then a dropped connection after the API stored the batch:
+        // the retry must replay, not resubmit.
         var flaky = new FlakyHandler(fixture.Factory.Server.CreateHandler());
         using var http = new HttpClient(flaky) { BaseAddress = fixture.Client.Http.BaseAddress };
 
@@ -159,9 +160,10 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
             BatchSize = 16,
         }, http).RunAsync(CancellationToken.None);
 
+        Assert.Null(summary.FatalError);
         Assert.Equal(3, summary.Sent);
-        Assert.Equal(3, summary.Retries);
-        Assert.Equal(4, flaky.Calls);
+        Assert.Equal(4, summary.Retries);
+        Assert.Equal(5, flaky.Calls);
         var row = await IngestionFixture.WaitForSourceAsync(fixture.Client.Http, source, 3, TimeSpan.FromSeconds(60));
         Assert.Equal(3, row["total"]!.GetValue<long>());
     }
@@ -1242,6 +1244,8 @@ public sealed class FolderIngestTests(IngestionFixture fixture)
                 case 2:
                     return new HttpResponseMessage(HttpStatusCode.TooManyRequests);
                 case 3:
+                    return new HttpResponseMessage(HttpStatusCode.RequestTimeout) { Content = JsonContent.Create(new { error = "request_timeout", message = "the request body came too slowly" }) };
+                case 4:
                     await base.SendAsync(request, cancellationToken);
                     throw new HttpRequestException("connection reset by peer");
                 default:

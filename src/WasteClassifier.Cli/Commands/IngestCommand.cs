@@ -34,10 +34,16 @@ public sealed class IngestCommand : ICommand
                               10 s) after it last changed is recorded as failed (a JPEG as truncated_image, as
                               the API refuses it; else incomplete_file), as is one still empty (empty_file)
           --rescan S          with --watch: rescan the folder every S seconds (default 10)
-          --max-attempts N    tries per request on network errors, 5xx and 429 (default 8)
+          --max-attempts N    tries per request on network errors, 5xx, 408 and 429 (default 8)
           --timeout S         seconds to wait for one answer (default 100)
           --delete-after      delete each file once the API accepted it
           --archive DIR       move each accepted file into DIR instead
+          --failed-dir DIR    move each file refused for good into DIR (its path under the watched folder kept, a
+                              -1, -2 … suffix where the name is taken), with NAME.error.json beside it: status,
+                              error, message, time. Refused for good: the API's per-file refusals (not_an_image,
+                              truncated_image, file_too_large, …), a file over the request limit alone
+                              (request_too_large), and files wastectl refuses unsent (empty_file, incomplete_file,
+                              truncated_image). Never 401/403, 408, 429 or 5xx (retried or stopping the run)
           --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable); prefer the
                               variable or --api-key-file: an option's value shows in the process list
           --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key
@@ -51,7 +57,7 @@ public sealed class IngestCommand : ICommand
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
     {
         "--target", "--source", "--watch", "--state", "--concurrency", "--batch", "--settle-ms", "--rescan",
-        "--max-attempts", "--timeout", "--archive", "--api-key", ApiKeyOption.FileOption,
+        "--max-attempts", "--timeout", "--archive", "--failed-dir", "--api-key", ApiKeyOption.FileOption,
     };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string> { "--once", "--recursive", "--delete-after" };
@@ -132,7 +138,15 @@ public sealed class IngestCommand : ICommand
         if (watch is null && arguments.Paths.Count == 0) throw new UsageException("give --watch DIR or files/globs to send");
         if (watch is not null && arguments.Paths.Count > 0) throw new UsageException("give either --watch DIR or files/globs, not both");
         if (arguments.Flag("--delete-after") && arguments.Optional("--archive") is not null) throw new UsageException("give --delete-after or --archive, not both");
+        var archive = arguments.Optional("--archive") is { } a ? Path.GetFullPath(a) : null;
+        var failed = arguments.Optional("--failed-dir") is { } f ? Path.GetFullPath(f) : null;
+        // One folder for both would mix what was classified with what was not.
+        if (failed is not null && archive is not null && Path.TrimEndingDirectorySeparator(failed) == Path.TrimEndingDirectorySeparator(archive))
+            throw new UsageException("--failed-dir and --archive must be different folders");
         var directory = watch is null ? null : CommandArguments.ExistingDirectory(watch, "--watch folder");
+        // Its files would all be taken for moved ones and none sent.
+        if (failed is not null && directory is not null && Path.TrimEndingDirectorySeparator(failed) == Path.TrimEndingDirectorySeparator(directory))
+            throw new UsageException("--failed-dir must not be the watched folder");
         var safeSource = string.Concat(source.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
         // Paths mode: one state file per source and set of arguments, so unrelated runs from one folder do not mix.
         var defaultState = directory is not null
@@ -153,7 +167,8 @@ public sealed class IngestCommand : ICommand
             MaxAttempts = arguments.Int("--max-attempts", 8),
             RequestTimeout = TimeSpan.FromSeconds(arguments.Int("--timeout", 100)),
             DeleteAfter = arguments.Flag("--delete-after"),
-            ArchiveDirectory = arguments.Optional("--archive") is { } archive ? Path.GetFullPath(archive) : null,
+            ArchiveDirectory = archive,
+            FailedDirectory = failed,
         };
     }
 }

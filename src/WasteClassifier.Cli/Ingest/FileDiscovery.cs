@@ -14,26 +14,31 @@ public static class FileDiscovery
         return name.Length > 0 && name[0] != '.' && !PartialSuffixes.Any(s => name.EndsWith(s, StringComparison.OrdinalIgnoreCase));
     }
 
-    public static IEnumerable<string> ScanDirectory(string directory, bool recursive, string? exclude)
+    /// <param name="exclude">Folders whose files are not candidates (the archive, the failed-files folder), without a trailing separator.</param>
+    public static IEnumerable<string> ScanDirectory(string directory, bool recursive, IReadOnlyList<string> exclude)
     {
         if (!Directory.Exists(directory)) return [];
         var options = new EnumerationOptions { RecurseSubdirectories = recursive, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden };
         return Directory.EnumerateFiles(directory, "*", options)
             .Where(IsCandidate)
-            .Where(p => exclude is null || !Path.GetFullPath(p).StartsWith(exclude + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            .Where(p => !IsUnder(Path.GetFullPath(p), exclude))
             .Select(Path.GetFullPath)
             .Order(StringComparer.Ordinal);
     }
 
+    /// <summary>Whether <paramref name="path"/> (full) lies in one of <paramref name="folders"/> (full, without a trailing separator).</summary>
+    public static bool IsUnder(string path, IReadOnlyList<string> folders) =>
+        folders.Any(f => path.StartsWith(f + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+
     /// <summary>The subfolders a scan without recursion leaves out (hidden ones and <paramref name="exclude"/> aside).</summary>
-    public static int Subfolders(string directory, string? exclude)
+    public static int Subfolders(string directory, IReadOnlyList<string> exclude)
     {
         if (!Directory.Exists(directory)) return 0;
         var options = new EnumerationOptions { IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden };
         // --archive given with a trailing separator names the same folder.
-        exclude = exclude is null ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(exclude));
+        var excluded = exclude.Select(e => Path.TrimEndingDirectorySeparator(Path.GetFullPath(e))).ToList();
         return Directory.EnumerateDirectories(directory, "*", options)
-            .Count(d => !Path.GetFileName(d).StartsWith('.') && (exclude is null || Path.TrimEndingDirectorySeparator(Path.GetFullPath(d)) != exclude));
+            .Count(d => !Path.GetFileName(d).StartsWith('.') && !excluded.Contains(Path.TrimEndingDirectorySeparator(Path.GetFullPath(d))));
     }
 
     /// <summary>Files, folders (their files) and globs: <c>*</c> and <c>?</c> within a name, <c>**</c> for any number of folders.</summary>
@@ -45,7 +50,7 @@ public static class FileDiscovery
             if (pattern.IndexOfAny(['*', '?']) < 0)
             {
                 if (File.Exists(pattern)) found.Add(Path.GetFullPath(pattern));
-                else if (Directory.Exists(pattern)) found.UnionWith(ScanDirectory(pattern, recursive, null));
+                else if (Directory.Exists(pattern)) found.UnionWith(ScanDirectory(pattern, recursive, []));
                 else throw new FileNotFoundException($"no such file or folder: {pattern}");
                 continue;
             }
@@ -58,7 +63,7 @@ public static class FileDiscovery
             var regex = new Regex("^" + Regex.Escape(rest).Replace(@"\*\*/", "(.*/)?").Replace(@"\*\*", ".*").Replace(@"\*", "[^/]*").Replace(@"\?", "[^/]") + "$");
             var deep = rest.Contains('/') || rest.Contains("**");
             if (!Directory.Exists(root)) continue;
-            foreach (var file in ScanDirectory(root, deep, null))
+            foreach (var file in ScanDirectory(root, deep, []))
             {
                 var relative = Path.GetRelativePath(Path.GetFullPath(root), file).Replace('\\', '/');
                 if (regex.IsMatch(relative)) found.Add(file);

@@ -179,11 +179,11 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     private async Task<(Result? Done, TimeSpan? RetryAfter, string Reason)> TryAsync(string key, Batch batch, bool mayReplay, CancellationToken cancellationToken)
     {
         var parts = await batch.ReadAsync(cancellationToken);
-        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return (Answered(Map(parts, null)), null, "");
+        if (!mayReplay && parts.All(p => p.Bytes is null && p.Unreadable is null)) return (Answered(Map(parts, null, null)), null, "");
         var (answer, failure) = await PostAsync(key, parts, cancellationToken);
         if (answer is not { Status: var status, Body: var body }) return (null, null, failure);
-        if (status == 202) return (Answered(Map(parts, body)), null, "");
-        if (body?["rejected"] is JsonArray && status is 400 or 413) return (Answered(Map(parts, body)), null, "");
+        if (status == 202) return (Answered(Map(parts, body, status)), null, "");
+        if (body?["rejected"] is JsonArray && status is 400 or 413) return (Answered(Map(parts, body, status)), null, "");
         if (status == 413) return (new Result(Kind.TooLarge, [], answer.Describe()), null, "");
         if (status == 422 && answer.Error == KeyReused) return (await SortReusedAsync(key, parts, answer.Describe(), cancellationToken), null, "");
         // Any other 4xx is about the request as a whole (bad source, no access): retrying cannot help.
@@ -272,7 +272,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
             // A replay (or, were the key's rows gone meanwhile, a new request) that accepted these bytes.
             if (status == 202 && Items(body).TryGetValue(i, out var id)) outcomes.Add(Entry(part.File, IngestState.Accepted, id: id));
             // Refused on their own account (only a new request says so).
-            else if (Refusals(body).TryGetValue(i, out var refusal)) outcomes.Add(Entry(part.File, IngestState.Refused, error: refusal.Error, message: refusal.Message));
+            else if (Refusals(body).TryGetValue(i, out var refusal)) outcomes.Add(Entry(part.File, IngestState.Refused, error: refusal.Error, message: refusal.Message, status: status));
             // 422: the API accepted another version of this file under the key.
             else resend.Add(part.File);
         }
@@ -338,7 +338,8 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     /// accepted, so a file whose index it does not list was refused then; matching by position instead would give a refused
     /// file the id of the next accepted one (and clean it up unclassified).
     /// </summary>
-    private static (List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) Map(IReadOnlyList<Part> files, JsonNode? body)
+    /// <param name="status">The answer's HTTP status, recorded with each refusal (null: no request was sent).</param>
+    private static (List<IngestState.EntryFile> Outcomes, List<IngestFile> Resend) Map(IReadOnlyList<Part> files, JsonNode? body, int? status)
     {
         var rejected = Refusals(body);
         var list = (body?["items"] as JsonArray ?? []).Where(i => i is not null).ToList();
@@ -360,7 +361,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 continue;
             }
             if (rejected.TryGetValue(i, out var refusal))
-                outcomes.Add(Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message));
+                outcomes.Add(Entry(file, IngestState.Refused, error: refusal.Error, message: refusal.Message, status: status));
             else if (items.TryGetValue(i, out var id))
                 outcomes.Add(Entry(file, IngestState.Accepted, id: id));
             else if (replayed)
@@ -368,7 +369,7 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
                 // unreadable at that try): a replay does not say which, so it goes again, and is stored or refused on its own.
                 resend.Add(file);
             else
-                outcomes.Add(Entry(file, IngestState.Refused, error: "no_answer", message: "the API's answer did not cover this file"));
+                outcomes.Add(Entry(file, IngestState.Refused, error: "no_answer", message: "the API's answer did not cover this file", status: status));
         }
         return (outcomes, resend);
     }
@@ -393,8 +394,8 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
         (body?["rejected"] as JsonArray ?? []).Where(r => r is not null)
             .ToDictionary(r => r!["index"]!.GetValue<int>(), r => (Error: r!["error"]?.GetValue<string>(), Message: r["message"]?.GetValue<string>()));
 
-    private static IngestState.EntryFile Entry(IngestFile file, string outcome, string? id = null, string? error = null, string? message = null) =>
-        new(file.Path, file.Size, file.MtimeTicks, outcome, id, error, message);
+    private static IngestState.EntryFile Entry(IngestFile file, string outcome, string? id = null, string? error = null, string? message = null, int? status = null) =>
+        new(file.Path, file.Size, file.MtimeTicks, outcome, id, error, message, status);
 
     private static JsonNode? Parse(string text)
     {

@@ -50,5 +50,11 @@ public sealed class IngestOptions
 
     public bool DeleteAfter { get; init; }
     public string? ArchiveDirectory { get; init; }
+
+    /// <summary>
+    /// Where a file refused for good goes (under its path relative to the watched folder), with a <c>NAME.error.json</c>
+    /// beside it saying why; null: refused files stay where they are (recorded, never sent again).
+    /// </summary>
+    public string? FailedDirectory { get; init; }
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(2);
 }

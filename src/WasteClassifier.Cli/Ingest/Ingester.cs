@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text.Json;
 using System.Threading.Channels;
 using WasteClassifier.Core.Imaging;
 
@@ -8,7 +9,8 @@ namespace WasteClassifier.Cli.Ingest;
 /// <summary>
 /// Gets a camera folder's images into the API: finds files (scan, watcher, periodic rescan), waits until each one's
 /// size and time have settled, groups them into multi-file requests sent with bounded concurrency, records every
-/// answer in <see cref="IngestState"/> and optionally deletes or archives what was accepted. Stopping it at any point
+/// answer in <see cref="IngestState"/> and optionally deletes or archives what was accepted and moves aside what was
+/// refused for good (<see cref="IngestOptions.FailedDirectory"/>). Stopping it at any point
 /// and starting it again sends no file twice.
 /// </summary>
 public sealed class Ingester(IngestOptions options, HttpClient http, Action<string>? log = null)
@@ -45,9 +47,10 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         _state = state;
         _client = new IngestClient(http, options, _log);
         var stateFile = Path.GetFullPath(options.StateFile);
-        // Without a trailing separator: the archive's files are told apart by archive + separator.
-        var archive = options.ArchiveDirectory is null ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ArchiveDirectory));
-        if (archive is not null) Directory.CreateDirectory(archive);
+        // Without a trailing separator: the files of the archive and of the failed-files folder are told apart by folder + separator.
+        var movedTo = new[] { options.ArchiveDirectory, options.FailedDirectory }.OfType<string>()
+            .Select(d => Path.TrimEndingDirectorySeparator(Path.GetFullPath(d))).ToList();
+        foreach (var folder in movedTo) Directory.CreateDirectory(folder);
 
         var sends = new List<Task>();
         using var slots = new SemaphoreSlim(Math.Max(1, options.Concurrency));
@@ -60,7 +63,7 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
 
         var progress = ReportProgressAsync(clock, run.Token);
-        var discovery = DiscoverAsync(stateFile, archive, run.Token);
+        var discovery = DiscoverAsync(stateFile, movedTo, run.Token);
         try
         {
             await BatchAsync(slots, sends, run).ConfigureAwait(false);
@@ -78,17 +81,18 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         return new Summary(_sent, _refused, _skipped, _deferred, _client.Retries, clock.Elapsed, _fatal, _failures.ToList(), unreadable);
     }
 
-    private async Task DiscoverAsync(string stateFile, string? archive, CancellationToken cancellationToken)
+    /// <param name="movedTo">The archive and the failed-files folder: what this ingester moved there is not looked at again.</param>
+    private async Task DiscoverAsync(string stateFile, IReadOnlyList<string> movedTo, CancellationToken cancellationToken)
     {
         try
         {
-            bool Wanted(string p) => p != stateFile && FileDiscovery.IsCandidate(p) && (archive is null || !p.StartsWith(archive + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+            bool Wanted(string p) => p != stateFile && FileDiscovery.IsCandidate(p) && !FileDiscovery.IsUnder(p, movedTo);
             IEnumerable<string> Scan()
             {
-                if (!options.Recursive) WarnOfSubfolders(archive);
+                if (!options.Recursive) WarnOfSubfolders(movedTo);
                 return options.WatchDirectory is null
                     ? FileDiscovery.Expand(options.Paths, options.Recursive)
-                    : FileDiscovery.ScanDirectory(options.WatchDirectory, options.Recursive, archive);
+                    : FileDiscovery.ScanDirectory(options.WatchDirectory, options.Recursive, movedTo);
             }
 
             using var watcher = options.Once || options.WatchDirectory is null ? null : Watch(options.WatchDirectory, Wanted);
@@ -125,13 +129,13 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     }
 
     /// <summary>Without --recursive a folder's subfolders are not looked in: said once per folder given, not silently.</summary>
-    private void WarnOfSubfolders(string? archive)
+    private void WarnOfSubfolders(IReadOnlyList<string> movedTo)
     {
         var roots = options.WatchDirectory is { } watch ? [watch] : options.Paths.Where(p => p.IndexOfAny(['*', '?']) < 0 && Directory.Exists(p));
         foreach (var root in roots)
         {
             if (_warnedSubfolders.ContainsKey(root)) continue;
-            var count = FileDiscovery.Subfolders(root, archive);
+            var count = FileDiscovery.Subfolders(root, movedTo);
             if (count == 0 || !_warnedSubfolders.TryAdd(root, 0)) continue;
             _log($"{root}: {count} subfolder(s) skipped; use --recursive to send their files too");
         }
@@ -197,8 +201,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 _unreadable.TryRemove(path, out _);
                 // Only what earlier runs answered: a rescan finds again what this run sent (not archived or deleted).
                 if (!_state.AnsweredThisRun(file) && _reportedSkipped.TryAdd(file.Key, 0)) Interlocked.Increment(ref _skipped);
-                // Answered before a stop that came ahead of its clean-up: finish that now.
-                if (answer.Outcome == IngestState.Accepted && CleanUp(file)) cleaned.Add(file);
+                // Answered before a stop that came ahead of its clean-up (or its move to the failed-files folder): finish that now.
+                if (answer.Outcome == IngestState.Accepted ? CleanUp(file) : MoveRefused(answer)) cleaned.Add(file);
                 continue;
             }
             // Read once per version while it waits (a file whose size and time stay put rarely becomes whole), and once more
@@ -241,11 +245,19 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     /// <summary>A file refused before any request, recorded like the API's refusals (its version is not looked at again).</summary>
     private async Task RefuseAsync(IngestFile file, string error, string message)
     {
-        await _state.RecordDoneAsync("local-" + IngestClient.KeyFor(options.Source, [file]),
-            [new IngestState.EntryFile(file.Path, file.Size, file.MtimeTicks, IngestState.Refused, null, error, message)], CancellationToken.None).ConfigureAwait(false);
+        var refusal = new IngestState.EntryFile(file.Path, file.Size, file.MtimeTicks, IngestState.Refused, null, error, message);
+        await _state.RecordDoneAsync("local-" + IngestClient.KeyFor(options.Source, [file]), [refusal], CancellationToken.None).ConfigureAwait(false);
         Interlocked.Increment(ref _refused);
         _failures.Enqueue(new Failure(file.Path, error, message));
         _log($"refused {file.Path}: {error}: {message}");
+        await MovedAsideAsync([refusal]).ConfigureAwait(false);
+    }
+
+    /// <summary>Moves these refusals' files to the failed-files folder, recording those moved (see <see cref="MoveRefused"/>).</summary>
+    private async Task MovedAsideAsync(IReadOnlyList<IngestState.EntryFile> refusals)
+    {
+        var moved = refusals.Where(MoveRefused).Select(r => r.File).ToList();
+        if (moved.Count > 0) await _state.RecordCleanedAsync(moved, CancellationToken.None).ConfigureAwait(false);
     }
 
     private async Task BatchAsync(SemaphoreSlim slots, List<Task> sends, CancellationTokenSource run)
@@ -328,14 +340,15 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             // The key of this content is the one the API holds something else under (only another client using it can do
             // that): no key is left to try, and resending under it would never end.
             var reason = $"the API holds another request under {key}, the key of these files' content";
-            await _state.RecordDoneAsync(key, batch.Files.Select(f => new IngestState.EntryFile(f.Path, f.Size, f.MtimeTicks, IngestState.Refused, null, IngestClient.KeyReused, reason)).ToList(),
-                CancellationToken.None).ConfigureAwait(false);
+            var refusals = batch.Files.Select(f => new IngestState.EntryFile(f.Path, f.Size, f.MtimeTicks, IngestState.Refused, null, IngestClient.KeyReused, reason, 422)).ToList();
+            await _state.RecordDoneAsync(key, refusals, CancellationToken.None).ConfigureAwait(false);
             foreach (var file in batch.Files)
             {
                 Interlocked.Increment(ref _refused);
                 _failures.Enqueue(new Failure(file.Path, IngestClient.KeyReused, reason));
                 _claimed.TryRemove(file.Path, out _);
             }
+            await MovedAsideAsync(refusals).ConfigureAwait(false);
             return;
         }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
@@ -364,12 +377,14 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                         {
                             Interlocked.Increment(ref _refused);
                             _failures.Enqueue(new Failure(outcome.Path, outcome.Error ?? "refused", outcome.Message ?? ""));
+                            if (MoveRefused(outcome)) cleaned.Add(outcome.File);
                         }
                         _claimed.TryRemove(outcome.Path, out _);
                         if (!_unreadable.IsEmpty) _unreadable.TryRemove(outcome.Path, out _);
                         if (outcome.Error == IngestClient.FileChanged) NewVersionFound(outcome.Path);
                     }
-                    // One record per batch: the state file's rewrites drop only the answers of files this ingester moved away.
+                    // One record per batch (archived, deleted or moved to the failed-files folder): the state file's rewrites drop
+                    // only the answers of files this ingester moved away.
                     if (cleaned.Count > 0) await _state.RecordCleanedAsync(cleaned, CancellationToken.None).ConfigureAwait(false);
                     if (result.Resend is { Count: > 0 } resend)
                     {
@@ -389,10 +404,12 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     return;
                 case IngestClient.Kind.TooLarge:
                     var single = batch.Files[0];
-                    await _state.RecordDoneAsync(key, [new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason)], CancellationToken.None).ConfigureAwait(false);
+                    var tooLarge = new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason, 413);
+                    await _state.RecordDoneAsync(key, [tooLarge], CancellationToken.None).ConfigureAwait(false);
                     Interlocked.Increment(ref _refused);
                     _failures.Enqueue(new Failure(single.Path, "request_too_large", result.Reason ?? ""));
                     _claimed.TryRemove(single.Path, out _);
+                    await MovedAsideAsync([tooLarge]).ConfigureAwait(false);
                     return;
                 case IngestClient.Kind.GaveUp when !options.Once && options.WatchDirectory is not null:
                     // Watching: keep the batch (same key; its files only, read again for the next try) and try again after a rescan period.
@@ -473,33 +490,91 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     /// <summary>Deletes or archives <paramref name="file"/> as the options say; true when it did.</summary>
     private bool CleanUp(IngestFile file)
     {
-        // Only the version that was sent: a file rewritten since is a new frame and stays.
-        if (!options.DeleteAfter && options.ArchiveDirectory is null) return false;
+        if (options.DeleteAfter) return MoveAway(file, "delete", null, null);
+        return options.ArchiveDirectory is not null && MoveAway(file, "archive", options.ArchiveDirectory, null);
+    }
+
+    /// <summary>The name of the file that says why a file in the failed-files folder was refused: its name and this.</summary>
+    public const string ErrorSidecarSuffix = ".error.json";
+
+    private static readonly JsonSerializerOptions SidecarJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    /// <summary>
+    /// With <see cref="IngestOptions.FailedDirectory"/>, moves the file of a refusal the file itself earned there, with a
+    /// <c>.error.json</c> beside it saying why; true when it did. Not a file gone or replaced before it was sent (nothing
+    /// to move, or a new version to send), and nothing refused as a whole request: those stop the run or are retried.
+    /// </summary>
+    private bool MoveRefused(IngestState.EntryFile refusal)
+    {
+        if (options.FailedDirectory is null || refusal.Outcome != IngestState.Refused || refusal.Error is IngestClient.FileMissing or IngestClient.FileChanged)
+            return false;
+        var sidecar = JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            file = refusal.Path,
+            source = options.Source,
+            size = refusal.Size,
+            status = refusal.Status,
+            error = refusal.Error,
+            message = refusal.Message,
+            time = DateTime.UtcNow,
+        }, SidecarJson);
+        return MoveAway(refusal.File, "move to the failed-files folder", options.FailedDirectory, sidecar);
+    }
+
+    /// <summary>
+    /// Deletes <paramref name="file"/> (no <paramref name="folder"/>) or moves it into <paramref name="folder"/> under its path
+    /// relative to the watched folder (its name for files given), adding -1, -2 … on a clash: nothing there is overwritten.
+    /// <paramref name="sidecar"/> is written beside it first (name + <see cref="ErrorSidecarSuffix"/>), so a moved file always
+    /// has it. Only the version that was answered: a file rewritten since is a new frame and stays. True when it did.
+    /// </summary>
+    private bool MoveAway(IngestFile file, string what, string? folder, byte[]? sidecar)
+    {
         if (IngestFile.Stat(file.Path) is not { } now || now.Key != file.Key) return false;
+        string? written = null;
         try
         {
-            if (options.DeleteAfter)
+            if (folder is null)
             {
                 File.Delete(file.Path);
                 return true;
             }
             var relative = options.WatchDirectory is null ? Path.GetFileName(file.Path) : Path.GetRelativePath(Path.GetFullPath(options.WatchDirectory), file.Path);
-            var target = Path.Combine(options.ArchiveDirectory!, relative);
+            var target = Path.Combine(folder, relative);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            for (var n = 1; File.Exists(target); n++)
+            for (var n = 1; File.Exists(target) || (sidecar is not null && File.Exists(target + ErrorSidecarSuffix)); n++)
                 target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
+            if (sidecar is not null)
+            {
+                using (var stream = new FileStream(target + ErrorSidecarSuffix, FileMode.CreateNew, FileAccess.Write))
+                {
+                    written = stream.Name;
+                    stream.Write(sidecar);
+                    stream.Flush(flushToDisk: true);
+                }
+            }
             File.Move(file.Path, target);
+            if (sidecar is not null) _log($"moved {file.Path} to {target} (why: {target}{ErrorSidecarSuffix})");
             return true;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _log($"could not {(options.DeleteAfter ? "delete" : "archive")} {file.Path}: {e.Message}");
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            _log($"could not {(options.DeleteAfter ? "delete" : "archive")} {file.Path}: {e.Message}");
+            _log($"could not {what} {file.Path}: {e.Message}");
+            // A sidecar of a file that stayed would explain nothing: the next try writes its own.
+            if (written is not null) TryDelete(written);
         }
         return false;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind: it names the file it was written for.
+        }
     }
 
     private async Task ReportProgressAsync(Stopwatch clock, CancellationToken cancellationToken)

@@ -13,7 +13,19 @@ public sealed class FileDiscoveryTests
         var archive = Path.Combine(folder, "sent");
         Directory.CreateDirectory(archive);
 
-        Assert.Equal(1, FileDiscovery.Subfolders(folder, archive));
-        Assert.Equal(1, FileDiscovery.Subfolders(folder, archive + Path.DirectorySeparatorChar));
+        Assert.Equal(1, FileDiscovery.Subfolders(folder, [archive]));
+        Assert.Equal(1, FileDiscovery.Subfolders(folder, [archive + Path.DirectorySeparatorChar]));
+    }
+
+    [Fact]
+    public void Subfolders_ArchiveAndFailedFolderInside_NeitherCountedAsSkipped()
+    {
+        var folder = IngestionFixture.TempFolder("subfolders-failed");
+        Directory.CreateDirectory(Path.Combine(folder, "day-1"));
+        var (archive, failed) = (Path.Combine(folder, "sent"), Path.Combine(folder, "failed"));
+        Directory.CreateDirectory(archive);
+        Directory.CreateDirectory(failed);
+
+        Assert.Equal(1, FileDiscovery.Subfolders(folder, [archive, failed]));
     }
 }

@@ -1,0 +1,133 @@
+using System.Text.Json.Nodes;
+using WasteClassifier.Cli.Commands;
+using WasteClassifier.Cli.Ingest;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Ingestion;
+
+/// <summary><c>wastectl ingest --failed-dir</c> against the embedded API: files refused for good are moved aside with why.</summary>
+[Collection(IngestionCollection.Name)]
+public sealed class FailedDirIngestTests(IngestionFixture fixture)
+{
+    private static IngestOptions Options(string source, string folder, string? failed, string? archive = null) => new()
+    {
+        Source = source,
+        WatchDirectory = folder,
+        Once = true,
+        Recursive = true,
+        StateFile = Path.Combine(folder, ".state.jsonl"),
+        Settle = TimeSpan.FromMilliseconds(200),
+        IncompleteAfter = TimeSpan.FromSeconds(1),
+        BatchWait = TimeSpan.FromSeconds(30),
+        ArchiveDirectory = archive,
+        FailedDirectory = failed,
+    };
+
+    [Fact]
+    public async Task Ingest_RecursiveWithFailedDirAndArchive_RefusedFilesMovedWithTheirReasonAcceptedArchivedNothingSentAgain()
+    {
+        const string source = "ingest-failed-dir";
+        var folder = IngestionFixture.TempFolder("failed-dir");
+        // Both inside the watched folder: what is moved there is not found again by the recursive scan.
+        var (failed, archive) = (Path.Combine(folder, "failed"), Path.Combine(folder, "sent"));
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        var good = Dataset.Sample(4).TakeLast(2).ToList();
+        File.Copy(good[0].Path, Path.Combine(folder, "good.jpg"));
+        File.Copy(good[1].Path, Path.Combine(folder, "sub", "good.jpg"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "notes.jpg"), "this is not a photograph");
+        await File.WriteAllTextAsync(Path.Combine(folder, "sub", "bad.jpg"), "neither is this");
+        await File.WriteAllBytesAsync(Path.Combine(folder, "empty.jpg"), []);
+        // A name already taken in the failed-files folder (by an earlier run's file, or its sidecar): never overwritten.
+        Directory.CreateDirectory(Path.Combine(failed, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(failed, "notes.jpg"), "an earlier notes.jpg");
+        await File.WriteAllTextAsync(Path.Combine(failed, "sub", "bad.jpg" + Ingester.ErrorSidecarSuffix), "{}");
+
+        var summary = await new Ingester(Options(source, folder, failed, archive), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Null(summary.FatalError);
+        Assert.Equal((2, 3), (summary.Sent, summary.Refused));
+        Assert.Equal(0, IngestCommand.ExitCode(summary));
+        // The camera folder drained: only the state file is left, the folders hold the rest.
+        Assert.Equal([".state.jsonl"], Directory.EnumerateFiles(folder).Select(Path.GetFileName));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(folder, "sub")));
+        Assert.True(File.Exists(Path.Combine(archive, "good.jpg")) && File.Exists(Path.Combine(archive, "sub", "good.jpg")));
+        Assert.Equal("an earlier notes.jpg", await File.ReadAllTextAsync(Path.Combine(failed, "notes.jpg")));
+        Assert.Equal("{}", await File.ReadAllTextAsync(Path.Combine(failed, "sub", "bad.jpg" + Ingester.ErrorSidecarSuffix)));
+        Assert.Equal("this is not a photograph", await File.ReadAllTextAsync(Path.Combine(failed, "notes-1.jpg")));
+        Assert.Equal("neither is this", await File.ReadAllTextAsync(Path.Combine(failed, "sub", "bad-1.jpg")));
+        Assert.Empty(await File.ReadAllBytesAsync(Path.Combine(failed, "empty.jpg")));
+
+        // Refused by the API in a request whose other files it accepted (202), with its reason.
+        var notes = Sidecar(Path.Combine(failed, "notes-1.jpg"));
+        Assert.Equal((Path.Combine(folder, "notes.jpg"), source, 24L), (notes["file"]!.GetValue<string>(), notes["source"]!.GetValue<string>(), notes["size"]!.GetValue<long>()));
+        Assert.Equal((202, "not_an_image"), (notes["status"]!.GetValue<int>(), notes["error"]!.GetValue<string>()));
+        Assert.False(string.IsNullOrEmpty(notes["message"]!.GetValue<string>()));
+        Assert.InRange(DateTime.Parse(notes["time"]!.GetValue<string>(), null, System.Globalization.DateTimeStyles.RoundtripKind), DateTime.UtcNow.AddMinutes(-5), DateTime.UtcNow);
+        Assert.Equal("not_an_image", Sidecar(Path.Combine(failed, "sub", "bad-1.jpg"))["error"]!.GetValue<string>());
+        // Refused by wastectl without a request: no HTTP status.
+        var empty = Sidecar(Path.Combine(failed, "empty.jpg"));
+        Assert.Equal((null, Ingester.EmptyFile), (empty["status"], empty["error"]!.GetValue<string>()));
+
+        // Nothing is sent again, and nothing in either folder is taken for a new frame.
+        var again = await new Ingester(Options(source, folder, failed, archive), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((0, 0, 0), (again.Sent, again.Refused, again.Skipped));
+        Assert.Equal(8, Directory.EnumerateFiles(failed, "*", SearchOption.AllDirectories).Count());
+    }
+
+    [Fact]
+    public async Task Ingest_RefusalRecordedBeforeAStopThatCameAheadOfItsMove_MovedByTheNextRunWithTheRecordedStatus()
+    {
+        const string source = "ingest-failed-dir-later";
+        var folder = IngestionFixture.TempFolder("failed-dir-later");
+        var failed = IngestionFixture.TempFolder("failed-dir-later-out");
+        await File.WriteAllTextAsync(Path.Combine(folder, "notes.jpg"), "this is not a photograph");
+        // A run that records the refusal but does not move it: as one stopped between the two.
+        var first = await new Ingester(Options(source, folder, failed: null), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal((0, 1), (first.Sent, first.Refused));
+        Assert.True(File.Exists(Path.Combine(folder, "notes.jpg")));
+
+        var second = await new Ingester(Options(source, folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        // Not sent again: moved with the answer the state file holds (a request of refused files only is a 400).
+        Assert.Equal((0, 0, 1), (second.Sent, second.Refused, second.Skipped));
+        Assert.False(File.Exists(Path.Combine(folder, "notes.jpg")));
+        var why = Sidecar(Path.Combine(failed, "notes.jpg"));
+        Assert.Equal((400, "not_an_image"), (why["status"]!.GetValue<int>(), why["error"]!.GetValue<string>()));
+        Assert.Contains(File.ReadLines(Path.Combine(folder, ".state.jsonl")), l => l.StartsWith("{\"op\":\"cleaned\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Ingest_RequestRefusedAsAWhole_FilesStayWhereTheyAre()
+    {
+        // The API refuses the source (400 invalid_source): a problem of the configuration, not of the files.
+        var folder = IngestionFixture.TempFolder("failed-dir-whole");
+        var failed = IngestionFixture.TempFolder("failed-dir-whole-out");
+        File.Copy(Dataset.Sample(4)[^3].Path, Path.Combine(folder, "good.jpg"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "notes.jpg"), "this is not a photograph");
+
+        var summary = await new Ingester(Options("line 4, hall B", folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Contains("invalid_source", summary.FatalError);
+        Assert.Equal(1, IngestCommand.ExitCode(summary));
+        Assert.True(File.Exists(Path.Combine(folder, "good.jpg")) && File.Exists(Path.Combine(folder, "notes.jpg")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(failed));
+    }
+
+    [Fact]
+    public void Parse_FailedDir_FullPathAndNotTheArchive()
+    {
+        var folder = IngestionFixture.TempFolder("failed-dir-parse");
+        var command = new IngestCommand();
+        CommandArguments Args(params string[] more) => new(["--source", "line-4", "--watch", folder, .. more], command.ValueOptions, command.FlagOptions, takesPaths: true);
+
+        Assert.Equal(Path.GetFullPath("failed"), IngestCommand.Parse(Args("--failed-dir", "failed")).FailedDirectory);
+        Assert.Null(IngestCommand.Parse(Args()).FailedDirectory);
+        Assert.Equal("--failed-dir and --archive must be different folders",
+            Assert.Throws<UsageException>(() => IngestCommand.Parse(Args("--failed-dir", "out", "--archive", "out/"))).Message);
+        Assert.Equal("--failed-dir must not be the watched folder",
+            Assert.Throws<UsageException>(() => IngestCommand.Parse(Args("--failed-dir", folder))).Message);
+        Assert.Contains("--failed-dir DIR", command.Usage);
+    }
+
+    private static JsonNode Sidecar(string file) => JsonNode.Parse(File.ReadAllText(file + Ingester.ErrorSidecarSuffix))!;
+}

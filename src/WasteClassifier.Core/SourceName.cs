@@ -15,4 +15,14 @@ public static partial class SourceName
     private static partial Regex Valid();
 
     public static bool IsValid(string source) => Valid().IsMatch(source);
+
+    /// <summary>What a key may be bound to (<c>Auth:Keys:N:Sources</c>), as the API checks it at start and <c>wastectl keys new</c> before.</summary>
+    public const string PatternRule = "a source name (letters, digits and . _ : / -) or a prefix ending in *";
+
+    /// <summary>A source name, or a non-empty prefix of one ending in <c>*</c> (<c>hall-b/*</c>).</summary>
+    public static bool IsValidPattern(string pattern)
+    {
+        var name = pattern.EndsWith('*') ? pattern[..^1] : pattern;
+        return name.Length > 0 && IsValid(name);
+    }
 }

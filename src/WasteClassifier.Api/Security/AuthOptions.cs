@@ -1,4 +1,4 @@
-using WasteClassifier.Api.Submissions;
+using WasteClassifier.Core;
 using WasteClassifier.Infrastructure.Security;
 
 namespace WasteClassifier.Api.Security;
@@ -66,12 +66,8 @@ public sealed class AuthOptions
                 throw new InvalidOperationException($"Auth:Keys:{index}:Role must be '{Roles.Admin}' or '{Roles.Client}'");
             var sources = entry.Sources.Select(s => s.Trim()).ToList();
             foreach (var (source, at) in sources.Select((s, i) => (s, i)))
-            {
-                var name = source.EndsWith('*') ? source[..^1] : source;
-                if (name.Length == 0 || SourceNames.Validate(name) is not null)
-                    throw new InvalidOperationException(
-                        $"Auth:Keys:{index}:Sources:{at} must be a source name (letters, digits and . _ : / -) or a prefix ending in *");
-            }
+                if (!SourceName.IsValidPattern(source))
+                    throw new InvalidOperationException($"Auth:Keys:{index}:Sources:{at} must be {SourceName.PatternRule}");
             // An unnamed key is named after its hash, not its place in the list: removing an earlier entry must not rename it,
             // since the name is its rate-limit bucket and the scope of its Idempotency-Keys.
             keys.Add((string.IsNullOrWhiteSpace(entry.Name) ? UnnamedKeyName(hash) : entry.Name.Trim(), role, hash, sources));

@@ -6,6 +6,7 @@ namespace WasteClassifier.Cli.Commands;
 public sealed class CommandArguments
 {
     private readonly Dictionary<string, string> values = [];
+    private readonly Dictionary<string, List<string>> repeated = [];
     private readonly HashSet<string> flags = [];
     private readonly List<string> paths = [];
 
@@ -24,6 +25,8 @@ public sealed class CommandArguments
             if (!valueOptions.Contains(name)) throw new UsageException($"unknown option '{name}'");
             if (!e.MoveNext() || e.Current.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"{name} needs a value");
             values[name] = e.Current;
+            if (!repeated.TryGetValue(name, out var all)) repeated[name] = all = [];
+            all.Add(e.Current);
         }
     }
 
@@ -34,7 +37,11 @@ public sealed class CommandArguments
 
     public bool Flag(string name) => flags.Contains(name);
 
+    /// <summary>The value given last; see <see cref="All"/> for an option that may be given more than once.</summary>
     public string? Optional(string name) => values.GetValueOrDefault(name);
+
+    /// <summary>Every value of a repeatable option, in order (none: empty).</summary>
+    public IReadOnlyList<string> All(string name) => repeated.TryGetValue(name, out var all) ? all : [];
 
     public string Required(string name) => Optional(name) ?? throw new UsageException($"{name} is required");
 

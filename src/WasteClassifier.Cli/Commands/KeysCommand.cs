@@ -1,4 +1,5 @@
 using System.Text.Json;
+using WasteClassifier.Core;
 using WasteClassifier.Infrastructure.Security;
 
 namespace WasteClassifier.Cli.Commands;
@@ -38,14 +39,16 @@ public sealed class KeysNewCommand : ICommand
 
     public string Summary => "generate an API key and print it with its configuration (hash only)";
 
-    public string Usage => """
-        wastectl keys new --name NAME [--role admin|client]
+    public string Usage => $"""
+        wastectl keys new --name NAME [--role admin|client] [--source NAME]...
 
           Prints JSON: the key (give it to the client; it is not shown again), and the environment variables that
-          configure its hash, name and role (set N to the entry's index).
+          configure its hash, name, role and sources (set N to the entry's index).
+          --source NAME   bind the key to a source it may submit as (repeat for several): {SourceName.PatternRule};
+                          a bound key needs Auth__RequireKeyForClassification=true, which is printed with it
         """;
 
-    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--name", "--role" };
+    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--name", "--role", "--source" };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string>();
 
@@ -54,15 +57,34 @@ public sealed class KeysNewCommand : ICommand
         var name = arguments.Optional("--name") ?? throw new UsageException("--name is required");
         var role = arguments.Optional("--role") ?? "client";
         if (role is not ("admin" or "client")) throw new UsageException("--role must be admin or client");
-        var key = ApiKeys.Generate();
-        Console.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+        var sources = arguments.All("--source");
+        // Checked as the API checks its configuration at start, which a bad entry would stop.
+        foreach (var source in sources)
+            if (!SourceName.IsValidPattern(source)) throw new UsageException($"--source must be {SourceName.PatternRule} (got '{source}')");
+        Console.Out.WriteLine(Describe(ApiKeys.Generate(), name, role, sources.Distinct(StringComparer.Ordinal).ToList()));
+        return 0;
+    }
+
+    /// <summary>The JSON printed for a new <paramref name="key"/>: it, and the configuration of its hash (never the key itself).</summary>
+    public static string Describe(string key, string name, string role, IReadOnlyList<string> sources)
+    {
+        var hash = ApiKeys.Hash(key);
+        // Sources are a list: one index each (a plain value stops the API at start), and a binding means something only
+        // while every client call needs a key.
+        string[] environment =
+        [
+            $"Auth__Keys__N__Name={name}", $"Auth__Keys__N__Role={role}", $"Auth__Keys__N__Hash={hash}",
+            .. sources.Select((s, i) => $"Auth__Keys__N__Sources__{i}={s}"),
+            .. sources.Count > 0 ? ["Auth__RequireKeyForClassification=true"] : Array.Empty<string>(),
+        ];
+        return JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["key"] = key,
             ["name"] = name,
             ["role"] = role,
-            ["hash"] = ApiKeys.Hash(key),
-            ["environment"] = new[] { $"Auth__Keys__N__Name={name}", $"Auth__Keys__N__Role={role}", $"Auth__Keys__N__Hash={ApiKeys.Hash(key)}" },
-        }));
-        return 0;
+            ["sources"] = sources,
+            ["hash"] = hash,
+            ["environment"] = environment,
+        });
     }
 }

@@ -342,13 +342,14 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             var reason = $"the API holds another request under {key}, the key of these files' content";
             var refusals = batch.Files.Select(f => new IngestState.EntryFile(f.Path, f.Size, f.MtimeTicks, IngestState.Refused, null, IngestClient.KeyReused, reason, 422)).ToList();
             await _state.RecordDoneAsync(key, refusals, CancellationToken.None).ConfigureAwait(false);
+            // Moved while still claimed: a rescan meanwhile must not move them too.
+            await MovedAsideAsync(refusals).ConfigureAwait(false);
             foreach (var file in batch.Files)
             {
                 Interlocked.Increment(ref _refused);
                 _failures.Enqueue(new Failure(file.Path, IngestClient.KeyReused, reason));
                 _claimed.TryRemove(file.Path, out _);
             }
-            await MovedAsideAsync(refusals).ConfigureAwait(false);
             return;
         }
         // Written (and on disk) before the request leaves: a restart then resends this exact batch under this key.
@@ -406,10 +407,10 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                     var single = batch.Files[0];
                     var tooLarge = new IngestState.EntryFile(single.Path, single.Size, single.MtimeTicks, IngestState.Refused, null, "request_too_large", result.Reason, 413);
                     await _state.RecordDoneAsync(key, [tooLarge], CancellationToken.None).ConfigureAwait(false);
+                    await MovedAsideAsync([tooLarge]).ConfigureAwait(false);
                     Interlocked.Increment(ref _refused);
                     _failures.Enqueue(new Failure(single.Path, "request_too_large", result.Reason ?? ""));
                     _claimed.TryRemove(single.Path, out _);
-                    await MovedAsideAsync([tooLarge]).ConfigureAwait(false);
                     return;
                 case IngestClient.Kind.GaveUp when !options.Once && options.WatchDirectory is not null:
                     // Watching: keep the batch (same key; its files only, read again for the next try) and try again after a rescan period.

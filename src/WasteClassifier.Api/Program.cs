@@ -55,8 +55,9 @@ app.MapOpenApi();
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
 app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
 app.MapPrometheusMetrics(app.Services, context => app.Services.GetRequiredService<QueueGauges>().RefreshAsync(context.RequestAborted));
-// API keys and rate limits for every API route (Security/AccessPolicies.cs): map API endpoints on `api`.
-var api = app.MapGroup("").WithAccessRules();
+// API keys and rate limits for every API route (Security/AccessPolicies.cs), and the errors those and outages answer in
+// the OpenAPI document (Apis/ApiResponses.cs): map API endpoints on `api`.
+var api = app.MapGroup("").WithAccessRules().WithCommonErrors();
 api.MapDashboardApi();
 api.MapClassificationsApi();
 api.MapUploadsApi();

@@ -18,11 +18,18 @@ public static partial class ClassificationsApi
     public static RouteGroupBuilder MapClassificationsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/classifications").WithTags("Classifications");
-        api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery();
-        api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings; ?wait=S holds the request until it is finished (long polling)");
-        api.MapGet("/", ListAsync).WithName("ListClassifications").WithSummary("Classifications, newest first, filtered by source, status and predicted_class");
+        // 400 and 413 are an ApiError, with the refused files when every file was refused.
+        api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery()
+            .Produces<SubmittedClassifications>(StatusCodes.Status202Accepted)
+            .Produces<FilesRefused>(StatusCodes.Status400BadRequest).Produces<FilesRefused>(StatusCodes.Status413PayloadTooLarge)
+            .ProducesErrors(StatusCodes.Status403Forbidden, StatusCodes.Status422UnprocessableEntity);
+        api.MapGet("/{id:guid}", GetAsync).WithName("GetClassification").WithSummary("One classification: status, result and timings; ?wait=S holds the request until it is finished (long polling)")
+            .Produces<ClassificationView>().ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
+        api.MapGet("/", ListAsync).WithName("ListClassifications").WithSummary("Classifications, newest first, filtered by source, status and predicted_class")
+            .Produces<ClassificationPage>().ProducesErrors(StatusCodes.Status400BadRequest);
         api.MapGet("/finished", FinishedAsync).WithName("ListFinishedClassifications")
-            .WithSummary("Classifications finished since a time or a cursor, oldest first: what finished since a client's last run");
+            .WithSummary("Classifications finished since a time or a cursor, oldest first: what finished since a client's last run")
+            .Produces<FinishedPage>().ProducesErrors(StatusCodes.Status400BadRequest);
         return api;
     }
 
@@ -44,10 +51,19 @@ public static partial class ClassificationsApi
             var first = result.Rejected[0];
             var status = result.Rejected.All(r => r.Error == ImageIntake.FileTooLarge) ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
             var message = result.Rejected.Count == 1 ? first.Message : $"none of the {result.Rejected.Count} files was accepted; see rejected";
-            return TypedResults.Json(new { error = first.Error, message, rejected = result.Rejected }, statusCode: status);
+            return TypedResults.Json(new FilesRefused(first.Error, message, result.Rejected), statusCode: status);
         }
-        return TypedResults.Json(new { items = result.Items, rejected = result.Rejected, replayed = result.Replayed }, statusCode: StatusCodes.Status202Accepted);
+        return TypedResults.Json(new SubmittedClassifications(result.Items, result.Rejected, result.Replayed), statusCode: StatusCodes.Status202Accepted);
     }
+
+    /// <summary>The answer to a submission: the accepted files' classifications, the refused files, and whether an Idempotency-Key replayed it.</summary>
+    public sealed record SubmittedClassifications(IReadOnlyList<AcceptedImage> Items, IReadOnlyList<RejectedImage> Rejected, bool Replayed);
+
+    /// <summary>
+    /// An <see cref="ApiError"/> that also lists each refused file (<c>rejected</c>, when every file of an upload was refused;
+    /// optional, so the document does not require it of the route's other 400s).
+    /// </summary>
+    public sealed record FilesRefused(string Error, string Message, IReadOnlyList<RejectedImage>? Rejected = null);
 
     /// <param name="wait">Long polling: seconds (up to <see cref="MaxWaitSeconds"/>) to hold the request while the
     /// classification is queued or processing; it answers as soon as it is finished, or with its state at the end.</param>

@@ -12,7 +12,8 @@ public static class DashboardApi
     public static void MapDashboardApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/stats/timeseries", GetAsync).WithTags("Service").WithName("StatsTimeSeries")
-            .WithSummary("Throughput, failures, queue depth and end-to-end latency percentiles per time step, overall, per worker and per model version");
+            .WithSummary("Throughput, failures, queue depth and end-to-end latency percentiles per time step, overall, per worker and per model version")
+            .Produces<TimeSeries>().ProducesErrors(StatusCodes.Status400BadRequest);
     }
 
     public static async Task<IResult> GetAsync(TimeSeriesService series, int? minutes, [FromQuery(Name = "step_seconds")] int? stepSeconds, CancellationToken cancellationToken)

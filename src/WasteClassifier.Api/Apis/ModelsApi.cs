@@ -14,20 +14,34 @@ public static class ModelsApi
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/models").WithTags("Models");
-        api.MapGet("/", ListAsync).WithName("ListModels").WithSummary("Every registered model version, newest first");
-        api.MapGet("/{version}", GetAsync).WithName("GetModel").WithSummary("A model's card and hold-out metrics");
-        api.MapPost("/{version}/promote", PromoteAsync).WithName("PromoteModel").WithSummary("Make this version the active model; workers swap it in");
-        api.MapPost("/{version}/rollback", RollbackAsync).WithName("RollbackModel").WithSummary("Return to a version that was active before");
+        api.MapGet("/", ListAsync).WithName("ListModels").WithSummary("Every registered model version, newest first").Produces<ModelList>();
+        api.MapGet("/{version}", GetAsync).WithName("GetModel").WithSummary("A model's card and hold-out metrics")
+            .Produces<ModelView>().ProducesErrors(StatusCodes.Status404NotFound);
+        // 409: the gate refused the candidate (GateRefused, with its decision), unless ?force=true.
+        api.MapPost("/{version}/promote", PromoteAsync).WithName("PromoteModel").WithSummary("Make this version the active model; workers swap it in")
+            .Produces<PromotedModel>().ProducesErrors(StatusCodes.Status404NotFound).Produces<GateRefused>(StatusCodes.Status409Conflict);
+        api.MapPost("/{version}/rollback", RollbackAsync).WithName("RollbackModel").WithSummary("Return to a version that was active before")
+            .Produces<RolledBackModel>().ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
         return api;
     }
 
     public sealed record ModelView(string Version, string Status, string Origin, string? ParentVersion, Guid? TrainingJobId,
         double? Accuracy, double? MacroF1, int? HoldOutCount, DateTimeOffset CreatedAt, DateTimeOffset? PromotedAt, JsonElement? Card, JsonElement? Metrics);
 
+    public sealed record ModelList(IEnumerable<ModelView> Items);
+
+    /// <summary>The answer to a promotion; <c>decision</c> is the gate's recorded one (null for models without a training job), <c>forced</c> when it refused.</summary>
+    public sealed record PromotedModel(string Version, string Status, string? PreviousVersion, JsonElement? Decision, bool Forced);
+
+    /// <summary>An <see cref="ApiError"/> (<c>gate_refused</c>) with the gate's recorded decision.</summary>
+    public sealed record GateRefused(string Error, string Message, JsonElement Decision);
+
+    public sealed record RolledBackModel(string Version, string Status, string? PreviousVersion);
+
     public static async Task<IResult> ListAsync(ClassifierDbContext db, CancellationToken cancellationToken)
     {
         var models = await db.Models.AsNoTracking().OrderByDescending(m => m.CreatedAt).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new { items = models.Select(m => View(m, detailed: false)) });
+        return TypedResults.Ok(new ModelList(models.Select(m => View(m, detailed: false))));
     }
 
     public static async Task<IResult> GetAsync(string version, ClassifierDbContext db, CancellationToken cancellationToken)
@@ -49,23 +63,13 @@ public static class ModelsApi
         var decision = PromotionDecision.FromJson(decisionJson);
         using var recorded = decisionJson is null ? null : JsonDocument.Parse(decisionJson);
         if (decision is { Refused: true } && force != true)
-            return TypedResults.Json(new
-            {
-                error = "gate_refused",
-                message = $"the promotion gate refused model {version} ({string.Join("; ", decision.Reasons.Take(3))}); " +
+            return TypedResults.Json(new GateRefused("gate_refused",
+                $"the promotion gate refused model {version} ({string.Join("; ", decision.Reasons.Take(3))}); " +
                     $"POST /v1/models/{version}/promote?force=true promotes it anyway",
-                decision = recorded!.RootElement.Clone(),
-            }, statusCode: StatusCodes.Status409Conflict);
+                recorded!.RootElement.Clone()), statusCode: StatusCodes.Status409Conflict);
         var previous = await registry.PromoteAsync(version, cancellationToken);
-        return TypedResults.Ok(new
-        {
-            version,
-            status = ModelStatus.Active,
-            previous_version = previous,
-            // The gate's recorded decision, so that an override (or a candidate kept by promote=manual) says what it overrode.
-            decision = recorded?.RootElement.Clone(),
-            forced = decision is { Refused: true },
-        });
+        // The gate's recorded decision, so that an override (or a candidate kept by promote=manual) says what it overrode.
+        return TypedResults.Ok(new PromotedModel(version, ModelStatus.Active, previous, recorded?.RootElement.Clone(), decision is { Refused: true }));
     }
 
     public static async Task<IResult> RollbackAsync(string version, [FromServices] ModelRegistry registry, CancellationToken cancellationToken)
@@ -79,7 +83,7 @@ public static class ModelsApi
         var (rolledBack, previous) = await registry.RollbackAsync(version, cancellationToken);
         if (!rolledBack)
             return ApiErrors.Result(StatusCodes.Status409Conflict, "already_active", $"model {version} is the active version; roll back to one that was active before it");
-        return TypedResults.Ok(new { version, status = ModelStatus.Active, previous_version = previous });
+        return TypedResults.Ok(new RolledBackModel(version, ModelStatus.Active, previous));
     }
 
     private static IResult NotFound(string version) =>

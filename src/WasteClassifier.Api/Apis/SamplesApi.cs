@@ -18,19 +18,27 @@ public static class SamplesApi
     {
         var api = app.MapGroup("/v1/samples").WithTags("Training");
         api.MapGet("/", ListAsync).WithName("ListSamples")
-            .WithSummary("Labelled samples, newest first; filter by label or by the training job they were uploaded with");
+            .WithSummary("Labelled samples, newest first; filter by label or by the training job they were uploaded with")
+            .Produces<SamplePage>().ProducesErrors(StatusCodes.Status400BadRequest);
         // Writes, so admin-only like the other training writes (AccessPolicies).
         api.MapPost("/", UploadAsync).WithName("UploadSamples")
             .WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') as samples, queueing no job: the next job trains on them")
-            .DisableAntiforgery();
+            .DisableAntiforgery()
+            .Produces<SavedSamples>(StatusCodes.Status201Created)
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status422UnprocessableEntity);
         api.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteSample")
-            .WithSummary("Remove a labelled sample: later training jobs no longer train on it (its image is kept)");
+            .WithSummary("Remove a labelled sample: later training jobs no longer train on it (its image is kept)")
+            .Produces(StatusCodes.Status204NoContent).ProducesErrors(StatusCodes.Status404NotFound);
     }
 
     public sealed record SampleView(Guid Id, string Label, string Origin, Guid ImageId, string? ContentHash, string? Filename, Guid? TrainingJobId,
         Guid? ClassificationId, DateTimeOffset CreatedAt);
 
     public sealed record SamplePage(IReadOnlyList<SampleView> Items, string? NextCursor);
+
+    /// <summary>The answer to <c>POST /v1/samples</c>: each accepted file's sample (<c>samples_saved</c> distinct ones), and the refused and relabelled files.</summary>
+    public sealed record SavedSamples(IReadOnlyList<TrainingJobSubmitter.SavedSample> Items, int SamplesSaved, IReadOnlyList<RejectedImage> Rejected,
+        IReadOnlyList<TrainingJobSubmitter.RelabelledSample> Relabelled, bool Replayed);
 
     public static async Task<IResult> ListAsync(ClassifierDbContext db, string? label, [FromQuery(Name = "training_job_id")] Guid? trainingJobId, int? limit,
         string? cursor, CancellationToken cancellationToken)
@@ -79,14 +87,8 @@ public static class SamplesApi
                 $"{option} is a training job option, and POST /v1/samples queues no job; send it with POST /v1/training-jobs");
         var (result, saveError) = await submitter.SaveSamplesAsync(upload.Files, upload.Labels, cancellationToken, key);
         if (saveError is not null) return saveError;
-        return TypedResults.Json(new
-        {
-            items = result!.Samples,
-            samples_saved = result.Samples.Select(s => s.Id).Distinct().Count(),
-            rejected = result.Rejected,
-            relabelled = result.Relabelled,
-            replayed = result.Replayed,
-        }, statusCode: StatusCodes.Status201Created);
+        return TypedResults.Json(new SavedSamples(result!.Samples, result.Samples.Select(s => s.Id).Distinct().Count(), result.Rejected, result.Relabelled,
+            result.Replayed), statusCode: StatusCodes.Status201Created);
     }
 
     public static async Task<IResult> DeleteAsync(Guid id, ClassifierDbContext db, CancellationToken cancellationToken)

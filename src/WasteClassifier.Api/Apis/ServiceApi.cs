@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -18,11 +19,17 @@ public static class ServiceApi
     public static void MapServiceApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("").WithTags("Service");
-        api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON");
-        api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store");
-        api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order");
+        api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON")
+            .Produces<ServiceDescription>().AlsoAnswers("text/html");
+        api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store").Produces<ServiceHealth>();
+        api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order").Produces<ClassList>();
+        // The original API's errors: every one carries success=false (PredictFailure), the middleware's too.
         api.MapPost(ApiErrors.PredictPath, PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery()
-            .WithMetadata(PredictRoute.Instance);
+            .WithMetadata(PredictRoute.Instance).Produces<Prediction>()
+            .Produces<PredictFailure>(StatusCodes.Status400BadRequest).Produces<PredictFailure>(StatusCodes.Status401Unauthorized)
+            .Produces<PredictFailure>(StatusCodes.Status403Forbidden).Produces<PredictFailure>(StatusCodes.Status413PayloadTooLarge)
+            .Produces<PredictFailure>(StatusCodes.Status422UnprocessableEntity).Produces<PredictFailure>(StatusCodes.Status429TooManyRequests)
+            .Produces<PredictFailure>(StatusCodes.Status503ServiceUnavailable).Produces<PredictFailure>(StatusCodes.Status504GatewayTimeout);
         api.MapGet("/stats", async (StatsSnapshots stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
             .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker (shared by this replica's callers for Stats__CacheSeconds)");
     }
@@ -37,12 +44,13 @@ public static class ServiceApi
         return wantsHtml && page.Exists ? TypedResults.Stream(page.CreateReadStream(), "text/html; charset=utf-8") : Describe(endpoints);
     }
 
-    private static IResult Describe(EndpointDataSource endpoints) => TypedResults.Ok(new
-    {
-        name = "WasteClassifier",
-        description = "Classifies photographs of waste into nine classes through a queue of batched ONNX workers",
-        endpoints = Routes(endpoints),
-    });
+    /// <summary>What <c>GET /</c> answers a client that is not a browser: the service, and "METHOD /path" → summary for each route.</summary>
+    public sealed record ServiceDescription(string Name, string Description, SortedDictionary<string, string> Endpoints);
+
+    private static IResult Describe(EndpointDataSource endpoints) => TypedResults.Ok(new ServiceDescription(
+        "WasteClassifier",
+        "Classifies photographs of waste into nine classes through a queue of batched ONNX workers",
+        Routes(endpoints)));
 
     /// <summary>
     /// "METHOD /path" → summary for every mapped route, read from the routes themselves: a hand-written list left out half
@@ -77,18 +85,48 @@ public static class ServiceApi
         var report = await health.CheckHealthAsync(cancellationToken);
         // The broker's detail in fixed words (HealthResponses.Description): MassTransit's own text is only logged.
         var logger = loggers.CreateLogger(typeof(HealthResponses).FullName!);
-        var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = HealthResponses.Description(e.Key, e.Value, logger) });
+        var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new ComponentHealth(e.Value.Status.ToString().ToLowerInvariant(), HealthResponses.Description(e.Key, e.Value, logger)));
         var loaded = services.GetService<IModelProvider>()?.LoadedCard;
-        return TypedResults.Ok(new
-        {
-            status = report.Status == HealthStatus.Healthy ? "healthy" : report.Status == HealthStatus.Degraded ? "degraded" : "unhealthy",
-            uptime_seconds = Math.Round((DateTime.UtcNow - StartedAt).TotalSeconds, 1),
+        return TypedResults.Ok(new ServiceHealth(
+            report.Status == HealthStatus.Healthy ? "healthy" : report.Status == HealthStatus.Degraded ? "degraded" : "unhealthy",
+            Math.Round((DateTime.UtcNow - StartedAt).TotalSeconds, 1),
             // In-process worker: its loaded model. API-only process: whether the registry has an active model.
-            model_loaded = loaded is not null || services.GetService<IModelProvider>() is null && active is not null,
-            model_version = loaded?.Version ?? active?.Version,
+            loaded is not null || services.GetService<IModelProvider>() is null && active is not null,
+            loaded?.Version ?? active?.Version,
             components,
-            timestamp = DateTimeOffset.UtcNow,
-        });
+            DateTimeOffset.UtcNow));
+    }
+
+    /// <summary>The original API's <c>GET /health</c>, with each dependency's state in <c>components</c>.</summary>
+    public sealed record ServiceHealth(string Status, double UptimeSeconds, bool ModelLoaded, string? ModelVersion, Dictionary<string, ComponentHealth> Components,
+        DateTimeOffset Timestamp);
+
+    public sealed record ComponentHealth(string Status, string? Detail);
+
+    public sealed record ClassList(IReadOnlyList<string> Classes, int NumClasses);
+
+    /// <summary>The original API's <c>POST /predict</c> result.</summary>
+    public sealed record Prediction(bool Success, Guid Id, string? PredictedClass, double? Confidence, double ConfidencePercent,
+        IReadOnlyDictionary<string, double>? AllPredictions, string? ModelVersion, double LatencyMs, DateTimeOffset Timestamp);
+
+    /// <summary>
+    /// The original API's error: an <see cref="ApiError"/> with <c>success: false</c>; <c>id</c> once the image was queued,
+    /// and <c>url</c> to poll on a timeout (both left out otherwise, as that API did). Properties, not a constructor's
+    /// parameters, so the document does not mark those two required.
+    /// </summary>
+    public sealed record PredictFailure
+    {
+        public bool Success { get; init; }
+
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public Guid? Id { get; init; }
+
+        public string? Error { get; init; }
+
+        public string? Message { get; init; }
+
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? Url { get; init; }
     }
 
     private static string ComponentName(string check) => HealthResponses.IsBroker(check) ? "broker" : check;
@@ -97,7 +135,7 @@ public static class ServiceApi
     {
         var active = await registry.GetActiveAsync(cancellationToken);
         var labels = active is null ? ModelRegistry.ProductClasses : ModelRegistry.ReadCard(active).Labels;
-        return TypedResults.Ok(new { classes = labels, num_classes = labels.Count });
+        return TypedResults.Ok(new ClassList(labels, labels.Count));
     }
 
     private static async Task<ModelRecord?> TryGetActiveAsync(ModelRegistry registry, CancellationToken cancellationToken)
@@ -128,7 +166,7 @@ public static class ServiceApi
         {
             var rejected = result.Rejected[0];
             var status = rejected.Error == ImageIntake.FileTooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
-            return TypedResults.Json(new { success = false, error = rejected.Error, message = rejected.Message }, statusCode: status);
+            return TypedResults.Json(new PredictFailure { Success = false, Error = rejected.Error, Message = rejected.Message }, statusCode: status);
         }
 
         var id = result.Items[0].Id;
@@ -144,29 +182,20 @@ public static class ServiceApi
             if (row is null) continue;
             if (row.Status == ClassificationStatus.Completed)
             {
-                return TypedResults.Ok(new
-                {
-                    success = true,
-                    id,
-                    predicted_class = row.PredictedClass,
-                    confidence = row.Confidence,
-                    confidence_percent = Math.Round(row.Confidence!.Value * 100, 2),
-                    all_predictions = Components.Classifying.ClassificationResultJson.Deserialize(row.AllPredictions),
-                    model_version = row.ModelVersion,
-                    latency_ms = Math.Round(started.Elapsed.TotalMilliseconds, 1),
-                    timestamp = DateTimeOffset.UtcNow,
-                });
+                return TypedResults.Ok(new Prediction(true, id, row.PredictedClass, row.Confidence, Math.Round(row.Confidence!.Value * 100, 2),
+                    Components.Classifying.ClassificationResultJson.Deserialize(row.AllPredictions), row.ModelVersion,
+                    Math.Round(started.Elapsed.TotalMilliseconds, 1), DateTimeOffset.UtcNow));
             }
             if (row.Status == ClassificationStatus.Failed)
-                return TypedResults.Json(new { success = false, id, error = row.ErrorCode, message = row.Error }, statusCode: StatusCodes.Status422UnprocessableEntity);
+                return TypedResults.Json(new PredictFailure { Success = false, Id = id, Error = row.ErrorCode, Message = row.Error }, statusCode: StatusCodes.Status422UnprocessableEntity);
         }
-        return TypedResults.Json(new
+        return TypedResults.Json(new PredictFailure
         {
-            success = false,
-            id,
-            error = "timeout",
-            message = $"no result within {options.PredictTimeoutSeconds} s; the image stays queued, poll {ClassificationSubmitter.UrlFor(id)}",
-            url = ClassificationSubmitter.UrlFor(id),
+            Success = false,
+            Id = id,
+            Error = "timeout",
+            Message = $"no result within {options.PredictTimeoutSeconds} s; the image stays queued, poll {ClassificationSubmitter.UrlFor(id)}",
+            Url = ClassificationSubmitter.UrlFor(id),
         }, statusCode: StatusCodes.Status504GatewayTimeout);
     }
 }

@@ -19,20 +19,26 @@ public static class SourcesApi
     public static RouteGroupBuilder MapSourcesApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/sources").WithTags("Sources");
-        api.MapGet("/", ListAsync).WithName("ListSources").WithSummary("Every source with its counts and first/last seen (JSON, or CSV with Accept: text/csv or ?format=csv)");
+        api.MapGet("/", ListAsync).WithName("ListSources").WithSummary("Every source with its counts and first/last seen (JSON, or CSV with Accept: text/csv or ?format=csv)")
+            .Produces<SourceList>().AlsoAnswers("text/csv").ProducesErrors(StatusCodes.Status400BadRequest);
         // Source names may contain '/', so the name is everything before the final "/composition".
         api.MapGet("/{**path}", CompositionAsync).WithName("SourceComposition")
             .WithMetadata(new DocumentedRoute("/v1/sources/{name}/composition", "path", "name",
                 $"the source's name ('/' allowed), or {WithoutSourceName} for the images sent without a source"))
-            .WithSummary("/v1/sources/{name}/composition?from=&to=&bucket=minute|hour|day: counts and shares per class per time bucket and overall");
+            .WithSummary("/v1/sources/{name}/composition?from=&to=&bucket=minute|hour|day: counts and shares per class per time bucket and overall")
+            .Produces<SourceReports.Composition>().AlsoAnswers("text/csv")
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
         return api;
     }
+
+    /// <summary>The answer to <c>GET /v1/sources</c>: each source, and the images sent without one (null when there are none).</summary>
+    public sealed record SourceList(IReadOnlyList<SourceReports.SourceSummary> Sources, SourceReports.SourceSummary? WithoutSource);
 
     public static async Task<IResult> ListAsync(HttpRequest request, [FromServices] SourceReports reports, string? format, CancellationToken cancellationToken)
     {
         if (FormatError(format) is { } bad) return bad;
         var (sources, withoutSource) = await reports.ListAsync(cancellationToken);
-        if (!WantsCsv(request, format)) return TypedResults.Ok(new { sources, without_source = withoutSource });
+        if (!WantsCsv(request, format)) return TypedResults.Ok(new SourceList(sources, withoutSource));
         // The images sent without a source are the row with an empty name (a source's name is never empty).
         var csv = new StringBuilder("name,total,queued,processing,completed,failed,duplicates,first_seen,last_seen\n");
         foreach (var s in withoutSource is null ? sources : [.. sources, withoutSource])

@@ -18,18 +18,49 @@ public static class TrainingJobsApi
     public static void MapTrainingJobsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/training-jobs").WithTags("Training");
-        api.MapPost("/", SubmitAsync).WithName("SubmitTrainingJob").WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') and queue a training job").DisableAntiforgery();
-        api.MapGet("/{id:guid}", GetAsync).WithName("GetTrainingJob").WithSummary("Status, progress, metrics beside the active model's, and the promotion decision");
-        api.MapGet("/", ListAsync).WithName("ListTrainingJobs").WithSummary("Training jobs, newest first");
-        api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched (409 once the job is registering its candidate)");
+        api.MapPost("/", SubmitAsync).WithName("SubmitTrainingJob").WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') and queue a training job").DisableAntiforgery()
+            .Produces<SubmittedTrainingJob>(StatusCodes.Status202Accepted)
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status422UnprocessableEntity);
+        api.MapGet("/{id:guid}", GetAsync).WithName("GetTrainingJob").WithSummary("Status, progress, metrics beside the active model's, and the promotion decision")
+            .Produces<TrainingJobView>().ProducesErrors(StatusCodes.Status404NotFound);
+        api.MapGet("/", ListAsync).WithName("ListTrainingJobs").WithSummary("Training jobs, newest first").Produces<TrainingJobList>();
+        api.MapDelete("/{id:guid}", CancelAsync).WithName("CancelTrainingJob").WithSummary("Cancel a queued or running job; the active model is untouched (409 once the job is registering its candidate)")
+            .Produces<TrainingJobView>(StatusCodes.Status202Accepted).ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
 
         app.MapPut("/v1/classifications/{id:guid}/label", LabelAsync).WithTags("Training")
-            .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample").WithJsonBodyLimit(app);
+            .WithName("LabelClassification").WithSummary("Correct or confirm a result; the image becomes a labelled sample").WithJsonBodyLimit(app)
+            .Produces<LabelledClassification>().ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict,
+                StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
         app.MapPost("/retrain", RetrainAsync).WithTags("Service").WithName("Retrain")
-            .WithSummary("The original API's retrain: field 'images' (+ 'label' or 'labels'); queues a training job").DisableAntiforgery();
+            .WithSummary("The original API's retrain: field 'images' (+ 'label' or 'labels'); queues a training job").DisableAntiforgery()
+            .Produces<RetrainQueued>(StatusCodes.Status202Accepted)
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status422UnprocessableEntity);
     }
 
     public sealed record LabelRequest(string? Label);
+
+    /// <summary>The answer to a label: the label given, the model's prediction, and whether they agree.</summary>
+    public sealed record LabelledClassification(Guid Id, string Label, string? PredictedClass, bool Agrees);
+
+    /// <summary>The answer to <c>POST /v1/training-jobs</c>.</summary>
+    public sealed record SubmittedTrainingJob(Guid Id, string Status, string Url, int ImagesAccepted, IReadOnlyList<RejectedImage> Rejected,
+        IReadOnlyList<TrainingJobSubmitter.RelabelledSample> Relabelled, bool Replayed);
+
+    /// <summary>The answer to the original API's <c>POST /retrain</c>, in its shape.</summary>
+    public sealed record RetrainQueued(bool Success, string Message, int ImagesReceived, Guid JobId, string StatusUrl, IReadOnlyList<RejectedImage> Rejected,
+        IReadOnlyList<TrainingJobSubmitter.RelabelledSample> Relabelled, bool Replayed);
+
+    /// <summary>A training job as the API shows it. Options, metrics, decision and data counts are the JSON the trainer recorded.</summary>
+    public sealed record TrainingJobView(Guid Id, string Status, TrainingProgress Progress, JsonElement? Options, bool CancelRequested, int Attempts,
+        string? TrainerId, string? CandidateVersion, string? BaselineVersion, TrainingMetrics Metrics, JsonElement? Decision, JsonElement? DataCounts,
+        string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? HeartbeatAt, DateTimeOffset? FinishedAt);
+
+    public sealed record TrainingProgress(string? Stage, double Percent);
+
+    /// <summary>The candidate's hold-out metrics beside those of the model it was judged against (<c>active</c>).</summary>
+    public sealed record TrainingMetrics(JsonElement? Candidate, JsonElement? Active);
+
+    public sealed record TrainingJobList(IEnumerable<TrainingJobView> Items);
 
     /// <summary>Failures that say the image itself cannot be read (not a passing outage): such an image teaches nothing.</summary>
     private static readonly HashSet<string?> UnusableImageErrors =
@@ -64,7 +95,7 @@ public static class TrainingJobsApi
             sample.CreatedAt = clock.GetUtcNow().UtcDateTime;
         }, cancellationToken);
         if (conflict is not null) return conflict;
-        return TypedResults.Ok(new { id, label, predicted_class = row.PredictedClass, agrees = row.PredictedClass == label });
+        return TypedResults.Ok(new LabelledClassification(id, label, row.PredictedClass, row.PredictedClass == label));
     }
 
     public static async Task<IResult> SubmitAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
@@ -73,16 +104,8 @@ public static class TrainingJobsApi
         if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
         var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken, key);
         if (error is not null) return error;
-        return TypedResults.Json(new
-        {
-            id = result!.Job.Id,
-            status = result.Job.Status,
-            url = $"/v1/training-jobs/{result.Job.Id}",
-            images_accepted = result.Accepted,
-            rejected = result.Rejected,
-            relabelled = result.Relabelled,
-            replayed = result.Replayed,
-        }, statusCode: StatusCodes.Status202Accepted);
+        return TypedResults.Json(new SubmittedTrainingJob(result!.Job.Id, result.Job.Status, $"/v1/training-jobs/{result.Job.Id}", result.Accepted,
+            result.Rejected, result.Relabelled, result.Replayed), statusCode: StatusCodes.Status202Accepted);
     }
 
     public static async Task<IResult> RetrainAsync(HttpRequest request, [FromServices] TrainingJobSubmitter submitter, [FromServices] UploadOptions uploads, CancellationToken cancellationToken)
@@ -91,17 +114,8 @@ public static class TrainingJobsApi
         if (IdempotencyKeyHeader.Read(request, out var key) is { } invalidKey) return invalidKey;
         var (result, error) = await ReadAndSubmitAsync(request, submitter, uploads, cancellationToken, key);
         if (error is not null) return error;
-        return TypedResults.Json(new
-        {
-            success = true,
-            message = "Retraining queued",
-            images_received = result!.Accepted,
-            job_id = result.Job.Id,
-            status_url = $"/v1/training-jobs/{result.Job.Id}",
-            rejected = result.Rejected,
-            relabelled = result.Relabelled,
-            replayed = result.Replayed,
-        }, statusCode: StatusCodes.Status202Accepted);
+        return TypedResults.Json(new RetrainQueued(true, "Retraining queued", result!.Accepted, result.Job.Id, $"/v1/training-jobs/{result.Job.Id}",
+            result.Rejected, result.Relabelled, result.Replayed), statusCode: StatusCodes.Status202Accepted);
     }
 
     private static async Task<(TrainingJobSubmitter.Result?, IResult?)> ReadAndSubmitAsync(HttpRequest request, TrainingJobSubmitter submitter, UploadOptions uploads, CancellationToken cancellationToken,
@@ -203,7 +217,7 @@ public static class TrainingJobsApi
     {
         var size = Math.Clamp(limit ?? 50, 1, 500);
         var jobs = await db.TrainingJobs.AsNoTracking().OrderByDescending(j => j.CreatedAt).Take(size).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new { items = jobs.Select(View) });
+        return TypedResults.Ok(new TrainingJobList(jobs.Select(View)));
     }
 
     public static async Task<IResult> CancelAsync(Guid id, ClassifierDbContext db, TimeProvider clock, [FromServices] TrainingSettings settings,
@@ -234,28 +248,26 @@ public static class TrainingJobsApi
                 "the job is registering its candidate model and can no longer be cancelled; roll back or leave the candidate unpromoted instead");
     }
 
-    private static object View(TrainingJob job) => new
-    {
-        id = job.Id,
-        status = job.Status,
-        progress = new { stage = job.Stage, percent = Math.Round(job.Percent, 1) },
-        options = Json(job.OptionsJson),
-        cancel_requested = job.CancelRequested,
-        attempts = job.Attempts,
+    private static TrainingJobView View(TrainingJob job) => new(
+        job.Id,
+        job.Status,
+        new TrainingProgress(job.Stage, Math.Round(job.Percent, 1)),
+        Json(job.OptionsJson),
+        job.CancelRequested,
+        job.Attempts,
         // Which trainer took it last (Training:TrainerId) and when it last said it was alive: what an operator looks at
         // for a job that seems stuck.
-        trainer_id = job.TrainerId,
-        candidate_version = job.CandidateVersion,
-        baseline_version = job.BaselineVersion,
-        metrics = new { candidate = Json(job.CandidateMetricsJson), active = Json(job.BaselineMetricsJson) },
-        decision = Json(job.DecisionJson),
-        data_counts = Json(job.DataCountsJson),
-        error = job.Error,
-        created_at = ClassificationView.Utc(job.CreatedAt),
-        started_at = job.StartedAt is { } s ? ClassificationView.Utc(s) : (DateTimeOffset?)null,
-        heartbeat_at = job.HeartbeatAt is { } h ? ClassificationView.Utc(h) : (DateTimeOffset?)null,
-        finished_at = job.FinishedAt is { } f ? ClassificationView.Utc(f) : (DateTimeOffset?)null,
-    };
+        job.TrainerId,
+        job.CandidateVersion,
+        job.BaselineVersion,
+        new TrainingMetrics(Json(job.CandidateMetricsJson), Json(job.BaselineMetricsJson)),
+        Json(job.DecisionJson),
+        Json(job.DataCountsJson),
+        job.Error,
+        ClassificationView.Utc(job.CreatedAt),
+        job.StartedAt is { } s ? ClassificationView.Utc(s) : null,
+        job.HeartbeatAt is { } h ? ClassificationView.Utc(h) : null,
+        job.FinishedAt is { } f ? ClassificationView.Utc(f) : null);
 
     private static JsonElement? Json(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

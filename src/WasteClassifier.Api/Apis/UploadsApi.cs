@@ -19,17 +19,35 @@ public static class UploadsApi
 
     public sealed record UploadView(Guid Id, string Method, string Url, string? Filename, DateTimeOffset ExpiresAt);
 
+    /// <summary>The answer to <c>POST /v1/uploads</c>: where to PUT each file, and where to commit them.</summary>
+    public sealed record CreatedUploads(IReadOnlyList<UploadView> Uploads, DateTimeOffset ExpiresAt, string CommitUrl);
+
+    /// <summary>The answer to a commit with at least one accepted upload.</summary>
+    public sealed record CommittedUploads(IReadOnlyList<DirectUploads.CommitItem> Items, int Accepted, int Refused);
+
+    /// <summary>An <see cref="ApiError"/> that also lists each upload's outcome (<c>items</c>, when a commit accepted none; optional, as in <see cref="ClassificationsApi.FilesRefused"/>).</summary>
+    public sealed record CommitRefused(string Error, string Message, IReadOnlyList<DirectUploads.CommitItem>? Items = null);
+
+    /// <summary>The answer to a PUT of an upload's bytes to the API.</summary>
+    public sealed record UploadedContent(Guid Id, long Size);
+
     public static RouteGroupBuilder MapUploadsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/uploads").WithTags("Uploads");
         // Client writes (like submitting a classification), not admin ones.
         api.MapPost("/", CreateAsync).WithName("CreateUploads").WithSummary("Upload ids and presigned PUT URLs for sending images straight to the object store")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app);
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app)
+            .Produces<CreatedUploads>(StatusCodes.Status201Created)
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status403Forbidden, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
         api.MapPost("/commit", CommitAsync).WithName("CommitUploads").WithSummary("Check the uploaded objects and queue them for classification")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app);
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app)
+            .Produces<CommittedUploads>(StatusCodes.Status202Accepted).Produces<CommitRefused>(StatusCodes.Status400BadRequest)
+            .ProducesErrors(StatusCodes.Status403Forbidden, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
         // The URL itself is the credential (a random id that expires), as a presigned S3 URL is.
         api.MapPut("/{id:guid}/content", PutContentAsync).WithName("PutUploadContent").WithSummary("The upload URL of stores that cannot presign (the embedded folder store)")
-            .DisableAntiforgery().AllowAnonymous();
+            .DisableAntiforgery().AllowAnonymous()
+            .Produces<UploadedContent>().ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict,
+                StatusCodes.Status413PayloadTooLarge);
         return api;
     }
 
@@ -72,7 +90,7 @@ public static class UploadsApi
         var baseUrl = $"{request.Scheme}://{request.Host}{request.PathBase}";
         var items = created.Select(c => new UploadView(c.Upload.Id, "PUT",
             (c.PresignedUrl?.ToString() ?? $"{baseUrl}/v1/uploads/{c.Upload.Id}/content"), c.Upload.FileName, ClassificationView.Utc(c.Upload.ExpiresAt))).ToList();
-        return TypedResults.Json(new { uploads = items, expires_at = items[0].ExpiresAt, commit_url = "/v1/uploads/commit" }, statusCode: StatusCodes.Status201Created);
+        return TypedResults.Json(new CreatedUploads(items, items[0].ExpiresAt, "/v1/uploads/commit"), statusCode: StatusCodes.Status201Created);
     }
 
     public static async Task<IResult> CommitAsync(HttpRequest request, [FromServices] DirectUploads uploads, [FromServices] UploadOptions limits,
@@ -102,9 +120,9 @@ public static class UploadsApi
             // Nothing was accepted: answer with the first reason, and the per-id list (as a multipart upload does).
             var first = items[0];
             var message = items.Count == 1 ? first.Message : $"none of the {items.Count} uploads was accepted; see items";
-            return TypedResults.Json(new { error = first.Error, message, items }, statusCode: StatusCodes.Status400BadRequest);
+            return TypedResults.Json(new CommitRefused(first.Error!, message!, items), statusCode: StatusCodes.Status400BadRequest);
         }
-        return TypedResults.Json(new { items, accepted, refused = items.Count - accepted }, statusCode: StatusCodes.Status202Accepted);
+        return TypedResults.Json(new CommittedUploads(items, accepted, items.Count - accepted), statusCode: StatusCodes.Status202Accepted);
     }
 
     public static async Task<IResult> PutContentAsync(Guid id, HttpRequest request, [FromServices] DirectUploads uploads, [FromServices] UploadOptions limits, CancellationToken cancellationToken)
@@ -120,7 +138,7 @@ public static class UploadsApi
         }
         if (buffer.Length == 0) return Bad("empty_file", "the request body is empty; PUT the image's bytes");
         var (ok, status, error, message) = await uploads.PutContentAsync(id, buffer.ToArray(), cancellationToken);
-        return ok ? TypedResults.Json(new { id, size = buffer.Length }) : ApiErrors.Result(status, error!, message!);
+        return ok ? TypedResults.Json(new UploadedContent(id, buffer.Length)) : ApiErrors.Result(status, error!, message!);
     }
 
     private static IResult TooLarge(UploadOptions limits) =>

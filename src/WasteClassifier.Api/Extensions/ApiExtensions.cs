@@ -82,7 +82,8 @@ public static class ApiExtensions
 
         builder.AddClassifierSecurity();
         services.AddClassifierHealthChecks();
-        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync));
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
+            .AddOperationTransformer(ApiResponses.TransformAsync));
     }
 
     public static bool RunsWorker(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunWorker", false);

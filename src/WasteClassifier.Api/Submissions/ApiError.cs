@@ -19,7 +19,7 @@ public static class ApiErrors
     /// </summary>
     public static IResult For(HttpContext context, IResult result) =>
         IsPredict(context) && result is JsonHttpResult<ApiError> { Value: { } error } json
-            ? TypedResults.Json(new { success = false, error = error.Error, message = error.Message }, statusCode: json.StatusCode)
+            ? TypedResults.Json(new Apis.ServiceApi.PredictFailure { Success = false, Error = error.Error, Message = error.Message }, statusCode: json.StatusCode)
             : result;
 
     /// <summary>

@@ -1,0 +1,201 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Embedded;
+
+/// <summary>
+/// The response schemas of <c>/openapi/v1.json</c>: handlers returned anonymous objects through <c>IResult</c>, so the
+/// document had no response bodies and a client generator got nothing.
+/// </summary>
+[Collection(EmbeddedCollection.Name)]
+public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
+{
+    private HttpClient Http => fixture.Client.Http;
+
+    [Fact]
+    public async Task OpenApi_EveryV1Operation_HasAJsonAnswerAndErrorsAsApiError()
+    {
+        var document = await DocumentAsync();
+        var operations = Operations(document).Where(o => o.Path.StartsWith("/v1/", StringComparison.Ordinal)).ToList();
+        Assert.True(operations.Count >= 20, $"only {operations.Count} operations under /v1");
+        var apiError = (JsonObject)Resolve(document, document["components"]!["schemas"]!["ApiError"]!);
+        var errorFields = apiError["properties"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.Equal(["error", "message"], errorFields);
+
+        foreach (var (path, method, operation) in operations)
+        {
+            var name = $"{method.ToUpperInvariant()} {path}";
+            var responses = operation["responses"]!.AsObject();
+            var answers = responses.Where(r => r.Key.StartsWith('2')).ToList();
+            Assert.True(answers.Count > 0, $"{name} documents no 2xx answer");
+            foreach (var (status, response) in answers)
+            {
+                if (status == "204") continue; // no body
+                var schema = Resolve(document, JsonSchema(response!, $"{name} {status}"));
+                Assert.True(schema["properties"] is JsonObject { Count: > 0 }, $"{name} {status}: the schema has no properties: {schema.ToJsonString()}");
+            }
+            var errors = responses.Where(r => r.Key[0] is '4' or '5').ToList();
+            Assert.True(errors.Count > 0, $"{name} documents no error");
+            foreach (var (status, response) in errors)
+            {
+                // ApiError itself, or one that adds to it (the refused files of a submission, the gate's decision).
+                var schema = Resolve(document, JsonSchema(response!, $"{name} {status}"));
+                var fields = schema["properties"]?.AsObject().Select(p => p.Key).ToList() ?? [];
+                Assert.True(errorFields.All(fields.Contains), $"{name} {status}: the error schema lacks error/message: {schema.ToJsonString()}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task OpenApi_RealAnswers_HoldOnlyPropertiesTheDocumentDeclares()
+    {
+        var document = await DocumentAsync();
+        var image = Dataset.Sample(perClass: 1)[0];
+        var bytes = await File.ReadAllBytesAsync(image.Path);
+
+        // Classifications: submit, long-poll to the result, list, finished, label.
+        var (submitted, body) = await fixture.Client.SubmitAsync([(Path.GetFileName(image.Path), bytes)], source: "openapi-line");
+        await AssertDeclaredAsync(document, "/v1/classifications", "post", submitted, HttpStatusCode.Accepted, body);
+        var id = Guid.Parse(body["items"]![0]!["id"]!.GetValue<string>());
+        var final = await Http.GetAsync($"/v1/classifications/{id}?wait=30");
+        var result = await AssertDeclaredAsync(document, "/v1/classifications/{id}", "get", final, HttpStatusCode.OK);
+        Assert.Equal("completed", result["status"]!.GetValue<string>()); // so all_predictions and timings are filled
+        await AssertDeclaredAsync(document, "/v1/classifications", "get", await Http.GetAsync("/v1/classifications?limit=3"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/classifications/finished", "get",
+            await Http.GetAsync("/v1/classifications/finished?since=2000-01-01T00:00:00Z&limit=3"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/classifications/{id}/label", "put",
+            await Http.PutAsJsonAsync($"/v1/classifications/{id}/label", new { label = image.Label }), HttpStatusCode.OK);
+
+        // Errors: a plain ApiError, and one that lists the refused files.
+        await AssertDeclaredAsync(document, "/v1/classifications/{id}", "get", await Http.GetAsync($"/v1/classifications/{Guid.NewGuid()}"), HttpStatusCode.NotFound);
+        var (refused, refusedBody) = await fixture.Client.SubmitAsync([("notes.txt", "not an image"u8.ToArray())]);
+        Assert.NotNull(refusedBody["rejected"]);
+        await AssertDeclaredAsync(document, "/v1/classifications", "post", refused, HttpStatusCode.BadRequest, refusedBody);
+        using var noFile = new MultipartFormDataContent { { new StringContent("openapi-line"), "source" } };
+        await AssertDeclaredAsync(document, "/v1/classifications", "post", await Http.PostAsync("/v1/classifications", noFile), HttpStatusCode.BadRequest);
+
+        // Direct uploads: create, PUT the bytes to the API's URL, commit.
+        var created = await AssertDeclaredAsync(document, "/v1/uploads", "post", await Http.PostAsJsonAsync("/v1/uploads", new { count = 1 }), HttpStatusCode.Created);
+        var upload = created["uploads"]![0]!;
+        await AssertDeclaredAsync(document, "/v1/uploads/{id}/content", "put",
+            await Http.PutAsync(upload["url"]!.GetValue<string>(), new ByteArrayContent(bytes)), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/uploads/commit", "post",
+            await Http.PostAsJsonAsync("/v1/uploads/commit", new { ids = new[] { upload["id"]!.GetValue<string>() } }), HttpStatusCode.Accepted);
+
+        // Samples: upload one (no job is queued), list, delete.
+        using var form = ClassifierClient.Form([(Path.GetFileName(image.Path), bytes)], field: "images");
+        form.Add(new StringContent(image.Label), "label");
+        var samples = await AssertDeclaredAsync(document, "/v1/samples", "post", await Http.PostAsync("/v1/samples", form), HttpStatusCode.Created);
+        await AssertDeclaredAsync(document, "/v1/samples", "get", await Http.GetAsync("/v1/samples?limit=3"), HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.NoContent, (await Http.DeleteAsync($"/v1/samples/{samples["items"]![0]!["id"]!.GetValue<string>()}")).StatusCode);
+
+        // Models, training jobs, sources, and the original API's routes.
+        var models = await AssertDeclaredAsync(document, "/v1/models", "get", await Http.GetAsync("/v1/models"), HttpStatusCode.OK);
+        var version = models["items"]![0]!["version"]!.GetValue<string>();
+        await AssertDeclaredAsync(document, "/v1/models/{version}", "get", await Http.GetAsync($"/v1/models/{version}"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/training-jobs", "get", await Http.GetAsync("/v1/training-jobs"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/sources", "get", await Http.GetAsync("/v1/sources"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/sources/{name}/composition", "get", await Http.GetAsync("/v1/sources/openapi-line/composition"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/health", "get", await Http.GetAsync("/health"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/classes", "get", await Http.GetAsync("/classes"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/stats/timeseries", "get", await Http.GetAsync("/stats/timeseries?minutes=5&step_seconds=60"), HttpStatusCode.OK);
+        using var predict = ClassifierClient.Form([(Path.GetFileName(image.Path), bytes)]);
+        await AssertDeclaredAsync(document, "/predict", "post", await Http.PostAsync("/predict", predict), HttpStatusCode.OK);
+        using var predictNoFile = new MultipartFormDataContent { { new StringContent("x"), "source" } };
+        await AssertDeclaredAsync(document, "/predict", "post", await Http.PostAsync("/predict", predictNoFile), HttpStatusCode.BadRequest);
+    }
+
+    private async Task<JsonObject> DocumentAsync() => (await Http.GetFromJsonAsync<JsonObject>("/openapi/v1.json"))!;
+
+    private static IEnumerable<(string Path, string Method, JsonObject Operation)> Operations(JsonObject document) =>
+        document["paths"]!.AsObject().SelectMany(path => path.Value!.AsObject()
+            .Where(o => o.Key is "get" or "post" or "put" or "delete" or "patch")
+            .Select(o => (path.Key, o.Key, o.Value!.AsObject())));
+
+    private static JsonNode JsonSchema(JsonNode response, string name)
+    {
+        var schema = response["content"]?["application/json"]?["schema"];
+        Assert.True(schema is not null, $"{name}: no application/json schema in {response.ToJsonString()}");
+        return schema;
+    }
+
+    /// <summary>Checks the answer's status, then that every property of its JSON is in the operation's schema for that status.</summary>
+    private static async Task<JsonNode> AssertDeclaredAsync(JsonObject document, string path, string method, HttpResponseMessage response, HttpStatusCode status,
+        JsonNode? body = null)
+    {
+        body ??= await ClassifierClient.ReadJsonAsync(response);
+        var name = $"{method.ToUpperInvariant()} {path} {(int)status}";
+        Assert.True(response.StatusCode == status, $"{name}: got {(int)response.StatusCode}: {body.ToJsonString()}");
+        var operation = document["paths"]?[path]?[method];
+        Assert.True(operation is not null, $"{name}: not in the document");
+        var schema = JsonSchema(operation["responses"]?[((int)status).ToString()] ?? throw new Xunit.Sdk.XunitException($"{name}: status not documented"), name);
+        var checkedProperties = Declared(document, body, schema, "$");
+        Assert.True(checkedProperties > 0, $"{name}: no property was checked in {body.ToJsonString()}");
+        return body;
+    }
+
+    /// <summary>
+    /// Walks <paramref name="value"/> against <paramref name="schema"/> ($ref, oneOf/anyOf/allOf, properties,
+    /// additionalProperties, items), failing on a property no schema declares or a required one the answer lacks (a client
+    /// that validates would refuse it); returns how many properties it checked.
+    /// A schema that says nothing of an object's shape (recorded JSON such as a model card) accepts any.
+    /// </summary>
+    private static int Declared(JsonObject document, JsonNode? value, JsonNode schema, string at)
+    {
+        var branches = Branches(document, schema).ToList();
+        var count = 0;
+        switch (value)
+        {
+            case JsonObject obj:
+                var declared = branches.Where(b => b["properties"] is JsonObject).ToList();
+                var additional = branches.Select(b => b["additionalProperties"]).OfType<JsonObject>().ToList();
+                if (declared.Count == 0 && additional.Count == 0) return 0;
+                foreach (var required in declared.SelectMany(b => b["required"]?.AsArray().Select(r => r!.GetValue<string>()) ?? []))
+                    Assert.True(obj.ContainsKey(required), $"{at}.{required} is required by the schema but not in the answer {obj.ToJsonString()}");
+                foreach (var (key, child) in obj)
+                {
+                    var property = declared.Select(b => b["properties"]![key]).FirstOrDefault(p => p is not null) ?? additional.FirstOrDefault();
+                    Assert.True(property is not null, $"{at}.{key} is in the answer but not in the schema ({string.Join(", ", declared.SelectMany(b => b["properties"]!.AsObject().Select(p => p.Key)))})");
+                    count += 1 + Declared(document, child, property, $"{at}.{key}");
+                }
+                return count;
+            case JsonArray array:
+                var items = branches.Select(b => b["items"]).FirstOrDefault(i => i is not null);
+                if (items is null) return 0;
+                for (var i = 0; i < array.Count; i++) count += Declared(document, array[i], items, $"{at}[{i}]");
+                return count;
+            default:
+                return 0;
+        }
+    }
+
+    /// <summary>The schema with its $ref followed, and each branch of its oneOf/anyOf/allOf, recursively.</summary>
+    private static IEnumerable<JsonNode> Branches(JsonObject document, JsonNode schema)
+    {
+        var resolved = Resolve(document, schema);
+        yield return resolved;
+        foreach (var keyword in new[] { "oneOf", "anyOf", "allOf" })
+            if (resolved[keyword] is JsonArray list)
+                foreach (var branch in list)
+                    foreach (var inner in Branches(document, branch!))
+                        yield return inner;
+    }
+
+    /// <summary>Follows "$ref": "#/a/b" pointers within the document.</summary>
+    private static JsonNode Resolve(JsonObject document, JsonNode schema)
+    {
+        for (var hops = 0; schema["$ref"] is JsonValue reference; hops++)
+        {
+            Assert.True(hops < 20, $"a $ref cycle at {reference}");
+            var pointer = reference.GetValue<string>();
+            Assert.StartsWith("#/", pointer);
+            JsonNode? node = document;
+            foreach (var segment in pointer[2..].Split('/'))
+                node = node?[segment.Replace("~1", "/").Replace("~0", "~")];
+            schema = node ?? throw new Xunit.Sdk.XunitException($"{pointer} does not resolve");
+        }
+        return schema;
+    }
+}

@@ -53,7 +53,31 @@ public static class TrainingJobsApi
     /// <summary>A training job as the API shows it. Options, metrics, decision and data counts are the JSON the trainer recorded.</summary>
     public sealed record TrainingJobView(Guid Id, string Status, TrainingProgress Progress, JsonElement? Options, bool CancelRequested, int Attempts,
         string? TrainerId, string? CandidateVersion, string? BaselineVersion, TrainingMetrics Metrics, JsonElement? Decision, JsonElement? DataCounts,
-        string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? HeartbeatAt, DateTimeOffset? FinishedAt);
+        string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? HeartbeatAt, DateTimeOffset? FinishedAt)
+    {
+        public static TrainingJobView From(TrainingJob job) => new(
+            job.Id,
+            job.Status,
+            new TrainingProgress(job.Stage, Math.Round(job.Percent, 1)),
+            Json(job.OptionsJson),
+            job.CancelRequested,
+            job.Attempts,
+            // Which trainer took it last (Training:TrainerId) and when it last said it was alive: what an operator looks at
+            // for a job that seems stuck.
+            job.TrainerId,
+            job.CandidateVersion,
+            job.BaselineVersion,
+            new TrainingMetrics(Json(job.CandidateMetricsJson), Json(job.BaselineMetricsJson)),
+            Json(job.DecisionJson),
+            Json(job.DataCountsJson),
+            job.Error,
+            ClassificationView.Utc(job.CreatedAt),
+            job.StartedAt is { } s ? ClassificationView.Utc(s) : null,
+            job.HeartbeatAt is { } h ? ClassificationView.Utc(h) : null,
+            job.FinishedAt is { } f ? ClassificationView.Utc(f) : null);
+
+        private static JsonElement? Json(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
+    }
 
     public sealed record TrainingProgress(string? Stage, double Percent);
 
@@ -248,26 +272,6 @@ public static class TrainingJobsApi
                 "the job is registering its candidate model and can no longer be cancelled; roll back or leave the candidate unpromoted instead");
     }
 
-    private static TrainingJobView View(TrainingJob job) => new(
-        job.Id,
-        job.Status,
-        new TrainingProgress(job.Stage, Math.Round(job.Percent, 1)),
-        Json(job.OptionsJson),
-        job.CancelRequested,
-        job.Attempts,
-        // Which trainer took it last (Training:TrainerId) and when it last said it was alive: what an operator looks at
-        // for a job that seems stuck.
-        job.TrainerId,
-        job.CandidateVersion,
-        job.BaselineVersion,
-        new TrainingMetrics(Json(job.CandidateMetricsJson), Json(job.BaselineMetricsJson)),
-        Json(job.DecisionJson),
-        Json(job.DataCountsJson),
-        job.Error,
-        ClassificationView.Utc(job.CreatedAt),
-        job.StartedAt is { } s ? ClassificationView.Utc(s) : null,
-        job.HeartbeatAt is { } h ? ClassificationView.Utc(h) : null,
-        job.FinishedAt is { } f ? ClassificationView.Utc(f) : null);
+    private static TrainingJobView View(TrainingJob job) => TrainingJobView.From(job);
 
-    private static JsonElement? Json(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

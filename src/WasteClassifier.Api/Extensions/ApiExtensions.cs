@@ -33,13 +33,7 @@ public static class ApiExtensions
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = uploads.MaxRequestBytes);
         // In every environment, so Security/BadRequests can answer a parameter that does not bind with the API's error JSON.
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
-        services.ConfigureHttpJsonOptions(json =>
-        {
-            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-            json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
-            json.SerializerOptions.Converters.Add(new UtcDateTimeOffsetJsonConverter());
-            json.SerializerOptions.Converters.Add(new UtcDateTimeJsonConverter());
-        });
+        services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));
 
         services.AddSingleton(TimeProvider.System);
         services.AddClassifierDatabase(configuration);
@@ -84,6 +78,15 @@ public static class ApiExtensions
         services.AddClassifierHealthChecks();
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
             .AddOperationTransformer(ApiResponses.TransformAsync));
+    }
+
+    /// <summary>The API's JSON: snake_case names and enums, times in UTC with Z; null properties are written.</summary>
+    public static void ConfigureJson(JsonSerializerOptions options)
+    {
+        options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        options.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        options.Converters.Add(new UtcDateTimeOffsetJsonConverter());
+        options.Converters.Add(new UtcDateTimeJsonConverter());
     }
 
     public static bool RunsWorker(IConfiguration configuration) => InMemory(configuration) || configuration.GetValue("Api:RunWorker", false);

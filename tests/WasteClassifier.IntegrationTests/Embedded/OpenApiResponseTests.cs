@@ -20,7 +20,9 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         var document = await DocumentAsync();
         var operations = Operations(document).Where(o => o.Path.StartsWith("/v1/", StringComparison.Ordinal)).ToList();
         Assert.True(operations.Count >= 20, $"only {operations.Count} operations under /v1");
-        var apiError = (JsonObject)Resolve(document, document["components"]!["schemas"]!["ApiError"]!);
+        var apiErrorSchema = document["components"]?["schemas"]?["ApiError"];
+        Assert.True(apiErrorSchema is not null, "no ApiError schema in components.schemas: no route declares an error");
+        var apiError = (JsonObject)Resolve(document, apiErrorSchema);
         var errorFields = apiError["properties"]!.AsObject().Select(p => p.Key).ToList();
         Assert.Equal(["error", "message"], errorFields);
 

@@ -77,9 +77,24 @@ public sealed class ResponseRecordsWireTests
     {
         var job = new TrainingJob
         {
-            Id = Id, Status = "running", Stage = "training", Percent = 42.25, OptionsJson = """{"epochs":5}""", CancelRequested = true, Attempts = 2,
-            TrainerId = "t1", CandidateVersion = "v2", BaselineVersion = "v1", CandidateMetricsJson = """{"accuracy":0.9}""", DecisionJson = null,
-            DataCountsJson = """{"glass":3}""", Error = null, CreatedAt = At.UtcDateTime, StartedAt = At.UtcDateTime, HeartbeatAt = null, FinishedAt = null,
+            Id = Id,
+            Status = "running",
+            Stage = "training",
+            Percent = 42.25,
+            OptionsJson = """{"epochs":5}""",
+            CancelRequested = true,
+            Attempts = 2,
+            TrainerId = "t1",
+            CandidateVersion = "v2",
+            BaselineVersion = "v1",
+            CandidateMetricsJson = """{"accuracy":0.9}""",
+            DecisionJson = null,
+            DataCountsJson = """{"glass":3}""",
+            Error = null,
+            CreatedAt = At.UtcDateTime,
+            StartedAt = At.UtcDateTime,
+            HeartbeatAt = null,
+            FinishedAt = null,
         };
         // As TrainingJobsApi.View built it.
         var anonymous = new

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Models;
@@ -18,6 +19,8 @@ internal static class ModelRegistryHarness
         .AddSingleton(new ModelOptions())
         .AddSingleton(TimeProvider.System)
         .AddLogging()
+        // The API's JSON options, as its host has them: results executed here (ModelsApi's) write records, named by the policy.
+        .ConfigureHttpJsonOptions(json => WasteClassifier.Api.Extensions.ApiExtensions.ConfigureJson(json.SerializerOptions))
         .AddScoped<ModelRegistry>()
         .BuildServiceProvider();
 

@@ -46,7 +46,8 @@ public sealed class IngestState : IDisposable
     public sealed record Entry(string Op, string Key, IReadOnlyList<EntryFile> Files);
 
     /// <param name="Status">A refusal's HTTP status: that of the API's answer which carried it (202 where other files of its
-    /// request were accepted); none where wastectl refused the file without sending it.</param>
+    /// request were accepted); none where wastectl refused the file without sending it, or where an older wastectl (which
+    /// kept no status) recorded the refusal.</param>
     public sealed record EntryFile(string Path, long Size, long Mtime, string? Outcome = null, string? Id = null, string? Error = null, string? Message = null,
         int? Status = null)
     {

@@ -42,8 +42,8 @@ public sealed class IngestCommand : ICommand
                               -1, -2 … suffix where the name is taken), with NAME.error.json beside it: status,
                               error, message, time. Refused for good: the API's per-file refusals (not_an_image,
                               truncated_image, file_too_large, …), a file over the request limit alone
-                              (request_too_large), and files wastectl refuses unsent (empty_file, incomplete_file,
-                              truncated_image). Never 401/403, 408, 429 or 5xx (retried or stopping the run)
+                              (request_too_large). Never files wastectl refuses unsent (empty_file, incomplete_file,
+                              truncated_image: a writer may still hold them), nor 401/403, 408, 429 or 5xx
           --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable); prefer the
                               variable or --api-key-file: an option's value shows in the process list
           --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key

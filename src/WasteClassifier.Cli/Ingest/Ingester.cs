@@ -502,12 +502,15 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     /// <summary>
     /// With <see cref="IngestOptions.FailedDirectory"/>, moves the file of a refusal the file itself earned there, with a
-    /// <c>.error.json</c> beside it saying why; true when it did. Not a file gone or replaced before it was sent (nothing
-    /// to move, or a new version to send), and nothing refused as a whole request: those stop the run or are retried.
+    /// <c>.error.json</c> beside it saying why; true when it did. Only a refusal the API answered (it has an HTTP status):
+    /// wastectl's own verdicts (an empty file, an image cut short) are guesses about a file a writer may still hold open,
+    /// which must stay where its next version can appear. Not a file gone or replaced before it was sent (nothing to move,
+    /// or a new version to send), and nothing refused as a whole request: those stop the run or are retried.
     /// </summary>
     private bool MoveRefused(IngestState.EntryFile refusal)
     {
-        if (options.FailedDirectory is null || refusal.Outcome != IngestState.Refused || refusal.Error is IngestClient.FileMissing or IngestClient.FileChanged)
+        if (options.FailedDirectory is null || refusal.Outcome != IngestState.Refused || refusal.Status is null
+            || refusal.Error is IngestClient.FileMissing or IngestClient.FileChanged)
             return false;
         var sidecar = JsonSerializer.SerializeToUtf8Bytes(new
         {

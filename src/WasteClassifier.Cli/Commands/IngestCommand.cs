@@ -43,7 +43,9 @@ public sealed class IngestCommand : ICommand
                               error, message, time. Refused for good: the API's per-file refusals (not_an_image,
                               truncated_image, file_too_large, …), a file over the request limit alone
                               (request_too_large). Never files wastectl refuses unsent (empty_file, incomplete_file,
-                              truncated_image: a writer may still hold them), nor 401/403, 408, 429 or 5xx
+                              truncated_image: a writer may still hold them), nor 401/403, 408, 429 or 5xx.
+                              DIR (as --archive DIR) must not be or hold the watched folder or the files given,
+                              and neither may lie in the other
           --api-key KEY       sent as X-Api-Key (default: the WASTECTL_API_KEY environment variable); prefer the
                               variable or --api-key-file: an option's value shows in the process list
           --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key
@@ -129,6 +131,15 @@ public sealed class IngestCommand : ICommand
         Path.Combine(Environment.GetEnvironmentVariable("XDG_STATE_HOME") is { Length: > 0 } xdg ? xdg
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state"), "wastectl");
 
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or lies in it (both full paths, compared as written).</summary>
+    private static bool Within(string path, string folder)
+    {
+        (path, folder) = (Path.TrimEndingDirectorySeparator(path), Path.TrimEndingDirectorySeparator(folder));
+        // The root keeps its separator when trimmed.
+        var prefix = Path.EndsInDirectorySeparator(folder) ? folder : folder + Path.DirectorySeparatorChar;
+        return path == folder || path.StartsWith(prefix, StringComparison.Ordinal);
+    }
+
     public static IngestOptions Parse(CommandArguments arguments)
     {
         var source = arguments.Required("--source");
@@ -140,13 +151,20 @@ public sealed class IngestCommand : ICommand
         if (arguments.Flag("--delete-after") && arguments.Optional("--archive") is not null) throw new UsageException("give --delete-after or --archive, not both");
         var archive = arguments.Optional("--archive") is { } a ? Path.GetFullPath(a) : null;
         var failed = arguments.Optional("--failed-dir") is { } f ? Path.GetFullPath(f) : null;
-        // One folder for both would mix what was classified with what was not.
-        if (failed is not null && archive is not null && Path.TrimEndingDirectorySeparator(failed) == Path.TrimEndingDirectorySeparator(archive))
-            throw new UsageException("--failed-dir and --archive must be different folders");
+        // One folder for both, or one inside the other, would mix what was classified with what was not.
+        if (failed is not null && archive is not null && (Within(failed, archive) || Within(archive, failed)))
+            throw new UsageException("--failed-dir and --archive must be different folders, neither inside the other");
         var directory = watch is null ? null : CommandArguments.ExistingDirectory(watch, "--watch folder");
-        // Its files would all be taken for moved ones and none sent.
-        if (failed is not null && directory is not null && Path.TrimEndingDirectorySeparator(failed) == Path.TrimEndingDirectorySeparator(directory))
-            throw new UsageException("--failed-dir must not be the watched folder");
+        // Discovery skips what lies in either folder (the files moved there): files to send there would all be skipped, unsent
+        // and unsaid. Inside the watched folder is fine: the rest of it is still sent.
+        foreach (var (option, folder) in new[] { ("--failed-dir", failed), ("--archive", archive) })
+        {
+            if (folder is null) continue;
+            if (directory is not null && Within(directory, folder))
+                throw new UsageException($"{option} must not be the watched folder or a folder above it (its files would all be skipped)");
+            if (arguments.Paths.FirstOrDefault(p => Within(Path.GetFullPath(FileDiscovery.Root(p)), folder)) is { } inside)
+                throw new UsageException($"{option} must not hold the files to send ('{inside}' is in {folder}: its files would all be skipped)");
+        }
         var safeSource = string.Concat(source.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
         // Paths mode: one state file per source and set of arguments, so unrelated runs from one folder do not mix.
         var defaultState = directory is not null

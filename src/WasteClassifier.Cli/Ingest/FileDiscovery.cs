@@ -41,6 +41,21 @@ public static class FileDiscovery
             .Count(d => !Path.GetFileName(d).StartsWith('.') && !excluded.Contains(Path.TrimEndingDirectorySeparator(Path.GetFullPath(d))));
     }
 
+    /// <summary>
+    /// Where <paramref name="pattern"/>'s files lie: the file or folder itself, or a glob's folders before its first wildcard
+    /// (the current folder when it starts with one).
+    /// </summary>
+    public static string Root(string pattern) => pattern.IndexOfAny(['*', '?']) < 0 ? pattern : Split(pattern).Root;
+
+    private static (string Root, string Remainder) Split(string pattern)
+    {
+        var parts = pattern.Replace('\\', '/').Split('/');
+        var literal = parts.TakeWhile(p => p.IndexOfAny(['*', '?']) < 0).ToList();
+        var root = literal.Count == 0 ? "." : string.Join('/', literal);
+        if (root.Length == 0) root = "/";
+        return (root, string.Join('/', parts.Skip(literal.Count)));
+    }
+
     /// <summary>Files, folders (their files) and globs: <c>*</c> and <c>?</c> within a name, <c>**</c> for any number of folders.</summary>
     public static IReadOnlyList<string> Expand(IEnumerable<string> patterns, bool recursive)
     {
@@ -54,12 +69,7 @@ public static class FileDiscovery
                 else throw new FileNotFoundException($"no such file or folder: {pattern}");
                 continue;
             }
-            var normalized = pattern.Replace('\\', '/');
-            var parts = normalized.Split('/');
-            var literal = parts.TakeWhile(p => p.IndexOfAny(['*', '?']) < 0).ToList();
-            var root = literal.Count == 0 ? "." : string.Join('/', literal);
-            if (root.Length == 0) root = "/";
-            var rest = string.Join('/', parts.Skip(literal.Count));
+            var (root, rest) = Split(pattern);
             var regex = new Regex("^" + Regex.Escape(rest).Replace(@"\*\*/", "(.*/)?").Replace(@"\*\*", ".*").Replace(@"\*", "[^/]*").Replace(@"\?", "[^/]") + "$");
             var deep = rest.Contains('/') || rest.Contains("**");
             if (!Directory.Exists(root)) continue;

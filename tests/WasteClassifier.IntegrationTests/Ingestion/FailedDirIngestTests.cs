@@ -120,11 +120,45 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
 
         Assert.Equal(Path.GetFullPath("failed"), IngestCommand.Parse(Args("--failed-dir", "failed")).FailedDirectory);
         Assert.Null(IngestCommand.Parse(Args()).FailedDirectory);
-        Assert.Equal("--failed-dir and --archive must be different folders",
+        Assert.Equal("--failed-dir and --archive must be different folders, neither inside the other",
             Assert.Throws<UsageException>(() => IngestCommand.Parse(Args("--failed-dir", "out", "--archive", "out/"))).Message);
-        Assert.Equal("--failed-dir must not be the watched folder",
+        Assert.StartsWith("--failed-dir must not be the watched folder",
             Assert.Throws<UsageException>(() => IngestCommand.Parse(Args("--failed-dir", folder))).Message);
         Assert.Contains("--failed-dir DIR", command.Usage);
+    }
+
+    [Fact]
+    public void Parse_FailedDirOrArchiveHoldingWhatIsSentOrNestedInTheOther_UsageErrorNamingTheOption()
+    {
+        var root = IngestionFixture.TempFolder("failed-dir-around");
+        var (cam, watch) = (Path.Combine(root, "cam"), Path.Combine(root, "cam", "line-4"));
+        Directory.CreateDirectory(watch);
+        var file = Path.Combine(cam, "frame.jpg");
+        File.WriteAllText(file, "x");
+        var command = new IngestCommand();
+        CommandArguments Args(params string[] more) => new(["--source", "line-4", .. more], command.ValueOptions, command.FlagOptions, takesPaths: true);
+        string Refused(params string[] more) => Assert.Throws<UsageException>(() => IngestCommand.Parse(Args(more))).Message;
+
+        // A folder above the watched one (written relative, with a trailing separator: compared as full paths), or the folder itself.
+        Assert.Equal("--failed-dir must not be the watched folder or a folder above it (its files would all be skipped)",
+            Refused("--watch", watch, "--failed-dir", Path.GetRelativePath(Environment.CurrentDirectory, root) + "/"));
+        Assert.StartsWith("--archive must not be the watched folder or a folder above it", Refused("--watch", watch, "--archive", cam));
+        Assert.StartsWith("--archive must not be the watched folder or a folder above it", Refused("--watch", watch, "--archive", watch));
+        // Files given: a file, a folder, a glob whose folder lies in it.
+        Assert.Equal($"--failed-dir must not hold the files to send ('{file}' is in {root}: its files would all be skipped)", Refused(file, "--failed-dir", root));
+        Assert.StartsWith("--archive must not hold the files to send", Refused(cam, "--archive", cam));
+        Assert.StartsWith("--failed-dir must not hold the files to send", Refused(Path.Combine(cam, "**", "*.jpg"), "--failed-dir", cam));
+        // One inside the other, either way.
+        Assert.Equal("--failed-dir and --archive must be different folders, neither inside the other",
+            Refused("--watch", watch, "--archive", Path.Combine(root, "sent"), "--failed-dir", Path.Combine(root, "sent", "failed")));
+        Assert.Equal("--failed-dir and --archive must be different folders, neither inside the other",
+            Refused("--watch", watch, "--failed-dir", Path.Combine(root, "failed"), "--archive", Path.Combine(root, "failed", "sent")));
+
+        // Still fine: both inside the watched folder (skipped by its scan), a sibling whose name starts alike, a glob whose
+        // folder holds the failed-files folder.
+        Assert.NotNull(IngestCommand.Parse(Args("--watch", watch, "--failed-dir", Path.Combine(watch, "failed"), "--archive", Path.Combine(watch, "sent"))).ArchiveDirectory);
+        Assert.NotNull(IngestCommand.Parse(Args("--watch", watch, "--failed-dir", Path.Combine(cam, "line"))).FailedDirectory);
+        Assert.NotNull(IngestCommand.Parse(Args(Path.Combine(root, "**", "*.jpg"), "--failed-dir", Path.Combine(root, "failed"))).FailedDirectory);
     }
 
     private static JsonNode Sidecar(string file) => JsonNode.Parse(File.ReadAllText(file + Ingester.ErrorSidecarSuffix))!;

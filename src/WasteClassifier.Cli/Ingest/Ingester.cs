@@ -527,7 +527,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     /// <summary>
     /// Deletes <paramref name="file"/> (no <paramref name="folder"/>) or moves it into <paramref name="folder"/> under its path
-    /// relative to the watched folder (its name for files given), adding -1, -2 … on a clash: nothing there is overwritten.
+    /// relative to the watched folder (its name for files given), adding -1, -2 … on a clash: nothing there is overwritten but
+    /// a sidecar left without its file by a run that stopped mid-move, which names this file (see <see cref="IsOrphanSidecar"/>).
     /// <paramref name="sidecar"/> is written beside it first (name + <see cref="ErrorSidecarSuffix"/>), so a moved file always
     /// has it. Only the version that was answered: a file rewritten since is a new frame and stays. True when it did.
     /// </summary>
@@ -545,11 +546,12 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             var relative = options.WatchDirectory is null ? Path.GetFileName(file.Path) : Path.GetRelativePath(Path.GetFullPath(options.WatchDirectory), file.Path);
             var target = Path.Combine(folder, relative);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            for (var n = 1; File.Exists(target) || (sidecar is not null && File.Exists(target + ErrorSidecarSuffix)); n++)
+            for (var n = 1; File.Exists(target) || (sidecar is not null && File.Exists(target + ErrorSidecarSuffix) && !IsOrphanSidecar(target, file.Path)); n++)
                 target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
             if (sidecar is not null)
             {
-                using (var stream = new FileStream(target + ErrorSidecarSuffix, FileMode.CreateNew, FileAccess.Write))
+                // Create: over the orphan sidecar of this file only (the loop above passes every other name taken).
+                using (var stream = new FileStream(target + ErrorSidecarSuffix, FileMode.Create, FileAccess.Write))
                 {
                     written = stream.Name;
                     stream.Write(sidecar);
@@ -567,6 +569,25 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
             if (written is not null) TryDelete(written);
         }
         return false;
+    }
+
+    /// <summary>
+    /// Whether the sidecar at <paramref name="target"/> + <see cref="ErrorSidecarSuffix"/>, with no file beside it, was written
+    /// for <paramref name="path"/> by a run that stopped before the move: its slot is this file's, so a refused file ends up
+    /// as one file and one sidecar, not under a -1 name beside an orphan.
+    /// </summary>
+    private static bool IsOrphanSidecar(string target, string path)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(File.ReadAllBytes(target + ErrorSidecarSuffix));
+            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("file", out var file)
+                && file.ValueKind == JsonValueKind.String && file.GetString() == path;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return false; // not one of ours, or unreadable: left alone
+        }
     }
 
     private static void TryDelete(string path)

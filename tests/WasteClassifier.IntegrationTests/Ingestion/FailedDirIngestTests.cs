@@ -161,5 +161,27 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         Assert.NotNull(IngestCommand.Parse(Args(Path.Combine(root, "**", "*.jpg"), "--failed-dir", Path.Combine(root, "failed"))).FailedDirectory);
     }
 
+    [Fact]
+    public async Task Ingest_OrphanSidecarOfAStopBetweenItsWriteAndTheMove_NextRunUsesItsSlot()
+    {
+        const string source = "ingest-failed-dir-orphan";
+        var folder = IngestionFixture.TempFolder("failed-dir-orphan");
+        var failed = IngestionFixture.TempFolder("failed-dir-orphan-out");
+        var notes = Path.Combine(folder, "notes.jpg");
+        await File.WriteAllTextAsync(notes, "this is not a photograph");
+        var first = await new Ingester(Options(source, folder, failed: null), fixture.Client.Http).RunAsync(CancellationToken.None);
+        Assert.Equal(1, first.Refused);
+        // As a run leaves it that stopped after writing the sidecar and before moving the file: the sidecar alone.
+        await File.WriteAllTextAsync(Path.Combine(failed, "notes.jpg" + Ingester.ErrorSidecarSuffix), $$"""{ "file": "{{notes}}", "error": "not_an_image" }""");
+
+        var second = await new Ingester(Options(source, folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Equal((0, 0, 1), (second.Sent, second.Refused, second.Skipped));
+        Assert.False(File.Exists(notes));
+        // One file and one sidecar, the one written now.
+        Assert.Equal(["notes.jpg", "notes.jpg" + Ingester.ErrorSidecarSuffix], Directory.EnumerateFiles(failed).Select(Path.GetFileName).Order());
+        Assert.Equal(400, Sidecar(Path.Combine(failed, "notes.jpg"))["status"]!.GetValue<int>());
+    }
+
     private static JsonNode Sidecar(string file) => JsonNode.Parse(File.ReadAllText(file + Ingester.ErrorSidecarSuffix))!;
 }

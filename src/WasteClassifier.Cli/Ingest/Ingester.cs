@@ -30,6 +30,8 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since, bool Incomplete)> _settling = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _warnedSubfolders = new(StringComparer.Ordinal);
+    // Archives, deletions and moves to the failed-files folder that failed and were logged ("what|path"): once per run.
+    private readonly ConcurrentDictionary<string, byte> _moveFailed = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<Failure> _failures = new();
     // Files whose last read failed, with when to try again (watching; MaxValue: being tried, or a single pass).
     private readonly ConcurrentDictionary<string, (int Tries, string Reason, DateTime RetryAt)> _unreadable = new(StringComparer.Ordinal);
@@ -564,7 +566,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _log($"could not {what} {file.Path}: {e.Message}");
+            // Tried again whenever a rescan finds the file: said once per file and run, not at every rescan.
+            if (_moveFailed.TryAdd($"{what}|{file.Path}", 0))
+                _log($"could not {what} {file.Path}: {e.Message}; it stays in place{(Watching ? " (tried again at each rescan, not logged again)" : "")}");
             // A sidecar of a file that stayed would explain nothing: the next try writes its own.
             if (written is not null) TryDelete(written);
         }

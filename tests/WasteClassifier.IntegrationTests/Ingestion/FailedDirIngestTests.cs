@@ -183,5 +183,41 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         Assert.Equal(400, Sidecar(Path.Combine(failed, "notes.jpg"))["status"]!.GetValue<int>());
     }
 
+    [Fact]
+    public async Task Ingest_WatchingWhileTheMoveKeepsFailing_LoggedOncePerFile()
+    {
+        const string source = "ingest-failed-dir-stuck";
+        var folder = IngestionFixture.TempFolder("failed-dir-stuck");
+        var failed = IngestionFixture.TempFolder("failed-dir-stuck-out");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "sub", "bad.jpg"), "this is not a photograph");
+        await File.WriteAllTextAsync(Path.Combine(folder, "sub", "worse.jpg"), "neither is this");
+        // A file where the folder of the moved files must go: every move fails (as a folder not writable, even for root).
+        await File.WriteAllTextAsync(Path.Combine(failed, "sub"), "in the way");
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(4));
+        var options = Options(source, folder, failed);
+
+        // Watching, with a rescan every 100 ms: each finds both files again and tries their move again.
+        var summary = await new Ingester(new IngestOptions
+        {
+            Source = source,
+            WatchDirectory = folder,
+            Recursive = true,
+            StateFile = options.StateFile,
+            Settle = TimeSpan.FromMilliseconds(100),
+            BatchWait = TimeSpan.FromMilliseconds(50),
+            Rescan = TimeSpan.FromMilliseconds(100),
+            FailedDirectory = failed,
+        }, fixture.Client.Http, log.Enqueue).RunAsync(stop.Token);
+
+        Assert.Equal(2, summary.Refused);
+        var moves = log.Where(l => l.StartsWith("could not move to the failed-files folder", StringComparison.Ordinal)).ToList();
+        Assert.True(moves.Count == 2, string.Join("\n", moves));
+        Assert.All(moves, m => Assert.Contains("it stays in place (tried again at each rescan, not logged again)", m));
+        Assert.True(File.Exists(Path.Combine(folder, "sub", "bad.jpg")) && File.Exists(Path.Combine(folder, "sub", "worse.jpg")));
+        Assert.Equal(["sub"], Directory.EnumerateFileSystemEntries(failed).Select(Path.GetFileName));
+    }
+
     private static JsonNode Sidecar(string file) => JsonNode.Parse(File.ReadAllText(file + Ingester.ErrorSidecarSuffix))!;
 }

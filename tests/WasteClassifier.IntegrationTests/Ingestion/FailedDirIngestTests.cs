@@ -219,5 +219,106 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         Assert.Equal(["sub"], Directory.EnumerateFileSystemEntries(failed).Select(Path.GetFileName));
     }
 
+    [Fact]
+    public async Task Ingest_FileOverTheFileLimit_MovedWithItsFileTooLargeRefusal()
+    {
+        const string source = "ingest-failed-dir-big-file";
+        var folder = IngestionFixture.TempFolder("failed-dir-big-file");
+        var failed = IngestionFixture.TempFolder("failed-dir-big-file-out");
+        // Over the fixture's Uploads:MaxFileBytes (2 MiB), well under its request limit.
+        await File.WriteAllBytesAsync(Path.Combine(folder, "big.jpg"), new byte[2 * 1024 * 1024 + 1]);
+
+        var summary = await new Ingester(Options(source, folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Equal("file_too_large", Assert.Single(summary.Failures).Error);
+        Assert.False(File.Exists(Path.Combine(folder, "big.jpg")));
+        var why = Sidecar(Path.Combine(failed, "big.jpg"));
+        Assert.Equal((413, "file_too_large"), (why["status"]!.GetValue<int>(), why["error"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Ingest_FileOverTheRequestLimitAlone_MovedWithItsRequestTooLargeRefusal()
+    {
+        const string source = "ingest-failed-dir-big-request";
+        var folder = IngestionFixture.TempFolder("failed-dir-big-request");
+        var failed = IngestionFixture.TempFolder("failed-dir-big-request-out");
+        await File.WriteAllBytesAsync(Path.Combine(folder, "big.jpg"), new byte[100_000]);
+        // The same deployment with a request limit below that one file.
+        await using var api = fixture.AnotherProcess(new Dictionary<string, string?> { ["Uploads:MaxRequestBytes"] = "65536" });
+        using var http = api.CreateClient();
+
+        var summary = await new Ingester(Options(source, folder, failed), http).RunAsync(CancellationToken.None);
+
+        Assert.True(summary.FatalError is null, summary.FatalError);
+        Assert.Equal("request_too_large", Assert.Single(summary.Failures).Error);
+        Assert.False(File.Exists(Path.Combine(folder, "big.jpg")));
+        var why = Sidecar(Path.Combine(failed, "big.jpg"));
+        Assert.Equal((413, "request_too_large"), (why["status"]!.GetValue<int>(), why["error"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Ingest_KeyAndContentKeyBothHeldByOtherRequests_MovedWithItsKeyReusedRefusal()
+    {
+        const string source = "ingest-failed-dir-key-reused";
+        var folder = IngestionFixture.TempFolder("failed-dir-key-reused");
+        var failed = IngestionFixture.TempFolder("failed-dir-key-reused-out");
+        var samples = Dataset.Manifest.Skip(2400).Take(3).Select(s => s.Path).ToList();
+        var frame = Path.Combine(folder, "frame.jpg");
+        File.Copy(samples[0], frame);
+        var file = IngestFile.Stat(frame)!;
+        // Another client took both keys the ingester can send this file under: its batch's, then its content's.
+        foreach (var (key, other) in new[]
+                 {
+                     (IngestClient.KeyFor(source, [file]), samples[1]),
+                     (IngestClient.ContentKeyFor(source, [new IngestClient.Part(file, await File.ReadAllBytesAsync(frame))]), samples[2]),
+                 })
+        {
+            var (response, body) = await fixture.Client.SubmitAsync([("other.jpg", await File.ReadAllBytesAsync(other))], source, key);
+            Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, body.ToJsonString());
+        }
+
+        var summary = await new Ingester(Options(source, folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.True(summary.FatalError is null, summary.FatalError);
+        Assert.Equal(IngestClient.KeyReused, Assert.Single(summary.Failures).Error);
+        Assert.False(File.Exists(frame));
+        var why = Sidecar(Path.Combine(failed, "frame.jpg"));
+        Assert.Equal((422, IngestClient.KeyReused), (why["status"]!.GetValue<int>(), why["error"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Ingest_FilesGivenWithFailedDir_RefusedOnesMovedUnderTheirNamesAcceptedOnesStay()
+    {
+        const string source = "ingest-failed-dir-files";
+        var (a, b) = (IngestionFixture.TempFolder("failed-dir-files-a"), IngestionFixture.TempFolder("failed-dir-files-b"));
+        var failed = IngestionFixture.TempFolder("failed-dir-files-out");
+        var good = Path.Combine(a, "good.jpg");
+        File.Copy(Dataset.Manifest.Skip(2410).First().Path, good);
+        // Two refused files of one name, from two folders.
+        await File.WriteAllTextAsync(Path.Combine(a, "notes.jpg"), "this is not a photograph");
+        await File.WriteAllTextAsync(Path.Combine(b, "notes.jpg"), "neither is this");
+        var options = Options(source, a, failed);
+
+        var summary = await new Ingester(new IngestOptions
+        {
+            Source = source,
+            Paths = [Path.Combine(a, "*.jpg"), Path.Combine(b, "notes.jpg")],
+            Once = true,
+            StateFile = options.StateFile,
+            Settle = options.Settle,
+            BatchWait = options.BatchWait,
+            FailedDirectory = failed,
+        }, fixture.Client.Http).RunAsync(CancellationToken.None);
+
+        Assert.Equal((1, 2), (summary.Sent, summary.Refused));
+        Assert.True(File.Exists(good));
+        Assert.False(File.Exists(Path.Combine(a, "notes.jpg")) || File.Exists(Path.Combine(b, "notes.jpg")));
+        // Under their names (no folder: files given have none under a watched folder), the second with -1.
+        Assert.Equal(["notes-1.jpg", "notes-1.jpg" + Ingester.ErrorSidecarSuffix, "notes.jpg", "notes.jpg" + Ingester.ErrorSidecarSuffix],
+            Directory.EnumerateFiles(failed).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var sidecars = new[] { "notes.jpg", "notes-1.jpg" }.Select(n => Sidecar(Path.Combine(failed, n))["file"]!.GetValue<string>()).Order(StringComparer.Ordinal);
+        Assert.Equal([Path.Combine(a, "notes.jpg"), Path.Combine(b, "notes.jpg")], sidecars);
+    }
+
     private static JsonNode Sidecar(string file) => JsonNode.Parse(File.ReadAllText(file + Ingester.ErrorSidecarSuffix))!;
 }

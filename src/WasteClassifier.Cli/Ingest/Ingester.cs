@@ -552,8 +552,10 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
                 target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
             if (sidecar is not null)
             {
-                // Create: over the orphan sidecar of this file only (the loop above passes every other name taken).
-                using (var stream = new FileStream(target + ErrorSidecarSuffix, FileMode.Create, FileAccess.Write))
+                // Over a sidecar only where the loop above stopped at this file's orphan; else a new file, so a move of another file
+                // to the same name at the same moment fails instead of overwriting it.
+                var mode = File.Exists(target + ErrorSidecarSuffix) ? FileMode.Create : FileMode.CreateNew;
+                using (var stream = new FileStream(target + ErrorSidecarSuffix, mode, FileAccess.Write))
                 {
                     written = stream.Name;
                     stream.Write(sidecar);

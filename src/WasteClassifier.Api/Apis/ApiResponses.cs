@@ -1,6 +1,8 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.OpenApi;
+using Microsoft.Net.Http.Headers;
 using Microsoft.OpenApi;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
@@ -21,30 +23,39 @@ public static class ApiResponses
     }
 
     /// <summary>
-    /// The errors the middleware in front of every route in <paramref name="group"/> may answer: 401/403 where the route
-    /// needs a key once keys are configured (<see cref="AccessPolicies"/>), 429 from the rate limit, 503 while the database
-    /// or object store is down. At the end, as the access rules are, so the route's own metadata is known.
+    /// The errors the middleware in front of every route in <paramref name="group"/> may answer: 400 for a query parameter
+    /// given twice (<see cref="RepeatedParameters"/>) or one that does not bind (<see cref="BadRequests"/>); 401/403 where the
+    /// route needs a key once keys are configured (<see cref="AccessPolicies"/>); 421 for an unexpected Host while calls
+    /// without a key are answered (<see cref="UnexpectedHosts"/>); 429 from the rate limit; 503 while the database or object
+    /// store is down; 500 for an unexpected failure (<see cref="FallbackErrors"/>, <see cref="DependencyFailures"/>). On
+    /// <c>/predict</c> each carries <c>success: false</c> (<see cref="ApiErrors.For"/>). At the end, as the access rules are,
+    /// so the route's own metadata is known.
     /// </summary>
     public static TBuilder WithCommonErrors<TBuilder>(this TBuilder group) where TBuilder : IEndpointConventionBuilder
     {
         group.Finally(endpoint =>
         {
+            var body = endpoint.Metadata.OfType<PredictRoute>().Any() ? typeof(ServiceApi.PredictFailure) : typeof(ApiError);
             var guarded = !endpoint.Metadata.OfType<IAllowAnonymous>().Any()
                 && (endpoint.Metadata.OfType<IAuthorizeData>().Any() || AccessPolicies.PolicyFor(endpoint) is not null);
+            AddIfMissing(endpoint, StatusCodes.Status400BadRequest, body);
             if (guarded)
             {
-                AddIfMissing(endpoint, StatusCodes.Status401Unauthorized);
-                AddIfMissing(endpoint, StatusCodes.Status403Forbidden);
+                AddIfMissing(endpoint, StatusCodes.Status401Unauthorized, body);
+                AddIfMissing(endpoint, StatusCodes.Status403Forbidden, body);
             }
-            AddIfMissing(endpoint, StatusCodes.Status429TooManyRequests);
-            AddIfMissing(endpoint, StatusCodes.Status503ServiceUnavailable);
+            AddIfMissing(endpoint, StatusCodes.Status421MisdirectedRequest, body);
+            AddIfMissing(endpoint, StatusCodes.Status429TooManyRequests, body);
+            AddIfMissing(endpoint, StatusCodes.Status500InternalServerError, body);
+            AddIfMissing(endpoint, StatusCodes.Status503ServiceUnavailable, body);
         });
         return group;
     }
 
-    private static void AddIfMissing(EndpointBuilder endpoint, int status)
+    private static void AddIfMissing(EndpointBuilder endpoint, int status, Type body)
     {
-        if (!endpoint.Metadata.OfType<IProducesResponseTypeMetadata>().Any(m => m.StatusCode == status)) endpoint.Metadata.Add(Error(status));
+        if (!endpoint.Metadata.OfType<IProducesResponseTypeMetadata>().Any(m => m.StatusCode == status))
+            endpoint.Metadata.Add(new ProducesResponseTypeMetadata(status, body, ["application/json"]));
     }
 
     private static ProducesResponseTypeMetadata Error(int status) => new(status, typeof(ApiError), ["application/json"]);
@@ -57,12 +68,40 @@ public static class ApiResponses
 
     public sealed record TextAnswer(string ContentType);
 
-    /// <summary>Adds each <see cref="TextAnswer"/> to the operation's 200 as a string.</summary>
+    /// <summary>
+    /// Adds each <see cref="TextAnswer"/> to the operation's 200 as a string, and <c>Retry-After</c> to its 429 and 503: the
+    /// rate limit (<see cref="RateLimits"/>) and an outage (<see cref="DependencyFailures"/>) always send it.
+    /// </summary>
     public static Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
     {
         var content = operation.Responses?.GetValueOrDefault("200")?.Content;
         foreach (var text in context.Description.ActionDescriptor.EndpointMetadata.OfType<TextAnswer>())
             content?.TryAdd(text.ContentType, new OpenApiMediaType { Schema = new OpenApiSchema { Type = JsonSchemaType.String } });
+        foreach (var status in new[] { "429", "503" })
+            if (operation.Responses?.GetValueOrDefault(status) is OpenApiResponse response)
+            {
+                response.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                response.Headers.TryAdd(HeaderNames.RetryAfter, RetryAfter);
+            }
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// A number as the API writes it. The API's JSON options (<see cref="JsonSerializerDefaults.Web"/>) also read a number
+    /// given as a string, so the generator described every number as "number or string" with a pattern, and a generated
+    /// client typed each count, id and score as a union; no answer ever holds such a string.
+    /// </summary>
+    public static Task NumbersAsWrittenAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
+    {
+        if (schema.Type is { } type && (type & (JsonSchemaType.Integer | JsonSchemaType.Number)) != 0 && type.HasFlag(JsonSchemaType.String))
+            (schema.Type, schema.Pattern) = (type & ~JsonSchemaType.String, null);
+        return Task.CompletedTask;
+    }
+
+    private static OpenApiHeader RetryAfter => new()
+    {
+        Description = "Seconds to wait before trying again",
+        Required = true,
+        Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Minimum = "1" },
+    };
 }

@@ -23,13 +23,13 @@ public static class ServiceApi
             .Produces<ServiceDescription>().AlsoAnswers("text/html");
         api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store").Produces<ServiceHealth>();
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order").Produces<ClassList>();
-        // The original API's errors: every one carries success=false (PredictFailure), the middleware's too.
+        // The original API's errors: every one carries success=false (PredictFailure), the middleware's too (declared by
+        // WithCommonErrors, which sees PredictRoute).
         api.MapPost(ApiErrors.PredictPath, PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery()
             .WithMetadata(PredictRoute.Instance).Produces<Prediction>()
-            .Produces<PredictFailure>(StatusCodes.Status400BadRequest).Produces<PredictFailure>(StatusCodes.Status401Unauthorized)
-            .Produces<PredictFailure>(StatusCodes.Status403Forbidden).Produces<PredictFailure>(StatusCodes.Status413PayloadTooLarge)
-            .Produces<PredictFailure>(StatusCodes.Status422UnprocessableEntity).Produces<PredictFailure>(StatusCodes.Status429TooManyRequests)
-            .Produces<PredictFailure>(StatusCodes.Status503ServiceUnavailable).Produces<PredictFailure>(StatusCodes.Status504GatewayTimeout);
+            .Produces<PredictFailure>(StatusCodes.Status400BadRequest).Produces<PredictFailure>(StatusCodes.Status403Forbidden)
+            .Produces<PredictFailure>(StatusCodes.Status413PayloadTooLarge).Produces<PredictFailure>(StatusCodes.Status422UnprocessableEntity)
+            .Produces<PredictFailure>(StatusCodes.Status504GatewayTimeout);
         api.MapGet("/stats", async (StatsSnapshots stats, CancellationToken ct) => TypedResults.Ok(await stats.GetAsync(ct)))
             .WithName("Stats").WithSummary("Counts, latency percentiles and throughput across every worker (shared by this replica's callers for Stats__CacheSeconds)");
     }

@@ -50,6 +50,87 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         }
     }
 
+    /// <summary>
+    /// What the middleware in front of every route answers: 400 (a repeated or unbindable parameter), 421 (an unexpected
+    /// Host), 429 and 503 with Retry-After, and 500 on every operation, the health probes' too; /predict's with success.
+    /// </summary>
+    [Fact]
+    public async Task OpenApi_EveryOperation_DeclaresTheMiddlewaresErrors()
+    {
+        var document = await DocumentAsync();
+        var operations = Operations(document).ToList();
+        Assert.Contains(operations, o => o.Path == "/health/ready");
+        foreach (var (path, method, operation) in operations)
+        {
+            var name = $"{method.ToUpperInvariant()} {path}";
+            var responses = operation["responses"]!.AsObject();
+            var internalError = Resolve(document, JsonSchema(responses["500"] ?? throw new Xunit.Sdk.XunitException($"{name}: no 500"), $"{name} 500"));
+            var fields = internalError["properties"]!.AsObject().Select(p => p.Key).ToList();
+            Assert.True(fields.Contains("error") && fields.Contains("message"), $"{name} 500: {internalError.ToJsonString()}");
+            Assert.Equal(path == "/predict", fields.Contains("success"));
+            if (path.StartsWith("/health/", StringComparison.Ordinal)) continue; // not behind the API's middleware
+            foreach (var status in new[] { "400", "421", "429", "503" })
+                Assert.True(responses[status] is not null, $"{name} does not declare {status}");
+            foreach (var status in new[] { "429", "503" })
+                Assert.True(responses[status]!["headers"]?["Retry-After"]?["schema"]?["type"]?.GetValue<string>() == "integer",
+                    $"{name} {status}: no Retry-After header: {responses[status]!.ToJsonString()}");
+        }
+    }
+
+    /// <summary>
+    /// The document as a client generator reads it: Microsoft.OpenApi's reader (with its default validation rules) reports
+    /// no error or warning, and every "$ref" names something in the document.
+    /// </summary>
+    [Fact]
+    public async Task OpenApi_Document_ReadsWithoutErrorsAndEveryReferenceResolves()
+    {
+        var bytes = await Http.GetByteArrayAsync("/openapi/v1.json");
+        using var stream = new MemoryStream(bytes);
+        var read = await Microsoft.OpenApi.OpenApiDocument.LoadAsync(stream, "json");
+        Assert.NotNull(read.Document);
+        var diagnostic = read.Diagnostic!;
+        Assert.True(diagnostic.Errors.Count == 0, string.Join("\n", diagnostic.Errors.Select(e => $"{e.Pointer}: {e.Message}")));
+        Assert.True(diagnostic.Warnings.Count == 0, string.Join("\n", diagnostic.Warnings.Select(e => $"{e.Pointer}: {e.Message}")));
+
+        var document = JsonNode.Parse(bytes)!.AsObject();
+        var references = References(document).ToList();
+        Assert.NotEmpty(references);
+        foreach (var reference in references) Resolve(document, new JsonObject { ["$ref"] = reference });
+    }
+
+    /// <summary>The API writes numbers as JSON numbers: no schema of the document lets one be a string.</summary>
+    [Fact]
+    public async Task OpenApi_Numbers_AreDocumentedAsWritten()
+    {
+        var document = await DocumentAsync();
+        var numbers = Nodes(document).Where(n => Types(n).Any(t => t is "integer" or "number")).ToList();
+        Assert.NotEmpty(numbers);
+        var both = numbers.Where(n => Types(n).Contains("string")).Select(n => n.ToJsonString()).ToList();
+        Assert.True(both.Count == 0, $"{both.Count} numbers documented as number or string, e.g. {both.FirstOrDefault()}");
+    }
+
+    /// <summary>A schema's "type", one name or a list of them (3.1 writes a nullable one as ["null", "integer"]).</summary>
+    private static List<string> Types(JsonObject schema) => schema["type"] switch
+    {
+        JsonArray list => list.Select(t => t!.GetValue<string>()).ToList(),
+        JsonValue one when one.GetValueKind() == System.Text.Json.JsonValueKind.String => [one.GetValue<string>()],
+        _ => [],
+    };
+
+    private static IEnumerable<JsonObject> Nodes(JsonNode? node) => node switch
+    {
+        JsonObject obj => obj.Select(p => p.Value).SelectMany(Nodes).Prepend(obj),
+        JsonArray array => array.SelectMany(Nodes),
+        _ => [],
+    };
+
+    private static IEnumerable<string> References(JsonNode? node) => node switch
+    {
+        JsonObject obj => obj.SelectMany(p => p.Key == "$ref" && p.Value is JsonValue value ? [value.GetValue<string>()] : References(p.Value)),
+        JsonArray array => array.SelectMany(References),
+        _ => [],
+    };
+
     [Fact]
     public async Task OpenApi_RealAnswers_HoldOnlyPropertiesTheDocumentDeclares()
     {
@@ -103,6 +184,12 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         await AssertDeclaredAsync(document, "/health", "get", await Http.GetAsync("/health"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/classes", "get", await Http.GetAsync("/classes"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/stats/timeseries", "get", await Http.GetAsync("/stats/timeseries?minutes=5&step_seconds=60"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/health/live", "get", await Http.GetAsync("/health/live"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/health/ready", "get", await Http.GetAsync("/health/ready"), HttpStatusCode.OK);
+        // The middleware's errors on a route that declares none of its own: a repeated parameter, an unexpected Host.
+        await AssertDeclaredAsync(document, "/v1/models", "get", await Http.GetAsync("/v1/models?x=1&x=2"), HttpStatusCode.BadRequest);
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "/v1/training-jobs") { Headers = { Host = "rebound.example" } };
+        await AssertDeclaredAsync(document, "/v1/training-jobs", "get", await Http.SendAsync(rebound), HttpStatusCode.MisdirectedRequest);
         using var predict = ClassifierClient.Form([(Path.GetFileName(image.Path), bytes)]);
         await AssertDeclaredAsync(document, "/predict", "post", await Http.PostAsync("/predict", predict), HttpStatusCode.OK);
         using var predictNoFile = new MultipartFormDataContent { { new StringContent("x"), "source" } };

@@ -33,15 +33,23 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var running = 0;
         var most = 0;
+        // Batches are held until released, not for a fixed time: on a loaded machine one batch of 20 ms ended before the
+        // second runner's thread started, and no two ever overlapped.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var scheduler = Scheduler(new WorkerOptions { BatchSize = 2, PipelineDepth = 2, BatchWaitMs = 0 }, async (_, _) =>
         {
             var now = Interlocked.Increment(ref running);
             InterlockedMax(ref most, now);
-            await Task.Delay(20);
+            await release.Task;
             Interlocked.Decrement(ref running);
         });
 
-        await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None))).WaitAsync(TimeSpan.FromSeconds(10));
+        var all = Enumerable.Range(0, 12).Select(_ => scheduler.ClassifyAsync(Message(), null, CancellationToken.None)).ToList();
+        await WaitUntilAsync(() => Volatile.Read(ref running) == 2);
+        await Task.Delay(100); // room for a third batch to start, were the depth not kept
+        Assert.Equal(2, Volatile.Read(ref running));
+        release.SetResult();
+        await Task.WhenAll(all).WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(2, most);
     }
@@ -100,7 +108,7 @@ public sealed class ClassificationBatchSchedulerTests
         releaseFirst.SetResult();
 
         // Far sooner than the 60 s wait: the three that gathered while the lane was busy go together once it is free.
-        await Task.WhenAll(waiting.Append(first)).WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(waiting.Append(first)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal([1, 3], sizes);
     }
 
@@ -150,9 +158,11 @@ public sealed class ClassificationBatchSchedulerTests
 
     private static ClassifyImage Message() => new() { ClassificationId = Guid.NewGuid(), ObjectKey = "k", SubmittedAt = DateTimeOffset.UtcNow };
 
+    /// <summary>Polls by the clock, with room for a loaded machine that is slow to start a batch's thread.</summary>
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
-        for (var i = 0; i < 500 && !condition(); i++) await Task.Delay(10);
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition() && deadline.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
         Assert.True(condition());
     }
 

@@ -2,12 +2,10 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.DependencyInjection;
 using Serilog;
 using Serilog.Configuration;
 using Serilog.Core;
 using Serilog.Events;
-using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
@@ -23,7 +21,7 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
     [Fact]
     public async Task LongPoll_ClientGoesAway_LoggedAndCountedAs499NotAs500Error()
     {
-        var id = await QueuedRowAsync();
+        var id = await TestRows.QueuedClassificationAsync(fixture.Factory.Services, "q");
         var path = $"/v1/classifications/{id}";
         var before = await fixture.Client.Http.GetStringAsync("/metrics");
         Assert.NotEmpty(CapturedLog.Events); // the host's startup: the sink is in place
@@ -104,26 +102,6 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
             File.Delete(folder);
             if (Directory.Exists(aside)) Directory.Move(aside, folder);
         }
-    }
-
-    /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>
-    private async Task<Guid> QueuedRowAsync()
-    {
-        using var scope = fixture.Factory.Services.CreateScope();
-        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        var image = TestRows.Image("q", DateTime.UtcNow);
-        var row = new Classification
-        {
-            Id = Guid.CreateVersion7(),
-            ImageId = image.Id,
-            Image = image,
-            Status = ClassificationStatus.Queued,
-            CreatedAt = DateTime.UtcNow,
-            PublishedAt = DateTime.UtcNow,
-        };
-        db.Classifications.Add(row);
-        await db.SaveChangesAsync();
-        return row.Id;
     }
 
     /// <summary>The GET requests counted with this status code, over every route.</summary>

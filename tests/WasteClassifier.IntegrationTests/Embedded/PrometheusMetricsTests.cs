@@ -1,5 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
@@ -73,7 +71,7 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
     public async Task Metrics_HeadRequestInProgress_GaugedUnderHeadNotGet()
     {
         // A long poll of a row that stays queued holds the HEAD while /metrics is read; routed as GET, it is gauged as HEAD.
-        var id = await QueuedRowAsync();
+        var id = await TestRows.QueuedClassificationAsync(fixture.Factory.Services, "head-in-progress");
         using var client = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var head = fixture.Client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/classifications/{id}?wait=30"), client.Token);
 
@@ -100,26 +98,6 @@ public sealed class PrometheusMetricsTests(EmbeddedApiFixture fixture) : IClassF
         text.Split('\n').Where(l => l.StartsWith("http_requests_in_progress{", StringComparison.Ordinal)
                 && l.Contains($"method=\"{method}\"", StringComparison.Ordinal) && l.Contains("classifications/{id", StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
-    /// <summary>A classification that stays queued: recorded as sent, so the re-publisher leaves it be for minutes.</summary>
-    private async Task<Guid> QueuedRowAsync()
-    {
-        using var scope = fixture.Factory.Services.CreateScope();
-        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        var image = TestRows.Image("head-in-progress", DateTime.UtcNow);
-        var row = new Classification
-        {
-            Id = Guid.CreateVersion7(),
-            ImageId = image.Id,
-            Image = image,
-            Status = ClassificationStatus.Queued,
-            CreatedAt = DateTime.UtcNow,
-            PublishedAt = DateTime.UtcNow,
-        };
-        db.Classifications.Add(row);
-        await db.SaveChangesAsync();
-        return row.Id;
-    }
 
     /// <summary>Requests to /health/live counted under <paramref name="method"/>, any status.</summary>
     private static double Requests(string text, string method) =>

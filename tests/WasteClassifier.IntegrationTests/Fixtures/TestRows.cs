@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.IntegrationTests.Fixtures;
@@ -19,4 +20,27 @@ public static class TestRows
         Height = 480,
         CreatedAt = createdAt,
     };
+
+    /// <summary>
+    /// A classification that stays queued, in <paramref name="services"/>' database: recorded as sent, so the re-publisher
+    /// leaves it be for minutes, and a long poll of it is held for its whole wait.
+    /// </summary>
+    public static async Task<Guid> QueuedClassificationAsync(IServiceProvider services, string imageName)
+    {
+        using var scope = services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+        var image = Image(imageName, DateTime.UtcNow);
+        var row = new Classification
+        {
+            Id = Guid.CreateVersion7(),
+            ImageId = image.Id,
+            Image = image,
+            Status = ClassificationStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+            PublishedAt = DateTime.UtcNow,
+        };
+        db.Classifications.Add(row);
+        await db.SaveChangesAsync();
+        return row.Id;
+    }
 }

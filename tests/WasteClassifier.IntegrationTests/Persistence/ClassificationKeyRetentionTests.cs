@@ -1,16 +1,13 @@
-using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
-using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
+using static WasteClassifier.IntegrationTests.Fixtures.PostgresScratch;
 
 namespace WasteClassifier.IntegrationTests.Persistence;
 
@@ -27,12 +24,12 @@ public sealed class ClassificationKeyRetentionTests
     public Task Submit_OnPostgres_KeyPastItsRetention_IsFreeForANewRequest() => WithDatabaseAsync(async (newContext, _, submitter) =>
     {
         var key = new IdempotencyKey("line-1", "batch-expiring");
-        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([File(0, Png(1))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([Upload(0, Png(1))], "cam-a", key, CancellationToken.None);
         var later = new Later(PastRetention);
 
         SubmissionResult fresh, retry;
-        await using (var db = newContext()) fresh = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
-        await using (var db = newContext()) retry = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) fresh = await submitter(db, later).SubmitAsync([Upload(0, Png(2))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) retry = await submitter(db, later).SubmitAsync([Upload(0, Png(2))], "cam-a", key, CancellationToken.None);
 
         Assert.False(fresh.KeyReused);
         Assert.False(fresh.Replayed);
@@ -49,17 +46,17 @@ public sealed class ClassificationKeyRetentionTests
         // Two tries of one request under an expired key at once: both clear the old rows' key, and the later insert fails on
         // the unique index. That failure is answered with the earlier try's rows, not a 500.
         var key = new IdempotencyKey("line-1", "batch-raced");
-        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([File(0, Png(1))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) await submitter(db, TimeProvider.System).SubmitAsync([Upload(0, Png(1))], "cam-a", key, CancellationToken.None);
         var later = new Later(PastRetention);
         SubmissionResult? winner = null;
         race.Arm(async () =>
         {
             await using var other = newContext();
-            winner = await submitter(other, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+            winner = await submitter(other, later).SubmitAsync([Upload(0, Png(2))], "cam-a", key, CancellationToken.None);
         });
 
         SubmissionResult result;
-        await using (var db = newContext()) result = await submitter(db, later).SubmitAsync([File(0, Png(2))], "cam-a", key, CancellationToken.None);
+        await using (var db = newContext()) result = await submitter(db, later).SubmitAsync([Upload(0, Png(2))], "cam-a", key, CancellationToken.None);
 
         Assert.False(winner!.Replayed);
         Assert.True(result.Replayed);
@@ -78,9 +75,9 @@ public sealed class ClassificationKeyRetentionTests
             await using var db = newContext();
             await submitter(db, new FixedClock(at)).SubmitAsync(files, null, new IdempotencyKey("", key), CancellationToken.None);
         }
-        await SubmitAsync("older", made, File(0, Png(1)));
-        await SubmitAsync("old-two", made.AddHours(1), File(0, Png(1)), File(1, Png(2)));
-        await SubmitAsync("new", made.AddHours(1).AddMinutes(1), File(0, Png(1)));
+        await SubmitAsync("older", made, Upload(0, Png(1)));
+        await SubmitAsync("old-two", made.AddHours(1), Upload(0, Png(1)), Upload(1, Png(2)));
+        await SubmitAsync("new", made.AddHours(1).AddMinutes(1), Upload(0, Png(1)));
         await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
         // Past the retention: "older", and the first of "old-two"'s rows, not its second (a microsecond younger: the cutoff
         // is its time, as PostgreSQL, which keeps microseconds, has no time between the two).
@@ -97,38 +94,22 @@ public sealed class ClassificationKeyRetentionTests
     });
 
     /// <summary>A fresh PostgreSQL database, a folder object store and submitters on it (one process's seen hashes), removed afterwards.</summary>
-    private static async Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, RaceBeforeSave, Func<ClassifierDbContext, TimeProvider, ClassificationSubmitter>, Task> test)
+    private static Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, RaceBeforeSave, Func<ClassifierDbContext, TimeProvider, ClassificationSubmitter>, Task> test)
     {
-        var root = Directory.CreateTempSubdirectory("wc-key-retention-");
         var race = new RaceBeforeSave();
-        var store = new FileSystemObjectStore(root.FullName);
         var seen = new SeenContentHashes();
         var waiter = new ClassificationResultWaiter(new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(),
             NullLogger<ClassificationResultWaiter>.Instance);
-        ClassificationSubmitter NewSubmitter(ClassifierDbContext db, TimeProvider clock) => new(db,
-            new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System),
-            new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
-            new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
-            waiter, clock, NullLogger<ClassificationSubmitter>.Instance);
-        try
+        return PostgresScratch.WithDatabaseAsync("wc-key-retention", race, (newContext, store) =>
         {
-            await ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-key-retention", newContext => test(newContext, race, NewSubmitter), race);
-        }
-        finally
-        {
-            root.Delete(recursive: true);
-        }
+            ClassificationSubmitter NewSubmitter(ClassifierDbContext db, TimeProvider clock) => new(db,
+                new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System),
+                new ClassifyCommandSender(db, new RefusingSendEndpoints(), new MessagingOptions(), TimeProvider.System),
+                new DuplicateFrames(db, new IngestionOptions(), TimeProvider.System),
+                waiter, clock, NullLogger<ClassificationSubmitter>.Instance);
+            return test(newContext, race, NewSubmitter);
+        });
     }
-
-    private static byte[] Png(byte shade)
-    {
-        using var image = new Image<Rgb24>(16, 16, new Rgb24(shade, 90, 200));
-        using var bytes = new MemoryStream();
-        image.SaveAsPng(bytes);
-        return bytes.ToArray();
-    }
-
-    private static UploadedImage File(int index, byte[] bytes) => new(index, $"{index}.png", "image/png", bytes.Length, bytes);
 
     /// <summary>Once armed, just before the next save of classifications, another request runs (its own save passes).</summary>
     private sealed class RaceBeforeSave : SaveChangesInterceptor
@@ -156,13 +137,5 @@ public sealed class ClassificationKeyRetentionTests
     private sealed class FixedClock(DateTime now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => new(now);
-    }
-
-    /// <summary>A broker that cannot be reached: the rows stay queued for the re-publisher, which these tests leave alone.</summary>
-    private sealed class RefusingSendEndpoints : ISendEndpointProvider
-    {
-        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
-
-        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
     }
 }

@@ -181,12 +181,4 @@ public sealed class ResendClaimsTests
             throw new Npgsql.NpgsqlException("connection lost", new IOException("connection reset by peer"));
         }
     }
-
-    /// <summary>A broker that cannot be reached: every send endpoint lookup fails.</summary>
-    private sealed class RefusingSendEndpoints : ISendEndpointProvider
-    {
-        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
-
-        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
-    }
 }

@@ -1,12 +1,9 @@
-using MassTransit;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Apis;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
@@ -15,6 +12,7 @@ using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
+using static WasteClassifier.IntegrationTests.Fixtures.PostgresScratch;
 
 namespace WasteClassifier.IntegrationTests.Persistence;
 
@@ -29,12 +27,12 @@ public sealed class SampleRaceTests
     public Task Submit_OnPostgres_SampleDeletedBetweenReadAndSave_TheUploadCreatesANewSample() => WithDatabaseAsync(async (newContext, races, submitter) =>
     {
         var glass = Png(1);
-        await using (var db = newContext()) await submitter(db).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        await using (var db = newContext()) await submitter(db).SubmitAsync([Upload(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None);
         var stored = await SingleSampleAsync(newContext);
         await using var racing = newContext();
         races.Arm(racing, newContext, async other => Assert.IsType<NoContent>(await SamplesApi.DeleteAsync(stored.Id, other, CancellationToken.None)));
 
-        var (result, error) = await submitter(racing).SubmitAsync([File(0, glass)], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+        var (result, error) = await submitter(racing).SubmitAsync([Upload(0, glass)], ["metal"], new TrainingJobOptions(), CancellationToken.None);
 
         // The delete won: the upload makes a new sample, relabels nothing, and its job is saved.
         Assert.Null(error);
@@ -57,7 +55,7 @@ public sealed class SampleRaceTests
             await other.SaveChangesAsync();
         });
 
-        var (result, error) = await submitter(racing).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+        var (result, error) = await submitter(racing).SubmitAsync([Upload(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None);
 
         // The unique image_id violation, on ix_labelled_samples_image_id, is read as the race it is.
         Assert.Null(error);
@@ -90,7 +88,7 @@ public sealed class SampleRaceTests
         await using var racing = newContext();
         races.Arm(racing, newContext, ReplaceTheSampleAsync, times: SampleSaves.Attempts);
 
-        var (result, error) = await submitter(racing).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None);
+        var (result, error) = await submitter(racing).SubmitAsync([Upload(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None);
 
         Assert.Null(result);
         AssertConflict(error);
@@ -122,7 +120,7 @@ public sealed class SampleRaceTests
         races.Arm(racing, newContext, other => other.Images.ExecuteDeleteAsync());
 
         var failure = await Assert.ThrowsAnyAsync<DbUpdateException>(() =>
-            submitter(racing).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None));
+            submitter(racing).SubmitAsync([Upload(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None));
 
         Assert.Equal(Npgsql.PostgresErrorCodes.ForeignKeyViolation, Assert.IsType<Npgsql.PostgresException>(failure.InnerException).SqlState);
         Assert.False(SampleSaves.IsRace(failure));
@@ -150,11 +148,11 @@ public sealed class SampleRaceTests
         races.Arm(racing, newContext, async other =>
         {
             IResult? error;
-            (winner, error) = await submitter(other).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+            (winner, error) = await submitter(other).SubmitAsync([Upload(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
             Assert.Null(error);
         });
 
-        var (result, error) = await submitter(racing).SubmitAsync([File(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+        var (result, error) = await submitter(racing).SubmitAsync([Upload(0, glass)], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
 
         Assert.Null(error);
         Assert.Equal(1, races.Runs);
@@ -177,11 +175,11 @@ public sealed class SampleRaceTests
         races.Arm(racing, newContext, async other =>
         {
             IResult? error;
-            (winner, error) = await submitter(other).SaveSamplesAsync([File(0, glass)], ["glass"], CancellationToken.None, key);
+            (winner, error) = await submitter(other).SaveSamplesAsync([Upload(0, glass)], ["glass"], CancellationToken.None, key);
             Assert.Null(error);
         });
 
-        var (result, error) = await submitter(racing).SaveSamplesAsync([File(0, glass)], ["glass"], CancellationToken.None, key);
+        var (result, error) = await submitter(racing).SaveSamplesAsync([Upload(0, glass)], ["glass"], CancellationToken.None, key);
 
         Assert.Null(error);
         Assert.True(result!.Replayed);
@@ -197,7 +195,7 @@ public sealed class SampleRaceTests
         var key = new IdempotencyKey("lab", "job-expiry-0001");
         await using (var db = newContext())
         {
-            var (first, _) = await submitter(db).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
+            var (first, _) = await submitter(db).SubmitAsync([Upload(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None, key);
             // Made 25 hours ago: past the default 24-hour retention, and not yet swept.
             await db.IdempotentRequests.ExecuteUpdateAsync(r => r.SetProperty(x => x.CreatedAt, DateTime.UtcNow.AddHours(-25)));
             Assert.NotNull(first);
@@ -207,7 +205,7 @@ public sealed class SampleRaceTests
         await using (var db = newContext())
         {
             IResult? error;
-            (second, error) = await submitter(db).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None, key);
+            (second, error) = await submitter(db).SubmitAsync([Upload(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None, key);
             Assert.Null(error);
         }
 
@@ -240,7 +238,7 @@ public sealed class SampleRaceTests
         Func<ClassifierDbContext, TrainingJobSubmitter> submitter)
     {
         await using var db = newContext();
-        await submitter(db).SubmitAsync([File(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None);
+        await submitter(db).SubmitAsync([Upload(0, Png(1))], ["glass"], new TrainingJobOptions(), CancellationToken.None);
         var stored = await db.LabelledSamples.AsNoTracking().SingleAsync();
         var classification = new Classification { Id = Guid.CreateVersion7(), ImageId = stored.ImageId, Status = ClassificationStatus.Completed, PredictedClass = "glass" };
         db.Classifications.Add(classification);
@@ -262,37 +260,21 @@ public sealed class SampleRaceTests
     }
 
     /// <summary>A fresh PostgreSQL database, a folder object store and submitters on it (one process's seen hashes), removed afterwards.</summary>
-    private static async Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, SampleRaces, Func<ClassifierDbContext, TrainingJobSubmitter>, Task> test)
+    private static Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, SampleRaces, Func<ClassifierDbContext, TrainingJobSubmitter>, Task> test)
     {
-        var root = Directory.CreateTempSubdirectory("wc-sample-races-");
         var races = new SampleRaces();
-        var store = new FileSystemObjectStore(root.FullName);
         var seen = new SeenContentHashes();
-        TrainingJobSubmitter NewSubmitter(ClassifierDbContext db)
+        return PostgresScratch.WithDatabaseAsync("wc-sample-races", races, (newContext, store) =>
         {
-            var registry = new ModelRegistry(db, store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
-            return new TrainingJobSubmitter(db, new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System), registry,
-                new RefusingSendEndpoints(), new MessagingOptions(), new TrainingSettings(), TimeProvider.System, NullLogger<TrainingJobSubmitter>.Instance);
-        }
-        try
-        {
-            await ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "wc-sample-races", newContext => test(newContext, races, NewSubmitter), races);
-        }
-        finally
-        {
-            root.Delete(recursive: true);
-        }
+            TrainingJobSubmitter NewSubmitter(ClassifierDbContext db)
+            {
+                var registry = new ModelRegistry(db, store, publisher: null!, new ModelOptions(), TimeProvider.System, NullLogger<ModelRegistry>.Instance);
+                return new TrainingJobSubmitter(db, new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System), registry,
+                    new RefusingSendEndpoints(), new MessagingOptions(), new TrainingSettings(), TimeProvider.System, NullLogger<TrainingJobSubmitter>.Instance);
+            }
+            return test(newContext, races, NewSubmitter);
+        });
     }
-
-    private static byte[] Png(byte shade)
-    {
-        using var image = new Image<Rgb24>(16, 16, new Rgb24(shade, 90, 200));
-        using var bytes = new MemoryStream();
-        image.SaveAsPng(bytes);
-        return bytes.ToArray();
-    }
-
-    private static UploadedImage File(int index, byte[] bytes) => new(index, $"{index}.png", "image/png", bytes.Length, bytes);
 
     /// <summary>
     /// Just before the armed context saves samples (its first <c>times</c> saves of them), another request, on a context of
@@ -324,13 +306,5 @@ public sealed class SampleRaceTests
             await _race!(other);
             return result;
         }
-    }
-
-    /// <summary>A broker that cannot be reached: the job is queued for the trainers' sweeper, which these tests leave alone.</summary>
-    private sealed class RefusingSendEndpoints : ISendEndpointProvider
-    {
-        public Task<ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<ISendEndpoint>(new InvalidOperationException("broker unreachable"));
-
-        public ConnectHandle ConnectSendObserver(ISendObserver observer) => throw new NotSupportedException();
     }
 }

@@ -76,11 +76,4 @@ public sealed class SampleUploadTests
         image.SaveAsPng(bytes);
         return bytes.ToArray();
     }
-
-    private sealed class RefusingSendEndpoints : MassTransit.ISendEndpointProvider
-    {
-        public Task<MassTransit.ISendEndpoint> GetSendEndpoint(Uri address) => Task.FromException<MassTransit.ISendEndpoint>(new InvalidOperationException("broker unreachable"));
-
-        public MassTransit.ConnectHandle ConnectSendObserver(MassTransit.ISendObserver observer) => throw new NotSupportedException();
-    }
 }

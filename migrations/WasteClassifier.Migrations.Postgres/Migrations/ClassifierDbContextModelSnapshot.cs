@@ -176,12 +176,20 @@ namespace WasteClassifier.Migrations.Postgres.Migrations
                     b.HasIndex("Source", "ImageId", "CreatedAt")
                         .HasDatabaseName("ix_classifications_source_image_id_created_at");
 
+                    b.HasIndex("Status", "CreatedAt", "Id")
+                        .HasDatabaseName("ix_classifications_status_created_at_id_without_source")
+                        .HasFilter("source IS NULL");
+
                     b.HasIndex("Source", "Status", "CreatedAt", "Id")
                         .HasDatabaseName("ix_classifications_source_status_created_at_id");
 
                     b.HasIndex(new[] { "CompletedAt", "Id" }, "ix_classifications_completed_at_id_without_source")
                         .HasDatabaseName("ix_classifications_completed_at_id_without_source")
                         .HasFilter("source IS NULL AND completed_at IS NOT NULL");
+
+                    b.HasIndex(new[] { "CreatedAt", "Id" }, "ix_classifications_created_at_id_without_source")
+                        .HasDatabaseName("ix_classifications_created_at_id_without_source")
+                        .HasFilter("source IS NULL");
 
                     b.HasIndex(new[] { "CreatedAt" }, "ix_classifications_idempotency_created_at")
                         .HasDatabaseName("ix_classifications_idempotency_created_at")

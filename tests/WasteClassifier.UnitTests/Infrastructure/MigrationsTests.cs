@@ -33,6 +33,8 @@ public sealed class MigrationsTests
     [InlineData("20261202125212_ClassificationsFinishedWithoutSourceIndex")]
     [InlineData("20261202125355_ClassificationsSourceStatusCreatedAtIdIndex")]
     [InlineData("20261202124832_ClassificationsIdempotencyCreatedAtIndex")]
+    [InlineData("20261202160554_ClassificationsWithoutSourceCreatedAtIdIndex")]
+    [InlineData("20261202160915_ClassificationsWithoutSourceStatusCreatedAtIdIndex")]
     public void IndexOnAGrowingTable_IsBuiltWithoutBlockingWritesOnPostgres(string id)
     {
         // classifications is the largest table a deployment has (idempotent_requests grows with uploads); a plain CREATE INDEX

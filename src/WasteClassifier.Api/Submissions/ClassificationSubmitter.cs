@@ -157,7 +157,7 @@ public sealed class ClassificationSubmitter(
         var expiredBefore = _idempotency.ExpiredBefore(clock.GetUtcNow().UtcDateTime);
         var expired = rows.GroupBy(r => r.IdempotencyScope).Where(g => g.Min(r => r.CreatedAt) < expiredBefore).SelectMany(g => g).Select(r => r.Id).ToList();
         if (expired.Count == 0) return rows;
-        await IdempotencySweeper.ClearKeysAsync(db.Classifications.Where(c => expired.Contains(c.Id)), cancellationToken);
+        await IdempotencySweeper.ClearKeysAsync(db, expired, cancellationToken);
         rows.RemoveAll(r => expired.Contains(r.Id));
         return rows;
     }

@@ -83,12 +83,52 @@ public sealed class IdempotencySweeper(IServiceScopeFactory scopes, IdempotencyO
         var total = 0;
         while (true)
         {
-            var batch = db.Classifications.Where(e => e.IdempotencyKey != null && e.CreatedAt < before).OrderBy(e => e.CreatedAt).Take(ClassificationBatch);
-            var cleared = await ClearKeysAsync(db.Classifications.Where(c => c.IdempotencyKey != null
-                && batch.Any(e => e.IdempotencyKey == c.IdempotencyKey && e.IdempotencyScope == c.IdempotencyScope)), cancellationToken);
+            int cleared;
+            if (db.Database.IsNpgsql())
+            {
+                // The same rows as below, locked in id order first (see ClearKeysInIdOrderAsync).
+                cleared = await ClearKeysInIdOrderAsync(db, """
+                    idempotency_key IS NOT NULL AND (idempotency_key, idempotency_scope) IN (
+                        SELECT idempotency_key, idempotency_scope FROM classifications
+                        WHERE idempotency_key IS NOT NULL AND created_at < {0} ORDER BY created_at LIMIT {1})
+                    """, [before, ClassificationBatch], cancellationToken);
+            }
+            else
+            {
+                var batch = db.Classifications.Where(e => e.IdempotencyKey != null && e.CreatedAt < before).OrderBy(e => e.CreatedAt).Take(ClassificationBatch);
+                cleared = await ClearKeysAsync(db.Classifications.Where(c => c.IdempotencyKey != null
+                    && batch.Any(e => e.IdempotencyKey == c.IdempotencyKey && e.IdempotencyScope == c.IdempotencyScope)), cancellationToken);
+            }
             if (cleared == 0) return total;
             total += cleared;
         }
+    }
+
+    /// <summary>
+    /// Forgets the Idempotency-Key of the rows <paramref name="ids"/> (a submitter's expired request), as
+    /// <see cref="ClearKeysAsync(IQueryable{Classification}, CancellationToken)"/> does; on PostgreSQL locking them in id order first.
+    /// </summary>
+    public static Task<int> ClearKeysAsync(ClassifierDbContext db, IReadOnlyCollection<Guid> ids, CancellationToken cancellationToken) =>
+        db.Database.IsNpgsql()
+            ? ClearKeysInIdOrderAsync(db, "id = ANY({0})", [ids.ToArray()], cancellationToken)
+            : ClearKeysAsync(db.Classifications.Where(c => ids.Contains(c.Id)), cancellationToken);
+
+    /// <summary>
+    /// PostgreSQL: clears the keys of the rows <paramref name="rows"/> (SQL over classifications, with <c>{n}</c> parameters)
+    /// picks, each locked in id order before any is updated. A plain multi-row UPDATE locks its rows in its plan's order: the
+    /// sweep's (by key, or the table's order) and a submitter's forgetting the same expired request (by id, the primary key)
+    /// could each hold one of the request's rows and wait for the other's, a deadlock PostgreSQL ends by aborting one of them
+    /// after deadlock_timeout. With one order, the later statement waits for the earlier one, then rechecks the rows, and
+    /// skips those whose key is gone. SQLite has one writer at a time, and no row locks.
+    /// </summary>
+    private static Task<int> ClearKeysInIdOrderAsync(ClassifierDbContext db, string rows, object[] parameters, CancellationToken cancellationToken)
+    {
+        // rows is SQL of this class's own; the values go as parameters.
+        var statement = $"""
+            UPDATE classifications SET idempotency_key = NULL, idempotency_scope = '', idempotency_fingerprint = NULL
+            WHERE id IN (SELECT id FROM classifications WHERE {rows} ORDER BY id FOR UPDATE)
+            """;
+        return db.Database.ExecuteSqlRawAsync(statement, parameters, cancellationToken);
     }
 
     /// <summary>

@@ -93,14 +93,68 @@ public sealed class ClassificationKeyRetentionTests
         Assert.Equal(4, await check.Classifications.CountAsync());
     });
 
+    [IntegrationFact]
+    public Task SweepAndSubmit_OnPostgres_ClearingOneExpiredRequestAtOnce_NeverDeadlock()
+    {
+        var deadlocks = new Deadlocks();
+        return WithDatabaseAsync(async (newContext, _, submitter) =>
+    {
+        // The sweep clears an expired request's rows by key (in its plan's order, that of the key index or the table), a
+        // retry under the key clears them by id (the primary key's order): a request's ids, version 7 made in one
+        // millisecond, are in random order. Locking them in different orders, the two deadlocked, and PostgreSQL aborted one
+        // after deadlock_timeout (EF's retry then hid it, a second late). Many rows a request, so the statements overlap.
+        const int RowsPerRequest = 200;
+        await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
+        var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), IdempotencyOptions.Default, TimeProvider.System,
+            NullLogger<IdempotencySweeper>.Instance);
+        await using (var db = newContext())
+        {
+            await db.Database.ExecuteSqlRawAsync("""
+                INSERT INTO images (id, content_hash, content_type, created_at, file_name, format, height, object_key, size_bytes, width)
+                VALUES ('00000000-0000-0000-0000-000000000001', 'old', 'image/png', now() - interval '2 days', 'a.png', 'png', 16, 'old', 1, 16)
+                """);
+        }
+        for (var round = 0; round < 30; round++)
+        {
+            var key = new IdempotencyKey("", $"expired-{round}");
+            var ids = Enumerable.Range(0, RowsPerRequest).Select(_ => Guid.CreateVersion7()).ToArray();
+            await using (var db = newContext())
+            {
+                // As a submitter saved them 25 hours ago: index order is insertion order.
+                await db.Database.ExecuteSqlAsync($"""
+                    INSERT INTO classifications (id, image_id, status, idempotency_key, idempotency_scope, idempotency_fingerprint, idempotency_index, attempts, created_at)
+                    SELECT u.id, '00000000-0000-0000-0000-000000000001', 'queued', {key.Value}, '', 'old', u.n - 1, 0, now() - interval '25 hours' + u.n * interval '1 microsecond'
+                    FROM unnest({ids}) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+                    """);
+            }
+            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var sweep = Task.Run(async () => { await start.Task; return await sweeper.SweepAsync(CancellationToken.None); });
+            var submit = Task.Run(async () =>
+            {
+                await start.Task;
+                await using var db = newContext();
+                return await submitter(db, TimeProvider.System).SubmitAsync([Upload(0, Png((byte)round))], null, key, CancellationToken.None);
+            });
+            start.SetResult();
+            await Task.WhenAll(sweep, submit);
+
+            Assert.False(submit.Result.Replayed);
+            await using var check = newContext();
+            Assert.Equal(submit.Result.Items.Select(i => i.Id), await check.Classifications.Where(c => c.IdempotencyKey == key.Value).Select(c => c.Id).ToListAsync());
+        }
+        Assert.Equal(0, deadlocks.Count);
+    }, deadlocks);
+    }
+
     /// <summary>A fresh PostgreSQL database, a folder object store and submitters on it (one process's seen hashes), removed afterwards.</summary>
-    private static Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, RaceBeforeSave, Func<ClassifierDbContext, TimeProvider, ClassificationSubmitter>, Task> test)
+    private static Task WithDatabaseAsync(Func<Func<ClassifierDbContext>, RaceBeforeSave, Func<ClassifierDbContext, TimeProvider, ClassificationSubmitter>, Task> test,
+        IInterceptor? interceptor = null)
     {
         var race = new RaceBeforeSave();
         var seen = new SeenContentHashes();
         var waiter = new ClassificationResultWaiter(new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(),
             NullLogger<ClassificationResultWaiter>.Instance);
-        return PostgresScratch.WithDatabaseAsync("wc-key-retention", race, (newContext, store) =>
+        return PostgresScratch.WithDatabaseAsync("wc-key-retention", interceptor ?? race, (newContext, store) =>
         {
             ClassificationSubmitter NewSubmitter(ClassifierDbContext db, TimeProvider clock) => new(db,
                 new ImageIntake(db, store, new UploadOptions(), seen, TimeProvider.System),
@@ -125,6 +179,20 @@ public sealed class ClassificationKeyRetentionTests
             _race = null;
             await race();
             return result;
+        }
+    }
+
+    /// <summary>Counts statements PostgreSQL aborted as deadlocked (40P01), each try: EF's retrying strategy hides them otherwise.</summary>
+    private sealed class Deadlocks : DbCommandInterceptor
+    {
+        private int _count;
+
+        public int Count => _count;
+
+        public override Task CommandFailedAsync(System.Data.Common.DbCommand command, CommandErrorEventData eventData, CancellationToken cancellationToken = default)
+        {
+            if (eventData.Exception is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected }) Interlocked.Increment(ref _count);
+            return Task.CompletedTask;
         }
     }
 

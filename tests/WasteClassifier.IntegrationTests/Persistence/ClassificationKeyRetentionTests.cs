@@ -102,7 +102,9 @@ public sealed class ClassificationKeyRetentionTests
         // The sweep clears an expired request's rows by key (in its plan's order, that of the key index or the table), a
         // retry under the key clears them by id (the primary key's order): a request's ids, version 7 made in one
         // millisecond, are in random order. Locking them in different orders, the two deadlocked, and PostgreSQL aborted one
-        // after deadlock_timeout (EF's retry then hid it, a second late). Many rows a request, so the statements overlap.
+        // after deadlock_timeout (EF's retry then hid it, a second late). Many rows a request, and the two UPDATEs let go
+        // together (Deadlocks.Arm), so they overlap. Not a reproduction: without the id order it passed here too (at this
+        // size PostgreSQL may read the ids in the table's order, the sweep's); it checks the locking statements finish.
         const int RowsPerRequest = 200;
         await using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
         var sweeper = new IdempotencySweeper(services.GetRequiredService<IServiceScopeFactory>(), IdempotencyOptions.Default, TimeProvider.System,
@@ -127,6 +129,7 @@ public sealed class ClassificationKeyRetentionTests
                     FROM unnest({ids}) WITH ORDINALITY AS u(id, n) ORDER BY u.n
                     """);
             }
+            deadlocks.Arm();
             var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var sweep = Task.Run(async () => { await start.Task; return await sweeper.SweepAsync(CancellationToken.None); });
             var submit = Task.Run(async () =>
@@ -182,12 +185,35 @@ public sealed class ClassificationKeyRetentionTests
         }
     }
 
-    /// <summary>Counts statements PostgreSQL aborted as deadlocked (40P01), each try: EF's retrying strategy hides them otherwise.</summary>
+    /// <summary>
+    /// Counts statements PostgreSQL aborted as deadlocked (40P01), each try: EF's retrying strategy hides them otherwise. Once
+    /// armed, holds the first of the next two statements clearing keys until the second comes (up to 5 s), so they overlap.
+    /// </summary>
     private sealed class Deadlocks : DbCommandInterceptor
     {
         private int _count;
+        private int _arrived;
+        private TaskCompletionSource? _gate;
 
         public int Count => _count;
+
+        public void Arm()
+        {
+            _arrived = 0;
+            _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(System.Data.Common.DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (_gate is { } gate && command.CommandText.Contains("idempotency_key = NULL", StringComparison.Ordinal))
+            {
+                var arrived = Interlocked.Increment(ref _arrived);
+                if (arrived == 2) gate.TrySetResult();
+                else if (arrived == 1) await Task.WhenAny(gate.Task, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+            }
+            return result;
+        }
 
         public override Task CommandFailedAsync(System.Data.Common.DbCommand command, CommandErrorEventData eventData, CancellationToken cancellationToken = default)
         {

@@ -590,8 +590,11 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         var factory = Start(keys: false);
         factory.UseKestrel(0);
         factory.StartServer();
-        var recorder = new BodyRecorder();
-        using var http = factory.CreateDefaultClient(recorder);
+        using var kestrel = factory.CreateDefaultClient();
+        // HttpClient sends the body anyway when no answer comes within Expect100ContinueTimeout (1 s by default); a cold
+        // test host on a loaded CI machine can take longer than that to answer the headers of its first request.
+        var recorder = new BodyRecorder { InnerHandler = new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromMinutes(1) } };
+        using var http = new HttpClient(recorder) { BaseAddress = kestrel.BaseAddress };
         var folder = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
         _directories.Add(folder);
         Directory.CreateDirectory(folder);

@@ -69,8 +69,8 @@ api.MapSamplesApi();
 // Both answer JSON (HealthResponses): the status of each check and a description that names what is wrong, never a secret.
 // Marked for the OpenAPI document (Apis/HealthProbes.cs), which the generator would leave them out of.
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponses.WriteAsync })
-    .WithSummary("Liveness probe: 200 while the process answers").WithMetadata(new HealthProbes.HealthProbe(CanFail: false));
+    .WithSummary("Liveness probe: 200 while the process answers").WithMetadata(new HealthProbes.HealthProbe(CanFail: false), HealthProbes.ProbeMethods);
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready"), ResponseWriter = HealthResponses.WriteAsync })
-    .WithSummary("Readiness probe: 200 when the checks tagged ready pass, else 503").WithMetadata(new HealthProbes.HealthProbe(CanFail: true));
+    .WithSummary("Readiness probe: 200 when the checks tagged ready pass, else 503").WithMetadata(new HealthProbes.HealthProbe(CanFail: true), HealthProbes.ProbeMethods);
 
 app.Run();

@@ -44,6 +44,9 @@ public static class ApiResponses
                 AddIfMissing(endpoint, StatusCodes.Status401Unauthorized, body);
                 AddIfMissing(endpoint, StatusCodes.Status403Forbidden, body);
             }
+            // CrossSiteRequests refuses a write from another site's page on every route, anonymous ones too.
+            if (endpoint.Metadata.OfType<IHttpMethodMetadata>().LastOrDefault()?.HttpMethods.Any(m => !HttpMethods.IsGet(m) && !HttpMethods.IsHead(m) && !HttpMethods.IsOptions(m)) == true)
+                AddIfMissing(endpoint, StatusCodes.Status403Forbidden, body);
             AddIfMissing(endpoint, StatusCodes.Status421MisdirectedRequest, body);
             AddIfMissing(endpoint, StatusCodes.Status429TooManyRequests, body);
             AddIfMissing(endpoint, StatusCodes.Status500InternalServerError, body);
@@ -69,6 +72,35 @@ public static class ApiResponses
     public sealed record TextAnswer(string ContentType);
 
     /// <summary>
+    /// A multipart/form-data request body as the handler reads it (<see cref="Submissions.MultipartUploads"/>): files in
+    /// <see cref="FileField"/> (one, or as many as the limit allows), and text fields, those in <see cref="RepeatedFields"/>
+    /// once per file. The handler reads the request itself, so the generator would document no body.
+    /// </summary>
+    public sealed record FormBody(string FileField, bool ManyFiles, IReadOnlyList<string> Fields, IReadOnlyList<string>? RepeatedFields = null);
+
+    public static RouteHandlerBuilder AcceptsForm(this RouteHandlerBuilder builder, FormBody form) => builder.WithMetadata(form);
+
+    private static OpenApiRequestBody FormRequestBody(FormBody form)
+    {
+        var file = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
+        var properties = new Dictionary<string, IOpenApiSchema>
+        {
+            [form.FileField] = form.ManyFiles ? new OpenApiSchema { Type = JsonSchemaType.Array, Items = file } : file,
+        };
+        foreach (var field in form.Fields) properties[field] = new OpenApiSchema { Type = JsonSchemaType.String };
+        foreach (var field in form.RepeatedFields ?? [])
+            properties[field] = new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.String } };
+        return new OpenApiRequestBody
+        {
+            Required = true,
+            Content = new Dictionary<string, OpenApiMediaType>
+            {
+                ["multipart/form-data"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.Object, Properties = properties } },
+            },
+        };
+    }
+
+    /// <summary>
     /// Adds each <see cref="TextAnswer"/> to the operation's 200 as a string, and <c>Retry-After</c> to its 429 and 503: the
     /// rate limit (<see cref="RateLimits"/>) and an outage (<see cref="DependencyFailures"/>) always send it.
     /// </summary>
@@ -77,6 +109,7 @@ public static class ApiResponses
         var content = operation.Responses?.GetValueOrDefault("200")?.Content;
         foreach (var text in context.Description.ActionDescriptor.EndpointMetadata.OfType<TextAnswer>())
             content?.TryAdd(text.ContentType, new OpenApiMediaType { Schema = new OpenApiSchema { Type = JsonSchemaType.String } });
+        if (context.Description.ActionDescriptor.EndpointMetadata.OfType<FormBody>().LastOrDefault() is { } form) operation.RequestBody ??= FormRequestBody(form);
         foreach (var status in new[] { "429", "503" })
             if (operation.Responses?.GetValueOrDefault(status) is OpenApiResponse response)
             {
@@ -96,6 +129,35 @@ public static class ApiResponses
         if (schema.Type is { } type && (type & (JsonSchemaType.Integer | JsonSchemaType.Number)) != 0 && type.HasFlag(JsonSchemaType.String))
             (schema.Type, schema.Pattern) = (type & ~JsonSchemaType.String, null);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A nullable property of a type with its own schema is written <c>oneOf: [{type: null}, {$ref}]</c>. Where that schema
+    /// accepts null too (<see cref="JsonElement"/>'s is <c>{}</c>, any JSON), a null matches both branches and oneOf, which
+    /// wants exactly one, refuses it: <c>"card": null</c> failed validation. anyOf says what was meant: null or the type.
+    /// </summary>
+    public static Task NullOrAnyAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
+    {
+        var seen = new HashSet<OpenApiSchema>(ReferenceEqualityComparer.Instance);
+        foreach (var schema in document.Components?.Schemas?.Values ?? []) NullOrAny(schema, seen);
+        foreach (var operation in document.Paths?.Values.SelectMany(p => p.Operations?.Values.AsEnumerable() ?? []) ?? [])
+        {
+            foreach (var media in (operation.Responses?.Values.AsEnumerable() ?? []).SelectMany(r => r.Content?.Values.AsEnumerable() ?? [])
+                .Concat(operation.RequestBody?.Content?.Values.AsEnumerable() ?? []))
+                NullOrAny(media.Schema, seen);
+            foreach (var parameter in operation.Parameters ?? []) NullOrAny(parameter.Schema, seen);
+        }
+        return Task.CompletedTask;
+    }
+
+    private static void NullOrAny(IOpenApiSchema? node, HashSet<OpenApiSchema> seen)
+    {
+        if (node is not OpenApiSchema schema || !seen.Add(schema)) return; // a reference is fixed where it is defined
+        if (schema.OneOf is { Count: > 1 } oneOf && oneOf.Any(b => b is OpenApiSchema { Type: JsonSchemaType.Null }) && schema.AnyOf is null or { Count: 0 })
+            (schema.AnyOf, schema.OneOf) = (oneOf, null);
+        foreach (var child in (schema.Properties?.Values ?? []).Concat(schema.AllOf ?? []).Concat(schema.AnyOf ?? []).Concat(schema.OneOf ?? [])
+            .Append(schema.Items).Append(schema.AdditionalProperties))
+            NullOrAny(child, seen);
     }
 
     private static OpenApiHeader RetryAfter => new()

@@ -20,6 +20,7 @@ public static partial class ClassificationsApi
         var api = app.MapGroup("/v1/classifications").WithTags("Classifications");
         // 400 and 413 are an ApiError, with the refused files when every file was refused.
         api.MapPost("/", SubmitAsync).WithName("SubmitClassifications").WithSummary("Upload one or more images (field 'image') to be classified").DisableAntiforgery()
+            .AcceptsForm(new ApiResponses.FormBody(ImageField, ManyFiles: true, ["source"]))
             .Produces<SubmittedClassifications>(StatusCodes.Status202Accepted)
             .Produces<FilesRefused>(StatusCodes.Status400BadRequest).Produces<FilesRefused>(StatusCodes.Status413PayloadTooLarge)
             .ProducesErrors(StatusCodes.Status403Forbidden, StatusCodes.Status422UnprocessableEntity);

@@ -9,12 +9,16 @@ namespace WasteClassifier.Api.Apis;
 /// <summary>
 /// The health probes in <c>/openapi/v1.json</c>. <c>MapHealthChecks</c> endpoints have no handler method, so the document
 /// generator leaves them out; each is marked with a <see cref="HealthProbe"/> and added here as a GET answering
-/// <see cref="HealthResponses.ReportView"/> (200, and 503 where a check can fail), or the API's 500 after an exception.
+/// <see cref="HealthResponses.ReportView"/> (200, and 503 where a check can fail), or the API's 500 after an exception and
+/// 400 for a repeated query parameter. They answer GET and HEAD only (<see cref="ProbeMethods"/>).
 /// </summary>
 public static class HealthProbes
 {
     /// <summary>Marks a health probe endpoint; <see cref="CanFail"/>: it runs checks, so it answers 503 when one fails.</summary>
     public sealed record HealthProbe(bool CanFail);
+
+    /// <summary><c>MapHealthChecks</c> answers every method (a POST was a 200); a probe only reads.</summary>
+    public static readonly HttpMethodMetadata ProbeMethods = new([HttpMethods.Get, HttpMethods.Head]);
 
     public const string ReportSchema = "HealthReport";
 
@@ -30,6 +34,8 @@ public static class HealthProbes
         {
             var responses = new OpenApiResponses { ["200"] = Json("OK: the status of each check", report) };
             if (probe!.CanFail) responses["503"] = Json("A check failed: the status of each check", report);
+            // RepeatedParameters runs before every endpoint, the probes' too.
+            responses["400"] = Json("Bad Request: a query parameter given more than once", error);
             responses["500"] = Json("Internal Server Error", error);
             var operation = new OpenApiOperation
             {
@@ -37,7 +43,7 @@ public static class HealthProbes
                 Tags = new HashSet<OpenApiTagReference> { new("Service", document) },
                 Responses = responses,
             };
-            document.Paths[ServiceApi.PathOf(endpoint.RoutePattern)] = new OpenApiPathItem { Operations = new() { [HttpMethod.Get] = operation } };
+            document.Paths[ServiceApi.PathOf(endpoint.RoutePattern)] = new OpenApiPathItem { Operations = new() { [HttpMethod.Get] = operation, [HttpMethod.Head] = operation } };
         }
     }
 

@@ -24,6 +24,7 @@ public static class SamplesApi
         api.MapPost("/", UploadAsync).WithName("UploadSamples")
             .WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') as samples, queueing no job: the next job trains on them")
             .DisableAntiforgery()
+            .AcceptsForm(new ApiResponses.FormBody(TrainingJobsApi.ImagesField, ManyFiles: true, ["label"], RepeatedFields: ["labels"]))
             .Produces<SavedSamples>(StatusCodes.Status201Created)
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status422UnprocessableEntity);
         api.MapDelete("/{id:guid}", DeleteAsync).WithName("DeleteSample")

@@ -26,6 +26,7 @@ public static class ServiceApi
         // The original API's errors: every one carries success=false (PredictFailure), the middleware's too (declared by
         // WithCommonErrors, which sees PredictRoute).
         api.MapPost(ApiErrors.PredictPath, PredictAsync).WithName("Predict").WithSummary("Classify one image (field 'image') through the queue and wait for the result").DisableAntiforgery()
+            .AcceptsForm(new ApiResponses.FormBody(ClassificationsApi.ImageField, ManyFiles: false, ["source"]))
             .WithMetadata(PredictRoute.Instance).Produces<Prediction>()
             .Produces<PredictFailure>(StatusCodes.Status400BadRequest).Produces<PredictFailure>(StatusCodes.Status403Forbidden)
             .Produces<PredictFailure>(StatusCodes.Status413PayloadTooLarge).Produces<PredictFailure>(StatusCodes.Status422UnprocessableEntity)

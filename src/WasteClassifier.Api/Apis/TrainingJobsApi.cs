@@ -19,6 +19,7 @@ public static class TrainingJobsApi
     {
         var api = app.MapGroup("/v1/training-jobs").WithTags("Training");
         api.MapPost("/", SubmitAsync).WithName("SubmitTrainingJob").WithSummary("Upload labelled images (field 'images', with 'labels' per file or one 'label') and queue a training job").DisableAntiforgery()
+            .AcceptsForm(new ApiResponses.FormBody(ImagesField, ManyFiles: true, ["label", .. OptionFields], RepeatedFields: ["labels"]))
             .Produces<SubmittedTrainingJob>(StatusCodes.Status202Accepted)
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status422UnprocessableEntity);
         api.MapGet("/{id:guid}", GetAsync).WithName("GetTrainingJob").WithSummary("Status, progress, metrics beside the active model's, and the promotion decision")

@@ -36,11 +36,11 @@ public static class UploadsApi
         var api = app.MapGroup("/v1/uploads").WithTags("Uploads");
         // Client writes (like submitting a classification), not admin ones.
         api.MapPost("/", CreateAsync).WithName("CreateUploads").WithSummary("Upload ids and presigned PUT URLs for sending images straight to the object store")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app)
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app).Accepts<CreateRequest>("application/json")
             .Produces<CreatedUploads>(StatusCodes.Status201Created)
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status403Forbidden, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
         api.MapPost("/commit", CommitAsync).WithName("CommitUploads").WithSummary("Check the uploaded objects and queue them for classification")
-            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app)
+            .DisableAntiforgery().RequireAuthorization(AccessPolicies.Client).WithJsonBodyLimit(app).Accepts<CommitRequest>("application/json")
             .Produces<CommittedUploads>(StatusCodes.Status202Accepted).Produces<CommitRefused>(StatusCodes.Status400BadRequest)
             .ProducesErrors(StatusCodes.Status403Forbidden, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
         // The URL itself is the credential (a random id that expires), as a presigned S3 URL is.

@@ -76,7 +76,8 @@ public static class ApiExtensions
 
         builder.AddClassifierSecurity();
         services.AddClassifierHealthChecks();
-        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddDocumentTransformer(HealthProbes.TransformAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddDocumentTransformer(HealthProbes.TransformAsync)
+            .AddDocumentTransformer(ApiResponses.NullOrAnyAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
             .AddSchemaTransformer(ApiResponses.NumbersAsWrittenAsync)
             .AddOperationTransformer(ApiResponses.TransformAsync));
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -68,12 +69,71 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
             var fields = internalError["properties"]!.AsObject().Select(p => p.Key).ToList();
             Assert.True(fields.Contains("error") && fields.Contains("message"), $"{name} 500: {internalError.ToJsonString()}");
             Assert.Equal(path == "/predict", fields.Contains("success"));
-            if (path.StartsWith("/health/", StringComparison.Ordinal)) continue; // not behind the API's middleware
-            foreach (var status in new[] { "400", "421", "429", "503" })
+            // A write from another site's page is refused (403 cross_site_request) on every route, anonymous ones too.
+            if (method != "get") Assert.True(responses["403"] is not null, $"{name} does not declare 403");
+            // The probes are outside the rate limit and the Host check, not outside RepeatedParameters.
+            Assert.True(responses["400"] is not null, $"{name} does not declare 400");
+            if (path.StartsWith("/health/", StringComparison.Ordinal)) continue;
+            foreach (var status in new[] { "421", "429", "503" })
                 Assert.True(responses[status] is not null, $"{name} does not declare {status}");
             foreach (var status in new[] { "429", "503" })
                 Assert.True(responses[status]!["headers"]?["Retry-After"]?["schema"]?["type"]?.GetValue<string>() == "integer",
                     $"{name} {status}: no Retry-After header: {responses[status]!.ToJsonString()}");
+        }
+    }
+
+    /// <summary>The probes answer GET and HEAD only, and a repeated parameter with the 400 they declare.</summary>
+    [Fact]
+    public async Task OpenApi_HealthProbes_AnswerOnlyReadsAndDeclareTheir400()
+    {
+        var document = await DocumentAsync();
+        await AssertDeclaredAsync(document, "/health/ready", "get", await Http.GetAsync("/health/ready?x=1&x=2"), HttpStatusCode.BadRequest);
+        Assert.NotNull(document["paths"]?["/health/live"]?["head"]);
+        using var head = new HttpRequestMessage(HttpMethod.Head, "/health/live");
+        Assert.Equal(HttpStatusCode.OK, (await Http.SendAsync(head)).StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await Http.PostAsync("/health/live", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await Http.DeleteAsync("/health/ready")).StatusCode);
+    }
+
+    /// <summary>The anonymous upload URL refuses a write from another site's page with the 403 it declares.</summary>
+    [Fact]
+    public async Task OpenApi_CrossSiteWrite_AnswersTheDeclared403()
+    {
+        var document = await DocumentAsync();
+        using var put = new HttpRequestMessage(HttpMethod.Put, $"/v1/uploads/{Guid.NewGuid()}/content") { Content = new ByteArrayContent([1, 2, 3]) };
+        put.Headers.Add("Origin", "https://elsewhere.example");
+        var answer = await AssertDeclaredAsync(document, "/v1/uploads/{id}/content", "put", await Http.SendAsync(put), HttpStatusCode.Forbidden);
+        Assert.Equal("cross_site_request", answer["error"]!.GetValue<string>());
+    }
+
+    /// <summary>
+    /// Each route that reads a body documents it, so a generated client can send an image: multipart fields as the
+    /// handlers read them, and the JSON requests of direct uploads.
+    /// </summary>
+    [Fact]
+    public async Task OpenApi_WritesThatTakeABody_DocumentIt()
+    {
+        var document = await DocumentAsync();
+        foreach (var (path, file, many, fields) in new (string, string, bool, string[])[]
+        {
+            ("/predict", "image", false, ["source"]),
+            ("/v1/classifications", "image", true, ["source"]),
+            ("/v1/training-jobs", "images", true, ["label", "labels", "epochs"]),
+            ("/v1/samples", "images", true, ["label", "labels"]),
+        })
+        {
+            var form = document["paths"]?[path]?["post"]?["requestBody"]?["content"]?["multipart/form-data"]?["schema"]?["properties"];
+            Assert.True(form is JsonObject, $"POST {path}: no multipart/form-data body: {document["paths"]?[path]?["post"]?["requestBody"]?.ToJsonString()}");
+            var files = many ? form[file]?["items"] : form[file];
+            Assert.True(files?["format"]?.GetValue<string>() == "binary", $"POST {path}: '{file}' is not binary: {form.ToJsonString()}");
+            foreach (var field in fields) Assert.True(form[field] is not null, $"POST {path}: no '{field}' field: {form.ToJsonString()}");
+        }
+        foreach (var (path, properties) in new[] { ("/v1/uploads", new[] { "count", "files", "source" }), ("/v1/uploads/commit", ["ids", "source", "duplicate_window_seconds"]) })
+        {
+            var schema = document["paths"]?[path]?["post"]?["requestBody"]?["content"]?["application/json"]?["schema"];
+            Assert.True(schema is not null, $"POST {path}: no application/json body");
+            var declared = Resolve(document, schema)["properties"]?.AsObject().Select(p => p.Key).ToList() ?? [];
+            Assert.Equal(properties.Order(), declared.Order());
         }
     }
 
@@ -222,7 +282,38 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         var schema = JsonSchema(operation["responses"]?[((int)status).ToString()] ?? throw new Xunit.Sdk.XunitException($"{name}: status not documented"), name);
         var checkedProperties = Declared(document, body, schema, "$");
         Assert.True(checkedProperties > 0, $"{name}: no property was checked in {body.ToJsonString()}");
+        AssertValid(document, schema, body, name);
         return body;
+    }
+
+    /// <summary>
+    /// Validates <paramref name="value"/> against <paramref name="schema"/> as a JSON Schema 2020-12 validator does (what
+    /// OpenAPI 3.1 schemas are), so oneOf's "exactly one branch", types and nulls count, not only property names. The
+    /// document's components become the schema's $defs, so its "#/components/schemas/X" references resolve.
+    /// </summary>
+    private static void AssertValid(JsonObject document, JsonNode schema, JsonNode? value, string name)
+    {
+        var root = new JsonObject
+        {
+            ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+            ["$defs"] = WithDefs(document["components"]?["schemas"]?.DeepClone() ?? new JsonObject()),
+            ["allOf"] = new JsonArray(WithDefs(schema.DeepClone())),
+        };
+        // Each build registers its schema under its base URI: one of its own for every answer.
+        var built = Json.Schema.JsonSchema.Build(JsonSerializer.SerializeToElement(root), baseUri: new Uri($"https://openapi.test/{Guid.NewGuid()}"));
+        var results = built.Evaluate(JsonSerializer.SerializeToElement(value), new Json.Schema.EvaluationOptions { OutputFormat = Json.Schema.OutputFormat.List });
+        var errors = (results.Details ?? []).Where(d => d.Errors is { Count: > 0 })
+            .Select(d => $"{d.InstanceLocation} at {d.EvaluationPath}: {string.Join("; ", d.Errors!.Values)}");
+        Assert.True(results.IsValid, $"{name}: the answer does not validate against its schema:\n{string.Join("\n", errors)}\n{value?.ToJsonString()}");
+    }
+
+    /// <summary>Points each "#/components/schemas/" reference in <paramref name="node"/> at "#/$defs/".</summary>
+    private static JsonNode WithDefs(JsonNode node)
+    {
+        foreach (var obj in Nodes(node).ToList())
+            if (obj["$ref"] is JsonValue reference && reference.GetValue<string>() is var target && target.StartsWith("#/components/schemas/", StringComparison.Ordinal))
+                obj["$ref"] = "#/$defs/" + target["#/components/schemas/".Length..];
+        return node;
     }
 
     /// <summary>

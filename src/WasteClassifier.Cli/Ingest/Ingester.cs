@@ -30,8 +30,9 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     private readonly ConcurrentDictionary<string, (long Size, long Mtime, DateTime Since, bool Incomplete)> _settling = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reportedSkipped = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _warnedSubfolders = new(StringComparer.Ordinal);
-    // Archives, deletions and moves to the failed-files folder that failed and were logged ("what|path"): once per run.
-    private readonly ConcurrentDictionary<string, byte> _moveFailed = new(StringComparer.Ordinal);
+    // Archives, deletions and moves to the failed-files folder that failed and were logged ("what|path" → the version's
+    // IngestFile.Key): once per version, and again after one succeeded; removed when it succeeds.
+    private readonly ConcurrentDictionary<string, string> _moveFailed = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<Failure> _failures = new();
     // Files whose last read failed, with when to try again (watching; MaxValue: being tried, or a single pass).
     private readonly ConcurrentDictionary<string, (int Tries, string Reason, DateTime RetryAt)> _unreadable = new(StringComparer.Ordinal);
@@ -530,47 +531,68 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
     /// <summary>
     /// Deletes <paramref name="file"/> (no <paramref name="folder"/>) or moves it into <paramref name="folder"/> under its path
     /// relative to the watched folder (its name for files given), adding -1, -2 … on a clash: nothing there is overwritten but
-    /// a sidecar left without its file by a run that stopped mid-move, which names this file (see <see cref="IsOrphanSidecar"/>).
+    /// a sidecar left without its file which names this file and its size (see <see cref="IsOrphanSidecar"/>).
     /// <paramref name="sidecar"/> is written beside it first (name + <see cref="ErrorSidecarSuffix"/>), so a moved file always
     /// has it. Only the version that was answered: a file rewritten since is a new frame and stays. True when it did.
+    /// Internal for the tests that run moves at the same moment.
     /// </summary>
-    private bool MoveAway(IngestFile file, string what, string? folder, byte[]? sidecar)
+    internal bool MoveAway(IngestFile file, string what, string? folder, byte[]? sidecar)
     {
         if (IngestFile.Stat(file.Path) is not { } now || now.Key != file.Key) return false;
         string? written = null;
+        var failedKey = $"{what}|{file.Path}";
         try
         {
             if (folder is null)
             {
                 File.Delete(file.Path);
+                _moveFailed.TryRemove(failedKey, out _);
                 return true;
             }
             var relative = options.WatchDirectory is null ? Path.GetFileName(file.Path) : Path.GetRelativePath(Path.GetFullPath(options.WatchDirectory), file.Path);
             var target = Path.Combine(folder, relative);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            for (var n = 1; File.Exists(target) || (sidecar is not null && File.Exists(target + ErrorSidecarSuffix) && !IsOrphanSidecar(target, file.Path)); n++)
-                target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
-            if (sidecar is not null)
+            for (var n = 1; ; n++)
             {
-                // Over a sidecar only where the loop above stopped at this file's orphan; else a new file, so a move of another file
-                // to the same name at the same moment fails instead of overwriting it.
-                var mode = File.Exists(target + ErrorSidecarSuffix) ? FileMode.Create : FileMode.CreateNew;
-                using (var stream = new FileStream(target + ErrorSidecarSuffix, mode, FileAccess.Write))
+                if (!File.Exists(target))
                 {
-                    written = stream.Name;
-                    stream.Write(sidecar);
-                    stream.Flush(flushToDisk: true);
+                    if (sidecar is null) break;
+                    // Over a sidecar only where it is this file's orphan (reuse); else a new one (CreateNew), so a move of
+                    // another file to the same name at the same moment fails here or takes the next name, never overwrites it.
+                    // Two moves of one path never race: the path is claimed while its batch is handled.
+                    var reuse = File.Exists(target + ErrorSidecarSuffix);
+                    if (!reuse || IsOrphanSidecar(target, file))
+                    {
+                        try
+                        {
+                            using var stream = new FileStream(target + ErrorSidecarSuffix, reuse ? FileMode.Create : FileMode.CreateNew, FileAccess.Write);
+                            written = stream.Name;
+                            stream.Write(sidecar);
+                            stream.Flush(flushToDisk: true);
+                            break;
+                        }
+                        catch (IOException) when (!reuse && File.Exists(target + ErrorSidecarSuffix))
+                        {
+                            // Another move wrote this name's sidecar since the check: the next name.
+                        }
+                    }
                 }
+                target = Path.Combine(Path.GetDirectoryName(target)!, $"{Path.GetFileNameWithoutExtension(relative)}-{n}{Path.GetExtension(relative)}");
             }
             File.Move(file.Path, target);
+            _moveFailed.TryRemove(failedKey, out _);
             if (sidecar is not null) _log($"moved {file.Path} to {target} (why: {target}{ErrorSidecarSuffix})");
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // Tried again whenever a rescan finds the file: said once per file and run, not at every rescan.
-            if (_moveFailed.TryAdd($"{what}|{file.Path}", 0))
+            // Tried again whenever a rescan finds the file: said once per version of the file, not at every rescan
+            // (one path at a time: it is claimed while its batch is handled).
+            if (!_moveFailed.TryGetValue(failedKey, out var logged) || logged != file.Key)
+            {
+                _moveFailed[failedKey] = file.Key;
                 _log($"could not {what} {file.Path}: {e.Message}; it stays in place{(Watching ? " (tried again at each rescan, not logged again)" : "")}");
+            }
             // A sidecar of a file that stayed would explain nothing: the next try writes its own.
             if (written is not null) TryDelete(written);
         }
@@ -579,16 +601,19 @@ public sealed class Ingester(IngestOptions options, HttpClient http, Action<stri
 
     /// <summary>
     /// Whether the sidecar at <paramref name="target"/> + <see cref="ErrorSidecarSuffix"/>, with no file beside it, was written
-    /// for <paramref name="path"/> by a run that stopped before the move: its slot is this file's, so a refused file ends up
-    /// as one file and one sidecar, not under a -1 name beside an orphan.
+    /// for this <paramref name="file"/>: same path and size (a run that stopped before the move, or a file moved back to be
+    /// sent again). Its slot is this file's, so a refused file ends up as one file and one sidecar, not under a -1 name
+    /// beside an orphan. Another file of that path (another size) keeps the old sidecar and takes the next name.
     /// </summary>
-    private static bool IsOrphanSidecar(string target, string path)
+    private static bool IsOrphanSidecar(string target, IngestFile file)
     {
         try
         {
             using var json = JsonDocument.Parse(File.ReadAllBytes(target + ErrorSidecarSuffix));
-            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("file", out var file)
-                && file.ValueKind == JsonValueKind.String && file.GetString() == path;
+            var root = json.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("file", out var path) && path.ValueKind == JsonValueKind.String && path.GetString() == file.Path
+                && root.TryGetProperty("size", out var size) && size.TryGetInt64(out var bytes) && bytes == file.Size;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {

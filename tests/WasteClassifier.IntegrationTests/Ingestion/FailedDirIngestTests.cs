@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using WasteClassifier.Cli.Commands;
 using WasteClassifier.Cli.Ingest;
@@ -172,7 +173,7 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         var first = await new Ingester(Options(source, folder, failed: null), fixture.Client.Http).RunAsync(CancellationToken.None);
         Assert.Equal(1, first.Refused);
         // As a run leaves it that stopped after writing the sidecar and before moving the file: the sidecar alone.
-        await File.WriteAllTextAsync(Path.Combine(failed, "notes.jpg" + Ingester.ErrorSidecarSuffix), $$"""{ "file": "{{notes}}", "error": "not_an_image" }""");
+        await File.WriteAllTextAsync(Path.Combine(failed, "notes.jpg" + Ingester.ErrorSidecarSuffix), $$"""{ "file": "{{notes}}", "size": 24, "error": "not_an_image" }""");
 
         var second = await new Ingester(Options(source, folder, failed), fixture.Client.Http).RunAsync(CancellationToken.None);
 
@@ -181,6 +182,74 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         // One file and one sidecar, the one written now.
         Assert.Equal(["notes.jpg", "notes.jpg" + Ingester.ErrorSidecarSuffix], Directory.EnumerateFiles(failed).Select(Path.GetFileName).Order());
         Assert.Equal(400, Sidecar(Path.Combine(failed, "notes.jpg"))["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task MoveAway_TwoFilesOfOneNameAtOnce_EachMovedWithItsOwnSidecar()
+    {
+        // Files given (no watched folder) go under their names: two folders' x.jpg refused in concurrent batches both
+        // aim at failed/x.jpg. Many rounds, as the window between choosing the name and writing the sidecar is short.
+        var failed = IngestionFixture.TempFolder("failed-dir-race-out");
+        var folders = new[] { IngestionFixture.TempFolder("failed-dir-race-a"), IngestionFixture.TempFolder("failed-dir-race-b") };
+        var ingester = new Ingester(new IngestOptions { Source = "race", StateFile = Path.Combine(folders[0], ".state.jsonl"), FailedDirectory = failed },
+            fixture.Client.Http);
+        for (var round = 0; round < 2000; round++)
+        {
+            var files = folders.Select(folder =>
+            {
+                var path = Path.Combine(folder, $"x{round}.jpg");
+                File.WriteAllText(path, folder); // the file says where it came from
+                return IngestFile.Stat(path)!;
+            }).ToArray();
+            using var start = new Barrier(files.Length);
+            var moved = await Task.WhenAll(files.Select(f => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                return ingester.MoveAway(f, "move to the failed-files folder", failed, JsonSerializer.SerializeToUtf8Bytes(new { file = f.Path }));
+            })));
+            Assert.True(moved.All(m => m), $"round {round}: a move failed");
+        }
+
+        var movedFiles = Directory.EnumerateFiles(failed).Where(f => !f.EndsWith(Ingester.ErrorSidecarSuffix, StringComparison.Ordinal)).ToList();
+        Assert.Equal(2 * 2000, movedFiles.Count);
+        // Each moved file has a sidecar, and it names that file (from the folder the file's content names).
+        Assert.All(movedFiles, f =>
+        {
+            Assert.True(File.Exists(f + Ingester.ErrorSidecarSuffix), $"{f} has no sidecar");
+            Assert.Equal(File.ReadAllText(f), Path.GetDirectoryName(Sidecar(f)["file"]!.GetValue<string>()));
+        });
+    }
+
+    [Fact]
+    public void MoveAway_FailsSucceedsAndFailsAgainOrForANewVersion_LoggedEachTime()
+    {
+        var folder = IngestionFixture.TempFolder("failed-dir-relog");
+        var archive = IngestionFixture.TempFolder("failed-dir-relog-out");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        var file = Path.Combine(folder, "sub", "bad.jpg");
+        File.WriteAllText(file, "x");
+        var log = new List<string>();
+        var ingester = new Ingester(Options("relog", folder, failed: null, archive), fixture.Client.Http, log.Add);
+        // A file where the archive's folder must go: the archive fails.
+        var blocker = Path.Combine(archive, "sub");
+        File.WriteAllText(blocker, "in the way");
+        var version = IngestFile.Stat(file)!;
+
+        Assert.False(ingester.MoveAway(version, "archive", archive, null));
+        Assert.False(ingester.MoveAway(version, "archive", archive, null)); // the same version again: not logged again
+        File.Delete(blocker);
+        Assert.True(ingester.MoveAway(version, "archive", archive, null));
+        // Moved back (the same size and time: the same version) and the archive blocked again: a new outage, logged.
+        File.Move(Path.Combine(archive, "sub", "bad.jpg"), file);
+        Directory.Delete(Path.Combine(archive, "sub"));
+        File.WriteAllText(blocker, "in the way");
+        Assert.Equal(version, IngestFile.Stat(file));
+        Assert.False(ingester.MoveAway(version, "archive", archive, null));
+        // A new version of the path: logged too.
+        File.WriteAllText(file, "xy");
+        Assert.False(ingester.MoveAway(IngestFile.Stat(file)!, "archive", archive, null));
+
+        Assert.Equal(3, log.Count(l => l.StartsWith($"could not archive {file}", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -185,6 +185,25 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
     }
 
     [Fact]
+    public void MoveAway_SidecarWithoutItsFileNamingThePathButAnotherSize_KeptAndTheFileTakesTheNextName()
+    {
+        var folder = IngestionFixture.TempFolder("failed-dir-other-size");
+        var failed = IngestionFixture.TempFolder("failed-dir-other-size-out");
+        var notes = Path.Combine(folder, "notes.jpg");
+        File.WriteAllText(notes, "this is not a photograph");
+        // Left by another file of that path (99 bytes) whose file was taken away: it explains that file, not this one.
+        var old = $$"""{ "file": "{{notes}}", "size": 99, "error": "not_an_image" }""";
+        File.WriteAllText(Path.Combine(failed, "notes.jpg" + Ingester.ErrorSidecarSuffix), old);
+        var ingester = new Ingester(Options("other-size", folder, failed), fixture.Client.Http);
+
+        Assert.True(ingester.MoveAway(IngestFile.Stat(notes)!, "move to the failed-files folder", failed, JsonSerializer.SerializeToUtf8Bytes(new { file = notes, size = 24 })));
+
+        Assert.Equal(old, File.ReadAllText(Path.Combine(failed, "notes.jpg" + Ingester.ErrorSidecarSuffix)));
+        Assert.Equal(["notes-1.jpg", "notes-1.jpg" + Ingester.ErrorSidecarSuffix, "notes.jpg" + Ingester.ErrorSidecarSuffix],
+            Directory.EnumerateFiles(failed).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task MoveAway_TwoFilesOfOneNameAtOnce_EachMovedWithItsOwnSidecar()
     {
         // Files given (no watched folder) go under their names: two folders' x.jpg refused in concurrent batches both

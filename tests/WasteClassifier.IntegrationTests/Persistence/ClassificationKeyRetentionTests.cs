@@ -94,7 +94,7 @@ public sealed class ClassificationKeyRetentionTests
     });
 
     [IntegrationFact]
-    public Task SweepAndSubmit_OnPostgres_ClearingOneExpiredRequestAtOnce_NeverDeadlock()
+    public Task SweepAndSubmit_OnPostgres_ClearingOneExpiredRequestAtOnce_BothFinishWithoutADeadlockError()
     {
         var deadlocks = new Deadlocks();
         return WithDatabaseAsync(async (newContext, _, submitter) =>

@@ -25,11 +25,13 @@ public static class ApiResponses
     /// <summary>
     /// The errors the middleware in front of every route in <paramref name="group"/> may answer: 400 for a query parameter
     /// given twice (<see cref="RepeatedParameters"/>) or one that does not bind (<see cref="BadRequests"/>); 401/403 where the
-    /// route needs a key once keys are configured (<see cref="AccessPolicies"/>); 421 for an unexpected Host while calls
-    /// without a key are answered (<see cref="UnexpectedHosts"/>); 429 from the rate limit; 503 while the database or object
-    /// store is down; 500 for an unexpected failure (<see cref="FallbackErrors"/>, <see cref="DependencyFailures"/>). On
-    /// <c>/predict</c> each carries <c>success: false</c> (<see cref="ApiErrors.For"/>). At the end, as the access rules are,
-    /// so the route's own metadata is known.
+    /// route needs a key once keys are configured (<see cref="AccessPolicies"/>), 401 without a valid key, 403 only where a
+    /// valid key may still be refused (a client key on an admin route: a client key passes every client route); 403 on every
+    /// write (<see cref="CrossSiteRequests"/>); 421 for an unexpected Host while calls without a key are answered
+    /// (<see cref="UnexpectedHosts"/>); 429 from the rate limit; 503 while the database or object store is down, except on a
+    /// route marked <see cref="WithoutDependencies"/>; 500 for an unexpected failure (<see cref="FallbackErrors"/>,
+    /// <see cref="DependencyFailures"/>). On <c>/predict</c> each carries <c>success: false</c> (<see cref="ApiErrors.For"/>).
+    /// At the end, as the access rules are, so the route's own metadata is known.
     /// </summary>
     public static TBuilder WithCommonErrors<TBuilder>(this TBuilder group) where TBuilder : IEndpointConventionBuilder
     {
@@ -42,7 +44,7 @@ public static class ApiResponses
             if (guarded)
             {
                 AddIfMissing(endpoint, StatusCodes.Status401Unauthorized, body);
-                AddIfMissing(endpoint, StatusCodes.Status403Forbidden, body);
+                if (!ClientPolicyOnly(endpoint)) AddIfMissing(endpoint, StatusCodes.Status403Forbidden, body);
             }
             // CrossSiteRequests refuses a write from another site's page on every route, anonymous ones too.
             if (endpoint.Metadata.OfType<IHttpMethodMetadata>().LastOrDefault()?.HttpMethods.Any(m => !HttpMethods.IsGet(m) && !HttpMethods.IsHead(m) && !HttpMethods.IsOptions(m)) == true)
@@ -50,9 +52,36 @@ public static class ApiResponses
             AddIfMissing(endpoint, StatusCodes.Status421MisdirectedRequest, body);
             AddIfMissing(endpoint, StatusCodes.Status429TooManyRequests, body);
             AddIfMissing(endpoint, StatusCodes.Status500InternalServerError, body);
-            AddIfMissing(endpoint, StatusCodes.Status503ServiceUnavailable, body);
+            if (!endpoint.Metadata.OfType<NoDependencies>().Any()) AddIfMissing(endpoint, StatusCodes.Status503ServiceUnavailable, body);
         });
         return group;
+    }
+
+    /// <summary>
+    /// Marks a route that never lets a database or object store failure escape (it touches neither, or reports their state
+    /// in its body), so <see cref="DependencyFailures"/> can never answer it 503 and the document does not declare one.
+    /// </summary>
+    public static RouteHandlerBuilder WithoutDependencies(this RouteHandlerBuilder builder) => builder.WithMetadata(NoDependencies.Instance);
+
+    public sealed class NoDependencies
+    {
+        public static readonly NoDependencies Instance = new();
+
+        private NoDependencies()
+        {
+        }
+    }
+
+    /// <summary>
+    /// Whether the route's only rule is <see cref="AccessPolicies.Client"/>: any valid key passes it, so it answers 401, never
+    /// 403 (AccessPolicies.Handler). Read from the [Authorize] the access rules add, or from the rule they will add.
+    /// </summary>
+    private static bool ClientPolicyOnly(EndpointBuilder endpoint)
+    {
+        var authorize = endpoint.Metadata.OfType<IAuthorizeData>().ToList();
+        return authorize.Count > 0
+            ? authorize.All(a => a.Policy == AccessPolicies.Client && string.IsNullOrEmpty(a.Roles))
+            : AccessPolicies.PolicyFor(endpoint) == AccessPolicies.Client;
     }
 
     private static void AddIfMissing(EndpointBuilder endpoint, int status, Type body)

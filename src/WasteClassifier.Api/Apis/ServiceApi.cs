@@ -20,8 +20,10 @@ public static class ServiceApi
     {
         var api = app.MapGroup("").WithTags("Service");
         api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON")
-            .Produces<ServiceDescription>().AlsoAnswers("text/html");
-        api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store").Produces<ServiceHealth>();
+            .Produces<ServiceDescription>().AlsoAnswers("text/html").WithoutDependencies();
+        // An outage is in its body (components), with a 200: TryGetActiveAsync and the health checks catch it.
+        api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store").Produces<ServiceHealth>()
+            .WithoutDependencies();
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order").Produces<ClassList>();
         // The original API's errors: every one carries success=false (PredictFailure), the middleware's too (declared by
         // WithCommonErrors, which sees PredictRoute).

@@ -51,7 +51,8 @@ app.UseMiddleware<HeadRequests.RestoreForMetrics>();
 app.UseMiddleware<ClientAborts>();
 app.UseClassifierSecurity();
 app.UseMiddleware<RepeatedParameters>();
-app.MapOpenApi();
+// Built once and rate limited (Extensions/OpenApiDocumentCache.cs): MapOpenApi rebuilt it on every request.
+OpenApiDocumentCache.Map(app);
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
 app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
 app.MapPrometheusMetrics(app.Services, context => app.Services.GetRequiredService<QueueGauges>().RefreshAsync(context.RequestAborted));

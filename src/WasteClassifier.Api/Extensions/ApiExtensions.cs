@@ -76,10 +76,12 @@ public static class ApiExtensions
 
         builder.AddClassifierSecurity();
         services.AddClassifierHealthChecks();
-        services.AddOpenApi(openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync).AddDocumentTransformer(HealthProbes.TransformAsync)
-            .AddDocumentTransformer(ApiResponses.NullOrAnyAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
+        services.AddOpenApi(OpenApiDocumentCache.DocumentName, openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync)
+            .AddDocumentTransformer(HealthProbes.TransformAsync).AddDocumentTransformer(ApiResponses.NullOrAnyAsync)
+            .AddDocumentTransformer(OpenApiDocumentCache.RelativeServerAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
             .AddSchemaTransformer(ApiResponses.NumbersAsWrittenAsync)
             .AddOperationTransformer(ApiResponses.TransformAsync));
+        services.AddSingleton<OpenApiDocumentCache>();
     }
 
     /// <summary>The API's JSON: snake_case names and enums, times in UTC with Z; null properties are written.</summary>

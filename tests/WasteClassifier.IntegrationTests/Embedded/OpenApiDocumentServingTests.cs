@@ -2,16 +2,21 @@ using System.Data.Common;
 using System.Net;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Api.Extensions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Embedded;
 
 /// <summary>
-/// What <c>/openapi/v1.json</c> declares, checked against a process of its own (its database taken down).
+/// How <c>/openapi/v1.json</c> is served: it was rebuilt for every request (tens of ms of CPU, outside the rate limit),
+/// and its server URL was the request's scheme and Host. Each test runs its own process: they count its builds or set its
+/// rate limit.
 /// </summary>
 public sealed class OpenApiDocumentServingTests : IDisposable
 {
@@ -24,6 +29,54 @@ public sealed class OpenApiDocumentServingTests : IDisposable
         var settings = new Dictionary<string, string?> { ["DataDirectory"] = directory, ["Worker:Id"] = "openapi-worker" };
         foreach (var (key, value) in extra ?? []) settings[key] = value;
         return new ApiFactory(settings);
+    }
+
+    [Fact]
+    public async Task Document_BuiltOncePerProcess_SameBytesForEveryCaller()
+    {
+        var builds = 0;
+        // A document transformer runs once per build: the count of builds, seen from outside.
+        await using var api = Start().WithWebHostBuilder(b => b.ConfigureTestServices(s => s.Configure<OpenApiOptions>(OpenApiDocumentCache.DocumentName,
+            o => o.AddDocumentTransformer((_, _, _) =>
+            {
+                Interlocked.Increment(ref builds);
+                return Task.CompletedTask;
+            }))));
+        var http = api.CreateClient();
+
+        var first = await http.GetAsync("/openapi/v1.json");
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal("application/json", first.Content.Headers.ContentType?.MediaType);
+        var bytes = await first.Content.ReadAsByteArrayAsync();
+        // Another Host, and what a TLS proxy would add: the same document, not built again.
+        using var proxied = new HttpRequestMessage(HttpMethod.Get, "/openapi/v1.json") { Headers = { Host = "127.0.0.1:8443" } };
+        proxied.Headers.Add("X-Forwarded-Proto", "https");
+        proxied.Headers.Add("X-Forwarded-Host", "127.0.0.1:8443");
+        var second = await http.SendAsync(proxied);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+
+        Assert.Equal(bytes, await second.Content.ReadAsByteArrayAsync());
+        Assert.Equal(1, Volatile.Read(ref builds));
+        // Relative: a client resolves it against where it fetched the document, behind a proxy too.
+        var servers = JsonNode.Parse(bytes)!["servers"]!.AsArray();
+        Assert.Equal("""[{"url":"/"}]""", servers.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Document_RateLimitedAsTheOtherReads()
+    {
+        await using var api = Start(new() { ["RateLimit:ExemptLoopback"] = "false", ["RateLimit:Burst"] = "3", ["RateLimit:PerSecond"] = "1" });
+        var http = api.CreateClient();
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < 10 && limited is null; i++)
+        {
+            var response = await http.GetAsync("/openapi/v1.json");
+            if (response.StatusCode == HttpStatusCode.TooManyRequests) limited = response;
+            else Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        Assert.True(limited is not null, "10 requests at once were all answered: the document is outside the rate limit");
+        Assert.True(limited.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        Assert.Equal("rate_limited", (await ClassifierClient.ReadJsonAsync(limited))["error"]!.GetValue<string>());
     }
 
     /// <summary>

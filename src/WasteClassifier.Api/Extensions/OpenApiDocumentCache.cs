@@ -1,0 +1,59 @@
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using WasteClassifier.Api.Security;
+
+namespace WasteClassifier.Api.Extensions;
+
+/// <summary>
+/// <c>/openapi/v1.json</c>, built once per process and served as the same bytes: MapOpenApi rebuilt it on every request
+/// (tens of ms of CPU each, outside the rate limit), so anyone could keep the API busy with it. Nothing in it depends on
+/// the request (<see cref="RelativeServerAsync"/>), so one copy is right for every caller.
+/// </summary>
+public sealed class OpenApiDocumentCache(IServiceProvider services, IOptionsMonitor<OpenApiOptions> options)
+{
+    public const string DocumentName = "v1";
+    public const string Path = "/openapi/v1.json";
+
+    private readonly SemaphoreSlim _building = new(1, 1);
+    private byte[]? _json;
+
+    /// <summary>The document as JSON: built by the first request; those that come meanwhile wait for it. A failed build is not kept.</summary>
+    public async Task<byte[]> GetAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _json) is { } json) return json;
+        await _building.WaitAsync(cancellationToken);
+        try
+        {
+            if (_json is { } built) return built;
+            var document = await services.GetRequiredKeyedService<IOpenApiDocumentProvider>(DocumentName).GetOpenApiDocumentAsync(cancellationToken);
+            using var buffer = new MemoryStream();
+            await document.SerializeAsJsonAsync(buffer, options.Get(DocumentName).OpenApiVersion, cancellationToken);
+            Volatile.Write(ref _json, buffer.ToArray());
+            return _json;
+        }
+        finally
+        {
+            _building.Release();
+        }
+    }
+
+    /// <summary>
+    /// <c>servers: [{"url": "/"}]</c>: relative, which OpenAPI resolves against where the document was fetched, so it is
+    /// right behind any proxy. The generator wrote the request's scheme and Host, which behind a TLS proxy said http (the app
+    /// does not trust X-Forwarded-*), and made the document differ per caller. Written rather than left out, though "/" is
+    /// what an empty list means: generators warn on a missing list, and Kiota took the document's own folder
+    /// (<c>/openapi</c>) as the API's root (microsoft/kiota#2336).
+    /// </summary>
+    public static Task RelativeServerAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
+    {
+        document.Servers = [new OpenApiServer { Url = "/" }];
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Serves the cached document, rate limited per client as the API's other reads are (AccessPolicies.RateLimit).</summary>
+    public static IEndpointConventionBuilder Map(IEndpointRouteBuilder app) =>
+        app.MapGet(Path, async (HttpContext context, OpenApiDocumentCache cache) =>
+                TypedResults.Bytes(await cache.GetAsync(context.RequestAborted), "application/json;charset=utf-8"))
+            .ExcludeFromDescription().RequireRateLimiting(AccessPolicies.RateLimit);
+}

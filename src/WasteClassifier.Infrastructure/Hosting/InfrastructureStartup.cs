@@ -23,7 +23,8 @@ public static class InfrastructureStartup
                 await services.GetRequiredService<IObjectStore>().EnsureReadyAsync(cancellationToken);
                 return;
             }
-            catch (Exception e) when (DateTime.UtcNow < deadline && e is not OperationCanceledException)
+            // Not a migration lock wait that ran out: that wait had its own deadline, and is not a server still coming up.
+            catch (Exception e) when (DateTime.UtcNow < deadline && e is not (OperationCanceledException or MigrationLockTimeoutException))
             {
                 logger.LogWarning("Database or object store not ready (attempt {Attempt}): {Reason}; retrying", attempt, e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(Math.Min(5, attempt)), cancellationToken);

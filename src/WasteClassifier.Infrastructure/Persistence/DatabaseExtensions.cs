@@ -100,7 +100,7 @@ public static class DatabaseExtensions
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseExtensions));
         NpgsqlConnection? migrationLock = null;
-        if (db.Database.IsNpgsql()) migrationLock = await TakeMigrationLockAsync(db, logger, cancellationToken);
+        if (db.Database.IsNpgsql()) migrationLock = await TakeMigrationLockAsync(db, logger, options.MigrationLockTimeout, cancellationToken);
         try
         {
             // Read under the lock: what another replica applied meanwhile is no longer pending.
@@ -152,7 +152,8 @@ public static class DatabaseExtensions
     /// every older snapshot in the database. PostgreSQL broke that deadlock by cancelling the build, which left an invalid
     /// index behind, and every replica then failed with 42P07 (tried with four).
     /// </remarks>
-    private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, CancellationToken cancellationToken)
+    /// <exception cref="MigrationLockTimeoutException">Another session still held the lock after <paramref name="timeout"/>.</exception>
+    private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         // Keepalives, so that a firewall's idle timeout does not end the session (and the lock) while it waits out a long
         // migration; the server's own idle_session_timeout is turned off for it below.
@@ -177,6 +178,14 @@ public static class DatabaseExtensions
             var nextReport = TimeSpan.Zero;
             while (!(bool)(await command.ExecuteScalarAsync(cancellationToken))!)
             {
+                // Failing, rather than waiting on, lets the orchestrator restart the process and show it: a holder that
+                // hangs, or a session left holding the lock, kept every replica waiting at start without a word of error.
+                if (timeout is { } limit && waitingSince.Elapsed >= limit)
+                    throw new MigrationLockTimeoutException(
+                        $"Another process has held the database migration lock for over {limit.TotalSeconds:0} s " +
+                        $"({await MigrationLockHolderAsync(connection, cancellationToken)}); gave up waiting. If its migration is still " +
+                        $"running, raise {DatabaseOptions.Section}:MigrationLockTimeoutSeconds (0 waits for ever); if that process is " +
+                        "gone, end its session with pg_terminate_backend(its server process).");
                 if (waitingSince.Elapsed >= nextReport)
                 {
                     logger.LogInformation("Another process is migrating the database ({Holder}); waiting {Seconds:F0} s so far",
@@ -212,3 +221,9 @@ public static class DatabaseExtensions
         return await command.ExecuteScalarAsync(cancellationToken) as string ?? "it has just finished";
     }
 }
+
+/// <summary>
+/// Another process held the migration lock for longer than <see cref="DatabaseOptions.MigrationLockTimeoutSeconds"/>: start-up
+/// fails (and is not retried) rather than waiting on.
+/// </summary>
+public sealed class MigrationLockTimeoutException(string message) : TimeoutException(message);

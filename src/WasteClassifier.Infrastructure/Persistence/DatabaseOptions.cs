@@ -27,6 +27,16 @@ public sealed class DatabaseOptions
     public int MaxPoolSize { get; set; } = 30;
 
     /// <summary>
+    /// How long a process on postgres waits for another one's migration (the migration lock) before it fails to start,
+    /// naming the holder; 0 waits for ever. A holder that hangs, or a session left behind holding the lock, otherwise kept
+    /// every replica waiting at start without failing, so nothing restarted them or showed the problem.
+    /// </summary>
+    public int MigrationLockTimeoutSeconds { get; set; } = 15 * 60;
+
+    /// <summary>The wait <see cref="MigrationLockTimeoutSeconds"/> allows; null for no limit.</summary>
+    public TimeSpan? MigrationLockTimeout => MigrationLockTimeoutSeconds > 0 ? TimeSpan.FromSeconds(MigrationLockTimeoutSeconds) : null;
+
+    /// <summary>
     /// Refuses, naming the setting, a provider or connection string nothing could connect with: otherwise the first use of
     /// the database fails with the driver's parse error and a stack trace.
     /// </summary>
@@ -37,6 +47,8 @@ public sealed class DatabaseOptions
             throw new InvalidOperationException($"{Section}:Provider '{Provider}' is not supported; use sqlite or postgres");
         if (provider == DatabaseProviders.Postgres && string.IsNullOrWhiteSpace(ConnectionString))
             throw new InvalidOperationException($"{Section}:ConnectionString is required when {Section}:Provider is postgres");
+        if (MigrationLockTimeoutSeconds < 0)
+            throw new InvalidOperationException($"{Section}:MigrationLockTimeoutSeconds must be 0 (wait for ever) or more, not {MigrationLockTimeoutSeconds}");
         if (ConnectionString is null) return this;
         try
         {

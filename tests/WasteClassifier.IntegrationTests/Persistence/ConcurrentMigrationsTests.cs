@@ -184,6 +184,36 @@ public sealed class ConcurrentMigrationsTests
         }));
     }
 
+    [IntegrationFact]
+    public async Task MigrateDatabaseAsync_LockHeldPastTheTimeout_FailsNamingTheHolderAndTheSettingThenMigratesOnceReleased()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        await DroppedAfterAsync(connectionString, async () =>
+        {
+            // A replica that hangs mid-migration, or a session left behind holding the lock.
+            await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "stuck-replica", Pooling = false }.ConnectionString);
+            await holder.OpenAsync();
+            await new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder).ExecuteScalarAsync();
+
+            await using (var provider = ReplicaServices(connectionString, 1, lockTimeoutSeconds: 1))
+            {
+                var waited = Stopwatch.StartNew();
+                // Without a deadline it would wait for ever: the 30 s cut-off is only the test's.
+                var error = await Assert.ThrowsAsync<MigrationLockTimeoutException>(() => provider.MigrateDatabaseAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+                Assert.InRange(waited.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+                Assert.Contains("stuck-replica", error.Message);
+                Assert.Contains("Database:MigrationLockTimeoutSeconds", error.Message);
+            }
+            await using (var check = new NpgsqlCommand("SELECT to_regclass('\"__EFMigrationsHistory\"') IS NULL", holder))
+                Assert.True((bool)(await check.ExecuteScalarAsync())!, "a migration ran without the lock");
+
+            await holder.CloseAsync();
+            await using (var provider = ReplicaServices(connectionString, 2, lockTimeoutSeconds: 1))
+                await provider.MigrateDatabaseAsync().WaitAsync(TimeSpan.FromMinutes(1));
+            await AssertEveryMigrationRecordedOnceAsync(connectionString);
+        });
+    }
+
     private sealed class LogLines : ILoggerProvider, ILogger
     {
         private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
@@ -285,13 +315,14 @@ public sealed class ConcurrentMigrationsTests
         }
     }
 
-    private static ServiceProvider ReplicaServices(string connectionString, int replica, ILoggerProvider? log = null)
+    private static ServiceProvider ReplicaServices(string connectionString, int replica, ILoggerProvider? log = null, int? lockTimeoutSeconds = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Database:Provider"] = DatabaseProviders.Postgres,
             // Its own pool, as a separate process would have.
             ["Database:ConnectionString"] = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = $"replica-{replica}" }.ConnectionString,
+            ["Database:MigrationLockTimeoutSeconds"] = lockTimeoutSeconds?.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["DataDirectory"] = Path.GetTempPath(),
         }).Build();
         var services = new ServiceCollection();

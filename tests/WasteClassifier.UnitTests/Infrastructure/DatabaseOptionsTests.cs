@@ -34,6 +34,27 @@ public sealed class DatabaseOptionsTests
         Assert.Contains("Database:ConnectionString is required", error.Message);
     }
 
+    [Fact]
+    public void Validated_NegativeMigrationLockTimeout_RefusedNamingTheSetting()
+    {
+        var options = new DatabaseOptions { MigrationLockTimeoutSeconds = -1 };
+
+        var error = Assert.Throws<InvalidOperationException>(() => options.Validated());
+
+        Assert.Equal("Database:MigrationLockTimeoutSeconds must be 0 (wait for ever) or more, not -1", error.Message);
+    }
+
+    [Theory]
+    [InlineData(0, null)]
+    [InlineData(900, 900)]
+    public void MigrationLockTimeout_ZeroWaitsForEver(int seconds, int? expected)
+    {
+        var options = new DatabaseOptions { MigrationLockTimeoutSeconds = seconds };
+
+        Assert.Equal(expected is { } s ? TimeSpan.FromSeconds(s) : null, options.MigrationLockTimeout);
+        Assert.Equal(900, new DatabaseOptions().MigrationLockTimeoutSeconds);
+    }
+
     [Theory]
     [InlineData("sqlite", null)]
     [InlineData("sqlite", "Data Source=/tmp/x.db;Default Timeout=30")]

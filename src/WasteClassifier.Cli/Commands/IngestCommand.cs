@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Runtime.InteropServices;
 using WasteClassifier.Cli.Ingest;
 using WasteClassifier.Core;
-using WasteClassifier.LoadTesting.Http;
 
 namespace WasteClassifier.Cli.Commands;
 
@@ -73,8 +72,7 @@ public sealed class IngestCommand : ICommand
             throw new UsageException($"--target must be an http(s) URL, e.g. http://localhost:8080 (got '{target}')");
         var options = Parse(arguments);
 
-        // Each request has its own timeout (--timeout).
-        using var http = WastectlHttp.CreateClient(baseAddress, Timeout.InfiniteTimeSpan, ApiKeyOption.Resolve(arguments));
+        using var http = IngestClient.CreateHttp(baseAddress, options, ApiKeyOption.Resolve(arguments));
 
         using var stop = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>

@@ -35,6 +35,18 @@ public sealed class IngestClient(HttpClient http, IngestOptions options, Action<
     public long Retries => Interlocked.Read(ref _retries);
     private long _retries;
 
+    /// <summary>
+    /// The HttpClient of <c>wastectl ingest</c>: each request has its own timeout (<see cref="IngestOptions.RequestTimeout"/>),
+    /// and a batch's body waits for the API's answer to its headers (see <see cref="PostAsync"/>) up to
+    /// <see cref="WastectlHttp.ContinueWait"/>, or half the request timeout when that is shorter, so that a server that
+    /// ignores <c>Expect: 100-continue</c> still gets the body in time.
+    /// </summary>
+    /// <param name="observer">See <see cref="WastectlHttp.CreateClient"/>.</param>
+    public static HttpClient CreateHttp(Uri baseAddress, IngestOptions options, string? apiKey = null, DelegatingHandler? observer = null) =>
+        WastectlHttp.CreateClient(baseAddress, Timeout.InfiniteTimeSpan, apiKey,
+            continueWait: options.RequestTimeout / 2 < WastectlHttp.ContinueWait ? options.RequestTimeout / 2 : WastectlHttp.ContinueWait,
+            observer: observer);
+
     /// <summary>The same files (paths and versions) from the same source always give the same key.</summary>
     public static string KeyFor(string source, IEnumerable<IngestFile> files)
     {

@@ -11,15 +11,32 @@ public static class WastectlHttp
 {
     public const string ApiKeyHeader = "X-Api-Key";
 
+    /// <summary>
+    /// How long a request sent with <c>Expect: 100-continue</c> waits, by default, for the server's answer to its headers
+    /// before it sends its body anyway. HttpClient's own 1 s was shorter than a busy API can take to answer them: the body
+    /// then went out, and a 413 answered meanwhile could be lost to the reset of a connection refusing a body in flight.
+    /// </summary>
+    public static readonly TimeSpan ContinueWait = TimeSpan.FromSeconds(30);
+
     /// <param name="apiKey">Sent as <see cref="ApiKeyHeader"/> on every request, when given.</param>
-    public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout, string? apiKey = null)
+    /// <param name="continueWait">The wait of a request sent with <c>Expect: 100-continue</c>; <see cref="ContinueWait"/> when not given.</param>
+    /// <param name="observer">A handler put in front of wastectl's own, which it passes requests on to (tests see what is sent).</param>
+    public static HttpClient CreateClient(Uri baseAddress, TimeSpan timeout, string? apiKey = null, TimeSpan? continueWait = null,
+        DelegatingHandler? observer = null)
     {
-        var http = new HttpClient(new SocketsHttpHandler
+        HttpMessageHandler handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             MaxConnectionsPerServer = int.MaxValue,
-        })
+            Expect100ContinueTimeout = continueWait ?? ContinueWait,
+        };
+        if (observer is not null)
+        {
+            observer.InnerHandler = handler;
+            handler = observer;
+        }
+        var http = new HttpClient(handler)
         {
             BaseAddress = baseAddress,
             Timeout = timeout,

@@ -7,7 +7,10 @@ using Microsoft.Extensions.Hosting;
 namespace WasteClassifier.IntegrationTests.Fixtures;
 
 /// <summary>The real API process, in memory, configured by the given settings (which win over appsettings.json).</summary>
-public sealed class ApiFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<WasteClassifier.Api.ApiEntryPoint>
+/// <param name="services">Registers more services (e.g. an IStartupFilter), where a derived factory would not do: one from
+/// WithWebHostBuilder keeps the in-memory address after UseKestrel.</param>
+public sealed class ApiFactory(IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection>? services = null)
+    : WebApplicationFactory<WasteClassifier.Api.ApiEntryPoint>
 {
     private IHost? _host;
 
@@ -32,6 +35,7 @@ public sealed class ApiFactory(IReadOnlyDictionary<string, string?> settings) : 
         // Tests read /stats right after their images finish: a replica's shared answer could be from before them.
         builder.UseSetting("Stats:CacheSeconds", "0");
         foreach (var (key, value) in settings) builder.UseSetting(key, value);
+        if (services is not null) builder.ConfigureServices(services);
         builder.UseEnvironment("Development");
     }
 }

@@ -72,7 +72,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
             try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
     }
 
-    private ApiFactory Start(Dictionary<string, string?>? extra = null, bool keys = true, bool bound = false)
+    private ApiFactory Start(Dictionary<string, string?>? extra = null, bool keys = true, bool bound = false, Action<IServiceCollection>? services = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
         _directories.Add(directory);
@@ -105,7 +105,7 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
             settings["Auth:Keys:3:Sources:1"] = "line-9";
         }
         foreach (var (k, v) in extra ?? []) settings[k] = v;
-        var factory = new ApiFactory(settings);
+        var factory = new ApiFactory(settings, services);
         _factories.Add(factory);
         return factory;
     }
@@ -587,14 +587,13 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
     [Fact]
     public async Task Ingest_BatchOverTheRequestLimit_AnsweredTooLargeBeforeItsBodyIsSent()
     {
-        var factory = Start(keys: false);
+        // An API slower to answer a batch's headers than HttpClient's default wait for them (1 s), after which it sends the
+        // body anyway: wastectl's own client must wait longer.
+        var factory = Start(keys: false, services: s => s.AddSingleton<IStartupFilter>(new SlowToAnswerHeaders(TimeSpan.FromSeconds(3))));
         factory.UseKestrel(0);
         factory.StartServer();
         using var kestrel = factory.CreateDefaultClient();
-        // HttpClient sends the body anyway when no answer comes within Expect100ContinueTimeout (1 s by default); a cold
-        // test host on a loaded CI machine can take longer than that to answer the headers of its first request.
-        var recorder = new BodyRecorder { InnerHandler = new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromMinutes(1) } };
-        using var http = new HttpClient(recorder) { BaseAddress = kestrel.BaseAddress };
+        var recorder = new BodyRecorder();
         var folder = Path.Combine(Path.GetTempPath(), "wasteclassifier-tests", Guid.NewGuid().ToString("N"));
         _directories.Add(folder);
         Directory.CreateDirectory(folder);
@@ -604,7 +603,9 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
             File.WriteAllBytes(path, new byte[900_000]);
             return new IngestFile(path, 900_000, File.GetLastWriteTimeUtc(path).Ticks);
         }).ToList();
-        var client = new IngestClient(http, new IngestOptions { Source = "line-9", StateFile = Path.Combine(folder, "state.jsonl"), MaxAttempts = 1 });
+        var options = new IngestOptions { Source = "line-9", StateFile = Path.Combine(folder, "state.jsonl"), MaxAttempts = 1 };
+        using var http = IngestClient.CreateHttp(kestrel.BaseAddress!, options, observer: recorder);
+        var client = new IngestClient(http, options);
 
         var result = await client.SendAsync(IngestClient.KeyFor("line-9", files), files, CancellationToken.None);
 
@@ -806,6 +807,20 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         }
         Assert.True(ended, "the server kept a connection open that sent 10 bytes per second");
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15));
+    }
+
+    /// <summary>Holds every classification request for a while before the API looks at it (nothing reads its body meanwhile).</summary>
+    private sealed class SlowToAnswerHeaders(TimeSpan delay) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, nextMiddleware) =>
+            {
+                if (context.Request.Path.StartsWithSegments("/v1/classifications")) await Task.Delay(delay, context.RequestAborted);
+                await nextMiddleware(context);
+            });
+            next(app);
+        };
     }
 
     /// <summary>Makes every request look as if it came from another machine on the network.</summary>

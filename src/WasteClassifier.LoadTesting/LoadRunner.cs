@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Targets;
 
@@ -11,8 +10,9 @@ namespace WasteClassifier.LoadTesting;
 /// not retried: it ends <see cref="RequestOutcome.ThrottledAtEnd"/>); results still outstanding are awaited for the drain time,
 /// then the run ends whatever is left, so it always stops by itself. Cancelling the token passed to
 /// <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
+/// Every time and wait is read from <paramref name="clock"/> (the system's by default), so a test can move time itself.
 /// </summary>
-public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOptions options, Action<string>? progress = null)
+public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOptions options, Action<string>? progress = null, TimeProvider? clock = null)
 {
     private static readonly TimeSpan MinRetryAfter = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(1);
@@ -20,11 +20,18 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private static readonly TimeSpan MinUnavailablePause = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxUnavailablePause = TimeSpan.FromSeconds(2);
 
-    /// <summary>Closed loop: a user whose submission failed waits this long before its next, doubling up to the most, until one is accepted.</summary>
+    /// <summary>Open loop: how often the launching loop wakes to send the arrivals due by then.</summary>
+    private static readonly TimeSpan LaunchTick = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>
+    /// Closed loop: a user whose submission got no answer (see <see cref="RequestRecord.NoAnswer"/>) waits this long before
+    /// its next, doubling up to the most, until one gets an answer.
+    /// </summary>
     internal static readonly TimeSpan MinFailurePause = TimeSpan.FromMilliseconds(100), MaxFailurePause = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentQueue<RequestRecord> _records = new();
-    private readonly Stopwatch _clock = new();
+    private readonly TimeProvider _time = clock ?? TimeProvider.System;
+    private long _started;
     private int _launched;
     private int _inFlight;
     private int _arrivalsDelayed;
@@ -42,19 +49,20 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         _images = options.StampsRunImages ? images.StampedOnce() : images;
         await target.PrepareAsync(_images, cancellationToken);
         _interrupted = cancellationToken;
-        var startedAt = DateTimeOffset.UtcNow;
-        using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var hardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stopLaunching.CancelAfter(options.Duration);
-        hardStop.CancelAfter(options.Duration + options.Drain);
-        _clock.Start();
-        using var reporter = progress is null ? null : new Timer(_ => progress(Progress()), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+        var startedAt = _time.GetUtcNow();
+        // The clock starts before the timers that end the run: the elapsed time is never short of the duration.
+        _started = _time.GetTimestamp();
+        using var durationOver = new CancellationTokenSource(options.Duration, _time);
+        using var drainOver = new CancellationTokenSource(options.Duration + options.Drain, _time);
+        using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, durationOver.Token);
+        using var hardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drainOver.Token);
+        using var reporter = progress is null ? null : _time.CreateTimer(_ => progress(Progress()), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
 
         var requests = options.ClosedLoop
             ? ClosedLoopAsync(stopLaunching.Token, hardStop.Token)
             : OpenLoopAsync(stopLaunching.Token, hardStop.Token);
         await requests;
-        var elapsed = _clock.Elapsed;
+        var elapsed = Elapsed;
         progress?.Invoke(Progress());
         return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList(),
             _arrivalsDelayed, _arrivalsNotSent, cancellationToken.IsCancellationRequested);
@@ -63,7 +71,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private string Progress()
     {
         var records = _records.ToArray();
-        return $"{_clock.Elapsed.TotalSeconds,6:F1} s: {records.Count(r => r.AcceptedS is not null)} accepted, " +
+        return $"{Elapsed.TotalSeconds,6:F1} s: {records.Count(r => r.AcceptedS is not null)} accepted, " +
                $"{records.Count(r => r.Outcome == RequestOutcome.Completed)} completed, {records.Count(r => r.Outcome == RequestOutcome.Failed)} failed, " +
                $"{Volatile.Read(ref _inFlight)} in flight, {records.Sum(r => r.Throttled)} throttled";
     }
@@ -73,28 +81,32 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             try
             {
-                await Task.Delay(options.Ramp * user / options.Users, stopLaunching);
+                await Task.Delay(options.Ramp * user / options.Users, _time, stopLaunching);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
             // A user due at or after the end never starts, even when its timer fires before the run's own stop timer.
-            if (_clock.Elapsed >= options.Duration) return;
-            // A submission that failed (a target down, an image it always refuses) has no result to wait for: without a
-            // pause the user sent again at once, thousands of failures a second. Each failure is still counted once.
+            if (Elapsed >= options.Duration) return;
+            // A submission that got no answer (a target down) has no result to wait for: without a pause the user sent again
+            // at once, thousands of failures a second. An answer, a 400 or a 500 too, came at the server's own pace: pausing
+            // after it sent less than the users asked for (a run with scattered 500s paced itself). 429 and 503 are waited out
+            // as the server asks (SubmitAsync). Each failure is counted once, by its reason.
             var pause = MinFailurePause;
-            while (!stopLaunching.IsCancellationRequested && TryLaunch())
+            // The interrupt itself too: it cancels the tokens linked to it one after the other, and a request ended by the
+            // drain's could come back here before the duration's was cancelled.
+            while (!stopLaunching.IsCancellationRequested && !_interrupted.IsCancellationRequested && TryLaunch())
             {
                 var record = await ExecuteAsync(stopLaunching, hardStop);
-                if (record.AcceptedS is not null || record.Outcome != RequestOutcome.Failed)
+                if (!record.NoAnswer)
                 {
                     pause = MinFailurePause;
                     continue;
                 }
                 try
                 {
-                    await Task.Delay(pause, stopLaunching);
+                    await Task.Delay(pause, _time, stopLaunching);
                 }
                 catch (OperationCanceledException)
                 {
@@ -115,7 +127,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             {
                 // Launch every arrival due by now: the integral of the (ramped) rate, so high rates need no fine timer.
                 // Arrivals scheduled after the duration never happen, however late this loop wakes up.
-                var due = (long)Arrivals(Math.Min(_clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds));
+                var due = (long)Arrivals(Math.Min(Elapsed.TotalSeconds, options.Duration.TotalSeconds));
                 while (launched < due && !RequestBoundReached())
                 {
                     // Counted once it has its slot: one still waiting when the duration ends is counted as not sent, not here too.
@@ -127,7 +139,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     running.Add(Launch());
                 }
                 if (RequestBoundReached()) break;
-                await Task.Delay(5, stopLaunching);
+                await Task.Delay(LaunchTick, _time, stopLaunching);
             }
         }
         catch (OperationCanceledException) when (stopLaunching.IsCancellationRequested)
@@ -193,7 +205,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         catch (Exception e)
         {
             // A target that throws (an answer it could not read, a bug) fails this request, not the whole run and its report.
+            // Thrown by a submission, it would be thrown again at once: the user backs off as for no answer.
             Finish(record, RequestOutcome.Failed, $"exception_{e.GetType().Name}", null);
+            record.NoAnswer = record.AcceptedS is null;
         }
         finally
         {
@@ -222,7 +236,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     if (stopLaunching.IsCancellationRequested) return NotRetried(record);
                     try
                     {
-                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), stopLaunching);
+                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), _time, stopLaunching);
                     }
                     // Ctrl+C during the wait too: nothing was accepted nor in flight, so nothing is open at the interrupt.
                     catch (OperationCanceledException) when (_interrupted.IsCancellationRequested || !hardStop.IsCancellationRequested)
@@ -236,6 +250,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 // have been accepted before the answer was lost.
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
+                    // Unavailable, or a connection that could not be made at all (HttpLoadTarget names those connection_…:
+                    // a certificate, a name that does not resolve): hammering it makes no sense.
+                    record.NoAnswer = answer.Kind == ResponseKind.Unavailable || answer.Reason?.StartsWith("connection_", StringComparison.Ordinal) == true;
                     return null;
             }
         }
@@ -252,7 +269,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             while (true)
             {
-                if (wait > TimeSpan.Zero) await Task.Delay(wait, hardStop);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, hardStop);
                 var asked = Now();
                 var answer = await target.PollAsync(id, hardStop);
                 if (answer.Kind != ResponseKind.Unavailable) (unavailable, unavailablePause) = (null, MinUnavailablePause);
@@ -265,14 +282,14 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                         Finish(record, RequestOutcome.Failed, answer.Reason ?? "failed", answer.Timings);
                         return;
                     case ResponseKind.Throttled:
-                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), hardStop);
+                        await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), _time, hardStop);
                         record.Throttled++;
                         break;
                     case ResponseKind.Unavailable:
                         // A restarting API, or its proxy: the server may still complete the request, so ask again after a
                         // short pause, backing off, until the deadline.
                         unavailable = answer.Reason ?? "poll_unavailable";
-                        await Task.Delay(unavailablePause, hardStop);
+                        await Task.Delay(unavailablePause, _time, hardStop);
                         unavailablePause = TimeSpan.FromTicks(Math.Min(MaxUnavailablePause.Ticks, unavailablePause.Ticks * 2));
                         break;
                     default:
@@ -315,5 +332,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     internal static TimeSpan RetryDelay(TimeSpan? retryAfter, TimeSpan runLength) =>
         retryAfter is not { } value ? DefaultRetryAfter : value < MinRetryAfter ? MinRetryAfter : value > runLength ? runLength : value;
 
-    private double Now() => _clock.Elapsed.TotalSeconds;
+    private TimeSpan Elapsed => _time.GetElapsedTime(_started);
+
+    private double Now() => Elapsed.TotalSeconds;
 }

@@ -22,6 +22,12 @@ public sealed class RequestRecord
     public int Throttled { get; set; }
 
     public ServerTimings? Server { get; set; }
+
+    /// <summary>
+    /// Its submission got no answer from the server (a connection refused or reset, a timeout, a proxy's 502/504): a
+    /// closed-loop user backs off before its next. Not part of the report.
+    /// </summary>
+    internal bool NoAnswer { get; set; }
 }
 
 public enum RequestOutcome

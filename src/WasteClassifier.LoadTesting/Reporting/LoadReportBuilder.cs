@@ -32,10 +32,11 @@ internal static class LoadReportBuilder
         // made a stall at 10 s of a 30 s open-loop run look three times as fast as it was. Sending stopped at the duration
         // (sooner when interrupted), or at the last launch when the request bound ended the run.
         var boundReached = records.Count > 0 && records.Count >= options.MaxRequests;
-        var sendingStopped = boundReached
-            ? records.Max(r => r.StartedS)
-            : Math.Min(duration, result.Elapsed.TotalSeconds);
         var stoppedBy = boundReached ? StopReasons.RequestBound : result.Interrupted && result.Elapsed.TotalSeconds < duration ? StopReasons.Interrupted : StopReasons.Duration;
+        // A run stopped by its duration sent for all of it, even if its clock read a hair less.
+        var sendingStopped = boundReached ? records.Max(r => r.StartedS)
+            : stoppedBy == StopReasons.Duration ? duration
+            : Math.Min(duration, result.Elapsed.TotalSeconds);
         var lastFinish = completed.Count == 0 ? duration : completed.Max(r => r.FinishedS!.Value);
         var completedOver = Math.Max(Math.Max(lastFinish, sendingStopped), 1e-3);
         // The steady window ends when sending did: a run ended by its request bound, Ctrl+C or SIGTERM at 10 s of 30 would
@@ -47,10 +48,13 @@ internal static class LoadReportBuilder
         var stopped = $"sending stopped ({stoppedBy.Replace('_', ' ')}) at {Round(steadyTo)} s";
         // A window of a few milliseconds is no measurement either: a request bound landing on the ramp's end (the 50th
         // arrival of --rate 10 --ramp 10 is due at 10 s) stopped sending one loop wake-up later and read 0 or hundreds/s.
+        // The bound is fixed, not a share of the run: it is about the server's batches (a shorter window holds a batch or two),
+        // not the run's length. Compared in milliseconds: --duration 2.2 --ramp 1.2 came to 0.9999999 s.
         var steadyNotMeasured = options.Ramp > TimeSpan.Zero && steadyTo <= steadyFrom
             ? $"{stopped}, within the {Round(steadyFrom)} s ramp: the run never reached its steady load"
-            : steadyTo - steadyFrom < MinSteadyWindowS
-                ? $"{stopped}, {Round(steadyTo - steadyFrom)} s after {(steadyFrom > 0 ? $"the {Round(steadyFrom)} s ramp" : "the start")}: too short to measure a steady rate (at least {MinSteadyWindowS} s)"
+            : Round(steadyTo - steadyFrom) < MinSteadyWindowS
+                ? $"{stopped}, {Round(steadyTo - steadyFrom)} s after {(steadyFrom > 0 ? $"the {Round(steadyFrom)} s ramp" : "the start")}: too short to measure a steady rate (at least {MinSteadyWindowS} s" +
+                  (stoppedBy == StopReasons.Duration ? $"; give --duration {Round(steadyFrom + MinSteadyWindowS)} or more for one)" : ")")
                 : null;
         // No completion can come before the first launch plus the quickest round trip: without a ramp the window starts at
         // 0, a whole latency earlier, and its start would pass for a stall.

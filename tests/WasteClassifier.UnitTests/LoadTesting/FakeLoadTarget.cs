@@ -6,7 +6,8 @@ namespace WasteClassifier.UnitTests.LoadTesting;
 
 /// <summary>
 /// A target of known behaviour: the n-th submission (1-based) is throttled once if <see cref="ThrottleEvery"/> divides n,
-/// fails if <see cref="FailEvery"/> divides n, otherwise completes on its second poll with total_ms = 10 × n. Numbering and
+/// fails if <see cref="FailEvery"/> divides n, otherwise completes on its <see cref="PollsToComplete"/>-th poll (the second)
+/// with total_ms = 10 × n. Numbering and
 /// throttling are decided together, so concurrent users see exactly that sequence.
 /// </summary>
 internal sealed class FakeLoadTarget : ILoadTarget
@@ -15,10 +16,23 @@ internal sealed class FakeLoadTarget : ILoadTarget
     private readonly Lock _gate = new();
     private readonly HashSet<int> _throttled = [];
     private int _submissions;
+    private int _completions;
 
     public int FailEvery { get; init; } = int.MaxValue;
     public int ThrottleEvery { get; init; } = int.MaxValue;
     public bool NeverFinishes { get; init; }
+
+    /// <summary>The poll that answers completed; 1 with <see cref="PollsWait"/> completes a request without any wait.</summary>
+    public int PollsToComplete { get; init; } = 2;
+
+    /// <summary>Retry-After of the answer that throttles a submission <see cref="ThrottleEvery"/> picks.</summary>
+    public TimeSpan ThrottleRetryAfter { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>As a target whose polls the server holds: the runner polls again at once.</summary>
+    public bool PollsWait { get; init; }
+
+    /// <summary>Polls answered completed so far.</summary>
+    public int Completions => Volatile.Read(ref _completions);
 
     /// <summary>Every submission is throttled, with this Retry-After.</summary>
     public TimeSpan? AlwaysThrottles { get; init; }
@@ -62,7 +76,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
                 return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMinutes(1)));
             n = _submissions + 1;
             if (n % ThrottleEvery == 0 && _throttled.Add(n))
-                return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMilliseconds(100)));
+                return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: ThrottleRetryAfter));
             _submissions = n;
         }
         return Task.FromResult(n % FailEvery == 0 ? TargetResponse.Fail("boom") : new TargetResponse(ResponseKind.Accepted, Id: n.ToString()));
@@ -70,9 +84,10 @@ internal sealed class FakeLoadTarget : ILoadTarget
 
     public Task<TargetResponse> PollAsync(string id, CancellationToken cancellationToken)
     {
-        if (NeverFinishes || _polls.AddOrUpdate(id, 1, (_, p) => p + 1) < 2) return Task.FromResult(TargetResponse.Pending);
+        if (NeverFinishes || _polls.AddOrUpdate(id, 1, (_, p) => p + 1) < PollsToComplete) return Task.FromResult(TargetResponse.Pending);
         var n = int.Parse(id);
         if (n % ThrowEvery == 0) throw new InvalidOperationException($"cannot read the answer for {n}");
+        Interlocked.Increment(ref _completions);
         return Task.FromResult(new TargetResponse(ResponseKind.Completed, Timings: new ServerTimings(n, 5, 10.0 * n, 4)));
     }
 

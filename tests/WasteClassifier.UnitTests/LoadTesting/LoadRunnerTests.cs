@@ -122,18 +122,90 @@ public sealed class LoadRunnerTests
 
     [Theory]
     [InlineData(ResponseKind.Unavailable, "connection_refused")]
-    [InlineData(ResponseKind.Failed, "http_400_not_an_image")]
-    public async Task ClosedLoop_EverySubmissionFails_UsersBackOffAndEachFailureCountsOnce(ResponseKind kind, string reason)
+    [InlineData(ResponseKind.Unavailable, "timeout")]
+    [InlineData(ResponseKind.Failed, "connection_nameresolutionerror")]
+    public async Task ClosedLoop_SubmissionGetsNoAnswer_UserBacksOffDoubling(ResponseKind kind, string reason)
     {
-        // A target that is down, or an image it always refuses: each user sent again at once, thousands of failures a second.
+        // A target that is down: each user sent again at once, thousands of failures a second.
+        var clock = new ManualClock();
         var target = new FakeLoadTarget { SubmitAnswer = new TargetResponse(kind, Reason: reason) };
+        var run = new LoadRunner(target, Images, Options(users: 1, durationS: 1, drainS: 1), clock: clock).RunAsync();
 
-        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 2, durationS: 1, drainS: 1)).RunAsync());
+        // Once the user has sent and waits (its pause, the duration's end at 1 s, the drain's at 2 s), time moves on to
+        // the first of them.
+        var sentAt = new List<double>();
+        while (true)
+        {
+            await WaitUntilAsync(() => target.Contents.Count == sentAt.Count + 1 && clock.Pending().Count == 3);
+            sentAt.Add(clock.Now.TotalSeconds);
+            var next = clock.Pending()[0];
+            if (next >= TimeSpan.FromSeconds(1)) break;
+            clock.Advance(next - clock.Now);
+        }
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
 
-        // Pauses of 100, 200 and 400 ms: each user sends at 0, 0.1, 0.3 and 0.7 s, then not before 1.5 s.
-        Assert.InRange(report.Counts.Submitted, 2, 8);
-        Assert.Equal(report.Counts.Submitted, target.Contents.Count);
-        Assert.Equal(new Dictionary<string, int> { [reason] = report.Counts.Submitted }, report.Counts.FailuresByReason);
+        // Pauses of 100, 200 and 400 ms; the next (800 ms) would end after the duration.
+        Assert.Equal([0, 0.1, 0.3, 0.7], sentAt.Select(t => Math.Round(t, 6)));
+        Assert.Equal(4, report.Counts.Submitted);
+        Assert.Equal(new Dictionary<string, int> { [reason] = 4 }, report.Counts.FailuresByReason);
+    }
+
+    [Theory]
+    [InlineData("http_500")]
+    [InlineData("http_400_not_an_image")]
+    public async Task ClosedLoop_EverySubmissionAnsweredAFailure_UsersSendAgainAtOnce(string reason)
+    {
+        // Time never moves here: a user that paused after an answer would never send again, and the run never end.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { SubmitAnswer = TargetResponse.Fail(reason) };
+
+        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 2, maxRequests: 40), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal(40, report.Counts.Submitted);
+        Assert.Equal(new Dictionary<string, int> { [reason] = 40 }, report.Counts.FailuresByReason);
+        Assert.Equal(TimeSpan.Zero, clock.Now);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_ScatteredFailures_DoNotSlowTheUsers()
+    {
+        // Every third submission fails (a 500); the others complete on a first poll the server held. A user that paused after
+        // each failure sent less than the load asked for; here time never moves, so it would never send again.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { FailEvery = 3, PollsWait = true, PollsToComplete = 1 };
+
+        var report = LoadReport.From(await new LoadRunner(target, Images, Options(users: 2, maxRequests: 30), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((30, 20, 10), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Failed));
+        Assert.Equal(new Dictionary<string, int> { ["boom"] = 10 }, report.Counts.FailuresByReason);
+        Assert.Equal(TimeSpan.Zero, clock.Now);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_ThrottledWithRetryAfter_UserWaitsItOut()
+    {
+        // Each submission is answered 429 with Retry-After: 2 once, then accepted (and completed on its first poll).
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { ThrottleEvery = 1, ThrottleRetryAfter = TimeSpan.FromSeconds(2), PollsWait = true, PollsToComplete = 1 };
+        var run = new LoadRunner(target, Images, Options(users: 1, maxRequests: 2), clock: clock).RunAsync();
+
+        // Throttled at 0: it waits (as the duration's end and the drain's do), not sending again until 2 s.
+        await WaitUntilAsync(() => target.Contents.Count == 1 && clock.Pending().Count == 3);
+        Assert.Equal(TimeSpan.FromSeconds(2), clock.Pending()[0]);
+        clock.Advance(TimeSpan.FromSeconds(1.999));
+        Assert.Single(target.Contents);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        // Accepted at 2 s and completed; the next one throttled at once, retried at 4 s.
+        await WaitUntilAsync(() => target.Contents.Count == 3 && clock.Pending().Count == 3);
+        Assert.Equal(TimeSpan.FromSeconds(4), clock.Pending()[0]);
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(30));
+        var report = LoadReport.From(result);
+
+        Assert.Equal((2, 2, 2), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Throttled));
+        Assert.Equal([2.0, 4.0], result.Records.Select(r => r.AcceptedS!.Value).Order());
+        Assert.Empty(report.Counts.FailuresByReason);
     }
 
     [Theory]
@@ -285,11 +357,18 @@ public sealed class LoadRunnerTests
     {
         // 100/s ramped over 1 s: the 50th arrival is due exactly at its end (100 t² / 2 = 50 at t = 1), so the request bound
         // stopped sending one loop wake-up later; the steady figure was computed over those few milliseconds.
+        // On the run's own clock, the loop waking every 7 ms: at 1.001 s. (A loaded machine woke it a second late, and the
+        // window was long enough for a figure.)
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { PollsWait = true, PollsToComplete = 1 };
         var options = Options(rate: 100, maxRequests: 50, durationS: 30) with { Ramp = TimeSpan.FromSeconds(1) };
+        var run = new LoadRunner(target, Images, options, clock: clock).RunAsync();
 
-        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync());
+        await OpenLoopUntilAsync(clock, target, run, options, TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(7));
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
 
         Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        Assert.Equal(1.001, report.Run.SendingStoppedS);
         Assert.Equal(50, report.Counts.Completed);
         Assert.Null(report.Throughput.SteadyCompletedPerS);
         Assert.Contains("too short to measure a steady rate", report.Throughput.SteadyNotMeasured);
@@ -298,20 +377,56 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task OpenLoop_InterruptedShortlyAfterTheRamp_NoSteadyFigureAndWhy()
     {
-        // Timed from the run's start, not the test's: a loaded machine may take a while to get there.
+        // Ctrl+C 0.3 s after the ramp, by the run's own clock: timed by the machine's, a loaded machine came late.
         using var interrupt = new CancellationTokenSource();
-        var target = new FakeLoadTarget { OnPrepared = () => interrupt.CancelAfter(TimeSpan.FromSeconds(1.3)) };
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { PollsWait = true, PollsToComplete = 1 };
         var options = Options(rate: 100, durationS: 30) with { Ramp = TimeSpan.FromSeconds(1) };
+        var run = new LoadRunner(target, Images, options, clock: clock).RunAsync(interrupt.Token);
 
-        var report = LoadReport.From(await new LoadRunner(target, Images, options).RunAsync(interrupt.Token));
+        await OpenLoopUntilAsync(clock, target, run, options, TimeSpan.FromSeconds(1.3));
+        await interrupt.CancelAsync();
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
 
         Assert.Equal(StopReasons.Interrupted, report.Run.StoppedBy);
-        // Ctrl+C 0.3 s after the ramp (a loaded machine may be late, but not by a second).
-        Assert.InRange(report.Run.SendingStoppedS, 1, 2);
-        Assert.True(report.Counts.Completed > 0);
+        Assert.Equal(1.3, report.Run.SendingStoppedS);
+        // 100/s ramped over 1 s, then 0.3 s at 100/s: 50 + 30 arrivals, each completed by the interrupt.
+        Assert.Equal((80, 80), (report.Counts.Submitted, report.Counts.Completed));
         Assert.Null(report.Throughput.SteadyCompletedPerS);
         Assert.Contains("too short to measure a steady rate", report.Throughput.SteadyNotMeasured);
         Assert.Contains("steady n/a (sending stopped (interrupted)", MarkdownReport.Render(report));
+    }
+
+    [Theory]
+    [InlineData(2f, 1f)]
+    [InlineData(2.3f, 1.3f)]
+    [InlineData(10.3f, 9.3f)]
+    public void Throughput_WindowOfOneSecondAfterTheRamp_SteadyFigureGiven(float durationS, float rampS)
+    {
+        // --duration 2 --ramp 1 (the options' seconds are floats, as the command parses them): the window after the ramp is
+        // the shortest measured, 1 s. The run's own clock read a hair short of the duration when sending stopped.
+        var options = Options(rate: 20) with { Duration = TimeSpan.FromSeconds(durationS), Ramp = TimeSpan.FromSeconds(rampS) };
+        var records = Enumerable.Range(1, (int)Math.Round(20 * durationS)).Select(k => Completed(0.05 * k - 0.01)).ToList();
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, options.Duration - TimeSpan.FromTicks(1), records));
+
+        Assert.Null(report.Throughput.SteadyNotMeasured);
+        Assert.Equal(20.0, report.Throughput.SteadyCompletedPerS!.Value, 1);
+        Assert.Equal(StopReasons.Duration, report.Run.StoppedBy);
+    }
+
+    [Fact]
+    public void Throughput_DurationUnderASecondAfterTheRamp_NoSteadyFigureAndWhatWouldGiveOne()
+    {
+        var options = Options(rate: 20) with { Duration = TimeSpan.FromSeconds(1.5), Ramp = TimeSpan.FromSeconds(1) };
+        var records = Enumerable.Range(1, 20).Select(k => Completed(0.05 + 0.05 * k)).ToList();
+
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1.6), records));
+
+        Assert.Null(report.Throughput.SteadyCompletedPerS);
+        Assert.Equal("sending stopped (duration) at 1.5 s, 0.5 s after the 1 s ramp: too short to measure a steady rate (at least 1 s; give --duration 2 or more for one)",
+            report.Throughput.SteadyNotMeasured);
+        Assert.Contains("give --duration 2 or more for one", MarkdownReport.Render(report));
     }
 
     [Fact]
@@ -413,8 +528,28 @@ public sealed class LoadRunnerTests
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = Stopwatch.StartNew();
-        while (!condition() && deadline.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+        while (!condition() && deadline.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(1);
         Assert.True(condition());
+    }
+
+    /// <summary>
+    /// Moves an open loop's clock on by <paramref name="step"/> (10 ms) until <paramref name="until"/> or the run's end;
+    /// before each step, waits until the run did all it could by then: every arrival due sent and answered (the target
+    /// completes on a first held poll, needing no time), and the loop waiting for its next wake-up (5 ms).
+    /// </summary>
+    private static async Task OpenLoopUntilAsync(ManualClock clock, FakeLoadTarget target, Task<LoadRunResult> run, LoadTestOptions options, TimeSpan until, TimeSpan? step = null)
+    {
+        bool Settled()
+        {
+            var due = (int)Math.Min(options.MaxRequests, LoadRunner.Arrivals(clock.Now.TotalSeconds, options.Rate, options.Ramp.TotalSeconds));
+            return target.Contents.Count == due && target.Completions == due && clock.PendingWithin(TimeSpan.FromMilliseconds(5)) == 1;
+        }
+        while (true)
+        {
+            await WaitUntilAsync(() => run.IsCompleted || Settled());
+            if (run.IsCompleted || clock.Now >= until) return;
+            clock.Advance(step ?? TimeSpan.FromMilliseconds(10));
+        }
     }
 
     private static RequestRecord Completed(double finishedS) => new()

@@ -62,7 +62,9 @@ public sealed class LoadTestCommand : ICommand
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
-        Exit code 1 when any request failed, the run was cut short or nothing was accepted, or --cleanup did not finish.
+        Exit code 0 when every request completed; 1 when any request failed or never finished, nothing was accepted, or
+        --cleanup did not finish; 130 (Ctrl+C) or 143 (SIGTERM) when a signal ended the run early: its report holds what
+        was measured until then (the cleanup not finishing still exits 1).
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string>
@@ -118,8 +120,11 @@ public sealed class LoadTestCommand : ICommand
         // ended (writing the report, closing the target) skips the cleanup, and during it stops it; either way it says
         // what it left: a Ctrl+C ignored until the cleanup ended seemed to do nothing, and one while the report was
         // written was swallowed or ended the process before any cleanup. Any other ends the process.
-        bool OnSignal(string name)
+        // The signal that ended the run, for the exit code (128 + its number, as a shell reports a process it ended).
+        PosixSignal? endedBy = null;
+        bool OnSignal(PosixSignal signal)
         {
+            var name = signal == PosixSignal.SIGINT ? "Ctrl+C" : signal.ToString();
             if (Volatile.Read(ref phase) is var now and not running)
             {
                 if (stopCleanup.IsCancellationRequested) return false;
@@ -128,12 +133,13 @@ public sealed class LoadTestCommand : ICommand
                 return true;
             }
             var first = !stop.IsCancellationRequested;
+            if (first) endedBy = signal;
             stop.Cancel();
             return first;
         }
-        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = OnSignal("Ctrl+C");
+        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = OnSignal(PosixSignal.SIGINT);
         Console.CancelKeyPress += onCancel;
-        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = OnSignal("SIGTERM"));
+        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = OnSignal(PosixSignal.SIGTERM));
         LoadReport? report = null;
         IReadOnlyList<Guid> storedImages = [];
         var cleanedUp = true;
@@ -192,19 +198,32 @@ public sealed class LoadTestCommand : ICommand
                 onTerminate.Dispose();
             }
         }
-        if (report is null) return 1;
+        // Ended before the load started: no report, but the signal is still what ended it.
+        if (report is null) return endedBy is { } signal && cleanedUp ? InterruptedExitCode(signal) : 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
-        // What the cleanup left is as much a failure as a failed request: a gate on the exit code must not pass it by.
-        return cleanedUp ? ExitCode(report) : 1;
+        return ExitCode(report, cleanedUp, endedBy);
     }
 
+    /// <summary>Exit codes of a run a signal ended early: 128 + the signal's number, as a shell reports a process it ended.</summary>
+    public const int InterruptedBySigint = 130, InterruptedBySigterm = 143;
+
+    internal static int InterruptedExitCode(PosixSignal signal) => signal == PosixSignal.SIGTERM ? InterruptedBySigterm : InterruptedBySigint;
+
     /// <summary>
-    /// 1 when a request failed (or never finished), the run was cut short, or nothing was accepted at all. Submissions
-    /// throttled at its end are no failure, but a target that answered every one 429/503 (an API whose database is down,
-    /// an ingress with no ready pod) measured nothing: that run must not pass a gate on the exit code.
+    /// 1 when the cleanup did not finish: what it left is as much a failure as a failed request, and a gate on the exit code
+    /// must not pass it by. Otherwise, for a run a signal ended early (the report interrupted, by <paramref name="endedBy"/>),
+    /// 130 (SIGINT, Ctrl+C) or 143 (SIGTERM): no failure of the tool, whose report holds what the run measured until then,
+    /// but no finished run either, so no gate takes it for one. Otherwise 1 when a request failed (or never finished) or
+    /// nothing was accepted at all, else 0. Submissions throttled at its end are no failure, but a target that answered
+    /// every one 429/503 (an API whose database is down, an ingress with no ready pod) measured nothing: that run must not
+    /// pass a gate on the exit code.
     /// </summary>
-    internal static int ExitCode(LoadReport report) =>
-        report.Counts.Failed == 0 && !report.Run.Interrupted && (report.Counts.Accepted > 0 || report.Counts.ThrottledAtEnd == 0) ? 0 : 1;
+    internal static int ExitCode(LoadReport report, bool cleanedUp = true, PosixSignal? endedBy = null)
+    {
+        if (!cleanedUp) return 1;
+        if (report.Run.Interrupted) return InterruptedExitCode(endedBy ?? PosixSignal.SIGINT);
+        return report.Counts.Failed == 0 && (report.Counts.Accepted > 0 || report.Counts.ThrottledAtEnd == 0) ? 0 : 1;
+    }
 
     /// <summary>
     /// Queue mode sends to the workers' RabbitMQ. With the in-memory transport (the embedded default) its bus would be this

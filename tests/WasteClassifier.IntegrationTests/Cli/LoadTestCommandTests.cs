@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -114,8 +115,8 @@ public sealed class LoadTestCommandTests : IDisposable
             if (!process.HasExited) process.Kill();
         }
 
-        // As after Ctrl+C: exit 1 (cut short) and the report of what was measured, not a process killed without one.
-        Assert.True(process.ExitCode == 1, $"exit {process.ExitCode}: {await stderr}");
+        // 143 (128 + SIGTERM: interrupted, not failed) and the report of what was measured, not a process killed without one.
+        Assert.True(process.ExitCode == LoadTestCommand.InterruptedBySigterm, $"exit {process.ExitCode}: {await stderr}");
         using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "report.json")));
         Assert.True(report.RootElement.GetProperty("run").GetProperty("interrupted").GetBoolean());
         // Open when the signal came: counted apart, not as a failure.
@@ -589,7 +590,27 @@ public sealed class LoadTestCommandTests : IDisposable
         var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), records));
 
         Assert.Equal(0, LoadTestCommand.ExitCode(report));
-        Assert.Equal(1, LoadTestCommand.ExitCode(report with { Run = report.Run with { Interrupted = true } }));
+    }
+
+    [Fact]
+    public void ExitCode_RunEndedBySignal_128PlusTheSignalUnlessTheCleanupDidNotFinish()
+    {
+        // Ctrl+C with one request open and one failed before it: interrupted (the report says what it measured), not a
+        // failure of the run; a gate still sees it did not finish.
+        var records = new List<RequestRecord>
+        {
+            new() { StartedS = 0.1, AcceptedS = 0.15, FinishedS = 0.3, ClientMs = 200, Outcome = RequestOutcome.Completed },
+            new() { StartedS = 0.4, FinishedS = 0.45, Outcome = RequestOutcome.Failed, Reason = "http_500" },
+            new() { StartedS = 0.5, AcceptedS = 0.55, Outcome = RequestOutcome.OutstandingAtInterrupt, Reason = "interrupted" },
+        };
+        var options = new LoadTestOptions { Target = new Uri("http://127.0.0.1:1/"), Users = 1, Duration = TimeSpan.FromSeconds(30) };
+        var report = LoadReport.From(new LoadRunResult(options, "fake", DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(0.6), records, Interrupted: true));
+
+        Assert.Equal(130, LoadTestCommand.ExitCode(report, endedBy: PosixSignal.SIGINT));
+        Assert.Equal(143, LoadTestCommand.ExitCode(report, endedBy: PosixSignal.SIGTERM));
+        // What the cleanup left is for the user to remove: that says 1, as it does after a run that was not interrupted.
+        Assert.Equal(1, LoadTestCommand.ExitCode(report, cleanedUp: false, endedBy: PosixSignal.SIGINT));
+        Assert.Equal(1, LoadTestCommand.ExitCode(report with { Run = report.Run with { Interrupted = false } }));
     }
 
     [Fact]

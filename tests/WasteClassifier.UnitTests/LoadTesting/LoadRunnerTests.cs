@@ -51,13 +51,20 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task OpenLoop_ResultsNeverArrive_StopsByItselfAfterDurationAndDrain()
     {
-        var watch = Stopwatch.StartNew();
+        // The clock jumps the whole duration at once: the launching loop wakes up only at its end, as on a stalled machine.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { NeverFinishes = true };
+        var run = new LoadRunner(target, Images, Options(rate: 50, durationS: 1, drainS: 0.5), clock: clock).RunAsync();
+        await WaitUntilAsync(() => clock.PendingWithin(TimeSpan.FromMilliseconds(5)) == 1);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(() => target.Contents.Count == 50);
+        clock.Advance(TimeSpan.FromSeconds(0.5));
 
-        var result = await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, Options(rate: 50, durationS: 1, drainS: 0.5)).RunAsync();
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(30));
         var report = LoadReport.From(result);
 
-        // Bounded by duration and drain (1.5 s); the upper limit leaves room for a stalled machine.
-        Assert.InRange(watch.Elapsed.TotalSeconds, 1, 60);
+        // Bounded by duration and drain.
+        Assert.Equal(TimeSpan.FromSeconds(1.5), result.Elapsed);
         // 50 images/s for 1 s: every arrival due by the end is sent, however late the loop woke up.
         Assert.Equal(50, report.Counts.Submitted);
         Assert.Equal(0, report.Counts.ArrivalsDelayed);
@@ -70,6 +77,7 @@ public sealed class LoadRunnerTests
     public async Task OpenLoop_MaxInFlightReached_LateAndUnsentArrivalsCounted()
     {
         // The drain outlasts the catch-up at the end by far: slots freed by unfinished requests would let more arrivals out.
+        // On the machine's clock: the end's catch-up cannot be waited for from outside, so the drain leaves it 5 s.
         var options = Options(rate: 50, durationS: 1, drainS: 5) with { MaxInFlight = 5 };
 
         var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, options).RunAsync());
@@ -85,13 +93,17 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task OpenLoop_ThrottledWhenTheDurationEnds_NotRetriedThroughTheDrain()
     {
-        var watch = Stopwatch.StartNew();
+        // The clock moves to the duration's end and no further: a run waiting into its drain would never end.
+        var clock = new ManualClock();
+        var run = new LoadRunner(new FakeLoadTarget { AlwaysThrottles = TimeSpan.FromMilliseconds(100) }, Images, Options(rate: 10, durationS: 1, drainS: 60), clock: clock).RunAsync();
+        await WaitUntilAsync(() => clock.PendingWithin(TimeSpan.FromMilliseconds(5)) == 1);
+        clock.Advance(TimeSpan.FromSeconds(1));
 
-        var result = await new LoadRunner(new FakeLoadTarget { AlwaysThrottles = TimeSpan.FromMilliseconds(100) }, Images, Options(rate: 10, durationS: 1, drainS: 60)).RunAsync();
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(30));
         var report = LoadReport.From(result);
 
         // Retried through the drain, they would be accepted after the duration, or end only at its end.
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
+        Assert.Equal(TimeSpan.FromSeconds(1), result.Elapsed);
         // Nothing failed: the ten arrivals are counted apart, as never sent.
         Assert.Equal(10, report.Counts.ThrottledAtEnd);
         Assert.Equal(0, report.Counts.Submitted);
@@ -231,15 +243,16 @@ public sealed class LoadRunnerTests
     {
         using var interrupt = new CancellationTokenSource();
         var target = new FakeLoadTarget { NeverFinishes = true };
-        var watch = Stopwatch.StartNew();
+        // Time never moves: only the interrupt can end the run before its 600 s duration and 600 s drain.
+        var clock = new ManualClock();
 
-        var run = new LoadRunner(target, Images, Options(users: 3, durationS: 600, drainS: 600)).RunAsync(interrupt.Token);
+        var run = new LoadRunner(target, Images, Options(users: 3, durationS: 600, drainS: 600), clock: clock).RunAsync(interrupt.Token);
         // Interrupted once each user's submission is in, not at a fixed time: a loaded machine started the users late.
         await WaitUntilAsync(() => target.Contents.Count == 3);
         await interrupt.CancelAsync();
-        var report = LoadReport.From(await run);
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
 
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+        Assert.Equal(TimeSpan.Zero, clock.Now);
         Assert.True(report.Run.Interrupted);
         Assert.Equal(3, report.Counts.Submitted);
         // Open at the interrupt, not failed: the server may still complete them.
@@ -432,12 +445,13 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task ClosedLoop_RequestBound_StopsLongBeforeDuration()
     {
-        var watch = Stopwatch.StartNew();
+        // Time never moves (each request completes on a first held poll): only the request bound can end the run.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { PollsWait = true, PollsToComplete = 1 };
 
-        var result = await new LoadRunner(new FakeLoadTarget(), Images, Options(users: 3, maxRequests: 9, durationS: 600)).RunAsync();
+        var result = await new LoadRunner(target, Images, Options(users: 3, maxRequests: 9, durationS: 600), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30));
 
-        // Far short of the 600 s duration, with room for a loaded machine.
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+        Assert.Equal(TimeSpan.Zero, result.Elapsed);
         Assert.Equal(9, result.Records.Count);
     }
 

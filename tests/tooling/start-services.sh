@@ -65,6 +65,56 @@ remove_stale_test_buckets() {
   [ "$removed" = 0 ] || log "removed $removed test buckets left by earlier runs from s3rver's folder"
 }
 
+
+# A TLS listener on 5671 beside the clear one, for the tests of Messaging:RabbitMq:UseTls: a throwaway CA and a server
+# certificate for localhost and 127.0.0.1 that it signs, made once in a folder of this script's own (reused while all
+# three files are there), and a config drop-in (conf.d, read after rabbitmq.conf) that points the broker at them.
+# Prints "changed" when it wrote the drop-in, which a running broker only reads when it starts.
+rabbitmq_tls_dir=/etc/rabbitmq/wasteclassifier-tls
+ensure_rabbitmq_tls() {
+  local dir=$rabbitmq_tls_dir conf=/etc/rabbitmq/conf.d/90-wasteclassifier-tls.conf wanted
+  if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/server.pem" ] || [ ! -s "$dir/server.key" ]; then
+    log "making a throwaway CA and server certificate for RabbitMQ's TLS listener in $dir"
+    as_root mkdir -p "$dir"
+    as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=WasteClassifier test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+    as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" | as_root tee "$dir/server.ext" >/dev/null
+    as_root openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+    # The broker runs as rabbitmq and reads the key; the tests read only ca.pem.
+    as_root chown -R rabbitmq:rabbitmq "$dir"
+    as_root chmod 755 "$dir"; as_root chmod 644 "$dir/ca.pem" "$dir/server.pem"; as_root chmod 600 "$dir/server.key" "$dir/ca.key"
+  fi
+  wanted="# Written by WasteClassifier's tests/tooling/start-services.sh: a TLS listener for the integration tests.
+listeners.ssl.default = 5671
+ssl_options.cacertfile = $dir/ca.pem
+ssl_options.certfile = $dir/server.pem
+ssl_options.keyfile = $dir/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false"
+  if [ "$(cat "$conf" 2>/dev/null)" != "$wanted" ]; then
+    as_root mkdir -p "$(dirname "$conf")"
+    printf '%s\n' "$wanted" | as_root tee "$conf" >/dev/null
+    as_root chown -R rabbitmq:rabbitmq "$(dirname "$conf")" 2>/dev/null || true
+    echo changed
+  fi
+}
+
+start_rabbitmq() {
+  # The Debian package may start it as a service; otherwise start it detached, as its own user, with every file handle
+  # the hard limit allows: `su` resets the soft limit to 1024, and a broker that must recover more queues than it has
+  # handles hangs at boot.
+  port_open 5672 || as_root su rabbitmq -s /bin/sh -c \
+    'ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached' >&2 || true
+  if ! wait_port 5672 RabbitMQ 180 || ! wait_port 5671 "RabbitMQ's TLS listener" 30; then
+    tail -n 20 /var/log/rabbitmq/rabbit@*.log >&2 2>/dev/null || true
+    exit 1
+  fi
+}
+
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
@@ -76,25 +126,25 @@ if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/s
 fi
 
 if [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
+  if ! command -v rabbitmq-server >/dev/null; then
+    log "installing rabbitmq-server"
+    apt_install rabbitmq-server
+  fi
+  tls_changed=$(ensure_rabbitmq_tls)
   if ! port_open 5672; then
-    if ! command -v rabbitmq-server >/dev/null; then
-      log "installing rabbitmq-server"
-      apt_install rabbitmq-server
-    fi
-    # The Debian package may start it as a service; otherwise start it detached, as its own user, with every file handle
-    # the hard limit allows: `su` resets the soft limit to 1024, and a broker that must recover more queues than it has
-    # handles hangs at boot.
-    port_open 5672 || as_root su rabbitmq -s /bin/sh -c \
-      'ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached' >&2 || true
-    if ! wait_port 5672 RabbitMQ 180; then
-      tail -n 20 /var/log/rabbitmq/rabbit@*.log >&2 2>/dev/null || true
-      exit 1
-    fi
+    start_rabbitmq
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true
+  elif [ -n "$tls_changed" ] || ! port_open 5671; then
+    # A broker already running reads the TLS drop-in only when it starts: restarted once, the first time.
+    log "restarting RabbitMQ to load its TLS listener"
+    as_root rabbitmqctl -q stop >&2 || true
+    for _ in $(seq 1 60); do port_open 5672 || break; sleep 1; done
+    start_rabbitmq
   fi
   remove_stale_test_queues
   remove_stale_bench_vhosts
   echo "export WASTE_TEST_RABBITMQ_HOST=localhost WASTE_TEST_RABBITMQ_PORT=5672 WASTE_TEST_RABBITMQ_USER=guest WASTE_TEST_RABBITMQ_PASSWORD=guest"
+  echo "export WASTE_TEST_RABBITMQ_TLS_PORT=5671 WASTE_TEST_RABBITMQ_CA=$rabbitmq_tls_dir/ca.pem"
 fi
 
 if [ -z "${WASTE_TEST_POSTGRES:-}" ]; then

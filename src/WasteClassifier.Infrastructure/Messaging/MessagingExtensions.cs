@@ -1,6 +1,8 @@
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace WasteClassifier.Infrastructure.Messaging;
 
@@ -30,10 +32,24 @@ public static class MessagingExtensions
                     var rabbit = options.RabbitMq;
                     bus.UsingRabbitMq((context, cfg) =>
                     {
-                        cfg.Host(rabbit.Host, rabbit.Port, rabbit.VirtualHost, host =>
+                        cfg.Host(rabbit.Host, rabbit.PortOrDefault, rabbit.VirtualHost, host =>
                         {
                             host.Username(rabbit.Username);
                             host.Password(rabbit.Password);
+                            if (rabbit.UseTls)
+                            {
+                                var logger = (context.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance)
+                                    .CreateLogger(typeof(BrokerCertificateValidator));
+                                var validator = new BrokerCertificateValidator(rabbit.ServerNameOrHost, rabbit.LoadCaCertificates(),
+                                    string.IsNullOrWhiteSpace(rabbit.CaCertificatePath) ? null : rabbit.CaCertificatePath, logger);
+                                host.UseSsl(ssl =>
+                                {
+                                    ssl.ServerName = rabbit.ServerNameOrHost;
+                                    // The client's default would apply AcceptablePolicyErrors; this one decides alone, and never
+                                    // lets an untrusted chain or a wrong name through.
+                                    ssl.CertificateValidationCallback = validator.Validate;
+                                });
+                            }
                         });
                         cfg.ConfigureEndpoints(context);
                     });

@@ -1,3 +1,6 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
 namespace WasteClassifier.Infrastructure.Messaging;
 
 /// <summary>Configuration section <c>Messaging</c>.</summary>
@@ -41,17 +44,82 @@ public sealed class MessagingOptions
         if (Derived(ClassifyQueue).Intersect(Derived(TrainQueue)).Any())
             throw new InvalidOperationException($"Messaging:TrainQueue '{TrainQueue}' must differ from Messaging:ClassifyQueue '{ClassifyQueue}' " +
                 "and the queues derived from it (-faults, _error, _skipped)");
+        // The broker's settings matter only on its transport: the embedded default ignores them.
+        if (string.Equals(Transport, MessagingTransports.RabbitMq, StringComparison.OrdinalIgnoreCase))
+            RabbitMq.Validate();
         return this;
     }
 }
 
 public sealed class RabbitMqOptions
 {
+    public const ushort DefaultPort = 5672, DefaultTlsPort = 5671;
+
     public string Host { get; set; } = "localhost";
-    public ushort Port { get; set; } = 5672;
+
+    /// <summary>The broker's port; unset, 5671 with <see cref="UseTls"/> and 5672 without.</summary>
+    public ushort? Port { get; set; }
+
     public string VirtualHost { get; set; } = "/";
     public string Username { get; set; } = "guest";
     public string Password { get; set; } = "guest";
+
+    /// <summary>Connects over TLS, checking the broker's certificate (its chain and <see cref="ServerName"/>); off by default.</summary>
+    public bool UseTls { get; set; }
+
+    /// <summary>The name the broker's certificate must carry; unset, <see cref="Host"/>.</summary>
+    public string? ServerName { get; set; }
+
+    /// <summary>
+    /// A PEM file of the CA certificate(s) that signed the broker's certificate, trusted for this connection alone besides the
+    /// system's store (a private CA need not be installed there).
+    /// </summary>
+    public string? CaCertificatePath { get; set; }
+
+    /// <summary>The port connected to: <see cref="Port"/>, or the default for <see cref="UseTls"/>.</summary>
+    public ushort PortOrDefault => Port ?? (UseTls ? DefaultTlsPort : DefaultPort);
+
+    /// <summary>The name checked in the broker's certificate: <see cref="ServerName"/>, or <see cref="Host"/>.</summary>
+    public string ServerNameOrHost => string.IsNullOrWhiteSpace(ServerName) ? Host : ServerName;
+
+    /// <summary>
+    /// Checks the TLS settings at start, so that a mistake fails there with its setting named rather than as a connection
+    /// that keeps failing (or, for a CA path with TLS off, as traffic silently in clear).
+    /// </summary>
+    public void Validate()
+    {
+        if (!UseTls)
+        {
+            if (!string.IsNullOrWhiteSpace(CaCertificatePath) || !string.IsNullOrWhiteSpace(ServerName))
+                throw new InvalidOperationException("Messaging:RabbitMq:CaCertificatePath and ServerName apply only to TLS, " +
+                    "but Messaging:RabbitMq:UseTls is false: set UseTls to true (or remove them to connect in clear)");
+            return;
+        }
+        if (!string.IsNullOrWhiteSpace(CaCertificatePath))
+            _ = LoadCaCertificates();
+    }
+
+    /// <summary>The certificates of <see cref="CaCertificatePath"/> (none when unset); a missing or unreadable file is an error naming it.</summary>
+    public X509Certificate2Collection LoadCaCertificates()
+    {
+        var certificates = new X509Certificate2Collection();
+        if (string.IsNullOrWhiteSpace(CaCertificatePath)) return certificates;
+        if (!File.Exists(CaCertificatePath))
+            throw new InvalidOperationException($"Messaging:RabbitMq:CaCertificatePath '{CaCertificatePath}' does not exist " +
+                $"(working directory {Environment.CurrentDirectory}); it must name the PEM file of the CA that signed the broker's certificate");
+        try
+        {
+            certificates.ImportFromPemFile(CaCertificatePath);
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"Messaging:RabbitMq:CaCertificatePath '{CaCertificatePath}' could not be read as PEM certificates: {e.Message}", e);
+        }
+        if (certificates.Count == 0)
+            throw new InvalidOperationException($"Messaging:RabbitMq:CaCertificatePath '{CaCertificatePath}' holds no PEM certificate " +
+                "(-----BEGIN CERTIFICATE-----)");
+        return certificates;
+    }
 }
 
 public static class MessagingTransports

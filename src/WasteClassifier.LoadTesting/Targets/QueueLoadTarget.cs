@@ -36,7 +36,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         {
             var messaging = services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
                             ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions();
-            return $"RabbitMQ at {messaging.RabbitMq.Host}:{messaging.RabbitMq.Port}, virtual host '{messaging.RabbitMq.VirtualHost}', queue {messaging.ClassifyQueue}";
+            return $"RabbitMQ at {messaging.RabbitMq.Host}:{messaging.RabbitMq.PortOrDefault}, virtual host '{messaging.RabbitMq.VirtualHost}', queue {messaging.ClassifyQueue}";
         }
     }
 
@@ -82,7 +82,7 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         {
             var rabbit = (services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
                           ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions()).RabbitMq;
-            throw new TargetUnavailableException($"broker not answering at {rabbit.Host}:{rabbit.Port}, virtual host '{rabbit.VirtualHost}' " +
+            throw new TargetUnavailableException($"broker not answering at {rabbit.Host}:{rabbit.PortOrDefault}, virtual host '{rabbit.VirtualHost}' " +
                                                  $"(no connection within {timeout.TotalSeconds:0.#} s: unreachable, or it refused the credentials or the virtual host); " +
                                                  "check Messaging__RabbitMq__Host, __Port, __VirtualHost, __Username and __Password");
         }

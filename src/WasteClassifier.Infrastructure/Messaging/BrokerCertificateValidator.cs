@@ -1,0 +1,78 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+
+namespace WasteClassifier.Infrastructure.Messaging;
+
+/// <summary>
+/// Checks RabbitMQ's certificate on a TLS connection: accepted when the system trusts it, or when its chain ends at a CA of
+/// Messaging:RabbitMq:CaCertificatePath; and only when it carries the expected server name. Nothing else is ever accepted,
+/// and each refusal is logged as an error that says what was wrong (the client's own exception says only "rejected").
+/// </summary>
+public sealed class BrokerCertificateValidator(string serverName, X509Certificate2Collection trustedCas, string? caPath, ILogger logger)
+{
+    /// <summary>Server authentication, the use the system's own check demands of a server's certificate.</summary>
+    private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
+
+    public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (errors == SslPolicyErrors.None) return true;
+        if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable))
+        {
+            logger.LogError("RabbitMQ TLS: the broker sent no certificate; the connection is refused");
+            return false;
+        }
+        using var presented = new X509Certificate2(certificate);
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            // A trusted CA vouches only for the names it signed: a name that does not match is refused whoever signed it.
+            logger.LogError("RabbitMQ TLS: the broker's certificate does not carry the name '{ServerName}' (it is for {Names}); " +
+                "the connection is refused. Set Messaging:RabbitMq:ServerName to a name in the certificate, or connect by that name",
+                serverName, Names(presented));
+            return false;
+        }
+        // Only the chain is left in question: it may end at the CA this deployment trusts.
+        var problem = ChainProblem(presented, chain);
+        if (problem is null) return true;
+        logger.LogError("RabbitMQ TLS: the broker's certificate (subject '{Subject}', issued by '{Issuer}') is not trusted: {Problem}; " +
+            "the connection is refused. {Hint}", presented.Subject, presented.Issuer, problem,
+            caPath is null
+                ? "Set Messaging:RabbitMq:CaCertificatePath to the PEM file of the CA that signed it, or add that CA to the system's trust store"
+                : $"Messaging:RabbitMq:CaCertificatePath '{caPath}' holds no CA it chains to");
+        return false;
+    }
+
+    /// <summary>Why <paramref name="presented"/> does not chain to a CA of <see cref="trustedCas"/>, or null when it does.</summary>
+    private string? ChainProblem(X509Certificate2 presented, X509Chain? systemChain)
+    {
+        var systemProblem = systemChain is null ? "no chain could be built" : Describe(systemChain.ChainStatus);
+        if (trustedCas.Count == 0) return systemProblem;
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(trustedCas);
+        // As the system's check (SslStream's default): no revocation lookup; a private CA rarely publishes a list.
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.ApplicationPolicy.Add(ServerAuthentication);
+        // Intermediates the broker sent along.
+        if (systemChain is not null)
+        {
+            custom.ChainPolicy.ExtraStore.AddRange(systemChain.ChainPolicy.ExtraStore);
+            foreach (var element in systemChain.ChainElements) custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+        }
+        return custom.Build(presented) ? null : Describe(custom.ChainStatus);
+    }
+
+    private static string Describe(X509ChainStatus[] status) =>
+        status.Length == 0 ? "the chain is not valid" : string.Join("; ", status.Select(s => $"{s.Status} ({s.StatusInformation.Trim()})"));
+
+    /// <summary>The DNS names and addresses the certificate is for (subject alternative names), else its subject.</summary>
+    private static string Names(X509Certificate2 certificate)
+    {
+        var alternative = certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault();
+        var names = alternative is null
+            ? []
+            : alternative.EnumerateDnsNames().Concat(alternative.EnumerateIPAddresses().Select(a => a.ToString())).ToList();
+        return names.Count > 0 ? string.Join(", ", names.Select(n => $"'{n}'")) : $"subject '{certificate.Subject}'";
+    }
+}

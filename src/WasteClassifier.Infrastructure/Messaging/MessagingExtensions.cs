@@ -45,8 +45,9 @@ public static class MessagingExtensions
                                 host.UseSsl(ssl =>
                                 {
                                     ssl.ServerName = rabbit.ServerNameOrHost;
-                                    // The client's default would apply AcceptablePolicyErrors; this one decides alone, and never
-                                    // lets an untrusted chain or a wrong name through.
+                                    // MassTransit's default accepts an untrusted chain (its AcceptablePolicyErrors include
+                                    // RemoteCertificateChainErrors); this callback replaces that check, and lets through only a
+                                    // certificate the system or the given CA trusts, for the expected name.
                                     ssl.CertificateValidationCallback = validator.Validate;
                                 });
                             }

@@ -93,6 +93,10 @@ public sealed class RabbitMqOptions
             if (!string.IsNullOrWhiteSpace(CaCertificatePath) || !string.IsNullOrWhiteSpace(ServerName))
                 throw new InvalidOperationException("Messaging:RabbitMq:CaCertificatePath and ServerName apply only to TLS, " +
                     "but Messaging:RabbitMq:UseTls is false: set UseTls to true (or remove them to connect in clear)");
+            // MassTransit turns TLS on by itself for this port, with its default that accepts an untrusted certificate.
+            if (Port == DefaultTlsPort)
+                throw new InvalidOperationException($"Messaging:RabbitMq:Port {DefaultTlsPort} is RabbitMQ's TLS port, but Messaging:RabbitMq:UseTls " +
+                    "is false (MassTransit would connect over TLS without checking the broker's certificate): set UseTls to true");
             return;
         }
         if (!string.IsNullOrWhiteSpace(CaCertificatePath))

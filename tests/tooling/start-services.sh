@@ -118,6 +118,8 @@ start_rabbitmq() {
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# makes the TLS listener's throwaway CA and certificate
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then log "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
 # npm packages (s3rver, playwright-core) exactly as package-lock.json pins them.
 if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/s3rver" ]; then

@@ -40,10 +40,10 @@ public sealed class OpenApiDocumentCache(IServiceProvider services, IOptionsMoni
 
     /// <summary>
     /// <c>servers: [{"url": "/"}]</c>: relative, which OpenAPI resolves against where the document was fetched, so it is
-    /// right behind any proxy. The generator wrote the request's scheme and Host, which behind a TLS proxy said http (the app
-    /// does not trust X-Forwarded-*), and made the document differ per caller. Written rather than left out, though "/" is
-    /// what an empty list means: generators warn on a missing list, and Kiota took the document's own folder
-    /// (<c>/openapi</c>) as the API's root (microsoft/kiota#2336).
+    /// right behind any proxy. The generator wrote the request's scheme and Host, which behind a TLS proxy said http (no
+    /// forwarded-headers middleware sets them from X-Forwarded-*), and made the document differ per caller. Written rather
+    /// than left out, though "/" is what an empty list means: generators warn on a missing list, and Kiota took the
+    /// document's own folder (<c>/openapi</c>) as the API's root (microsoft/kiota#2336).
     /// </summary>
     public static Task RelativeServerAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using WasteClassifier.Cli.Commands;
+using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Cli;
 
@@ -49,8 +50,9 @@ internal static class CommandDispatcher
         }
     }
 
+    // A migration lock held past its deadline too: its message names the holder and the setting, which a stack trace buried.
     private static bool IsServerFailure(Exception e) =>
-        Chain(e).Any(x => x is System.Data.Common.DbException or System.Net.Sockets.SocketException);
+        Chain(e).Any(x => x is System.Data.Common.DbException or System.Net.Sockets.SocketException or MigrationLockTimeoutException);
 
     /// <summary>The exception's message and its inner ones', on one line.</summary>
     private static string Messages(Exception e) =>

@@ -16,6 +16,8 @@ public sealed class MigrateCommand : ICommand
 
           Reads Database__Provider / Database__ConnectionString / DataDirectory from the environment
           like the API and worker; the options override them. Prints the migrations applied.
+          On PostgreSQL, waits for another process's migration up to Database__MigrationLockTimeoutSeconds
+          (default 900; 0 waits for ever), then fails (exit 1) naming the process that holds the lock.
         """;
 
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--provider", "--connection", "--data-directory" };

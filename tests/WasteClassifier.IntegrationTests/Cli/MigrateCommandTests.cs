@@ -1,5 +1,8 @@
+using Npgsql;
 using WasteClassifier.Cli;
 using WasteClassifier.Cli.Commands;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Cli;
 
@@ -9,7 +12,8 @@ public sealed class ConsoleOutput;
 
 /// <summary>
 /// <c>wastectl migrate</c> through the dispatcher: bad configuration is a one-line usage error (exit 2), a database that
-/// cannot be used a one-line failure (exit 1); neither prints a stack trace.
+/// cannot be used, or another process's migration lock held past the deadline, a one-line failure (exit 1); neither prints
+/// a stack trace.
 /// </summary>
 [Collection(nameof(ConsoleOutput))]
 public sealed class MigrateCommandTests : IDisposable
@@ -48,6 +52,42 @@ public sealed class MigrateCommandTests : IDisposable
         Assert.Equal(1, exit);
         Assert.StartsWith("wastectl migrate failed: Failed to connect to 127.0.0.1:1", error);
         Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [IntegrationFact]
+    public async Task Migrate_LockHeldPastTheTimeout_FailsInOneLineNamingTheHolderAndTheSetting()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate_cli");
+        // Read from the environment like the services' settings; this collection runs alone, so no other test sees it.
+        var previous = Environment.GetEnvironmentVariable("Database__MigrationLockTimeoutSeconds");
+        Environment.SetEnvironmentVariable("Database__MigrationLockTimeoutSeconds", "1");
+        try
+        {
+            // A replica that hangs mid-migration, or a session left behind holding the lock.
+            await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "stuck-replica", Pooling = false }.ConnectionString);
+            await holder.OpenAsync();
+            await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder))
+                await take.ExecuteScalarAsync();
+            await using (var pid = new NpgsqlCommand("SELECT pg_backend_pid()", holder))
+            {
+                var holderPid = (int)(await pid.ExecuteScalarAsync())!;
+
+                var (exit, error) = Run("migrate", "--provider", "postgres", "--connection", connectionString);
+
+                Assert.Equal(1, exit);
+                // The lines before it are the wait's own log (the holder, every 30 s).
+                var failure = Assert.Single(error.Split('\n'), line => line.StartsWith("wastectl migrate failed:", StringComparison.Ordinal));
+                Assert.StartsWith("wastectl migrate failed: Another process has held the database migration lock for over 1 s " +
+                                  $"(server process {holderPid}, stuck-replica, running ", failure);
+                Assert.Contains("raise Database:MigrationLockTimeoutSeconds (0 waits for ever)", failure);
+                Assert.DoesNotContain("   at ", error);
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("Database__MigrationLockTimeoutSeconds", previous);
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
     }
 
     private static (int Exit, string Error) Run(params string[] args)

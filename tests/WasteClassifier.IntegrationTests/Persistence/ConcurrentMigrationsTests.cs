@@ -8,6 +8,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -211,6 +212,30 @@ public sealed class ConcurrentMigrationsTests
             await using (var provider = ReplicaServices(connectionString, 2, lockTimeoutSeconds: 1))
                 await provider.MigrateDatabaseAsync().WaitAsync(TimeSpan.FromMinutes(1));
             await AssertEveryMigrationRecordedOnceAsync(connectionString);
+        });
+    }
+
+    [IntegrationFact]
+    public async Task PrepareInfrastructureAsync_LockHeldPastTheTimeout_FailsAtOnceWithoutRetrying()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate");
+        await DroppedAfterAsync(connectionString, async () =>
+        {
+            await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "stuck-replica", Pooling = false }.ConnectionString);
+            await holder.OpenAsync();
+            await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder))
+                await take.ExecuteScalarAsync();
+            var log = new LogLines();
+            await using var provider = ReplicaServices(connectionString, 1, log, lockTimeoutSeconds: 1);
+
+            // Start-up retries what fails within its patience, as a server still coming up; a retried lock wait would start
+            // its deadline over, so the process would wait the patience out, not the setting.
+            await Assert.ThrowsAsync<MigrationLockTimeoutException>(() =>
+                provider.PrepareInfrastructureAsync(patience: TimeSpan.FromSeconds(20)).WaitAsync(TimeSpan.FromMinutes(1)));
+
+            Assert.DoesNotContain(log.Lines, line => line.Contains("not ready", StringComparison.Ordinal));
+            // One wait: each one logs the holder as it starts.
+            Assert.Single(log.Lines, line => line.StartsWith("Another process is migrating the database (server process", StringComparison.Ordinal));
         });
     }
 

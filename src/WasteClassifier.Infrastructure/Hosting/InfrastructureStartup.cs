@@ -7,6 +7,9 @@ namespace WasteClassifier.Infrastructure.Hosting;
 
 public static class InfrastructureStartup
 {
+    /// <summary>How long a process retries, by default, a database or object store that is not ready yet.</summary>
+    public static readonly TimeSpan DefaultPatience = TimeSpan.FromSeconds(60);
+
     /// <summary>
     /// Migrates the database and creates the bucket before a process starts serving. Retries for a while,
     /// because in Compose or Kubernetes the servers may come up after this process.
@@ -14,7 +17,7 @@ public static class InfrastructureStartup
     public static async Task PrepareInfrastructureAsync(this IServiceProvider services, TimeSpan? patience = null, CancellationToken cancellationToken = default)
     {
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(InfrastructureStartup));
-        var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(60));
+        var deadline = DateTime.UtcNow + (patience ?? DefaultPatience);
         for (var attempt = 1; ; attempt++)
         {
             try

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Hosting;
+using WasteClassifier.Infrastructure.Persistence;
 using static WasteClassifier.IntegrationTests.Deployment.DeploymentTools;
 
 namespace WasteClassifier.IntegrationTests.Deployment;
@@ -185,6 +187,34 @@ public sealed partial class DeploymentFilesTests
 
         static int Surge(string maxSurge, int replicas) =>
             maxSurge.EndsWith('%') ? (int)Math.Ceiling(replicas * int.Parse(maxSurge.TrimEnd('%')) / 100.0) : int.Parse(maxSurge);
+    }
+
+    [DeploymentFact]
+    public async Task Kustomize_Render_AMigrationLockWaitEndsBeforeTheStartupProbeRestartsThePod()
+    {
+        // A pod waiting for another's migration should fail with the lock's error (naming the holder and the setting), not
+        // be restarted by its startup probe first without it: the wait, after start-up's patience with a database still
+        // coming up, must end within the probe's window.
+        var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
+        var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
+        foreach (var deployment in documents.Where(d => (string)d["kind"] == "Deployment"))
+        {
+            var name = (string)At(deployment, "metadata", "name")!;
+            foreach (var container in List(At(deployment, "spec", "template", "spec", "containers")))
+            {
+                var probe = At(container, "startupProbe");
+                Assert.True(probe is not null, $"{name}: no startupProbe");
+                // Kubernetes' defaults: no initial delay, every 10 s, 3 failures.
+                var window = Seconds(At(probe, "initialDelaySeconds"), 0) + Seconds(At(probe, "periodSeconds"), 10) * Seconds(At(probe, "failureThreshold"), 3);
+                var lockWait = Seconds(List(At(container, "env")).FirstOrDefault(e => (string?)At(e, "name") == "Database__MigrationLockTimeoutSeconds") is { } env
+                    ? At(env, "value") : At(config, "data", "Database__MigrationLockTimeoutSeconds"), new DatabaseOptions().MigrationLockTimeoutSeconds);
+                Assert.True(lockWait > 0, $"{name}: Database__MigrationLockTimeoutSeconds 0 waits for ever; the startup probe restarts the pod after {window} s");
+                Assert.True(lockWait + InfrastructureStartup.DefaultPatience.TotalSeconds <= window,
+                    $"{name}: a migration lock wait of {lockWait} s, after {InfrastructureStartup.DefaultPatience.TotalSeconds} s for the database, outlasts the startup probe's {window} s");
+            }
+        }
+
+        static int Seconds(object? value, int fallback) => value is null ? fallback : int.Parse(value.ToString()!, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]

@@ -3,6 +3,8 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 using WasteClassifier.Infrastructure.Messaging;
 using WasteClassifier.IntegrationTests.Fixtures;
 using Xunit.Abstractions;
@@ -35,13 +37,18 @@ public sealed class RabbitMqTlsTests(ITestOutputHelper output)
     {
         var received = new TaskCompletionSource<Guid>(TaskCreationOptions.RunContinuationsAsynchronously);
         var log = new LogLines();
-        await using var provider = await BusServicesAsync(new() { ["Messaging:RabbitMq:CaCertificatePath"] = CaPath }, log, received);
+        var probeEndpoint = $"tls-probe-{TestServices.NewSuffix()}";
+        var messageExchangeBefore = await ExchangeExistsAsync(ProbeMessageExchange);
+        await using var provider = await BusServicesAsync(new() { ["Messaging:RabbitMq:CaCertificatePath"] = CaPath }, log, received, probeEndpoint);
         var bus = provider.GetRequiredService<IBusControl>();
         await bus.StartAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
         try
         {
             var id = Guid.NewGuid();
-            await bus.Publish(new TlsProbe(id));
+            // Sent straight to the probe's own temporary exchange: a publish would declare a durable exchange named after
+            // the message type, which outlives the run on the shared broker.
+            var endpoint = await bus.GetSendEndpoint(new Uri($"exchange:{probeEndpoint}?temporary=true"));
+            await endpoint.Send(new TlsProbe(id));
 
             Assert.Equal(id, await received.Task.WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.DoesNotContain(log.Lines, l => l.Contains("RabbitMQ TLS"));
@@ -49,6 +56,35 @@ public sealed class RabbitMqTlsTests(ITestOutputHelper output)
         finally
         {
             await bus.StopAsync();
+        }
+        // The run leaves the broker's exchanges as it found them (one left by an older version of this test stays).
+        Assert.Equal(messageExchangeBefore, await ExchangeExistsAsync(ProbeMessageExchange));
+    }
+
+    /// <summary>The exchange MassTransit names after <see cref="TlsProbe"/>, which a publish or the consume topology would declare.</summary>
+    private const string ProbeMessageExchange = "WasteClassifier.IntegrationTests.Security:RabbitMqTlsTests-TlsProbe";
+
+    /// <summary>Whether the broker has the exchange, asked on the clear port (a passive declare of a missing one closes its channel).</summary>
+    private static async Task<bool> ExchangeExistsAsync(string name)
+    {
+        var endpoints = await TestServices.GetAsync();
+        var factory = new ConnectionFactory
+        {
+            HostName = endpoints.RabbitHost,
+            Port = endpoints.RabbitPort,
+            UserName = endpoints.RabbitUser,
+            Password = endpoints.RabbitPassword,
+        };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            await channel.ExchangeDeclarePassiveAsync(name);
+            return true;
+        }
+        catch (OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+        {
+            return false;
         }
     }
 
@@ -103,7 +139,7 @@ public sealed class RabbitMqTlsTests(ITestOutputHelper output)
     }
 
     private static async Task<ServiceProvider> BusServicesAsync(Dictionary<string, string?> tls, LogLines log,
-        TaskCompletionSource<Guid>? received = null)
+        TaskCompletionSource<Guid>? received = null, string? probeEndpoint = null)
     {
         var endpoints = await TestServices.GetAsync();
         var settings = new Dictionary<string, string?>
@@ -121,12 +157,14 @@ public sealed class RabbitMqTlsTests(ITestOutputHelper output)
         var services = new ServiceCollection();
         services.AddLogging(logging => logging.AddProvider(log));
         services.AddSingleton(received ?? new TaskCompletionSource<Guid>());
-        // A temporary (auto-deleted) queue of its own: nothing is left on the shared broker.
+        // A temporary (auto-deleted) queue and exchange of its own, not bound to the message type's exchange (which would be
+        // durable): nothing is left on the shared broker.
         services.AddClassifierBus(configuration, bus => bus.AddConsumer<TlsProbeConsumer>()
             .Endpoint(e =>
             {
-                e.Name = $"tls-probe-{TestServices.NewSuffix()}";
+                e.Name = probeEndpoint ?? $"tls-probe-{TestServices.NewSuffix()}";
                 e.Temporary = true;
+                e.ConfigureConsumeTopology = false;
             }));
         return services.BuildServiceProvider();
     }

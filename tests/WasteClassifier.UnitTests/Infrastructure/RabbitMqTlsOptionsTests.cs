@@ -135,24 +135,154 @@ public sealed class RabbitMqTlsOptionsTests : IDisposable
         Assert.StartsWith("Error: RabbitMQ TLS: the broker's certificate does not carry the name 'other.internal' (it is for 'rabbit.internal')", Assert.Single(log.Entries));
     }
 
-    private static X509Certificate2 NewCa(string subject)
+    [Fact]
+    public void Validate_ExpiredCertificateFromTheGivenCa_IsRefused()
+    {
+        using var ca = NewCa("CN=Test CA", DateTimeOffset.UtcNow.AddDays(-30));
+        using var server = NewServer(ca, "rabbit.internal", DateTimeOffset.UtcNow.AddDays(-20), DateTimeOffset.UtcNow.AddDays(-1));
+        var log = new Lines();
+
+        Assert.False(new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log)
+            .Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Contains("NotTimeValid", Assert.Single(log.Entries));
+    }
+
+    [Fact]
+    public void Validate_ExpiredGivenCa_IsRefused()
+    {
+        using var ca = NewCa("CN=Test CA", DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1));
+        using var server = NewServer(ca, "rabbit.internal", DateTimeOffset.UtcNow.AddDays(-20), DateTimeOffset.UtcNow.AddDays(-2));
+        var log = new Lines();
+
+        Assert.False(new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log)
+            .Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Contains("NotTimeValid", Assert.Single(log.Entries));
+    }
+
+    /// <summary>
+    /// The broker sends along the CA that signed its certificate, as TLS servers do: that CA is only an extra certificate of the
+    /// chain, never a trust anchor, whether or not another CA is given.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Validate_SignerSentOnlyByTheBroker_IsRefused(bool anotherCaGiven)
+    {
+        using var signer = NewCa("CN=Broker's own CA");
+        using var other = NewCa("CN=Test CA");
+        using var server = NewServer(signer, "rabbit.internal");
+        using var chain = SystemChain(server, signer);
+        var log = new Lines();
+
+        Assert.False(new BrokerCertificateValidator("rabbit.internal", anotherCaGiven ? [other] : [], anotherCaGiven ? "/ca.pem" : null, log)
+            .Validate(this, server, chain, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Contains("UntrustedRoot", Assert.Single(log.Entries));
+    }
+
+    /// <summary>A CA made to look like the given one (same name) signs for the broker: its signature does not verify with the given CA's key.</summary>
+    [Fact]
+    public void Validate_ImpostorCaWithTheGivenCasName_IsRefused()
+    {
+        using var ca = NewCa("CN=Test CA");
+        using var impostor = NewCa("CN=Test CA");
+        using var server = NewServer(impostor, "rabbit.internal");
+        using var chain = SystemChain(server, impostor);
+        var log = new Lines();
+
+        Assert.False(new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log)
+            .Validate(this, server, chain, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Contains("is not trusted", Assert.Single(log.Entries));
+    }
+
+    [Fact]
+    public void Validate_ChainToTheGivenCaWithTheBrokersChain_IsAccepted()
+    {
+        using var ca = NewCa("CN=Test CA");
+        using var server = NewServer(ca, "rabbit.internal");
+        using var chain = SystemChain(server, ca);
+        var log = new Lines();
+
+        Assert.True(new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log)
+            .Validate(this, server, chain, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Empty(log.Entries);
+    }
+
+    [Fact]
+    public void Validate_CertificateNotForServerAuthentication_IsRefused()
+    {
+        using var ca = NewCa("CN=Test CA");
+        using var client = NewServer(ca, "rabbit.internal", usage: "1.3.6.1.5.5.7.3.2");
+        var log = new Lines();
+
+        Assert.False(new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log)
+            .Validate(this, client, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Contains("NotValidForUsage", Assert.Single(log.Entries));
+    }
+
+    /// <summary>A CA file read as the settings read it (PEM, no keys): every CA in a bundle is trusted, and only those.</summary>
+    [Fact]
+    public void Validate_CaBundleFile_TrustsEachOfItsCas()
+    {
+        using var first = NewCa("CN=First CA");
+        using var second = NewCa("CN=Second CA");
+        using var outsider = NewCa("CN=Outsider CA");
+        var path = Path.Combine(_folder, "bundle.pem");
+        File.WriteAllText(path, "Bundle of the facility's CAs\n" + first.ExportCertificatePem() + "\n" + second.ExportCertificatePem() + "\n");
+        var trusted = new RabbitMqOptions { UseTls = true, CaCertificatePath = path }.LoadCaCertificates();
+        var validator = new BrokerCertificateValidator("rabbit.internal", trusted, path, new Lines());
+
+        Assert.Equal(2, trusted.Count);
+        foreach (var ca in new[] { first, second })
+        {
+            using var server = NewServer(ca, "rabbit.internal");
+            Assert.True(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        }
+        using var stranger = NewServer(outsider, "rabbit.internal");
+        Assert.False(validator.Validate(this, stranger, null, SslPolicyErrors.RemoteCertificateChainErrors));
+    }
+
+    [Fact]
+    public void Start_CaFileWithACorruptCertificate_FailsNamingThePath()
+    {
+        var path = Path.Combine(_folder, "corrupt.pem");
+        File.WriteAllText(path, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+        var error = Assert.Throws<InvalidOperationException>(() => AddBus(new()
+        {
+            ["Messaging:RabbitMq:UseTls"] = "true",
+            ["Messaging:RabbitMq:CaCertificatePath"] = path,
+        }));
+        Assert.Contains($"Messaging:RabbitMq:CaCertificatePath '{path}' could not be read as PEM certificates", error.Message);
+    }
+
+    /// <summary>The chain the system's check hands the callback: built without trusting <paramref name="sent"/>, which the broker sent along.</summary>
+    private static X509Chain SystemChain(X509Certificate2 server, X509Certificate2 sent)
+    {
+        var chain = new X509Chain();
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ExtraStore.Add(sent);
+        Assert.False(chain.Build(server));
+        return chain;
+    }
+
+    private static X509Certificate2 NewCa(string subject, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        return request.CreateSelfSigned(notBefore ?? DateTimeOffset.UtcNow.AddDays(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(30));
     }
 
-    private static X509Certificate2 NewServer(X509Certificate2 ca, string name)
+    private static X509Certificate2 NewServer(X509Certificate2 ca, string name, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null,
+        string usage = "1.3.6.1.5.5.7.3.1")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName(name);
         request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        return request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(7), [1, 2, 3, 4]);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+        return request.Create(ca, notBefore ?? DateTimeOffset.UtcNow.AddHours(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(7), [1, 2, 3, 4]);
     }
 
     private sealed class Lines : ILogger

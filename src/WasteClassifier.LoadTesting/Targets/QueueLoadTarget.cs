@@ -82,9 +82,12 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         {
             var rabbit = (services.GetRequiredService<IConfiguration>().GetSection("Messaging").Get<WasteClassifier.Infrastructure.Messaging.MessagingOptions>()
                           ?? new WasteClassifier.Infrastructure.Messaging.MessagingOptions()).RabbitMq;
+            // Over TLS a refused certificate also looks like a broker that never answers; its reason is logged (RabbitMQ TLS: …).
             throw new TargetUnavailableException($"broker not answering at {rabbit.Host}:{rabbit.PortOrDefault}, virtual host '{rabbit.VirtualHost}' " +
-                                                 $"(no connection within {timeout.TotalSeconds:0.#} s: unreachable, or it refused the credentials or the virtual host); " +
-                                                 "check Messaging__RabbitMq__Host, __Port, __VirtualHost, __Username and __Password");
+                                                 $"(no connection within {timeout.TotalSeconds:0.#} s: unreachable, or it refused the credentials or the virtual host" +
+                                                 (rabbit.UseTls ? ", or its TLS certificate was refused (see the 'RabbitMQ TLS' error above)" : "") + "); " +
+                                                 "check Messaging__RabbitMq__Host, __Port, __VirtualHost, __Username and __Password" +
+                                                 (rabbit.UseTls ? ", __ServerName and __CaCertificatePath" : ""));
         }
     }
 

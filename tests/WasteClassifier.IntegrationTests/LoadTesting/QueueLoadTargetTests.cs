@@ -10,6 +10,7 @@ using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.Infrastructure.Storage;
 using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.IntegrationTests.Security;
 using WasteClassifier.LoadTesting.Images;
 using WasteClassifier.LoadTesting.Targets;
 
@@ -79,6 +80,21 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
         // The report's heading names the broker and queue ("queue mode against queue" named neither).
         Assert.Equal($"RabbitMQ at 127.0.0.1:{port}, virtual host '{_settings.GetValueOrDefault("Messaging:RabbitMq:VirtualHost") ?? "/"}', queue {_settings["Messaging:ClassifyQueue"]}", target.Description);
+    }
+
+    [RabbitTlsFact]
+    public async Task Prepare_BrokersCertificateRefused_SaysSoAndNamesTheTlsSettings()
+    {
+        // The broker's TLS listener without its CA given: the certificate check refuses it, which looks like no answer.
+        var configuration = new ConfigurationBuilder().AddConfiguration(Configuration())
+            .AddInMemoryCollection([KeyValuePair.Create("Messaging:RabbitMq:Port", RabbitMqTlsTests.TlsPort), KeyValuePair.Create("Messaging:RabbitMq:UseTls", (string?)"true")])
+            .Build();
+
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true, logging: _ => { }), "loadtest-tls", TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2));
+        var error = await Assert.ThrowsAsync<TargetUnavailableException>(() => target.PrepareAsync(ImageSet.Generated(1, 320, 240), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+
+        Assert.Contains("or its TLS certificate was refused (see the 'RabbitMQ TLS' error above)", error.Message);
+        Assert.Contains("__ServerName and __CaCertificatePath", error.Message);
     }
 
     [IntegrationFact]

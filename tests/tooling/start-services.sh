@@ -3,7 +3,9 @@
 # RabbitMQ (Debian's rabbitmq-server), PostgreSQL 15 (Debian's cluster) and s3rver (S3 API, stands in for MinIO);
 # and installs the tools of the browser and deployment tests: Debian's chromium (driven by npm playwright-core,
 # which cannot download a browser here) and docker-compose (parses the Compose file; no engine runs).
-# Idempotent: a server that already answers is left alone. Prints the test endpoints as `export` lines.
+# Idempotent: a server that already answers is left alone, except a RabbitMQ on 5672 without the TLS listener below (or
+# with an older drop-in), which is stopped with rabbitmqctl and started again once to load it. Prints the test endpoints
+# as `export` lines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 log() { echo "[services] $*" >&2; }

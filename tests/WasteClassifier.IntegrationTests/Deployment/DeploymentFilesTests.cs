@@ -47,6 +47,8 @@ public sealed partial class DeploymentFilesTests
             Assert.True(At(service, "healthcheck", "test") is not null, $"{name} has no health check");
             var image = (string?)At(service, "image");
             Assert.True(image is not null && IsPinned(image), $"{name}: image '{image}' is not pinned to a tag");
+            // A service that exits on a start-up failure (the migration lock's deadline, a server not up) comes back by itself.
+            Assert.True((string?)At(service, "restart") == "unless-stopped", $"{name} has no restart policy (restart: unless-stopped)");
         }
         foreach (var name in Services) Assert.NotNull(At(services[name], "build"));
         // --scale worker=N needs no fixed container name and no published host port.

@@ -3,9 +3,10 @@
 # RabbitMQ (Debian's rabbitmq-server), PostgreSQL 15 (Debian's cluster) and s3rver (S3 API, stands in for MinIO);
 # and installs the tools of the browser and deployment tests: Debian's chromium (driven by npm playwright-core,
 # which cannot download a browser here) and docker-compose (parses the Compose file; no engine runs).
-# Idempotent: a server that already answers is left alone, except a RabbitMQ on 5672 without the TLS listener below (or
-# with an older drop-in), which is stopped with rabbitmqctl and started again once to load it. Prints the test endpoints
-# as `export` lines.
+# Idempotent: a server that already answers is left alone, except this machine's RabbitMQ on 5672 without the TLS listener
+# below (or with an older drop-in), which is stopped with rabbitmqctl and started again once to load it; a broker on 5672
+# that is not this machine's rabbitmq-server (a container) is used as it is, without TLS. Prints the test endpoints as
+# `export` lines.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 log() { echo "[services] $*" >&2; }
@@ -80,14 +81,14 @@ ensure_rabbitmq_tls() {
     as_root mkdir -p "$dir"
     as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=WasteClassifier test CA" \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
-    as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || return 1
+    as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
     printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
       "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" | as_root tee "$dir/server.ext" >/dev/null
     as_root openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
-      -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+      -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null || return 1
     # The broker runs as rabbitmq and reads the key; the tests read only ca.pem.
-    as_root chown -R rabbitmq:rabbitmq "$dir"
+    as_root chown -R rabbitmq:rabbitmq "$dir" || return 1
     as_root chmod 755 "$dir"; as_root chmod 644 "$dir/ca.pem" "$dir/server.pem"; as_root chmod 600 "$dir/server.key" "$dir/ca.key"
   fi
   wanted="# Written by WasteClassifier's tests/tooling/start-services.sh: a TLS listener for the integration tests.
@@ -129,12 +130,23 @@ if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/s
   (cd "$here" && npm ci --no-audit --no-fund --silent >&2)
 fi
 
-if [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
+# This machine's own broker (Debian's rabbitmq-server, which rabbitmqctl reaches) answers `rabbitmqctl status`.
+local_rabbitmq_node() { command -v rabbitmqctl >/dev/null && as_root timeout 30 rabbitmqctl -q status >/dev/null 2>&1; }
+
+if [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ] && port_open 5672 && ! local_rabbitmq_node; then
+  # Another broker holds 5672 (a container, say): used as it is, as before the TLS listener; no TLS listener is opened
+  # in it, so the TLS tests skip (and fail on CI) unless WASTE_TEST_RABBITMQ_TLS_PORT and WASTE_TEST_RABBITMQ_CA name one.
+  log "a RabbitMQ that is not this machine's rabbitmq-server answers on 5672: using it without a TLS listener"
+  echo "export WASTE_TEST_RABBITMQ_HOST=localhost WASTE_TEST_RABBITMQ_PORT=5672 WASTE_TEST_RABBITMQ_USER=guest WASTE_TEST_RABBITMQ_PASSWORD=guest"
+elif [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
   if ! command -v rabbitmq-server >/dev/null; then
     log "installing rabbitmq-server"
     apt_install rabbitmq-server
   fi
-  tls_changed=$(ensure_rabbitmq_tls)
+  if ! tls_changed=$(ensure_rabbitmq_tls); then
+    log "could not make the TLS listener's certificates in $rabbitmq_tls_dir (openssl or chown failed)"
+    exit 1
+  fi
   if ! port_open 5672; then
     start_rabbitmq
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true

@@ -24,8 +24,8 @@ public sealed class RequestRecord
     public ServerTimings? Server { get; set; }
 
     /// <summary>
-    /// Its submission got no answer from the server (a connection refused or reset, a timeout, a proxy's 502/504): a
-    /// closed-loop user backs off before its next. Not part of the report.
+    /// Its submission got no answer from the server (a connection refused or reset, a timeout, a proxy's 502/504; in queue
+    /// mode, a queued row the database did not record): a closed-loop user backs off before its next. Not part of the report.
     /// </summary>
     internal bool NoAnswer { get; set; }
 }

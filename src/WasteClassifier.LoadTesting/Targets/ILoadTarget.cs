@@ -11,7 +11,10 @@ public interface ILoadTarget : IAsyncDisposable
     /// <summary>Runs once before the clock starts (queue mode stores the images here).</summary>
     Task PrepareAsync(ImageSet images, CancellationToken cancellationToken);
 
-    /// <summary>Answers <see cref="ResponseKind.Accepted"/> with the id, <see cref="ResponseKind.Throttled"/> or <see cref="ResponseKind.Failed"/>.</summary>
+    /// <summary>
+    /// Answers <see cref="ResponseKind.Accepted"/> with the id, <see cref="ResponseKind.Throttled"/>, <see cref="ResponseKind.Failed"/>
+    /// (an answer refusing it), or <see cref="ResponseKind.Unavailable"/> (no answer: the request fails, and a closed-loop user backs off).
+    /// </summary>
     Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken);
 
     /// <summary>

@@ -143,7 +143,9 @@ public sealed class QueueLoadTarget(ServiceProvider services, string source, Tim
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return TargetResponse.Fail("database_error");
+            // No row, so nothing for a worker to take: the deployment did not answer, as a refused connection in HTTP mode.
+            // Answered Unavailable, a closed-loop user backs off (a read-only or refusing database failed thousands a second).
+            return new TargetResponse(ResponseKind.Unavailable, Reason: "database_error");
         }
         try
         {

@@ -140,6 +140,26 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     }
 
     [IntegrationFact]
+    public async Task Submit_DatabaseRefusesTheRow_UnavailableSoAUserBacksOff()
+    {
+        // The database refuses the queued row (as one left read-only by a fail-over would): nothing was recorded or sent.
+        // Answered as a refusal, a closed-loop user sent again at once, thousands of database_error a second.
+        var images = ImageSet.Generated(1, 320, 240);
+        await using var target = new QueueLoadTarget(DeploymentServices.Build(Configuration(), withBus: true), "loadtest-dberror", TimeSpan.FromMilliseconds(50));
+        await target.PrepareAsync(images, CancellationToken.None);
+        await using var deployment = DeploymentServices.Build(Configuration(), withBus: false);
+        using (var scope = deployment.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.ExecuteSqlRawAsync("""
+                CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'read-only'; END $$;
+                CREATE TRIGGER refuse_row BEFORE INSERT ON classifications FOR EACH ROW EXECUTE FUNCTION refuse_row();
+                """);
+
+        var answer = await target.SubmitAsync(images.All[0], CancellationToken.None);
+
+        Assert.Equal((ResponseKind.Unavailable, "database_error"), (answer.Kind, answer.Reason));
+    }
+
+    [IntegrationFact]
     public async Task Submit_SendFails_AcceptedAndItsRowLeftQueuedForTheRepublisher()
     {
         // The broker refuses the send: the classify queue's name is taken by an exchange of another type than the bus declares.

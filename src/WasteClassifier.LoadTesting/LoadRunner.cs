@@ -152,7 +152,16 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         var dueByEnd = _interrupted.IsCancellationRequested ? launched : (long)Arrivals(options.Duration.TotalSeconds);
         while (launched < dueByEnd && !RequestBoundReached())
         {
-            if (!slots.Wait(0))
+            var free = slots.Wait(0);
+            // Nor is one whose slot the hard stop freed (--drain 0, or this loop woke up that late): launched, it was counted
+            // submitted and failed (not_accepted_by_deadline) though nothing went out. Checked once the slot is taken: the
+            // stop is set before the request it ended gives its slot back.
+            if (free && hardStop.IsCancellationRequested)
+            {
+                slots.Release();
+                free = false;
+            }
+            if (!free)
             {
                 _arrivalsNotSent = (int)(dueByEnd - launched);
                 break;

@@ -76,18 +76,52 @@ public sealed class LoadRunnerTests
     [Fact]
     public async Task OpenLoop_MaxInFlightReached_LateAndUnsentArrivalsCounted()
     {
-        // The drain outlasts the catch-up at the end by far: slots freed by unfinished requests would let more arrivals out.
-        // On the machine's clock: the end's catch-up cannot be waited for from outside, so the drain leaves it 5 s.
+        // Five requests that never finish hold every slot until the drain is over. The launching loop runs on a context this
+        // test runs: the arrivals due by the end are sent (or not) before the drain's end frees the slots.
+        var clock = new ManualClock();
+        var context = new ManualContext();
+        var target = new FakeLoadTarget { NeverFinishes = true };
         var options = Options(rate: 50, durationS: 1, drainS: 5) with { MaxInFlight = 5 };
+        var run = context.Start(() => new LoadRunner(target, Images, options, clock: clock).RunAsync());
+        clock.Advance(TimeSpan.FromSeconds(0.5));
+        // 25 arrivals due: five sent, the sixth waits for a slot.
+        context.RunPosted();
+        clock.Advance(TimeSpan.FromSeconds(0.5));
+        // The duration's end ended that wait: the arrivals due by then go out if they have a slot.
+        await WaitUntilAsync(() => context.Posted > 0);
+        context.RunPosted();
+        clock.Advance(TimeSpan.FromSeconds(5));
 
-        var report = LoadReport.From(await new LoadRunner(new FakeLoadTarget { NeverFinishes = true }, Images, options).RunAsync());
+        var result = await RunOnAsync(context, run);
+        var report = LoadReport.From(result);
 
         // Five requests hold every slot to the end: the sixth arrival waits for one until the duration is over, and the
         // 45 arrivals due by then (the sixth included) are never sent; none was sent late.
+        Assert.Equal(TimeSpan.FromSeconds(6), result.Elapsed);
         Assert.Equal(5, report.Counts.Submitted);
         Assert.Equal(0, report.Counts.ArrivalsDelayed);
         Assert.Equal(45, report.Counts.ArrivalsNotSent);
         Assert.Contains("45 due before the end were not sent", MarkdownReport.Render(report));
+    }
+
+    [Fact]
+    public async Task OpenLoop_LaunchingLoopWakesAfterTheHardStop_ArrivalsDueNotSent()
+    {
+        // --drain 0: the duration's end is the hard stop's too, and the launching loop wakes after both (a busy machine).
+        // The 50 arrivals due by the end were launched then, each counted submitted and failed though none went out.
+        var clock = new ManualClock();
+        var context = new ManualContext();
+        var target = new FakeLoadTarget { NeverFinishes = true };
+        var run = context.Start(() => new LoadRunner(target, Images, Options(rate: 50, durationS: 1, drainS: 0), clock: clock).RunAsync());
+        clock.Advance(TimeSpan.FromSeconds(1));
+        context.RunPosted();
+
+        var result = await RunOnAsync(context, run);
+        var report = LoadReport.From(result);
+
+        Assert.Equal(TimeSpan.FromSeconds(1), result.Elapsed);
+        Assert.Empty(target.Contents);
+        Assert.Equal((0, 0, 50), (report.Counts.Submitted, report.Counts.Failed, report.Counts.ArrivalsNotSent));
     }
 
     [Fact]
@@ -544,6 +578,17 @@ public sealed class LoadRunnerTests
         var deadline = Stopwatch.StartNew();
         while (!condition() && deadline.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(1);
         Assert.True(condition());
+    }
+
+    /// <summary>Runs what <paramref name="context"/> is posted until <paramref name="run"/> ends; its result.</summary>
+    private static async Task<LoadRunResult> RunOnAsync(ManualContext context, Task<LoadRunResult> run)
+    {
+        while (!run.IsCompleted)
+        {
+            await WaitUntilAsync(() => run.IsCompleted || context.Posted > 0);
+            context.RunPosted();
+        }
+        return await run;
     }
 
     /// <summary>

@@ -624,17 +624,38 @@ public sealed class LoadRunnerTests
     public async Task ClosedLoop_Ramp_UsersStartEvenlyOverIt()
     {
         // Four users over a 4 s ramp start at 0, 1, 2 and 3 s; launching stops at 1.5 s, so the last two never start.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget();
         var options = Options(users: 4, durationS: 1.5, drainS: 5) with { Ramp = TimeSpan.FromSeconds(4) };
+        var run = new LoadRunner(target, Images, options, clock: clock).RunAsync();
 
-        var result = await new LoadRunner(new FakeLoadTarget(), Images, options).RunAsync();
+        // Time moves to the next timer once the run did all it could by then: each request in flight waits for its next
+        // poll, beside the drain's end. Until the duration's end, which is a timer too, each user due by then has one
+        // request in flight and each other one waits for its turn (the first starts at once, without one).
+        bool Settled()
+        {
+            var inFlight = target.Contents.Count - target.Completions;
+            if (clock.Now >= options.Duration) return clock.Pending().Count == 1 + inFlight;
+            var started = Enumerable.Range(0, 4).Count(user => TimeSpan.FromSeconds(user) <= clock.Now);
+            return inFlight == started && clock.Pending().Count == 2 + inFlight + (4 - started);
+        }
+        while (true)
+        {
+            await WaitUntilAsync(() => run.IsCompleted || Settled());
+            if (run.IsCompleted) break;
+            clock.Advance(clock.Pending()[0] - clock.Now);
+        }
+        var records = (await run).Records;
 
         // Each user's requests follow one another, so the requests in flight at a moment are the users started by then.
-        // (A timer may fire a millisecond early: the second user is looked for from 0.95 s.)
-        var records = result.Records.Where(r => r.FinishedS is not null).ToList();
         int InFlightAt(double t) => records.Count(r => r.StartedS <= t && t < r.FinishedS);
-        Assert.NotEmpty(records);
-        Assert.All(records.Where(r => r.StartedS < 0.95), r => Assert.Equal(1, InFlightAt(r.StartedS)));
-        Assert.All(records, r => Assert.InRange(InFlightAt(r.StartedS), 1, 2));
+        Assert.All(records, r => Assert.Equal(RequestOutcome.Completed, r.Outcome));
+        Assert.Equal(0, records.Min(r => r.StartedS));
+        Assert.All(records.Where(r => r.StartedS < 1), r => Assert.Equal(1, InFlightAt(r.StartedS)));
+        // The second user's first request at 1 s exactly; from then on two users, and none sends from 1.5 s.
+        Assert.Contains(records, r => r.StartedS == 1);
+        Assert.All(records.Where(r => r.StartedS >= 1), r => Assert.Equal(2, InFlightAt(r.StartedS)));
+        Assert.All(records, r => Assert.True(r.StartedS < 1.5, $"started at {r.StartedS} s"));
     }
 
     [Fact]

@@ -72,6 +72,14 @@ public sealed class EmbeddedLoadTestTests(EmbeddedApiFixture fixture)
         // As the README runs it against the embedded default: wastectl in its own process, its environment's DataDirectory
         // (the working directory's data/ in a newcomer's run) not the API's, and --data-directory naming the API's folder.
         await using var api = await RelayAsync(fixture.Factory.CreateClient());
+        // The API loads its model in the background, and wastectl refuses a target not ready yet: run alone, this test
+        // started it at once and exited 2 ("the model is not loaded yet").
+        using (var http = fixture.Factory.CreateClient())
+        {
+            var waited = Stopwatch.StartNew();
+            while ((await http.GetAsync("health/ready")).StatusCode != System.Net.HttpStatusCode.OK && waited.Elapsed < TimeSpan.FromSeconds(60))
+                await Task.Delay(100);
+        }
         var output = Path.Combine(fixture.DataDirectory, "cli-report");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "wastectl.dll"), "loadtest", "--target", api.Urls.First(),

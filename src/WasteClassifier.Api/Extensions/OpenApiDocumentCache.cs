@@ -15,26 +15,42 @@ public sealed class OpenApiDocumentCache(IServiceProvider services, IOptionsMoni
     public const string DocumentName = "v1";
     public const string Path = "/openapi/v1.json";
 
-    private readonly SemaphoreSlim _building = new(1, 1);
+    private readonly Lock _lock = new();
     private byte[]? _json;
+    private Task<byte[]>? _building;
 
-    /// <summary>The document as JSON: built by the first request; those that come meanwhile wait for it. A failed build is not kept.</summary>
+    /// <summary>
+    /// The document as JSON: built by the first request; those that come meanwhile wait for that build, each as long as its
+    /// own client stays. A failed build is not kept.
+    /// </summary>
     public async Task<byte[]> GetAsync(CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref _json) is { } json) return json;
-        await _building.WaitAsync(cancellationToken);
-        try
+        Task<byte[]> building;
+        lock (_lock)
         {
             if (_json is { } built) return built;
-            var document = await services.GetRequiredKeyedService<IOpenApiDocumentProvider>(DocumentName).GetOpenApiDocumentAsync(cancellationToken);
+            // Not the request's token (as StatsSnapshots): if the first client leaves, those waiting still get this build.
+            building = _building ??= BuildAndKeepAsync();
+        }
+        return await building.WaitAsync(cancellationToken);
+    }
+
+    private async Task<byte[]> BuildAndKeepAsync()
+    {
+        await Task.Yield(); // out of the lock: the build is tens of ms of CPU
+        try
+        {
+            var document = await services.GetRequiredKeyedService<IOpenApiDocumentProvider>(DocumentName).GetOpenApiDocumentAsync(CancellationToken.None);
             using var buffer = new MemoryStream();
-            await document.SerializeAsJsonAsync(buffer, options.Get(DocumentName).OpenApiVersion, cancellationToken);
-            Volatile.Write(ref _json, buffer.ToArray());
-            return _json;
+            await document.SerializeAsJsonAsync(buffer, options.Get(DocumentName).OpenApiVersion, CancellationToken.None);
+            var json = buffer.ToArray();
+            Volatile.Write(ref _json, json);
+            return json;
         }
         finally
         {
-            _building.Release();
+            lock (_lock) _building = null;
         }
     }
 

@@ -52,7 +52,7 @@ public static class UploadsApi
     }
 
     public static async Task<IResult> CreateAsync(HttpRequest request, [FromServices] DirectUploads uploads, [FromServices] UploadOptions limits,
-        [FromServices] IOptions<HttpJsonOptions> json, CancellationToken cancellationToken)
+        [FromServices] PublicBaseUrlOptions publicUrl, [FromServices] IOptions<HttpJsonOptions> json, CancellationToken cancellationToken)
     {
         var (body, error) = await ReadJsonAsync<CreateRequest>(request, json.Value.SerializerOptions, cancellationToken);
         if (error is not null) return error;
@@ -87,7 +87,7 @@ public static class UploadsApi
         if (SourceBindings.Resolve(request.HttpContext.User, source, out var bound) is { } refused) return refused;
 
         var created = await uploads.CreateAsync(files.Select(f => f!).ToList(), bound, cancellationToken);
-        var baseUrl = $"{request.Scheme}://{request.Host}{request.PathBase}";
+        var baseUrl = publicUrl.Root(request);
         var items = created.Select(c => new UploadView(c.Upload.Id, "PUT",
             (c.PresignedUrl?.ToString() ?? $"{baseUrl}/v1/uploads/{c.Upload.Id}/content"), c.Upload.FileName, ClassificationView.Utc(c.Upload.ExpiresAt))).ToList();
         return TypedResults.Json(new CreatedUploads(items, items[0].ExpiresAt, "/v1/uploads/commit"), statusCode: StatusCodes.Status201Created);

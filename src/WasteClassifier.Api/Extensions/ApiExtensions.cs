@@ -47,6 +47,7 @@ public static class ApiExtensions
         services.AddScoped<ClassifyCommandSender>();
         services.AddSingleton(FinishedListOptions.From(configuration));
         services.AddSingleton(IdempotencyOptions.From(configuration));
+        services.AddSingleton(PublicBaseUrlOptions.From(configuration));
         services.AddHostedService<IdempotencySweeper>();
         services.AddScoped<StatsService>();
         services.AddSingleton((configuration.GetSection(StatsOptions.Section).Get<StatsOptions>() ?? new StatsOptions()).Validated());

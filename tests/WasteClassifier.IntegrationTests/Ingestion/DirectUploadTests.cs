@@ -31,6 +31,34 @@ public sealed class DirectUploadTests(IngestionFixture fixture)
     }
 
     [Fact]
+    public async Task Upload_PublicBaseUrlSet_TheUploadUrlIsUnderIt()
+    {
+        // Behind a TLS proxy that serves the API under /classifier: the request the API sees says http and its own host.
+        await using var api = fixture.AnotherProcess(new Dictionary<string, string?> { ["Api:PublicBaseUrl"] = "https://waste.example.org/classifier/" });
+        using var http = api.CreateClient();
+
+        var created = await ClassifierClient.ReadJsonAsync(await http.PostAsJsonAsync("/v1/uploads", new { count = 2 }));
+        var uploads = created["uploads"]!.AsArray().Select(u => (Id: u!["id"]!.GetValue<string>(), Url: u["url"]!.GetValue<string>())).ToList();
+
+        Assert.All(uploads, u => Assert.Equal($"https://waste.example.org/classifier/v1/uploads/{u.Id}/content", u.Url));
+        // What the proxy forwards (the path under its prefix) reaches the upload.
+        var forwarded = new Uri(uploads[0].Url).AbsolutePath["/classifier".Length..];
+        Assert.Equal(HttpStatusCode.OK, (await http.PutAsync(forwarded, new ByteArrayContent(File.ReadAllBytes(Dataset.Sample(1)[0].Path)))).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("waste.example.org")]
+    [InlineData("ftp://waste.example.org")]
+    [InlineData("https://waste.example.org/?tenant=a")]
+    public async Task Upload_PublicBaseUrlNotAnAbsoluteHttpUrl_TheApiDoesNotStart(string setting)
+    {
+        await using var api = fixture.AnotherProcess(new Dictionary<string, string?> { ["Api:PublicBaseUrl"] = setting });
+
+        var error = Assert.ThrowsAny<Exception>(() => api.CreateClient());
+        Assert.Contains("Api:PublicBaseUrl", error.ToString());
+    }
+
+    [Fact]
     public async Task Upload_BadInput_ClearErrors()
     {
         await ExpectErrorAsync(await Http.PostAsync("/v1/uploads", new StringContent("count=3", Encoding.UTF8, "text/plain")), HttpStatusCode.UnsupportedMediaType, "expected_json");

@@ -120,21 +120,14 @@ public static class TestServices
     /// <summary>A queue's ready messages (not those delivered and unacknowledged) and consumers, as the broker counts them now.</summary>
     public static async Task<(uint Ready, uint Consumers)> QueueCountsAsync(string queue)
     {
-        var endpoints = await GetAsync();
-        var factory = new ConnectionFactory
-        {
-            HostName = endpoints.RabbitHost,
-            Port = endpoints.RabbitPort,
-            UserName = endpoints.RabbitUser,
-            Password = endpoints.RabbitPassword,
-        };
-        await using var connection = await factory.CreateConnectionAsync();
+        await using var connection = await ConnectToBrokerAsync();
         await using var channel = await connection.CreateChannelAsync();
         var counts = await channel.QueueDeclarePassiveAsync(queue);
         return (counts.MessageCount, counts.ConsumerCount);
     }
 
-    private static async Task DeleteQueuesAsync(params string[] queues)
+    /// <summary>A connection to the test broker's clear port, for tests that arrange or inspect the broker's state directly.</summary>
+    public static async Task<IConnection> ConnectToBrokerAsync()
     {
         var endpoints = await GetAsync();
         var factory = new ConnectionFactory
@@ -144,7 +137,12 @@ public static class TestServices
             UserName = endpoints.RabbitUser,
             Password = endpoints.RabbitPassword,
         };
-        await using var connection = await factory.CreateConnectionAsync();
+        return await factory.CreateConnectionAsync();
+    }
+
+    private static async Task DeleteQueuesAsync(params string[] queues)
+    {
+        await using var connection = await ConnectToBrokerAsync();
         await using var channel = await connection.CreateChannelAsync();
         foreach (var queue in queues)
         {

@@ -42,10 +42,8 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     /// </summary>
     private async Task<(IConnection Connection, string Queue)> BlockClassifyQueueAsync()
     {
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
         var queue = _settings["Messaging:ClassifyQueue"]!;
-        var connection = await factory.CreateConnectionAsync();
+        var connection = await TestServices.ConnectToBrokerAsync();
         await using (var channel = await connection.CreateChannelAsync())
             await channel.ExchangeDeclareAsync(queue, ExchangeType.Topic, durable: false, autoDelete: false);
         return (connection, queue);
@@ -163,9 +161,7 @@ public sealed class QueueLoadTargetTests : IAsyncLifetime
     public async Task Submit_SendFails_AcceptedAndItsRowLeftQueuedForTheRepublisher()
     {
         // The broker refuses the send: the classify queue's name is taken by an exchange of another type than the bus declares.
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory { HostName = endpoints.RabbitHost, Port = endpoints.RabbitPort, UserName = endpoints.RabbitUser, Password = endpoints.RabbitPassword };
-        await using (var connection = await factory.CreateConnectionAsync())
+        await using (var connection = await TestServices.ConnectToBrokerAsync())
         await using (var channel = await connection.CreateChannelAsync())
             await channel.ExchangeDeclareAsync(_settings["Messaging:ClassifyQueue"]!, ExchangeType.Topic, durable: false, autoDelete: true);
         var images = ImageSet.Generated(1, 320, 240);

@@ -67,15 +67,7 @@ public sealed class RabbitMqTlsTests(ITestOutputHelper output)
     /// <summary>Whether the broker has the exchange, asked on the clear port (a passive declare of a missing one closes its channel).</summary>
     private static async Task<bool> ExchangeExistsAsync(string name)
     {
-        var endpoints = await TestServices.GetAsync();
-        var factory = new ConnectionFactory
-        {
-            HostName = endpoints.RabbitHost,
-            Port = endpoints.RabbitPort,
-            UserName = endpoints.RabbitUser,
-            Password = endpoints.RabbitPassword,
-        };
-        await using var connection = await factory.CreateConnectionAsync();
+        await using var connection = await TestServices.ConnectToBrokerAsync();
         await using var channel = await connection.CreateChannelAsync();
         try
         {

@@ -181,15 +181,15 @@ public static class DatabaseExtensions
                 // Failing, rather than waiting on, lets the orchestrator restart the process and show it: a holder that
                 // hangs, or a session left holding the lock, kept every replica waiting at start without a word of error.
                 if (timeout is { } limit && waitingSince.Elapsed >= limit)
-                    throw new MigrationLockTimeoutException(
-                        $"Another process has held the database migration lock for over {limit.TotalSeconds:0} s " +
-                        $"({await MigrationLockHolderAsync(connection, cancellationToken)}); gave up waiting. If its migration is still " +
-                        $"running, raise {DatabaseOptions.Section}:MigrationLockTimeoutSeconds (0 waits for ever); if that process is " +
-                        "gone, end its session with pg_terminate_backend(its server process).");
+                {
+                    await TakeFreedLockOrGiveUpAsync(limit, () => MigrationLockHolderAsync(connection, cancellationToken),
+                        async () => (bool)(await command.ExecuteScalarAsync(cancellationToken))!);
+                    break;
+                }
                 if (waitingSince.Elapsed >= nextReport)
                 {
                     logger.LogInformation("Another process is migrating the database ({Holder}); waiting {Seconds:F0} s so far",
-                        await MigrationLockHolderAsync(connection, cancellationToken), waitingSince.Elapsed.TotalSeconds);
+                        await MigrationLockHolderAsync(connection, cancellationToken) ?? "it has just finished", waitingSince.Elapsed.TotalSeconds);
                     nextReport += TimeSpan.FromSeconds(30);
                 }
                 await Task.Delay(MigrationLockPoll, cancellationToken);
@@ -203,13 +203,37 @@ public static class DatabaseExtensions
         }
     }
 
-    /// <summary>Who holds the migration lock, for the log of a replica waiting for it: its server process, application and how long it has run.</summary>
-    private static async Task<string> MigrationLockHolderAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// At the deadline: reads who holds the lock and gives up naming them, or, when no one does (the holder let go after the
+    /// last try), tries once more rather than give up on a free lock. Returns when that try took it.
+    /// </summary>
+    /// <exception cref="MigrationLockTimeoutException">Someone holds the lock, or took it before the last try.</exception>
+    internal static async Task TakeFreedLockOrGiveUpAsync(TimeSpan waited, Func<Task<string?>> holderAsync, Func<Task<bool>> tryLockAsync)
+    {
+        var holder = await holderAsync();
+        if (holder is null && await tryLockAsync()) return;
+        // The wait is this process's own: several holders may have taken turns during it.
+        throw new MigrationLockTimeoutException(
+            $"Waited {waited.TotalSeconds:0} s for the database migration lock; it is held by " +
+            $"{holder ?? "another process, which took it as the last holder let go"}; gave up waiting. If its migration is still " +
+            $"running, raise {DatabaseOptions.Section}:MigrationLockTimeoutSeconds (0 waits for ever); if that process is " +
+            "gone, end its session with pg_terminate_backend(its server process).");
+    }
+
+    /// <summary>
+    /// Who holds the migration lock, for the log of a replica waiting for it: its server process, application and how long
+    /// its latest query has run (not how long it has held the lock, which PostgreSQL does not keep); null when no one does.
+    /// </summary>
+    private static async Task<string?> MigrationLockHolderAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         // A bigint advisory key is kept as its high and low halves (classid, objid), with objsubid 1.
         await using var command = new NpgsqlCommand("""
-            SELECT format('server process %s, %s, running %s s', a.pid, coalesce(nullif(a.application_name, ''), 'no application name'),
-                          round(extract(epoch FROM now() - coalesce(a.query_start, a.backend_start))))
+            SELECT format('server process %s (%s, %s)', a.pid,
+                          coalesce('application ' || quote_literal(nullif(a.application_name, '')), 'no application name'),
+                          -- PostgreSQL keeps no time the lock was taken: say what the holder does now, and since when.
+                          CASE WHEN a.state = 'active' THEN format('its current query running for %s s', round(extract(epoch FROM now() - a.query_start)))
+                               ELSE format('%s for %s s', coalesce(a.state, 'state unknown'), round(extract(epoch FROM now() - coalesce(a.state_change, a.backend_start))))
+                          END)
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
               AND ((l.classid::bigint << 32) | l.objid::bigint) = @key
@@ -218,7 +242,7 @@ public static class DatabaseExtensions
             LIMIT 1
             """, connection);
         command.Parameters.AddWithValue("key", ClusterLocks.Migrations);
-        return await command.ExecuteScalarAsync(cancellationToken) as string ?? "it has just finished";
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 }
 

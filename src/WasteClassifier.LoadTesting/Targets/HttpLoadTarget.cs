@@ -11,7 +11,8 @@ namespace WasteClassifier.LoadTesting.Targets;
 /// <param name="longPoll">How long each GET asks the API to wait for the result (<c>?wait=</c>); zero for plain polling.</param>
 /// <param name="apiKey">Sent as <c>X-Api-Key</c> on every submission and poll (a deployment that requires a key to classify);
 /// never part of the description or the report.</param>
-public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default, string? apiKey = null) : ILoadTarget
+/// <param name="time">The runner's clock, for a Retry-After given as a date (the system's when null).</param>
+public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan longPoll = default, string? apiKey = null, TimeProvider? time = null) : ILoadTarget
 {
     public const string ApiKeyHeader = WastectlHttp.ApiKeyHeader;
 
@@ -219,7 +220,8 @@ public sealed class HttpLoadTarget(HttpClient http, string source, TimeSpan long
         }
     }
 
-    private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
+    // A date is measured against the runner's clock, so the wait matches the one the runner keeps.
+    private TimeSpan? RetryAfter(HttpResponseMessage response) =>
         response.Headers.RetryAfter?.Delta
-        ?? (response.Headers.RetryAfter?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
+        ?? (response.Headers.RetryAfter?.Date is { } date ? date - (time ?? TimeProvider.System).GetUtcNow() : null);
 }

@@ -233,6 +233,27 @@ public sealed class HttpLoadTargetTests
         _ => throw new HttpRequestException(HttpRequestError.ResponseEnded, "ended"),
     };
 
+    [Fact]
+    public async Task Submit_ThrottledWithADate_WaitsUntilThatDateOnTheRunnersClock()
+    {
+        // The runner's clock reads the Unix epoch plus ten seconds; the API asks to come back at the epoch plus 40 s.
+        var clock = new ManualClock();
+        clock.Advance(TimeSpan.FromSeconds(10));
+        var http = new HttpClient(new ScriptedApi((_, _) =>
+        {
+            var busy = Answer(HttpStatusCode.TooManyRequests);
+            busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(DateTimeOffset.UnixEpoch.AddSeconds(40));
+            return Task.FromResult(busy);
+        }))
+        { BaseAddress = new Uri("http://localhost/") };
+        await using var target = new HttpLoadTarget(http, "test", time: clock);
+
+        var response = await target.SubmitAsync(new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg"), CancellationToken.None);
+
+        Assert.Equal(ResponseKind.Throttled, response.Kind);
+        Assert.Equal(TimeSpan.FromSeconds(30), response.RetryAfter);
+    }
+
     [Theory]
     [InlineData("502")]
     [InlineData("504")]

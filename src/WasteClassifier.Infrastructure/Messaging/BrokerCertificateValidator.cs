@@ -54,13 +54,27 @@ public sealed class BrokerCertificateValidator(string serverName, X509Certificat
         // As the system's check (SslStream's default): no revocation lookup; a private CA rarely publishes a list.
         custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         custom.ChainPolicy.ApplicationPolicy.Add(ServerAuthentication);
-        // Intermediates the broker sent along.
-        if (systemChain is not null)
+        // Intermediates the broker sent along. Each ChainElements read hands out new certificates this method owns.
+        var copies = new List<X509Certificate2>();
+        try
         {
-            custom.ChainPolicy.ExtraStore.AddRange(systemChain.ChainPolicy.ExtraStore);
-            foreach (var element in systemChain.ChainElements) custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            if (systemChain is not null)
+            {
+                custom.ChainPolicy.ExtraStore.AddRange(systemChain.ChainPolicy.ExtraStore);
+                foreach (var element in systemChain.ChainElements)
+                {
+                    copies.Add(element.Certificate);
+                    custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+                }
+            }
+            var built = custom.Build(presented);
+            foreach (var element in custom.ChainElements) copies.Add(element.Certificate);
+            return built ? null : Describe(custom.ChainStatus);
         }
-        return custom.Build(presented) ? null : Describe(custom.ChainStatus);
+        finally
+        {
+            foreach (var certificate in copies) certificate.Dispose();
+        }
     }
 
     private static string Describe(X509ChainStatus[] status) =>

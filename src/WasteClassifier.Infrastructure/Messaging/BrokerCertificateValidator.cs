@@ -63,8 +63,9 @@ public sealed class BrokerCertificateValidator(string serverName, X509Certificat
                 custom.ChainPolicy.ExtraStore.AddRange(systemChain.ChainPolicy.ExtraStore);
                 foreach (var element in systemChain.ChainElements)
                 {
-                    copies.Add(element.Certificate);
-                    custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+                    var copy = element.Certificate;
+                    copies.Add(copy);
+                    custom.ChainPolicy.ExtraStore.Add(copy);
                 }
             }
             var built = custom.Build(presented);

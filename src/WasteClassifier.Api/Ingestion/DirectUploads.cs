@@ -229,6 +229,15 @@ public sealed class DirectUploads(
             }
             else throw;
         }
+        catch (Exception e) when (created.Count > 0 && CommitOutcomes.Unknown(e))
+        {
+            // The retrying strategy ran out of tries (or the connection failed) after a COMMIT that may have gone through.
+            // Answered 503 "nothing was accepted" instead, the rows (stamped as sent) waited minutes for the re-publisher's
+            // rule for lost messages. Saved, they are answered and sent now.
+            if (!await SavedAnywayAsync(created.Select(c => c.Row.Id).ToList(), cancellationToken)) throw;
+            logger.LogWarning("Saved {Count} committed upload(s) whose commit's outcome was unknown; sending them", created.Count);
+            db.ChangeTracker.AcceptAllChanges();
+        }
 
         if (toSend.Count > 0)
         {

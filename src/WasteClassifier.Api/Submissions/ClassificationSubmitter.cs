@@ -77,12 +77,13 @@ public sealed class ClassificationSubmitter(
         {
             await db.SaveChangesAsync(recording.Token);
         }
-        catch (DbUpdateException)
+        catch (Exception e) when (e is DbUpdateException || CommitOutcomes.Unknown(e))
         {
             if (!await SavedAnywayAsync(rows, recording.Token)) throw;
             // The commit reached PostgreSQL but its answer was lost; the retrying strategy inserted the same rows again and
-            // met their own keys. They are saved: send them, rather than record a second set and leave this one unsent
-            // (the re-publisher would have classified it again, minutes later).
+            // met their own keys, or its tries ran out (a 503, and the client's retry recorded a second set). They are
+            // saved: send them, rather than record a second set and leave this one unsent (the re-publisher would have
+            // classified it again, minutes later).
             logger.LogWarning("Saved {Count} classification(s) whose commit was not acknowledged; sending them", rows.Count);
             db.ChangeTracker.AcceptAllChanges();
         }

@@ -22,7 +22,8 @@ public static class SampleSaves
     /// Runs <paramref name="stage"/> (read the samples, add or change them and anything saved with them) and saves; on a
     /// sample race clears the context and does both again. Null once saved; a <c>409 sample_conflict</c> when every
     /// attempt lost a race (nothing was saved). Any other failure is thrown, after one save. A failed save that
-    /// <paramref name="savedAnyway"/> (asked only after a failure) finds committed counts as saved, as staged last.
+    /// <paramref name="savedAnyway"/> (asked only after a failure: a <c>DbUpdateException</c>, or one that leaves the
+    /// commit's outcome unknown, see <see cref="CommitOutcomes"/>) finds committed counts as saved, as staged last.
     /// </summary>
     public static async Task<IResult?> SaveAsync(ClassifierDbContext db, Func<CancellationToken, Task> stage, CancellationToken cancellationToken,
         Func<CancellationToken, Task<bool>>? savedAnyway = null)
@@ -53,6 +54,14 @@ public static class SampleSaves
                 if (attempt == Attempts)
                     return ApiErrors.Result(StatusCodes.Status409Conflict, Conflict,
                         $"other requests changed the labelled sample of an image in this request (deleted or labelled it) each of the {Attempts} times it was saved; nothing was saved, retry the request");
+            }
+            catch (Exception e) when (savedAnyway is not null && CommitOutcomes.Unknown(e))
+            {
+                // The retrying strategy ran out of tries (or the connection failed) after a COMMIT that may have gone through:
+                // answered 503, a committed job stayed without its message and the client's retry queued a second one.
+                if (!await savedAnyway(cancellationToken)) throw;
+                db.ChangeTracker.AcceptAllChanges();
+                return null;
             }
         }
     }

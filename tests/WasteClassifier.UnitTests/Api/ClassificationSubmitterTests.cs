@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Ingestion;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Core.Imaging;
 using WasteClassifier.Infrastructure.Messaging;
@@ -139,6 +140,37 @@ public sealed class ClassificationSubmitterTests : IDisposable
         var row = await check.Classifications.SingleAsync();
         Assert.Equal(row.Id, Assert.Single(result.Items).Id);
         Assert.True(_waiter.IsQueuedHere(row.Id));
+    }
+
+    [Fact]
+    public async Task Submit_RetriesRunOutAfterTheCommitWentThrough_ThoseRowsAnswered()
+    {
+        // PostgreSQL's retrying strategy gave up (the database away for its retries) after a first try whose COMMIT landed:
+        // a 503 for rows that were recorded, and a client without an Idempotency-Key that retried recorded a second set.
+        var lost = new RetriesRunOut<Classification>(afterCommit: true);
+        await using var db = NewContext(lost);
+
+        var result = await Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None);
+
+        Assert.True(lost.Fired);
+        await using var check = NewContext();
+        var row = await check.Classifications.SingleAsync();
+        Assert.Equal(row.Id, Assert.Single(result.Items).Id);
+        Assert.True(_waiter.IsQueuedHere(row.Id));
+    }
+
+    [Fact]
+    public async Task Submit_RetriesRunOutAndNothingCommitted_StillAnOutage()
+    {
+        var lost = new RetriesRunOut<Classification>(afterCommit: false);
+        await using var db = NewContext(lost);
+
+        var thrown = await Record.ExceptionAsync(() => Submitter(db).SubmitAsync([Upload()], source: null, idempotencyKey: null, CancellationToken.None));
+
+        Assert.True(lost.Fired);
+        Assert.True(thrown is not null && DependencyFailures.IsUnavailable(thrown), thrown?.ToString());
+        await using var check = NewContext();
+        Assert.Empty(await check.Classifications.ToListAsync());
     }
 
     [Fact]

@@ -115,6 +115,29 @@ public sealed class DirectUploadsTests : IDisposable
         Assert.Null(row.PublishedAt);
     }
 
+    [Fact]
+    public async Task Commit_RetriesRunOutAfterTheCommitWentThrough_ItsRowsSentNowAndAnswered()
+    {
+        var id = await UploadAsync(TestImages.SolidPng(32, 32, new Rgb24(120, 200, 10)));
+
+        // PostgreSQL's retrying strategy gave up (the database away for its retries) after a first try whose COMMIT landed:
+        // a 503 "nothing was accepted", and the row, stamped as sent, waited minutes for the re-publisher.
+        var lost = new RetriesRunOut<Classification>(afterCommit: true);
+        DirectUploads.CommitOutcome outcome;
+        await using (var db = _database.NewContext(lost))
+            outcome = await Uploads(db).CommitAsync([id], source: null, duplicateWindowSeconds: null, CancellationToken.None);
+
+        Assert.True(lost.Fired);
+        var item = Assert.Single(outcome.Items);
+        Assert.Equal(DirectUploads.Accepted, item.Status);
+        await using var check = _database.NewContext();
+        var row = await check.Classifications.SingleAsync();
+        Assert.Equal(row.Id, item.ClassificationId);
+        Assert.Equal(DirectUploadStatus.Committed, (await check.DirectUploads.SingleAsync()).Status);
+        // The send was tried (the broker here refuses it, which clears the stamp for the re-publisher's quick rule).
+        Assert.Null(row.PublishedAt);
+    }
+
     [Theory]
     [InlineData("size", "io")]
     [InlineData("read", "io")]

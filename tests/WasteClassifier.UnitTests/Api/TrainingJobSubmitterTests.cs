@@ -6,6 +6,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp.PixelFormats;
 using WasteClassifier.Api.Apis;
+using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
@@ -226,6 +227,39 @@ public sealed class TrainingJobSubmitterTests
         Assert.Contains(result.Job.Id, jobs);
         var samples = await database.Context.LabelledSamples.AsNoTracking().ToListAsync();
         Assert.Equal([("metal", result.Job.Id), ("paper", result.Job.Id)], samples.Select(s => (s.Label, s.TrainingJobId)).Order());
+    }
+
+    [Fact]
+    public async Task Submit_RetriesRunOutAfterTheCommitWentThrough_AnsweredWithThatJob()
+    {
+        // PostgreSQL's retrying strategy gave up (the database away for its retries) after a first try whose COMMIT landed:
+        // a 503 "nothing was accepted" for a queued job, whose retry by the client queued a second one.
+        using var database = new InMemoryDatabase();
+        var lost = new RetriesRunOut<TrainingJob>(afterCommit: true);
+        await using var db = database.NewContext(lost);
+
+        var (result, error) = await NewSubmitter(db).SubmitAsync([File(0, Png(1)), File(1, Png(2))], ["metal", "paper"], new TrainingJobOptions(), CancellationToken.None);
+
+        Assert.True(lost.Fired);
+        Assert.Null(error);
+        Assert.Equal(2, result!.Accepted);
+        Assert.Equal(result.Job.Id, (await database.Context.TrainingJobs.AsNoTracking().SingleAsync()).Id);
+        Assert.All(await database.Context.LabelledSamples.AsNoTracking().ToListAsync(), s => Assert.Equal(result.Job.Id, s.TrainingJobId));
+    }
+
+    [Fact]
+    public async Task Submit_RetriesRunOutAndNothingCommitted_StillAnOutage()
+    {
+        using var database = new InMemoryDatabase();
+        var lost = new RetriesRunOut<TrainingJob>(afterCommit: false);
+        await using var db = database.NewContext(lost);
+
+        var thrown = await Record.ExceptionAsync(() => NewSubmitter(db).SubmitAsync([File(0, Png(1))], ["metal"], new TrainingJobOptions(), CancellationToken.None));
+
+        // The job's row is not there: answered 503 (retry), never 202 for a job that does not exist.
+        Assert.True(lost.Fired);
+        Assert.True(thrown is not null && DependencyFailures.IsUnavailable(thrown), thrown?.ToString());
+        Assert.Empty(await database.Context.TrainingJobs.AsNoTracking().ToListAsync());
     }
 
     [Fact]

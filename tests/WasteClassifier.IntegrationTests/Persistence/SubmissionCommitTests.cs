@@ -1,10 +1,12 @@
 using System.Data.Common;
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Infrastructure;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -12,25 +14,30 @@ namespace WasteClassifier.IntegrationTests.Persistence;
 
 /// <summary>
 /// A submission whose commit PostgreSQL carried out but whose answer the API never got: EF Core's retrying strategy runs
-/// the save again, and its INSERT meets the rows the first one committed.
+/// the save again, and its INSERT meets the rows the first one committed; or the database is away for those tries, and
+/// the strategy gives up (RetryLimitExceededException).
 /// </summary>
 public sealed class SubmissionCommitTests
 {
     [IntegrationFact]
-    public async Task Submit_CommitAnswerLostOnPostgres_TheCommittedRowsAnsweredAndNoSecondSet()
+    public Task Submit_CommitAnswerLostOnPostgres_TheCommittedRowsAnsweredAndNoSecondSet() => SubmitAsync(awayForRetries: false);
+
+    [IntegrationFact]
+    public Task Submit_RetriesRunOutAfterTheCommitOnPostgres_TheCommittedRowsAnsweredAndNoSecondSet() => SubmitAsync(awayForRetries: true);
+
+    private static async Task SubmitAsync(bool awayForRetries)
     {
         var settings = await TestServices.DeploymentSettingsAsync("commit");
-        var lost = new CommitAnswerLostOnce<Classification>();
+        var lost = new CommitAnswerLostOnce<Classification>(awayForRetries);
         try
         {
-            await using var api = new ApiFactory(settings).WithWebHostBuilder(b =>
-                b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(lost))));
+            await using var api = Api(settings, lost);
             var client = new ClassifierClient(api.CreateClient());
 
             var (response, body) = await client.SubmitAsync([("a.jpg", File.ReadAllBytes(Dataset.Sample(1)[4].Path))], source: "commit-lost");
 
             Assert.True(response.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
-            Assert.True(lost.Fired);
+            lost.AssertFired();
             using var scope = api.Services.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
             // A second set was recorded and answered, and the first, committed but never sent, was classified again by the
@@ -47,20 +54,24 @@ public sealed class SubmissionCommitTests
     }
 
     [IntegrationFact]
-    public async Task CommitUpload_CommitAnswerLostOnPostgres_TheCommittedRowSentNow()
+    public Task CommitUpload_CommitAnswerLostOnPostgres_TheCommittedRowSentNow() => CommitUploadAsync(awayForRetries: false);
+
+    [IntegrationFact]
+    public Task CommitUpload_RetriesRunOutAfterTheCommitOnPostgres_TheCommittedRowAnsweredAndSentNow() => CommitUploadAsync(awayForRetries: true);
+
+    private static async Task CommitUploadAsync(bool awayForRetries)
     {
         var settings = await TestServices.DeploymentSettingsAsync("ucommit");
-        var lost = new CommitAnswerLostOnce<Classification>();
+        var lost = new CommitAnswerLostOnce<Classification>(awayForRetries);
         try
         {
-            await using var api = new ApiFactory(settings).WithWebHostBuilder(b =>
-                b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(lost))));
+            await using var api = Api(settings, lost);
             using var storage = new HttpClient();
 
             var outcome = await Ingestion.DirectUploadFlow.RunAsync(api.CreateClient(), storage,
                 [("a.jpg", File.ReadAllBytes(Dataset.Sample(1)[5].Path))], "upload-commit-lost");
 
-            Assert.True(lost.Fired);
+            lost.AssertFired();
             using var scope = api.Services.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
             var row = await db.Classifications.SingleAsync(c => c.Source == "upload-commit-lost");
@@ -78,14 +89,18 @@ public sealed class SubmissionCommitTests
     }
 
     [IntegrationFact]
-    public async Task SubmitTrainingJob_CommitAnswerLostOnPostgres_ThatJobAnsweredAndSentOnce()
+    public Task SubmitTrainingJob_CommitAnswerLostOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: false);
+
+    [IntegrationFact]
+    public Task SubmitTrainingJob_RetriesRunOutAfterTheCommitOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: true);
+
+    private static async Task SubmitTrainingJobAsync(bool awayForRetries)
     {
         var settings = await TestServices.DeploymentSettingsAsync("jcommit");
-        var lost = new CommitAnswerLostOnce<TrainingJob>();
+        var lost = new CommitAnswerLostOnce<TrainingJob>(awayForRetries);
         try
         {
-            await using var api = new ApiFactory(settings).WithWebHostBuilder(b =>
-                b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(lost))));
+            await using var api = Api(settings, lost);
             var http = api.CreateClient();
             using var form = new MultipartFormDataContent();
             foreach (var (path, index) in Dataset.Sample(1).Take(2).Select((s, i) => (s.Path, i)))
@@ -98,7 +113,7 @@ public sealed class SubmissionCommitTests
             // It answered 503 "nothing was accepted" for the job it had queued: the client's retry queued a second, and this
             // one waited without its message for a trainer's sweeper.
             Assert.True(response.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
-            Assert.True(lost.Fired);
+            lost.AssertFired();
             Assert.Equal(2, body["images_accepted"]!.GetValue<int>());
             using var scope = api.Services.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
@@ -117,21 +132,55 @@ public sealed class SubmissionCommitTests
     }
 
     /// <summary>
+    /// The API on <paramref name="settings"/> with <paramref name="lost"/> on its database. PostgreSQL's retrying strategy
+    /// as the API configures it, with fewer and shorter waits: the tries run out after 2 retries instead of 5 (about 14 s).
+    /// </summary>
+    private static WebApplicationFactory<WasteClassifier.Api.ApiEntryPoint> Api(IReadOnlyDictionary<string, string?> settings, DbTransactionInterceptor lost) =>
+        new ApiFactory(settings).WithWebHostBuilder(b => b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options =>
+        {
+            options.AddInterceptors(lost);
+            new NpgsqlDbContextOptionsBuilder(options).EnableRetryOnFailure(CommitAnswerLostOnce<Classification>.Retries, TimeSpan.FromMilliseconds(100), errorCodesToAdd: null);
+        })));
+
+    /// <summary>
     /// After the first commit that saves new <typeparamref name="T"/> rows, throws what a connection reset while reading the
     /// commit's answer throws: a transient NpgsqlException, which the retrying strategy answers by running the save again.
+    /// <paramref name="awayForRetries"/>: the database is then away for each of those tries (each fails to begin its
+    /// transaction, as it fails to connect), and the strategy gives up with a RetryLimitExceededException.
     /// </summary>
-    private sealed class CommitAnswerLostOnce<T> : DbTransactionInterceptor where T : class
+    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries) : DbTransactionInterceptor where T : class
     {
-        private int _fired;
+        public const int Retries = 2;
 
-        public bool Fired => _fired == 1;
+        private int _fired;
+        private int _refused;
+
+        public void AssertFired()
+        {
+            Assert.Equal(1, _fired);
+            // Every try again refused, so the strategy ran out of them.
+            Assert.Equal(awayForRetries ? Retries : 0, _refused);
+        }
+
+        public override ValueTask<InterceptionResult<DbTransaction>> TransactionStartingAsync(DbConnection connection, TransactionStartingEventData eventData,
+            InterceptionResult<DbTransaction> result, CancellationToken cancellationToken = default)
+        {
+            if (awayForRetries && _fired == 1 && Saving(eventData.Context))
+            {
+                Interlocked.Increment(ref _refused);
+                throw Lost();
+            }
+            return ValueTask.FromResult(result);
+        }
 
         public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
         {
-            var saving = eventData.Context?.ChangeTracker.Entries<T>().Any(e => e.State == EntityState.Added) == true;
-            if (saving && Interlocked.Exchange(ref _fired, 1) == 0)
-                throw new NpgsqlException("Exception while reading from stream", new IOException("Connection reset by peer"));
+            if (Saving(eventData.Context) && Interlocked.Exchange(ref _fired, 1) == 0) throw Lost();
             return Task.CompletedTask;
         }
+
+        private static bool Saving(DbContext? context) => context?.ChangeTracker.Entries<T>().Any(e => e.State == EntityState.Added) == true;
+
+        private static NpgsqlException Lost() => new("Exception while reading from stream", new IOException("Connection reset by peer"));
     }
 }

@@ -2,7 +2,7 @@ namespace WasteClassifier.Api.Apis;
 
 /// <summary>
 /// <c>Api:PublicBaseUrl</c> (optional): the API's address as clients reach it, e.g. <c>https://waste.example.org/classifier</c>
-/// behind a TLS-terminating proxy. <c>POST /v1/uploads</c> builds the embedded folder store's upload URLs on it. Unset, they
+/// behind a TLS-terminating proxy. <c>POST /v1/uploads</c> builds its <c>commit_url</c> and the embedded folder store's upload URLs on it. Unset, they
 /// are built on the request's scheme, Host and path base, which behind such a proxy say http: the API does not trust
 /// X-Forwarded-* (anyone could send them).
 /// </summary>

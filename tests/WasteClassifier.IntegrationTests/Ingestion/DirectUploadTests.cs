@@ -41,9 +41,14 @@ public sealed class DirectUploadTests(IngestionFixture fixture)
         var uploads = created["uploads"]!.AsArray().Select(u => (Id: u!["id"]!.GetValue<string>(), Url: u["url"]!.GetValue<string>())).ToList();
 
         Assert.All(uploads, u => Assert.Equal($"https://waste.example.org/classifier/v1/uploads/{u.Id}/content", u.Url));
-        // What the proxy forwards (the path under its prefix) reaches the upload.
+        // The commit too: a relative /v1/uploads/commit would miss the proxy's /classifier.
+        var commitUrl = created["commit_url"]!.GetValue<string>();
+        Assert.Equal("https://waste.example.org/classifier/v1/uploads/commit", commitUrl);
+        // What the proxy forwards (the path under its prefix) reaches the upload, and then the commit.
         var forwarded = new Uri(uploads[0].Url).AbsolutePath["/classifier".Length..];
         Assert.Equal(HttpStatusCode.OK, (await http.PutAsync(forwarded, new ByteArrayContent(File.ReadAllBytes(Dataset.Sample(1)[0].Path)))).StatusCode);
+        var commit = await http.PostAsJsonAsync(new Uri(commitUrl).AbsolutePath["/classifier".Length..], new { ids = new[] { uploads[0].Id } });
+        Assert.Equal(HttpStatusCode.Accepted, commit.StatusCode);
     }
 
     [Theory]
@@ -138,7 +143,10 @@ internal static class DirectUploadFlow
         }
 
         var ids = uploads.Select(u => Guid.Parse(u["id"]!.GetValue<string>())).ToList();
-        var commit = await api.PostAsJsonAsync("/v1/uploads/commit", new { ids });
+        // As a client does: commit where the answer says (the API's own address, here the test server's).
+        var commitUrl = created["commit_url"]!.GetValue<string>();
+        Assert.Equal("http://localhost/v1/uploads/commit", commitUrl);
+        var commit = await api.PostAsJsonAsync(commitUrl, new { ids });
         var body = await ClassifierClient.ReadJsonAsync(commit);
         Assert.True(commit.StatusCode == HttpStatusCode.Accepted, body.ToJsonString());
         var items = body["items"]!.AsArray();

@@ -10,7 +10,8 @@ namespace WasteClassifier.Api.Apis;
 /// The health probes in <c>/openapi/v1.json</c>. <c>MapHealthChecks</c> endpoints have no handler method, so the document
 /// generator leaves them out; each is marked with a <see cref="HealthProbe"/> and added here as a GET answering
 /// <see cref="HealthResponses.ReportView"/> (200, and 503 where a check can fail), or the API's 500 after an exception and
-/// 400 for a repeated query parameter. They answer GET and HEAD only (<see cref="ProbeMethods"/>).
+/// 400 for a repeated query parameter. They answer GET and HEAD only (<see cref="ProbeMethods"/>); HEAD is listed with every
+/// other GET's (HeadRequests.DocumentAsync).
 /// </summary>
 public static class HealthProbes
 {
@@ -43,7 +44,7 @@ public static class HealthProbes
                 Tags = new HashSet<OpenApiTagReference> { new("Service", document) },
                 Responses = responses,
             };
-            document.Paths[ServiceApi.PathOf(endpoint.RoutePattern)] = new OpenApiPathItem { Operations = new() { [HttpMethod.Get] = operation, [HttpMethod.Head] = operation } };
+            document.Paths[ServiceApi.PathOf(endpoint.RoutePattern)] = new OpenApiPathItem { Operations = new() { [HttpMethod.Get] = operation } };
         }
     }
 

@@ -81,7 +81,9 @@ public static class ApiExtensions
             .AddDocumentTransformer(HealthProbes.TransformAsync).AddDocumentTransformer(ApiResponses.NullOrAnyAsync)
             .AddDocumentTransformer(OpenApiDocumentCache.RelativeServerAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
             .AddSchemaTransformer(ApiResponses.NumbersAsWrittenAsync)
-            .AddOperationTransformer(ApiResponses.TransformAsync));
+            .AddOperationTransformer(ApiResponses.TransformAsync)
+            // Last: it copies each GET as the others left it (the probes included, Retry-After on 429 and 503).
+            .AddDocumentTransformer(HeadRequests.DocumentAsync));
         services.AddSingleton<OpenApiDocumentCache>();
     }
 

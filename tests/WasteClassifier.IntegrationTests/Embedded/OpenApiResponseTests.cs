@@ -101,6 +101,42 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await Http.DeleteAsync("/health/ready")).StatusCode);
     }
 
+    /// <summary>
+    /// Every GET route answers HEAD (HeadRequests), and the document says so: beside each GET a HEAD with the same
+    /// parameters, statuses and headers (Retry-After included), no bodies, and an operation id of its own. A real HEAD
+    /// answers a status its operation declares.
+    /// </summary>
+    [Fact]
+    public async Task OpenApi_EveryGet_ListsHeadWithTheSameStatusesAndNoBody()
+    {
+        var document = await DocumentAsync();
+        var paths = document["paths"]!.AsObject();
+        var gets = paths.Where(p => p.Value!["get"] is not null).ToList();
+        Assert.True(gets.Count >= 15, $"only {gets.Count} GET routes");
+        foreach (var (path, item) in gets)
+        {
+            var get = item!["get"]!;
+            var head = item["head"];
+            Assert.True(head is not null, $"GET {path} has no HEAD beside it");
+            var responses = head["responses"]!.AsObject();
+            Assert.Equal(get["responses"]!.AsObject().Select(r => r.Key), responses.Select(r => r.Key));
+            foreach (var (status, response) in responses)
+            {
+                Assert.True(response!["content"] is null, $"HEAD {path} {status} has a body: {response.ToJsonString()}");
+                Assert.Equal(get["responses"]![status]!["headers"]?.ToJsonString(), response["headers"]?.ToJsonString());
+            }
+            Assert.Equal(get["parameters"]?.ToJsonString(), head["parameters"]?.ToJsonString());
+        }
+        var ids = paths.SelectMany(p => p.Value!.AsObject()).Select(o => o.Value!["operationId"]?.GetValue<string>()).OfType<string>().ToList();
+        Assert.Equal(ids.Distinct(), ids);
+        Assert.Equal("ListModelsHead", paths["/v1/models"]!["head"]!["operationId"]!.GetValue<string>());
+
+        // The status only: Kestrel drops a HEAD's body, the in-process test server does not.
+        using var request = new HttpRequestMessage(HttpMethod.Head, "/v1/models");
+        Assert.Equal(HttpStatusCode.OK, (await Http.SendAsync(request)).StatusCode);
+        Assert.NotNull(paths["/v1/models"]!["head"]!["responses"]!["200"]);
+    }
+
     /// <summary>The anonymous upload URL refuses a write from another site's page with the 403 it declares.</summary>
     [Fact]
     public async Task OpenApi_CrossSiteWrite_AnswersTheDeclared403()

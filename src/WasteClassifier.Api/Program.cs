@@ -54,7 +54,8 @@ app.UseMiddleware<RepeatedParameters>();
 // Built once and rate limited (Extensions/OpenApiDocumentCache.cs): MapOpenApi rebuilt it on every request.
 OpenApiDocumentCache.Map(app);
 // Interactive reference for /openapi/v1.json. Scalar serves its script from the package; without its web fonts nothing leaves the network.
-app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts());
+// Rate limited per client as the document is (the group: the page and its script); they were free to fetch without end.
+app.MapScalarApiReference(scalar => scalar.WithTitle("WasteClassifier API").DisableDefaultFonts()).RequireRateLimiting(AccessPolicies.RateLimit);
 app.MapPrometheusMetrics(app.Services, context => app.Services.GetRequiredService<QueueGauges>().RefreshAsync(context.RequestAborted));
 // API keys and rate limits for every API route (Security/AccessPolicies.cs), and the errors those and outages answer in
 // the OpenAPI document (Apis/ApiResponses.cs): map API endpoints on `api`.

@@ -62,19 +62,23 @@ public sealed class OpenApiDocumentServingTests : IDisposable
         Assert.Equal("""[{"url":"/"}]""", servers.ToJsonString());
     }
 
-    [Fact]
-    public async Task Document_RateLimitedAsTheOtherReads()
+    /// <summary>The document, and the API reference page that shows it (it was outside the limit), each with its script.</summary>
+    [Theory]
+    [InlineData("/openapi/v1.json")]
+    [InlineData("/scalar/v1")]
+    [InlineData("/scalar/scalar.js")]
+    public async Task DocumentAndReference_RateLimitedAsTheOtherReads(string path)
     {
         await using var api = Start(new() { ["RateLimit:ExemptLoopback"] = "false", ["RateLimit:Burst"] = "3", ["RateLimit:PerSecond"] = "1" });
         var http = api.CreateClient();
         HttpResponseMessage? limited = null;
         for (var i = 0; i < 10 && limited is null; i++)
         {
-            var response = await http.GetAsync("/openapi/v1.json");
+            var response = await http.GetAsync(path);
             if (response.StatusCode == HttpStatusCode.TooManyRequests) limited = response;
             else Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
-        Assert.True(limited is not null, "10 requests at once were all answered: the document is outside the rate limit");
+        Assert.True(limited is not null, $"10 requests at once were all answered: {path} is outside the rate limit");
         Assert.True(limited.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
         Assert.Equal("rate_limited", (await ClassifierClient.ReadJsonAsync(limited))["error"]!.GetValue<string>());
     }

@@ -4,7 +4,8 @@
 # and installs the tools of the browser and deployment tests: Debian's chromium (driven by npm playwright-core,
 # which cannot download a browser here) and docker-compose (parses the Compose file; no engine runs).
 # Idempotent: a server that already answers is left alone, except this machine's RabbitMQ on 5672 without the TLS listener
-# below (or with an older drop-in), which is stopped with rabbitmqctl and started again once to load it; a broker on 5672
+# below (or with an older drop-in, or with certificates it just renewed), which is stopped with rabbitmqctl and started
+# again once to load it; a broker on 5672
 # that is not this machine's rabbitmq-server (a container) is used as it is, without TLS. Prints the test endpoints as
 # `export` lines.
 set -euo pipefail
@@ -70,14 +71,35 @@ remove_stale_test_buckets() {
 
 
 # A TLS listener on 5671 beside the clear one, for the tests of Messaging:RabbitMq:UseTls: a throwaway CA and a server
-# certificate for localhost and 127.0.0.1 that it signs, made once in a folder of this script's own (reused while all
-# three files are there), and a config drop-in (conf.d, read after rabbitmq.conf) that points the broker at them.
-# Prints "changed" when it wrote the drop-in, which a running broker only reads when it starts.
+# certificate for localhost and 127.0.0.1 that it signs, made in a folder of this script's own and reused while they are
+# usable (rabbitmq_tls_renewal_reason), and a config drop-in (conf.d, read after rabbitmq.conf) that points the broker at
+# them. Prints "changed" when it made new certificates or wrote the drop-in, which a running broker only reads when it starts.
 rabbitmq_tls_dir=/etc/rabbitmq/wasteclassifier-tls
+rabbitmq_tls_conf=/etc/rabbitmq/conf.d/90-wasteclassifier-tls.conf
+
+# Why the certificates in $1 must be made again, or nothing when they can be kept: a missing or unreadable file, a CA or
+# server certificate that expires within 30 days (the TLS tests then fail one day with "NotTimeValid"), a server
+# certificate the CA did not sign, or a key that is not the certificate's.
+rabbitmq_tls_renewal_reason() {
+  local dir=$1 file days=30
+  for file in ca.pem ca.key server.pem server.key; do
+    [ -s "$dir/$file" ] || { echo "$file is missing"; return; }
+  done
+  for file in ca.pem server.pem; do
+    as_root openssl x509 -in "$dir/$file" -noout >/dev/null 2>&1 || { echo "$file is not a readable certificate"; return; }
+    as_root openssl x509 -in "$dir/$file" -noout -checkend $((days * 86400)) >/dev/null 2>&1 \
+      || { echo "$file expires within $days days ($(as_root openssl x509 -in "$dir/$file" -noout -enddate 2>/dev/null))"; return; }
+  done
+  as_root openssl verify -CAfile "$dir/ca.pem" "$dir/server.pem" >/dev/null 2>&1 || { echo "server.pem is not signed by ca.pem"; return; }
+  [ "$(as_root openssl pkey -in "$dir/server.key" -pubout 2>/dev/null)" = "$(as_root openssl x509 -in "$dir/server.pem" -noout -pubkey 2>/dev/null)" ] \
+    || echo "server.key is unreadable or not server.pem's key"
+}
+
 ensure_rabbitmq_tls() {
-  local dir=$rabbitmq_tls_dir conf=/etc/rabbitmq/conf.d/90-wasteclassifier-tls.conf wanted
-  if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/server.pem" ] || [ ! -s "$dir/server.key" ]; then
-    log "making a throwaway CA and server certificate for RabbitMQ's TLS listener in $dir"
+  local dir=$rabbitmq_tls_dir conf=$rabbitmq_tls_conf wanted renew
+  renew=$(rabbitmq_tls_renewal_reason "$dir")
+  if [ -n "$renew" ]; then
+    log "making a throwaway CA and server certificate for RabbitMQ's TLS listener in $dir ($renew)"
     as_root mkdir -p "$dir"
     as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=WasteClassifier test CA" \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
@@ -90,6 +112,8 @@ ensure_rabbitmq_tls() {
     # The broker runs as rabbitmq and reads the key; the tests read only ca.pem.
     as_root chown -R rabbitmq:rabbitmq "$dir" || return 1
     as_root chmod 755 "$dir"; as_root chmod 644 "$dir/ca.pem" "$dir/server.pem"; as_root chmod 600 "$dir/server.key" "$dir/ca.key"
+    # A running broker keeps the certificates it read at start: it is restarted to serve the new ones.
+    echo changed
   fi
   wanted="# Written by WasteClassifier's tests/tooling/start-services.sh: a TLS listener for the integration tests.
 listeners.ssl.default = 5671
@@ -102,7 +126,7 @@ ssl_options.fail_if_no_peer_cert = false"
     as_root mkdir -p "$(dirname "$conf")"
     printf '%s\n' "$wanted" | as_root tee "$conf" >/dev/null
     as_root chown -R rabbitmq:rabbitmq "$(dirname "$conf")" 2>/dev/null || true
-    echo changed
+    [ -n "$renew" ] || echo changed
   fi
 }
 
@@ -151,7 +175,8 @@ elif [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
     start_rabbitmq
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true
   elif [ -n "$tls_changed" ] || ! port_open 5671; then
-    # A broker already running reads the TLS drop-in only when it starts: restarted once, the first time.
+    # A broker already running reads the TLS drop-in and certificates only when it starts: restarted once, the first
+    # time and after a renewal.
     log "restarting RabbitMQ to load its TLS listener"
     as_root rabbitmqctl -q stop >&2 || true
     for _ in $(seq 1 60); do port_open 5672 || break; sleep 1; done

@@ -12,15 +12,20 @@ public sealed class MigrateCommand : ICommand
     public string Summary => "apply pending database migrations (configuration as for the services)";
 
     public string Usage => """
-        wastectl migrate [--provider sqlite|postgres] [--connection STRING] [--data-directory DIR]
+        wastectl migrate [--provider sqlite|postgres] [--connection STRING] [--data-directory DIR] [--lock-timeout SECONDS]
 
           Reads Database__Provider / Database__ConnectionString / DataDirectory from the environment
           like the API and worker; the options override them. Prints the migrations applied.
-          On PostgreSQL, waits for another process's migration up to Database__MigrationLockTimeoutSeconds
-          (default 900; 0 waits for ever), then fails (exit 1) naming the process that holds the lock.
+          On PostgreSQL, waits for another process's migration up to --lock-timeout seconds (default
+          Database__MigrationLockTimeoutSeconds, itself 900 by default; 0 waits for ever), then fails
+          (exit 1) naming the process that holds the lock.
         """;
 
-    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--provider", "--connection", "--data-directory" };
+    private const string LockTimeoutOption = "--lock-timeout";
+
+    private const string LockTimeoutSetting = $"{DatabaseOptions.Section}:{nameof(DatabaseOptions.MigrationLockTimeoutSeconds)}";
+
+    public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--provider", "--connection", "--data-directory", LockTimeoutOption };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string>();
 
@@ -34,6 +39,7 @@ public sealed class MigrateCommand : ICommand
             ["Database:ConnectionString"] = arguments.Optional("--connection"),
             ["DataDirectory"] = arguments.Optional("--data-directory"),
             ["Database:MigrateOnStartup"] = "true",
+            [LockTimeoutSetting] = LockTimeout(arguments),
         });
         if (string.Equals(configuration["Database:Provider"], DatabaseProviders.Postgres, StringComparison.OrdinalIgnoreCase)
             && string.IsNullOrWhiteSpace(configuration["Database:ConnectionString"]))
@@ -44,9 +50,25 @@ public sealed class MigrateCommand : ICommand
         using var provider = services.BuildServiceProvider();
         using var scope = provider.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        // What this run applied, read under the migration lock: not what another process applied meanwhile.
-        var applied = provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
+        IReadOnlyList<string> applied;
+        try
+        {
+            // What this run applied, read under the migration lock: not what another process applied meanwhile.
+            applied = provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
+        }
+        catch (MigrationLockTimeoutException e) when (arguments.Optional(LockTimeoutOption) is not null)
+        {
+            // The give-up message says which setting to raise: here it was the option, which overrides that setting.
+            throw new MigrationLockTimeoutException(e.Message.Replace(LockTimeoutSetting, LockTimeoutOption, StringComparison.Ordinal));
+        }
         Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { provider = db.Database.ProviderName, applied }));
         return 0;
     }
+
+    /// <summary>--lock-timeout as the setting's value, checked as the setting is (0 or more whole seconds); null when not given.</summary>
+    private static string? LockTimeout(CommandArguments arguments) =>
+        arguments.Optional(LockTimeoutOption) is not { } text ? null
+        : int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            ? seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : throw new UsageException($"{LockTimeoutOption} must be 0 (wait for ever) or more whole seconds, not '{text}'");
 }

@@ -24,6 +24,10 @@ public sealed class MigrateCommandTests : IDisposable
     [InlineData("--provider postgres needs --connection", "--provider", "postgres")]
     [InlineData("Database:ConnectionString is not a valid postgres connection string", "--provider", "postgres", "--connection", "garbage")]
     [InlineData("Database:ConnectionString is not a valid sqlite connection string", "--connection", "Foo=bar")]
+    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '-1'", "--lock-timeout", "-1")]
+    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not 'soon'", "--lock-timeout", "soon")]
+    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '1.5'", "--lock-timeout", "1.5")]
+    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '99999999999'", "--lock-timeout", "99999999999")]
     public void Migrate_BadConfiguration_UsageErrorInOneLine(string expected, params string[] args)
     {
         var (exit, error) = Run(["migrate", "--data-directory", _directory, .. args]);
@@ -83,6 +87,46 @@ public sealed class MigrateCommandTests : IDisposable
                 Assert.Contains("raise Database:MigrationLockTimeoutSeconds (0 waits for ever)", failure);
                 Assert.DoesNotContain("   at ", error);
             }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("Database__MigrationLockTimeoutSeconds", previous);
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("30")]
+    public void Migrate_LockTimeoutOfZeroOrMoreSeconds_Migrates(string seconds)
+    {
+        var (exit, error) = Run("migrate", "--data-directory", _directory, "--lock-timeout", seconds);
+
+        Assert.True(exit == 0, error);
+        Assert.True(File.Exists(Path.Combine(_directory, "wasteclassifier.db")));
+    }
+
+    [IntegrationFact]
+    public async Task Migrate_LockTimeoutOption_OverridesTheSettingAndIsNamedInTheFailure()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_migrate_cli");
+        // A setting the option must override: with it, the run would wait 30 s and name the setting.
+        var previous = Environment.GetEnvironmentVariable("Database__MigrationLockTimeoutSeconds");
+        Environment.SetEnvironmentVariable("Database__MigrationLockTimeoutSeconds", "30");
+        try
+        {
+            await using var holder = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "stuck-replica", Pooling = false }.ConnectionString);
+            await holder.OpenAsync();
+            await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({ClusterLocks.Migrations})", holder))
+                await take.ExecuteScalarAsync();
+
+            var (exit, error) = Run("migrate", "--provider", "postgres", "--connection", connectionString, "--lock-timeout", "1");
+
+            Assert.Equal(1, exit);
+            var failure = Assert.Single(error.Split('\n'), line => line.StartsWith("wastectl migrate failed:", StringComparison.Ordinal));
+            Assert.StartsWith("wastectl migrate failed: Waited 1 s for the database migration lock; it is held by server process ", failure);
+            Assert.Contains("raise --lock-timeout (0 waits for ever)", failure);
+            Assert.DoesNotContain("MigrationLockTimeoutSeconds", failure);
         }
         finally
         {

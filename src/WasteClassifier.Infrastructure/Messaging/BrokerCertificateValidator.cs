@@ -8,38 +8,86 @@ namespace WasteClassifier.Infrastructure.Messaging;
 /// <summary>
 /// Checks RabbitMQ's certificate on a TLS connection: accepted when the system trusts it, or when its chain ends at a CA of
 /// Messaging:RabbitMq:CaCertificatePath; and only when it carries the expected server name. Nothing else is ever accepted,
-/// and each refusal is logged as an error that says what was wrong (the client's own exception says only "rejected").
+/// and each refusal is logged as an error that says what was wrong (the client's own exception says only "rejected"):
+/// the first one, and one with a different reason, at once; the same one again at most every <see cref="RepeatLogInterval"/>,
+/// with how many went unlogged meanwhile.
 /// </summary>
-public sealed class BrokerCertificateValidator(string serverName, X509Certificate2Collection trustedCas, string? caPath, ILogger logger)
+public sealed class BrokerCertificateValidator(string serverName, X509Certificate2Collection trustedCas, string? caPath, ILogger logger,
+    TimeProvider? clock = null)
 {
+    /// <summary>
+    /// How often a refusal for the same reason as the last is logged again: the bus reconnects every few seconds while the
+    /// certificate is refused, and an error per try buried everything else in the log.
+    /// </summary>
+    public static readonly TimeSpan RepeatLogInterval = TimeSpan.FromMinutes(5);
+
     /// <summary>Server authentication, the use the system's own check demands of a server's certificate.</summary>
     private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
 
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+
+    // Connections may be checked on several threads at once.
+    private readonly Lock _refusals = new();
+    private string? _lastReason;
+    private long _lastLogged;
+    private int _unlogged;
+
     public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
-        if (errors == SslPolicyErrors.None) return true;
+        if (errors == SslPolicyErrors.None) return Accepted();
         if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable))
-        {
-            logger.LogError("RabbitMQ TLS: the broker sent no certificate; the connection is refused");
-            return false;
-        }
+            return Refused("RabbitMQ TLS: the broker sent no certificate; the connection is refused");
         using var presented = new X509Certificate2(certificate);
         if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
         {
             // A trusted CA vouches only for the names it signed: a name that does not match is refused whoever signed it.
-            logger.LogError("RabbitMQ TLS: the broker's certificate does not carry the name '{ServerName}' (it is for {Names}); " +
+            return Refused("RabbitMQ TLS: the broker's certificate does not carry the name '{ServerName}' (it is for {Names}); " +
                 "the connection is refused. Set Messaging:RabbitMq:ServerName to a name in the certificate, or connect by that name",
                 serverName, Names(presented));
-            return false;
         }
         // Only the chain is left in question: it may end at the CA this deployment trusts.
         var problem = ChainProblem(presented, chain);
-        if (problem is null) return true;
-        logger.LogError("RabbitMQ TLS: the broker's certificate (subject '{Subject}', issued by '{Issuer}') is not trusted: {Problem}; " +
+        if (problem is null) return Accepted();
+        return Refused("RabbitMQ TLS: the broker's certificate (subject '{Subject}', issued by '{Issuer}') is not trusted: {Problem}; " +
             "the connection is refused. {Hint}", presented.Subject, presented.Issuer, problem,
             caPath is null
                 ? "Set Messaging:RabbitMq:CaCertificatePath to the PEM file of the CA that signed it, or add that CA to the system's trust store"
                 : $"Messaging:RabbitMq:CaCertificatePath '{caPath}' holds no CA it chains to");
+    }
+
+    /// <summary>A certificate passed: a refusal after it is news again, logged at once.</summary>
+    private bool Accepted()
+    {
+        lock (_refusals) (_lastReason, _unlogged) = (null, 0);
+        return true;
+    }
+
+    /// <summary>
+    /// Logs a refusal, its reason being the message with its values: at once when it differs from the last refusal's, else
+    /// only once <see cref="RepeatLogInterval"/> has passed since that reason was last logged, with the count left unlogged.
+    /// </summary>
+    private bool Refused(string message, params object?[] values)
+    {
+        var reason = string.Join("\n", values.Prepend(message));
+        int unlogged;
+        TimeSpan since;
+        lock (_refusals)
+        {
+            var now = _clock.GetTimestamp();
+            since = _clock.GetElapsedTime(_lastLogged, now);
+            if (reason == _lastReason && since < RepeatLogInterval)
+            {
+                _unlogged++;
+                return false;
+            }
+            unlogged = reason == _lastReason ? _unlogged : 0;
+            (_lastReason, _lastLogged, _unlogged) = (reason, now, 0);
+        }
+#pragma warning disable CA2254 // One of the fixed templates above, with its values.
+        if (unlogged == 0) logger.LogError(message, values);
+        else logger.LogError(message + " (refused {Unlogged} more time(s) for this reason, unlogged, in the {Minutes:0} minutes since it was last logged)",
+            [.. values, unlogged, since.TotalMinutes]);
+#pragma warning restore CA2254
         return false;
     }
 

@@ -41,7 +41,8 @@ public static class MessagingExtensions
                                 var logger = (context.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance)
                                     .CreateLogger(typeof(BrokerCertificateValidator));
                                 var validator = new BrokerCertificateValidator(rabbit.ServerNameOrHost, rabbit.LoadCaCertificates(),
-                                    string.IsNullOrWhiteSpace(rabbit.CaCertificatePath) ? null : rabbit.CaCertificatePath, logger);
+                                    string.IsNullOrWhiteSpace(rabbit.CaCertificatePath) ? null : rabbit.CaCertificatePath, logger,
+                                    context.GetService<TimeProvider>());
                                 host.UseSsl(ssl =>
                                 {
                                     ssl.ServerName = rabbit.ServerNameOrHost;

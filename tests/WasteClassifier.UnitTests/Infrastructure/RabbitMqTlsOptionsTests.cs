@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Infrastructure.Messaging;
+using WasteClassifier.UnitTests.LoadTesting;
 
 namespace WasteClassifier.UnitTests.Infrastructure;
 
@@ -252,6 +253,63 @@ public sealed class RabbitMqTlsOptionsTests : IDisposable
             ["Messaging:RabbitMq:CaCertificatePath"] = path,
         }));
         Assert.Contains($"Messaging:RabbitMq:CaCertificatePath '{path}' could not be read as PEM certificates", error.Message);
+    }
+
+    /// <summary>
+    /// The bus tries again every few seconds while the certificate is refused: the first refusal is logged with its detail,
+    /// the same one again only once <see cref="BrokerCertificateValidator.RepeatLogInterval"/> has passed, with the count
+    /// of those not logged.
+    /// </summary>
+    [Fact]
+    public void Validate_SameRefusalOnEveryReconnect_LoggedFirstThenOncePerIntervalWithTheCountLeftOut()
+    {
+        using var ca = NewCa("CN=Test CA");
+        using var other = NewCa("CN=Other CA");
+        using var server = NewServer(ca, "rabbit.internal");
+        var clock = new ManualClock();
+        var log = new Lines();
+        var validator = new BrokerCertificateValidator("rabbit.internal", [other], "/other.pem", log, clock);
+
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+            clock.Advance(TimeSpan.FromSeconds(5));
+        }
+        var first = Assert.Single(log.Entries);
+        Assert.StartsWith("Error: RabbitMQ TLS: the broker's certificate (subject 'CN=rabbit.internal', issued by 'CN=Test CA') is not trusted: ", first);
+        Assert.Contains("'/other.pem' holds no CA it chains to", first);
+
+        // 50 s after the first: a second short of the interval, still left out; at the interval, logged with the count.
+        clock.Advance(BrokerCertificateValidator.RepeatLogInterval - TimeSpan.FromSeconds(51));
+        Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.Single(log.Entries);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateChainErrors));
+
+        Assert.Equal(2, log.Entries.Count);
+        Assert.Equal(first + " (refused 10 more time(s) for this reason, unlogged, in the 5 minutes since it was last logged)", log.Entries[1]);
+    }
+
+    /// <summary>A refusal that differs from the last one, or follows a certificate that passed, is news: logged at once.</summary>
+    [Fact]
+    public void Validate_RefusalForAnotherReasonOrAfterAnAcceptedCertificate_LoggedAtOnce()
+    {
+        using var ca = NewCa("CN=Test CA");
+        using var server = NewServer(ca, "rabbit.internal");
+        var log = new Lines();
+        var validator = new BrokerCertificateValidator("rabbit.internal", [ca], "/ca.pem", log, new ManualClock());
+
+        Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateNameMismatch));
+        Assert.False(validator.Validate(this, null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
+        Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateNameMismatch));
+        Assert.True(validator.Validate(this, server, null, SslPolicyErrors.None));
+        Assert.False(validator.Validate(this, server, null, SslPolicyErrors.RemoteCertificateNameMismatch));
+
+        Assert.Equal(4, log.Entries.Count);
+        Assert.All(log.Entries, e => Assert.StartsWith("Error: RabbitMQ TLS: ", e));
+        Assert.Contains("sent no certificate", log.Entries[1]);
+        Assert.Equal(log.Entries[0], log.Entries[2]);
+        Assert.Equal(log.Entries[0], log.Entries[3]);
     }
 
     /// <summary>The chain the system's check hands the callback: built without trusting <paramref name="sent"/>, which the broker sent along.</summary>

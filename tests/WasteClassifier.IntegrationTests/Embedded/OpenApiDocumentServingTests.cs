@@ -83,7 +83,9 @@ public sealed class OpenApiDocumentServingTests : IDisposable
 
     /// <summary>
     /// The routes that declare no 503 answer while the database is down (<c>/health</c> reports it in its body); one that
-    /// reads the database answers the 503 it declares.
+    /// reads the database answers the 503 it declares. The outage here fails EF's commands only: <c>/health</c>'s database
+    /// check runs its own, which it does not reach, so what that body says in an outage is
+    /// <see cref="Observability.ApiHealthTests.Health_DatabaseRefusingConnections_200ReportingTheOutageInItsBody"/>'s.
     /// </summary>
     [Fact]
     public async Task DatabaseDown_RoutesWithoutA503Answer_OneThatReadsItAnswersItsDeclared503()

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Npgsql;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Observability;
@@ -59,6 +60,65 @@ public sealed class ApiHealthTests : IAsyncLifetime
         Assert.DoesNotContain("secret-folder-name", text);
         Assert.DoesNotContain(_directory, text);
         Assert.DoesNotContain("secret-folder-name", await http.GetStringAsync("/health"));
+    }
+
+    /// <summary>
+    /// GET /health during a database outage: still 200, and the outage in its body (README, "The original API"). The
+    /// outage is this test's own database refusing connections, not the shared server stopped: no other test notices.
+    /// </summary>
+    [IntegrationFact]
+    public async Task Health_DatabaseRefusingConnections_200ReportingTheOutageInItsBody()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health_down");
+        var database = new NpgsqlConnectionStringBuilder(connectionString).Database!;
+        var api = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = Path.Combine(_directory, "down"),
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = connectionString,
+            ["Worker:Id"] = "health-down-worker",
+        });
+        try
+        {
+            using var http = api.CreateClient();
+            using (var before = JsonDocument.Parse(await http.GetStringAsync("/health")))
+                Assert.Equal("healthy", before.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+
+            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS false",
+                $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
+            // The API's idle connections were ended with their sessions: the next use opens a new one, which is refused.
+            NpgsqlConnection.ClearAllPools();
+
+            var response = await http.GetAsync("/health");
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+            using var json = JsonDocument.Parse(text);
+            Assert.Equal("unhealthy", json.RootElement.GetProperty("status").GetString());
+            var component = json.RootElement.GetProperty("components").GetProperty("database");
+            Assert.Equal("unhealthy", component.GetProperty("status").GetString());
+            // PostgreSQL's 55000: the database does not accept connections now.
+            Assert.Equal("the database is unreachable (PostgresException: 55000)", component.GetProperty("detail").GetString());
+            Assert.DoesNotContain(database, text);
+        }
+        finally
+        {
+            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true");
+            await api.DisposeAsync();
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    /// <summary>Runs statements on the server's maintenance database, outside the one under test.</summary>
+    private static async Task AdministerAsync(params string[] statements)
+    {
+        await using var connection = new NpgsqlConnection((await TestServices.GetAsync()).PostgresConnectionString);
+        await connection.OpenAsync();
+        foreach (var statement in statements)
+        {
+            await using var command = new NpgsqlCommand(statement, connection);
+            await command.ExecuteNonQueryAsync();
+        }
     }
 
     [Fact]

@@ -247,8 +247,10 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                     {
                         await Task.Delay(RetryDelay(answer.RetryAfter, options.Duration + options.Drain), _time, stopLaunching);
                     }
-                    // Ctrl+C during the wait too: nothing was accepted nor in flight, so nothing is open at the interrupt.
-                    catch (OperationCanceledException) when (_interrupted.IsCancellationRequested || !hardStop.IsCancellationRequested)
+                    // Ctrl+C during the wait too: nothing was accepted nor in flight, so nothing is open at the interrupt. Whatever
+                    // the drain's state: with --drain 0 its end is the duration's, and its timer may fire first (it was then
+                    // counted failed, not_accepted_by_deadline).
+                    catch (OperationCanceledException) when (stopLaunching.IsCancellationRequested)
                     {
                         return NotRetried(record);
                     }

@@ -146,6 +146,30 @@ public sealed class LoadRunnerTests
         Assert.Empty(report.Counts.FailuresByReason);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClosedLoop_DrainZeroUserWaitingOutAThrottleAtTheEnd_ThrottledAtEndNotFailed(bool drainTimerFirst)
+    {
+        // --drain 0: the duration's end and the drain's are one instant, and the system clock fires those two timers in
+        // either order. Each submission is answered 429 with Retry-After: 0.7 s: waited out once (0.7 s), then cut short by
+        // the end at 1 s. Nothing was accepted nor in flight, so nothing is open and nothing failed.
+        var clock = new ManualClock { TiesLatestFirst = drainTimerFirst };
+        var target = new FakeLoadTarget { AlwaysThrottles = TimeSpan.FromSeconds(0.7) };
+        var run = new LoadRunner(target, Images, Options(users: 1, durationS: 1, drainS: 0), clock: clock).RunAsync();
+
+        // The user waits for its retry beside the duration's end and the drain's.
+        await WaitUntilAsync(() => target.Contents.Count == 1 && clock.Pending().Count == 3);
+        clock.Advance(TimeSpan.FromSeconds(0.7));
+        await WaitUntilAsync(() => target.Contents.Count == 2 && clock.Pending().Count == 3);
+        clock.Advance(TimeSpan.FromSeconds(0.3));
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((1, 0, 0, 0), (report.Counts.ThrottledAtEnd, report.Counts.Submitted, report.Counts.Failed, report.Counts.Unfinished));
+        Assert.Empty(report.Counts.FailuresByReason);
+        Assert.Equal(1, report.Counts.Throttled);
+    }
+
     [Fact]
     public async Task ClosedLoop_ThrottledWithRetryAfterPastTheCutOff_NothingFails()
     {

@@ -15,6 +15,12 @@ internal sealed class ManualClock : TimeProvider
         get { lock (_gate) return _now; }
     }
 
+    /// <summary>
+    /// Timers due at the same instant fire latest created first (by default, first created first): on the system clock
+    /// their order is not given, so a test can try both.
+    /// </summary>
+    public bool TiesLatestFirst { get; init; }
+
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 
     public override long GetTimestamp() => Now.Ticks;
@@ -45,7 +51,8 @@ internal sealed class ManualClock : TimeProvider
             ManualTimer? next;
             lock (_gate)
             {
-                next = _timers.Where(t => t.Due is { } due && due <= _now).MinBy(t => t.Due!.Value);
+                var due = _timers.Where(t => t.Due is { } at && at <= _now).ToList();
+                next = TiesLatestFirst ? due.AsEnumerable().Reverse().MinBy(t => t.Due!.Value) : due.MinBy(t => t.Due!.Value);
                 if (next is null) return;
                 next.Due = next.Period > TimeSpan.Zero ? next.Due + next.Period : null;
             }

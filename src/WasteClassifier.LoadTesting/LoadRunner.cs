@@ -63,9 +63,12 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             : OpenLoopAsync(stopLaunching.Token, hardStop.Token);
         await requests;
         var elapsed = Elapsed;
+        // Read once the requests have ended, before anything else: a signal that comes after (while the result and the report
+        // are put together) ended nothing, and the run it found complete was reported interrupted.
+        var interrupted = cancellationToken.IsCancellationRequested;
         progress?.Invoke(Progress());
         return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList(),
-            _arrivalsDelayed, _arrivalsNotSent, cancellationToken.IsCancellationRequested);
+            _arrivalsDelayed, _arrivalsNotSent, interrupted);
     }
 
     private string Progress()

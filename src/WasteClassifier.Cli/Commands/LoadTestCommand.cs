@@ -111,35 +111,11 @@ public sealed class LoadTestCommand : ICommand
         var runStarted = DateTime.UtcNow;
         Log.Info($"{(options.Queue ? "queue" : options.Target!.ToString())}: {(options.ClosedLoop ? $"{options.Users} users" : $"{options.Rate} images/s")} for {options.Duration.TotalSeconds} s, {images.All.Count} distinct images, source {options.Source}");
 
-        using var stop = new CancellationTokenSource();
-        using var stopCleanup = new CancellationTokenSource();
-        const int running = 0, finishing = 1, cleaningUp = 2;
-        var phase = running;
-        // Ctrl+C and SIGTERM (a timeout, kill, docker stop): the first ends the run early; the report is still written and
-        // the cleanup still done (the signal that ended the run does not abort it). The first to come once the run has
-        // ended (writing the report, closing the target) skips the cleanup, and during it stops it; either way it says
-        // what it left: a Ctrl+C ignored until the cleanup ended seemed to do nothing, and one while the report was
-        // written was swallowed or ended the process before any cleanup. Any other ends the process.
-        // The signal that ended the run, for the exit code (128 + its number, as a shell reports a process it ended).
-        PosixSignal? endedBy = null;
-        bool OnSignal(PosixSignal signal)
-        {
-            var name = signal == PosixSignal.SIGINT ? "Ctrl+C" : signal.ToString();
-            if (Volatile.Read(ref phase) is var now and not running)
-            {
-                if (stopCleanup.IsCancellationRequested) return false;
-                if (cleanup) Log.Info($"{name}: {(now == cleaningUp ? "stopping the cleanup" : "skipping the cleanup")}; another one ends the process now");
-                stopCleanup.Cancel();
-                return true;
-            }
-            var first = !stop.IsCancellationRequested;
-            if (first) endedBy = signal;
-            stop.Cancel();
-            return first;
-        }
-        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = OnSignal(PosixSignal.SIGINT);
+        // Ctrl+C and SIGTERM: the first ends the run early, the first once it has ended skips or stops the cleanup (RunSignals).
+        using var signals = new RunSignals(cleanup, Log.Info);
+        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = signals.OnSignal(PosixSignal.SIGINT);
         Console.CancelKeyPress += onCancel;
-        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = OnSignal(PosixSignal.SIGTERM));
+        var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = signals.OnSignal(PosixSignal.SIGTERM));
         LoadReport? report = null;
         IReadOnlyList<Guid> storedImages = [];
         var cleanedUp = true;
@@ -148,11 +124,12 @@ public sealed class LoadTestCommand : ICommand
             await using ILoadTarget target = options.Queue
                 ? new QueueLoadTarget(DeploymentServices.Build(configuration, withBus: true), options.Source, options.PollInterval)
                 : new HttpLoadTarget(WastectlHttp.CreateClient(options.Target!, options.RequestTimeout), options.Source, options.LongPoll, apiKey);
+            LoadRunResult? result = null;
             try
             {
-                report = LoadReport.From(await new LoadRunner(target, images, options, Log.Info).RunAsync(stop.Token));
+                result = await new LoadRunner(target, images, options, Log.Info).RunAsync(signals.StopRun);
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            catch (OperationCanceledException) when (signals.StopRun.IsCancellationRequested)
             {
                 Log.Info("interrupted before the load started");
             }
@@ -162,9 +139,11 @@ public sealed class LoadTestCommand : ICommand
             }
             finally
             {
-                Volatile.Write(ref phase, finishing);
+                // Before the report is computed: a signal from here on ends nothing, the run being over.
+                signals.RunEnded(result);
                 if (target is QueueLoadTarget queue) storedImages = queue.PreparedImageIds;
             }
+            if (result is not null) report = LoadReport.From(result);
             if (cleanup) Log.Info("run ended: writing the report, then the cleanup (Ctrl+C or SIGTERM now skips it)");
             // Written before the cleanup (a signal during it must not lose the report): the report says one follows.
             if (report is not null && cleanup) report = report with { Run = report.Run with { CleanupFollows = true } };
@@ -179,8 +158,8 @@ public sealed class LoadTestCommand : ICommand
                 // until it is done: without them a SIGTERM during it ended the process midway.
                 if (cleanup)
                 {
-                    Volatile.Write(ref phase, cleaningUp);
-                    if (stopCleanup.IsCancellationRequested)
+                    signals.CleanupStarts();
+                    if (signals.StopCleanup.IsCancellationRequested)
                     {
                         Log.Info($"cleanup skipped; remove the run with --cleanup --source {options.Source}");
                         cleanedUp = false;
@@ -188,7 +167,7 @@ public sealed class LoadTestCommand : ICommand
                     else
                     {
                         Log.Info($"cleanup: removing the run's classifications and images (source {options.Source})");
-                        cleanedUp = await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, stopCleanup.Token);
+                        cleanedUp = await CleanUpAsync(configuration, options.Source, runStarted, storedImages, report?.Counts.Accepted ?? 0, signals.StopCleanup);
                     }
                 }
             }
@@ -199,9 +178,9 @@ public sealed class LoadTestCommand : ICommand
             }
         }
         // Ended before the load started: no report, but the signal is still what ended it.
-        if (report is null) return endedBy is { } signal && cleanedUp ? InterruptedExitCode(signal) : 1;
+        if (report is null) return signals.EndedBy is { } signal && cleanedUp ? InterruptedExitCode(signal) : 1;
         Console.Out.WriteLine(JsonSerializer.Serialize(new { report = output, report.Counts, report.Throughput, report.LatencyMs }, ReportFiles.Json));
-        return ExitCode(report, cleanedUp, endedBy);
+        return ExitCode(report, cleanedUp, signals.EndedBy);
     }
 
     /// <summary>Exit codes of a run a signal ended early: 128 + the signal's number, as a shell reports a process it ended.</summary>

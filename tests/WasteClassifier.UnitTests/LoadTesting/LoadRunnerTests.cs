@@ -326,6 +326,26 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
+    public async Task Run_SignalOnceItsRequestsHaveEnded_ReportedComplete()
+    {
+        // The signal comes after the last request ended, while the run puts its result together (here, at its last progress
+        // line): it was reported interrupted, and the command exited 130/143 for a run that was complete.
+        using var interrupt = new CancellationTokenSource();
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { PollsWait = true, PollsToComplete = 1 };
+
+        var result = await new LoadRunner(target, Images, Options(users: 2, maxRequests: 6), _ => interrupt.Cancel(), clock)
+            .RunAsync(interrupt.Token).WaitAsync(TimeSpan.FromSeconds(30));
+        var report = LoadReport.From(result);
+
+        Assert.True(interrupt.IsCancellationRequested);
+        Assert.False(result.Interrupted);
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        Assert.Equal((6, 6, 0), (report.Counts.Submitted, report.Counts.Completed, report.Counts.OutstandingAtInterrupt));
+        Assert.DoesNotContain("interrupted", MarkdownReport.Render(report));
+    }
+
+    [Fact]
     public async Task ClosedLoop_InterruptedWhileWaitingOutAThrottle_ThrottledAtEndNotOutstanding()
     {
         // Every submission answered 429 with Retry-After: 60, Ctrl+C during the wait: nothing was accepted, nothing is open.

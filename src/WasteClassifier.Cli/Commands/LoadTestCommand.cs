@@ -61,7 +61,8 @@ public sealed class LoadTestCommand : ICommand
           --api-key-file PATH the key is the file's first line (trimmed); instead of --api-key
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
-        after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source).
+        after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source);
+        it ends nothing else: the run is reported complete, with its own exit code.
         Exit code 0 when every request completed; 1 when any request failed or never finished, nothing was accepted, or
         --cleanup did not finish; 130 (Ctrl+C) or 143 (SIGTERM) when a signal ended the run early: its report holds what
         was measured until then (the cleanup not finishing still exits 1).

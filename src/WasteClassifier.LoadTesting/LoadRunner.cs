@@ -29,6 +29,14 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     /// </summary>
     internal static readonly TimeSpan MinFailurePause = TimeSpan.FromMilliseconds(100), MaxFailurePause = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Sending stops when, before any submission was accepted, at least this many were refused and every image of the set
+    /// was among them (see <see cref="IsRefusal"/>): a refusal is an answer, so users send again at once, and a wrong folder
+    /// or a missing key flooded the server with refusals for the whole duration. Every image, not a count alone: with
+    /// many users, the first answers can all be one bad file's refusals while the good ones are still being stored.
+    /// </summary>
+    internal const int MinRefusalsToStop = 10;
+
     private readonly ConcurrentQueue<RequestRecord> _records = new();
     private readonly TimeProvider _time = clock ?? TimeProvider.System;
     private long _started;
@@ -37,6 +45,13 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private int _arrivalsDelayed;
     private int _arrivalsNotSent;
     private CancellationToken _interrupted;
+
+    private readonly Lock _refusalGate = new();
+    private readonly HashSet<TestImage> _refusedImages = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, int> _refusalReasons = new(StringComparer.Ordinal);
+    private bool _anyAccepted;
+    private string? _refusedEverything;
+    private CancellationTokenSource? _stopRefused;
 
     /// <summary>The images sent: <c>images</c>, or in queue mode, unless told to repeat them, copies new to this run.</summary>
     private ImageSet? _images;
@@ -54,7 +69,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         _started = _time.GetTimestamp();
         using var durationOver = new CancellationTokenSource(options.Duration, _time);
         using var drainOver = new CancellationTokenSource(options.Duration + options.Drain, _time);
-        using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, durationOver.Token);
+        using var stopRefused = new CancellationTokenSource();
+        _stopRefused = stopRefused;
+        using var stopLaunching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, durationOver.Token, stopRefused.Token);
         using var hardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drainOver.Token);
         using var reporter = progress is null ? null : _time.CreateTimer(_ => progress(Progress()), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
 
@@ -68,7 +85,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         var interrupted = cancellationToken.IsCancellationRequested;
         progress?.Invoke(Progress());
         return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList(),
-            _arrivalsDelayed, _arrivalsNotSent, interrupted);
+            _arrivalsDelayed, _arrivalsNotSent, interrupted, RefusedEverything());
     }
 
     private string Progress()
@@ -131,7 +148,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 // Launch every arrival due by now: the integral of the (ramped) rate, so high rates need no fine timer.
                 // Arrivals scheduled after the duration never happen, however late this loop wakes up.
                 var due = (long)Arrivals(Math.Min(Elapsed.TotalSeconds, options.Duration.TotalSeconds));
-                while (launched < due && !RequestBoundReached())
+                while (launched < due && !RequestBoundReached() && !stopLaunching.IsCancellationRequested)
                 {
                     // Counted once it has its slot: one still waiting when the duration ends is counted as not sent, not here too.
                     var delayed = slots.CurrentCount == 0;
@@ -151,8 +168,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         }
         // Arrivals due before the end still go out when this loop woke up late: on a busy machine its timer can be a second
         // behind, and the run would otherwise send fewer than rate × duration.
-        // An interrupted run sends nothing more. An arrival with no free slot is not sent: it is counted instead.
-        var dueByEnd = _interrupted.IsCancellationRequested ? launched : (long)Arrivals(options.Duration.TotalSeconds);
+        // An interrupted run sends nothing more, nor one whose images were all refused. An arrival with no free slot is not
+        // sent: it is counted instead.
+        var dueByEnd = _interrupted.IsCancellationRequested || RefusedEverything() is not null ? launched : (long)Arrivals(options.Duration.TotalSeconds);
         while (launched < dueByEnd && !RequestBoundReached())
         {
             var free = slots.Wait(0);
@@ -233,12 +251,13 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         while (true)
         {
             var attempt = Now();
-            var image = _images!.Next();
-            if (options.StampsUploads) image = image with { Content = UniqueStamp.Apply(image.Content, Guid.NewGuid()) };
+            var original = _images!.Next();
+            var image = options.StampsUploads ? original with { Content = UniqueStamp.Apply(original.Content, Guid.NewGuid()) } : original;
             var answer = await target.SubmitAsync(image, hardStop);
             switch (answer.Kind)
             {
                 case ResponseKind.Accepted:
+                    lock (_refusalGate) _anyAccepted = true;
                     record.AcceptedS = Now();
                     record.SubmitMs = (record.AcceptedS.Value - attempt) * 1000;
                     return answer.Id;
@@ -264,12 +283,41 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 // have been accepted before the answer was lost.
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
+                    if (answer.Kind == ResponseKind.Failed && IsRefusal(answer.Reason)) Refused(original, answer.Reason!);
                     // Unavailable, or a connection that could not be made at all (HttpLoadTarget names those connection_…:
                     // a certificate, a name that does not resolve): hammering it makes no sense.
                     record.NoAnswer = answer.Kind == ResponseKind.Unavailable || answer.Reason?.StartsWith("connection_", StringComparison.Ordinal) == true;
                     return null;
             }
         }
+    }
+
+    /// <summary>
+    /// A refusal no retry mends: a 4xx answer (the request, its image or its key refused: 400, 401, 403, 404, 413, 415,
+    /// 422, …) but a 408 (a timeout) and a 429 (throttled, waited out), or an answer that accepted none of the upload.
+    /// </summary>
+    internal static bool IsRefusal(string? reason) =>
+        reason == "rejected" || reason is ['h', 't', 't', 'p', '_', '4', >= '0' and <= '9', >= '0' and <= '9', ..] && !reason.StartsWith("http_408", StringComparison.Ordinal);
+
+    private void Refused(TestImage image, string reason)
+    {
+        lock (_refusalGate)
+        {
+            if (_anyAccepted || _refusedEverything is not null) return;
+            _refusedImages.Add(image);
+            _refusalReasons[reason] = _refusalReasons.GetValueOrDefault(reason) + 1;
+            var refusals = _refusalReasons.Values.Sum();
+            if (refusals < MinRefusalsToStop || _refusedImages.Count < _images!.All.Count) return;
+            var reasons = string.Join(", ", _refusalReasons.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => $"{r.Key} ×{r.Value}"));
+            _refusedEverything = $"the target refused all {_images.All.Count} image(s) of the set, {refusals} submissions, before accepting any: {reasons}";
+        }
+        // Outside the lock: cancelling runs the run's own callbacks.
+        _stopRefused!.Cancel();
+    }
+
+    private string? RefusedEverything()
+    {
+        lock (_refusalGate) return _refusedEverything;
     }
 
     private async Task WaitForResultAsync(RequestRecord record, string id, CancellationToken hardStop)

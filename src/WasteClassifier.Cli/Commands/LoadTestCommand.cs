@@ -63,6 +63,8 @@ public sealed class LoadTestCommand : ICommand
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source);
         it ends nothing else: the run is reported complete, with its own exit code.
+        A run whose every image the target refused (a 4xx answer but 408/429: not an image, too large, no key, …) at least
+        10 times in all before accepting any stops sending then, and says so, naming the refusals (exit code 1).
         Exit code 0 when every request completed; 1 when any request failed or never finished, nothing was accepted, or
         --cleanup did not finish; 130 (Ctrl+C) or 143 (SIGTERM) when a signal ended the run early: its report holds what
         was measured until then (the cleanup not finishing still exits 1).
@@ -149,6 +151,8 @@ public sealed class LoadTestCommand : ICommand
             // Written before the cleanup (a signal during it must not lose the report): the report says one follows.
             if (report is not null && cleanup) report = report with { Run = report.Run with { CleanupFollows = true } };
             if (report is not null) Log.Info($"report: {string.Join(", ", ReportFiles.Write(report, output))}");
+            if (report?.Run.RefusedEverything is { } refusals)
+                Log.Info($"stopped early: {refusals}; check the images (--images), the API key (WASTECTL_API_KEY, --api-key-file) and --target");
         }
         finally
         {

@@ -32,9 +32,10 @@ internal static class LoadReportBuilder
         // made a stall at 10 s of a 30 s open-loop run look three times as fast as it was. Sending stopped at the duration
         // (sooner when interrupted), or at the last launch when the request bound ended the run.
         var boundReached = records.Count > 0 && records.Count >= options.MaxRequests;
-        var stoppedBy = boundReached ? StopReasons.RequestBound : result.Interrupted && result.Elapsed.TotalSeconds < duration ? StopReasons.Interrupted : StopReasons.Duration;
+        var refused = result.RefusedEverything is not null;
+        var stoppedBy = refused ? StopReasons.Refused : boundReached ? StopReasons.RequestBound : result.Interrupted && result.Elapsed.TotalSeconds < duration ? StopReasons.Interrupted : StopReasons.Duration;
         // A run stopped by its duration sent for all of it, even if its clock read a hair less.
-        var sendingStopped = boundReached ? records.Max(r => r.StartedS)
+        var sendingStopped = boundReached || refused ? records.Max(r => r.StartedS)
             : stoppedBy == StopReasons.Duration ? duration
             : Math.Min(duration, result.Elapsed.TotalSeconds);
         var lastFinish = completed.Count == 0 ? duration : completed.Max(r => r.FinishedS!.Value);
@@ -71,7 +72,7 @@ internal static class LoadReportBuilder
 
         var run = new RunInfo(options.Queue ? "queue" : "http", result.Target, options.Profile, options.ClosedLoop ? options.Users : 0,
             options.ClosedLoop ? 0 : options.Rate, duration, options.Ramp.TotalSeconds, options.Drain.TotalSeconds, options.Source, result.StartedAt,
-            Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted, stoppedBy, Round(sendingStopped));
+            Round(result.Elapsed.TotalSeconds), options.StampsUploads, result.Interrupted, stoppedBy, Round(sendingStopped), RefusedEverything: result.RefusedEverything);
         // Per worker: a second worker could not be told from the first. Rows without a worker_id (an older server) are left out.
         var workers = completed.Where(r => r.Server?.WorkerId is not null).GroupBy(r => r.Server!.WorkerId!).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => new WorkerFigures(g.Key, g.Count(), g.Any(r => r.Server!.BatchSize is not null) ? Round(g.Where(r => r.Server!.BatchSize is not null).Average(r => r.Server!.BatchSize!.Value)) : null))

@@ -28,6 +28,8 @@ public static class MarkdownReport
         if (run.Mode == "http") md.Append(run.UniqueUploads ? "; every upload new content" : "; the images' bytes repeat (the API reuses its records of them)");
         md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then are counted apart, not as failed)" : "");
         md.Append(CultureInfo.InvariantCulture, $". Sending stopped at {F(run.SendingStoppedS)} s: {StopReason(run.StoppedBy)}.\n\n");
+        if (run.RefusedEverything is { } refusals)
+            md.Append(CultureInfo.InvariantCulture, $"**Stopped early**: {refusals}. Nothing would be accepted: check the images, the API key and the target.\n\n");
         if (run.CleanupFollows)
             // Written before the cleanup ran: what it meant to do, not what it did.
             md.Append("--cleanup was to remove the run after this report was written; the command's log says what it removed, or left " +
@@ -71,6 +73,7 @@ public static class MarkdownReport
     {
         StopReasons.RequestBound => "the request bound (--max-requests) was reached",
         StopReasons.Interrupted => "interrupted (Ctrl+C or SIGTERM)",
+        StopReasons.Refused => "every image was refused",
         _ => "the duration was reached",
     };
 

@@ -46,6 +46,11 @@ internal sealed class FakeLoadTarget : ILoadTarget
     /// <summary>Every submission is answered this (a target down, an input it always refuses).</summary>
     public TargetResponse? SubmitAnswer { get; init; }
 
+    /// <summary>Every submission of an image whose file name this picks is refused: answered <see cref="TargetResponse.Fail"/> with <see cref="RefusalReason"/>.</summary>
+    public Func<string, bool>? Refuses { get; init; }
+
+    public string RefusalReason { get; init; } = "http_400_not_an_image";
+
     /// <summary>The bytes of every submission, throttled ones included.</summary>
     public ConcurrentQueue<byte[]> Contents { get; } = new();
 
@@ -68,6 +73,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
     {
         Contents.Enqueue(image.Content);
         if (SubmitAnswer is { } answer) return Task.FromResult(answer);
+        if (Refuses?.Invoke(image.FileName) == true) return Task.FromResult(TargetResponse.Fail(RefusalReason));
         if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));
         int n;
         lock (_gate)

@@ -223,7 +223,7 @@ public sealed class LoadRunnerTests
 
     [Theory]
     [InlineData("http_500")]
-    [InlineData("http_400_not_an_image")]
+    [InlineData("invalid_response")]
     public async Task ClosedLoop_EverySubmissionAnsweredAFailure_UsersSendAgainAtOnce(string reason)
     {
         // Time never moves here: a user that paused after an answer would never send again, and the run never end.
@@ -236,6 +236,98 @@ public sealed class LoadRunnerTests
         Assert.Equal(new Dictionary<string, int> { [reason] = 40 }, report.Counts.FailuresByReason);
         Assert.Equal(TimeSpan.Zero, clock.Now);
     }
+
+    private static readonly ImageSet ThreeImages = new(new[] { "a.jpg", "b.jpg", "c.jpg" }.Select(name => new TestImage(name, [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")).ToList());
+
+    [Theory]
+    [InlineData("http_400_not_an_image")]
+    [InlineData("http_401_unauthorized")]
+    [InlineData("rejected")]
+    public async Task ClosedLoop_EveryImageRefused_StopsSendingNamingTheRefusal(string reason)
+    {
+        // A wrong folder, or a deployment that wants a key: a refusal is an answer, so the users sent again at once, for the
+        // whole duration. Time never moves here: only the guard can end the run before its 600 s.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { SubmitAnswer = TargetResponse.Fail(reason) };
+
+        var result = await new LoadRunner(target, ThreeImages, Options(users: 2, maxRequests: 1000, durationS: 600), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var report = LoadReport.From(result);
+
+        // Stopped at the tenth refusal, every image refused; the other user's request in flight then may be one more.
+        Assert.InRange(report.Counts.Submitted, LoadRunner.MinRefusalsToStop, LoadRunner.MinRefusalsToStop + 1);
+        Assert.Equal(report.Counts.Submitted, report.Counts.Failed);
+        Assert.Equal(TimeSpan.Zero, clock.Now);
+        Assert.Equal(StopReasons.Refused, report.Run.StoppedBy);
+        Assert.Equal($"the target refused all 3 image(s) of the set, 10 submissions, before accepting any: {reason} ×10", report.Run.RefusedEverything);
+        Assert.Contains($"**Stopped early**: the target refused all 3 image(s) of the set, 10 submissions, before accepting any: {reason} ×10", MarkdownReport.Render(report));
+        Assert.Contains($"\"refused_everything\": \"the target refused all 3", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
+    }
+
+    [Fact]
+    public async Task ClosedLoop_OneImageOfThreeAlwaysRefused_RunGoesOnToItsEnd()
+    {
+        // Scattered refusals (a bad file among good ones) do not stop the run: the first acceptance settles it.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { Refuses = name => name == "a.jpg", PollsWait = true, PollsToComplete = 1 };
+
+        var report = LoadReport.From(await new LoadRunner(target, ThreeImages, Options(users: 2, maxRequests: 60), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((60, 40, 20), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Failed));
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        Assert.Null(report.Run.RefusedEverything);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_ElevenRefusalsBeforeTheFirstAcceptanceButNotEveryImage_RunGoesOn()
+    {
+        // Twelve bad files and one good one, sent in turn from the second: eleven refusals come before the first acceptance
+        // (as with many users, a quick refusal and a slow store). A count alone would have stopped a run that was working.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { Refuses = name => name.StartsWith("bad", StringComparison.Ordinal), PollsWait = true, PollsToComplete = 1 };
+        var images = new ImageSet([.. Enumerable.Range(0, 12).Select(k => new TestImage($"bad{k}.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")),
+            new TestImage("good.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg")]);
+
+        var report = LoadReport.From(await new LoadRunner(target, images, Options(users: 1, maxRequests: 26), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((26, 2, 24), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Failed));
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+    }
+
+    [Fact]
+    public async Task OpenLoop_EveryImageRefused_StopsSendingAtTheTenthRefusal()
+    {
+        // 8 images/s, each refused: the tenth is due at 1.25 s, and nothing is sent after it, though 30 s were asked.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { SubmitAnswer = TargetResponse.Fail("http_415_unsupported_media_type") };
+        var run = new LoadRunner(target, ThreeImages, Options(rate: 8, durationS: 30, drainS: 30), clock: clock).RunAsync();
+
+        // Time moves an eighth of a second at a time, once the arrivals due by then were sent and the loop waits again.
+        for (var k = 1; k <= 40 && !run.IsCompleted; k++)
+        {
+            await WaitUntilAsync(() => run.IsCompleted || (target.Contents.Count == k - 1 && clock.PendingWithin(TimeSpan.FromMilliseconds(5)) == 1));
+            if (!run.IsCompleted) clock.Advance(TimeSpan.FromSeconds(0.125));
+        }
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(30));
+        var report = LoadReport.From(result);
+
+        Assert.Equal(TimeSpan.FromSeconds(1.25), result.Elapsed);
+        Assert.Equal((10, 10, 0), (report.Counts.Submitted, report.Counts.Failed, report.Counts.ArrivalsNotSent));
+        Assert.Equal(StopReasons.Refused, report.Run.StoppedBy);
+        Assert.Equal(1.25, report.Run.SendingStoppedS);
+    }
+
+    [Theory]
+    [InlineData("http_400_not_an_image", true)]
+    [InlineData("http_401_unauthorized", true)]
+    [InlineData("http_413", true)]
+    [InlineData("rejected", true)]
+    [InlineData("http_408", false)]
+    [InlineData("http_500", false)]
+    [InlineData("http_4", false)]
+    [InlineData("connection_refused", false)]
+    [InlineData("invalid_response", false)]
+    public void IsRefusal_A4xxButATimeoutOrAnUploadAcceptingNothing(string reason, bool refusal) =>
+        Assert.Equal(refusal, LoadRunner.IsRefusal(reason));
 
     [Fact]
     public async Task ClosedLoop_ScatteredFailures_DoNotSlowTheUsers()

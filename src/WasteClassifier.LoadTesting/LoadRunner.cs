@@ -6,7 +6,8 @@ namespace WasteClassifier.LoadTesting;
 
 /// <summary>
 /// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
-/// whatever the answers). New submissions stop at the duration or the request bound (a submission throttled after that is
+/// whatever the answers). New submissions stop at the duration, the request bound, or once the target refused every image
+/// before accepting any (<see cref="MinRefusalsToStop"/>) (a submission throttled after that is
 /// not retried: it ends <see cref="RequestOutcome.ThrottledAtEnd"/>); results still outstanding are awaited for the drain time,
 /// then the run ends whatever is left, so it always stops by itself. Cancelling the token passed to
 /// <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
@@ -81,7 +82,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         await requests;
         var elapsed = Elapsed;
         // Read once the requests have ended, before anything else: a signal that comes after (while the result and the report
-        // are put together) ended nothing, and the run it found complete was reported interrupted.
+        // are put together) ended nothing; read later, it had a complete run reported interrupted.
         var interrupted = cancellationToken.IsCancellationRequested;
         progress?.Invoke(Progress());
         return new LoadRunResult(options, target.Description, startedAt, elapsed, _records.ToList(),

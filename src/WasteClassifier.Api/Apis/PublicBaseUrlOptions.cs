@@ -2,9 +2,9 @@ namespace WasteClassifier.Api.Apis;
 
 /// <summary>
 /// <c>Api:PublicBaseUrl</c> (optional): the API's address as clients reach it, e.g. <c>https://waste.example.org/classifier</c>
-/// behind a TLS-terminating proxy. <c>POST /v1/uploads</c> builds its <c>commit_url</c> and the embedded folder store's upload URLs on it. Unset, they
-/// are built on the request's scheme, Host and path base, which behind such a proxy say http: the API does not trust
-/// X-Forwarded-* (anyone could send them).
+/// behind a TLS-terminating proxy. <c>POST /v1/uploads</c> builds its <c>commit_url</c> and the embedded folder store's upload URLs on it. Unset, the
+/// upload URLs are built on the request's scheme, Host and path base, which behind such a proxy say http: the API does not trust
+/// X-Forwarded-* (anyone could send them); <c>commit_url</c> then stays relative, which the client resolves against its own origin.
 /// </summary>
 public sealed record PublicBaseUrlOptions(string? BaseUrl)
 {
@@ -28,4 +28,10 @@ public sealed record PublicBaseUrlOptions(string? BaseUrl)
 
     /// <summary>The API's root as clients reach it, without a trailing slash: the setting, or the request's own.</summary>
     public string Root(HttpRequest request) => BaseUrl ?? $"{request.Scheme}://{request.Host}{request.PathBase}";
+
+    /// <summary>
+    /// A link to one of the API's own routes: absolute on the setting, else relative (with the request's path base), so a
+    /// client behind a TLS-terminating proxy keeps its https origin rather than being sent to the http address the API sees.
+    /// </summary>
+    public string Link(HttpRequest request, string path) => BaseUrl is null ? $"{request.PathBase}{path}" : BaseUrl + path;
 }

@@ -90,8 +90,9 @@ public static class UploadsApi
         var baseUrl = publicUrl.Root(request);
         var items = created.Select(c => new UploadView(c.Upload.Id, "PUT",
             (c.PresignedUrl?.ToString() ?? $"{baseUrl}/v1/uploads/{c.Upload.Id}/content"), c.Upload.FileName, ClassificationView.Utc(c.Upload.ExpiresAt))).ToList();
-        // On the same root as the folder store's upload URLs: a relative "/v1/uploads/commit" missed a proxy's path prefix.
-        return TypedResults.Json(new CreatedUploads(items, items[0].ExpiresAt, $"{baseUrl}/v1/uploads/commit"), statusCode: StatusCodes.Status201Created);
+        // On Api:PublicBaseUrl when set (a bare "/v1/uploads/commit" missed a proxy's path prefix); relative otherwise, so a
+        // client keeps its own scheme and host (an absolute one built on the request said http:// behind a TLS proxy).
+        return TypedResults.Json(new CreatedUploads(items, items[0].ExpiresAt, publicUrl.Link(request, "/v1/uploads/commit")), statusCode: StatusCodes.Status201Created);
     }
 
     public static async Task<IResult> CommitAsync(HttpRequest request, [FromServices] DirectUploads uploads, [FromServices] UploadOptions limits,

@@ -68,6 +68,7 @@ api.MapServiceApi();
 api.MapModelsApi();
 api.MapTrainingJobsApi();
 api.MapSamplesApi();
+api.MapWorkersApi();
 // Both answer JSON (HealthResponses): the status of each check and a description that names what is wrong, never a secret.
 // Marked for the OpenAPI document (Apis/HealthProbes.cs), which the generator would leave them out of.
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponses.WriteAsync })

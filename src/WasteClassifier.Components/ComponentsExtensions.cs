@@ -43,6 +43,7 @@ public static class ComponentsExtensions
         services.AddScoped<ClassificationsFinishedNotifier>();
         services.AddSingleton<ClassificationBatchScheduler>();
         services.AddHostedService<ModelWatcher>();
+        services.AddHostedService<WorkerHeartbeatService>();
         services.AddExportedMetrics(ClassifierMetrics.WorkerRegistry);
         return services;
     }

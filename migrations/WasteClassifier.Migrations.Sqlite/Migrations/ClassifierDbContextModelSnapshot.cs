@@ -588,6 +588,49 @@ namespace WasteClassifier.Migrations.Sqlite.Migrations
                     b.ToTable("training_jobs", (string)null);
                 });
 
+            modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.WorkerHeartbeat", b =>
+                {
+                    b.Property<string>("WorkerId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("worker_id");
+
+                    b.Property<int>("HeartbeatSeconds")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("heartbeat_seconds");
+
+                    b.Property<string>("HostName")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("host_name");
+
+                    b.Property<DateTime>("LastSeenAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_seen_at");
+
+                    b.Property<string>("ModelVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("model_version");
+
+                    b.Property<DateTime>("ProcessStartedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("process_started_at");
+
+                    b.Property<DateTime?>("StoppedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stopped_at");
+
+                    b.HasKey("WorkerId")
+                        .HasName("pk_worker_heartbeats");
+
+                    b.HasIndex("LastSeenAt")
+                        .HasDatabaseName("ix_worker_heartbeats_last_seen_at");
+
+                    b.ToTable("worker_heartbeats", (string)null);
+                });
+
             modelBuilder.Entity("WasteClassifier.Infrastructure.Persistence.Classification", b =>
                 {
                     b.HasOne("WasteClassifier.Infrastructure.Persistence.StoredImage", "Image")

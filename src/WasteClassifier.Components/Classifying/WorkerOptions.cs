@@ -36,6 +36,12 @@ public sealed class WorkerOptions
     /// <summary>Largest accepted image, width × height, checked from the header before decoding.</summary>
     public long MaxPixels { get; set; } = 40_000_000;
 
+    /// <summary>How often the worker records its presence (<c>worker_heartbeats</c>); missing after 3 intervals without one.</summary>
+    public int HeartbeatSeconds { get; set; } = 15;
+
+    /// <summary>How long the row of a worker not seen since is kept (stopped and missing workers alike).</summary>
+    public int HeartbeatRetentionHours { get; set; } = 24;
+
     // The column that records it.
     private const int MaxIdLength = 128;
 
@@ -50,12 +56,16 @@ public sealed class WorkerOptions
         {
             (nameof(BatchSize), BatchSize, 1), (nameof(DecodeParallelism), DecodeParallelism, 1), (nameof(MaxAttempts), MaxAttempts, 1),
             (nameof(MaxPixels), MaxPixels, 1), (nameof(BatchWaitMs), BatchWaitMs, 0), (nameof(PipelineDepth), PipelineDepth, 0),
+            (nameof(HeartbeatSeconds), HeartbeatSeconds, 1), (nameof(HeartbeatRetentionHours), HeartbeatRetentionHours, 1),
         })
         {
             if (value < least)
                 throw new InvalidOperationException($"{Section}:{name} is {value}; it must be {least} or more" +
                     (name == nameof(PipelineDepth) ? " (0, the default: one more than Model:InferenceLanes)" : ""));
         }
+        // An interval past an hour would be judged missing only after hours; a day's interval overflows nothing but helps no one.
+        if (HeartbeatSeconds > 3600)
+            throw new InvalidOperationException($"{Section}:{nameof(HeartbeatSeconds)} is {HeartbeatSeconds}; it must be 3600 or less");
         if (string.IsNullOrWhiteSpace(Id) || Id.Length > MaxIdLength)
             throw new InvalidOperationException($"{Section}:Id '{Id}' must be 1 to {MaxIdLength} characters, not blank");
         return this;

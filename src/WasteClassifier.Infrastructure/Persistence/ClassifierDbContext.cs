@@ -20,6 +20,7 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
     public DbSet<LabelledSample> LabelledSamples => Set<LabelledSample>();
     public DbSet<DirectUpload> DirectUploads => Set<DirectUpload>();
     public DbSet<IdempotentRequest> IdempotentRequests => Set<IdempotentRequest>();
+    public DbSet<WorkerHeartbeat> WorkerHeartbeats => Set<WorkerHeartbeat>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -149,6 +150,17 @@ public class ClassifierDbContext(DbContextOptions<ClassifierDbContext> options) 
             request.Property(r => r.Fingerprint).HasMaxLength(64);
             // For the sweep of expired rows (Api:IdempotencyRetentionHours).
             request.HasIndex(r => r.CreatedAt);
+        });
+
+        modelBuilder.Entity<WorkerHeartbeat>(worker =>
+        {
+            worker.ToTable("worker_heartbeats");
+            worker.HasKey(w => w.WorkerId);
+            worker.Property(w => w.WorkerId).HasMaxLength(128);
+            worker.Property(w => w.HostName).HasMaxLength(256);
+            worker.Property(w => w.ModelVersion).HasMaxLength(128);
+            // GET /v1/workers lists those seen within a window, and the sweep deletes those not seen for the retention.
+            worker.HasIndex(w => w.LastSeenAt);
         });
     }
 }

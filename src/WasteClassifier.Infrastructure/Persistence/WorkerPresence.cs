@@ -1,3 +1,5 @@
+using System.Data;
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 
 namespace WasteClassifier.Infrastructure.Persistence;
@@ -41,7 +43,7 @@ public static class WorkerPresence
                 last_seen_at = excluded.last_seen_at, stopped_at = NULL
             """;
         return db.Database.ExecuteSqlRawAsync(statement,
-            [worker.WorkerId, worker.HostName, DateTime.SpecifyKind(worker.ProcessStartedAt, DateTimeKind.Utc), (object?)worker.ModelVersion ?? DBNull.Value,
+            [worker.WorkerId, worker.HostName, DateTime.SpecifyKind(worker.ProcessStartedAt, DateTimeKind.Utc), Text(db, worker.ModelVersion),
                 worker.HeartbeatSeconds], cancellationToken);
     }
 
@@ -65,6 +67,16 @@ public static class WorkerPresence
         var query = $"SELECT {Now(db)} AS \"Value\"";
         var now = await db.Database.SqlQueryRaw<DateTime>(query).SingleAsync(cancellationToken);
         return DateTime.SpecifyKind(now, DateTimeKind.Utc);
+    }
+
+    /// <summary>A string parameter that may be null: EF Core maps a raw SQL value by its type, and DBNull has no mapping.</summary>
+    private static DbParameter Text(ClassifierDbContext db, string? value)
+    {
+        using var command = db.Database.GetDbConnection().CreateCommand();
+        var parameter = command.CreateParameter();
+        parameter.DbType = DbType.String;
+        parameter.Value = (object?)value ?? DBNull.Value;
+        return parameter;
     }
 
     // SQLite keeps times as text in EF Core's format, which compares in time order; strftime('%f') gives milliseconds.

@@ -43,6 +43,8 @@ public sealed class WebInterfaceBrowserTests(ITestOutputHelper output)
         Assert.Contains("[ui] results:", log);
         // The earlier run's worker finished an image two minutes ago: seen, not active.
         Assert.Contains("[ui] active workers: 1 · 2 seen", log);
+        // Only this API's in-process worker records heartbeats; the earlier run's left results alone.
+        Assert.Contains("[ui] workers up: 1 · 0 missing", log);
         foreach (var name in new[] { "classify", "history", "dashboard", "models", "api-reference", "classify-phone" })
         {
             var file = new FileInfo(Path.Combine(ScreenshotDirectory, $"{name}.png"));

@@ -283,6 +283,8 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         await AssertDeclaredAsync(document, "/v1/training-jobs", "get", await Http.GetAsync("/v1/training-jobs"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/v1/sources", "get", await Http.GetAsync("/v1/sources"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/v1/sources/{name}/composition", "get", await Http.GetAsync("/v1/sources/openapi-line/composition"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/workers", "get", await Http.GetAsync("/v1/workers"), HttpStatusCode.OK);
+        await AssertDeclaredAsync(document, "/v1/workers", "get", await Http.GetAsync("/v1/workers?minutes=0"), HttpStatusCode.BadRequest);
         await AssertDeclaredAsync(document, "/health", "get", await Http.GetAsync("/health"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/classes", "get", await Http.GetAsync("/classes"), HttpStatusCode.OK);
         await AssertDeclaredAsync(document, "/stats/timeseries", "get", await Http.GetAsync("/stats/timeseries?minutes=5&step_seconds=60"), HttpStatusCode.OK);

@@ -70,6 +70,8 @@ try {
   const workers = page.locator('#kpis .kpi', { hasText: 'Active workers' });
   step(`active workers: ${(await workers.locator('.v').textContent()).replace(/\s*·\s*/, ' · ').trim()}`);
   if (!(await workers.getAttribute('title'))?.includes('last minute')) problems.push('the active workers figure does not say what active means');
+  const up = page.locator('#kpis .kpi', { hasText: 'Workers up' });
+  step(`workers up: ${(await up.locator('.v').textContent()).replace(/\s*·\s*/, ' · ').trim()}`);
   await page.waitForTimeout(300);
   await shot('dashboard');
 

@@ -1,4 +1,5 @@
-// Live dashboard: /stats (all-time figures) and /stats/timeseries (charts), refreshed every few seconds while visible.
+// Live dashboard: /stats (all-time figures), /stats/timeseries (charts) and /v1/workers (heartbeats), refreshed every few
+// seconds while visible.
 import { getJson, query } from './api.js';
 import { el, ms, num, ago } from './ui.js';
 import { lineChart, stackedBars } from './charts.js';
@@ -21,15 +22,16 @@ export function hideDashboard() { clearInterval(timer); timer = null; }
 async function refresh() {
   const [minutes, step] = document.getElementById('dash-window').value.split(':');
   try {
-    const [stats, series] = await Promise.all([getJson('/stats'), getJson(`/stats/timeseries${query({ minutes, step_seconds: step })}`)]);
-    render(stats, series);
+    const [stats, series, workers] = await Promise.all([getJson('/stats'), getJson(`/stats/timeseries${query({ minutes, step_seconds: step })}`),
+      getJson('/v1/workers')]);
+    render(stats, series, workers);
     document.getElementById('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     document.getElementById('dash-updated').textContent = `refresh failed: ${e.message}`;
   }
 }
 
-function render(stats, series) {
+function render(stats, series, workers) {
   const counts = stats.counts ?? {};
   const kpi = (k, v, unit) => el('div.kpi', {}, el('div.k', {}, k), el('div.v', {}, v, unit ? el('small', {}, unit) : ''));
   document.getElementById('kpis').replaceChildren(
@@ -38,7 +40,8 @@ function render(stats, series) {
     kpi('Queue depth', num(counts.queued ?? 0), `· ${num(counts.processing ?? 0)} processing`),
     kpi('p95 end to end', ms(stats.latency_ms?.total?.p95)),
     kpi('Failed', num(counts.failed)),
-    activeWorkers(stats));
+    activeWorkers(stats),
+    upWorkers(workers));
 
   const times = series.points.map(p => p.t);
   const values = key => series.points.map(p => p[key]);
@@ -81,6 +84,14 @@ function activeWorkers(stats) {
   return el('div.kpi', { title: 'Active: finished an image (completed or failed) in the last minute; an idle worker is not counted. '
       + 'Seen: every worker id that ever finished one (a restarted process or a new pod has a new id).' },
     el('div.k', {}, 'Active workers'), el('div.v', {}, num(active), el('small', {}, `· ${num(workers.length)} seen`)));
+}
+
+// Heartbeats (/v1/workers): a worker is up while it records one every few seconds, busy or idle; missing after three
+// intervals without one (crashed, hung, or cut off from the database); stopped once it shut down gracefully.
+function upWorkers(workers) {
+  return el('div.kpi', { title: 'Up: worker processes whose heartbeat arrived within 3 of their intervals, idle ones included. '
+      + 'Missing: no heartbeat for longer in the last hour. Stopped: shut down gracefully in the last hour.' },
+    el('div.k', {}, 'Workers up'), el('div.v', {}, num(workers.up), el('small', {}, `· ${num(workers.missing)} missing`)));
 }
 
 const byId = id => document.getElementById(id);

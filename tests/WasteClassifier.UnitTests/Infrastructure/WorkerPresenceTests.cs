@@ -1,0 +1,142 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Classifying;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.UnitTests.LoadTesting;
+using WasteClassifier.UnitTests.Support;
+
+namespace WasteClassifier.UnitTests.Infrastructure;
+
+/// <summary>Worker presence: what a heartbeat row says at a time, and the beat, stop and sweep on the embedded database.</summary>
+public sealed class WorkerPresenceTests
+{
+    [Fact]
+    public void StatusOf_OnAManualClock_UpWithinThreeIntervalsThenMissing()
+    {
+        var clock = new ManualClock();
+        var row = Row(lastSeen: clock.GetUtcNow().UtcDateTime, heartbeatSeconds: 15);
+
+        Assert.Equal(WorkerPresence.Up, WorkerPresence.StatusOf(row, clock.GetUtcNow().UtcDateTime));
+        clock.Advance(TimeSpan.FromSeconds(45));
+        // Two beats missed, the third due now: still up.
+        Assert.Equal(WorkerPresence.Up, WorkerPresence.StatusOf(row, clock.GetUtcNow().UtcDateTime));
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(WorkerPresence.Missing, WorkerPresence.StatusOf(row, clock.GetUtcNow().UtcDateTime));
+
+        // A beat brings it back.
+        row.LastSeenAt = clock.GetUtcNow().UtcDateTime;
+        Assert.Equal(WorkerPresence.Up, WorkerPresence.StatusOf(row, clock.GetUtcNow().UtcDateTime));
+    }
+
+    [Fact]
+    public void StatusOf_EachWorkerJudgedByItsOwnInterval()
+    {
+        var clock = new ManualClock();
+        var fast = Row(lastSeen: clock.GetUtcNow().UtcDateTime, heartbeatSeconds: 5);
+        var slow = Row(lastSeen: clock.GetUtcNow().UtcDateTime, heartbeatSeconds: 60);
+
+        clock.Advance(TimeSpan.FromSeconds(16));
+
+        Assert.Equal(WorkerPresence.Missing, WorkerPresence.StatusOf(fast, clock.GetUtcNow().UtcDateTime));
+        Assert.Equal(WorkerPresence.Up, WorkerPresence.StatusOf(slow, clock.GetUtcNow().UtcDateTime));
+    }
+
+    [Fact]
+    public void StatusOf_StoppedWorker_IsStoppedNotUpHoweverRecent()
+    {
+        var clock = new ManualClock();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var row = Row(lastSeen: now, heartbeatSeconds: 15);
+        row.StoppedAt = now;
+
+        Assert.Equal(WorkerPresence.Stopped, WorkerPresence.StatusOf(row, now));
+    }
+
+    [Fact]
+    public async Task HeartbeatService_BeatThenGracefulStop_UpWithItsModelThenStopped()
+    {
+        using var database = new InMemoryDatabase();
+        var options = new WorkerOptions { Id = "worker-unit", HeartbeatSeconds = 15 };
+        using var services = Services(database);
+        var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), options, new LoadedModel("v7"), TimeProvider.System,
+            NullLogger<WorkerHeartbeatService>.Instance);
+
+        await service.BeatAsync(CancellationToken.None);
+
+        var row = await ReadAsync(database, "worker-unit");
+        Assert.Equal(Environment.MachineName, row.HostName);
+        Assert.Equal("v7", row.ModelVersion);
+        Assert.Equal(15, row.HeartbeatSeconds);
+        Assert.Null(row.StoppedAt);
+        Assert.Equal(WorkerPresence.Up, WorkerPresence.StatusOf(row, await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None)));
+
+        await service.StopAsync(CancellationToken.None);
+
+        row = await ReadAsync(database, "worker-unit");
+        Assert.NotNull(row.StoppedAt);
+        Assert.Equal(WorkerPresence.Stopped, WorkerPresence.StatusOf(row, await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None)));
+
+        // The same id started again: its next beat clears the stop.
+        await service.BeatAsync(CancellationToken.None);
+        Assert.Null((await ReadAsync(database, "worker-unit")).StoppedAt);
+        Assert.Equal(1, await database.Context.WorkerHeartbeats.CountAsync());
+    }
+
+    [Fact]
+    public async Task Beat_LastSeenIsTheDatabasesClockNotTheWorkers()
+    {
+        using var database = new InMemoryDatabase();
+        var before = await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None);
+
+        // The row's own times are ignored for last_seen_at: a worker whose clock is a day behind is still up.
+        await WorkerPresence.BeatAsync(database.Context, Row(lastSeen: before.AddDays(-1), heartbeatSeconds: 15), CancellationToken.None);
+
+        var row = await ReadAsync(database, "w");
+        Assert.InRange(row.LastSeenAt, before, await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Sweep_DeletesOnlyWorkersNotSeenForTheRetention()
+    {
+        using var database = new InMemoryDatabase();
+        var now = await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None);
+        var old = Row(lastSeen: now.AddHours(-25), heartbeatSeconds: 15);
+        old.WorkerId = "old";
+        var recent = Row(lastSeen: now.AddHours(-23), heartbeatSeconds: 15);
+        recent.WorkerId = "recent";
+        database.Context.WorkerHeartbeats.AddRange(old, recent);
+        await database.Context.SaveChangesAsync();
+
+        Assert.Equal(1, await WorkerPresence.SweepAsync(database.Context, TimeSpan.FromHours(24), CancellationToken.None));
+
+        Assert.Equal(["recent"], await database.Context.WorkerHeartbeats.AsNoTracking().Select(w => w.WorkerId).ToListAsync());
+    }
+
+    private static WorkerHeartbeat Row(DateTime lastSeen, int heartbeatSeconds) => new()
+    {
+        WorkerId = "w",
+        HostName = "host",
+        ProcessStartedAt = lastSeen,
+        HeartbeatSeconds = heartbeatSeconds,
+        LastSeenAt = lastSeen,
+    };
+
+    private static async Task<WorkerHeartbeat> ReadAsync(InMemoryDatabase database, string id)
+    {
+        await using var db = database.NewContext();
+        return await db.WorkerHeartbeats.AsNoTracking().SingleAsync(w => w.WorkerId == id);
+    }
+
+    private static ServiceProvider Services(InMemoryDatabase database) =>
+        new ServiceCollection().AddScoped(_ => database.NewContext()).BuildServiceProvider();
+
+    private sealed class LoadedModel(string version) : IModelProvider
+    {
+        public ModelCard? LoadedCard { get; } = new() { Version = version, Labels = ["a", "b"], Input = new ModelInputSpec() };
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new NotSupportedException("no batch runs here");
+    }
+}

@@ -18,6 +18,9 @@ public sealed class WorkerOptionsTests
     [InlineData("DecodeParallelism", "0", "Worker:DecodeParallelism is 0; it must be 1 or more")]
     [InlineData("MaxAttempts", "0", "Worker:MaxAttempts is 0; it must be 1 or more")]
     [InlineData("MaxPixels", "0", "Worker:MaxPixels is 0; it must be 1 or more")]
+    [InlineData("HeartbeatSeconds", "0", "Worker:HeartbeatSeconds is 0; it must be 1 or more")]
+    [InlineData("HeartbeatSeconds", "3601", "Worker:HeartbeatSeconds is 3601; it must be 3600 or less")]
+    [InlineData("HeartbeatRetentionHours", "0", "Worker:HeartbeatRetentionHours is 0; it must be 1 or more")]
     [InlineData("Id", " ", "Worker:Id ' ' must be 1 to 128 characters")]
     public void AddClassificationWorker_SettingThatWouldStallEveryBatch_RefusedNamingIt(string setting, string value, string expected)
     {

@@ -117,12 +117,7 @@ public sealed class QueueGauges(Func<CancellationToken, Task<IReadOnlyDictionary
     /// </summary>
     public static Task<IReadOnlyDictionary<string, long>> ReadCountsAsync(ClassifierDbContext db, CancellationToken cancellationToken) =>
         // A query run inside a strategy's ExecuteAsync is not retried by the context's own strategy.
-        new NoRetry(db).ExecuteAsync(async token => (IReadOnlyDictionary<string, long>)await db.Classifications
+        new SingleAttempt(db).ExecuteAsync(async token => (IReadOnlyDictionary<string, long>)await db.Classifications
             .Where(c => c.Status == ClassificationStatus.Queued || c.Status == ClassificationStatus.Processing)
             .GroupBy(c => c.Status).Select(g => new { g.Key, Count = g.LongCount() }).ToDictionaryAsync(g => g.Key, g => g.Count, token), cancellationToken);
-
-    private sealed class NoRetry(DbContext context) : ExecutionStrategy(context, maxRetryCount: 0, maxRetryDelay: TimeSpan.Zero)
-    {
-        protected override bool ShouldRetryOn(Exception exception) => false;
-    }
 }

@@ -6,6 +6,7 @@ using WasteClassifier.Api.Stats;
 using WasteClassifier.Api.Security;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 
@@ -21,7 +22,7 @@ public static class ServiceApi
         var api = app.MapGroup("").WithTags("Service");
         api.MapGet("/", Index).WithName("Index").WithSummary("Browsers (Accept: text/html) get the web interface; other clients the service and its endpoints as JSON")
             .Produces<ServiceDescription>().AlsoAnswers("text/html").WithoutDependencies();
-        // An outage is in its body (components), with a 200: TryGetActiveAsync and the health checks catch it.
+        // An outage is in its body (components), with a 200: TryGetActiveAsync and the health checks catch it, each trying once.
         api.MapGet("/health", HealthAsync).WithName("Health").WithSummary("Status, uptime, model, and the broker, database and object store").Produces<ServiceHealth>()
             .WithoutDependencies();
         api.MapGet("/classes", ClassesAsync).WithName("Classes").WithSummary("The class names, in the model's output order").Produces<ClassList>();
@@ -82,10 +83,15 @@ public static class ServiceApi
             _ => "",
         }))));
 
-    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, IServiceProvider services, ILoggerFactory loggers, CancellationToken cancellationToken)
+    public static async Task<IResult> HealthAsync(HealthCheckService health, [FromServices] ModelRegistry registry, ClassifierDbContext db, IServiceProvider services,
+        ILoggerFactory loggers, CancellationToken cancellationToken)
     {
-        var active = await TryGetActiveAsync(registry, cancellationToken);
         var report = await health.CheckHealthAsync(cancellationToken);
+        // The registry is not read when the database check found the database down: that read could only fail, and it held
+        // the answer ~15 s (EF's retries) past a monitor's timeout. The outage is in components.database.
+        var databaseDown = report.Entries.TryGetValue(ObservabilityExtensions.DatabaseCheck, out var database)
+            && database.Status == HealthStatus.Unhealthy;
+        var active = databaseDown ? null : await TryGetActiveAsync(registry, db, cancellationToken);
         // The broker's detail in fixed words (HealthResponses.Description): MassTransit's own text is only logged.
         var logger = loggers.CreateLogger(typeof(HealthResponses).FullName!);
         var components = report.Entries.ToDictionary(e => ComponentName(e.Key), e => new ComponentHealth(e.Value.Status.ToString().ToLowerInvariant(), HealthResponses.Description(e.Key, e.Value, logger)));
@@ -141,11 +147,12 @@ public static class ServiceApi
         return TypedResults.Ok(new ClassList(labels, labels.Count));
     }
 
-    private static async Task<ModelRecord?> TryGetActiveAsync(ModelRegistry registry, CancellationToken cancellationToken)
+    /// <summary>The active model, or null when it cannot be read: tried once (a database that fails now is reported by its check).</summary>
+    private static async Task<ModelRecord?> TryGetActiveAsync(ModelRegistry registry, ClassifierDbContext db, CancellationToken cancellationToken)
     {
         try
         {
-            return await registry.GetActiveAsync(cancellationToken);
+            return await new SingleAttempt(db).ExecuteAsync(registry.GetActiveAsync, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

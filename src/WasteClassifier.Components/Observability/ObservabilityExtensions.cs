@@ -13,6 +13,9 @@ public static class ObservabilityExtensions
 {
     public const string ReadyTag = "ready";
 
+    /// <summary>The database check (<see cref="DatabaseHealthCheck"/>).</summary>
+    public const string DatabaseCheck = "database";
+
     /// <summary>The model check: the one ready check whose degraded status still counts as ready.</summary>
     public const string ModelCheck = "model";
     public const string PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -20,7 +23,7 @@ public static class ObservabilityExtensions
     /// <summary>Readiness checks of every process: database, object store and (where this process classifies) the model. MassTransit adds the broker's.</summary>
     public static IHealthChecksBuilder AddClassifierHealthChecks(this IServiceCollection services) =>
         services.AddHealthChecks()
-            .AddCheck<DatabaseHealthCheck>("database", tags: [ReadyTag])
+            .AddCheck<DatabaseHealthCheck>(DatabaseCheck, tags: [ReadyTag])
             .AddCheck<ObjectStoreHealthCheck>("object_store", tags: [ReadyTag])
             .AddCheck<ModelHealthCheck>(ModelCheck, tags: [ReadyTag]);
 

@@ -1,6 +1,13 @@
+using System.Data.Common;
 using System.Net;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Observability;
@@ -107,6 +114,177 @@ public sealed class ApiHealthTests : IAsyncLifetime
             await api.DisposeAsync();
             await TestServices.DropDatabaseAsync(connectionString);
         }
+    }
+
+    /// <summary>
+    /// GET /health during a database outage does not read the model registry: through EF's retrying strategy that read held
+    /// the answer ~15 s (6 tries to connect), past a monitor's timeout, to learn what the database check already said.
+    /// Counted as the connections EF tries to open for the request, not timed (the database check opens its own, outside EF).
+    /// </summary>
+    [IntegrationFact]
+    public async Task Health_DatabaseRefusingConnections_RegistryNotRead()
+    {
+        var opens = new HealthRequestOpens();
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health_noread");
+        var database = new NpgsqlConnectionStringBuilder(connectionString).Database!;
+        var api = OnOwnDatabase(connectionString, "noread", services =>
+        {
+            services.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(opens));
+            services.AddSingleton<IStartupFilter>(opens);
+        });
+        try
+        {
+            using var http = api.CreateClient();
+            using (var healthy = JsonDocument.Parse(await http.GetStringAsync("/health")))
+                Assert.Equal("healthy", healthy.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+            Assert.True(opens.Opens > 0, "the registry's read opens a connection through EF while the database is up");
+
+            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS false",
+                $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
+            NpgsqlConnection.ClearAllPools();
+            var before = opens.Opens;
+            var response = await http.GetAsync("/health");
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+            using var json = JsonDocument.Parse(text);
+            Assert.Equal("unhealthy", json.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+            Assert.Equal(0, opens.Opens - before);
+        }
+        finally
+        {
+            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true");
+            await api.DisposeAsync();
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    /// <summary>
+    /// The database check passes but the registry's read fails (the database went away between the two, say): GET /health
+    /// tries it once and answers, where EF's strategy tried it 6 times over ~15 s.
+    /// </summary>
+    [IntegrationFact]
+    public async Task Health_RegistryReadFailing_TriedOnce()
+    {
+        var registry = new RegistryReads();
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health_once");
+        // The in-process worker's model watcher reads the registry at start, then not for an hour: every later read is a request's.
+        var api = OnOwnDatabase(connectionString, "once", services => services.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(registry)),
+            ("Model:RefreshSeconds", "3600"));
+        try
+        {
+            using var http = api.CreateClient();
+            await WaitForModelAsync(http);
+
+            registry.Failing = true;
+            var before = registry.Reads;
+            var response = await http.GetAsync("/health");
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+            using var json = JsonDocument.Parse(text);
+            Assert.Equal("healthy", json.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+            Assert.Equal(1, registry.Reads - before);
+        }
+        finally
+        {
+            registry.Failing = false;
+            await api.DisposeAsync();
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
+    /// <summary>An API on its own PostgreSQL database, with <paramref name="services"/> added.</summary>
+    private ApiFactory OnOwnDatabase(string connectionString, string name, Action<IServiceCollection> services, params (string Key, string Value)[] extra)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = Path.Combine(_directory, name),
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = connectionString,
+            ["Worker:Id"] = $"health-{name}-worker",
+        };
+        foreach (var (key, value) in extra) settings[key] = value;
+        return new ApiFactory(settings, services);
+    }
+
+    /// <summary>Until the in-process worker has loaded its model, so its start-up read of the registry is over.</summary>
+    private static async Task WaitForModelAsync(HttpClient http)
+    {
+        for (var attempt = 0; attempt < 240; attempt++)
+        {
+            using var json = JsonDocument.Parse(await http.GetStringAsync("/health"));
+            if (json.RootElement.GetProperty("model_loaded").GetBoolean()) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail("the in-process worker did not load its model within a minute");
+    }
+
+    /// <summary>Counts the connections EF tries to open while it serves a GET /health (marked by a middleware in front of all).</summary>
+    private sealed class HealthRequestOpens : DbConnectionInterceptor, IStartupFilter
+    {
+        private static readonly AsyncLocal<bool> InHealthRequest = new();
+        private int _opens;
+
+        public int Opens => Volatile.Read(ref _opens);
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, following) =>
+            {
+                InHealthRequest.Value = context.Request.Path == "/health";
+                await following(context);
+            });
+            next(app);
+        };
+
+        public override InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
+        {
+            Count();
+            return result;
+        }
+
+        public override ValueTask<InterceptionResult> ConnectionOpeningAsync(DbConnection connection, ConnectionEventData eventData, InterceptionResult result,
+            CancellationToken cancellationToken = default)
+        {
+            Count();
+            return ValueTask.FromResult(result);
+        }
+
+        private void Count()
+        {
+            if (InHealthRequest.Value) Interlocked.Increment(ref _opens);
+        }
+    }
+
+    /// <summary>Counts the statements EF prepares that read the model registry (each try of a read prepares one); while
+    /// <see cref="Failing"/>, they fail as on a connection that timed out.</summary>
+    private sealed class RegistryReads : DbCommandInterceptor
+    {
+        private int _reads;
+        private volatile bool _failing;
+
+        public bool Failing
+        {
+            get => _failing;
+            set => _failing = value;
+        }
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public override DbCommand CommandInitialized(CommandEndEventData eventData, DbCommand result)
+        {
+            if (ReadsRegistry(result)) Interlocked.Increment(ref _reads);
+            return result;
+        }
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default) =>
+            _failing && ReadsRegistry(command) ? throw new TimeoutException("the database did not answer") : ValueTask.FromResult(result);
+
+        // Initialized: its text is set by then.
+        private static bool ReadsRegistry(DbCommand command) =>
+            command.CommandText.Contains("FROM models", StringComparison.OrdinalIgnoreCase) || command.CommandText.Contains("FROM \"models\"", StringComparison.Ordinal);
     }
 
     /// <summary>Runs statements on the server's maintenance database, outside the one under test.</summary>

@@ -110,9 +110,8 @@ public sealed class ApiHealthTests : IAsyncLifetime
         }
         finally
         {
-            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true");
-            await api.DisposeAsync();
-            await TestServices.DropDatabaseAsync(connectionString);
+            await CleanUpAsync(() => AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true"),
+                async () => await api.DisposeAsync(), () => TestServices.DropDatabaseAsync(connectionString));
         }
     }
 
@@ -153,9 +152,8 @@ public sealed class ApiHealthTests : IAsyncLifetime
         }
         finally
         {
-            await AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true");
-            await api.DisposeAsync();
-            await TestServices.DropDatabaseAsync(connectionString);
+            await CleanUpAsync(() => AdministerAsync($"ALTER DATABASE \"{database}\" WITH ALLOW_CONNECTIONS true"),
+                async () => await api.DisposeAsync(), () => TestServices.DropDatabaseAsync(connectionString));
         }
     }
 
@@ -192,6 +190,21 @@ public sealed class ApiHealthTests : IAsyncLifetime
             await api.DisposeAsync();
             await TestServices.DropDatabaseAsync(connectionString);
         }
+    }
+
+    /// <summary>
+    /// Runs every clean-up step even when one throws (a failed re-allow must not leave the API running or the database
+    /// behind), then throws the first failure.
+    /// </summary>
+    private static async Task CleanUpAsync(params Func<Task>[] steps)
+    {
+        Exception? first = null;
+        foreach (var step in steps)
+        {
+            try { await step(); }
+            catch (Exception e) { first ??= e; }
+        }
+        if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
     }
 
     /// <summary>An API on its own PostgreSQL database, with <paramref name="services"/> added.</summary>

@@ -284,7 +284,7 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
                 // have been accepted before the answer was lost.
                 default:
                     Finish(record, RequestOutcome.Failed, answer.Reason ?? "submit_failed", null);
-                    if (answer.Kind == ResponseKind.Failed && IsRefusal(answer.Reason)) Refused(original, answer.Reason!);
+                    if (answer.Kind == ResponseKind.Failed && IsRefusal(answer.Reason)) Refused(original, answer.Reason!, stopLaunching);
                     // Unavailable, or a connection that could not be made at all (HttpLoadTarget names those connection_…:
                     // a certificate, a name that does not resolve): hammering it makes no sense.
                     record.NoAnswer = answer.Kind == ResponseKind.Unavailable || answer.Reason?.StartsWith("connection_", StringComparison.Ordinal) == true;
@@ -300,11 +300,13 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     internal static bool IsRefusal(string? reason) =>
         reason == "rejected" || reason is ['h', 't', 't', 'p', '_', '4', >= '0' and <= '9', >= '0' and <= '9', ..] && !reason.StartsWith("http_408", StringComparison.Ordinal);
 
-    private void Refused(TestImage image, string reason)
+    private void Refused(TestImage image, string reason, CancellationToken stopLaunching)
     {
         lock (_refusalGate)
         {
-            if (_anyAccepted || _refusedEverything is not null) return;
+            // A refusal answered once sending had stopped (the duration, the request bound, Ctrl+C) stops nothing: recorded, it
+            // named the refusals as the reason (stopped_by refused) in place of the one that did.
+            if (_anyAccepted || _refusedEverything is not null || stopLaunching.IsCancellationRequested || RequestBoundReached()) return;
             _refusedImages.Add(image);
             _refusalReasons[reason] = _refusalReasons.GetValueOrDefault(reason) + 1;
             var refusals = _refusalReasons.Values.Sum();

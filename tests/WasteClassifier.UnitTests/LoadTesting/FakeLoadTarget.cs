@@ -51,6 +51,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
 
     public string RefusalReason { get; init; } = "http_400_not_an_image";
 
+    /// <summary>Submissions are answered only once this task has completed (a slow server): they are in flight until then.</summary>
+    public Task? AnswersHeldUntil { get; init; }
+
     /// <summary>The bytes of every submission, throttled ones included.</summary>
     public ConcurrentQueue<byte[]> Contents { get; } = new();
 
@@ -72,6 +75,17 @@ internal sealed class FakeLoadTarget : ILoadTarget
     public Task<TargetResponse> SubmitAsync(TestImage image, CancellationToken cancellationToken)
     {
         Contents.Enqueue(image.Content);
+        return AnswersHeldUntil is { } held ? AnswerOnceReleasedAsync(held, image) : Answer(image);
+    }
+
+    private async Task<TargetResponse> AnswerOnceReleasedAsync(Task held, TestImage image)
+    {
+        await held;
+        return await Answer(image);
+    }
+
+    private Task<TargetResponse> Answer(TestImage image)
+    {
         if (SubmitAnswer is { } answer) return Task.FromResult(answer);
         if (Refuses?.Invoke(image.FileName) == true) return Task.FromResult(TargetResponse.Fail(RefusalReason));
         if (AlwaysThrottles is { } retryAfter) return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: retryAfter));

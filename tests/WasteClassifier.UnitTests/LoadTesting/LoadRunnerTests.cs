@@ -263,6 +263,34 @@ public sealed class LoadRunnerTests
         Assert.Contains($"\"refused_everything\": \"the target refused all 3", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
     }
 
+    [Theory]
+    [InlineData(StopReasons.RequestBound)]
+    [InlineData(StopReasons.Duration)]
+    [InlineData(StopReasons.Interrupted)]
+    public async Task ClosedLoop_EveryImageRefusedOnceSendingStopped_StopReasonIsWhatStoppedIt(string stoppedBy)
+    {
+        // Ten submissions in flight when sending stops (--max-requests 10 against a deployment that wants a key, the duration,
+        // Ctrl+C), then all refused: the tenth refusal came too late to stop anything, and reported stopped_by refused in
+        // place of the real reason.
+        var clock = new ManualClock();
+        var answers = new TaskCompletionSource();
+        var target = new FakeLoadTarget { SubmitAnswer = TargetResponse.Fail("http_401_unauthorized"), AnswersHeldUntil = answers.Task };
+        using var interrupt = new CancellationTokenSource();
+        var options = Options(users: 10, maxRequests: stoppedBy == StopReasons.RequestBound ? 10 : 1000, durationS: 1, drainS: 5);
+
+        var run = new LoadRunner(target, ThreeImages, options, clock: clock).RunAsync(interrupt.Token);
+        await WaitUntilAsync(() => target.Contents.Count == 10);
+        if (stoppedBy == StopReasons.Duration) clock.Advance(TimeSpan.FromSeconds(1));
+        if (stoppedBy == StopReasons.Interrupted) await interrupt.CancelAsync();
+        answers.SetResult();
+        var report = LoadReport.From(await run.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal(stoppedBy, report.Run.StoppedBy);
+        Assert.Null(report.Run.RefusedEverything);
+        Assert.Equal(new Dictionary<string, int> { ["http_401_unauthorized"] = 10 }, report.Counts.FailuresByReason);
+        Assert.DoesNotContain("Stopped early", MarkdownReport.Render(report));
+    }
+
     [Fact]
     public async Task ClosedLoop_OneImageOfThreeAlwaysRefused_RunGoesOnToItsEnd()
     {

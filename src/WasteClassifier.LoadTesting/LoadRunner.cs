@@ -312,7 +312,9 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             var refusals = _refusalReasons.Values.Sum();
             if (refusals < MinRefusalsToStop || _refusedImages.Count < _images!.All.Count) return;
             var reasons = string.Join(", ", _refusalReasons.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => $"{r.Key} ×{r.Value}"));
-            _refusedEverything = $"the target refused all {_images.All.Count} image(s) of the set, {refusals} submissions, before accepting any: {reasons}";
+            // The counts are those when sending stopped: a request still in flight then and refused later is in the failures
+            // by reason, not here.
+            _refusedEverything = $"the target refused all {_images.All.Count} image(s) of the set before accepting any; sending stopped once {refusals} submissions were refused: {reasons}";
         }
         // Outside the lock: cancelling runs the run's own callbacks.
         _stopRefused!.Cancel();

@@ -29,7 +29,8 @@ public static class MarkdownReport
         md.Append(run.Interrupted ? "; **interrupted** before its end (requests still open then are counted apart, not as failed)" : "");
         md.Append(CultureInfo.InvariantCulture, $". Sending stopped at {F(run.SendingStoppedS)} s: {StopReason(run.StoppedBy)}.\n\n");
         if (run.RefusedEverything is { } refusals)
-            md.Append(CultureInfo.InvariantCulture, $"**Stopped early**: {refusals}. Nothing would be accepted: check the images, the API key and the target.\n\n");
+            md.Append(CultureInfo.InvariantCulture, $"**Stopped early**: {refusals}. Nothing would be accepted: check the images, the API key and the target. " +
+                      $"Requests still in flight then and refused later are counted in the failures by reason below.\n\n");
         if (run.CleanupFollows)
             // Written before the cleanup ran: what it meant to do, not what it did.
             md.Append("--cleanup was to remove the run after this report was written; the command's log says what it removed, or left " +

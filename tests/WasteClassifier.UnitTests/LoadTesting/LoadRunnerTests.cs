@@ -258,8 +258,11 @@ public sealed class LoadRunnerTests
         Assert.Equal(report.Counts.Submitted, report.Counts.Failed);
         Assert.Equal(TimeSpan.Zero, clock.Now);
         Assert.Equal(StopReasons.Refused, report.Run.StoppedBy);
-        Assert.Equal($"the target refused all 3 image(s) of the set, 10 submissions, before accepting any: {reason} ×10", report.Run.RefusedEverything);
-        Assert.Contains($"**Stopped early**: the target refused all 3 image(s) of the set, 10 submissions, before accepting any: {reason} ×10", MarkdownReport.Render(report));
+        Assert.Equal($"the target refused all 3 image(s) of the set before accepting any; sending stopped once 10 submissions were refused: {reason} ×10", report.Run.RefusedEverything);
+        Assert.Contains($"**Stopped early**: the target refused all 3 image(s) of the set before accepting any; sending stopped once 10 submissions were refused: {reason} ×10", MarkdownReport.Render(report));
+        // The other user's refusal, if it came after the stop, is in the failures by reason, and report.md says so.
+        Assert.Equal(new Dictionary<string, int> { [reason] = report.Counts.Submitted }, report.Counts.FailuresByReason);
+        Assert.Contains("Requests still in flight then and refused later are counted in the failures by reason below.", MarkdownReport.Render(report));
         Assert.Contains($"\"refused_everything\": \"the target refused all 3", System.Text.Json.JsonSerializer.Serialize(report, ReportFiles.Json));
     }
 

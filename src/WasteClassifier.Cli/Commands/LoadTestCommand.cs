@@ -62,7 +62,7 @@ public sealed class LoadTestCommand : ICommand
           --allow-remote      permit a target (or, with --queue or --cleanup, servers) that is not this machine
         Ctrl+C (or SIGTERM) ends the run early and still writes the report, and --cleanup still follows; the first one
         after the run ended skips the cleanup, or stops it, and says what it left (remove that later with --cleanup --source);
-        it ends nothing else: the run is reported complete, with its own exit code.
+        it ends nothing else (a run not already interrupted is reported complete, with its own exit code).
         A run whose every image the target refused (a 4xx answer but 408/429: not an image, too large, no key, …) at least
         10 times in all before accepting any stops sending then, and says so, naming the refusals (exit code 1).
         Exit code 0 when every request completed; 1 when any request failed or never finished, nothing was accepted, or

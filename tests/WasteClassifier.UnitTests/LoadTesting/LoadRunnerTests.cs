@@ -309,9 +309,9 @@ public sealed class LoadRunnerTests
     }
 
     [Fact]
-    public async Task ClosedLoop_ElevenRefusalsBeforeTheFirstAcceptanceButNotEveryImage_RunGoesOn()
+    public async Task ClosedLoop_TwelveRefusalsBeforeTheFirstAcceptanceButNotEveryImage_RunGoesOn()
     {
-        // Twelve bad files and one good one, sent in turn from the second: eleven refusals come before the first acceptance
+        // Twelve bad files and one good one, sent in turn from the first: twelve refusals come before the first acceptance
         // (as with many users, a quick refusal and a slow store). A count alone would have stopped a run that was working.
         var clock = new ManualClock();
         var target = new FakeLoadTarget { Refuses = name => name.StartsWith("bad", StringComparison.Ordinal), PollsWait = true, PollsToComplete = 1 };

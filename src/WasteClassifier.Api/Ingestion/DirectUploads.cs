@@ -217,7 +217,7 @@ public sealed class DirectUploads(
                 // The commit reached PostgreSQL but its answer was lost; the retrying strategy ran the save again and met its
                 // own rows. They are saved: send them now, as a multipart submission does (stamped as sent, only the
                 // re-publisher's rule for lost messages would have sent them, minutes later).
-                logger.LogWarning("Saved {Count} committed upload(s) whose commit was not acknowledged; sending them", created.Count);
+                logger.LogWarning(e, "Saved {Count} committed upload(s) whose commit was not acknowledged; sending them", created.Count);
                 db.ChangeTracker.AcceptAllChanges();
             }
             else if (e is DbUpdateConcurrencyException)
@@ -235,7 +235,7 @@ public sealed class DirectUploads(
             // Answered 503 "nothing was accepted" instead, the rows (stamped as sent) waited minutes for the re-publisher's
             // rule for lost messages. Saved, they are answered and sent now.
             if (!await SavedAnywayAsync(created.Select(c => c.Row.Id).ToList(), cancellationToken)) throw;
-            logger.LogWarning("Saved {Count} committed upload(s) whose commit's outcome was unknown; sending them", created.Count);
+            logger.LogWarning(e, "Saved {Count} committed upload(s) whose commit's outcome was unknown; sending them", created.Count);
             db.ChangeTracker.AcceptAllChanges();
         }
 
@@ -279,7 +279,7 @@ public sealed class DirectUploads(
     /// failed save.
     /// </summary>
     private async Task<bool> SavedAnywayAsync(List<Guid> ids, CancellationToken cancellationToken) =>
-        await db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), cancellationToken) == ids.Count;
+        await CommitOutcomes.ReadOnceAsync(db, ct => db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), ct), cancellationToken) == ids.Count;
 
     /// <summary>
     /// A read of a staged object. The folder store's file errors (a failing disk, a file it may not open) are an outage of

@@ -84,7 +84,7 @@ public sealed class ClassificationSubmitter(
             // met their own keys, or its tries ran out (a 503, and the client's retry recorded a second set). They are
             // saved: send them, rather than record a second set and leave this one unsent (the re-publisher would have
             // classified it again, minutes later).
-            logger.LogWarning("Saved {Count} classification(s) whose commit was not acknowledged; sending them", rows.Count);
+            logger.LogWarning(e, "Saved {Count} classification(s) whose commit was not acknowledged; sending them", rows.Count);
             db.ChangeTracker.AcceptAllChanges();
         }
         // Before the send, so no worker can announce them first: this process's long polls need not read them.
@@ -105,7 +105,7 @@ public sealed class ClassificationSubmitter(
     private async Task<bool> SavedAnywayAsync(List<Classification> rows, CancellationToken cancellationToken)
     {
         var ids = rows.Select(r => r.Id).ToList();
-        return await db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), cancellationToken) == rows.Count;
+        return await CommitOutcomes.ReadOnceAsync(db, ct => db.Classifications.AsNoTracking().CountAsync(c => ids.Contains(c.Id), ct), cancellationToken) == rows.Count;
     }
 
     private async Task SendAsync(IReadOnlyList<Classification> rows, Dictionary<Guid, OutgoingImage> images, CancellationToken cancellationToken)

@@ -22,11 +22,11 @@ public static class SampleSaves
     /// Runs <paramref name="stage"/> (read the samples, add or change them and anything saved with them) and saves; on a
     /// sample race clears the context and does both again. Null once saved; a <c>409 sample_conflict</c> when every
     /// attempt lost a race (nothing was saved). Any other failure is thrown, after one save. A failed save that
-    /// <paramref name="savedAnyway"/> (asked only after a failure: a <c>DbUpdateException</c>, or one that leaves the
-    /// commit's outcome unknown, see <see cref="CommitOutcomes"/>) finds committed counts as saved, as staged last.
+    /// <paramref name="savedAnyway"/> (asked only after a failure, which it is given: a <c>DbUpdateException</c>, or one that
+    /// leaves the commit's outcome unknown, see <see cref="CommitOutcomes"/>) finds committed counts as saved, as staged last.
     /// </summary>
     public static async Task<IResult?> SaveAsync(ClassifierDbContext db, Func<CancellationToken, Task> stage, CancellationToken cancellationToken,
-        Func<CancellationToken, Task<bool>>? savedAnyway = null)
+        Func<Exception, CancellationToken, Task<bool>>? savedAnyway = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -38,7 +38,7 @@ public static class SampleSaves
             }
             catch (DbUpdateException e)
             {
-                if (savedAnyway is not null && await savedAnyway(cancellationToken))
+                if (savedAnyway is not null && await savedAnyway(e, cancellationToken))
                 {
                     // The commit reached PostgreSQL but its answer was lost; the retrying strategy saved again and met this
                     // save's own rows (its new sample's image_id reads as a race). Asked before the race, whose fresh stage
@@ -59,7 +59,7 @@ public static class SampleSaves
             {
                 // The retrying strategy ran out of tries (or the connection failed) after a COMMIT that may have gone through:
                 // answered 503, a committed job stayed without its message and the client's retry queued a second one.
-                if (!await savedAnyway(cancellationToken)) throw;
+                if (!await savedAnyway(e, cancellationToken)) throw;
                 db.ChangeTracker.AcceptAllChanges();
                 return null;
             }

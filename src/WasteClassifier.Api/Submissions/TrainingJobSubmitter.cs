@@ -83,13 +83,13 @@ public sealed class TrainingJobSubmitter(
                 db.TrainingJobs.Add(job);
                 (relabelled, _) = await AddSamplesAsync(samples, job.Id, now, ct);
                 Remember(key, JobRoute, fingerprint, job.Id, new StoredJobResult(accepted.Count, rejected, relabelled), now);
-            }, recording.Token, savedAnyway: async ct =>
+            }, recording.Token, savedAnyway: async (failure, ct) =>
             {
                 // The id is new (version 7, made by this request): found, it is this job, saved with its samples in one
                 // transaction. Answered 503 instead, the job stayed queued without its message and the client's retry queued a
                 // second one.
-                if (!await db.TrainingJobs.AsNoTracking().AnyAsync(j => j.Id == job.Id, ct)) return false;
-                logger.LogWarning("Saved training job {TrainingJobId} whose commit was not acknowledged; sending it", job.Id);
+                if (!await CommitOutcomes.ReadOnceAsync(db, t => db.TrainingJobs.AsNoTracking().AnyAsync(j => j.Id == job.Id, t), ct)) return false;
+                logger.LogWarning(failure, "Saved training job {TrainingJobId} whose commit was not acknowledged; sending it", job.Id);
                 return true;
             });
         }

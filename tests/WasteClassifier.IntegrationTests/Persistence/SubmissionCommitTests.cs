@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Npgsql.EntityFrameworkCore.PostgreSQL.Infrastructure;
+using RabbitMQ.Client.Exceptions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -15,7 +16,7 @@ namespace WasteClassifier.IntegrationTests.Persistence;
 /// <summary>
 /// A submission whose commit PostgreSQL carried out but whose answer the API never got: EF Core's retrying strategy runs
 /// the save again, and its INSERT meets the rows the first one committed; or the database is away for those tries, and
-/// the strategy gives up (RetryLimitExceededException).
+/// the strategy gives up (RetryLimitExceededException), and the API reads whether its rows are there, once.
 /// </summary>
 public sealed class SubmissionCommitTests
 {
@@ -44,6 +45,34 @@ public sealed class SubmissionCommitTests
             // re-publisher minutes later.
             var row = await db.Classifications.SingleAsync(c => c.Source == "commit-lost");
             Assert.Equal(row.Id.ToString(), body["items"]![0]!["id"]!.GetValue<string>());
+            // Sent now (no worker takes it here), once.
+            Assert.Equal(1u, await ReadyAsync(settings["Messaging:ClassifyQueue"]!));
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    [IntegrationFact]
+    public async Task Submit_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneReadAndNothingSent()
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("rcommit");
+        var lost = new CommitAnswerLostOnce<Classification>(awayForRetries: true, awayForRead: true);
+        try
+        {
+            await using var api = Api(settings, lost);
+            var client = new ClassifierClient(api.CreateClient());
+
+            var (response, body) = await client.SubmitAsync([("a.jpg", File.ReadAllBytes(Dataset.Sample(1)[4].Path))], source: "commit-unread");
+
+            // Unknown whether anything was saved: a 503 to retry (not a 500), and no message for rows it could not read.
+            Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+            Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+            lost.AssertFired();
+            Assert.Equal(0u, await ReadyAsync(settings["Messaging:ClassifyQueue"]!));
         }
         finally
         {
@@ -94,10 +123,14 @@ public sealed class SubmissionCommitTests
     [IntegrationFact]
     public Task SubmitTrainingJob_RetriesRunOutAfterTheCommitOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: true);
 
-    private static async Task SubmitTrainingJobAsync(bool awayForRetries)
+    [IntegrationFact]
+    public Task SubmitTrainingJob_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneReadAndNothingSent() =>
+        SubmitTrainingJobAsync(awayForRetries: true, awayForRead: true);
+
+    private static async Task SubmitTrainingJobAsync(bool awayForRetries, bool awayForRead = false)
     {
         var settings = await TestServices.DeploymentSettingsAsync("jcommit");
-        var lost = new CommitAnswerLostOnce<TrainingJob>(awayForRetries);
+        var lost = new CommitAnswerLostOnce<TrainingJob>(awayForRetries, awayForRead);
         try
         {
             await using var api = Api(settings, lost);
@@ -109,6 +142,15 @@ public sealed class SubmissionCommitTests
 
             var response = await http.PostAsync("/v1/training-jobs", form);
             var body = await ClassifierClient.ReadJsonAsync(response);
+            if (awayForRead)
+            {
+                // Unknown whether the job was saved: a 503 to retry (not a 500), and no message for a job it could not read.
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+                Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+                lost.AssertFired();
+                Assert.Equal(0u, await ReadyAsync(settings["Messaging:TrainQueue"]!));
+                return;
+            }
 
             // It answered 503 "nothing was accepted" for the job it had queued: the client's retry queued a second, and this
             // one waited without its message for a trainer's sweeper.
@@ -121,13 +163,26 @@ public sealed class SubmissionCommitTests
             Assert.Equal(job.Id.ToString(), body["id"]!.GetValue<string>());
             Assert.Equal([job.Id, job.Id], (await db.LabelledSamples.ToListAsync()).Select(s => s.TrainingJobId));
             // Sent once, now (no trainer runs in this API).
-            Assert.Equal(1u, (await TestServices.QueueCountsAsync(settings["Messaging:TrainQueue"]!)).Ready);
+            Assert.Equal(1u, await ReadyAsync(settings["Messaging:TrainQueue"]!));
         }
         finally
         {
             await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
             await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
             await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    /// <summary>A queue's ready messages; 0 when nothing was ever sent to it (no send declared it).</summary>
+    private static async Task<uint> ReadyAsync(string queue)
+    {
+        try
+        {
+            return (await TestServices.QueueCountsAsync(queue)).Ready;
+        }
+        catch (OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0;
         }
     }
 
@@ -147,19 +202,35 @@ public sealed class SubmissionCommitTests
     /// commit's answer throws: a transient NpgsqlException, which the retrying strategy answers by running the save again.
     /// <paramref name="awayForRetries"/>: the database is then away for each of those tries (each fails to begin its
     /// transaction, as it fails to connect), and the strategy gives up with a RetryLimitExceededException.
+    /// <paramref name="awayForRead"/>: and still away for the read of the save's rows that follows.
     /// </summary>
-    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries) : DbTransactionInterceptor where T : class
+    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries, bool awayForRead = false) : DbTransactionInterceptor, IDbCommandInterceptor where T : class
     {
         public const int Retries = 2;
 
         private int _fired;
         private int _refused;
+        private int _reads;
 
         public void AssertFired()
         {
             Assert.Equal(1, _fired);
             // Every try again refused, so the strategy ran out of them.
             Assert.Equal(awayForRetries ? Retries : 0, _refused);
+            // Tried once: through the retrying strategy, a database that is down answered 503 after twice the retries.
+            Assert.Equal(awayForRead ? 1 : 0, _reads);
+        }
+
+        public ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result,
+            CancellationToken cancellationToken = default)
+        {
+            // The save's tries have run out (its rows are still Added): this is the read of whether they are there.
+            if (awayForRead && _refused == Retries && Saving(eventData.Context))
+            {
+                Interlocked.Increment(ref _reads);
+                throw Lost();
+            }
+            return ValueTask.FromResult(result);
         }
 
         public override ValueTask<InterceptionResult<DbTransaction>> TransactionStartingAsync(DbConnection connection, TransactionStartingEventData eventData,

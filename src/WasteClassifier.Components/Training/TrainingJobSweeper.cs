@@ -22,7 +22,12 @@ namespace WasteClassifier.Components.Training;
 public sealed class TrainingJobSweeper(IServiceScopeFactory scopes, TrainingSettings settings, MessagingOptions messaging, TimeProvider clock,
     ILogger<TrainingJobSweeper> logger) : BackgroundService
 {
-    /// <summary>A job queued less than this long ago may still have its first message on the way (the API's send waits 5 s at most).</summary>
+    /// <summary>
+    /// A job queued less than this long ago may still have its first message on the way: the API's send waits 5 s at most,
+    /// after a save that usually takes milliseconds. A save whose commit's outcome was unknown sends it only after the
+    /// save's retries and a read of the job, which may take longer: the sweeper may then send the job first, and the
+    /// trainer claims it once and drops the other message.
+    /// </summary>
     public static readonly TimeSpan FirstMessageGrace = TimeSpan.FromMinutes(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using WasteClassifier.Api.Security;
+using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Api.Submissions;
 
@@ -30,17 +31,11 @@ public static class CommitOutcomes
         db.Database.SetCommandTimeout(ReadTimeout);
         try
         {
-            // A query run inside a strategy's ExecuteAsync is not retried by the context's own strategy.
-            return await new NoRetry(db).ExecuteAsync(read, cancellationToken);
+            return await new SingleAttempt(db).ExecuteAsync(read, cancellationToken);
         }
         finally
         {
             db.Database.SetCommandTimeout(timeout);
         }
-    }
-
-    private sealed class NoRetry(DbContext context) : ExecutionStrategy(context, maxRetryCount: 0, maxRetryDelay: TimeSpan.Zero)
-    {
-        protected override bool ShouldRetryOn(Exception exception) => false;
     }
 }

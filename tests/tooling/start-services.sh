@@ -4,8 +4,8 @@
 # and installs the tools of the browser and deployment tests: Debian's chromium (driven by npm playwright-core,
 # which cannot download a browser here) and docker-compose (parses the Compose file; no engine runs).
 # Idempotent: a server that already answers is left alone, except this machine's RabbitMQ on 5672 without the TLS listener
-# below (or with an older drop-in, or with certificates it just renewed), which is stopped with rabbitmqctl and started
-# again once to load it; a broker on 5672
+# below (or with an older drop-in, or with certificates it just renewed, or serving another certificate than server.pem),
+# which is stopped with rabbitmqctl and started again once to load it; a broker on 5672
 # that is not this machine's rabbitmq-server (a container) is used as it is, without TLS. Prints the test endpoints as
 # `export` lines.
 set -euo pipefail
@@ -95,6 +95,21 @@ rabbitmq_tls_renewal_reason() {
     || echo "server.key is unreadable or not server.pem's key"
 }
 
+# Why the broker must be restarted although its certificates are good, or nothing: the certificate it serves on port $1
+# is not $2/server.pem. A renewal restarts the broker only in the run that makes the certificates; that run, interrupted
+# before the restart or with a stop that failed, left it serving the old one while the tests trusted the new ca.pem. A
+# listener that sends no certificate is left alone (logged): restarting a shared broker on a guess is worse.
+rabbitmq_tls_served_mismatch() {
+  local port=$1 dir=$2 served wanted
+  wanted=$(as_root openssl x509 -in "$dir/server.pem" -noout -fingerprint -sha256 2>/dev/null) || return 0
+  served=$(timeout 15 openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null) || true
+  if [ -z "$served" ]; then
+    log "could not read the certificate served on port $port; the broker is left running"
+  elif [ "$served" != "$wanted" ]; then
+    echo "port $port serves a certificate other than $dir/server.pem"
+  fi
+}
+
 ensure_rabbitmq_tls() {
   local dir=$rabbitmq_tls_dir conf=$rabbitmq_tls_conf wanted renew
   renew=$(rabbitmq_tls_renewal_reason "$dir")
@@ -171,13 +186,15 @@ elif [ -z "${WASTE_TEST_RABBITMQ_HOST:-}" ]; then
     log "could not make the TLS listener's certificates in $rabbitmq_tls_dir (openssl or chown failed)"
     exit 1
   fi
+  stale_tls=""
   if ! port_open 5672; then
     start_rabbitmq
     as_root rabbitmq-diagnostics -q check_port_connectivity >&2 || true
-  elif [ -n "$tls_changed" ] || ! port_open 5671; then
-    # A broker already running reads the TLS drop-in and certificates only when it starts: restarted once, the first
-    # time and after a renewal.
-    log "restarting RabbitMQ to load its TLS listener"
+  elif [ -n "$tls_changed" ] || ! port_open 5671 \
+    || { stale_tls=$(rabbitmq_tls_served_mismatch 5671 "$rabbitmq_tls_dir"); [ -n "$stale_tls" ]; }; then
+    # A broker already running reads the TLS drop-in and certificates only when it starts: restarted the first time,
+    # after a renewal, and while it serves another certificate than server.pem (a renewal whose restart did not happen).
+    log "restarting RabbitMQ to load its TLS listener${stale_tls:+ ($stale_tls)}"
     as_root rabbitmqctl -q stop >&2 || true
     for _ in $(seq 1 60); do port_open 5672 || break; sleep 1; done
     start_rabbitmq

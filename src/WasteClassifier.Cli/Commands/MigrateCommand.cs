@@ -23,8 +23,6 @@ public sealed class MigrateCommand : ICommand
 
     private const string LockTimeoutOption = "--lock-timeout";
 
-    private const string LockTimeoutSetting = $"{DatabaseOptions.Section}:{nameof(DatabaseOptions.MigrationLockTimeoutSeconds)}";
-
     public IReadOnlySet<string> ValueOptions { get; } = new HashSet<string> { "--provider", "--connection", "--data-directory", LockTimeoutOption };
 
     public IReadOnlySet<string> FlagOptions { get; } = new HashSet<string>();
@@ -39,7 +37,7 @@ public sealed class MigrateCommand : ICommand
             ["Database:ConnectionString"] = arguments.Optional("--connection"),
             ["DataDirectory"] = arguments.Optional("--data-directory"),
             ["Database:MigrateOnStartup"] = "true",
-            [LockTimeoutSetting] = LockTimeout(arguments),
+            [DatabaseOptions.MigrationLockTimeoutSetting] = LockTimeout(arguments),
         });
         if (string.Equals(configuration["Database:Provider"], DatabaseProviders.Postgres, StringComparison.OrdinalIgnoreCase)
             && string.IsNullOrWhiteSpace(configuration["Database:ConnectionString"]))
@@ -50,17 +48,10 @@ public sealed class MigrateCommand : ICommand
         using var provider = services.BuildServiceProvider();
         using var scope = provider.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        IReadOnlyList<string> applied;
-        try
-        {
-            // What this run applied, read under the migration lock: not what another process applied meanwhile.
-            applied = provider.MigrateDatabaseAsync().GetAwaiter().GetResult();
-        }
-        catch (MigrationLockTimeoutException e) when (arguments.Optional(LockTimeoutOption) is not null)
-        {
-            // The give-up message says which setting to raise: here it was the option, which overrides that setting.
-            throw new MigrationLockTimeoutException(e.Message.Replace(LockTimeoutSetting, LockTimeoutOption, StringComparison.Ordinal));
-        }
+        // What this run applied, read under the migration lock: not what another process applied meanwhile. The give-up
+        // message names what to raise: the option when given, as it overrides the setting.
+        var applied = provider.MigrateDatabaseAsync(arguments.Optional(LockTimeoutOption) is null
+            ? DatabaseOptions.MigrationLockTimeoutSetting : LockTimeoutOption).GetAwaiter().GetResult();
         Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { provider = db.Database.ProviderName, applied }));
         return 0;
     }

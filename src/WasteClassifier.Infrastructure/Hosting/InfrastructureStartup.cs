@@ -22,7 +22,7 @@ public static class InfrastructureStartup
         {
             try
             {
-                await services.MigrateDatabaseAsync(cancellationToken);
+                await services.MigrateDatabaseAsync(cancellationToken: cancellationToken);
                 await services.GetRequiredService<IObjectStore>().EnsureReadyAsync(cancellationToken);
                 return;
             }

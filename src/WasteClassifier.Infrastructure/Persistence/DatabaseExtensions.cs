@@ -92,7 +92,9 @@ public static class DatabaseExtensions
     /// for the lock took it between two migrations of another and applied the next one; the other then applied it again
     /// (42701 "already exists"). So one session-level advisory lock is held around the whole MigrateAsync instead.
     /// </remarks>
-    public static async Task<IReadOnlyList<string>> MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    /// <param name="lockTimeoutName">What the give-up message tells to raise: the setting, or what overrides it (wastectl's option).</param>
+    public static async Task<IReadOnlyList<string>> MigrateDatabaseAsync(this IServiceProvider services,
+        string lockTimeoutName = DatabaseOptions.MigrationLockTimeoutSetting, CancellationToken cancellationToken = default)
     {
         using var scope = services.CreateScope();
         var options = scope.ServiceProvider.GetRequiredService<DatabaseOptions>();
@@ -100,7 +102,7 @@ public static class DatabaseExtensions
         var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
         var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseExtensions));
         NpgsqlConnection? migrationLock = null;
-        if (db.Database.IsNpgsql()) migrationLock = await TakeMigrationLockAsync(db, logger, options.MigrationLockTimeout, cancellationToken);
+        if (db.Database.IsNpgsql()) migrationLock = await TakeMigrationLockAsync(db, logger, options.MigrationLockTimeout, lockTimeoutName, cancellationToken);
         try
         {
             // Read under the lock: what another replica applied meanwhile is no longer pending.
@@ -153,7 +155,8 @@ public static class DatabaseExtensions
     /// index behind, and every replica then failed with 42P07 (tried with four).
     /// </remarks>
     /// <exception cref="MigrationLockTimeoutException">Another session still held the lock after <paramref name="timeout"/>.</exception>
-    private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, TimeSpan? timeout, CancellationToken cancellationToken)
+    private static async Task<NpgsqlConnection> TakeMigrationLockAsync(ClassifierDbContext db, ILogger logger, TimeSpan? timeout, string timeoutName,
+        CancellationToken cancellationToken)
     {
         // Keepalives, so that a firewall's idle timeout does not end the session (and the lock) while it waits out a long
         // migration; the server's own idle_session_timeout is turned off for it below.
@@ -182,7 +185,7 @@ public static class DatabaseExtensions
                 // hangs, or a session left holding the lock, kept every replica waiting at start without a word of error.
                 if (timeout is { } limit && waitingSince.Elapsed >= limit)
                 {
-                    await TakeFreedLockOrGiveUpAsync(limit, () => MigrationLockHolderAsync(connection, cancellationToken),
+                    await TakeFreedLockOrGiveUpAsync(limit, timeoutName, () => MigrationLockHolderAsync(connection, cancellationToken),
                         async () => (bool)(await command.ExecuteScalarAsync(cancellationToken))!);
                     break;
                 }
@@ -208,7 +211,8 @@ public static class DatabaseExtensions
     /// last try), tries once more rather than give up on a free lock. Returns when that try took it.
     /// </summary>
     /// <exception cref="MigrationLockTimeoutException">Someone holds the lock, or took it before the last try.</exception>
-    internal static async Task TakeFreedLockOrGiveUpAsync(TimeSpan waited, Func<Task<string?>> holderAsync, Func<Task<bool>> tryLockAsync)
+    /// <param name="timeoutName">The setting or option that set <paramref name="waited"/>, which the message tells to raise.</param>
+    internal static async Task TakeFreedLockOrGiveUpAsync(TimeSpan waited, string timeoutName, Func<Task<string?>> holderAsync, Func<Task<bool>> tryLockAsync)
     {
         var holder = await holderAsync();
         if (holder is null && await tryLockAsync()) return;
@@ -216,7 +220,7 @@ public static class DatabaseExtensions
         throw new MigrationLockTimeoutException(
             $"Waited {waited.TotalSeconds:0} s for the database migration lock; it is held by " +
             $"{holder ?? "another process, which took it as the last holder let go"}; gave up waiting. If its migration is still " +
-            $"running, raise {DatabaseOptions.Section}:MigrationLockTimeoutSeconds (0 waits for ever); if that process is " +
+            $"running, raise {timeoutName} (0 waits for ever); if that process is " +
             "gone, end its session with pg_terminate_backend(its server process).");
     }
 

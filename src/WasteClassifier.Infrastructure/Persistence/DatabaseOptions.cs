@@ -33,6 +33,9 @@ public sealed class DatabaseOptions
     /// </summary>
     public int MigrationLockTimeoutSeconds { get; set; } = 15 * 60;
 
+    /// <summary>The configuration key of <see cref="MigrationLockTimeoutSeconds"/>.</summary>
+    public const string MigrationLockTimeoutSetting = $"{Section}:{nameof(MigrationLockTimeoutSeconds)}";
+
     /// <summary>The wait <see cref="MigrationLockTimeoutSeconds"/> allows; null for no limit.</summary>
     public TimeSpan? MigrationLockTimeout => MigrationLockTimeoutSeconds > 0 ? TimeSpan.FromSeconds(MigrationLockTimeoutSeconds) : null;
 

@@ -58,8 +58,6 @@ public sealed class MigrateCommand : ICommand
 
     /// <summary>--lock-timeout as the setting's value, checked as the setting is (0 or more whole seconds); null when not given.</summary>
     private static string? LockTimeout(CommandArguments arguments) =>
-        arguments.Optional(LockTimeoutOption) is not { } text ? null
-        : int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
-            ? seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)
-            : throw new UsageException($"{LockTimeoutOption} must be 0 (wait for ever) or more whole seconds, not '{text}'");
+        arguments.Optional(LockTimeoutOption) is null ? null
+        : arguments.Int(LockTimeoutOption, fallback: 0, min: 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

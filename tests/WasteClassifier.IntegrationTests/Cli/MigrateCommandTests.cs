@@ -24,10 +24,10 @@ public sealed class MigrateCommandTests : IDisposable
     [InlineData("--provider postgres needs --connection", "--provider", "postgres")]
     [InlineData("Database:ConnectionString is not a valid postgres connection string", "--provider", "postgres", "--connection", "garbage")]
     [InlineData("Database:ConnectionString is not a valid sqlite connection string", "--connection", "Foo=bar")]
-    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '-1'", "--lock-timeout", "-1")]
-    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not 'soon'", "--lock-timeout", "soon")]
-    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '1.5'", "--lock-timeout", "1.5")]
-    [InlineData("--lock-timeout must be 0 (wait for ever) or more whole seconds, not '99999999999'", "--lock-timeout", "99999999999")]
+    [InlineData("--lock-timeout must be an integer ≥ 0", "--lock-timeout", "-1")]
+    [InlineData("--lock-timeout must be an integer ≥ 0", "--lock-timeout", "soon")]
+    [InlineData("--lock-timeout must be an integer ≥ 0", "--lock-timeout", "1.5")]
+    [InlineData("--lock-timeout must be an integer ≥ 0", "--lock-timeout", "99999999999")]
     public void Migrate_BadConfiguration_UsageErrorInOneLine(string expected, params string[] args)
     {
         var (exit, error) = Run(["migrate", "--data-directory", _directory, .. args]);

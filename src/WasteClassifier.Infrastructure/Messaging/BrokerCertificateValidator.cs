@@ -10,7 +10,8 @@ namespace WasteClassifier.Infrastructure.Messaging;
 /// Messaging:RabbitMq:CaCertificatePath; and only when it carries the expected server name. Nothing else is ever accepted,
 /// and each refusal is logged as an error that says what was wrong (the client's own exception says only "rejected"):
 /// the first one, and one with a different reason, at once; the same one again at most every <see cref="RepeatLogInterval"/>,
-/// with how many went unlogged meanwhile.
+/// with how many went unlogged meanwhile. Only the last reason is kept, and an accepted certificate clears it: refusals
+/// that alternate reasons, or alternate with acceptances (two brokers behind one name), are each logged.
 /// </summary>
 public sealed class BrokerCertificateValidator(string serverName, X509Certificate2Collection trustedCas, string? caPath, ILogger logger,
     TimeProvider? clock = null)

@@ -10,8 +10,9 @@ namespace WasteClassifier.Components.Classifying;
 /// <summary>
 /// Records this worker's presence every <c>Worker:HeartbeatSeconds</c> (one upsert, on its own timer, never on a batch's
 /// path), so an idle worker shows as up in <c>GET /v1/workers</c>; marks it stopped on a graceful shutdown; and now and
-/// then deletes rows not seen for <c>Worker:HeartbeatRetentionHours</c>. A failed beat is logged and tried again at the
-/// next interval: presence must never stop a worker from classifying.
+/// then deletes rows not seen for <c>Worker:HeartbeatRetentionHours</c>. A failed beat is tried again at the next interval
+/// (presence must never stop a worker from classifying) and logged when its reason changes, the same reason again at most
+/// every <see cref="RepeatLogInterval"/>.
 /// </summary>
 public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOptions options, IModelProvider model, TimeProvider clock,
     ILogger<WorkerHeartbeatService> logger) : BackgroundService
@@ -21,10 +22,19 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     /// <summary>The mark of a graceful stop is given this long at most, so a database outage does not hold up the shutdown.</summary>
     private static readonly TimeSpan StopMarkTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>A beat failing for the same reason is logged again after this long, not at every interval of an outage.</summary>
+    public static readonly TimeSpan RepeatLogInterval = TimeSpan.FromMinutes(5);
+
     private static readonly DateTime ProcessStartedAt = ReadProcessStart();
 
+    // Held by a beat's write and by the stop mark, so a beat still in flight when stopping begins cannot clear the mark.
+    private readonly SemaphoreSlim _write = new(1, 1);
+    private volatile bool _stopping;
     private long? _lastSweep;
     private bool _beaten;
+    private string? _failure;
+    private long _failureLoggedAt;
+    private int _unlogged;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -34,6 +44,18 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
             try
             {
                 await BeatAsync(stoppingToken);
+                BeatRecorded();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                BeatFailed(e.Message);
+            }
+            try
+            {
                 if (_lastSweep is not { } swept || clock.GetElapsedTime(swept) >= SweepInterval)
                 {
                     _lastSweep = clock.GetTimestamp();
@@ -46,7 +68,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
             }
             catch (Exception e)
             {
-                logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason}", options.Id, e.Message);
+                logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}", options.HeartbeatRetentionHours, e.Message);
             }
             try
             {
@@ -60,19 +82,54 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     }
 
     /// <summary>One beat: this worker's id, host, start, loaded model and interval, at the database's now.</summary>
+    /// <remarks>Once stopping has begun it writes nothing: a beat after the stop mark would clear it.</remarks>
     public async Task BeatAsync(CancellationToken cancellationToken)
     {
-        using var scope = scopes.CreateScope();
-        var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-        await WorkerPresence.BeatAsync(db, new WorkerHeartbeat
+        if (_stopping) return;
+        await _write.WaitAsync(cancellationToken);
+        try
         {
-            WorkerId = options.Id,
-            HostName = Environment.MachineName,
-            ProcessStartedAt = ProcessStartedAt,
-            ModelVersion = model.LoadedCard?.Version,
-            HeartbeatSeconds = options.HeartbeatSeconds,
-        }, cancellationToken);
-        _beaten = true;
+            if (_stopping) return;
+            using var scope = scopes.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            await WorkerPresence.BeatAsync(db, new WorkerHeartbeat
+            {
+                WorkerId = options.Id,
+                HostName = Environment.MachineName,
+                ProcessStartedAt = ProcessStartedAt,
+                ModelVersion = model.LoadedCard?.Version,
+                HeartbeatSeconds = options.HeartbeatSeconds,
+            }, cancellationToken);
+            _beaten = true;
+        }
+        finally
+        {
+            _write.Release();
+        }
+    }
+
+    /// <summary>Logs a failed beat when its reason changes, the same reason again once <see cref="RepeatLogInterval"/> has passed.</summary>
+    internal void BeatFailed(string reason)
+    {
+        if (reason == _failure && clock.GetElapsedTime(_failureLoggedAt) < RepeatLogInterval)
+        {
+            _unlogged++;
+            return;
+        }
+        if (reason == _failure && _unlogged > 0)
+            logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason} (failed {Unlogged} more time(s) for this reason, unlogged, since it was last logged)",
+                options.Id, reason, _unlogged);
+        else
+            logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason}", options.Id, reason);
+        (_failure, _failureLoggedAt, _unlogged) = (reason, clock.GetTimestamp(), 0);
+    }
+
+    /// <summary>A beat recorded after failures says so once; the next failure is logged whatever its reason.</summary>
+    internal void BeatRecorded()
+    {
+        if (_failure is null) return;
+        logger.LogInformation("Recording worker {WorkerId}'s heartbeat works again", options.Id);
+        (_failure, _unlogged) = (null, 0);
     }
 
     private async Task SweepAsync(CancellationToken cancellationToken)
@@ -85,20 +142,36 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        _stopping = true;
         await base.StopAsync(cancellationToken);
-        // Nothing to mark when no beat was ever recorded (the database was down from the start).
-        if (!_beaten) return;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(StopMarkTimeout);
         try
         {
+            // Waits for a beat still in flight (the shutdown's timeout can end base.StopAsync first), so the mark comes after it.
+            await _write.WaitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Then it shows as missing after 3 intervals instead of stopped at once.
+            logger.LogWarning("Marking worker {WorkerId} stopped skipped: a heartbeat was still being recorded", options.Id);
+            return;
+        }
+        try
+        {
+            // Nothing to mark when no beat was ever recorded (the database was down from the start).
+            if (!_beaten) return;
             using var scope = scopes.CreateScope();
             await WorkerPresence.StopAsync(scope.ServiceProvider.GetRequiredService<ClassifierDbContext>(), options.Id, timeout.Token);
         }
         catch (Exception e)
         {
-            // Then it shows as missing after 3 intervals instead of stopped at once.
             logger.LogWarning("Marking worker {WorkerId} stopped failed: {Reason}", options.Id, e.Message);
+        }
+        finally
+        {
+            // Beats after this see _stopping and write nothing.
+            _write.Release();
         }
     }
 

@@ -42,6 +42,8 @@ public sealed class WorkerOptions
     /// <summary>How long the row of a worker not seen since is kept (stopped and missing workers alike).</summary>
     public int HeartbeatRetentionHours { get; set; } = 24;
 
+    private const int MaxHeartbeatRetentionHours = 8760;
+
     // The column that records it.
     private const int MaxIdLength = 128;
 
@@ -66,6 +68,9 @@ public sealed class WorkerOptions
         // An interval past an hour would be judged missing only after hours; a day's interval overflows nothing but helps no one.
         if (HeartbeatSeconds > 3600)
             throw new InvalidOperationException($"{Section}:{nameof(HeartbeatSeconds)} is {HeartbeatSeconds}; it must be 3600 or less");
+        // The sweep subtracts it from the database's now: a huge value goes before year 1 and every sweep throws.
+        if (HeartbeatRetentionHours > MaxHeartbeatRetentionHours)
+            throw new InvalidOperationException($"{Section}:{nameof(HeartbeatRetentionHours)} is {HeartbeatRetentionHours}; it must be {MaxHeartbeatRetentionHours} (a year) or less");
         if (string.IsNullOrWhiteSpace(Id) || Id.Length > MaxIdLength)
             throw new InvalidOperationException($"{Section}:Id '{Id}' must be 1 to {MaxIdLength} characters, not blank");
         return this;

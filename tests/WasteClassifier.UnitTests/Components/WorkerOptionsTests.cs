@@ -21,6 +21,7 @@ public sealed class WorkerOptionsTests
     [InlineData("HeartbeatSeconds", "0", "Worker:HeartbeatSeconds is 0; it must be 1 or more")]
     [InlineData("HeartbeatSeconds", "3601", "Worker:HeartbeatSeconds is 3601; it must be 3600 or less")]
     [InlineData("HeartbeatRetentionHours", "0", "Worker:HeartbeatRetentionHours is 0; it must be 1 or more")]
+    [InlineData("HeartbeatRetentionHours", "8761", "Worker:HeartbeatRetentionHours is 8761; it must be 8760 (a year) or less")]
     [InlineData("Id", " ", "Worker:Id ' ' must be 1 to 128 characters")]
     public void AddClassificationWorker_SettingThatWouldStallEveryBatch_RefusedNamingIt(string setting, string value, string expected)
     {

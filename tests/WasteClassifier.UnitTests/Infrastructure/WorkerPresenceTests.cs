@@ -1,5 +1,8 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
@@ -79,10 +82,89 @@ public sealed class WorkerPresenceTests
         Assert.NotNull(row.StoppedAt);
         Assert.Equal(WorkerPresence.Stopped, WorkerPresence.StatusOf(row, await WorkerPresence.DatabaseNowAsync(database.Context, CancellationToken.None)));
 
-        // The same id started again: its next beat clears the stop.
-        await service.BeatAsync(CancellationToken.None);
+        // The same id started again (a container restarted in place): its next beat clears the stop.
+        var restarted = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), options, new LoadedModel("v7"), TimeProvider.System,
+            NullLogger<WorkerHeartbeatService>.Instance);
+        await restarted.BeatAsync(CancellationToken.None);
         Assert.Null((await ReadAsync(database, "worker-unit")).StoppedAt);
         Assert.Equal(1, await database.Context.WorkerHeartbeats.CountAsync());
+    }
+
+    [Fact]
+    public async Task HeartbeatService_BeatBeforeAnyModelLoaded_RecordsANullModelVersion()
+    {
+        using var database = new InMemoryDatabase();
+        using var services = Services(database);
+        var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "no-model" }, new NoModel(),
+            TimeProvider.System, NullLogger<WorkerHeartbeatService>.Instance);
+
+        await service.BeatAsync(CancellationToken.None);
+
+        var row = await ReadAsync(database, "no-model");
+        Assert.Null(row.ModelVersion);
+        Assert.Null(row.StoppedAt);
+    }
+
+    [Fact]
+    public async Task HeartbeatService_BeatInFlightWhenStopping_TheStopMarkComesAfterItAndStays()
+    {
+        using var database = new InMemoryDatabase();
+        var gate = new GatedWrites();
+        using var services = Services(database, gate);
+        var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-stop" }, new LoadedModel("v1"),
+            TimeProvider.System, NullLogger<WorkerHeartbeatService>.Instance);
+        await service.BeatAsync(CancellationToken.None);
+
+        // A beat held inside its write, as one still in flight when the shutdown's timeout runs out.
+        gate.Hold();
+        var inFlight = service.BeatAsync(CancellationToken.None);
+        await gate.Entered;
+        var stopping = service.StopAsync(CancellationToken.None);
+        gate.Release();
+        await inFlight;
+        await stopping;
+
+        Assert.NotNull((await ReadAsync(database, "w-stop")).StoppedAt);
+
+        // A beat once stopping has begun writes nothing.
+        await service.BeatAsync(CancellationToken.None);
+        Assert.NotNull((await ReadAsync(database, "w-stop")).StoppedAt);
+    }
+
+    [Fact]
+    public void HeartbeatService_FailingBeats_LoggedOncePerReasonThenEveryFiveMinutes()
+    {
+        var clock = new ManualClock();
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().BuildServiceProvider();
+        var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-log", HeartbeatSeconds = 15 },
+            new NoModel(), clock, logger);
+
+        service.BeatFailed("connection refused");
+        for (var i = 0; i < 19; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(15));
+            service.BeatFailed("connection refused");
+        }
+        // 20 failures in 4 min 45 s: the first alone is logged.
+        Assert.Single(logger.Messages);
+
+        clock.Advance(TimeSpan.FromSeconds(15));
+        service.BeatFailed("connection refused");
+        Assert.Equal(2, logger.Messages.Count);
+        Assert.Contains("failed 19 more time(s) for this reason", logger.Messages[1]);
+
+        // Another reason is logged at once.
+        service.BeatFailed("password authentication failed");
+        Assert.Equal(3, logger.Messages.Count);
+        Assert.Contains("password authentication failed", logger.Messages[2]);
+
+        // Recovery is said once, and the next failure is logged again even for a reason seen before.
+        service.BeatRecorded();
+        service.BeatRecorded();
+        service.BeatFailed("password authentication failed");
+        Assert.Equal(5, logger.Messages.Count);
+        Assert.Contains("works again", logger.Messages[3]);
     }
 
     [Fact]
@@ -130,8 +212,52 @@ public sealed class WorkerPresenceTests
         return await db.WorkerHeartbeats.AsNoTracking().SingleAsync(w => w.WorkerId == id);
     }
 
-    private static ServiceProvider Services(InMemoryDatabase database) =>
-        new ServiceCollection().AddScoped(_ => database.NewContext()).BuildServiceProvider();
+    private static ServiceProvider Services(InMemoryDatabase database, params IInterceptor[] interceptors) =>
+        new ServiceCollection().AddScoped(_ => database.NewContext(interceptors)).BuildServiceProvider();
+
+    private sealed class NoModel : IModelProvider
+    {
+        public ModelCard? LoadedCard => null;
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new NotSupportedException("no batch runs here");
+    }
+
+    /// <summary>Once held, the next non-query waits inside its execution until released.</summary>
+    private sealed class GatedWrites : DbCommandInterceptor
+    {
+        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _held;
+
+        public Task Entered => _entered.Task;
+
+        public void Hold() => _held = 1;
+
+        public void Release() => _released.TrySetResult();
+
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (Interlocked.Exchange(ref _held, 0) == 1)
+            {
+                _entered.TrySetResult();
+                await _released.Task;
+            }
+            return result;
+        }
+    }
+
+    private sealed class ListLogger : ILogger<WorkerHeartbeatService>
+    {
+        public List<string> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Messages.Add(formatter(state, exception));
+    }
 
     private sealed class LoadedModel(string version) : IModelProvider
     {

@@ -1,4 +1,7 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.OpenApi;
 using WasteClassifier.Api.Submissions;
 using WasteClassifier.Infrastructure.Persistence;
 
@@ -28,6 +31,17 @@ public static class WorkersApi
 
     /// <summary>The answer to <c>GET /v1/workers</c>: the workers by id, their counts by status, and the database's now they were judged at.</summary>
     public sealed record WorkerList(IReadOnlyList<WorkerView> Workers, int Up, int Missing, int Stopped, int Minutes, DateTimeOffset CheckedAt);
+
+    /// <summary>The schema of <see cref="WorkerView"/> lists the values of <c>status</c>, a string on the wire, so a generated client knows them.</summary>
+    public static Task StatusValuesAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
+    {
+        if (context.JsonTypeInfo.Type == typeof(WorkerView) && schema.Properties?.TryGetValue("status", out var property) == true && property is OpenApiSchema status)
+        {
+            status.Enum = [JsonValue.Create(WorkerPresence.Up), JsonValue.Create(WorkerPresence.Missing), JsonValue.Create(WorkerPresence.Stopped)];
+            status.Description = "up: a heartbeat within 3 of its intervals; missing: none for longer; stopped: it shut down gracefully";
+        }
+        return Task.CompletedTask;
+    }
 
     public static async Task<IResult> ListAsync(ClassifierDbContext db, int? minutes, CancellationToken cancellationToken)
     {

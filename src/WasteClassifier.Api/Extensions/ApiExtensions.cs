@@ -80,7 +80,7 @@ public static class ApiExtensions
         services.AddOpenApi(OpenApiDocumentCache.DocumentName, openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync)
             .AddDocumentTransformer(HealthProbes.TransformAsync).AddDocumentTransformer(ApiResponses.NullOrAnyAsync)
             .AddDocumentTransformer(OpenApiDocumentCache.RelativeServerAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)
-            .AddSchemaTransformer(ApiResponses.NumbersAsWrittenAsync)
+            .AddSchemaTransformer(ApiResponses.NumbersAsWrittenAsync).AddSchemaTransformer(WorkersApi.StatusValuesAsync)
             .AddOperationTransformer(ApiResponses.TransformAsync)
             // Last: it copies each GET as the others left it (the probes included, Retry-After on 429 and 503).
             .AddDocumentTransformer(HeadRequests.DocumentAsync));

@@ -137,6 +137,16 @@ public sealed class OpenApiResponseTests(EmbeddedApiFixture fixture)
         Assert.NotNull(paths["/v1/models"]!["head"]!["responses"]!["200"]);
     }
 
+    /// <summary>A worker's status is a string whose values the document lists, so a generated client can type it.</summary>
+    [Fact]
+    public async Task OpenApi_WorkerStatus_ListsItsValues()
+    {
+        var document = await DocumentAsync();
+        var status = document["components"]!["schemas"]!["WorkerView"]!["properties"]!["status"]!;
+
+        Assert.Equal(["up", "missing", "stopped"], status["enum"]!.AsArray().Select(v => v!.GetValue<string>()));
+    }
+
     /// <summary>The anonymous upload URL refuses a write from another site's page with the 403 it declares.</summary>
     [Fact]
     public async Task OpenApi_CrossSiteWrite_AnswersTheDeclared403()

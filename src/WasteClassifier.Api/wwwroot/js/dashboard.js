@@ -21,10 +21,12 @@ export function hideDashboard() { clearInterval(timer); timer = null; }
 
 async function refresh() {
   const [minutes, step] = document.getElementById('dash-window').value.split(':');
+  // Workers are fetched apart: an API replica without /v1/workers (an older one in a rolling update answers 404) shows
+  // "—" for Workers up instead of freezing every figure.
+  const workers = getJson('/v1/workers').catch(() => null);
   try {
-    const [stats, series, workers] = await Promise.all([getJson('/stats'), getJson(`/stats/timeseries${query({ minutes, step_seconds: step })}`),
-      getJson('/v1/workers')]);
-    render(stats, series, workers);
+    const [stats, series] = await Promise.all([getJson('/stats'), getJson(`/stats/timeseries${query({ minutes, step_seconds: step })}`)]);
+    render(stats, series, await workers);
     document.getElementById('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     document.getElementById('dash-updated').textContent = `refresh failed: ${e.message}`;
@@ -89,6 +91,7 @@ function activeWorkers(stats) {
 // Heartbeats (/v1/workers): a worker is up while it records one every few seconds, busy or idle; missing after three
 // intervals without one (crashed, hung, or cut off from the database); stopped once it shut down gracefully.
 function upWorkers(workers) {
+  if (!workers) return el('div.kpi', { title: 'GET /v1/workers failed' }, el('div.k', {}, 'Workers up'), el('div.v', {}, '—'));
   return el('div.kpi', { title: 'Up: worker processes whose heartbeat arrived within 3 of their intervals, idle ones included. '
       + 'Missing: no heartbeat for longer in the last hour. Stopped: shut down gracefully in the last hour.' },
     el('div.k', {}, 'Workers up'), el('div.v', {}, num(workers.up), el('small', {}, `· ${num(workers.missing)} missing`)));

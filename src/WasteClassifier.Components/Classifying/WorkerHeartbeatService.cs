@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
+using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Components.Classifying;
@@ -32,9 +33,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     private volatile bool _stopping;
     private long? _lastSweep;
     private bool _beaten;
-    private string? _failure;
-    private long _failureLoggedAt;
-    private int _unlogged;
+    private readonly RepeatedFailureLog _failures = new(RepeatLogInterval, clock);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -111,25 +110,18 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     /// <summary>Logs a failed beat when its reason changes, the same reason again once <see cref="RepeatLogInterval"/> has passed.</summary>
     internal void BeatFailed(string reason)
     {
-        if (reason == _failure && clock.GetElapsedTime(_failureLoggedAt) < RepeatLogInterval)
-        {
-            _unlogged++;
-            return;
-        }
-        if (reason == _failure && _unlogged > 0)
+        if (!_failures.Failed(reason, out var unlogged, out _)) return;
+        if (unlogged > 0)
             logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason} (failed {Unlogged} more time(s) for this reason, unlogged, since it was last logged)",
-                options.Id, reason, _unlogged);
+                options.Id, reason, unlogged);
         else
             logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason}", options.Id, reason);
-        (_failure, _failureLoggedAt, _unlogged) = (reason, clock.GetTimestamp(), 0);
     }
 
     /// <summary>A beat recorded after failures says so once; the next failure is logged whatever its reason.</summary>
     internal void BeatRecorded()
     {
-        if (_failure is null) return;
-        logger.LogInformation("Recording worker {WorkerId}'s heartbeat works again", options.Id);
-        (_failure, _unlogged) = (null, 0);
+        if (_failures.Succeeded()) logger.LogInformation("Recording worker {WorkerId}'s heartbeat works again", options.Id);
     }
 
     private async Task SweepAsync(CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
+using WasteClassifier.Infrastructure.Hosting;
 
 namespace WasteClassifier.Infrastructure.Messaging;
 
@@ -25,13 +26,8 @@ public sealed class BrokerCertificateValidator(string serverName, X509Certificat
     /// <summary>Server authentication, the use the system's own check demands of a server's certificate.</summary>
     private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
 
-    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
-
-    // Connections may be checked on several threads at once.
-    private readonly Lock _refusals = new();
-    private string? _lastReason;
-    private long _lastLogged;
-    private int _unlogged;
+    // Connections may be checked on several threads at once: RepeatedFailureLog takes care of that.
+    private readonly RepeatedFailureLog _refusals = new(RepeatLogInterval, clock);
 
     public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
@@ -59,7 +55,7 @@ public sealed class BrokerCertificateValidator(string serverName, X509Certificat
     /// <summary>A certificate passed: a refusal after it is news again, logged at once.</summary>
     private bool Accepted()
     {
-        lock (_refusals) (_lastReason, _unlogged) = (null, 0);
+        _refusals.Succeeded();
         return true;
     }
 
@@ -70,20 +66,7 @@ public sealed class BrokerCertificateValidator(string serverName, X509Certificat
     private bool Refused(string message, params object?[] values)
     {
         var reason = string.Join("\n", values.Prepend(message));
-        int unlogged;
-        TimeSpan since;
-        lock (_refusals)
-        {
-            var now = _clock.GetTimestamp();
-            since = _clock.GetElapsedTime(_lastLogged, now);
-            if (reason == _lastReason && since < RepeatLogInterval)
-            {
-                _unlogged++;
-                return false;
-            }
-            unlogged = reason == _lastReason ? _unlogged : 0;
-            (_lastReason, _lastLogged, _unlogged) = (reason, now, 0);
-        }
+        if (!_refusals.Failed(reason, out var unlogged, out var since)) return false;
 #pragma warning disable CA2254 // One of the fixed templates above, with its values.
         if (unlogged == 0) logger.LogError(message, values);
         else logger.LogError(message + " (refused {Unlogged} more time(s) for this reason, unlogged, in the {Minutes:0} minutes since it was last logged)",

@@ -287,6 +287,8 @@ public sealed class BadInputTests(EmbeddedApiFixture fixture)
     [InlineData("/v1/classifications?limit=abc", "invalid_limit", "limit")]
     [InlineData("/v1/training-jobs?limit=abc", "invalid_limit", "limit")]
     [InlineData("/stats/timeseries?minutes=abc", "invalid_minutes", "minutes")]
+    [InlineData("/v1/workers?minutes=abc", "invalid_minutes", "minutes")]
+    [InlineData("/v1/workers?minutes=0", "invalid_minutes", "minutes")]
     [InlineData("/stats/timeseries?step_seconds=1.5", "invalid_step_seconds", "step_seconds")]
     public async Task Get_TypedParameterThatDoesNotBind_400JsonNamingIt(string url, string error, string parameter)
     {

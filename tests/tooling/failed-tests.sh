@@ -7,7 +7,7 @@ echo
 echo "=== Failed tests (repeated from $log) ==="
 # A failure's block is its "Failed Name [time]" line, then "Error Message:" and its lines up to "Stack Trace:".
 awk '
-  /^[[:space:]]+Failed [A-Za-z_][A-Za-z0-9_.]*[ (\[]/ { print; inmsg = 0; shown = 0; next }
+  /^[[:space:]]+Failed [A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+[ (\[]/ { print; inmsg = 0; shown = 0; next }
   /^[[:space:]]+Error Message:/ { inmsg = 1; next }
   /^[[:space:]]+Stack Trace:/ { inmsg = 0; next }
   inmsg && shown < 12 { print "    " $0; shown++ }

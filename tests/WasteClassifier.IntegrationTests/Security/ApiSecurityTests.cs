@@ -508,7 +508,10 @@ public sealed class ApiSecurityTests(ApiSecurityTests.KeyedApi keyed, ApiSecurit
         var factory = Start();
         factory.UseKestrel(0);
         factory.StartServer();
-        using var http = factory.CreateClient(); // a real HTTP client for the Kestrel address
+        using var kestrel = factory.CreateDefaultClient();
+        // A real HTTP client for the Kestrel address. It waits for the answer to the headers up to a minute, not HttpClient's
+        // 1 s, after which it sends the body anyway: a cold test host on a loaded CI machine can take longer to answer.
+        using var http = new HttpClient(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromMinutes(1) }) { BaseAddress = kestrel.BaseAddress };
         var files = Enumerable.Range(0, 3).Select(i => ($"{i}.jpg", new byte[900_000]));
         // As a careful client sends a large body: the 413 then comes before any of it. Without it the answer races the
         // upload, and the server, closing a connection with unread bytes, can reset it before the client reads the 413.

@@ -166,9 +166,10 @@ public sealed class ApiHealthTests : IAsyncLifetime
     {
         var registry = new RegistryReads();
         var connectionString = await TestServices.CreateDatabaseAsync("wc_health_once");
-        // The in-process worker's model watcher reads the registry at start, then not for an hour: every later read is a request's.
+        // The in-process worker's model watcher reads the registry at start, then not for an hour, and the training-job sweeper
+        // (whose queries name the models table too) waits a day before its first sweep: every later read is a request's.
         var api = OnOwnDatabase(connectionString, "once", services => services.ConfigureDbContext<ClassifierDbContext>(options => options.AddInterceptors(registry)),
-            ("Model:RefreshSeconds", "3600"));
+            ("Model:RefreshSeconds", "3600"), ("Training:SweepSeconds", "86400"));
         try
         {
             using var http = api.CreateClient();

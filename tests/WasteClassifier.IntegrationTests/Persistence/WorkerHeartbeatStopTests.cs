@@ -1,0 +1,102 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WasteClassifier.Components.Classifying;
+using WasteClassifier.Components.Models;
+using WasteClassifier.Core.Inference;
+using WasteClassifier.Infrastructure.Persistence;
+using WasteClassifier.IntegrationTests.Fixtures;
+
+namespace WasteClassifier.IntegrationTests.Persistence;
+
+/// <summary>
+/// A worker's graceful stop on the real PostgreSQL, where commands go over the network: a beat already on its way when
+/// stopping begins is written before the stop mark, and no beat after it, so the row says stopped.
+/// </summary>
+public sealed class WorkerHeartbeatStopTests
+{
+    [IntegrationFact]
+    public Task HeartbeatService_OnPostgres_BeatInFlightWhenStopping_IsWrittenBeforeTheStopMarkAndNoneAfter()
+    {
+        var gate = new GatedWrites();
+        return ProviderDatabases.WithDatabaseAsync(DatabaseProviders.Postgres, "presence-stop", async newContext =>
+        {
+            using var services = new ServiceCollection().AddScoped(_ => newContext()).BuildServiceProvider();
+            var model = new SwitchableModel("v1");
+            var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-stop" }, model,
+                TimeProvider.System, NullLogger<WorkerHeartbeatService>.Instance);
+            await service.BeatAsync(CancellationToken.None);
+
+            // The next beat names v2 and is held after its connection opened, before its command is sent: a beat still in
+            // flight when the shutdown's timeout runs out.
+            model.Version = "v2";
+            gate.Hold();
+            var inFlight = service.BeatAsync(CancellationToken.None);
+            await gate.Entered;
+            var stopping = service.StopAsync(CancellationToken.None);
+            // A stop mark that did not wait for the beat would be written now (over its own connection) and then cleared by the
+            // held beat. Waiting for the stop to end, for 2 s at most (less than its own 5 s limit), gives it that chance;
+            // one that waits for the beat never ends before it is released.
+            await Task.WhenAny(stopping, Task.Delay(TimeSpan.FromSeconds(2)));
+            gate.Release();
+            await inFlight;
+            await stopping;
+
+            var row = await ReadAsync(newContext);
+            // The held beat was written (its model), and the stop mark after it: the mark's own last_seen_at is the row's.
+            Assert.Equal("v2", row.ModelVersion);
+            Assert.NotNull(row.StoppedAt);
+            Assert.Equal(row.StoppedAt, row.LastSeenAt);
+
+            // A beat once stopping has begun writes nothing.
+            model.Version = "v3";
+            await service.BeatAsync(CancellationToken.None);
+            var after = await ReadAsync(newContext);
+            Assert.Equal("v2", after.ModelVersion);
+            Assert.Equal(row.StoppedAt, after.StoppedAt);
+        }, gate);
+    }
+
+    private static async Task<WorkerHeartbeat> ReadAsync(Func<ClassifierDbContext> newContext)
+    {
+        await using var db = newContext();
+        return await db.WorkerHeartbeats.AsNoTracking().SingleAsync(w => w.WorkerId == "w-stop");
+    }
+
+    /// <summary>Once held, the next non-query waits inside its execution (its connection open) until released.</summary>
+    private sealed class GatedWrites : DbCommandInterceptor
+    {
+        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _held;
+
+        public Task Entered => _entered.Task;
+
+        public void Hold() => _held = 1;
+
+        public void Release() => _released.TrySetResult();
+
+        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData,
+            InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (Interlocked.Exchange(ref _held, 0) == 1)
+            {
+                _entered.TrySetResult();
+                await _released.Task;
+            }
+            return result;
+        }
+    }
+
+    /// <summary>The model a worker has loaded, changed by the test between beats.</summary>
+    private sealed class SwitchableModel(string version) : IModelProvider
+    {
+        public string Version { get; set; } = version;
+
+        public ModelCard? LoadedCard => new() { Version = Version, Labels = ["a", "b"], Input = new ModelInputSpec() };
+
+        public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new NotSupportedException("no batch runs here");
+    }
+}

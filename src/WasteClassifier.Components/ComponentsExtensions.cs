@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Observability;
@@ -44,7 +45,21 @@ public static class ComponentsExtensions
         services.AddSingleton<ClassificationBatchScheduler>();
         services.AddHostedService<ModelWatcher>();
         services.AddHostedService<WorkerHeartbeatService>();
+        services.AddWorkerHeartbeatSweeper(configuration);
         services.AddExportedMetrics(ClassifierMetrics.WorkerRegistry);
+        return services;
+    }
+
+    /// <summary>
+    /// The hourly delete of heartbeat rows past <c>Worker:HeartbeatRetentionHours</c>: every API and worker process runs it,
+    /// once in a process that is both, so rows go even while no worker runs.
+    /// </summary>
+    public static IServiceCollection AddWorkerHeartbeatSweeper(this IServiceCollection services, IConfiguration configuration)
+    {
+        var key = $"{WorkerOptions.Section}:{nameof(WorkerOptions.HeartbeatRetentionHours)}";
+        services.TryAddSingleton(new WorkerHeartbeatRetention(WorkerOptions.ValidatedRetentionHours(configuration.GetValue(key, new WorkerOptions().HeartbeatRetentionHours))));
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkerHeartbeatSweeper>());
         return services;
     }
 

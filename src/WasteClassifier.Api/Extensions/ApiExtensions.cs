@@ -64,6 +64,9 @@ public static class ApiExtensions
         services.AddSingleton(provider => new QueueGauges(provider.GetRequiredService<IServiceScopeFactory>(), provider.GetRequiredService<QueueGaugeOptions>(),
             provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILogger<QueueGauges>>()));
 
+        // Here too, not only in workers: with none running (scaled to zero) their old rows would never go.
+        services.AddWorkerHeartbeatSweeper(configuration);
+
         var runWorker = RunsWorker(configuration);
         var runTrainer = RunsTrainer(configuration);
         if (runWorker) services.AddClassificationWorker(configuration);

@@ -10,16 +10,14 @@ namespace WasteClassifier.Components.Classifying;
 
 /// <summary>
 /// Records this worker's presence every <c>Worker:HeartbeatSeconds</c> (one upsert, on its own timer, never on a batch's
-/// path), so an idle worker shows as up in <c>GET /v1/workers</c>; marks it stopped on a graceful shutdown; and now and
-/// then deletes rows not seen for <c>Worker:HeartbeatRetentionHours</c>. A failed beat is tried again at the next interval
+/// path), so an idle worker shows as up in <c>GET /v1/workers</c>; and marks it stopped on a graceful shutdown (old rows are
+/// <see cref="WorkerHeartbeatSweeper"/>'s). A failed beat is tried again at the next interval
 /// (presence must never stop a worker from classifying) and logged when its reason changes, the same reason again at most
 /// every <see cref="RepeatLogInterval"/>.
 /// </summary>
 public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOptions options, IModelProvider model, TimeProvider clock,
     ILogger<WorkerHeartbeatService> logger) : BackgroundService
 {
-    private static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
-
     /// <summary>The mark of a graceful stop is given this long at most, so a database outage does not hold up the shutdown.</summary>
     private static readonly TimeSpan StopMarkTimeout = TimeSpan.FromSeconds(5);
 
@@ -31,7 +29,6 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     // Held by a beat's write and by the stop mark, so a beat still in flight when stopping begins cannot clear the mark.
     private readonly SemaphoreSlim _write = new(1, 1);
     private volatile bool _stopping;
-    private long? _lastSweep;
     private bool _beaten;
     private readonly RepeatedFailureLog _failures = new(RepeatLogInterval, clock);
 
@@ -52,22 +49,6 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
             catch (Exception e)
             {
                 BeatFailed(e.Message);
-            }
-            try
-            {
-                if (_lastSweep is not { } swept || clock.GetElapsedTime(swept) >= SweepInterval)
-                {
-                    _lastSweep = clock.GetTimestamp();
-                    await SweepAsync(stoppingToken);
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}", options.HeartbeatRetentionHours, e.Message);
             }
             try
             {
@@ -122,14 +103,6 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     internal void BeatRecorded()
     {
         if (_failures.Succeeded()) logger.LogInformation("Recording worker {WorkerId}'s heartbeat works again", options.Id);
-    }
-
-    private async Task SweepAsync(CancellationToken cancellationToken)
-    {
-        using var scope = scopes.CreateScope();
-        var deleted = await WorkerPresence.SweepAsync(scope.ServiceProvider.GetRequiredService<ClassifierDbContext>(),
-            TimeSpan.FromHours(options.HeartbeatRetentionHours), cancellationToken);
-        if (deleted > 0) logger.LogInformation("Deleted the heartbeats of {Count} worker(s) not seen for {Hours} h", deleted, options.HeartbeatRetentionHours);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)

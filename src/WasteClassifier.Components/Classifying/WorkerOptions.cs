@@ -58,7 +58,7 @@ public sealed class WorkerOptions
         {
             (nameof(BatchSize), BatchSize, 1), (nameof(DecodeParallelism), DecodeParallelism, 1), (nameof(MaxAttempts), MaxAttempts, 1),
             (nameof(MaxPixels), MaxPixels, 1), (nameof(BatchWaitMs), BatchWaitMs, 0), (nameof(PipelineDepth), PipelineDepth, 0),
-            (nameof(HeartbeatSeconds), HeartbeatSeconds, 1), (nameof(HeartbeatRetentionHours), HeartbeatRetentionHours, 1),
+            (nameof(HeartbeatSeconds), HeartbeatSeconds, 1),
         })
         {
             if (value < least)
@@ -68,11 +68,23 @@ public sealed class WorkerOptions
         // An interval past an hour would be judged missing only after hours; a day's interval overflows nothing but helps no one.
         if (HeartbeatSeconds > 3600)
             throw new InvalidOperationException($"{Section}:{nameof(HeartbeatSeconds)} is {HeartbeatSeconds}; it must be 3600 or less");
-        // The sweep subtracts it from the database's now: a huge value goes before year 1 and every sweep throws.
-        if (HeartbeatRetentionHours > MaxHeartbeatRetentionHours)
-            throw new InvalidOperationException($"{Section}:{nameof(HeartbeatRetentionHours)} is {HeartbeatRetentionHours}; it must be {MaxHeartbeatRetentionHours} (a year) or less");
+        ValidatedRetentionHours(HeartbeatRetentionHours);
         if (string.IsNullOrWhiteSpace(Id) || Id.Length > MaxIdLength)
             throw new InvalidOperationException($"{Section}:Id '{Id}' must be 1 to {MaxIdLength} characters, not blank");
         return this;
+    }
+
+    /// <summary>
+    /// <paramref name="hours"/> if it is a valid <see cref="HeartbeatRetentionHours"/>, else refuses it naming the setting: an
+    /// API process, which runs no worker and so validates nothing else of this section, sweeps by it too.
+    /// </summary>
+    public static int ValidatedRetentionHours(int hours)
+    {
+        if (hours < 1)
+            throw new InvalidOperationException($"{Section}:{nameof(HeartbeatRetentionHours)} is {hours}; it must be 1 or more");
+        // The sweep subtracts it from the database's now: a huge value goes before year 1 and every sweep throws.
+        if (hours > MaxHeartbeatRetentionHours)
+            throw new InvalidOperationException($"{Section}:{nameof(HeartbeatRetentionHours)} is {hours}; it must be {MaxHeartbeatRetentionHours} (a year) or less");
+        return hours;
     }
 }

@@ -1,14 +1,16 @@
 using System.Net;
 using System.Text.Json;
 using MassTransit;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Distributed;
 
 /// <summary>
 /// Worker presence on PostgreSQL: a stand-alone worker process, idle, is listed up by an API-only process (which runs no
-/// worker), and after its graceful stop no longer is.
+/// worker), and after its graceful stop no longer is; with no worker running, the API deletes rows past the retention.
 /// </summary>
 public sealed class WorkerPresenceTests : IAsyncLifetime
 {
@@ -25,6 +27,10 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
             ["Worker:DecodeParallelism"] = "1",
             ["Worker:HeartbeatSeconds"] = "1",
         };
+    }
+
+    private async Task StartApiAsync()
+    {
         _api = new ApiFactory(_settings);
         var bus = await _api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
         if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
@@ -33,6 +39,7 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
     [IntegrationFact]
     public async Task Workers_IdleWorkerProcess_IsUpWithItsModelThenStoppedAfterAGracefulStop()
     {
+        await StartApiAsync();
         using var http = _api.CreateClient();
         // Before any worker: the API process runs none, so nothing is listed.
         Assert.Empty((await WorkersAsync(http)).GetProperty("workers").EnumerateArray());
@@ -69,6 +76,53 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
         Assert.Equal(JsonValueKind.String, stopped.GetProperty("stopped_at").ValueKind);
         Assert.Equal(0, after.GetProperty("up").GetInt32());
         Assert.Equal(1, after.GetProperty("stopped").GetInt32());
+    }
+
+    [IntegrationFact]
+    public async Task Workers_NoWorkerRunning_TheApiDeletesRowsPastTheRetention()
+    {
+        // The rows of workers gone before this API-only process starts (a deployment scaled to zero workers): one last seen
+        // past the retention, one within it.
+        _settings["Worker:HeartbeatRetentionHours"] = "2";
+        await using (var db = NewContext())
+        {
+            await db.Database.MigrateAsync();
+            var now = await WorkerPresence.DatabaseNowAsync(db, CancellationToken.None);
+            db.WorkerHeartbeats.AddRange(Gone("past-retention", now.AddHours(-3)), Gone("within-retention", now.AddHours(-1)));
+            await db.SaveChangesAsync();
+        }
+
+        await StartApiAsync();
+
+        // It sweeps as it starts, then hourly.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        List<string> left;
+        while (true)
+        {
+            await using (var db = NewContext()) left = await db.WorkerHeartbeats.AsNoTracking().OrderBy(w => w.WorkerId).Select(w => w.WorkerId).ToListAsync();
+            if (!left.Contains("past-retention")) break;
+            Assert.True(DateTime.UtcNow < deadline, $"the API kept the row of a worker not seen for 3 h (retention 2 h) for 60 s: {string.Join(", ", left)}");
+            await Task.Delay(250);
+        }
+        Assert.Equal(["within-retention"], left);
+
+        static WorkerHeartbeat Gone(string id, DateTime lastSeen) => new()
+        {
+            WorkerId = id,
+            HostName = "gone",
+            ProcessStartedAt = lastSeen.AddHours(-1),
+            HeartbeatSeconds = 15,
+            LastSeenAt = lastSeen,
+            StoppedAt = lastSeen,
+        };
+    }
+
+    private ClassifierDbContext NewContext()
+    {
+        var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+        DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = _settings["Database:ConnectionString"] },
+            Path.GetTempPath());
+        return new ClassifierDbContext(builder.Options);
     }
 
     private static async Task<JsonElement> WorkersAsync(HttpClient http)

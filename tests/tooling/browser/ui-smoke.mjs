@@ -1,7 +1,9 @@
 // Drives the web interface in Debian's chromium (headless, through playwright-core): drops an image on the
 // drop zone, waits for its result, then opens history, dashboard, models and the API reference, saving a
 // screenshot of each. Fails on a page error, a console error or any request that leaves the server's origin.
-// Usage: node ui-smoke.mjs --url http://127.0.0.1:PORT --image a.jpg [--image b.jpg] --out DIR
+// With /v1/workers answering 404 (an older API replica), the dashboard shows "—" for Workers up while its other figures
+// still update: --dashboard-image is sent then, and its completion must show.
+// Usage: node ui-smoke.mjs --url http://127.0.0.1:PORT --image a.jpg [--image b.jpg] --dashboard-image c.jpg --out DIR
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +14,8 @@ const option = name => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]]
 const [url] = option('url');
 const images = option('image');
 const [out] = option('out');
-if (!url || images.length === 0 || !out) throw new Error('usage: --url URL --image FILE... --out DIR');
+const [dashboardImage] = option('dashboard-image');
+if (!url || images.length === 0 || !dashboardImage || !out) throw new Error('usage: --url URL --image FILE... --dashboard-image FILE --out DIR');
 mkdirSync(out, { recursive: true });
 
 const profile = mkdtempSync(join(tmpdir(), 'wc-chromium-'));
@@ -32,7 +35,10 @@ try {
   const page = browser.pages()[0] ?? await browser.newPage();
   const origin = new URL(url).origin;
   page.on('pageerror', e => problems.push(`page error: ${e.message}`));
-  page.on('console', m => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  // The refused /v1/workers below is logged by chromium as a failed resource: expected there, and only there.
+  let workersRefused = false;
+  const refusedWorkers = m => workersRefused && m.text().includes('404') && new URL(m.location().url || url).pathname === '/v1/workers';
+  page.on('console', m => { if (m.type() === 'error' && !refusedWorkers(m)) problems.push(`console error: ${m.text()}`); });
   page.on('request', r => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) problems.push(`off-origin request: ${r.url()}`); });
   const shot = async name => { await page.screenshot({ path: join(out, `${name}.png`), fullPage: true }); step(`screenshot ${name}.png`); };
 
@@ -74,6 +80,27 @@ try {
   step(`workers up: ${(await up.locator('.v').textContent()).replace(/\s*·\s*/, ' · ').trim()}`);
   await page.waitForTimeout(300);
   await shot('dashboard');
+
+  // An API replica without /v1/workers (an older one in a rolling update) answers 404: Workers up shows "—" at the next
+  // refresh, and the other figures still update (one more image completes and Completed counts it).
+  const completed = async () => Number((await page.locator('#kpis .kpi', { hasText: 'Completed' }).locator('.v').textContent()).replace(/\D/g, ''));
+  const before = await completed();
+  const workersPath = /\/v1\/workers(\?|$)/;
+  workersRefused = true;
+  await page.route(workersPath, route => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not_found","message":"no such route"}' }));
+  await page.waitForFunction(() => [...document.querySelectorAll('#kpis .kpi')].find(k => k.textContent.includes('Workers up'))
+    ?.querySelector('.v')?.textContent.trim() === '—', null, { timeout: 30000 });
+  const sent = await page.request.post(`${url}/v1/classifications`, {
+    multipart: { image: { name: basename(dashboardImage), mimeType: dashboardImage.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(dashboardImage) } },
+  });
+  if (!sent.ok()) problems.push(`sending the dashboard's image answered ${sent.status()}`);
+  await page.waitForFunction(([n]) => {
+    const value = [...document.querySelectorAll('#kpis .kpi')].find(k => k.textContent.includes('Completed'))?.querySelector('.v')?.textContent ?? '';
+    return Number(value.replace(/\D/g, '')) > n;
+  }, [before], { timeout: 90000 });
+  step(`without /v1/workers: completed ${before} → ${await completed()}, workers up ${(await up.locator('.v').textContent()).trim()}`);
+  await page.unroute(workersPath);
+  workersRefused = false;
 
   await page.goto(`${url}/#models`);
   await page.waitForSelector('#model-detail table.confusion');

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using WasteClassifier.Components;
 using WasteClassifier.Components.Classifying;
 
@@ -30,6 +31,32 @@ public sealed class WorkerOptionsTests
         var error = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddClassificationWorker(configuration));
 
         Assert.Contains(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("0", "Worker:HeartbeatRetentionHours is 0; it must be 1 or more")]
+    [InlineData("8761", "Worker:HeartbeatRetentionHours is 8761; it must be 8760 (a year) or less")]
+    public void AddWorkerHeartbeatSweeper_BadRetentionInAProcessRunningNoWorker_RefusedNamingIt(string value, string expected)
+    {
+        // An API-only process validates no other worker setting, but sweeps by this one.
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Worker:HeartbeatRetentionHours"] = value }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddWorkerHeartbeatSweeper(configuration));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void AddWorkerHeartbeatSweeper_ProcessThatIsApiAndWorker_RunsOneSweeper()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Worker:HeartbeatRetentionHours"] = "5" }).Build();
+
+        // As the API registers it: its own, then the worker's inside it.
+        var services = new ServiceCollection().AddWorkerHeartbeatSweeper(configuration).AddClassificationWorker(configuration);
+
+        Assert.Single(services, d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(WorkerHeartbeatSweeper));
+        using var provider = services.BuildServiceProvider();
+        Assert.Equal(5, provider.GetRequiredService<WorkerHeartbeatRetention>().Hours);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
 {
     private readonly string _workerId = $"worker-presence-{Guid.NewGuid():N}"[..30];
     private Dictionary<string, string?> _settings = null!;
-    private ApiFactory _api = null!;
+    private ApiFactory? _api;
     private ServiceProcess? _worker;
 
     public async Task InitializeAsync()
@@ -29,18 +29,19 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
         };
     }
 
-    private async Task StartApiAsync()
+    private async Task<ApiFactory> StartApiAsync()
     {
-        _api = new ApiFactory(_settings);
-        var bus = await _api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
+        var api = _api = new ApiFactory(_settings);
+        var bus = await api.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
         if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
+        return api;
     }
 
     [IntegrationFact]
     public async Task Workers_IdleWorkerProcess_IsUpWithItsModelThenStoppedAfterAGracefulStop()
     {
-        await StartApiAsync();
-        using var http = _api.CreateClient();
+        var api = await StartApiAsync();
+        using var http = api.CreateClient();
         // Before any worker: the API process runs none, so nothing is listed.
         Assert.Empty((await WorkersAsync(http)).GetProperty("workers").EnumerateArray());
 

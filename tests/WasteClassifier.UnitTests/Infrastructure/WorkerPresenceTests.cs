@@ -118,7 +118,7 @@ public sealed class WorkerPresenceTests
         // A beat held inside its write, as one still in flight when the shutdown's timeout runs out.
         gate.Hold();
         var inFlight = service.BeatAsync(CancellationToken.None);
-        await gate.Entered;
+        await gate.Entered.WaitAsync(TimeSpan.FromSeconds(30));
         var stopping = service.StopAsync(CancellationToken.None);
         gate.Release();
         await inFlight;

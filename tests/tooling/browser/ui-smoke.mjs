@@ -35,9 +35,14 @@ try {
   const page = browser.pages()[0] ?? await browser.newPage();
   const origin = new URL(url).origin;
   page.on('pageerror', e => problems.push(`page error: ${e.message}`));
-  // The refused /v1/workers below is logged by chromium as a failed resource: expected there, and only there.
-  let workersRefused = false;
-  const refusedWorkers = m => workersRefused && m.text().includes('404') && new URL(m.location().url || url).pathname === '/v1/workers';
+  // Each /v1/workers the route below refuses is logged by chromium as a failed resource: as many such errors are expected,
+  // counted (not a window of time, whose end a late console message could miss), and no other.
+  let workersRefused = 0;
+  const refusedWorkers = m => {
+    if (workersRefused === 0 || !m.text().includes('404') || new URL(m.location().url || url).pathname !== '/v1/workers') return false;
+    workersRefused--;
+    return true;
+  };
   page.on('console', m => { if (m.type() === 'error' && !refusedWorkers(m)) problems.push(`console error: ${m.text()}`); });
   page.on('request', r => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) problems.push(`off-origin request: ${r.url()}`); });
   const shot = async name => { await page.screenshot({ path: join(out, `${name}.png`), fullPage: true }); step(`screenshot ${name}.png`); };
@@ -86,8 +91,10 @@ try {
   const completed = async () => Number((await page.locator('#kpis .kpi', { hasText: 'Completed' }).locator('.v').textContent()).replace(/\D/g, ''));
   const before = await completed();
   const workersPath = /\/v1\/workers(\?|$)/;
-  workersRefused = true;
-  await page.route(workersPath, route => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not_found","message":"no such route"}' }));
+  await page.route(workersPath, route => {
+    workersRefused++;
+    return route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not_found","message":"no such route"}' });
+  });
   await page.waitForFunction(() => [...document.querySelectorAll('#kpis .kpi')].find(k => k.textContent.includes('Workers up'))
     ?.querySelector('.v')?.textContent.trim() === '—', null, { timeout: 30000 });
   const sent = await page.request.post(`${url}/v1/classifications`, {
@@ -100,7 +107,6 @@ try {
   }, [before], { timeout: 90000 });
   step(`without /v1/workers: completed ${before} → ${await completed()}, workers up ${(await up.locator('.v').textContent()).trim()}`);
   await page.unroute(workersPath);
-  workersRefused = false;
 
   await page.goto(`${url}/#models`);
   await page.waitForSelector('#model-detail table.confusion');

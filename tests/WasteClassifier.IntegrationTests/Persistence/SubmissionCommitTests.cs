@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Net;
+using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
@@ -118,6 +119,50 @@ public sealed class SubmissionCommitTests
     }
 
     [IntegrationFact]
+    public async Task CommitUpload_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneReadAndNothingSent()
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("rucommit");
+        var lost = new CommitAnswerLostOnce<Classification>(awayForRetries: true, awayForRead: true);
+        try
+        {
+            await using var api = Api(settings, lost);
+            var http = api.CreateClient();
+            using var storage = new HttpClient();
+            var bytes = File.ReadAllBytes(Dataset.Sample(1)[5].Path);
+            var created = await ClassifierClient.ReadJsonAsync(await http.PostAsJsonAsync("/v1/uploads",
+                new { files = new[] { new { filename = "a.jpg", content_type = "image/jpeg", size = bytes.Length } }, source = "upload-commit-unread" }));
+            var upload = created["uploads"]![0]!;
+            using var put = new HttpRequestMessage(HttpMethod.Put, upload["url"]!.GetValue<string>()) { Content = new ByteArrayContent(bytes) };
+            put.Content.Headers.ContentType = new("image/jpeg");
+            Assert.True((await storage.SendAsync(put)).IsSuccessStatusCode);
+            var ids = new[] { Guid.Parse(upload["id"]!.GetValue<string>()) };
+
+            var commit = await http.PostAsJsonAsync("/v1/uploads/commit", new { ids });
+            var body = await ClassifierClient.ReadJsonAsync(commit);
+
+            // Unknown whether the commit was saved: a 503 to retry (not a 500), and no message for rows it could not read.
+            Assert.True(commit.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+            Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+            lost.AssertFired();
+            Assert.Equal(0u, await ReadyAsync(settings["Messaging:ClassifyQueue"]!));
+            // It was saved: the client's retry answers with that commit's row (a direct-upload commit is repeatable).
+            var again = await http.PostAsJsonAsync("/v1/uploads/commit", new { ids });
+            var replay = await ClassifierClient.ReadJsonAsync(again);
+            Assert.True(again.StatusCode == HttpStatusCode.Accepted, replay.ToJsonString());
+            using var scope = api.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            var row = await db.Classifications.SingleAsync(c => c.Source == "upload-commit-unread");
+            Assert.Equal(row.Id.ToString(), replay["items"]![0]!["classification_id"]!.GetValue<string>());
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    [IntegrationFact]
     public Task SubmitTrainingJob_CommitAnswerLostOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: false);
 
     [IntegrationFact]
@@ -198,19 +243,24 @@ public sealed class SubmissionCommitTests
         })));
 
     /// <summary>
-    /// After the first commit that saves new <typeparamref name="T"/> rows, throws what a connection reset while reading the
-    /// commit's answer throws: a transient NpgsqlException, which the retrying strategy answers by running the save again.
-    /// <paramref name="awayForRetries"/>: the database is then away for each of those tries (each fails to begin its
-    /// transaction, as it fails to connect), and the strategy gives up with a RetryLimitExceededException.
-    /// <paramref name="awayForRead"/>: and still away for the read of the save's rows that follows.
+    /// After the first commit that saves new <typeparamref name="T"/> rows (or that <paramref name="committing"/> recognises),
+    /// throws what a connection reset while reading the commit's answer throws: a transient NpgsqlException, which the
+    /// retrying strategy answers by running the save again. <paramref name="awayForRetries"/>: the database is then away for
+    /// each of those tries on that context (each fails to begin its transaction, as it fails to connect), and the strategy
+    /// gives up with a RetryLimitExceededException. <paramref name="awayForRead"/>: and still away for the read of the save's
+    /// rows that follows.
     /// </summary>
-    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries, bool awayForRead = false) : DbTransactionInterceptor, IDbCommandInterceptor where T : class
+    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries, bool awayForRead = false, Func<DbContext, bool>? committing = null)
+        : DbTransactionInterceptor, IDbCommandInterceptor where T : class
     {
         public const int Retries = 2;
 
         private int _fired;
         private int _refused;
         private int _reads;
+        // The context of the commit whose answer was lost: its retries and its read are refused, not another request's
+        // (contexts are pooled, and a promotion's retry starts from a cleared context).
+        private DbContext? _lost;
 
         public void AssertFired()
         {
@@ -224,10 +274,10 @@ public sealed class SubmissionCommitTests
         public ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result,
             CancellationToken cancellationToken = default)
         {
-            // The save's tries have run out (its rows are still Added): this is the read of whether they are there.
-            if (awayForRead && _refused == Retries && Saving(eventData.Context))
+            // The save's tries have run out: this is the read of whether its rows are there.
+            if (awayForRead && _refused == Retries && _lost is not null && ReferenceEquals(eventData.Context, _lost) && _reads == 0)
             {
-                Interlocked.Increment(ref _reads);
+                _reads++;
                 throw Lost();
             }
             return ValueTask.FromResult(result);
@@ -236,9 +286,10 @@ public sealed class SubmissionCommitTests
         public override ValueTask<InterceptionResult<DbTransaction>> TransactionStartingAsync(DbConnection connection, TransactionStartingEventData eventData,
             InterceptionResult<DbTransaction> result, CancellationToken cancellationToken = default)
         {
-            if (awayForRetries && _fired == 1 && Saving(eventData.Context))
+            // One request at a time uses a pooled context: its own tries, then nothing more once they have run out.
+            if (awayForRetries && _lost is not null && ReferenceEquals(eventData.Context, _lost) && _refused < Retries)
             {
-                Interlocked.Increment(ref _refused);
+                _refused++;
                 throw Lost();
             }
             return ValueTask.FromResult(result);
@@ -246,11 +297,15 @@ public sealed class SubmissionCommitTests
 
         public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
         {
-            if (Saving(eventData.Context) && Interlocked.Exchange(ref _fired, 1) == 0) throw Lost();
+            if (eventData.Context is { } context && (committing ?? Saving)(context) && Interlocked.Exchange(ref _fired, 1) == 0)
+            {
+                _lost = context;
+                throw Lost();
+            }
             return Task.CompletedTask;
         }
 
-        private static bool Saving(DbContext? context) => context?.ChangeTracker.Entries<T>().Any(e => e.State == EntityState.Added) == true;
+        private static bool Saving(DbContext context) => context.ChangeTracker.Entries<T>().Any(e => e.State == EntityState.Added);
 
         private static NpgsqlException Lost() => new("Exception while reading from stream", new IOException("Connection reset by peer"));
     }

@@ -132,7 +132,6 @@ public sealed class TrainingJobSubmitter(
         IResult? conflict;
         try
         {
-            // A commit whose answer was lost reads as a race and is staged again: the same samples, now unchanged by it.
             conflict = await SampleSaves.SaveAsync(db, async ct =>
             {
                 var (relabelled, byImage) = await AddSamplesAsync(samples, jobId: null, now, ct);
@@ -140,7 +139,7 @@ public sealed class TrainingJobSubmitter(
                     .Select(s => new SavedSample(s.File.Index, s.Sample.Id, s.Sample.ImageId, s.Sample.Label, FileNames.Sanitize(s.File.FileName))).ToList();
                 result = new SamplesResult(saved, rejected, relabelled);
                 Remember(key, SamplesRoute, fingerprint, jobId: null, result, now);
-            }, recording.Token);
+            }, recording.Token, savedAnyway: (failure, ct) => SamplesSavedAnywayAsync(failure, result!, key, fingerprint, ct));
         }
         catch (DbUpdateException) when (key is not null)
         {
@@ -152,6 +151,27 @@ public sealed class TrainingJobSubmitter(
 
         logger.LogInformation("Saved {Images} labelled image(s) as samples without a job, {Relabelled} relabelled", accepted.Count, result!.Relabelled.Count);
         return (result, null);
+    }
+
+    /// <summary>
+    /// Whether a failed save of <c>POST /v1/samples</c> committed all the same (see <see cref="CommitOutcomes"/>): answered
+    /// 503, its retried INSERT meeting its own rows or its retries run out, for samples it had saved. Read once: each
+    /// sample holds this request's label (a new one's id is new, version 7, made by this request, so found, the transaction
+    /// that saved it committed), and the Idempotency-Key's record, saved with them, is there.
+    /// </summary>
+    private async Task<bool> SamplesSavedAnywayAsync(Exception failure, SamplesResult staged, IdempotencyKey? key, string fingerprint, CancellationToken cancellationToken)
+    {
+        var labels = staged.Samples.DistinctBy(s => s.Id).ToDictionary(s => s.Id, s => s.Label);
+        var ids = labels.Keys.ToList();
+        var saved = await CommitOutcomes.ReadOnceAsync(db, async ct =>
+        {
+            var stored = await db.LabelledSamples.AsNoTracking().Where(s => ids.Contains(s.Id)).Select(s => new { s.Id, s.Label }).ToListAsync(ct);
+            return stored.Count == labels.Count && stored.All(s => labels[s.Id] == s.Label)
+                && (key is null || await db.IdempotentRequests.AsNoTracking()
+                    .AnyAsync(r => r.Scope == key.Scope && r.Route == SamplesRoute && r.Key == key.Value && r.Fingerprint == fingerprint, ct));
+        }, cancellationToken);
+        if (saved) logger.LogWarning(failure, "Saved {Samples} sample(s) whose commit was not acknowledged; answering them", labels.Count);
+        return saved;
     }
 
     private void Remember(IdempotencyKey? key, string route, string fingerprint, Guid? jobId, object result, DateTime now)

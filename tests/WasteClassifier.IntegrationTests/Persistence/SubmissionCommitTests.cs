@@ -163,6 +163,65 @@ public sealed class SubmissionCommitTests
     }
 
     [IntegrationFact]
+    public Task SaveSamples_CommitAnswerLostOnPostgres_TheCommittedSamplesAnswered() => SaveSamplesAsync(awayForRetries: false);
+
+    [IntegrationFact]
+    public Task SaveSamples_RetriesRunOutAfterTheCommitOnPostgres_TheCommittedSamplesAnswered() => SaveSamplesAsync(awayForRetries: true);
+
+    [IntegrationFact]
+    public Task SaveSamples_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneRead() => SaveSamplesAsync(awayForRetries: true, awayForRead: true);
+
+    private static async Task SaveSamplesAsync(bool awayForRetries, bool awayForRead = false)
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("scommit");
+        var lost = new CommitAnswerLostOnce<LabelledSample>(awayForRetries, awayForRead);
+        try
+        {
+            await using var api = Api(settings, lost);
+            var http = api.CreateClient();
+            MultipartFormDataContent Form()
+            {
+                var form = new MultipartFormDataContent();
+                foreach (var (path, index) in Dataset.Sample(1).Take(2).Select((s, i) => (s.Path, i)))
+                    form.Add(new ByteArrayContent(File.ReadAllBytes(path)) { Headers = { ContentType = new("image/jpeg") } }, "images", $"{index}.jpg");
+                form.Add(new StringContent("glass"), "label");
+                return form;
+            }
+
+            using var form = Form();
+            var response = await http.PostAsync("/v1/samples", form);
+            var body = await ClassifierClient.ReadJsonAsync(response);
+            lost.AssertFired();
+            using var scope = api.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+            var saved = (await db.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync()).Select(s => (s.Id.ToString(), s.Label)).ToList();
+            // Committed either way: the two samples, once.
+            Assert.Equal(2, saved.Count);
+            if (awayForRead)
+            {
+                // Unknown whether the samples were saved: a 503 to retry (not a 500).
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+                Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+                using var again = Form();
+                response = await http.PostAsync("/v1/samples", again);
+                body = await ClassifierClient.ReadJsonAsync(response);
+            }
+
+            // It answered 503 "nothing was accepted" for the samples it had saved.
+            Assert.True(response.StatusCode == HttpStatusCode.Created, body.ToJsonString());
+            Assert.Equal(2, body["samples_saved"]!.GetValue<int>());
+            Assert.Equal(saved, body["items"]!.AsArray().Select(i => (i!["id"]!.GetValue<string>(), i["label"]!.GetValue<string>())).OrderBy(i => i.Item1));
+            Assert.Equal(saved, (await db.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync()).Select(s => (s.Id.ToString(), s.Label)));
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    [IntegrationFact]
     public Task SubmitTrainingJob_CommitAnswerLostOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: false);
 
     [IntegrationFact]

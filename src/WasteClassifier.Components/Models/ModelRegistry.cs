@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Core.Inference;
@@ -287,32 +288,48 @@ public sealed partial class ModelRegistry(
         // previous version), a trainer's found "promoted before" and a rollback "already active", the last two unannounced.
         DateTime? promotedAt = null;
         string? replacedVersion = null;
-        var (promoted, previous) = await strategy.ExecuteAsync(async () =>
+        bool promoted;
+        string? previous;
+        try
         {
-            db.ChangeTracker.Clear();
-            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-            // Two promotions at once would each retire the same old model and leave both targets active.
-            await ClusterLocks.TakeAsync(db, ClusterLocks.ModelPromotions, cancellationToken);
-            var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
-                ?? throw new KeyNotFoundException($"no model version {version}");
-            // This call's own commit, whether or not the target is still active (a promotion since by another stands).
-            if (promotedAt is not null && target.PromotedAt == promotedAt) return (true, replacedVersion);
-            // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
-            // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
-            if (requireActive && target.PromotedAt is not null) return (false, version);
-            if (unlessActive && target.Status == ModelStatus.Active) return (false, version);
-            var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
-            if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
-            foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
-            target.Status = ModelStatus.Active;
-            var now = clock.GetUtcNow().UtcDateTime;
-            // Whole microseconds, as PostgreSQL keeps them, so a retry can recognise the value it reads back.
-            target.PromotedAt = now.AddTicks(-(now.Ticks % 10));
-            (promotedAt, replacedVersion) = (target.PromotedAt, actives.FirstOrDefault(m => m.Version != version)?.Version);
-            await db.SaveChangesAsync(cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-            return (true, replacedVersion);
-        });
+            (promoted, previous) = await strategy.ExecuteAsync(async () =>
+            {
+                db.ChangeTracker.Clear();
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                // Two promotions at once would each retire the same old model and leave both targets active.
+                await ClusterLocks.TakeAsync(db, ClusterLocks.ModelPromotions, cancellationToken);
+                var target = await db.Models.FirstOrDefaultAsync(m => m.Version == version, cancellationToken)
+                    ?? throw new KeyNotFoundException($"no model version {version}");
+                // This call's own commit, whether or not the target is still active (a promotion since by another stands).
+                if (promotedAt is not null && target.PromotedAt == promotedAt) return (true, replacedVersion);
+                // Read under the lock: a trainer that found the candidate never promoted, then stalled while another promoted it
+                // and an operator rolled back, would otherwise promote it again (the active model is its baseline once more).
+                if (requireActive && target.PromotedAt is not null) return (false, version);
+                if (unlessActive && target.Status == ModelStatus.Active) return (false, version);
+                var actives = await db.Models.Where(m => m.Status == ModelStatus.Active).OrderByDescending(m => m.PromotedAt).ToListAsync(cancellationToken);
+                if (requireActive && actives.FirstOrDefault()?.Version != expectedActive) return (false, actives.FirstOrDefault()?.Version);
+                foreach (var active in actives.Where(m => m.Version != version)) active.Status = ModelStatus.Retired;
+                target.Status = ModelStatus.Active;
+                var now = clock.GetUtcNow().UtcDateTime;
+                // Whole microseconds, as PostgreSQL keeps them, so a retry can recognise the value it reads back.
+                target.PromotedAt = now.AddTicks(-(now.Ticks % 10));
+                (promotedAt, replacedVersion) = (target.PromotedAt, actives.FirstOrDefault(m => m.Version != version)?.Version);
+                await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                return (true, replacedVersion);
+            });
+        }
+        catch (RetryLimitExceededException e) when (promotedAt is not null)
+        {
+            // The tries ran out (the database away for each) after one whose COMMIT may have gone through: the API answered 503
+            // for a promotion that stood, announced none, and the client's retry promoted it again with no previous version
+            // (a rollback's found it "already active"). Read once: this call's promoted_at on the target is its own commit.
+            if (await SingleAttempt.ReadOnceAsync(db, ct => db.Models.AsNoTracking().Where(m => m.Version == version).Select(m => m.PromotedAt).FirstOrDefaultAsync(ct),
+                    cancellationToken) != promotedAt)
+                throw;
+            logger.LogWarning(e, "Model {ModelVersion} promoted by a commit that was not acknowledged; announcing it", version);
+            (promoted, previous) = (true, replacedVersion);
+        }
         if (!promoted)
         {
             if (unlessActive) logger.LogInformation("Model {ModelVersion} not rolled back to: it is the active model", version);

@@ -222,6 +222,75 @@ public sealed class SubmissionCommitTests
     }
 
     [IntegrationFact]
+    public Task Promote_RetriesRunOutAfterTheCommitOnPostgres_200WithThePreviousVersion() => PromoteAsync(awayForRead: false);
+
+    [IntegrationFact]
+    public Task Promote_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneRead() => PromoteAsync(awayForRead: true);
+
+    [IntegrationFact]
+    public Task Rollback_RetriesRunOutAfterTheCommitOnPostgres_200WithThePreviousVersion() => PromoteAsync(awayForRead: false, rollback: true);
+
+    /// <param name="rollback">Roll back to a version active before, rather than promote a candidate.</param>
+    private static async Task PromoteAsync(bool awayForRead, bool rollback = false)
+    {
+        const string Candidate = "commit-candidate";
+        var settings = await TestServices.DeploymentSettingsAsync("pcommit");
+        // The promotion's transaction: its save is accepted before the COMMIT, so no row is Added then.
+        var lost = new CommitAnswerLostOnce<ModelRecord>(awayForRetries: true, awayForRead,
+            committing: c => c.ChangeTracker.Entries<ModelRecord>().Any(e => e.Entity.Version == Candidate && e.Entity.Status == ModelStatus.Active));
+        try
+        {
+            await using var api = Api(settings, lost);
+            var http = api.CreateClient();
+            string bundled;
+            using (var scope = api.Services.CreateScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+                bundled = (await db.Models.SingleAsync(m => m.Status == ModelStatus.Active)).Version;
+                db.Models.Add(new ModelRecord
+                {
+                    Version = Candidate,
+                    Origin = "imported",
+                    CardJson = "{}",
+                    ArtifactPrefix = $"models/{Candidate}/",
+                    CreatedAt = DateTime.UtcNow.AddHours(-2),
+                    Status = rollback ? ModelStatus.Retired : ModelStatus.Candidate,
+                    PromotedAt = rollback ? DateTime.UtcNow.AddHours(-1) : null,
+                });
+                await db.SaveChangesAsync();
+            }
+
+            var response = await http.PostAsync($"/v1/models/{Candidate}/{(rollback ? "rollback" : "promote")}", null);
+            var body = await ClassifierClient.ReadJsonAsync(response);
+
+            lost.AssertFired();
+            using (var scope = api.Services.CreateScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+                // Committed either way.
+                Assert.Equal(Candidate, (await db.Models.AsNoTracking().SingleAsync(m => m.Status == ModelStatus.Active)).Version);
+            }
+            if (awayForRead)
+            {
+                // Unknown whether it was promoted: a 503 to retry (not a 500).
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+                Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+                return;
+            }
+            // It answered 503 for a promotion that stood, announced none, and the client's retry promoted it again: a 200
+            // with no previous version, the one to roll back to (a rollback's retry: 409 already_active).
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToJsonString());
+            Assert.Equal((Candidate, bundled), (body["version"]!.GetValue<string>(), body["previous_version"]?.GetValue<string>()));
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    [IntegrationFact]
     public Task SubmitTrainingJob_CommitAnswerLostOnPostgres_ThatJobAnsweredAndSentOnce() => SubmitTrainingJobAsync(awayForRetries: false);
 
     [IntegrationFact]

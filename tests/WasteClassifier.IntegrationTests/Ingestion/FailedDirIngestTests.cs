@@ -283,11 +283,11 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
         // A file where the folder of the moved files must go: every move fails (as a folder not writable, even for root).
         await File.WriteAllTextAsync(Path.Combine(failed, "sub"), "in the way");
         var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(4));
+        using var stop = new CancellationTokenSource();
         var options = Options(source, folder, failed);
 
         // Watching, with a rescan every 100 ms: each finds both files again and tries their move again.
-        var summary = await new Ingester(new IngestOptions
+        var run = new Ingester(new IngestOptions
         {
             Source = source,
             WatchDirectory = folder,
@@ -298,9 +298,18 @@ public sealed class FailedDirIngestTests(IngestionFixture fixture)
             Rescan = TimeSpan.FromMilliseconds(100),
             FailedDirectory = failed,
         }, fixture.Client.Http, log.Enqueue).RunAsync(stop.Token);
+        // Stopped once both moves have failed, however long a loaded machine takes to send the files and have them refused
+        // (a fixed 4 s run ended before that on a slow API), then after 2 s more of rescans that try both moves again.
+        static List<string> Moves(IEnumerable<string> lines) =>
+            lines.Where(l => l.StartsWith("could not move to the failed-files folder", StringComparison.Ordinal)).ToList();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (Moves(log).Count < 2 && DateTime.UtcNow < deadline && !run.IsCompleted) await Task.Delay(50);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await stop.CancelAsync();
+        var summary = await run;
 
         Assert.Equal(2, summary.Refused);
-        var moves = log.Where(l => l.StartsWith("could not move to the failed-files folder", StringComparison.Ordinal)).ToList();
+        var moves = Moves(log);
         Assert.True(moves.Count == 2, string.Join("\n", moves));
         Assert.All(moves, m => Assert.Contains("it stays in place (tried again at each rescan, not logged again)", m));
         Assert.True(File.Exists(Path.Combine(folder, "sub", "bad.jpg")) && File.Exists(Path.Combine(folder, "sub", "worse.jpg")));

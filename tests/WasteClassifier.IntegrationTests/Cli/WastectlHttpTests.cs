@@ -19,6 +19,10 @@ namespace WasteClassifier.IntegrationTests.Cli;
 public sealed class WastectlHttpTests : IAsyncLifetime
 {
     private const string Key = "wc_redirect-test-key-0123456789abcdef";
+    // The clients' timeouts: a fresh Kestrel server on a loaded CI machine can take seconds to answer its first request,
+    // and a request timed out reads as a target not answering, not as the redirect these tests are about. Each answer comes
+    // at once when it can, so a passing run waits no longer.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly string _directory = Directory.CreateTempSubdirectory("wastectl-http-test").FullName;
     private Server _other = null!;
     private Server _target = null!;
@@ -61,7 +65,7 @@ public sealed class WastectlHttpTests : IAsyncLifetime
         var file = Path.Combine(_directory, "b.jpg");
         File.WriteAllBytes(file, [0xFF, 0xD8, 0xFF, 0xD9]);
         var files = new List<IngestFile> { new(file, 4, File.GetLastWriteTimeUtc(file).Ticks) };
-        using var http = WastectlHttp.CreateClient(_target.Url, TimeSpan.FromSeconds(10), Key);
+        using var http = WastectlHttp.CreateClient(_target.Url, Patience, Key);
         var client = new IngestClient(http, new IngestOptions { Source = "line-1", StateFile = Path.Combine(_directory, "state.jsonl"), MaxAttempts = 3 });
 
         var result = await client.SendAsync(IngestClient.KeyFor("line-1", files), files, CancellationToken.None);
@@ -77,12 +81,12 @@ public sealed class WastectlHttpTests : IAsyncLifetime
     [Fact]
     public async Task LoadTest_TargetRedirectsToAnotherHost_RefusedBeforeTheLoadAndNoRequestCarriesTheKeyThere()
     {
-        var refusal = await HttpLoadTarget.CheckAnsweringAsync(_target.Url, TimeSpan.FromSeconds(5));
+        var refusal = await HttpLoadTarget.CheckAnsweringAsync(_target.Url, Patience);
         Assert.NotNull(refusal);
         Assert.Contains($"redirecting to {new Uri(_other.Url, "/health/ready")}", refusal);
 
         // With --no-ready-check: each request fails as a redirect, and none reaches the other host.
-        await using var target = new HttpLoadTarget(WastectlHttp.CreateClient(_target.Url, TimeSpan.FromSeconds(10)), "line-1", apiKey: Key);
+        await using var target = new HttpLoadTarget(WastectlHttp.CreateClient(_target.Url, Patience), "line-1", apiKey: Key);
         var submitted = await target.SubmitAsync(new TestImage("a.jpg", [0xFF, 0xD8, 0xFF, 0xD9], "image/jpeg"), CancellationToken.None);
         var polled = await target.PollAsync(Guid.NewGuid().ToString(), CancellationToken.None);
 

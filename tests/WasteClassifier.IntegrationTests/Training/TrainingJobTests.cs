@@ -267,14 +267,16 @@ public sealed class TrainingJobTests : IClassFixture<TrainingFixture>
 
     private async Task<IReadOnlyList<JsonNode>> WaitForVersionAsync(string version, IReadOnlyList<byte[]> images)
     {
-        // The embedded worker swaps on ModelPromoted; allow the event a moment to arrive.
-        for (var attempt = 0; ; attempt++)
+        // The embedded worker swaps on ModelPromoted, then loads the new head: up to a minute for both, by the clock (six
+        // tries a second apart can all end before a loaded machine has swapped); the results come back once they are its.
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (true)
         {
             var (response, body) = await _fixture.Client.SubmitAsync(images.Select((b, i) => ($"veg-{i}.jpg", b)));
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             var ids = body["items"]!.AsArray().Select(i => Guid.Parse(i!["id"]!.GetValue<string>())).ToList();
             var results = await _fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1));
-            if (results.All(r => r["model_version"]!.GetValue<string>() == version) || attempt == 5) return results;
+            if (results.All(r => r["model_version"]!.GetValue<string>() == version) || DateTime.UtcNow > deadline) return results;
             await Task.Delay(1000);
         }
     }

@@ -49,12 +49,7 @@ public sealed class EmbeddedPipelineTests(EmbeddedApiFixture fixture)
     {
         // Timed from a worker that has its model: a fixture started just before on a loaded machine spent most of the
         // bound below loading it (13.6 s of 25 with a load average of 20), which is no part of how long a GET is held.
-        var deadline = DateTime.UtcNow.AddMinutes(1);
-        while (!(await fixture.Client.Http.GetFromJsonAsync<JsonNode>("/health"))!["model_loaded"]!.GetValue<bool>())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the in-process worker did not load its model within a minute");
-            await Task.Delay(100);
-        }
+        await fixture.Client.WaitForModelAsync();
         var ids = await fixture.Client.SubmitFilesAsync(Dataset.Sample(perClass: 1).Take(3).Select(s => s.Path), source: "long-poll-line");
         var started = System.Diagnostics.Stopwatch.StartNew();
 

@@ -64,9 +64,10 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
     {
         // The folder store refuses a key that would leave its folder on every read: no retry changes that.
         var good = File.ReadAllBytes(Dataset.Sample(1)[0].Path);
+        await fixture.Client.WaitForModelAsync();
         var ids = await QueueDirectlyAsync([($"test/../escape-{Guid.NewGuid():N}", null), ($"test/{Guid.NewGuid():N}", good)]);
 
-        // Well within the retries' 35 s: the row is failed at once.
+        // Well within the retries' 35 s: the row is failed at once (the bound counts from a worker that has its model).
         var results = await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromSeconds(20));
 
         Assert.Equal(("failed", "image_unreadable"), (results[0]["status"]!.GetValue<string>(), results[0]["error_code"]!.GetValue<string>()));

@@ -59,7 +59,8 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
         Assert.Equal(HttpStatusCode.OK, (await fixture.Client.Http.PutAsync(url, new ByteArrayContent([1, 2, 3]))).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await fixture.Client.Http.PutAsync(url.ToUpperInvariant().Replace("/V1/UPLOADS/", "/v1/uploads/"), new ByteArrayContent([]))).StatusCode);
 
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        // The request log's line comes after the answer: up to 30 s for it on a loaded machine, the loop ending once it is there.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         List<LogEvent> logged;
         while ((logged = CapturedLog.Events.Where(e => e.Properties.TryGetValue("RequestMethod", out var m) && m.ToString() == "\"PUT\"").ToList()).Count < 2
                && DateTime.UtcNow < deadline)
@@ -89,7 +90,7 @@ public sealed class ClientAbortTests(ClientAbortTests.Fixture fixture) : IClassF
             using var response = await fixture.Client.Http.PutAsync(url, new ByteArrayContent([1, 2, 3]));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
 
-            var deadline = DateTime.UtcNow.AddSeconds(10);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
             while (!CapturedLog.Events.Any(e => e.Properties.TryGetValue("StatusCode", out var s) && s.ToString() == "503") && DateTime.UtcNow < deadline)
                 await Task.Delay(100);
             var everything = string.Join("\n", CapturedLog.Events.Select(e => e.RenderMessage() + " " + string.Join(" ", e.Properties.Values)));

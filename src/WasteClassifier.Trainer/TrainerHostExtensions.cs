@@ -14,7 +14,7 @@ public static class TrainerHostExtensions
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
         services.AddTrainer(configuration);
-        services.AddClassifierHealthChecks();
+        services.AddClassifierHealthChecks(configuration);
         services.AddClassifierBus(configuration, bus => bus.AddTrainerConsumers());
         return services;
     }

@@ -14,7 +14,7 @@ public static class WorkerHostExtensions
         services.AddClassifierDatabase(configuration);
         services.AddClassifierObjectStore(configuration);
         services.AddClassificationWorker(configuration);
-        services.AddClassifierHealthChecks();
+        services.AddClassifierHealthChecks(configuration);
         services.AddClassifierBus(configuration, bus => bus.AddClassificationConsumers());
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(configuration.GetValue("Worker:ShutdownTimeoutSeconds", 30)));
         return services;

@@ -79,7 +79,7 @@ public static class ApiExtensions
         });
 
         builder.AddClassifierSecurity();
-        services.AddClassifierHealthChecks();
+        services.AddClassifierHealthChecks(configuration);
         services.AddOpenApi(OpenApiDocumentCache.DocumentName, openApi => openApi.AddDocumentTransformer(DocumentedRoute.TransformAsync)
             .AddDocumentTransformer(HealthProbes.TransformAsync).AddDocumentTransformer(ApiResponses.NullOrAnyAsync)
             .AddDocumentTransformer(OpenApiDocumentCache.RelativeServerAsync).AddSchemaTransformer(UtcTimeSchemas.TransformAsync)

@@ -20,12 +20,28 @@ public static class ObservabilityExtensions
     public const string ModelCheck = "model";
     public const string PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    /// <summary>Readiness checks of every process: database, object store and (where this process classifies) the model. MassTransit adds the broker's.</summary>
-    public static IHealthChecksBuilder AddClassifierHealthChecks(this IServiceCollection services) =>
-        services.AddHealthChecks()
-            .AddCheck<DatabaseHealthCheck>(DatabaseCheck, tags: [ReadyTag])
-            .AddCheck<ObjectStoreHealthCheck>("object_store", tags: [ReadyTag])
+    /// <summary>The object store's check (<see cref="ObjectStoreHealthCheck"/>).</summary>
+    public const string ObjectStoreCheck = "object_store";
+
+    /// <summary>
+    /// Readiness checks of every process: database, object store and (where this process classifies) the model. MassTransit
+    /// adds the broker's. The database's and the object store's each run within <see cref="HealthOptions.CheckTimeoutSeconds"/>
+    /// (<see cref="TimeLimitedHealthCheck{T}"/>); the model's and the broker's read this process's own state, and answer at once.
+    /// </summary>
+    public static IHealthChecksBuilder AddClassifierHealthChecks(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = HealthOptions.From(configuration);
+        services.AddSingleton(options);
+        return services.AddHealthChecks()
+            .AddTimeLimited<DatabaseHealthCheck>(DatabaseCheck, "database", options)
+            .AddTimeLimited<ObjectStoreHealthCheck>(ObjectStoreCheck, "object store", options)
             .AddCheck<ModelHealthCheck>(ModelCheck, tags: [ReadyTag]);
+    }
+
+    private static IHealthChecksBuilder AddTimeLimited<T>(this IHealthChecksBuilder builder, string name, string component, HealthOptions options)
+        where T : class, IHealthCheck =>
+        builder.Add(new HealthCheckRegistration(name, services => new TimeLimitedHealthCheck<T>(services.GetRequiredService<IServiceScopeFactory>(), options, component,
+            services.GetService<Microsoft.Extensions.Logging.ILogger<T>>()), failureStatus: null, tags: [ReadyTag]));
 
     /// <summary>
     /// Serves <c>/metrics</c>, <c>/health/live</c> and <c>/health/ready</c> on a small Kestrel listener inside a generic host

@@ -194,6 +194,122 @@ public sealed class ApiHealthTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A database host that takes connections and never answers (packets dropped, not refused): GET /health answers once
+    /// the database check's limit has passed, naming the database, where it waited for Npgsql's own timeouts (15 s to
+    /// connect, 30 s for a command on a pooled connection). The bound is that 15 s, not the 1 s limit: a loaded machine is slow.
+    /// </summary>
+    [IntegrationFact]
+    public async Task Health_DatabaseHostSilent_AnswersWithinItsLimitNamingTheDatabase()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health_silent");
+        var real = new NpgsqlConnectionStringBuilder(connectionString);
+        var relay = new SilentRelay(real.Host!, real.Port);
+        var api = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = Path.Combine(_directory, "silent-db"),
+            ["Database:Provider"] = "postgres",
+            ["Database:ConnectionString"] = new NpgsqlConnectionStringBuilder(connectionString) { Host = "127.0.0.1", Port = relay.Port }.ConnectionString,
+            ["Worker:Id"] = "health-silent-db-worker",
+            ["Health:CheckTimeoutSeconds"] = "1",
+        });
+        try
+        {
+            using var http = api.CreateClient();
+            using (var before = JsonDocument.Parse(await http.GetStringAsync("/health")))
+                Assert.Equal("healthy", before.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+
+            relay.Silence();
+            var (health, ready) = await WithinNpgsqlConnectTimeoutAsync(http);
+            using var healthBody = health;
+            using var readyBody = ready;
+
+            var database = health.RootElement.GetProperty("components").GetProperty("database");
+            Assert.Equal("unhealthy", database.GetProperty("status").GetString());
+            Assert.Equal("the database did not answer within 1 s", database.GetProperty("detail").GetString());
+            var check = ready.RootElement.GetProperty("checks").GetProperty("database");
+            Assert.Equal("unhealthy", check.GetProperty("status").GetString());
+            Assert.Equal("the database did not answer within 1 s", check.GetProperty("description").GetString());
+            Assert.Equal("healthy", ready.RootElement.GetProperty("checks").GetProperty("object_store").GetProperty("status").GetString());
+        }
+        finally
+        {
+            // The relay first: its sockets closed, whatever still waits on the database fails at once and the API stops.
+            await CleanUpAsync(async () => await relay.DisposeAsync(), async () => await api.DisposeAsync(), () => TestServices.DropDatabaseAsync(connectionString));
+        }
+    }
+
+    /// <summary>
+    /// An S3 server that takes connections and never answers: GET /health answers once the object store check's limit has
+    /// passed, naming the object store, where it waited for the S3 client's 30 s.
+    /// </summary>
+    [IntegrationFact]
+    public async Task Health_ObjectStoreSilent_AnswersWithinItsLimitNamingTheObjectStore()
+    {
+        var endpoints = await TestServices.GetAsync();
+        var relay = SilentRelay.To(endpoints.S3Endpoint);
+        // wc-store-*: start-services.sh removes such buckets later.
+        var api = new ApiFactory(new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = Path.Combine(_directory, "silent-store"),
+            ["ObjectStore:Provider"] = "minio",
+            ["ObjectStore:Endpoint"] = relay.Endpoint,
+            ["ObjectStore:AccessKey"] = endpoints.S3AccessKey,
+            ["ObjectStore:SecretKey"] = endpoints.S3SecretKey,
+            ["ObjectStore:Bucket"] = $"wc-store-health-{TestServices.NewSuffix()}",
+            ["Worker:Id"] = "health-silent-store-worker",
+            ["Health:CheckTimeoutSeconds"] = "1",
+        });
+        try
+        {
+            using var http = api.CreateClient();
+            using (var before = JsonDocument.Parse(await http.GetStringAsync("/health")))
+                Assert.Equal("healthy", before.RootElement.GetProperty("components").GetProperty("object_store").GetProperty("status").GetString());
+
+            relay.Silence();
+            var (health, ready) = await WithinNpgsqlConnectTimeoutAsync(http);
+            using var healthBody = health;
+            using var readyBody = ready;
+
+            var store = health.RootElement.GetProperty("components").GetProperty("object_store");
+            Assert.Equal("unhealthy", store.GetProperty("status").GetString());
+            Assert.Equal("the object store did not answer within 1 s", store.GetProperty("detail").GetString());
+            Assert.Equal("healthy", health.RootElement.GetProperty("components").GetProperty("database").GetProperty("status").GetString());
+            var check = ready.RootElement.GetProperty("checks").GetProperty("object_store");
+            Assert.Equal("the object store did not answer within 1 s", check.GetProperty("description").GetString());
+        }
+        finally
+        {
+            await CleanUpAsync(async () => await relay.DisposeAsync(), async () => await api.DisposeAsync());
+        }
+    }
+
+    /// <summary>
+    /// GET /health (200 with the outage in its body) and GET /health/ready (503), each answered before Npgsql's 15 s connect
+    /// timeout: far above the 1 s limit the tests set, so a loaded machine passes, and below every driver timeout a check
+    /// without a limit of its own waited for.
+    /// </summary>
+    private static async Task<(JsonDocument Health, JsonDocument Ready)> WithinNpgsqlConnectTimeoutAsync(HttpClient http)
+    {
+        var bound = TimeSpan.FromSeconds(14);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var health = await http.GetAsync("/health");
+        var healthTook = clock.Elapsed;
+        var healthText = await health.Content.ReadAsStringAsync();
+        clock.Restart();
+        var ready = await http.GetAsync("/health/ready");
+        var readyTook = clock.Elapsed;
+        var readyText = await ready.Content.ReadAsStringAsync();
+
+        Assert.True(health.StatusCode == HttpStatusCode.OK, healthText);
+        Assert.True(healthTook < bound, $"GET /health took {healthTook.TotalSeconds:F1} s: {healthText}");
+        Assert.True(ready.StatusCode == HttpStatusCode.ServiceUnavailable, readyText);
+        Assert.True(readyTook < bound, $"GET /health/ready took {readyTook.TotalSeconds:F1} s: {readyText}");
+        var json = JsonDocument.Parse(healthText);
+        Assert.Equal("unhealthy", json.RootElement.GetProperty("status").GetString());
+        return (json, JsonDocument.Parse(readyText));
+    }
+
+    /// <summary>
     /// Runs every clean-up step even when one throws (a failed re-allow must not leave the API running or the database
     /// behind), then throws the first failure.
     /// </summary>

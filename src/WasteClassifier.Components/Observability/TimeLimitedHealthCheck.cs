@@ -1,0 +1,37 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+
+namespace WasteClassifier.Components.Observability;
+
+/// <summary>
+/// Runs the check <typeparamref name="T"/> within <see cref="HealthOptions.CheckTimeoutSeconds"/>; past it the component is
+/// unhealthy, "the {component} did not answer within N s". A server that accepts connections and never answers (a host
+/// that drops packets, a stalled S3 server) held the check for its driver's own timeout (Npgsql's 15 s connect or 30 s
+/// command, the S3 client's 30 s), and every probe's answer with it, past the probes' 5 s.
+/// </summary>
+/// <remarks>
+/// The check is not cancelled at the limit, only with the request: Npgsql, cancelled mid-query, sends the server a cancel
+/// request, connecting synchronously inside <c>Cancel()</c> into the same silence, and a limit on the same token waited
+/// 30 s for that. The check ends instead on its driver's own timeouts, in a scope of its own that is disposed then, not
+/// when the answer is written: its DbContext is never disposed under a command still running.
+/// </remarks>
+public sealed class TimeLimitedHealthCheck<T>(IServiceScopeFactory scopes, HealthOptions options, string component, ILogger<T>? logger = null) : IHealthCheck
+    where T : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        // On the thread pool: a check that blocks before its first await (SQLite's calls are synchronous) is timed too.
+        var check = Task.Run(() => RunAsync(context, cancellationToken), CancellationToken.None);
+        if (await Task.WhenAny(check, Task.Delay(options.CheckTimeout, cancellationToken)) == check) return await check;
+        cancellationToken.ThrowIfCancellationRequested();
+        logger?.LogWarning("Readiness: the {Component} check did not answer within {Seconds} s", component, options.CheckTimeoutText);
+        return HealthCheckResult.Unhealthy($"the {component} did not answer within {options.CheckTimeoutText} s");
+    }
+
+    private async Task<HealthCheckResult> RunAsync(HealthCheckContext context, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        return await ActivatorUtilities.GetServiceOrCreateInstance<T>(scope.ServiceProvider).CheckHealthAsync(context, cancellationToken);
+    }
+}

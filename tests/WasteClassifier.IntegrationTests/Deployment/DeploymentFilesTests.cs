@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using WasteClassifier.Core.Inference;
+using WasteClassifier.Components.Observability;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 using static WasteClassifier.IntegrationTests.Deployment.DeploymentTools;
@@ -217,6 +218,30 @@ public sealed partial class DeploymentFilesTests
         }
 
         static int Seconds(object? value, int fallback) => value is null ? fallback : int.Parse(value.ToString()!, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [DeploymentFact]
+    public async Task Kustomize_Render_ReadinessProbesWaitLongerThanAComponentCheck()
+    {
+        // A component that does not answer is reported at Health__CheckTimeoutSeconds: the probe must wait longer, or it
+        // fails on its own timeout with no body saying which component hung.
+        var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
+        var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
+        foreach (var deployment in documents.Where(d => (string)d["kind"] == "Deployment"))
+        {
+            var name = (string)At(deployment, "metadata", "name")!;
+            foreach (var container in List(At(deployment, "spec", "template", "spec", "containers")))
+            {
+                var probe = At(container, "readinessProbe");
+                Assert.True(probe is not null, $"{name}: no readinessProbe");
+                // Kubernetes' default timeout is 1 s.
+                var probeTimeout = At(probe, "timeoutSeconds") is { } set ? double.Parse(set.ToString()!, System.Globalization.CultureInfo.InvariantCulture) : 1;
+                var limit = List(At(container, "env")).FirstOrDefault(e => (string?)At(e, "name") == "Health__CheckTimeoutSeconds") is { } env
+                    ? At(env, "value") : At(config, "data", "Health__CheckTimeoutSeconds");
+                var checkTimeout = limit is null ? new HealthOptions().CheckTimeoutSeconds : double.Parse(limit.ToString()!, System.Globalization.CultureInfo.InvariantCulture);
+                Assert.True(checkTimeout < probeTimeout, $"{name}: a component check may take {checkTimeout} s, the readiness probe waits {probeTimeout} s");
+            }
+        }
     }
 
     [Fact]

@@ -39,8 +39,8 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
         {
             try
             {
-                await BeatAsync(stoppingToken);
-                BeatRecorded();
+                // A beat skipped because stopping began wrote nothing: not "works again".
+                if (await BeatAsync(stoppingToken)) BeatRecorded();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -62,14 +62,14 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     }
 
     /// <summary>One beat: this worker's id, host, start, loaded model and interval, at the database's now.</summary>
-    /// <remarks>Once stopping has begun it writes nothing: a beat after the stop mark would clear it.</remarks>
-    public async Task BeatAsync(CancellationToken cancellationToken)
+    /// <remarks>Once stopping has begun it writes nothing (and answers false): a beat after the stop mark would clear it.</remarks>
+    public async Task<bool> BeatAsync(CancellationToken cancellationToken)
     {
-        if (_stopping) return;
+        if (_stopping) return false;
         await _write.WaitAsync(cancellationToken);
         try
         {
-            if (_stopping) return;
+            if (_stopping) return false;
             using var scope = scopes.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
             await WorkerPresence.BeatAsync(db, new WorkerHeartbeat
@@ -81,6 +81,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
                 HeartbeatSeconds = options.HeartbeatSeconds,
             }, cancellationToken);
             _beaten = true;
+            return true;
         }
         finally
         {
@@ -119,7 +120,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
         catch (OperationCanceledException)
         {
             // Then it shows as missing after 3 intervals instead of stopped at once.
-            logger.LogWarning("Marking worker {WorkerId} stopped skipped: a heartbeat was still being recorded", options.Id);
+            logger.LogWarning("Marking worker {WorkerId} stopped skipped: a heartbeat was still being recorded or the shutdown's time ran out", options.Id);
             return;
         }
         try

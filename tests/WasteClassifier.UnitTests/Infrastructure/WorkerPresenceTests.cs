@@ -113,7 +113,7 @@ public sealed class WorkerPresenceTests
         using var services = Services(database, gate);
         var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-stop" }, new LoadedModel("v1"),
             TimeProvider.System, NullLogger<WorkerHeartbeatService>.Instance);
-        await service.BeatAsync(CancellationToken.None);
+        Assert.True(await service.BeatAsync(CancellationToken.None));
 
         // A beat held inside its write, as one still in flight when the shutdown's timeout runs out.
         gate.Hold();
@@ -121,13 +121,13 @@ public sealed class WorkerPresenceTests
         await gate.Entered.WaitAsync(TimeSpan.FromSeconds(30));
         var stopping = service.StopAsync(CancellationToken.None);
         gate.Release();
-        await inFlight;
+        Assert.True(await inFlight);
         await stopping;
 
         Assert.NotNull((await ReadAsync(database, "w-stop")).StoppedAt);
 
-        // A beat once stopping has begun writes nothing.
-        await service.BeatAsync(CancellationToken.None);
+        // A beat once stopping has begun writes nothing, and says so (the loop then logs no "works again").
+        Assert.False(await service.BeatAsync(CancellationToken.None));
         Assert.NotNull((await ReadAsync(database, "w-stop")).StoppedAt);
     }
 

@@ -125,9 +125,9 @@ public sealed class TrainingJobSubmitter(
         using var recording = new AfterClientAbort(cancellationToken);
 
         var now = clock.GetUtcNow().UtcDateTime;
+        // Whole microseconds, as PostgreSQL keeps them: the Idempotency-Key record's created_at read back marks this request's save.
+        now = now.AddTicks(-(now.Ticks % 10));
         var samples = accepted.Select(a => (a.File.Index, a.Image, labels[a.File.Index])).ToList();
-        List<RelabelledSample> relabelled = [];
-        Dictionary<Guid, LabelledSample> byImage = [];
         SamplesResult? result = null;
         IResult? conflict;
         try
@@ -139,7 +139,7 @@ public sealed class TrainingJobSubmitter(
                     .Select(s => new SavedSample(s.File.Index, s.Sample.Id, s.Sample.ImageId, s.Sample.Label, FileNames.Sanitize(s.File.FileName))).ToList();
                 result = new SamplesResult(saved, rejected, relabelled);
                 Remember(key, SamplesRoute, fingerprint, jobId: null, result, now);
-            }, recording.Token, savedAnyway: (failure, ct) => SamplesSavedAnywayAsync(failure, result!, key, fingerprint, ct));
+            }, recording.Token, savedAnyway: (failure, ct) => SamplesSavedAnywayAsync(failure, result!, key, fingerprint, now, ct));
         }
         catch (DbUpdateException) when (key is not null)
         {
@@ -157,10 +157,14 @@ public sealed class TrainingJobSubmitter(
     /// Whether a failed save of <c>POST /v1/samples</c> committed all the same (see <see cref="CommitOutcomes"/>): answered
     /// 503, its retried INSERT meeting its own rows or its retries run out, for samples it had saved. Read once: each
     /// sample holds this request's label (a new one's id is new, version 7, made by this request, so found, the transaction
-    /// that saved it committed), and the Idempotency-Key's record, saved with them, is there.
+    /// that saved it committed), and the Idempotency-Key's record, saved with them, is there with this request's
+    /// <paramref name="now"/>: a request under the same key that saved first is replayed, its labels not taken for this one's.
+    /// Without a key, a sample stored before and relabelled here may hold the label another request gave it: not counted.
     /// </summary>
-    private async Task<bool> SamplesSavedAnywayAsync(Exception failure, SamplesResult staged, IdempotencyKey? key, string fingerprint, CancellationToken cancellationToken)
+    private async Task<bool> SamplesSavedAnywayAsync(Exception failure, SamplesResult staged, IdempotencyKey? key, string fingerprint, DateTime now,
+        CancellationToken cancellationToken)
     {
+        if (key is null && staged.Relabelled.Any(r => r.PreviousIndex is null)) return false;
         var labels = staged.Samples.DistinctBy(s => s.Id).ToDictionary(s => s.Id, s => s.Label);
         var ids = labels.Keys.ToList();
         var saved = await CommitOutcomes.ReadOnceAsync(db, async ct =>
@@ -168,7 +172,7 @@ public sealed class TrainingJobSubmitter(
             var stored = await db.LabelledSamples.AsNoTracking().Where(s => ids.Contains(s.Id)).Select(s => new { s.Id, s.Label }).ToListAsync(ct);
             return stored.Count == labels.Count && stored.All(s => labels[s.Id] == s.Label)
                 && (key is null || await db.IdempotentRequests.AsNoTracking()
-                    .AnyAsync(r => r.Scope == key.Scope && r.Route == SamplesRoute && r.Key == key.Value && r.Fingerprint == fingerprint, ct));
+                    .AnyAsync(r => r.Scope == key.Scope && r.Route == SamplesRoute && r.Key == key.Value && r.Fingerprint == fingerprint && r.CreatedAt == now, ct));
         }, cancellationToken);
         if (saved) logger.LogWarning(failure, "Saved {Samples} sample(s) whose commit was not acknowledged; answering them", labels.Count);
         return saved;

@@ -1,3 +1,5 @@
+using System.Data.Common;
+using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using MassTransit;
@@ -319,13 +321,16 @@ public sealed partial class ModelRegistry(
                 return (true, replacedVersion);
             });
         }
-        catch (RetryLimitExceededException e) when (promotedAt is not null)
+        catch (Exception e) when (promotedAt is not null && CommitOutcomeUnknown(e))
         {
-            // The tries ran out (the database away for each) after one whose COMMIT may have gone through: the API answered 503
-            // for a promotion that stood, announced none, and the client's retry promoted it again with no previous version
-            // (a rollback's found it "already active"). Read once: this call's promoted_at on the target is its own commit.
+            // The tries ran out (the database away for each), the connection failed, or the caller gave up (the API's
+            // request-aborted token, during the strategy's retries) after a try whose COMMIT may have gone through: the API
+            // answered 503 for a promotion that stood, announced none, and the client's retry promoted it again with no
+            // previous version (a rollback's found it "already active"). Read once, on a token of its own (the caller's may be
+            // cancelled): this call's promoted_at on the target is its own commit.
+            using var readTimeout = new CancellationTokenSource(SingleAttempt.ReadTimeout);
             if (await SingleAttempt.ReadOnceAsync(db, ct => db.Models.AsNoTracking().Where(m => m.Version == version).Select(m => m.PromotedAt).FirstOrDefaultAsync(ct),
-                    cancellationToken) != promotedAt)
+                    readTimeout.Token) != promotedAt)
                 throw;
             logger.LogWarning(e, "Model {ModelVersion} promoted by a commit that was not acknowledged; announcing it", version);
             (promoted, previous) = (true, replacedVersion);
@@ -340,8 +345,8 @@ public sealed partial class ModelRegistry(
         // The promotion is committed: an announcement that fails or hangs (a broker that is down) must neither turn it into an
         // error (the API answered 500, a job ended failed, for a promotion that stood) nor hold the caller. Workers that miss
         // the event load the version at their next registry check (ModelWatcher, every Model:RefreshSeconds).
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(PublishTimeout);
+        // Not linked to the caller's token: a client that gave up after the COMMIT still leaves a promotion that stands.
+        using var timeout = new CancellationTokenSource(PublishTimeout);
         try
         {
             await publisher.Publish(new ModelPromoted { Version = version, PreviousVersion = previous, PromotedAt = clock.GetUtcNow() }, timeout.Token);
@@ -354,6 +359,18 @@ public sealed partial class ModelRegistry(
         }
         return (true, previous);
     }
+
+    /// <summary>
+    /// A failure of a promotion's tries that leaves unknown whether its COMMIT went through, as the API's
+    /// <c>CommitOutcomes.Unknown</c>: the retries ran out, the connection or a timeout failed, or the caller's token was
+    /// cancelled between the COMMIT and its answer or during the retries. The read of promoted_at decides.
+    /// </summary>
+    private static bool CommitOutcomeUnknown(Exception e) => e switch
+    {
+        RetryLimitExceededException or OperationCanceledException or DbException or SocketException or TimeoutException or IOException => true,
+        DbUpdateException or InvalidOperationException when e.InnerException is { } inner => CommitOutcomeUnknown(inner),
+        _ => false,
+    };
 
     /// <summary>How long a committed promotion waits for its announcement, as the API's sends do.</summary>
     internal static readonly TimeSpan PublishTimeout = TimeSpan.FromSeconds(5);

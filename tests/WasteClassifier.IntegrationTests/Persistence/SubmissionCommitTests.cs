@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.EntityFrameworkCore;
@@ -8,6 +9,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Npgsql.EntityFrameworkCore.PostgreSQL.Infrastructure;
+using RabbitMQ.Client;
 using RabbitMQ.Client.Exceptions;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
@@ -171,25 +173,130 @@ public sealed class SubmissionCommitTests
     [IntegrationFact]
     public Task SaveSamples_RetriesRunOutAndTheDatabaseStillRefusesTheRead_503AfterOneRead() => SaveSamplesAsync(awayForRetries: true, awayForRead: true);
 
-    private static async Task SaveSamplesAsync(bool awayForRetries, bool awayForRead = false)
+    [IntegrationFact]
+    public Task SaveSamples_WithAnIdempotencyKey_RetriesRunOutAfterTheCommit_TheCommittedSamplesAnswered() =>
+        SaveSamplesAsync(awayForRetries: true, idempotencyKey: Guid.NewGuid().ToString());
+
+    [IntegrationFact]
+    public Task SaveSamples_RelabelWithAnIdempotencyKey_RetriesRunOutAfterTheCommit_TheRelabelAnswered() =>
+        SaveSamplesAsync(awayForRetries: true, idempotencyKey: Guid.NewGuid().ToString(), relabel: true);
+
+    [IntegrationFact]
+    public Task SaveSamples_RelabelWithoutAKey_RetriesRunOutAfterTheCommit_503AndTheRetryFindsTheLabels() =>
+        SaveSamplesAsync(awayForRetries: true, relabel: true);
+
+    [IntegrationFact]
+    public async Task SaveSamples_ARequestUnderTheSameKeySavedTheSameRelabelFirst_AnsweredAsItsReplay()
     {
-        var settings = await TestServices.DeploymentSettingsAsync("scommit");
-        var lost = new CommitAnswerLostOnce<LabelledSample>(awayForRetries, awayForRead);
+        var settings = await TestServices.DeploymentSettingsAsync("kcommit");
+        var race = new SameKeySavedFirst();
         try
         {
-            await using var api = Api(settings, lost);
+            await using var api = Api(settings, race);
+            race.Services = api.Services;
             var http = api.CreateClient();
-            MultipartFormDataContent Form()
+            MultipartFormDataContent Form(string label)
             {
                 var form = new MultipartFormDataContent();
                 foreach (var (path, index) in Dataset.Sample(1).Take(2).Select((s, i) => (s.Path, i)))
                     form.Add(new ByteArrayContent(File.ReadAllBytes(path)) { Headers = { ContentType = new("image/jpeg") } }, "images", $"{index}.jpg");
-                form.Add(new StringContent("glass"), "label");
+                form.Add(new StringContent(label), "label");
                 return form;
+            }
+            using (var first = Form("plastic"))
+                Assert.Equal(HttpStatusCode.Created, (await http.PostAsync("/v1/samples", first)).StatusCode);
+
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/samples") { Content = Form("glass") };
+            request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString());
+            var response = await http.SendAsync(request);
+            var body = await ClassifierClient.ReadJsonAsync(response);
+
+            Assert.True(race.Fired);
+            // The other request's labels and key record were taken for this one's save: answered as its own relabel,
+            // "replayed": false, though it changed nothing.
+            Assert.True(response.IsSuccessStatusCode, body.ToJsonString());
+            Assert.True(body["replayed"]!.GetValue<bool>(), body.ToJsonString());
+        }
+        finally
+        {
+            await TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!);
+            await TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!);
+            await TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!);
+        }
+    }
+
+    /// <summary>
+    /// Before the first save of an Idempotency-Key record, commits on another context what a concurrent request under the
+    /// same key and body would have: the same labels on the samples and a record with the same fingerprint, a moment earlier.
+    /// </summary>
+    private sealed class SameKeySavedFirst : SaveChangesInterceptor
+    {
+        private int _fired;
+
+        public IServiceProvider? Services { get; set; }
+
+        public bool Fired => _fired == 1;
+
+        public override async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            if (eventData.Context is { } context && context.ChangeTracker.Entries<IdempotentRequest>().SingleOrDefault(e => e.State == EntityState.Added) is { } mine
+                && Interlocked.Exchange(ref _fired, 1) == 0)
+            {
+                var labels = context.ChangeTracker.Entries<LabelledSample>().Where(e => e.State == EntityState.Modified).ToDictionary(e => e.Entity.Id, e => e.Entity.Label);
+                using var scope = Services!.CreateScope();
+                var other = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
+                foreach (var sample in await other.LabelledSamples.Where(s => labels.Keys.Contains(s.Id)).ToListAsync(cancellationToken)) sample.Label = labels[sample.Id];
+                var record = mine.Entity;
+                other.IdempotentRequests.Add(new IdempotentRequest
+                {
+                    Scope = record.Scope,
+                    Route = record.Route,
+                    Key = record.Key,
+                    Fingerprint = record.Fingerprint,
+                    ResultJson = record.ResultJson,
+                    CreatedAt = record.CreatedAt.AddSeconds(-1),
+                });
+                await other.SaveChangesAsync(cancellationToken);
+            }
+            return result;
+        }
+    }
+
+    /// <param name="relabel">The two images' samples are stored under another label first: the request relabels them.</param>
+    private static async Task SaveSamplesAsync(bool awayForRetries, bool awayForRead = false, string? idempotencyKey = null, bool relabel = false)
+    {
+        var settings = await TestServices.DeploymentSettingsAsync("scommit");
+        // The commit that labels the samples glass: the relabelling request's saves no new row.
+        var lost = new CommitAnswerLostOnce<LabelledSample>(awayForRetries, awayForRead,
+            committing: c => c.ChangeTracker.Entries<LabelledSample>().Any(e => e.State is EntityState.Added or EntityState.Modified && e.Entity.Label == "glass"));
+        try
+        {
+            await using var api = Api(settings, lost);
+            var http = api.CreateClient();
+            MultipartFormDataContent Form(string label = "glass")
+            {
+                var form = new MultipartFormDataContent();
+                foreach (var (path, index) in Dataset.Sample(1).Take(2).Select((s, i) => (s.Path, i)))
+                    form.Add(new ByteArrayContent(File.ReadAllBytes(path)) { Headers = { ContentType = new("image/jpeg") } }, "images", $"{index}.jpg");
+                form.Add(new StringContent(label), "label");
+                return form;
+            }
+            async Task<HttpResponseMessage> PostAsync(MultipartFormDataContent form)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/samples") { Content = form };
+                if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
+                return await http.SendAsync(request);
+            }
+            if (relabel)
+            {
+                using var first = Form("plastic");
+                var stored = await http.PostAsync("/v1/samples", first);
+                Assert.Equal(HttpStatusCode.Created, stored.StatusCode);
             }
 
             using var form = Form();
-            var response = await http.PostAsync("/v1/samples", form);
+            var response = await PostAsync(form);
             var body = await ClassifierClient.ReadJsonAsync(response);
             lost.AssertFired();
             using var scope = api.Services.CreateScope();
@@ -197,6 +304,18 @@ public sealed class SubmissionCommitTests
             var saved = (await db.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync()).Select(s => (s.Id.ToString(), s.Label)).ToList();
             // Committed either way: the two samples, once.
             Assert.Equal(2, saved.Count);
+            Assert.All(saved, s => Assert.Equal("glass", s.Label));
+            if (relabel && idempotencyKey is null)
+            {
+                // Another request may have given the stored samples the same label: not answered as this one's relabel, a 503
+                // to retry, which finds them labelled so.
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
+                using var again = Form();
+                response = await PostAsync(again);
+                body = await ClassifierClient.ReadJsonAsync(response);
+                Assert.True(response.StatusCode == HttpStatusCode.Created, body.ToJsonString());
+                Assert.Empty(body["relabelled"]!.AsArray());
+            }
             if (awayForRead)
             {
                 // Unknown whether the samples were saved: a 503 to retry (not a 500).
@@ -212,6 +331,17 @@ public sealed class SubmissionCommitTests
             Assert.Equal(2, body["samples_saved"]!.GetValue<int>());
             Assert.Equal(saved, body["items"]!.AsArray().Select(i => (i!["id"]!.GetValue<string>(), i["label"]!.GetValue<string>())).OrderBy(i => i.Item1));
             Assert.Equal(saved, (await db.LabelledSamples.AsNoTracking().OrderBy(s => s.Id).ToListAsync()).Select(s => (s.Id.ToString(), s.Label)));
+            if (relabel && idempotencyKey is not null)
+                Assert.Equal(["plastic", "plastic"], body["relabelled"]!.AsArray().Select(r => r!["previous_label"]!.GetValue<string>()));
+            if (idempotencyKey is not null)
+            {
+                // The key's record was saved with them: the client's retry is answered as this request's repeat.
+                Assert.False(body["replayed"]?.GetValue<bool>() ?? false);
+                using var again = Form();
+                var replay = await ClassifierClient.ReadJsonAsync(await PostAsync(again));
+                Assert.True(replay["replayed"]!.GetValue<bool>(), replay.ToJsonString());
+                Assert.Equal(body["items"]!.ToJsonString(), replay["items"]!.ToJsonString());
+            }
         }
         finally
         {
@@ -230,16 +360,31 @@ public sealed class SubmissionCommitTests
     [IntegrationFact]
     public Task Rollback_RetriesRunOutAfterTheCommitOnPostgres_200WithThePreviousVersion() => PromoteAsync(awayForRead: false, rollback: true);
 
+    [IntegrationFact]
+    public Task Promote_TheCommitFailsBeforeItIsSent_503AndNothingAnnounced() => PromoteAsync(awayForRead: false, beforeCommit: true);
+
+    [IntegrationFact]
+    public Task Promote_TheCallerGivesUpDuringTheRetriesAfterTheCommit_PromotedAndAnnounced() => PromoteAsync(awayForRead: false, callerGivesUp: true);
+
     /// <param name="rollback">Roll back to a version active before, rather than promote a candidate.</param>
-    private static async Task PromoteAsync(bool awayForRead, bool rollback = false)
+    /// <param name="beforeCommit">The COMMIT fails before it is sent (nothing committed), rather than its answer lost.</param>
+    /// <param name="callerGivesUp">
+    /// The registry is called directly with a token cancelled when the COMMIT's answer is lost, as the API's request-aborted
+    /// token is by a client that gives up during the retries; the database answers them.
+    /// </param>
+    private static async Task PromoteAsync(bool awayForRead, bool rollback = false, bool beforeCommit = false, bool callerGivesUp = false)
     {
-        const string Candidate = "commit-candidate";
+        // Of this test only: the announcements are read from the broker's exchange, which every deployment shares.
+        var candidate = $"commit-candidate-{TestServices.NewSuffix()}";
         var settings = await TestServices.DeploymentSettingsAsync("pcommit");
+        using var giveUp = new CancellationTokenSource();
         // The promotion's transaction: its save is accepted before the COMMIT, so no row is Added then.
-        var lost = new CommitAnswerLostOnce<ModelRecord>(awayForRetries: true, awayForRead,
-            committing: c => c.ChangeTracker.Entries<ModelRecord>().Any(e => e.Entity.Version == Candidate && e.Entity.Status == ModelStatus.Active));
+        var lost = new CommitAnswerLostOnce<ModelRecord>(awayForRetries: !callerGivesUp, awayForRead,
+            committing: c => c.ChangeTracker.Entries<ModelRecord>().Any(e => e.Entity.Version == candidate && e.Entity.Status == ModelStatus.Active),
+            beforeCommit: beforeCommit, fired: callerGivesUp ? giveUp.Cancel : null);
         try
         {
+            await using var announcements = await Announcements.BindAsync();
             await using var api = Api(settings, lost);
             var http = api.CreateClient();
             string bundled;
@@ -249,10 +394,10 @@ public sealed class SubmissionCommitTests
                 bundled = (await db.Models.SingleAsync(m => m.Status == ModelStatus.Active)).Version;
                 db.Models.Add(new ModelRecord
                 {
-                    Version = Candidate,
+                    Version = candidate,
                     Origin = "imported",
                     CardJson = "{}",
-                    ArtifactPrefix = $"models/{Candidate}/",
+                    ArtifactPrefix = $"models/{candidate}/",
                     CreatedAt = DateTime.UtcNow.AddHours(-2),
                     Status = rollback ? ModelStatus.Retired : ModelStatus.Candidate,
                     PromotedAt = rollback ? DateTime.UtcNow.AddHours(-1) : null,
@@ -260,27 +405,42 @@ public sealed class SubmissionCommitTests
                 await db.SaveChangesAsync();
             }
 
-            var response = await http.PostAsync($"/v1/models/{Candidate}/{(rollback ? "rollback" : "promote")}", null);
+            if (callerGivesUp)
+            {
+                using var scope = api.Services.CreateScope();
+                // It threw OperationCanceledException for a promotion that stood, and announced none.
+                var previous = await scope.ServiceProvider.GetRequiredService<WasteClassifier.Components.Models.ModelRegistry>().PromoteAsync(candidate, giveUp.Token);
+                lost.AssertFired();
+                Assert.True(giveUp.IsCancellationRequested);
+                Assert.Equal(bundled, previous);
+                Assert.Equal([(candidate, bundled)], await announcements.TakeAsync(candidate));
+                return;
+            }
+
+            var response = await http.PostAsync($"/v1/models/{candidate}/{(rollback ? "rollback" : "promote")}", null);
             var body = await ClassifierClient.ReadJsonAsync(response);
 
             lost.AssertFired();
             using (var scope = api.Services.CreateScope())
             {
                 var db = scope.ServiceProvider.GetRequiredService<ClassifierDbContext>();
-                // Committed either way.
-                Assert.Equal(Candidate, (await db.Models.AsNoTracking().SingleAsync(m => m.Status == ModelStatus.Active)).Version);
+                // Committed either way, unless the COMMIT failed before it was sent.
+                Assert.Equal(beforeCommit ? bundled : candidate, (await db.Models.AsNoTracking().SingleAsync(m => m.Status == ModelStatus.Active)).Version);
             }
-            if (awayForRead)
+            if (awayForRead || beforeCommit)
             {
-                // Unknown whether it was promoted: a 503 to retry (not a 500).
+                // Unknown whether it was promoted (or read as not promoted): a 503 to retry (not a 500), and no announcement.
                 Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, body.ToJsonString());
                 Assert.Equal("service_unavailable", body["error"]!.GetValue<string>());
+                Assert.Empty(await announcements.TakeAsync(candidate));
                 return;
             }
             // It answered 503 for a promotion that stood, announced none, and the client's retry promoted it again: a 200
             // with no previous version, the one to roll back to (a rollback's retry: 409 already_active).
             Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToJsonString());
-            Assert.Equal((Candidate, bundled), (body["version"]!.GetValue<string>(), body["previous_version"]?.GetValue<string>()));
+            Assert.Equal((candidate, bundled), (body["version"]!.GetValue<string>(), body["previous_version"]?.GetValue<string>()));
+            // Announced once, with the version it replaced (published before the answer, confirmed by the broker).
+            Assert.Equal([(candidate, bundled)], await announcements.TakeAsync(candidate));
         }
         finally
         {
@@ -346,6 +506,44 @@ public sealed class SubmissionCommitTests
         }
     }
 
+    /// <summary>
+    /// A temporary queue bound to the exchange MassTransit publishes <c>ModelPromoted</c> to (named after the message type,
+    /// shared by every deployment on the broker): the announcements made while it is bound.
+    /// </summary>
+    private sealed class Announcements(IConnection connection, IChannel channel, string queue) : IAsyncDisposable
+    {
+        private const string Exchange = "WasteClassifier.Contracts.Messages:ModelPromoted";
+
+        public static async Task<Announcements> BindAsync()
+        {
+            var connection = await TestServices.ConnectToBrokerAsync();
+            var channel = await connection.CreateChannelAsync();
+            // As MassTransit declares it: durable fanout.
+            await channel.ExchangeDeclareAsync(Exchange, ExchangeType.Fanout, durable: true, autoDelete: false);
+            var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
+            await channel.QueueBindAsync(queue, Exchange, "");
+            return new Announcements(connection, channel, queue);
+        }
+
+        /// <summary>The (version, previous version) of each announcement of <paramref name="version"/> received so far.</summary>
+        public async Task<List<(string Version, string? Previous)>> TakeAsync(string version)
+        {
+            var taken = new List<(string, string?)>();
+            while (await channel.BasicGetAsync(queue, autoAck: true) is { } got)
+            {
+                var message = JsonNode.Parse(got.Body.Span)!["message"]!;
+                if (message["version"]!.GetValue<string>() == version) taken.Add((version, message["previousVersion"]?.GetValue<string>()));
+            }
+            return taken;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await channel.DisposeAsync();
+            await connection.DisposeAsync();
+        }
+    }
+
     /// <summary>A queue's ready messages; 0 when nothing was ever sent to it (no send declared it).</summary>
     private static async Task<uint> ReadyAsync(string queue)
     {
@@ -363,7 +561,7 @@ public sealed class SubmissionCommitTests
     /// The API on <paramref name="settings"/> with <paramref name="lost"/> on its database. PostgreSQL's retrying strategy
     /// as the API configures it, with fewer and shorter waits: the tries run out after 2 retries instead of 5 (about 14 s).
     /// </summary>
-    private static WebApplicationFactory<WasteClassifier.Api.ApiEntryPoint> Api(IReadOnlyDictionary<string, string?> settings, DbTransactionInterceptor lost) =>
+    private static WebApplicationFactory<WasteClassifier.Api.ApiEntryPoint> Api(IReadOnlyDictionary<string, string?> settings, IInterceptor lost) =>
         new ApiFactory(settings).WithWebHostBuilder(b => b.ConfigureServices(s => s.ConfigureDbContext<ClassifierDbContext>(options =>
         {
             options.AddInterceptors(lost);
@@ -378,7 +576,10 @@ public sealed class SubmissionCommitTests
     /// gives up with a RetryLimitExceededException. <paramref name="awayForRead"/>: and still away for the read of the save's
     /// rows that follows.
     /// </summary>
-    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries, bool awayForRead = false, Func<DbContext, bool>? committing = null)
+    /// <param name="beforeCommit">Throw before the COMMIT is sent (nothing committed), not after its answer.</param>
+    /// <param name="fired">Called when it throws.</param>
+    private sealed class CommitAnswerLostOnce<T>(bool awayForRetries, bool awayForRead = false, Func<DbContext, bool>? committing = null,
+        bool beforeCommit = false, Action? fired = null)
         : DbTransactionInterceptor, IDbCommandInterceptor where T : class
     {
         public const int Retries = 2;
@@ -423,14 +624,27 @@ public sealed class SubmissionCommitTests
             return ValueTask.FromResult(result);
         }
 
+        public override ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result,
+            CancellationToken cancellationToken = default)
+        {
+            if (beforeCommit) Fire(eventData.Context);
+            return ValueTask.FromResult(result);
+        }
+
         public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
         {
-            if (eventData.Context is { } context && (committing ?? Saving)(context) && Interlocked.Exchange(ref _fired, 1) == 0)
+            if (!beforeCommit) Fire(eventData.Context);
+            return Task.CompletedTask;
+        }
+
+        private void Fire(DbContext? context)
+        {
+            if (context is not null && (committing ?? Saving)(context) && Interlocked.Exchange(ref _fired, 1) == 0)
             {
                 _lost = context;
+                fired?.Invoke();
                 throw Lost();
             }
-            return Task.CompletedTask;
         }
 
         private static bool Saving(DbContext context) => context.ChangeTracker.Entries<T>().Any(e => e.State == EntityState.Added);

@@ -39,9 +39,13 @@ public static class ObservabilityExtensions
     }
 
     private static IHealthChecksBuilder AddTimeLimited<T>(this IHealthChecksBuilder builder, string name, string component, HealthOptions options)
-        where T : class, IHealthCheck =>
-        builder.Add(new HealthCheckRegistration(name, services => new TimeLimitedHealthCheck<T>(services.GetRequiredService<IServiceScopeFactory>(), options, component,
-            services.GetService<Microsoft.Extensions.Logging.ILogger<T>>()), failureStatus: null, tags: [ReadyTag]));
+        where T : class, IHealthCheck
+    {
+        // One per process, not one per run (the registration's factory runs at every check): it holds the check in flight.
+        builder.Services.AddSingleton(services => new TimeLimitedHealthCheck<T>(services.GetRequiredService<IServiceScopeFactory>(), options, component,
+            services.GetService<Microsoft.Extensions.Logging.ILogger<T>>()));
+        return builder.Add(new HealthCheckRegistration(name, services => services.GetRequiredService<TimeLimitedHealthCheck<T>>(), failureStatus: null, tags: [ReadyTag]));
+    }
 
     /// <summary>
     /// Serves <c>/metrics</c>, <c>/health/live</c> and <c>/health/ready</c> on a small Kestrel listener inside a generic host

@@ -11,27 +11,46 @@ namespace WasteClassifier.Components.Observability;
 /// command, the S3 client's 30 s), and every probe's answer with it, past the probes' 5 s.
 /// </summary>
 /// <remarks>
-/// The check is not cancelled at the limit, only with the request: Npgsql, cancelled mid-query, sends the server a cancel
-/// request, connecting synchronously inside <c>Cancel()</c> into the same silence, and a limit on the same token waited
-/// 30 s for that. The check ends instead on its driver's own timeouts, in a scope of its own that is disposed then, not
-/// when the answer is written: its DbContext is never disposed under a command still running.
+/// The check is not cancelled, neither at the limit nor with the request (whose token only ends that request's wait): Npgsql,
+/// cancelled mid-query, sends the server a cancel request, connecting synchronously inside <c>Cancel()</c> into the same
+/// silence, and a limit on the same token waited 30 s for that. The check ends instead on its driver's own timeouts, in a
+/// scope of its own that is disposed then, not when the answer is written: its DbContext is never disposed under a command
+/// still running. One instance per process (a singleton) runs at most one check at a time: a call while one runs waits on
+/// that one within its own limit, so probes and clients polling a silent server hold one pooled connection, not one per call.
 /// </remarks>
 public sealed class TimeLimitedHealthCheck<T>(IServiceScopeFactory scopes, HealthOptions options, string component, ILogger<T>? logger = null) : IHealthCheck
     where T : IHealthCheck
 {
+    private readonly Lock _gate = new();
+    private Task<HealthCheckResult>? _running;
+
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        // On the thread pool: a check that blocks before its first await (SQLite's calls are synchronous) is timed too.
-        var check = Task.Run(() => RunAsync(context, cancellationToken), CancellationToken.None);
+        var check = Running(context);
         if (await Task.WhenAny(check, Task.Delay(options.CheckTimeout, cancellationToken)) == check) return await check;
         cancellationToken.ThrowIfCancellationRequested();
         logger?.LogWarning("Readiness: the {Component} check did not answer within {Seconds} s", component, options.CheckTimeoutText);
         return HealthCheckResult.Unhealthy($"the {component} did not answer within {options.CheckTimeoutText} s");
     }
 
-    private async Task<HealthCheckResult> RunAsync(HealthCheckContext context, CancellationToken cancellationToken)
+    /// <summary>The check in flight, or a new one when none is (the last one ended).</summary>
+    private Task<HealthCheckResult> Running(HealthCheckContext context)
+    {
+        lock (_gate)
+        {
+            if (_running is { IsCompleted: false } running) return running;
+            // On the thread pool: a check that blocks before its first await (SQLite's calls are synchronous) is timed too.
+            var check = Task.Run(() => RunAsync(context), CancellationToken.None);
+            // A check that fails after every caller stopped waiting is observed (no unobserved task exception) and logged once.
+            _ = check.ContinueWith(failed => logger?.LogDebug(failed.Exception, "Readiness: the {Component} check failed", component),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return _running = check;
+        }
+    }
+
+    private async Task<HealthCheckResult> RunAsync(HealthCheckContext context)
     {
         await using var scope = scopes.CreateAsyncScope();
-        return await ActivatorUtilities.GetServiceOrCreateInstance<T>(scope.ServiceProvider).CheckHealthAsync(context, cancellationToken);
+        return await ActivatorUtilities.GetServiceOrCreateInstance<T>(scope.ServiceProvider).CheckHealthAsync(context, CancellationToken.None);
     }
 }

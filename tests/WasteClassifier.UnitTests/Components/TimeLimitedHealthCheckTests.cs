@@ -13,6 +13,9 @@ public sealed class TimeLimitedHealthCheckTests
 {
     private static readonly HealthOptions Short = new() { CheckTimeoutSeconds = 0.05 };
 
+    /// <summary>A limit no call here reaches: the test decides when the check answers.</summary>
+    private static readonly HealthOptions Long = new() { CheckTimeoutSeconds = 60 };
+
     [Fact]
     public async Task Check_IgnoresItsToken_UnhealthyNamingComponentAndLimit()
     {
@@ -29,23 +32,81 @@ public sealed class TimeLimitedHealthCheckTests
     {
         // Cancelling Npgsql mid-query connects synchronously to send a cancel request: the answer does not wait on that.
         using var request = new CancellationTokenSource();
-        var check = new Check(async (_, token) =>
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource<HealthCheckResult>();
+        var check = new Check((_, _) =>
         {
-            await Task.Delay(Timeout.Infinite, token);
-            return HealthCheckResult.Healthy();
+            started.TrySetResult();
+            return release.Task;
         });
         try
         {
             var result = await Limited(check, "object store").CheckHealthAsync(new HealthCheckContext(), request.Token);
+            // The check has started, so its token is the one it got, whatever the machine's load made of the 0.05 s.
+            await started.Task;
 
             Assert.Equal(HealthStatus.Unhealthy, result.Status);
             Assert.Equal("the object store did not answer within 0.05 s", result.Description);
-            Assert.False(check.Token.IsCancellationRequested);
+            Assert.False(check.Token.CanBeCanceled);
         }
         finally
         {
             await request.CancelAsync();
+            release.SetResult(HealthCheckResult.Healthy());
         }
+    }
+
+    [Fact]
+    public async Task Check_NotAnswering_RunsOnceForConcurrentAndLaterCallsThenAgainOnceEnded()
+    {
+        // A silent server held one pooled connection per call: probes and a client polling /health filled the pool.
+        var runs = 0;
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource<HealthCheckResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var check = new Check((_, _) =>
+        {
+            if (Interlocked.Increment(ref runs) > 1) return Task.FromResult(HealthCheckResult.Healthy("run 2"));
+            started.TrySetResult();
+            return release.Task;
+        });
+        var options = new HealthOptions { CheckTimeoutSeconds = 0.05 };
+        var limited = Limited(check, "database", options);
+
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => limited.CheckHealthAsync(new HealthCheckContext())));
+        var later = await limited.CheckHealthAsync(new HealthCheckContext());
+        await started.Task;
+
+        Assert.All(concurrent.Append(later), result => Assert.Equal("the database did not answer within 0.05 s", result.Description));
+        Assert.Equal(1, Volatile.Read(ref runs));
+
+        release.SetResult(HealthCheckResult.Healthy("answered at last"));
+        // A limit a loaded machine cannot pass: the calls below wait for the check.
+        options.CheckTimeoutSeconds = 60;
+        var next = await limited.CheckHealthAsync(new HealthCheckContext());
+        // That call may have joined the run just released (still disposing its scope) and waited for its end: the next cannot.
+        if (next.Description == "answered at last") next = await limited.CheckHealthAsync(new HealthCheckContext());
+
+        Assert.Equal("run 2", next.Description);
+        Assert.Equal(2, Volatile.Read(ref runs));
+    }
+
+    [Fact]
+    public async Task Check_AnswersWhileAnotherCallWaits_BothGetItsResult()
+    {
+        var runs = 0;
+        var release = new TaskCompletionSource<HealthCheckResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var limited = Limited(new Check((_, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            return release.Task;
+        }), "database", Long);
+
+        var first = limited.CheckHealthAsync(new HealthCheckContext());
+        var second = limited.CheckHealthAsync(new HealthCheckContext());
+        release.SetResult(HealthCheckResult.Degraded("slow"));
+
+        Assert.All(await Task.WhenAll(first, second), result => Assert.Equal("slow", result.Description));
+        Assert.Equal(1, Volatile.Read(ref runs));
     }
 
     [Fact]
@@ -80,17 +141,29 @@ public sealed class TimeLimitedHealthCheckTests
     }
 
     [Fact]
-    public async Task RequestAborted_CancellationPropagates()
+    public async Task RequestAborted_OnlyThatWaitEnds_TheCheckRunsOnForTheOthers()
     {
+        // One client's abort must not cancel the check another caller waits on (nor send Npgsql's cancel into a silence).
         using var aborted = new CancellationTokenSource();
-        await aborted.CancelAsync();
-        var check = new Check(async (_, token) =>
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource<HealthCheckResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var check = new Check((_, _) =>
         {
-            await Task.Delay(Timeout.Infinite, token);
-            return HealthCheckResult.Healthy();
+            started.TrySetResult();
+            return release.Task;
         });
+        var limited = Limited(check, "database", Long);
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Limited(check, "database", new HealthOptions()).CheckHealthAsync(new HealthCheckContext(), aborted.Token));
+        var abandoned = limited.CheckHealthAsync(new HealthCheckContext(), aborted.Token);
+        var other = limited.CheckHealthAsync(new HealthCheckContext());
+        await started.Task;
+        await aborted.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        Assert.False(check.Token.CanBeCanceled);
+        Assert.False(other.IsCompleted);
+        release.SetResult(HealthCheckResult.Healthy("answered"));
+        Assert.Equal("answered", (await other).Description);
     }
 
     [Theory]

@@ -160,7 +160,8 @@ public sealed class TimeLimitedHealthCheckTests
         await aborted.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
-        Assert.False(check.Token.CanBeCanceled);
+        // The run the aborted call started (the first) got no token it could cancel.
+        Assert.True(check.Tokens.TryPeek(out var first) && !first.CanBeCanceled, "the check was given the request's token");
         Assert.False(other.IsCompleted);
         release.SetResult(HealthCheckResult.Healthy("answered"));
         Assert.Equal("answered", (await other).Description);
@@ -198,9 +199,13 @@ public sealed class TimeLimitedHealthCheckTests
     {
         public CancellationToken Token { get; private set; }
 
+        /// <summary>Every run's token, in the order the runs started.</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<CancellationToken> Tokens { get; } = new();
+
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             Token = cancellationToken;
+            Tokens.Enqueue(cancellationToken);
             return run(context, cancellationToken);
         }
     }

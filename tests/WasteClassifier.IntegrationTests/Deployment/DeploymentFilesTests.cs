@@ -223,8 +223,8 @@ public sealed partial class DeploymentFilesTests
     [DeploymentFact]
     public async Task Kustomize_Render_ReadinessProbesWaitLongerThanAComponentCheck()
     {
-        // A component that does not answer is reported at Health__CheckTimeoutSeconds: the probe must wait longer, or it
-        // fails on its own timeout with no body saying which component hung.
+        // A component that does not answer is reported at Health__CheckTimeoutSeconds: the probe must wait longer (by the
+        // time to write the answer on a busy pod), or it fails on its own timeout with no body saying which component hung.
         var documents = Documents(await RunAsync("kubectl", "kustomize", "k8s"));
         var config = documents.Single(d => (string)d["kind"] == "ConfigMap" && ((string)At(d, "metadata", "name")!).StartsWith("wasteclassifier-config"));
         foreach (var deployment in documents.Where(d => (string)d["kind"] == "Deployment"))
@@ -239,9 +239,44 @@ public sealed partial class DeploymentFilesTests
                 var limit = List(At(container, "env")).FirstOrDefault(e => (string?)At(e, "name") == "Health__CheckTimeoutSeconds") is { } env
                     ? At(env, "value") : At(config, "data", "Health__CheckTimeoutSeconds");
                 var checkTimeout = limit is null ? new HealthOptions().CheckTimeoutSeconds : double.Parse(limit.ToString()!, System.Globalization.CultureInfo.InvariantCulture);
-                Assert.True(checkTimeout < probeTimeout, $"{name}: a component check may take {checkTimeout} s, the readiness probe waits {probeTimeout} s");
+                Assert.True(checkTimeout + AnswerMarginSeconds <= probeTimeout, $"{name}: a component check may take {checkTimeout} s, the readiness probe waits {probeTimeout} s");
             }
         }
+    }
+
+    [DeploymentFact]
+    public async Task Compose_Config_HealthChecksWaitLongerThanAComponentCheck()
+    {
+        // As the Kubernetes probes above: the Compose health check (curl /health/ready) must outwait a component's limit.
+        var services = (Dictionary<object, object>)Documents(await RunAsync(ComposeEnvironment(), "docker-compose", "-f", "docker-compose.yml", "config")).Single()["services"];
+        foreach (var name in Services)
+        {
+            var timeout = At(services[name], "healthcheck", "timeout");
+            Assert.True(timeout is not null, $"{name}: its health check has no timeout (Compose waits 30 s)");
+            var checkTimeout = At(services[name], "environment", "Health__CheckTimeoutSeconds") is { } limit
+                ? double.Parse(limit.ToString()!, System.Globalization.CultureInfo.InvariantCulture) : new HealthOptions().CheckTimeoutSeconds;
+            var healthTimeout = ComposeSeconds(timeout.ToString()!);
+            Assert.True(checkTimeout + AnswerMarginSeconds <= healthTimeout, $"{name}: a component check may take {checkTimeout} s, the health check waits {healthTimeout} s");
+        }
+    }
+
+    /// <summary>What a probe must leave past a component check's limit for the answer to be written and read.</summary>
+    private const double AnswerMarginSeconds = 1;
+
+    /// <summary>A Compose duration ("5s", "1m30s", "500ms") in seconds.</summary>
+    private static double ComposeSeconds(string duration)
+    {
+        var parts = ComposeDuration().Matches(duration);
+        Assert.True(parts.Count > 0 && string.Concat(parts.Select(p => p.Value)) == duration, $"'{duration}' is not a duration");
+        return parts.Sum(p => double.Parse(p.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * p.Groups[2].Value switch
+        {
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            "ms" => 0.001,
+            "us" => 0.000001,
+            _ => 0.000000001,
+        });
     }
 
     [Fact]
@@ -280,6 +315,9 @@ public sealed partial class DeploymentFilesTests
         if (Environment.GetEnvironmentVariable("DOTNET_GCGen0MaxBudget") is null && Environment.GetEnvironmentVariable("COMPlus_GCGen0MaxBudget") is null)
             Assert.Equal(ManagedHeap.Gen0MaxBudgetCapBytes, ManagedHeap.Gen0MaxBudgetBytes());
     }
+
+    [GeneratedRegex(@"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")]
+    private static partial Regex ComposeDuration();
 
     [GeneratedRegex(@"^FROM\s+(\S+)", RegexOptions.Multiline)]
     private static partial Regex FromLine();

@@ -1,6 +1,4 @@
-using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using WasteClassifier.Components.Classifying;
@@ -8,6 +6,7 @@ using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
+using WasteClassifier.Testing;
 
 namespace WasteClassifier.IntegrationTests.Persistence;
 
@@ -65,31 +64,6 @@ public sealed class WorkerHeartbeatStopTests
     {
         await using var db = newContext();
         return await db.WorkerHeartbeats.AsNoTracking().SingleAsync(w => w.WorkerId == "w-stop");
-    }
-
-    /// <summary>Once held, the next non-query waits inside its execution (its connection open) until released.</summary>
-    private sealed class GatedWrites : DbCommandInterceptor
-    {
-        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _held;
-
-        public Task Entered => _entered.Task;
-
-        public void Hold() => _held = 1;
-
-        public void Release() => _released.TrySetResult();
-
-        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData,
-            InterceptionResult<int> result, CancellationToken cancellationToken = default)
-        {
-            if (Interlocked.Exchange(ref _held, 0) == 1)
-            {
-                _entered.TrySetResult();
-                await _released.Task;
-            }
-            return result;
-        }
     }
 
     /// <summary>The model a worker has loaded, changed by the test between beats.</summary>

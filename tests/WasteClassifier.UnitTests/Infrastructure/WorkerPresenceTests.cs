@@ -1,4 +1,3 @@
-using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,6 +9,7 @@ using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.UnitTests.LoadTesting;
 using WasteClassifier.UnitTests.Support;
+using WasteClassifier.Testing;
 
 namespace WasteClassifier.UnitTests.Infrastructure;
 
@@ -220,31 +220,6 @@ public sealed class WorkerPresenceTests
         public ModelCard? LoadedCard => null;
 
         public Task<ModelLease> AcquireAsync(CancellationToken cancellationToken) => throw new NotSupportedException("no batch runs here");
-    }
-
-    /// <summary>Once held, the next non-query waits inside its execution until released.</summary>
-    private sealed class GatedWrites : DbCommandInterceptor
-    {
-        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _held;
-
-        public Task Entered => _entered.Task;
-
-        public void Hold() => _held = 1;
-
-        public void Release() => _released.TrySetResult();
-
-        public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData,
-            InterceptionResult<int> result, CancellationToken cancellationToken = default)
-        {
-            if (Interlocked.Exchange(ref _held, 0) == 1)
-            {
-                _entered.TrySetResult();
-                await _released.Task;
-            }
-            return result;
-        }
     }
 
     private sealed class ListLogger : ILogger<WorkerHeartbeatService>

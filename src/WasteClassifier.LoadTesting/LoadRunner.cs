@@ -89,12 +89,15 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             _arrivalsDelayed, _arrivalsNotSent, interrupted, RefusedEverything());
     }
 
+    /// <summary>Requests started and not yet finished: a test with a manual clock moves it only once every answer was handled.</summary>
+    internal int InFlight => Volatile.Read(ref _inFlight);
+
     private string Progress()
     {
         var records = _records.ToArray();
         return $"{Elapsed.TotalSeconds,6:F1} s: {records.Count(r => r.AcceptedS is not null)} accepted, " +
                $"{records.Count(r => r.Outcome == RequestOutcome.Completed)} completed, {records.Count(r => r.Outcome == RequestOutcome.Failed)} failed, " +
-               $"{Volatile.Read(ref _inFlight)} in flight, {records.Sum(r => r.Throttled)} throttled";
+               $"{InFlight} in flight, {records.Sum(r => r.Throttled)} throttled";
     }
 
     private Task ClosedLoopAsync(CancellationToken stopLaunching, CancellationToken hardStop) =>

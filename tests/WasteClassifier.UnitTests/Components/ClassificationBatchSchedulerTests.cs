@@ -61,16 +61,18 @@ public sealed class ClassificationBatchSchedulerTests
     {
         var release = new TaskCompletionSource();
         var started = 0;
+        var holding = 0;
         using var lanes = Lanes(modelLanes);
         // A wait far longer than any stall of the machine: only a lane freeing up ends it.
         var scheduler = Scheduler(new WorkerOptions { BatchSize = 16, PipelineDepth = 3, BatchWaitMs = 600_000 }, async (_, _) =>
         {
             Interlocked.Increment(ref started);
-            await HoldALaneAsync(lanes, release.Task);
+            await HoldALaneAsync(lanes, release.Task, () => Interlocked.Increment(ref holding));
         }, lanes);
 
         var first = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
-        await WaitUntilAsync(() => Volatile.Read(ref started) == 1);
+        // Once the first batch holds its lane, not only started: sent before, the second found every lane free.
+        await WaitUntilAsync(() => Volatile.Read(ref holding) == 1);
         var second = scheduler.ClassifyAsync(Message(), null, CancellationToken.None);
         // Polled by the clock, so a busy machine's slow thread start does not fail it: up to 60 s for the second batch to
         // start where it should, 2 s of watching it not start where it must wait.
@@ -143,11 +145,12 @@ public sealed class ClassificationBatchSchedulerTests
     private static ModelLanes Lanes(int count) => new(new ModelOptions { InferenceLanes = count });
 
     /// <summary>What the batch processor does around inference: holds one of the model's lanes while it runs.</summary>
-    private static async Task HoldALaneAsync(ModelLanes lanes, Task inference)
+    private static async Task HoldALaneAsync(ModelLanes lanes, Task inference, Action? held = null)
     {
         await lanes.WaitAsync(CancellationToken.None);
         try
         {
+            held?.Invoke();
             await inference;
         }
         finally

@@ -52,6 +52,12 @@ public sealed class QueueGauges(Func<CancellationToken, Task<IReadOnlyDictionary
     {
     }
 
+    /// <summary>A read started and not yet finished (its values set, or its failure logged): a test moves its clock only once it is over.</summary>
+    internal bool ReadInFlight
+    {
+        get { lock (gate) return refresh is { IsCompleted: false }; }
+    }
+
     /// <summary>
     /// Awaits the read in flight, or starts one when the last began an interval ago or more; else returns at once. Returns
     /// after <see cref="QueueGaugeOptions.ScrapeWait"/> at most, the read still running.

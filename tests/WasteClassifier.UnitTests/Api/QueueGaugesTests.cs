@@ -108,9 +108,10 @@ public sealed class QueueGaugesTests
             : hung.Task, options, clock, new ListLogger());
         ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Queued).Set(0);
         await gauges.RefreshAsync(CancellationToken.None);
-        // On a loaded machine the first read may outlast the 200 ms wait; the loop below needs it finished.
+        // On a loaded machine the first read may outlast the 200 ms wait; the loop below needs it finished: its value set and
+        // the read over (seen set while the read was still in flight, the first scrape below awaited it, not the wait).
         var deadline = Stopwatch.StartNew();
-        while (ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Queued).Value != 17 && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        while ((ClassifierMetrics.Classifications.WithLabels(ClassificationStatus.Queued).Value != 17 || gauges.ReadInFlight) && deadline.Elapsed < TimeSpan.FromSeconds(10))
             await Task.Delay(10);
 
         for (var i = 0; i < 3; i++)

@@ -60,6 +60,14 @@ public sealed class ObjectStoreHealthCheck(IObjectStore store, ILogger<ObjectSto
             await store.CheckAsync(cancellationToken);
             return HealthCheckResult.Healthy(store.GetType().Name);
         }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Not the caller's cancellation but the S3 client's own 30 s timeout (the database check tells them apart the
+            // same way): an answer, in the words ObjectStoreErrors.Describe has for a TimeoutException. Let through, it was
+            // described by the health-check framework's own text, unlike every other failure of the check.
+            logger?.LogWarning(e, "Readiness: the object store check failed");
+            return HealthCheckResult.Unhealthy("the object store did not answer in time");
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             logger?.LogWarning(e, "Readiness: the object store check failed");

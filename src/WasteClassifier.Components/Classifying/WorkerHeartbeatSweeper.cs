@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
 
 namespace WasteClassifier.Components.Classifying;
@@ -11,20 +12,31 @@ public sealed record WorkerHeartbeatRetention(int Hours);
 /// <summary>
 /// Deletes the heartbeat rows of workers not seen for <c>Worker:HeartbeatRetentionHours</c>, at start and then hourly. Run by
 /// every API process and every worker (once in a process that is both): a deployment scaled to zero workers still has an
-/// API, so the retention holds whether or not a worker runs.
+/// API, so the retention holds whether or not a worker runs. A failed sweep (an API started before <c>wastectl migrate</c>,
+/// a database outage) is tried again after <see cref="FirstRetry"/>, the wait doubling at each failure up to the hourly
+/// interval; a failure is logged when its reason changes, the same reason again at most hourly.
 /// </summary>
 public sealed class WorkerHeartbeatSweeper(IServiceScopeFactory scopes, WorkerHeartbeatRetention retention, TimeProvider clock,
     ILogger<WorkerHeartbeatSweeper> logger) : BackgroundService
 {
-    private static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
+
+    /// <summary>The wait after a first failed sweep; it doubles at each failure in a row, up to <see cref="SweepInterval"/>.</summary>
+    public static readonly TimeSpan FirstRetry = TimeSpan.FromMinutes(1);
+
+    private readonly RepeatedFailureLog _failures = new(SweepInterval, clock);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var retry = FirstRetry;
         while (!stoppingToken.IsCancellationRequested)
         {
+            TimeSpan wait;
             try
             {
                 await SweepAsync(stoppingToken);
+                if (_failures.Succeeded()) logger.LogInformation("Deleting the heartbeats of workers not seen for {Hours} h works again", retention.Hours);
+                (wait, retry) = (SweepInterval, FirstRetry);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -32,18 +44,29 @@ public sealed class WorkerHeartbeatSweeper(IServiceScopeFactory scopes, WorkerHe
             }
             catch (Exception e)
             {
-                // The next pass tries again; a row kept an hour longer is harmless.
-                logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}", retention.Hours, e.Message);
+                // Sooner than the hourly pass: the table may be there in a minute (migrations run after the API started).
+                SweepFailed(e.Message, retry);
+                (wait, retry) = (retry, retry * 2 < SweepInterval ? retry * 2 : SweepInterval);
             }
             try
             {
-                await Task.Delay(SweepInterval, clock, stoppingToken);
+                await Task.Delay(wait, clock, stoppingToken);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
+    }
+
+    private void SweepFailed(string reason, TimeSpan retry)
+    {
+        if (!_failures.Failed(reason, out var unlogged, out _)) return;
+        if (unlogged > 0)
+            logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}; trying again in {Minutes} min (failed {Unlogged} more time(s) for this reason, unlogged, since it was last logged)",
+                retention.Hours, reason, retry.TotalMinutes, unlogged);
+        else
+            logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}; trying again in {Minutes} min", retention.Hours, reason, retry.TotalMinutes);
     }
 
     /// <summary>One pass; returns how many rows it deleted.</summary>

@@ -45,8 +45,11 @@ public sealed class WorkerHeartbeatSweeperTests
             // Works again: an old row goes, recovery is said once, and the next sweep is an hour later.
             database.Context.WorkerHeartbeats.Add(new WorkerHeartbeat
             {
-                WorkerId = "gone", HostName = "host", HeartbeatSeconds = 15,
-                ProcessStartedAt = DateTime.UtcNow.AddDays(-2), LastSeenAt = DateTime.UtcNow.AddDays(-2),
+                WorkerId = "gone",
+                HostName = "host",
+                HeartbeatSeconds = 15,
+                ProcessStartedAt = DateTime.UtcNow.AddDays(-2),
+                LastSeenAt = DateTime.UtcNow.AddDays(-2),
             });
             await database.Context.SaveChangesAsync();
             commands.Reason = null;

@@ -199,7 +199,7 @@ public sealed class LoadTestCommandTests : IDisposable
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
             using var upload = await AcceptUploadAsync(run.Api, timeout.Token);
-            run.Database.Stall();
+            run.Database.Drop();
             if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
             await run.Logged("cleanup: removing the run's", timeout.Token);
             await SignalAsync(run.Process, signal, timeout.Token);
@@ -234,7 +234,7 @@ public sealed class LoadTestCommandTests : IDisposable
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
             using var upload = await AcceptUploadAsync(run.Api, timeout.Token);
-            run.Database.Stall();
+            run.Database.Drop();
             if (runEndedBySignal) await SignalAsync(run.Process, signal, timeout.Token);
             await run.Logged("run ended: writing the report", timeout.Token);
             await SignalAsync(run.Process, signal, timeout.Token);
@@ -266,7 +266,7 @@ public sealed class LoadTestCommandTests : IDisposable
     /// <summary>
     /// <c>wastectl loadtest --cleanup</c> in its own process against an API that takes the upload's connection and never
     /// answers, its cleanup against a PostgreSQL (a migrated database of its own) that passes the check before the load and,
-    /// once <see cref="StallingRelay.Stall"/> is called, takes the connection and never answers; stderr is read line by line.
+    /// once <see cref="SilentRelay.Drop"/> is called, takes the connection and never answers; stderr is read line by line.
     /// </summary>
     private sealed class CleanupRun : IAsyncDisposable
     {
@@ -278,7 +278,7 @@ public sealed class LoadTestCommandTests : IDisposable
 
         public required TcpListener Api { get; init; }
 
-        public required StallingRelay Database { get; init; }
+        public required SilentRelay Database { get; init; }
 
         public required string DatabaseConnectionString { get; init; }
 
@@ -291,7 +291,7 @@ public sealed class LoadTestCommandTests : IDisposable
             DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, directory);
             await using (var db = new ClassifierDbContext(builder.Options)) await db.Database.MigrateAsync();
             var server = new NpgsqlConnectionStringBuilder(connectionString);
-            var database = new StallingRelay(server.Host!, server.Port);
+            var database = new SilentRelay(server.Host!, server.Port);
             // The folder store's folder exists, as the embedded API's does once started.
             Directory.CreateDirectory(Path.Combine(directory, "data", "objects", "waste-images"));
             var api = new TcpListener(IPAddress.Loopback, 0);
@@ -358,94 +358,6 @@ public sealed class LoadTestCommandTests : IDisposable
             Api.Dispose();
             await Database.DisposeAsync();
             await TestServices.DropDatabaseAsync(DatabaseConnectionString);
-        }
-    }
-
-    /// <summary>
-    /// A TCP relay to the test PostgreSQL until <see cref="Stall"/>; then it drops the connections it relayed and takes new
-    /// ones without ever answering: a database that stopped answering after the run's check.
-    /// </summary>
-    private sealed class StallingRelay : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly List<TcpClient> _connections = [];
-        private readonly CancellationTokenSource _stop = new();
-        private readonly string _host;
-        private readonly int _port;
-        private readonly Task _accepting;
-        private bool _stalled;
-
-        public StallingRelay(string host, int port)
-        {
-            (_host, _port) = (host, port);
-            _listener.Start();
-            _accepting = AcceptAsync();
-        }
-
-        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-
-        public void Stall()
-        {
-            lock (_connections)
-            {
-                _stalled = true;
-                foreach (var connection in _connections) connection.Dispose();
-                _connections.Clear();
-            }
-        }
-
-        private async Task AcceptAsync()
-        {
-            var held = new List<TcpClient>();
-            try
-            {
-                while (true)
-                {
-                    var client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                    lock (_connections)
-                        if (_stalled)
-                        {
-                            held.Add(client);
-                            continue;
-                        }
-                    var server = new TcpClient();
-                    await server.ConnectAsync(_host, _port, _stop.Token);
-                    lock (_connections)
-                    {
-                        if (_stalled)
-                        {
-                            server.Dispose();
-                            client.Dispose();
-                            continue;
-                        }
-                        _connections.Add(client);
-                        _connections.Add(server);
-                    }
-                    _ = Task.WhenAny(client.GetStream().CopyToAsync(server.GetStream()), server.GetStream().CopyToAsync(client.GetStream()))
-                        .ContinueWith(_ =>
-                        {
-                            client.Dispose();
-                            server.Dispose();
-                        }, TaskScheduler.Default);
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                // Disposed.
-            }
-            finally
-            {
-                foreach (var client in held) client.Dispose();
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            await _accepting;
-            Stall();
-            _stop.Dispose();
         }
     }
 

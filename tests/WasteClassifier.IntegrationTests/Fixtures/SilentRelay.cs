@@ -4,9 +4,10 @@ using System.Net.Sockets;
 namespace WasteClassifier.IntegrationTests.Fixtures;
 
 /// <summary>
-/// A TCP relay to a real server until <see cref="Silence"/>; from then on it passes nothing either way and closes nothing,
-/// on the connections it relays and on the new ones it accepts: a host that drops packets, where a stopped server would
-/// refuse at once.
+/// A TCP relay to a real server until <see cref="Silence"/> or <see cref="Drop"/>. Silenced, it passes nothing either way and
+/// closes nothing, on the connections it relays and on the new ones it accepts: a host that drops packets, where a stopped
+/// server would refuse at once. Dropped, it first closes the connections it relayed (the client sees them end), then is
+/// silent on the new ones: a server that stopped answering after its clients had connected.
 /// </summary>
 public sealed class SilentRelay : IAsyncDisposable
 {
@@ -38,6 +39,17 @@ public sealed class SilentRelay : IAsyncDisposable
 
     public void Silence() => _silent = true;
 
+    /// <summary>Closes every connection relayed so far, both ends, and from then on is silent as after <see cref="Silence"/>.</summary>
+    public void Drop()
+    {
+        lock (_sockets)
+        {
+            _silent = true;
+            foreach (var socket in _sockets) socket.Dispose();
+            _sockets.Clear();
+        }
+    }
+
     private async Task AcceptAsync()
     {
         try
@@ -53,11 +65,16 @@ public sealed class SilentRelay : IAsyncDisposable
                 {
                     await server.ConnectAsync(_host, _port, _stop.Token);
                 }
-                catch (SocketException)
+                catch (Exception e) when (e is SocketException || (e is ObjectDisposedException && !_stop.IsCancellationRequested))
                 {
+                    // Refused, or dropped while it connected.
                     client.Dispose();
                     continue;
                 }
+                // Dropped while it connected: Drop closed both, and the client sees its connection end.
+                lock (_sockets)
+                    if (!_sockets.Contains(server))
+                        continue;
                 _ = PumpAsync(client, server);
                 _ = PumpAsync(server, client);
             }

@@ -1,10 +1,12 @@
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json.Nodes;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Training;
+using WasteClassifier.Contracts.Messages;
 using WasteClassifier.Core.Inference;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
@@ -58,20 +60,34 @@ public sealed class TrainerCrashTests : IAsyncLifetime
             var jobId = await TrainingJobClient.SubmitAsync(_http, [], "cardboard",
                 new Dictionary<string, string> { ["epochs"] = "100", ["include_feedback"] = "false", ["promote"] = "manual" });
             Assert.Equal("running", await StatusOnceTakenAsync(jobId));
-            // Past the claim's acknowledgement, which follows it by milliseconds; the job itself runs for far longer.
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            // Past the claim's acknowledgement. The broker's clients are not told a queue's unacknowledged count, but the trainer
+            // takes one message at a time (prefetch 1): a second one for the same job leaves the queue only once the job's own
+            // message was acknowledged. A fixed wait for it ran out on a loaded machine.
+            var probe = NewId.NextGuid();
+            var endpoint = await _api.Services.GetRequiredService<IBus>().GetSendEndpoint(QueueNames.Address(queue));
+            await endpoint.Send(new TrainModel { TrainingJobId = jobId, QueuedAt = DateTimeOffset.UtcNow }, context => context.MessageId = probe);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await TestServices.QueueCountsAsync(queue)).Ready > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.Equal((0u, 1u), await TestServices.QueueCountsAsync(queue));
 
             first.KillHard();
 
             // Once the broker has dropped the dead trainer's consumer, a message it had not acknowledged would be ready again.
-            var deadline = DateTime.UtcNow.AddSeconds(30);
+            deadline = DateTime.UtcNow.AddSeconds(30);
             var counts = await TestServices.QueueCountsAsync(queue);
             while (counts.Consumers > 0 && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(200);
                 counts = await TestServices.QueueCountsAsync(queue);
             }
-            Assert.Equal((0u, 0u), counts);
+            Assert.Equal(0u, counts.Consumers);
+            // The second message may have been killed with the trainer before its own acknowledgement: it is back, and taken off
+            // here. Any other message is the job's, delivered again.
+            await using (var connection = await TestServices.ConnectToBrokerAsync())
+            await using (var channel = await connection.CreateChannelAsync())
+                while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
+                    Assert.Contains(probe.ToString(), Encoding.UTF8.GetString(message.Body.Span));
+            Assert.Equal((0u, 0u), await TestServices.QueueCountsAsync(queue));
 
             // Nothing is in the queue for the next trainer: its sweeper sends the job once the killed trainer's heartbeat is
             // stale, and it takes the job over.

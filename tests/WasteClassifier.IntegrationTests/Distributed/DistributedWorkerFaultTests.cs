@@ -39,10 +39,13 @@ public sealed class DistributedWorkerFaultTests : IAsyncLifetime
             ["Worker:Id"] = "worker-without-model",
             ["Model:BackbonesDirectory"] = _backbones,
         }));
+        var consumed = new ClassifyImageConsumed();
+        using var observing = _workers[0].Services.GetRequiredService<IBus>().ConnectConsumeMessageObserver(consumed);
         var client = new ClassifierClient(_api.CreateClient());
         var sample = Dataset.Sample(perClass: 2);
         var ids = await client.SubmitFilesAsync(sample.Select(s => s.Path));
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        // Every message taken by it (and sent back) first: a fixed 5 s could pass on a loaded machine before it took them.
+        await Task.WhenAll(ids.Select(consumed.For)).WaitAsync(TimeSpan.FromSeconds(60));
         _workers.Add(await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(_settings) { ["Worker:Id"] = "healthy-worker" }));
 
         var results = await client.WaitForAllAsync(ids, TimeSpan.FromMinutes(3));

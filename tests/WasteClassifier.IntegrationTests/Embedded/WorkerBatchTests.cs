@@ -97,8 +97,14 @@ public sealed class WorkerBatchTests(EmbeddedApiFixture fixture)
         var ids = await QueueDirectlyAsync([($"test/{Guid.NewGuid():N}", File.ReadAllBytes(Dataset.Sample(1)[0].Path))]);
         var first = (await fixture.Client.WaitForAllAsync(ids, TimeSpan.FromMinutes(1)))[0];
 
-        await SendAsync(ids[0], first["id"]!.GetValue<string>());
-        await Task.Delay(1500);
+        // Checked once the worker's consumer has returned from the redelivery: a fixed wait passed, on a loaded machine, before
+        // the message was taken at all.
+        var consumed = new ClassifyImageConsumed();
+        using (fixture.Factory.Services.GetRequiredService<IBus>().ConnectConsumeMessageObserver(consumed))
+        {
+            await SendAsync(ids[0], first["id"]!.GetValue<string>());
+            await consumed.For(ids[0]).WaitAsync(TimeSpan.FromSeconds(60));
+        }
 
         var again = await fixture.Client.GetAsync(ids[0]);
         Assert.Equal(first["completed_at"]!.ToString(), again["completed_at"]!.ToString());

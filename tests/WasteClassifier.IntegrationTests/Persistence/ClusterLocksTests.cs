@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 using WasteClassifier.Infrastructure.Persistence;
 using WasteClassifier.IntegrationTests.Fixtures;
 
@@ -23,7 +24,18 @@ public sealed class ClusterLocksTests
 
             await using var secondTransaction = await second.Database.BeginTransactionAsync();
             var waiting = ClusterLocks.TakeAsync(second, ClusterLocks.TrainingJobClaims, CancellationToken.None);
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            // The server says the second one waits for the lock: after a fixed wait instead, on a loaded machine, its request
+            // might not have reached the server yet, and the check below proved nothing.
+            await using (var observer = new NpgsqlConnection(connectionString))
+            {
+                await observer.OpenAsync();
+                await using var ungranted = new NpgsqlCommand(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    observer);
+                var deadline = DateTime.UtcNow.AddSeconds(30);
+                while ((long)(await ungranted.ExecuteScalarAsync())! == 0 && !waiting.IsCompleted && DateTime.UtcNow < deadline) await Task.Delay(20);
+                Assert.Equal(1L, (long)(await ungranted.ExecuteScalarAsync())!);
+            }
             Assert.False(waiting.IsCompleted);
             // Another lock is not held up by this one.
             await using (var third = NewContext(connectionString))

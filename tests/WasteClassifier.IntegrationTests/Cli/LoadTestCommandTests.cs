@@ -260,7 +260,9 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains("cleanup skipped; remove the run with --cleanup --source loadtest-", log);
         Assert.DoesNotContain("cleanup: removing", log);
         Assert.Contains("\"report\"", await run.Stdout);
-        Assert.True(exitedAfter < TimeSpan.FromSeconds(6), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
+        // Well under the 11 s of a cleanup let run against the database that never answers (connects of 3 s, two retries);
+        // 6 s here was 4.8 s used on a loaded 2-core machine, the reading of the report and the process's own exit included.
+        Assert.True(exitedAfter < TimeSpan.FromSeconds(8), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
     }
 
     /// <summary>

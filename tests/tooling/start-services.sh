@@ -57,15 +57,15 @@ remove_stale_bench_vhosts() {
   [ "$removed" = 0 ] || log "removed $removed benchmark virtual hosts left by earlier runs"
 }
 
-# Buckets that the integration tests (wc-e2e-, wc-fault-, wc-up-, wc-store-), bench/run.sh (wc-bench-) and bench/ab.sh
-# (wc-ab-) create under unique names in the local s3rver, which keeps them as folders: a benchmark's holds 0.3–0.5 GB of
-# images, and a day of benchmarking left 14 GB. A bucket folder's time is when it was created (its objects go into
+# Buckets that the integration tests (wc-<name>-<suffix>: wc-e2e-, wc-fault-, wc-store-, wc-svchealth-…), bench/run.sh
+# (wc-bench-) and bench/ab.sh (wc-ab-) create under unique names in the local s3rver, which keeps them as folders: a
+# benchmark's holds 0.3–0.5 GB of images, and a day of benchmarking left 14 GB. A bucket folder's time is when it was created (its objects go into
 # subfolders), so one older than WASTE_S3_KEEP_MINUTES (360) belongs to a run that has ended.
 remove_stale_test_buckets() {
   local data=$1 removed
   [ -d "$data" ] || return 0
   removed=$(find "$data" -mindepth 1 -maxdepth 1 -type d -mmin +"${WASTE_S3_KEEP_MINUTES:-360}" \
-    -regextype posix-extended -regex '.*/wc-(e2e|fault|up|store|bench|ab)-[0-9a-z-]+' -print -exec rm -rf {} + | wc -l) || true
+    -regextype posix-extended -regex '.*/wc-[a-z]+-[0-9a-z-]+' -print -exec rm -rf {} + | wc -l) || true
   [ "$removed" = 0 ] || log "removed $removed test buckets left by earlier runs from s3rver's folder"
 }
 

@@ -22,6 +22,7 @@ public sealed class ServiceHealthTests
         var relay = new SilentRelay(real.Host!, real.Port);
         var port = ObservabilityListenerTests.FreePort();
         ServiceProcess? worker = null;
+        var passed = false;
         try
         {
             worker = await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(settings)
@@ -30,17 +31,19 @@ public sealed class ServiceHealthTests
                 ["Worker:Id"] = $"worker-silent-db-{TestServices.NewSuffix()}",
                 ["Metrics:Port"] = port.ToString(),
                 ["Metrics:Host"] = "127.0.0.1",
-                ["Health:CheckTimeoutSeconds"] = "1",
+                ["Health:CheckTimeoutSeconds"] = "3",
             });
 
             var check = await SilencedAsync(port, relay, "database");
 
-            Assert.Equal("the database did not answer within 1 s", check.GetProperty("description").GetString());
+            Assert.Equal("the database did not answer within 3 s", check.GetProperty("description").GetString());
+
+            passed = true;
         }
         finally
         {
             // The relay first: its sockets closed, whatever still waits on the database fails at once and the host stops.
-            await CleanUpAsync(async () => await relay.DisposeAsync(), async () => { if (worker is not null) await worker.DisposeAsync(); },
+            await HealthProbes.CleanUpAsync(passed, async () => await relay.DisposeAsync(), async () => { if (worker is not null) await worker.DisposeAsync(); },
                 () => TestServices.DeleteClassifyQueuesAsync(settings["Messaging:ClassifyQueue"]!), () => TestServices.DropDatabaseAsync(connectionString));
         }
     }
@@ -52,6 +55,7 @@ public sealed class ServiceHealthTests
         var relay = SilentRelay.To(settings["ObjectStore:Endpoint"]!);
         var port = ObservabilityListenerTests.FreePort();
         ServiceProcess? trainer = null;
+        var passed = false;
         try
         {
             trainer = await ServiceProcess.StartTrainerAsync(new Dictionary<string, string?>(settings)
@@ -61,31 +65,32 @@ public sealed class ServiceHealthTests
                 ["ObjectStore:Bucket"] = $"wc-store-health-{TestServices.NewSuffix()}",
                 ["Metrics:Port"] = port.ToString(),
                 ["Metrics:Host"] = "127.0.0.1",
-                ["Health:CheckTimeoutSeconds"] = "1",
+                ["Health:CheckTimeoutSeconds"] = "3",
             });
 
             var check = await SilencedAsync(port, relay, "object_store");
 
-            Assert.Equal("the object store did not answer within 1 s", check.GetProperty("description").GetString());
+            Assert.Equal("the object store did not answer within 3 s", check.GetProperty("description").GetString());
+
+            passed = true;
         }
         finally
         {
-            await CleanUpAsync(async () => await relay.DisposeAsync(), async () => { if (trainer is not null) await trainer.DisposeAsync(); },
+            await HealthProbes.CleanUpAsync(passed, async () => await relay.DisposeAsync(), async () => { if (trainer is not null) await trainer.DisposeAsync(); },
                 () => TestServices.DeleteTrainQueueAsync(settings["Messaging:TrainQueue"]!), () => TestServices.DropDatabaseAsync(settings["Database:ConnectionString"]!));
         }
     }
 
     /// <summary>
     /// The listener's check <paramref name="name"/> healthy, then, once <paramref name="relay"/> is silenced, /health/ready's
-    /// 503 with that check unhealthy, answered before Npgsql's 15 s connect timeout: far above the 1 s limit, so a loaded
+    /// 503 with that check unhealthy, answered before Npgsql's 15 s connect timeout: far above the 3 s limit, so a loaded
     /// machine passes, and below every driver timeout (the S3 client's 30 s, Npgsql's) a check without the limit waited for.
     /// </summary>
     private static async Task<JsonElement> SilencedAsync(int port, SilentRelay relay, string name)
     {
         // Past the drivers' timeouts: without the limit the answer comes, too late, instead of the client giving up.
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(90) };
-        using (var before = JsonDocument.Parse(await (await http.GetAsync("/health/ready")).Content.ReadAsStringAsync()))
-            Assert.Equal("healthy", before.RootElement.GetProperty("checks").GetProperty(name).GetProperty("status").GetString());
+        await HealthProbes.UntilHealthyAsync(http, "/health/ready", "checks", name);
 
         relay.Silence();
         var clock = Stopwatch.StartNew();
@@ -99,17 +104,5 @@ public sealed class ServiceHealthTests
         var check = json.RootElement.GetProperty("checks").GetProperty(name);
         Assert.Equal("unhealthy", check.GetProperty("status").GetString());
         return check.Clone();
-    }
-
-    /// <summary>Runs every clean-up step even when one throws, then throws the first failure.</summary>
-    private static async Task CleanUpAsync(params Func<Task>[] steps)
-    {
-        Exception? first = null;
-        foreach (var step in steps)
-        {
-            try { await step(); }
-            catch (Exception e) { first ??= e; }
-        }
-        if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
     }
 }

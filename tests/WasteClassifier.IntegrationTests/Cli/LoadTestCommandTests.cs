@@ -214,7 +214,8 @@ public sealed class LoadTestCommandTests : IDisposable
         Assert.Contains("stopping the cleanup", log);
         Assert.Contains("cleanup stopped before it ended; remove what it left with --cleanup --source loadtest-", log);
         Assert.Contains("\"report\"", await run.Stdout);
-        Assert.True(exitedAfter < TimeSpan.FromSeconds(6), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
+        // Under the 11 s the cleanup would last if not stopped; 8 s as after the run, its exit taking as long on a loaded machine.
+        Assert.True(exitedAfter < TimeSpan.FromSeconds(8), $"exited {exitedAfter.TotalSeconds:F1} s after the signal: {log}");
     }
 
     [Theory]

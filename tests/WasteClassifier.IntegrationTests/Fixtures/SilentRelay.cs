@@ -65,9 +65,10 @@ public sealed class SilentRelay : IAsyncDisposable
                 {
                     await server.ConnectAsync(_host, _port, _stop.Token);
                 }
-                catch (Exception e) when (e is SocketException || (e is ObjectDisposedException && !_stop.IsCancellationRequested))
+                catch (Exception) when (!_stop.IsCancellationRequested)
                 {
-                    // Refused, or dropped while it connected.
+                    // Refused, or dropped while it connected (a TcpClient disposed by Drop can throw even a
+                    // NullReferenceException there): this connection ends, the relay goes on.
                     client.Dispose();
                     continue;
                 }

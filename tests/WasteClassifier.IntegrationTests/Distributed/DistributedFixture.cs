@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using WasteClassifier.Components.Models;
 using WasteClassifier.IntegrationTests.Fixtures;
 
 namespace WasteClassifier.IntegrationTests.Distributed;
@@ -46,6 +47,21 @@ public sealed class DistributedFixture : IAsyncLifetime
         if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the API's bus is {bus} after 60 s");
         foreach (var id in new[] { WorkerA, WorkerB })
             _processes.Add(await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(Settings) { ["Worker:Id"] = id }));
+    }
+
+    /// <summary>
+    /// Waits until both workers have loaded their model (their watcher loads it at start): up to 3 min, as a loaded machine
+    /// took 74–110 s. A test with a wait of its own (/predict's, 120 s in the tests) waits for this first, or its wait counts the load.
+    /// </summary>
+    public async Task WaitForWorkersModelAsync()
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var workers = _processes.Take(2).Select(p => p.Services.GetRequiredService<IModelProvider>()).ToList();
+        while (workers.Any(w => w.LoadedCard is null))
+        {
+            if (waited.Elapsed > TimeSpan.FromMinutes(3)) throw new TimeoutException("the workers did not load their model within 3 minutes");
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>Adds a trainer process (src/WasteClassifier.Trainer's host) to the deployment.</summary>

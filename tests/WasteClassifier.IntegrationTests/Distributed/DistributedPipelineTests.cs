@@ -63,6 +63,7 @@ public sealed class DistributedPipelineTests : IAsyncLifetime
     public async Task Predict_ThroughRabbitMq_AnswersWithTheResult()
     {
         var (path, label) = Dataset.Sample(perClass: 1).First(s => s.Label == "paper");
+        await _fixture.WaitForWorkersModelAsync();
         using var form = ClassifierClient.Form([(Path.GetFileName(path), File.ReadAllBytes(path))]);
         var response = await _fixture.Client.Http.PostAsync("/predict", form);
         var body = await ClassifierClient.ReadJsonAsync(response);

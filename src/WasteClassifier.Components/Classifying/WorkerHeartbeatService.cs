@@ -48,7 +48,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
             }
             catch (Exception e)
             {
-                BeatFailed(e.Message);
+                BeatFailed(e);
             }
             try
             {
@@ -90,14 +90,16 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
     }
 
     /// <summary>Logs a failed beat when its reason changes, the same reason again once <see cref="RepeatLogInterval"/> has passed.</summary>
-    internal void BeatFailed(string reason)
+    internal void BeatFailed(Exception e)
     {
+        var reason = ExceptionReasons.LogReason(e);
         if (!_failures.Failed(reason, out var unlogged, out _)) return;
         if (unlogged > 0)
             logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason} (failed {Unlogged} more time(s) for this reason, unlogged, since it was last logged)",
                 options.Id, reason, unlogged);
         else
-            logger.LogWarning("Recording worker {WorkerId}'s heartbeat failed: {Reason}", options.Id, reason);
+            // The whole exception with the first warning of a reason; the repeats of the same say only how many there were.
+            logger.LogWarning(e, "Recording worker {WorkerId}'s heartbeat failed: {Reason}", options.Id, reason);
     }
 
     /// <summary>A beat recorded after failures says so once; the next failure is logged whatever its reason.</summary>
@@ -132,7 +134,7 @@ public sealed class WorkerHeartbeatService(IServiceScopeFactory scopes, WorkerOp
         }
         catch (Exception e)
         {
-            logger.LogWarning("Marking worker {WorkerId} stopped failed: {Reason}", options.Id, e.Message);
+            logger.LogWarning(e, "Marking worker {WorkerId} stopped failed: {Reason}", options.Id, ExceptionReasons.LogReason(e));
         }
         finally
         {

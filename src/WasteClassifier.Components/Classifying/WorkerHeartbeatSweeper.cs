@@ -45,7 +45,7 @@ public sealed class WorkerHeartbeatSweeper(IServiceScopeFactory scopes, WorkerHe
             catch (Exception e)
             {
                 // Sooner than the hourly pass: the table may be there in a minute (migrations run after the API started).
-                SweepFailed(e.Message, retry);
+                SweepFailed(e, retry);
                 (wait, retry) = (retry, retry * 2 < SweepInterval ? retry * 2 : SweepInterval);
             }
             try
@@ -59,14 +59,16 @@ public sealed class WorkerHeartbeatSweeper(IServiceScopeFactory scopes, WorkerHe
         }
     }
 
-    private void SweepFailed(string reason, TimeSpan retry)
+    private void SweepFailed(Exception e, TimeSpan retry)
     {
+        var reason = ExceptionReasons.LogReason(e);
         if (!_failures.Failed(reason, out var unlogged, out _)) return;
         if (unlogged > 0)
             logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}; trying again in {Minutes} min (failed {Unlogged} more time(s) for this reason, unlogged, since it was last logged)",
                 retention.Hours, reason, retry.TotalMinutes, unlogged);
         else
-            logger.LogWarning("Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}; trying again in {Minutes} min", retention.Hours, reason, retry.TotalMinutes);
+            // The whole exception with the first warning of a reason; the repeats of the same say only how many there were.
+            logger.LogWarning(e, "Deleting the heartbeats of workers not seen for {Hours} h failed: {Reason}; trying again in {Minutes} min", retention.Hours, reason, retry.TotalMinutes);
     }
 
     /// <summary>One pass; returns how many rows it deleted.</summary>

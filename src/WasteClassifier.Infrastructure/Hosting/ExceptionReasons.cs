@@ -32,6 +32,21 @@ public static partial class ExceptionReasons
         return codes.Count == 0 ? e.GetType().Name : $"{e.GetType().Name}: {string.Join(", ", codes)}";
     }
 
+    /// <summary>
+    /// The failure in words for a log and a key to log it once per reason by: its cause's message, kind and codes. EF's
+    /// retrying strategy ends an outage in <see cref="Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException"/>,
+    /// whose message is the same whatever the cause: its inner exception is the cause.
+    /// </summary>
+    public static string LogReason(Exception e)
+    {
+        var cause = Cause(e);
+        return $"{cause.Message} ({Of(cause)})";
+    }
+
+    /// <summary>The exception that says what went wrong, under the wrappers that say only that the tries ran out.</summary>
+    public static Exception Cause(Exception e) =>
+        e is Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException { InnerException: { } inner } ? Cause(inner) : e;
+
     /// <summary>A code from a server (an S3 error code, a SQL state) that is a code, not free text.</summary>
     public static bool IsCode(string? code) => code is not null && Code().IsMatch(code);
 

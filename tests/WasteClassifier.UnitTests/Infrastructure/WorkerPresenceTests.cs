@@ -1,8 +1,11 @@
+using System.Net.Sockets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
 using WasteClassifier.Components.Classifying;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Core.Inference;
@@ -140,31 +143,51 @@ public sealed class WorkerPresenceTests
         var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-log", HeartbeatSeconds = 15 },
             new NoModel(), clock, logger);
 
-        service.BeatFailed("connection refused");
+        service.BeatFailed(new InvalidOperationException("connection refused"));
         for (var i = 0; i < 19; i++)
         {
             clock.Advance(TimeSpan.FromSeconds(15));
-            service.BeatFailed("connection refused");
+            service.BeatFailed(new InvalidOperationException("connection refused"));
         }
         // 20 failures in 4 min 45 s: the first alone is logged.
         Assert.Single(logger.Messages);
 
         clock.Advance(TimeSpan.FromSeconds(15));
-        service.BeatFailed("connection refused");
+        service.BeatFailed(new InvalidOperationException("connection refused"));
         Assert.Equal(2, logger.Messages.Count);
         Assert.Contains("failed 19 more time(s) for this reason", logger.Messages[1]);
 
         // Another reason is logged at once.
-        service.BeatFailed("password authentication failed");
+        service.BeatFailed(new InvalidOperationException("password authentication failed"));
         Assert.Equal(3, logger.Messages.Count);
         Assert.Contains("password authentication failed", logger.Messages[2]);
 
         // Recovery is said once, and the next failure is logged again even for a reason seen before.
         service.BeatRecorded();
         service.BeatRecorded();
-        service.BeatFailed("password authentication failed");
+        service.BeatFailed(new InvalidOperationException("password authentication failed"));
         Assert.Equal(5, logger.Messages.Count);
         Assert.Contains("works again", logger.Messages[3]);
+    }
+
+    [Fact]
+    public void HeartbeatService_OutagesEndingInRetryLimitExceeded_LoggedOncePerCauseWithTheException()
+    {
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().BuildServiceProvider();
+        var service = new WorkerHeartbeatService(services.GetRequiredService<IServiceScopeFactory>(), new WorkerOptions { Id = "w-cause", HeartbeatSeconds = 15 },
+            new NoModel(), new ManualClock(), logger);
+
+        // EF's retrying strategy ends every outage in the same exception, the cause inside it.
+        service.BeatFailed(new RetryLimitExceededException("Maximum number of retries (6) exceeded",
+            new NpgsqlException("Failed to connect to 10.0.0.5:5432", new SocketException((int)SocketError.ConnectionRefused))));
+        service.BeatFailed(new RetryLimitExceededException("Maximum number of retries (6) exceeded",
+            new NpgsqlException("Exception while reading from stream", new TimeoutException())));
+
+        Assert.Equal(2, logger.Messages.Count);
+        Assert.Contains("Failed to connect to 10.0.0.5:5432 (NpgsqlException: ConnectionRefused)", logger.Messages[0]);
+        Assert.Contains("Exception while reading from stream (NpgsqlException: timeout)", logger.Messages[1]);
+        Assert.All(logger.Exceptions, e => Assert.IsType<RetryLimitExceededException>(e));
     }
 
     [Fact]
@@ -226,12 +249,17 @@ public sealed class WorkerPresenceTests
     {
         public List<string> Messages { get; } = [];
 
+        public List<Exception?> Exceptions { get; } = [];
+
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
             Messages.Add(formatter(state, exception));
+            Exceptions.Add(exception);
+        }
     }
 
     private sealed class LoadedModel(string version) : IModelProvider

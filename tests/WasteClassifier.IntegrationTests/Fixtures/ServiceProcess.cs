@@ -35,18 +35,40 @@ public sealed class ServiceProcess : IAsyncDisposable
         // As its Program adds it; off unless the settings give Metrics:Port.
         builder.Services.AddObservabilityListener(builder.Configuration, defaultPort: 0);
         var host = builder.Build();
-        await host.Services.PrepareServiceAsync();
-        await host.StartAsync();
-        // MassTransit starts the bus in the background: wait until this process consumes, or a test's messages can all go
-        // to the processes that started first.
-        var bus = await host.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
-        if (bus != BusHealthStatus.Healthy)
+        try
         {
-            await host.StopAsync();
-            host.Dispose();
-            throw new InvalidOperationException($"the service's bus is {bus} after 60 s");
+            await host.Services.PrepareServiceAsync();
+            await host.StartAsync();
+            // MassTransit starts the bus in the background: wait until this process consumes, or a test's messages can all go
+            // to the processes that started first.
+            var bus = await host.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60));
+            if (bus != BusHealthStatus.Healthy) throw new InvalidOperationException($"the service's bus is {bus} after 60 s");
+            return new ServiceProcess(host);
         }
-        return new ServiceProcess(host);
+        catch
+        {
+            // Whatever failed, what the host started stops: its background services would otherwise run on in the test
+            // process, consuming the next tests' messages.
+            await StopAndDisposeAsync(host);
+            throw;
+        }
+    }
+
+    /// <summary>Stops and disposes a host whose start failed; a failure to stop is not thrown in place of the start's.</summary>
+    private static async Task StopAndDisposeAsync(IHost host)
+    {
+        try
+        {
+            await host.StopAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception)
+        {
+            // The start's failure is the one the test reports.
+        }
+        finally
+        {
+            host.Dispose();
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -25,6 +25,7 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
         var table = db.GetService<ISqlGenerationHelper>().DelimitIdentifier(entity.GetTableName()!, entity.GetSchema());
         var connection = db.Database.GetDbConnection();
         var opened = false;
+        var commandTimeout = 0;
         try
         {
             // One statement on the context's connection, outside EF's retry strategy (which its OpenConnectionAsync goes
@@ -32,6 +33,7 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
             await connection.OpenAsync(cancellationToken);
             opened = true;
             await using var command = connection.CreateCommand();
+            commandTimeout = command.CommandTimeout;
             command.CommandText = $"SELECT 1 FROM {table} LIMIT 0";
             await command.ExecuteNonQueryAsync(cancellationToken);
             return HealthCheckResult.Healthy(db.Database.ProviderName);
@@ -39,15 +41,36 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             logger?.LogWarning(e, "Readiness: the database check failed");
-            return HealthCheckResult.Unhealthy(opened
-                ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({ExceptionReasons.Of(e)})"
-                : $"the database is unreachable ({ExceptionReasons.Of(e)})");
+            var reason = ExceptionReasons.Of(e);
+            if (!opened) return HealthCheckResult.Unhealthy($"the database is unreachable ({reason})");
+            // A query held past the command timeout (a table locked, a server overloaded): in the words of
+            // TimeLimitedHealthCheck's own limit, not a schema problem.
+            if (TimedOut(e)) return HealthCheckResult.Unhealthy($"the database did not answer the query within {commandTimeout} s ({reason})");
+            return HealthCheckResult.Unhealthy(MissingTable(e)
+                ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({reason})"
+                : $"the database cannot be queried: table {table} cannot be read ({reason})");
         }
         finally
         {
             if (opened) await connection.CloseAsync();
         }
     }
+
+    /// <summary>Npgsql's command timeout: an NpgsqlException whose inner exception is a <see cref="TimeoutException"/>.</summary>
+    private static bool TimedOut(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is TimeoutException) return true;
+        return false;
+    }
+
+    /// <summary>PostgreSQL's undefined_table (42P01), SQLite's "no such table".</summary>
+    private static bool MissingTable(Exception e) => e switch
+    {
+        System.Data.Common.DbException { SqlState: "42P01" } => true,
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.Message.Contains("no such table", StringComparison.Ordinal),
+        _ => e.InnerException is { } inner && MissingTable(inner),
+    };
 }
 
 /// <summary>The store can be written (folder) or its bucket read (S3); a failure described by <see cref="ObjectStoreErrors.Describe"/>.</summary>
@@ -64,8 +87,10 @@ public sealed class ObjectStoreHealthCheck(IObjectStore store, ILogger<ObjectSto
         {
             // Not the caller's cancellation but the S3 client's own 30 s timeout (the database check tells them apart the
             // same way): an answer, in the words ObjectStoreErrors.Describe has for a TimeoutException. Let through, it was
-            // described by the health-check framework's own text, unlike every other failure of the check.
-            logger?.LogWarning(e, "Readiness: the object store check failed");
+            // described by the health-check framework's own text, unlike every other failure of the check. Debug, not a
+            // Warning with a stack at every check: TimeLimitedHealthCheck has already warned of this silence at its limit
+            // (3 s; under the client's 30 s as the probes' 5 s require), and logs what a check ended in at Debug too.
+            logger?.LogDebug(e, "Readiness: the object store check failed");
             return HealthCheckResult.Unhealthy("the object store did not answer in time");
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -39,6 +39,45 @@ public sealed class ComponentHealthChecksTests
         }
     }
 
+    [IntegrationFact]
+    public async Task Database_QueryHeldPastTheCommandTimeout_DescribedAsNoAnswerNotMissingMigrations()
+    {
+        var connectionString = await TestServices.CreateDatabaseAsync("wc_health");
+        try
+        {
+            var builder = new DbContextOptionsBuilder<ClassifierDbContext>();
+            DatabaseExtensions.Configure(builder, new DatabaseOptions { Provider = DatabaseProviders.Postgres, ConnectionString = connectionString }, Path.GetTempPath());
+            await using (var migrating = new ClassifierDbContext(builder.Options)) await migrating.Database.MigrateAsync();
+
+            // Another session holds the table (a long migration, a VACUUM FULL): the check's read waits on the lock.
+            await using var holder = new Npgsql.NpgsqlConnection(connectionString);
+            await holder.OpenAsync();
+            await using var transaction = await holder.BeginTransactionAsync();
+            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE classifications IN ACCESS EXCLUSIVE MODE", holder, transaction))
+                await lockTable.ExecuteNonQueryAsync();
+
+            var checking = new DbContextOptionsBuilder<ClassifierDbContext>();
+            DatabaseExtensions.Configure(checking, new DatabaseOptions
+            {
+                Provider = DatabaseProviders.Postgres,
+                ConnectionString = new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 1 }.ConnectionString,
+            }, Path.GetTempPath());
+            await using var db = new ClassifierDbContext(checking.Options);
+
+            var result = await new DatabaseHealthCheck(db).CheckHealthAsync(new HealthCheckContext());
+
+            Assert.Equal(HealthStatus.Unhealthy, result.Status);
+            Assert.StartsWith("the database did not answer the query within 1 s (NpgsqlException", result.Description);
+            Assert.Contains("timeout", result.Description);
+            Assert.DoesNotContain("migrations", result.Description);
+        }
+        finally
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            await TestServices.DropDatabaseAsync(connectionString);
+        }
+    }
+
     [Fact]
     public async Task Database_Unreachable_DescribedWithoutHostOrCredentials()
     {
@@ -82,6 +121,7 @@ public sealed class ComponentHealthChecksTests
 
         Assert.Equal(HealthStatus.Unhealthy, before.Status);
         Assert.Contains("classifications", before.Description);
+        Assert.Contains("are the migrations applied?", before.Description);
         Assert.Equal(HealthStatus.Healthy, after.Status);
     }
 }

@@ -45,8 +45,8 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
             if (!opened) return HealthCheckResult.Unhealthy($"the database is unreachable ({reason})");
             // A query held past the command timeout (a table locked, a server overloaded): in the words of
             // TimeLimitedHealthCheck's own limit, not a schema problem.
-            if (TimedOut(e)) return HealthCheckResult.Unhealthy($"the database did not answer the query within {commandTimeout} s ({reason})");
-            return HealthCheckResult.Unhealthy(MissingTable(e)
+            if (ExceptionReasons.IsTimeout(e)) return HealthCheckResult.Unhealthy($"the database did not answer the query within {commandTimeout} s ({reason})");
+            return HealthCheckResult.Unhealthy(ExceptionReasons.IsMissingTable(e)
                 ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({reason})"
                 : $"the database cannot be queried: table {table} cannot be read ({reason})");
         }
@@ -55,22 +55,6 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
             if (opened) await connection.CloseAsync();
         }
     }
-
-    /// <summary>Npgsql's command timeout: an NpgsqlException whose inner exception is a <see cref="TimeoutException"/>.</summary>
-    private static bool TimedOut(Exception e)
-    {
-        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
-            if (inner is TimeoutException) return true;
-        return false;
-    }
-
-    /// <summary>PostgreSQL's undefined_table (42P01), SQLite's "no such table".</summary>
-    private static bool MissingTable(Exception e) => e switch
-    {
-        System.Data.Common.DbException { SqlState: "42P01" } => true,
-        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.Message.Contains("no such table", StringComparison.Ordinal),
-        _ => e.InnerException is { } inner && MissingTable(inner),
-    };
 }
 
 /// <summary>The store can be written (folder) or its bucket read (S3); a failure described by <see cref="ObjectStoreErrors.Describe"/>.</summary>
@@ -88,8 +72,8 @@ public sealed class ObjectStoreHealthCheck(IObjectStore store, ILogger<ObjectSto
             // Not the caller's cancellation but the S3 client's own 30 s timeout (the database check tells them apart the
             // same way): an answer, in the words ObjectStoreErrors.Describe has for a TimeoutException. Let through, it was
             // described by the health-check framework's own text, unlike every other failure of the check. Debug, not a
-            // Warning with a stack at every check: TimeLimitedHealthCheck has already warned of this silence at its limit
-            // (3 s; under the client's 30 s as the probes' 5 s require), and logs what a check ended in at Debug too.
+            // Warning with a stack every 30 s: with a limit under the client's 30 s (the default 3 s; the probes' 5 s ask
+            // for one) TimeLimitedHealthCheck has already warned of this silence; with a limit above it, the answer says it.
             logger?.LogDebug(e, "Readiness: the object store check failed");
             return HealthCheckResult.Unhealthy("the object store did not answer in time");
         }

@@ -47,6 +47,22 @@ public static partial class ExceptionReasons
     public static Exception Cause(Exception e) =>
         e is Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException { InnerException: { } inner } ? Cause(inner) : e;
 
+    /// <summary>A time-out anywhere in the chain: Npgsql's command timeout is an NpgsqlException around a <see cref="TimeoutException"/>.</summary>
+    public static bool IsTimeout(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is TimeoutException) return true;
+        return false;
+    }
+
+    /// <summary>A table that does not exist (migrations not applied): PostgreSQL's undefined_table (42P01), SQLite's "no such table".</summary>
+    public static bool IsMissingTable(Exception e) => e switch
+    {
+        System.Data.Common.DbException { SqlState: "42P01" } => true,
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.Message.Contains("no such table", StringComparison.Ordinal),
+        _ => e.InnerException is { } inner && IsMissingTable(inner),
+    };
+
     /// <summary>A code from a server (an S3 error code, a SQL state) that is a code, not free text.</summary>
     public static bool IsCode(string? code) => code is not null && Code().IsMatch(code);
 

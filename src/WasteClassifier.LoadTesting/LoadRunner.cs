@@ -6,8 +6,9 @@ namespace WasteClassifier.LoadTesting;
 
 /// <summary>
 /// Drives a target: closed loop (N users, each waiting for its result before the next image) or open loop (R images/s
-/// whatever the answers). New submissions stop at the duration, the request bound, or once the target refused every image
-/// before accepting any (<see cref="MinRefusalsToStop"/>) (a submission throttled after that is
+/// whatever the answers). New submissions stop at the duration, the request bound, once the target refused every image
+/// before accepting any, or refused the caller (its key) that many times since it last accepted one
+/// (<see cref="MinRefusalsToStop"/>) (a submission throttled after that is
 /// not retried: it ends <see cref="RequestOutcome.ThrottledAtEnd"/>); results still outstanding are awaited for the drain time,
 /// then the run ends whatever is left, so it always stops by itself. Cancelling the token passed to
 /// <see cref="RunAsync"/> (Ctrl+C) ends the run early the same way: what was measured is still returned.
@@ -38,6 +39,15 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     /// </summary>
     internal const int MinRefusalsToStop = 10;
 
+    /// <summary>
+    /// A refusal of the caller, not of the image (a key missing, unknown or revoked, or without the role or source the run
+    /// needs): every image would be refused alike, so this many since the last acceptance stop sending whatever came before
+    /// and however many images the set has. A key revoked mid-run kept the users sending refusals to the end, and a missing
+    /// key with a folder of thousands of images sent each once before the every-image rule stopped it.
+    /// </summary>
+    internal static bool IsCallerRefusal(string? reason) =>
+        reason is not null && (reason.StartsWith("http_401", StringComparison.Ordinal) || reason.StartsWith("http_403", StringComparison.Ordinal));
+
     private readonly ConcurrentQueue<RequestRecord> _records = new();
     private readonly TimeProvider _time = clock ?? TimeProvider.System;
     private long _started;
@@ -51,6 +61,8 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
     private readonly HashSet<TestImage> _refusedImages = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, int> _refusalReasons = new(StringComparer.Ordinal);
     private bool _anyAccepted;
+    private int _accepted;
+    private readonly Dictionary<string, int> _callerRefusalsSinceAccepted = new(StringComparer.Ordinal);
     private string? _refusedEverything;
     private CancellationTokenSource? _stopRefused;
 
@@ -261,7 +273,12 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
             switch (answer.Kind)
             {
                 case ResponseKind.Accepted:
-                    lock (_refusalGate) _anyAccepted = true;
+                    lock (_refusalGate)
+                    {
+                        _anyAccepted = true;
+                        _accepted++;
+                        _callerRefusalsSinceAccepted.Clear();
+                    }
                     record.AcceptedS = Now();
                     record.SubmitMs = (record.AcceptedS.Value - attempt) * 1000;
                     return answer.Id;
@@ -309,19 +326,40 @@ public sealed class LoadRunner(ILoadTarget target, ImageSet images, LoadTestOpti
         {
             // A refusal answered once sending had stopped (the duration, the request bound, Ctrl+C) stops nothing: recorded, it
             // named the refusals as the reason (stopped_by refused) in place of the one that did.
-            if (_anyAccepted || _refusedEverything is not null || stopLaunching.IsCancellationRequested || RequestBoundReached()) return;
-            _refusedImages.Add(image);
-            _refusalReasons[reason] = _refusalReasons.GetValueOrDefault(reason) + 1;
-            var refusals = _refusalReasons.Values.Sum();
-            if (refusals < MinRefusalsToStop || _refusedImages.Count < _images!.All.Count) return;
-            var reasons = string.Join(", ", _refusalReasons.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => $"{r.Key} ×{r.Value}"));
+            if (_refusedEverything is not null || stopLaunching.IsCancellationRequested || RequestBoundReached()) return;
             // The counts are those when sending stopped: a request still in flight then and refused later is in the failures
             // by reason, not here.
-            _refusedEverything = $"the target refused all {_images.All.Count} image(s) of the set before accepting any; sending stopped once {refusals} submissions were refused: {reasons}";
+            _refusedEverything = CallerRefused(reason) ?? EveryImageRefused(image, reason);
+            if (_refusedEverything is null) return;
         }
         // Outside the lock: cancelling runs the run's own callbacks.
         _stopRefused!.Cancel();
     }
+
+    /// <summary>Under the refusal gate: why sending stops, if this refusal of the caller is the last one <see cref="IsCallerRefusal"/> allows.</summary>
+    private string? CallerRefused(string reason)
+    {
+        if (!IsCallerRefusal(reason)) return null;
+        _callerRefusalsSinceAccepted[reason] = _callerRefusalsSinceAccepted.GetValueOrDefault(reason) + 1;
+        var refusals = _callerRefusalsSinceAccepted.Values.Sum();
+        if (refusals < MinRefusalsToStop) return null;
+        var since = _anyAccepted ? $"since it last accepted one ({_accepted} accepted before)" : "before accepting any";
+        return $"the target refused the caller (the API key, its role or its sources) in {refusals} submissions {since}; sending stopped: {Tally(_callerRefusalsSinceAccepted)}";
+    }
+
+    /// <summary>Under the refusal gate: why sending stops, if this refusal completes the set before any acceptance (<see cref="MinRefusalsToStop"/>).</summary>
+    private string? EveryImageRefused(TestImage image, string reason)
+    {
+        if (_anyAccepted) return null;
+        _refusedImages.Add(image);
+        _refusalReasons[reason] = _refusalReasons.GetValueOrDefault(reason) + 1;
+        var refusals = _refusalReasons.Values.Sum();
+        if (refusals < MinRefusalsToStop || _refusedImages.Count < _images!.All.Count) return null;
+        return $"the target refused all {_images.All.Count} image(s) of the set before accepting any; sending stopped once {refusals} submissions were refused: {Tally(_refusalReasons)}";
+    }
+
+    private static string Tally(Dictionary<string, int> reasons) =>
+        string.Join(", ", reasons.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => $"{r.Key} ×{r.Value}"));
 
     private string? RefusedEverything()
     {

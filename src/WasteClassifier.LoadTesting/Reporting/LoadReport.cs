@@ -22,13 +22,14 @@ public sealed record LoadReport(
 /// </param>
 /// <param name="StoppedBy">
 /// Why sending stopped: <c>duration</c> (reached), <c>request_bound</c> (<c>--max-requests</c>), <c>interrupted</c> or
-/// <c>refused</c> (every image refused before any was accepted: <see cref="RefusedEverything"/> says how).
+/// <c>refused</c> (every image refused before any was accepted, or the caller's key refused since the last acceptance:
+/// <see cref="RefusedEverything"/> says how).
 /// </param>
 /// <param name="SendingStoppedS">When sending stopped, in seconds since the start.</param>
 /// <param name="CleanupFollows">
 /// <c>--cleanup</c> removes the run after this report was written: what it removed is in the command's log, not here.
 /// </param>
-/// <param name="RefusedEverything">When the run stopped sending because the target refused every image: how (the refusals by reason).</param>
+/// <param name="RefusedEverything">When the run stopped sending because the target refused every image or the caller: how (the refusals by reason).</param>
 public sealed record RunInfo(string Mode, string Target, string? Profile, int Users, double RatePerS, double DurationS, double RampS, double DrainS,
     string Source, DateTimeOffset StartedAt, double ElapsedS, bool UniqueUploads, bool Interrupted, string StoppedBy = StopReasons.Duration,
     double SendingStoppedS = 0, bool CleanupFollows = false, string? RefusedEverything = null);

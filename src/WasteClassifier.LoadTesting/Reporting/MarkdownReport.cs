@@ -74,7 +74,7 @@ public static class MarkdownReport
     {
         StopReasons.RequestBound => "the request bound (--max-requests) was reached",
         StopReasons.Interrupted => "interrupted (Ctrl+C or SIGTERM)",
-        StopReasons.Refused => "every image was refused",
+        StopReasons.Refused => "the target refused every image or the caller",
         _ => "the duration was reached",
     };
 

@@ -40,6 +40,9 @@ internal sealed class FakeLoadTarget : ILoadTarget
     /// <summary>Once this many submissions were accepted, every later one is throttled with a Retry-After of a minute.</summary>
     public int? ThrottlesAfterAccepting { get; init; }
 
+    /// <summary>Once this many submissions were accepted, every later one is refused with <see cref="RefusalReason"/> (a key revoked mid-run).</summary>
+    public int? RefusesAfterAccepting { get; init; }
+
     /// <summary>The n-th submission's poll for its result throws (as a target that cannot read an answer might), if this divides n.</summary>
     public int ThrowEvery { get; init; } = int.MaxValue;
 
@@ -92,6 +95,7 @@ internal sealed class FakeLoadTarget : ILoadTarget
         int n;
         lock (_gate)
         {
+            if (_submissions >= RefusesAfterAccepting) return Task.FromResult(TargetResponse.Fail(RefusalReason));
             if (_submissions >= ThrottlesAfterAccepting)
                 return Task.FromResult(new TargetResponse(ResponseKind.Throttled, RetryAfter: TimeSpan.FromMinutes(1)));
             n = _submissions + 1;

@@ -241,7 +241,7 @@ public sealed class LoadRunnerTests
 
     [Theory]
     [InlineData("http_400_not_an_image")]
-    [InlineData("http_401_unauthorized")]
+    [InlineData("http_404")]
     [InlineData("rejected")]
     public async Task ClosedLoop_EveryImageRefused_StopsSendingNamingTheRefusal(string reason)
     {
@@ -293,6 +293,73 @@ public sealed class LoadRunnerTests
         Assert.Equal(new Dictionary<string, int> { ["http_401_unauthorized"] = 10 }, report.Counts.FailuresByReason);
         Assert.DoesNotContain("Stopped early", MarkdownReport.Render(report));
     }
+
+    private static ImageSet ManyImages(int count) =>
+        new([.. Enumerable.Range(0, count).Select(k => new TestImage($"{k}.jpg", [0xFF, 0xD8, 0xFF, 0xD9, 0], "image/jpeg"))]);
+
+    [Theory]
+    [InlineData("http_401_unauthorized")]
+    [InlineData("http_401_invalid_api_key")]
+    [InlineData("http_403_source_not_allowed")]
+    public async Task ClosedLoop_CallerRefusedBeforeAnyAcceptance_StopsAtTheTenthRefusalWhateverTheSetsSize(string reason)
+    {
+        // A key missing or refused with a folder of 500 images: the every-image rule would have sent each once first.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { SubmitAnswer = TargetResponse.Fail(reason) };
+
+        var report = LoadReport.From(await new LoadRunner(target, ManyImages(500), Options(users: 2, maxRequests: 1000, durationS: 600), clock: clock)
+            .RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // The other user's request in flight at the stop may be one more.
+        Assert.InRange(report.Counts.Submitted, LoadRunner.MinRefusalsToStop, LoadRunner.MinRefusalsToStop + 1);
+        Assert.Equal(StopReasons.Refused, report.Run.StoppedBy);
+        Assert.Equal($"the target refused the caller (the API key, its role or its sources) in 10 submissions before accepting any; sending stopped: {reason} ×10", report.Run.RefusedEverything);
+        Assert.Equal(TimeSpan.Zero, clock.Now);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_KeyRevokedMidRun_StopsAtTheTenthRefusalSinceTheLastAcceptance()
+    {
+        // Twenty accepted and completed, then every submission answered 401 (the key revoked, a redeploy without it): the
+        // users sent refusals for the rest of the 600 s.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { RefusesAfterAccepting = 20, RefusalReason = "http_401_invalid_api_key", PollsWait = true, PollsToComplete = 1 };
+
+        var report = LoadReport.From(await new LoadRunner(target, ManyImages(500), Options(users: 1, maxRequests: 1000, durationS: 600), clock: clock)
+            .RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((30, 20, 10), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Failed));
+        Assert.Equal(StopReasons.Refused, report.Run.StoppedBy);
+        Assert.Equal("the target refused the caller (the API key, its role or its sources) in 10 submissions since it last accepted one (20 accepted before); sending stopped: http_401_invalid_api_key ×10", report.Run.RefusedEverything);
+        Assert.Contains("**Stopped early**: the target refused the caller", MarkdownReport.Render(report));
+        Assert.Equal(TimeSpan.Zero, clock.Now);
+    }
+
+    [Fact]
+    public async Task ClosedLoop_CallerRefusalsBetweenAcceptances_RunGoesOnToItsEnd()
+    {
+        // One image of three answered 403 each time (as a proxy might for one path): twenty refusals in the run, but an
+        // acceptance between every two, so the caller is not refused as such.
+        var clock = new ManualClock();
+        var target = new FakeLoadTarget { Refuses = name => name == "a.jpg", RefusalReason = "http_403_forbidden", PollsWait = true, PollsToComplete = 1 };
+
+        var report = LoadReport.From(await new LoadRunner(target, ThreeImages, Options(users: 1, maxRequests: 60), clock: clock).RunAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal((60, 40, 20), (report.Counts.Submitted, report.Counts.Completed, report.Counts.Failed));
+        Assert.Equal(StopReasons.RequestBound, report.Run.StoppedBy);
+        Assert.Null(report.Run.RefusedEverything);
+    }
+
+    [Theory]
+    [InlineData("http_401_unauthorized", true)]
+    [InlineData("http_403_cross_site_request", true)]
+    [InlineData("http_403", true)]
+    [InlineData("http_400_not_an_image", false)]
+    [InlineData("http_404", false)]
+    [InlineData("rejected", false)]
+    [InlineData(null, false)]
+    public void IsCallerRefusal_A401OrA403(string? reason, bool callerRefused) =>
+        Assert.Equal(callerRefused, LoadRunner.IsCallerRefusal(reason));
 
     [Fact]
     public async Task ClosedLoop_OneImageOfThreeAlwaysRefused_RunGoesOnToItsEnd()

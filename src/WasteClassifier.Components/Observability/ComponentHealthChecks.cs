@@ -3,7 +3,6 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using WasteClassifier.Components.Models;
 using WasteClassifier.Infrastructure.Hosting;
 using WasteClassifier.Infrastructure.Persistence;
@@ -17,7 +16,7 @@ namespace WasteClassifier.Components.Observability;
 /// kind and codes only (<see cref="ExceptionReasons"/>): a driver's message can name the host, the user or worse; the log
 /// has the whole exception.
 /// </summary>
-public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<DatabaseHealthCheck>? logger = null) : IHealthCheck
+public sealed class DatabaseHealthCheck(ClassifierDbContext db, ReadinessFailureLog<DatabaseHealthCheck>? log = null) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -36,54 +35,67 @@ public sealed class DatabaseHealthCheck(ClassifierDbContext db, ILogger<Database
             commandTimeout = command.CommandTimeout;
             command.CommandText = $"SELECT 1 FROM {table} LIMIT 0";
             await command.ExecuteNonQueryAsync(cancellationToken);
+            log?.Succeeded();
             return HealthCheckResult.Healthy(db.Database.ProviderName);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            logger?.LogWarning(e, "Readiness: the database check failed");
-            var reason = ExceptionReasons.Of(e);
-            if (!opened) return HealthCheckResult.Unhealthy($"the database is unreachable ({reason})");
-            // A query held past the command timeout (a table locked, a server overloaded): in the words of
-            // TimeLimitedHealthCheck's own limit, not a schema problem.
-            if (ExceptionReasons.IsTimeout(e)) return HealthCheckResult.Unhealthy($"the database did not answer the query within {commandTimeout} s ({reason})");
-            return HealthCheckResult.Unhealthy(ExceptionReasons.IsMissingTable(e)
-                ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({reason})"
-                : $"the database cannot be queried: table {table} cannot be read ({reason})");
+            var description = Describe(e, opened, commandTimeout, table);
+            // Its description is the reason: fixed words per kind of failure, so each is logged once per interval, not per probe.
+            log?.Failed(description, e);
+            return HealthCheckResult.Unhealthy(description);
         }
         finally
         {
             if (opened) await connection.CloseAsync();
         }
     }
+
+    private static string Describe(Exception e, bool opened, int commandTimeout, string table)
+    {
+        var reason = ExceptionReasons.Of(e);
+        if (!opened) return $"the database is unreachable ({reason})";
+        // A query held past the command timeout (a table locked, a server overloaded): in the words of
+        // TimeLimitedHealthCheck's own limit, not a schema problem.
+        if (ExceptionReasons.IsTimeout(e)) return $"the database did not answer the query within {commandTimeout} s ({reason})";
+        return ExceptionReasons.IsMissingTable(e)
+            ? $"the database cannot be queried: table {table} cannot be read, are the migrations applied? ({reason})"
+            : $"the database cannot be queried: table {table} cannot be read ({reason})";
+    }
 }
 
 /// <summary>The store can be written (folder) or its bucket read (S3); a failure described by <see cref="ObjectStoreErrors.Describe"/>.</summary>
-public sealed class ObjectStoreHealthCheck(IObjectStore store, ILogger<ObjectStoreHealthCheck>? logger = null) : IHealthCheck
+public sealed class ObjectStoreHealthCheck(IObjectStore store, ReadinessFailureLog<ObjectStoreHealthCheck>? log = null) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         try
         {
             await store.CheckAsync(cancellationToken);
+            log?.Succeeded();
             return HealthCheckResult.Healthy(store.GetType().Name);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             // Not the caller's cancellation but the S3 client's own 30 s timeout (the database check tells them apart the
             // same way): an answer, in the words ObjectStoreErrors.Describe has for a TimeoutException. Let through, it was
-            // described by the health-check framework's own text, unlike every other failure of the check. Debug, not a
-            // Warning with a stack every 30 s: with a limit under the client's 30 s (the default 3 s; the probes' 5 s ask
-            // for one) TimeLimitedHealthCheck has already warned of this silence; with a limit above it, the answer says it.
-            logger?.LogDebug(e, "Readiness: the object store check failed");
-            return HealthCheckResult.Unhealthy("the object store did not answer in time");
+            // described by the health-check framework's own text, unlike every other failure of the check. Logged as the
+            // others, once per interval: with a limit above the client's 30 s nothing else says so.
+            return Failed("the object store did not answer in time", e);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger?.LogWarning(e, "Readiness: the object store check failed");
-            return HealthCheckResult.Unhealthy(e is (IOException and not DirectoryNotFoundException) or UnauthorizedAccessException
+            return Failed(e is (IOException and not DirectoryNotFoundException) or UnauthorizedAccessException
                 ? $"the object store folder cannot be written ({ExceptionReasons.Of(e)})"
-                : ObjectStoreErrors.Describe(e));
+                : ObjectStoreErrors.Describe(e), e);
         }
+    }
+
+    /// <summary>Unhealthy with <paramref name="description"/>, which is also the reason it is logged by, once per interval.</summary>
+    private HealthCheckResult Failed(string description, Exception e)
+    {
+        log?.Failed(description, e);
+        return HealthCheckResult.Unhealthy(description);
     }
 }
 

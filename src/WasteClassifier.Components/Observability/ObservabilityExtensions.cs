@@ -42,8 +42,11 @@ public static class ObservabilityExtensions
         where T : class, IHealthCheck
     {
         // One per process, not one per run (the registration's factory runs at every check): it holds the check in flight.
+        // The log too: the check, created in each run's scope, takes it from there and so remembers what it last logged.
+        builder.Services.AddSingleton(services => new ReadinessFailureLog<T>(component, services.GetService<Microsoft.Extensions.Logging.ILogger<T>>(),
+            services.GetService<TimeProvider>()));
         builder.Services.AddSingleton(services => new TimeLimitedHealthCheck<T>(services.GetRequiredService<IServiceScopeFactory>(), options, component,
-            services.GetService<Microsoft.Extensions.Logging.ILogger<T>>()));
+            services.GetRequiredService<ReadinessFailureLog<T>>(), services.GetService<Microsoft.Extensions.Logging.ILogger<T>>()));
         return builder.Add(new HealthCheckRegistration(name, services => services.GetRequiredService<TimeLimitedHealthCheck<T>>(), failureStatus: null, tags: [ReadyTag]));
     }
 

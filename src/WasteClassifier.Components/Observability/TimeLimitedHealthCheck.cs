@@ -18,7 +18,8 @@ namespace WasteClassifier.Components.Observability;
 /// still running. One instance per process (a singleton) runs at most one check at a time: a call while one runs waits on
 /// that one within its own limit, so probes and clients polling a silent server hold one pooled connection, not one per call.
 /// </remarks>
-public sealed class TimeLimitedHealthCheck<T>(IServiceScopeFactory scopes, HealthOptions options, string component, ILogger<T>? logger = null) : IHealthCheck
+public sealed class TimeLimitedHealthCheck<T>(IServiceScopeFactory scopes, HealthOptions options, string component,
+    ReadinessFailureLog<T>? log = null, ILogger<T>? logger = null) : IHealthCheck
     where T : IHealthCheck
 {
     private readonly Lock _gate = new();
@@ -29,8 +30,10 @@ public sealed class TimeLimitedHealthCheck<T>(IServiceScopeFactory scopes, Healt
         var check = Running(context);
         if (await Task.WhenAny(check, Task.Delay(options.CheckTimeout, cancellationToken)) == check) return await check;
         cancellationToken.ThrowIfCancellationRequested();
-        logger?.LogWarning("Readiness: the {Component} check did not answer within {Seconds} s", component, options.CheckTimeoutText);
-        return HealthCheckResult.Unhealthy($"the {component} did not answer within {options.CheckTimeoutText} s");
+        var description = $"the {component} did not answer within {options.CheckTimeoutText} s";
+        // Every probe of a silent server gets here: logged as the check's own failures, once per interval.
+        log?.Failed(description);
+        return HealthCheckResult.Unhealthy(description);
     }
 
     /// <summary>The check in flight, or a new one when none is (the last one ended).</summary>

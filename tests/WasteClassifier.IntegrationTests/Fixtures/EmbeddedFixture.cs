@@ -12,11 +12,15 @@ public abstract class EmbeddedFixture(string folderPrefix) : IAsyncLifetime
 
     protected abstract IReadOnlyDictionary<string, string?> Settings { get; }
 
-    public Task InitializeAsync()
+    /// <summary>
+    /// Starts the host and waits until its worker has loaded the model: the tests' bounds (a result within a minute, a
+    /// resend within 30 s) are about the pipeline, and the first test of a collection otherwise spent them on the load.
+    /// </summary>
+    public async Task InitializeAsync()
     {
         Factory = new ApiFactory(new Dictionary<string, string?>(Settings) { ["DataDirectory"] = DataDirectory });
         Client = new ClassifierClient(Factory.CreateClient());
-        return Task.CompletedTask;
+        await Client.WaitForModelAsync();
     }
 
     /// <summary>

@@ -332,16 +332,7 @@ public sealed class ApiHealthTests : IAsyncLifetime
     }
 
     /// <summary>Until the in-process worker has loaded its model, so its start-up read of the registry is over.</summary>
-    private static async Task WaitForModelAsync(HttpClient http)
-    {
-        for (var attempt = 0; attempt < 240; attempt++)
-        {
-            using var json = JsonDocument.Parse(await http.GetStringAsync("/health"));
-            if (json.RootElement.GetProperty("model_loaded").GetBoolean()) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail("the in-process worker did not load its model within a minute");
-    }
+    private static Task WaitForModelAsync(HttpClient http) => new ClassifierClient(http).WaitForModelAsync();
 
     /// <summary>Counts the connections EF tries to open while it serves a GET /health (marked by a middleware in front of all).</summary>
     private sealed class HealthRequestOpens : DbConnectionInterceptor, IStartupFilter

@@ -48,6 +48,8 @@ public sealed class WorkerPresenceTests : IAsyncLifetime
         _worker = await ServiceProcess.StartWorkerAsync(new Dictionary<string, string?>(_settings) { ["Worker:Id"] = _workerId });
 
         // No image is sent: the worker is idle. Its first beat may come before its model has loaded; a later one names it.
+        // Timed from the load: a fresh worker on a loaded machine took 74–110 s over it, no part of what the API lists.
+        await _worker.WaitForModelAsync();
         var deadline = DateTime.UtcNow.AddSeconds(60);
         JsonElement worker;
         while (true)

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WasteClassifier.Components;
+using WasteClassifier.Components.Models;
 using WasteClassifier.Components.Observability;
 using WasteClassifier.Trainer;
 using WasteClassifier.Worker;
@@ -51,6 +52,22 @@ public sealed class ServiceProcess : IAsyncDisposable
             // process, consuming the next tests' messages.
             await StopAndDisposeAsync(host);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits until this worker has loaded its model (its watcher loads it in the background at start), up to
+    /// <see cref="ClassifierClient.ModelLoadPatience"/>: a test that bounds what the worker does next times that, not the load.
+    /// </summary>
+    public async Task WaitForModelAsync()
+    {
+        var model = _host.Services.GetRequiredService<IModelProvider>();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (model.LoadedCard is null)
+        {
+            if (waited.Elapsed > ClassifierClient.ModelLoadPatience)
+                throw new TimeoutException($"the worker did not load its model within {ClassifierClient.ModelLoadPatience}");
+            await Task.Delay(200);
         }
     }
 

@@ -135,6 +135,12 @@ public sealed class TrainingJobHost(IServiceScopeFactory scopes, TrainingJobSwee
     /// <summary>How long a stopping trainer tries to send the job it gave back.</summary>
     private static readonly TimeSpan GivenBackSendTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Cancelled once the host has told this trainer to stop (<see cref="StopAsync"/>): a test waits on it to know the stop
+    /// has reached a running job, which a fixed wait only guessed on a loaded machine.
+    /// </summary>
+    internal CancellationToken Stopping => _stopping.Token;
+
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Stops the running job, which gives it back, and waits for that within the host's shutdown timeout.</summary>

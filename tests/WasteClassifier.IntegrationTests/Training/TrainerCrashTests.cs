@@ -148,16 +148,24 @@ public sealed class TrainerCrashTests : IAsyncLifetime
             // Its own sweeper must not find the job stale while it waits on the lock.
             ["Training:StaleAfterSeconds"] = "60",
         });
+        // In its promotion: the trainer waits on the lock in PostgreSQL.
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await ReadJobAsync(resumed)).CandidateVersion != version && DateTime.UtcNow < deadline) await Task.Delay(100);
+        while (await PromotionLockWaitersAsync() == 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(1, await PromotionLockWaitersAsync());
         var claimed = await ReadJobAsync(resumed);
         Assert.Equal((trainerId, version), (claimed.TrainerId, claimed.CandidateVersion));
 
-        var stopped = trainer.DisposeAsync().AsTask();
-        // The bus stops first (its consumer leaves the queue), then the job host is told to stop.
-        var queue = _settings["Messaging:TrainQueue"]!;
-        while ((await TestServices.QueueCountsAsync(queue)).Consumers > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        // The bus stops first (its consumer leaves the queue), then the job host is told to stop; the lock is let go only once
+        // it has been. A fixed second for that let the job end before the stop on a loaded machine, and the test passed
+        // without a stop ever reaching the promotion.
+        var toldToStop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task stopped;
+        await using (trainer.Services.GetRequiredService<TrainingJobHost>().Stopping.Register(() => toldToStop.TrySetResult()))
+        {
+            stopped = trainer.DisposeAsync().AsTask();
+            await toldToStop.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        Assert.Equal(TrainingJobStatus.Running, (await ReadJobAsync(resumed)).Status);
         await promotions.RollbackAsync();
         await stopped;
 
@@ -165,7 +173,7 @@ public sealed class TrainerCrashTests : IAsyncLifetime
         Assert.Equal((TrainingJobStatus.Succeeded, version), (ended.Status, ended.CandidateVersion));
         Assert.Equal(TrainingJobStatus.Queued, (await ReadJobAsync(waiting)).Status);
         // The job that ended sent the next one as the trainer stopped: it waits in the queue for the next trainer.
-        Assert.Equal((1u, 0u), await TestServices.QueueCountsAsync(queue));
+        Assert.Equal((1u, 0u), await TestServices.QueueCountsAsync(_settings["Messaging:TrainQueue"]!));
     }
 
     private async Task RegisterCopyOfTheBundledModelAsync(string version, Guid trainingJobId)
@@ -201,6 +209,18 @@ public sealed class TrainerCrashTests : IAsyncLifetime
         db.TrainingJobs.Add(job);
         await db.SaveChangesAsync();
         return job.Id;
+    }
+
+    /// <summary>Sessions of this test's database waiting for the promotions' lock (a bigint advisory key: objsubid 1).</summary>
+    private async Task<int> PromotionLockWaitersAsync()
+    {
+        using var scope = _api.Services.CreateScope();
+        return await scope.ServiceProvider.GetRequiredService<ClassifierDbContext>().Database.SqlQuery<int>(
+            $"""
+             SELECT count(*)::int AS "Value" FROM pg_locks
+             WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid::bigint = {ClusterLocks.ModelPromotions} AND objsubid = 1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             """).SingleAsync();
     }
 
     private async Task<TrainingJob> ReadJobAsync(Guid id)

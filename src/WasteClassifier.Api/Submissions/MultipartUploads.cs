@@ -57,6 +57,11 @@ public static class MultipartUploads
             // Only the body's size is a 413: the other limits (form values, header lines) were once answered as one too.
             if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } || IsBodyLengthLimit(e))
                 return (null, ApiErrors.Result(StatusCodes.Status413PayloadTooLarge, "request_too_large", $"the request body is over the limit of {options.MaxRequestBytes:N0} bytes"));
+            // Slower than Uploads__MinBodyBytesPerSecond: a slow link, not a malformed request. A 400 here stopped a whole
+            // wastectl ingest run; a 408 is retried.
+            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status408RequestTimeout })
+                return (null, ApiErrors.Result(StatusCodes.Status408RequestTimeout, "request_timeout",
+                    "the request body arrived slower than the minimum rate (Uploads__MinBodyBytesPerSecond); send it again"));
             if (e is FormLimitException)
                 return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "form_limit_exceeded", e.Message));
             return (null, ApiErrors.Result(StatusCodes.Status400BadRequest, "malformed_request", $"the multipart body could not be read: {e.Message}"));
